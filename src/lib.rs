@@ -1,0 +1,1 @@
+//! cobra: realtime telemetry for games. The client SDK.
