@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# One-time setup of everything the full test suite needs. Idempotent: each step is skipped when already done.
+# Needs root (or sudo) for apt; everything else lands in .tools/ (gitignored).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+
+# System packages: redis-server (Redis backend tests), libjna-java (Kotlin on the JVM), clang/lld/llvm (Swift header
+# check, ring cross-compilation for the mobile checks), cmake (C/C++ examples), valgrind (C ABI leak check).
+need=()
+for p in redis-server:redis-server clang:clang ld.lld:lld llvm-ar-14:llvm cmake:cmake valgrind:valgrind; do
+  command -v "${p%%:*}" >/dev/null 2>&1 || need+=("${p##*:}")
+done
+[ -f /usr/share/java/jna.jar ] || need+=(libjna-java)
+if [ ${#need[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+# Third-party peers (Python cobras, Python websockets, Node ws) and the mobile/Kotlin tool chain.
+for s in scripts/install-peers.sh scripts/install-mobile-tools.sh; do
+  [ -x "$s" ] && "$s"
+done
+echo "setup: done"
