@@ -17,6 +17,7 @@ use serde_json::value::RawValue;
 use super::backend::{ChannelKey, StartAt};
 use super::mailbox::{Delivery, Mailbox, Subscriber};
 use super::position::Position;
+use super::standin::config::channel_builder;
 use super::standin::streamsql::{Outcome, Query};
 use super::stats::RoleCounters;
 use super::{Broker, CLOSE_NORMAL};
@@ -234,6 +235,11 @@ impl Session {
         &self.id
     }
 
+    /// Whether `auth/authenticate` succeeded.
+    pub fn is_authenticated(&self) -> bool {
+        matches!(self.auth, Auth::Authenticated { .. })
+    }
+
     /// The mailbox to wait on.
     pub fn mailbox(&self) -> &Arc<Mailbox> {
         &self.mailbox
@@ -379,7 +385,7 @@ impl Session {
             .apps
             .get(&*self.appkey)
             .and_then(|a| a.roles.get(&**role))
-            .is_some_and(|r| r.allows(action));
+            .is_some_and(|r| r.permissions.allows(action));
         if allowed {
             Ok(Arc::clone(counters))
         } else {
@@ -474,11 +480,11 @@ impl Session {
         };
         let mut channels: Vec<String> = b.channels.unwrap_or_default();
         channels.extend(b.channel);
-        let app = self.broker.apps.apps.get(&*self.appkey);
-        if let Some(app) = app.filter(|a| a.has_channel_builder()) {
+        let app = self.broker.apps.app(&self.appkey);
+        if let Some(app) = app.filter(|a| !a.channel_builder.is_empty()) {
             // The builder reads fields of the message: parse only in this case.
             if let Ok(value) = serde_json::from_str::<serde_json::Value>(message.get()) {
-                channels = app.channel_builder_apply(&value, channels);
+                channels = channel_builder::apply(&app.channel_builder, channels, &value);
             }
         }
         let mut seen = std::collections::HashSet::with_capacity(channels.len());
