@@ -9,7 +9,6 @@
 pub mod backend;
 pub mod mailbox;
 pub mod memory;
-pub mod position;
 pub mod session;
 pub mod standin;
 pub mod stats;
