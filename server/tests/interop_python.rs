@@ -342,6 +342,25 @@ fn python_health_check_passes() {
 }
 
 #[test]
+fn python_health_check_with_http_check() {
+    let Some(cobra) = python_cobra() else { return };
+    let server = Server::start(&cobra);
+    // `--http_extra_check` also GETs /health/ and wants exactly `OK\n`.
+    let run = python_run(
+        &server,
+        &cobra,
+        "health",
+        &["--http_extra_check"],
+        "_health",
+    );
+    assert!(
+        run.stdout.contains("System is healthy") && !run.stdout.contains("unhealthy"),
+        "cobra health --http_extra_check against our server:\n{run}\n{}",
+        server.log()
+    );
+}
+
+#[test]
 fn python_write_then_read() {
     let Some(cobra) = python_cobra() else { return };
     let server = Server::start(&cobra);
@@ -470,6 +489,12 @@ fn read_until(
     }
 }
 
+/// The `<position>` of a line `... at position <position>`.
+fn logged_position(line: &str) -> Option<&str> {
+    let (_, position) = line.rsplit_once(" at position ")?;
+    Some(position.trim())
+}
+
 /// The value of the `'n': <int>` entry of a message the Python subscriber logged
 /// (`{'data.fps': 12, 'n': 3} at position ...`).
 fn logged_n(line: &str) -> Option<u64> {
@@ -518,16 +543,7 @@ fn python_publish_and_filtered_subscribe() {
         .map(|n| (n, [20, 35, 29, 30, 31, 5][n as usize % 6]))
         .collect();
     events.push((99, 1));
-    let jsonl: String = events
-        .iter()
-        .map(|(n, fps)| {
-            format!(
-                "{{\"id\":\"engine_fps_id\",\"timestamp\":1536270895637,\"n\":{n},\"device\":{{\"game\":\"wiso\"}},\"data\":{{\"fps\":{fps}}}}}\n"
-            )
-        })
-        .collect();
-    let path = server.dir.path().join("events.jsonl");
-    std::fs::write(&path, jsonl).unwrap();
+    let path = write_events(server.dir.path(), "events.jsonl", &events);
     let publish = python_run(
         &server,
         &cobra,
@@ -571,4 +587,95 @@ fn python_publish_and_filtered_subscribe() {
         first.contains("'data.fps': 20") && !first.contains("'device'"),
         "projection as the reference does it ({{'data.fps': 20, 'n': 0}}): {first}"
     );
+}
+
+/// Events `{"n": n, ...}` as a JSONL file for `cobra publish` (each line needs a numeric
+/// `timestamp`; equal ones mean no pause between lines).
+fn write_events(dir: &Path, name: &str, events: &[(u64, u64)]) -> PathBuf {
+    let jsonl: String = events
+        .iter()
+        .map(|(n, fps)| {
+            format!(
+                "{{\"id\":\"engine_fps_id\",\"timestamp\":1536270895637,\"n\":{n},\"device\":{{\"game\":\"wiso\"}},\"data\":{{\"fps\":{fps}}}}}\n"
+            )
+        })
+        .collect();
+    let path = dir.join(name);
+    std::fs::write(&path, jsonl).unwrap();
+    path
+}
+
+#[test]
+fn python_subscribe_from_position_with_batches() {
+    let Some(cobra) = python_cobra() else { return };
+    let server = Server::start(&cobra);
+    let channel = "interop_history";
+    let reference = std::env::var("INTEROP_SERVER").is_ok_and(|v| v == "reference");
+
+    // Published before anyone subscribes: only history can deliver them.
+    let events: Vec<(u64, u64)> = (0..7).map(|n| (n, 60)).collect();
+    let path = write_events(server.dir.path(), "history.jsonl", &events);
+    let publish = python_run(
+        &server,
+        &cobra,
+        "publish",
+        &[
+            "--channel",
+            channel,
+            "--path",
+            path.to_str().unwrap(),
+            "--delay",
+            "0",
+        ],
+        "_pubsub",
+    );
+    assert!(
+        publish.success(),
+        "cobra publish:\n{publish}\n{}",
+        server.log()
+    );
+
+    let creds = server.credentials("_pubsub");
+    let mut cmd = server.python(&cobra, &["-v", "subscribe"]);
+    cmd.args(&creds)
+        .args([
+            "--channel",
+            channel,
+            "--position",
+            "0-0",
+            "--batch_size",
+            "3",
+        ])
+        .arg("--disable_debug_memory")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut subscriber = Guard(cmd.spawn().expect("spawn python subscriber"));
+    let rx = stderr_lines(&mut subscriber.0);
+    // The reference holds a partial batch forever: it only ever sends the first 6. Ours
+    // flushes the 7th after a short delay.
+    let last = if reference { 5 } else { 6 };
+    let (lines, complete) = read_until(&rx, COMMAND_TIMEOUT, |l| logged_n(l) == Some(last));
+    let received: Vec<(u64, &str)> = lines
+        .iter()
+        .filter_map(|l| Some((logged_n(l)?, logged_position(l)?)))
+        .collect();
+    let ns: Vec<u64> = received.iter().map(|(n, _)| *n).collect();
+    assert!(
+        complete && ns == (0..=last).collect::<Vec<_>>(),
+        "subscribe from 0-0 with batch_size 3: got n = {ns:?}\n--- subscriber stderr\n{}\n{}",
+        lines.join("\n"),
+        server.log()
+    );
+    // Each batch's messages share the batch's position (the last one's): 3 + 3 (+ 1).
+    let mut sizes: Vec<usize> = Vec::new();
+    for (i, (_, position)) in received.iter().enumerate() {
+        if i > 0 && received[i - 1].1 == *position {
+            *sizes.last_mut().unwrap() += 1;
+        } else {
+            sizes.push(1);
+        }
+    }
+    let expected_sizes = if reference { vec![3, 3] } else { vec![3, 3, 1] };
+    assert_eq!(sizes, expected_sizes, "batches: {received:?}");
 }
