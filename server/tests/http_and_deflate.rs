@@ -15,7 +15,7 @@ fn health_version_metrics() {
     let server = start();
     let addr = server.local_addr();
     let (status, _, body) = http_get(addr, "/health/", "");
-    assert_eq!((status, body.as_str()), (200, "OK"));
+    assert_eq!((status, body.as_str()), (200, "OK\n"));
     let (status, _, body) = http_get(addr, "/version/", "");
     assert_eq!(status, 200);
     assert_eq!(body, env!("CARGO_PKG_VERSION"));
