@@ -89,7 +89,10 @@ fn bench_pdu(c: &mut Criterion) {
         b.iter(|| {
             let p = Pdu::parse(black_box(&e)).unwrap();
             let body: PublishBody = p.body_as().unwrap();
-            black_box((p.id.map(|i| i.get().len()), body.message.map(|m| m.get().len())))
+            black_box((
+                p.id.map(|i| i.get().len()),
+                body.message.map(|m| m.get().len()),
+            ))
         })
     });
     let p = Pdu::parse(&e).unwrap();

@@ -166,7 +166,15 @@ struct DeflateState {
     inflater: Option<Inflater>,
     /// Reused output of the compressor (kept if small).
     scratch: Vec<u8>,
+    /// Messages shorter than this are sent uncompressed.
+    compress_min_size: usize,
 }
+
+/// Default for [`Codec::set_compress_min_size`]: tiny messages (acks such as
+/// `rtm/publish/ok`) gain almost nothing from compression, and never
+/// compressing them means a publish-only connection never allocates a zlib
+/// compressor (about 256 KiB with a 15-bit window) on the server.
+pub const DEFAULT_COMPRESS_MIN_SIZE: usize = 128;
 
 /// Above this, the compressor's scratch buffer is released after use.
 const SCRATCH_KEEP: usize = 16 << 10;
@@ -201,6 +209,7 @@ impl Codec {
                     deflater: None,
                     inflater: None,
                     scratch: Vec::new(),
+                    compress_min_size: DEFAULT_COMPRESS_MIN_SIZE,
                 })
             }),
         }
@@ -219,6 +228,49 @@ impl Codec {
     /// The permessage-deflate agreement, if any.
     pub fn deflate(&self) -> Option<&Negotiated> {
         self.deflate.as_deref().map(|d| &d.negotiated)
+    }
+
+    /// Messages shorter than `bytes` are sent uncompressed (default
+    /// [`DEFAULT_COMPRESS_MIN_SIZE`]; 0 compresses everything). No effect
+    /// without permessage-deflate.
+    pub fn set_compress_min_size(&mut self, bytes: usize) {
+        if let Some(state) = self.deflate.as_deref_mut() {
+            state.compress_min_size = bytes;
+        }
+    }
+
+    /// Frees what an idle connection does not need: reassembly and scratch
+    /// buffers, and the zlib streams of directions without context takeover
+    /// (they are reset after every message anyway and are re-created on the next
+    /// compressed message). The streams of context-takeover directions hold
+    /// the LZ77 window and must stay. Call it when a connection goes idle.
+    pub fn release_idle_memory(&mut self) {
+        let role = self.role;
+        let mid_message = self.partial != Partial::None;
+        if !mid_message {
+            self.buf = Vec::new();
+        }
+        if let Some(state) = self.deflate.as_deref_mut() {
+            state.scratch = Vec::new();
+            let n = &state.negotiated;
+            let (ours, peers) = match role {
+                Role::Client => (n.client_no_context_takeover, n.server_no_context_takeover),
+                Role::Server => (n.server_no_context_takeover, n.client_no_context_takeover),
+            };
+            if ours {
+                state.deflater = None;
+            }
+            if peers && !mid_message {
+                state.inflater = None;
+            }
+        }
+    }
+
+    /// Whether zlib streams are currently allocated (compressor, decompressor).
+    pub fn zlib_streams_allocated(&self) -> (bool, bool) {
+        self.deflate.as_deref().map_or((false, false), |s| {
+            (s.deflater.is_some(), s.inflater.is_some())
+        })
     }
 
     /// Decodes the next complete message from the front of `buf`, consuming the
@@ -447,7 +499,8 @@ impl Codec {
             ),
         };
         // zlib cannot honour an 8-bit window (see `pmd`): send uncompressed.
-        if bits < 9 {
+        // Uncompressed messages are always allowed and leave both LZ77 windows alone.
+        if bits < 9 || payload.len() < state.compress_min_size {
             self.write_message(opcode, false, payload, out);
             return;
         }

@@ -15,15 +15,17 @@ fn role() -> impl Strategy<Value = Role> {
 fn negotiated() -> impl Strategy<Value = Option<Negotiated>> {
     prop_oneof![
         Just(None),
-        (8u8..=15, 8u8..=15, any::<bool>(), any::<bool>(), 0u32..=9).prop_map(|(cb, sb, cn, sn, level)| {
-            Some(Negotiated {
-                client_no_context_takeover: cn,
-                server_no_context_takeover: sn,
-                client_max_window_bits: cb,
-                server_max_window_bits: sb,
-                level,
-            })
-        }),
+        (8u8..=15, 8u8..=15, any::<bool>(), any::<bool>(), 0u32..=9).prop_map(
+            |(cb, sb, cn, sn, level)| {
+                Some(Negotiated {
+                    client_no_context_takeover: cn,
+                    server_no_context_takeover: sn,
+                    client_max_window_bits: cb,
+                    server_max_window_bits: sb,
+                    level,
+                })
+            }
+        ),
     ]
 }
 
@@ -60,7 +62,11 @@ fn peer(role: Role) -> Role {
 }
 
 /// Feeds `bytes` in chunks cut at `cuts` and collects messages until an error.
-fn feed(codec: &mut Codec, bytes: &[u8], cuts: &[usize]) -> Result<Vec<Message>, cobra_wire::ws::WsError> {
+fn feed(
+    codec: &mut Codec,
+    bytes: &[u8],
+    cuts: &[usize],
+) -> Result<Vec<Message>, cobra_wire::ws::WsError> {
     let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
     points.push(bytes.len());
     points.sort_unstable();
@@ -87,13 +93,19 @@ proptest! {
         deflate in negotiated(),
         fragment_size in 1usize..2000,
         cuts in proptest::collection::vec(any::<usize>(), 0..8),
+        compress_min_size in prop_oneof![Just(0usize), Just(128), 0usize..1000],
+        release_every in 1usize..5,
     ) {
         let limits = Limits { fragment_size, ..Limits::default() };
         let mut tx = Codec::new(sender, limits, deflate);
+        tx.set_compress_min_size(compress_min_size);
         let mut rx = Codec::new(peer(sender), limits, deflate);
         let mut wire = Vec::new();
-        for m in &msgs {
+        for (i, m) in msgs.iter().enumerate() {
             encode(&mut tx, m, &mut wire);
+            if i % release_every == 0 {
+                tx.release_idle_memory();
+            }
         }
         let got = feed(&mut rx, &wire, &cuts).unwrap();
         prop_assert_eq!(got, msgs);

@@ -506,3 +506,65 @@ fn idle_codec_is_small() {
         std::mem::size_of::<Codec>()
     );
 }
+
+#[test]
+fn small_messages_go_uncompressed_and_allocate_no_compressor() {
+    let mut tx = Codec::new(Role::Server, Limits::default(), Some(Negotiated::default()));
+    let mut out = Vec::new();
+    tx.encode_text(r#"{"action":"rtm/publish/ok","id":7,"body":{}}"#, &mut out);
+    assert_eq!(out[0], 0x81, "RSV1 clear");
+    assert_eq!(tx.zlib_streams_allocated(), (false, false));
+    out.clear();
+    tx.encode_text(&"x".repeat(200), &mut out);
+    assert_eq!(out[0], 0xC1, "RSV1 set");
+    assert_eq!(tx.zlib_streams_allocated(), (true, false));
+    out.clear();
+    tx.set_compress_min_size(0);
+    tx.encode_text("a", &mut out);
+    assert_eq!(out[0], 0xC1);
+}
+
+#[test]
+fn an_8_bit_window_means_we_send_uncompressed() {
+    let n = Negotiated {
+        server_max_window_bits: 8,
+        ..Negotiated::default()
+    };
+    let mut tx = Codec::new(Role::Server, Limits::default(), Some(n));
+    let mut out = Vec::new();
+    tx.encode_text(&"x".repeat(500), &mut out);
+    assert_eq!(out[0], 0x81);
+    assert_eq!(tx.zlib_streams_allocated(), (false, false));
+}
+
+#[test]
+fn release_idle_memory_drops_only_stateless_streams() {
+    let nct = Negotiated {
+        client_no_context_takeover: true,
+        ..Negotiated::default()
+    };
+    let text = "y".repeat(300);
+    // Client with its own no-context-takeover: its compressor can go; the
+    // inflater for the server's context-takeover stream must stay.
+    let mut client = Codec::new(Role::Client, Limits::default(), Some(nct));
+    let mut server = Codec::new(Role::Server, Limits::default(), Some(nct));
+    for _ in 0..3 {
+        let mut c2s = Vec::new();
+        client.encode_text(&text, &mut c2s);
+        client.release_idle_memory();
+        assert_eq!(
+            decode_all(&mut server, &c2s).unwrap(),
+            vec![Message::Text(text.clone())]
+        );
+        let mut s2c = Vec::new();
+        server.encode_text(&text, &mut s2c);
+        server.release_idle_memory();
+        assert_eq!(server.zlib_streams_allocated(), (true, false));
+        assert_eq!(
+            decode_all(&mut client, &s2c).unwrap(),
+            vec![Message::Text(text.clone())]
+        );
+        client.release_idle_memory();
+        assert_eq!(client.zlib_streams_allocated(), (false, true));
+    }
+}
