@@ -12,6 +12,9 @@
 //! - [`position`]: stream positions `<ms>-<seq>`.
 //! - [`limits`]: every size bound in one struct.
 
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
 pub mod auth;
 pub mod handshake;
 pub mod limits;
