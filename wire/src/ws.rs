@@ -278,7 +278,8 @@ impl Codec {
     /// is left in `buf`, which never has to exceed `max_frame_size` + 14 bytes:
     /// an oversized frame is refused from its header). Call in a loop until
     /// `Ok(None)`. Control frames interleaved in a fragmented message are
-    /// returned as they come.
+    /// returned as they come. Answering pings and closes, and ignoring what
+    /// follows a close, is the caller's business.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, WsError> {
         loop {
             let mut cursor = Cursor::new(&buf[..]);
@@ -580,6 +581,24 @@ impl Codec {
         if let Some(key) = mask {
             apply_mask(&mut out[start..], key);
         }
+    }
+}
+
+/// Frames a text message as a server without permessage-deflate sends it
+/// (unmasked, fragmented per `limits.fragment_size`). These bytes are the same
+/// for every such connection, so a server fanning one message out to many
+/// subscribers can encode once and copy: use it for connections where
+/// [`Codec::frames_are_shareable`] is true.
+pub fn encode_server_text(limits: &Limits, text: &str, out: &mut Vec<u8>) {
+    Codec::new(Role::Server, *limits, None).encode_text(text, out);
+}
+
+impl Codec {
+    /// True when this codec's output for a message depends only on the message
+    /// and the fragment size (server role, no permessage-deflate); see
+    /// [`encode_server_text`].
+    pub fn frames_are_shareable(&self) -> bool {
+        self.role == Role::Server && self.deflate.is_none()
     }
 }
 

@@ -568,3 +568,21 @@ fn release_idle_memory_drops_only_stateless_streams() {
         assert_eq!(client.zlib_streams_allocated(), (false, true));
     }
 }
+
+#[test]
+fn shared_server_frames_match_per_connection_encoding() {
+    let limits = Limits {
+        fragment_size: 100,
+        ..Limits::default()
+    };
+    let text = "z".repeat(250);
+    let mut shared = Vec::new();
+    cobra_wire::ws::encode_server_text(&limits, &text, &mut shared);
+    let mut codec = Codec::new(Role::Server, limits, None);
+    assert!(codec.frames_are_shareable());
+    let mut own = Vec::new();
+    codec.encode_text(&text, &mut own);
+    assert_eq!(shared, own);
+    assert!(!Codec::new(Role::Server, limits, Some(Negotiated::default())).frames_are_shareable());
+    assert!(!Codec::new(Role::Client, limits, None).frames_are_shareable());
+}
