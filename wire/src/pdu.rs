@@ -61,6 +61,7 @@ pub mod error_code {
 
 /// Why a PDU could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PduError {
     /// Not a JSON object with a string `action`.
     #[error("bad PDU: {0}")]

@@ -53,6 +53,7 @@ pub enum Message {
 /// Protocol violations and limit breaches found while decoding, and misuse
 /// when encoding.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum WsError {
     /// RSV2/RSV3 set, or RSV1 where permessage-deflate does not allow it.
     #[error("reserved bits set")]
@@ -81,6 +82,9 @@ pub enum WsError {
     /// A close frame whose code may not be sent on the wire.
     #[error("invalid close code {0}")]
     BadCloseCode(u16),
+    /// A 64-bit payload length with its most significant bit set (RFC 6455 §5.2).
+    #[error("invalid 64-bit payload length")]
+    InvalidLength,
     /// A close frame with a 1-byte payload.
     #[error("close frame with a 1-byte payload")]
     BadClosePayload,
@@ -313,6 +317,9 @@ impl Codec {
         if h.rsv2 || h.rsv3 {
             return Err(WsError::ReservedBits);
         }
+        if len > i64::MAX as u64 {
+            return Err(WsError::InvalidLength);
+        }
         match (self.role, h.mask.is_some()) {
             (Role::Server, false) => return Err(WsError::UnmaskedFrame),
             (Role::Client, true) => return Err(WsError::MaskedFrame),
@@ -357,7 +364,9 @@ impl Codec {
             });
         }
         // Uncompressed sizes are known now; inflated sizes are checked while inflating.
-        if !compressed && self.buf.len() as u64 + len > self.limits.max_message_size as u64 {
+        if !compressed
+            && (self.buf.len() as u64).saturating_add(len) > self.limits.max_message_size as u64
+        {
             return Err(WsError::MessageTooBig {
                 max: self.limits.max_message_size,
             });

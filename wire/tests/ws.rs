@@ -586,3 +586,35 @@ fn shared_server_frames_match_per_connection_encoding() {
     assert!(!Codec::new(Role::Server, limits, Some(Negotiated::default())).frames_are_shareable());
     assert!(!Codec::new(Role::Client, limits, None).frames_are_shareable());
 }
+
+#[test]
+fn unbounded_limits_do_not_overflow() {
+    let limits = Limits {
+        max_message_size: usize::MAX,
+        max_frame_size: usize::MAX,
+        ..Limits::default()
+    };
+    for deflate in [None, Some(Negotiated::default())] {
+        // A fragment in progress, then a continuation announcing 2^64-1 bytes.
+        let mut s = Codec::new(Role::Server, limits, deflate);
+        let mut bytes = cframe(0x02, b"ab");
+        bytes.extend_from_slice(&[0x80, 0x80 | 127]);
+        bytes.extend_from_slice(&u64::MAX.to_be_bytes());
+        bytes.extend_from_slice(&KEY);
+        let mut buf = BytesMut::from(&bytes[..]);
+        // The RFC forbids the top bit; no overflow on the way to saying so.
+        assert_eq!(s.decode(&mut buf), Err(WsError::InvalidLength));
+        // Largest legal length: nothing to return yet (the payload never comes).
+        let mut s = Codec::new(Role::Server, limits, deflate);
+        let mut bytes = cframe(0x02, b"ab");
+        bytes.extend_from_slice(&[0x80, 0x80 | 127]);
+        bytes.extend_from_slice(&(i64::MAX as u64).to_be_bytes());
+        bytes.extend_from_slice(&KEY);
+        let mut buf = BytesMut::from(&bytes[..]);
+        assert_eq!(s.decode(&mut buf), Ok(None));
+        // Compressed data with an unbounded output limit still inflates.
+        let mut s = Codec::new(Role::Server, limits, Some(Negotiated::default()));
+        let m = decode_all(&mut s, &cframe(0xC2, &zero_bomb(1000))).unwrap();
+        assert_eq!(m, vec![Message::Binary(vec![0; 1000])]);
+    }
+}
