@@ -618,3 +618,70 @@ fn unbounded_limits_do_not_overflow() {
         assert_eq!(m, vec![Message::Binary(vec![0; 1000])]);
     }
 }
+
+/// Splits unmasked frames (server output) at their boundaries.
+fn split_frames(mut wire: &[u8]) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    while !wire.is_empty() {
+        let (hlen, len) = match wire[1] & 0x7f {
+            126 => (4, u16::from_be_bytes([wire[2], wire[3]]) as usize),
+            127 => (
+                10,
+                u64::from_be_bytes(wire[2..10].try_into().unwrap()) as usize,
+            ),
+            n => (2, n as usize),
+        };
+        frames.push(wire[..hlen + len].to_vec());
+        wire = &wire[hlen + len..];
+    }
+    frames
+}
+
+#[test]
+fn compressed_fragmented_message_with_interleaved_controls() {
+    let limits = Limits {
+        fragment_size: 50,
+        ..Limits::default()
+    };
+    for n in [
+        Negotiated::default(),
+        Negotiated {
+            server_no_context_takeover: true,
+            ..Negotiated::default()
+        },
+    ] {
+        let mut tx = Codec::new(Role::Server, limits, Some(n));
+        let mut rx = Codec::new(Role::Client, limits, Some(n));
+        for round in 0..3 {
+            // Pseudo-random letters, so the compressed form still spans many frames.
+            let mut x: u32 = 12345 + round;
+            let text: String = (0..3000)
+                .map(|_| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    char::from(b'a' + ((x >> 16) % 26) as u8)
+                })
+                .collect();
+            let mut wire = Vec::new();
+            tx.encode_text(&text, &mut wire);
+            let frames = split_frames(&wire);
+            assert!(frames.len() > 2, "fragmented");
+            let mut ping = Vec::new();
+            tx.encode_ping(b"mid", &mut ping).unwrap();
+            let mut pong = Vec::new();
+            tx.encode_pong(b"", &mut pong).unwrap();
+            let mut mixed = Vec::new();
+            for (i, f) in frames.iter().enumerate() {
+                mixed.extend_from_slice(f);
+                if i == 0 {
+                    mixed.extend_from_slice(&ping);
+                } else if i + 1 < frames.len() {
+                    mixed.extend_from_slice(&pong);
+                }
+            }
+            let got = decode_all(&mut rx, &mixed).unwrap();
+            assert_eq!(got.first(), Some(&Message::Ping(b"mid".to_vec())));
+            assert_eq!(got.last(), Some(&Message::Text(text)));
+            assert_eq!(got.len(), frames.len());
+        }
+    }
+}
