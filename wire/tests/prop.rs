@@ -175,3 +175,51 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// Whatever our client offers and whatever our server is configured to
+    /// take, the server's answer is accepted by the client, both sides agree,
+    /// and a message compressed by either side inflates on the other.
+    #[test]
+    fn negotiation_agrees_with_itself(
+        c_cnct in any::<bool>(), c_snct in any::<bool>(),
+        c_cbits in proptest::option::of(8u8..=15), c_sbits in proptest::option::of(8u8..=15),
+        s_cnct in any::<bool>(), s_snct in any::<bool>(),
+        s_sbits in 8u8..=15, s_cbits in 8u8..=15,
+    ) {
+        use cobra_wire::pmd::{PmdConfig, ServerPmdConfig, client_accept, client_offer, server_negotiate};
+        let client = PmdConfig {
+            client_no_context_takeover: c_cnct,
+            server_no_context_takeover: c_snct,
+            client_max_window_bits: c_cbits,
+            server_max_window_bits: c_sbits,
+            level: 1,
+        };
+        let server = ServerPmdConfig {
+            server_no_context_takeover: s_snct,
+            client_no_context_takeover: s_cnct,
+            server_max_window_bits: s_sbits,
+            client_max_window_bits: s_cbits,
+            level: 1,
+        };
+        let offer = client_offer(&client);
+        let (sn, answer) = server_negotiate(&server, &[&offer]).expect("our own offer is acceptable");
+        let cn = client_accept(&client, &answer).expect("our own answer is acceptable");
+        prop_assert_eq!(sn.client_no_context_takeover, cn.client_no_context_takeover);
+        prop_assert_eq!(sn.server_no_context_takeover, cn.server_no_context_takeover);
+        prop_assert_eq!(sn.server_max_window_bits, cn.server_max_window_bits);
+        // The client may use less than the server assumes, never more.
+        prop_assert!(cn.client_max_window_bits <= sn.client_max_window_bits);
+        let text = r#"{"id":"engine_fps_id","data":{"fps":30}}"#.repeat(10);
+        let mut c = Codec::new(Role::Client, Limits::default(), Some(cn));
+        let mut s = Codec::new(Role::Server, Limits::default(), Some(sn));
+        for _ in 0..3 {
+            let mut wire = Vec::new();
+            c.encode_text(&text, &mut wire);
+            prop_assert_eq!(feed(&mut s, &wire, &[]).unwrap(), vec![Message::Text(text.clone())]);
+            let mut wire = Vec::new();
+            s.encode_text(&text, &mut wire);
+            prop_assert_eq!(feed(&mut c, &wire, &[]).unwrap(), vec![Message::Text(text.clone())]);
+        }
+    }
+}
