@@ -642,3 +642,26 @@ fn reference_like(p: &str, s: &str) -> bool {
     }
     go(&p.chars().collect::<Vec<_>>(), &s.chars().collect::<Vec<_>>())
 }
+
+/// The agreement property is only worth something if generated cases do match and project.
+#[test]
+fn generators_reach_matches_and_projections() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let (mut forwarded, mut projected_n, mut total) = (0, 0, 0);
+    for _ in 0..2000 {
+        let sql = arb_statement().new_tree(&mut runner).map(|t| t.current());
+        let msg = arb_json().new_tree(&mut runner).map(|t| t.current());
+        let (Ok(sql), Ok(msg)) = (sql, msg) else { continue };
+        let Ok(query) = Query::parse(&sql) else { continue };
+        total += 1;
+        match query.eval_raw(&msg.to_string()) {
+            Outcome::Forward => forwarded += 1,
+            Outcome::Projected(_) => projected_n += 1,
+            Outcome::NoMatch => {}
+        }
+    }
+    assert!(total > 1900, "{total}");
+    assert!(forwarded > 100 && projected_n > 100, "forwarded {forwarded}, projected {projected_n} of {total}");
+}
