@@ -28,10 +28,18 @@ fn bench(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("streamsql");
     g.throughput(Throughput::Elements(1));
-    for (name, msg) in [("match", &matching), ("miss_last", &late_miss), ("miss_first", &early_miss)] {
-        g.bench_function(format!("eval_raw/{name}"), |b| b.iter(|| query.eval_raw(black_box(msg))));
+    for (name, msg) in [
+        ("match", &matching),
+        ("miss_last", &late_miss),
+        ("miss_first", &early_miss),
+    ] {
+        g.bench_function(format!("eval_raw/{name}"), |b| {
+            b.iter(|| query.eval_raw(black_box(msg)))
+        });
         let value: serde_json::Value = serde_json::from_str(msg).expect("event is JSON");
-        g.bench_function(format!("eval_value/{name}"), |b| b.iter(|| query.eval_value(black_box(&value))));
+        g.bench_function(format!("eval_value/{name}"), |b| {
+            b.iter(|| query.eval_value(black_box(&value)))
+        });
     }
     // Baselines: what full parsing alone costs, and compiling a statement.
     g.bench_function("baseline/serde_json_value_parse", |b| {
