@@ -236,6 +236,16 @@ fn like_edge_cases() {
     assert!(like("it's%", "it's here"));
     assert!(like("a.b", "a.b"));
     assert!(!like("a.b", "axb"));
+    // Middle chunks with `_` at, around and past the 64-character automaton width.
+    for n in [31, 32, 33, 40] {
+        let pattern = format!("%{}%", "a_".repeat(n));
+        assert!(like(&pattern, &format!("x{}y", "ab".repeat(n))), "{n}");
+        assert!(like(&pattern, &format!("x{}y", "aé".repeat(n))), "{n}");
+        assert!(
+            !like(&pattern, &format!("x{}bby", "ab".repeat(n - 1))),
+            "{n}"
+        );
+    }
 }
 
 #[test]
@@ -827,7 +837,7 @@ proptest! {
     }
 
     #[test]
-    fn like_agrees_with_a_reference_matcher(pattern in "[ab%_]{0,8}", value in "[ab]{0,10}") {
+    fn like_agrees_with_a_reference_matcher(pattern in "[abé%_]{0,10}", value in "[abé]{0,12}") {
         prop_assert_eq!(like::Like::new(&pattern).matches(&value), reference_like(&pattern, &value));
     }
 }
