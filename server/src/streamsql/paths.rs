@@ -174,7 +174,7 @@ fn lookup<'a>(map: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a 
 
 /// Byte equality without a `memcmp` call for short keys (the call dominates at these lengths).
 #[inline]
-fn short_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn short_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         false
     } else if a.len() > 24 {

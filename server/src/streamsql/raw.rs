@@ -42,6 +42,7 @@ pub(crate) fn read<'de>(
 
 /// Forget what an earlier occurrence of a duplicated key left below `node` (the last occurrence wins,
 /// as in `serde_json::Value`).
+#[inline]
 fn reset_below(paths: &Paths, slots: &mut [Slot<'_>], node: usize) {
     for &(_, c) in &paths.nodes[node].children {
         slots[c] = Slot::default();
