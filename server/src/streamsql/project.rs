@@ -84,13 +84,37 @@ fn write_value(out: &mut String, v: &Value) {
         Value::Bool(true) => out.push_str("true"),
         Value::Bool(false) => out.push_str("false"),
         Value::String(s) => push_json_string(out, s),
-        // Writing to a String cannot fail.
-        Value::Number(n) => {
-            let _ = write!(out, "{n}");
-        }
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => push_int(out, i),
+            // Writing to a String cannot fail.
+            None => {
+                let _ = write!(out, "{n}");
+            }
+        },
         Value::Array(_) | Value::Object(_) => {
             let _ = write!(out, "{v}");
         }
+    }
+}
+
+/// Decimal `i` (integers are the usual telemetry value; this skips the formatting machinery).
+fn push_int(out: &mut String, i: i64) {
+    let mut buf = [0u8; 20];
+    let mut pos = buf.len();
+    let mut n = i.unsigned_abs();
+    loop {
+        pos -= 1;
+        buf[pos] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        out.push('-');
+    }
+    for &b in &buf[pos..] {
+        out.push(char::from(b));
     }
 }
 
@@ -104,6 +128,12 @@ pub(crate) fn json_string(s: &str) -> String {
 /// Append `s` as a JSON string literal.
 fn push_json_string(out: &mut String, s: &str) {
     out.push('"');
+    // Most values need no escaping: copy them whole.
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),

@@ -484,6 +484,27 @@ fn projection_shape() {
         projected("SELECT `q\"\\` FROM ch", r#"{"q\"\\":1}"#),
         json!({"q\"\\":1})
     );
+    // Values written from a parsed message: numbers at the extremes, strings needing escapes.
+    for v in [
+        json!(0),
+        json!(-1),
+        json!(i64::MIN),
+        json!(i64::MAX),
+        json!(u64::MAX),
+        json!(-0.5),
+        json!("a\"b\\c\n\u{1}é"),
+    ] {
+        let msg = json!({ "v": v }).to_string();
+        let Outcome::Projected(text) = q("SELECT v FROM c").eval_value(&json!({ "v": v })) else {
+            panic!()
+        };
+        assert_eq!(
+            serde_json::from_str::<Value>(&text).ok(),
+            Some(json!({ "v": v })),
+            "{text}"
+        );
+        assert_eq!(projected("SELECT v FROM c", &msg), json!({ "v": v }));
+    }
     // Raw text is forwarded as written.
     assert_eq!(
         eval(&q("SELECT a FROM ch"), r#"{"a": {"x" : 1.50}}"#),
