@@ -172,16 +172,35 @@ fn lookup<'a>(map: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a 
         .map(|(_, v)| v)
 }
 
-/// Byte equality without a `memcmp` call for short keys (the call dominates at these lengths).
+/// Byte equality without a `memcmp` call for short keys (the call dominates at these lengths):
+/// two overlapping word loads cover every byte.
 #[inline]
 pub(crate) fn short_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        false
-    } else if a.len() > 24 {
-        a == b
-    } else {
-        a.iter().zip(b).all(|(x, y)| x == y)
+    let n = a.len();
+    if n != b.len() {
+        return false;
     }
+    match n {
+        0 => true,
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=8 => load4(a, 0) == load4(b, 0) && load4(a, n - 4) == load4(b, n - 4),
+        9..=16 => load8(a, 0) == load8(b, 0) && load8(a, n - 8) == load8(b, n - 8),
+        _ => a == b,
+    }
+}
+
+#[inline]
+fn load4(s: &[u8], at: usize) -> u32 {
+    let mut w = [0; 4];
+    w.copy_from_slice(&s[at..at + 4]);
+    u32::from_ne_bytes(w)
+}
+
+#[inline]
+fn load8(s: &[u8], at: usize) -> u64 {
+    let mut w = [0; 8];
+    w.copy_from_slice(&s[at..at + 8]);
+    u64::from_ne_bytes(w)
 }
 
 /// Fields looked up on demand in a parsed value, each path at most once (so a message that fails its

@@ -722,6 +722,20 @@ fn many_paths_use_heap_slots() {
 }
 
 #[test]
+fn short_eq_checks_every_byte() {
+    for n in 0..40 {
+        let a: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+        assert!(paths::short_eq(&a, &a.clone()), "{n}");
+        for i in 0..n {
+            let mut b = a.clone();
+            b[i] ^= 1;
+            assert!(!paths::short_eq(&a, &b), "{n} {i}");
+        }
+        assert!(!paths::short_eq(&a, &a[..n.saturating_sub(1)]) || n == 0);
+    }
+}
+
+#[test]
 fn query_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Query>();
