@@ -83,7 +83,9 @@ pub struct ServerOptions {
     pub message_max_size: usize,
 
     /// Log every PDU received and sent.
-    #[arg(long, short = 'v', env = "COBRA_VERBOSE", value_parser = BoolishValueParser::new(),
+    // No `-v`: the Python CLI puts `-v` before the subcommand (`cobra -v subscribe`), and
+    // a top-level `-v` may come here too.
+    #[arg(long, env = "COBRA_VERBOSE", value_parser = BoolishValueParser::new(),
           action = clap::ArgAction::SetTrue)]
     pub verbose: bool,
 
@@ -345,6 +347,20 @@ mod tests {
     }
 
     #[test]
+    fn clap_definition_is_consistent_and_every_option_has_an_env_var() {
+        let cmd = <Cmd as clap::CommandFactory>::command();
+        cmd.clone().debug_assert();
+        for arg in cmd.get_arguments() {
+            let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
+            assert!(
+                env.as_deref().is_some_and(|e| e.starts_with("COBRA_")),
+                "--{} has no COBRA_* env var",
+                arg.get_id()
+            );
+        }
+    }
+
+    #[test]
     fn defaults() {
         let s = settings(&[]).unwrap();
         assert_eq!(s.addr, "127.0.0.1:8765".parse().unwrap());
@@ -489,7 +505,7 @@ mod tests {
         .unwrap();
         let source = ConfigSource::File {
             path,
-            origin: "--apps-config",
+            origin: crate::config::source::ORIGIN_OPTION,
         };
         let s = parse(&[])
             .unwrap()
