@@ -263,6 +263,21 @@ impl ServerOptions {
 }
 
 impl ServerSettings {
+    /// Settings with every default (embedded backend, no TLS, default [`Limits`]), for
+    /// embedding the server or testing it without going through the command line.
+    pub fn with_defaults(addr: SocketAddr, apps_config: ConfigSource) -> ServerSettings {
+        ServerSettings {
+            addr,
+            apps_config,
+            redis_urls: Vec::new(),
+            redis_password: None,
+            channel_max_length: None,
+            verbose: false,
+            tls: None,
+            limits: Limits::default(),
+        }
+    }
+
     /// Loads the apps config (creating the default one on a first run) and applies the
     /// `--channel-max-length` override.
     pub fn load_apps_config(&self) -> Result<LoadedConfig, SourceError> {
@@ -363,6 +378,12 @@ mod tests {
     #[test]
     fn defaults() {
         let s = settings(&[]).unwrap();
+        let plain = ServerSettings::with_defaults(s.addr, s.apps_config.clone());
+        assert_eq!(
+            format!("{plain:?}"),
+            format!("{s:?}"),
+            "the command line defaults are the defaults"
+        );
         assert_eq!(s.addr, "127.0.0.1:8765".parse().unwrap());
         assert!(s.redis_urls.is_empty(), "embedded backend by default");
         assert_eq!(s.limits, Limits::default());
