@@ -213,3 +213,44 @@ fn a_missing_or_invalid_config_stops_the_server_with_a_clear_message() {
         "{printed}"
     );
 }
+
+#[test]
+fn options_come_from_cobra_env_vars() {
+    let home = tempfile::tempdir().unwrap();
+    let path = home.path().join("apps.yaml");
+    std::fs::write(&path, AppsConfig::default_generated().to_yaml()).unwrap();
+    let port = free_port();
+    // `cobra_run` passes `--port`; use a different, env-only spelling for everything else.
+    let mut server = cobra_run(
+        home.path(),
+        port,
+        &[],
+        &[
+            ("COBRA_HOST", "127.0.0.1"),
+            ("COBRA_APPS_CONFIG", path.to_str().unwrap()),
+            ("COBRA_VERBOSE", "yes"),
+            ("COBRA_MAX_SUBSCRIPTIONS", "3"),
+        ],
+    );
+    wait_listening(&mut server, port, home.path());
+    let printed = output(home.path());
+    assert!(printed.contains(&path.display().to_string()), "{printed}");
+    assert!(!home.path().join(".cobra.yaml").exists());
+    drop(server);
+
+    let mut server = cobra_run(
+        home.path(),
+        free_port(),
+        &[],
+        &[
+            ("COBRA_APPS_CONFIG", path.to_str().unwrap()),
+            ("COBRA_MAX_SUBSCRIPTIONS", "0"),
+        ],
+    );
+    assert_ne!(wait_exit(&mut server, home.path()), Some(0));
+    let printed = output(home.path());
+    assert!(
+        printed.contains("--max-subscriptions must be at least 1"),
+        "{printed}"
+    );
+}
