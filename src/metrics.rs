@@ -26,20 +26,23 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use crate::{Client, Error, PublishId};
+
 pub use envelope::Envelope;
 use gate::Gate;
 
-/// Where the publisher sends its envelopes: the client, or anything else that can publish raw JSON to a
-/// list of channels (a test harness, a file writer).
+/// Where the publisher sends its envelopes: the [`Client`], or anything else that can publish raw JSON to
+/// a list of channels (a test harness, a file writer).
 pub trait Publish: Send + Sync {
     /// Publishes `message` (one JSON object, as text) to every channel in `channels`; returns the publish id.
-    fn publish_raw(&self, channels: &[&str], message: String) -> Result<u64, PublishFailed>;
+    fn publish_raw(&self, channels: &[&str], message: &str) -> Result<PublishId, Error>;
 }
 
-/// A publish the sink could not accept (queue refused, client closed...).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("metrics publish failed: {0}")]
-pub struct PublishFailed(pub String);
+impl Publish for Client {
+    fn publish_raw(&self, channels: &[&str], message: &str) -> Result<PublishId, Error> {
+        self.publish_many_raw(channels, message)
+    }
+}
 
 /// What [`MetricsPublisher::push`] did with an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +143,12 @@ fn now_ms() -> u64 {
 }
 
 impl MetricsPublisher {
+    /// A publisher sending through `client` to `channel` (and to each event's id), enabled, with a random
+    /// session, no device attributes, no blacklist and no rate control.
+    pub fn new(client: Client, channel: impl Into<String>) -> Self {
+        MetricsPublisher::with_sink(client, channel)
+    }
+
     /// A publisher sending through `sink` to `channel` (and to each event's id), enabled, with a random
     /// session, no device attributes, no blacklist and no rate control.
     pub fn with_sink(sink: impl Publish + 'static, channel: impl Into<String>) -> Self {
@@ -164,7 +173,7 @@ impl MetricsPublisher {
     }
 
     /// Builds the envelope of `data` under `id` and publishes it to the channel and to `id`.
-    pub fn push(&self, id: &str, data: &Value) -> Result<PushOutcome, PublishFailed> {
+    pub fn push(&self, id: &str, data: &Value) -> Result<PushOutcome, Error> {
         if !self.enabled.load(Ordering::Relaxed) {
             self.counters.disabled.fetch_add(1, Ordering::Relaxed);
             return Ok(PushOutcome::Disabled);
@@ -201,7 +210,7 @@ impl MetricsPublisher {
         } else {
             &[self.channel.as_str(), id]
         };
-        match self.sink.publish_raw(channels, message) {
+        match self.sink.publish_raw(channels, &message) {
             Ok(publish_id) => {
                 self.counters.published.fetch_add(1, Ordering::Relaxed);
                 Ok(PushOutcome::Published { publish_id })

@@ -27,7 +27,11 @@ impl Drop for Server {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Server {
@@ -46,7 +50,14 @@ impl Server {
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
         let child = Command::new(BIN)
-            .args(["run", "--host", "127.0.0.1", "--port", &port.to_string(), "--apps-config"])
+            .args([
+                "run",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--apps-config",
+            ])
             .arg(&config)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -62,7 +73,9 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
-                let _ = s.write_all(b"GET /health/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+                let _ = s.write_all(
+                    b"GET /health/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                );
                 let mut answer = String::new();
                 let _ = s.read_to_string(&mut answer);
                 if answer.starts_with("HTTP/1.1 200") {
@@ -72,7 +85,11 @@ impl Server {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("server exited with {status}: {}", self.log());
             }
-            assert!(Instant::now() < deadline, "server not ready: {}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "server not ready: {}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -139,11 +156,18 @@ fn run(mut cmd: Command, stdin: Option<&str>, limit: Duration) -> Output {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("command did not finish within {limit:?}; stderr: {}", err_reader.join().unwrap());
+            panic!(
+                "command did not finish within {limit:?}; stderr: {}",
+                err_reader.join().unwrap()
+            );
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    Output { status, stdout: out_reader.join().unwrap(), stderr: err_reader.join().unwrap() }
+    Output {
+        status,
+        stdout: out_reader.join().unwrap(),
+        stderr: err_reader.join().unwrap(),
+    }
 }
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -161,21 +185,44 @@ fn publish_a_file_then_subscribe_from_the_start_with_a_filter() {
     }
     std::fs::write(&file, lines).unwrap();
     let out = run(
-        server.cobra(&["publish", "--channel", channel, "--endpoint", &server.endpoint(), file.to_str().unwrap()]),
+        server.cobra(&[
+            "publish",
+            "--channel",
+            channel,
+            "--endpoint",
+            &server.endpoint(),
+            file.to_str().unwrap(),
+        ]),
         None,
         LIMIT,
     );
     assert!(out.status.success(), "publish failed: {}", out.stderr);
-    assert!(out.stderr.contains("published 20 messages"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("published 20 messages"),
+        "{}",
+        out.stderr
+    );
 
     let sql = format!("select n from `{channel}` where device.game = 'test'");
     let out = run(
-        server.cobra(&["subscribe", "--stream-sql", &sql, "--position", "0-0", "--count", "10"]),
+        server.cobra(&[
+            "subscribe",
+            "--stream-sql",
+            &sql,
+            "--position",
+            "0-0",
+            "--count",
+            "10",
+        ]),
         None,
         LIMIT,
     );
     assert!(out.status.success(), "subscribe failed: {}", out.stderr);
-    let got: Vec<Value> = out.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let got: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let expected: Vec<Value> = (0..20).step_by(2).map(|n| json!({"n": n})).collect();
     assert_eq!(got, expected);
 }
@@ -184,7 +231,11 @@ fn publish_a_file_then_subscribe_from_the_start_with_a_filter() {
 fn publish_from_stdin_and_underscore_spellings() {
     let server = Server::start();
     let input: String = (0..5).map(|n| format!("{{\"n\": {n}}}\n")).collect();
-    let out = run(server.cobra(&["publish", "--channel", "cli_stdin", "-"]), Some(&input), LIMIT);
+    let out = run(
+        server.cobra(&["publish", "--channel", "cli_stdin", "-"]),
+        Some(&input),
+        LIMIT,
+    );
     assert!(out.status.success(), "publish failed: {}", out.stderr);
 
     let out = run(
@@ -205,14 +256,22 @@ fn publish_from_stdin_and_underscore_spellings() {
         LIMIT,
     );
     assert!(out.status.success(), "subscribe failed: {}", out.stderr);
-    let got: Vec<Value> = out.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let got: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(got, (1..5).map(|n| json!({"n": n})).collect::<Vec<_>>());
 }
 
 #[test]
 fn publish_refuses_a_line_that_is_not_json() {
     let server = Server::start();
-    let out = run(server.cobra(&["publish", "--channel", "c"]), Some("{\"ok\": 1}\nnot json\n"), LIMIT);
+    let out = run(
+        server.cobra(&["publish", "--channel", "c"]),
+        Some("{\"ok\": 1}\nnot json\n"),
+        LIMIT,
+    );
     assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
     assert!(out.stderr.contains("line 2 is not JSON"), "{}", out.stderr);
 }
@@ -221,7 +280,12 @@ fn publish_refuses_a_line_that_is_not_json() {
 fn health_passes_against_a_healthy_server() {
     let server = Server::start();
     let out = run(server.cobra(&["health"]), None, LIMIT);
-    assert!(out.status.success(), "health failed: {}\n{}", out.stderr, server.log());
+    assert!(
+        out.status.success(),
+        "health failed: {}\n{}",
+        out.stderr,
+        server.log()
+    );
     assert_eq!(out.stdout.trim(), "healthy");
     // Explicit credentials, the Python client's spelling.
     let out = run(
@@ -245,9 +309,17 @@ fn health_passes_against_a_healthy_server() {
 #[test]
 fn health_names_the_failing_step_with_a_wrong_secret() {
     let server = Server::start();
-    let out = run(server.cobra(&["health", "--rolesecret", "wrong"]), None, LIMIT);
+    let out = run(
+        server.cobra(&["health", "--rolesecret", "wrong"]),
+        None,
+        LIMIT,
+    );
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
-    assert!(out.stderr.contains("step 'authenticate' failed"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("step 'authenticate' failed"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -255,33 +327,62 @@ fn health_names_the_connect_step_when_no_server_listens() {
     let dir = tempfile::tempdir().unwrap();
     let endpoint = format!("ws://127.0.0.1:{}", free_port());
     let mut cmd = Command::new(BIN);
-    cmd.args(["health", "--endpoint", &endpoint, "--rolename", "r", "--rolesecret", "s", "--timeout", "1"])
-        .env("HOME", dir.path())
-        .env_remove("COBRA_APPS_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "health",
+        "--endpoint",
+        &endpoint,
+        "--rolename",
+        "r",
+        "--rolesecret",
+        "s",
+        "--timeout",
+        "1",
+    ])
+    .env("HOME", dir.path())
+    .env_remove("COBRA_APPS_CONFIG")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let out = run(cmd, None, LIMIT);
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
-    assert!(out.stderr.contains("step 'connect' failed"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("step 'connect' failed"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
 fn write_read_delete() {
     let server = Server::start();
     let value = json!({"a": [1, 2, {"b": "c"}]});
-    let out = run(server.cobra(&["write", "--channel", "k", &value.to_string()]), None, LIMIT);
+    let out = run(
+        server.cobra(&["write", "--channel", "k", &value.to_string()]),
+        None,
+        LIMIT,
+    );
     assert!(out.status.success(), "write failed: {}", out.stderr);
     let out = run(server.cobra(&["read", "--channel", "k"]), None, LIMIT);
     assert!(out.status.success(), "read failed: {}", out.stderr);
-    assert_eq!(serde_json::from_str::<Value>(out.stdout.trim()).unwrap(), value);
+    assert_eq!(
+        serde_json::from_str::<Value>(out.stdout.trim()).unwrap(),
+        value
+    );
     let out = run(server.cobra(&["delete", "--channel", "k"]), None, LIMIT);
     assert!(out.status.success(), "delete failed: {}", out.stderr);
     let out = run(server.cobra(&["read", "--channel", "k"]), None, LIMIT);
     assert_eq!(out.stdout.trim(), "null");
     // The value may come from stdin; invalid JSON is refused before connecting.
-    let out = run(server.cobra(&["write", "--channel", "k"]), Some("[1,2]"), LIMIT);
+    let out = run(
+        server.cobra(&["write", "--channel", "k"]),
+        Some("[1,2]"),
+        LIMIT,
+    );
     assert!(out.status.success(), "write failed: {}", out.stderr);
-    let out = run(server.cobra(&["write", "--channel", "k", "{oops"]), None, LIMIT);
+    let out = run(
+        server.cobra(&["write", "--channel", "k", "{oops"]),
+        None,
+        LIMIT,
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stderr.contains("not JSON"), "{}", out.stderr);
 }
@@ -289,20 +390,33 @@ fn write_read_delete() {
 #[test]
 fn subscribe_prints_live_messages_and_stops_on_sigint() {
     let server = Server::start();
-    let mut child = server.cobra(&["subscribe", "--channel", "cli_live"]).spawn().unwrap();
+    let mut child = server
+        .cobra(&["subscribe", "--channel", "cli_live"])
+        .spawn()
+        .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     stderr.read_line(&mut line).unwrap();
     assert!(line.starts_with("subscribed to cli_live"), "{line}");
 
-    let out = run(server.cobra(&["publish", "--channel", "cli_live"]), Some("{\"live\": true}\n"), LIMIT);
+    let out = run(
+        server.cobra(&["publish", "--channel", "cli_live"]),
+        Some("{\"live\": true}\n"),
+        LIMIT,
+    );
     assert!(out.status.success(), "publish failed: {}", out.stderr);
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut got = String::new();
     stdout.read_line(&mut got).unwrap();
-    assert_eq!(serde_json::from_str::<Value>(&got).unwrap(), json!({"live": true}));
+    assert_eq!(
+        serde_json::from_str::<Value>(&got).unwrap(),
+        json!({"live": true})
+    );
 
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let deadline = Instant::now() + LIMIT;
     let status = loop {

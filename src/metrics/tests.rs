@@ -12,12 +12,15 @@ struct Recorder {
 }
 
 impl Publish for Recorder {
-    fn publish_raw(&self, channels: &[&str], message: String) -> Result<u64, PublishFailed> {
+    fn publish_raw(&self, channels: &[&str], message: &str) -> Result<PublishId, Error> {
         if self.fail {
-            return Err(PublishFailed("closed".into()));
+            return Err(Error::Shutdown);
         }
         let mut sent = self.sent.lock().unwrap();
-        sent.push((channels.iter().map(|c| c.to_string()).collect(), message));
+        sent.push((
+            channels.iter().map(|c| c.to_string()).collect(),
+            message.to_owned(),
+        ));
         Ok(sent.len() as u64)
     }
 }
@@ -169,7 +172,7 @@ fn sink_failures_are_returned_and_counted() {
         },
         "c",
     );
-    assert_eq!(p.push("a", &json!(1)), Err(PublishFailed("closed".into())));
+    assert_eq!(p.push("a", &json!(1)), Err(Error::Shutdown));
     assert_eq!(p.stats().failed, 1);
 }
 

@@ -66,13 +66,21 @@ impl ConnArgs {
         Duration::try_from_secs_f64(self.timeout)
             .ok()
             .filter(|d| !d.is_zero())
-            .ok_or_else(|| CliError::Usage(format!("--timeout {}: expected a positive number of seconds", self.timeout)))
+            .ok_or_else(|| {
+                CliError::Usage(format!(
+                    "--timeout {}: expected a positive number of seconds",
+                    self.timeout
+                ))
+            })
     }
 }
 
 /// The default endpoint: `ws://127.0.0.1:${COBRA_PORT:-8765}`.
 pub fn default_endpoint() -> String {
-    let port = std::env::var("COBRA_PORT").ok().filter(|p| !p.is_empty()).unwrap_or_else(|| "8765".into());
+    let port = std::env::var("COBRA_PORT")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "8765".into());
     format!("ws://127.0.0.1:{port}")
 }
 
@@ -195,7 +203,10 @@ pub fn read(args: ReadArgs) -> i32 {
         "read",
         (|| {
             let session = Session::open(&args.conn, "_pubsub")?;
-            let value = session.client.read(&args.channel, session.timeout).map_err(session::failed("read"))?;
+            let value = session
+                .client
+                .read(&args.channel, session.timeout)
+                .map_err(session::failed("read"))?;
             println!("{}", value.unwrap_or(Value::Null));
             Ok(())
         })(),
@@ -215,7 +226,10 @@ pub fn write(args: WriteArgs) -> i32 {
             let value: Value = serde_json::from_str(text.trim())
                 .map_err(|e| CliError::Usage(format!("the value is not JSON: {e}")))?;
             let session = Session::open(&args.conn, "_pubsub")?;
-            session.client.write(&args.channel, &value, session.timeout).map_err(session::failed("write"))
+            session
+                .client
+                .write(&args.channel, &value, session.timeout)
+                .map_err(session::failed("write"))
         })(),
     )
 }
@@ -226,7 +240,10 @@ pub fn delete(args: DeleteArgs) -> i32 {
         "delete",
         (|| {
             let session = Session::open(&args.conn, "_pubsub")?;
-            session.client.delete(&args.channel, session.timeout).map_err(session::failed("delete"))
+            session
+                .client
+                .delete(&args.channel, session.timeout)
+                .map_err(session::failed("delete"))
         })(),
     )
 }
@@ -238,7 +255,8 @@ fn run_publish(args: PublishArgs) -> Result<(), CliError> {
     let input: Box<dyn BufRead> = match args.file.as_deref() {
         None | Some("-") => Box::new(std::io::stdin().lock()),
         Some(path) => Box::new(std::io::BufReader::new(
-            std::fs::File::open(path).map_err(|e| CliError::Usage(format!("cannot open {path}: {e}")))?,
+            std::fs::File::open(path)
+                .map_err(|e| CliError::Usage(format!("cannot open {path}: {e}")))?,
         )),
     };
     let session = Session::open(&args.conn, "_pubsub")?;
@@ -246,19 +264,22 @@ fn run_publish(args: PublishArgs) -> Result<(), CliError> {
     let mut pending: HashMap<u64, usize> = HashMap::new();
     let mut published = 0usize;
     let mut deadline = Instant::now() + session.timeout;
-    let mut on_event = |event: Event, pending: &mut HashMap<u64, usize>, deadline: &mut Instant| match event {
-        Event::Published { id } => {
-            if pending.remove(&id).is_some() {
-                *deadline = Instant::now() + session.timeout;
+    let on_event =
+        |event: Event, pending: &mut HashMap<u64, usize>, deadline: &mut Instant| match event {
+            Event::Published { id } => {
+                if pending.remove(&id).is_some() {
+                    *deadline = Instant::now() + session.timeout;
+                }
+                Ok(())
             }
-            Ok(())
-        }
-        Event::PublishDropped { id, reason } => match pending.get(&id) {
-            Some(line) => Err(CliError::Failed(format!("the message of line {line} was not published: {reason}"))),
-            None => Ok(()),
-        },
-        other => session.check_connection_event(&other),
-    };
+            Event::PublishDropped { id, reason } => match pending.get(&id) {
+                Some(line) => Err(CliError::Failed(format!(
+                    "the message of line {line} was not published: {reason}"
+                ))),
+                None => Ok(()),
+            },
+            other => session.check_connection_event(&other),
+        };
     for (index, line) in input.lines().enumerate() {
         let line_no = index + 1;
         let line = line.map_err(|e| CliError::Usage(format!("reading line {line_no}: {e}")))?;
@@ -267,7 +288,10 @@ fn run_publish(args: PublishArgs) -> Result<(), CliError> {
             continue;
         }
         if serde_json::from_str::<&serde_json::value::RawValue>(text).is_err() {
-            return Err(CliError::Usage(format!("line {line_no} is not JSON: {}", abbreviate(text))));
+            return Err(CliError::Usage(format!(
+                "line {line_no} is not JSON: {}",
+                abbreviate(text)
+            )));
         }
         while pending.len() >= args.in_flight {
             let event = wait_event(&session.events, deadline, pending.len())?;
@@ -301,7 +325,9 @@ pub fn channel_of_filter(sql: &str) -> Option<String> {
     let mut search = 0;
     while let Some(found) = lower[search..].find("from") {
         let at = search + found;
-        let before_ok = at == 0 || !lower.as_bytes()[at - 1].is_ascii_alphanumeric() && lower.as_bytes()[at - 1] != b'_';
+        let before_ok = at == 0
+            || !lower.as_bytes()[at - 1].is_ascii_alphanumeric()
+                && lower.as_bytes()[at - 1] != b'_';
         let rest = &sql[at + 4..];
         if before_ok && rest.starts_with(char::is_whitespace) {
             let rest = rest.trim_start();
@@ -320,9 +346,14 @@ pub fn channel_of_filter(sql: &str) -> Option<String> {
 fn run_subscribe(args: SubscribeArgs) -> Result<(), CliError> {
     let channel = match (&args.channel, &args.stream_sql) {
         (Some(c), _) => c.clone(),
-        (None, Some(sql)) => channel_of_filter(sql)
-            .ok_or_else(|| CliError::Usage("--stream-sql has no FROM channel; pass --channel".into()))?,
-        (None, None) => return Err(CliError::Usage("--channel (or --stream-sql) is required".into())),
+        (None, Some(sql)) => channel_of_filter(sql).ok_or_else(|| {
+            CliError::Usage("--stream-sql has no FROM channel; pass --channel".into())
+        })?,
+        (None, None) => {
+            return Err(CliError::Usage(
+                "--channel (or --stream-sql) is required".into(),
+            ));
+        }
     };
     if args.batch_size == Some(0) {
         return Err(CliError::Usage("--batch-size must be positive".into()));
@@ -347,7 +378,10 @@ fn run_subscribe(args: SubscribeArgs) -> Result<(), CliError> {
     if let Some(n) = args.batch_size {
         options = options.batch_size(n);
     }
-    session.client.subscribe(options).map_err(|e| CliError::Failed(format!("subscribe: {e}")))?;
+    session
+        .client
+        .subscribe(options)
+        .map_err(|e| CliError::Failed(format!("subscribe: {e}")))?;
 
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
@@ -409,9 +443,18 @@ mod tests {
     fn channel_from_the_from_clause() {
         let sql = "select magic,device.android_id from `health_check` where device.game = 'test'";
         assert_eq!(channel_of_filter(sql).as_deref(), Some("health_check"));
-        assert_eq!(channel_of_filter("SELECT * FROM blah WHERE game = 'ody'").as_deref(), Some("blah"));
-        assert_eq!(channel_of_filter("select fromage from `c`").as_deref(), Some("c"));
-        assert_eq!(channel_of_filter("select * FROM `unterminated").as_deref(), None);
+        assert_eq!(
+            channel_of_filter("SELECT * FROM blah WHERE game = 'ody'").as_deref(),
+            Some("blah")
+        );
+        assert_eq!(
+            channel_of_filter("select fromage from `c`").as_deref(),
+            Some("c")
+        );
+        assert_eq!(
+            channel_of_filter("select * FROM `unterminated").as_deref(),
+            None
+        );
         assert_eq!(channel_of_filter("select *").as_deref(), None);
     }
 
@@ -431,7 +474,9 @@ mod tests {
             "0-0",
         ])
         .unwrap();
-        let crate::cli::Command::Subscribe(args) = cli.command else { panic!("not subscribe") };
+        let crate::cli::Command::Subscribe(args) = cli.command else {
+            panic!("not subscribe")
+        };
         assert_eq!(args.stream_sql.as_deref(), Some("select * from `c`"));
         assert_eq!(args.batch_size, Some(3));
         assert_eq!(args.count, Some(2));

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum CredsError {
     /// Neither the options nor an apps config give them.
-    #[error("no role credentials: pass --rolename and --rolesecret, or set COBRA_APPS_CONFIG (or create ~/.cobra.yaml)")]
+    #[error(
+        "no role credentials: pass --rolename and --rolesecret, or set COBRA_APPS_CONFIG (or create ~/.cobra.yaml)"
+    )]
     NoConfig,
     /// The apps config could not be read.
     #[error("cannot read apps config {path}: {source}")]
@@ -57,10 +59,19 @@ pub fn resolve(
         return Ok((role.to_owned(), secret.to_owned()));
     }
     let path = apps_config_path().ok_or(CredsError::NoConfig)?;
-    let text = std::fs::read_to_string(&path).map_err(|source| CredsError::Read { path: path.clone(), source })?;
+    let text = std::fs::read_to_string(&path).map_err(|source| CredsError::Read {
+        path: path.clone(),
+        source,
+    })?;
     let (role, secret) = role_from_yaml(&text, appkey, rolename).map_err(|e| match e {
-        Lookup::Parse(reason) => CredsError::Parse { path: path.clone(), reason },
-        Lookup::Missing(what) => CredsError::Missing { path: path.clone(), what },
+        Lookup::Parse(reason) => CredsError::Parse {
+            path: path.clone(),
+            reason,
+        },
+        Lookup::Missing(what) => CredsError::Missing {
+            path: path.clone(),
+            what,
+        },
     })?;
     Ok((role, rolesecret.map_or(secret, str::to_owned)))
 }
@@ -75,8 +86,13 @@ pub enum Lookup {
 }
 
 /// The role `wanted` (or the first role) of `appkey` and its secret, from apps config YAML text.
-pub fn role_from_yaml(text: &str, appkey: &str, wanted: Option<&str>) -> Result<(String, String), Lookup> {
-    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| Lookup::Parse(e.to_string()))?;
+pub fn role_from_yaml(
+    text: &str,
+    appkey: &str,
+    wanted: Option<&str>,
+) -> Result<(String, String), Lookup> {
+    let doc: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(text).map_err(|e| Lookup::Parse(e.to_string()))?;
     let roles = doc
         .get("apps")
         .and_then(|apps| apps.get(appkey))
@@ -121,19 +137,37 @@ apps:
             role_from_yaml(YAML, "_health", None),
             Ok(("health".into(), "A5a3BdEfbc6Df5AAFFcadE7F9Dd7F17E".into()))
         );
-        assert_eq!(role_from_yaml(YAML, "_pubsub", None), Ok(("pubsub".into(), "p1".into())));
+        assert_eq!(
+            role_from_yaml(YAML, "_pubsub", None),
+            Ok(("pubsub".into(), "p1".into()))
+        );
     }
 
     #[test]
     fn named_role() {
-        assert_eq!(role_from_yaml(YAML, "_health", Some("other")), Ok(("other".into(), "s2".into())));
-        assert!(matches!(role_from_yaml(YAML, "_health", Some("nope")), Err(Lookup::Missing(_))));
+        assert_eq!(
+            role_from_yaml(YAML, "_health", Some("other")),
+            Ok(("other".into(), "s2".into()))
+        );
+        assert!(matches!(
+            role_from_yaml(YAML, "_health", Some("nope")),
+            Err(Lookup::Missing(_))
+        ));
     }
 
     #[test]
     fn unknown_appkey_and_bad_yaml() {
-        assert!(matches!(role_from_yaml(YAML, "_stats", None), Err(Lookup::Missing(_))));
-        assert!(matches!(role_from_yaml("apps: [", "_stats", None), Err(Lookup::Parse(_))));
-        assert!(matches!(role_from_yaml("42", "_stats", None), Err(Lookup::Missing(_))));
+        assert!(matches!(
+            role_from_yaml(YAML, "_stats", None),
+            Err(Lookup::Missing(_))
+        ));
+        assert!(matches!(
+            role_from_yaml("apps: [", "_stats", None),
+            Err(Lookup::Parse(_))
+        ));
+        assert!(matches!(
+            role_from_yaml("42", "_stats", None),
+            Err(Lookup::Missing(_))
+        ));
     }
 }

@@ -36,7 +36,14 @@ fn uuid4() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 /// Runs every step; the first failure is returned.
@@ -48,52 +55,89 @@ pub fn run(args: &HealthArgs) -> Result<(), StepFailed> {
 
     let key = format!("health_check_{uuid}");
     let value = json!({"magic": magic, "uuid": uuid});
-    client.write(&key, &value, timeout).map_err(|e| step("write")(e.to_string()))?;
-    match client.read(&key, timeout).map_err(|e| step("read")(e.to_string()))? {
+    client
+        .write(&key, &value, timeout)
+        .map_err(|e| step("write")(e.to_string()))?;
+    match client
+        .read(&key, timeout)
+        .map_err(|e| step("read")(e.to_string()))?
+    {
         Some(v) if v == value => {}
-        other => return Err(step("read")(format!("expected {value}, got {}", other.unwrap_or(Value::Null)))),
+        other => {
+            return Err(step("read")(format!(
+                "expected {value}, got {}",
+                other.unwrap_or(Value::Null)
+            )));
+        }
     }
-    client.delete(&key, timeout).map_err(|e| step("delete")(e.to_string()))?;
-    match client.read(&key, timeout).map_err(|e| step("read after delete")(e.to_string()))? {
+    client
+        .delete(&key, timeout)
+        .map_err(|e| step("delete")(e.to_string()))?;
+    match client
+        .read(&key, timeout)
+        .map_err(|e| step("read after delete")(e.to_string()))?
+    {
         None => {}
         Some(v) => return Err(step("read after delete")(format!("expected null, got {v}"))),
     }
 
     let channel = &args.channel;
-    let message = json!({"id": channel, "magic": magic, "device": {"game": "test", "android_id": uuid}});
-    let publish_id = client.publish(channel, &message).map_err(|e| step("publish")(e.to_string()))?;
+    let message =
+        json!({"id": channel, "magic": magic, "device": {"game": "test", "android_id": uuid}});
+    let publish_id = client
+        .publish(channel, &message)
+        .map_err(|e| step("publish")(e.to_string()))?;
     let deadline = Instant::now() + timeout;
-    let wait = |what: &'static str| {
-        move || step(what)(format!("no answer within {timeout:?}"))
-    };
+    let wait = |what: &'static str| move || step(what)(format!("no answer within {timeout:?}"));
     loop {
-        match session.events.recv_deadline(deadline).map_err(|_| wait("publish")())? {
+        match session
+            .events
+            .recv_deadline(deadline)
+            .map_err(|_| wait("publish")())?
+        {
             Event::Published { id } if id == publish_id => break,
-            Event::PublishDropped { id, reason } if id == publish_id => return Err(step("publish")(reason)),
-            other => session.check_connection_event(&other).map_err(|e| step("publish")(cli(e)))?,
+            Event::PublishDropped { id, reason } if id == publish_id => {
+                return Err(step("publish")(reason));
+            }
+            other => session
+                .check_connection_event(&other)
+                .map_err(|e| step("publish")(cli(e)))?,
         }
     }
 
     let filter = format!(
         "select magic,device.android_id from `{channel}` where device.game = 'test' AND device.android_id = '{uuid}'"
     );
-    let options = SubscribeOptions::new(channel.clone()).filter(filter).position("0-0");
-    client.subscribe(options).map_err(|e| step("subscribe")(e.to_string()))?;
+    let options = SubscribeOptions::new(channel.clone())
+        .filter(filter)
+        .position("0-0");
+    client
+        .subscribe(options)
+        .map_err(|e| step("subscribe")(e.to_string()))?;
     let deadline = Instant::now() + timeout;
     let mut subscribed = false;
     loop {
         let what = if subscribed { "receive" } else { "subscribe" };
-        match session.events.recv_deadline(deadline).map_err(|_| wait(what)())? {
+        match session
+            .events
+            .recv_deadline(deadline)
+            .map_err(|_| wait(what)())?
+        {
             Event::Subscribed { .. } => subscribed = true,
             Event::SubscriptionError { error, reason, .. } => {
                 return Err(step("subscribe")(format!("{error}: {reason}")));
             }
             Event::SubscriptionData { messages, .. } => {
-                if messages.iter().any(|m| m.get("magic") == Some(&json!(magic))) {
+                if messages
+                    .iter()
+                    .any(|m| m.get("magic") == Some(&json!(magic)))
+                {
                     return Ok(());
                 }
             }
-            other => session.check_connection_event(&other).map_err(|e| step(what)(cli(e)))?,
+            other => session
+                .check_connection_event(&other)
+                .map_err(|e| step(what)(cli(e)))?,
         }
     }
 }

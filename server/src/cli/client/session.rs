@@ -26,22 +26,41 @@ impl Session {
     }
 
     /// [`Session::open`], also telling which step failed (`connect` or `authenticate`).
-    pub fn open_steps(conn: &ConnArgs, default_appkey: &str) -> Result<Session, (&'static str, CliError)> {
+    pub fn open_steps(
+        conn: &ConnArgs,
+        default_appkey: &str,
+    ) -> Result<Session, (&'static str, CliError)> {
         let timeout = conn.timeout().map_err(|e| ("options", e))?;
         let endpoint = conn.endpoint.clone().unwrap_or_else(default_endpoint);
-        let appkey = conn.appkey.clone().unwrap_or_else(|| default_appkey.to_owned());
-        let (role, secret) = creds::resolve(&appkey, conn.rolename.as_deref(), conn.rolesecret.as_deref())
-            .map_err(|e| ("credentials", CliError::Usage(e.to_string())))?;
+        let appkey = conn
+            .appkey
+            .clone()
+            .unwrap_or_else(|| default_appkey.to_owned());
+        let (role, secret) = creds::resolve(
+            &appkey,
+            conn.rolename.as_deref(),
+            conn.rolesecret.as_deref(),
+        )
+        .map_err(|e| ("credentials", CliError::Usage(e.to_string())))?;
         let mut config = Config::new(endpoint.clone(), appkey, role, secret)
             .backoff(Duration::from_millis(100), Duration::from_secs(1))
             .user_agent(format!("cobra-cli/{}", env!("CARGO_PKG_VERSION")));
         if conn.no_deflate {
             config = config.deflate(None);
         }
-        let client = Client::new(config, None).map_err(|e| ("connect", CliError::Usage(e.to_string())))?;
+        let client =
+            Client::new(config, None).map_err(|e| ("connect", CliError::Usage(e.to_string())))?;
         let events = client.events();
-        let session = Session { client, events, timeout, endpoint };
-        session.client.connect().map_err(|e| ("connect", CliError::Failed(e.to_string())))?;
+        let session = Session {
+            client,
+            events,
+            timeout,
+            endpoint,
+        };
+        session
+            .client
+            .connect()
+            .map_err(|e| ("connect", CliError::Failed(e.to_string())))?;
 
         let deadline = Instant::now() + timeout;
         let mut last_error = None;
@@ -49,17 +68,34 @@ impl Session {
         loop {
             let event = session.events.recv_deadline(deadline).map_err(|_| {
                 let step = if opened { "authenticate" } else { "connect" };
-                let why = last_error.take().map_or_else(String::new, |e| format!(": {e}"));
-                (step, CliError::Failed(format!("no connection to {} within {timeout:?}{why}", session.endpoint)))
+                let why = last_error
+                    .take()
+                    .map_or_else(String::new, |e| format!(": {e}"));
+                (
+                    step,
+                    CliError::Failed(format!(
+                        "no connection to {} within {timeout:?}{why}",
+                        session.endpoint
+                    )),
+                )
             })?;
             match event {
                 Event::Authenticated => return Ok(session),
                 Event::Open => opened = true,
                 Event::Error { kind, message, .. } if kind.is_permanent() => {
-                    let step = if kind == cobra::ErrorKind::AuthenticationFailed { "authenticate" } else { "connect" };
-                    return Err((step, CliError::Failed(format!("{kind:?} at {}: {message}", session.endpoint))));
+                    let step = if kind == cobra::ErrorKind::AuthenticationFailed {
+                        "authenticate"
+                    } else {
+                        "connect"
+                    };
+                    return Err((
+                        step,
+                        CliError::Failed(format!("{kind:?} at {}: {message}", session.endpoint)),
+                    ));
                 }
-                Event::Error { kind, message, .. } => last_error = Some(format!("{kind:?}: {message}")),
+                Event::Error { kind, message, .. } => {
+                    last_error = Some(format!("{kind:?}: {message}"))
+                }
                 _ => {}
             }
         }
@@ -68,9 +104,9 @@ impl Session {
     /// Fails on connection events that retrying cannot fix (the engine retries the others by itself).
     pub fn check_connection_event(&self, event: &Event) -> Result<(), CliError> {
         match event {
-            Event::Error { kind, message, .. } if kind.is_permanent() => {
-                Err(CliError::Failed(format!("{kind:?} at {}: {message}", self.endpoint)))
-            }
+            Event::Error { kind, message, .. } if kind.is_permanent() => Err(CliError::Failed(
+                format!("{kind:?} at {}: {message}", self.endpoint),
+            )),
             _ => Ok(()),
         }
     }
@@ -84,12 +120,18 @@ impl Drop for Session {
 }
 
 /// The next event before `deadline`; on timeout, fails saying how many acks were still awaited.
-pub fn wait_event(events: &Receiver<Event>, deadline: Instant, pending: usize) -> Result<Event, CliError> {
+pub fn wait_event(
+    events: &Receiver<Event>,
+    deadline: Instant,
+    pending: usize,
+) -> Result<Event, CliError> {
     events.recv_deadline(deadline).map_err(|e| match e {
         crossbeam_channel::RecvTimeoutError::Timeout => {
             CliError::Failed(format!("timed out waiting for {pending} acknowledgements"))
         }
-        crossbeam_channel::RecvTimeoutError::Disconnected => CliError::Failed("the client stopped".into()),
+        crossbeam_channel::RecvTimeoutError::Disconnected => {
+            CliError::Failed("the client stopped".into())
+        }
     })
 }
 
