@@ -1,101 +1,69 @@
 //! The client commands of the `cobra` binary against a real `cobra run` server, over real sockets.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use cobra_server::broker::standin::config::{App, AppsConfig, Permissions, Role};
+use cobra_server::broker::standin::options::{Limits, ServerSettings};
+use cobra_server::net::ServerHandle;
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cobra");
 const PUBSUB_SECRET: &str = "0123456789abcdef0123456789abcdef";
 const HEALTH_SECRET: &str = "fedcba9876543210fedcba9876543210";
 
-/// A `cobra run` process on a free port, killed on drop.
+/// A cobra server on a free loopback port (in-process; stopped on drop), plus an apps config file holding the
+/// same credentials for the client commands to default from.
 struct Server {
-    child: Child,
+    handle: ServerHandle,
     port: u16,
     dir: tempfile::TempDir,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+const ALL: [&str; 7] = ["subscribe", "unsubscribe", "publish", "admin", "read", "write", "delete"];
 
 impl Server {
     fn start() -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("apps.yaml");
-        let all = "[subscribe, unsubscribe, publish, admin, read, write, delete]";
+        let all = format!("[{}]", ALL.join(", "));
         std::fs::write(
-            &config,
+            dir.path().join("apps.yaml"),
             format!(
                 "apps:\n  _pubsub:\n    roles:\n      pubsub:\n        secret: {PUBSUB_SECRET}\n        permissions: {all}\n\
                  \x20 _health:\n    roles:\n      health:\n        secret: {HEALTH_SECRET}\n        permissions: {all}\n"
             ),
         )
         .unwrap();
-        let port = free_port();
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let child = Command::new(BIN)
-            .args([
-                "run",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--apps-config",
-            ])
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut server = Server { child, port, dir };
-        server.wait_ready();
-        server
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
-                let _ = s.write_all(
-                    b"GET /health/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-                );
-                let mut answer = String::new();
-                let _ = s.read_to_string(&mut answer);
-                if answer.starts_with("HTTP/1.1 200") {
-                    return;
-                }
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("server exited with {status}: {}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server not ready: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        let mut apps = AppsConfig { channel_max_length: 1000, ..Default::default() };
+        for (appkey, role, secret) in [("_pubsub", "pubsub", PUBSUB_SECRET), ("_health", "health", HEALTH_SECRET)] {
+            let mut app = App::default();
+            let permissions = Permissions(ALL.iter().map(|p| p.to_string()).collect());
+            app.roles.insert(role.into(), Role { secret: secret.into(), permissions });
+            apps.apps.insert(appkey.into(), app);
         }
+        let settings = ServerSettings {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            redis_urls: vec![],
+            redis_password: None,
+            channel_max_length: None,
+            verbose: false,
+            tls: None,
+            limits: Limits::default(),
+        };
+        let handle = cobra_server::net::Server::start(settings, apps).unwrap();
+        let port = handle.local_addr().port();
+        Server { handle, port, dir }
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+        format!("(server on port {}, {} connections)", self.port, self.handle.broker().connection_count())
     }
 
     fn config(&self) -> PathBuf {
