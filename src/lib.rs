@@ -29,8 +29,10 @@ mod engine;
 mod error;
 mod event;
 pub mod logging;
+pub mod metrics;
 mod queue;
 mod session;
+pub mod spool;
 mod transport;
 
 pub use client::{Client, State, SubscribeOptions, WeakClient};
