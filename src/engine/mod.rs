@@ -26,7 +26,9 @@ use crate::config::{Config, Endpoint, ProxyUrl};
 use crate::error::{Error, ErrorKind};
 use crate::event::{ClosedBy, Event, Listener};
 use crate::session::{Output, Session};
-use crate::transport::{self, ReadStatus, Stream, TransportError, dns, proxy};
+#[cfg(feature = "tls")]
+use crate::transport;
+use crate::transport::{ReadStatus, Stream, TransportError, dns, proxy};
 use conn::{Conn, Phase};
 
 pub(crate) use crate::session::Request;
