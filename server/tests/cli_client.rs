@@ -396,3 +396,79 @@ fn subscribe_prints_live_messages_and_stops_on_sigint() {
     };
     assert!(status.success(), "{status}");
 }
+
+/// Spawns `cobra subscribe` with `args` and returns once it reports its subscription.
+fn spawn_subscriber(server: &Server, args: &[&str]) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
+    let mut full = vec!["subscribe"];
+    full.extend_from_slice(args);
+    let mut child = server.cobra(&full).spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.starts_with("subscribed to"), "{line}");
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    (child, stdout)
+}
+
+/// The SDK's metrics publisher through a real `cobra::Client` to the real server, read back by the CLI.
+#[test]
+fn metrics_publisher_events_reach_both_channels() {
+    use cobra::metrics::{MetricsPublisher, PushOutcome};
+    let server = Server::start();
+    let (mut by_id, by_id_out) = spawn_subscriber(&server, &["--channel", "engine_fps_id", "--count", "3"]);
+    let sql = "select per_id_counter,data.fps from `sms_metrics` where id = 'engine_fps_id'";
+    let (mut filtered, filtered_out) = spawn_subscriber(&server, &["--stream-sql", sql, "--count", "3"]);
+
+    let config = cobra::Config::new(server.endpoint(), "_pubsub", "pubsub", PUBSUB_SECRET);
+    let client = cobra::Client::new(config, None).unwrap();
+    let events = client.events();
+    client.connect().unwrap();
+    let metrics = MetricsPublisher::new(client.clone(), "sms_metrics");
+    let mut device = serde_json::Map::new();
+    device.insert("game".into(), json!("wiso"));
+    metrics.set_device_attributes(device);
+    metrics.set_session("0123456789abcdef0123456789abcdef");
+    metrics.set_rate_control([("engine_mem_id", 3600.0)]);
+    metrics.set_blacklist(["engine_secret_id"]);
+    let mut ids = Vec::new();
+    for fps in [30, 29, 28] {
+        match metrics.push("engine_fps_id", &json!({"fps": fps})).unwrap() {
+            PushOutcome::Published { publish_id } => ids.push(publish_id),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(metrics.push("engine_secret_id", &json!({})).unwrap(), PushOutcome::Blacklisted);
+    assert!(matches!(metrics.push("engine_mem_id", &json!({})).unwrap(), PushOutcome::Published { .. }));
+    assert_eq!(metrics.push("engine_mem_id", &json!({})).unwrap(), PushOutcome::RateLimited);
+    let deadline = Instant::now() + LIMIT;
+    while !ids.is_empty() {
+        match events.recv_deadline(deadline).expect("acks within the limit") {
+            cobra::Event::Published { id } => ids.retain(|&i| i != id),
+            cobra::Event::PublishDropped { id, reason } => panic!("publish {id} dropped: {reason}"),
+            _ => {}
+        }
+    }
+
+    let envelopes: Vec<Value> =
+        by_id_out.lines().take(3).map(|l| serde_json::from_str(&l.unwrap()).unwrap()).collect();
+    for (i, e) in envelopes.iter().enumerate() {
+        assert_eq!(e["id"], "engine_fps_id");
+        assert_eq!(e["version"], 1);
+        assert_eq!(e["session"], "0123456789abcdef0123456789abcdef");
+        assert_eq!(e["device"], json!({"game": "wiso"}));
+        assert_eq!(e["per_id_counter"], i + 1);
+        assert_eq!(e["data"], json!({"fps": 30 - i}));
+        assert!(e["timestamp"].as_u64().is_some_and(|t| t > 1_700_000_000_000));
+    }
+    let projected: Vec<Value> =
+        filtered_out.lines().take(3).map(|l| serde_json::from_str(&l.unwrap()).unwrap()).collect();
+    assert_eq!(projected.len(), 3);
+    for (i, p) in projected.iter().enumerate() {
+        assert_eq!(p["per_id_counter"], i + 1, "{p}");
+    }
+    for child in [&mut by_id, &mut filtered] {
+        assert!(child.wait().unwrap().success());
+    }
+    let stats = metrics.stats();
+    assert_eq!((stats.published, stats.blacklisted, stats.rate_limited), (4, 1, 1));
+}
