@@ -150,12 +150,10 @@ impl PublishQueue {
     }
 
     fn note_drop(&mut self, id: PublishId, reason: String) {
-        if self.drops.len() >= MAX_DROP_NOTES {
-            if let Some((lost, _)) = self.drops.pop_front() {
-                log::warn!(
-                    "publish {lost} dropped; its event was dropped too (too many pending drop events)"
-                );
-            }
+        if self.drops.len() >= MAX_DROP_NOTES
+            && let Some((lost, _)) = self.drops.pop_front()
+        {
+            log::warn!("publish {lost} dropped; its event was dropped too (too many pending drop events)");
         }
         self.drops.push_back((id, reason));
     }
