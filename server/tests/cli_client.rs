@@ -24,10 +24,22 @@ struct Server {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
-const ALL: [&str; 7] = ["subscribe", "unsubscribe", "publish", "admin", "read", "write", "delete"];
+const ALL: [&str; 7] = [
+    "subscribe",
+    "unsubscribe",
+    "publish",
+    "admin",
+    "read",
+    "write",
+    "delete",
+];
 
 impl Server {
     fn start() -> Server {
@@ -41,11 +53,23 @@ impl Server {
             ),
         )
         .unwrap();
-        let mut apps = AppsConfig { channel_max_length: 1000, ..Default::default() };
-        for (appkey, role, secret) in [("_pubsub", "pubsub", PUBSUB_SECRET), ("_health", "health", HEALTH_SECRET)] {
+        let mut apps = AppsConfig {
+            channel_max_length: 1000,
+            ..Default::default()
+        };
+        for (appkey, role, secret) in [
+            ("_pubsub", "pubsub", PUBSUB_SECRET),
+            ("_health", "health", HEALTH_SECRET),
+        ] {
             let mut app = App::default();
             let permissions = Permissions(ALL.iter().map(|p| p.to_string()).collect());
-            app.roles.insert(role.into(), Role { secret: secret.into(), permissions });
+            app.roles.insert(
+                role.into(),
+                Role {
+                    secret: secret.into(),
+                    permissions,
+                },
+            );
             apps.apps.insert(appkey.into(), app);
         }
         let settings = ServerSettings {
@@ -63,7 +87,11 @@ impl Server {
     }
 
     fn log(&self) -> String {
-        format!("(server on port {}, {} connections)", self.port, self.handle.broker().connection_count())
+        format!(
+            "(server on port {}, {} connections)",
+            self.port,
+            self.handle.broker().connection_count()
+        )
     }
 
     fn config(&self) -> PathBuf {
@@ -398,7 +426,10 @@ fn subscribe_prints_live_messages_and_stops_on_sigint() {
 }
 
 /// Spawns `cobra subscribe` with `args` and returns once it reports its subscription.
-fn spawn_subscriber(server: &Server, args: &[&str]) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
+fn spawn_subscriber(
+    server: &Server,
+    args: &[&str],
+) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
     let mut full = vec!["subscribe"];
     full.extend_from_slice(args);
     let mut child = server.cobra(&full).spawn().unwrap();
@@ -415,9 +446,11 @@ fn spawn_subscriber(server: &Server, args: &[&str]) -> (std::process::Child, Buf
 fn metrics_publisher_events_reach_both_channels() {
     use cobra::metrics::{MetricsPublisher, PushOutcome};
     let server = Server::start();
-    let (mut by_id, by_id_out) = spawn_subscriber(&server, &["--channel", "engine_fps_id", "--count", "3"]);
+    let (mut by_id, by_id_out) =
+        spawn_subscriber(&server, &["--channel", "engine_fps_id", "--count", "3"]);
     let sql = "select per_id_counter,data.fps from `sms_metrics` where id = 'engine_fps_id'";
-    let (mut filtered, filtered_out) = spawn_subscriber(&server, &["--stream-sql", sql, "--count", "3"]);
+    let (mut filtered, filtered_out) =
+        spawn_subscriber(&server, &["--stream-sql", sql, "--count", "3"]);
 
     let config = cobra::Config::new(server.endpoint(), "_pubsub", "pubsub", PUBSUB_SECRET);
     let client = cobra::Client::new(config, None).unwrap();
@@ -437,20 +470,35 @@ fn metrics_publisher_events_reach_both_channels() {
             other => panic!("{other:?}"),
         }
     }
-    assert_eq!(metrics.push("engine_secret_id", &json!({})).unwrap(), PushOutcome::Blacklisted);
-    assert!(matches!(metrics.push("engine_mem_id", &json!({})).unwrap(), PushOutcome::Published { .. }));
-    assert_eq!(metrics.push("engine_mem_id", &json!({})).unwrap(), PushOutcome::RateLimited);
+    assert_eq!(
+        metrics.push("engine_secret_id", &json!({})).unwrap(),
+        PushOutcome::Blacklisted
+    );
+    assert!(matches!(
+        metrics.push("engine_mem_id", &json!({})).unwrap(),
+        PushOutcome::Published { .. }
+    ));
+    assert_eq!(
+        metrics.push("engine_mem_id", &json!({})).unwrap(),
+        PushOutcome::RateLimited
+    );
     let deadline = Instant::now() + LIMIT;
     while !ids.is_empty() {
-        match events.recv_deadline(deadline).expect("acks within the limit") {
+        match events
+            .recv_deadline(deadline)
+            .expect("acks within the limit")
+        {
             cobra::Event::Published { id } => ids.retain(|&i| i != id),
             cobra::Event::PublishDropped { id, reason } => panic!("publish {id} dropped: {reason}"),
             _ => {}
         }
     }
 
-    let envelopes: Vec<Value> =
-        by_id_out.lines().take(3).map(|l| serde_json::from_str(&l.unwrap()).unwrap()).collect();
+    let envelopes: Vec<Value> = by_id_out
+        .lines()
+        .take(3)
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect();
     for (i, e) in envelopes.iter().enumerate() {
         assert_eq!(e["id"], "engine_fps_id");
         assert_eq!(e["version"], 1);
@@ -458,10 +506,17 @@ fn metrics_publisher_events_reach_both_channels() {
         assert_eq!(e["device"], json!({"game": "wiso"}));
         assert_eq!(e["per_id_counter"], i + 1);
         assert_eq!(e["data"], json!({"fps": 30 - i}));
-        assert!(e["timestamp"].as_u64().is_some_and(|t| t > 1_700_000_000_000));
+        assert!(
+            e["timestamp"]
+                .as_u64()
+                .is_some_and(|t| t > 1_700_000_000_000)
+        );
     }
-    let projected: Vec<Value> =
-        filtered_out.lines().take(3).map(|l| serde_json::from_str(&l.unwrap()).unwrap()).collect();
+    let projected: Vec<Value> = filtered_out
+        .lines()
+        .take(3)
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect();
     assert_eq!(projected.len(), 3);
     for (i, p) in projected.iter().enumerate() {
         assert_eq!(p["per_id_counter"], i + 1, "{p}");
@@ -470,5 +525,8 @@ fn metrics_publisher_events_reach_both_channels() {
         assert!(child.wait().unwrap().success());
     }
     let stats = metrics.stats();
-    assert_eq!((stats.published, stats.blacklisted, stats.rate_limited), (4, 1, 1));
+    assert_eq!(
+        (stats.published, stats.blacklisted, stats.rate_limited),
+        (4, 1, 1)
+    );
 }

@@ -1,8 +1,7 @@
-//! `cobra health`: the Python client's end-to-end check. Each step must pass before the next runs.
-//!
-//! 1. connect and authenticate; 2. write a value; 3. read it back (must match); 4. delete it; 5. read again
-//! (must be null); 6. publish a tagged message; 7. subscribe from `0-0` with a StreamSQL filter matching only
-//! that message; 8. receive it.
+//! `cobra health`: the Python client's end-to-end check. Each step must pass before the next runs:
+//! connect and authenticate; write a value; read it back (must match); delete it; read again (must be
+//! null); publish a tagged message; subscribe from `0-0` with a StreamSQL filter matching only that
+//! message; receive it.
 
 use std::time::Instant;
 
