@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -44,15 +44,7 @@ const ALL: [&str; 7] = [
 impl Server {
     fn start() -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let all = format!("[{}]", ALL.join(", "));
-        std::fs::write(
-            dir.path().join("apps.yaml"),
-            format!(
-                "apps:\n  _pubsub:\n    roles:\n      pubsub:\n        secret: {PUBSUB_SECRET}\n        permissions: {all}\n\
-                 \x20 _health:\n    roles:\n      health:\n        secret: {HEALTH_SECRET}\n        permissions: {all}\n"
-            ),
-        )
-        .unwrap();
+        write_apps_config(dir.path());
         let mut apps = AppsConfig {
             channel_max_length: 1000,
             ..Default::default()
@@ -94,26 +86,46 @@ impl Server {
         )
     }
 
-    fn config(&self) -> PathBuf {
-        self.dir.path().join("apps.yaml")
-    }
-
     /// A `cobra` command with this server as the default endpoint and its config as the default credentials.
     fn cobra(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.args(args)
-            .env("COBRA_PORT", self.port.to_string())
-            .env("COBRA_APPS_CONFIG", self.config())
-            .env("HOME", self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd
+        cobra_cmd(self.port, self.dir.path(), args)
     }
 
     fn endpoint(&self) -> String {
         format!("ws://127.0.0.1:{}", self.port)
     }
+}
+
+/// A `cobra` command whose default endpoint is `ws://127.0.0.1:port` and whose default credentials come
+/// from `dir/apps.yaml`, with no other `COBRA_*` variable inherited.
+fn cobra_cmd(port: u16, dir: &std::path::Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("COBRA_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.args(args)
+        .env("COBRA_PORT", port.to_string())
+        .env("COBRA_APPS_CONFIG", dir.join("apps.yaml"))
+        .env("HOME", dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// The apps config both servers and the client commands read.
+fn write_apps_config(dir: &std::path::Path) {
+    let all = format!("[{}]", ALL.join(", "));
+    std::fs::write(
+        dir.join("apps.yaml"),
+        format!(
+            "apps:\n  _pubsub:\n    roles:\n      pubsub:\n        secret: {PUBSUB_SECRET}\n        permissions: {all}\n\
+             \x20 _health:\n    roles:\n      health:\n        secret: {HEALTH_SECRET}\n        permissions: {all}\n"
+        ),
+    )
+    .unwrap();
 }
 
 struct Output {
@@ -528,5 +540,205 @@ fn metrics_publisher_events_reach_both_channels() {
     assert_eq!(
         (stats.published, stats.blacklisted, stats.rate_limited),
         (4, 1, 1)
+    );
+}
+
+/// A child process killed and reaped on drop.
+struct Guard(std::process::Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The original Python `cobras` server (over a private `redis-server`), for wire compatibility of the
+/// client commands with the reference. `None` (saying so) when the peer is not installed; required
+/// under `CI=true`.
+struct Reference {
+    _processes: Vec<Guard>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Reference {
+    fn start() -> Option<Reference> {
+        let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/cobras-venv/bin/cobra");
+        let redis_ok = Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !python.exists() || !redis_ok {
+            let msg = format!(
+                "Python cobras at {} or redis-server missing: run scripts/install-peers.sh",
+                python.display()
+            );
+            assert!(
+                std::env::var("CI").is_ok_and(|v| v != "true") || std::env::var("CI").is_err(),
+                "{msg}"
+            );
+            eprintln!("SKIPPED: {msg}");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        write_apps_config(dir.path());
+        let redis_port = free_port();
+        let redis = Command::new("redis-server")
+            .args([
+                "--port",
+                &redis_port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut processes = vec![Guard(redis)];
+        wait_listening(&mut processes[0].0, redis_port);
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let mut server = Command::new(&python);
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("COBRA_") {
+                server.env_remove(name);
+            }
+        }
+        server
+            .args(["run", "--host", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--redis_urls")
+            .arg(format!("redis://127.0.0.1:{redis_port}"))
+            .arg("--apps_config_path")
+            .arg(dir.path().join("apps.yaml"))
+            .env("HOME", dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        processes.push(Guard(server.spawn().unwrap()));
+        wait_listening(&mut processes[1].0, port);
+        Some(Reference {
+            _processes: processes,
+            port,
+            dir,
+        })
+    }
+
+    fn cobra(&self, args: &[&str]) -> Command {
+        cobra_cmd(self.port, self.dir.path(), args)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+/// Polls until `port` accepts connections, failing if `process` exits first or after 20 s.
+fn wait_listening(process: &mut std::process::Child, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(Some(status)) = process.try_wait() {
+            panic!("process listening on {port} exited early: {status}");
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The client commands against the Python reference server: health, publish + filtered subscribe from
+/// `0-0`, write/read/delete.
+#[test]
+fn client_commands_work_against_the_python_reference_server() {
+    let Some(server) = Reference::start() else {
+        return;
+    };
+    let out = run(server.cobra(&["health"]), None, LIMIT);
+    assert!(
+        out.status.success(),
+        "health failed: {}\n{}",
+        out.stderr,
+        server.log()
+    );
+
+    let input: String = (0..6)
+        .map(|n| format!("{{\"n\": {n}, \"device\": {{\"game\": \"g{}\"}}}}\n", n % 2))
+        .collect();
+    let out = run(
+        server.cobra(&["publish", "--channel", "ref_events"]),
+        Some(&input),
+        LIMIT,
+    );
+    assert!(
+        out.status.success(),
+        "publish failed: {}\n{}",
+        out.stderr,
+        server.log()
+    );
+    let sql = "select n from `ref_events` where device.game = 'g1'";
+    let out = run(
+        server.cobra(&[
+            "subscribe",
+            "--stream_sql",
+            sql,
+            "--position",
+            "0-0",
+            "--count",
+            "3",
+        ]),
+        None,
+        LIMIT,
+    );
+    assert!(
+        out.status.success(),
+        "subscribe failed: {}\n{}",
+        out.stderr,
+        server.log()
+    );
+    let got: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(got, vec![json!({"n": 1}), json!({"n": 3}), json!({"n": 5})]);
+
+    let out = run(
+        server.cobra(&["write", "--channel", "ref_key", "{\"v\": [1, 2]}"]),
+        None,
+        LIMIT,
+    );
+    assert!(out.status.success(), "write failed: {}", out.stderr);
+    let out = run(server.cobra(&["read", "--channel", "ref_key"]), None, LIMIT);
+    assert_eq!(
+        serde_json::from_str::<Value>(out.stdout.trim()).unwrap(),
+        json!({"v": [1, 2]}),
+        "{}",
+        out.stderr
+    );
+    let out = run(
+        server.cobra(&["delete", "--channel", "ref_key"]),
+        None,
+        LIMIT,
+    );
+    assert!(out.status.success(), "delete failed: {}", out.stderr);
+    let out = run(server.cobra(&["read", "--channel", "ref_key"]), None, LIMIT);
+    assert_eq!(out.stdout.trim(), "null", "{}", out.stderr);
+
+    let out = run(
+        server.cobra(&["health", "--rolesecret", "wrong"]),
+        None,
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("step 'authenticate' failed"),
+        "{}",
+        out.stderr
     );
 }

@@ -80,7 +80,10 @@ pub fn run(args: &HealthArgs) -> Result<(), StepFailed> {
         Some(v) => return Err(step("read after delete")(format!("expected null, got {v}"))),
     }
 
-    let channel = args.channel.clone().unwrap_or_else(|| format!("sms_health_check_channel_{}", &uuid[..8]));
+    let channel = args
+        .channel
+        .clone()
+        .unwrap_or_else(|| format!("sms_health_check_channel_{}", &uuid[..8]));
     let result = pubsub(&session, &channel, &uuid, magic);
     // Like the Python client, remove the temporary channel's stored value; its history ages out.
     let _ = client.delete(&channel, timeout);
@@ -94,28 +97,46 @@ fn pubsub(session: &Session, channel: &str, uuid: &str, magic: u32) -> Result<()
         "select magic,device.android_id from `{channel}` where device.game = 'test' \
          AND device.android_id = '{uuid}' AND magic = {magic}"
     );
-    let options = SubscribeOptions::new(channel).filter(filter).position("0-0");
-    client.subscribe(options).map_err(|e| step("subscribe")(e.to_string()))?;
+    let options = SubscribeOptions::new(channel)
+        .filter(filter)
+        .position("0-0");
+    client
+        .subscribe(options)
+        .map_err(|e| step("subscribe")(e.to_string()))?;
     let deadline = Instant::now() + timeout;
     let timed_out = |what| move |_| step(what)(format!("no answer within {timeout:?}"));
     loop {
-        match session.events.recv_deadline(deadline).map_err(timed_out("subscribe"))? {
+        match session
+            .events
+            .recv_deadline(deadline)
+            .map_err(timed_out("subscribe"))?
+        {
             Event::Subscribed { .. } => break,
             Event::SubscriptionError { error, reason, .. } => {
                 return Err(step("subscribe")(format!("{error}: {reason}")));
             }
-            other => session.check_connection_event(&other).map_err(|e| step("subscribe")(cli(e)))?,
+            other => session
+                .check_connection_event(&other)
+                .map_err(|e| step("subscribe")(cli(e)))?,
         }
     }
 
     let message = json!({"device": {"game": "test", "android_id": uuid}, "magic": magic});
-    let publish_id = client.publish(channel, &message).map_err(|e| step("publish")(e.to_string()))?;
+    let publish_id = client
+        .publish(channel, &message)
+        .map_err(|e| step("publish")(e.to_string()))?;
     let (mut acked, mut received) = (false, false);
     while !(acked && received) {
         let what = if acked { "receive" } else { "publish" };
-        match session.events.recv_deadline(deadline).map_err(timed_out(what))? {
+        match session
+            .events
+            .recv_deadline(deadline)
+            .map_err(timed_out(what))?
+        {
             Event::Published { id } if id == publish_id => acked = true,
-            Event::PublishDropped { id, reason } if id == publish_id => return Err(step("publish")(reason)),
+            Event::PublishDropped { id, reason } if id == publish_id => {
+                return Err(step("publish")(reason));
+            }
             Event::SubscriptionError { error, reason, .. } => {
                 return Err(step("receive")(format!("{error}: {reason}")));
             }
@@ -130,7 +151,9 @@ fn pubsub(session: &Session, channel: &str, uuid: &str, magic: u32) -> Result<()
                     received = true;
                 }
             }
-            other => session.check_connection_event(&other).map_err(|e| step(what)(cli(e)))?,
+            other => session
+                .check_connection_event(&other)
+                .map_err(|e| step(what)(cli(e)))?,
         }
     }
     Ok(())
