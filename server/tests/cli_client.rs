@@ -6,19 +6,16 @@ use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use cobra_server::broker::standin::config::{App, AppsConfig, Permissions, Role};
-use cobra_server::broker::standin::options::{Limits, ServerSettings};
-use cobra_server::net::ServerHandle;
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cobra");
 const PUBSUB_SECRET: &str = "0123456789abcdef0123456789abcdef";
 const HEALTH_SECRET: &str = "fedcba9876543210fedcba9876543210";
 
-/// A cobra server on a free loopback port (in-process; stopped on drop), plus an apps config file holding the
-/// same credentials for the client commands to default from.
+/// `cobra run` on a free loopback port (killed on drop), with an apps config file holding the
+/// credentials the client commands default from.
 struct Server {
-    handle: ServerHandle,
+    process: Guard,
     port: u16,
     dir: tempfile::TempDir,
 }
@@ -45,45 +42,64 @@ impl Server {
     fn start() -> Server {
         let dir = tempfile::tempdir().unwrap();
         write_apps_config(dir.path());
-        let mut apps = AppsConfig {
-            channel_max_length: 1000,
-            ..Default::default()
-        };
-        for (appkey, role, secret) in [
-            ("_pubsub", "pubsub", PUBSUB_SECRET),
-            ("_health", "health", HEALTH_SECRET),
-        ] {
-            let mut app = App::default();
-            let permissions = Permissions(ALL.iter().map(|p| p.to_string()).collect());
-            app.roles.insert(
-                role.into(),
-                Role {
-                    secret: secret.into(),
-                    permissions,
-                },
-            );
-            apps.apps.insert(appkey.into(), app);
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let mut cmd = Command::new(BIN);
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("COBRA_") {
+                cmd.env_remove(name);
+            }
         }
-        let settings = ServerSettings {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            redis_urls: vec![],
-            redis_password: None,
-            channel_max_length: None,
-            verbose: false,
-            tls: None,
-            limits: Limits::default(),
+        cmd.args([
+            "run",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--apps-config",
+        ])
+        .arg(dir.path().join("apps.yaml"))
+        .env("HOME", dir.path())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+        let mut server = Server {
+            process: Guard(cmd.spawn().unwrap()),
+            port,
+            dir,
         };
-        let handle = cobra_server::net::Server::start(settings, apps).unwrap();
-        let port = handle.local_addr().port();
-        Server { handle, port, dir }
+        server.wait_ready();
+        server
+    }
+
+    /// Polls `GET /health/` until it answers 200.
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = s.write_all(
+                    b"GET /health/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                );
+                let mut answer = String::new();
+                let _ = s.read_to_string(&mut answer);
+                if answer.starts_with("HTTP/1.1 200") {
+                    return;
+                }
+            }
+            if let Ok(Some(status)) = self.process.0.try_wait() {
+                panic!("cobra run exited with {status}: {}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cobra run not ready: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn log(&self) -> String {
-        format!(
-            "(server on port {}, {} connections)",
-            self.port,
-            self.handle.broker().connection_count()
-        )
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
     /// A `cobra` command with this server as the default endpoint and its config as the default credentials.
