@@ -1,0 +1,454 @@
+//! The [`Client`] handle: cheap to clone, every call safe from any thread.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::thread::{JoinHandle, ThreadId};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use serde_json::Value;
+
+use crate::config::{Config, Endpoint};
+use crate::engine::{self, Command, Request};
+use crate::error::Error;
+use crate::event::{Event, Listener, PublishId};
+use crate::queue::{PublishQueue, Target};
+
+/// How long `disconnect()` waits for the engine to confirm; the engine answers within one loop
+/// turn (it never blocks outside `mio::Poll`), so this only matters if a listener callback hangs.
+const DISCONNECT_WAIT: Duration = Duration::from_secs(1);
+
+/// The connection state, as last published by the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum State {
+    /// Not connected and not trying (initial state, or after `disconnect()`).
+    Disconnected = 0,
+    /// Resolving, connecting, TLS, proxy or WebSocket upgrade in progress.
+    Connecting = 1,
+    /// The WebSocket is open; authentication is in progress.
+    Authenticating = 2,
+    /// Authenticated: publishes and subscriptions flow.
+    Connected = 3,
+    /// Waiting for the backoff delay before the next attempt.
+    Reconnecting = 4,
+    /// Suspended by `suspend()`: closed and not retrying until `resume()`.
+    Suspended = 5,
+    /// The engine thread has stopped (the client was dropped).
+    Stopped = 6,
+}
+
+impl State {
+    pub(crate) fn from_u8(v: u8) -> State {
+        match v {
+            1 => State::Connecting,
+            2 => State::Authenticating,
+            3 => State::Connected,
+            4 => State::Reconnecting,
+            5 => State::Suspended,
+            6 => State::Stopped,
+            _ => State::Disconnected,
+        }
+    }
+}
+
+/// What to subscribe to. Build with [`SubscribeOptions::new`] and the setters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscribeOptions {
+    /// The channel (with a filter: the channel named in its FROM clause).
+    pub channel: String,
+    /// Subscription id; defaults to the channel. Unique per client.
+    pub subscription_id: Option<String>,
+    /// StreamSQL filter, e.g. ``select data.fps from `engine_fps_id` where data.fps < 30``.
+    pub filter: Option<String>,
+    /// Start after this position (`0-0` = oldest kept); `None` = only new messages.
+    pub position: Option<String>,
+    /// Messages per data PDU (server-side batching).
+    pub batch_size: Option<u32>,
+    /// Ask the server to skip ahead (with an info PDU) instead of failing when we fall behind.
+    pub fast_forward: bool,
+}
+
+impl SubscribeOptions {
+    /// Subscribe to `channel` with defaults.
+    pub fn new(channel: impl Into<String>) -> Self {
+        Self {
+            channel: channel.into(),
+            subscription_id: None,
+            filter: None,
+            position: None,
+            batch_size: None,
+            fast_forward: false,
+        }
+    }
+    /// Set the subscription id.
+    pub fn subscription_id(mut self, id: impl Into<String>) -> Self {
+        self.subscription_id = Some(id.into());
+        self
+    }
+    /// Set a StreamSQL filter.
+    pub fn filter(mut self, sql: impl Into<String>) -> Self {
+        self.filter = Some(sql.into());
+        self
+    }
+    /// Start after `position`.
+    pub fn position(mut self, position: impl Into<String>) -> Self {
+        self.position = Some(position.into());
+        self
+    }
+    /// Set the batch size.
+    pub fn batch_size(mut self, n: u32) -> Self {
+        self.batch_size = Some(n);
+        self
+    }
+    /// Set fast_forward.
+    pub fn fast_forward(mut self, on: bool) -> Self {
+        self.fast_forward = on;
+        self
+    }
+    /// The effective subscription id (the channel when none was set).
+    pub fn id(&self) -> &str {
+        self.subscription_id.as_deref().unwrap_or(&self.channel)
+    }
+}
+
+/// State shared between the handles and the engine thread.
+pub(crate) struct Shared {
+    pub cmd_tx: Sender<Command>,
+    pub waker: mio::Waker,
+    /// Set when a wake is pending, so a burst of publishes costs one syscall.
+    pub notified: AtomicBool,
+    pub state: AtomicU8,
+    pub queue: Mutex<PublishQueue>,
+    /// Subscription ids currently held (to refuse duplicates at the call).
+    pub subscriptions: Mutex<HashSet<String>>,
+    pub events_tx: Sender<Event>,
+    pub events_rx: Receiver<Event>,
+    pub events_enabled: AtomicBool,
+    pub max_message_size: usize,
+}
+
+impl Shared {
+    /// Wake the engine unless a wake is already pending.
+    pub fn wake(&self) {
+        if !self.notified.swap(true, Ordering::AcqRel) {
+            // A failed wake means the poller is gone, i.e. the engine stopped: nothing to do.
+            let _ = self.waker.wake();
+        }
+    }
+
+    pub fn send(&self, cmd: Command) -> Result<(), Error> {
+        self.cmd_tx.send(cmd).map_err(|_| Error::Shutdown)?;
+        self.wake();
+        Ok(())
+    }
+
+    pub fn lock_queue(&self) -> std::sync::MutexGuard<'_, PublishQueue> {
+        // A panic while holding the lock cannot leave the queue inconsistent in a way that
+        // matters more than losing the client, so recover the guard.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn lock_subscriptions(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.subscriptions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    engine_thread: ThreadId,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let _ = self.shared.send(Command::Shutdown);
+        let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        // The last handle may be dropped inside a listener callback: joining there would deadlock.
+        if let Some(handle) = handle
+            && std::thread::current().id() != self.engine_thread
+        {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// A connection to a cobra server, run by one background engine thread.
+///
+/// Cloning is cheap (an `Arc`); dropping the last clone stops the engine (closing the connection
+/// without waiting for acknowledgements; use the spool to keep unacknowledged messages).
+/// All methods are safe to call from any thread and never block on the network, except
+/// [`read`](Client::read), [`write`](Client::write) and [`delete`](Client::delete), which block the
+/// caller (never the engine) until the answer or the timeout.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+/// A weak handle that does not keep the client alive; for use inside a [`Listener`].
+#[derive(Clone)]
+pub struct WeakClient {
+    inner: Weak<Inner>,
+}
+
+impl WeakClient {
+    /// The client, if it still exists.
+    pub fn upgrade(&self) -> Option<Client> {
+        self.inner.upgrade().map(|inner| Client { inner })
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+impl Client {
+    /// Validate `config`, open the spool if configured, and start the engine thread. The client
+    /// stays [`State::Disconnected`] until [`connect`](Client::connect). Events go to `listener`
+    /// (on the engine thread) and, once [`events`](Client::events) was called, to a channel.
+    pub fn new(config: Config, listener: Option<Arc<dyn Listener>>) -> Result<Client, Error> {
+        config.validate()?;
+        let endpoint = Endpoint::parse(&config.endpoint, &config.appkey)?;
+        let prepared = engine::Prepared::new(&config, endpoint)?;
+        let queue = PublishQueue::new(&config)?;
+        let poll = mio::Poll::new().map_err(|e| Error::Io(format!("creating the poller: {e}")))?;
+        let waker = mio::Waker::new(poll.registry(), engine::WAKER)
+            .map_err(|e| Error::Io(format!("creating the waker: {e}")))?;
+        let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
+        let (events_tx, events_rx) = crossbeam_channel::bounded(config.event_queue_capacity);
+        let shared = Arc::new(Shared {
+            cmd_tx,
+            waker,
+            notified: AtomicBool::new(false),
+            state: AtomicU8::new(State::Disconnected as u8),
+            queue: Mutex::new(queue),
+            subscriptions: Mutex::new(HashSet::new()),
+            events_tx,
+            events_rx,
+            events_enabled: AtomicBool::new(false),
+            max_message_size: config.max_message_size,
+        });
+        let engine = engine::Engine::new(config, prepared, poll, cmd_rx, shared.clone(), listener);
+        let thread = std::thread::Builder::new()
+            .name("cobra-engine".into())
+            .spawn(move || engine.run())
+            .map_err(|e| Error::Io(format!("spawning the engine thread: {e}")))?;
+        let engine_thread = thread.thread().id();
+        Ok(Client {
+            inner: Arc::new(Inner {
+                shared,
+                thread: Mutex::new(Some(thread)),
+                engine_thread,
+            }),
+        })
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    /// A handle that does not keep the client alive.
+    pub fn downgrade(&self) -> WeakClient {
+        WeakClient {
+            inner: Arc::downgrade(&self.inner),
+        }
+    }
+
+    /// Start connecting (and keep reconnecting) in the background. Returns at once.
+    pub fn connect(&self) -> Result<(), Error> {
+        self.shared().send(Command::Connect)
+    }
+
+    /// Close the connection and stop retrying. Returns once the engine has dropped the
+    /// connection (within one engine loop turn, well under 50 ms), or after 1 s if a listener
+    /// callback is hogging the engine thread. Queued messages stay queued for a later `connect`.
+    pub fn disconnect(&self) -> Result<(), Error> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.shared().send(Command::Disconnect(Some(tx)))?;
+        if std::thread::current().id() != self.inner.engine_thread {
+            let _ = rx.recv_timeout(DISCONNECT_WAIT);
+        }
+        Ok(())
+    }
+
+    /// Close the connection and stop retrying until [`resume`](Client::resume) (for an app
+    /// going to the background). Publishes keep queueing.
+    pub fn suspend(&self) -> Result<(), Error> {
+        self.shared().send(Command::Suspend)
+    }
+
+    /// Undo [`suspend`](Client::suspend): connect again at once.
+    pub fn resume(&self) -> Result<(), Error> {
+        self.shared().send(Command::Resume)
+    }
+
+    /// The network changed (Wi-Fi to cellular...): drop the current connection if any and
+    /// retry at once, skipping any backoff delay.
+    pub fn network_changed(&self) -> Result<(), Error> {
+        self.shared().send(Command::NetworkChanged)
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        State::from_u8(self.shared().state.load(Ordering::Acquire))
+    }
+
+    /// A receiver of events, as an alternative (or in addition) to the listener.
+    ///
+    /// The channel is bounded by [`Config::event_queue_capacity`]. Events are only queued after
+    /// the first call to this method. When the channel is full, new events are dropped (and
+    /// counted in the log at warn level): the engine never waits for a slow reader. All
+    /// receivers returned share one queue.
+    pub fn events(&self) -> Receiver<Event> {
+        self.shared().events_enabled.store(true, Ordering::Release);
+        self.shared().events_rx.clone()
+    }
+
+    /// Publish `message` to `channel`. Never blocks: the message is queued and the engine woken.
+    /// The returned id comes back in [`Event::Published`] (or [`Event::PublishDropped`]).
+    pub fn publish(&self, channel: &str, message: &Value) -> Result<PublishId, Error> {
+        self.publish_text(Target::channel(channel)?, to_json(message)?)
+    }
+
+    /// Publish a message given as JSON text (validated here).
+    pub fn publish_raw(&self, channel: &str, json: &str) -> Result<PublishId, Error> {
+        self.publish_text(Target::channel(channel)?, validate_json(json)?)
+    }
+
+    /// Publish `message` to every channel in `channels` (one `rtm/publish` with `channels`).
+    pub fn publish_many<S: AsRef<str>>(
+        &self,
+        channels: &[S],
+        message: &Value,
+    ) -> Result<PublishId, Error> {
+        self.publish_text(Target::channels(channels)?, to_json(message)?)
+    }
+
+    /// [`publish_many`](Client::publish_many) with the message as JSON text.
+    pub fn publish_many_raw<S: AsRef<str>>(
+        &self,
+        channels: &[S],
+        json: &str,
+    ) -> Result<PublishId, Error> {
+        self.publish_text(Target::channels(channels)?, validate_json(json)?)
+    }
+
+    fn publish_text(&self, target: Target, json: String) -> Result<PublishId, Error> {
+        let limit = self.shared().max_message_size;
+        if json.len() > limit {
+            return Err(Error::MessageTooLarge {
+                size: json.len(),
+                limit,
+            });
+        }
+        let id = self.shared().lock_queue().push(target, json)?;
+        self.shared().wake();
+        Ok(id)
+    }
+
+    /// Subscribe. Queued while offline; re-sent after every reconnect from the last position
+    /// received. Results arrive as [`Event::Subscribed`] / [`Event::SubscriptionError`].
+    pub fn subscribe(&self, options: SubscribeOptions) -> Result<(), Error> {
+        if options.channel.is_empty()
+            && options.subscription_id.as_deref().is_none_or(str::is_empty)
+        {
+            return Err(Error::InvalidArgument(
+                "subscribe needs a channel or a subscription id".into(),
+            ));
+        }
+        if options.batch_size == Some(0) {
+            return Err(Error::InvalidArgument("batch_size must be positive".into()));
+        }
+        let id = options.id().to_string();
+        if !self.shared().lock_subscriptions().insert(id.clone()) {
+            return Err(Error::InvalidArgument(format!(
+                "subscription {id:?} already exists"
+            )));
+        }
+        self.shared().send(Command::Subscribe(options))
+    }
+
+    /// End a subscription; [`Event::Unsubscribed`] follows.
+    pub fn unsubscribe(&self, subscription_id: &str) -> Result<(), Error> {
+        if !self.shared().lock_subscriptions().remove(subscription_id) {
+            return Err(Error::InvalidArgument(format!(
+                "no subscription {subscription_id:?}"
+            )));
+        }
+        self.shared()
+            .send(Command::Unsubscribe(subscription_id.to_string()))
+    }
+
+    /// Read the value stored on `channel` (`None` when nothing is stored). Waits for a connection
+    /// and the answer at most `timeout`.
+    pub fn read(&self, channel: &str, timeout: Duration) -> Result<Option<Value>, Error> {
+        let body = serde_json::json!({ "channel": nonempty(channel)? });
+        let answer = self.request("rtm/read", body, timeout)?;
+        Ok(match answer.get("message") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.clone()),
+        })
+    }
+
+    /// Store `value` as the only value of `channel`.
+    pub fn write(&self, channel: &str, value: &Value, timeout: Duration) -> Result<(), Error> {
+        let body = serde_json::json!({ "channel": nonempty(channel)?, "message": value });
+        self.request("rtm/write", body, timeout).map(drop)
+    }
+
+    /// Delete the value of `channel`.
+    pub fn delete(&self, channel: &str, timeout: Duration) -> Result<(), Error> {
+        let body = serde_json::json!({ "channel": nonempty(channel)? });
+        self.request("rtm/delete", body, timeout).map(drop)
+    }
+
+    /// Send any request PDU and wait for its `/ok` body (for admin actions and tools).
+    pub fn request(&self, action: &str, body: Value, timeout: Duration) -> Result<Value, Error> {
+        if action.is_empty() {
+            return Err(Error::InvalidArgument("empty action".into()));
+        }
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let deadline = Instant::now() + timeout;
+        self.shared().send(Command::Request(Request {
+            action: action.to_string(),
+            body,
+            reply: tx,
+            deadline,
+        }))?;
+        match rx.recv_timeout(timeout) {
+            Ok(result) => result,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => Err(Error::Timeout(timeout)),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(Error::Shutdown),
+        }
+    }
+
+    /// Messages in the publish queue (unsent plus awaiting acknowledgement).
+    pub fn pending_count(&self) -> usize {
+        self.shared().lock_queue().len()
+    }
+}
+
+fn nonempty(channel: &str) -> Result<&str, Error> {
+    if channel.is_empty() {
+        Err(Error::InvalidArgument("empty channel".into()))
+    } else {
+        Ok(channel)
+    }
+}
+
+fn to_json(v: &Value) -> Result<String, Error> {
+    serde_json::to_string(v)
+        .map_err(|e| Error::InvalidArgument(format!("message does not serialize: {e}")))
+}
+
+fn validate_json(s: &str) -> Result<String, Error> {
+    match serde_json::from_str::<&serde_json::value::RawValue>(s) {
+        Ok(raw) => Ok(raw.get().to_string()),
+        Err(e) => Err(Error::InvalidArgument(format!("message is not JSON: {e}"))),
+    }
+}
