@@ -363,7 +363,7 @@ static void test_against_server(void) {
     CHECK(wait_for(&rec, &rec.fps_seen[1], 2, 10) >= 2, "the multi-channel message arrives");
 
     printf("-- read / write / delete\n");
-    char key[64];
+    char key[96];
     snprintf(key, sizeof key, "%s_kv", channel);
     char *value = NULL;
     CHECK_STATUS(cobra_client_write(client, key, "{\"answer\":42}", 5000), COBRA_STATUS_OK);
