@@ -30,8 +30,10 @@ mod error;
 mod event;
 pub mod ffi;
 pub mod logging;
+pub mod metrics;
 mod queue;
 mod session;
+pub mod spool;
 mod transport;
 
 pub use client::{Client, State, SubscribeOptions, WeakClient};

@@ -1,0 +1,39 @@
+//! The metrics envelope on the hot path: building one telemetry event's JSON.
+//! Run with `cargo bench -p cobra --bench metrics`.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use serde_json::json;
+use std::hint::black_box;
+
+use cobra::metrics::Envelope;
+
+fn envelope(c: &mut Criterion) {
+    let device = serde_json::value::to_raw_value(&json!({
+        "app_version": "3.25", "game": "wiso", "model": "iPhone",
+        "os_language": "en", "os_name": "iOS", "os_version": "10.3.3"
+    }))
+    .unwrap();
+    let data = json!({"fps": 30, "frame_ms": 33.3, "scene": "lobby"});
+    let mut group = c.benchmark_group("metrics");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("envelope_build", |b| {
+        let mut counter = 0u64;
+        b.iter(|| {
+            counter += 1;
+            let e = Envelope {
+                id: black_box("engine_fps_id"),
+                version: 1,
+                session: black_box("4dacbafefc214578aa3f8c1d2975ec92"),
+                timestamp: black_box(1_536_270_895_637),
+                per_id_counter: counter,
+                device: &device,
+                data: black_box(&data),
+            };
+            black_box(e.to_json())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, envelope);
+criterion_main!(benches);

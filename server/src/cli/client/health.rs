@@ -1,0 +1,154 @@
+//! `cobra health`: the Python client's end-to-end check. Each step must pass before the next runs.
+//!
+//! 1. connect and authenticate; 2. write a value; 3. read it back (must match); 4. delete it; 5. read again
+//! (must be null); 6. publish a tagged message; 7. subscribe from `0-0` with a StreamSQL filter matching only
+//! that message; 8. receive it.
+
+use std::time::Instant;
+
+use cobra::{Event, SubscribeOptions};
+use serde_json::{Value, json};
+
+use super::session::Session;
+use super::{CliError, HealthArgs};
+
+/// A failed step: its name and why.
+#[derive(Debug, thiserror::Error)]
+#[error("step '{step}' failed: {reason}")]
+pub struct StepFailed {
+    /// The step's name.
+    pub step: &'static str,
+    /// What went wrong.
+    pub reason: String,
+}
+
+fn step(step: &'static str) -> impl Fn(String) -> StepFailed {
+    move |reason| StepFailed { step, reason }
+}
+
+fn cli(e: CliError) -> String {
+    e.to_string()
+}
+
+/// A random UUID (version 4) in its text form.
+fn uuid4() -> String {
+    let mut b = rand::random::<[u8; 16]>();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// Runs every step; the first failure is returned.
+pub fn run(args: &HealthArgs) -> Result<(), StepFailed> {
+    let session = Session::open_steps(&args.conn, "_health").map_err(|(s, e)| step(s)(cli(e)))?;
+    let (client, timeout) = (&session.client, session.timeout);
+    let uuid = uuid4();
+    let magic = rand::random::<u32>();
+
+    let key = format!("health_check_{uuid}");
+    let value = json!({"magic": magic, "uuid": uuid});
+    client
+        .write(&key, &value, timeout)
+        .map_err(|e| step("write")(e.to_string()))?;
+    match client
+        .read(&key, timeout)
+        .map_err(|e| step("read")(e.to_string()))?
+    {
+        Some(v) if v == value => {}
+        other => {
+            return Err(step("read")(format!(
+                "expected {value}, got {}",
+                other.unwrap_or(Value::Null)
+            )));
+        }
+    }
+    client
+        .delete(&key, timeout)
+        .map_err(|e| step("delete")(e.to_string()))?;
+    match client
+        .read(&key, timeout)
+        .map_err(|e| step("read after delete")(e.to_string()))?
+    {
+        None => {}
+        Some(v) => return Err(step("read after delete")(format!("expected null, got {v}"))),
+    }
+
+    let channel = &args.channel;
+    let message =
+        json!({"id": channel, "magic": magic, "device": {"game": "test", "android_id": uuid}});
+    let publish_id = client
+        .publish(channel, &message)
+        .map_err(|e| step("publish")(e.to_string()))?;
+    let deadline = Instant::now() + timeout;
+    let wait = |what: &'static str| move || step(what)(format!("no answer within {timeout:?}"));
+    loop {
+        match session
+            .events
+            .recv_deadline(deadline)
+            .map_err(|_| wait("publish")())?
+        {
+            Event::Published { id } if id == publish_id => break,
+            Event::PublishDropped { id, reason } if id == publish_id => {
+                return Err(step("publish")(reason));
+            }
+            other => session
+                .check_connection_event(&other)
+                .map_err(|e| step("publish")(cli(e)))?,
+        }
+    }
+
+    let filter = format!(
+        "select magic,device.android_id from `{channel}` where device.game = 'test' AND device.android_id = '{uuid}'"
+    );
+    let options = SubscribeOptions::new(channel.clone())
+        .filter(filter)
+        .position("0-0");
+    client
+        .subscribe(options)
+        .map_err(|e| step("subscribe")(e.to_string()))?;
+    let deadline = Instant::now() + timeout;
+    let mut subscribed = false;
+    loop {
+        let what = if subscribed { "receive" } else { "subscribe" };
+        match session
+            .events
+            .recv_deadline(deadline)
+            .map_err(|_| wait(what)())?
+        {
+            Event::Subscribed { .. } => subscribed = true,
+            Event::SubscriptionError { error, reason, .. } => {
+                return Err(step("subscribe")(format!("{error}: {reason}")));
+            }
+            Event::SubscriptionData { messages, .. } => {
+                if messages
+                    .iter()
+                    .any(|m| m.get("magic") == Some(&json!(magic)))
+                {
+                    return Ok(());
+                }
+            }
+            other => session
+                .check_connection_event(&other)
+                .map_err(|e| step(what)(cli(e)))?,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uuid_shape() {
+        let u = super::uuid4();
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+        assert!(u.split('-').map(str::len).eq([8, 4, 4, 4, 12]));
+    }
+}
