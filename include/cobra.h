@@ -99,23 +99,18 @@ typedef enum {
      */
     COBRA_STATUS_PROTOCOL = 9,
     /**
-     * The metrics publisher dropped the event on purpose (disabled, blacklisted id, or rate limited).
-     * Not a failure of the library: the event was simply not sent.
-     */
-    COBRA_STATUS_FILTERED = 10,
-    /**
      * A Rust panic was caught at the boundary. The library is still usable, but this is a bug: please
      * report it with the message.
      */
-    COBRA_STATUS_PANIC = 11,
+    COBRA_STATUS_PANIC = 10,
     /**
      * Any other internal error.
      */
-    COBRA_STATUS_INTERNAL = 12,
+    COBRA_STATUS_INTERNAL = 11,
     /**
      * A local I/O error (starting the engine thread, opening the spool directory...).
      */
-    COBRA_STATUS_IO = 13,
+    COBRA_STATUS_IO = 12,
 } cobra_status_t;
 
 /**
@@ -289,6 +284,28 @@ typedef enum {
 } cobra_client_state_t;
 
 /**
+ * What `cobra_metrics_push` did with an event.
+ */
+typedef enum {
+    /**
+     * Handed to the client for publishing (the publish id is set).
+     */
+    COBRA_PUSH_PUBLISHED = 0,
+    /**
+     * Dropped: the publisher is disabled (`cobra_metrics_set_enabled`).
+     */
+    COBRA_PUSH_DISABLED = 1,
+    /**
+     * Dropped: the id is blacklisted (`cobra_metrics_set_blacklist`).
+     */
+    COBRA_PUSH_BLACKLISTED = 2,
+    /**
+     * Dropped: the id's previous event was too recent for its rate control (`cobra_metrics_set_rate_control`).
+     */
+    COBRA_PUSH_RATE_LIMITED = 3,
+} cobra_push_outcome_t;
+
+/**
  * What `publish` does when the bounded publish queue is full (`cobra_config_set_queue_limits`).
  */
 typedef enum {
@@ -328,6 +345,11 @@ typedef struct cobra_client_t cobra_client_t;
  * functions, then hand it to `cobra_client_new` (which takes ownership) or free it with `cobra_config_free`.
  */
 typedef struct cobra_config_t cobra_config_t;
+
+/**
+ * Opaque handle of a metrics publisher. Create with `cobra_metrics_new`, free with `cobra_metrics_free`.
+ */
+typedef struct cobra_metrics_t cobra_metrics_t;
 
 /**
  * One event, as the callback sees it.
@@ -434,6 +456,32 @@ typedef struct {
  */
 typedef void (*cobra_event_callback_t)(const cobra_event_t *event, void *user_data);
 
+/**
+ * Counters of a metrics publisher since its creation (`cobra_metrics_stats`).
+ */
+typedef struct {
+    /**
+     * Events handed to the client.
+     */
+    uint64_t published;
+    /**
+     * Events dropped while disabled.
+     */
+    uint64_t disabled;
+    /**
+     * Events dropped for a blacklisted id.
+     */
+    uint64_t blacklisted;
+    /**
+     * Events dropped by rate control.
+     */
+    uint64_t rate_limited;
+    /**
+     * Events the client refused (queue full, client freed).
+     */
+    uint64_t failed;
+} cobra_metrics_stats_t;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -468,178 +516,6 @@ COBRA_API const char *cobra_version(void);
  * cannot be checked for double frees).
  */
 COBRA_API void cobra_string_free(char *s);
-
-/**
- * Creates a config with every default (see each setter). The endpoint, appkey, role and secret start
- * empty and must be set before `cobra_client_new`.
- *
- * Ownership: the caller owns the returned handle and must pass it to `cobra_client_new` or
- * `cobra_config_free`. Returns NULL only on an internal error (see `cobra_last_error_message`).
- */
-COBRA_API cobra_config_t *cobra_config_new(void);
-
-/**
- * Frees a config that was not handed to `cobra_client_new`.
- *
- * Ownership: consumes `config`. NULL, an already freed or a consumed config returns
- * `COBRA_STATUS_INVALID_HANDLE` and does nothing.
- */
-COBRA_API cobra_status_t cobra_config_free(cobra_config_t *config);
-
-/**
- * Sets the server URL: `ws://host[:port][/path]` or `wss://...` (path defaults to `/v2`; `?appkey=` is
- * added). Checked by `cobra_client_new`.
- *
- * Ownership: `endpoint` (UTF-8, NUL-terminated) is borrowed for the call and copied.
- */
-COBRA_API cobra_status_t cobra_config_set_endpoint(cobra_config_t *config, const char *endpoint);
-
-/**
- * Sets the application key.
- *
- * Ownership: `appkey` (UTF-8, NUL-terminated) is borrowed for the call and copied.
- */
-COBRA_API cobra_status_t cobra_config_set_appkey(cobra_config_t *config, const char *appkey);
-
-/**
- * Sets the role name used for `role_secret` authentication.
- *
- * Ownership: `role` (UTF-8, NUL-terminated) is borrowed for the call and copied.
- */
-COBRA_API cobra_status_t cobra_config_set_role(cobra_config_t *config, const char *role);
-
-/**
- * Sets the role's secret.
- *
- * Ownership: `secret` (UTF-8, NUL-terminated) is borrowed for the call and copied.
- */
-COBRA_API cobra_status_t cobra_config_set_secret(cobra_config_t *config, const char *secret);
-
-/**
- * Adds trusted CA certificates for `wss://` (PEM text, one or more `CERTIFICATE` blocks); NULL removes
- * them. The bundled Mozilla roots stay trusted unless `cobra_config_set_tls_roots` turns them off.
- *
- * Ownership: `pem` (UTF-8, NUL-terminated) is borrowed for the call and copied.
- */
-COBRA_API cobra_status_t cobra_config_set_tls_ca_pem(cobra_config_t *config, const char *pem);
-
-/**
- * Chooses the trust stores: the bundled Mozilla roots (default on) and the operating system's store
- * (default off; only where the library was built with OS-store support).
- */
-COBRA_API
-cobra_status_t cobra_config_set_tls_roots(cobra_config_t *config,
-                                          bool webpki_roots,
-                                          bool native_roots);
-
-/**
- * Adds an SPKI pin: base64 of the SHA-256 of the server certificate's DER SubjectPublicKeyInfo (the HPKP
- * `pin-sha256` format). With at least one pin, the server's key must match one of them.
- *
- * Ownership: `pin` (UTF-8, NUL-terminated) is borrowed for the call and copied.
- */
-COBRA_API cobra_status_t cobra_config_add_tls_pin(cobra_config_t *config, const char *pin);
-
-/**
- * Turns permessage-deflate compression on (default, 15-bit windows, context takeover both ways) or off.
- */
-COBRA_API cobra_status_t cobra_config_set_deflate(cobra_config_t *config, bool enabled);
-
-/**
- * Turns permessage-deflate on with explicit parameters: window bits 9..=15 for each side, and whether
- * each side must reset its compression context after every message.
- */
-COBRA_API
-cobra_status_t cobra_config_set_deflate_options(cobra_config_t *config,
-                                                uint8_t client_max_window_bits,
-                                                uint8_t server_max_window_bits,
-                                                bool client_no_context_takeover,
-                                                bool server_no_context_takeover);
-
-/**
- * Sets the heartbeat: a ping every `ping_interval_ms` (0 = no heartbeat; default 30000) and the
- * connection is dropped when its pong does not come within `pong_timeout_ms` (default 10000).
- */
-COBRA_API
-cobra_status_t cobra_config_set_heartbeat(cobra_config_t *config,
-                                          uint64_t ping_interval_ms,
-                                          uint64_t pong_timeout_ms);
-
-/**
- * Sets the reconnect backoff: exponential with full jitter from `min_ms` (default 250) up to `max_ms`
- * (default 30000; also the delay after a permanent error such as bad credentials).
- */
-COBRA_API cobra_status_t cobra_config_set_backoff(cobra_config_t *config, uint64_t min_ms, uint64_t max_ms);
-
-/**
- * Bounds the publish queue (messages not yet acknowledged) by count (default 10000) and bytes (default
- * 128 MiB), with `policy` (a `cobra_overflow_policy_t` value) deciding what happens when it is full.
- */
-COBRA_API
-cobra_status_t cobra_config_set_queue_limits(cobra_config_t *config,
-                                             uint64_t max_messages,
-                                             uint64_t max_bytes,
-                                             int32_t policy);
-
-/**
- * Sets the delivery guarantee (a `cobra_delivery_t` value; default at-least-once).
- */
-COBRA_API cobra_status_t cobra_config_set_delivery(cobra_config_t *config, int32_t delivery);
-
-/**
- * Keeps pending messages in an on-disk spool in directory `dir` (at most `max_bytes` on disk), so they
- * survive a process restart; NULL turns the spool off (the default).
- *
- * Ownership: `dir` (UTF-8, NUL-terminated) is borrowed for the call and copied.
- */
-COBRA_API cobra_status_t cobra_config_set_spool(cobra_config_t *config, const char *dir, uint64_t max_bytes);
-
-/**
- * Sets the largest message sent or received, after inflating (default 64 MiB, at least 1024).
- */
-COBRA_API cobra_status_t cobra_config_set_max_message_size(cobra_config_t *config, uint64_t bytes);
-
-/**
- * Connects through an HTTP CONNECT proxy, `http://[user:pass@]host:port`; NULL for a direct connection.
- *
- * Ownership: `url` (UTF-8, NUL-terminated) is borrowed for the call and copied.
- */
-COBRA_API cobra_status_t cobra_config_set_proxy(cobra_config_t *config, const char *url);
-
-/**
- * Adds a header to the WebSocket upgrade request.
- *
- * Ownership: `name` and `value` (UTF-8, NUL-terminated) are borrowed for the call and copied.
- */
-COBRA_API cobra_status_t cobra_config_add_header(cobra_config_t *config, const char *name, const char *value);
-
-/**
- * Sets the `User-Agent` of the upgrade request.
- *
- * Ownership: `user_agent` (UTF-8, NUL-terminated) is borrowed for the call and copied.
- */
-COBRA_API cobra_status_t cobra_config_set_user_agent(cobra_config_t *config, const char *user_agent);
-
-/**
- * Sets the time limits: name resolution plus TCP connect (default 10000 ms); proxy, TLS, upgrade and
- * authentication together (default 10000 ms); and the default limit for requests such as subscribe
- * (default 10000 ms).
- */
-COBRA_API
-cobra_status_t cobra_config_set_timeouts(cobra_config_t *config,
-                                         uint64_t connect_ms,
-                                         uint64_t handshake_ms,
-                                         uint64_t request_ms);
-
-/**
- * Like `cobra_config_set_endpoint`, for a string given by pointer and length (no NUL needed).
- *
- * Ownership: `endpoint[0..len]` is borrowed for the call and copied.
- */
-COBRA_API
-cobra_status_t cobra_config_set_endpoint_n(cobra_config_t *config,
-                                           const char *endpoint,
-                                           size_t len);
 
 /**
  * Creates a client and starts its engine thread. The client stays disconnected until
@@ -833,6 +709,304 @@ COBRA_API
 cobra_status_t cobra_client_delete(cobra_client_t *client,
                                    const char *channel,
                                    uint64_t timeout_ms);
+
+/**
+ * Creates a config with every default (see each setter). The endpoint, appkey, role and secret start
+ * empty and must be set before `cobra_client_new`.
+ *
+ * Ownership: the caller owns the returned handle and must pass it to `cobra_client_new` or
+ * `cobra_config_free`. Returns NULL only on an internal error (see `cobra_last_error_message`).
+ */
+COBRA_API cobra_config_t *cobra_config_new(void);
+
+/**
+ * Frees a config that was not handed to `cobra_client_new`.
+ *
+ * Ownership: consumes `config`. NULL, an already freed or a consumed config returns
+ * `COBRA_STATUS_INVALID_HANDLE` and does nothing.
+ */
+COBRA_API cobra_status_t cobra_config_free(cobra_config_t *config);
+
+/**
+ * Sets the server URL: `ws://host[:port][/path]` or `wss://...` (path defaults to `/v2`; `?appkey=` is
+ * added). Checked by `cobra_client_new`.
+ *
+ * Ownership: `endpoint` (UTF-8, NUL-terminated) is borrowed for the call and copied.
+ */
+COBRA_API cobra_status_t cobra_config_set_endpoint(cobra_config_t *config, const char *endpoint);
+
+/**
+ * Sets the application key.
+ *
+ * Ownership: `appkey` (UTF-8, NUL-terminated) is borrowed for the call and copied.
+ */
+COBRA_API cobra_status_t cobra_config_set_appkey(cobra_config_t *config, const char *appkey);
+
+/**
+ * Sets the role name used for `role_secret` authentication.
+ *
+ * Ownership: `role` (UTF-8, NUL-terminated) is borrowed for the call and copied.
+ */
+COBRA_API cobra_status_t cobra_config_set_role(cobra_config_t *config, const char *role);
+
+/**
+ * Sets the role's secret.
+ *
+ * Ownership: `secret` (UTF-8, NUL-terminated) is borrowed for the call and copied.
+ */
+COBRA_API cobra_status_t cobra_config_set_secret(cobra_config_t *config, const char *secret);
+
+/**
+ * Adds trusted CA certificates for `wss://` (PEM text, one or more `CERTIFICATE` blocks); NULL removes
+ * them. The bundled Mozilla roots stay trusted unless `cobra_config_set_tls_roots` turns them off.
+ *
+ * Ownership: `pem` (UTF-8, NUL-terminated) is borrowed for the call and copied.
+ */
+COBRA_API cobra_status_t cobra_config_set_tls_ca_pem(cobra_config_t *config, const char *pem);
+
+/**
+ * Chooses the trust stores: the bundled Mozilla roots (default on) and the operating system's store
+ * (default off; only where the library was built with OS-store support).
+ */
+COBRA_API
+cobra_status_t cobra_config_set_tls_roots(cobra_config_t *config,
+                                          bool webpki_roots,
+                                          bool native_roots);
+
+/**
+ * Adds an SPKI pin: base64 of the SHA-256 of the server certificate's DER SubjectPublicKeyInfo (the HPKP
+ * `pin-sha256` format). With at least one pin, the server's key must match one of them.
+ *
+ * Ownership: `pin` (UTF-8, NUL-terminated) is borrowed for the call and copied.
+ */
+COBRA_API cobra_status_t cobra_config_add_tls_pin(cobra_config_t *config, const char *pin);
+
+/**
+ * Turns permessage-deflate compression on (default, 15-bit windows, context takeover both ways) or off.
+ */
+COBRA_API cobra_status_t cobra_config_set_deflate(cobra_config_t *config, bool enabled);
+
+/**
+ * Turns permessage-deflate on with explicit parameters: window bits 9..=15 for each side, and whether
+ * each side must reset its compression context after every message.
+ */
+COBRA_API
+cobra_status_t cobra_config_set_deflate_options(cobra_config_t *config,
+                                                uint8_t client_max_window_bits,
+                                                uint8_t server_max_window_bits,
+                                                bool client_no_context_takeover,
+                                                bool server_no_context_takeover);
+
+/**
+ * Sets the heartbeat: a ping every `ping_interval_ms` (0 = no heartbeat; default 30000) and the
+ * connection is dropped when its pong does not come within `pong_timeout_ms` (default 10000).
+ */
+COBRA_API
+cobra_status_t cobra_config_set_heartbeat(cobra_config_t *config,
+                                          uint64_t ping_interval_ms,
+                                          uint64_t pong_timeout_ms);
+
+/**
+ * Sets the reconnect backoff: exponential with full jitter from `min_ms` (default 250) up to `max_ms`
+ * (default 30000; also the delay after a permanent error such as bad credentials).
+ */
+COBRA_API cobra_status_t cobra_config_set_backoff(cobra_config_t *config, uint64_t min_ms, uint64_t max_ms);
+
+/**
+ * Bounds the publish queue (messages not yet acknowledged) by count (default 10000) and bytes (default
+ * 128 MiB), with `policy` (a `cobra_overflow_policy_t` value) deciding what happens when it is full.
+ */
+COBRA_API
+cobra_status_t cobra_config_set_queue_limits(cobra_config_t *config,
+                                             uint64_t max_messages,
+                                             uint64_t max_bytes,
+                                             int32_t policy);
+
+/**
+ * Sets the delivery guarantee (a `cobra_delivery_t` value; default at-least-once).
+ */
+COBRA_API cobra_status_t cobra_config_set_delivery(cobra_config_t *config, int32_t delivery);
+
+/**
+ * Keeps pending messages in an on-disk spool in directory `dir` (at most `max_bytes` on disk), so they
+ * survive a process restart; NULL turns the spool off (the default).
+ *
+ * Ownership: `dir` (UTF-8, NUL-terminated) is borrowed for the call and copied.
+ */
+COBRA_API cobra_status_t cobra_config_set_spool(cobra_config_t *config, const char *dir, uint64_t max_bytes);
+
+/**
+ * Sets the largest message sent or received, after inflating (default 64 MiB, at least 1024).
+ */
+COBRA_API cobra_status_t cobra_config_set_max_message_size(cobra_config_t *config, uint64_t bytes);
+
+/**
+ * Connects through an HTTP CONNECT proxy, `http://[user:pass@]host:port`; NULL for a direct connection.
+ *
+ * Ownership: `url` (UTF-8, NUL-terminated) is borrowed for the call and copied.
+ */
+COBRA_API cobra_status_t cobra_config_set_proxy(cobra_config_t *config, const char *url);
+
+/**
+ * Adds a header to the WebSocket upgrade request.
+ *
+ * Ownership: `name` and `value` (UTF-8, NUL-terminated) are borrowed for the call and copied.
+ */
+COBRA_API cobra_status_t cobra_config_add_header(cobra_config_t *config, const char *name, const char *value);
+
+/**
+ * Sets the `User-Agent` of the upgrade request.
+ *
+ * Ownership: `user_agent` (UTF-8, NUL-terminated) is borrowed for the call and copied.
+ */
+COBRA_API cobra_status_t cobra_config_set_user_agent(cobra_config_t *config, const char *user_agent);
+
+/**
+ * Sets the time limits: name resolution plus TCP connect (default 10000 ms); proxy, TLS, upgrade and
+ * authentication together (default 10000 ms); and the default limit for requests such as subscribe
+ * (default 10000 ms).
+ */
+COBRA_API
+cobra_status_t cobra_config_set_timeouts(cobra_config_t *config,
+                                         uint64_t connect_ms,
+                                         uint64_t handshake_ms,
+                                         uint64_t request_ms);
+
+/**
+ * Like `cobra_config_set_endpoint`, for a string given by pointer and length (no NUL needed).
+ *
+ * Ownership: `endpoint[0..len]` is borrowed for the call and copied.
+ */
+COBRA_API
+cobra_status_t cobra_config_set_endpoint_n(cobra_config_t *config,
+                                           const char *endpoint,
+                                           size_t len);
+
+/**
+ * Creates a metrics publisher that sends through `client`: each pushed event is wrapped in the telemetry
+ * envelope (`id`, `version`, `session`, `timestamp` in ms, `per_id_counter`, `device`, `data`) and
+ * published to `channel` and to a channel named after the event's id. It starts enabled, with a random
+ * session id, no device attributes, no blacklist and no rate control.
+ *
+ * The publisher does not keep the client alive: once the client is freed, pushes fail with
+ * `COBRA_STATUS_CLOSED`.
+ *
+ * Ownership: `client` is borrowed; `channel` (UTF-8, NUL-terminated) is copied. On success the caller owns
+ * `*out_metrics` and frees it with `cobra_metrics_free`; on failure `*out_metrics` is set to NULL.
+ */
+COBRA_API
+cobra_status_t cobra_metrics_new(cobra_client_t *client,
+                                 const char *channel,
+                                 cobra_metrics_t **out_metrics);
+
+/**
+ * Frees a metrics publisher (its client is not affected).
+ *
+ * Ownership: consumes `metrics`. A NULL, already freed or unknown handle returns
+ * `COBRA_STATUS_INVALID_HANDLE` and does nothing.
+ */
+COBRA_API cobra_status_t cobra_metrics_free(cobra_metrics_t *metrics);
+
+/**
+ * Pushes one event: `id` names it (e.g. "engine_fps_id"), `data_json` is its `data` (JSON text, e.g.
+ * `{"fps":30}`). Never blocks. `COBRA_STATUS_OK` covers both a published event and one dropped on purpose
+ * (disabled, blacklisted, rate limited): `*out_outcome` says which, and `*out_publish_id` is the client's
+ * publish id (0 when not published). Both out-pointers may be NULL.
+ *
+ * Ownership: `id` and `data_json` (UTF-8, NUL-terminated) are borrowed for the call and copied.
+ */
+COBRA_API
+cobra_status_t cobra_metrics_push(cobra_metrics_t *metrics,
+                                  const char *id,
+                                  const char *data_json,
+                                  cobra_push_outcome_t *out_outcome,
+                                  uint64_t *out_publish_id);
+
+/**
+ * Like `cobra_metrics_push`, for strings given by pointer and length.
+ *
+ * Ownership: `id[0..id_len]` and `data_json[0..data_len]` are borrowed for the call and copied.
+ */
+COBRA_API
+cobra_status_t cobra_metrics_push_n(cobra_metrics_t *metrics,
+                                    const char *id,
+                                    size_t id_len,
+                                    const char *data_json,
+                                    size_t data_len,
+                                    cobra_push_outcome_t *out_outcome,
+                                    uint64_t *out_publish_id);
+
+/**
+ * Enables (the default) or disables the publisher; while disabled, pushed events are dropped and counted.
+ */
+COBRA_API cobra_status_t cobra_metrics_set_enabled(cobra_metrics_t *metrics, bool enabled);
+
+/**
+ * Replaces the session id sent with every event (by default 32 random hex characters).
+ *
+ * Ownership: `session` (UTF-8, NUL-terminated) is borrowed for the call and copied.
+ */
+COBRA_API cobra_status_t cobra_metrics_set_session(cobra_metrics_t *metrics, const char *session);
+
+/**
+ * Writes the current session id to `*out_session`.
+ *
+ * Ownership: `*out_session` receives a new string owned by the caller (free it with `cobra_string_free`).
+ */
+COBRA_API cobra_status_t cobra_metrics_session(cobra_metrics_t *metrics, char **out_session);
+
+/**
+ * Sets one device attribute (sent in every event's `device` object), keeping the others.
+ * `value_json` is JSON text: `"\"iPhone\""` for a string, `42`, `true`...
+ *
+ * Ownership: `name` and `value_json` (UTF-8, NUL-terminated) are borrowed for the call and copied.
+ */
+COBRA_API
+cobra_status_t cobra_metrics_set_device_attribute(cobra_metrics_t *metrics,
+                                                  const char *name,
+                                                  const char *value_json);
+
+/**
+ * Replaces all device attributes with the members of a JSON object, e.g.
+ * `{"game":"wiso","os_name":"Android","app_version":"3.25"}`.
+ *
+ * Ownership: `attributes_json` (UTF-8, NUL-terminated) is borrowed for the call and copied.
+ */
+COBRA_API
+cobra_status_t cobra_metrics_set_device_attributes(cobra_metrics_t *metrics,
+                                                   const char *attributes_json);
+
+/**
+ * Replaces the blacklist: events whose id is one of the `count` strings in `ids` are dropped. A count of
+ * 0 clears it.
+ *
+ * Ownership: `ids` (an array of `count` UTF-8 NUL-terminated strings) is borrowed for the call and copied.
+ */
+COBRA_API
+cobra_status_t cobra_metrics_set_blacklist(cobra_metrics_t *metrics,
+                                           const char *const *ids,
+                                           size_t count);
+
+/**
+ * Replaces the rate control: for each `ids[i]`, at most one event every `min_interval_seconds[i]` seconds
+ * (events sooner than that are dropped and counted; 0 or a negative value means no limit for that id).
+ * A count of 0 removes every limit.
+ *
+ * Ownership: `ids` (`count` UTF-8 NUL-terminated strings) and `min_interval_seconds` (`count` doubles) are
+ * borrowed for the call and copied.
+ */
+COBRA_API
+cobra_status_t cobra_metrics_set_rate_control(cobra_metrics_t *metrics,
+                                              const char *const *ids,
+                                              const double *min_interval_seconds,
+                                              size_t count);
+
+/**
+ * Writes the publisher's counters to `*out_stats`.
+ *
+ * Ownership: `out_stats` is written, not kept.
+ */
+COBRA_API cobra_status_t cobra_metrics_stats(cobra_metrics_t *metrics, cobra_metrics_stats_t *out_stats);
 
 #ifdef __cplusplus
 }  // extern "C"

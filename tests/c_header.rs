@@ -6,7 +6,8 @@ use std::path::Path;
 
 fn generate() -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let config = cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml parses");
+    let config =
+        cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml parses");
     let bindings = cbindgen::Builder::new()
         .with_config(config)
         .with_src(root.join("src/ffi/mod.rs"))
@@ -27,11 +28,17 @@ fn committed_header_matches_cbindgen_output() {
     }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     if committed != generated {
-        let first = committed.lines().zip(generated.lines()).position(|(a, b)| a != b);
+        let first = committed
+            .lines()
+            .zip(generated.lines())
+            .position(|(a, b)| a != b);
         panic!(
             "include/cobra.h is out of date with src/ffi/ (first differing line: {}).\n\
              Regenerate it with: COBRA_BLESS=1 cargo test -p cobra --test c_header",
-            first.map_or_else(|| "past the end of the shorter one".to_owned(), |i| (i + 1).to_string())
+            first.map_or_else(
+                || "past the end of the shorter one".to_owned(),
+                |i| (i + 1).to_string()
+            )
         );
     }
 }
@@ -41,12 +48,24 @@ fn committed_header_matches_cbindgen_output() {
 fn header_has_no_cbindgen_pitfalls() {
     let header = generate();
     // `Option<Alias>` of an `extern fn` alias becomes a bogus opaque struct (toolchain.md §7, pitfall 2).
-    assert!(!header.contains("Option_"), "an Option<fn> typedef leaked as an opaque struct");
+    assert!(
+        !header.contains("Option_"),
+        "an Option<fn> typedef leaked as an opaque struct"
+    );
     // Every function declaration carries the visibility macro.
-    let declarations = header.lines().filter(|l| l.contains(" cobra_") && l.contains('(') && !l.trim_start().starts_with('*')).count();
+    let declarations = header
+        .lines()
+        .filter(|l| l.contains(" cobra_") && l.contains('(') && !l.trim_start().starts_with('*'))
+        .count();
     let exported = header.matches("COBRA_API ").count();
-    assert!(exported >= 40, "expected the full API, found {exported} COBRA_API functions");
-    assert!(declarations >= exported, "{declarations} declarations, {exported} exported");
+    assert!(
+        exported >= 40,
+        "expected the full API, found {exported} COBRA_API functions"
+    );
+    assert!(
+        declarations >= exported,
+        "{declarations} declarations, {exported} exported"
+    );
     // Only the C API leaks into the header: every public name is prefixed.
     for line in header.lines().filter(|l| l.starts_with("typedef ")) {
         assert!(line.contains("cobra_"), "unprefixed typedef: {line}");

@@ -90,11 +90,17 @@ struct CListener {
 
 impl Listener for CListener {
     fn on_event(&self, event: &Event) {
-        let _held = self.gate.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _held = self
+            .gate
+            .lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if !self.gate.open.load(Ordering::Acquire) {
             return;
         }
-        let Some((event, _storage)) = to_c_event(event) else { return };
+        let Some((event, _storage)) = to_c_event(event) else {
+            return;
+        };
         let _scope = CallbackScope::enter(self.gate.id);
         // SAFETY: `callback` is the non-NULL function pointer the caller registered for this client, called
         // on the engine thread as the header documents, with its own `user_data`; `event` and everything it
@@ -111,7 +117,9 @@ fn not_in_callback(handle: *mut CobraClient, what: &str) -> FfiResult<()> {
     if in_own_callback(handle_id(handle)) {
         return Err(FfiError::new(
             CobraStatus::WRONG_THREAD,
-            format!("{what} blocks until the engine answers, so it cannot be called from this client's own event callback"),
+            format!(
+                "{what} blocks until the engine answers, so it cannot be called from this client's own event callback"
+            ),
         ));
     }
     Ok(())
@@ -125,7 +133,8 @@ fn timeout(ms: u64) -> FfiResult<Duration> {
 }
 
 fn parse_json(text: &str, name: &str) -> FfiResult<Value> {
-    serde_json::from_str(text).map_err(|e| FfiError::invalid_argument(format!("`{name}` is not valid JSON: {e}")))
+    serde_json::from_str(text)
+        .map_err(|e| FfiError::invalid_argument(format!("`{name}` is not valid JSON: {e}")))
 }
 
 /// Creates a client and starts its engine thread. The client stays disconnected until
@@ -150,11 +159,24 @@ pub unsafe extern "C" fn cobra_client_new(
         if out_client.is_null() {
             return Err(FfiError::null("out_client"));
         }
-        let config = config.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        let config = config
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
         let id = next_id();
-        let gate = Arc::new(Gate { id, open: AtomicBool::new(true), lock: Mutex::new(()) });
+        let gate = Arc::new(Gate {
+            id,
+            open: AtomicBool::new(true),
+            lock: Mutex::new(()),
+        });
         let listener = callback.map(|callback| {
-            Arc::new(CListener { target: CallbackTarget { callback, user_data }, gate: gate.clone() }) as Arc<dyn Listener>
+            Arc::new(CListener {
+                target: CallbackTarget {
+                    callback,
+                    user_data,
+                },
+                gate: gate.clone(),
+            }) as Arc<dyn Listener>
         });
         let client = Client::new(config, listener)?;
         let handle = CLIENTS.insert_at(id, ClientEntry { client, gate });
@@ -182,7 +204,11 @@ pub extern "C" fn cobra_client_free(client: *mut CobraClient) -> CobraStatus {
             // not join its engine thread when dropped from it.
             entry.gate.open.store(false, Ordering::Release);
         } else {
-            let _held = entry.gate.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let _held = entry
+                .gate
+                .lock
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             entry.gate.open.store(false, Ordering::Release);
         }
         // Calls still running on other threads hold their own reference; the engine stops with the last one.
@@ -230,7 +256,10 @@ pub extern "C" fn cobra_client_network_changed(client: *mut CobraClient) -> Cobr
 ///
 /// Ownership: `out_state` is written, not kept.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_client_state(client: *mut CobraClient, out_state: *mut CobraClientState) -> CobraStatus {
+pub unsafe extern "C" fn cobra_client_state(
+    client: *mut CobraClient,
+    out_state: *mut CobraClientState,
+) -> CobraStatus {
     guard(|| {
         let entry = self::client(client)?;
         if out_state.is_null() {
@@ -257,7 +286,10 @@ pub unsafe extern "C" fn cobra_client_state(client: *mut CobraClient, out_state:
 ///
 /// Ownership: `out_count` is written, not kept.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_client_pending_count(client: *mut CobraClient, out_count: *mut usize) -> CobraStatus {
+pub unsafe extern "C" fn cobra_client_pending_count(
+    client: *mut CobraClient,
+    out_count: *mut usize,
+) -> CobraStatus {
     guard(|| {
         let entry = self::client(client)?;
         if out_count.is_null() {
@@ -285,7 +317,12 @@ pub unsafe extern "C" fn cobra_client_publish(
     guard(|| {
         let entry = self::client(client)?;
         // SAFETY: the caller passes NULL or NUL-terminated strings valid for the call.
-        let (channel, json) = unsafe { (required(channel, "channel")?, required(message_json, "message_json")?) };
+        let (channel, json) = unsafe {
+            (
+                required(channel, "channel")?,
+                required(message_json, "message_json")?,
+            )
+        };
         let id = entry.client.publish_raw(channel, json)?;
         // SAFETY: `out_id` is NULL or writable per the contract.
         unsafe { write_out(out_id, id) };
@@ -310,7 +347,10 @@ pub unsafe extern "C" fn cobra_client_publish_n(
         let entry = self::client(client)?;
         // SAFETY: the caller passes NULL or buffers of the given lengths valid for the call.
         let (channel, json) = unsafe {
-            (required_n(channel, channel_len, "channel")?, required_n(message_json, message_len, "message_json")?)
+            (
+                required_n(channel, channel_len, "channel")?,
+                required_n(message_json, message_len, "message_json")?,
+            )
         };
         let id = entry.client.publish_raw(channel, json)?;
         // SAFETY: `out_id` is NULL or writable per the contract.
@@ -334,7 +374,9 @@ pub unsafe extern "C" fn cobra_client_publish_channels(
     guard(|| {
         let entry = self::client(client)?;
         if channels.is_null() || channel_count == 0 {
-            return Err(FfiError::invalid_argument("`channels` must hold at least one channel"));
+            return Err(FfiError::invalid_argument(
+                "`channels` must hold at least one channel",
+            ));
         }
         if channel_count > (isize::MAX as usize) / size_of::<*const c_char>() {
             return Err(FfiError::invalid_argument("`channel_count` is too large"));
@@ -342,7 +384,10 @@ pub unsafe extern "C" fn cobra_client_publish_channels(
         // SAFETY: non-NULL; the caller guarantees `channel_count` readable pointers (size checked above).
         let ptrs = unsafe { std::slice::from_raw_parts(channels, channel_count) };
         // SAFETY: each element is NULL or a NUL-terminated string valid for the call.
-        let names = ptrs.iter().map(|&p| unsafe { required(p, "channels[i]") }).collect::<FfiResult<Vec<&str>>>()?;
+        let names = ptrs
+            .iter()
+            .map(|&p| unsafe { required(p, "channels[i]") })
+            .collect::<FfiResult<Vec<&str>>>()?;
         // SAFETY: as above.
         let json = unsafe { required(message_json, "message_json") }?;
         let id = entry.client.publish_many_raw(&names, json)?;
@@ -399,7 +444,10 @@ pub unsafe extern "C" fn cobra_client_subscribe(
 ///
 /// Ownership: `subscription_id` (UTF-8, NUL-terminated) is borrowed for the call.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_client_unsubscribe(client: *mut CobraClient, subscription_id: *const c_char) -> CobraStatus {
+pub unsafe extern "C" fn cobra_client_unsubscribe(
+    client: *mut CobraClient,
+    subscription_id: *const c_char,
+) -> CobraStatus {
     guard(|| {
         let entry = self::client(client)?;
         // SAFETY: the caller passes NULL or a NUL-terminated string valid for the call.
@@ -432,7 +480,9 @@ pub unsafe extern "C" fn cobra_client_read(
         // SAFETY: the caller passes NULL or a NUL-terminated string valid for the call.
         let channel = unsafe { required(channel, "channel") }?;
         let value = entry.client.read(channel, timeout(timeout_ms)?)?;
-        let text = value.map_or(std::ptr::null_mut(), |v| to_c_string(&v.to_string()).into_raw());
+        let text = value.map_or(std::ptr::null_mut(), |v| {
+            to_c_string(&v.to_string()).into_raw()
+        });
         // SAFETY: checked non-NULL above.
         unsafe { write_out(out_json, text) };
         Ok(())
@@ -452,7 +502,12 @@ pub unsafe extern "C" fn cobra_client_write(
 ) -> CobraStatus {
     guard(|| {
         // SAFETY: the caller passes NULL or NUL-terminated strings valid for the call.
-        let (channel, json) = unsafe { (required(channel, "channel")?, required(value_json, "value_json")?) };
+        let (channel, json) = unsafe {
+            (
+                required(channel, "channel")?,
+                required(value_json, "value_json")?,
+            )
+        };
         write(client, channel, json, timeout_ms)
     })
 }
@@ -470,7 +525,12 @@ pub unsafe extern "C" fn cobra_client_write_n(
 ) -> CobraStatus {
     guard(|| {
         // SAFETY: the caller passes NULL or a valid string / buffer of `value_len` bytes.
-        let (channel, json) = unsafe { (required(channel, "channel")?, required_n(value_json, value_len, "value_json")?) };
+        let (channel, json) = unsafe {
+            (
+                required(channel, "channel")?,
+                required_n(value_json, value_len, "value_json")?,
+            )
+        };
         write(client, channel, json, timeout_ms)
     })
 }
@@ -486,7 +546,11 @@ fn write(client: *mut CobraClient, channel: &str, json: &str, timeout_ms: u64) -
 ///
 /// Ownership: `channel` (UTF-8, NUL-terminated) is borrowed for the call.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_client_delete(client: *mut CobraClient, channel: *const c_char, timeout_ms: u64) -> CobraStatus {
+pub unsafe extern "C" fn cobra_client_delete(
+    client: *mut CobraClient,
+    channel: *const c_char,
+    timeout_ms: u64,
+) -> CobraStatus {
     guard(|| {
         let entry = self::client(client)?;
         not_in_callback(client, "cobra_client_delete")?;

@@ -8,7 +8,7 @@ use super::guard::{guard, guard_value};
 use super::registry::Registry;
 use super::status::{CobraStatus, FfiError, FfiResult};
 use super::strings::{optional, required, required_n};
-use crate::{Config, Delivery, DeflateOptions, OverflowPolicy};
+use crate::{Config, DeflateOptions, Delivery, OverflowPolicy};
 
 /// Opaque options object for a client. Create with `cobra_config_new`, fill with the `cobra_config_set_*`
 /// functions, then hand it to `cobra_client_new` (which takes ownership) or free it with `cobra_config_free`.
@@ -48,7 +48,9 @@ pub enum CobraDelivery {
 fn edit(config: *mut CobraConfig, edit: impl FnOnce(&mut Config) -> FfiResult<()>) -> CobraStatus {
     guard(|| {
         let entry = CONFIGS.get(config)?;
-        let mut cfg = entry.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut cfg = entry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         edit(&mut cfg)
     })
 }
@@ -58,7 +60,8 @@ fn millis(ms: u64) -> Duration {
 }
 
 fn to_usize(value: u64, name: &str) -> FfiResult<usize> {
-    usize::try_from(value).map_err(|_| FfiError::invalid_argument(format!("`{name}` = {value} is too large")))
+    usize::try_from(value)
+        .map_err(|_| FfiError::invalid_argument(format!("`{name}` = {value} is too large")))
 }
 
 /// Creates a config with every default (see each setter). The endpoint, appkey, role and secret start
@@ -68,7 +71,9 @@ fn to_usize(value: u64, name: &str) -> FfiResult<usize> {
 /// `cobra_config_free`. Returns NULL only on an internal error (see `cobra_last_error_message`).
 #[unsafe(no_mangle)]
 pub extern "C" fn cobra_config_new() -> *mut CobraConfig {
-    guard_value(std::ptr::null_mut(), || Ok(CONFIGS.insert(Mutex::new(Config::new("", "", "", "")))))
+    guard_value(std::ptr::null_mut(), || {
+        Ok(CONFIGS.insert(Mutex::new(Config::new("", "", "", ""))))
+    })
 }
 
 /// Frees a config that was not handed to `cobra_client_new`.
@@ -85,36 +90,60 @@ pub extern "C" fn cobra_config_free(config: *mut CobraConfig) -> CobraStatus {
 ///
 /// Ownership: `endpoint` (UTF-8, NUL-terminated) is borrowed for the call and copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_config_set_endpoint(config: *mut CobraConfig, endpoint: *const c_char) -> CobraStatus {
-    // SAFETY: the caller passes NULL or a NUL-terminated string valid for the call.
-    edit(config, |c| Ok(c.endpoint = unsafe { required(endpoint, "endpoint") }?.to_owned()))
+pub unsafe extern "C" fn cobra_config_set_endpoint(
+    config: *mut CobraConfig,
+    endpoint: *const c_char,
+) -> CobraStatus {
+    edit(config, |c| {
+        // SAFETY: the caller passes NULL or a NUL-terminated string valid for the call.
+        c.endpoint = unsafe { required(endpoint, "endpoint") }?.to_owned();
+        Ok(())
+    })
 }
 
 /// Sets the application key.
 ///
 /// Ownership: `appkey` (UTF-8, NUL-terminated) is borrowed for the call and copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_config_set_appkey(config: *mut CobraConfig, appkey: *const c_char) -> CobraStatus {
-    // SAFETY: as above.
-    edit(config, |c| Ok(c.appkey = unsafe { required(appkey, "appkey") }?.to_owned()))
+pub unsafe extern "C" fn cobra_config_set_appkey(
+    config: *mut CobraConfig,
+    appkey: *const c_char,
+) -> CobraStatus {
+    edit(config, |c| {
+        // SAFETY: the caller passes NULL or a NUL-terminated string valid for the call.
+        c.appkey = unsafe { required(appkey, "appkey") }?.to_owned();
+        Ok(())
+    })
 }
 
 /// Sets the role name used for `role_secret` authentication.
 ///
 /// Ownership: `role` (UTF-8, NUL-terminated) is borrowed for the call and copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_config_set_role(config: *mut CobraConfig, role: *const c_char) -> CobraStatus {
-    // SAFETY: as above.
-    edit(config, |c| Ok(c.role = unsafe { required(role, "role") }?.to_owned()))
+pub unsafe extern "C" fn cobra_config_set_role(
+    config: *mut CobraConfig,
+    role: *const c_char,
+) -> CobraStatus {
+    edit(config, |c| {
+        // SAFETY: the caller passes NULL or a NUL-terminated string valid for the call.
+        c.role = unsafe { required(role, "role") }?.to_owned();
+        Ok(())
+    })
 }
 
 /// Sets the role's secret.
 ///
 /// Ownership: `secret` (UTF-8, NUL-terminated) is borrowed for the call and copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_config_set_secret(config: *mut CobraConfig, secret: *const c_char) -> CobraStatus {
-    // SAFETY: as above.
-    edit(config, |c| Ok(c.secret = unsafe { required(secret, "secret") }?.to_owned()))
+pub unsafe extern "C" fn cobra_config_set_secret(
+    config: *mut CobraConfig,
+    secret: *const c_char,
+) -> CobraStatus {
+    edit(config, |c| {
+        // SAFETY: the caller passes NULL or a NUL-terminated string valid for the call.
+        c.secret = unsafe { required(secret, "secret") }?.to_owned();
+        Ok(())
+    })
 }
 
 /// Adds trusted CA certificates for `wss://` (PEM text, one or more `CERTIFICATE` blocks); NULL removes
@@ -122,15 +151,25 @@ pub unsafe extern "C" fn cobra_config_set_secret(config: *mut CobraConfig, secre
 ///
 /// Ownership: `pem` (UTF-8, NUL-terminated) is borrowed for the call and copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_config_set_tls_ca_pem(config: *mut CobraConfig, pem: *const c_char) -> CobraStatus {
-    // SAFETY: as above.
-    edit(config, |c| Ok(c.tls.extra_ca_pem = unsafe { optional(pem, "pem") }?.map(str::to_owned)))
+pub unsafe extern "C" fn cobra_config_set_tls_ca_pem(
+    config: *mut CobraConfig,
+    pem: *const c_char,
+) -> CobraStatus {
+    edit(config, |c| {
+        // SAFETY: the caller passes NULL or a NUL-terminated string valid for the call.
+        c.tls.extra_ca_pem = unsafe { optional(pem, "pem") }?.map(str::to_owned);
+        Ok(())
+    })
 }
 
 /// Chooses the trust stores: the bundled Mozilla roots (default on) and the operating system's store
 /// (default off; only where the library was built with OS-store support).
 #[unsafe(no_mangle)]
-pub extern "C" fn cobra_config_set_tls_roots(config: *mut CobraConfig, webpki_roots: bool, native_roots: bool) -> CobraStatus {
+pub extern "C" fn cobra_config_set_tls_roots(
+    config: *mut CobraConfig,
+    webpki_roots: bool,
+    native_roots: bool,
+) -> CobraStatus {
     edit(config, |c| {
         c.tls.webpki_roots = webpki_roots;
         c.tls.native_roots = native_roots;
@@ -143,9 +182,17 @@ pub extern "C" fn cobra_config_set_tls_roots(config: *mut CobraConfig, webpki_ro
 ///
 /// Ownership: `pin` (UTF-8, NUL-terminated) is borrowed for the call and copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_config_add_tls_pin(config: *mut CobraConfig, pin: *const c_char) -> CobraStatus {
-    // SAFETY: as above.
-    edit(config, |c| Ok(c.tls.spki_pins.push(unsafe { required(pin, "pin") }?.to_owned())))
+pub unsafe extern "C" fn cobra_config_add_tls_pin(
+    config: *mut CobraConfig,
+    pin: *const c_char,
+) -> CobraStatus {
+    edit(config, |c| {
+        // SAFETY: the caller passes NULL or a NUL-terminated string valid for the call.
+        c.tls
+            .spki_pins
+            .push(unsafe { required(pin, "pin") }?.to_owned());
+        Ok(())
+    })
 }
 
 /// Turns permessage-deflate compression on (default, 15-bit windows, context takeover both ways) or off.
@@ -181,7 +228,11 @@ pub extern "C" fn cobra_config_set_deflate_options(
 /// Sets the heartbeat: a ping every `ping_interval_ms` (0 = no heartbeat; default 30000) and the
 /// connection is dropped when its pong does not come within `pong_timeout_ms` (default 10000).
 #[unsafe(no_mangle)]
-pub extern "C" fn cobra_config_set_heartbeat(config: *mut CobraConfig, ping_interval_ms: u64, pong_timeout_ms: u64) -> CobraStatus {
+pub extern "C" fn cobra_config_set_heartbeat(
+    config: *mut CobraConfig,
+    ping_interval_ms: u64,
+    pong_timeout_ms: u64,
+) -> CobraStatus {
     edit(config, |c| {
         c.ping_interval = millis(ping_interval_ms);
         c.pong_timeout = millis(pong_timeout_ms);
@@ -192,7 +243,11 @@ pub extern "C" fn cobra_config_set_heartbeat(config: *mut CobraConfig, ping_inte
 /// Sets the reconnect backoff: exponential with full jitter from `min_ms` (default 250) up to `max_ms`
 /// (default 30000; also the delay after a permanent error such as bad credentials).
 #[unsafe(no_mangle)]
-pub extern "C" fn cobra_config_set_backoff(config: *mut CobraConfig, min_ms: u64, max_ms: u64) -> CobraStatus {
+pub extern "C" fn cobra_config_set_backoff(
+    config: *mut CobraConfig,
+    min_ms: u64,
+    max_ms: u64,
+) -> CobraStatus {
     edit(config, |c| {
         c.backoff_min = millis(min_ms);
         c.backoff_max = millis(max_ms);
@@ -215,7 +270,11 @@ pub extern "C" fn cobra_config_set_queue_limits(
         c.overflow_policy = match policy {
             p if p == CobraOverflowPolicy::DROP_OLDEST as i32 => OverflowPolicy::DropOldest,
             p if p == CobraOverflowPolicy::REFUSE_NEW as i32 => OverflowPolicy::RefuseNew,
-            other => return Err(FfiError::invalid_argument(format!("unknown overflow policy {other}"))),
+            other => {
+                return Err(FfiError::invalid_argument(format!(
+                    "unknown overflow policy {other}"
+                )));
+            }
         };
         Ok(())
     })
@@ -223,12 +282,19 @@ pub extern "C" fn cobra_config_set_queue_limits(
 
 /// Sets the delivery guarantee (a `cobra_delivery_t` value; default at-least-once).
 #[unsafe(no_mangle)]
-pub extern "C" fn cobra_config_set_delivery(config: *mut CobraConfig, delivery: i32) -> CobraStatus {
+pub extern "C" fn cobra_config_set_delivery(
+    config: *mut CobraConfig,
+    delivery: i32,
+) -> CobraStatus {
     edit(config, |c| {
         c.delivery = match delivery {
             d if d == CobraDelivery::AT_LEAST_ONCE as i32 => Delivery::AtLeastOnce,
             d if d == CobraDelivery::AT_MOST_ONCE as i32 => Delivery::AtMostOnce,
-            other => return Err(FfiError::invalid_argument(format!("unknown delivery mode {other}"))),
+            other => {
+                return Err(FfiError::invalid_argument(format!(
+                    "unknown delivery mode {other}"
+                )));
+            }
         };
         Ok(())
     })
@@ -239,8 +305,12 @@ pub extern "C" fn cobra_config_set_delivery(config: *mut CobraConfig, delivery: 
 ///
 /// Ownership: `dir` (UTF-8, NUL-terminated) is borrowed for the call and copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_config_set_spool(config: *mut CobraConfig, dir: *const c_char, max_bytes: u64) -> CobraStatus {
-    // SAFETY: as above.
+pub unsafe extern "C" fn cobra_config_set_spool(
+    config: *mut CobraConfig,
+    dir: *const c_char,
+    max_bytes: u64,
+) -> CobraStatus {
+    // SAFETY: the caller passes NULL or a NUL-terminated string valid for the call.
     edit(config, |c| {
         c.spool_dir = unsafe { optional(dir, "dir") }?.map(Into::into);
         c.spool_max_bytes = max_bytes;
@@ -250,25 +320,41 @@ pub unsafe extern "C" fn cobra_config_set_spool(config: *mut CobraConfig, dir: *
 
 /// Sets the largest message sent or received, after inflating (default 64 MiB, at least 1024).
 #[unsafe(no_mangle)]
-pub extern "C" fn cobra_config_set_max_message_size(config: *mut CobraConfig, bytes: u64) -> CobraStatus {
-    edit(config, |c| Ok(c.max_message_size = to_usize(bytes, "bytes")?))
+pub extern "C" fn cobra_config_set_max_message_size(
+    config: *mut CobraConfig,
+    bytes: u64,
+) -> CobraStatus {
+    edit(config, |c| {
+        c.max_message_size = to_usize(bytes, "bytes")?;
+        Ok(())
+    })
 }
 
 /// Connects through an HTTP CONNECT proxy, `http://[user:pass@]host:port`; NULL for a direct connection.
 ///
 /// Ownership: `url` (UTF-8, NUL-terminated) is borrowed for the call and copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_config_set_proxy(config: *mut CobraConfig, url: *const c_char) -> CobraStatus {
-    // SAFETY: as above.
-    edit(config, |c| Ok(c.proxy = unsafe { optional(url, "url") }?.map(str::to_owned)))
+pub unsafe extern "C" fn cobra_config_set_proxy(
+    config: *mut CobraConfig,
+    url: *const c_char,
+) -> CobraStatus {
+    edit(config, |c| {
+        // SAFETY: the caller passes NULL or a NUL-terminated string valid for the call.
+        c.proxy = unsafe { optional(url, "url") }?.map(str::to_owned);
+        Ok(())
+    })
 }
 
 /// Adds a header to the WebSocket upgrade request.
 ///
 /// Ownership: `name` and `value` (UTF-8, NUL-terminated) are borrowed for the call and copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_config_add_header(config: *mut CobraConfig, name: *const c_char, value: *const c_char) -> CobraStatus {
-    // SAFETY: as above, for both strings.
+pub unsafe extern "C" fn cobra_config_add_header(
+    config: *mut CobraConfig,
+    name: *const c_char,
+    value: *const c_char,
+) -> CobraStatus {
+    // SAFETY: the caller passes NULL or a NUL-terminated string valid for the call. for both strings.
     edit(config, |c| {
         let (name, value) = unsafe { (required(name, "name")?, required(value, "value")?) };
         c.extra_headers.push((name.to_owned(), value.to_owned()));
@@ -280,9 +366,15 @@ pub unsafe extern "C" fn cobra_config_add_header(config: *mut CobraConfig, name:
 ///
 /// Ownership: `user_agent` (UTF-8, NUL-terminated) is borrowed for the call and copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_config_set_user_agent(config: *mut CobraConfig, user_agent: *const c_char) -> CobraStatus {
-    // SAFETY: as above.
-    edit(config, |c| Ok(c.user_agent = unsafe { required(user_agent, "user_agent") }?.to_owned()))
+pub unsafe extern "C" fn cobra_config_set_user_agent(
+    config: *mut CobraConfig,
+    user_agent: *const c_char,
+) -> CobraStatus {
+    edit(config, |c| {
+        // SAFETY: the caller passes NULL or a NUL-terminated string valid for the call.
+        c.user_agent = unsafe { required(user_agent, "user_agent") }?.to_owned();
+        Ok(())
+    })
 }
 
 /// Sets the time limits: name resolution plus TCP connect (default 10000 ms); proxy, TLS, upgrade and
@@ -307,7 +399,14 @@ pub extern "C" fn cobra_config_set_timeouts(
 ///
 /// Ownership: `endpoint[0..len]` is borrowed for the call and copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_config_set_endpoint_n(config: *mut CobraConfig, endpoint: *const c_char, len: usize) -> CobraStatus {
-    // SAFETY: the caller passes NULL or `len` readable bytes.
-    edit(config, |c| Ok(c.endpoint = unsafe { required_n(endpoint, len, "endpoint") }?.to_owned()))
+pub unsafe extern "C" fn cobra_config_set_endpoint_n(
+    config: *mut CobraConfig,
+    endpoint: *const c_char,
+    len: usize,
+) -> CobraStatus {
+    edit(config, |c| {
+        // SAFETY: the caller passes NULL or `len` readable bytes.
+        c.endpoint = unsafe { required_n(endpoint, len, "endpoint") }?.to_owned();
+        Ok(())
+    })
 }

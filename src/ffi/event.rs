@@ -147,7 +147,8 @@ pub struct CobraEvent {
 /// thread, which is busy running the callback). `cobra_client_disconnect` and `cobra_client_free` on its
 /// own client are allowed; after `cobra_client_free` no further callback follows. A C++ callback must not
 /// let an exception escape (cobra.hpp catches them).
-pub type CobraEventCallback = Option<unsafe extern "C" fn(event: *const CobraEvent, user_data: *mut c_void)>;
+pub type CobraEventCallback =
+    Option<unsafe extern "C" fn(event: *const CobraEvent, user_data: *mut c_void)>;
 
 /// The C strings and arrays a [`CobraEvent`] points into; must outlive every use of the event.
 pub(crate) struct EventStorage {
@@ -197,7 +198,11 @@ fn error_kind(kind: ErrorKind) -> CobraErrorKind {
 /// Builds the C view of `event`; the returned struct points into the returned storage. `None` for an
 /// event this C API does not describe yet.
 pub(crate) fn to_c_event(event: &Event) -> Option<(CobraEvent, EventStorage)> {
-    let mut st = EventStorage { strings: Vec::new(), message_ptrs: Vec::new(), message_lens: Vec::new() };
+    let mut st = EventStorage {
+        strings: Vec::new(),
+        message_ptrs: Vec::new(),
+        message_lens: Vec::new(),
+    };
     let mut ev = CobraEvent {
         kind: CobraEventKind::OPEN,
         url: ptr::null(),
@@ -228,7 +233,10 @@ pub(crate) fn to_c_event(event: &Event) -> Option<(CobraEvent, EventStorage)> {
             ev.attempt = *attempt;
         }
         Event::Open => ev.kind = CobraEventKind::OPEN,
-        Event::Handshake { connection_id, server_version } => {
+        Event::Handshake {
+            connection_id,
+            server_version,
+        } => {
             ev.kind = CobraEventKind::HANDSHAKE;
             ev.connection_id = st.text(connection_id);
             ev.server_version = st.text(server_version);
@@ -240,7 +248,12 @@ pub(crate) fn to_c_event(event: &Event) -> Option<(CobraEvent, EventStorage)> {
             ev.reason = st.text(reason);
             ev.closed_by_remote = *by == ClosedBy::ByRemote;
         }
-        Event::Error { kind, message, retry_count, next_wait } => {
+        Event::Error {
+            kind,
+            message,
+            retry_count,
+            next_wait,
+        } => {
             ev.kind = CobraEventKind::ERROR;
             ev.error_kind = error_kind(*kind);
             ev.reason = st.text(message);
@@ -252,7 +265,10 @@ pub(crate) fn to_c_event(event: &Event) -> Option<(CobraEvent, EventStorage)> {
             ev.attempt = *attempt;
             ev.wait_ms = wait_ms(*wait);
         }
-        Event::Subscribed { subscription_id, position } => {
+        Event::Subscribed {
+            subscription_id,
+            position,
+        } => {
             ev.kind = CobraEventKind::SUBSCRIBED;
             ev.subscription_id = st.text(subscription_id);
             ev.position = st.opt(position.as_deref());
@@ -261,7 +277,11 @@ pub(crate) fn to_c_event(event: &Event) -> Option<(CobraEvent, EventStorage)> {
             ev.kind = CobraEventKind::UNSUBSCRIBED;
             ev.subscription_id = st.text(subscription_id);
         }
-        Event::SubscriptionData { subscription_id, position, messages } => {
+        Event::SubscriptionData {
+            subscription_id,
+            position,
+            messages,
+        } => {
             ev.kind = CobraEventKind::SUBSCRIPTION_DATA;
             ev.subscription_id = st.text(subscription_id);
             ev.position = st.opt(position.as_deref());
@@ -276,13 +296,20 @@ pub(crate) fn to_c_event(event: &Event) -> Option<(CobraEvent, EventStorage)> {
             ev.message_lens = st.message_lens.as_ptr();
             ev.message_count = st.message_ptrs.len();
         }
-        Event::SubscriptionError { subscription_id, error, reason } => {
+        Event::SubscriptionError {
+            subscription_id,
+            error,
+            reason,
+        } => {
             ev.kind = CobraEventKind::SUBSCRIPTION_ERROR;
             ev.subscription_id = st.text(subscription_id);
             ev.error = st.text(error);
             ev.reason = st.text(reason);
         }
-        Event::SubscriptionInfo { subscription_id, info } => {
+        Event::SubscriptionInfo {
+            subscription_id,
+            info,
+        } => {
             ev.kind = CobraEventKind::SUBSCRIPTION_INFO;
             ev.subscription_id = st.text(subscription_id);
             ev.info_json = st.text(&info.to_string());
@@ -300,7 +327,8 @@ pub(crate) fn to_c_event(event: &Event) -> Option<(CobraEvent, EventStorage)> {
             ev.kind = CobraEventKind::PONG;
             ev.rtt_us = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX);
         }
-        #[allow(unreachable_patterns)] // `Event` is non_exhaustive: a new kind is skipped until mapped here
+        #[allow(unreachable_patterns)]
+        // `Event` is non_exhaustive: a new kind is skipped until mapped here
         _ => return None,
     }
     Some((ev, st))

@@ -45,5 +45,8 @@ pub(crate) fn panic_error(payload: &(dyn Any + Send)) -> FfiError {
         .map(|s| (*s).to_owned())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic payload".to_owned());
-    FfiError::new(CobraStatus::PANIC, format!("internal panic caught at the C boundary: {what}"))
+    FfiError::new(
+        CobraStatus::PANIC,
+        format!("internal panic caught at the C boundary: {what}"),
+    )
 }

@@ -14,21 +14,28 @@
 //!
 //! This is the only module of the crate with `unsafe` code; each block says why it is sound.
 
+// The `unsafe extern "C"` functions share one pointer contract (NULL or valid for the call; strings
+// NUL-terminated or with the given length), stated once in the header's conventions rather than in a
+// `# Safety` section on each function.
+#![allow(clippy::missing_safety_doc)]
+
 // Declaration order is the order of the generated header: basics, config, events, client.
 mod guard;
 mod registry;
 mod status;
 mod strings;
 
+mod client;
 mod config;
 mod event;
-mod client;
+mod metrics;
 
 use std::ffi::c_char;
 
 pub use client::{CobraClient, CobraClientState};
 pub use config::{CobraConfig, CobraDelivery, CobraOverflowPolicy};
 pub use event::{CobraErrorKind, CobraEvent, CobraEventCallback, CobraEventKind};
+pub use metrics::{CobraMetrics, CobraMetricsStats, CobraPushOutcome};
 pub use status::CobraStatus;
 
 /// The message describing the most recent failed `cobra_` call on the calling thread ("" if none).
@@ -47,7 +54,7 @@ pub extern "C" fn cobra_last_error_message() -> *const c_char {
 #[unsafe(no_mangle)]
 pub extern "C" fn cobra_status_str(status: i32) -> *const c_char {
     use CobraStatus as S;
-    const ALL: [S; 14] = [
+    const ALL: [S; 13] = [
         S::OK,
         S::INVALID_ARGUMENT,
         S::INVALID_HANDLE,
@@ -58,7 +65,6 @@ pub extern "C" fn cobra_status_str(status: i32) -> *const c_char {
         S::QUEUE_FULL,
         S::CONFIG,
         S::PROTOCOL,
-        S::FILTERED,
         S::PANIC,
         S::INTERNAL,
         S::IO,
@@ -67,7 +73,9 @@ pub extern "C" fn cobra_status_str(status: i32) -> *const c_char {
         Ok(ALL
             .iter()
             .find(|s| **s as i32 == status)
-            .map_or(c"unknown status".as_ptr(), |s| status::status_name(*s).as_ptr().cast()))
+            .map_or(c"unknown status".as_ptr(), |s| {
+                status::status_name(*s).as_ptr().cast()
+            }))
     })
 }
 

@@ -35,13 +35,18 @@ pub(crate) struct Registry<T> {
 
 impl<T> Registry<T> {
     pub(crate) const fn new(kind: &'static str) -> Self {
-        Self { kind, live: Mutex::new(None) }
+        Self {
+            kind,
+            live: Mutex::new(None),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<HashMap<usize, Arc<T>>>> {
         // A panic while holding this lock cannot leave the map half-updated (single insert/remove calls),
         // so a poisoned lock is safe to keep using.
-        self.live.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.live
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Registers `value` and returns its new handle.
@@ -52,7 +57,9 @@ impl<T> Registry<T> {
     /// Registers `value` under `id` (from [`next_id`], for objects that must know their handle before
     /// they are registered) and returns the handle.
     pub(crate) fn insert_at<H>(&self, id: usize, value: T) -> *mut H {
-        self.lock().get_or_insert_with(HashMap::new).insert(id, Arc::new(value));
+        self.lock()
+            .get_or_insert_with(HashMap::new)
+            .insert(id, Arc::new(value));
         std::ptr::without_provenance_mut(id)
     }
 
@@ -76,7 +83,10 @@ impl<T> Registry<T> {
 
     fn id<H>(&self, handle: *const H) -> FfiResult<usize> {
         if handle.is_null() {
-            return Err(FfiError::new(CobraStatus::INVALID_HANDLE, format!("the {} handle is NULL", self.kind)));
+            return Err(FfiError::new(
+                CobraStatus::INVALID_HANDLE,
+                format!("the {} handle is NULL", self.kind),
+            ));
         }
         Ok(handle.addr())
     }
@@ -84,7 +94,10 @@ impl<T> Registry<T> {
     fn stale(&self) -> FfiError {
         FfiError::new(
             CobraStatus::INVALID_HANDLE,
-            format!("not a live {} handle (already freed, or a handle of another type)", self.kind),
+            format!(
+                "not a live {} handle (already freed, or a handle of another type)",
+                self.kind
+            ),
         )
     }
 }

@@ -34,16 +34,13 @@ pub enum CobraStatus {
     CONFIG = 8,
     /// The server broke the protocol.
     PROTOCOL = 9,
-    /// The metrics publisher dropped the event on purpose (disabled, blacklisted id, or rate limited).
-    /// Not a failure of the library: the event was simply not sent.
-    FILTERED = 10,
     /// A Rust panic was caught at the boundary. The library is still usable, but this is a bug: please
     /// report it with the message.
-    PANIC = 11,
+    PANIC = 10,
     /// Any other internal error.
-    INTERNAL = 12,
+    INTERNAL = 11,
     /// A local I/O error (starting the engine thread, opening the spool directory...).
-    IO = 13,
+    IO = 12,
 }
 
 /// An error on its way out through the C ABI: a status plus the message stored for
@@ -56,7 +53,10 @@ pub(crate) struct FfiError {
 
 impl FfiError {
     pub(crate) fn new(status: CobraStatus, message: impl Into<String>) -> Self {
-        Self { status, message: message.into() }
+        Self {
+            status,
+            message: message.into(),
+        }
     }
 
     pub(crate) fn invalid_argument(message: impl Into<String>) -> Self {
@@ -103,7 +103,6 @@ pub(crate) fn status_name(status: CobraStatus) -> &'static [u8] {
         CobraStatus::QUEUE_FULL => b"queue full\0",
         CobraStatus::CONFIG => b"invalid configuration\0",
         CobraStatus::PROTOCOL => b"protocol error\0",
-        CobraStatus::FILTERED => b"event filtered\0",
         CobraStatus::PANIC => b"internal panic\0",
         CobraStatus::INTERNAL => b"internal error\0",
         CobraStatus::IO => b"I/O error\0",
@@ -113,7 +112,8 @@ pub(crate) fn status_name(status: CobraStatus) -> &'static [u8] {
 impl From<crate::Error> for FfiError {
     fn from(err: crate::Error) -> Self {
         use crate::Error as E;
-        #[allow(unreachable_patterns)] // the SDK's error is non_exhaustive: new variants land as INTERNAL
+        #[allow(unreachable_patterns)]
+        // the SDK's error is non_exhaustive: new variants land as INTERNAL
         let status = match &err {
             E::InvalidConfig { .. } => CobraStatus::CONFIG,
             E::InvalidArgument(_) | E::MessageTooLarge { .. } => CobraStatus::INVALID_ARGUMENT,

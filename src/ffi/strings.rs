@@ -34,12 +34,22 @@ pub(crate) unsafe fn optional<'a>(ptr: *const c_char, name: &str) -> FfiResult<O
 ///
 /// # Safety
 /// `ptr` must be NULL or point to `len` readable bytes that stay valid for `'a`.
-pub(crate) unsafe fn required_n<'a>(ptr: *const c_char, len: usize, name: &str) -> FfiResult<&'a str> {
+pub(crate) unsafe fn required_n<'a>(
+    ptr: *const c_char,
+    len: usize,
+    name: &str,
+) -> FfiResult<&'a str> {
     if ptr.is_null() {
-        return if len == 0 { Ok("") } else { Err(FfiError::null(name)) };
+        return if len == 0 {
+            Ok("")
+        } else {
+            Err(FfiError::null(name))
+        };
     }
     if len > isize::MAX as usize {
-        return Err(FfiError::invalid_argument(format!("`{name}`: length {len} is too large")));
+        return Err(FfiError::invalid_argument(format!(
+            "`{name}`: length {len} is too large"
+        )));
     }
     // SAFETY: non-NULL, `len` bytes readable per the caller's contract, and `len <= isize::MAX`.
     let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
@@ -48,7 +58,10 @@ pub(crate) unsafe fn required_n<'a>(ptr: *const c_char, len: usize, name: &str) 
 
 fn utf8<'a>(bytes: &'a [u8], name: &str) -> FfiResult<&'a str> {
     std::str::from_utf8(bytes).map_err(|e| {
-        FfiError::invalid_argument(format!("`{name}` is not valid UTF-8 (bad byte at offset {})", e.valid_up_to()))
+        FfiError::invalid_argument(format!(
+            "`{name}` is not valid UTF-8 (bad byte at offset {})",
+            e.valid_up_to()
+        ))
     })
 }
 
