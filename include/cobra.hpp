@@ -5,9 +5,8 @@
 // - RAII: cobra::Config, cobra::Client and cobra::Metrics own their C handle, are movable and not
 //   copyable, and free it in their destructor.
 // - Errors: every failing call throws cobra::Error (a std::runtime_error carrying the cobra_status_t and
-//   the library's message). Destructors never throw. One exception to the rule: Metrics::push returns
-//   false (not an exception) when the event was filtered on purpose (disabled, blacklisted, rate
-//   limited), because that is routine, not a failure.
+//   the library's message). Destructors never throw. An event the metrics publisher drops on purpose
+//   (disabled, blacklisted, rate limited) is not an error: Metrics::push returns the outcome.
 // - Strings: std::string_view in, UTF-8. Messages are JSON text (build them with any JSON library).
 // - Events: Client takes a std::function<void(const cobra::Event&)>. It runs on the client's engine
 //   thread (see cobra.h); the Event and every string_view in it are valid only during the call. An
@@ -377,6 +376,97 @@ private:
 
     std::unique_ptr<Handler> handler_;  // heap: its address is the callback's user_data and must not move
     cobra_client_t *handle_ = nullptr;
+};
+
+/// The telemetry publisher (see cobra_metrics_new). Does not keep its client alive.
+class Metrics {
+public:
+    using PushOutcome = cobra_push_outcome_t;
+    using Stats = cobra_metrics_stats_t;
+
+    /// The result of a push: the outcome and, when published, the client's publish id.
+    struct Pushed {
+        PushOutcome outcome;
+        std::uint64_t publish_id;
+        bool published() const noexcept { return outcome == COBRA_PUSH_PUBLISHED; }
+    };
+
+    Metrics(Client &client, std::string_view channel) {
+        cobra_metrics_t *handle = nullptr;
+        detail::check(cobra_metrics_new(client.handle(), detail::z(channel).c_str(), &handle), "cobra_metrics_new");
+        handle_ = handle;
+    }
+    ~Metrics() {
+        if (handle_) cobra_metrics_free(handle_);
+    }
+    Metrics(Metrics &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+    Metrics &operator=(Metrics &&other) noexcept {
+        if (this != &other) {
+            if (handle_) cobra_metrics_free(handle_);
+            handle_ = std::exchange(other.handle_, nullptr);
+        }
+        return *this;
+    }
+    Metrics(const Metrics &) = delete;
+    Metrics &operator=(const Metrics &) = delete;
+
+    /// Pushes one event (`data_json` is its `data`, e.g. R"({"fps":30})").
+    Pushed push(std::string_view id, std::string_view data_json) {
+        Pushed out{COBRA_PUSH_PUBLISHED, 0};
+        detail::check(cobra_metrics_push_n(get(), id.data(), id.size(), data_json.data(), data_json.size(),
+                                           &out.outcome, &out.publish_id),
+                      "cobra_metrics_push");
+        return out;
+    }
+    void set_enabled(bool enabled) { detail::check(cobra_metrics_set_enabled(get(), enabled), "cobra_metrics_set_enabled"); }
+    void set_session(std::string_view session) {
+        detail::check(cobra_metrics_set_session(get(), detail::z(session).c_str()), "cobra_metrics_set_session");
+    }
+    std::string session() const {
+        char *s = nullptr;
+        detail::check(cobra_metrics_session(get(), &s), "cobra_metrics_session");
+        std::string out(s);
+        cobra_string_free(s);
+        return out;
+    }
+    /// One device attribute; `value_json` is JSON text (R"("iPhone")", "42", "true").
+    void set_device_attribute(std::string_view name, std::string_view value_json) {
+        detail::check(cobra_metrics_set_device_attribute(get(), detail::z(name).c_str(), detail::z(value_json).c_str()),
+                      "cobra_metrics_set_device_attribute");
+    }
+    /// All device attributes at once, as a JSON object.
+    void set_device_attributes(std::string_view object_json) {
+        detail::check(cobra_metrics_set_device_attributes(get(), detail::z(object_json).c_str()),
+                      "cobra_metrics_set_device_attributes");
+    }
+    void set_blacklist(const std::vector<std::string> &ids) {
+        std::vector<const char *> ptrs;
+        for (const auto &id : ids) ptrs.push_back(id.c_str());
+        detail::check(cobra_metrics_set_blacklist(get(), ptrs.data(), ptrs.size()), "cobra_metrics_set_blacklist");
+    }
+    /// For each id, at most one event per `seconds`.
+    void set_rate_control(const std::vector<std::pair<std::string, double>> &limits) {
+        std::vector<const char *> ids;
+        std::vector<double> seconds;
+        for (const auto &l : limits) {
+            ids.push_back(l.first.c_str());
+            seconds.push_back(l.second);
+        }
+        detail::check(cobra_metrics_set_rate_control(get(), ids.data(), seconds.data(), ids.size()),
+                      "cobra_metrics_set_rate_control");
+    }
+    Stats stats() const {
+        Stats s{};
+        detail::check(cobra_metrics_stats(get(), &s), "cobra_metrics_stats");
+        return s;
+    }
+
+private:
+    cobra_metrics_t *get() const {
+        if (!handle_) throw Error(COBRA_STATUS_INVALID_HANDLE, "cobra::Metrics was moved from");
+        return handle_;
+    }
+    cobra_metrics_t *handle_ = nullptr;
 };
 
 }  // namespace cobra

@@ -64,6 +64,7 @@ typedef struct recorder {
     bool sentinel_seen;
     bool saw_wrong_kind;
     int metrics_received;
+    int metrics_with_envelope;
     uint64_t acked_ids[MAX_IDS];
     int acked_count;
     /* free-from-callback scenario */
@@ -132,7 +133,9 @@ static void on_event(const cobra_event_t *ev, void *user_data) {
                 size_t len = ev->message_lens[i];
                 if (strlen(m) != len) r->saw_wrong_kind = true;
                 if (strcmp(ev->subscription_id, "metrics") == 0) {
-                    if (strstr(m, "\"engine_fps_id\"")) r->metrics_received++;
+                    r->metrics_received++;
+                    if (strstr(m, "\"my-session\"") && strstr(m, "\"ctest\"") && strstr(m, "\"data.fps\":60"))
+                        r->metrics_with_envelope++;
                     continue;
                 }
                 r->data_messages++;
@@ -281,12 +284,36 @@ static void test_misuse_without_server(void) {
     CHECK_STATUS(cobra_client_read(client, "k", 100, NULL), COBRA_STATUS_INVALID_ARGUMENT);
     CHECK_STATUS(cobra_client_write(client, "k", "{bad", 100), COBRA_STATUS_INVALID_ARGUMENT);
     CHECK_STATUS(cobra_client_state(client, NULL), COBRA_STATUS_INVALID_ARGUMENT);
+
+    /* Metrics publisher misuse; it does not keep its client alive. */
+    cobra_metrics_t *metrics = NULL;
+    CHECK_STATUS(cobra_metrics_new(NULL, "m", &metrics), COBRA_STATUS_INVALID_HANDLE);
+    CHECK_STATUS(cobra_metrics_new(client, NULL, &metrics), COBRA_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(cobra_metrics_new(client, "m", NULL), COBRA_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(cobra_metrics_new(client, "m", &metrics), COBRA_STATUS_OK);
+    CHECK_STATUS(cobra_metrics_push(metrics, "id", "{bad", NULL, NULL), COBRA_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(cobra_metrics_push(metrics, NULL, "{}", NULL, NULL), COBRA_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(cobra_metrics_set_device_attributes(metrics, "[1]"), COBRA_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(cobra_metrics_set_device_attribute(metrics, "game", "not json"), COBRA_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(cobra_metrics_set_blacklist(metrics, NULL, 2), COBRA_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(cobra_metrics_set_rate_control(metrics, NULL, NULL, 0), COBRA_STATUS_OK);
+    CHECK_STATUS(cobra_metrics_stats(metrics, NULL), COBRA_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(cobra_metrics_push((cobra_metrics_t *)client, "id", "{}", NULL, NULL), COBRA_STATUS_INVALID_HANDLE);
+    cobra_push_outcome_t outcome = COBRA_PUSH_DISABLED;
+    uint64_t publish_id = 0;
+    CHECK_STATUS(cobra_metrics_push(metrics, "id", "{\"fps\":1}", &outcome, &publish_id), COBRA_STATUS_OK);
+    CHECK(outcome == COBRA_PUSH_PUBLISHED && publish_id > 0, "queued while offline: outcome %d id %" PRIu64,
+          (int)outcome, publish_id);
     cobra_client_state_t state = COBRA_STATE_STOPPED;
     CHECK_STATUS(cobra_client_state(client, &state), COBRA_STATUS_OK);
     CHECK(state == COBRA_STATE_DISCONNECTED, "state %d", (int)state);
     CHECK_STATUS(cobra_client_free(client), COBRA_STATUS_OK);
     CHECK_STATUS(cobra_client_free(client), COBRA_STATUS_INVALID_HANDLE);
     CHECK_STATUS(cobra_client_publish(client, "c", "{}", NULL), COBRA_STATUS_INVALID_HANDLE);
+    /* The client is gone: the publisher reports it instead of crashing. */
+    CHECK_STATUS(cobra_metrics_push(metrics, "id", "{}", NULL, NULL), COBRA_STATUS_CLOSED);
+    CHECK_STATUS(cobra_metrics_free(metrics), COBRA_STATUS_OK);
+    CHECK_STATUS(cobra_metrics_free(metrics), COBRA_STATUS_INVALID_HANDLE);
 }
 
 /* ---- the real thing ----------------------------------------------------------------------------- */
@@ -431,6 +458,56 @@ static void test_against_server(void) {
     CHECK_STATUS(cobra_client_network_changed(client), COBRA_STATUS_OK);
     CHECK(wait_for(&rec, &rec.authenticated, auth_before + 1, 10) > auth_before,
           "authenticated after network_changed");
+
+    printf("-- metrics publisher: envelope, blacklist, enable, rate control\n");
+    char fps_id[96];
+    snprintf(fps_id, sizeof fps_id, "%s_fps", channel);
+    char sql[256];
+    snprintf(sql, sizeof sql, "select id, session, device.game, data.fps from `%s`", fps_id);
+    int subscribed_before = locked_get(&rec, &rec.subscribed);
+    CHECK_STATUS(cobra_client_subscribe(client, fps_id, "metrics", sql, NULL, 0, false), COBRA_STATUS_OK);
+    CHECK(wait_for(&rec, &rec.subscribed, subscribed_before + 1, 10) > subscribed_before, "metrics subscription");
+    cobra_metrics_t *metrics = NULL;
+    CHECK_STATUS(cobra_metrics_new(client, "c_test_metrics", &metrics), COBRA_STATUS_OK);
+    CHECK_STATUS(cobra_metrics_set_session(metrics, "my-session"), COBRA_STATUS_OK);
+    char *session = NULL;
+    CHECK_STATUS(cobra_metrics_session(metrics, &session), COBRA_STATUS_OK);
+    CHECK(session && strcmp(session, "my-session") == 0, "session %s", session ? session : "(null)");
+    cobra_string_free(session);
+    CHECK_STATUS(cobra_metrics_set_device_attributes(metrics, "{\"os_name\":\"Linux\"}"), COBRA_STATUS_OK);
+    CHECK_STATUS(cobra_metrics_set_device_attribute(metrics, "game", "\"ctest\""), COBRA_STATUS_OK);
+    cobra_push_outcome_t outcome;
+    uint64_t push_id = 0;
+    for (int i = 0; i < 5; i++) {
+        CHECK_STATUS(cobra_metrics_push(metrics, fps_id, "{\"fps\":60}", &outcome, &push_id), COBRA_STATUS_OK);
+        CHECK(outcome == COBRA_PUSH_PUBLISHED && push_id > 0, "outcome %d", (int)outcome);
+    }
+    const char *blacklist[] = {fps_id};
+    CHECK_STATUS(cobra_metrics_set_blacklist(metrics, blacklist, 1), COBRA_STATUS_OK);
+    CHECK_STATUS(cobra_metrics_push(metrics, fps_id, "{\"fps\":60}", &outcome, NULL), COBRA_STATUS_OK);
+    CHECK(outcome == COBRA_PUSH_BLACKLISTED, "outcome %d", (int)outcome);
+    CHECK_STATUS(cobra_metrics_set_blacklist(metrics, NULL, 0), COBRA_STATUS_OK);
+    CHECK_STATUS(cobra_metrics_set_enabled(metrics, false), COBRA_STATUS_OK);
+    CHECK_STATUS(cobra_metrics_push(metrics, fps_id, "{\"fps\":60}", &outcome, NULL), COBRA_STATUS_OK);
+    CHECK(outcome == COBRA_PUSH_DISABLED, "outcome %d", (int)outcome);
+    CHECK_STATUS(cobra_metrics_set_enabled(metrics, true), COBRA_STATUS_OK);
+    const char *limited[] = {fps_id};
+    const double one_hour[] = {3600.0};
+    CHECK_STATUS(cobra_metrics_set_rate_control(metrics, limited, one_hour, 1), COBRA_STATUS_OK);
+    CHECK_STATUS(cobra_metrics_push_n(metrics, fps_id, strlen(fps_id), "{\"fps\":60}xx", 11, &outcome, NULL),
+                 COBRA_STATUS_OK);
+    CHECK(outcome == COBRA_PUSH_PUBLISHED, "first event under rate control: outcome %d", (int)outcome);
+    CHECK_STATUS(cobra_metrics_push(metrics, fps_id, "{\"fps\":60}", &outcome, NULL), COBRA_STATUS_OK);
+    CHECK(outcome == COBRA_PUSH_RATE_LIMITED, "second event within the hour: outcome %d", (int)outcome);
+    cobra_metrics_stats_t stats;
+    CHECK_STATUS(cobra_metrics_stats(metrics, &stats), COBRA_STATUS_OK);
+    CHECK(stats.published == 6 && stats.blacklisted == 1 && stats.disabled == 1 && stats.rate_limited == 1 &&
+              stats.failed == 0,
+          "stats %" PRIu64 "/%" PRIu64 "/%" PRIu64 "/%" PRIu64 "/%" PRIu64, stats.published, stats.blacklisted,
+          stats.disabled, stats.rate_limited, stats.failed);
+    CHECK(wait_for(&rec, &rec.metrics_with_envelope, 6, 10) == 6, "6 telemetry events arrive with their envelope");
+    CHECK(locked_get(&rec, &rec.metrics_received) == 6, "and nothing else");
+    CHECK_STATUS(cobra_metrics_free(metrics), COBRA_STATUS_OK);
 
     printf("-- calls after disconnect\n");
     CHECK_STATUS(cobra_client_disconnect(client), COBRA_STATUS_OK);
