@@ -38,10 +38,16 @@ fn wrong_secret_unknown_role_and_bad_method_are_refused() {
     assert_eq!(e["body"]["error"], "authentication_failed");
     let e = c.auth("nobody", SECRET).unwrap_err();
     assert_eq!(e["body"]["error"], "authentication_failed");
-    let r = c.request("auth/handshake", json!({"method": "digest", "data": {"role": "all"}}));
+    let r = c.request(
+        "auth/handshake",
+        json!({"method": "digest", "data": {"role": "all"}}),
+    );
     assert_eq!(r["action"], "auth/handshake/error");
     assert_eq!(r["body"]["error"], "unsupported_method");
-    let r = c.request("auth/authenticate", json!({"method": "role_secret", "credentials": {"hash": "x"}}));
+    let r = c.request(
+        "auth/authenticate",
+        json!({"method": "role_secret", "credentials": {"hash": "x"}}),
+    );
     assert_eq!(r["body"]["error"], "handshake_required");
     // Still usable after failures.
     c.auth("all", SECRET).expect("auth ok after failures");
@@ -98,10 +104,17 @@ fn publish_subscribe_round_trip_with_ids_from_zero() {
     assert!(ok["body"]["position"].is_string());
     let mut p = Client::authed(server.local_addr(), "app1", "all");
     for i in 0..3 {
-        let r = p.request("rtm/publish", json!({"channel": "fps", "message": {"data": {"fps": i}}}));
+        let r = p.request(
+            "rtm/publish",
+            json!({"channel": "fps", "message": {"data": {"fps": i}}}),
+        );
         assert_eq!(r["action"], "rtm/publish/ok");
         assert_eq!(r["body"]["channels"], json!(["fps"]));
-        assert!(r["body"]["position"].as_str().is_some_and(|p| p.contains('-')));
+        assert!(
+            r["body"]["position"]
+                .as_str()
+                .is_some_and(|p| p.contains('-'))
+        );
     }
     for i in 0..3 {
         let d = s.next_data();
@@ -116,12 +129,25 @@ fn publish_subscribe_round_trip_with_ids_from_zero() {
 fn publish_to_channels_list_and_subscription_id_default() {
     let server = start();
     let mut s = Client::authed(server.local_addr(), "app1", "all");
-    s.request("rtm/subscribe", json!({"channel": "b", "subscription_id": "mine"}));
+    s.request(
+        "rtm/subscribe",
+        json!({"channel": "b", "subscription_id": "mine"}),
+    );
     s.request("rtm/subscribe", json!({"subscription_id": "a"}));
     let mut p = Client::authed(server.local_addr(), "app1", "all");
-    let r = p.request("rtm/publish", json!({"channels": ["a", "b"], "message": {"x": 1}}));
+    let r = p.request(
+        "rtm/publish",
+        json!({"channels": ["a", "b"], "message": {"x": 1}}),
+    );
     assert_eq!(r["body"]["channels"], json!(["a", "b"]));
-    let mut got: Vec<String> = (0..2).map(|_| s.next_data()["body"]["subscription_id"].as_str().unwrap().to_owned()).collect();
+    let mut got: Vec<String> = (0..2)
+        .map(|_| {
+            s.next_data()["body"]["subscription_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
     got.sort();
     assert_eq!(got, ["a", "mine"]);
 }
@@ -148,14 +174,23 @@ fn subscribe_errors_and_unsubscribe() {
     let r = c.request("rtm/subscribe", json!({"filter": "select nonsense"}));
     assert_eq!(r["action"], "rtm/subscribe/error");
     assert_eq!(r["body"]["error"], "invalid_filter");
-    let r = c.request("rtm/subscribe", json!({"channel": "c", "position": "yesterday"}));
+    let r = c.request(
+        "rtm/subscribe",
+        json!({"channel": "c", "position": "yesterday"}),
+    );
     assert_eq!(r["body"]["error"], "invalid_position");
     let r = c.request("rtm/subscribe", json!({}));
     assert_eq!(r["body"]["error"], "missing_channel");
-    assert_eq!(c.request("rtm/subscribe", json!({"channel": "c1"}))["action"], "rtm/subscribe/ok");
+    assert_eq!(
+        c.request("rtm/subscribe", json!({"channel": "c1"}))["action"],
+        "rtm/subscribe/ok"
+    );
     let r = c.request("rtm/subscribe", json!({"channel": "c1"}));
     assert_eq!(r["body"]["error"], "already_subscribed");
-    assert_eq!(c.request("rtm/subscribe", json!({"channel": "c2"}))["action"], "rtm/subscribe/ok");
+    assert_eq!(
+        c.request("rtm/subscribe", json!({"channel": "c2"}))["action"],
+        "rtm/subscribe/ok"
+    );
     let r = c.request("rtm/subscribe", json!({"channel": "c3"}));
     assert_eq!(r["body"]["error"], "too_many_subscriptions");
     let r = c.request("rtm/unsubscribe", json!({"subscription_id": "c1"}));
@@ -199,20 +234,37 @@ fn read_write_delete() {
     let r = c.request("rtm/read", json!({"channel": "k"}));
     assert_eq!(r["action"], "rtm/read/ok");
     assert_eq!(r["body"]["message"], json!(null));
-    let w = c.request("rtm/write", json!({"channel": "k", "message": {"v": [1, 2]}}));
+    let w = c.request(
+        "rtm/write",
+        json!({"channel": "k", "message": {"v": [1, 2]}}),
+    );
     assert_eq!(w["action"], "rtm/write/ok");
     assert!(w["body"]["stream"].is_string());
-    assert_eq!(c.request("rtm/read", json!({"channel": "k"}))["body"]["message"], json!({"v": [1, 2]}));
-    assert_eq!(c.request("rtm/delete", json!({"channel": "k"}))["action"], "rtm/delete/ok");
-    assert_eq!(c.request("rtm/read", json!({"channel": "k"}))["body"]["message"], json!(null));
+    assert_eq!(
+        c.request("rtm/read", json!({"channel": "k"}))["body"]["message"],
+        json!({"v": [1, 2]})
+    );
+    assert_eq!(
+        c.request("rtm/delete", json!({"channel": "k"}))["action"],
+        "rtm/delete/ok"
+    );
+    assert_eq!(
+        c.request("rtm/read", json!({"channel": "k"}))["body"]["message"],
+        json!(null)
+    );
     let r = c.request("rtm/write", json!({"channel": "k"}));
     assert_eq!(r["body"]["error"], "missing_message");
     let r = c.request("rtm/read", json!({}));
     assert_eq!(r["body"]["error"], "missing_channel");
     // Read at a position gives that history message.
-    let p = c.request("rtm/publish", json!({"channel": "h", "message": "first"}))["body"]["position"].clone();
+    let p =
+        c.request("rtm/publish", json!({"channel": "h", "message": "first"}))["body"]["position"]
+            .clone();
     c.request("rtm/publish", json!({"channel": "h", "message": "second"}));
-    assert_eq!(c.request("rtm/read", json!({"channel": "h", "position": p}))["body"]["message"], "first");
+    assert_eq!(
+        c.request("rtm/read", json!({"channel": "h", "position": p}))["body"]["message"],
+        "first"
+    );
     let r = c.request("rtm/read", json!({"channel": "h", "position": "1-1"}));
     assert_eq!(r["action"], "rtm/read/error");
 }
@@ -224,15 +276,30 @@ fn apps_are_isolated() {
     let mut b = Client::authed(server.local_addr(), "app2", "all");
     b.request("rtm/subscribe", json!({"channel": "shared"}));
     a.request("rtm/subscribe", json!({"channel": "shared"}));
-    a.request("rtm/write", json!({"channel": "key", "message": "from app1"}));
-    assert_eq!(b.request("rtm/read", json!({"channel": "key"}))["body"]["message"], json!(null));
-    Client::authed(server.local_addr(), "app1", "all").request("rtm/publish", json!({"channel": "shared", "message": "app1 only"}));
-    Client::authed(server.local_addr(), "app2", "all").request("rtm/publish", json!({"channel": "shared", "message": "app2 only"}));
+    a.request(
+        "rtm/write",
+        json!({"channel": "key", "message": "from app1"}),
+    );
+    assert_eq!(
+        b.request("rtm/read", json!({"channel": "key"}))["body"]["message"],
+        json!(null)
+    );
+    Client::authed(server.local_addr(), "app1", "all").request(
+        "rtm/publish",
+        json!({"channel": "shared", "message": "app1 only"}),
+    );
+    Client::authed(server.local_addr(), "app2", "all").request(
+        "rtm/publish",
+        json!({"channel": "shared", "message": "app2 only"}),
+    );
     assert_eq!(a.next_data()["body"]["messages"], json!(["app1 only"]));
     assert_eq!(b.next_data()["body"]["messages"], json!(["app2 only"]));
     // History too: replay from 0-0 only sees the app's own messages.
     let mut b2 = Client::authed(server.local_addr(), "app2", "all");
-    b2.request("rtm/subscribe", json!({"channel": "shared", "position": "0-0"}));
+    b2.request(
+        "rtm/subscribe",
+        json!({"channel": "shared", "position": "0-0"}),
+    );
     assert_eq!(b2.next_data()["body"]["messages"], json!(["app2 only"]));
     let r = b2.request("rtm/publish", json!({"channel": "marker", "message": 0}));
     assert_eq!(r["action"], "rtm/publish/ok");
@@ -241,7 +308,12 @@ fn apps_are_isolated() {
 #[test]
 fn unknown_action_and_bad_json_get_bad_schema_then_close_1000() {
     let server = start();
-    for text in [r#"{"action": "rtm/dance", "id": 9, "body": {}}"#, "not json", r#"{"id": 3}"#, "[1,2]"] {
+    for text in [
+        r#"{"action": "rtm/dance", "id": 9, "body": {}}"#,
+        "not json",
+        r#"{"id": 3}"#,
+        "[1,2]",
+    ] {
         let mut c = Client::connect(server.local_addr(), "app1");
         c.send_text(text);
         let v = c.recv_json();
@@ -268,9 +340,16 @@ fn admin_lists_and_closes_connections() {
     // The probe connection was dropped: eventually gone from the list.
     common::eventually("probe connection to disappear", || {
         let r = admin.request("admin/get_connections", json!({}));
-        (!r["body"]["connections"].as_array().unwrap().contains(&victim_id)).then_some(())
+        (!r["body"]["connections"]
+            .as_array()
+            .unwrap()
+            .contains(&victim_id))
+        .then_some(())
     });
-    let hs = victim.request("auth/handshake", json!({"method": "role_secret", "data": {"role": "sub"}}));
+    let hs = victim.request(
+        "auth/handshake",
+        json!({"method": "role_secret", "data": {"role": "sub"}}),
+    );
     let vid = hs["body"]["data"]["connection_id"].clone();
     let r = admin.request("admin/close_connection", json!({"connection_id": vid}));
     assert_eq!(r["action"], "admin/close_connection/ok");
@@ -283,7 +362,9 @@ fn admin_lists_and_closes_connections() {
 fn request_without_id_gets_an_id() {
     let server = start();
     let mut c = Client::connect(server.local_addr(), "app1");
-    c.send_text(r#"{"action":"auth/handshake","body":{"method":"role_secret","data":{"role":"all"}}}"#);
+    c.send_text(
+        r#"{"action":"auth/handshake","body":{"method":"role_secret","data":{"role":"all"}}}"#,
+    );
     let v = c.recv_json();
     assert_eq!(v["action"], "auth/handshake/ok");
     assert!(v.get("id").is_some());

@@ -16,11 +16,11 @@ use serde_json::value::RawValue;
 
 use super::backend::{ChannelKey, StartAt};
 use super::mailbox::{Delivery, Mailbox, Subscriber};
-use cobra_wire::Position;
-use super::standin::config::channel_builder;
-use crate::streamsql::{Outcome, Query};
 use super::stats::RoleCounters;
 use super::{Broker, CLOSE_NORMAL};
+use crate::config::channel_builder;
+use crate::streamsql::{Outcome, Query};
+use cobra_wire::Position;
 
 /// Receives the PDUs a session sends (one JSON text per call).
 pub trait PduSink {
@@ -270,7 +270,13 @@ impl Session {
         self.emit(sink);
     }
 
-    fn send_error(&mut self, sink: &mut (dyn PduSink + Send), action: &str, id: &str, refusal: &Refusal) {
+    fn send_error(
+        &mut self,
+        sink: &mut (dyn PduSink + Send),
+        action: &str,
+        id: &str,
+        refusal: &Refusal,
+    ) {
         self.broker.stats.errors.fetch_add(1, Ordering::Relaxed);
         self.scratch.clear();
         let _ = write!(
@@ -527,7 +533,8 @@ impl Session {
         sink: &mut (dyn PduSink + Send),
     ) -> Result<Option<String>, Refusal> {
         let b: SubscribeBody = parse_body(body)?;
-        let (filter, channel) = match &b.filter {
+        // The Python client sends `"filter": ""` for "no filter".
+        let (filter, channel) = match b.filter.as_deref().filter(|f| !f.trim().is_empty()) {
             Some(sql) => {
                 let q = Query::parse(sql)
                     .map_err(|e| Refusal::new("invalid_filter", format!("invalid filter: {e}")))?;
@@ -581,18 +588,18 @@ impl Session {
             .await
             .map_err(|e| Refusal::new(e.code(), e.to_string()))?;
         let id_json: Box<str> = json_str(&sub_id).into();
-        if let Some(missed) = ack.expired {
-            if !fast_forward {
-                self.broker.backend.unsubscribe(&key, &handle);
-                self.broker.stats.errors.fetch_add(1, Ordering::Relaxed);
-                self.scratch.clear();
-                let _ = write!(
-                    self.scratch,
-                    r#"{{"action":"rtm/subscription/error","id":{request_id},"body":{{"subscription_id":{id_json},"error":"expired_position","reason":"the position is older than the oldest message kept (up to {missed} messages were trimmed); resubscribe with 0-0, $ or fast_forward","missed_message_count":{missed}}}}}"#
-                );
-                self.emit(sink);
-                return Ok(None);
-            }
+        if let Some(missed) = ack.expired
+            && !fast_forward
+        {
+            self.broker.backend.unsubscribe(&key, &handle);
+            self.broker.stats.errors.fetch_add(1, Ordering::Relaxed);
+            self.scratch.clear();
+            let _ = write!(
+                self.scratch,
+                r#"{{"action":"rtm/subscription/error","id":{request_id},"body":{{"subscription_id":{id_json},"error":"expired_position","reason":"the position is older than the oldest message kept (up to {missed} messages were trimmed); resubscribe with 0-0, $ or fast_forward","missed_message_count":{missed}}}}}"#
+            );
+            self.emit(sink);
+            return Ok(None);
         }
         counters.subscriptions.fetch_add(1, Ordering::Relaxed);
         self.send_ok(
@@ -804,15 +811,15 @@ impl Session {
         if drained.capacity() <= 1024 {
             self.drained = drained;
         }
-        if count > 0 {
-            if let Auth::Authenticated { counters, .. } = &self.auth {
-                counters
-                    .subscribed_count
-                    .fetch_add(count, Ordering::Relaxed);
-                counters
-                    .subscribed_bytes
-                    .fetch_add(bytes, Ordering::Relaxed);
-            }
+        if count > 0
+            && let Auth::Authenticated { counters, .. } = &self.auth
+        {
+            counters
+                .subscribed_count
+                .fetch_add(count, Ordering::Relaxed);
+            counters
+                .subscribed_bytes
+                .fetch_add(bytes, Ordering::Relaxed);
         }
         for i in 0..self.subs.len() {
             if self.subs[i].batch_deadline.is_some_and(|d| d <= now) {

@@ -71,6 +71,8 @@ impl RoleCounters {
 }
 
 type RoleKey = (Box<str>, Box<str>);
+/// Counter values at the previous stats message, for the `_per_second` figures.
+type Previous = (HashMap<RoleKey, [i64; 9]>, HashMap<Box<str>, [u64; 2]>);
 
 /// All the broker's counters.
 #[derive(Debug, Default)]
@@ -83,7 +85,7 @@ pub struct Stats {
     pub errors: AtomicU64,
     roles: RwLock<HashMap<RoleKey, Arc<RoleCounters>>>,
     channels: Mutex<HashMap<Box<str>, [u64; 2]>>,
-    previous: Mutex<(HashMap<RoleKey, [i64; 9]>, HashMap<Box<str>, [u64; 2]>)>,
+    previous: Mutex<Previous>,
 }
 
 impl Stats {

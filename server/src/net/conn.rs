@@ -43,7 +43,11 @@ impl PduSink for Encoder<'_> {
 }
 
 /// Reads the HTTP request head, bounded in size and time.
-async fn read_request<T: Transport>(io: &mut T, buf: &mut BytesMut, shared: &Shared) -> Option<Request> {
+async fn read_request<T: Transport>(
+    io: &mut T,
+    buf: &mut BytesMut,
+    shared: &Shared,
+) -> Option<Request> {
     let limits = shared.wire_limits;
     let read = async {
         loop {
@@ -56,7 +60,13 @@ async fn read_request<T: Transport>(io: &mut T, buf: &mut BytesMut, shared: &Sha
                 Err(e) => {
                     tracing::debug!(error = %e, "bad HTTP request");
                     let body = format!("{e}\n");
-                    let resp = handshake::http_response(400, "Bad Request", Some("text/plain"), body.as_bytes(), &[("Connection", "close")]);
+                    let resp = handshake::http_response(
+                        400,
+                        "Bad Request",
+                        Some("text/plain"),
+                        body.as_bytes(),
+                        &[("Connection", "close")],
+                    );
                     let _ = io.write_all_bytes(&resp).await;
                     return None;
                 }
@@ -67,7 +77,10 @@ async fn read_request<T: Transport>(io: &mut T, buf: &mut BytesMut, shared: &Sha
             }
         }
     };
-    timeout(shared.settings.limits.handshake_timeout, read).await.ok().flatten()
+    timeout(shared.settings.limits.handshake_timeout, read)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Serves one accepted connection to the end.
@@ -83,8 +96,15 @@ pub async fn serve<T: Transport>(mut io: T, peer: SocketAddr, shared: Arc<Shared
             let _ = timeout(WRITE_STALL_TIMEOUT, io.write_all_bytes(&bytes)).await;
             io.shutdown_write().await;
         }
-        Route::Upgrade { response, appkey, deflate } => {
-            if timeout(WRITE_STALL_TIMEOUT, io.write_all_bytes(&response)).await.map_or(true, |r| r.is_err()) {
+        Route::Upgrade {
+            response,
+            appkey,
+            deflate,
+        } => {
+            if timeout(WRITE_STALL_TIMEOUT, io.write_all_bytes(&response))
+                .await
+                .map_or(true, |r| r.is_err())
+            {
                 return;
             }
             let user_agent = req.user_agent.as_deref().unwrap_or("-");
@@ -113,7 +133,13 @@ async fn run_session<T: Transport>(
     let broker = &shared.broker;
     let (id, mailbox) = broker.register();
     tracing::info!(conn = %id, %peer, appkey, user_agent, deflate = codec.deflate().is_some(), "connection opened");
-    let mut session = Session::new(Arc::clone(broker), id, Arc::clone(&mailbox), appkey, user_agent);
+    let mut session = Session::new(
+        Arc::clone(broker),
+        id,
+        Arc::clone(&mailbox),
+        appkey,
+        user_agent,
+    );
     let auth_deadline = Instant::now() + shared.settings.limits.handshake_timeout;
     let mut wbuf: Vec<u8> = Vec::new();
     // Bytes may have arrived with the upgrade request.
@@ -158,7 +184,11 @@ async fn run_session<T: Transport>(
                         Ok(Some(Message::Pong(_))) => continue,
                         Ok(Some(Message::Close(frame))) => {
                             let code = frame.map_or(1000, |f| f.code);
-                            let code = if code == 1005 || code == 1006 { 1000 } else { code };
+                            let code = if code == 1005 || code == 1006 {
+                                1000
+                            } else {
+                                code
+                            };
                             close = Some((code, String::new()));
                             break;
                         }
@@ -170,7 +200,15 @@ async fn run_session<T: Transport>(
                             break;
                         }
                     };
-                    let flow = session.on_text(&text, &mut Encoder { codec: &mut codec, out: &mut wbuf }).await;
+                    let flow = session
+                        .on_text(
+                            &text,
+                            &mut Encoder {
+                                codec: &mut codec,
+                                out: &mut wbuf,
+                            },
+                        )
+                        .await;
                     if let Flow::Close { code, reason } = flow {
                         close = Some((code, reason.into()));
                         break;
@@ -188,17 +226,21 @@ async fn run_session<T: Transport>(
                 }
             }
         }
-        if close.is_none() {
-            if let Flow::Close { code, reason } =
-                session.pump(&mut Encoder { codec: &mut codec, out: &mut wbuf }, std::time::Instant::now())
-            {
-                close = Some((code, reason.into()));
-            }
+        if close.is_none()
+            && let Flow::Close { code, reason } = session.pump(
+                &mut Encoder {
+                    codec: &mut codec,
+                    out: &mut wbuf,
+                },
+                std::time::Instant::now(),
+            )
+        {
+            close = Some((code, reason.into()));
         }
-        if let Some((code, reason)) = &close {
-            if codec.encode_close(*code, reason, &mut wbuf).is_err() {
-                codec.encode_close_empty(&mut wbuf);
-            }
+        if let Some((code, reason)) = &close
+            && codec.encode_close(*code, reason, &mut wbuf).is_err()
+        {
+            codec.encode_close_empty(&mut wbuf);
         }
         if !wbuf.is_empty() {
             match timeout(WRITE_STALL_TIMEOUT, io.write_all_bytes(&wbuf)).await {
