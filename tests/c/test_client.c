@@ -194,6 +194,22 @@ static int locked_get(recorder *r, const int *counter) {
     return v;
 }
 
+/* Polls the client state until it is `want` or the deadline passes (the state is published by the engine
+ * thread, possibly just after the event that announced it). */
+static cobra_client_state_t wait_state(cobra_client_t *client, cobra_client_state_t want, int seconds) {
+    cobra_client_state_t state = COBRA_STATE_STOPPED;
+    struct timespec now, deadline, pause = {0, 5 * 1000 * 1000};
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += seconds * slow_factor();
+    for (;;) {
+        if (cobra_client_state(client, &state) != COBRA_STATUS_OK || state == want) return state;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec > deadline.tv_sec || (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec))
+            return state;
+        nanosleep(&pause, NULL);
+    }
+}
+
 static cobra_config_t *make_config(void) {
     cobra_config_t *config = cobra_config_new();
     CHECK(config != NULL, "cobra_config_new");
@@ -349,8 +365,7 @@ static void test_against_server(void) {
     CHECK_STATUS(cobra_client_new(make_config(), on_event, &rec, &client), COBRA_STATUS_OK);
     CHECK_STATUS(cobra_client_connect(client), COBRA_STATUS_OK);
     CHECK(wait_for(&rec, &rec.authenticated, 1, 10) >= 1, "authenticated");
-    cobra_client_state_t state = COBRA_STATE_DISCONNECTED;
-    CHECK_STATUS(cobra_client_state(client, &state), COBRA_STATUS_OK);
+    cobra_client_state_t state = wait_state(client, COBRA_STATE_CONNECTED, 5);
     CHECK(state == COBRA_STATE_CONNECTED, "state %d", (int)state);
 
     printf("-- subscribe with a StreamSQL filter, publish, receive exactly the matching messages\n");
@@ -491,13 +506,16 @@ static void test_against_server(void) {
     CHECK_STATUS(cobra_metrics_push(metrics, fps_id, "{\"fps\":60}", &outcome, NULL), COBRA_STATUS_OK);
     CHECK(outcome == COBRA_PUSH_DISABLED, "outcome %d", (int)outcome);
     CHECK_STATUS(cobra_metrics_set_enabled(metrics, true), COBRA_STATUS_OK);
-    const char *limited[] = {fps_id};
+    /* Rate control on a fresh id (the limit also counts events sent before it was set). */
+    char rated_id[128];
+    snprintf(rated_id, sizeof rated_id, "%s_rated", channel);
+    const char *limited[] = {rated_id};
     const double one_hour[] = {3600.0};
     CHECK_STATUS(cobra_metrics_set_rate_control(metrics, limited, one_hour, 1), COBRA_STATUS_OK);
-    CHECK_STATUS(cobra_metrics_push_n(metrics, fps_id, strlen(fps_id), "{\"fps\":60}xx", 11, &outcome, NULL),
+    CHECK_STATUS(cobra_metrics_push_n(metrics, rated_id, strlen(rated_id), "{\"fps\":60}xx", 10, &outcome, NULL),
                  COBRA_STATUS_OK);
     CHECK(outcome == COBRA_PUSH_PUBLISHED, "first event under rate control: outcome %d", (int)outcome);
-    CHECK_STATUS(cobra_metrics_push(metrics, fps_id, "{\"fps\":60}", &outcome, NULL), COBRA_STATUS_OK);
+    CHECK_STATUS(cobra_metrics_push(metrics, rated_id, "{\"fps\":60}", &outcome, NULL), COBRA_STATUS_OK);
     CHECK(outcome == COBRA_PUSH_RATE_LIMITED, "second event within the hour: outcome %d", (int)outcome);
     cobra_metrics_stats_t stats;
     CHECK_STATUS(cobra_metrics_stats(metrics, &stats), COBRA_STATUS_OK);
@@ -505,7 +523,9 @@ static void test_against_server(void) {
               stats.failed == 0,
           "stats %" PRIu64 "/%" PRIu64 "/%" PRIu64 "/%" PRIu64 "/%" PRIu64, stats.published, stats.blacklisted,
           stats.disabled, stats.rate_limited, stats.failed);
-    CHECK(wait_for(&rec, &rec.metrics_with_envelope, 6, 10) == 6, "6 telemetry events arrive with their envelope");
+    /* A last event marks the end of the stream: then exactly the 5 + 1 published events must be there. */
+    CHECK_STATUS(cobra_metrics_push(metrics, fps_id, "{\"fps\":60}", &outcome, NULL), COBRA_STATUS_OK);
+    CHECK(wait_for(&rec, &rec.metrics_with_envelope, 6, 10) == 6, "the telemetry events arrive with their envelope");
     CHECK(locked_get(&rec, &rec.metrics_received) == 6, "and nothing else");
     CHECK_STATUS(cobra_metrics_free(metrics), COBRA_STATUS_OK);
 
