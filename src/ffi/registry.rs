@@ -75,10 +75,14 @@ impl<T> Registry<T> {
     /// Unregisters `handle`, handing back the last registry reference to it.
     pub(crate) fn remove<H>(&self, handle: *const H) -> FfiResult<Arc<T>> {
         let id = self.id(handle)?;
-        self.lock()
-            .as_mut()
-            .and_then(|map| map.remove(&id))
-            .ok_or_else(|| self.stale())
+        let mut live = self.lock();
+        let value = live.as_mut().and_then(|map| map.remove(&id)).ok_or_else(|| self.stale())?;
+        if live.as_ref().is_some_and(HashMap::is_empty) {
+            // Give the table back once the last handle is gone, so a program that freed everything ends
+            // with nothing allocated here (leak checkers would otherwise flag the table).
+            *live = None;
+        }
+        Ok(value)
     }
 
     fn id<H>(&self, handle: *const H) -> FfiResult<usize> {
