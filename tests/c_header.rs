@@ -54,16 +54,24 @@ fn header_has_no_cbindgen_pitfalls() {
     );
     // Every function declaration carries the visibility macro: cbindgen puts it at the start of the line
     // (the declaration itself may follow on the next line), so no line may start with a bare return type.
-    let exported = header.lines().filter(|l| l.starts_with("COBRA_API")).count();
-    assert!(exported >= 50, "expected the full API, found {exported} COBRA_API functions");
+    let exported = header
+        .lines()
+        .filter(|l| l.starts_with("COBRA_API"))
+        .count();
+    assert!(
+        exported >= 50,
+        "expected the full API, found {exported} COBRA_API functions"
+    );
     let lines: Vec<&str> = header.lines().collect();
     for (i, line) in lines.iter().enumerate() {
         if i > 0 && lines[i - 1] == "COBRA_API" {
             continue;
         }
-        let bare = ["const ", "char ", "void ", "bool ", "cobra_", "int", "uint", "size_t "]
-            .iter()
-            .any(|p| line.starts_with(p))
+        let bare = [
+            "const ", "char ", "void ", "bool ", "cobra_", "int", "uint", "size_t ",
+        ]
+        .iter()
+        .any(|p| line.starts_with(p))
             && line.contains(" cobra_")
             && line.contains('(');
         assert!(!bare, "function without COBRA_API: {line}");

@@ -50,3 +50,50 @@ pub(crate) fn panic_error(payload: &(dyn Any + Send)) -> FfiError {
         format!("internal panic caught at the C boundary: {what}"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ffi::cobra_last_error_message;
+    use std::ffi::CStr;
+
+    fn last_error() -> String {
+        // SAFETY: the library returns a valid NUL-terminated string, valid until the next failing call.
+        unsafe { CStr::from_ptr(cobra_last_error_message()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn a_panic_becomes_a_status_and_a_message() {
+        let status = guard(|| panic!("boom in the engine"));
+        assert_eq!(status, CobraStatus::PANIC);
+        assert!(
+            last_error().contains("boom in the engine"),
+            "{}",
+            last_error()
+        );
+        let value = guard_value(7, || -> FfiResult<i32> {
+            panic!("{}", String::from("owned payload"))
+        });
+        assert_eq!(value, 7);
+        assert!(last_error().contains("owned payload"));
+    }
+
+    #[test]
+    fn errors_set_the_thread_local_message_and_success_keeps_it() {
+        assert_eq!(
+            guard(|| Err(FfiError::invalid_argument("bad thing"))),
+            CobraStatus::INVALID_ARGUMENT
+        );
+        assert_eq!(last_error(), "bad thing");
+        assert_eq!(guard(|| Ok(())), CobraStatus::OK);
+        assert_eq!(last_error(), "bad thing");
+        // Other threads have their own message.
+        let other = std::thread::spawn(last_error).join().expect("thread");
+        assert_eq!(other, "");
+        // Interior NULs are kept visible instead of cutting the message short.
+        guard(|| Err(FfiError::invalid_argument("a\0b")));
+        assert_eq!(last_error(), "a\u{FFFD}b");
+    }
+}

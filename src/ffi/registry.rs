@@ -76,7 +76,10 @@ impl<T> Registry<T> {
     pub(crate) fn remove<H>(&self, handle: *const H) -> FfiResult<Arc<T>> {
         let id = self.id(handle)?;
         let mut live = self.lock();
-        let value = live.as_mut().and_then(|map| map.remove(&id)).ok_or_else(|| self.stale())?;
+        let value = live
+            .as_mut()
+            .and_then(|map| map.remove(&id))
+            .ok_or_else(|| self.stale())?;
         if live.as_ref().is_some_and(HashMap::is_empty) {
             // Give the table back once the last handle is gone, so a program that freed everything ends
             // with nothing allocated here (leak checkers would otherwise flag the table).
@@ -103,5 +106,47 @@ impl<T> Registry<T> {
                 self.kind
             ),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct A;
+    struct B;
+
+    #[test]
+    fn stale_doubly_freed_and_wrong_type_handles_are_refused() {
+        let a: Registry<u32> = Registry::new("a");
+        let b: Registry<u32> = Registry::new("b");
+        let h: *mut A = a.insert(5);
+        assert_eq!(*a.get(h).expect("live"), 5);
+        // The same number in another registry is not a live handle there.
+        assert_eq!(
+            b.get(h.cast::<B>()).map(|_| ()).unwrap_err().status,
+            CobraStatus::INVALID_HANDLE
+        );
+        let held = a.get(h).expect("live");
+        assert_eq!(*a.remove(h).expect("first free"), 5);
+        assert_eq!(
+            a.remove(h).map(|_| ()).unwrap_err().status,
+            CobraStatus::INVALID_HANDLE
+        );
+        assert_eq!(
+            a.get(h).map(|_| ()).unwrap_err().status,
+            CobraStatus::INVALID_HANDLE
+        );
+        // A reference taken before the free stays usable (no use-after-free for a concurrent call).
+        assert_eq!(*held, 5);
+        assert_eq!(
+            a.get(std::ptr::null::<A>()).map(|_| ()).unwrap_err().status,
+            CobraStatus::INVALID_HANDLE
+        );
+        // Numbers are never reused.
+        let h2: *mut A = a.insert(6);
+        assert_ne!(h2.addr(), h.addr());
+        assert!(a.remove(h2).is_ok());
+        assert!(a.lock().is_none(), "the table is released once empty");
     }
 }

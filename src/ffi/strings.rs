@@ -84,3 +84,40 @@ pub(crate) unsafe fn write_out<T>(out: *mut T, value: T) {
         unsafe { out.write(value) };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ffi::status::CobraStatus;
+
+    #[test]
+    fn strings_are_checked() {
+        // SAFETY (all calls below): pointers come from live Rust buffers of the given lengths.
+        unsafe {
+            assert_eq!(required(c"hé".as_ptr(), "s").expect("utf-8"), "hé");
+            assert_eq!(
+                required(std::ptr::null(), "s").unwrap_err().status,
+                CobraStatus::INVALID_ARGUMENT
+            );
+            assert_eq!(optional(std::ptr::null(), "s").expect("NULL is None"), None);
+            assert!(
+                required(c"\xff".as_ptr(), "s")
+                    .unwrap_err()
+                    .message
+                    .contains("UTF-8")
+            );
+            let bytes = b"abcdef";
+            assert_eq!(
+                required_n(bytes.as_ptr().cast(), 3, "s").expect("prefix"),
+                "abc"
+            );
+            assert_eq!(required_n(std::ptr::null(), 0, "s").expect("empty"), "");
+            assert!(required_n(std::ptr::null(), 1, "s").is_err());
+            assert_eq!(
+                required_n(b"a\0b".as_ptr().cast(), 3, "s").expect("interior NUL"),
+                "a\0b"
+            );
+        }
+        assert_eq!(to_c_string("a\0b").to_str().expect("utf-8"), "a\u{FFFD}b");
+    }
+}

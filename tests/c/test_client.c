@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -332,6 +333,47 @@ static void test_misuse_without_server(void) {
     CHECK_STATUS(cobra_metrics_free(metrics), COBRA_STATUS_INVALID_HANDLE);
 }
 
+/* ---- freeing a client while other threads are calling into it ------------------------------------ */
+
+typedef struct racer {
+    cobra_client_t *client;
+    atomic_int *calls;
+    cobra_status_t final_status;
+} racer;
+
+static void *racer_thread(void *p) {
+    racer *r = p;
+    for (;;) {
+        cobra_status_t st = cobra_client_publish(r->client, "race", "{\"n\":1}", NULL);
+        if (st != COBRA_STATUS_OK) {
+            r->final_status = st;
+            return NULL;
+        }
+        atomic_fetch_add(r->calls, 1);
+    }
+}
+
+static void test_free_while_in_use(void) {
+    printf("-- free a client while 4 threads publish through it\n");
+    cobra_client_t *client = NULL;
+    CHECK_STATUS(cobra_client_new(make_config(), NULL, NULL, &client), COBRA_STATUS_OK);
+    atomic_int calls = 0;
+    racer racers[4];
+    pthread_t threads[4];
+    for (int i = 0; i < 4; i++) {
+        racers[i] = (racer){client, &calls, COBRA_STATUS_OK};
+        pthread_create(&threads[i], NULL, racer_thread, &racers[i]);
+    }
+    struct timespec pause = {0, 1000 * 1000};
+    while (atomic_load(&calls) < 2000) nanosleep(&pause, NULL); /* every thread is busy in the library */
+    CHECK_STATUS(cobra_client_free(client), COBRA_STATUS_OK);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(threads[i], NULL);
+        CHECK(racers[i].final_status == COBRA_STATUS_INVALID_HANDLE, "racer %d ended with %s", i,
+              cobra_status_str(racers[i].final_status));
+    }
+}
+
 /* ---- the real thing ----------------------------------------------------------------------------- */
 
 typedef struct publisher_arg {
@@ -576,6 +618,7 @@ int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     printf("libcobra %s\n", cobra_version());
     test_misuse_without_server();
+    test_free_while_in_use();
     if (getenv("COBRA_ENDPOINT")) {
         /* First: the engine thread of a client freed from its own callback is detached and ends on its
          * own; running this early lets it finish long before the process exits (valgrind counts the
