@@ -4,6 +4,11 @@
 //! await `rtm/publish/ok`; the rest wait to be sent. Handles push under the client's mutex; the
 //! engine takes entries to send, acks them, and reports the drops recorded here (events are only
 //! ever emitted on the engine thread).
+//!
+//! With a spool ([`Config::spool_dir`]) every entry is also appended to disk when queued and
+//! acknowledged there when it leaves the queue, so what was pending at a crash or exit is loaded
+//! back (and sent first) by the next client opening the directory. Spool I/O errors never lose the
+//! in-memory copy: they are reported and the queue carries on in memory.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -11,6 +16,7 @@ use std::sync::Arc;
 use crate::config::{Config, Delivery, OverflowPolicy};
 use crate::error::Error;
 use crate::event::PublishId;
+use crate::spool::{self, Spool, SpoolConfig, WhenFull};
 
 /// At most this many drop notes wait for the engine; older notes beyond it are only logged,
 /// so a stalled engine cannot make the notes themselves unbounded.
@@ -27,6 +33,26 @@ impl Target {
             return Err(Error::InvalidArgument("empty channel".into()));
         }
         Ok(Target(format!("\"channel\":{}", json_string(channel))))
+    }
+
+    /// The channel names back from the JSON member (for the spool; off the hot path).
+    fn names(&self) -> Vec<String> {
+        let (key, value) = self.0.split_once(':').unwrap_or(("", "null"));
+        match serde_json::from_str::<serde_json::Value>(value) {
+            Ok(serde_json::Value::String(c)) if key == "\"channel\"" => vec![c],
+            Ok(serde_json::Value::Array(cs)) => cs
+                .into_iter()
+                .filter_map(|c| c.as_str().map(String::from))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn from_names(names: &[String]) -> Result<Self, Error> {
+        match names {
+            [one] => Self::channel(one),
+            many => Self::channels(many),
+        }
     }
 
     pub fn channels<S: AsRef<str>>(channels: &[S]) -> Result<Self, Error> {
@@ -99,11 +125,15 @@ pub(crate) struct PublishQueue {
     max_bytes: usize,
     policy: OverflowPolicy,
     drops: VecDeque<(PublishId, String)>,
+    spool: Option<Spool>,
+    /// Spool problems to report as error events.
+    spool_errors: Vec<String>,
 }
 
 impl PublishQueue {
+    /// An empty queue, or the spool's pending entries when `config.spool_dir` is set.
     pub fn new(config: &Config) -> Result<Self, Error> {
-        Ok(Self {
+        let mut q = Self {
             entries: VecDeque::new(),
             sent: 0,
             bytes: 0,
@@ -112,7 +142,77 @@ impl PublishQueue {
             max_bytes: config.max_queued_bytes,
             policy: config.overflow_policy,
             drops: VecDeque::new(),
-        })
+            spool: None,
+            spool_errors: Vec::new(),
+        };
+        if let Some(dir) = &config.spool_dir {
+            let spool_config = SpoolConfig {
+                when_full: match config.overflow_policy {
+                    OverflowPolicy::DropOldest => WhenFull::DropOldest,
+                    OverflowPolicy::RefuseNew => WhenFull::RefuseNew,
+                },
+                ..SpoolConfig::new(config.spool_max_bytes)
+            };
+            // A spool that cannot be opened at all (held by another client, unreadable directory)
+            // is a configuration problem; a damaged one opens with warnings.
+            let mut spool =
+                Spool::open_with(dir, spool_config).map_err(|e| Error::Io(e.to_string()))?;
+            q.spool_errors
+                .extend(spool.take_warnings().iter().map(ToString::to_string));
+            q.next_id = spool.next_free_id();
+            let pending: Vec<spool::Entry> = spool.pending().cloned().collect();
+            for e in pending {
+                match Target::from_names(&e.channels) {
+                    Ok(target) => {
+                        q.bytes += target.0.len() + e.message.len();
+                        q.entries.push_back(Arc::new(Entry {
+                            id: e.id,
+                            target,
+                            message: e.message,
+                        }));
+                    }
+                    Err(_) => {
+                        let _ = spool.ack(e.id);
+                        q.spool_errors
+                            .push(format!("spooled publish {} has no channel; skipped", e.id));
+                    }
+                }
+            }
+            q.spool = Some(spool);
+            // The limits may be lower than when the spool was written.
+            while q.entries.len() > q.max_messages || q.bytes > q.max_bytes {
+                let Some(old) = q.entries.pop_front() else {
+                    break;
+                };
+                q.bytes -= old.cost();
+                q.forget(old.id);
+                q.note_drop(old.id, "queue full: dropped the oldest message".into());
+            }
+        }
+        Ok(q)
+    }
+
+    /// Tell the spool an entry left the queue.
+    fn forget(&mut self, id: PublishId) {
+        if let Some(spool) = self.spool.as_mut()
+            && let Err(e) = spool.ack(id)
+        {
+            self.spool_errors.push(e.to_string());
+        }
+    }
+
+    /// Spool problems since the last call.
+    pub fn take_spool_errors(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.spool_errors)
+    }
+
+    /// Flush spooled appends to stable storage (when the queue goes idle).
+    pub fn sync_spool(&mut self) {
+        if let Some(spool) = self.spool.as_mut()
+            && let Err(e) = spool.sync()
+        {
+            self.spool_errors.push(e.to_string());
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -134,12 +234,37 @@ impl PublishQueue {
                 bytes: self.bytes,
             });
         }
+        if let Some(spool) = self.spool.as_mut() {
+            let record = spool::Entry {
+                id: entry.id,
+                channels: entry.target.names(),
+                message: entry.message.clone(),
+            };
+            match spool.append(&record) {
+                // The spool's own bound dropped older entries: they leave the queue too.
+                Ok(dropped) => {
+                    for id in dropped {
+                        if let Some(old) = self.remove(id) {
+                            self.note_drop(old.id, "spool full: dropped the oldest message".into());
+                        }
+                    }
+                }
+                Err(spool::SpoolError::Full { pending, .. }) => {
+                    return Err(Error::QueueFull {
+                        messages: pending,
+                        bytes: self.bytes,
+                    });
+                }
+                Err(e) => self.spool_errors.push(e.to_string()),
+            }
+        }
         while full(self) {
             let Some(old) = self.entries.pop_front() else {
                 break;
             };
             self.bytes -= old.cost();
             self.sent = self.sent.saturating_sub(1);
+            self.forget(old.id);
             self.note_drop(old.id, "queue full: dropped the oldest message".into());
         }
         self.next_id += 1;
@@ -150,12 +275,12 @@ impl PublishQueue {
     }
 
     fn note_drop(&mut self, id: PublishId, reason: String) {
-        if self.drops.len() >= MAX_DROP_NOTES {
-            if let Some((lost, _)) = self.drops.pop_front() {
-                log::warn!(
-                    "publish {lost} dropped; its event was dropped too (too many pending drop events)"
-                );
-            }
+        if self.drops.len() >= MAX_DROP_NOTES
+            && let Some((lost, _)) = self.drops.pop_front()
+        {
+            log::warn!(
+                "publish {lost} dropped; its event was dropped too (too many pending drop events)"
+            );
         }
         self.drops.push_back((id, reason));
     }
@@ -189,12 +314,16 @@ impl PublishQueue {
 
     /// `rtm/publish/ok` for `id`: forget it. False when it was not held (dropped meanwhile).
     pub fn ack(&mut self, id: PublishId) -> bool {
-        self.remove(id).is_some()
+        let held = self.remove(id).is_some();
+        if held {
+            self.forget(id);
+        }
+        held
     }
 
     /// `rtm/publish/error` for `id`: forget it (retrying would fail the same way).
     pub fn refuse(&mut self, id: PublishId) -> bool {
-        self.remove(id).is_some()
+        self.ack(id)
     }
 
     /// The connection dropped. At-least-once: everything sent goes out again. At-most-once:
@@ -206,6 +335,7 @@ impl PublishQueue {
                 for _ in 0..self.sent {
                     if let Some(e) = self.entries.pop_front() {
                         self.bytes -= e.cost();
+                        self.forget(e.id);
                         self.note_drop(
                             e.id,
                             "connection lost before the acknowledgement (at-most-once)".into(),

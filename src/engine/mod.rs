@@ -26,7 +26,9 @@ use crate::config::{Config, Endpoint, ProxyUrl};
 use crate::error::{Error, ErrorKind};
 use crate::event::{ClosedBy, Event, Listener};
 use crate::session::{Output, Session};
-use crate::transport::{self, ReadStatus, Stream, TransportError, dns, proxy};
+#[cfg(feature = "tls")]
+use crate::transport;
+use crate::transport::{ReadStatus, Stream, TransportError, dns, proxy};
 use conn::{Conn, Phase};
 
 pub(crate) use crate::session::Request;
@@ -208,6 +210,8 @@ impl Engine {
     /// The thread body.
     pub fn run(mut self) {
         let mut events = mio::Events::with_capacity(16);
+        // Report what the spool found on open before sleeping.
+        self.report_drops();
         loop {
             let timeout = self.timeout(Instant::now());
             if let Err(e) = self.poll.poll(&mut events, timeout)
@@ -400,11 +404,30 @@ impl Engine {
         {
             self.fail(f);
         }
+        {
+            // Spooled appends reach the disk once the burst is over (or while offline).
+            let mut q = self.shared.lock_queue();
+            if !q.has_unsent() || self.conn.as_ref().is_none_or(|c| !c.is_open()) {
+                q.sync_spool();
+            }
+        }
         self.report_drops();
     }
 
     fn report_drops(&mut self) {
-        let drops = self.shared.lock_queue().take_drops();
+        let (drops, spool_errors) = {
+            let mut q = self.shared.lock_queue();
+            (q.take_drops(), q.take_spool_errors())
+        };
+        for message in spool_errors {
+            log::warn!("cobra spool: {message}");
+            self.emit(Event::Error {
+                kind: ErrorKind::Spool,
+                message,
+                retry_count: 0,
+                next_wait: None,
+            });
+        }
         for (id, reason) in drops {
             self.emit(Event::PublishDropped { id, reason });
         }
