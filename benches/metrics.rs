@@ -5,7 +5,10 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
 use std::hint::black_box;
 
-use cobra::metrics::Envelope;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cobra::PublishId;
+use cobra::metrics::{Envelope, MetricsPublisher, Publish};
 
 fn envelope(c: &mut Criterion) {
     let device = serde_json::value::to_raw_value(&json!({
@@ -35,5 +38,40 @@ fn envelope(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, envelope);
+/// A sink that only counts: isolates the publisher's own cost (settings, per-id gate, envelope).
+struct Discard(AtomicU64);
+
+impl Publish for Discard {
+    fn publish_raw(&self, _channels: &[&str], message: &str) -> Result<PublishId, cobra::Error> {
+        Ok(self.0.fetch_add(message.len() as u64, Ordering::Relaxed))
+    }
+}
+
+fn push(c: &mut Criterion) {
+    let publisher = MetricsPublisher::with_sink(Discard(AtomicU64::new(0)), "sms_metrics");
+    let mut device = serde_json::Map::new();
+    for (k, v) in [
+        ("app_version", "3.25"),
+        ("game", "wiso"),
+        ("model", "iPhone"),
+        ("os_name", "iOS"),
+    ] {
+        device.insert(k.into(), json!(v));
+    }
+    publisher.set_device_attributes(device);
+    publisher.set_rate_control([("engine_mem_id", 1.0)]);
+    publisher.set_blacklist(["engine_secret_id"]);
+    let data = json!({"fps": 30, "frame_ms": 33.3, "scene": "lobby"});
+    let mut group = c.benchmark_group("metrics");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("push", |b| {
+        b.iter(|| publisher.push(black_box("engine_fps_id"), black_box(&data)))
+    });
+    group.bench_function("push_rate_limited", |b| {
+        b.iter(|| publisher.push(black_box("engine_mem_id"), black_box(&data)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, envelope, push);
 criterion_main!(benches);

@@ -2,90 +2,146 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use cobra_server::broker::standin::config::{App, AppsConfig, Permissions, Role};
-use cobra_server::broker::standin::options::{Limits, ServerSettings};
-use cobra_server::net::ServerHandle;
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cobra");
 const PUBSUB_SECRET: &str = "0123456789abcdef0123456789abcdef";
 const HEALTH_SECRET: &str = "fedcba9876543210fedcba9876543210";
 
-/// A cobra server on a free loopback port (in-process; stopped on drop), plus an apps config file holding the
-/// same credentials for the client commands to default from.
+/// `cobra run` on a free loopback port (killed on drop), with an apps config file holding the
+/// credentials the client commands default from.
 struct Server {
-    handle: ServerHandle,
+    process: Guard,
     port: u16,
     dir: tempfile::TempDir,
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
-const ALL: [&str; 7] = ["subscribe", "unsubscribe", "publish", "admin", "read", "write", "delete"];
+const ALL: [&str; 7] = [
+    "subscribe",
+    "unsubscribe",
+    "publish",
+    "admin",
+    "read",
+    "write",
+    "delete",
+];
 
 impl Server {
     fn start() -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let all = format!("[{}]", ALL.join(", "));
-        std::fs::write(
-            dir.path().join("apps.yaml"),
-            format!(
-                "apps:\n  _pubsub:\n    roles:\n      pubsub:\n        secret: {PUBSUB_SECRET}\n        permissions: {all}\n\
-                 \x20 _health:\n    roles:\n      health:\n        secret: {HEALTH_SECRET}\n        permissions: {all}\n"
-            ),
-        )
-        .unwrap();
-        let mut apps = AppsConfig { channel_max_length: 1000, ..Default::default() };
-        for (appkey, role, secret) in [("_pubsub", "pubsub", PUBSUB_SECRET), ("_health", "health", HEALTH_SECRET)] {
-            let mut app = App::default();
-            let permissions = Permissions(ALL.iter().map(|p| p.to_string()).collect());
-            app.roles.insert(role.into(), Role { secret: secret.into(), permissions });
-            apps.apps.insert(appkey.into(), app);
+        write_apps_config(dir.path());
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let mut cmd = Command::new(BIN);
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("COBRA_") {
+                cmd.env_remove(name);
+            }
         }
-        let settings = ServerSettings {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            redis_urls: vec![],
-            redis_password: None,
-            channel_max_length: None,
-            verbose: false,
-            tls: None,
-            limits: Limits::default(),
+        cmd.args([
+            "run",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--apps-config",
+        ])
+        .arg(dir.path().join("apps.yaml"))
+        .env("HOME", dir.path())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+        let mut server = Server {
+            process: Guard(cmd.spawn().unwrap()),
+            port,
+            dir,
         };
-        let handle = cobra_server::net::Server::start(settings, apps).unwrap();
-        let port = handle.local_addr().port();
-        Server { handle, port, dir }
+        server.wait_ready();
+        server
+    }
+
+    /// Polls `GET /health/` until it answers 200.
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = s.write_all(
+                    b"GET /health/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                );
+                let mut answer = String::new();
+                let _ = s.read_to_string(&mut answer);
+                if answer.starts_with("HTTP/1.1 200") {
+                    return;
+                }
+            }
+            if let Ok(Some(status)) = self.process.0.try_wait() {
+                panic!("cobra run exited with {status}: {}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cobra run not ready: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn log(&self) -> String {
-        format!("(server on port {}, {} connections)", self.port, self.handle.broker().connection_count())
-    }
-
-    fn config(&self) -> PathBuf {
-        self.dir.path().join("apps.yaml")
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
     /// A `cobra` command with this server as the default endpoint and its config as the default credentials.
     fn cobra(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.args(args)
-            .env("COBRA_PORT", self.port.to_string())
-            .env("COBRA_APPS_CONFIG", self.config())
-            .env("HOME", self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd
+        cobra_cmd(self.port, self.dir.path(), args)
     }
 
     fn endpoint(&self) -> String {
         format!("ws://127.0.0.1:{}", self.port)
     }
+}
+
+/// A `cobra` command whose default endpoint is `ws://127.0.0.1:port` and whose default credentials come
+/// from `dir/apps.yaml`, with no other `COBRA_*` variable inherited.
+fn cobra_cmd(port: u16, dir: &std::path::Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("COBRA_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.args(args)
+        .env("COBRA_PORT", port.to_string())
+        .env("COBRA_APPS_CONFIG", dir.join("apps.yaml"))
+        .env("HOME", dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// The apps config both servers and the client commands read.
+fn write_apps_config(dir: &std::path::Path) {
+    let all = format!("[{}]", ALL.join(", "));
+    std::fs::write(
+        dir.join("apps.yaml"),
+        format!(
+            "apps:\n  _pubsub:\n    roles:\n      pubsub:\n        secret: {PUBSUB_SECRET}\n        permissions: {all}\n\
+             \x20 _health:\n    roles:\n      health:\n        secret: {HEALTH_SECRET}\n        permissions: {all}\n"
+        ),
+    )
+    .unwrap();
 }
 
 struct Output {
@@ -395,4 +451,310 @@ fn subscribe_prints_live_messages_and_stops_on_sigint() {
         std::thread::sleep(Duration::from_millis(10));
     };
     assert!(status.success(), "{status}");
+}
+
+/// Spawns `cobra subscribe` with `args` and returns once it reports its subscription.
+fn spawn_subscriber(
+    server: &Server,
+    args: &[&str],
+) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
+    let mut full = vec!["subscribe"];
+    full.extend_from_slice(args);
+    let mut child = server.cobra(&full).spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.starts_with("subscribed to"), "{line}");
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    (child, stdout)
+}
+
+/// The SDK's metrics publisher through a real `cobra::Client` to the real server, read back by the CLI.
+#[test]
+fn metrics_publisher_events_reach_both_channels() {
+    use cobra::metrics::{MetricsPublisher, PushOutcome};
+    let server = Server::start();
+    let (mut by_id, by_id_out) =
+        spawn_subscriber(&server, &["--channel", "engine_fps_id", "--count", "3"]);
+    let sql = "select per_id_counter,data.fps from `sms_metrics` where id = 'engine_fps_id'";
+    let (mut filtered, filtered_out) =
+        spawn_subscriber(&server, &["--stream-sql", sql, "--count", "3"]);
+
+    let config = cobra::Config::new(server.endpoint(), "_pubsub", "pubsub", PUBSUB_SECRET);
+    let client = cobra::Client::new(config, None).unwrap();
+    let events = client.events();
+    client.connect().unwrap();
+    let metrics = MetricsPublisher::new(client.clone(), "sms_metrics");
+    let mut device = serde_json::Map::new();
+    device.insert("game".into(), json!("wiso"));
+    metrics.set_device_attributes(device);
+    metrics.set_session("0123456789abcdef0123456789abcdef");
+    metrics.set_rate_control([("engine_mem_id", 3600.0)]);
+    metrics.set_blacklist(["engine_secret_id"]);
+    let mut ids = Vec::new();
+    for fps in [30, 29, 28] {
+        match metrics.push("engine_fps_id", &json!({"fps": fps})).unwrap() {
+            PushOutcome::Published { publish_id } => ids.push(publish_id),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        metrics.push("engine_secret_id", &json!({})).unwrap(),
+        PushOutcome::Blacklisted
+    );
+    assert!(matches!(
+        metrics.push("engine_mem_id", &json!({})).unwrap(),
+        PushOutcome::Published { .. }
+    ));
+    assert_eq!(
+        metrics.push("engine_mem_id", &json!({})).unwrap(),
+        PushOutcome::RateLimited
+    );
+    let deadline = Instant::now() + LIMIT;
+    while !ids.is_empty() {
+        match events
+            .recv_deadline(deadline)
+            .expect("acks within the limit")
+        {
+            cobra::Event::Published { id } => ids.retain(|&i| i != id),
+            cobra::Event::PublishDropped { id, reason } => panic!("publish {id} dropped: {reason}"),
+            _ => {}
+        }
+    }
+
+    let envelopes: Vec<Value> = by_id_out
+        .lines()
+        .take(3)
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect();
+    for (i, e) in envelopes.iter().enumerate() {
+        assert_eq!(e["id"], "engine_fps_id");
+        assert_eq!(e["version"], 1);
+        assert_eq!(e["session"], "0123456789abcdef0123456789abcdef");
+        assert_eq!(e["device"], json!({"game": "wiso"}));
+        assert_eq!(e["per_id_counter"], i + 1);
+        assert_eq!(e["data"], json!({"fps": 30 - i}));
+        assert!(
+            e["timestamp"]
+                .as_u64()
+                .is_some_and(|t| t > 1_700_000_000_000)
+        );
+    }
+    let projected: Vec<Value> = filtered_out
+        .lines()
+        .take(3)
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect();
+    assert_eq!(projected.len(), 3);
+    for (i, p) in projected.iter().enumerate() {
+        assert_eq!(p["per_id_counter"], i + 1, "{p}");
+    }
+    for child in [&mut by_id, &mut filtered] {
+        assert!(child.wait().unwrap().success());
+    }
+    let stats = metrics.stats();
+    assert_eq!(
+        (stats.published, stats.blacklisted, stats.rate_limited),
+        (4, 1, 1)
+    );
+}
+
+/// A child process killed and reaped on drop.
+struct Guard(std::process::Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The original Python `cobras` server (over a private `redis-server`), for wire compatibility of the
+/// client commands with the reference. `None` (saying so) when the peer is not installed; required
+/// under `CI=true`.
+struct Reference {
+    _processes: Vec<Guard>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Reference {
+    fn start() -> Option<Reference> {
+        let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/cobras-venv/bin/cobra");
+        let redis_ok = Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !python.exists() || !redis_ok {
+            let msg = format!(
+                "Python cobras at {} or redis-server missing: run scripts/install-peers.sh",
+                python.display()
+            );
+            assert!(
+                std::env::var("CI").is_ok_and(|v| v != "true") || std::env::var("CI").is_err(),
+                "{msg}"
+            );
+            eprintln!("SKIPPED: {msg}");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        write_apps_config(dir.path());
+        let redis_port = free_port();
+        let redis = Command::new("redis-server")
+            .args([
+                "--port",
+                &redis_port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut processes = vec![Guard(redis)];
+        wait_listening(&mut processes[0].0, redis_port);
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let mut server = Command::new(&python);
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("COBRA_") {
+                server.env_remove(name);
+            }
+        }
+        server
+            .args(["run", "--host", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--redis_urls")
+            .arg(format!("redis://127.0.0.1:{redis_port}"))
+            .arg("--apps_config_path")
+            .arg(dir.path().join("apps.yaml"))
+            .env("HOME", dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        processes.push(Guard(server.spawn().unwrap()));
+        wait_listening(&mut processes[1].0, port);
+        Some(Reference {
+            _processes: processes,
+            port,
+            dir,
+        })
+    }
+
+    fn cobra(&self, args: &[&str]) -> Command {
+        cobra_cmd(self.port, self.dir.path(), args)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+/// Polls until `port` accepts connections, failing if `process` exits first or after 20 s.
+fn wait_listening(process: &mut std::process::Child, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(Some(status)) = process.try_wait() {
+            panic!("process listening on {port} exited early: {status}");
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The client commands against the Python reference server: health, publish + filtered subscribe from
+/// `0-0`, write/read/delete.
+#[test]
+fn client_commands_work_against_the_python_reference_server() {
+    let Some(server) = Reference::start() else {
+        return;
+    };
+    let out = run(server.cobra(&["health"]), None, LIMIT);
+    assert!(
+        out.status.success(),
+        "health failed: {}\n{}",
+        out.stderr,
+        server.log()
+    );
+
+    let input: String = (0..6)
+        .map(|n| format!("{{\"n\": {n}, \"device\": {{\"game\": \"g{}\"}}}}\n", n % 2))
+        .collect();
+    let out = run(
+        server.cobra(&["publish", "--channel", "ref_events"]),
+        Some(&input),
+        LIMIT,
+    );
+    assert!(
+        out.status.success(),
+        "publish failed: {}\n{}",
+        out.stderr,
+        server.log()
+    );
+    let sql = "select n from `ref_events` where device.game = 'g1'";
+    let out = run(
+        server.cobra(&[
+            "subscribe",
+            "--stream_sql",
+            sql,
+            "--position",
+            "0-0",
+            "--count",
+            "3",
+        ]),
+        None,
+        LIMIT,
+    );
+    assert!(
+        out.status.success(),
+        "subscribe failed: {}\n{}",
+        out.stderr,
+        server.log()
+    );
+    let got: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(got, vec![json!({"n": 1}), json!({"n": 3}), json!({"n": 5})]);
+
+    let out = run(
+        server.cobra(&["write", "--channel", "ref_key", "{\"v\": [1, 2]}"]),
+        None,
+        LIMIT,
+    );
+    assert!(out.status.success(), "write failed: {}", out.stderr);
+    let out = run(server.cobra(&["read", "--channel", "ref_key"]), None, LIMIT);
+    assert_eq!(
+        serde_json::from_str::<Value>(out.stdout.trim()).unwrap(),
+        json!({"v": [1, 2]}),
+        "{}",
+        out.stderr
+    );
+    let out = run(
+        server.cobra(&["delete", "--channel", "ref_key"]),
+        None,
+        LIMIT,
+    );
+    assert!(out.status.success(), "delete failed: {}", out.stderr);
+    let out = run(server.cobra(&["read", "--channel", "ref_key"]), None, LIMIT);
+    assert_eq!(out.stdout.trim(), "null", "{}", out.stderr);
+
+    let out = run(
+        server.cobra(&["health", "--rolesecret", "wrong"]),
+        None,
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("step 'authenticate' failed"),
+        "{}",
+        out.stderr
+    );
 }

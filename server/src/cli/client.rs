@@ -126,9 +126,9 @@ pub struct SubscribeArgs {
 pub struct HealthArgs {
     #[command(flatten)]
     pub conn: ConnArgs,
-    /// Channel of the publish + subscribe check.
-    #[arg(long, default_value = "health_check")]
-    pub channel: String,
+    /// Channel of the publish + subscribe check [default: a fresh `sms_health_check_channel_<hex>`].
+    #[arg(long)]
+    pub channel: Option<String>,
 }
 
 /// Options of `cobra read`.

@@ -1,8 +1,7 @@
-//! `cobra health`: the Python client's end-to-end check. Each step must pass before the next runs.
-//!
-//! 1. connect and authenticate; 2. write a value; 3. read it back (must match); 4. delete it; 5. read again
-//! (must be null); 6. publish a tagged message; 7. subscribe from `0-0` with a StreamSQL filter matching only
-//! that message; 8. receive it.
+//! `cobra health`: the Python client's end-to-end check. Each step must pass before the next runs:
+//! connect and authenticate; write a value; read it back (must match); delete it; read again (must be
+//! null); subscribe from `0-0` to a fresh channel with a StreamSQL filter matching only the message about
+//! to be published; publish it; receive it (and the publish's ack).
 
 use std::time::Instant;
 
@@ -53,7 +52,7 @@ pub fn run(args: &HealthArgs) -> Result<(), StepFailed> {
     let uuid = uuid4();
     let magic = rand::random::<u32>();
 
-    let key = format!("health_check_{uuid}");
+    let key = format!("sms_health_check_key_{uuid}");
     let value = json!({"magic": magic, "uuid": uuid});
     client
         .write(&key, &value, timeout)
@@ -81,58 +80,75 @@ pub fn run(args: &HealthArgs) -> Result<(), StepFailed> {
         Some(v) => return Err(step("read after delete")(format!("expected null, got {v}"))),
     }
 
-    let channel = &args.channel;
-    let message =
-        json!({"id": channel, "magic": magic, "device": {"game": "test", "android_id": uuid}});
-    let publish_id = client
-        .publish(channel, &message)
-        .map_err(|e| step("publish")(e.to_string()))?;
-    let deadline = Instant::now() + timeout;
-    let wait = |what: &'static str| move || step(what)(format!("no answer within {timeout:?}"));
-    loop {
-        match session
-            .events
-            .recv_deadline(deadline)
-            .map_err(|_| wait("publish")())?
-        {
-            Event::Published { id } if id == publish_id => break,
-            Event::PublishDropped { id, reason } if id == publish_id => {
-                return Err(step("publish")(reason));
-            }
-            other => session
-                .check_connection_event(&other)
-                .map_err(|e| step("publish")(cli(e)))?,
-        }
-    }
+    let channel = args
+        .channel
+        .clone()
+        .unwrap_or_else(|| format!("sms_health_check_channel_{}", &uuid[..8]));
+    let result = pubsub(&session, &channel, &uuid, magic);
+    // Like the Python client, remove the temporary channel's stored value; its history ages out.
+    let _ = client.delete(&channel, timeout);
+    result
+}
 
+/// Subscribes from `0-0` with a filter matching only the message it then publishes, and waits for it.
+fn pubsub(session: &Session, channel: &str, uuid: &str, magic: u32) -> Result<(), StepFailed> {
+    let (client, timeout) = (&session.client, session.timeout);
     let filter = format!(
-        "select magic,device.android_id from `{channel}` where device.game = 'test' AND device.android_id = '{uuid}'"
+        "select magic,device.android_id from `{channel}` where device.game = 'test' \
+         AND device.android_id = '{uuid}' AND magic = {magic}"
     );
-    let options = SubscribeOptions::new(channel.clone())
+    let options = SubscribeOptions::new(channel)
         .filter(filter)
         .position("0-0");
     client
         .subscribe(options)
         .map_err(|e| step("subscribe")(e.to_string()))?;
     let deadline = Instant::now() + timeout;
-    let mut subscribed = false;
+    let timed_out = |what| move |_| step(what)(format!("no answer within {timeout:?}"));
     loop {
-        let what = if subscribed { "receive" } else { "subscribe" };
         match session
             .events
             .recv_deadline(deadline)
-            .map_err(|_| wait(what)())?
+            .map_err(timed_out("subscribe"))?
         {
-            Event::Subscribed { .. } => subscribed = true,
+            Event::Subscribed { .. } => break,
             Event::SubscriptionError { error, reason, .. } => {
                 return Err(step("subscribe")(format!("{error}: {reason}")));
             }
+            other => session
+                .check_connection_event(&other)
+                .map_err(|e| step("subscribe")(cli(e)))?,
+        }
+    }
+
+    let message = json!({"device": {"game": "test", "android_id": uuid}, "magic": magic});
+    let publish_id = client
+        .publish(channel, &message)
+        .map_err(|e| step("publish")(e.to_string()))?;
+    let (mut acked, mut received) = (false, false);
+    while !(acked && received) {
+        let what = if acked { "receive" } else { "publish" };
+        match session
+            .events
+            .recv_deadline(deadline)
+            .map_err(timed_out(what))?
+        {
+            Event::Published { id } if id == publish_id => acked = true,
+            Event::PublishDropped { id, reason } if id == publish_id => {
+                return Err(step("publish")(reason));
+            }
+            Event::SubscriptionError { error, reason, .. } => {
+                return Err(step("receive")(format!("{error}: {reason}")));
+            }
             Event::SubscriptionData { messages, .. } => {
-                if messages
-                    .iter()
-                    .any(|m| m.get("magic") == Some(&json!(magic)))
-                {
-                    return Ok(());
+                for m in messages {
+                    if m.get("device.android_id").and_then(Value::as_str) != Some(uuid) {
+                        return Err(step("receive")(format!("incorrect android_id: {m}")));
+                    }
+                    if m.get("magic") != Some(&json!(magic)) {
+                        return Err(step("receive")(format!("incorrect magic: {m}")));
+                    }
+                    received = true;
                 }
             }
             other => session
@@ -140,6 +156,7 @@ pub fn run(args: &HealthArgs) -> Result<(), StepFailed> {
                 .map_err(|e| step(what)(cli(e)))?,
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
