@@ -44,6 +44,9 @@ pub struct BrokerLimits {
     pub batch_flush_delay: Duration,
     /// Payload bytes drained from the queue per write round (bounds the write buffer).
     pub drain_bytes: usize,
+    /// Publishes per second one connection may make (bursts up to one second's worth);
+    /// `None`: unlimited. Over it: `rtm/publish/error` `rate_limited`.
+    pub publish_rate_limit: Option<std::num::NonZeroU32>,
 }
 
 impl Default for BrokerLimits {
@@ -53,6 +56,7 @@ impl Default for BrokerLimits {
             outbound_queue_bytes: 4 << 20,
             batch_flush_delay: Duration::from_millis(10),
             drain_bytes: 256 << 10,
+            publish_rate_limit: None,
         }
     }
 }

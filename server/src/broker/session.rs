@@ -94,6 +94,8 @@ pub struct Session {
     drained: Vec<Delivery>,
     pdus_in: u64,
     pdus_out: u64,
+    /// Publish token bucket (only with a rate limit): tokens left and when it was refilled.
+    publish_bucket: Option<(f64, Instant)>,
 }
 
 /// An error answer: stable code + human reason.
@@ -227,6 +229,7 @@ impl Session {
             drained: Vec::new(),
             pdus_in: 0,
             pdus_out: 0,
+            publish_bucket: None,
         }
     }
 
@@ -357,7 +360,10 @@ impl Session {
             _ => match self.check_allowed(action) {
                 Err(r) => Err(r),
                 Ok(counters) => match action {
-                    "rtm/publish" => self.publish(body, &counters).await,
+                    "rtm/publish" => match self.take_publish_token() {
+                        Ok(()) => self.publish(body, &counters).await,
+                        Err(r) => Err(r),
+                    },
                     "rtm/subscribe" => self.subscribe(body, &counters, id, sink).await,
                     "rtm/unsubscribe" => self.unsubscribe(body, &counters),
                     "rtm/read" => self.read(body, &counters).await,
@@ -398,6 +404,27 @@ impl Session {
             Err(Refusal::new(
                 "permission_denied",
                 format!("role {role:?} is not allowed to {action}"),
+            ))
+        }
+    }
+
+    /// Token bucket of `publish_rate_limit`: refills continuously, holds one second's worth.
+    fn take_publish_token(&mut self) -> Result<(), Refusal> {
+        let Some(rate) = self.broker.settings.limits.publish_rate_limit else {
+            return Ok(());
+        };
+        let rate = f64::from(rate.get());
+        let now = Instant::now();
+        let (tokens, last) = self.publish_bucket.get_or_insert((rate, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(rate);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Refusal::new(
+                "rate_limited",
+                format!("this connection is over its limit of {rate} publishes per second"),
             ))
         }
     }
