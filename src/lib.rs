@@ -28,6 +28,7 @@ mod config;
 mod engine;
 mod error;
 mod event;
+pub mod ffi;
 pub mod logging;
 pub mod metrics;
 mod queue;

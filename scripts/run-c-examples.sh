@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Builds the C and C++ examples with CMake and runs them against a local cobra server:
+# a StreamSQL subscriber (slow frames only) and a telemetry publisher (fps events through the metrics
+# publisher), first in C, then in C++. Exits non-zero unless every subscriber got exactly what its filter
+# lets through.
+#
+#   scripts/run-c-examples.sh                 # builds libcobra (release) and the server, starts it, runs all
+#   COBRA_LINK=static scripts/run-c-examples.sh
+# Options (used by scripts/test-c.sh): --no-build (use COBRA_LIB_DIR and the server binary as they are),
+# --server-dir DIR (a server already started by scripts/server-for-c.sh in DIR).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+link=${COBRA_LINK:-shared}
+build=1
+server_dir=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --no-build) build=0 ;;
+    --server-dir) server_dir=$2; shift ;;
+    *) echo "usage: $0 [--no-build] [--server-dir DIR]" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+if [ "$build" = 1 ]; then
+  cargo build -q --release -p cobra
+  cargo build -q -p cobra-server --bin cobra
+fi
+lib_dir=${COBRA_LIB_DIR:-$root/target/release}
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/cobra-examples.XXXXXX")
+own_server=""
+cleanup() {
+  if [ -n "$own_server" ]; then "$root/scripts/server-for-c.sh" stop "$own_server" || true; fi
+  # A subscriber still running after a failure must not outlive us.
+  jobs -p | xargs -r kill 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+if [ -z "$server_dir" ]; then
+  own_server=$work/server
+  server_dir=$own_server
+  "$root/scripts/server-for-c.sh" start "$server_dir"
+fi
+# shellcheck disable=SC1091
+source "$server_dir/env"
+export COBRA_ENDPOINT COBRA_APPKEY COBRA_ROLE COBRA_SECRET
+
+out=$root/target/examples/$link
+for lang in c cpp; do
+  echo "== building examples/$lang ($link libcobra from $lib_dir)"
+  cmake -S "examples/$lang" -B "$out/$lang" -DCOBRA_LINK="$link" -DCOBRA_LIB_DIR="$lib_dir" >/dev/null
+  cmake --build "$out/$lang" >/dev/null
+done
+
+frames=80   # fps = 20 + (7 * frame) % 40: exactly a quarter of the frames are under 30 fps
+expected=$((frames / 4))
+run_pair() { # lang suffix
+  local lang=$1 suffix=$2 sub_out=$work/sub-$1.out
+  export COBRA_FPS_ID="example_fps_${lang}_$$"
+  echo "== $lang: streamsql_subscriber$suffix $expected & telemetry_publisher$suffix $frames"
+  "$out/$lang/streamsql_subscriber$suffix" "$expected" > "$sub_out" &
+  local sub=$!
+  for _ in $(seq 200); do                       # wait (up to 10 s) for the subscription to be active
+    grep -q '^subscribed$' "$sub_out" 2>/dev/null && break
+    kill -0 "$sub" 2>/dev/null || break
+    sleep 0.05
+  done
+  grep -q '^subscribed$' "$sub_out" || { echo "the $lang subscriber did not subscribe" >&2; cat "$sub_out" >&2; exit 1; }
+  "$out/$lang/telemetry_publisher$suffix" "$frames"
+  wait "$sub" || { echo "the $lang subscriber failed" >&2; cat "$sub_out" >&2; exit 1; }
+  local got; got=$(grep '"data.fps"' "$sub_out" | grep -c '"device.game":"demo"')
+  head -n 3 "$sub_out" | sed 's/^/   /'
+  [ "$got" -eq "$expected" ] || { echo "the $lang subscriber got $got messages, expected $expected" >&2; exit 1; }
+  if grep '"data.fps"' "$sub_out" | grep -qv '"data.fps":2[0-9],'; then
+    echo "the $lang subscriber got a frame the filter should have dropped" >&2; exit 1
+  fi
+  echo "   ok: $got slow frames of $frames, each with its envelope"
+}
+run_pair c ""
+run_pair cpp _cpp
+echo "examples: all passed ($link)"
