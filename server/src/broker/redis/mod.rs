@@ -1,0 +1,276 @@
+//! The Redis backend: channels sharded over several Redis nodes, shared by many servers.
+//!
+//! `cobra run --redis 'redis://h1:6379;redis://:pw@h2:6380/1'` runs the broker on this backend;
+//! several servers given the same list share the same channels, history and key/values.
+//!
+//! - **Sharding** ([`shard`]): each `<appkey>::<channel>` lives on one node chosen by
+//!   rendezvous hashing of the node identities (`host:port/db`), so every server agrees and
+//!   adding a node moves about `1/N` of the channels.
+//! - **Layout** ([`keys`]): per channel a history stream (`cobra:h:…`, the entry id is the
+//!   position `<ms>-<seq>`), a pub/sub channel (`cobra:p:…`) and a key/value stream of length
+//!   one (`cobra:kv:…`).
+//! - **Publish**: one `EVALSHA` per message (`XADD MAXLEN` + `PUBLISH` in one atomic script),
+//!   acknowledged only after Redis answered. Concurrent publishes to a node share round trips on
+//!   its multiplexed connection ([`node`]); a node has a bounded number of requests in flight.
+//! - **Live delivery** ([`hub`]): one pub/sub connection per node carries every subscription of
+//!   this server on that node; messages are fanned out locally. Resuming from a position is
+//!   exactly once and in order across the switch from history to live.
+//! - **Faults**: a lost node fails only its channels; it is reconnected in the background and
+//!   its subscriptions resume from their last position.
+//!
+//! Needs Redis ≥ 7.0 (RESP3 and `XINFO STREAM`'s trim bookkeeping). Redis Cluster is not
+//! supported: give the nodes as separate standalone servers.
+
+pub mod hub;
+pub mod keys;
+pub mod limits;
+pub mod node;
+pub mod scripts;
+pub mod shard;
+pub mod url;
+
+use std::sync::Arc;
+use std::sync::LazyLock;
+
+use redis::Value;
+
+pub use self::limits::{RedisLimits, Trim};
+pub use self::node::{NodeError, NodeStatus};
+pub use self::url::{NodeAddr, UrlError};
+
+use self::hub::Hub;
+use self::node::Node;
+use self::shard::Rendezvous;
+use crate::broker::backend::{
+    Backend, BackendError, BoxFuture, ChannelKey, NodeHealth, StartAt, SubscribeAck,
+};
+use crate::broker::mailbox::Subscriber;
+use crate::broker::position::Position;
+
+static PUBLISH: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(scripts::PUBLISH));
+
+/// Why the backend could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The URL list is invalid.
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    /// No node could be reached at start (a node that is merely down while others answer does
+    /// not stop the server: its channels fail until it returns).
+    #[error("no Redis node reachable: {0}")]
+    NoNodeReachable(String),
+}
+
+/// The Redis backend. Cheap to share behind an `Arc`; dropping it stops its tasks.
+pub struct RedisBackend {
+    nodes: Vec<Arc<Node>>,
+    ring: Rendezvous,
+    channel_max_length: usize,
+    trim: &'static str,
+}
+
+impl RedisBackend {
+    /// Parses `urls` (`;`-separated `redis://[:password@]host[:port][/db]`; `password` applies to
+    /// URLs without one), starts one supervisor per node and waits for each node's first
+    /// connection attempt. Fails only when the list is invalid or no node at all answers.
+    /// Must be called inside a tokio runtime.
+    pub async fn connect(
+        urls: &str,
+        password: Option<&str>,
+        channel_max_length: usize,
+        limits: RedisLimits,
+    ) -> Result<Self, ConnectError> {
+        let addrs = NodeAddr::parse_list(urls, password)?;
+        let limits = Arc::new(limits);
+        let ring = Rendezvous::new(addrs.iter().map(NodeAddr::identity));
+        let nodes: Vec<Arc<Node>> = addrs.into_iter().map(|a| Node::new(a, Arc::clone(&limits))).collect();
+        for node in &nodes {
+            tokio::spawn(Arc::clone(node).supervise());
+        }
+        for node in &nodes {
+            node.first_attempt().await;
+        }
+        let backend = RedisBackend {
+            nodes,
+            ring,
+            channel_max_length: channel_max_length.max(1),
+            trim: match limits.trim {
+                Trim::Exact => "=",
+                Trim::Approximate => "~",
+            },
+        };
+        if !backend.nodes.iter().any(|n| n.is_connected()) {
+            let names: Vec<&str> = backend.nodes.iter().map(|n| n.name()).collect();
+            return Err(ConnectError::NoNodeReachable(names.join(", ")));
+        }
+        for node in backend.nodes.iter().filter(|n| !n.is_connected()) {
+            tracing::warn!(node = node.name(), "Redis node unreachable at start; its channels fail until it answers");
+        }
+        Ok(backend)
+    }
+
+    /// The nodes, in the order given.
+    pub fn node_names(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name().to_string()).collect()
+    }
+
+    /// Index (in the URL order) of the node holding `channel_key` (`<appkey>::<channel>`).
+    pub fn node_index(&self, channel_key: &str) -> usize {
+        self.ring.node_for(channel_key)
+    }
+
+    fn node(&self, channel_key: &str) -> &Arc<Node> {
+        &self.nodes[self.ring.node_for(channel_key)]
+    }
+
+    /// Detailed per-node health (a superset of [`Backend::health`]).
+    pub fn status(&self) -> Vec<NodeStatus> {
+        self.nodes.iter().map(|n| n.status()).collect()
+    }
+
+    /// Appends `payload` to the channel's history and pushes it to every server's subscribers;
+    /// returns its position once Redis has answered.
+    pub async fn publish_raw(&self, channel_key: &str, payload: Arc<str>) -> Result<Position, NodeError> {
+        let node = self.node(channel_key);
+        let (stream, live) = (keys::history(channel_key), keys::live(channel_key));
+        let (max, trim) = (self.channel_max_length, self.trim);
+        let reply: Value = node
+            .command(|mut c| async move {
+                PUBLISH.key(stream).arg(live).arg(max).arg(trim).arg(payload.as_bytes()).invoke_async(&mut c).await
+            })
+            .await?;
+        let id = scripts::id(&reply).map_err(|e| node.reply_error(e))?;
+        node.count_published();
+        Ok(Position { ms: id.0, seq: id.1 })
+    }
+
+    /// Stores `value` as the channel's key/value entry (a stream of length one, so the write
+    /// gets a position like the reference server's).
+    pub async fn write_raw(&self, channel_key: &str, value: Arc<str>) -> Result<Position, NodeError> {
+        let node = self.node(channel_key);
+        let key = keys::value(channel_key);
+        let reply: Value = node
+            .command(|mut c| async move {
+                redis::cmd("XADD").arg(key).arg("MAXLEN").arg(1).arg("*").arg("v").arg(value.as_bytes()).query_async(&mut c).await
+            })
+            .await?;
+        let id = scripts::id(&reply).map_err(|e| node.reply_error(e))?;
+        Ok(Position { ms: id.0, seq: id.1 })
+    }
+
+    /// The channel's key/value entry, or with `at` the history message at that position.
+    pub async fn read_raw(&self, channel_key: &str, at: Option<Position>) -> Result<Option<String>, NodeError> {
+        let node = self.node(channel_key);
+        let reply: Value = match at {
+            None => {
+                let key = keys::value(channel_key);
+                node.command(|mut c| async move {
+                    redis::cmd("XREVRANGE").arg(key).arg("+").arg("-").arg("COUNT").arg(1).query_async(&mut c).await
+                })
+                .await?
+            }
+            Some(p) => {
+                let (key, id) = (keys::history(channel_key), p.to_string());
+                node.command(|mut c| async move {
+                    redis::cmd("XRANGE").arg(key).arg(&id).arg(&id).query_async(&mut c).await
+                })
+                .await?
+            }
+        };
+        let entries = scripts::entries(reply).map_err(|e| node.reply_error(e))?;
+        Ok(entries.into_iter().next().map(|e| e.payload))
+    }
+
+    /// Deletes the channel's key/value entry.
+    pub async fn delete_raw(&self, channel_key: &str) -> Result<(), NodeError> {
+        let node = self.node(channel_key);
+        let key = keys::value(channel_key);
+        let _: Value = node.command(|mut c| async move { redis::cmd("DEL").arg(key).query_async(&mut c).await }).await?;
+        Ok(())
+    }
+
+    /// Subscribes `subscriber` to the channel, replaying after `after` first (`None`: only new
+    /// messages). See [`hub`] for the exactly-once guarantee.
+    pub async fn subscribe_raw(
+        &self,
+        channel_key: &str,
+        after: Option<Position>,
+        subscriber: Arc<Subscriber>,
+    ) -> Result<SubscribeAck, NodeError> {
+        Hub::subscribe(self.node(channel_key), channel_key, after, subscriber).await
+    }
+
+    /// Removes `subscriber` from the channel.
+    pub fn unsubscribe_raw(&self, channel_key: &str, subscriber: &Arc<Subscriber>) {
+        Hub::unsubscribe(self.node(channel_key), channel_key, subscriber)
+    }
+}
+
+impl Drop for RedisBackend {
+    fn drop(&mut self) {
+        for node in &self.nodes {
+            node.shutdown();
+        }
+    }
+}
+
+impl From<NodeError> for BackendError {
+    fn from(e: NodeError) -> Self {
+        match e {
+            NodeError::Overloaded { .. } => BackendError::Overloaded(e.to_string()),
+            NodeError::Down { ref node }
+            | NodeError::Timeout { ref node, .. }
+            | NodeError::Failed { ref node, .. }
+            | NodeError::Reply { ref node, .. } => {
+                BackendError::Unavailable { node: node.clone(), reason: e.to_string() }
+            }
+        }
+    }
+}
+
+impl Backend for RedisBackend {
+    fn publish(&self, channel: &ChannelKey, payload: Arc<str>) -> BoxFuture<'_, Result<Position, BackendError>> {
+        let key = channel.clone();
+        Box::pin(async move { Ok(self.publish_raw(key.as_str(), payload).await?) })
+    }
+
+    fn subscribe(
+        &self,
+        channel: &ChannelKey,
+        start: StartAt,
+        subscriber: Arc<Subscriber>,
+    ) -> BoxFuture<'_, Result<SubscribeAck, BackendError>> {
+        let key = channel.clone();
+        let after = match start {
+            StartAt::Live => None,
+            StartAt::After(p) => Some(p),
+        };
+        Box::pin(async move { Ok(self.subscribe_raw(key.as_str(), after, subscriber).await?) })
+    }
+
+    fn unsubscribe(&self, channel: &ChannelKey, subscriber: &Arc<Subscriber>) {
+        self.unsubscribe_raw(channel.as_str(), subscriber)
+    }
+
+    fn write(&self, channel: &ChannelKey, value: Arc<str>) -> BoxFuture<'_, Result<Position, BackendError>> {
+        let key = channel.clone();
+        Box::pin(async move { Ok(self.write_raw(key.as_str(), value).await?) })
+    }
+
+    fn read(&self, channel: &ChannelKey, at: Option<Position>) -> BoxFuture<'_, Result<Option<Arc<str>>, BackendError>> {
+        let key = channel.clone();
+        Box::pin(async move { Ok(self.read_raw(key.as_str(), at).await?.map(Arc::from)) })
+    }
+
+    fn delete(&self, channel: &ChannelKey) -> BoxFuture<'_, Result<(), BackendError>> {
+        let key = channel.clone();
+        Box::pin(async move { Ok(self.delete_raw(key.as_str()).await?) })
+    }
+
+    fn health(&self) -> Vec<NodeHealth> {
+        self.status()
+            .into_iter()
+            .map(|s| NodeHealth { node: s.node, connected: s.connected, queue_depth: s.queue_depth, errors: s.errors })
+            .collect()
+    }
+}
