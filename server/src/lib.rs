@@ -6,8 +6,8 @@
 //! - [`net`]: the listener, the HTTP endpoints, and one WebSocket session per connection.
 //! - [`cli`]: the `cobra` command line.
 
+pub mod broker;
 pub mod cli;
 pub mod config;
-pub mod streamsql;
-pub mod broker;
 pub mod net;
+pub mod streamsql;

@@ -10,3 +10,15 @@
 //! - [`pdu`]: the JSON PDUs of the RTM protocol.
 //! - [`auth`]: the `role_secret` hash.
 //! - [`position`]: stream positions `<ms>-<seq>`.
+//! - [`limits`]: every size bound in one struct.
+
+pub mod auth;
+pub mod handshake;
+pub mod limits;
+pub mod pdu;
+pub mod pmd;
+pub mod position;
+pub mod ws;
+
+pub use limits::Limits;
+pub use position::Position;

@@ -1,1 +1,208 @@
-//! broker
+//! The broker: apps, connections, the protocol session, and the storage [`Backend`].
+//!
+//! - [`backend`]: the [`Backend`] trait (the seam for the embedded and Redis backends).
+//! - [`memory`]: the embedded in-memory backend.
+//! - [`mailbox`]: the bounded per-connection delivery queue and the subscriber handle.
+//! - [`session`]: the RTM protocol of one connection, without I/O.
+//! - [`stats`]: counters, the `/stats` message and the Prometheus text.
+
+pub mod backend;
+pub mod mailbox;
+pub mod memory;
+pub mod position;
+pub mod session;
+pub mod standin;
+pub mod stats;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+pub use backend::{Backend, BackendError, ChannelKey, Message, StartAt, SubscribeAck};
+pub use mailbox::{Mailbox, Subscriber};
+pub use memory::MemoryBackend;
+pub use session::{Flow, PduSink, Session};
+
+use standin::config::AppsConfig;
+use stats::Stats;
+
+/// The close code asking a client to go away (server shutdown).
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// The close code of a normal close (admin close, bad_schema).
+pub const CLOSE_NORMAL: u16 = 1000;
+
+/// Broker limits and tunables, gathered in one place.
+#[derive(Debug, Clone)]
+pub struct BrokerLimits {
+    /// Subscriptions one connection may hold.
+    pub max_subscriptions: usize,
+    /// Bytes of deliveries a connection may have queued before its subscriptions lose
+    /// messages (`out_of_sync` / fast-forward).
+    pub outbound_queue_bytes: usize,
+    /// A partial batch (`batch_size` > 1) is flushed after this delay.
+    pub batch_flush_delay: Duration,
+    /// Payload bytes drained from the queue per write round (bounds the write buffer).
+    pub drain_bytes: usize,
+}
+
+impl Default for BrokerLimits {
+    fn default() -> Self {
+        BrokerLimits {
+            max_subscriptions: 256,
+            outbound_queue_bytes: 4 << 20,
+            batch_flush_delay: Duration::from_millis(10),
+            drain_bytes: 256 << 10,
+        }
+    }
+}
+
+/// Everything one broker instance needs to run.
+#[derive(Debug, Clone)]
+pub struct BrokerSettings {
+    /// Node name reported in handshakes and stats (the hostname by default).
+    pub node: String,
+    /// Log every PDU in and out.
+    pub verbose: bool,
+    /// Limits.
+    pub limits: BrokerLimits,
+    /// Publish the `_stats`/`/stats` message every this often (`None`: never).
+    pub stats_interval: Option<Duration>,
+}
+
+impl Default for BrokerSettings {
+    fn default() -> Self {
+        BrokerSettings {
+            node: hostname::get()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "cobra".into()),
+            verbose: false,
+            limits: BrokerLimits::default(),
+            stats_interval: Some(Duration::from_secs(1)),
+        }
+    }
+}
+
+/// The appkey of the stats app and the channel the stats are published on.
+pub const STATS_APPKEY: &str = "_stats";
+/// See [`STATS_APPKEY`].
+pub const STATS_CHANNEL: &str = "/stats";
+
+/// The shared state of one broker: apps, backend, live connections, counters.
+pub struct Broker {
+    /// Settings.
+    pub settings: BrokerSettings,
+    /// The apps config.
+    pub apps: AppsConfig,
+    /// The storage backend.
+    pub backend: Arc<dyn Backend>,
+    /// Counters.
+    pub stats: Stats,
+    connections: Mutex<HashMap<Box<str>, Arc<Mailbox>>>,
+    next_id: AtomicU64,
+    id_salt: u64,
+    started: Instant,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("node", &self.settings.node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Broker {
+    /// A broker over `backend`.
+    pub fn new(settings: BrokerSettings, apps: AppsConfig, backend: Arc<dyn Backend>) -> Arc<Self> {
+        Arc::new(Broker {
+            settings,
+            apps,
+            backend,
+            stats: Stats::default(),
+            connections: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            id_salt: rand::random(),
+            started: Instant::now(),
+        })
+    }
+
+    /// A broker over the embedded backend sized from the apps config.
+    pub fn embedded(settings: BrokerSettings, apps: AppsConfig) -> Arc<Self> {
+        let backend = Arc::new(MemoryBackend::new(apps.channel_max_length));
+        Broker::new(settings, apps, backend)
+    }
+
+    /// Whether `appkey` names a configured app.
+    pub fn knows_app(&self, appkey: &str) -> bool {
+        self.apps.apps.contains_key(appkey)
+    }
+
+    /// Registers a new connection and returns its id and mailbox.
+    pub fn register(&self) -> (Box<str>, Arc<Mailbox>) {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        // Unique per process (counter) and not guessable across restarts (salt).
+        let id: Box<str> = format!(
+            "{:016x}",
+            self.id_salt ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        )
+        .into();
+        let mailbox = Arc::new(Mailbox::new(self.settings.limits.outbound_queue_bytes));
+        self.connections
+            .lock()
+            .insert(id.clone(), Arc::clone(&mailbox));
+        self.stats.connections.fetch_add(1, Ordering::Relaxed);
+        (id, mailbox)
+    }
+
+    /// Forgets a closed connection.
+    pub fn unregister(&self, id: &str) {
+        if self.connections.lock().remove(id).is_some() {
+            self.stats.connections.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Ids of the live connections.
+    pub fn connection_ids(&self) -> Vec<Box<str>> {
+        self.connections.lock().keys().cloned().collect()
+    }
+
+    /// Asks connection `id` to close with `code`; false when unknown.
+    pub fn close_connection(&self, id: &str, code: u16) -> bool {
+        match self.connections.lock().get(id) {
+            Some(m) => {
+                m.close(code);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Asks every connection to close with `code` (shutdown).
+    pub fn close_all(&self, code: u16) {
+        for m in self.connections.lock().values() {
+            m.close(code);
+        }
+    }
+
+    /// Live connection count.
+    pub fn connection_count(&self) -> usize {
+        self.connections.lock().len()
+    }
+
+    /// Time since the broker started.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Publishes the stats message once (called every second by the server).
+    pub async fn publish_stats(&self) {
+        let text = self.stats.stats_message(self);
+        let key = ChannelKey::new(STATS_APPKEY, STATS_CHANNEL);
+        if let Err(e) = self.backend.publish(&key, text.into()).await {
+            tracing::warn!(error = %e, "could not publish stats");
+        }
+    }
+}

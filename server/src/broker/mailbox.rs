@@ -1,0 +1,179 @@
+//! The per-connection inbound queue of deliveries, and the subscriber handle backends offer to.
+//!
+//! Publishers never wait for subscribers: [`Subscriber::offer`] takes a short lock, pushes an
+//! `Arc` handle and returns. When the connection's queue is over its byte limit the message is
+//! dropped for that subscription and counted; the connection's own task then reports
+//! `out_of_sync` (or fast-forwards). Policy when full: **drop newest for that subscriber,
+//! count it, tell the subscriber**; the publisher and other subscribers are unaffected.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use super::backend::Message;
+
+/// Accounting overhead per queued delivery, on top of the payload, so that a flood of tiny
+/// messages is bounded too.
+const ITEM_OVERHEAD: usize = 64;
+
+/// One message for one subscription of a connection.
+#[derive(Debug)]
+pub struct Delivery {
+    /// Connection-local subscription token.
+    pub token: u32,
+    /// The message.
+    pub message: Arc<Message>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    items: VecDeque<Delivery>,
+    bytes: usize,
+    /// Some subscription lost a message since the last drain.
+    lagging: bool,
+    /// Close requested (admin close, shutdown): the close code.
+    close: Option<u16>,
+}
+
+/// The bounded queue a connection's task drains, plus its wake-up.
+#[derive(Debug)]
+pub struct Mailbox {
+    inner: Mutex<Inner>,
+    notify: Notify,
+    limit_bytes: usize,
+}
+
+/// What [`Mailbox::drain`] found besides deliveries.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DrainFlags {
+    /// Some subscription lost messages: check [`Subscriber::take_missed`].
+    pub lagging: bool,
+    /// The connection must close with this code.
+    pub close: Option<u16>,
+}
+
+impl Mailbox {
+    /// A mailbox holding at most `limit_bytes` of queued payload (plus per-item overhead).
+    pub fn new(limit_bytes: usize) -> Self {
+        Mailbox {
+            inner: Mutex::new(Inner::default()),
+            notify: Notify::new(),
+            limit_bytes,
+        }
+    }
+
+    /// Waits until something was queued or flagged since the last drain.
+    pub async fn wait(&self) {
+        self.notify.notified().await
+    }
+
+    /// Moves up to about `max_bytes` of deliveries into `out`.
+    pub fn drain(&self, out: &mut Vec<Delivery>, max_bytes: usize) -> DrainFlags {
+        let mut inner = self.inner.lock();
+        let mut taken = 0;
+        while taken < max_bytes {
+            let Some(d) = inner.items.pop_front() else {
+                break;
+            };
+            let size = d.message.payload.len() + ITEM_OVERHEAD;
+            inner.bytes -= size;
+            taken += size;
+            out.push(d);
+        }
+        if inner.items.is_empty() && inner.items.capacity() > 64 {
+            // Idle connections must not keep a burst-sized buffer around.
+            inner.items = VecDeque::new();
+        }
+        if !inner.items.is_empty() {
+            // More to do: make sure the next wait() returns at once.
+            self.notify.notify_one();
+        }
+        let flags = DrainFlags {
+            lagging: inner.lagging,
+            close: inner.close,
+        };
+        inner.lagging = false;
+        flags
+    }
+
+    /// Asks the connection to close with `code` (admin close, shutdown).
+    pub fn close(&self, code: u16) {
+        self.inner.lock().close.get_or_insert(code);
+        self.notify.notify_one();
+    }
+
+    /// Bytes currently queued.
+    pub fn queued_bytes(&self) -> usize {
+        self.inner.lock().bytes
+    }
+
+    fn push(&self, token: u32, message: &Arc<Message>) -> bool {
+        let size = message.payload.len() + ITEM_OVERHEAD;
+        let mut inner = self.inner.lock();
+        if inner.close.is_some() {
+            return true; // closing: nobody will read it, and it is not a loss to report
+        }
+        if inner.bytes + size > self.limit_bytes {
+            let first = !inner.lagging;
+            inner.lagging = true;
+            drop(inner);
+            if first {
+                self.notify.notify_one();
+            }
+            return false;
+        }
+        let was_empty = inner.items.is_empty();
+        inner.bytes += size;
+        inner.items.push_back(Delivery {
+            token,
+            message: Arc::clone(message),
+        });
+        drop(inner);
+        if was_empty {
+            self.notify.notify_one();
+        }
+        true
+    }
+}
+
+/// A subscription as the backend sees it: where to put its messages and a loss counter.
+#[derive(Debug)]
+pub struct Subscriber {
+    mailbox: Arc<Mailbox>,
+    token: u32,
+    missed: AtomicU64,
+}
+
+impl Subscriber {
+    /// A handle delivering into `mailbox` under the connection-local `token`.
+    pub fn new(mailbox: Arc<Mailbox>, token: u32) -> Self {
+        Subscriber {
+            mailbox,
+            token,
+            missed: AtomicU64::new(0),
+        }
+    }
+
+    /// Queues `message` without blocking. Returns `false` (and counts the loss) when the
+    /// connection's queue is full.
+    pub fn offer(&self, message: &Arc<Message>) -> bool {
+        let ok = self.mailbox.push(self.token, message);
+        if !ok {
+            self.missed.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    /// Messages lost since the last call.
+    pub fn take_missed(&self) -> u64 {
+        self.missed.swap(0, Ordering::Relaxed)
+    }
+
+    /// The connection-local token.
+    pub fn token(&self) -> u32 {
+        self.token
+    }
+}

@@ -1,0 +1,915 @@
+//! The RTM protocol of one connection, without I/O.
+//!
+//! The network layer feeds each received text message to [`Session::on_text`], calls
+//! [`Session::pump`] whenever the connection's [`Mailbox`] wakes it (deliveries, losses, a close
+//! request) or a batch deadline passes, and writes whatever the session handed to its
+//! [`PduSink`]. Every PDU sent carries an `id`.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::backend::{ChannelKey, StartAt};
+use super::mailbox::{Delivery, Mailbox, Subscriber};
+use super::position::Position;
+use super::standin::config::channel_builder;
+use super::standin::streamsql::{Outcome, Query};
+use super::stats::RoleCounters;
+use super::{Broker, CLOSE_NORMAL};
+
+/// Receives the PDUs a session sends (one JSON text per call).
+pub trait PduSink {
+    /// Queues one text PDU for sending.
+    fn send(&mut self, pdu: &str);
+}
+
+impl PduSink for Vec<String> {
+    fn send(&mut self, pdu: &str) {
+        self.push(pdu.to_owned());
+    }
+}
+
+/// What the connection should do after a call into the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep going.
+    Continue,
+    /// Send a close frame with this code and reason, then close.
+    Close {
+        /// The WebSocket close code.
+        code: u16,
+        /// A short reason.
+        reason: &'static str,
+    },
+}
+
+/// Largest accepted `batch_size`.
+pub const MAX_BATCH_SIZE: u64 = 1000;
+
+enum Auth {
+    Start,
+    Handshaken {
+        role: Box<str>,
+        nonce: String,
+    },
+    Authenticated {
+        role: Box<str>,
+        counters: Arc<RoleCounters>,
+    },
+}
+
+struct Sub {
+    id: Box<str>,
+    /// `id` as a JSON string literal, ready to splice into PDUs.
+    id_json: Box<str>,
+    channel: ChannelKey,
+    handle: Arc<Subscriber>,
+    filter: Option<Query>,
+    batch_size: usize,
+    fast_forward: bool,
+    next_pdu_id: u64,
+    /// Pending messages of a partial batch, comma-separated.
+    batch: String,
+    batch_len: usize,
+    batch_position: Position,
+    batch_deadline: Option<Instant>,
+}
+
+/// The protocol state of one WebSocket connection.
+pub struct Session {
+    broker: Arc<Broker>,
+    id: Box<str>,
+    appkey: Box<str>,
+    user_agent: Box<str>,
+    mailbox: Arc<Mailbox>,
+    auth: Auth,
+    subs: Vec<Sub>,
+    next_token: u32,
+    scratch: String,
+    drained: Vec<Delivery>,
+    pdus_in: u64,
+    pdus_out: u64,
+}
+
+/// An error answer: stable code + human reason.
+struct Refusal {
+    code: &'static str,
+    reason: String,
+}
+
+impl Refusal {
+    fn new(code: &'static str, reason: impl Into<String>) -> Self {
+        Refusal {
+            code,
+            reason: reason.into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    action: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    body: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct HandshakeBody {
+    method: Option<String>,
+    data: Option<HandshakeData>,
+}
+#[derive(Deserialize)]
+struct HandshakeData {
+    role: Option<String>,
+}
+#[derive(Deserialize)]
+struct AuthenticateBody {
+    method: Option<String>,
+    credentials: Option<Credentials>,
+}
+#[derive(Deserialize)]
+struct Credentials {
+    hash: Option<String>,
+}
+#[derive(Deserialize)]
+struct PublishBody<'a> {
+    channel: Option<String>,
+    channels: Option<Vec<String>>,
+    #[serde(borrow)]
+    message: Option<&'a RawValue>,
+}
+#[derive(Deserialize)]
+struct SubscribeBody {
+    channel: Option<String>,
+    subscription_id: Option<String>,
+    filter: Option<String>,
+    position: Option<String>,
+    batch_size: Option<u64>,
+    fast_forward: Option<bool>,
+}
+#[derive(Deserialize)]
+struct UnsubscribeBody {
+    subscription_id: Option<String>,
+}
+#[derive(Deserialize)]
+struct ReadBody {
+    channel: Option<String>,
+    position: Option<String>,
+}
+#[derive(Deserialize)]
+struct WriteBody<'a> {
+    channel: Option<String>,
+    #[serde(borrow)]
+    message: Option<&'a RawValue>,
+}
+#[derive(Deserialize)]
+struct ChannelBody {
+    channel: Option<String>,
+}
+#[derive(Deserialize)]
+struct CloseConnectionBody {
+    connection_id: Option<String>,
+}
+
+fn parse_body<'a, T: Deserialize<'a>>(body: Option<&'a RawValue>) -> Result<T, Refusal> {
+    let text = body.map_or("{}", RawValue::get);
+    serde_json::from_str(text).map_err(|e| {
+        Refusal::new(
+            "invalid_body",
+            format!("the body does not have the expected shape: {e}"),
+        )
+    })
+}
+
+fn json_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+fn parse_start(position: Option<&str>) -> Result<StartAt, Refusal> {
+    match position {
+        None | Some("$") | Some("") => Ok(StartAt::Live),
+        Some(p) => p.parse::<Position>().map(StartAt::After).map_err(|_| {
+            Refusal::new(
+                "invalid_position",
+                format!("position {p:?} is not of the form <ms>-<seq>, `0-0` or `$`"),
+            )
+        }),
+    }
+}
+
+impl Session {
+    /// A session for a connection to `appkey` registered in `broker` as `id`.
+    pub fn new(
+        broker: Arc<Broker>,
+        id: Box<str>,
+        mailbox: Arc<Mailbox>,
+        appkey: &str,
+        user_agent: &str,
+    ) -> Self {
+        Session {
+            broker,
+            id,
+            appkey: appkey.into(),
+            user_agent: user_agent.into(),
+            mailbox,
+            auth: Auth::Start,
+            subs: Vec::new(),
+            next_token: 0,
+            scratch: String::new(),
+            drained: Vec::new(),
+            pdus_in: 0,
+            pdus_out: 0,
+        }
+    }
+
+    /// The connection id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Whether `auth/authenticate` succeeded.
+    pub fn is_authenticated(&self) -> bool {
+        matches!(self.auth, Auth::Authenticated { .. })
+    }
+
+    /// The mailbox to wait on.
+    pub fn mailbox(&self) -> &Arc<Mailbox> {
+        &self.mailbox
+    }
+
+    /// The earliest partial-batch deadline, if any.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.subs.iter().filter_map(|s| s.batch_deadline).min()
+    }
+
+    fn emit(&mut self, sink: &mut dyn PduSink) {
+        if self.broker.settings.verbose {
+            tracing::info!(conn = %self.id, "> {}", self.scratch);
+        }
+        self.pdus_out += 1;
+        sink.send(&self.scratch);
+        if self.scratch.capacity() > 64 << 10 {
+            self.scratch = String::new();
+        }
+    }
+
+    fn send_ok(&mut self, sink: &mut dyn PduSink, action: &str, id: &str, body: &str) {
+        self.scratch.clear();
+        let _ = write!(
+            self.scratch,
+            r#"{{"action":"{action}/ok","id":{id},"body":{body}}}"#
+        );
+        self.emit(sink);
+    }
+
+    fn send_error(&mut self, sink: &mut dyn PduSink, action: &str, id: &str, refusal: &Refusal) {
+        self.broker.stats.errors.fetch_add(1, Ordering::Relaxed);
+        self.scratch.clear();
+        let _ = write!(
+            self.scratch,
+            r#"{{"action":"{action}/error","id":{id},"body":{{"error":"{}","reason":{}}}}}"#,
+            refusal.code,
+            json_str(&refusal.reason)
+        );
+        self.emit(sink);
+    }
+
+    /// Handles one received text PDU.
+    pub async fn on_text(&mut self, text: &str, sink: &mut dyn PduSink) -> Flow {
+        self.pdus_in += 1;
+        let envelope: Option<Envelope> = serde_json::from_str(text).ok();
+        let Some(Envelope {
+            action: Some(action),
+            id,
+            body,
+        }) = envelope
+        else {
+            if self.broker.settings.verbose {
+                tracing::info!(conn = %self.id, "< (bad schema) {} bytes", text.len());
+            }
+            let reason = if serde_json::from_str::<serde_json::Value>(text).is_err() {
+                "the PDU is not valid JSON"
+            } else {
+                "the PDU is not a JSON object with an \"action\" string"
+            };
+            self.send_error(sink, "rtm", "1", &Refusal::new("bad_schema", reason));
+            return Flow::Close {
+                code: CLOSE_NORMAL,
+                reason: "bad_schema",
+            };
+        };
+        if self.broker.settings.verbose {
+            if action == "auth/authenticate" {
+                tracing::info!(conn = %self.id, "< auth/authenticate (credentials not logged)");
+            } else {
+                tracing::info!(conn = %self.id, "< {text}");
+            }
+        }
+        let id = id.map_or("1", RawValue::get);
+        let action: &str = &action;
+        const KNOWN: [&str; 10] = [
+            "auth/handshake",
+            "auth/authenticate",
+            "rtm/publish",
+            "rtm/subscribe",
+            "rtm/unsubscribe",
+            "rtm/read",
+            "rtm/write",
+            "rtm/delete",
+            "admin/get_connections",
+            "admin/close_connection",
+        ];
+        if !KNOWN.contains(&action) {
+            let reason = format!("unknown action {action:?}");
+            // Echo a sanitized action only when it is a plain name; otherwise a generic one.
+            let echo = if action
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'/' || b == b'_')
+                && action.len() < 64
+            {
+                action
+            } else {
+                "rtm"
+            };
+            self.send_error(sink, echo, id, &Refusal::new("bad_schema", reason));
+            return Flow::Close {
+                code: CLOSE_NORMAL,
+                reason: "bad_schema",
+            };
+        }
+        let result = match action {
+            "auth/handshake" => self.handshake(body),
+            "auth/authenticate" => self.authenticate(body),
+            _ => match self.check_allowed(action) {
+                Err(r) => Err(r),
+                Ok(counters) => match action {
+                    "rtm/publish" => self.publish(body, &counters).await,
+                    "rtm/subscribe" => self.subscribe(body, &counters, id, sink).await,
+                    "rtm/unsubscribe" => self.unsubscribe(body, &counters),
+                    "rtm/read" => self.read(body, &counters).await,
+                    "rtm/write" => self.write(body, &counters).await,
+                    "rtm/delete" => self.delete(body).await,
+                    "admin/get_connections" => self.get_connections(),
+                    _ => self.close_connection(body),
+                },
+            },
+        };
+        match result {
+            Ok(Some(body)) => self.send_ok(sink, action, id, &body),
+            Ok(None) => {}
+            Err(r) => self.send_error(sink, action, id, &r),
+        }
+        Flow::Continue
+    }
+
+    fn check_allowed(&self, action: &str) -> Result<Arc<RoleCounters>, Refusal> {
+        let Auth::Authenticated { role, counters } = &self.auth else {
+            return Err(Refusal::new(
+                "not_authenticated",
+                format!(
+                    "{action} needs an authenticated connection: auth/handshake then auth/authenticate first"
+                ),
+            ));
+        };
+        let allowed = self
+            .broker
+            .apps
+            .apps
+            .get(&*self.appkey)
+            .and_then(|a| a.roles.get(&**role))
+            .is_some_and(|r| r.permissions.allows(action));
+        if allowed {
+            Ok(Arc::clone(counters))
+        } else {
+            Err(Refusal::new(
+                "permission_denied",
+                format!("role {role:?} is not allowed to {action}"),
+            ))
+        }
+    }
+
+    fn handshake(&mut self, body: Option<&RawValue>) -> Result<Option<String>, Refusal> {
+        let b: HandshakeBody = parse_body(body)?;
+        match b.method.as_deref() {
+            Some("role_secret") => {}
+            other => {
+                return Err(Refusal::new(
+                    "unsupported_method",
+                    format!("handshake method {other:?} is not supported; use \"role_secret\""),
+                ));
+            }
+        }
+        let Some(role) = b.data.and_then(|d| d.role) else {
+            return Err(Refusal::new("invalid_body", "body.data.role is missing"));
+        };
+        let nonce = super::standin::auth::new_nonce();
+        let body = format!(
+            r#"{{"data":{{"nonce":{},"version":{},"connection_id":{},"node":{}}}}}"#,
+            json_str(&nonce),
+            json_str(env!("CARGO_PKG_VERSION")),
+            json_str(&self.id),
+            json_str(&self.broker.settings.node)
+        );
+        self.auth = Auth::Handshaken {
+            role: role.into(),
+            nonce,
+        };
+        Ok(Some(body))
+    }
+
+    fn authenticate(&mut self, body: Option<&RawValue>) -> Result<Option<String>, Refusal> {
+        let b: AuthenticateBody = parse_body(body)?;
+        if b.method.as_deref() != Some("role_secret") {
+            return Err(Refusal::new(
+                "unsupported_method",
+                "authenticate method must be \"role_secret\"",
+            ));
+        }
+        let Some(hash) = b.credentials.and_then(|c| c.hash) else {
+            return Err(Refusal::new(
+                "invalid_body",
+                "body.credentials.hash is missing",
+            ));
+        };
+        let Auth::Handshaken { role, nonce } = std::mem::replace(&mut self.auth, Auth::Start)
+        else {
+            return Err(Refusal::new(
+                "handshake_required",
+                "send auth/handshake before auth/authenticate",
+            ));
+        };
+        let secret = self
+            .broker
+            .apps
+            .apps
+            .get(&*self.appkey)
+            .and_then(|a| a.roles.get(&*role))
+            .map(|r| r.secret.as_str());
+        // Unknown role: compare against a dummy so timing does not reveal which roles exist.
+        let ok = super::standin::auth::verify(secret.unwrap_or("\u{0}no-such-role"), &nonce, &hash)
+            && secret.is_some();
+        if !ok {
+            tracing::info!(conn = %self.id, role = %role, "authentication failed");
+            return Err(Refusal::new(
+                "authentication_failed",
+                "the role is unknown or the hash does not match the secret",
+            ));
+        }
+        let counters = self.broker.stats.role(&self.appkey, &role);
+        tracing::debug!(conn = %self.id, role = %role, "authenticated");
+        self.auth = Auth::Authenticated { role, counters };
+        Ok(Some("{}".into()))
+    }
+
+    async fn publish(
+        &mut self,
+        body: Option<&RawValue>,
+        counters: &RoleCounters,
+    ) -> Result<Option<String>, Refusal> {
+        let b: PublishBody = parse_body(body)?;
+        let Some(message) = b.message else {
+            return Err(Refusal::new("missing_message", "body.message is missing"));
+        };
+        let mut channels: Vec<String> = b.channels.unwrap_or_default();
+        channels.extend(b.channel);
+        let app = self.broker.apps.app(&self.appkey);
+        if let Some(app) = app.filter(|a| !a.channel_builder.is_empty()) {
+            // The builder reads fields of the message: parse only in this case.
+            if let Ok(value) = serde_json::from_str::<serde_json::Value>(message.get()) {
+                channels = channel_builder::apply(&app.channel_builder, channels, &value);
+            }
+        }
+        let mut seen = std::collections::HashSet::with_capacity(channels.len());
+        channels.retain(|c| seen.insert(c.clone()));
+        if channels.is_empty() {
+            return Err(Refusal::new(
+                "missing_channel",
+                "body.channel (or body.channels) is missing or empty",
+            ));
+        }
+        let payload: Arc<str> = message.get().into();
+        let mut first = None;
+        for c in &channels {
+            let key = ChannelKey::new(&self.appkey, c);
+            let pos = self
+                .broker
+                .backend
+                .publish(&key, Arc::clone(&payload))
+                .await
+                .map_err(|e| Refusal::new(e.code(), e.to_string()))?;
+            first.get_or_insert(pos);
+            counters.published_count.fetch_add(1, Ordering::Relaxed);
+            counters
+                .published_bytes
+                .fetch_add(payload.len() as u64, Ordering::Relaxed);
+            self.broker.stats.channel_published(c, payload.len());
+        }
+        let list = serde_json::to_string(&channels).unwrap_or_else(|_| "[]".into());
+        Ok(Some(format!(
+            r#"{{"channels":{list},"position":"{}"}}"#,
+            first.unwrap_or_default()
+        )))
+    }
+
+    async fn subscribe(
+        &mut self,
+        body: Option<&RawValue>,
+        counters: &RoleCounters,
+        request_id: &str,
+        sink: &mut dyn PduSink,
+    ) -> Result<Option<String>, Refusal> {
+        let b: SubscribeBody = parse_body(body)?;
+        let (filter, channel) = match &b.filter {
+            Some(sql) => {
+                let q = Query::parse(sql)
+                    .map_err(|e| Refusal::new("invalid_filter", format!("invalid filter: {e}")))?;
+                let c = q.channel().to_owned();
+                (Some(q), c)
+            }
+            None => match b.channel.clone().or_else(|| b.subscription_id.clone()) {
+                Some(c) => (None, c),
+                None => {
+                    return Err(Refusal::new(
+                        "missing_channel",
+                        "body.channel or body.subscription_id is required",
+                    ));
+                }
+            },
+        };
+        let sub_id = b.subscription_id.unwrap_or_else(|| channel.clone());
+        if self.subs.iter().any(|s| *s.id == *sub_id) {
+            return Err(Refusal::new(
+                "already_subscribed",
+                format!("subscription {sub_id:?} already exists on this connection"),
+            ));
+        }
+        let max = self.broker.settings.limits.max_subscriptions;
+        if self.subs.len() >= max {
+            return Err(Refusal::new(
+                "too_many_subscriptions",
+                format!("this connection already has the maximum of {max} subscriptions"),
+            ));
+        }
+        let start = parse_start(b.position.as_deref())?;
+        let batch_size = match b.batch_size {
+            None | Some(0) => 1,
+            Some(n) if n <= MAX_BATCH_SIZE => n as usize,
+            Some(n) => {
+                return Err(Refusal::new(
+                    "invalid_batch_size",
+                    format!("batch_size {n} is over the maximum of {MAX_BATCH_SIZE}"),
+                ));
+            }
+        };
+        let fast_forward = b.fast_forward.unwrap_or(false);
+        let token = self.next_token;
+        self.next_token = self.next_token.wrapping_add(1);
+        let handle = Arc::new(Subscriber::new(Arc::clone(&self.mailbox), token));
+        let key = ChannelKey::new(&self.appkey, &channel);
+        let ack = self
+            .broker
+            .backend
+            .subscribe(&key, start, Arc::clone(&handle))
+            .await
+            .map_err(|e| Refusal::new(e.code(), e.to_string()))?;
+        let id_json: Box<str> = json_str(&sub_id).into();
+        if let Some(missed) = ack.expired {
+            if !fast_forward {
+                self.broker.backend.unsubscribe(&key, &handle);
+                self.broker.stats.errors.fetch_add(1, Ordering::Relaxed);
+                self.scratch.clear();
+                let _ = write!(
+                    self.scratch,
+                    r#"{{"action":"rtm/subscription/error","id":{request_id},"body":{{"subscription_id":{id_json},"error":"expired_position","reason":"the position is older than the oldest message kept (up to {missed} messages were trimmed); resubscribe with 0-0, $ or fast_forward","missed_message_count":{missed}}}}}"#
+                );
+                self.emit(sink);
+                return Ok(None);
+            }
+        }
+        counters.subscriptions.fetch_add(1, Ordering::Relaxed);
+        self.send_ok(
+            sink,
+            "rtm/subscribe",
+            request_id,
+            &format!(
+                r#"{{"position":"{}","subscription_id":{id_json}}}"#,
+                ack.position
+            ),
+        );
+        if let Some(missed) = ack.expired {
+            self.scratch.clear();
+            let _ = write!(
+                self.scratch,
+                r#"{{"action":"rtm/subscription/info","id":{request_id},"body":{{"subscription_id":{id_json},"info":"fast_forward","reason":"the position was expired: continuing from the oldest message kept","missed_message_count":{missed}}}}}"#
+            );
+            self.emit(sink);
+        }
+        self.subs.push(Sub {
+            id: sub_id.into(),
+            id_json,
+            channel: key,
+            handle,
+            filter,
+            batch_size,
+            fast_forward,
+            next_pdu_id: 0,
+            batch: String::new(),
+            batch_len: 0,
+            batch_position: Position::ZERO,
+            batch_deadline: None,
+        });
+        Ok(None)
+    }
+
+    fn unsubscribe(
+        &mut self,
+        body: Option<&RawValue>,
+        counters: &RoleCounters,
+    ) -> Result<Option<String>, Refusal> {
+        let b: UnsubscribeBody = parse_body(body)?;
+        let Some(sub_id) = b.subscription_id else {
+            return Err(Refusal::new(
+                "invalid_body",
+                "body.subscription_id is missing",
+            ));
+        };
+        let Some(i) = self.subs.iter().position(|s| *s.id == *sub_id) else {
+            return Err(Refusal::new(
+                "unknown_subscription",
+                format!("no subscription {sub_id:?} on this connection"),
+            ));
+        };
+        let sub = self.subs.swap_remove(i);
+        self.broker.backend.unsubscribe(&sub.channel, &sub.handle);
+        counters.subscriptions.fetch_sub(1, Ordering::Relaxed);
+        Ok(Some(format!(r#"{{"subscription_id":{}}}"#, sub.id_json)))
+    }
+
+    async fn read(
+        &mut self,
+        body: Option<&RawValue>,
+        counters: &RoleCounters,
+    ) -> Result<Option<String>, Refusal> {
+        let b: ReadBody = parse_body(body)?;
+        let channel = b
+            .channel
+            .ok_or_else(|| Refusal::new("missing_channel", "body.channel is missing"))?;
+        let at = match b.position.as_deref() {
+            None => None,
+            Some(p) => Some(p.parse::<Position>().map_err(|_| {
+                Refusal::new(
+                    "invalid_position",
+                    format!("position {p:?} is not of the form <ms>-<seq>"),
+                )
+            })?),
+        };
+        let key = ChannelKey::new(&self.appkey, &channel);
+        let value = self
+            .broker
+            .backend
+            .read(&key, at)
+            .await
+            .map_err(|e| Refusal::new(e.code(), e.to_string()))?;
+        counters.reads_count.fetch_add(1, Ordering::Relaxed);
+        counters.reads_bytes.fetch_add(
+            value.as_ref().map_or(0, |v| v.len()) as u64,
+            Ordering::Relaxed,
+        );
+        Ok(Some(format!(
+            r#"{{"message":{}}}"#,
+            value.as_deref().unwrap_or("null")
+        )))
+    }
+
+    async fn write(
+        &mut self,
+        body: Option<&RawValue>,
+        counters: &RoleCounters,
+    ) -> Result<Option<String>, Refusal> {
+        let b: WriteBody = parse_body(body)?;
+        let channel = b
+            .channel
+            .ok_or_else(|| Refusal::new("missing_channel", "body.channel is missing"))?;
+        let message = b
+            .message
+            .ok_or_else(|| Refusal::new("missing_message", "body.message is missing"))?;
+        let key = ChannelKey::new(&self.appkey, &channel);
+        let pos = self
+            .broker
+            .backend
+            .write(&key, message.get().into())
+            .await
+            .map_err(|e| Refusal::new(e.code(), e.to_string()))?;
+        counters.writes_count.fetch_add(1, Ordering::Relaxed);
+        counters
+            .writes_bytes
+            .fetch_add(message.get().len() as u64, Ordering::Relaxed);
+        Ok(Some(format!(r#"{{"stream":"{pos}","position":"{pos}"}}"#)))
+    }
+
+    async fn delete(&mut self, body: Option<&RawValue>) -> Result<Option<String>, Refusal> {
+        let b: ChannelBody = parse_body(body)?;
+        let channel = b
+            .channel
+            .ok_or_else(|| Refusal::new("missing_channel", "body.channel is missing"))?;
+        let key = ChannelKey::new(&self.appkey, &channel);
+        self.broker
+            .backend
+            .delete(&key)
+            .await
+            .map_err(|e| Refusal::new(e.code(), e.to_string()))?;
+        Ok(Some("{}".into()))
+    }
+
+    fn get_connections(&mut self) -> Result<Option<String>, Refusal> {
+        let ids = self.broker.connection_ids();
+        let list = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
+        Ok(Some(format!(r#"{{"connections":{list}}}"#)))
+    }
+
+    fn close_connection(&mut self, body: Option<&RawValue>) -> Result<Option<String>, Refusal> {
+        let b: CloseConnectionBody = parse_body(body)?;
+        let id = b
+            .connection_id
+            .ok_or_else(|| Refusal::new("invalid_body", "body.connection_id is missing"))?;
+        if self.broker.close_connection(&id, CLOSE_NORMAL) {
+            Ok(Some(format!(r#"{{"connection_id":{}}}"#, json_str(&id))))
+        } else {
+            Err(Refusal::new(
+                "unknown_connection",
+                format!("no connection {id:?} on this node"),
+            ))
+        }
+    }
+
+    /// Drains the mailbox: builds subscription PDUs, reports losses, flushes due batches.
+    pub fn pump(&mut self, sink: &mut dyn PduSink, now: Instant) -> Flow {
+        let mut drained = std::mem::take(&mut self.drained);
+        let flags = self
+            .mailbox
+            .drain(&mut drained, self.broker.settings.limits.drain_bytes);
+        let (mut count, mut bytes) = (0u64, 0u64);
+        let delay = self.broker.settings.limits.batch_flush_delay;
+        for d in drained.drain(..) {
+            let Some(i) = self.subs.iter().position(|s| s.handle.token() == d.token) else {
+                continue;
+            };
+            let projected;
+            let text: &str = match &self.subs[i].filter {
+                None => &d.message.payload,
+                Some(q) => match q.eval_raw(&d.message.payload) {
+                    Outcome::NoMatch => continue,
+                    Outcome::Forward => &d.message.payload,
+                    Outcome::Projected(p) => {
+                        projected = p;
+                        &projected
+                    }
+                },
+            };
+            count += 1;
+            bytes += text.len() as u64;
+            let sub = &mut self.subs[i];
+            if sub.batch_size <= 1 {
+                let pdu_id = sub.next_pdu_id;
+                sub.next_pdu_id += 1;
+                self.scratch.clear();
+                let _ = write!(
+                    self.scratch,
+                    r#"{{"action":"rtm/subscription/data","id":{pdu_id},"body":{{"subscription_id":{},"position":"{}","messages":[{text}]}}}}"#,
+                    sub.id_json, d.message.position
+                );
+                self.emit(sink);
+            } else {
+                if sub.batch_len > 0 {
+                    sub.batch.push(',');
+                }
+                sub.batch.push_str(text);
+                sub.batch_len += 1;
+                sub.batch_position = d.message.position;
+                if sub.batch_len >= sub.batch_size {
+                    self.flush_batch(i, sink);
+                } else if sub.batch_deadline.is_none() {
+                    sub.batch_deadline = Some(now + delay);
+                }
+            }
+        }
+        if drained.capacity() <= 1024 {
+            self.drained = drained;
+        }
+        if count > 0 {
+            if let Auth::Authenticated { counters, .. } = &self.auth {
+                counters
+                    .subscribed_count
+                    .fetch_add(count, Ordering::Relaxed);
+                counters
+                    .subscribed_bytes
+                    .fetch_add(bytes, Ordering::Relaxed);
+            }
+        }
+        for i in 0..self.subs.len() {
+            if self.subs[i].batch_deadline.is_some_and(|d| d <= now) {
+                self.flush_batch(i, sink);
+            }
+        }
+        if flags.lagging {
+            self.report_losses(sink);
+        }
+        match flags.close {
+            Some(code) => Flow::Close {
+                code,
+                reason: if code == CLOSE_NORMAL {
+                    "closed by an admin"
+                } else {
+                    "server shutting down"
+                },
+            },
+            None => Flow::Continue,
+        }
+    }
+
+    fn flush_batch(&mut self, i: usize, sink: &mut dyn PduSink) {
+        let sub = &mut self.subs[i];
+        sub.batch_deadline = None;
+        if sub.batch_len == 0 {
+            return;
+        }
+        let pdu_id = sub.next_pdu_id;
+        sub.next_pdu_id += 1;
+        self.scratch.clear();
+        let _ = write!(
+            self.scratch,
+            r#"{{"action":"rtm/subscription/data","id":{pdu_id},"body":{{"subscription_id":{},"position":"{}","messages":[{}]}}}}"#,
+            sub.id_json, sub.batch_position, sub.batch
+        );
+        sub.batch_len = 0;
+        if sub.batch.capacity() > 64 << 10 {
+            sub.batch = String::new();
+        } else {
+            sub.batch.clear();
+        }
+        self.emit(sink);
+    }
+
+    fn report_losses(&mut self, sink: &mut dyn PduSink) {
+        let mut i = 0;
+        while i < self.subs.len() {
+            let missed = self.subs[i].handle.take_missed();
+            if missed == 0 {
+                i += 1;
+                continue;
+            }
+            self.broker
+                .stats
+                .queue_drops
+                .fetch_add(missed, Ordering::Relaxed);
+            let sub = &self.subs[i];
+            self.scratch.clear();
+            if sub.fast_forward {
+                let _ = write!(
+                    self.scratch,
+                    r#"{{"action":"rtm/subscription/info","id":{},"body":{{"subscription_id":{},"info":"fast_forward","reason":"the subscriber could not keep up: messages were skipped","missed_message_count":{missed}}}}}"#,
+                    sub.next_pdu_id, sub.id_json
+                );
+                i += 1;
+            } else {
+                let _ = write!(
+                    self.scratch,
+                    r#"{{"action":"rtm/subscription/error","id":{},"body":{{"subscription_id":{},"error":"out_of_sync","reason":"the subscriber could not keep up and lost {missed} messages; the subscription was removed, resubscribe from the last position received","missed_message_count":{missed}}}}}"#,
+                    sub.next_pdu_id, sub.id_json
+                );
+                let sub = self.subs.swap_remove(i);
+                self.broker.backend.unsubscribe(&sub.channel, &sub.handle);
+                if let Auth::Authenticated { counters, .. } = &self.auth {
+                    counters.subscriptions.fetch_sub(1, Ordering::Relaxed);
+                }
+                self.broker.stats.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            self.emit(sink);
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        for sub in self.subs.drain(..) {
+            self.broker.backend.unsubscribe(&sub.channel, &sub.handle);
+            if let Auth::Authenticated { counters, .. } = &self.auth {
+                counters.subscriptions.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        self.broker.unregister(&self.id);
+        let role = match &self.auth {
+            Auth::Authenticated { role, .. } => &**role,
+            _ => "-",
+        };
+        tracing::info!(conn = %self.id, appkey = %self.appkey, role, user_agent = %self.user_agent, pdus_in = self.pdus_in, pdus_out = self.pdus_out, "connection closed");
+    }
+}

@@ -1,0 +1,268 @@
+//! Counters: the once-a-second `/stats` message (shape of the reference, read by
+//! `cobra monitor`) and the Prometheus text of `GET /metrics`.
+//!
+//! Hot-path counters are atomics in a per-(app, role) [`RoleCounters`] that a session resolves
+//! once at authentication; per-channel publish counts sit behind one mutex and are capped at
+//! [`MAX_CHANNELS_TRACKED`] entries (the rest is summed under `_other`).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+use serde_json::{Map, Value, json};
+
+use super::Broker;
+
+/// Per-channel entries kept in the stats before channels are summed under `_other`.
+pub const MAX_CHANNELS_TRACKED: usize = 10_000;
+
+/// Counters of one role of one app.
+#[derive(Debug, Default)]
+pub struct RoleCounters {
+    /// Messages published.
+    pub published_count: AtomicU64,
+    /// Bytes published.
+    pub published_bytes: AtomicU64,
+    /// Messages delivered to subscribers.
+    pub subscribed_count: AtomicU64,
+    /// Bytes delivered.
+    pub subscribed_bytes: AtomicU64,
+    /// Live subscriptions (gauge).
+    pub subscriptions: AtomicI64,
+    /// Reads.
+    pub reads_count: AtomicU64,
+    /// Bytes read.
+    pub reads_bytes: AtomicU64,
+    /// Writes.
+    pub writes_count: AtomicU64,
+    /// Bytes written.
+    pub writes_bytes: AtomicU64,
+}
+
+const METRICS: [&str; 9] = [
+    "published_count",
+    "published_bytes",
+    "subscribed_count",
+    "subscribed_bytes",
+    "subscriptions",
+    "reads_count",
+    "reads_bytes",
+    "writes_count",
+    "writes_bytes",
+];
+
+impl RoleCounters {
+    fn snapshot(&self) -> [i64; 9] {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed) as i64;
+        [
+            l(&self.published_count),
+            l(&self.published_bytes),
+            l(&self.subscribed_count),
+            l(&self.subscribed_bytes),
+            self.subscriptions.load(Ordering::Relaxed),
+            l(&self.reads_count),
+            l(&self.reads_bytes),
+            l(&self.writes_count),
+            l(&self.writes_bytes),
+        ]
+    }
+}
+
+type RoleKey = (Box<str>, Box<str>);
+
+/// All the broker's counters.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Open WebSocket connections (gauge).
+    pub connections: AtomicU64,
+    /// Messages a full outbound queue made a subscriber lose.
+    pub queue_drops: AtomicU64,
+    /// Error PDUs sent.
+    pub errors: AtomicU64,
+    roles: RwLock<HashMap<RoleKey, Arc<RoleCounters>>>,
+    channels: Mutex<HashMap<Box<str>, [u64; 2]>>,
+    previous: Mutex<(HashMap<RoleKey, [i64; 9]>, HashMap<Box<str>, [u64; 2]>)>,
+}
+
+impl Stats {
+    /// The counters of `role` in `appkey`, created on first use.
+    pub fn role(&self, appkey: &str, role: &str) -> Arc<RoleCounters> {
+        let key: RoleKey = (appkey.into(), role.into());
+        if let Some(c) = self.roles.read().get(&key) {
+            return Arc::clone(c);
+        }
+        Arc::clone(self.roles.write().entry(key).or_default())
+    }
+
+    /// Counts one message published on `channel` (app-local name).
+    pub fn channel_published(&self, channel: &str, bytes: usize) {
+        let mut map = self.channels.lock();
+        let key = if map.contains_key(channel) || map.len() < MAX_CHANNELS_TRACKED {
+            channel
+        } else {
+            "_other"
+        };
+        let entry = match map.get_mut(key) {
+            Some(e) => e,
+            None => map.entry(key.into()).or_default(),
+        };
+        entry[0] += 1;
+        entry[1] += bytes as u64;
+    }
+
+    /// The stats message in the reference shape: `{"node", "data": {"cobra": {metric: {role: v}},
+    /// "channel_data": {metric: {channel: v}}, "system": {...}}}`.
+    pub fn stats_message(&self, broker: &Broker) -> String {
+        let roles: Vec<(RoleKey, [i64; 9])> = self
+            .roles
+            .read()
+            .iter()
+            .map(|(k, c)| (k.clone(), c.snapshot()))
+            .collect();
+        let channels: Vec<(Box<str>, [u64; 2])> = self
+            .channels
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        let mut previous = self.previous.lock();
+
+        let mut cobra: Map<String, Value> = Map::new();
+        for (i, metric) in METRICS.iter().enumerate() {
+            // Keyed by role, as the reference: roles of different apps with one name add up.
+            let mut total: HashMap<String, i64> = HashMap::new();
+            let mut per_second: HashMap<String, i64> = HashMap::new();
+            for (key, snap) in &roles {
+                let before = previous.0.get(key).map_or(0, |p| p[i]);
+                *total.entry(key.1.to_string()).or_default() += snap[i];
+                *per_second.entry(key.1.to_string()).or_default() += snap[i] - before;
+            }
+            cobra.insert((*metric).into(), json!(total));
+            if *metric != "subscriptions" {
+                cobra.insert(format!("{metric}_per_second"), json!(per_second));
+            }
+        }
+        let mut channel_data: Map<String, Value> = Map::new();
+        for (i, metric) in ["published_count", "published_bytes"].iter().enumerate() {
+            let mut total = Map::new();
+            let mut per_second = Map::new();
+            for (name, v) in &channels {
+                let before = previous.1.get(name).map_or(0, |p| p[i]);
+                total.insert(name.to_string(), json!(v[i]));
+                per_second.insert(name.to_string(), json!(v[i] - before));
+            }
+            channel_data.insert((*metric).into(), Value::Object(total));
+            channel_data.insert(format!("{metric}_per_second"), Value::Object(per_second));
+        }
+        previous.0 = roles.into_iter().collect();
+        previous.1 = channels.into_iter().collect();
+        drop(previous);
+
+        let uptime = broker.uptime().as_secs();
+        let message = json!({
+            "node": broker.settings.node,
+            "data": {
+                "cobra": cobra,
+                "channel_data": channel_data,
+                "system": {
+                    "connections": broker.connection_count(),
+                    "mem_bytes": rss_bytes(),
+                    "uptime": format!("{}:{:02}:{:02}", uptime / 3600, uptime / 60 % 60, uptime % 60),
+                    "uptime_seconds": uptime,
+                    "queue_drops": self.queue_drops.load(Ordering::Relaxed),
+                },
+            },
+        });
+        message.to_string()
+    }
+
+    /// The Prometheus text exposition of `GET /metrics`.
+    pub fn prometheus(&self, broker: &Broker) -> String {
+        let mut out = String::with_capacity(2048);
+        let _ = writeln!(
+            out,
+            "# TYPE cobra_connections gauge\ncobra_connections {}",
+            broker.connection_count()
+        );
+        let mut per_app: HashMap<&str, [i64; 9]> = HashMap::new();
+        let roles = self.roles.read();
+        for ((app, _), c) in roles.iter() {
+            let s = c.snapshot();
+            let e = per_app.entry(app).or_default();
+            for i in 0..9 {
+                e[i] += s[i];
+            }
+        }
+        let series = [
+            ("cobra_subscriptions", "gauge", 4),
+            ("cobra_published_messages_total", "counter", 0),
+            ("cobra_published_bytes_total", "counter", 1),
+            ("cobra_delivered_messages_total", "counter", 2),
+            ("cobra_delivered_bytes_total", "counter", 3),
+            ("cobra_reads_total", "counter", 5),
+            ("cobra_writes_total", "counter", 7),
+        ];
+        for (name, kind, i) in series {
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            let mut apps: Vec<_> = per_app.iter().collect();
+            apps.sort();
+            for (app, v) in apps {
+                let _ = writeln!(out, "{name}{{app=\"{}\"}} {}", escape_label(app), v[i]);
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# TYPE cobra_queue_drops_total counter\ncobra_queue_drops_total {}",
+            self.queue_drops.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE cobra_errors_total counter\ncobra_errors_total {}",
+            self.errors.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE cobra_resident_memory_bytes gauge\ncobra_resident_memory_bytes {}",
+            rss_bytes()
+        );
+        let _ = writeln!(out, "# TYPE cobra_backend_node_up gauge");
+        for node in broker.backend.health() {
+            let _ = writeln!(
+                out,
+                "cobra_backend_node_up{{node=\"{}\"}} {}",
+                escape_label(&node.node),
+                u8::from(node.connected)
+            );
+        }
+        let _ = writeln!(out, "# TYPE cobra_backend_node_errors_total counter");
+        for node in broker.backend.health() {
+            let _ = writeln!(
+                out,
+                "cobra_backend_node_errors_total{{node=\"{}\"}} {}",
+                escape_label(&node.node),
+                node.errors
+            );
+        }
+        out
+    }
+}
+
+fn escape_label(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Resident set size from `/proc/self/statm` (0 where unavailable).
+pub fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .map_or(0, |pages| pages * 4096)
+}

@@ -1,0 +1,230 @@
+//! One connection: the HTTP request, then the WebSocket session loop.
+//!
+//! The loop waits for whichever comes first: bytes from the peer, a wake-up of the connection's
+//! mailbox (deliveries, losses, close requests), or a partial-batch deadline. After each event
+//! everything produced (responses, subscription data, control frames) is encoded into one
+//! buffer and written with one `write_all`: writes are coalesced, and a peer that does not read
+//! only ever blocks its own task.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use cobra_wire::handshake::{self, Request};
+use cobra_wire::ws::{Codec, Message, Role};
+use tokio::time::{Instant, sleep_until, timeout};
+
+use super::Shared;
+use super::http::{Route, route};
+use super::io::Transport;
+use crate::broker::{Flow, PduSink, Session};
+
+/// A write that makes no progress for this long drops the connection (a peer that stopped
+/// reading must not pin its task and buffers forever).
+pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Write buffers above this capacity are released after use.
+const KEEP_WRITE_CAPACITY: usize = 64 << 10;
+
+/// How long a closing connection waits for the peer to close its side.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+/// Close code: policy violation (authentication timeout).
+const CLOSE_POLICY: u16 = 1008;
+
+struct Encoder<'a> {
+    codec: &'a mut Codec,
+    out: &'a mut Vec<u8>,
+}
+
+impl PduSink for Encoder<'_> {
+    fn send(&mut self, pdu: &str) {
+        self.codec.encode_text(pdu, self.out);
+    }
+}
+
+/// Reads the HTTP request head, bounded in size and time.
+async fn read_request<T: Transport>(io: &mut T, buf: &mut BytesMut, shared: &Shared) -> Option<Request> {
+    let limits = shared.wire_limits;
+    let read = async {
+        loop {
+            match handshake::parse_request(buf, &limits) {
+                Ok(Some((req, used))) => {
+                    let _ = buf.split_to(used);
+                    return Some(req);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "bad HTTP request");
+                    let body = format!("{e}\n");
+                    let resp = handshake::http_response(400, "Bad Request", Some("text/plain"), body.as_bytes(), &[("Connection", "close")]);
+                    let _ = io.write_all_bytes(&resp).await;
+                    return None;
+                }
+            }
+            match io.read_some(buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    };
+    timeout(shared.settings.limits.handshake_timeout, read).await.ok().flatten()
+}
+
+/// Serves one accepted connection to the end.
+pub async fn serve<T: Transport>(mut io: T, peer: SocketAddr, shared: Arc<Shared>) {
+    let mut rbuf = BytesMut::new();
+    let Some(req) = read_request(&mut io, &mut rbuf, &shared).await else {
+        io.shutdown_write().await;
+        return;
+    };
+    let at_capacity = shared.broker.connection_count() >= shared.settings.limits.max_connections;
+    match route(&req, &shared.broker, at_capacity) {
+        Route::Reply(bytes) => {
+            let _ = timeout(WRITE_STALL_TIMEOUT, io.write_all_bytes(&bytes)).await;
+            io.shutdown_write().await;
+        }
+        Route::Upgrade { response, appkey, deflate } => {
+            if timeout(WRITE_STALL_TIMEOUT, io.write_all_bytes(&response)).await.map_or(true, |r| r.is_err()) {
+                return;
+            }
+            let user_agent = req.user_agent.as_deref().unwrap_or("-");
+            drop(response);
+            let codec = Codec::new(Role::Server, shared.wire_limits, deflate);
+            run_session(io, rbuf, codec, peer, &appkey, user_agent, &shared).await;
+        }
+    }
+}
+
+enum Event {
+    Read(std::io::Result<usize>),
+    Wake,
+    Timer,
+}
+
+async fn run_session<T: Transport>(
+    mut io: T,
+    mut rbuf: BytesMut,
+    mut codec: Codec,
+    peer: SocketAddr,
+    appkey: &str,
+    user_agent: &str,
+    shared: &Shared,
+) {
+    let broker = &shared.broker;
+    let (id, mailbox) = broker.register();
+    tracing::info!(conn = %id, %peer, appkey, user_agent, deflate = codec.deflate().is_some(), "connection opened");
+    let mut session = Session::new(Arc::clone(broker), id, Arc::clone(&mailbox), appkey, user_agent);
+    let auth_deadline = Instant::now() + shared.settings.limits.handshake_timeout;
+    let mut wbuf: Vec<u8> = Vec::new();
+    // Bytes may have arrived with the upgrade request.
+    let mut pending_read = !rbuf.is_empty();
+    loop {
+        let event = if pending_read {
+            pending_read = false;
+            Event::Read(Ok(rbuf.len()))
+        } else {
+            let batch = session.next_deadline().map(Instant::from_std);
+            let deadline = match (batch, session.is_authenticated()) {
+                (b, true) => b,
+                (Some(b), false) => Some(b.min(auth_deadline)),
+                (None, false) => Some(auth_deadline),
+            };
+            tokio::select! {
+                r = io.read_some(&mut rbuf) => Event::Read(r),
+                () = mailbox.wait() => Event::Wake,
+                () = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Event::Timer,
+            }
+        };
+        let mut close: Option<(u16, String)> = None;
+        match event {
+            Event::Read(Ok(0)) | Event::Read(Err(_)) => break,
+            Event::Read(Ok(_)) => {
+                loop {
+                    let decoded = codec.decode(&mut rbuf);
+                    let text = match decoded {
+                        Ok(None) => break,
+                        Ok(Some(Message::Text(t))) => t,
+                        Ok(Some(Message::Binary(b))) => match String::from_utf8(b) {
+                            Ok(t) => t,
+                            Err(_) => {
+                                close = Some((1007, "binary message is not UTF-8 JSON".into()));
+                                break;
+                            }
+                        },
+                        Ok(Some(Message::Ping(p))) => {
+                            let _ = codec.encode_pong(&p, &mut wbuf);
+                            continue;
+                        }
+                        Ok(Some(Message::Pong(_))) => continue,
+                        Ok(Some(Message::Close(frame))) => {
+                            let code = frame.map_or(1000, |f| f.code);
+                            let code = if code == 1005 || code == 1006 { 1000 } else { code };
+                            close = Some((code, String::new()));
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::debug!(conn = %session.id(), error = %e, "protocol error");
+                            let mut reason = e.to_string();
+                            reason.truncate(120);
+                            close = Some((e.close_code(), reason));
+                            break;
+                        }
+                    };
+                    let flow = session.on_text(&text, &mut Encoder { codec: &mut codec, out: &mut wbuf }).await;
+                    if let Flow::Close { code, reason } = flow {
+                        close = Some((code, reason.into()));
+                        break;
+                    }
+                }
+                if rbuf.is_empty() && rbuf.capacity() > 0 {
+                    // Idle connections keep no read buffer.
+                    rbuf = BytesMut::new();
+                }
+            }
+            Event::Wake => {}
+            Event::Timer => {
+                if !session.is_authenticated() && Instant::now() >= auth_deadline {
+                    close = Some((CLOSE_POLICY, "authentication timeout".into()));
+                }
+            }
+        }
+        if close.is_none() {
+            if let Flow::Close { code, reason } =
+                session.pump(&mut Encoder { codec: &mut codec, out: &mut wbuf }, std::time::Instant::now())
+            {
+                close = Some((code, reason.into()));
+            }
+        }
+        if let Some((code, reason)) = &close {
+            if codec.encode_close(*code, reason, &mut wbuf).is_err() {
+                codec.encode_close_empty(&mut wbuf);
+            }
+        }
+        if !wbuf.is_empty() {
+            match timeout(WRITE_STALL_TIMEOUT, io.write_all_bytes(&wbuf)).await {
+                Ok(Ok(())) => {}
+                _ => break,
+            }
+            wbuf.clear();
+            if wbuf.capacity() > KEEP_WRITE_CAPACITY {
+                wbuf = Vec::new();
+            }
+        }
+        if close.is_some() {
+            io.shutdown_write().await;
+            // Let the peer read our close frame: closing with its data unread would reset
+            // the connection and could destroy the frame in flight.
+            let drain = async {
+                loop {
+                    rbuf.clear();
+                    if !matches!(io.read_some(&mut rbuf).await, Ok(n) if n > 0) {
+                        break;
+                    }
+                }
+            };
+            let _ = timeout(CLOSE_LINGER, drain).await;
+            break;
+        }
+    }
+    drop(session);
+}

@@ -1,0 +1,100 @@
+//! The plain HTTP side of the port and the upgrade decision, as a pure function of the
+//! parsed request.
+
+use cobra_wire::handshake::{Request, accept_response, http_response};
+use cobra_wire::pmd::{self, Negotiated, ServerPmdConfig};
+
+use crate::broker::Broker;
+
+/// The version reported by `/version/`, the handshake and `X-Cobra-Version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What to do with a request.
+#[derive(Debug)]
+pub enum Route {
+    /// Answer this HTTP response and close.
+    Reply(Vec<u8>),
+    /// Answer the 101 response, then speak WebSocket.
+    Upgrade {
+        /// The 101 response.
+        response: Vec<u8>,
+        /// The app of the connection.
+        appkey: String,
+        /// permessage-deflate, if agreed.
+        deflate: Option<Negotiated>,
+    },
+}
+
+fn reply(status: u16, reason: &str, content_type: &str, body: &[u8]) -> Route {
+    Route::Reply(http_response(status, reason, Some(content_type), body, &[("Connection", "close"), ("X-Cobra-Version", VERSION)]))
+}
+
+fn text(status: u16, reason: &str, body: &str) -> Route {
+    reply(status, reason, "text/plain; charset=utf-8", body.as_bytes())
+}
+
+/// Decides what `req` gets. `at_capacity`: the connection limit is reached.
+pub fn route(req: &Request, broker: &Broker, at_capacity: bool) -> Route {
+    let path = req.path.trim_end_matches('/');
+    if !req.upgrade_requested {
+        match path {
+            "/health" => return text(200, "OK", "OK"),
+            "/version" => return text(200, "OK", VERSION),
+            "/metrics" => {
+                let body = broker.stats.prometheus(broker);
+                return reply(200, "OK", "text/plain; version=0.0.4; charset=utf-8", body.as_bytes());
+            }
+            _ => {}
+        }
+    }
+    let appkey = req.query_param("appkey");
+    if !req.upgrade_requested && appkey.is_none() && path != "/v2" {
+        return text(404, "Not Found", "not found: try /health/, /version/, /metrics or a WebSocket upgrade on /v2?appkey=APPKEY\n");
+    }
+    let Some(appkey) = appkey.filter(|a| broker.knows_app(a)) else {
+        return text(403, "Forbidden", "missing or unknown appkey\n");
+    };
+    if !req.is_websocket_upgrade {
+        if req.upgrade_requested && req.ws_version.as_deref().is_some_and(|v| v != "13") {
+            return Route::Reply(http_response(
+                426,
+                "Upgrade Required",
+                Some("text/plain; charset=utf-8"),
+                b"WebSocket version 13 required\n",
+                &[("Connection", "close"), ("Sec-WebSocket-Version", "13")],
+            ));
+        }
+        if req.upgrade_requested {
+            return text(400, "Bad Request", "invalid WebSocket upgrade request\n");
+        }
+        return Route::Reply(http_response(
+            426,
+            "Upgrade Required",
+            Some("text/plain; charset=utf-8"),
+            b"this endpoint speaks WebSocket: upgrade with Sec-WebSocket-Protocol: json\n",
+            &[("Connection", "close"), ("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")],
+        ));
+    }
+    if at_capacity {
+        return text(503, "Service Unavailable", "too many connections\n");
+    }
+    let Some(key) = req.ws_key.as_deref() else {
+        return text(400, "Bad Request", "missing Sec-WebSocket-Key\n");
+    };
+    let subprotocol = req.subprotocols.iter().any(|p| p == "json").then_some("json");
+    let offers: Vec<&str> = req.extensions.iter().map(String::as_str).collect();
+    let negotiated = pmd::server_negotiate(&ServerPmdConfig::default(), &offers);
+    let node = sanitize_header(&broker.settings.node);
+    let response = accept_response(
+        key,
+        subprotocol,
+        negotiated.as_ref().map(|(_, answer)| answer.as_str()),
+        &[("X-Cobra-Node", &node), ("X-Cobra-Version", VERSION)],
+    );
+    Route::Upgrade { response, appkey, deflate: negotiated.map(|(n, _)| n) }
+}
+
+/// A header value built from local data must not break the response.
+fn sanitize_header(v: &str) -> String {
+    v.chars().filter(|c| !c.is_control()).collect()
+}

@@ -1,0 +1,565 @@
+//! The WebSocket message layer (RFC 6455), sans I/O.
+//!
+//! [`Codec::decode`] turns received bytes into [`Message`]s, enforcing every
+//! rule a conforming endpoint must check (masking per role, reserved bits,
+//! control-frame rules, fragmentation order, close codes, UTF-8, limits).
+//! The `encode_*` methods append ready-to-send frames to a caller's buffer.
+//!
+//! On any [`WsError`] from `decode` the connection must be failed: send a close
+//! frame with [`WsError::close_code`] and drop it; the codec state is undefined.
+
+use std::io::Cursor;
+
+use bytes::{Buf, BytesMut};
+use tungstenite::protocol::frame::FrameHeader;
+use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
+
+use crate::limits::Limits;
+use crate::pmd::{Deflater, Inflater, Negotiated, PmdError};
+
+/// Which end of the connection this codec is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Masks what it sends; refuses masked frames.
+    Client,
+    /// Refuses unmasked frames; sends unmasked.
+    Server,
+}
+
+/// The payload of a close frame that carries a status code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseFrame {
+    /// Status code (RFC 6455 §7.4).
+    pub code: u16,
+    /// UTF-8 reason, at most 123 bytes.
+    pub reason: String,
+}
+
+/// One complete WebSocket message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// A text message, validated UTF-8.
+    Text(String),
+    /// A binary message.
+    Binary(Vec<u8>),
+    /// A ping (at most 125 bytes); answer it with a pong carrying the same data.
+    Ping(Vec<u8>),
+    /// A pong (at most 125 bytes).
+    Pong(Vec<u8>),
+    /// A close frame, without a status code if the peer sent none.
+    Close(Option<CloseFrame>),
+}
+
+/// Protocol violations and limit breaches found while decoding, and misuse
+/// when encoding.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WsError {
+    /// RSV2/RSV3 set, or RSV1 where permessage-deflate does not allow it.
+    #[error("reserved bits set")]
+    ReservedBits,
+    /// An opcode RFC 6455 reserves.
+    #[error("reserved opcode {0:#x}")]
+    BadOpcode(u8),
+    /// A server received an unmasked frame.
+    #[error("unmasked frame from a client")]
+    UnmaskedFrame,
+    /// A client received a masked frame.
+    #[error("masked frame from a server")]
+    MaskedFrame,
+    /// A control frame with more than 125 bytes of payload.
+    #[error("control frame of {0} bytes (max 125)")]
+    ControlFrameTooLong(u64),
+    /// A control frame without FIN.
+    #[error("fragmented control frame")]
+    FragmentedControlFrame,
+    /// A continuation frame with no message in progress.
+    #[error("continuation frame without a message in progress")]
+    UnexpectedContinuation,
+    /// A new data message while a fragmented one is in progress.
+    #[error("new data frame while a fragmented message is in progress")]
+    ExpectedContinuation,
+    /// A close frame whose code may not be sent on the wire.
+    #[error("invalid close code {0}")]
+    BadCloseCode(u16),
+    /// A close frame with a 1-byte payload.
+    #[error("close frame with a 1-byte payload")]
+    BadClosePayload,
+    /// Text (or a close reason) that is not UTF-8.
+    #[error("invalid UTF-8 in a text message or close reason")]
+    InvalidUtf8,
+    /// A compressed message that does not inflate.
+    #[error("invalid compressed data: {0}")]
+    Inflate(String),
+    /// A frame larger than [`Limits::max_frame_size`].
+    #[error("frame of {size} bytes exceeds the limit of {max}")]
+    FrameTooBig {
+        /// Announced payload length.
+        size: u64,
+        /// The limit.
+        max: usize,
+    },
+    /// A message (after reassembly and inflating) larger than [`Limits::max_message_size`].
+    #[error("message exceeds the limit of {max} bytes")]
+    MessageTooBig {
+        /// The limit.
+        max: usize,
+    },
+    /// Encoding: a ping/pong payload over 125 bytes.
+    #[error("control payload of {0} bytes (max 125)")]
+    ControlPayloadTooLong(usize),
+    /// Encoding: a close code that may not be sent.
+    #[error("close code {0} may not be sent")]
+    InvalidCloseCode(u16),
+}
+
+impl WsError {
+    /// The close code to send when failing the connection for this error:
+    /// 1007 for bad UTF-8 or bad compressed data, 1009 for size limits, 1002
+    /// for other protocol errors (1011 for local encoding misuse).
+    pub fn close_code(&self) -> u16 {
+        match self {
+            WsError::InvalidUtf8 | WsError::Inflate(_) => 1007,
+            WsError::FrameTooBig { .. } | WsError::MessageTooBig { .. } => 1009,
+            WsError::ControlPayloadTooLong(_) | WsError::InvalidCloseCode(_) => 1011,
+            _ => 1002,
+        }
+    }
+}
+
+/// Whether `code` may appear in a close frame on the wire (RFC 6455 §7.4 and
+/// the IANA registry: 1004-1006 and 1015 are reserved, 1016-2999 unassigned).
+pub fn is_valid_close_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
+/// XORs `buf` with the 4-byte `key` (RFC 6455 §5.3), 8 bytes at a time.
+pub fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
+    let wide = u64::from_ne_bytes([
+        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
+    ]);
+    let mut chunks = buf.chunks_exact_mut(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        chunk.copy_from_slice(&(u64::from_ne_bytes(word) ^ wide).to_ne_bytes());
+    }
+    // The tail starts at a multiple of 8, so the key phase is 0 again.
+    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
+        *b ^= key[i & 3];
+    }
+}
+
+/// The data opcode of a message being reassembled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Partial {
+    None,
+    Text,
+    Binary,
+}
+
+/// Compression state, boxed so an idle codec without deflate stays small.
+#[derive(Debug)]
+struct DeflateState {
+    negotiated: Negotiated,
+    /// Created on first use; `None` until then.
+    deflater: Option<Deflater>,
+    inflater: Option<Inflater>,
+    /// Reused output of the compressor (kept if small).
+    scratch: Vec<u8>,
+}
+
+/// Above this, the compressor's scratch buffer is released after use.
+const SCRATCH_KEEP: usize = 16 << 10;
+
+/// The WebSocket codec for one connection. About 80 bytes when idle without
+/// permessage-deflate; deflate state is boxed and its zlib streams are only
+/// allocated on first use.
+#[derive(Debug)]
+pub struct Codec {
+    role: Role,
+    limits: Limits,
+    partial: Partial,
+    partial_compressed: bool,
+    /// Reassembly buffer of a fragmented (or compressed) message; empty with no
+    /// capacity between messages.
+    buf: Vec<u8>,
+    deflate: Option<Box<DeflateState>>,
+}
+
+impl Codec {
+    /// A codec for `role`, bounded by `limits`, compressing if `deflate` was negotiated.
+    pub fn new(role: Role, limits: Limits, deflate: Option<Negotiated>) -> Self {
+        Codec {
+            role,
+            limits,
+            partial: Partial::None,
+            partial_compressed: false,
+            buf: Vec::new(),
+            deflate: deflate.map(|negotiated| {
+                Box::new(DeflateState {
+                    negotiated,
+                    deflater: None,
+                    inflater: None,
+                    scratch: Vec::new(),
+                })
+            }),
+        }
+    }
+
+    /// This codec's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The limits this codec enforces.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The permessage-deflate agreement, if any.
+    pub fn deflate(&self) -> Option<&Negotiated> {
+        self.deflate.as_deref().map(|d| &d.negotiated)
+    }
+
+    /// Decodes the next complete message from the front of `buf`, consuming the
+    /// frames it used. `Ok(None)` means more bytes are needed (a partial frame
+    /// is left in `buf`, which never has to exceed `max_frame_size` + 14 bytes:
+    /// an oversized frame is refused from its header). Call in a loop until
+    /// `Ok(None)`. Control frames interleaved in a fragmented message are
+    /// returned as they come.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, WsError> {
+        loop {
+            let mut cursor = Cursor::new(&buf[..]);
+            let (header, len) = match FrameHeader::parse(&mut cursor) {
+                Ok(Some(h)) => h,
+                Ok(None) => return Ok(None),
+                // The only error parse reports on an in-memory cursor is a reserved opcode.
+                Err(_) => return Err(WsError::BadOpcode(buf[0] & 0x0f)),
+            };
+            let header_len = cursor.position() as usize;
+            self.check_header(&header, len)?;
+            // check_header bounded len by max_frame_size, so it fits a usize.
+            let len = len as usize;
+            if buf.len() - header_len < len {
+                return Ok(None);
+            }
+            buf.advance(header_len);
+            let mut payload = buf.split_to(len);
+            if let Some(key) = header.mask {
+                apply_mask(&mut payload, key);
+            }
+            if let Some(msg) = self.process(&header, &payload)? {
+                return Ok(Some(msg));
+            }
+        }
+    }
+
+    /// Every check that needs only the header, so bad frames fail before their
+    /// payload is buffered. Does not change state.
+    fn check_header(&self, h: &FrameHeader, len: u64) -> Result<(), WsError> {
+        if h.rsv2 || h.rsv3 {
+            return Err(WsError::ReservedBits);
+        }
+        match (self.role, h.mask.is_some()) {
+            (Role::Server, false) => return Err(WsError::UnmaskedFrame),
+            (Role::Client, true) => return Err(WsError::MaskedFrame),
+            _ => {}
+        }
+        let compressed = match h.opcode {
+            OpCode::Control(_) => {
+                if !h.is_final {
+                    return Err(WsError::FragmentedControlFrame);
+                }
+                if len > 125 {
+                    return Err(WsError::ControlFrameTooLong(len));
+                }
+                if h.rsv1 {
+                    return Err(WsError::ReservedBits);
+                }
+                return Ok(());
+            }
+            OpCode::Data(Data::Continue) => {
+                if self.partial == Partial::None {
+                    return Err(WsError::UnexpectedContinuation);
+                }
+                if h.rsv1 {
+                    return Err(WsError::ReservedBits);
+                }
+                self.partial_compressed
+            }
+            OpCode::Data(_) => {
+                if self.partial != Partial::None {
+                    return Err(WsError::ExpectedContinuation);
+                }
+                if h.rsv1 && self.deflate.is_none() {
+                    return Err(WsError::ReservedBits);
+                }
+                h.rsv1
+            }
+        };
+        if len > self.limits.max_frame_size as u64 {
+            return Err(WsError::FrameTooBig {
+                size: len,
+                max: self.limits.max_frame_size,
+            });
+        }
+        // Uncompressed sizes are known now; inflated sizes are checked while inflating.
+        if !compressed && self.buf.len() as u64 + len > self.limits.max_message_size as u64 {
+            return Err(WsError::MessageTooBig {
+                max: self.limits.max_message_size,
+            });
+        }
+        Ok(())
+    }
+
+    fn process(&mut self, h: &FrameHeader, payload: &[u8]) -> Result<Option<Message>, WsError> {
+        let opcode = match h.opcode {
+            OpCode::Control(Control::Ping) => return Ok(Some(Message::Ping(payload.to_vec()))),
+            OpCode::Control(Control::Pong) => return Ok(Some(Message::Pong(payload.to_vec()))),
+            OpCode::Control(Control::Close) => {
+                return parse_close(payload).map(|c| Some(Message::Close(c)));
+            }
+            OpCode::Control(Control::Reserved(b)) | OpCode::Data(Data::Reserved(b)) => {
+                return Err(WsError::BadOpcode(b));
+            }
+            OpCode::Data(Data::Continue) => self.partial,
+            OpCode::Data(Data::Text) => {
+                self.partial_compressed = h.rsv1;
+                Partial::Text
+            }
+            OpCode::Data(Data::Binary) => {
+                self.partial_compressed = h.rsv1;
+                Partial::Binary
+            }
+        };
+        if !self.partial_compressed {
+            if h.is_final && self.buf.is_empty() && self.partial == Partial::None {
+                // Fast path: a whole message in one frame.
+                return finish(opcode, payload.to_vec()).map(Some);
+            }
+            self.buf.extend_from_slice(payload);
+        } else {
+            let max = self.limits.max_message_size;
+            let state = self.deflate.as_deref_mut().ok_or(WsError::ReservedBits)?;
+            let (bits, nct) = match self.role {
+                Role::Server => (
+                    state.negotiated.client_max_window_bits,
+                    state.negotiated.client_no_context_takeover,
+                ),
+                Role::Client => (
+                    state.negotiated.server_max_window_bits,
+                    state.negotiated.server_no_context_takeover,
+                ),
+            };
+            let inflater = state
+                .inflater
+                .get_or_insert_with(|| Inflater::new(bits, nct));
+            inflater
+                .decompress(payload, &mut self.buf, max)
+                .map_err(inflate_error)?;
+            if h.is_final {
+                inflater.finish(&mut self.buf, max).map_err(inflate_error)?;
+            }
+        }
+        if !h.is_final {
+            self.partial = opcode;
+            return Ok(None);
+        }
+        self.partial = Partial::None;
+        self.partial_compressed = false;
+        finish(opcode, std::mem::take(&mut self.buf)).map(Some)
+    }
+
+    /// Appends a text message to `out`.
+    pub fn encode_text(&mut self, text: &str, out: &mut Vec<u8>) {
+        self.encode_data(Data::Text, text.as_bytes(), out);
+    }
+
+    /// Appends a binary message to `out`.
+    pub fn encode_binary(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        self.encode_data(Data::Binary, data, out);
+    }
+
+    /// Appends a ping (payload at most 125 bytes) to `out`.
+    pub fn encode_ping(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), WsError> {
+        self.encode_control(Control::Ping, data, out)
+    }
+
+    /// Appends a pong (payload at most 125 bytes) to `out`.
+    pub fn encode_pong(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), WsError> {
+        self.encode_control(Control::Pong, data, out)
+    }
+
+    /// Appends a close frame with `code` and `reason` (cut at a character
+    /// boundary to the 123 bytes a close frame can carry).
+    pub fn encode_close(
+        &mut self,
+        code: u16,
+        reason: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<(), WsError> {
+        if !is_valid_close_code(code) {
+            return Err(WsError::InvalidCloseCode(code));
+        }
+        let mut cut = reason.len().min(123);
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let mut payload = [0u8; 125];
+        payload[..2].copy_from_slice(&code.to_be_bytes());
+        payload[2..2 + cut].copy_from_slice(&reason.as_bytes()[..cut]);
+        self.encode_control(Control::Close, &payload[..2 + cut], out)
+    }
+
+    /// Appends a close frame without a status code (the answer to a
+    /// [`Message::Close`]`(None)`).
+    pub fn encode_close_empty(&mut self, out: &mut Vec<u8>) {
+        self.write_frame(OpCode::Control(Control::Close), true, false, b"", out);
+    }
+
+    fn encode_control(
+        &mut self,
+        control: Control,
+        data: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), WsError> {
+        if data.len() > 125 {
+            return Err(WsError::ControlPayloadTooLong(data.len()));
+        }
+        self.write_frame(OpCode::Control(control), true, false, data, out);
+        Ok(())
+    }
+
+    fn encode_data(&mut self, opcode: Data, payload: &[u8], out: &mut Vec<u8>) {
+        let role = self.role;
+        let Some(state) = self.deflate.as_deref_mut() else {
+            self.write_message(opcode, false, payload, out);
+            return;
+        };
+        let (bits, nct) = match role {
+            Role::Client => (
+                state.negotiated.client_max_window_bits,
+                state.negotiated.client_no_context_takeover,
+            ),
+            Role::Server => (
+                state.negotiated.server_max_window_bits,
+                state.negotiated.server_no_context_takeover,
+            ),
+        };
+        // zlib cannot honour an 8-bit window (see `pmd`): send uncompressed.
+        if bits < 9 {
+            self.write_message(opcode, false, payload, out);
+            return;
+        }
+        let level = state.negotiated.level;
+        let deflater = state
+            .deflater
+            .get_or_insert_with(|| Deflater::new(level, bits, nct));
+        let mut scratch = std::mem::take(&mut state.scratch);
+        scratch.clear();
+        let compressed = match deflater.compress(payload, &mut scratch) {
+            Ok(()) => true,
+            Err(_) => {
+                // Unreachable in practice; the stream state is unknown, so start afresh
+                // and send this one uncompressed (always allowed).
+                state.deflater = None;
+                false
+            }
+        };
+        if compressed {
+            self.write_message(opcode, true, &scratch, out);
+        } else {
+            self.write_message(opcode, false, payload, out);
+        }
+        if scratch.capacity() <= SCRATCH_KEEP
+            && let Some(state) = self.deflate.as_deref_mut()
+        {
+            state.scratch = scratch;
+        }
+    }
+
+    /// Splits `payload` into frames of at most `fragment_size` bytes.
+    fn write_message(&self, opcode: Data, rsv1: bool, payload: &[u8], out: &mut Vec<u8>) {
+        let fragment = self.limits.fragment_size.max(1);
+        if payload.len() <= fragment {
+            self.write_frame(OpCode::Data(opcode), true, rsv1, payload, out);
+            return;
+        }
+        out.reserve(payload.len() + (payload.len() / fragment + 1) * 14);
+        let mut chunks = payload.chunks(fragment).peekable();
+        let mut first = true;
+        while let Some(chunk) = chunks.next() {
+            let op = if first {
+                OpCode::Data(opcode)
+            } else {
+                OpCode::Data(Data::Continue)
+            };
+            self.write_frame(op, chunks.peek().is_none(), rsv1 && first, chunk, out);
+            first = false;
+        }
+    }
+
+    fn write_frame(
+        &self,
+        opcode: OpCode,
+        is_final: bool,
+        rsv1: bool,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) {
+        let mask = match self.role {
+            Role::Client => Some(rand::random::<[u8; 4]>()),
+            Role::Server => None,
+        };
+        let header = FrameHeader {
+            is_final,
+            rsv1,
+            rsv2: false,
+            rsv3: false,
+            opcode,
+            mask,
+        };
+        out.reserve(14 + payload.len());
+        // Writing into a Vec cannot fail.
+        let _ = header.format(payload.len() as u64, out);
+        let start = out.len();
+        out.extend_from_slice(payload);
+        if let Some(key) = mask {
+            apply_mask(&mut out[start..], key);
+        }
+    }
+}
+
+fn inflate_error(e: PmdError) -> WsError {
+    match e {
+        PmdError::TooBig(max) => WsError::MessageTooBig { max },
+        other => WsError::Inflate(other.to_string()),
+    }
+}
+
+fn finish(opcode: Partial, data: Vec<u8>) -> Result<Message, WsError> {
+    match opcode {
+        Partial::Text => String::from_utf8(data)
+            .map(Message::Text)
+            .map_err(|_| WsError::InvalidUtf8),
+        _ => Ok(Message::Binary(data)),
+    }
+}
+
+fn parse_close(payload: &[u8]) -> Result<Option<CloseFrame>, WsError> {
+    match payload {
+        [] => Ok(None),
+        [_] => Err(WsError::BadClosePayload),
+        [hi, lo, reason @ ..] => {
+            let code = u16::from_be_bytes([*hi, *lo]);
+            if !is_valid_close_code(code) {
+                return Err(WsError::BadCloseCode(code));
+            }
+            let reason = std::str::from_utf8(reason).map_err(|_| WsError::InvalidUtf8)?;
+            Ok(Some(CloseFrame {
+                code,
+                reason: reason.to_owned(),
+            }))
+        }
+    }
+}
