@@ -10,6 +10,7 @@ pub mod backend;
 pub mod mailbox;
 pub mod memory;
 pub mod position;
+pub mod redis;
 pub mod session;
 pub mod standin;
 pub mod stats;

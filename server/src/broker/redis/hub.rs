@@ -354,8 +354,9 @@ impl Hub {
                 let last = position(h.last);
                 let expired = match after {
                     Some(p) if p != Position::default() && position(h.max_deleted) > p => {
-                        // Exact count unknown: at most every entry ever trimmed.
-                        Some(h.added.saturating_sub(h.length).max(1))
+                        // Exact count unknown: every entry ever trimmed is an upper bound (as the
+                        // embedded backend reports).
+                        Some(h.added.saturating_sub(h.length))
                     }
                     _ => None,
                 };

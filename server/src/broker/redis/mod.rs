@@ -93,7 +93,7 @@ impl RedisBackend {
         let backend = RedisBackend {
             nodes,
             ring,
-            channel_max_length: channel_max_length.max(1),
+            channel_max_length,
             trim: match limits.trim {
                 Trim::Exact => "=",
                 Trim::Approximate => "~",
@@ -259,7 +259,15 @@ impl Backend for RedisBackend {
 
     fn read(&self, channel: &ChannelKey, at: Option<Position>) -> BoxFuture<'_, Result<Option<Arc<str>>, BackendError>> {
         let key = channel.clone();
-        Box::pin(async move { Ok(self.read_raw(key.as_str(), at).await?.map(Arc::from)) })
+        Box::pin(async move {
+            match (self.read_raw(key.as_str(), at).await?, at) {
+                (Some(v), _) => Ok(Some(Arc::from(v))),
+                // Like the embedded backend: a missing history position is an error, a missing
+                // value is null.
+                (None, Some(p)) => Err(BackendError::NoSuchPosition(p)),
+                (None, None) => Ok(None),
+            }
+        })
     }
 
     fn delete(&self, channel: &ChannelKey) -> BoxFuture<'_, Result<(), BackendError>> {

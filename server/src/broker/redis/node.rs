@@ -313,7 +313,7 @@ impl Node {
     }
 
     /// Waits until a connection is lost (or shutdown), PINGing both every `health_interval`.
-    async fn watch(&self) {
+    async fn watch(self: &Arc<Self>) {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(self.limits.health_interval) => {}
@@ -356,7 +356,7 @@ impl Node {
 
     async fn connect(self: &Arc<Self>) -> RedisResult<u64> {
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
-        let client = redis::Client::open(self.addr.connection_info())?;
+        let client = redis::Client::open(self.addr.connection_info()?)?;
         let base = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.limits.connect_timeout))
             .set_response_timeout(Some(self.limits.response_timeout))

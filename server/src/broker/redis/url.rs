@@ -157,7 +157,7 @@ impl NodeAddr {
 
     /// Connection settings for the redis crate: RESP3 (pub/sub pushes on a multiplexed
     /// connection), TCP_NODELAY (pipelined requests must not wait for Nagle), credentials, db.
-    pub(crate) fn connection_info(&self) -> redis::ConnectionInfo {
+    pub(crate) fn connection_info(&self) -> redis::RedisResult<redis::ConnectionInfo> {
         use redis::IntoConnectionInfo;
         let mut settings = redis::RedisConnectionInfo::default()
             .set_db(self.db)
@@ -169,9 +169,8 @@ impl NodeAddr {
             settings = settings.set_password(pass);
         }
         let addr = redis::ConnectionAddr::Tcp(self.host.clone(), self.port);
-        // Infallible for a TCP address; fall back to the default settings rather than panic.
-        let info = addr.into_connection_info().unwrap_or_default();
-        info.set_redis_settings(settings).set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true))
+        let info = addr.into_connection_info()?;
+        Ok(info.set_redis_settings(settings).set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true)))
     }
 }
 
