@@ -33,7 +33,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use super::mailbox::Subscriber;
-use super::position::Position;
+use cobra_wire::Position;
 
 /// A boxed, sendable future: the trait stays object-safe so the backend is chosen at run time.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -15,7 +15,7 @@ use super::backend::{
     Backend, BackendError, BoxFuture, ChannelKey, Message, NodeHealth, StartAt, SubscribeAck,
 };
 use super::mailbox::Subscriber;
-use super::position::Position;
+use cobra_wire::Position;
 
 #[derive(Debug, Default)]
 struct Channel {

@@ -9,7 +9,6 @@
 pub mod backend;
 pub mod mailbox;
 pub mod memory;
-pub mod position;
 pub mod redis;
 pub mod session;
 pub mod standin;

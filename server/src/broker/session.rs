@@ -16,9 +16,9 @@ use serde_json::value::RawValue;
 
 use super::backend::{ChannelKey, StartAt};
 use super::mailbox::{Delivery, Mailbox, Subscriber};
-use super::position::Position;
+use cobra_wire::Position;
 use super::standin::config::channel_builder;
-use super::standin::streamsql::{Outcome, Query};
+use crate::streamsql::{Outcome, Query};
 use super::stats::RoleCounters;
 use super::{Broker, CLOSE_NORMAL};
 
@@ -250,7 +250,7 @@ impl Session {
         self.subs.iter().filter_map(|s| s.batch_deadline).min()
     }
 
-    fn emit(&mut self, sink: &mut dyn PduSink) {
+    fn emit(&mut self, sink: &mut (dyn PduSink + Send)) {
         if self.broker.settings.verbose {
             tracing::info!(conn = %self.id, "> {}", self.scratch);
         }
@@ -261,7 +261,7 @@ impl Session {
         }
     }
 
-    fn send_ok(&mut self, sink: &mut dyn PduSink, action: &str, id: &str, body: &str) {
+    fn send_ok(&mut self, sink: &mut (dyn PduSink + Send), action: &str, id: &str, body: &str) {
         self.scratch.clear();
         let _ = write!(
             self.scratch,
@@ -270,7 +270,7 @@ impl Session {
         self.emit(sink);
     }
 
-    fn send_error(&mut self, sink: &mut dyn PduSink, action: &str, id: &str, refusal: &Refusal) {
+    fn send_error(&mut self, sink: &mut (dyn PduSink + Send), action: &str, id: &str, refusal: &Refusal) {
         self.broker.stats.errors.fetch_add(1, Ordering::Relaxed);
         self.scratch.clear();
         let _ = write!(
@@ -283,7 +283,7 @@ impl Session {
     }
 
     /// Handles one received text PDU.
-    pub async fn on_text(&mut self, text: &str, sink: &mut dyn PduSink) -> Flow {
+    pub async fn on_text(&mut self, text: &str, sink: &mut (dyn PduSink + Send)) -> Flow {
         self.pdus_in += 1;
         let envelope: Option<Envelope> = serde_json::from_str(text).ok();
         let Some(Envelope {
@@ -410,7 +410,7 @@ impl Session {
         let Some(role) = b.data.and_then(|d| d.role) else {
             return Err(Refusal::new("invalid_body", "body.data.role is missing"));
         };
-        let nonce = super::standin::auth::new_nonce();
+        let nonce = cobra_wire::auth::new_nonce();
         let body = format!(
             r#"{{"data":{{"nonce":{},"version":{},"connection_id":{},"node":{}}}}}"#,
             json_str(&nonce),
@@ -454,7 +454,7 @@ impl Session {
             .and_then(|a| a.roles.get(&*role))
             .map(|r| r.secret.as_str());
         // Unknown role: compare against a dummy so timing does not reveal which roles exist.
-        let ok = super::standin::auth::verify(secret.unwrap_or("\u{0}no-such-role"), &nonce, &hash)
+        let ok = cobra_wire::auth::verify(secret.unwrap_or("\u{0}no-such-role"), &nonce, &hash)
             && secret.is_some();
         if !ok {
             tracing::info!(conn = %self.id, role = %role, "authentication failed");
@@ -524,7 +524,7 @@ impl Session {
         body: Option<&RawValue>,
         counters: &RoleCounters,
         request_id: &str,
-        sink: &mut dyn PduSink,
+        sink: &mut (dyn PduSink + Send),
     ) -> Result<Option<String>, Refusal> {
         let b: SubscribeBody = parse_body(body)?;
         let (filter, channel) = match &b.filter {
@@ -751,7 +751,7 @@ impl Session {
     }
 
     /// Drains the mailbox: builds subscription PDUs, reports losses, flushes due batches.
-    pub fn pump(&mut self, sink: &mut dyn PduSink, now: Instant) -> Flow {
+    pub fn pump(&mut self, sink: &mut (dyn PduSink + Send), now: Instant) -> Flow {
         let mut drained = std::mem::take(&mut self.drained);
         let flags = self
             .mailbox
@@ -835,7 +835,7 @@ impl Session {
         }
     }
 
-    fn flush_batch(&mut self, i: usize, sink: &mut dyn PduSink) {
+    fn flush_batch(&mut self, i: usize, sink: &mut (dyn PduSink + Send)) {
         let sub = &mut self.subs[i];
         sub.batch_deadline = None;
         if sub.batch_len == 0 {
@@ -858,7 +858,7 @@ impl Session {
         self.emit(sink);
     }
 
-    fn report_losses(&mut self, sink: &mut dyn PduSink) {
+    fn report_losses(&mut self, sink: &mut (dyn PduSink + Send)) {
         let mut i = 0;
         while i < self.subs.len() {
             let missed = self.subs[i].handle.take_missed();

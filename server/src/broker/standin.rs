@@ -48,57 +48,6 @@ pub mod config {
     }
 }
 
-pub mod streamsql {
-    #[derive(Debug)]
-    pub struct Query {
-        channel: String,
-    }
-    #[derive(Debug)]
-    pub struct ParseError(pub String);
-    impl std::fmt::Display for ParseError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str(&self.0)
-        }
-    }
-    pub enum Outcome {
-        NoMatch,
-        Forward,
-        Projected(String),
-    }
-    impl Query {
-        pub fn parse(sql: &str) -> Result<Query, ParseError> {
-            let lower = sql.to_ascii_lowercase();
-            let i = lower
-                .find(" from ")
-                .ok_or_else(|| ParseError("missing FROM".into()))?;
-            let rest = sql[i + 6..].trim();
-            let chan = rest
-                .split_whitespace()
-                .next()
-                .unwrap_or("")
-                .trim_matches('`');
-            Ok(Query {
-                channel: chan.to_string(),
-            })
-        }
-        pub fn channel(&self) -> &str {
-            &self.channel
-        }
-        pub fn eval_raw(&self, _raw: &str) -> Outcome {
-            Outcome::Forward
-        }
-    }
-}
-
-pub mod auth {
-    pub fn new_nonce() -> String {
-        format!("{:032x}", rand::random::<u128>())
-    }
-    pub fn verify(_secret: &str, _nonce: &str, _hash: &str) -> bool {
-        false
-    }
-}
-
 pub mod options {
     use std::net::SocketAddr;
     use std::num::{NonZeroU32, NonZeroUsize};
