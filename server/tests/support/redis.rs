@@ -18,7 +18,9 @@ pub struct RedisServer {
 }
 
 fn ping(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)) else {
+    let Ok(mut s) =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
+    else {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
@@ -32,7 +34,16 @@ fn ping(port: u16) -> bool {
 
 fn start(port: u16, dir: &PathBuf, extra: &[String]) -> std::io::Result<Option<Child>> {
     let mut child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .arg("--dir")
         .arg(dir)
         .args(extra)
@@ -64,11 +75,17 @@ impl RedisServer {
     pub fn spawn_with(extra: &[&str]) -> std::io::Result<Self> {
         for _ in 0..10 {
             let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-            let dir = std::env::temp_dir().join(format!("cobra-redis-test-{}-{port}", std::process::id()));
+            let dir = std::env::temp_dir()
+                .join(format!("cobra-redis-test-{}-{port}", std::process::id()));
             std::fs::create_dir_all(&dir)?;
             let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
             if let Some(child) = start(port, &dir, &extra)? {
-                return Ok(RedisServer { port, child: Some(child), dir, extra });
+                return Ok(RedisServer {
+                    port,
+                    child: Some(child),
+                    dir,
+                    extra,
+                });
             }
             let _ = std::fs::remove_dir_all(&dir);
         }
@@ -104,12 +121,16 @@ impl RedisServer {
                 return Ok(());
             }
         }
-        Err(std::io::Error::other("could not restart redis-server on its port"))
+        Err(std::io::Error::other(
+            "could not restart redis-server on its port",
+        ))
     }
 
     /// A plain synchronous connection for assertions.
     pub fn client(&self) -> redis::Connection {
-        redis::Client::open(self.url()).and_then(|c| c.get_connection()).expect("connect to test redis")
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection())
+            .expect("connect to test redis")
     }
 }
 

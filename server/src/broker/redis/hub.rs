@@ -36,9 +36,10 @@ use super::node::{Node, NodeError};
 use super::scripts::{self, Entry, RawId};
 use crate::broker::backend::{Message, SubscribeAck};
 use crate::broker::mailbox::Subscriber;
-use crate::broker::position::Position;
+use cobra_wire::Position;
 
-static HISTORY: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| redis::Script::new(scripts::HISTORY));
+static HISTORY: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(scripts::HISTORY));
 
 fn position((ms, seq): RawId) -> Position {
     Position { ms, seq }
@@ -86,7 +87,11 @@ struct Replay {
 impl Hub {
     /// An empty hub holding up to `buffer_cap` live messages per subscription during a replay.
     pub fn new(buffer_cap: usize) -> Self {
-        Hub { channels: Mutex::new(HashMap::new()), buffer_cap: buffer_cap.max(1), epochs: AtomicU64::new(0) }
+        Hub {
+            channels: Mutex::new(HashMap::new()),
+            buffer_cap: buffer_cap.max(1),
+            epochs: AtomicU64::new(0),
+        }
     }
 
     /// Channels with local subscribers.
@@ -102,14 +107,24 @@ impl Hub {
     /// only non-blocking work here.
     pub fn on_message(&self, data: &[Value]) {
         let [channel, payload] = data else { return };
-        let Some(key) = scripts::bytes(channel).and_then(keys::channel_of_live) else { return };
-        let Some((id, raw)) = scripts::bytes(payload).and_then(scripts::split_live) else {
-            tracing::warn!(channel = key, "ignoring a malformed live message from Redis");
+        let Some(key) = scripts::bytes(channel).and_then(keys::channel_of_live) else {
             return;
         };
-        let message = Arc::new(Message { position: position(id), payload: Arc::from(raw) });
+        let Some((id, raw)) = scripts::bytes(payload).and_then(scripts::split_live) else {
+            tracing::warn!(
+                channel = key,
+                "ignoring a malformed live message from Redis"
+            );
+            return;
+        };
+        let message = Arc::new(Message {
+            position: position(id),
+            payload: Arc::from(raw),
+        });
         let mut channels = self.channels.lock();
-        let Some(ch) = channels.get_mut(key) else { return };
+        let Some(ch) = channels.get_mut(key) else {
+            return;
+        };
         for sub in &mut ch.subs {
             if message.position <= sub.last {
                 continue; // already delivered from history
@@ -163,7 +178,10 @@ impl Hub {
                 .filter(|(_, ch)| {
                     !ch.subs.is_empty()
                         && (ch.subscribed != Some(generation)
-                            || ch.subs.iter().any(|s| s.catch_up.as_ref().is_some_and(|c| !c.running)))
+                            || ch
+                                .subs
+                                .iter()
+                                .any(|s| s.catch_up.as_ref().is_some_and(|c| !c.running)))
                 })
                 .map(|(k, _)| Arc::clone(k))
                 .collect()
@@ -181,7 +199,9 @@ impl Hub {
         }
         let runs: Vec<(Arc<Subscriber>, u64, Position)> = {
             let mut channels = node.hub.channels.lock();
-            let Some(ch) = channels.get_mut(key) else { return };
+            let Some(ch) = channels.get_mut(key) else {
+                return;
+            };
             ch.subs
                 .iter_mut()
                 .filter_map(|s| {
@@ -193,8 +213,14 @@ impl Hub {
         };
         for (subscriber, epoch, from) in runs {
             match Self::replay(node, key, &subscriber, epoch, Some(from)).await {
-                Ok(Replay { first: Some((_, Some(missed))) }) => {
-                    tracing::warn!(channel = key, missed, "subscription resumed after its position expired");
+                Ok(Replay {
+                    first: Some((_, Some(missed))),
+                }) => {
+                    tracing::warn!(
+                        channel = key,
+                        missed,
+                        "subscription resumed after its position expired"
+                    );
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -209,7 +235,11 @@ impl Hub {
         let mut channels = self.channels.lock();
         if let Some(cu) = channels
             .get_mut(key)
-            .and_then(|ch| ch.subs.iter_mut().find(|s| Arc::ptr_eq(&s.subscriber, subscriber)))
+            .and_then(|ch| {
+                ch.subs
+                    .iter_mut()
+                    .find(|s| Arc::ptr_eq(&s.subscriber, subscriber))
+            })
             .and_then(|s| s.catch_up.as_mut())
             .filter(|c| c.epoch == epoch)
         {
@@ -231,7 +261,9 @@ impl Hub {
             Some(_) => {}
         }
         let name = keys::live(key);
-        let (generation, ()) = node.live(|mut c| async move { c.subscribe(name).await }).await?;
+        let (generation, ()) = node
+            .live(|mut c| async move { c.subscribe(name).await })
+            .await?;
         if let Some(ch) = node.hub.channels.lock().get_mut(key) {
             ch.subscribed = Some(generation);
         }
@@ -247,7 +279,9 @@ impl Hub {
         let _serial = op.lock().await;
         {
             let mut channels = node.hub.channels.lock();
-            let Some(ch) = channels.get(&*key) else { return };
+            let Some(ch) = channels.get(&*key) else {
+                return;
+            };
             if !ch.subs.is_empty() {
                 return;
             }
@@ -258,7 +292,9 @@ impl Hub {
         }
         let name = keys::live(&key);
         // A failure means the connection is going away, which unsubscribes it anyway.
-        let _ = node.live(|mut c| async move { c.unsubscribe(name).await }).await;
+        let _ = node
+            .live(|mut c| async move { c.unsubscribe(name).await })
+            .await;
         let mut channels = node.hub.channels.lock();
         if let Some(ch) = channels.get_mut(&*key) {
             if ch.subs.is_empty() {
@@ -288,7 +324,12 @@ impl Hub {
             ch.subs.push(Sub {
                 subscriber: Arc::clone(&subscriber),
                 last: Position::default(),
-                catch_up: Some(CatchUp { epoch, running: true, buffer: VecDeque::new(), overflowed: false }),
+                catch_up: Some(CatchUp {
+                    epoch,
+                    running: true,
+                    buffer: VecDeque::new(),
+                    overflowed: false,
+                }),
             });
         }
         let result = match Self::ensure_subscribed(node, key).await {
@@ -296,7 +337,9 @@ impl Hub {
             Err(e) => Err(e),
         };
         match result {
-            Ok(Replay { first: Some((position, expired)) }) => Ok(SubscribeAck { position, expired }),
+            Ok(Replay {
+                first: Some((position, expired)),
+            }) => Ok(SubscribeAck { position, expired }),
             Ok(Replay { first: None }) => {
                 Self::unsubscribe(node, key, &subscriber);
                 Err(node.down_error())
@@ -313,7 +356,9 @@ impl Hub {
     pub fn unsubscribe(node: &Arc<Node>, key: &str, subscriber: &Arc<Subscriber>) {
         let empty = {
             let mut channels = node.hub.channels.lock();
-            let Some(ch) = channels.get_mut(key) else { return };
+            let Some(ch) = channels.get_mut(key) else {
+                return;
+            };
             ch.subs.retain(|s| !Arc::ptr_eq(&s.subscriber, subscriber));
             ch.subs.is_empty()
         };
@@ -347,7 +392,12 @@ impl Hub {
                 let stream = stream.clone();
                 let reply: Value = node
                     .command(|mut c| async move {
-                        HISTORY.key(stream).arg(start).arg(count).invoke_async(&mut c).await
+                        HISTORY
+                            .key(stream)
+                            .arg(start)
+                            .arg(count)
+                            .invoke_async(&mut c)
+                            .await
                     })
                     .await?;
                 let h = scripts::history_page(reply).map_err(|e| node.reply_error(e))?;
@@ -369,24 +419,35 @@ impl Hub {
                 let (stream, start) = (stream.clone(), format!("({pos}"));
                 let reply: Value = node
                     .command(|mut c| async move {
-                        redis::cmd("XRANGE").arg(stream).arg(start).arg("+").arg("COUNT").arg(page).query_async(&mut c).await
+                        redis::cmd("XRANGE")
+                            .arg(stream)
+                            .arg(start)
+                            .arg("+")
+                            .arg("COUNT")
+                            .arg(page)
+                            .query_async(&mut c)
+                            .await
                     })
                     .await?;
                 scripts::entries(reply).map_err(|e| node.reply_error(e))?
             };
             let full_page = entries.len() >= page && after.is_some();
             for entry in entries {
-                let message = Arc::new(Message { position: position(entry.id), payload: Arc::from(entry.payload) });
+                let message = Arc::new(Message {
+                    position: position(entry.id),
+                    payload: Arc::from(entry.payload),
+                });
                 if message.position > pos {
                     subscriber.offer(&message);
                     pos = message.position;
                 }
             }
             let mut channels = node.hub.channels.lock();
-            let Some(sub) = channels
-                .get_mut(key)
-                .and_then(|ch| ch.subs.iter_mut().find(|s| Arc::ptr_eq(&s.subscriber, subscriber)))
-            else {
+            let Some(sub) = channels.get_mut(key).and_then(|ch| {
+                ch.subs
+                    .iter_mut()
+                    .find(|s| Arc::ptr_eq(&s.subscriber, subscriber))
+            }) else {
                 return Ok(replay); // unsubscribed meanwhile
             };
             let Some(cu) = sub.catch_up.as_mut().filter(|c| c.epoch == epoch) else {

@@ -5,12 +5,23 @@ use std::time::Duration;
 /// How a history stream is capped on each publish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Trim {
-    /// `XADD MAXLEN = n`: exactly `channel_max_length` entries kept, like the embedded backend.
+    /// Exactly `channel_max_length` entries kept, like the embedded backend (the oldest entry
+    /// is cut on every publish once the stream is full).
     #[default]
     Exact,
-    /// `XADD MAXLEN ~ n`: Redis trims whole internal nodes, so up to about 100 entries more are
-    /// kept; slightly cheaper per publish.
+    /// Up to `channel_max_length` + 10% entries kept; the excess is cut in one batch, which
+    /// makes the cut cheaper per publish.
     Approximate,
+}
+
+impl Trim {
+    /// Entries a stream may hold beyond `max_length` before it is cut.
+    pub fn slack(self, max_length: usize) -> usize {
+        match self {
+            Trim::Exact => 0,
+            Trim::Approximate => (max_length / 10).max(1),
+        }
+    }
 }
 
 /// Limits and timings of the Redis backend. The defaults suit a LAN deployment.

@@ -9,7 +9,7 @@
 //! - **Layout** ([`keys`]): per channel a history stream (`cobra:h:…`, the entry id is the
 //!   position `<ms>-<seq>`), a pub/sub channel (`cobra:p:…`) and a key/value stream of length
 //!   one (`cobra:kv:…`).
-//! - **Publish**: one `EVALSHA` per message (`XADD MAXLEN` + `PUBLISH` in one atomic script),
+//! - **Publish**: one `EVALSHA` per message (`XADD`, cap, `PUBLISH` in one atomic script),
 //!   acknowledged only after Redis answered. Concurrent publishes to a node share round trips on
 //!   its multiplexed connection ([`node`]); a node has a bounded number of requests in flight.
 //! - **Live delivery** ([`hub`]): one pub/sub connection per node carries every subscription of
@@ -45,7 +45,7 @@ use crate::broker::backend::{
     Backend, BackendError, BoxFuture, ChannelKey, NodeHealth, StartAt, SubscribeAck,
 };
 use crate::broker::mailbox::Subscriber;
-use crate::broker::position::Position;
+use cobra_wire::Position;
 
 static PUBLISH: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(scripts::PUBLISH));
 
@@ -66,7 +66,7 @@ pub struct RedisBackend {
     nodes: Vec<Arc<Node>>,
     ring: Rendezvous,
     channel_max_length: usize,
-    trim: &'static str,
+    trim_slack: usize,
 }
 
 impl RedisBackend {
@@ -83,7 +83,10 @@ impl RedisBackend {
         let addrs = NodeAddr::parse_list(urls, password)?;
         let limits = Arc::new(limits);
         let ring = Rendezvous::new(addrs.iter().map(NodeAddr::identity));
-        let nodes: Vec<Arc<Node>> = addrs.into_iter().map(|a| Node::new(a, Arc::clone(&limits))).collect();
+        let nodes: Vec<Arc<Node>> = addrs
+            .into_iter()
+            .map(|a| Node::new(a, Arc::clone(&limits)))
+            .collect();
         for node in &nodes {
             tokio::spawn(Arc::clone(node).supervise());
         }
@@ -94,17 +97,17 @@ impl RedisBackend {
             nodes,
             ring,
             channel_max_length,
-            trim: match limits.trim {
-                Trim::Exact => "=",
-                Trim::Approximate => "~",
-            },
+            trim_slack: limits.trim.slack(channel_max_length),
         };
         if !backend.nodes.iter().any(|n| n.is_connected()) {
             let names: Vec<&str> = backend.nodes.iter().map(|n| n.name()).collect();
             return Err(ConnectError::NoNodeReachable(names.join(", ")));
         }
         for node in backend.nodes.iter().filter(|n| !n.is_connected()) {
-            tracing::warn!(node = node.name(), "Redis node unreachable at start; its channels fail until it answers");
+            tracing::warn!(
+                node = node.name(),
+                "Redis node unreachable at start; its channels fail until it answers"
+            );
         }
         Ok(backend)
     }
@@ -130,49 +133,94 @@ impl RedisBackend {
 
     /// Appends `payload` to the channel's history and pushes it to every server's subscribers;
     /// returns its position once Redis has answered.
-    pub async fn publish_raw(&self, channel_key: &str, payload: Arc<str>) -> Result<Position, NodeError> {
+    pub async fn publish_raw(
+        &self,
+        channel_key: &str,
+        payload: Arc<str>,
+    ) -> Result<Position, NodeError> {
         let node = self.node(channel_key);
         let (stream, live) = (keys::history(channel_key), keys::live(channel_key));
-        let (max, trim) = (self.channel_max_length, self.trim);
+        let (max, slack) = (self.channel_max_length, self.trim_slack);
         let reply: Value = node
             .command(|mut c| async move {
-                PUBLISH.key(stream).arg(live).arg(max).arg(trim).arg(payload.as_bytes()).invoke_async(&mut c).await
+                PUBLISH
+                    .key(stream)
+                    .arg(live)
+                    .arg(max)
+                    .arg(slack)
+                    .arg(payload.as_bytes())
+                    .invoke_async(&mut c)
+                    .await
             })
             .await?;
         let id = scripts::id(&reply).map_err(|e| node.reply_error(e))?;
         node.count_published();
-        Ok(Position { ms: id.0, seq: id.1 })
+        Ok(Position {
+            ms: id.0,
+            seq: id.1,
+        })
     }
 
     /// Stores `value` as the channel's key/value entry (a stream of length one, so the write
     /// gets a position like the reference server's).
-    pub async fn write_raw(&self, channel_key: &str, value: Arc<str>) -> Result<Position, NodeError> {
+    pub async fn write_raw(
+        &self,
+        channel_key: &str,
+        value: Arc<str>,
+    ) -> Result<Position, NodeError> {
         let node = self.node(channel_key);
         let key = keys::value(channel_key);
         let reply: Value = node
             .command(|mut c| async move {
-                redis::cmd("XADD").arg(key).arg("MAXLEN").arg(1).arg("*").arg("v").arg(value.as_bytes()).query_async(&mut c).await
+                redis::cmd("XADD")
+                    .arg(key)
+                    .arg("MAXLEN")
+                    .arg(1)
+                    .arg("*")
+                    .arg("v")
+                    .arg(value.as_bytes())
+                    .query_async(&mut c)
+                    .await
             })
             .await?;
         let id = scripts::id(&reply).map_err(|e| node.reply_error(e))?;
-        Ok(Position { ms: id.0, seq: id.1 })
+        Ok(Position {
+            ms: id.0,
+            seq: id.1,
+        })
     }
 
     /// The channel's key/value entry, or with `at` the history message at that position.
-    pub async fn read_raw(&self, channel_key: &str, at: Option<Position>) -> Result<Option<String>, NodeError> {
+    pub async fn read_raw(
+        &self,
+        channel_key: &str,
+        at: Option<Position>,
+    ) -> Result<Option<String>, NodeError> {
         let node = self.node(channel_key);
         let reply: Value = match at {
             None => {
                 let key = keys::value(channel_key);
                 node.command(|mut c| async move {
-                    redis::cmd("XREVRANGE").arg(key).arg("+").arg("-").arg("COUNT").arg(1).query_async(&mut c).await
+                    redis::cmd("XREVRANGE")
+                        .arg(key)
+                        .arg("+")
+                        .arg("-")
+                        .arg("COUNT")
+                        .arg(1)
+                        .query_async(&mut c)
+                        .await
                 })
                 .await?
             }
             Some(p) => {
                 let (key, id) = (keys::history(channel_key), p.to_string());
                 node.command(|mut c| async move {
-                    redis::cmd("XRANGE").arg(key).arg(&id).arg(&id).query_async(&mut c).await
+                    redis::cmd("XRANGE")
+                        .arg(key)
+                        .arg(&id)
+                        .arg(&id)
+                        .query_async(&mut c)
+                        .await
                 })
                 .await?
             }
@@ -185,7 +233,9 @@ impl RedisBackend {
     pub async fn delete_raw(&self, channel_key: &str) -> Result<(), NodeError> {
         let node = self.node(channel_key);
         let key = keys::value(channel_key);
-        let _: Value = node.command(|mut c| async move { redis::cmd("DEL").arg(key).query_async(&mut c).await }).await?;
+        let _: Value = node
+            .command(|mut c| async move { redis::cmd("DEL").arg(key).query_async(&mut c).await })
+            .await?;
         Ok(())
     }
 
@@ -221,15 +271,20 @@ impl From<NodeError> for BackendError {
             NodeError::Down { ref node }
             | NodeError::Timeout { ref node, .. }
             | NodeError::Failed { ref node, .. }
-            | NodeError::Reply { ref node, .. } => {
-                BackendError::Unavailable { node: node.clone(), reason: e.to_string() }
-            }
+            | NodeError::Reply { ref node, .. } => BackendError::Unavailable {
+                node: node.clone(),
+                reason: e.to_string(),
+            },
         }
     }
 }
 
 impl Backend for RedisBackend {
-    fn publish(&self, channel: &ChannelKey, payload: Arc<str>) -> BoxFuture<'_, Result<Position, BackendError>> {
+    fn publish(
+        &self,
+        channel: &ChannelKey,
+        payload: Arc<str>,
+    ) -> BoxFuture<'_, Result<Position, BackendError>> {
         let key = channel.clone();
         Box::pin(async move { Ok(self.publish_raw(key.as_str(), payload).await?) })
     }
@@ -252,12 +307,20 @@ impl Backend for RedisBackend {
         self.unsubscribe_raw(channel.as_str(), subscriber)
     }
 
-    fn write(&self, channel: &ChannelKey, value: Arc<str>) -> BoxFuture<'_, Result<Position, BackendError>> {
+    fn write(
+        &self,
+        channel: &ChannelKey,
+        value: Arc<str>,
+    ) -> BoxFuture<'_, Result<Position, BackendError>> {
         let key = channel.clone();
         Box::pin(async move { Ok(self.write_raw(key.as_str(), value).await?) })
     }
 
-    fn read(&self, channel: &ChannelKey, at: Option<Position>) -> BoxFuture<'_, Result<Option<Arc<str>>, BackendError>> {
+    fn read(
+        &self,
+        channel: &ChannelKey,
+        at: Option<Position>,
+    ) -> BoxFuture<'_, Result<Option<Arc<str>>, BackendError>> {
         let key = channel.clone();
         Box::pin(async move {
             match (self.read_raw(key.as_str(), at).await?, at) {
@@ -278,7 +341,12 @@ impl Backend for RedisBackend {
     fn health(&self) -> Vec<NodeHealth> {
         self.status()
             .into_iter()
-            .map(|s| NodeHealth { node: s.node, connected: s.connected, queue_depth: s.queue_depth, errors: s.errors })
+            .map(|s| NodeHealth {
+                node: s.node,
+                connected: s.connected,
+                queue_depth: s.queue_depth,
+                errors: s.errors,
+            })
             .collect()
     }
 }

@@ -199,12 +199,17 @@ impl Node {
     }
 
     pub(crate) fn down_error(&self) -> NodeError {
-        NodeError::Down { node: self.name.clone() }
+        NodeError::Down {
+            node: self.name.clone(),
+        }
     }
 
     pub(crate) fn reply_error(&self, source: ReplyError) -> NodeError {
         self.stats.errors.fetch_add(1, Ordering::Relaxed);
-        NodeError::Reply { node: self.name.clone(), source }
+        NodeError::Reply {
+            node: self.name.clone(),
+            source,
+        }
     }
 
     /// Runs one request on the command connection, bounded: it waits at most `queue_timeout`
@@ -232,7 +237,11 @@ impl Node {
         self.run(conn, op).await.map(|v| (generation, v))
     }
 
-    async fn run<T, F, Fut>(&self, conn: Option<MultiplexedConnection>, op: F) -> Result<T, NodeError>
+    async fn run<T, F, Fut>(
+        &self,
+        conn: Option<MultiplexedConnection>,
+        op: F,
+    ) -> Result<T, NodeError>
     where
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
@@ -242,12 +251,17 @@ impl Node {
         };
         let _permit = match self.permits.try_acquire() {
             Ok(p) => p,
-            Err(_) => match tokio::time::timeout(self.limits.queue_timeout, self.permits.acquire()).await {
+            Err(_) => match tokio::time::timeout(self.limits.queue_timeout, self.permits.acquire())
+                .await
+            {
                 Ok(Ok(p)) => p,
                 _ => {
                     self.stats.errors.fetch_add(1, Ordering::Relaxed);
                     let in_flight = self.limits.max_in_flight - self.permits.available_permits();
-                    return Err(NodeError::Overloaded { node: self.name.clone(), in_flight });
+                    return Err(NodeError::Overloaded {
+                        node: self.name.clone(),
+                        in_flight,
+                    });
                 }
             },
         };
@@ -258,12 +272,18 @@ impl Node {
                 if e.is_io_error() || e.is_unrecoverable_error() || e.is_connection_dropped() {
                     self.wake.notify_one(); // let the supervisor check the link now
                 }
-                Err(NodeError::Failed { node: self.name.clone(), reason: e.to_string() })
+                Err(NodeError::Failed {
+                    node: self.name.clone(),
+                    reason: e.to_string(),
+                })
             }
             Err(_) => {
                 self.stats.errors.fetch_add(1, Ordering::Relaxed);
                 self.wake.notify_one();
-                Err(NodeError::Timeout { node: self.name.clone(), after: self.limits.response_timeout })
+                Err(NodeError::Timeout {
+                    node: self.name.clone(),
+                    after: self.limits.response_timeout,
+                })
             }
         }
     }
@@ -326,7 +346,9 @@ impl Node {
                 let link = self.link.read();
                 (link.command.clone(), link.live.clone())
             };
-            let (Some(mut command), Some(mut live)) = (command, live) else { return };
+            let (Some(mut command), Some(mut live)) = (command, live) else {
+                return;
+            };
             let timeout = self.limits.response_timeout;
             let ping = async {
                 let a: RedisResult<Value> = redis::cmd("PING").query_async(&mut command).await;
@@ -359,7 +381,8 @@ impl Node {
         let client = redis::Client::open(self.addr.connection_info()?)?;
         let base = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.limits.connect_timeout))
-            .set_response_timeout(Some(self.limits.response_timeout))
+            // Our own timeout (in `run`) bounds every request, including a script's NOSCRIPT retry.
+            .set_response_timeout(None)
             // Room for a burst of concurrent requests to be written in few batches; the real
             // bound is our in-flight semaphore.
             .set_pipeline_buffer_size(1024);
@@ -379,11 +402,19 @@ impl Node {
             }
             Ok::<(), ()>(())
         });
-        let command = client.get_multiplexed_async_connection_with_config(&command_cfg).await?;
-        let live = client.get_multiplexed_async_connection_with_config(&live_cfg).await?;
+        let command = client
+            .get_multiplexed_async_connection_with_config(&command_cfg)
+            .await?;
+        let live = client
+            .get_multiplexed_async_connection_with_config(&live_cfg)
+            .await?;
         {
             let mut link = self.link.write();
-            *link = Link { generation, command: Some(command), live: Some(live) };
+            *link = Link {
+                generation,
+                command: Some(command),
+                live: Some(live),
+            };
         }
         self.stats.connected.store(true, Ordering::Relaxed);
         Ok(generation)

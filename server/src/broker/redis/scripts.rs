@@ -5,15 +5,28 @@
 
 use redis::Value;
 
-/// Publish: append to the history stream and notify live subscribers in one atomic step, so
-/// that the pub/sub order is the stream order and a subscriber that read the stream up to id X
-/// knows every later message will come through pub/sub with an id greater than X.
+/// Publish: append to the history stream, cap it, and notify live subscribers in one atomic
+/// step, so that the pub/sub order is the stream order and a subscriber that read the stream up
+/// to id X knows every later message will come through pub/sub with an id greater than X.
 ///
-/// `KEYS[1]` history stream, `ARGV[1]` pub/sub channel, `ARGV[2]` max length,
-/// `ARGV[3]` trim operator (`~` approximate, `=` exact), `ARGV[4]` the raw message.
-/// Returns the new entry id (the position).
+/// Capping deletes the oldest entries with `XDEL` of the newest one cut (then `XTRIM MINID` for
+/// the rest), not with `XADD MAXLEN`: `XDEL` records it as the stream's `max-deleted-entry-id`,
+/// which is exactly the "last trimmed position" that tells whether a resume position expired.
+/// With a slack `s` > 0 the stream grows to `max + s` entries before a batch is cut, so the cut
+/// costs little per publish.
+///
+/// `KEYS[1]` history stream, `ARGV[1]` pub/sub channel, `ARGV[2]` max length, `ARGV[3]` slack,
+/// `ARGV[4]` the raw message. Returns the new entry id (the position).
 pub const PUBLISH: &str = r"
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[3], ARGV[2], '*', 'm', ARGV[4])
+local id = redis.call('XADD', KEYS[1], '*', 'm', ARGV[4])
+local max = tonumber(ARGV[2])
+local len = redis.call('XLEN', KEYS[1])
+if len > max + tonumber(ARGV[3]) then
+  local cut = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', len - max)
+  local last = cut[#cut][1]
+  redis.call('XDEL', KEYS[1], last)
+  if #cut > 1 then redis.call('XTRIM', KEYS[1], 'MINID', last) end
+end
 redis.call('PUBLISH', ARGV[1], id .. ' ' .. ARGV[4])
 return id
 ";
@@ -73,7 +86,9 @@ pub fn bytes(v: &Value) -> Option<&[u8]> {
 
 /// An id reply.
 pub fn id(v: &Value) -> Result<RawId, ReplyError> {
-    bytes(v).and_then(parse_id).ok_or_else(|| ReplyError(format!("expected a stream id, got {v:?}")))
+    bytes(v)
+        .and_then(parse_id)
+        .ok_or_else(|| ReplyError(format!("expected a stream id, got {v:?}")))
 }
 
 fn int(v: &Value) -> Result<u64, ReplyError> {
@@ -109,7 +124,10 @@ fn entry(v: Value) -> Result<Entry, ReplyError> {
         return Err(ReplyError(format!("expected an entry, got {v:?}")));
     };
     if pair.len() != 2 {
-        return Err(ReplyError(format!("expected [id, fields], got {} items", pair.len())));
+        return Err(ReplyError(format!(
+            "expected [id, fields], got {} items",
+            pair.len()
+        )));
     }
     let fields = pair.pop().unwrap_or_default();
     let id = id(&pair[0])?;
@@ -117,12 +135,23 @@ fn entry(v: Value) -> Result<Entry, ReplyError> {
     let value = match fields {
         Value::Array(mut flat) if flat.len() >= 2 => flat.swap_remove(1),
         Value::Map(mut map) if !map.is_empty() => map.swap_remove(0).1,
-        other => return Err(ReplyError(format!("entry {}-{} has no field: {other:?}", id.0, id.1))),
+        other => {
+            return Err(ReplyError(format!(
+                "entry {}-{} has no field: {other:?}",
+                id.0, id.1
+            )));
+        }
     };
     let payload = match value {
-        Value::BulkString(b) => String::from_utf8(b).map_err(|_| ReplyError("entry is not UTF-8".into()))?,
+        Value::BulkString(b) => {
+            String::from_utf8(b).map_err(|_| ReplyError("entry is not UTF-8".into()))?
+        }
         Value::SimpleString(s) => s,
-        other => return Err(ReplyError(format!("entry value is not a string: {other:?}"))),
+        other => {
+            return Err(ReplyError(format!(
+                "entry value is not a string: {other:?}"
+            )));
+        }
     };
     Ok(Entry { id, payload })
 }
@@ -148,7 +177,10 @@ pub fn history_page(v: Value) -> Result<HistoryPage, ReplyError> {
         return Err(ReplyError(format!("expected the history reply, got {v:?}")));
     };
     if parts.len() != 5 {
-        return Err(ReplyError(format!("expected 5 history parts, got {}", parts.len())));
+        return Err(ReplyError(format!(
+            "expected 5 history parts, got {}",
+            parts.len()
+        )));
     }
     let entries = entries(parts.pop().unwrap_or_default())?;
     Ok(HistoryPage {
@@ -176,7 +208,15 @@ mod tests {
     fn ids() {
         assert_eq!(parse_id(b"1-2"), Some((1, 2)));
         assert_eq!(parse_id(b"18446744073709551615-0"), Some((u64::MAX, 0)));
-        for bad in [&b"1"[..], b"-1", b"1-", b"+1-2", b"a-b", b"1-2-3", b"18446744073709551616-0"] {
+        for bad in [
+            &b"1"[..],
+            b"-1",
+            b"1-",
+            b"+1-2",
+            b"a-b",
+            b"1-2-3",
+            b"18446744073709551616-0",
+        ] {
             assert_eq!(parse_id(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
         assert_eq!(split_live(b"5-1 {\"a\": 1}"), Some(((5, 1), "{\"a\": 1}")));
@@ -187,12 +227,36 @@ mod tests {
     #[test]
     fn entry_shapes() {
         let bs = |s: &str| Value::BulkString(s.as_bytes().to_vec());
-        let flat = Value::Array(vec![Value::Array(vec![bs("1-1"), Value::Array(vec![bs("m"), bs("{}")])])]);
-        assert_eq!(entries(flat).unwrap(), vec![Entry { id: (1, 1), payload: "{}".into() }]);
-        let map = Value::Array(vec![Value::Array(vec![bs("2-0"), Value::Map(vec![(bs("v"), bs("3"))])])]);
+        let flat = Value::Array(vec![Value::Array(vec![
+            bs("1-1"),
+            Value::Array(vec![bs("m"), bs("{}")]),
+        ])]);
+        assert_eq!(
+            entries(flat).unwrap(),
+            vec![Entry {
+                id: (1, 1),
+                payload: "{}".into()
+            }]
+        );
+        let map = Value::Array(vec![Value::Array(vec![
+            bs("2-0"),
+            Value::Map(vec![(bs("v"), bs("3"))]),
+        ])]);
         assert_eq!(entries(map).unwrap()[0].payload, "3");
         assert!(entries(Value::Int(3)).is_err());
-        assert!(entries(Value::Array(vec![Value::Array(vec![bs("1-1"), Value::Array(vec![])])])).is_err());
-        assert!(entries(Value::Array(vec![Value::Array(vec![bs("zz"), Value::Array(vec![bs("m"), bs("1")])])])).is_err());
+        assert!(
+            entries(Value::Array(vec![Value::Array(vec![
+                bs("1-1"),
+                Value::Array(vec![])
+            ])]))
+            .is_err()
+        );
+        assert!(
+            entries(Value::Array(vec![Value::Array(vec![
+                bs("zz"),
+                Value::Array(vec![bs("m"), bs("1")])
+            ])]))
+            .is_err()
+        );
     }
 }

@@ -57,7 +57,9 @@ impl NodeAddr {
     /// rather than silently ignored.
     pub fn parse(url: &str) -> Result<Self, UrlError> {
         let url = url.trim();
-        let rest = url.strip_prefix("redis://").ok_or_else(|| UrlError::Scheme(redact(url)))?;
+        let rest = url
+            .strip_prefix("redis://")
+            .ok_or_else(|| UrlError::Scheme(redact(url)))?;
         if rest.contains('?') || rest.contains('#') {
             return Err(UrlError::Scheme(redact(url)));
         }
@@ -78,7 +80,12 @@ impl NodeAddr {
             None => DEFAULT_PORT,
             Some(p) => match p.parse::<u16>() {
                 Ok(p) if p > 0 => p,
-                _ => return Err(UrlError::Port { url: redact(url), port: p.to_string() }),
+                _ => {
+                    return Err(UrlError::Port {
+                        url: redact(url),
+                        port: p.to_string(),
+                    });
+                }
             },
         };
         let db = if db.is_empty() {
@@ -86,16 +93,28 @@ impl NodeAddr {
         } else {
             match db.parse::<i64>() {
                 Ok(d) if d >= 0 => d,
-                _ => return Err(UrlError::Database { url: redact(url), db: db.to_string() }),
+                _ => {
+                    return Err(UrlError::Database {
+                        url: redact(url),
+                        db: db.to_string(),
+                    });
+                }
             }
         };
-        let mut addr = NodeAddr { host: host.to_ascii_lowercase(), port, db, username: None, password: None };
+        let mut addr = NodeAddr {
+            host: host.to_ascii_lowercase(),
+            port,
+            db,
+            username: None,
+            password: None,
+        };
         if let Some(userinfo) = userinfo {
             let (user, pass) = match userinfo.split_once(':') {
                 Some((u, p)) => (u, Some(p)),
                 None => ("", Some(userinfo)), // `redis://secret@host`: a bare word is the password
             };
-            let decode = |s: &str| percent_decode(s).ok_or_else(|| UrlError::Escape(addr.identity()));
+            let decode =
+                |s: &str| percent_decode(s).ok_or_else(|| UrlError::Escape(addr.identity()));
             let user = decode(user)?;
             let pass = pass.map(decode).transpose()?;
             addr.username = (!user.is_empty()).then_some(user);
@@ -112,7 +131,9 @@ impl NodeAddr {
         for item in urls.split(';').map(str::trim).filter(|s| !s.is_empty()) {
             let mut node = NodeAddr::parse(item)?;
             if node.password.is_none() {
-                node.password = default_password.filter(|p| !p.is_empty()).map(str::to_owned);
+                node.password = default_password
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned);
             }
             if nodes.iter().any(|n| n.identity() == node.identity()) {
                 return Err(UrlError::Duplicate(node.identity()));
@@ -170,7 +191,9 @@ impl NodeAddr {
         }
         let addr = redis::ConnectionAddr::Tcp(self.host.clone(), self.port);
         let info = addr.into_connection_info()?;
-        Ok(info.set_redis_settings(settings).set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true)))
+        Ok(info
+            .set_redis_settings(settings)
+            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true)))
     }
 }
 
@@ -183,7 +206,15 @@ impl fmt::Display for NodeAddr {
 
 impl fmt::Debug for NodeAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "NodeAddr({self}, password: {})", if self.password.is_some() { "set" } else { "none" })
+        write!(
+            f,
+            "NodeAddr({self}, password: {})",
+            if self.password.is_some() {
+                "set"
+            } else {
+                "none"
+            }
+        )
     }
 }
 
@@ -240,30 +271,63 @@ mod tests {
     #[test]
     fn parses_the_documented_forms() {
         let a = NodeAddr::parse("redis://h1:6380").unwrap();
-        assert_eq!((a.host(), a.port(), a.db(), a.has_password()), ("h1", 6380, 0, false));
+        assert_eq!(
+            (a.host(), a.port(), a.db(), a.has_password()),
+            ("h1", 6380, 0, false)
+        );
         let a = NodeAddr::parse("redis://:s3cret@H2:7000/3").unwrap();
         assert_eq!((a.host(), a.port(), a.db()), ("h2", 7000, 3));
         assert_eq!(a.password.as_deref(), Some("s3cret"));
         assert_eq!(a.username, None);
         let a = NodeAddr::parse("redis://user:p%40ss@h").unwrap();
-        assert_eq!((a.username.as_deref(), a.password.as_deref(), a.port()), (Some("user"), Some("p@ss"), 6379));
+        assert_eq!(
+            (a.username.as_deref(), a.password.as_deref(), a.port()),
+            (Some("user"), Some("p@ss"), 6379)
+        );
         let a = NodeAddr::parse("redis://:p@ss@h:1").unwrap();
         assert_eq!(a.password.as_deref(), Some("p@ss"));
         let a = NodeAddr::parse("redis://[::1]:6390/1").unwrap();
-        assert_eq!((a.host(), a.port(), a.identity().as_str()), ("::1", 6390, "[::1]:6390/1"));
+        assert_eq!(
+            (a.host(), a.port(), a.identity().as_str()),
+            ("::1", 6390, "[::1]:6390/1")
+        );
     }
 
     #[test]
     fn refuses_bad_urls_with_typed_errors() {
-        assert!(matches!(NodeAddr::parse("rediss://h:1"), Err(UrlError::Scheme(_))));
+        assert!(matches!(
+            NodeAddr::parse("rediss://h:1"),
+            Err(UrlError::Scheme(_))
+        ));
         assert!(matches!(NodeAddr::parse("h:1"), Err(UrlError::Scheme(_))));
-        assert!(matches!(NodeAddr::parse("redis://:pw@:1"), Err(UrlError::MissingHost(_))));
-        assert!(matches!(NodeAddr::parse("redis://h:0"), Err(UrlError::Port { .. })));
-        assert!(matches!(NodeAddr::parse("redis://h:99999"), Err(UrlError::Port { .. })));
-        assert!(matches!(NodeAddr::parse("redis://h:1/x"), Err(UrlError::Database { .. })));
-        assert!(matches!(NodeAddr::parse("redis://h:1/-1"), Err(UrlError::Database { .. })));
-        assert!(matches!(NodeAddr::parse("redis://:%zz@h:1"), Err(UrlError::Escape(_))));
-        assert!(matches!(NodeAddr::parse("redis://h:1?db=2"), Err(UrlError::Scheme(_))));
+        assert!(matches!(
+            NodeAddr::parse("redis://:pw@:1"),
+            Err(UrlError::MissingHost(_))
+        ));
+        assert!(matches!(
+            NodeAddr::parse("redis://h:0"),
+            Err(UrlError::Port { .. })
+        ));
+        assert!(matches!(
+            NodeAddr::parse("redis://h:99999"),
+            Err(UrlError::Port { .. })
+        ));
+        assert!(matches!(
+            NodeAddr::parse("redis://h:1/x"),
+            Err(UrlError::Database { .. })
+        ));
+        assert!(matches!(
+            NodeAddr::parse("redis://h:1/-1"),
+            Err(UrlError::Database { .. })
+        ));
+        assert!(matches!(
+            NodeAddr::parse("redis://:%zz@h:1"),
+            Err(UrlError::Escape(_))
+        ));
+        assert!(matches!(
+            NodeAddr::parse("redis://h:1?db=2"),
+            Err(UrlError::Scheme(_))
+        ));
     }
 
     #[test]
@@ -282,8 +346,16 @@ mod tests {
         assert_eq!(l[0].password.as_deref(), Some("dflt"));
         assert_eq!(l[1].password.as_deref(), Some("own"));
         assert_eq!(NodeAddr::parse_list(" ; ", None), Err(UrlError::Empty));
-        assert!(matches!(NodeAddr::parse_list("redis://a:1;redis://A:1/0", None), Err(UrlError::Duplicate(_))));
+        assert!(matches!(
+            NodeAddr::parse_list("redis://a:1;redis://A:1/0", None),
+            Err(UrlError::Duplicate(_))
+        ));
         // Same host and port, another database: another node.
-        assert_eq!(NodeAddr::parse_list("redis://a:1;redis://a:1/2", None).unwrap().len(), 2);
+        assert_eq!(
+            NodeAddr::parse_list("redis://a:1;redis://a:1/2", None)
+                .unwrap()
+                .len(),
+            2
+        );
     }
 }
