@@ -187,8 +187,8 @@ impl Hub {
                 .collect()
         };
         for key in keys {
-            let node = Arc::clone(node);
-            tokio::spawn(async move { Self::resume_channel(&node, &key).await });
+            let task_node = Arc::clone(node);
+            node.spawn(async move { Self::resume_channel(&task_node, &key).await });
         }
     }
 
@@ -362,8 +362,8 @@ impl Hub {
             ch.subs.retain(|s| !Arc::ptr_eq(&s.subscriber, subscriber));
             ch.subs.is_empty()
         };
-        if empty && let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(Self::ensure_unsubscribed(Arc::clone(node), Arc::from(key)));
+        if empty {
+            node.spawn(Self::ensure_unsubscribed(Arc::clone(node), Arc::from(key)));
         }
     }
 

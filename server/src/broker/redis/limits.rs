@@ -52,6 +52,9 @@ pub struct RedisLimits {
     pub catch_up_buffer: usize,
     /// How streams are capped.
     pub trim: Trim,
+    /// Worker threads of the backend's own runtime ([`super::RedisBackend::start`] only): they
+    /// run the Redis connections and the local fan-out of live messages.
+    pub io_threads: usize,
 }
 
 impl Default for RedisLimits {
@@ -67,6 +70,7 @@ impl Default for RedisLimits {
             history_page: 500,
             catch_up_buffer: 4096,
             trim: Trim::Exact,
+            io_threads: 1,
         }
     }
 }

@@ -59,21 +59,63 @@ pub enum ConnectError {
     /// not stop the server: its channels fail until it returns).
     #[error("no Redis node reachable: {0}")]
     NoNodeReachable(String),
+    /// The backend's own runtime could not be started.
+    #[error("cannot start the Redis I/O runtime: {0}")]
+    Runtime(std::io::Error),
 }
 
-/// The Redis backend. Cheap to share behind an `Arc`; dropping it stops its tasks.
+/// The Redis backend. Share it behind an `Arc`; dropping it stops its tasks.
 pub struct RedisBackend {
     nodes: Vec<Arc<Node>>,
     ring: Rendezvous,
     channel_max_length: usize,
     trim_slack: usize,
+    /// The backend's own I/O runtime when built with [`RedisBackend::start`].
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl RedisBackend {
+    /// Like [`RedisBackend::connect`], but on a runtime of its own (`limits.io_threads` threads
+    /// named `cobra-redis`) that lives as long as the backend, so it can be built before the
+    /// server's runtime exists and handed to it. Blocks until every node had its first
+    /// connection attempt (at most `connect_timeout`). Safe to call from any thread.
+    pub fn start(
+        urls: &str,
+        password: Option<&str>,
+        channel_max_length: usize,
+        limits: RedisLimits,
+    ) -> Result<Self, ConnectError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(limits.io_threads.max(1))
+            .thread_name("cobra-redis")
+            .enable_all()
+            .build()
+            .map_err(ConnectError::Runtime)?;
+        // A helper thread, so that calling this from inside another runtime cannot panic.
+        let connected = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    runtime.block_on(Self::connect(urls, password, channel_max_length, limits))
+                })
+                .join()
+        });
+        let mut backend = match connected {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(ConnectError::Runtime(std::io::Error::other(
+                    "the Redis connect thread panicked",
+                )));
+            }
+        };
+        backend.runtime = Some(runtime);
+        Ok(backend)
+    }
+
     /// Parses `urls` (`;`-separated `redis://[:password@]host[:port][/db]`; `password` applies to
     /// URLs without one), starts one supervisor per node and waits for each node's first
     /// connection attempt. Fails only when the list is invalid or no node at all answers.
-    /// Must be called inside a tokio runtime.
+    /// The backend's connections and tasks run on the calling tokio runtime, which must outlive
+    /// the backend.
     pub async fn connect(
         urls: &str,
         password: Option<&str>,
@@ -83,12 +125,13 @@ impl RedisBackend {
         let addrs = NodeAddr::parse_list(urls, password)?;
         let limits = Arc::new(limits);
         let ring = Rendezvous::new(addrs.iter().map(NodeAddr::identity));
+        let runtime = tokio::runtime::Handle::current();
         let nodes: Vec<Arc<Node>> = addrs
             .into_iter()
-            .map(|a| Node::new(a, Arc::clone(&limits)))
+            .map(|a| Node::new(a, Arc::clone(&limits), runtime.clone()))
             .collect();
         for node in &nodes {
-            tokio::spawn(Arc::clone(node).supervise());
+            node.spawn(Arc::clone(node).supervise());
         }
         for node in &nodes {
             node.first_attempt().await;
@@ -98,6 +141,7 @@ impl RedisBackend {
             ring,
             channel_max_length,
             trim_slack: limits.trim.slack(channel_max_length),
+            runtime: None,
         };
         if !backend.nodes.iter().any(|n| n.is_connected()) {
             let names: Vec<&str> = backend.nodes.iter().map(|n| n.name()).collect();
@@ -260,6 +304,10 @@ impl Drop for RedisBackend {
     fn drop(&mut self) {
         for node in &self.nodes {
             node.shutdown();
+        }
+        if let Some(runtime) = self.runtime.take() {
+            // Never blocks, so dropping the backend inside another runtime is fine.
+            runtime.shutdown_background();
         }
     }
 }

@@ -124,14 +124,17 @@ pub struct Node {
     generations: AtomicU64,
     /// Connection attempts made so far (success or not), so start-up can wait for the first.
     attempts: tokio::sync::watch::Sender<u64>,
+    /// The runtime the node's connections and background tasks run on.
+    runtime: tokio::runtime::Handle,
     /// This server's subscriptions on the node.
     pub(crate) hub: Hub,
 }
 
 impl Node {
-    /// A node, not yet connected: call [`Node::supervise`] in a task.
-    pub fn new(addr: NodeAddr, limits: Arc<RedisLimits>) -> Arc<Self> {
+    /// A node, not yet connected: call [`Node::supervise`] in a task on `runtime`.
+    pub fn new(addr: NodeAddr, limits: Arc<RedisLimits>, runtime: tokio::runtime::Handle) -> Arc<Self> {
         Arc::new(Node {
+            runtime,
             name: addr.to_string(),
             permits: Semaphore::new(limits.max_in_flight),
             hub: Hub::new(limits.catch_up_buffer),
@@ -149,6 +152,11 @@ impl Node {
     /// `redis://host:port/db`.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Runs `task` on the node's runtime.
+    pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.runtime.spawn(task);
     }
 
     /// The limits in force.
