@@ -116,10 +116,9 @@ fn every_split_point() {
         })),
     ];
     // Every 2-way split, and byte-at-a-time feeding of the small prefix.
-    for split in (0..bytes.len())
-        .step_by(if bytes.len() > 2000 { 97 } else { 1 })
-        .chain(0..200)
-    {
+    // Byte by byte over the small frames and the big frames' headers, then sparser.
+    let dense = 700;
+    for split in (0..dense).chain((dense..bytes.len()).step_by(997)) {
         let mut s = server();
         let mut buf = BytesMut::new();
         let mut got = Vec::new();
@@ -302,15 +301,19 @@ fn round_trip(client_role: Role, deflate: Option<Negotiated>, limits: Limits, ms
 }
 
 fn sample() -> Vec<Message> {
+    sample_sized(200_000, 40_000)
+}
+
+fn sample_sized(binary: u32, text_reps: usize) -> Vec<Message> {
     vec![
         Message::Text(
             r#"{"action":"rtm/publish","id":1,"body":{"channel":"c","message":{"fps":30}}}"#.into(),
         ),
         Message::Text(String::new()),
         Message::Binary(vec![]),
-        Message::Binary((0..200_000u32).map(|i| (i % 251) as u8).collect()),
+        Message::Binary((0..binary).map(|i| (i % 251) as u8).collect()),
         Message::Ping(b"p".to_vec()),
-        Message::Text("é".repeat(40_000)),
+        Message::Text("é".repeat(text_reps)),
         Message::Pong(vec![]),
         Message::Close(Some(CloseFrame {
             code: 1000,
@@ -347,7 +350,7 @@ fn encode_decode_with_deflate_every_variant() {
                 level: 6,
             };
             for role in [Role::Client, Role::Server] {
-                round_trip(role, Some(n), limits, &sample());
+                round_trip(role, Some(n), limits, &sample_sized(30_000, 5_000));
             }
         }
     }
@@ -387,24 +390,82 @@ fn deflate_sets_rsv1_on_first_frame_only() {
     assert_eq!(decode_err(&mut rx, &bytes), WsError::ReservedBits);
 }
 
+/// Packs bits LSB-first, as DEFLATE does.
+struct Bits {
+    out: Vec<u8>,
+    acc: u32,
+    n: u32,
+}
+
+impl Bits {
+    fn put(&mut self, value: u32, n: u32) {
+        self.acc |= value << self.n;
+        self.n += n;
+        while self.n >= 8 {
+            self.out.push(self.acc as u8);
+            self.acc >>= 8;
+            self.n -= 8;
+        }
+    }
+    /// Huffman codes go MSB first.
+    fn code(&mut self, code: u32, n: u32) {
+        self.put(code.reverse_bits() >> (32 - n), n);
+    }
+}
+
+/// A hand-built raw DEFLATE stream inflating to `n` zero bytes (one fixed-Huffman
+/// block of literal 0 + <258, distance 1> copies), ending like a permessage-deflate
+/// message (empty stored block with its `00 00 ff ff` stripped). Independent of
+/// our compressor, and built in milliseconds even for 100 MB.
+fn zero_bomb(n: usize) -> Vec<u8> {
+    let mut b = Bits {
+        out: Vec::new(),
+        acc: 0,
+        n: 0,
+    };
+    b.put(0, 1); // BFINAL = 0
+    b.put(1, 2); // BTYPE = fixed Huffman
+    b.code(0x30, 8); // literal 0
+    for _ in 0..(n - 1) / 258 {
+        b.code(0xC5, 8); // length 258 (symbol 285)
+        b.code(0, 5); // distance 1
+    }
+    for _ in 0..(n - 1) % 258 {
+        b.code(0x30, 8);
+    }
+    b.code(0, 7); // end of block
+    b.put(0, 3); // empty stored block header, then byte-align
+    if b.n > 0 {
+        b.put(0, 8 - b.n);
+    }
+    b.out
+}
+
+#[test]
+fn hand_built_stream_inflates_when_small() {
+    let mut rx = Codec::new(Role::Server, Limits::default(), Some(Negotiated::default()));
+    let m = decode_all(&mut rx, &cframe(0xC2, &zero_bomb(5000))).unwrap();
+    assert_eq!(m, vec![Message::Binary(vec![0; 5000])]);
+}
+
 #[test]
 fn deflate_bomb_fails_fast() {
-    // 100 MB of zeros, compressed by our own deflater (server role sends unmasked).
-    let mut tx = Codec::new(
-        Role::Client,
-        Limits {
-            fragment_size: usize::MAX,
-            ..Limits::default()
-        },
-        Some(Negotiated::default()),
-    );
-    let mut wire = Vec::new();
-    tx.encode_binary(&vec![0u8; 100 << 20], &mut wire);
-    assert!(wire.len() < (1 << 20), "{}", wire.len());
-    let mut rx = Codec::new(Role::Server, Limits::default(), Some(Negotiated::default()));
-    let err = decode_err(&mut rx, &wire);
-    assert_eq!(err, WsError::MessageTooBig { max: 1 << 20 });
-    assert_eq!(err.close_code(), 1009);
+    // 100 MB of zeros in about 630 KB.
+    let bomb = zero_bomb(100 << 20);
+    assert!(bomb.len() < 700_000, "{}", bomb.len());
+    for fragment in [bomb.len(), 4096] {
+        let mut wire = Vec::new();
+        let chunks: Vec<&[u8]> = bomb.chunks(fragment).collect();
+        for (i, c) in chunks.iter().enumerate() {
+            let fin = if i + 1 == chunks.len() { 0x80 } else { 0 };
+            let op = if i == 0 { 0x42 } else { 0x00 };
+            wire.extend(cframe(fin | op, c));
+        }
+        let mut rx = Codec::new(Role::Server, Limits::default(), Some(Negotiated::default()));
+        let err = decode_err(&mut rx, &wire);
+        assert_eq!(err, WsError::MessageTooBig { max: 1 << 20 });
+        assert_eq!(err.close_code(), 1009);
+    }
 }
 
 #[test]

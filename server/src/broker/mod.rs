@@ -11,7 +11,6 @@ pub mod mailbox;
 pub mod memory;
 pub mod redis;
 pub mod session;
-pub mod standin;
 pub mod stats;
 
 use std::collections::HashMap;
@@ -26,7 +25,7 @@ pub use mailbox::{Mailbox, Subscriber};
 pub use memory::MemoryBackend;
 pub use session::{Flow, PduSink, Session};
 
-use standin::config::AppsConfig;
+use crate::config::AppsConfig;
 use stats::Stats;
 
 /// The close code asking a client to go away (server shutdown).

@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 use super::backend::{ChannelKey, StartAt};
 use super::mailbox::{Delivery, Mailbox, Subscriber};
 use cobra_wire::Position;
-use super::standin::config::channel_builder;
+use crate::config::channel_builder;
 use crate::streamsql::{Outcome, Query};
 use super::stats::RoleCounters;
 use super::{Broker, CLOSE_NORMAL};
@@ -527,7 +527,8 @@ impl Session {
         sink: &mut (dyn PduSink + Send),
     ) -> Result<Option<String>, Refusal> {
         let b: SubscribeBody = parse_body(body)?;
-        let (filter, channel) = match &b.filter {
+        // The Python client sends `"filter": ""` for "no filter".
+        let (filter, channel) = match b.filter.as_deref().filter(|f| !f.trim().is_empty()) {
             Some(sql) => {
                 let q = Query::parse(sql)
                     .map_err(|e| Refusal::new("invalid_filter", format!("invalid filter: {e}")))?;

@@ -1,10 +1,82 @@
 //! `cobra run`: the broker.
 
+use crate::config::ServerOptions;
+use crate::net::Server;
+
 /// Options of `cobra run`.
 #[derive(Debug, clap::Args)]
-pub struct RunArgs {}
+pub struct RunArgs {
+    /// Every server option (each with its `COBRA_*` env var).
+    #[command(flatten)]
+    pub options: ServerOptions,
+}
 
-pub fn run(_args: RunArgs) -> i32 {
-    eprintln!("cobra run: not implemented yet");
-    2
+/// Sets up `tracing` output: `RUST_LOG` wins; otherwise `info` (every PDU is logged at info
+/// level only with `--verbose`).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Runs the broker until SIGINT or SIGTERM; returns the exit status (0 after a clean stop).
+pub fn run(args: RunArgs) -> i32 {
+    init_tracing();
+    let settings = match args.options.into_settings() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cobra run: {e}");
+            return 2;
+        }
+    };
+    let loaded = match settings.load_apps_config() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("cobra run: {e}");
+            return 2;
+        }
+    };
+    if let Some(created) = &loaded.created {
+        println!("{created}");
+    }
+    if !settings.redis_urls.is_empty() {
+        eprintln!("cobra run: the Redis backend is not available in this build yet; run without --redis for the embedded backend");
+        return 2;
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cobra run: cannot start: {e}");
+            return 1;
+        }
+    };
+    // Install the signal handlers before announcing readiness, so an early SIGTERM is handled.
+    let signals = runtime.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok::<_, std::io::Error>((signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?))
+    });
+    let (mut sigint, mut sigterm) = match signals {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cobra run: cannot install signal handlers: {e}");
+            return 1;
+        }
+    };
+    let source = loaded.source.to_string();
+    let handle = match Server::start(settings, loaded.config) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("cobra run: {e}");
+            return 1;
+        }
+    };
+    println!("cobra {} listening on ws://{} (apps config: {source})", env!("CARGO_PKG_VERSION"), handle.local_addr());
+    let which = runtime.block_on(async {
+        tokio::select! {
+            _ = sigint.recv() => "SIGINT",
+            _ = sigterm.recv() => "SIGTERM",
+        }
+    });
+    tracing::info!(signal = which, "stopping");
+    handle.shutdown();
+    0
 }

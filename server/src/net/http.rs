@@ -38,7 +38,8 @@ pub fn route(req: &Request, broker: &Broker, at_capacity: bool) -> Route {
     let path = req.path.trim_end_matches('/');
     if !req.upgrade_requested {
         match path {
-            "/health" => return text(200, "OK", "OK"),
+            // The Python health check compares the body with "OK\n".
+            "/health" => return text(200, "OK", "OK\n"),
             "/version" => return text(200, "OK", VERSION),
             "/metrics" => {
                 let body = broker.stats.prometheus(broker);

@@ -21,8 +21,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::broker::standin::config::AppsConfig;
-use crate::broker::standin::options::{ServerSettings, TlsFiles};
+use crate::config::options::TlsFiles;
+use crate::config::{AppsConfig, ServerSettings};
 use crate::broker::{Backend, Broker, BrokerLimits, BrokerSettings, CLOSE_GOING_AWAY, MemoryBackend};
 
 /// How long shutdown waits for connections to finish their close handshake.

@@ -7,8 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use cobra_server::broker::standin::config::{App, AppsConfig, Permissions, Role};
-use cobra_server::broker::standin::options::{Limits, ServerSettings};
+use cobra_server::config::{AppsConfig, ConfigSource, Limits, ServerSettings};
 use cobra_server::net::{Server, ServerHandle};
 use cobra_wire::handshake::{self, ClientRequestParams, Response};
 use cobra_wire::pmd::{self, PmdConfig};
@@ -21,28 +20,24 @@ pub const WAIT: Duration = Duration::from_secs(10);
 pub const SECRET: &str = "0123456789abcdef0123456789abcdef";
 pub const ALL: [&str; 7] = ["publish", "subscribe", "unsubscribe", "read", "write", "delete", "admin"];
 
-fn role(perms: &[&str]) -> Role {
-    Role { secret: SECRET.into(), permissions: Permissions(perms.iter().map(|p| p.to_string()).collect()) }
-}
-
-/// Apps: `app1`, `app2` (role `all`: every permission, `sub`: subscribe only, `pub`: publish
-/// only), `_stats` (role `stats`).
+/// Apps `app1`, `app2`, `_stats`, each with roles `all` (every permission), `stats` (every
+/// permission), `sub` (subscribe + unsubscribe), `pub` (publish only); secret [`SECRET`].
 pub fn apps(channel_max_length: usize) -> AppsConfig {
-    let mut cfg = AppsConfig { channel_max_length, ..Default::default() };
-    for name in ["app1", "app2", "_stats"] {
-        let mut app = App::default();
-        app.roles.insert("all".into(), role(&ALL));
-        app.roles.insert("stats".into(), role(&ALL));
-        app.roles.insert("sub".into(), role(&["subscribe", "unsubscribe"]));
-        app.roles.insert("pub".into(), role(&["publish"]));
-        cfg.apps.insert(name.into(), app);
+    let mut yaml = String::from("apps:\n");
+    for app in ["app1", "app2", "_stats"] {
+        yaml.push_str(&format!(
+            "  {app}:\n    roles:\n      all: {{secret: {SECRET}, permissions: [{all}]}}\n      stats: {{secret: {SECRET}, permissions: [{all}]}}\n      sub: {{secret: {SECRET}, permissions: [subscribe, unsubscribe]}}\n      pub: {{secret: {SECRET}, permissions: [publish]}}\n",
+            all = ALL.join(", ")
+        ));
     }
-    cfg
+    yaml.push_str(&format!("channel_max_length: {channel_max_length}\n"));
+    AppsConfig::from_yaml(&yaml).expect("test apps config")
 }
 
 pub fn settings() -> ServerSettings {
     ServerSettings {
         addr: "127.0.0.1:0".parse().unwrap(),
+        apps_config: ConfigSource::Content(String::new()),
         redis_urls: vec![],
         redis_password: None,
         channel_max_length: None,

@@ -1,0 +1,681 @@
+//! Interop: the original Python `cobras` 2.9.137 client against our server.
+//!
+//! The peer is installed by `scripts/install-peers.sh` into `.tools/cobras-venv`. Without it
+//! these tests print `SKIPPED` and pass, except under `CI=true` where they fail: CI must
+//! run them.
+//!
+//! Each test starts our `cobra run` on a free port with a fresh apps config, runs Python
+//! commands against it with a deadline (the Python client retries forever on most errors,
+//! so a broken server would otherwise hang the test), and kills everything on drop.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use cobra_server::config::AppsConfig;
+
+const SERVER_START_TIMEOUT: Duration = Duration::from_secs(20);
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The Python `cobra` executable, or `None` (after saying so loudly) when it is not installed.
+fn python_cobra() -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/cobras-venv/bin/cobra");
+    if path.exists() {
+        return Some(path);
+    }
+    let msg = format!(
+        "Python cobras peer not found at {}: run scripts/install-peers.sh",
+        path.display()
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{msg} (required under CI=true)");
+    }
+    eprintln!("SKIPPED: {msg}");
+    None
+}
+
+/// A command with no inherited `COBRA_*` variable (the Python client reads several, e.g.
+/// `COBRA_VERBOSE`, `COBRA_PORT`, `COBRA_APPS_CONFIG`) and `HOME` set to `home`.
+fn clean_command(program: &Path, home: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("COBRA_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.env("HOME", home).env("PYTHONUNBUFFERED", "1");
+    cmd
+}
+
+/// A child process killed and reaped on drop.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Collects a pipe in the background.
+fn collect(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+/// What a finished (or timed out and killed) command printed.
+#[derive(Debug)]
+struct Run {
+    status: Option<ExitStatus>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn success(&self) -> bool {
+        self.status.is_some_and(|s| s.success())
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let status = match self.status {
+            Some(s) => s.to_string(),
+            None => format!("killed after {COMMAND_TIMEOUT:?}"),
+        };
+        write!(
+            f,
+            "status: {status}\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `cmd` to completion, killing it at `timeout`.
+fn run_with_deadline(mut cmd: Command, timeout: Duration) -> Run {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = Guard(cmd.spawn().expect("spawn"));
+    let stdout = collect(child.0.stdout.take().expect("piped stdout"));
+    let stderr = collect(child.0.stderr.take().expect("piped stderr"));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("try_wait") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            break None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    drop(child); // kills if still running, which closes the pipes
+    Run {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
+}
+
+/// A free TCP port on loopback.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// Waits until `port` accepts connections; panics with `log()` if `process` exits first or
+/// the deadline passes.
+fn wait_listening(process: &mut Child, port: u16, what: &str, log: impl Fn() -> String) {
+    let deadline = Instant::now() + SERVER_START_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = process.try_wait() {
+            panic!("{what} exited early ({status})\n{}", log());
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "{what} did not listen on port {port} within {SERVER_START_TIMEOUT:?}\n{}",
+                log()
+            );
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The server under test on a free port with a fresh default apps config, killed on drop.
+///
+/// Normally our `cobra run`. With `INTEROP_SERVER=reference` (and `redis-server` on the
+/// PATH) it is the Python reference server instead: a check of these tests themselves,
+/// since every assertion must hold against the original.
+struct Server {
+    _processes: Vec<Guard>,
+    port: u16,
+    config: AppsConfig,
+    dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(python_cobra: &Path) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = AppsConfig::default_generated();
+        // Where the server reads it, and where the Python client looks for its defaults.
+        let config_path = dir.path().join(".cobra.yaml");
+        std::fs::write(&config_path, config.to_yaml()).expect("write config");
+        let port = free_port();
+        let log_file = |name| std::fs::File::create(dir.path().join(name)).expect("log file");
+        let log_of = |dir: &Path| {
+            let dir = dir.to_owned();
+            move || {
+                let read = |name| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+                format!(
+                    "--- server stdout\n{}\n--- server stderr\n{}",
+                    read("server.stdout"),
+                    read("server.stderr")
+                )
+            }
+        };
+        let mut processes = Vec::new();
+        let reference = std::env::var("INTEROP_SERVER").is_ok_and(|v| v == "reference");
+        let mut cmd = if reference {
+            let redis_port = free_port();
+            let mut redis = Command::new("redis-server");
+            redis
+                .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let mut redis = Guard(redis.spawn().expect("spawn redis-server"));
+            wait_listening(&mut redis.0, redis_port, "redis-server", String::new);
+            processes.push(redis);
+            let mut cmd = clean_command(python_cobra, dir.path());
+            cmd.args(["run", "--host", "127.0.0.1", "--port", &port.to_string()])
+                .arg("--redis_urls")
+                .arg(format!("redis://127.0.0.1:{redis_port}"))
+                .arg("--apps_config_path")
+                .arg(&config_path);
+            cmd
+        } else {
+            let mut cmd = clean_command(Path::new(env!("CARGO_BIN_EXE_cobra")), dir.path());
+            cmd.args(["run", "--host", "127.0.0.1", "--port", &port.to_string()])
+                .arg("--apps-config")
+                .arg(&config_path);
+            cmd
+        };
+        cmd.stdin(Stdio::null())
+            .stdout(log_file("server.stdout"))
+            .stderr(log_file("server.stderr"));
+        let mut process = Guard(cmd.spawn().expect("spawn the server"));
+        wait_listening(&mut process.0, port, "the server", log_of(dir.path()));
+        processes.push(process);
+        Server {
+            _processes: processes,
+            port,
+            config,
+            dir,
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+
+    /// `--endpoint E --appkey A --rolename R --rolesecret S` for the default role of `appkey`.
+    fn credentials(&self, appkey: &str) -> Vec<String> {
+        let role_name = &appkey[1..];
+        let role = self.config.app(appkey).and_then(|a| a.role(role_name));
+        let secret = role.expect("default app").secret.clone();
+        vec![
+            "--endpoint".into(),
+            self.endpoint(),
+            "--appkey".into(),
+            appkey.into(),
+            "--rolename".into(),
+            role_name.into(),
+            "--rolesecret".into(),
+            secret,
+        ]
+    }
+
+    /// The Python `cobra` with `args`, HOME in the server's temp dir.
+    fn python(&self, cobra: &Path, args: &[&str]) -> Command {
+        let mut cmd = clean_command(cobra, self.dir.path());
+        cmd.args(args);
+        cmd
+    }
+
+    fn log(&self) -> String {
+        let read = |name| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        format!(
+            "--- server stdout\n{}\n--- server stderr\n{}",
+            read("server.stdout"),
+            read("server.stderr")
+        )
+    }
+}
+
+/// Runs a Python client command to completion and returns what it printed.
+fn python_run(server: &Server, cobra: &Path, command: &str, extra: &[&str], appkey: &str) -> Run {
+    let creds = server.credentials(appkey);
+    let mut args: Vec<&str> = vec![command];
+    args.extend(creds.iter().map(String::as_str));
+    args.extend_from_slice(extra);
+    run_with_deadline(server.python(cobra, &args), COMMAND_TIMEOUT)
+}
+
+#[test]
+fn python_peer_runs_and_shares_our_config_format() {
+    let Some(cobra) = python_cobra() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let version = run_with_deadline(
+        {
+            let mut c = clean_command(&cobra, home.path());
+            c.arg("--version");
+            c
+        },
+        COMMAND_TIMEOUT,
+    );
+    assert!(version.success(), "{version}");
+    assert!(version.stdout.contains("2.9.137"), "{version}");
+
+    // Their `cobra init` output loads in our config parser...
+    let init = run_with_deadline(
+        {
+            let mut c = clean_command(&cobra, home.path());
+            c.arg("init");
+            c
+        },
+        COMMAND_TIMEOUT,
+    );
+    assert!(init.success(), "{init}");
+    let theirs = std::fs::read_to_string(home.path().join(".cobra.yaml")).unwrap();
+    let parsed = AppsConfig::from_yaml(&theirs).expect("the Python config parses");
+    for appkey in ["_health", "_stats", "_admin", "_pubsub"] {
+        let role = parsed.app(appkey).and_then(|a| a.role(&appkey[1..]));
+        assert!(
+            role.is_some_and(|r| r.permissions.allows("rtm/publish")),
+            "{appkey}"
+        );
+    }
+
+    // ...and ours gives the Python client its default credentials.
+    let ours = AppsConfig::default_generated();
+    let path = home.path().join("ours.yaml");
+    std::fs::write(&path, ours.to_yaml()).unwrap();
+    let python = cobra.with_file_name("python");
+    let script = "import sys; from cobras.common.apps_config import AppsConfig; \
+                  c = AppsConfig(sys.argv[1]); \
+                  print(c.getDefaultRoleForApp('pubsub'), c.getDefaultSecretForApp('pubsub'))";
+    let read = run_with_deadline(
+        {
+            let mut c = clean_command(&python, home.path());
+            c.args(["-c", script]).arg(&path);
+            c
+        },
+        COMMAND_TIMEOUT,
+    );
+    assert!(read.success(), "{read}");
+    let secret = &ours.apps["_pubsub"].roles["pubsub"].secret;
+    assert_eq!(read.stdout.trim(), format!("pubsub {secret}"), "{read}");
+}
+
+#[test]
+fn python_health_check_passes() {
+    let Some(cobra) = python_cobra() else { return };
+    let server = Server::start(&cobra);
+    let run = python_run(&server, &cobra, "health", &[], "_health");
+    assert!(
+        run.stdout.contains("System is healthy") && !run.stdout.contains("unhealthy"),
+        "cobra health against our server:\n{run}\n{}",
+        server.log()
+    );
+}
+
+#[test]
+fn python_health_check_with_http_check() {
+    let Some(cobra) = python_cobra() else { return };
+    let server = Server::start(&cobra);
+    // `--http_extra_check` also GETs /health/ and wants exactly `OK\n`.
+    let run = python_run(
+        &server,
+        &cobra,
+        "health",
+        &["--http_extra_check"],
+        "_health",
+    );
+    assert!(
+        run.stdout.contains("System is healthy") && !run.stdout.contains("unhealthy"),
+        "cobra health --http_extra_check against our server:\n{run}\n{}",
+        server.log()
+    );
+}
+
+#[test]
+fn python_write_then_read() {
+    let Some(cobra) = python_cobra() else { return };
+    let server = Server::start(&cobra);
+    let write = python_run(
+        &server,
+        &cobra,
+        "write",
+        &["--channel", "kv_interop", "--data", "hello-from-python"],
+        "_pubsub",
+    );
+    assert!(
+        write.success() && !write.stderr.contains("Action error"),
+        "cobra write:\n{write}\n{}",
+        server.log()
+    );
+    let read = python_run(
+        &server,
+        &cobra,
+        "read",
+        &["--channel", "kv_interop"],
+        "_pubsub",
+    );
+    assert!(
+        read.success()
+            && read
+                .stdout
+                .contains("handler received message hello-from-python"),
+        "cobra read:\n{read}\n{}",
+        server.log()
+    );
+    // A key never written reads as null (None in Python).
+    let read = python_run(
+        &server,
+        &cobra,
+        "read",
+        &["--channel", "kv_never_written"],
+        "_pubsub",
+    );
+    assert!(
+        read.success() && read.stdout.contains("handler received message None"),
+        "cobra read of a missing key:\n{read}\n{}",
+        server.log()
+    );
+}
+
+#[test]
+fn python_admin_get_connections() {
+    let Some(cobra) = python_cobra() else { return };
+    let server = Server::start(&cobra);
+    let run = python_run(
+        &server,
+        &cobra,
+        "admin",
+        &["--action", "get_connections"],
+        "_admin",
+    );
+    // The admin client's own connection is open while it asks.
+    let count = run.stdout.lines().find_map(|l| {
+        l.strip_prefix('#')?
+            .strip_suffix(" connection(s)")?
+            .parse::<usize>()
+            .ok()
+    });
+    assert!(
+        run.success() && count.is_some_and(|n| n >= 1),
+        "cobra admin:\n{run}\n{}",
+        server.log()
+    );
+}
+
+#[test]
+fn python_monitor_once_reads_our_stats() {
+    let Some(cobra) = python_cobra() else { return };
+    let server = Server::start(&cobra);
+    // --unsafe: fail instead of retrying forever if the stats PDU is not what it expects.
+    let run = python_run(
+        &server,
+        &cobra,
+        "monitor",
+        &["--once", "--unsafe"],
+        "_stats",
+    );
+    assert!(
+        run.success() && run.stdout.contains("Nodes") && run.stdout.contains("connections"),
+        "cobra monitor --once:\n{run}\n{}",
+        server.log()
+    );
+}
+
+/// Lines of a running child's stderr, delivered through a channel.
+fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().expect("piped stderr");
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Reads lines until `done` says so or the deadline passes; returns every line read and
+/// whether `done` was reached.
+fn read_until(
+    rx: &mpsc::Receiver<String>,
+    timeout: Duration,
+    mut done: impl FnMut(&str) -> bool,
+) -> (Vec<String>, bool) {
+    let deadline = Instant::now() + timeout;
+    let mut lines = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let finished = done(&line);
+                lines.push(line);
+                if finished {
+                    return (lines, true);
+                }
+            }
+            Err(_) => return (lines, false),
+        }
+    }
+}
+
+/// The `<position>` of a line `... at position <position>`.
+fn logged_position(line: &str) -> Option<&str> {
+    let (_, position) = line.rsplit_once(" at position ")?;
+    Some(position.trim())
+}
+
+/// The value of the `'n': <int>` entry of a message the Python subscriber logged
+/// (`{'data.fps': 12, 'n': 3} at position ...`).
+fn logged_n(line: &str) -> Option<u64> {
+    if !line.contains(" at position ") {
+        return None;
+    }
+    let rest = &line[line.find("'n': ")? + 5..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+#[test]
+fn python_publish_and_filtered_subscribe() {
+    let Some(cobra) = python_cobra() else { return };
+    let server = Server::start(&cobra);
+    let channel = "interop_fps";
+
+    // Subscriber first (no position: only new messages), verbose so messages reach stderr.
+    let sql = format!("select data.fps,n from `{channel}` where data.fps < 30");
+    let creds = server.credentials("_pubsub");
+    let mut cmd = server.python(&cobra, &["-v", "subscribe"]);
+    cmd.args(&creds)
+        .args([
+            "--channel",
+            channel,
+            "--stream_sql",
+            &sql,
+            "--disable_debug_memory",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut subscriber = Guard(cmd.spawn().expect("spawn python subscriber"));
+    let rx = stderr_lines(&mut subscriber.0);
+    let (lines, subscribed) = read_until(&rx, COMMAND_TIMEOUT, |l| l.contains("rtm/subscribe/ok"));
+    assert!(
+        subscribed,
+        "the Python subscriber never got rtm/subscribe/ok:\n{}\n{}",
+        lines.join("\n"),
+        server.log()
+    );
+
+    // 12 events, fps 20..=31 cycling, n = 0..; the last (n = 99) also matches: once it
+    // arrives, everything published before it has been delivered or filtered out.
+    let mut events: Vec<(u64, u64)> = (0..12)
+        .map(|n| (n, [20, 35, 29, 30, 31, 5][n as usize % 6]))
+        .collect();
+    events.push((99, 1));
+    let path = write_events(server.dir.path(), "events.jsonl", &events);
+    let publish = python_run(
+        &server,
+        &cobra,
+        "publish",
+        &[
+            "--channel",
+            channel,
+            "--path",
+            path.to_str().unwrap(),
+            "--delay",
+            "0",
+        ],
+        "_pubsub",
+    );
+    assert!(
+        publish.success(),
+        "cobra publish:\n{publish}\n{}",
+        server.log()
+    );
+
+    let (lines, complete) = read_until(&rx, COMMAND_TIMEOUT, |l| logged_n(l) == Some(99));
+    let received: Vec<u64> = lines.iter().filter_map(|l| logged_n(l)).collect();
+    let expected: Vec<u64> = events
+        .iter()
+        .filter(|(_, fps)| *fps < 30)
+        .map(|(n, _)| *n)
+        .collect();
+    assert!(
+        complete && received == expected,
+        "filtered subscribe: expected n = {expected:?}, got {received:?}\n--- subscriber stderr\n{}\n{}",
+        lines.join("\n"),
+        server.log()
+    );
+    // The projection keeps only the selected fields, keyed as written.
+    let first = lines
+        .iter()
+        .find(|l| logged_n(l).is_some())
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        first.contains("'data.fps': 20") && !first.contains("'device'"),
+        "projection as the reference does it ({{'data.fps': 20, 'n': 0}}): {first}"
+    );
+}
+
+/// Events `{"n": n, ...}` as a JSONL file for `cobra publish` (each line needs a numeric
+/// `timestamp`; equal ones mean no pause between lines).
+fn write_events(dir: &Path, name: &str, events: &[(u64, u64)]) -> PathBuf {
+    let jsonl: String = events
+        .iter()
+        .map(|(n, fps)| {
+            format!(
+                "{{\"id\":\"engine_fps_id\",\"timestamp\":1536270895637,\"n\":{n},\"device\":{{\"game\":\"wiso\"}},\"data\":{{\"fps\":{fps}}}}}\n"
+            )
+        })
+        .collect();
+    let path = dir.join(name);
+    std::fs::write(&path, jsonl).unwrap();
+    path
+}
+
+#[test]
+fn python_subscribe_from_position_with_batches() {
+    let Some(cobra) = python_cobra() else { return };
+    let server = Server::start(&cobra);
+    let channel = "interop_history";
+    let reference = std::env::var("INTEROP_SERVER").is_ok_and(|v| v == "reference");
+
+    // Published before anyone subscribes: only history can deliver them.
+    let events: Vec<(u64, u64)> = (0..7).map(|n| (n, 60)).collect();
+    let path = write_events(server.dir.path(), "history.jsonl", &events);
+    let publish = python_run(
+        &server,
+        &cobra,
+        "publish",
+        &[
+            "--channel",
+            channel,
+            "--path",
+            path.to_str().unwrap(),
+            "--delay",
+            "0",
+        ],
+        "_pubsub",
+    );
+    assert!(
+        publish.success(),
+        "cobra publish:\n{publish}\n{}",
+        server.log()
+    );
+
+    let creds = server.credentials("_pubsub");
+    let mut cmd = server.python(&cobra, &["-v", "subscribe"]);
+    cmd.args(&creds)
+        .args([
+            "--channel",
+            channel,
+            "--position",
+            "0-0",
+            "--batch_size",
+            "3",
+        ])
+        .arg("--disable_debug_memory")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut subscriber = Guard(cmd.spawn().expect("spawn python subscriber"));
+    let rx = stderr_lines(&mut subscriber.0);
+    // The reference holds a partial batch forever: it only ever sends the first 6. Ours
+    // flushes the 7th after a short delay.
+    let last = if reference { 5 } else { 6 };
+    let (lines, complete) = read_until(&rx, COMMAND_TIMEOUT, |l| logged_n(l) == Some(last));
+    let received: Vec<(u64, &str)> = lines
+        .iter()
+        .filter_map(|l| Some((logged_n(l)?, logged_position(l)?)))
+        .collect();
+    let ns: Vec<u64> = received.iter().map(|(n, _)| *n).collect();
+    assert!(
+        complete && ns == (0..=last).collect::<Vec<_>>(),
+        "subscribe from 0-0 with batch_size 3: got n = {ns:?}\n--- subscriber stderr\n{}\n{}",
+        lines.join("\n"),
+        server.log()
+    );
+    // Each batch's messages share the batch's position (the last one's): 3 + 3 (+ 1).
+    let mut sizes: Vec<usize> = Vec::new();
+    for (i, (_, position)) in received.iter().enumerate() {
+        if i > 0 && received[i - 1].1 == *position {
+            *sizes.last_mut().unwrap() += 1;
+        } else {
+            sizes.push(1);
+        }
+    }
+    let expected_sizes = if reference { vec![3, 3] } else { vec![3, 3, 1] };
+    assert_eq!(sizes, expected_sizes, "batches: {received:?}");
+}
