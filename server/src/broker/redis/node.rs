@@ -132,7 +132,11 @@ pub struct Node {
 
 impl Node {
     /// A node, not yet connected: call [`Node::supervise`] in a task on `runtime`.
-    pub fn new(addr: NodeAddr, limits: Arc<RedisLimits>, runtime: tokio::runtime::Handle) -> Arc<Self> {
+    pub fn new(
+        addr: NodeAddr,
+        limits: Arc<RedisLimits>,
+        runtime: tokio::runtime::Handle,
+    ) -> Arc<Self> {
         Arc::new(Node {
             runtime,
             name: addr.to_string(),
