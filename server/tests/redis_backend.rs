@@ -633,3 +633,42 @@ async fn approximate_trim_keeps_the_max_length_plus_a_slack() {
     let kept = collect(&mb, len).await;
     assert_eq!(numbers(&kept), (500 - len..500).collect::<Vec<_>>());
 }
+
+/// Two deployments on the same node with different namespaces share nothing, live or stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_keep_deployments_apart() {
+    let servers = spawn(1);
+    let with_ns = |ns: &str| RedisLimits {
+        namespace: ns.to_string(),
+        ..RedisLimits::default()
+    };
+    let prod = RedisBackend::connect(&servers[0].url(), None, 100, with_ns("prod"))
+        .await
+        .expect("connect");
+    let staging = RedisBackend::connect(&servers[0].url(), None, 100, with_ns("staging"))
+        .await
+        .expect("connect");
+    let k = ChannelKey::new("app", "same");
+    let (mb, s) = subscriber();
+    staging
+        .subscribe(&k, StartAt::After(Position::ZERO), s)
+        .await
+        .expect("subscribe");
+    prod.publish(&k, msg(1)).await.expect("publish");
+    prod.write(&k, "1".into()).await.expect("write");
+    staging.publish(&k, msg(2)).await.expect("publish");
+    assert_eq!(numbers(&collect(&mb, 1).await), vec![2]);
+    assert_quiet(&mb).await;
+    assert_eq!(staging.read(&k, None).await.expect("read"), None);
+    let mut c = servers[0].client();
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).expect("KEYS");
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "prod:h:app::same",
+            "prod:kv:app::same",
+            "staging:h:app::same"
+        ]
+    );
+}

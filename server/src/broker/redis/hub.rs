@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 use redis::Value;
 
-use super::keys;
+use super::keys::Layout;
 use super::node::{Node, NodeError};
 use super::scripts::{self, Entry, RawId};
 use crate::broker::backend::{Message, SubscribeAck};
@@ -73,6 +73,7 @@ struct Channel {
 
 /// The subscriptions of this server on one node.
 pub struct Hub {
+    layout: Layout,
     channels: Mutex<HashMap<Arc<str>, Channel>>,
     buffer_cap: usize,
     epochs: AtomicU64,
@@ -85,13 +86,20 @@ struct Replay {
 }
 
 impl Hub {
-    /// An empty hub holding up to `buffer_cap` live messages per subscription during a replay.
-    pub fn new(buffer_cap: usize) -> Self {
+    /// An empty hub for the channels of `layout`, holding up to `buffer_cap` live messages per
+    /// subscription during a replay.
+    pub fn new(layout: Layout, buffer_cap: usize) -> Self {
         Hub {
+            layout,
             channels: Mutex::new(HashMap::new()),
             buffer_cap: buffer_cap.max(1),
             epochs: AtomicU64::new(0),
         }
+    }
+
+    /// The Redis names in use.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
     }
 
     /// Channels with local subscribers.
@@ -107,7 +115,7 @@ impl Hub {
     /// only non-blocking work here.
     pub fn on_message(&self, data: &[Value]) {
         let [channel, payload] = data else { return };
-        let Some(key) = scripts::bytes(channel).and_then(keys::channel_of_live) else {
+        let Some(key) = scripts::bytes(channel).and_then(|c| self.layout.channel_of_live(c)) else {
             return;
         };
         let Some((id, raw)) = scripts::bytes(payload).and_then(scripts::split_live) else {
@@ -260,7 +268,7 @@ impl Hub {
             Some(ch) if ch.subscribed == Some(generation) && node.is_connected() => return Ok(()),
             Some(_) => {}
         }
-        let name = keys::live(key);
+        let name = node.hub.layout.live(key);
         let (generation, ()) = node
             .live(|mut c| async move { c.subscribe(name).await })
             .await?;
@@ -290,7 +298,7 @@ impl Hub {
                 return;
             }
         }
-        let name = keys::live(&key);
+        let name = node.hub.layout.live(&key);
         // A failure means the connection is going away, which unsubscribes it anyway.
         let _ = node
             .live(|mut c| async move { c.unsubscribe(name).await })
@@ -378,7 +386,7 @@ impl Hub {
         after: Option<Position>,
     ) -> Result<Replay, NodeError> {
         let page = node.limits().history_page.max(1);
-        let stream = keys::history(key);
+        let stream = node.hub.layout.history(key);
         let mut replay = Replay { first: None };
         let mut pos = after.unwrap_or_default();
         loop {

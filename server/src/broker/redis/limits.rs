@@ -24,7 +24,7 @@ impl Trim {
     }
 }
 
-/// Limits and timings of the Redis backend. The defaults suit a LAN deployment.
+/// Limits, timings and naming of the Redis backend. The defaults suit a LAN deployment.
 #[derive(Debug, Clone)]
 pub struct RedisLimits {
     /// Requests (publish, read, write, history pages...) one node may have waiting for a slot
@@ -55,6 +55,9 @@ pub struct RedisLimits {
     /// Worker threads of the backend's own runtime ([`super::RedisBackend::start`] only): they
     /// run the Redis connections and the local fan-out of live messages.
     pub io_threads: usize,
+    /// Prefix of every Redis name the backend uses (see [`super::keys`]). Servers sharing
+    /// channels must use the same one; different ones keep deployments apart on shared nodes.
+    pub namespace: String,
 }
 
 impl Default for RedisLimits {
@@ -71,6 +74,7 @@ impl Default for RedisLimits {
             catch_up_buffer: 4096,
             trim: Trim::Exact,
             io_threads: 1,
+            namespace: "cobra".to_string(),
         }
     }
 }

@@ -8,7 +8,7 @@
 //!   adding a node moves about `1/N` of the channels.
 //! - **Layout** ([`keys`]): per channel a history stream (`cobra:h:…`, the entry id is the
 //!   position `<ms>-<seq>`), a pub/sub channel (`cobra:p:…`) and a key/value stream of length
-//!   one (`cobra:kv:…`).
+//!   one (`cobra:kv:…`); `cobra` is the default namespace.
 //! - **Publish**: one `EVALSHA` per message (`XADD`, cap, `PUBLISH` in one atomic script),
 //!   acknowledged only after Redis answered. Concurrent publishes to a node share round trips on
 //!   its multiplexed connection ([`node`]); a node has a bounded number of requests in flight.
@@ -39,6 +39,7 @@ pub use self::node::{NodeError, NodeStatus};
 pub use self::url::{NodeAddr, UrlError};
 
 use self::hub::Hub;
+use self::keys::Layout;
 use self::node::Node;
 use self::shard::Rendezvous;
 use crate::broker::backend::{
@@ -70,6 +71,7 @@ pub struct RedisBackend {
     ring: Rendezvous,
     channel_max_length: usize,
     trim_slack: usize,
+    layout: Layout,
     /// The backend's own I/O runtime when built with [`RedisBackend::start`].
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -141,6 +143,7 @@ impl RedisBackend {
             ring,
             channel_max_length,
             trim_slack: limits.trim.slack(channel_max_length),
+            layout: Layout::new(&limits.namespace),
             runtime: None,
         };
         if !backend.nodes.iter().any(|n| n.is_connected()) {
@@ -183,7 +186,10 @@ impl RedisBackend {
         payload: Arc<str>,
     ) -> Result<Position, NodeError> {
         let node = self.node(channel_key);
-        let (stream, live) = (keys::history(channel_key), keys::live(channel_key));
+        let (stream, live) = (
+            self.layout.history(channel_key),
+            self.layout.live(channel_key),
+        );
         let (max, slack) = (self.channel_max_length, self.trim_slack);
         let reply: Value = node
             .command(|mut c| async move {
@@ -213,7 +219,7 @@ impl RedisBackend {
         value: Arc<str>,
     ) -> Result<Position, NodeError> {
         let node = self.node(channel_key);
-        let key = keys::value(channel_key);
+        let key = self.layout.value(channel_key);
         let reply: Value = node
             .command(|mut c| async move {
                 redis::cmd("XADD")
@@ -243,7 +249,7 @@ impl RedisBackend {
         let node = self.node(channel_key);
         let reply: Value = match at {
             None => {
-                let key = keys::value(channel_key);
+                let key = self.layout.value(channel_key);
                 node.command(|mut c| async move {
                     redis::cmd("XREVRANGE")
                         .arg(key)
@@ -257,7 +263,7 @@ impl RedisBackend {
                 .await?
             }
             Some(p) => {
-                let (key, id) = (keys::history(channel_key), p.to_string());
+                let (key, id) = (self.layout.history(channel_key), p.to_string());
                 node.command(|mut c| async move {
                     redis::cmd("XRANGE")
                         .arg(key)
@@ -276,7 +282,7 @@ impl RedisBackend {
     /// Deletes the channel's key/value entry.
     pub async fn delete_raw(&self, channel_key: &str) -> Result<(), NodeError> {
         let node = self.node(channel_key);
-        let key = keys::value(channel_key);
+        let key = self.layout.value(channel_key);
         let _: Value = node
             .command(|mut c| async move { redis::cmd("DEL").arg(key).query_async(&mut c).await })
             .await?;

@@ -28,6 +28,7 @@ use redis::{AsyncConnectionConfig, PushInfo, PushKind, RedisResult, Value};
 use tokio::sync::{Notify, Semaphore};
 
 use super::hub::Hub;
+use super::keys::Layout;
 use super::limits::RedisLimits;
 use super::scripts::ReplyError;
 use super::url::NodeAddr;
@@ -141,7 +142,7 @@ impl Node {
             runtime,
             name: addr.to_string(),
             permits: Semaphore::new(limits.max_in_flight),
-            hub: Hub::new(limits.catch_up_buffer),
+            hub: Hub::new(Layout::new(&limits.namespace), limits.catch_up_buffer),
             addr,
             limits,
             link: RwLock::new(Link::default()),
