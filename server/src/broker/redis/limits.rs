@@ -1,0 +1,80 @@
+//! Every bound and timing of the Redis backend, in one place.
+
+use std::time::Duration;
+
+/// How a history stream is capped on each publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Trim {
+    /// Exactly `channel_max_length` entries kept, like the embedded backend (the oldest entry
+    /// is cut on every publish once the stream is full).
+    #[default]
+    Exact,
+    /// Up to `channel_max_length` + 10% entries kept; the excess is cut in one batch, which
+    /// makes the cut cheaper per publish.
+    Approximate,
+}
+
+impl Trim {
+    /// Entries a stream may hold beyond `max_length` before it is cut.
+    pub fn slack(self, max_length: usize) -> usize {
+        match self {
+            Trim::Exact => 0,
+            Trim::Approximate => (max_length / 10).max(1),
+        }
+    }
+}
+
+/// Limits, timings and naming of the Redis backend. The defaults suit a LAN deployment.
+#[derive(Debug, Clone)]
+pub struct RedisLimits {
+    /// Requests (publish, read, write, history pages...) one node may have waiting for a slot
+    /// or for Redis's answer. Beyond it a request waits up to [`Self::queue_timeout`] and then
+    /// fails with "overloaded": a slow node gives back-pressure and errors, never an unbounded
+    /// queue.
+    pub max_in_flight: usize,
+    /// How long a request may wait for an in-flight slot.
+    pub queue_timeout: Duration,
+    /// How long Redis may take to answer one request before it fails as a timeout.
+    pub response_timeout: Duration,
+    /// TCP connect + handshake timeout.
+    pub connect_timeout: Duration,
+    /// First delay before reconnecting to a lost node (doubles up to [`Self::reconnect_max`]).
+    pub reconnect_min: Duration,
+    /// Longest delay between reconnection attempts: a returning node is back within it.
+    pub reconnect_max: Duration,
+    /// Interval of the liveness PING on each node's connections.
+    pub health_interval: Duration,
+    /// Entries read per `XRANGE` page when replaying history.
+    pub history_page: usize,
+    /// Live messages held per subscription while its history replays. When full, further
+    /// live messages are not kept and the replay reads them from the stream instead, so a
+    /// full buffer costs a round trip, not a message.
+    pub catch_up_buffer: usize,
+    /// How streams are capped.
+    pub trim: Trim,
+    /// Worker threads of the backend's own runtime ([`super::RedisBackend::start`] only): they
+    /// run the Redis connections and the local fan-out of live messages.
+    pub io_threads: usize,
+    /// Prefix of every Redis name the backend uses (see [`super::keys`]). Servers sharing
+    /// channels must use the same one; different ones keep deployments apart on shared nodes.
+    pub namespace: String,
+}
+
+impl Default for RedisLimits {
+    fn default() -> Self {
+        RedisLimits {
+            max_in_flight: 16 * 1024,
+            queue_timeout: Duration::from_millis(500),
+            response_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(1),
+            reconnect_min: Duration::from_millis(50),
+            reconnect_max: Duration::from_secs(1),
+            health_interval: Duration::from_secs(1),
+            history_page: 500,
+            catch_up_buffer: 4096,
+            trim: Trim::Exact,
+            io_threads: 1,
+            namespace: "cobra".to_string(),
+        }
+    }
+}
