@@ -259,7 +259,7 @@ impl Session {
         }
         self.pdus_out += 1;
         sink.send(&self.scratch);
-        if self.scratch.capacity() > 64 << 10 {
+        if self.scratch.capacity() > 4 << 10 {
             self.scratch = String::new();
         }
     }
@@ -835,7 +835,8 @@ impl Session {
                 }
             }
         }
-        if drained.capacity() <= 1024 {
+        // Keep a small drain buffer; a burst-sized one is released.
+        if drained.capacity() <= 64 {
             self.drained = drained;
         }
         if count > 0
