@@ -381,6 +381,25 @@ fn publish_rate_limit_refuses_the_excess() {
 }
 
 #[test]
+fn admins_reach_only_their_app_except_the_admin_app() {
+    let server = start();
+    let addr = server.local_addr();
+    let mut victim = Client::connect(addr, "app1");
+    let vid = victim.auth("sub", SECRET).unwrap()["connection_id"].clone();
+    let mut other = Client::authed(addr, "app2", "all");
+    let ids = other.request("admin/get_connections", json!({}))["body"]["connections"].clone();
+    assert!(!ids.as_array().unwrap().contains(&vid), "{ids}");
+    let r = other.request("admin/close_connection", json!({"connection_id": vid}));
+    assert_eq!(r["body"]["error"], "unknown_connection");
+    let mut root = Client::authed(addr, "_admin", "all");
+    let ids = root.request("admin/get_connections", json!({}))["body"]["connections"].clone();
+    assert!(ids.as_array().unwrap().contains(&vid), "{ids}");
+    let r = root.request("admin/close_connection", json!({"connection_id": vid}));
+    assert_eq!(r["action"], "admin/close_connection/ok");
+    assert_eq!(victim.expect_close(), 1000);
+}
+
+#[test]
 fn request_without_id_gets_an_id() {
     let server = start();
     let mut c = Client::connect(server.local_addr(), "app1");

@@ -136,7 +136,7 @@ async fn run_session<T: Transport>(
     shared: &Shared,
 ) {
     let broker = &shared.broker;
-    let (id, mailbox) = broker.register();
+    let (id, mailbox) = broker.register(appkey);
     tracing::info!(conn = %id, %peer, appkey, user_agent, deflate = codec.deflate().is_some(), "connection opened");
     let mut session = Session::new(
         Arc::clone(broker),
