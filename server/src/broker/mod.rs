@@ -95,6 +95,9 @@ pub const ADMIN_APPKEY: &str = "_admin";
 /// See [`STATS_APPKEY`].
 pub const STATS_CHANNEL: &str = "/stats";
 
+/// A registered connection: its appkey and its mailbox.
+type ConnectionEntry = (Arc<str>, Arc<Mailbox>);
+
 /// The shared state of one broker: apps, backend, live connections, counters.
 pub struct Broker {
     /// Settings.
@@ -106,7 +109,7 @@ pub struct Broker {
     /// Counters.
     pub stats: Stats,
     /// Live connections: id -> (appkey, mailbox).
-    connections: Mutex<HashMap<Box<str>, (Arc<str>, Arc<Mailbox>)>>,
+    connections: Mutex<HashMap<Box<str>, ConnectionEntry>>,
     next_id: AtomicU64,
     id_salt: u64,
     started: Instant,
