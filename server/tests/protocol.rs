@@ -410,3 +410,25 @@ fn request_without_id_gets_an_id() {
     assert_eq!(v["action"], "auth/handshake/ok");
     assert!(v.get("id").is_some());
 }
+
+#[test]
+fn ping_gets_pong_binary_json_works_and_binary_garbage_closes_1007() {
+    let server = start();
+    let mut c = Client::connect(server.local_addr(), "app1");
+    let mut out = Vec::new();
+    c.codec.encode_ping(b"hello", &mut out).unwrap();
+    c.send_raw(&out);
+    // The test client answers pings itself; read the raw pong here.
+    match c.recv() {
+        Ok(cobra_wire::ws::Message::Pong(p)) => assert_eq!(p, b"hello"),
+        other => panic!("expected pong, got {other:?}"),
+    }
+    out.clear();
+    c.codec.encode_binary(br#"{"action":"auth/handshake","id":5,"body":{"method":"role_secret","data":{"role":"all"}}}"#, &mut out);
+    c.send_raw(&out);
+    assert_eq!(c.recv_json()["action"], "auth/handshake/ok");
+    out.clear();
+    c.codec.encode_binary(&[0xff, 0xfe, 0x00], &mut out);
+    c.send_raw(&out);
+    assert_eq!(c.expect_close(), 1007);
+}

@@ -520,8 +520,17 @@ impl Session {
                 channels = channel_builder::apply(&app.channel_builder, channels, &value);
             }
         }
-        let mut seen = std::collections::HashSet::with_capacity(channels.len());
-        channels.retain(|c| seen.insert(c.clone()));
+        if channels.len() > 1 {
+            // Keep the first occurrence of each channel, in order (lists are short).
+            let mut i = 1;
+            while i < channels.len() {
+                if channels[..i].contains(&channels[i]) {
+                    channels.remove(i);
+                } else {
+                    i += 1;
+                }
+            }
+        }
         if channels.is_empty() {
             return Err(Refusal::new(
                 "missing_channel",
