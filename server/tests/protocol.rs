@@ -165,6 +165,14 @@ fn publish_errors() {
     assert_eq!(r["body"]["error"], "invalid_body");
     let r = c.request("rtm/publish", json!({"channels": [], "message": 1}));
     assert_eq!(r["body"]["error"], "missing_channel");
+    let many: Vec<String> = (0..10_000).map(|i| format!("c{i}")).collect();
+    let r = c.request("rtm/publish", json!({"channels": many, "message": 1}));
+    assert_eq!(r["body"]["error"], "too_many_channels");
+    let r = c.request(
+        "rtm/publish",
+        json!({"channels": ["a", "b", "a"], "channel": "b", "message": 1}),
+    );
+    assert_eq!(r["body"]["channels"], json!(["a", "b"]));
 }
 
 #[test]

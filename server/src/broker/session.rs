@@ -48,6 +48,8 @@ pub enum Flow {
     },
 }
 
+/// Most channels one publish may go to (after the channel builder).
+pub const MAX_PUBLISH_CHANNELS: usize = 100;
 /// Largest accepted `batch_size`.
 pub const MAX_BATCH_SIZE: u64 = 1000;
 
@@ -519,6 +521,15 @@ impl Session {
             if let Ok(value) = serde_json::from_str::<serde_json::Value>(message.get()) {
                 channels = channel_builder::apply(&app.channel_builder, channels, &value);
             }
+        }
+        if channels.len() > MAX_PUBLISH_CHANNELS {
+            return Err(Refusal::new(
+                "too_many_channels",
+                format!(
+                    "a publish may name at most {MAX_PUBLISH_CHANNELS} channels, this one names {}",
+                    channels.len()
+                ),
+            ));
         }
         if channels.len() > 1 {
             // Keep the first occurrence of each channel, in order (lists are short).
