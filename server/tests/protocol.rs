@@ -189,6 +189,18 @@ fn subscribe_errors_and_unsubscribe() {
     assert_eq!(r["body"]["error"], "invalid_position");
     let r = c.request("rtm/subscribe", json!({}));
     assert_eq!(r["body"]["error"], "missing_channel");
+    let long = "x".repeat(5000);
+    let r = c.request("rtm/subscribe", json!({"channel": long}));
+    assert_eq!(r["body"]["error"], "invalid_subscription_id");
+    let r = c.request(
+        "rtm/subscribe",
+        json!({"channel": long, "subscription_id": "s"}),
+    );
+    assert_eq!(r["body"]["error"], "invalid_channel");
+    let r = c.request("rtm/publish", json!({"channel": long, "message": 1}));
+    assert_eq!(r["body"]["error"], "invalid_channel");
+    let r = c.request("rtm/write", json!({"channel": "", "message": 1}));
+    assert_eq!(r["body"]["error"], "missing_channel");
     assert_eq!(
         c.request("rtm/subscribe", json!({"channel": "c1"}))["action"],
         "rtm/subscribe/ok"
