@@ -1,7 +1,7 @@
 //! The on-disk spool on the publish path: one append plus its ack per message (fsync batched by 64).
 //! Run with `cargo bench -p cobra --bench spool`.
 
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 
 use cobra::spool::{Entry, FsyncPolicy, Spool, SpoolConfig};
@@ -30,23 +30,18 @@ fn bench(c: &mut Criterion, name: &str, fsync: FsyncPolicy) {
     group.throughput(Throughput::Elements(1));
     // The engine acks a window behind its appends: keep 100 pending.
     group.bench_function(name, |b| {
-        b.iter_batched(
-            || {
-                id += 1;
-                Entry {
-                    id,
-                    channels: vec!["engine_fps_id".into()],
-                    message: message.clone(),
-                }
-            },
-            |entry| {
-                black_box(spool.append(&entry).unwrap());
-                if entry.id > 100 {
-                    spool.ack(entry.id - 100).unwrap();
-                }
-            },
-            BatchSize::SmallInput,
-        )
+        b.iter(|| {
+            id += 1;
+            let entry = Entry {
+                id,
+                channels: vec!["engine_fps_id".into()],
+                message: message.clone(),
+            };
+            black_box(spool.append(&entry).unwrap());
+            if id > 100 {
+                spool.ack(id - 100).unwrap();
+            }
+        })
     });
     group.finish();
 }
