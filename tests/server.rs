@@ -1,0 +1,413 @@
+//! The SDK against our real server, `cobra run` (built by `cargo build -p cobra-server`; the
+//! binary is found next to this test's executable, in the same target directory).
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cobra::{Client, Config, ErrorKind, Event, State, SubscribeOptions};
+use serde_json::{Value, json};
+use support::{Recorder, SilentProxy, wait_until};
+
+const T: Duration = Duration::from_secs(20);
+const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+/// `cobra run` as a child process, killed on drop.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    dir: PathBuf,
+}
+
+fn binary() -> PathBuf {
+    // <target>/<profile>/deps/<test>-<hash> -> <target>/<profile>/cobra; with a separate
+    // CARGO_BUILD_BUILD_DIR the binary is uplifted to the package's own target directory.
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
+    let profile = profile_dir.file_name().unwrap().to_owned();
+    let mut candidates = vec![profile_dir.join("cobra")];
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        candidates.push(PathBuf::from(dir).join(&profile).join("cobra"));
+    }
+    candidates.push(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("target")
+            .join(&profile)
+            .join("cobra"),
+    );
+    candidates
+        .iter()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("`cobra` binary not found in {candidates:?}: run `cargo build -p cobra-server` first"))
+        .clone()
+}
+
+impl Server {
+    fn start(port: u16) -> Server {
+        let dir =
+            std::env::temp_dir().join(format!("cobra-sdk-server-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let apps = dir.join("apps.yaml");
+        std::fs::write(
+            &apps,
+            format!(
+                "apps:\n  _pubsub:\n    roles:\n      pubsub:\n        secret: {SECRET}\n        \
+                 permissions: [subscribe, unsubscribe, publish, admin, read, write, delete]\n"
+            ),
+        )
+        .unwrap();
+        let mut cmd = Command::new(binary());
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("COBRA_") {
+                cmd.env_remove(name);
+            }
+        }
+        let mut child = cmd
+            .args([
+                "run",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--message-max-size",
+                "4000000",
+            ])
+            .arg("--apps-config")
+            .arg(&apps)
+            .env("HOME", &dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn cobra run");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("ws://").nth(1) {
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(T)
+            .expect("cobra run announces its address")
+            .parse()
+            .unwrap();
+        Server { child, addr, dir }
+    }
+
+    fn url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn config(url: &str) -> Config {
+    Config::new(url, "_pubsub", "pubsub", SECRET)
+        .backoff(Duration::from_millis(20), Duration::from_millis(300))
+}
+
+fn start(config: Config) -> (Client, Arc<Recorder>) {
+    let rec = Arc::new(Recorder::default());
+    let client = Client::new(config, Some(rec.clone())).unwrap();
+    client.connect().unwrap();
+    (client, rec)
+}
+
+fn authenticated(rec: &Recorder, n: usize) {
+    wait_until(T, &format!("{n} authentications"), || {
+        rec.count(|e| matches!(e, Event::Authenticated)) >= n
+    });
+}
+
+fn received(rec: &Recorder) -> Vec<Value> {
+    rec.snapshot()
+        .into_iter()
+        .filter_map(|e| {
+            if let Event::SubscriptionData { messages, .. } = e {
+                Some(messages)
+            } else {
+                None
+            }
+        })
+        .flatten()
+        .collect()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn every_call_against_cobra_run() {
+    let server = Server::start(0);
+    let (client, rec) = start(config(&server.url()));
+    authenticated(&rec, 1);
+    let hs = rec.wait_for(T, "handshake", |e| matches!(e, Event::Handshake { .. }));
+    assert!(
+        matches!(&hs, Event::Handshake { connection_id, server_version } if !connection_id.is_empty() && !server_version.is_empty()),
+        "{hs:?}"
+    );
+
+    client
+        .subscribe(
+            SubscribeOptions::new("engine_fps_id")
+                .subscription_id("slow")
+                .filter("select data.fps from `engine_fps_id` where data.fps < 30"),
+        )
+        .unwrap();
+    client
+        .subscribe(SubscribeOptions::new("engine_fps_id").subscription_id("all"))
+        .unwrap();
+    wait_until(T, "2 subscribed", || {
+        rec.count(|e| matches!(e, Event::Subscribed { .. })) == 2
+    });
+    for fps in [20, 40, 25] {
+        client
+            .publish(
+                "engine_fps_id",
+                &json!({"id": "engine_fps_id", "data": {"fps": fps}}),
+            )
+            .unwrap();
+    }
+    wait_until(T, "acks", || client.pending_count() == 0);
+    wait_until(T, "5 deliveries (3 + 2 filtered)", || {
+        received(&rec).len() == 5
+    });
+    let slow: Vec<Value> = rec
+        .snapshot()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::SubscriptionData {
+                subscription_id,
+                messages,
+                ..
+            } if subscription_id == "slow" => Some(messages),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(
+        slow,
+        vec![json!({"data.fps": 20}), json!({"data.fps": 25})],
+        "the filter's projection"
+    );
+    let bad = client.subscribe(
+        SubscribeOptions::new("x")
+            .subscription_id("bad")
+            .filter("select from where"),
+    );
+    assert!(bad.is_ok());
+    rec.wait_for(T, "filter error", |e| matches!(e, Event::SubscriptionError { subscription_id, .. } if subscription_id == "bad"));
+
+    client.write("kv", &json!({"v": [1, 2]}), T).unwrap();
+    assert_eq!(client.read("kv", T).unwrap(), Some(json!({"v": [1, 2]})));
+    client.delete("kv", T).unwrap();
+    assert_eq!(client.read("kv", T).unwrap(), None);
+    let conns = client
+        .request("admin/get_connections", json!({}), T)
+        .unwrap();
+    assert!(
+        conns["connections"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty()),
+        "{conns}"
+    );
+
+    client.unsubscribe("all").unwrap();
+    rec.wait_for(
+        T,
+        "unsubscribed",
+        |e| matches!(e, Event::Unsubscribed { subscription_id } if subscription_id == "all"),
+    );
+    client.disconnect().unwrap();
+    assert_eq!(client.state(), State::Disconnected);
+}
+
+#[test]
+fn server_restart_loses_nothing_queued_and_the_subscriber_resumes() {
+    let port = free_port();
+    let server = Server::start(port);
+    let (sub, srec) = start(config(&server.url()));
+    sub.subscribe(SubscribeOptions::new("c")).unwrap();
+    srec.wait_for(T, "subscribed", |e| matches!(e, Event::Subscribed { .. }));
+    let (publisher, prec) = start(config(&server.url()));
+    authenticated(&prec, 1);
+    for i in 0..100 {
+        publisher.publish("c", &json!(i)).unwrap();
+    }
+    wait_until(T, "first 100 acked", || publisher.pending_count() == 0);
+    wait_until(T, "first 100 received", || received(&srec).len() == 100);
+
+    drop(server);
+    wait_until(T, "both noticed", || {
+        publisher.state() != State::Connected && sub.state() != State::Connected
+    });
+    // Published while the server is down: queued, sent when it is back.
+    for i in 100..200 {
+        publisher.publish("c", &json!(i)).unwrap();
+    }
+    let _server = Server::start(port);
+    authenticated(&srec, 2);
+    authenticated(&prec, 2);
+    wait_until(T, "queued ones acked", || publisher.pending_count() == 0);
+    wait_until(T, "200 received", || received(&srec).len() >= 200);
+    std::thread::sleep(Duration::from_millis(100)); // a duplicate would arrive right behind
+    let got: Vec<i64> = received(&srec)
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        got,
+        (0..200).collect::<Vec<_>>(),
+        "no gap, no duplicate, in order"
+    );
+}
+
+#[test]
+fn subscriber_dropped_by_the_server_resumes_from_its_last_position() {
+    let server = Server::start(0);
+    let (sub, srec) = start(config(&server.url()));
+    sub.subscribe(SubscribeOptions::new("live")).unwrap();
+    srec.wait_for(T, "subscribed", |e| matches!(e, Event::Subscribed { .. }));
+    let connection_id =
+        match srec.wait_for(T, "handshake", |e| matches!(e, Event::Handshake { .. })) {
+            Event::Handshake { connection_id, .. } => connection_id,
+            _ => unreachable!(),
+        };
+    let (publisher, prec) = start(config(&server.url()));
+    authenticated(&prec, 1);
+    let n = 400;
+    let p = publisher.clone();
+    let writer = std::thread::spawn(move || {
+        for i in 0..n {
+            p.publish("live", &json!(i)).unwrap();
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    });
+    wait_until(T, "some received", || received(&srec).len() >= 50);
+    // The server drops the subscriber mid-stream (as an operator or a load balancer would).
+    publisher
+        .request(
+            "admin/close_connection",
+            json!({"connection_id": connection_id}),
+            T,
+        )
+        .unwrap();
+    authenticated(&srec, 2);
+    writer.join().unwrap();
+    wait_until(T, "all acked", || publisher.pending_count() == 0);
+    wait_until(T, "all received", || received(&srec).len() >= n);
+    std::thread::sleep(Duration::from_millis(100));
+    let got: Vec<i64> = received(&srec)
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        got,
+        (0..n as i64).collect::<Vec<_>>(),
+        "resumed with no gap and no duplicate"
+    );
+}
+
+#[test]
+fn silent_proxy_to_cobra_run_trips_the_pong_timeout() {
+    let server = Server::start(0);
+    let proxy = SilentProxy::start(server.addr);
+    let config = config(&format!("ws://{}", proxy.addr))
+        .ping_interval(Duration::from_millis(150))
+        .pong_timeout(Duration::from_millis(150));
+    let (client, rec) = start(config);
+    authenticated(&rec, 1);
+    rec.wait_for(T, "pong from the server", |e| {
+        matches!(e, Event::Pong { .. })
+    });
+    proxy.set_silent(true);
+    rec.wait_for(T, "pong timeout", |e| {
+        matches!(
+            e,
+            Event::Error {
+                kind: ErrorKind::PongTimeout,
+                ..
+            }
+        )
+    });
+    proxy.set_silent(false);
+    authenticated(&rec, 2);
+    let id = client.publish("c", &json!(1)).unwrap();
+    rec.wait_for(T, "published after the reconnect", |e| {
+        *e == Event::Published { id }
+    });
+}
+
+#[test]
+fn bad_credentials_and_unknown_appkey_against_cobra_run() {
+    let server = Server::start(0);
+    let bad = Config::new(server.url(), "_pubsub", "pubsub", "wrong")
+        .backoff(Duration::from_millis(10), Duration::from_millis(500));
+    let (_c, rec) = start(bad);
+    let e = rec.wait_for(T, "auth error", |e| matches!(e, Event::Error { .. }));
+    assert!(
+        matches!(
+            e,
+            Event::Error {
+                kind: ErrorKind::AuthenticationFailed,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    let attempts = rec.count(|e| matches!(e, Event::Connecting { .. }));
+    assert!((2..=4).contains(&attempts), "{attempts} attempts in 1 s");
+
+    let forbidden = Config::new(server.url(), "no-such-app", "pubsub", SECRET);
+    let (_f, rec) = start(forbidden);
+    let e = rec.wait_for(T, "403", |e| matches!(e, Event::Error { .. }));
+    assert!(
+        matches!(
+            e,
+            Event::Error {
+                kind: ErrorKind::Forbidden,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn deflate_is_negotiated_with_cobra_run() {
+    let server = Server::start(0);
+    for deflate in [None, Some(cobra::DeflateOptions::default())] {
+        let (client, rec) = start(config(&server.url()).deflate(deflate));
+        authenticated(&rec, 1);
+        client.subscribe(SubscribeOptions::new("d")).unwrap();
+        rec.wait_for(T, "subscribed", |e| matches!(e, Event::Subscribed { .. }));
+        let big = json!({"pad": "telemetry ".repeat(2000)});
+        for _ in 0..20 {
+            client.publish("d", &big).unwrap();
+        }
+        wait_until(T, "echoes", || received(&rec).len() == 20);
+        assert!(received(&rec).iter().all(|m| *m == big));
+        let t = Instant::now();
+        client.disconnect().unwrap();
+        assert!(t.elapsed() < Duration::from_millis(200));
+    }
+}
