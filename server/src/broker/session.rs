@@ -94,6 +94,8 @@ pub struct Session {
     drained: Vec<Delivery>,
     pdus_in: u64,
     pdus_out: u64,
+    /// Publish token bucket (only with a rate limit): tokens left and when it was refilled.
+    publish_bucket: Option<(f64, Instant)>,
 }
 
 /// An error answer: stable code + human reason.
@@ -227,6 +229,7 @@ impl Session {
             drained: Vec::new(),
             pdus_in: 0,
             pdus_out: 0,
+            publish_bucket: None,
         }
     }
 
@@ -256,7 +259,7 @@ impl Session {
         }
         self.pdus_out += 1;
         sink.send(&self.scratch);
-        if self.scratch.capacity() > 64 << 10 {
+        if self.scratch.capacity() > 4 << 10 {
             self.scratch = String::new();
         }
     }
@@ -357,7 +360,10 @@ impl Session {
             _ => match self.check_allowed(action) {
                 Err(r) => Err(r),
                 Ok(counters) => match action {
-                    "rtm/publish" => self.publish(body, &counters).await,
+                    "rtm/publish" => match self.take_publish_token() {
+                        Ok(()) => self.publish(body, &counters).await,
+                        Err(r) => Err(r),
+                    },
                     "rtm/subscribe" => self.subscribe(body, &counters, id, sink).await,
                     "rtm/unsubscribe" => self.unsubscribe(body, &counters),
                     "rtm/read" => self.read(body, &counters).await,
@@ -398,6 +404,27 @@ impl Session {
             Err(Refusal::new(
                 "permission_denied",
                 format!("role {role:?} is not allowed to {action}"),
+            ))
+        }
+    }
+
+    /// Token bucket of `publish_rate_limit`: refills continuously, holds one second's worth.
+    fn take_publish_token(&mut self) -> Result<(), Refusal> {
+        let Some(rate) = self.broker.settings.limits.publish_rate_limit else {
+            return Ok(());
+        };
+        let rate = f64::from(rate.get());
+        let now = Instant::now();
+        let (tokens, last) = self.publish_bucket.get_or_insert((rate, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(rate);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Refusal::new(
+                "rate_limited",
+                format!("this connection is over its limit of {rate} publishes per second"),
             ))
         }
     }
@@ -737,7 +764,7 @@ impl Session {
     }
 
     fn get_connections(&mut self) -> Result<Option<String>, Refusal> {
-        let ids = self.broker.connection_ids();
+        let ids = self.broker.connection_ids(&self.appkey);
         let list = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
         Ok(Some(format!(r#"{{"connections":{list}}}"#)))
     }
@@ -747,12 +774,15 @@ impl Session {
         let id = b
             .connection_id
             .ok_or_else(|| Refusal::new("invalid_body", "body.connection_id is missing"))?;
-        if self.broker.close_connection(&id, CLOSE_NORMAL) {
+        if self
+            .broker
+            .close_connection(&self.appkey, &id, CLOSE_NORMAL)
+        {
             Ok(Some(format!(r#"{{"connection_id":{}}}"#, json_str(&id))))
         } else {
             Err(Refusal::new(
                 "unknown_connection",
-                format!("no connection {id:?} on this node"),
+                format!("no connection {id:?} of this app on this node"),
             ))
         }
     }
@@ -808,7 +838,8 @@ impl Session {
                 }
             }
         }
-        if drained.capacity() <= 1024 {
+        // Keep a small drain buffer; a burst-sized one is released.
+        if drained.capacity() <= 64 {
             self.drained = drained;
         }
         if count > 0
