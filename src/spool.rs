@@ -53,6 +53,8 @@ pub const LOG_FILE: &str = "spool.log";
 /// File name of the lock file inside the spool directory.
 pub const LOCK_FILE: &str = "spool.lock";
 const TMP_FILE: &str = "spool.log.tmp";
+/// Smallest accepted [`SpoolConfig::max_bytes`].
+pub const MIN_BYTES: u64 = 256;
 /// Buffered ack records are written once they reach this size.
 const ACK_BUFFER: usize = 4096;
 
@@ -141,6 +143,9 @@ pub enum SpoolError {
         /// The version found.
         version: u32,
     },
+    /// The bound is below [`MIN_BYTES`].
+    #[error("spool bound of {0} bytes is below the minimum of {MIN_BYTES}")]
+    BoundTooSmall(u64),
     /// An entry with this id is already pending.
     #[error("a spooled publish with id {0} is already pending")]
     DuplicateId(u64),
@@ -272,6 +277,9 @@ impl Spool {
             let path = path.to_path_buf();
             move |source| SpoolError::Io { path, source }
         };
+        if config.max_bytes < MIN_BYTES {
+            return Err(SpoolError::BoundTooSmall(config.max_bytes));
+        }
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let lock_path = dir.join(LOCK_FILE);
         let lock = OpenOptions::new()

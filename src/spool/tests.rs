@@ -317,6 +317,16 @@ fn an_entry_larger_than_the_bound_is_refused() {
 }
 
 #[test]
+fn a_bound_too_small_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        Spool::open(dir.path(), MIN_BYTES - 1),
+        Err(SpoolError::BoundTooSmall(255))
+    ));
+    Spool::open(dir.path(), MIN_BYTES).unwrap();
+}
+
+#[test]
 fn duplicate_pending_ids_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut spool = Spool::open(dir.path(), 4096).unwrap();
