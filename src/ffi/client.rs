@@ -559,3 +559,42 @@ pub unsafe extern "C" fn cobra_client_delete(
         Ok(entry.client.delete(channel, timeout(timeout_ms)?)?)
     })
 }
+
+/// Sends any request PDU (e.g. `admin/get_connections`) with `body_json` (a JSON value, usually an object)
+/// and waits at most `timeout_ms` for its `/ok` answer, whose body is written to `*out_json`. An `/error`
+/// answer returns `COBRA_STATUS_SERVER`. Blocks like `cobra_client_read`.
+///
+/// Ownership: `action` and `body_json` (UTF-8, NUL-terminated) are borrowed for the call. On success
+/// `*out_json` receives a new string owned by the caller (free it with `cobra_string_free`).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cobra_client_request(
+    client: *mut CobraClient,
+    action: *const c_char,
+    body_json: *const c_char,
+    timeout_ms: u64,
+    out_json: *mut *mut c_char,
+) -> CobraStatus {
+    guard(|| {
+        // SAFETY: `out_json` is NULL or writable per the contract.
+        unsafe { write_out(out_json, std::ptr::null_mut()) };
+        let entry = self::client(client)?;
+        if out_json.is_null() {
+            return Err(FfiError::null("out_json"));
+        }
+        not_in_callback(client, "cobra_client_request")?;
+        // SAFETY: the caller passes NULL or NUL-terminated strings valid for the call.
+        let (action, body) = unsafe {
+            (
+                required(action, "action")?,
+                required(body_json, "body_json")?,
+            )
+        };
+        let answer =
+            entry
+                .client
+                .request(action, parse_json(body, "body_json")?, timeout(timeout_ms)?)?;
+        // SAFETY: checked non-NULL above.
+        unsafe { write_out(out_json, to_c_string(&answer.to_string()).into_raw()) };
+        Ok(())
+    })
+}

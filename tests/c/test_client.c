@@ -20,6 +20,12 @@
 #include "cobra.h"
 
 static int passed, failed;
+static atomic_int log_records;
+
+static void on_log(cobra_log_level_t level, const char *target, const char *message, void *user_data) {
+    (void)user_data;
+    if (level >= COBRA_LOG_ERROR && level <= COBRA_LOG_TRACE && target && message) atomic_fetch_add(&log_records, 1);
+}
 
 #define CHECK(cond, ...)                                                    \
     do {                                                                    \
@@ -403,6 +409,12 @@ static void test_against_server(void) {
     recorder rec;
     recorder_init(&rec);
     cobra_client_t *client = NULL;
+    printf("-- log callback (once per process)\n");
+    CHECK_STATUS(cobra_set_log_callback(COBRA_LOG_INFO, NULL, NULL), COBRA_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(cobra_set_log_callback(42, on_log, NULL), COBRA_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(cobra_set_log_callback(COBRA_LOG_INFO, on_log, NULL), COBRA_STATUS_OK);
+    CHECK_STATUS(cobra_set_log_callback(COBRA_LOG_INFO, on_log, NULL), COBRA_STATUS_INVALID_ARGUMENT);
+
     printf("-- connect\n");
     CHECK_STATUS(cobra_client_new(make_config(), on_event, &rec, &client), COBRA_STATUS_OK);
     CHECK_STATUS(cobra_client_connect(client), COBRA_STATUS_OK);
@@ -464,6 +476,15 @@ static void test_against_server(void) {
     CHECK_STATUS(cobra_client_read(client, key, 5000, &value), COBRA_STATUS_OK);
     CHECK(value == NULL, "deleted key reads as NULL");
 
+    printf("-- any request: admin/get_connections\n");
+    char *answer = NULL;
+    CHECK_STATUS(cobra_client_request(client, "admin/get_connections", "{}", 5000, &answer), COBRA_STATUS_OK);
+    CHECK(answer && strstr(answer, "\"connections\""), "answer %s", answer ? answer : "(null)");
+    cobra_string_free(answer);
+    CHECK_STATUS(cobra_client_request(client, NULL, "{}", 5000, &answer), COBRA_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(cobra_client_request(client, "admin/get_connections", "{", 5000, &answer),
+                 COBRA_STATUS_INVALID_ARGUMENT);
+
     printf("-- 8 threads publishing concurrently\n");
     int acked_before = locked_get(&rec, &rec.published);
     publisher_arg args[8];
@@ -504,6 +525,7 @@ static void test_against_server(void) {
         snprintf(json, sizeof json, "{\"kind\":\"frame\",\"data\":{\"fps\":25}}");
         CHECK_STATUS(cobra_client_publish(client, channel, json, NULL), COBRA_STATUS_OK);
         CHECK(wait_for(&rec, &rec.fps_seen[2], seen + 1, 10) > seen, "delivery resumes after the restart");
+        CHECK(atomic_load(&log_records) > 0, "the lost connection was logged through the log callback");
     }
 
     printf("-- suspend / resume / network_changed\n");
