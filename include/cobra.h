@@ -2,7 +2,7 @@
 /**
  * cobra.h: the C API of libcobra, the cobra realtime telemetry client SDK.
  *
- * Build: link libcobra.so (or libcobra.a plus `-lpthread -ldl -lm`). C99 or later; C++ users may prefer
+ * Build: link libcobra.so (or libcobra.a plus `-lpthread -ldl -lm -lrt`). C99 or later; C++ users may prefer
  * the header-only RAII wrapper cobra.hpp.
  *
  * Conventions (they hold for every function below):
@@ -26,7 +26,7 @@
  *   handles. Each client runs one engine thread; its event callback runs there (see
  *   cobra_event_callback_t). Do not free a handle while another thread may still pass it in (the call
  *   would then fail cleanly with COBRA_STATUS_INVALID_HANDLE, never crash).
- * - Blocking: only cobra_client_read/write/delete wait for the network (bounded by their timeout), and
+ * - Blocking: only cobra_client_read/write/delete/request wait for the network (bounded by their timeout), and
  *   cobra_client_disconnect/free wait for the engine (well under 50 ms). Everything else returns at once.
  */
 
@@ -615,6 +615,8 @@ COBRA_API cobra_status_t cobra_config_set_tls_ca_pem(cobra_config_t *config, con
 /**
  * Chooses the trust stores: the bundled Mozilla roots (default on) and the operating system's store
  * (default off; only where the library was built with OS-store support).
+ *
+ * Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
  */
 COBRA_API
 cobra_status_t cobra_config_set_tls_roots(cobra_config_t *config,
@@ -631,12 +633,16 @@ COBRA_API cobra_status_t cobra_config_add_tls_pin(cobra_config_t *config, const 
 
 /**
  * Turns permessage-deflate compression on (default, 15-bit windows, context takeover both ways) or off.
+ *
+ * Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
  */
 COBRA_API cobra_status_t cobra_config_set_deflate(cobra_config_t *config, bool enabled);
 
 /**
  * Turns permessage-deflate on with explicit parameters: window bits 9..=15 for each side, and whether
  * each side must reset its compression context after every message.
+ *
+ * Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
  */
 COBRA_API
 cobra_status_t cobra_config_set_deflate_options(cobra_config_t *config,
@@ -648,6 +654,8 @@ cobra_status_t cobra_config_set_deflate_options(cobra_config_t *config,
 /**
  * Sets the heartbeat: a ping every `ping_interval_ms` (0 = no heartbeat; default 30000) and the
  * connection is dropped when its pong does not come within `pong_timeout_ms` (default 10000).
+ *
+ * Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
  */
 COBRA_API
 cobra_status_t cobra_config_set_heartbeat(cobra_config_t *config,
@@ -657,12 +665,16 @@ cobra_status_t cobra_config_set_heartbeat(cobra_config_t *config,
 /**
  * Sets the reconnect backoff: exponential with full jitter from `min_ms` (default 250) up to `max_ms`
  * (default 30000; also the delay after a permanent error such as bad credentials).
+ *
+ * Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
  */
 COBRA_API cobra_status_t cobra_config_set_backoff(cobra_config_t *config, uint64_t min_ms, uint64_t max_ms);
 
 /**
  * Bounds the publish queue (messages not yet acknowledged) by count (default 10000) and bytes (default
  * 128 MiB), with `policy` (a `cobra_overflow_policy_t` value) deciding what happens when it is full.
+ *
+ * Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
  */
 COBRA_API
 cobra_status_t cobra_config_set_queue_limits(cobra_config_t *config,
@@ -672,6 +684,8 @@ cobra_status_t cobra_config_set_queue_limits(cobra_config_t *config,
 
 /**
  * Sets the delivery guarantee (a `cobra_delivery_t` value; default at-least-once).
+ *
+ * Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
  */
 COBRA_API cobra_status_t cobra_config_set_delivery(cobra_config_t *config, int32_t delivery);
 
@@ -685,6 +699,8 @@ COBRA_API cobra_status_t cobra_config_set_spool(cobra_config_t *config, const ch
 
 /**
  * Sets the largest message sent or received, after inflating (default 64 MiB, at least 1024).
+ *
+ * Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
  */
 COBRA_API cobra_status_t cobra_config_set_max_message_size(cobra_config_t *config, uint64_t bytes);
 
@@ -713,6 +729,8 @@ COBRA_API cobra_status_t cobra_config_set_user_agent(cobra_config_t *config, con
  * Sets the time limits: name resolution plus TCP connect (default 10000 ms); proxy, TLS, upgrade and
  * authentication together (default 10000 ms); and the default limit for requests such as subscribe
  * (default 10000 ms).
+ *
+ * Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
  */
 COBRA_API
 cobra_status_t cobra_config_set_timeouts(cobra_config_t *config,
@@ -762,6 +780,8 @@ COBRA_API cobra_status_t cobra_client_free(cobra_client_t *client);
 /**
  * Starts connecting in the background and keeps reconnecting (exponential backoff with jitter) until
  * `cobra_client_disconnect`. Returns at once; progress arrives as events.
+ *
+ * Ownership: `client` is borrowed for the call.
  */
 COBRA_API cobra_status_t cobra_client_connect(cobra_client_t *client);
 
@@ -769,23 +789,31 @@ COBRA_API cobra_status_t cobra_client_connect(cobra_client_t *client);
  * Closes the connection and stops retrying. Returns once the connection is dropped (well under 50 ms
  * normally; at most 1 s if a callback hogs the engine thread). Queued publishes stay queued for a later
  * `cobra_client_connect`. May be called from the callback (it then does not wait).
+ *
+ * Ownership: `client` is borrowed for the call.
  */
 COBRA_API cobra_status_t cobra_client_disconnect(cobra_client_t *client);
 
 /**
  * Closes the connection and stops retrying until `cobra_client_resume` (for an app going to the
  * background). Publishes keep queueing.
+ *
+ * Ownership: `client` is borrowed for the call.
  */
 COBRA_API cobra_status_t cobra_client_suspend(cobra_client_t *client);
 
 /**
  * Undoes `cobra_client_suspend`: connects again at once.
+ *
+ * Ownership: `client` is borrowed for the call.
  */
 COBRA_API cobra_status_t cobra_client_resume(cobra_client_t *client);
 
 /**
  * Tells the client the network changed (Wi-Fi to cellular...): it drops the current connection, if any,
  * and retries at once, skipping any backoff delay.
+ *
+ * Ownership: `client` is borrowed for the call.
  */
 COBRA_API cobra_status_t cobra_client_network_changed(cobra_client_t *client);
 
@@ -994,6 +1022,8 @@ cobra_status_t cobra_metrics_push_n(cobra_metrics_t *metrics,
 
 /**
  * Enables (the default) or disables the publisher; while disabled, pushed events are dropped and counted.
+ *
+ * Ownership: `metrics` is borrowed for the call.
  */
 COBRA_API cobra_status_t cobra_metrics_set_enabled(cobra_metrics_t *metrics, bool enabled);
 

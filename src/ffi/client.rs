@@ -219,6 +219,8 @@ pub extern "C" fn cobra_client_free(client: *mut CobraClient) -> CobraStatus {
 
 /// Starts connecting in the background and keeps reconnecting (exponential backoff with jitter) until
 /// `cobra_client_disconnect`. Returns at once; progress arrives as events.
+///
+/// Ownership: `client` is borrowed for the call.
 #[unsafe(no_mangle)]
 pub extern "C" fn cobra_client_connect(client: *mut CobraClient) -> CobraStatus {
     guard(|| Ok(self::client(client)?.client.connect()?))
@@ -227,6 +229,8 @@ pub extern "C" fn cobra_client_connect(client: *mut CobraClient) -> CobraStatus 
 /// Closes the connection and stops retrying. Returns once the connection is dropped (well under 50 ms
 /// normally; at most 1 s if a callback hogs the engine thread). Queued publishes stay queued for a later
 /// `cobra_client_connect`. May be called from the callback (it then does not wait).
+///
+/// Ownership: `client` is borrowed for the call.
 #[unsafe(no_mangle)]
 pub extern "C" fn cobra_client_disconnect(client: *mut CobraClient) -> CobraStatus {
     guard(|| Ok(self::client(client)?.client.disconnect()?))
@@ -234,12 +238,16 @@ pub extern "C" fn cobra_client_disconnect(client: *mut CobraClient) -> CobraStat
 
 /// Closes the connection and stops retrying until `cobra_client_resume` (for an app going to the
 /// background). Publishes keep queueing.
+///
+/// Ownership: `client` is borrowed for the call.
 #[unsafe(no_mangle)]
 pub extern "C" fn cobra_client_suspend(client: *mut CobraClient) -> CobraStatus {
     guard(|| Ok(self::client(client)?.client.suspend()?))
 }
 
 /// Undoes `cobra_client_suspend`: connects again at once.
+///
+/// Ownership: `client` is borrowed for the call.
 #[unsafe(no_mangle)]
 pub extern "C" fn cobra_client_resume(client: *mut CobraClient) -> CobraStatus {
     guard(|| Ok(self::client(client)?.client.resume()?))
@@ -247,6 +255,8 @@ pub extern "C" fn cobra_client_resume(client: *mut CobraClient) -> CobraStatus {
 
 /// Tells the client the network changed (Wi-Fi to cellular...): it drops the current connection, if any,
 /// and retries at once, skipping any backoff delay.
+///
+/// Ownership: `client` is borrowed for the call.
 #[unsafe(no_mangle)]
 pub extern "C" fn cobra_client_network_changed(client: *mut CobraClient) -> CobraStatus {
     guard(|| Ok(self::client(client)?.client.network_changed()?))
