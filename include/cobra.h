@@ -1097,7 +1097,8 @@ COBRA_API cobra_status_t cobra_metrics_stats(cobra_metrics_t *metrics, cobra_met
 /**
  * Installs a process-wide log callback for records up to `max_level` (a `cobra_log_level_t`). It can be
  * installed once per process (the Rust `log` facade allows one logger): a second call returns
- * `COBRA_STATUS_INVALID_ARGUMENT`. Without it the SDK logs nowhere.
+ * `COBRA_STATUS_INVALID_ARGUMENT`, as does a process where other Rust code installed a logger first.
+ * Without it the SDK logs nowhere.
  *
  * Ownership: `user_data` must stay valid for the rest of the process.
  */

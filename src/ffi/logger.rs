@@ -1,11 +1,11 @@
 //! `cobra_set_log_callback`: the SDK's logs (the `log` facade) forwarded to the application.
 
 use std::ffi::{c_char, c_void};
+use std::sync::OnceLock;
 
 use super::guard::guard;
 use super::status::{CobraStatus, FfiError};
 use super::strings::to_c_string;
-use crate::logging::CallbackLogger;
 
 /// Severity of a log record (`cobra_set_log_callback`).
 /// cbindgen:rename-all=prefix:COBRA_LOG_
@@ -53,9 +53,49 @@ unsafe impl Send for LogTarget {}
 // SAFETY: as above; the pointer is only copied.
 unsafe impl Sync for LogTarget {}
 
+/// The process-wide logger handed to the `log` facade: a static, so installing it allocates nothing
+/// (and a refused second installation leaks nothing).
+struct CLogger {
+    target: OnceLock<LogTarget>,
+}
+
+static LOGGER: CLogger = CLogger {
+    target: OnceLock::new(),
+};
+
+impl log::Log for CLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        let Some(target) = self.target.get() else {
+            return;
+        };
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let level = match record.level() {
+            log::Level::Error => CobraLogLevel::ERROR,
+            log::Level::Warn => CobraLogLevel::WARN,
+            log::Level::Info => CobraLogLevel::INFO,
+            log::Level::Debug => CobraLogLevel::DEBUG,
+            log::Level::Trace => CobraLogLevel::TRACE,
+        };
+        let module = to_c_string(record.target());
+        let message = to_c_string(&record.args().to_string());
+        // SAFETY: the registered non-NULL callback, called as documented with its own `user_data`; both
+        // strings live until it returns.
+        unsafe { (target.callback)(level, module.as_ptr(), message.as_ptr(), target.user_data) };
+    }
+
+    fn flush(&self) {}
+}
+
 /// Installs a process-wide log callback for records up to `max_level` (a `cobra_log_level_t`). It can be
 /// installed once per process (the Rust `log` facade allows one logger): a second call returns
-/// `COBRA_STATUS_INVALID_ARGUMENT`. Without it the SDK logs nowhere.
+/// `COBRA_STATUS_INVALID_ARGUMENT`, as does a process where other Rust code installed a logger first.
+/// Without it the SDK logs nowhere.
 ///
 /// Ownership: `user_data` must stay valid for the rest of the process.
 #[unsafe(no_mangle)]
@@ -79,26 +119,19 @@ pub extern "C" fn cobra_set_log_callback(
                 )));
             }
         };
-        let target = LogTarget {
-            callback,
-            user_data,
-        };
-        CallbackLogger::install(filter, move |level, module, message| {
-            let level = match level {
-                log::Level::Error => CobraLogLevel::ERROR,
-                log::Level::Warn => CobraLogLevel::WARN,
-                log::Level::Info => CobraLogLevel::INFO,
-                log::Level::Debug => CobraLogLevel::DEBUG,
-                log::Level::Trace => CobraLogLevel::TRACE,
-            };
-            let (module, message) = (to_c_string(module), to_c_string(message));
-            let target = target;
-            // SAFETY: the registered non-NULL callback, called as documented with its own `user_data`; both
-            // strings live until it returns.
-            unsafe {
-                (target.callback)(level, module.as_ptr(), message.as_ptr(), target.user_data)
-            };
-        })
-        .map_err(|_| FfiError::invalid_argument("a logger is already installed in this process"))
+        LOGGER
+            .target
+            .set(LogTarget {
+                callback,
+                user_data,
+            })
+            .map_err(|_| {
+                FfiError::invalid_argument("a log callback is already installed in this process")
+            })?;
+        log::set_logger(&LOGGER).map_err(|_| {
+            FfiError::invalid_argument("another logger is already installed in this process")
+        })?;
+        log::set_max_level(filter);
+        Ok(())
     })
 }
