@@ -34,6 +34,10 @@ pub struct RedisLimits {
     pub max_in_flight: usize,
     /// How long a request may wait for an in-flight slot.
     pub queue_timeout: Duration,
+    /// Most publishes sent to a node in one script call (see [`super::batch`]).
+    pub max_batch: usize,
+    /// Publish script calls a node may have outstanding at once.
+    pub batches_in_flight: usize,
     /// How long Redis may take to answer one request before it fails as a timeout.
     pub response_timeout: Duration,
     /// TCP connect + handshake timeout.
@@ -65,6 +69,8 @@ impl Default for RedisLimits {
         RedisLimits {
             max_in_flight: 16 * 1024,
             queue_timeout: Duration::from_millis(500),
+            max_batch: 256,
+            batches_in_flight: 2,
             response_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(1),
             reconnect_min: Duration::from_millis(50),

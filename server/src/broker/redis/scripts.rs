@@ -5,30 +5,42 @@
 
 use redis::Value;
 
-/// Publish: append to the history stream, cap it, and notify live subscribers in one atomic
-/// step, so that the pub/sub order is the stream order and a subscriber that read the stream up
-/// to id X knows every later message will come through pub/sub with an id greater than X.
+/// Publish a batch: for each message, append it to its channel's history stream and notify live
+/// subscribers; then cap every stream touched. One atomic step, so pub/sub order is stream
+/// order and a subscriber that read a stream up to id X knows every later message of that
+/// channel comes through pub/sub with an id greater than X.
 ///
 /// Capping deletes the oldest entries with `XDEL` of the newest one cut (then `XTRIM MINID` for
 /// the rest), not with `XADD MAXLEN`: `XDEL` records it as the stream's `max-deleted-entry-id`,
 /// which is exactly the "last trimmed position" that tells whether a resume position expired.
-/// With a slack `s` > 0 the stream grows to `max + s` entries before a batch is cut, so the cut
-/// costs little per publish.
+/// With a slack `s` > 0 a stream grows to `max + s` entries before a batch is cut.
 ///
-/// `KEYS[1]` history stream, `ARGV[1]` pub/sub channel, `ARGV[2]` max length, `ARGV[3]` slack,
-/// `ARGV[4]` the raw message. Returns the new entry id (the position).
-pub const PUBLISH: &str = r"
-local id = redis.call('XADD', KEYS[1], '*', 'm', ARGV[4])
-local max = tonumber(ARGV[2])
-local len = redis.call('XLEN', KEYS[1])
-if len > max + tonumber(ARGV[3]) then
-  local cut = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', len - max)
-  local last = cut[#cut][1]
-  redis.call('XDEL', KEYS[1], last)
-  if #cut > 1 then redis.call('XTRIM', KEYS[1], 'MINID', last) end
+/// `KEYS[i]` the history stream of message `i`; `ARGV[1]` max length, `ARGV[2]` slack,
+/// `ARGV[3]` length of the history prefix (`<ns>:h:`), `ARGV[4]` the pub/sub prefix
+/// (`<ns>:p:`), `ARGV[4 + i]` the raw message `i`. Returns the ids (positions) in order.
+pub const PUBLISH_BATCH: &str = r"
+local max, slack, hlen, lprefix = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local ids, seen, streams = {}, {}, {}
+for i = 1, #KEYS do
+  local key, msg = KEYS[i], ARGV[4 + i]
+  local id = redis.call('XADD', key, '*', 'm', msg)
+  redis.call('PUBLISH', lprefix .. string.sub(key, hlen + 1), id .. ' ' .. msg)
+  ids[i] = id
+  if not seen[key] then
+    seen[key] = true
+    streams[#streams + 1] = key
+  end
 end
-redis.call('PUBLISH', ARGV[1], id .. ' ' .. ARGV[4])
-return id
+for _, key in ipairs(streams) do
+  local len = redis.call('XLEN', key)
+  if len > max + slack then
+    local cut = redis.call('XRANGE', key, '-', '+', 'COUNT', len - max)
+    local last = cut[#cut][1]
+    redis.call('XDEL', key, last)
+    if #cut > 1 then redis.call('XTRIM', key, 'MINID', last) end
+  end
+end
+return ids
 ";
 
 /// History read with the stream's state, atomically: what a subscription needs to start.
@@ -192,7 +204,7 @@ pub fn history_page(v: Value) -> Result<HistoryPage, ReplyError> {
     })
 }
 
-/// Splits a live message `<id> <raw>` as published by [`PUBLISH`].
+/// Splits a live message `<id> <raw>` as published by [`PUBLISH_BATCH`].
 pub fn split_live(payload: &[u8]) -> Option<(RawId, &str)> {
     let space = payload.iter().position(|&b| b == b' ')?;
     let id = parse_id(&payload[..space])?;
