@@ -84,18 +84,18 @@ fn ceiling() {
         .query(&mut c)
         .expect("SCRIPT LOAD");
     // One message per call, then 16 per call (16 channels): the per-call cost amortized.
-    let script = |slack: &str, batch: usize| {
+    let script = |trim: &str, batch: usize| {
         let mut args: Vec<String> = vec!["EVALSHA".into(), sha.clone(), batch.to_string()];
-        args.extend((0..batch).map(|i| format!("cobra:h:b{slack}::c{i}")));
-        args.extend(["1000".into(), slack.into(), "8".into(), "cobra:p:".into()]);
+        args.extend((0..batch).map(|i| format!("cobra:h:b{}::c{i}", u8::from(trim == "~"))));
+        args.extend(["1000".into(), trim.into(), "8".into(), "cobra:p:".into()]);
         args.extend((0..batch).map(|_| p.clone()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         redis_benchmark(node.port(), 300_000 / batch, &args) * batch as f64
     };
-    let exact1 = script("0", 1);
-    let approx1 = script("100", 1);
-    let exact16 = script("0", 16);
-    let approx16 = script("100", 16);
+    let exact1 = script("=", 1);
+    let approx1 = script("~", 1);
+    let exact16 = script("=", 16);
+    let approx16 = script("~", 16);
     println!("ceiling, one node, redis-benchmark -P 16 -c 50, 300-byte payloads (messages/s):");
     println!("  PUBLISH (no subscriber)                          {publish:>10.0}");
     println!("  XADD MAXLEN 1000                                 {xadd:>10.0}");

@@ -40,8 +40,8 @@ pub struct Job {
 pub struct BatchSettings {
     /// `channel_max_length`.
     pub max_length: usize,
-    /// Entries allowed beyond it before a cut (see [`super::Trim::slack`]).
-    pub slack: usize,
+    /// The `XADD MAXLEN` operator: `=` or `~` (see [`super::Trim`]).
+    pub trim: &'static str,
     /// Length of the history prefix (`<ns>:h:`), stripped to build the pub/sub name.
     pub history_prefix_len: usize,
     /// The pub/sub prefix (`<ns>:p:`).
@@ -85,7 +85,7 @@ pub async fn writer(node: Weak<Node>, mut jobs: mpsc::Receiver<Job>, settings: B
 async fn send(node: &Node, jobs: Vec<Job>, settings: &BatchSettings) {
     let mut call = PUBLISH_BATCH.prepare_invoke();
     call.arg(settings.max_length)
-        .arg(settings.slack)
+        .arg(settings.trim)
         .arg(settings.history_prefix_len)
         .arg(&settings.live_prefix);
     for job in &jobs {

@@ -9,7 +9,7 @@
 //! - **Layout** ([`keys`]): per channel a history stream (`cobra:h:…`, the entry id is the
 //!   position `<ms>-<seq>`), a pub/sub channel (`cobra:p:…`) and a key/value stream of length
 //!   one (`cobra:kv:…`); `cobra` is the default namespace.
-//! - **Publish**: `XADD`, cap and `PUBLISH` in one atomic script; concurrent publishes to a node
+//! - **Publish**: `XADD MAXLEN` and `PUBLISH` in one atomic script; concurrent publishes to a node
 //!   are batched into one `EVALSHA` ([`batch`]) on its multiplexed connection ([`node`]); each is
 //!   acknowledged only after Redis answered; a node has a bounded number of requests in flight.
 //! - **Live delivery** ([`hub`]): one pub/sub connection per node carries every subscription of
@@ -132,7 +132,7 @@ impl RedisBackend {
         let layout = Layout::new(&limits.namespace);
         let batch_settings = BatchSettings {
             max_length: channel_max_length,
-            slack: limits.trim.slack(channel_max_length),
+            trim: limits.trim.operator(),
             history_prefix_len: layout.history("").len(),
             live_prefix: layout.live(""),
         };
