@@ -360,17 +360,10 @@ fn admin_lists_and_closes_connections() {
 
 #[test]
 fn publish_rate_limit_refuses_the_excess() {
-    let server = common::start_with(1000, |s| {
-        s.limits.publish_rate_limit = std::num::NonZeroU32::new(5)
-    });
+    let server = common::start_with(1000, |s| s.limits.publish_rate_limit = std::num::NonZeroU32::new(5));
     let mut c = Client::authed(server.local_addr(), "app1", "all");
-    let results: Vec<serde_json::Value> = (0..20)
-        .map(|i| c.request("rtm/publish", json!({"channel": "c", "message": i})))
-        .collect();
-    let ok = results
-        .iter()
-        .filter(|r| r["action"] == "rtm/publish/ok")
-        .count();
+    let results: Vec<serde_json::Value> = (0..20).map(|i| c.request("rtm/publish", json!({"channel": "c", "message": i}))).collect();
+    let ok = results.iter().filter(|r| r["action"] == "rtm/publish/ok").count();
     // A burst of one second's worth passes (plus what refills while the loop runs), the rest
     // is refused with a stable code.
     assert!((5..20).contains(&ok), "{results:?}");
