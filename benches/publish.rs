@@ -36,6 +36,9 @@ fn sink() -> (SocketAddr, Arc<AtomicU64>) {
     (addr, received)
 }
 
+/// Frame bytes (headers + payloads) of publishes received by every sink connection.
+static WIRE_BYTES: AtomicU64 = AtomicU64::new(0);
+
 fn serve(mut tcp: TcpStream, counter: &AtomicU64) {
     tcp.set_nodelay(true).unwrap();
     let mut buf = Vec::new();
@@ -79,6 +82,7 @@ fn serve(mut tcp: TcpStream, counter: &AtomicU64) {
                         1 => r#"{"action":"auth/handshake/ok","id":1,"body":{"data":{"nonce":"n","version":"sink","connection_id":"1"}}}"#.to_string(),
                         2 => r#"{"action":"auth/authenticate/ok","id":2,"body":{}}"#.to_string(),
                         k => {
+                            WIRE_BYTES.fetch_add(total as u64, Ordering::Relaxed);
                             counter.fetch_add(1, Ordering::Relaxed);
                             format!(r#"{{"action":"rtm/publish/ok","id":{},"body":{{}}}}"#, k - 2)
                         }
@@ -218,6 +222,7 @@ fn cpu_per_message(client: &Client, received: &AtomicU64, events: &[String]) {
             + engines.iter().map(|p| thread_ticks(p)).sum::<u64>()
     };
     let before = ticks();
+    let wire_before = WIRE_BYTES.load(Ordering::Relaxed);
     let target = received.load(Ordering::Relaxed) + n;
     let start = Instant::now();
     for i in 0..n {
@@ -230,6 +235,16 @@ fn cpu_per_message(client: &Client, received: &AtomicU64, events: &[String]) {
     }
     let wall = start.elapsed();
     let cpu = (ticks() - before) as f64 / 100.0;
+    let wire = (WIRE_BYTES.load(Ordering::Relaxed) - wire_before) as f64 / n as f64;
+    let pdu: f64 = events
+        .iter()
+        .map(|e| format!(r#"{{"action":"rtm/publish","id":{n},"body":{{"channel":"engine_fps_id","message":{e}}}}}"#).len() as f64)
+        .sum::<f64>()
+        / events.len() as f64;
+    println!(
+        "wire: {wire:.1} bytes per publish (PDU {pdu:.0} bytes uncompressed): compression ratio {:.2}",
+        pdu / wire
+    );
     println!(
         "{n} publishes: {:.0} msgs/s wall, {:.0} msgs per client CPU-second ({cpu:.2} s CPU in {wall:.2?})",
         n as f64 / wall.as_secs_f64(),
