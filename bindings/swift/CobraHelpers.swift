@@ -37,10 +37,10 @@ public extension CobraClient {
                       listener: listener)
     }
 
-    /// Publishes a JSON-serializable object (dictionary, array...) to `channel`; returns the publish id.
+    /// Publishes a JSON-serializable dictionary to `channel`; returns the publish id.
     @discardableResult
-    func publish(_ channel: String, _ object: Any) throws -> UInt64 {
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.fragmentsAllowed])
+    func publish(_ channel: String, _ object: [String: Any]) throws -> UInt64 {
+        let data = try JSONSerialization.data(withJSONObject: object)
         return try publish(channel: channel, json: String(decoding: data, as: UTF8.self))
     }
 
