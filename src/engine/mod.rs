@@ -264,6 +264,11 @@ impl Engine {
             consider(c.deadline);
             consider(c.next_ping);
             consider(c.pong_deadline);
+            consider(
+                self.session
+                    .oldest_request()
+                    .map(|t| t + self.config.request_timeout),
+            );
         }
         if let Some(c) = &self.closing {
             consider(c.deadline);
@@ -713,6 +718,17 @@ impl Engine {
             }
         }
         self.heartbeat(now)?;
+        if let Some(sent) = self.session.oldest_request()
+            && now.saturating_duration_since(sent) >= self.config.request_timeout
+        {
+            // A server that stops answering is as dead as one that stops ponging.
+            let limit = self.config.request_timeout;
+            return Err(Failure::closing(
+                ErrorKind::Timeout,
+                format!("no answer to a request within {limit:?}"),
+                1000,
+            ));
+        }
         self.flush_queue();
         let Some(conn) = self.conn.as_mut() else {
             return Ok(());
