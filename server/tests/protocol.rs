@@ -360,10 +360,17 @@ fn admin_lists_and_closes_connections() {
 
 #[test]
 fn publish_rate_limit_refuses_the_excess() {
-    let server = common::start_with(1000, |s| s.limits.publish_rate_limit = std::num::NonZeroU32::new(5));
+    let server = common::start_with(1000, |s| {
+        s.limits.publish_rate_limit = std::num::NonZeroU32::new(5)
+    });
     let mut c = Client::authed(server.local_addr(), "app1", "all");
-    let results: Vec<serde_json::Value> = (0..20).map(|i| c.request("rtm/publish", json!({"channel": "c", "message": i}))).collect();
-    let ok = results.iter().filter(|r| r["action"] == "rtm/publish/ok").count();
+    let results: Vec<serde_json::Value> = (0..20)
+        .map(|i| c.request("rtm/publish", json!({"channel": "c", "message": i})))
+        .collect();
+    let ok = results
+        .iter()
+        .filter(|r| r["action"] == "rtm/publish/ok")
+        .count();
     // A burst of one second's worth passes (plus what refills while the loop runs), the rest
     // is refused with a stable code.
     assert!((5..20).contains(&ok), "{results:?}");
@@ -371,6 +378,25 @@ fn publish_rate_limit_refuses_the_excess() {
         assert_eq!(r["action"], "rtm/publish/error");
         assert_eq!(r["body"]["error"], "rate_limited");
     }
+}
+
+#[test]
+fn admins_reach_only_their_app_except_the_admin_app() {
+    let server = start();
+    let addr = server.local_addr();
+    let mut victim = Client::connect(addr, "app1");
+    let vid = victim.auth("sub", SECRET).unwrap()["connection_id"].clone();
+    let mut other = Client::authed(addr, "app2", "all");
+    let ids = other.request("admin/get_connections", json!({}))["body"]["connections"].clone();
+    assert!(!ids.as_array().unwrap().contains(&vid), "{ids}");
+    let r = other.request("admin/close_connection", json!({"connection_id": vid}));
+    assert_eq!(r["body"]["error"], "unknown_connection");
+    let mut root = Client::authed(addr, "_admin", "all");
+    let ids = root.request("admin/get_connections", json!({}))["body"]["connections"].clone();
+    assert!(ids.as_array().unwrap().contains(&vid), "{ids}");
+    let r = root.request("admin/close_connection", json!({"connection_id": vid}));
+    assert_eq!(r["action"], "admin/close_connection/ok");
+    assert_eq!(victim.expect_close(), 1000);
 }
 
 #[test]

@@ -39,8 +39,12 @@ use cobra_wire::Position;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A channel name namespaced by its app: `<appkey>::<channel>`.
+///
+/// The text form is the reference's (and Redis's) `<appkey>::<channel>`; the length of the
+/// appkey is part of the identity too, so an appkey containing `::` can never alias another
+/// app's channel.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ChannelKey(Arc<str>);
+pub struct ChannelKey(Arc<str>, usize);
 
 impl ChannelKey {
     /// Builds the key of `channel` in app `appkey`.
@@ -49,7 +53,7 @@ impl ChannelKey {
         s.push_str(appkey);
         s.push_str("::");
         s.push_str(channel);
-        ChannelKey(s.into())
+        ChannelKey(s.into(), appkey.len())
     }
 
     /// The full namespaced key, as stored.
@@ -59,12 +63,12 @@ impl ChannelKey {
 
     /// The channel name without the app prefix.
     pub fn channel(&self) -> &str {
-        self.0.split_once("::").map_or(&*self.0, |(_, c)| c)
+        &self.0[self.1 + 2..]
     }
 
     /// The appkey part.
     pub fn appkey(&self) -> &str {
-        self.0.split_once("::").map_or("", |(a, _)| a)
+        &self.0[..self.1]
     }
 }
 

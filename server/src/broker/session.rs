@@ -259,7 +259,7 @@ impl Session {
         }
         self.pdus_out += 1;
         sink.send(&self.scratch);
-        if self.scratch.capacity() > 64 << 10 {
+        if self.scratch.capacity() > 4 << 10 {
             self.scratch = String::new();
         }
     }
@@ -764,7 +764,7 @@ impl Session {
     }
 
     fn get_connections(&mut self) -> Result<Option<String>, Refusal> {
-        let ids = self.broker.connection_ids();
+        let ids = self.broker.connection_ids(&self.appkey);
         let list = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
         Ok(Some(format!(r#"{{"connections":{list}}}"#)))
     }
@@ -774,12 +774,15 @@ impl Session {
         let id = b
             .connection_id
             .ok_or_else(|| Refusal::new("invalid_body", "body.connection_id is missing"))?;
-        if self.broker.close_connection(&id, CLOSE_NORMAL) {
+        if self
+            .broker
+            .close_connection(&self.appkey, &id, CLOSE_NORMAL)
+        {
             Ok(Some(format!(r#"{{"connection_id":{}}}"#, json_str(&id))))
         } else {
             Err(Refusal::new(
                 "unknown_connection",
-                format!("no connection {id:?} on this node"),
+                format!("no connection {id:?} of this app on this node"),
             ))
         }
     }
@@ -835,7 +838,8 @@ impl Session {
                 }
             }
         }
-        if drained.capacity() <= 1024 {
+        // Keep a small drain buffer; a burst-sized one is released.
+        if drained.capacity() <= 64 {
             self.drained = drained;
         }
         if count > 0
