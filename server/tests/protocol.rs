@@ -165,6 +165,14 @@ fn publish_errors() {
     assert_eq!(r["body"]["error"], "invalid_body");
     let r = c.request("rtm/publish", json!({"channels": [], "message": 1}));
     assert_eq!(r["body"]["error"], "missing_channel");
+    let many: Vec<String> = (0..10_000).map(|i| format!("c{i}")).collect();
+    let r = c.request("rtm/publish", json!({"channels": many, "message": 1}));
+    assert_eq!(r["body"]["error"], "too_many_channels");
+    let r = c.request(
+        "rtm/publish",
+        json!({"channels": ["a", "b", "a"], "channel": "b", "message": 1}),
+    );
+    assert_eq!(r["body"]["channels"], json!(["a", "b"]));
 }
 
 #[test]
@@ -180,6 +188,18 @@ fn subscribe_errors_and_unsubscribe() {
     );
     assert_eq!(r["body"]["error"], "invalid_position");
     let r = c.request("rtm/subscribe", json!({}));
+    assert_eq!(r["body"]["error"], "missing_channel");
+    let long = "x".repeat(5000);
+    let r = c.request("rtm/subscribe", json!({"channel": long}));
+    assert_eq!(r["body"]["error"], "invalid_subscription_id");
+    let r = c.request(
+        "rtm/subscribe",
+        json!({"channel": long, "subscription_id": "s"}),
+    );
+    assert_eq!(r["body"]["error"], "invalid_channel");
+    let r = c.request("rtm/publish", json!({"channel": long, "message": 1}));
+    assert_eq!(r["body"]["error"], "invalid_channel");
+    let r = c.request("rtm/write", json!({"channel": "", "message": 1}));
     assert_eq!(r["body"]["error"], "missing_channel");
     assert_eq!(
         c.request("rtm/subscribe", json!({"channel": "c1"}))["action"],
@@ -409,4 +429,26 @@ fn request_without_id_gets_an_id() {
     let v = c.recv_json();
     assert_eq!(v["action"], "auth/handshake/ok");
     assert!(v.get("id").is_some());
+}
+
+#[test]
+fn ping_gets_pong_binary_json_works_and_binary_garbage_closes_1007() {
+    let server = start();
+    let mut c = Client::connect(server.local_addr(), "app1");
+    let mut out = Vec::new();
+    c.codec.encode_ping(b"hello", &mut out).unwrap();
+    c.send_raw(&out);
+    // The test client answers pings itself; read the raw pong here.
+    match c.recv() {
+        Ok(cobra_wire::ws::Message::Pong(p)) => assert_eq!(p, b"hello"),
+        other => panic!("expected pong, got {other:?}"),
+    }
+    out.clear();
+    c.codec.encode_binary(br#"{"action":"auth/handshake","id":5,"body":{"method":"role_secret","data":{"role":"all"}}}"#, &mut out);
+    c.send_raw(&out);
+    assert_eq!(c.recv_json()["action"], "auth/handshake/ok");
+    out.clear();
+    c.codec.encode_binary(&[0xff, 0xfe, 0x00], &mut out);
+    c.send_raw(&out);
+    assert_eq!(c.expect_close(), 1007);
 }
