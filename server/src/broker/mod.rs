@@ -9,6 +9,7 @@
 pub mod backend;
 pub mod mailbox;
 pub mod memory;
+pub mod redis;
 pub mod session;
 pub mod stats;
 

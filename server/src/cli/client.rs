@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use cobra::{Event, SubscribeOptions};
 use serde_json::Value;
 
-pub use creds::{CredsError, apps_config_path};
+pub use creds::{CredsError, apps_config_path, resolve as resolve_credentials};
 use session::{Session, wait_event};
 
 /// A failed client command.

@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
 pub mod client;
 pub mod init;
 pub mod run;
@@ -34,6 +35,8 @@ pub enum Command {
     Write(client::WriteArgs),
     /// Delete the value stored on a channel.
     Delete(client::DeleteArgs),
+    /// Load-test a server: publishers, subscribers, idle connections; throughput, latency, loss.
+    Bench(Box<bench::BenchArgs>),
 }
 
 /// Runs the parsed command line; the returned code is the process exit status.
@@ -48,5 +51,6 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Read(args) => client::read(args),
         Command::Write(args) => client::write(args),
         Command::Delete(args) => client::delete(args),
+        Command::Bench(args) => bench::bench(*args),
     }
 }

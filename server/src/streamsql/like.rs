@@ -6,6 +6,8 @@
 //! the value: substring search for plain chunks, bit-parallel Shift-And for chunks with `_` (up to 64
 //! characters; longer ones, which only long patterns can have, fall back to O(value × chunk)).
 
+use super::paths::short_eq;
+
 /// One piece of a pattern between run wildcards.
 #[derive(Debug, Clone, PartialEq)]
 enum Chunk {
@@ -88,7 +90,10 @@ impl Chunk {
     /// Bytes of `s` consumed when the chunk matches at its start.
     fn match_prefix(&self, s: &str) -> Option<usize> {
         match self {
-            Chunk::Lit(lit) => s.starts_with(lit.as_str()).then_some(lit.len()),
+            Chunk::Lit(lit) => {
+                let (s, lit) = (s.as_bytes(), lit.as_bytes());
+                (s.len() >= lit.len() && short_eq(&s[..lit.len()], lit)).then_some(lit.len())
+            }
             Chunk::Mixed(pat, _) => {
                 let mut it = s.char_indices();
                 for want in pat {
@@ -118,7 +123,10 @@ impl Chunk {
     /// Does `s` end with this chunk?
     fn is_suffix_of(&self, s: &str) -> bool {
         match self {
-            Chunk::Lit(lit) => s.ends_with(lit.as_str()),
+            Chunk::Lit(lit) => {
+                let (s, lit) = (s.as_bytes(), lit.as_bytes());
+                s.len() >= lit.len() && short_eq(&s[s.len() - lit.len()..], lit)
+            }
             Chunk::Mixed(pat, _) => {
                 let start = if pat.is_empty() {
                     s.len()

@@ -1,9 +1,9 @@
 //! StreamSQL: the filter language of subscriptions.
 //!
-//! A statement is tokenized ([`lexer`]), parsed ([`parser`]) into a compiled predicate ([`expr`]) and a
-//! projection ([`project`]) over a trie of the field paths it reads ([`paths`]), once per subscription.
+//! A statement is tokenized (`lexer`), parsed (`parser`) into a compiled predicate (`expr`) and a
+//! projection (`project`) over a trie of the field paths it reads (`paths`), once per subscription.
 //! Each message is then evaluated either from its raw JSON text in one pass without building it
-//! ([`Query::eval_raw`], see [`raw`]) or from an already parsed value ([`Query::eval_value`]).
+//! ([`Query::eval_raw`], see `raw`) or from an already parsed value ([`Query::eval_value`]).
 //!
 //! Semantics (the reference's, see `shared/spec/streamsql.md`, plus our extensions):
 //! - Comparisons are typed: `'10'` never equals `10`; numbers compare numerically across int and float;
@@ -15,7 +15,10 @@
 //!   is an object: that element is the message (and what `SELECT *` forwards). Invalid JSON (or JSON
 //!   nested deeper than serde_json's limit of 128) does not match. `SELECT *` without WHERE forwards
 //!   every message unchanged, without looking at it.
-//! - Projection: see [`project`] (missing selected fields give `{}`, as the reference did).
+//! - Projection: keys are the path text (`"data.fps"`) or the alias, in SELECT order (a repeated key keeps
+//!   its first place and its last value); values are the selected subtrees as they are (false, 0, ""
+//!   kept). A selected field that is missing gives `{}` and one under a `null` gives `null`, exactly
+//!   what the reference sent (its lookup was `.get(key, {})` per level).
 
 mod error;
 mod expr;

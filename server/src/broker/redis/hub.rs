@@ -1,0 +1,485 @@
+//! Live delivery for one node: this server's subscriptions on the node, sharing one pub/sub
+//! connection, fanned out locally.
+//!
+//! # Exactly once across the history → live switch
+//!
+//! A publish is one Lua script (`XADD` then `PUBLISH "<id> <raw>"`), so pub/sub order is stream
+//! order. A subscription starting after position `P`:
+//!
+//! 1. registers locally in *catch-up* mode (live messages for it are buffered, not delivered);
+//! 2. makes sure the live connection is `SUBSCRIBE`d to the channel (confirmed by Redis), so
+//!    every publish executed from now on reaches the buffer;
+//! 3. reads the stream after `P` (`XRANGE (P + COUNT page`, page after page), delivering each
+//!    entry and remembering the last id delivered, `L`;
+//! 4. under the hub lock, delivers the buffered live messages with id > `L` and switches the
+//!    subscription to live mode: from then on each pushed message with id > `L` is delivered as
+//!    it arrives.
+//!
+//! A message published before step 2 is in the stream (read in step 3); one published after is
+//! pushed (buffered, or delivered live); one both read and pushed is delivered once because of
+//! the id check. If the bounded buffer fills during a long replay, the overflowing messages are
+//! not kept, and step 3 runs again from `L` before the switch: they are in the stream anyway.
+//!
+//! When the node's connection is lost every subscription goes back to catch-up mode at its last
+//! delivered position; when it returns, the channels are `SUBSCRIBE`d again and each
+//! subscription replays from where it was, with the same guarantee.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use redis::Value;
+
+use super::keys::Layout;
+use super::node::{Node, NodeError};
+use super::scripts::{self, Entry, RawId};
+use crate::broker::backend::{Message, SubscribeAck};
+use crate::broker::mailbox::Subscriber;
+use cobra_wire::Position;
+
+static HISTORY: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(scripts::HISTORY));
+
+fn position((ms, seq): RawId) -> Position {
+    Position { ms, seq }
+}
+
+struct CatchUp {
+    /// Identifies one catch-up; a lost connection starts a new one and the old run stops.
+    epoch: u64,
+    /// A task is replaying for this epoch.
+    running: bool,
+    buffer: VecDeque<Arc<Message>>,
+    overflowed: bool,
+}
+
+struct Sub {
+    subscriber: Arc<Subscriber>,
+    /// Position of the last message delivered (or the start point): resume point and
+    /// duplicate filter.
+    last: Position,
+    /// `Some` while the history replays; live messages are then buffered.
+    catch_up: Option<CatchUp>,
+}
+
+struct Channel {
+    subs: Vec<Sub>,
+    /// Serializes this channel's `SUBSCRIBE`/`UNSUBSCRIBE`, so they reach Redis in order.
+    op: Arc<tokio::sync::Mutex<()>>,
+    /// The connection generation in which Redis confirmed our `SUBSCRIBE`.
+    subscribed: Option<u64>,
+}
+
+/// The subscriptions of this server on one node.
+pub struct Hub {
+    layout: Layout,
+    channels: Mutex<HashMap<Arc<str>, Channel>>,
+    buffer_cap: usize,
+    epochs: AtomicU64,
+}
+
+/// Where a replay ended.
+struct Replay {
+    /// The stream's latest id and the expiry check, from the first page.
+    first: Option<(Position, Option<u64>)>,
+}
+
+impl Hub {
+    /// An empty hub for the channels of `layout`, holding up to `buffer_cap` live messages per
+    /// subscription during a replay.
+    pub fn new(layout: Layout, buffer_cap: usize) -> Self {
+        Hub {
+            layout,
+            channels: Mutex::new(HashMap::new()),
+            buffer_cap: buffer_cap.max(1),
+            epochs: AtomicU64::new(0),
+        }
+    }
+
+    /// The Redis names in use.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Channels with local subscribers.
+    pub fn channel_count(&self) -> usize {
+        self.channels.lock().len()
+    }
+
+    fn next_epoch(&self) -> u64 {
+        self.epochs.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// A message pushed by Redis: `[channel, "<id> <raw>"]`. Runs on the connection's reader:
+    /// only non-blocking work here.
+    pub fn on_message(&self, data: &[Value]) {
+        let [channel, payload] = data else { return };
+        let Some(key) = scripts::bytes(channel).and_then(|c| self.layout.channel_of_live(c)) else {
+            return;
+        };
+        let Some((id, raw)) = scripts::bytes(payload).and_then(scripts::split_live) else {
+            tracing::warn!(
+                channel = key,
+                "ignoring a malformed live message from Redis"
+            );
+            return;
+        };
+        let message = Arc::new(Message {
+            position: position(id),
+            payload: Arc::from(raw),
+        });
+        let mut channels = self.channels.lock();
+        let Some(ch) = channels.get_mut(key) else {
+            return;
+        };
+        for sub in &mut ch.subs {
+            if message.position <= sub.last {
+                continue; // already delivered from history
+            }
+            match &mut sub.catch_up {
+                Some(cu) => {
+                    if cu.buffer.len() < self.buffer_cap {
+                        cu.buffer.push_back(Arc::clone(&message));
+                    } else {
+                        cu.overflowed = true; // the replay will read it from the stream
+                    }
+                }
+                None => {
+                    sub.subscriber.offer(&message);
+                    sub.last = message.position;
+                }
+            }
+        }
+    }
+
+    /// The node's connections were lost: every subscription waits to resume from its last
+    /// position, and no channel counts as subscribed any more.
+    pub fn on_down(&self) {
+        let mut channels = self.channels.lock();
+        for ch in channels.values_mut() {
+            ch.subscribed = None;
+            for sub in &mut ch.subs {
+                sub.catch_up = Some(CatchUp {
+                    epoch: self.next_epoch(),
+                    running: false,
+                    buffer: VecDeque::new(),
+                    overflowed: false,
+                });
+            }
+        }
+    }
+
+    /// The node is connected (again): resubscribe and resume everything.
+    pub fn on_up(node: &Arc<Node>, _generation: u64) {
+        Self::restart_stalled(node);
+    }
+
+    /// Resubscribes channels not subscribed on the current connection and restarts replays that
+    /// are not running (after a reconnect, or after a replay failed).
+    pub fn restart_stalled(node: &Arc<Node>) {
+        let generation = node.generation();
+        let keys: Vec<Arc<str>> = {
+            let channels = node.hub.channels.lock();
+            channels
+                .iter()
+                .filter(|(_, ch)| {
+                    !ch.subs.is_empty()
+                        && (ch.subscribed != Some(generation)
+                            || ch
+                                .subs
+                                .iter()
+                                .any(|s| s.catch_up.as_ref().is_some_and(|c| !c.running)))
+                })
+                .map(|(k, _)| Arc::clone(k))
+                .collect()
+        };
+        for key in keys {
+            let task_node = Arc::clone(node);
+            node.spawn(async move { Self::resume_channel(&task_node, &key).await });
+        }
+    }
+
+    async fn resume_channel(node: &Arc<Node>, key: &str) {
+        if let Err(e) = Self::ensure_subscribed(node, key).await {
+            tracing::debug!(channel = key, error = %e, "resubscribe failed; retrying on the next health check");
+            return;
+        }
+        let runs: Vec<(Arc<Subscriber>, u64, Position)> = {
+            let mut channels = node.hub.channels.lock();
+            let Some(ch) = channels.get_mut(key) else {
+                return;
+            };
+            ch.subs
+                .iter_mut()
+                .filter_map(|s| {
+                    let cu = s.catch_up.as_mut().filter(|c| !c.running)?;
+                    cu.running = true;
+                    Some((Arc::clone(&s.subscriber), cu.epoch, s.last))
+                })
+                .collect()
+        };
+        for (subscriber, epoch, from) in runs {
+            match Self::replay(node, key, &subscriber, epoch, Some(from)).await {
+                Ok(Replay {
+                    first: Some((_, Some(missed))),
+                }) => {
+                    tracing::warn!(
+                        channel = key,
+                        missed,
+                        "subscription resumed after its position expired"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(channel = key, error = %e, "resume failed; retrying on the next health check");
+                    node.hub.set_idle(key, &subscriber, epoch);
+                }
+            }
+        }
+    }
+
+    fn set_idle(&self, key: &str, subscriber: &Arc<Subscriber>, epoch: u64) {
+        let mut channels = self.channels.lock();
+        if let Some(cu) = channels
+            .get_mut(key)
+            .and_then(|ch| {
+                ch.subs
+                    .iter_mut()
+                    .find(|s| Arc::ptr_eq(&s.subscriber, subscriber))
+            })
+            .and_then(|s| s.catch_up.as_mut())
+            .filter(|c| c.epoch == epoch)
+        {
+            cu.running = false;
+        }
+    }
+
+    /// Makes sure Redis has confirmed our `SUBSCRIBE` to `key` on the current connection.
+    async fn ensure_subscribed(node: &Arc<Node>, key: &str) -> Result<(), NodeError> {
+        let op = match node.hub.channels.lock().get(key) {
+            Some(ch) => Arc::clone(&ch.op),
+            None => return Ok(()),
+        };
+        let _serial = op.lock().await;
+        let generation = node.generation();
+        match node.hub.channels.lock().get(key) {
+            None => return Ok(()),
+            Some(ch) if ch.subscribed == Some(generation) && node.is_connected() => return Ok(()),
+            Some(_) => {}
+        }
+        let name = node.hub.layout.live(key);
+        let (generation, ()) = node
+            .live(|mut c| async move { c.subscribe(name).await })
+            .await?;
+        if let Some(ch) = node.hub.channels.lock().get_mut(key) {
+            ch.subscribed = Some(generation);
+        }
+        Ok(())
+    }
+
+    /// `UNSUBSCRIBE`s `key` if nobody here wants it any more, and forgets it.
+    async fn ensure_unsubscribed(node: Arc<Node>, key: Arc<str>) {
+        let op = match node.hub.channels.lock().get(&*key) {
+            Some(ch) => Arc::clone(&ch.op),
+            None => return,
+        };
+        let _serial = op.lock().await;
+        {
+            let mut channels = node.hub.channels.lock();
+            let Some(ch) = channels.get(&*key) else {
+                return;
+            };
+            if !ch.subs.is_empty() {
+                return;
+            }
+            if ch.subscribed != Some(node.generation()) {
+                channels.remove(&*key); // nothing to undo on the current connection
+                return;
+            }
+        }
+        let name = node.hub.layout.live(&key);
+        // A failure means the connection is going away, which unsubscribes it anyway.
+        let _ = node
+            .live(|mut c| async move { c.unsubscribe(name).await })
+            .await;
+        let mut channels = node.hub.channels.lock();
+        if let Some(ch) = channels.get_mut(&*key) {
+            if ch.subs.is_empty() {
+                channels.remove(&*key);
+            } else {
+                ch.subscribed = None; // someone came back meanwhile: they will subscribe again
+            }
+        }
+    }
+
+    /// Registers `subscriber` and replays what follows `after` (`None`: only new messages).
+    pub async fn subscribe(
+        node: &Arc<Node>,
+        key: &str,
+        after: Option<Position>,
+        subscriber: Arc<Subscriber>,
+    ) -> Result<SubscribeAck, NodeError> {
+        let hub = &node.hub;
+        let epoch = hub.next_epoch();
+        {
+            let mut channels = hub.channels.lock();
+            let ch = channels.entry(Arc::from(key)).or_insert_with(|| Channel {
+                subs: Vec::new(),
+                op: Arc::new(tokio::sync::Mutex::new(())),
+                subscribed: None,
+            });
+            ch.subs.push(Sub {
+                subscriber: Arc::clone(&subscriber),
+                last: Position::default(),
+                catch_up: Some(CatchUp {
+                    epoch,
+                    running: true,
+                    buffer: VecDeque::new(),
+                    overflowed: false,
+                }),
+            });
+        }
+        let result = match Self::ensure_subscribed(node, key).await {
+            Ok(()) => Self::replay(node, key, &subscriber, epoch, after).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(Replay {
+                first: Some((position, expired)),
+            }) => Ok(SubscribeAck { position, expired }),
+            Ok(Replay { first: None }) => {
+                Self::unsubscribe(node, key, &subscriber);
+                Err(node.down_error())
+            }
+            Err(e) => {
+                Self::unsubscribe(node, key, &subscriber);
+                Err(e)
+            }
+        }
+    }
+
+    /// Forgets `subscriber`; the channel is `UNSUBSCRIBE`d in the background when it was the
+    /// last one here.
+    pub fn unsubscribe(node: &Arc<Node>, key: &str, subscriber: &Arc<Subscriber>) {
+        let empty = {
+            let mut channels = node.hub.channels.lock();
+            let Some(ch) = channels.get_mut(key) else {
+                return;
+            };
+            ch.subs.retain(|s| !Arc::ptr_eq(&s.subscriber, subscriber));
+            ch.subs.is_empty()
+        };
+        if empty {
+            node.spawn(Self::ensure_unsubscribed(Arc::clone(node), Arc::from(key)));
+        }
+    }
+
+    /// Replays the stream after `after` (or from its end, for `None`) into `subscriber`, then
+    /// switches it to live delivery. See the module docs. Stops quietly (with what it learnt)
+    /// when the subscription was removed or its catch-up superseded by a reconnect.
+    async fn replay(
+        node: &Arc<Node>,
+        key: &str,
+        subscriber: &Arc<Subscriber>,
+        epoch: u64,
+        after: Option<Position>,
+    ) -> Result<Replay, NodeError> {
+        let page = node.limits().history_page.max(1);
+        let stream = node.hub.layout.history(key);
+        let mut replay = Replay { first: None };
+        let mut pos = after.unwrap_or_default();
+        loop {
+            let entries: Vec<Entry> = if replay.first.is_none() {
+                // First page: atomically with the stream's state (latest id, trimmed ids).
+                let start = match after {
+                    Some(p) if p != Position::default() => format!("({p}"),
+                    _ => "-".to_string(),
+                };
+                let count = if after.is_some() { page } else { 0 };
+                let stream = stream.clone();
+                let reply: Value = node
+                    .command(|mut c| async move {
+                        HISTORY
+                            .key(stream)
+                            .arg(start)
+                            .arg(count)
+                            .invoke_async(&mut c)
+                            .await
+                    })
+                    .await?;
+                let h = scripts::history_page(reply).map_err(|e| node.reply_error(e))?;
+                let last = position(h.last);
+                let expired = match after {
+                    Some(p) if p != Position::default() && p < position(h.last_trimmed) => {
+                        // Exact count unknown: every entry ever trimmed is an upper bound (as the
+                        // embedded backend reports).
+                        Some(h.added.saturating_sub(h.length))
+                    }
+                    _ => None,
+                };
+                if after.is_none() {
+                    pos = last;
+                }
+                replay.first = Some((last, expired));
+                h.entries
+            } else {
+                let (stream, start) = (stream.clone(), format!("({pos}"));
+                let reply: Value = node
+                    .command(|mut c| async move {
+                        redis::cmd("XRANGE")
+                            .arg(stream)
+                            .arg(start)
+                            .arg("+")
+                            .arg("COUNT")
+                            .arg(page)
+                            .query_async(&mut c)
+                            .await
+                    })
+                    .await?;
+                scripts::entries(reply).map_err(|e| node.reply_error(e))?
+            };
+            // (A live-only start reads no entries on its first page, so this is never full.)
+            let full_page = entries.len() >= page;
+            for entry in entries {
+                let message = Arc::new(Message {
+                    position: position(entry.id),
+                    payload: Arc::from(entry.payload),
+                });
+                if message.position > pos {
+                    subscriber.offer(&message);
+                    pos = message.position;
+                }
+            }
+            let mut channels = node.hub.channels.lock();
+            let Some(sub) = channels.get_mut(key).and_then(|ch| {
+                ch.subs
+                    .iter_mut()
+                    .find(|s| Arc::ptr_eq(&s.subscriber, subscriber))
+            }) else {
+                return Ok(replay); // unsubscribed meanwhile
+            };
+            let Some(cu) = sub.catch_up.as_mut().filter(|c| c.epoch == epoch) else {
+                return Ok(replay); // superseded: the connection was lost and a resume takes over
+            };
+            sub.last = pos;
+            if full_page {
+                continue;
+            }
+            for message in cu.buffer.drain(..) {
+                if message.position > pos {
+                    subscriber.offer(&message);
+                    pos = message.position;
+                }
+            }
+            sub.last = pos;
+            if cu.overflowed {
+                // Live messages were dropped from the buffer: they are in the stream after `pos`.
+                cu.overflowed = false;
+                continue;
+            }
+            sub.catch_up = None;
+            return Ok(replay);
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Every bound and timing of the Redis backend, in one place.
+
+use std::time::Duration;
+
+/// How a history stream is capped on each publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Trim {
+    /// `XADD MAXLEN = n`: exactly `channel_max_length` entries kept, like the embedded backend.
+    #[default]
+    Exact,
+    /// `XADD MAXLEN ~ n`: Redis cuts whole internal nodes only, so up to about 100 entries more
+    /// are kept; cheaper per publish.
+    Approximate,
+}
+
+impl Trim {
+    /// The `XADD MAXLEN` operator.
+    pub fn operator(self) -> &'static str {
+        match self {
+            Trim::Exact => "=",
+            Trim::Approximate => "~",
+        }
+    }
+}
+
+/// Limits, timings and naming of the Redis backend. The defaults suit a LAN deployment.
+#[derive(Debug, Clone)]
+pub struct RedisLimits {
+    /// Requests (publish, read, write, history pages...) one node may have waiting for a slot
+    /// or for Redis's answer. Beyond it a request waits up to [`Self::queue_timeout`] and then
+    /// fails with "overloaded": a slow node gives back-pressure and errors, never an unbounded
+    /// queue.
+    pub max_in_flight: usize,
+    /// How long a request may wait for an in-flight slot.
+    pub queue_timeout: Duration,
+    /// Most publishes sent to a node in one script call (see [`super::batch`]).
+    pub max_batch: usize,
+    /// Publish script calls a node may have outstanding at once.
+    pub batches_in_flight: usize,
+    /// How long Redis may take to answer one request before it fails as a timeout.
+    pub response_timeout: Duration,
+    /// TCP connect + handshake timeout.
+    pub connect_timeout: Duration,
+    /// First delay before reconnecting to a lost node (doubles up to [`Self::reconnect_max`]).
+    pub reconnect_min: Duration,
+    /// Longest delay between reconnection attempts: a returning node is back within it.
+    pub reconnect_max: Duration,
+    /// Interval of the liveness PING on each node's connections.
+    pub health_interval: Duration,
+    /// Entries read per `XRANGE` page when replaying history.
+    pub history_page: usize,
+    /// Live messages held per subscription while its history replays. When full, further
+    /// live messages are not kept and the replay reads them from the stream instead, so a
+    /// full buffer costs a round trip, not a message.
+    pub catch_up_buffer: usize,
+    /// How streams are capped.
+    pub trim: Trim,
+    /// Worker threads of the backend's own runtime ([`super::RedisBackend::start`] only): they
+    /// run the Redis connections and the local fan-out of live messages.
+    pub io_threads: usize,
+    /// Prefix of every Redis name the backend uses (see [`super::keys`]). Servers sharing
+    /// channels must use the same one; different ones keep deployments apart on shared nodes.
+    pub namespace: String,
+}
+
+impl Default for RedisLimits {
+    fn default() -> Self {
+        RedisLimits {
+            max_in_flight: 16 * 1024,
+            queue_timeout: Duration::from_millis(500),
+            max_batch: 256,
+            batches_in_flight: 2,
+            response_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(1),
+            reconnect_min: Duration::from_millis(50),
+            reconnect_max: Duration::from_secs(1),
+            health_interval: Duration::from_secs(1),
+            history_page: 500,
+            catch_up_buffer: 4096,
+            trim: Trim::Exact,
+            io_threads: 1,
+            namespace: "cobra".to_string(),
+        }
+    }
+}

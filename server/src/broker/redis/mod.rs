@@ -1,0 +1,389 @@
+//! The Redis backend: channels sharded over several Redis nodes, shared by many servers.
+//!
+//! `cobra run --redis 'redis://h1:6379;redis://:pw@h2:6380/1'` runs the broker on this backend;
+//! several servers given the same list share the same channels, history and key/values.
+//!
+//! - **Sharding** ([`shard`]): each `<appkey>::<channel>` lives on one node chosen by
+//!   rendezvous hashing of the node identities (`host:port/db`), so every server agrees and
+//!   adding a node moves about `1/N` of the channels.
+//! - **Layout** ([`keys`]): per channel a history stream (`cobra:h:…`, the entry id is the
+//!   position `<ms>-<seq>`), a pub/sub channel (`cobra:p:…`) and a key/value stream of length
+//!   one (`cobra:kv:…`); `cobra` is the default namespace.
+//! - **Publish**: `XADD MAXLEN` and `PUBLISH` in one atomic script; concurrent publishes to a node
+//!   are batched into one `EVALSHA` ([`batch`]) on its multiplexed connection ([`node`]); each is
+//!   acknowledged only after Redis answered; a node has a bounded number of requests in flight.
+//! - **Live delivery** ([`hub`]): one pub/sub connection per node carries every subscription of
+//!   this server on that node; messages are fanned out locally. Resuming from a position is
+//!   exactly once and in order across the switch from history to live.
+//! - **Faults**: a lost node fails only its channels; it is reconnected in the background and
+//!   its subscriptions resume from their last position.
+//!
+//! Needs Redis ≥ 7.0 (RESP3 and `XINFO STREAM`'s trim bookkeeping). Redis Cluster is not
+//! supported: give the nodes as separate standalone servers.
+
+pub mod batch;
+pub mod hub;
+pub mod keys;
+pub mod limits;
+pub mod node;
+pub mod scripts;
+pub mod shard;
+pub mod url;
+
+use std::sync::Arc;
+
+use redis::Value;
+
+pub use self::limits::{RedisLimits, Trim};
+pub use self::node::{NodeError, NodeStatus};
+pub use self::url::{NodeAddr, UrlError};
+
+use self::batch::BatchSettings;
+use self::hub::Hub;
+use self::keys::Layout;
+use self::node::Node;
+use self::shard::Rendezvous;
+use crate::broker::backend::{
+    Backend, BackendError, BoxFuture, ChannelKey, NodeHealth, StartAt, SubscribeAck,
+};
+use crate::broker::mailbox::Subscriber;
+use cobra_wire::Position;
+
+/// Why the backend could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The URL list is invalid.
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    /// No node could be reached at start (a node that is merely down while others answer does
+    /// not stop the server: its channels fail until it returns).
+    #[error("no Redis node reachable: {0}")]
+    NoNodeReachable(String),
+    /// The backend's own runtime could not be started.
+    #[error("cannot start the Redis I/O runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// The Redis backend. Share it behind an `Arc`; dropping it stops its tasks.
+pub struct RedisBackend {
+    nodes: Vec<Arc<Node>>,
+    ring: Rendezvous,
+    layout: Layout,
+    /// The backend's own I/O runtime when built with [`RedisBackend::start`].
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl RedisBackend {
+    /// Like [`RedisBackend::connect`], but on a runtime of its own (`limits.io_threads` threads
+    /// named `cobra-redis`) that lives as long as the backend, so it can be built before the
+    /// server's runtime exists and handed to it. Blocks until every node had its first
+    /// connection attempt (at most `connect_timeout`). Safe to call from any thread.
+    pub fn start(
+        urls: &str,
+        password: Option<&str>,
+        channel_max_length: usize,
+        limits: RedisLimits,
+    ) -> Result<Self, ConnectError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(limits.io_threads.max(1))
+            .thread_name("cobra-redis")
+            .enable_all()
+            .build()
+            .map_err(ConnectError::Runtime)?;
+        // A helper thread, so that calling this from inside another runtime cannot panic.
+        let connected = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    runtime.block_on(Self::connect(urls, password, channel_max_length, limits))
+                })
+                .join()
+        });
+        let mut backend = match connected {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(ConnectError::Runtime(std::io::Error::other(
+                    "the Redis connect thread panicked",
+                )));
+            }
+        };
+        backend.runtime = Some(runtime);
+        Ok(backend)
+    }
+
+    /// Parses `urls` (`;`-separated `redis://[:password@]host[:port][/db]`; `password` applies to
+    /// URLs without one), starts one supervisor per node and waits for each node's first
+    /// connection attempt. Fails only when the list is invalid or no node at all answers.
+    /// The backend's connections and tasks run on the calling tokio runtime, which must outlive
+    /// the backend.
+    pub async fn connect(
+        urls: &str,
+        password: Option<&str>,
+        channel_max_length: usize,
+        limits: RedisLimits,
+    ) -> Result<Self, ConnectError> {
+        let addrs = NodeAddr::parse_list(urls, password)?;
+        let limits = Arc::new(limits);
+        let ring = Rendezvous::new(addrs.iter().map(NodeAddr::identity));
+        let runtime = tokio::runtime::Handle::current();
+        let nodes: Vec<Arc<Node>> = addrs
+            .into_iter()
+            .map(|a| Node::new(a, Arc::clone(&limits), runtime.clone()))
+            .collect();
+        let layout = Layout::new(&limits.namespace);
+        let batch_settings = BatchSettings {
+            max_length: channel_max_length,
+            trim: limits.trim.operator(),
+            history_prefix_len: layout.history("").len(),
+            live_prefix: layout.live(""),
+        };
+        for node in &nodes {
+            node.start(batch_settings.clone());
+        }
+        for node in &nodes {
+            node.first_attempt().await;
+        }
+        let backend = RedisBackend {
+            nodes,
+            ring,
+            layout,
+            runtime: None,
+        };
+        if !backend.nodes.iter().any(|n| n.is_connected()) {
+            let names: Vec<&str> = backend.nodes.iter().map(|n| n.name()).collect();
+            return Err(ConnectError::NoNodeReachable(names.join(", ")));
+        }
+        for node in backend.nodes.iter().filter(|n| !n.is_connected()) {
+            tracing::warn!(
+                node = node.name(),
+                "Redis node unreachable at start; its channels fail until it answers"
+            );
+        }
+        Ok(backend)
+    }
+
+    /// The nodes, in the order given.
+    pub fn node_names(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name().to_string()).collect()
+    }
+
+    /// Index (in the URL order) of the node holding `channel_key` (`<appkey>::<channel>`).
+    pub fn node_index(&self, channel_key: &str) -> usize {
+        self.ring.node_for(channel_key)
+    }
+
+    fn node(&self, channel_key: &str) -> &Arc<Node> {
+        &self.nodes[self.ring.node_for(channel_key)]
+    }
+
+    /// Detailed per-node health (a superset of [`Backend::health`]).
+    pub fn status(&self) -> Vec<NodeStatus> {
+        self.nodes.iter().map(|n| n.status()).collect()
+    }
+
+    /// Appends `payload` to the channel's history and pushes it to every server's subscribers;
+    /// returns its position once Redis has answered.
+    pub async fn publish_raw(
+        &self,
+        channel_key: &str,
+        payload: Arc<str>,
+    ) -> Result<Position, NodeError> {
+        let node = self.node(channel_key);
+        let (ms, seq) = node
+            .publish(self.layout.history(channel_key), payload)
+            .await?;
+        Ok(Position { ms, seq })
+    }
+
+    /// Stores `value` as the channel's key/value entry (a stream of length one, so the write
+    /// gets a position like the reference server's).
+    pub async fn write_raw(
+        &self,
+        channel_key: &str,
+        value: Arc<str>,
+    ) -> Result<Position, NodeError> {
+        let node = self.node(channel_key);
+        let key = self.layout.value(channel_key);
+        let reply: Value = node
+            .command(|mut c| async move {
+                redis::cmd("XADD")
+                    .arg(key)
+                    .arg("MAXLEN")
+                    .arg(1)
+                    .arg("*")
+                    .arg("v")
+                    .arg(value.as_bytes())
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let id = scripts::id(&reply).map_err(|e| node.reply_error(e))?;
+        Ok(Position {
+            ms: id.0,
+            seq: id.1,
+        })
+    }
+
+    /// The channel's key/value entry, or with `at` the history message at that position.
+    pub async fn read_raw(
+        &self,
+        channel_key: &str,
+        at: Option<Position>,
+    ) -> Result<Option<String>, NodeError> {
+        let node = self.node(channel_key);
+        let reply: Value = match at {
+            None => {
+                let key = self.layout.value(channel_key);
+                node.command(|mut c| async move {
+                    redis::cmd("XREVRANGE")
+                        .arg(key)
+                        .arg("+")
+                        .arg("-")
+                        .arg("COUNT")
+                        .arg(1)
+                        .query_async(&mut c)
+                        .await
+                })
+                .await?
+            }
+            Some(p) => {
+                let (key, id) = (self.layout.history(channel_key), p.to_string());
+                node.command(|mut c| async move {
+                    redis::cmd("XRANGE")
+                        .arg(key)
+                        .arg(&id)
+                        .arg(&id)
+                        .query_async(&mut c)
+                        .await
+                })
+                .await?
+            }
+        };
+        let entries = scripts::entries(reply).map_err(|e| node.reply_error(e))?;
+        Ok(entries.into_iter().next().map(|e| e.payload))
+    }
+
+    /// Deletes the channel's key/value entry.
+    pub async fn delete_raw(&self, channel_key: &str) -> Result<(), NodeError> {
+        let node = self.node(channel_key);
+        let key = self.layout.value(channel_key);
+        let _: Value = node
+            .command(|mut c| async move { redis::cmd("DEL").arg(key).query_async(&mut c).await })
+            .await?;
+        Ok(())
+    }
+
+    /// Subscribes `subscriber` to the channel, replaying after `after` first (`None`: only new
+    /// messages). See [`hub`] for the exactly-once guarantee.
+    pub async fn subscribe_raw(
+        &self,
+        channel_key: &str,
+        after: Option<Position>,
+        subscriber: Arc<Subscriber>,
+    ) -> Result<SubscribeAck, NodeError> {
+        Hub::subscribe(self.node(channel_key), channel_key, after, subscriber).await
+    }
+
+    /// Removes `subscriber` from the channel.
+    pub fn unsubscribe_raw(&self, channel_key: &str, subscriber: &Arc<Subscriber>) {
+        Hub::unsubscribe(self.node(channel_key), channel_key, subscriber)
+    }
+}
+
+impl Drop for RedisBackend {
+    fn drop(&mut self) {
+        for node in &self.nodes {
+            node.shutdown();
+        }
+        if let Some(runtime) = self.runtime.take() {
+            // Never blocks, so dropping the backend inside another runtime is fine.
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl From<NodeError> for BackendError {
+    fn from(e: NodeError) -> Self {
+        match e {
+            NodeError::Overloaded { .. } => BackendError::Overloaded(e.to_string()),
+            NodeError::Down { ref node }
+            | NodeError::Timeout { ref node, .. }
+            | NodeError::Failed { ref node, .. }
+            | NodeError::Reply { ref node, .. } => BackendError::Unavailable {
+                node: node.clone(),
+                reason: e.to_string(),
+            },
+        }
+    }
+}
+
+impl Backend for RedisBackend {
+    fn publish(
+        &self,
+        channel: &ChannelKey,
+        payload: Arc<str>,
+    ) -> BoxFuture<'_, Result<Position, BackendError>> {
+        let key = channel.clone();
+        Box::pin(async move { Ok(self.publish_raw(key.as_str(), payload).await?) })
+    }
+
+    fn subscribe(
+        &self,
+        channel: &ChannelKey,
+        start: StartAt,
+        subscriber: Arc<Subscriber>,
+    ) -> BoxFuture<'_, Result<SubscribeAck, BackendError>> {
+        let key = channel.clone();
+        let after = match start {
+            StartAt::Live => None,
+            StartAt::After(p) => Some(p),
+        };
+        Box::pin(async move { Ok(self.subscribe_raw(key.as_str(), after, subscriber).await?) })
+    }
+
+    fn unsubscribe(&self, channel: &ChannelKey, subscriber: &Arc<Subscriber>) {
+        self.unsubscribe_raw(channel.as_str(), subscriber)
+    }
+
+    fn write(
+        &self,
+        channel: &ChannelKey,
+        value: Arc<str>,
+    ) -> BoxFuture<'_, Result<Position, BackendError>> {
+        let key = channel.clone();
+        Box::pin(async move { Ok(self.write_raw(key.as_str(), value).await?) })
+    }
+
+    fn read(
+        &self,
+        channel: &ChannelKey,
+        at: Option<Position>,
+    ) -> BoxFuture<'_, Result<Option<Arc<str>>, BackendError>> {
+        let key = channel.clone();
+        Box::pin(async move {
+            match (self.read_raw(key.as_str(), at).await?, at) {
+                (Some(v), _) => Ok(Some(Arc::from(v))),
+                // Like the embedded backend: a missing history position is an error, a missing
+                // value is null.
+                (None, Some(p)) => Err(BackendError::NoSuchPosition(p)),
+                (None, None) => Ok(None),
+            }
+        })
+    }
+
+    fn delete(&self, channel: &ChannelKey) -> BoxFuture<'_, Result<(), BackendError>> {
+        let key = channel.clone();
+        Box::pin(async move { Ok(self.delete_raw(key.as_str()).await?) })
+    }
+
+    fn health(&self) -> Vec<NodeHealth> {
+        self.status()
+            .into_iter()
+            .map(|s| NodeHealth {
+                node: s.node,
+                connected: s.connected,
+                queue_depth: s.queue_depth,
+                errors: s.errors,
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,517 @@
+//! One Redis node: its two connections, their supervisor, and bounded request execution.
+//!
+//! Each node has exactly two connections, shared by everything this server does with it:
+//!
+//! - a **command** connection (RESP3, multiplexed): publishes, history reads, key/value. The
+//!   redis crate writes every request queued while the previous write was in flight in one
+//!   batch and matches answers in order, so concurrent publishes share round trips instead of
+//!   taking turns;
+//! - a **live** connection (RESP3, multiplexed) holding the `SUBSCRIBE`s of all this server's
+//!   subscriptions on the node. Pushed messages are handed to the [`Hub`] by a callback that
+//!   runs on the connection's reader and only does non-blocking work, so there is no queue
+//!   between Redis and the subscribers' own bounded queues.
+//!
+//! A supervisor task connects, PINGs both connections every `health_interval`, notices a lost
+//! connection at once (the redis crate reports it as a disconnection push), and reconnects with
+//! exponential backoff capped at `reconnect_max`. While a node is down its requests fail at once
+//! with [`NodeError::Down`]; other nodes are not affected.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::Weak;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, PushInfo, PushKind, RedisResult, Value};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
+
+use super::batch::{self, BatchSettings, Job};
+use super::hub::Hub;
+use super::keys::Layout;
+use super::limits::RedisLimits;
+use super::scripts::{RawId, ReplyError};
+use super::url::NodeAddr;
+
+/// Why a request to a node failed. The node is named in every message.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NodeError {
+    /// The node is not connected (it is being reconnected in the background).
+    #[error("Redis node {node} is down (reconnecting)")]
+    Down {
+        /// The node.
+        node: String,
+    },
+    /// Too many requests are already waiting for this node.
+    #[error("Redis node {node} is overloaded: {in_flight} requests in flight")]
+    Overloaded {
+        /// The node.
+        node: String,
+        /// Requests in flight when this one gave up waiting.
+        in_flight: usize,
+    },
+    /// Redis did not answer in time.
+    #[error("Redis node {node} did not answer within {after:?}")]
+    Timeout {
+        /// The node.
+        node: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// Redis answered with an error, or the connection failed during the request.
+    #[error("Redis node {node} failed: {reason}")]
+    Failed {
+        /// The node.
+        node: String,
+        /// Redis's error text.
+        reason: String,
+    },
+    /// Redis answered something the backend does not understand.
+    #[error("Redis node {node}: {source}")]
+    Reply {
+        /// The node.
+        node: String,
+        /// What was wrong.
+        source: ReplyError,
+    },
+}
+
+/// Counters of one node, for stats and `/metrics`.
+#[derive(Debug, Default)]
+pub struct NodeStats {
+    connected: AtomicBool,
+    errors: AtomicU64,
+    published: AtomicU64,
+    reconnects: AtomicU64,
+}
+
+/// A snapshot of one node's health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// `redis://host:port/db` (no credentials).
+    pub node: String,
+    /// Both connections are up.
+    pub connected: bool,
+    /// Requests waiting for a slot or for Redis's answer.
+    pub queue_depth: u64,
+    /// Failed requests and connection attempts since start.
+    pub errors: u64,
+    /// Messages this server published to the node.
+    pub published: u64,
+    /// Times the node was (re)connected after the first connection.
+    pub reconnects: u64,
+    /// Channels this server is subscribed to on the node.
+    pub live_channels: u64,
+}
+
+#[derive(Default)]
+struct Link {
+    generation: u64,
+    command: Option<MultiplexedConnection>,
+    live: Option<MultiplexedConnection>,
+}
+
+/// One Redis node. Shared (`Arc`) by the backend, its supervisor and the live callbacks.
+pub struct Node {
+    addr: NodeAddr,
+    name: String,
+    limits: Arc<RedisLimits>,
+    link: RwLock<Link>,
+    permits: Semaphore,
+    stats: NodeStats,
+    /// Wakes the supervisor: a connection was lost or a request saw an I/O error.
+    wake: Notify,
+    closed: AtomicBool,
+    generations: AtomicU64,
+    /// Connection attempts made so far (success or not), so start-up can wait for the first.
+    attempts: tokio::sync::watch::Sender<u64>,
+    /// Publishes waiting for the batch writer (bounded by the in-flight slots).
+    jobs: mpsc::Sender<Job>,
+    jobs_rx: parking_lot::Mutex<Option<mpsc::Receiver<Job>>>,
+    /// The runtime the node's connections and background tasks run on.
+    runtime: tokio::runtime::Handle,
+    /// This server's subscriptions on the node.
+    pub(crate) hub: Hub,
+}
+
+impl Node {
+    /// A node, not yet connected: call [`Node::supervise`] in a task on `runtime`.
+    pub fn new(
+        addr: NodeAddr,
+        limits: Arc<RedisLimits>,
+        runtime: tokio::runtime::Handle,
+    ) -> Arc<Self> {
+        let (jobs, jobs_rx) = mpsc::channel(limits.max_in_flight.max(1));
+        Arc::new(Node {
+            jobs,
+            jobs_rx: parking_lot::Mutex::new(Some(jobs_rx)),
+            runtime,
+            name: addr.to_string(),
+            permits: Semaphore::new(limits.max_in_flight),
+            hub: Hub::new(Layout::new(&limits.namespace), limits.catch_up_buffer),
+            addr,
+            limits,
+            link: RwLock::new(Link::default()),
+            stats: NodeStats::default(),
+            wake: Notify::new(),
+            closed: AtomicBool::new(false),
+            generations: AtomicU64::new(0),
+            attempts: tokio::sync::watch::Sender::new(0),
+        })
+    }
+
+    /// `redis://host:port/db`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs `task` on the node's runtime.
+    pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.runtime.spawn(task);
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &RedisLimits {
+        &self.limits
+    }
+
+    /// Whether both connections are up.
+    pub fn is_connected(&self) -> bool {
+        self.stats.connected.load(Ordering::Relaxed)
+    }
+
+    /// The current connection generation (bumped on every successful connect).
+    pub fn generation(&self) -> u64 {
+        self.link.read().generation
+    }
+
+    /// Counts one published message.
+    pub fn count_published(&self) {
+        self.stats.published.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Health snapshot.
+    pub fn status(&self) -> NodeStatus {
+        NodeStatus {
+            node: self.name.clone(),
+            connected: self.is_connected(),
+            queue_depth: (self.limits.max_in_flight - self.permits.available_permits()) as u64,
+            errors: self.stats.errors.load(Ordering::Relaxed),
+            published: self.stats.published.load(Ordering::Relaxed),
+            reconnects: self.stats.reconnects.load(Ordering::Relaxed),
+            live_channels: self.hub.channel_count() as u64,
+        }
+    }
+
+    /// Resolves once the supervisor's first connection attempt has finished (either way).
+    pub async fn first_attempt(&self) {
+        let mut rx = self.attempts.subscribe();
+        let _ = rx.wait_for(|n| *n > 0).await;
+    }
+
+    /// Stops the supervisor; requests fail from now on.
+    pub fn shutdown(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        self.wake.notify_one();
+        *self.link.write() = Link::default();
+        self.stats.connected.store(false, Ordering::Relaxed);
+    }
+
+    pub(crate) fn down_error(&self) -> NodeError {
+        NodeError::Down {
+            node: self.name.clone(),
+        }
+    }
+
+    pub(crate) fn reply_error(&self, source: ReplyError) -> NodeError {
+        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        NodeError::Reply {
+            node: self.name.clone(),
+            source,
+        }
+    }
+
+    /// Runs one request on the command connection, bounded: it waits at most `queue_timeout`
+    /// for one of `max_in_flight` slots and at most `response_timeout` for the answer.
+    pub async fn command<T, F, Fut>(&self, op: F) -> Result<T, NodeError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let conn = self.link.read().command.clone();
+        self.run(conn, op).await
+    }
+
+    /// Like [`Node::command`], on the live (pub/sub) connection, for `SUBSCRIBE`/`UNSUBSCRIBE`.
+    /// Returns the generation of the connection used with the result.
+    pub async fn live<T, F, Fut>(&self, op: F) -> Result<(u64, T), NodeError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let (generation, conn) = {
+            let link = self.link.read();
+            (link.generation, link.live.clone())
+        };
+        self.run(conn, op).await.map(|v| (generation, v))
+    }
+
+    async fn run<T, F, Fut>(
+        &self,
+        conn: Option<MultiplexedConnection>,
+        op: F,
+    ) -> Result<T, NodeError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let Some(conn) = conn else {
+            return Err(self.down_error());
+        };
+        let _permit = self.acquire().await?;
+        self.exec(conn, op).await
+    }
+
+    /// Takes one of the `max_in_flight` slots, waiting at most `queue_timeout`.
+    async fn acquire(&self) -> Result<tokio::sync::SemaphorePermit<'_>, NodeError> {
+        if let Ok(p) = self.permits.try_acquire() {
+            return Ok(p);
+        }
+        match tokio::time::timeout(self.limits.queue_timeout, self.permits.acquire()).await {
+            Ok(Ok(p)) => Ok(p),
+            _ => {
+                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                let in_flight = self.limits.max_in_flight - self.permits.available_permits();
+                Err(NodeError::Overloaded {
+                    node: self.name.clone(),
+                    in_flight,
+                })
+            }
+        }
+    }
+
+    /// Runs `op` with the response timeout and maps its errors (no slot taken: callers hold one).
+    async fn exec<T, F, Fut>(&self, conn: MultiplexedConnection, op: F) -> Result<T, NodeError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        match tokio::time::timeout(self.limits.response_timeout, op(conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                if e.is_io_error() || e.is_unrecoverable_error() || e.is_connection_dropped() {
+                    self.wake.notify_one(); // let the supervisor check the link now
+                }
+                Err(NodeError::Failed {
+                    node: self.name.clone(),
+                    reason: e.to_string(),
+                })
+            }
+            Err(_) => {
+                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                self.wake.notify_one();
+                Err(NodeError::Timeout {
+                    node: self.name.clone(),
+                    after: self.limits.response_timeout,
+                })
+            }
+        }
+    }
+
+    /// Runs one batch call for the writer: the publishes in it already hold their slots.
+    pub(crate) async fn command_for_batch<T, F, Fut>(&self, op: F) -> Result<T, NodeError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let conn = self
+            .link
+            .read()
+            .command
+            .clone()
+            .ok_or_else(|| self.down_error())?;
+        self.exec(conn, op).await
+    }
+
+    /// Publishes `payload` to the history stream `stream` (and its pub/sub channel) through the
+    /// batch writer; resolves with the position once Redis answered.
+    pub async fn publish(&self, stream: String, payload: Arc<str>) -> Result<RawId, NodeError> {
+        let _permit = self.acquire().await?;
+        if !self.is_connected() {
+            return Err(self.down_error()); // fail fast while the node is away
+        }
+        let (reply, answer) = oneshot::channel();
+        // Cannot be full: the channel holds `max_in_flight` jobs and we hold one of as many slots.
+        self.jobs
+            .try_send(Job {
+                stream,
+                payload,
+                reply,
+            })
+            .map_err(|_| self.down_error())?;
+        match tokio::time::timeout(self.limits.response_timeout, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(self.down_error()),
+            Err(_) => {
+                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                Err(NodeError::Timeout {
+                    node: self.name.clone(),
+                    after: self.limits.response_timeout,
+                })
+            }
+        }
+    }
+
+    /// Starts the node's supervisor and publish writer on its runtime.
+    pub fn start(self: &Arc<Self>, batch_settings: BatchSettings) {
+        self.spawn(Arc::clone(self).supervise());
+        if let Some(jobs) = self.jobs_rx.lock().take() {
+            self.spawn(batch::writer(Arc::downgrade(self), jobs, batch_settings));
+        }
+    }
+
+    /// Keeps the node connected until [`Node::shutdown`]: connect, watch, reconnect.
+    pub async fn supervise(self: Arc<Self>) {
+        let mut backoff = self.limits.reconnect_min;
+        let mut ever_connected = false;
+        let mut failures_logged = 0u32;
+        while !self.closed.load(Ordering::Relaxed) {
+            let attempt = self.connect().await;
+            self.attempts.send_modify(|n| *n += 1);
+            match attempt {
+                Ok(generation) => {
+                    if ever_connected {
+                        self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(node = %self.name, "Redis node reconnected");
+                    } else {
+                        tracing::info!(node = %self.name, "Redis node connected");
+                    }
+                    ever_connected = true;
+                    failures_logged = 0;
+                    backoff = self.limits.reconnect_min;
+                    Hub::on_up(&self, generation);
+                    self.watch().await;
+                    if self.closed.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    tracing::warn!(node = %self.name, "Redis node connection lost; its channels fail until it returns");
+                    self.take_down(generation);
+                }
+                Err(e) => {
+                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    // Log the first failures, then only every 30th, so a long outage does not flood.
+                    if failures_logged < 3 || failures_logged.is_multiple_of(30) {
+                        tracing::warn!(node = %self.name, error = %e, retry_in = ?backoff, "cannot connect to Redis node");
+                    }
+                    failures_logged += 1;
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = self.wake.notified() => {}
+                    }
+                    backoff = (backoff * 2).min(self.limits.reconnect_max);
+                }
+            }
+        }
+    }
+
+    /// Waits until a connection is lost (or shutdown), PINGing both every `health_interval`.
+    async fn watch(self: &Arc<Self>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(self.limits.health_interval) => {}
+                _ = self.wake.notified() => {}
+            }
+            if self.closed.load(Ordering::Relaxed) {
+                return;
+            }
+            let (command, live) = {
+                let link = self.link.read();
+                (link.command.clone(), link.live.clone())
+            };
+            let (Some(mut command), Some(mut live)) = (command, live) else {
+                return;
+            };
+            let timeout = self.limits.response_timeout;
+            let ping = async {
+                let a: RedisResult<Value> = redis::cmd("PING").query_async(&mut command).await;
+                let b: RedisResult<Value> = redis::cmd("PING").query_async(&mut live).await;
+                a.is_ok() && b.is_ok()
+            };
+            if !matches!(tokio::time::timeout(timeout, ping).await, Ok(true)) {
+                return;
+            }
+            // Subscriptions whose history replay failed (a timeout, a lost page) retry here.
+            Hub::restart_stalled(self);
+        }
+    }
+
+    fn take_down(&self, generation: u64) {
+        {
+            let mut link = self.link.write();
+            if link.generation != generation {
+                return;
+            }
+            link.command = None;
+            link.live = None;
+        }
+        self.stats.connected.store(false, Ordering::Relaxed);
+        self.hub.on_down();
+    }
+
+    async fn connect(self: &Arc<Self>) -> RedisResult<u64> {
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        let client = redis::Client::open(self.addr.connection_info()?)?;
+        let base = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.limits.connect_timeout))
+            // Our own timeout (in `run`) bounds every request, including a script's NOSCRIPT retry.
+            .set_response_timeout(None)
+            // Room for a burst of concurrent requests to be written in few batches; the real
+            // bound is our in-flight semaphore.
+            .set_pipeline_buffer_size(1024);
+        let weak = Arc::downgrade(self);
+        let command_cfg = base.clone().set_push_sender(move |info: PushInfo| {
+            notice_disconnect(&weak, generation, &info);
+            Ok::<(), ()>(())
+        });
+        let weak = Arc::downgrade(self);
+        let live_cfg = base.set_push_sender(move |info: PushInfo| {
+            if let Some(node) = weak.upgrade() {
+                if info.kind == PushKind::Message {
+                    node.hub.on_message(&info.data);
+                } else {
+                    notice_disconnect(&Arc::downgrade(&node), generation, &info);
+                }
+            }
+            Ok::<(), ()>(())
+        });
+        let command = client
+            .get_multiplexed_async_connection_with_config(&command_cfg)
+            .await?;
+        let live = client
+            .get_multiplexed_async_connection_with_config(&live_cfg)
+            .await?;
+        {
+            let mut link = self.link.write();
+            *link = Link {
+                generation,
+                command: Some(command),
+                live: Some(live),
+            };
+        }
+        self.stats.connected.store(true, Ordering::Relaxed);
+        Ok(generation)
+    }
+}
+
+fn notice_disconnect(node: &Weak<Node>, generation: u64, info: &PushInfo) {
+    if info.kind != PushKind::Disconnection {
+        return;
+    }
+    if let Some(node) = node.upgrade()
+        && node.generation() == generation
+    {
+        node.wake.notify_one();
+    }
+}

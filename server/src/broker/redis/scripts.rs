@@ -1,0 +1,278 @@
+//! The Lua scripts the backend runs on each node, and the decoding of Redis replies.
+//!
+//! Scripts are sent once per node (`SCRIPT LOAD`, done by [`redis::Script`] on the first
+//! `NOSCRIPT`) and then called by SHA1 with `EVALSHA`, so a publish costs one small request.
+
+use redis::Value;
+
+/// Publish a batch: for each message, append it to its channel's history stream (capped with
+/// `XADD MAXLEN`) and notify live subscribers. One atomic step, so pub/sub order is stream order
+/// and a subscriber that read a stream up to id X knows every later message of that channel
+/// comes through pub/sub with an id greater than X.
+///
+/// Each entry is `m` = the raw message, `p` = the id of the entry before it. Redis does not
+/// remember what `MAXLEN` trimmed, but the first entry kept then names the last one trimmed,
+/// which is what tells exactly whether a resume position expired (see [`HISTORY`]).
+///
+/// `KEYS[i]` the history stream of message `i`; `ARGV[1]` max length, `ARGV[2]` trim operator
+/// (`=` exact, `~` approximate), `ARGV[3]` length of the history prefix (`<ns>:h:`), `ARGV[4]`
+/// the pub/sub prefix (`<ns>:p:`), `ARGV[4 + i]` the raw message `i`. Returns the ids
+/// (positions) in order.
+pub const PUBLISH_BATCH: &str = r"
+local max, op, hlen, lprefix = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local ids, last = {}, {}
+for i = 1, #KEYS do
+  local key, msg = KEYS[i], ARGV[4 + i]
+  local prev = last[key]
+  if not prev then
+    local top = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
+    prev = top[1] and top[1][1] or '0-0'
+  end
+  local id = redis.call('XADD', key, 'MAXLEN', op, max, '*', 'm', msg, 'p', prev)
+  redis.call('PUBLISH', lprefix .. string.sub(key, hlen + 1), id .. ' ' .. msg)
+  ids[i] = id
+  last[key] = id
+end
+return ids
+";
+
+/// History read with the stream's state, atomically: what a subscription needs to start.
+///
+/// `KEYS[1]` history stream, `ARGV[1]` XRANGE start (`-` or `(<id>`), `ARGV[2]` max entries.
+/// Returns `{last_generated_id, last_trimmed_id, entries_added, length, entries}`, where
+/// `last_trimmed_id` is the `p` field of the first entry kept (or the last id when nothing is
+/// kept, `0-0` when nothing was ever trimmed); `{'0-0','0-0',0,0,{}}` when the stream does
+/// not exist.
+pub const HISTORY: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'0-0', '0-0', 0, 0, {}} end
+local info = redis.call('XINFO', 'STREAM', KEYS[1])
+local last, first, added, len = '0-0', false, 0, 0
+for i = 1, #info, 2 do
+  local k = info[i]
+  if k == 'last-generated-id' then last = info[i + 1]
+  elseif k == 'first-entry' then first = info[i + 1]
+  elseif k == 'entries-added' then added = info[i + 1]
+  elseif k == 'length' then len = info[i + 1] end
+end
+local trimmed = '0-0'
+if first then
+  local fields = first[2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'p' then trimmed = fields[i + 1] end
+  end
+elseif added > 0 then
+  trimmed = last
+end
+local entries = {}
+if tonumber(ARGV[2]) > 0 then
+  entries = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2])
+end
+return {last, trimmed, added, len, entries}
+";
+
+/// A Redis reply that does not have the shape the backend expects (a bug, or not a Redis we
+/// support: the backend needs Redis ≥ 7.0 for `XINFO STREAM`'s `max-deleted-entry-id`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unexpected Redis reply: {0}")]
+pub struct ReplyError(pub String);
+
+/// A stream id `<ms>-<seq>` as two numbers.
+pub type RawId = (u64, u64);
+
+/// Parses a stream id.
+pub fn parse_id(bytes: &[u8]) -> Option<RawId> {
+    let s = std::str::from_utf8(bytes).ok()?;
+    let (ms, seq) = s.split_once('-')?;
+    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    if !digits(ms) || !digits(seq) {
+        return None;
+    }
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+/// The bytes of a string-like reply.
+pub fn bytes(v: &Value) -> Option<&[u8]> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.as_bytes()),
+        Value::VerbatimString { text, .. } => Some(text.as_bytes()),
+        _ => None,
+    }
+}
+
+/// An id reply.
+pub fn id(v: &Value) -> Result<RawId, ReplyError> {
+    bytes(v)
+        .and_then(parse_id)
+        .ok_or_else(|| ReplyError(format!("expected a stream id, got {v:?}")))
+}
+
+fn int(v: &Value) -> Result<u64, ReplyError> {
+    match v {
+        Value::Int(i) if *i >= 0 => Ok(*i as u64),
+        other => bytes(other)
+            .and_then(|b| std::str::from_utf8(b).ok()?.parse().ok())
+            .ok_or_else(|| ReplyError(format!("expected a count, got {other:?}"))),
+    }
+}
+
+/// One history or key/value entry: its id and its payload (the `m` or `v` field).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The stream id.
+    pub id: RawId,
+    /// The stored text.
+    pub payload: String,
+}
+
+/// Decodes an `XRANGE`/`XREVRANGE` reply: `[[id, [field, value, ...]], ...]`.
+pub fn entries(v: Value) -> Result<Vec<Entry>, ReplyError> {
+    let items = match v {
+        Value::Array(items) | Value::Set(items) => items,
+        Value::Nil => return Ok(Vec::new()),
+        other => return Err(ReplyError(format!("expected an entry list, got {other:?}"))),
+    };
+    items.into_iter().map(entry).collect()
+}
+
+fn entry(v: Value) -> Result<Entry, ReplyError> {
+    let Value::Array(mut pair) = v else {
+        return Err(ReplyError(format!("expected an entry, got {v:?}")));
+    };
+    if pair.len() != 2 {
+        return Err(ReplyError(format!(
+            "expected [id, fields], got {} items",
+            pair.len()
+        )));
+    }
+    let fields = pair.pop().unwrap_or_default();
+    let id = id(&pair[0])?;
+    // Fields come as a flat array (RESP2, and Lua tables) or as a map (RESP3); we store one field.
+    let value = match fields {
+        Value::Array(mut flat) if flat.len() >= 2 => flat.swap_remove(1),
+        Value::Map(mut map) if !map.is_empty() => map.swap_remove(0).1,
+        other => {
+            return Err(ReplyError(format!(
+                "entry {}-{} has no field: {other:?}",
+                id.0, id.1
+            )));
+        }
+    };
+    let payload = match value {
+        Value::BulkString(b) => {
+            String::from_utf8(b).map_err(|_| ReplyError("entry is not UTF-8".into()))?
+        }
+        Value::SimpleString(s) => s,
+        other => {
+            return Err(ReplyError(format!(
+                "entry value is not a string: {other:?}"
+            )));
+        }
+    };
+    Ok(Entry { id, payload })
+}
+
+/// What [`HISTORY`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    /// The stream's last id (`0-0` when it never existed).
+    pub last: RawId,
+    /// The id of the last entry trimmed (`0-0` when none).
+    pub last_trimmed: RawId,
+    /// Entries ever added.
+    pub added: u64,
+    /// Entries now kept.
+    pub length: u64,
+    /// The entries read.
+    pub entries: Vec<Entry>,
+}
+
+/// Decodes the reply of [`HISTORY`].
+pub fn history_page(v: Value) -> Result<HistoryPage, ReplyError> {
+    let Value::Array(mut parts) = v else {
+        return Err(ReplyError(format!("expected the history reply, got {v:?}")));
+    };
+    if parts.len() != 5 {
+        return Err(ReplyError(format!(
+            "expected 5 history parts, got {}",
+            parts.len()
+        )));
+    }
+    let entries = entries(parts.pop().unwrap_or_default())?;
+    Ok(HistoryPage {
+        last: id(&parts[0])?,
+        last_trimmed: id(&parts[1])?,
+        added: int(&parts[2])?,
+        length: int(&parts[3])?,
+        entries,
+    })
+}
+
+/// Splits a live message `<id> <raw>` as published by [`PUBLISH_BATCH`].
+pub fn split_live(payload: &[u8]) -> Option<(RawId, &str)> {
+    let space = payload.iter().position(|&b| b == b' ')?;
+    let id = parse_id(&payload[..space])?;
+    let raw = std::str::from_utf8(&payload[space + 1..]).ok()?;
+    Some((id, raw))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        assert_eq!(parse_id(b"1-2"), Some((1, 2)));
+        assert_eq!(parse_id(b"18446744073709551615-0"), Some((u64::MAX, 0)));
+        for bad in [
+            &b"1"[..],
+            b"-1",
+            b"1-",
+            b"+1-2",
+            b"a-b",
+            b"1-2-3",
+            b"18446744073709551616-0",
+        ] {
+            assert_eq!(parse_id(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+        assert_eq!(split_live(b"5-1 {\"a\": 1}"), Some(((5, 1), "{\"a\": 1}")));
+        assert_eq!(split_live(b"5-1"), None);
+        assert_eq!(split_live(b"x {}"), None);
+    }
+
+    #[test]
+    fn entry_shapes() {
+        let bs = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        let flat = Value::Array(vec![Value::Array(vec![
+            bs("1-1"),
+            Value::Array(vec![bs("m"), bs("{}")]),
+        ])]);
+        assert_eq!(
+            entries(flat).unwrap(),
+            vec![Entry {
+                id: (1, 1),
+                payload: "{}".into()
+            }]
+        );
+        let map = Value::Array(vec![Value::Array(vec![
+            bs("2-0"),
+            Value::Map(vec![(bs("v"), bs("3"))]),
+        ])]);
+        assert_eq!(entries(map).unwrap()[0].payload, "3");
+        assert!(entries(Value::Int(3)).is_err());
+        assert!(
+            entries(Value::Array(vec![Value::Array(vec![
+                bs("1-1"),
+                Value::Array(vec![])
+            ])]))
+            .is_err()
+        );
+        assert!(
+            entries(Value::Array(vec![Value::Array(vec![
+                bs("zz"),
+                Value::Array(vec![bs("m"), bs("1")])
+            ])]))
+            .is_err()
+        );
+    }
+}

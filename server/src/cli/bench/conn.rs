@@ -1,0 +1,339 @@
+//! A lean WebSocket + RTM client for load generation: tokio sockets and the `cobra_wire` codec, no SDK
+//! engine in between, so the figures measure the server rather than the client.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::{Buf, BytesMut};
+use cobra_wire::handshake::{self, ClientRequestParams};
+use cobra_wire::pdu::{self, AuthenticateBody, Credentials, HandshakeBody, HandshakeData};
+use cobra_wire::pmd::{self, PmdConfig};
+use cobra_wire::ws::{Codec, Message, Role};
+use cobra_wire::{Limits, auth};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+use super::BenchError;
+
+/// Read buffer size of an active connection (grows only up to a frame's size when needed).
+const READ_CHUNK: usize = 64 << 10;
+
+/// `ws://host:port/path`, parsed.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// Host name or IP.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Path with a leading `/` (the appkey query is appended).
+    pub path: String,
+}
+
+impl Endpoint {
+    /// Parses a `ws://` URL (the load tool speaks plain TCP only: TLS would measure rustls).
+    pub fn parse(url: &str) -> Result<Endpoint, BenchError> {
+        let rest = url.strip_prefix("ws://").ok_or_else(|| {
+            BenchError::Usage(format!("endpoint {url:?}: expected ws://host:port[/path]"))
+        })?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/v2"),
+        };
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) => (
+                h,
+                p.parse::<u16>()
+                    .map_err(|_| BenchError::Usage(format!("endpoint {url:?}: bad port {p:?}")))?,
+            ),
+            None => (authority, 80),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(BenchError::Usage(format!("endpoint {url:?}: no host")));
+        }
+        let path = if path.is_empty() || path == "/" {
+            "/v2"
+        } else {
+            path
+        };
+        Ok(Endpoint {
+            host: host.to_owned(),
+            port,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Resolves the endpoint to one socket address.
+    pub async fn resolve(&self) -> Result<SocketAddr, BenchError> {
+        tokio::net::lookup_host((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| BenchError::Failed(format!("resolve {}: {e}", self.host)))?
+            .next()
+            .ok_or_else(|| BenchError::Failed(format!("resolve {}: no address", self.host)))
+    }
+}
+
+/// Everything needed to open and authenticate a connection.
+#[derive(Debug, Clone)]
+pub struct ConnectParams {
+    /// Where to connect.
+    pub endpoint: Endpoint,
+    /// Resolved address of the endpoint.
+    pub addr: SocketAddr,
+    /// Application key.
+    pub appkey: String,
+    /// Role name.
+    pub role: String,
+    /// Role secret.
+    pub secret: String,
+    /// Offer permessage-deflate.
+    pub deflate: bool,
+}
+
+/// Bytes moved on the TCP sockets, summed over every connection.
+#[derive(Debug, Default)]
+pub struct WireCounters {
+    /// Bytes received.
+    pub bytes_in: AtomicU64,
+    /// Bytes sent.
+    pub bytes_out: AtomicU64,
+}
+
+/// One authenticated WebSocket connection.
+pub struct Conn {
+    stream: TcpStream,
+    codec: Codec,
+    rbuf: BytesMut,
+    wbuf: Vec<u8>,
+    counters: Arc<WireCounters>,
+    next_id: u64,
+}
+
+impl Conn {
+    /// TCP connect (from `source` if given, to get past one address's ephemeral ports), upgrade and
+    /// authenticate.
+    pub async fn open(
+        p: &ConnectParams,
+        source: Option<IpAddr>,
+        counters: Arc<WireCounters>,
+    ) -> Result<Conn, BenchError> {
+        let sock = match p.addr {
+            SocketAddr::V4(_) => TcpSocket::new_v4(),
+            SocketAddr::V6(_) => TcpSocket::new_v6(),
+        }
+        .map_err(|e| BenchError::Failed(format!("socket: {e}")))?;
+        if let Some(ip) = source {
+            sock.bind(SocketAddr::new(ip, 0))
+                .map_err(|e| BenchError::Failed(format!("bind {ip}: {e}")))?;
+        }
+        let stream = sock
+            .connect(p.addr)
+            .await
+            .map_err(|e| BenchError::Failed(format!("connect {}: {e}", p.addr)))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| BenchError::Failed(format!("nodelay: {e}")))?;
+        let mut conn = Conn {
+            stream,
+            codec: Codec::new(Role::Client, Limits::default(), None),
+            rbuf: BytesMut::with_capacity(4096),
+            wbuf: Vec::with_capacity(4096),
+            counters,
+            next_id: 1,
+        };
+        conn.upgrade(p).await?;
+        conn.authenticate(&p.role, &p.secret).await?;
+        Ok(conn)
+    }
+
+    async fn upgrade(&mut self, p: &ConnectParams) -> Result<(), BenchError> {
+        let pmd_cfg = PmdConfig::default();
+        let offer = pmd::client_offer(&pmd_cfg);
+        let path = format!("{}?appkey={}", p.endpoint.path, p.appkey);
+        let (request, key) = handshake::client_request(&ClientRequestParams {
+            host: &p.endpoint.host,
+            port: p.endpoint.port,
+            path_and_query: &path,
+            subprotocol: Some("json"),
+            extensions: p.deflate.then_some(offer.as_str()),
+            user_agent: Some(concat!("cobra-bench/", env!("CARGO_PKG_VERSION"))),
+            extra_headers: &[],
+        })
+        .map_err(|e| BenchError::Usage(format!("upgrade request: {e}")))?;
+        self.wbuf.extend_from_slice(&request);
+        self.flush().await?;
+        let limits = Limits::default();
+        loop {
+            match handshake::parse_response(&self.rbuf, &key, &limits) {
+                Ok(Some((resp, used))) => {
+                    let deflate = match resp.extensions.as_deref() {
+                        Some(ext) if p.deflate => Some(
+                            pmd::client_accept(&pmd_cfg, ext)
+                                .map_err(|e| BenchError::Failed(format!("deflate answer: {e}")))?,
+                        ),
+                        _ => None,
+                    };
+                    self.codec = Codec::new(Role::Client, limits, deflate);
+                    self.rbuf.advance(used);
+                    return Ok(());
+                }
+                Ok(None) => {
+                    if self.fill().await? == 0 {
+                        return Err(BenchError::Failed("closed during the upgrade".into()));
+                    }
+                }
+                Err(e) => return Err(BenchError::Failed(format!("upgrade refused: {e}"))),
+            }
+        }
+    }
+
+    async fn authenticate(&mut self, role: &str, secret: &str) -> Result<(), BenchError> {
+        let id = self.next_id();
+        let hs = pdu::request(
+            pdu::action::AUTH_HANDSHAKE,
+            id,
+            &HandshakeBody {
+                method: "role_secret".into(),
+                data: HandshakeData { role: role.into() },
+            },
+        );
+        self.queue_text(&hs);
+        self.flush().await?;
+        let reply = self.recv_text().await?;
+        let env = pdu::Pdu::parse(&reply).map_err(|e| BenchError::Failed(e.to_string()))?;
+        if env.action != "auth/handshake/ok" {
+            return Err(BenchError::Failed(format!("handshake refused: {reply}")));
+        }
+        let ok: pdu::HandshakeOkBody = env
+            .body_as()
+            .map_err(|e| BenchError::Failed(e.to_string()))?;
+        let id = self.next_id();
+        let au = pdu::request(
+            pdu::action::AUTH_AUTHENTICATE,
+            id,
+            &AuthenticateBody {
+                method: "role_secret".into(),
+                credentials: Credentials {
+                    hash: auth::role_secret_hash(secret, &ok.data.nonce),
+                },
+            },
+        );
+        self.queue_text(&au);
+        self.flush().await?;
+        let reply = self.recv_text().await?;
+        let env = pdu::Pdu::parse(&reply).map_err(|e| BenchError::Failed(e.to_string()))?;
+        if env.action != "auth/authenticate/ok" {
+            return Err(BenchError::Failed(format!(
+                "authentication refused: {reply}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// A fresh request id.
+    pub fn next_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Encodes a text message into the write buffer (sent by [`Conn::flush`]).
+    pub fn queue_text(&mut self, text: &str) {
+        self.codec.encode_text(text, &mut self.wbuf);
+    }
+
+    /// Sends the write buffer.
+    pub async fn flush(&mut self) -> Result<(), BenchError> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        self.stream
+            .write_all(&self.wbuf)
+            .await
+            .map_err(|e| BenchError::Failed(format!("write: {e}")))?;
+        self.counters
+            .bytes_out
+            .fetch_add(self.wbuf.len() as u64, Ordering::Relaxed);
+        self.wbuf.clear();
+        Ok(())
+    }
+
+    /// Reads what the socket has (waiting for at least one byte); 0 means the peer closed.
+    pub async fn fill(&mut self) -> Result<usize, BenchError> {
+        if self.rbuf.capacity() - self.rbuf.len() < 1024 {
+            self.rbuf.reserve(READ_CHUNK);
+        }
+        let n = self
+            .stream
+            .read_buf(&mut self.rbuf)
+            .await
+            .map_err(|e| BenchError::Failed(format!("read: {e}")))?;
+        self.counters
+            .bytes_in
+            .fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    /// The next complete text message already buffered, answering pings on the way.
+    pub fn next_buffered(&mut self) -> Result<Option<String>, BenchError> {
+        loop {
+            let msg = self
+                .codec
+                .decode(&mut self.rbuf)
+                .map_err(|e| BenchError::Failed(format!("bad frame from the server: {e}")))?;
+            match msg {
+                None => return Ok(None),
+                Some(Message::Text(t)) => return Ok(Some(t)),
+                Some(Message::Ping(data)) => {
+                    // A ping payload is at most 125 bytes, so this cannot fail.
+                    let _ = self.codec.encode_pong(&data, &mut self.wbuf);
+                }
+                Some(Message::Close(frame)) => {
+                    return Err(BenchError::Failed(format!(
+                        "server closed the connection: {frame:?}"
+                    )));
+                }
+                Some(Message::Binary(_) | Message::Pong(_)) => {}
+            }
+        }
+    }
+
+    /// Waits for the next text message.
+    pub async fn recv_text(&mut self) -> Result<String, BenchError> {
+        loop {
+            if let Some(t) = self.next_buffered()? {
+                return Ok(t);
+            }
+            self.flush().await?;
+            if self.fill().await? == 0 {
+                return Err(BenchError::Failed("server closed the connection".into()));
+            }
+        }
+    }
+
+    /// Holds the connection open without traffic until `stop`, answering pings; frees its read buffer
+    /// first so an idle connection costs the load tool little.
+    pub async fn hold(
+        mut self,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), BenchError> {
+        self.rbuf = BytesMut::new();
+        self.wbuf = Vec::new();
+        self.codec.release_idle_memory();
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return Ok(()),
+                r = self.stream.readable() => {
+                    r.map_err(|e| BenchError::Failed(format!("read: {e}")))?;
+                    if self.fill().await? == 0 {
+                        return Err(BenchError::Failed("server closed an idle connection".into()));
+                    }
+                    while self.next_buffered()?.is_some() {}
+                    self.flush().await?;
+                    self.rbuf = BytesMut::new();
+                }
+            }
+        }
+    }
+}

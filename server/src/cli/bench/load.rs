@@ -1,0 +1,327 @@
+//! The two kinds of active connections: publishers (paced or windowed) and subscribers (latency, order
+//! and loss accounting from the fields the publishers stamp into each message).
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use cobra_wire::pdu::{self, SubscribeBody};
+use hdrhistogram::Histogram;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::sync::watch;
+
+use super::BenchError;
+use super::conn::Conn;
+
+/// Live counters the progress line and the drain logic read.
+#[derive(Debug, Default)]
+pub struct Live {
+    /// Publishes sent.
+    pub published: AtomicU64,
+    /// Publishes acknowledged with `rtm/publish/ok`.
+    pub acked: AtomicU64,
+    /// Messages received by subscribers.
+    pub delivered: AtomicU64,
+    /// Nanoseconds since the epoch of the last delivery.
+    pub last_delivery_ns: AtomicU64,
+}
+
+/// The shared clock: publishers stamp `t` (ns since `epoch`), subscribers in the same process subtract it.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    epoch: Instant,
+}
+
+impl Clock {
+    /// A clock starting now.
+    pub fn new() -> Self {
+        Clock {
+            epoch: Instant::now(),
+        }
+    }
+    /// Nanoseconds since the epoch.
+    pub fn now_ns(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+/// What one publisher does.
+#[derive(Debug, Clone)]
+pub struct PubPlan {
+    /// Publisher number, stamped as `p`.
+    pub index: u32,
+    /// Target channel.
+    pub channel: String,
+    /// Messages per second for this publisher; 0 = as fast as the window allows.
+    pub rate: f64,
+    /// Publishes in flight (sent, not yet acknowledged) at most.
+    pub window: u64,
+    /// Padding that brings each message to the requested size.
+    pub pad: Arc<str>,
+}
+
+/// What one publisher did.
+#[derive(Debug, Default, Clone)]
+pub struct PubResult {
+    /// Publishes sent (sequence numbers `0..sent`).
+    pub sent: u64,
+    /// Acknowledged.
+    pub acked: u64,
+    /// Refused with `rtm/publish/error`.
+    pub errors: u64,
+    /// The first refusal, verbatim.
+    pub first_error: Option<String>,
+}
+
+/// Writes one bench message: `t` (send time), `p` (publisher), `s` (sequence), `k` (`s % 100`, for
+/// filters with a known selectivity), then realistic telemetry fields and the padding.
+pub fn write_message(out: &mut String, clock: &Clock, p: u32, s: u64, pad: &str) {
+    let _ = write!(
+        out,
+        r#"{{"t":{},"p":{p},"s":{s},"k":{},"id":"engine_fps_id","data":{{"fps":{}}},"pad":"{pad}"}}"#,
+        clock.now_ns(),
+        s % 100,
+        20 + s % 40
+    );
+}
+
+/// Runs a publisher until `stop` turns true, then waits (bounded) for the outstanding acks.
+pub async fn publisher(
+    mut conn: Conn,
+    plan: PubPlan,
+    clock: Clock,
+    live: Arc<Live>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<PubResult, BenchError> {
+    let mut res = PubResult::default();
+    let mut msg = String::with_capacity(plan.pad.len() + 160);
+    let mut pdu_text = String::with_capacity(plan.pad.len() + 256);
+    let start = tokio::time::Instant::now();
+    // Paced: send what the schedule allows every millisecond (one timer per message would cost more
+    // than the message).
+    let tick = Duration::from_millis(1);
+    let mut stopping = *stop.borrow();
+    let mut drain_deadline = start + Duration::from_secs(3600);
+    loop {
+        if !stopping {
+            let in_flight = res.sent - res.acked - res.errors;
+            let room = plan.window.saturating_sub(in_flight);
+            let due = if plan.rate > 0.0 {
+                ((start.elapsed().as_secs_f64() * plan.rate) as u64).saturating_sub(res.sent)
+            } else {
+                u64::MAX
+            };
+            let n = room.min(due);
+            for _ in 0..n {
+                msg.clear();
+                write_message(&mut msg, &clock, plan.index, res.sent, &plan.pad);
+                pdu_text.clear();
+                let id = conn.next_id();
+                pdu::write_publish(&mut pdu_text, id, &plan.channel, &msg);
+                conn.queue_text(&pdu_text);
+                res.sent += 1;
+            }
+            if n > 0 {
+                live.published.fetch_add(n, Ordering::Relaxed);
+                conn.flush().await?;
+            }
+        }
+        if stopping && res.sent == res.acked + res.errors {
+            return Ok(res);
+        }
+        let paced = plan.rate > 0.0 && !stopping;
+        tokio::select! {
+            r = conn.fill() => {
+                if r? == 0 {
+                    return Err(BenchError::Failed("server closed a publisher".into()));
+                }
+                let (mut ok, mut err) = (0, 0);
+                while let Some(text) = conn.next_buffered()? {
+                    // Acks are by far the most frequent PDU here: a substring test avoids a JSON parse.
+                    if text.contains("\"rtm/publish/ok\"") {
+                        ok += 1;
+                    } else if text.contains("\"rtm/publish/error\"") {
+                        err += 1;
+                        if res.first_error.is_none() {
+                            res.first_error = Some(text);
+                        }
+                    }
+                }
+                res.acked += ok;
+                res.errors += err;
+                live.acked.fetch_add(ok, Ordering::Relaxed);
+                conn.flush().await?;
+            }
+            _ = tokio::time::sleep(tick), if paced => {}
+            _ = stop.changed(), if !stopping => {
+                stopping = true;
+                drain_deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            }
+            _ = tokio::time::sleep_until(drain_deadline), if stopping => return Ok(res),
+        }
+    }
+}
+
+/// What one subscriber does.
+#[derive(Debug, Clone)]
+pub struct SubPlan {
+    /// Channel.
+    pub channel: String,
+    /// Subscription id.
+    pub subscription_id: String,
+    /// StreamSQL filter, if any.
+    pub filter: Option<String>,
+    /// Messages per data PDU.
+    pub batch_size: Option<u32>,
+}
+
+/// What one subscriber saw.
+#[derive(Debug)]
+pub struct SubResult {
+    /// Messages received.
+    pub received: u64,
+    /// Messages received whose sequence number was not above the last one from the same publisher
+    /// (duplicates or reordering).
+    pub out_of_order: u64,
+    /// Messages without the bench fields (a projection that dropped them, foreign traffic).
+    pub unstamped: u64,
+    /// End-to-end latency in microseconds.
+    pub latency_us: Histogram<u64>,
+    /// `rtm/subscription/error` or `/info` PDUs, verbatim (the first few).
+    pub notices: Vec<String>,
+}
+
+/// A new latency histogram: 1 µs to 60 s, 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3)
+        .unwrap_or_else(|_| unreachable!("constant, valid histogram bounds"))
+}
+
+/// Subscribes and waits for `rtm/subscribe/ok`.
+pub async fn subscribe(conn: &mut Conn, plan: &SubPlan) -> Result<(), BenchError> {
+    let id = conn.next_id();
+    let req = pdu::request(
+        pdu::action::SUBSCRIBE,
+        id,
+        &SubscribeBody {
+            channel: Some(plan.channel.clone()),
+            subscription_id: Some(plan.subscription_id.clone()),
+            filter: plan.filter.clone(),
+            batch_size: plan.batch_size,
+            ..Default::default()
+        },
+    );
+    conn.queue_text(&req);
+    conn.flush().await?;
+    loop {
+        let text = conn.recv_text().await?;
+        if text.contains("\"rtm/subscribe/ok\"") {
+            return Ok(());
+        }
+        if text.contains("\"rtm/subscribe/error\"") {
+            return Err(BenchError::Failed(format!("subscribe refused: {text}")));
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Incoming<'a> {
+    #[serde(borrow)]
+    action: Cow<'a, str>,
+    #[serde(borrow, default)]
+    body: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct DataBody {
+    #[serde(default)]
+    messages: Vec<Stamp>,
+}
+
+/// The bench fields of a message; the rest is skipped without being built.
+#[derive(Deserialize)]
+struct Stamp {
+    t: Option<u64>,
+    p: Option<u32>,
+    s: Option<u64>,
+}
+
+/// Receives until `stop` turns true.
+pub async fn subscriber(
+    mut conn: Conn,
+    publishers: usize,
+    clock: Clock,
+    live: Arc<Live>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<SubResult, BenchError> {
+    let mut res = SubResult {
+        received: 0,
+        out_of_order: 0,
+        unstamped: 0,
+        latency_us: new_histogram(),
+        notices: Vec::new(),
+    };
+    // Next expected sequence number per publisher.
+    let mut next = vec![0u64; publishers];
+    loop {
+        tokio::select! {
+            r = conn.fill() => {
+                if r? == 0 {
+                    return Err(BenchError::Failed("server closed a subscriber".into()));
+                }
+                let mut n = 0;
+                while let Some(text) = conn.next_buffered()? {
+                    n += account(&text, &clock, &mut next, &mut res);
+                }
+                if n > 0 {
+                    live.delivered.fetch_add(n, Ordering::Relaxed);
+                    live.last_delivery_ns.fetch_max(clock.now_ns(), Ordering::Relaxed);
+                }
+                conn.flush().await?;
+            }
+            _ = stop.changed() => return Ok(res),
+        }
+    }
+}
+
+/// Accounts one PDU; returns how many messages it delivered.
+fn account(text: &str, clock: &Clock, next: &mut [u64], res: &mut SubResult) -> u64 {
+    let Ok(pdu) = serde_json::from_str::<Incoming<'_>>(text) else {
+        keep_notice(res, text);
+        return 0;
+    };
+    if pdu.action != pdu::action::SUBSCRIPTION_DATA {
+        keep_notice(res, text);
+        return 0;
+    }
+    let Some(Ok(body)) = pdu.body.map(|b| serde_json::from_str::<DataBody>(b.get())) else {
+        keep_notice(res, text);
+        return 0;
+    };
+    let now = clock.now_ns();
+    for m in &body.messages {
+        res.received += 1;
+        let (Some(t), Some(p), Some(s)) = (m.t, m.p, m.s) else {
+            res.unstamped += 1;
+            continue;
+        };
+        let _ = res
+            .latency_us
+            .record((now.saturating_sub(t) / 1000).clamp(1, 60_000_000));
+        match next.get_mut(p as usize) {
+            Some(n) if s >= *n => *n = s + 1,
+            Some(_) => res.out_of_order += 1,
+            None => res.unstamped += 1,
+        }
+    }
+    body.messages.len() as u64
+}
+
+fn keep_notice(res: &mut SubResult, text: &str) {
+    if res.notices.len() < 5 {
+        res.notices.push(text.chars().take(300).collect());
+    }
+}

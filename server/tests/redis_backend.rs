@@ -1,0 +1,696 @@
+//! The Redis backend against real `redis-server` processes (see `support/redis.rs`).
+
+#[path = "support/redis.rs"]
+mod redis_support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cobra_server::broker::backend::{Backend, BackendError, ChannelKey, StartAt};
+use cobra_server::broker::mailbox::{Delivery, Mailbox, Subscriber};
+use cobra_server::broker::redis::{RedisBackend, RedisLimits, Trim};
+use cobra_wire::Position;
+use redis_support::RedisServer;
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+fn subscriber() -> (Arc<Mailbox>, Arc<Subscriber>) {
+    let mailbox = Arc::new(Mailbox::new(64 << 20));
+    let sub = Arc::new(Subscriber::new(Arc::clone(&mailbox), 1));
+    (mailbox, sub)
+}
+
+/// Waits until `n` messages arrived (or the deadline passed) and returns them all.
+async fn collect(mailbox: &Mailbox, n: usize) -> Vec<(Position, String)> {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let mut got = Vec::new();
+    loop {
+        let mut out: Vec<Delivery> = Vec::new();
+        mailbox.drain(&mut out, usize::MAX);
+        got.extend(
+            out.iter()
+                .map(|d| (d.message.position, d.message.payload.to_string())),
+        );
+        if got.len() >= n {
+            return got;
+        }
+        if tokio::time::timeout_at(deadline, mailbox.wait())
+            .await
+            .is_err()
+        {
+            return got;
+        }
+    }
+}
+
+/// Asserts nothing more arrives for a short while (used after an exact count).
+async fn assert_quiet(mailbox: &Mailbox) {
+    let _ = tokio::time::timeout(Duration::from_millis(200), mailbox.wait()).await;
+    let mut out: Vec<Delivery> = Vec::new();
+    mailbox.drain(&mut out, usize::MAX);
+    let extra: Vec<String> = out.iter().map(|d| d.message.payload.to_string()).collect();
+    assert!(extra.is_empty(), "unexpected extra messages: {extra:?}");
+}
+
+fn urls(servers: &[RedisServer]) -> String {
+    servers
+        .iter()
+        .map(RedisServer::url)
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+fn spawn(n: usize) -> Vec<RedisServer> {
+    (0..n)
+        .map(|_| RedisServer::spawn().expect("redis-server"))
+        .collect()
+}
+
+async fn backend(servers: &[RedisServer], max_length: usize) -> RedisBackend {
+    RedisBackend::connect(&urls(servers), None, max_length, RedisLimits::default())
+        .await
+        .expect("connect")
+}
+
+fn msg(i: usize) -> Arc<str> {
+    format!("{{\"n\":{i}}}").into()
+}
+
+fn numbers(got: &[(Position, String)]) -> Vec<usize> {
+    got.iter()
+        .map(|(_, p)| {
+            p.trim_start_matches("{\"n\":")
+                .trim_end_matches('}')
+                .parse()
+                .expect("test payload")
+        })
+        .collect()
+}
+
+fn assert_increasing(got: &[(Position, String)]) {
+    for w in got.windows(2) {
+        assert!(
+            w[0].0 < w[1].0,
+            "positions not increasing: {} then {}",
+            w[0].0,
+            w[1].0
+        );
+    }
+}
+
+/// Finds a channel name of `app` that lands on node `index`.
+fn channel_on(b: &RedisBackend, app: &str, index: usize, tag: &str) -> ChannelKey {
+    (0..10_000)
+        .map(|i| ChannelKey::new(app, &format!("{tag}{i}")))
+        .find(|k| b.node_index(k.as_str()) == index)
+        .expect("some channel hashes to every node")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_then_replay_from_oldest_and_from_a_position() {
+    let servers = spawn(1);
+    let b = backend(&servers, 1000).await;
+    let k = ChannelKey::new("app", "history");
+    let mut positions = Vec::new();
+    for i in 0..30 {
+        positions.push(b.publish(&k, msg(i)).await.expect("publish"));
+    }
+    assert!(positions.windows(2).all(|w| w[0] < w[1]));
+
+    let (mb, s) = subscriber();
+    let ack = b
+        .subscribe(&k, StartAt::After(Position::ZERO), s)
+        .await
+        .expect("subscribe");
+    assert_eq!(ack.position, positions[29]);
+    assert_eq!(ack.expired, None);
+    let got = collect(&mb, 30).await;
+    assert_eq!(numbers(&got), (0..30).collect::<Vec<_>>());
+    assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), positions);
+
+    let (mb, s) = subscriber();
+    b.subscribe(&k, StartAt::After(positions[19]), s)
+        .await
+        .expect("subscribe");
+    assert_eq!(
+        numbers(&collect(&mb, 10).await),
+        (20..30).collect::<Vec<_>>()
+    );
+    assert_quiet(&mb).await;
+
+    // A live-only subscriber sees nothing old, then the next message.
+    let (mb, s) = subscriber();
+    let ack = b.subscribe(&k, StartAt::Live, s).await.expect("subscribe");
+    assert_eq!(ack.position, positions[29]);
+    let p = b.publish(&k, msg(30)).await.expect("publish");
+    let got = collect(&mb, 1).await;
+    assert_eq!(got, vec![(p, msg(30).to_string())]);
+    assert_quiet(&mb).await;
+}
+
+/// Subscriptions from a position made while a publisher runs flat out: every message after the
+/// position exactly once and in order, across the switch from history to live. Run with a tiny
+/// page and catch-up buffer too, so the buffer overflows and the replay has to loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_is_exactly_once_across_the_history_to_live_switch() {
+    let servers = spawn(1);
+    for (page, buffer) in [(500, 4096), (3, 2)] {
+        let limits = RedisLimits {
+            history_page: page,
+            catch_up_buffer: buffer,
+            ..RedisLimits::default()
+        };
+        let b = Arc::new(
+            RedisBackend::connect(&servers[0].url(), None, 100_000, limits)
+                .await
+                .expect("connect"),
+        );
+        let k = ChannelKey::new("app", &format!("race{page}"));
+        for i in 0..200 {
+            b.publish(&k, msg(i)).await.expect("publish");
+        }
+        let total = 3000;
+        let publisher = {
+            let (b, k) = (Arc::clone(&b), k.clone());
+            tokio::spawn(async move {
+                for i in 200..total {
+                    b.publish(&k, msg(i)).await.expect("publish");
+                }
+            })
+        };
+        // A live-only subscriber joining mid-stream: a gap-free suffix.
+        let (live_mb, live) = subscriber();
+        let ack = b
+            .subscribe(&k, StartAt::Live, live)
+            .await
+            .expect("subscribe");
+        let mut subs = Vec::new();
+        for start in [0usize, 50, 150] {
+            let (mb, s) = subscriber();
+            let pos = if start == 0 {
+                Position::ZERO
+            } else {
+                // The position of message `start - 1`: read it back through history.
+                let (m2, s2) = subscriber();
+                b.subscribe(&k, StartAt::After(Position::ZERO), Arc::clone(&s2))
+                    .await
+                    .expect("subscribe");
+                let got = collect(&m2, start).await;
+                b.unsubscribe(&k, &s2);
+                got[start - 1].0
+            };
+            b.subscribe(&k, StartAt::After(pos), s)
+                .await
+                .expect("subscribe");
+            subs.push((start, mb));
+            tokio::task::yield_now().await;
+        }
+        publisher.await.expect("publisher");
+        // One more, so that the live subscriber surely has something to receive.
+        b.publish(&k, msg(total)).await.expect("publish");
+        let total = total + 1;
+        let mut got = Vec::new();
+        while numbers(&got).last() != Some(&(total - 1)) {
+            let more = collect(&live_mb, 1).await;
+            assert!(!more.is_empty(), "live subscriber stalled after {got:?}");
+            got.extend(more);
+        }
+        let first = numbers(&got)[0];
+        assert!(got[0].0 > ack.position);
+        assert_eq!(
+            numbers(&got),
+            (first..total).collect::<Vec<_>>(),
+            "live, page {page} buffer {buffer}"
+        );
+        for (start, mb) in subs {
+            let got = collect(&mb, total - start).await;
+            assert_eq!(
+                numbers(&got),
+                (start..total).collect::<Vec<_>>(),
+                "page {page} buffer {buffer} start {start}"
+            );
+            assert_increasing(&got);
+            assert_quiet(&mb).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_position_reports_missed_and_replays_from_oldest() {
+    let servers = spawn(1);
+    let b = backend(&servers, 5).await;
+    let k = ChannelKey::new("app", "short");
+    let mut positions = Vec::new();
+    for i in 0..20 {
+        positions.push(b.publish(&k, msg(i)).await.expect("publish"));
+    }
+    let (mb, s) = subscriber();
+    let ack = b
+        .subscribe(&k, StartAt::After(positions[0]), s)
+        .await
+        .expect("subscribe");
+    assert_eq!(
+        ack.expired,
+        Some(15),
+        "same upper bound as the embedded backend"
+    );
+    assert_eq!(
+        numbers(&collect(&mb, 5).await),
+        (15..20).collect::<Vec<_>>()
+    );
+    // Exactly at the last message cut: nothing was missed.
+    let (mb, s) = subscriber();
+    let ack = b
+        .subscribe(&k, StartAt::After(positions[14]), s)
+        .await
+        .expect("subscribe");
+    assert_eq!(ack.expired, None);
+    assert_eq!(
+        numbers(&collect(&mb, 5).await),
+        (15..20).collect::<Vec<_>>()
+    );
+    // Inside what is kept.
+    let (mb, s) = subscriber();
+    let ack = b
+        .subscribe(&k, StartAt::After(positions[16]), s)
+        .await
+        .expect("subscribe");
+    assert_eq!(ack.expired, None);
+    assert_eq!(numbers(&collect(&mb, 3).await), vec![17, 18, 19]);
+    assert_quiet(&mb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_value_read_write_delete_and_read_at_position() {
+    let servers = spawn(1);
+    let b = backend(&servers, 100).await;
+    let k = ChannelKey::new("app", "kv");
+    assert_eq!(b.read(&k, None).await.expect("read"), None);
+    let p1 = b.write(&k, "{\"v\":1}".into()).await.expect("write");
+    let p2 = b.write(&k, "{\"v\":2}".into()).await.expect("write");
+    assert!(p2 > p1);
+    assert_eq!(
+        b.read(&k, None).await.expect("read").as_deref(),
+        Some("{\"v\":2}")
+    );
+    b.delete(&k).await.expect("delete");
+    assert_eq!(b.read(&k, None).await.expect("read"), None);
+    // Apps are separate namespaces.
+    b.write(&ChannelKey::new("other", "kv"), "1".into())
+        .await
+        .expect("write");
+    assert_eq!(b.read(&k, None).await.expect("read"), None);
+    // Read at a history position, and a position that does not exist.
+    let p = b.publish(&k, msg(7)).await.expect("publish");
+    assert_eq!(
+        b.read(&k, Some(p)).await.expect("read").as_deref(),
+        Some(&*msg(7))
+    );
+    let missing = Position {
+        ms: p.ms,
+        seq: p.seq + 1,
+    };
+    assert!(matches!(
+        b.read(&k, Some(missing)).await,
+        Err(BackendError::NoSuchPosition(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_spread_over_every_node_where_the_hash_says() {
+    let servers = spawn(3);
+    let b = backend(&servers, 10).await;
+    let mut per_node = [0usize; 3];
+    for i in 0..300 {
+        let k = ChannelKey::new("game", &format!("engine_fps_{i}"));
+        b.publish(&k, msg(i)).await.expect("publish");
+        per_node[b.node_index(k.as_str())] += 1;
+    }
+    for (i, server) in servers.iter().enumerate() {
+        let mut c = server.client();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("cobra:h:*")
+            .query(&mut c)
+            .expect("KEYS");
+        assert_eq!(keys.len(), per_node[i], "node {i}");
+        assert!(per_node[i] > 60, "uneven spread: {per_node:?}");
+        for key in keys {
+            let channel = key.trim_start_matches("cobra:h:");
+            assert_eq!(b.node_index(channel), i, "{channel} is on the wrong node");
+        }
+    }
+}
+
+/// Two backends (as two servers would have) over the same three nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_share_three_nodes() {
+    let servers = spawn(3);
+    let one = backend(&servers, 1000).await;
+    let two = backend(&servers, 1000).await;
+    let channels: Vec<ChannelKey> = (0..3)
+        .map(|n| channel_on(&one, "app", n, "shared"))
+        .collect();
+    // Both servers route every channel to the same node.
+    for k in &channels {
+        assert_eq!(one.node_index(k.as_str()), two.node_index(k.as_str()));
+    }
+    let mut boxes = Vec::new();
+    for k in &channels {
+        let (mb, s) = subscriber();
+        two.subscribe(k, StartAt::Live, s).await.expect("subscribe");
+        boxes.push(mb);
+    }
+    for (i, k) in channels.iter().enumerate() {
+        for j in 0..10 {
+            one.publish(k, msg(i * 100 + j)).await.expect("publish");
+        }
+    }
+    for (i, mb) in boxes.iter().enumerate() {
+        assert_eq!(
+            numbers(&collect(mb, 10).await),
+            (i * 100..i * 100 + 10).collect::<Vec<_>>()
+        );
+        assert_quiet(mb).await;
+    }
+    // History published through one, replayed through the other.
+    let (mb, s) = subscriber();
+    two.subscribe(&channels[1], StartAt::After(Position::ZERO), s)
+        .await
+        .expect("subscribe");
+    assert_eq!(
+        numbers(&collect(&mb, 10).await),
+        (100..110).collect::<Vec<_>>()
+    );
+    // Write on one, read on the other.
+    let k = ChannelKey::new("app", "settings");
+    one.write(&k, "{\"level\":3}".into()).await.expect("write");
+    assert_eq!(
+        two.read(&k, None).await.expect("read").as_deref(),
+        Some("{\"level\":3}")
+    );
+    two.delete(&k).await.expect("delete");
+    assert_eq!(one.read(&k, None).await.expect("read"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsubscribe_stops_delivery_and_releases_the_redis_channel() {
+    let servers = spawn(1);
+    let b = backend(&servers, 100).await;
+    let k = ChannelKey::new("app", "unsub");
+    let (mb1, s1) = subscriber();
+    let (mb2, s2) = subscriber();
+    b.subscribe(&k, StartAt::Live, Arc::clone(&s1))
+        .await
+        .expect("subscribe");
+    b.subscribe(&k, StartAt::Live, Arc::clone(&s2))
+        .await
+        .expect("subscribe");
+    b.publish(&k, msg(1)).await.expect("publish");
+    assert_eq!(collect(&mb1, 1).await.len(), 1);
+    assert_eq!(collect(&mb2, 1).await.len(), 1);
+    b.unsubscribe(&k, &s1);
+    b.publish(&k, msg(2)).await.expect("publish");
+    assert_eq!(numbers(&collect(&mb2, 1).await), vec![2]);
+    assert_quiet(&mb1).await;
+    b.unsubscribe(&k, &s2);
+    let mut c = servers[0].client();
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let (_, n): (String, u64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg("cobra:p:app::unsub")
+            .query(&mut c)
+            .expect("NUMSUB");
+        if n == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "channel still subscribed in Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(b.status()[0].live_channels, 0);
+}
+
+/// Kill one of three nodes: only its channels fail, with a clear error; restart it on the same
+/// port: the same backend serves it again and the subscription resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_node_fails_only_its_channels_and_comes_back() {
+    let mut servers = spawn(3);
+    let limits = RedisLimits {
+        reconnect_max: Duration::from_millis(200),
+        ..RedisLimits::default()
+    };
+    let b = RedisBackend::connect(&urls(&servers), None, 1000, limits)
+        .await
+        .expect("connect");
+    let dead = channel_on(&b, "app", 0, "dead");
+    let alive = channel_on(&b, "app", 1, "alive");
+    let (mb_dead, s_dead) = subscriber();
+    let (mb_alive, s_alive) = subscriber();
+    b.subscribe(&dead, StartAt::Live, s_dead)
+        .await
+        .expect("subscribe");
+    b.subscribe(&alive, StartAt::Live, s_alive)
+        .await
+        .expect("subscribe");
+    b.publish(&dead, msg(0)).await.expect("publish");
+    assert_eq!(numbers(&collect(&mb_dead, 1).await), vec![0]);
+
+    servers[0].kill();
+    // Within the deadline, publishing to the dead shard fails with an error naming the node.
+    let deadline = Instant::now() + DEADLINE;
+    let err = loop {
+        match b.publish(&dead, msg(1)).await {
+            Err(e) => break e,
+            Ok(_) => assert!(
+                Instant::now() < deadline,
+                "publish to a dead node kept succeeding"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(matches!(err, BackendError::Unavailable { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains(&format!("127.0.0.1:{}", servers[0].port())),
+        "{err}"
+    );
+    let started = Instant::now();
+    assert!(b.publish(&dead, msg(1)).await.is_err());
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "errors must be fast while a node is down"
+    );
+    let (_, s) = subscriber();
+    assert!(b.subscribe(&dead, StartAt::Live, s).await.is_err());
+    // Other channels are unaffected.
+    for i in 0..20 {
+        b.publish(&alive, msg(i))
+            .await
+            .expect("publish to a live node");
+    }
+    assert_eq!(
+        numbers(&collect(&mb_alive, 20).await),
+        (0..20).collect::<Vec<_>>()
+    );
+    let health = b.health();
+    assert!(
+        !health[0].connected && health[1].connected && health[2].connected,
+        "{health:?}"
+    );
+    assert!(health[0].errors > 0);
+
+    servers[0].restart().expect("restart");
+    let deadline = Instant::now() + DEADLINE;
+    let p = loop {
+        match b.publish(&dead, msg(2)).await {
+            Ok(p) => break p,
+            Err(e) => assert!(Instant::now() < deadline, "node did not come back: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // The subscription made before the crash resumes by itself (message 1 was never accepted).
+    let got = collect(&mb_dead, 1).await;
+    assert_eq!(got, vec![(p, msg(2).to_string())]);
+    for i in 3..10 {
+        b.publish(&dead, msg(i)).await.expect("publish");
+    }
+    assert_eq!(
+        numbers(&collect(&mb_dead, 7).await),
+        (3..10).collect::<Vec<_>>()
+    );
+    assert_quiet(&mb_dead).await;
+    let status = b.status();
+    assert!(
+        status[0].connected && status[0].reconnects >= 1,
+        "{status:?}"
+    );
+}
+
+/// A stalled node (paused clients): requests fail with a timeout or "overloaded" within the
+/// configured bounds instead of queueing without end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_node_gives_back_pressure_and_errors() {
+    let servers = spawn(1);
+    let limits = RedisLimits {
+        max_in_flight: 4,
+        queue_timeout: Duration::from_millis(50),
+        response_timeout: Duration::from_millis(300),
+        ..RedisLimits::default()
+    };
+    let b = Arc::new(
+        RedisBackend::connect(&servers[0].url(), None, 100, limits)
+            .await
+            .expect("connect"),
+    );
+    let k = ChannelKey::new("app", "stall");
+    b.publish(&k, msg(0)).await.expect("publish");
+    let mut c = servers[0].client();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(1500)
+        .arg("ALL")
+        .query(&mut c)
+        .expect("pause");
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let (b, k) = (Arc::clone(&b), k.clone());
+            tokio::spawn(async move { b.publish(&k, msg(i)).await })
+        })
+        .collect();
+    let mut overloaded = 0;
+    let mut unavailable = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            Err(BackendError::Overloaded(_)) => overloaded += 1,
+            Err(BackendError::Unavailable { reason, .. }) => {
+                assert!(reason.contains("did not answer"), "{reason}");
+                unavailable += 1;
+            }
+            other => panic!("expected an error while paused, got {other:?}"),
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "errors took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(unavailable, 4, "only max_in_flight requests reach Redis");
+    assert_eq!(overloaded, 16);
+    // Once the pause ends the node serves again.
+    let deadline = Instant::now() + DEADLINE;
+    while b.publish(&k, msg(99)).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "node did not recover from the pause"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_from_the_url_or_the_default() {
+    let server = RedisServer::spawn_with(&["--requirepass", "s3cret"]).expect("redis-server");
+    let url = server.url();
+    let k = ChannelKey::new("app", "pw");
+    let b = RedisBackend::connect(&url, Some("s3cret"), 10, RedisLimits::default())
+        .await
+        .expect("default password");
+    b.publish(&k, msg(1)).await.expect("publish");
+    let with_url = url.replace("redis://", "redis://:s3cret@");
+    let b = RedisBackend::connect(&with_url, Some("wrong"), 10, RedisLimits::default())
+        .await
+        .expect("URL password wins");
+    b.publish(&k, msg(2)).await.expect("publish");
+    let err = RedisBackend::connect(&url, Some("wrong"), 10, RedisLimits::default())
+        .await
+        .err()
+        .expect("bad password");
+    assert!(
+        !err.to_string().contains("wrong"),
+        "the password leaks into {err}"
+    );
+    assert!(
+        RedisBackend::connect(
+            "redis://127.0.0.1:1;nonsense",
+            None,
+            10,
+            RedisLimits::default()
+        )
+        .await
+        .is_err()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approximate_trim_keeps_at_least_the_max_length() {
+    let servers = spawn(1);
+    let limits = RedisLimits {
+        trim: Trim::Approximate,
+        ..RedisLimits::default()
+    };
+    let b = RedisBackend::connect(&servers[0].url(), None, 10, limits)
+        .await
+        .expect("connect");
+    let k = ChannelKey::new("app", "approx");
+    for i in 0..500 {
+        b.publish(&k, msg(i)).await.expect("publish");
+    }
+    let mut c = servers[0].client();
+    let len: usize = redis::cmd("XLEN")
+        .arg("cobra:h:app::approx")
+        .query(&mut c)
+        .expect("XLEN");
+    assert!((10..=200).contains(&len), "kept {len}");
+    // The cut is still recorded exactly: resuming from the last message cut is not expired.
+    let (mb, s) = subscriber();
+    let ack = b
+        .subscribe(&k, StartAt::After(Position::ZERO), s)
+        .await
+        .expect("subscribe");
+    assert_eq!(ack.expired, None);
+    let kept = collect(&mb, len).await;
+    assert_eq!(numbers(&kept), (500 - len..500).collect::<Vec<_>>());
+}
+
+/// Two deployments on the same node with different namespaces share nothing, live or stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_keep_deployments_apart() {
+    let servers = spawn(1);
+    let with_ns = |ns: &str| RedisLimits {
+        namespace: ns.to_string(),
+        ..RedisLimits::default()
+    };
+    let prod = RedisBackend::connect(&servers[0].url(), None, 100, with_ns("prod"))
+        .await
+        .expect("connect");
+    let staging = RedisBackend::connect(&servers[0].url(), None, 100, with_ns("staging"))
+        .await
+        .expect("connect");
+    let k = ChannelKey::new("app", "same");
+    let (mb, s) = subscriber();
+    staging
+        .subscribe(&k, StartAt::After(Position::ZERO), s)
+        .await
+        .expect("subscribe");
+    prod.publish(&k, msg(1)).await.expect("publish");
+    prod.write(&k, "1".into()).await.expect("write");
+    staging.publish(&k, msg(2)).await.expect("publish");
+    assert_eq!(numbers(&collect(&mb, 1).await), vec![2]);
+    assert_quiet(&mb).await;
+    assert_eq!(staging.read(&k, None).await.expect("read"), None);
+    let mut c = servers[0].client();
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).expect("KEYS");
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "prod:h:app::same",
+            "prod:kv:app::same",
+            "staging:h:app::same"
+        ]
+    );
+}
