@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
 done
 
 if [ "$build" = 1 ]; then
-  cargo build -q --release -p cobra
+  cargo build -q --release -p cobra --no-default-features --features tls   # the C library: no uniffi scaffolding
   cargo build -q -p cobra-server --bin cobra
 fi
 lib_dir=${COBRA_LIB_DIR:-$root/target/release}

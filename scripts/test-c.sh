@@ -91,7 +91,7 @@ for link in shared static; do
 done
 
 step "release build: size of the stripped libcobra.so (x86_64)"
-cargo build -q --release -p cobra
+cargo build -q --release -p cobra --no-default-features --features tls   # the C library: no uniffi scaffolding
 strip --strip-all -o "$work/libcobra.stripped.so" target/release/libcobra.so
 size=$(stat -c %s "$work/libcobra.stripped.so")
 echo "libcobra.so (release, stripped, $(uname -m)): $size bytes (limit $MAX_SO_BYTES)"

@@ -35,8 +35,10 @@ mod queue;
 mod session;
 pub mod spool;
 mod transport;
+#[cfg(feature = "uniffi")]
 mod uniffi_api;
 
+#[cfg(feature = "uniffi")]
 uniffi::setup_scaffolding!();
 
 pub use client::{Client, State, SubscribeOptions, WeakClient};
