@@ -78,6 +78,8 @@ pub struct IdlePlan {
     pub server_pid: Option<u32>,
     /// Give up waiting for the last ones after this long.
     pub deadline: Duration,
+    /// Show a progress line on stderr.
+    pub progress: bool,
 }
 
 /// Opens the connections of `plan` and holds them (in detached tasks) until `stop` turns true.
@@ -93,6 +95,7 @@ pub async fn open(
         concurrency,
         server_pid,
         deadline,
+        progress,
     } = plan;
     let before = server_pid.and_then(rss_kib);
     let started = Instant::now();
@@ -134,7 +137,7 @@ pub async fn open(
         });
     }
     let limit = Instant::now() + deadline;
-    let mut progress = super::Progress::new("idle");
+    let mut progress = super::Progress::new(progress);
     loop {
         let (o, f) = (
             opened.load(Ordering::Relaxed),
