@@ -84,14 +84,15 @@ start_server() { # $1 = target; sets SERVER_PID and SERVER_PORT, or returns 1
   case "$1" in
     embedded)
       taskset -c "$SERVER_CPU" "$COBRA_BIN" run --host 127.0.0.1 --port "$SERVER_PORT" \
-        --apps-config "$WORK/apps.yaml" >"$WORK/$1.log" 2>&1 &
+        --apps-config "$WORK/apps.yaml" --max-connections $((IDLE + 1000)) >"$WORK/$1.log" 2>&1 &
       ;;
     redis1 | redis3)
       start_redis
       [ "$1" = redis3 ] && start_redis && start_redis
       for p in "${REDIS_PORTS[@]}"; do urls="${urls:+$urls;}redis://127.0.0.1:$p"; done
       taskset -c "$SERVER_CPU" "$COBRA_BIN" run --host 127.0.0.1 --port "$SERVER_PORT" \
-        --apps-config "$WORK/apps.yaml" --redis "$urls" >"$WORK/$1.log" 2>&1 &
+        --apps-config "$WORK/apps.yaml" --redis "$urls" --max-connections $((IDLE + 1000)) \
+        >"$WORK/$1.log" 2>&1 &
       ;;
     python)
       [ -x "$PYCOBRA" ] || return 1
@@ -112,13 +113,15 @@ stop_server() {
   for p in "${REDIS_PORTS[@]}"; do redis-cli -p "$p" shutdown nosave >/dev/null 2>&1 || true; done
 }
 
-# name|options (every scenario also gets --duration, --json, --quiet)
+# name|options (every scenario also gets --json, --quiet and the server's pid)
 SCENARIOS=(
   "idle|--publishers 0 --subscribers 0 --idle $IDLE --duration 0.1"
-  "p1s1|--publishers 1 --subscribers 1"
-  "p1s100|--publishers 1 --subscribers 100"
-  "p1s100rate|--publishers 1 --subscribers 100 --rate 5000"
-  "p50filtered|--publishers 50 --subscribers 10 --filter-pct 10"
+  "p1s1|--publishers 1 --subscribers 1 --duration $DUR"
+  "p1s1rate|--publishers 1 --subscribers 1 --rate 1000 --duration $DUR"
+  "p1s100|--publishers 1 --subscribers 100 --duration $DUR"
+  "p1s100rate|--publishers 1 --subscribers 100 --rate 5000 --duration $DUR"
+  "p1s100plain|--publishers 1 --subscribers 100 --no-deflate --duration $DUR"
+  "p50filtered|--publishers 50 --subscribers 10 --filter-pct 10 --duration $DUR"
 )
 
 run_scenarios() { # $1 = target
@@ -129,7 +132,7 @@ run_scenarios() { # $1 = target
     echo "compare: $1 / $name" >&2
     # shellcheck disable=SC2086
     if ! taskset -c "$TOOL_CPU" "$COBRA_BIN" bench --endpoint "ws://127.0.0.1:$SERVER_PORT" \
-      --duration "$DUR" --json --quiet --server-pid "$SERVER_PID" $opts \
+      --json --quiet --server-pid "$SERVER_PID" $opts \
       >"$WORK/$1-$name.json" 2>"$WORK/$1-$name.err"; then
       echo "compare: $1 / $name failed: $(tail -c 300 "$WORK/$1-$name.err")" >&2
     fi

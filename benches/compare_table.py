@@ -56,6 +56,9 @@ def get(report, *path):
 ROWS = [
     ("1 → 1", "p1s1", "deliveries/s", lambda r: get(r, "delivered_per_sec"), fmt_rate, True),
     ("1 → 1", "p1s1", "p99 latency, ms", lambda r: get(r, "latency", "p99_us"), fmt_ms, False),
+    ("1 → 1, 1k msg/s offered", "p1s1rate", "p50 / p99 latency, ms",
+     lambda r: None if r is None else (get(r, "latency", "p50_us"), get(r, "latency", "p99_us")),
+     lambda v: "–" if v is None else f"{v[0] / 1000:.2f} / {v[1] / 1000:.2f}", False),
     ("1 → 100", "p1s100", "deliveries/s", lambda r: get(r, "delivered_per_sec"), fmt_rate, True),
     ("1 → 100", "p1s100", "p99 latency, ms", lambda r: get(r, "latency", "p99_us"), fmt_ms, False),
     ("1 → 100, 5k msg/s offered (500k deliveries/s)", "p1s100rate", "deliveries/s",
@@ -63,6 +66,10 @@ ROWS = [
     ("1 → 100, 5k msg/s offered (500k deliveries/s)", "p1s100rate", "p50 / p99 latency, ms",
      lambda r: None if r is None else (get(r, "latency", "p50_us"), get(r, "latency", "p99_us")),
      lambda v: "–" if v is None else f"{v[0] / 1000:.2f} / {v[1] / 1000:.2f}", False),
+    ("1 → 100, permessage-deflate off", "p1s100plain", "deliveries/s",
+     lambda r: get(r, "delivered_per_sec"), fmt_rate, True),
+    ("1 → 100, permessage-deflate off", "p1s100plain", "p99 latency, ms",
+     lambda r: get(r, "latency", "p99_us"), fmt_ms, False),
     ("50 publishers → 10 subscribers, filter passes 10%", "p50filtered", "publishes/s",
      lambda r: get(r, "published_per_sec"), fmt_rate, True),
     ("50 publishers → 10 subscribers, filter passes 10%", "p50filtered", "deliveries/s",
@@ -87,7 +94,12 @@ for scenario, key, metric, pick, fmt, higher_is_better in ROWS:
     for ours in ("embedded", "redis1"):
         a, b = values.get(ours), values.get("python")
         if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a and b:
-            ratios.append(f"{a / b:.1f}×" if higher_is_better else f"{b / a:.1f}× less")
+            if higher_is_better:
+                ratios.append(f"{a / b:.1f}×")
+            elif a <= b:
+                ratios.append(f"{b / a:.1f}× lower")
+            else:
+                ratios.append(f"{a / b:.1f}× higher")
         else:
             ratios.append("–")
     lines.append("| " + " | ".join([scenario, metric] + cells + ratios) + " |")
@@ -146,7 +158,8 @@ except (OSError, IndexError):
 print(f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node()}: "
       f"{cpu}, {os.cpu_count()} cores, Linux {platform.release()}, {redis_version}. "
       f"Server (and its Redis) pinned to core {server_cpu}, load tool to core {tool_cpu}; "
-      f"{dur} s of publishing per scenario, 300-byte messages, permessage-deflate on. "
+      f"{dur} s of publishing per scenario, 300-byte messages, permessage-deflate on unless said otherwise, "
+      f"max rate (256 unacknowledged publishes per publisher) unless a rate is given. "
       f"Command: `benches/compare.sh`.\n")
 print("\n".join(lines))
 if notes:

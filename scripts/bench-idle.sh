@@ -6,6 +6,7 @@
 # each process) is reported as not measurable rather than silently lowered.
 #
 # Usage: scripts/bench-idle.sh [COUNT...]      Env: COBRA_BIN, BENCH_SERVER_CPU=0, BENCH_TOOL_CPU=1,
+#        BENCH_IDLE_OPTS="--no-deflate --idle-sources 4"  more `cobra bench` options,
 #        BENCH_MASSIF=N  also run the server under valgrind massif with N connections and print the top
 #                        allocation sites (slow: keep N around 1000).
 set -euo pipefail
@@ -38,7 +39,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 start() { # $@ = command prefix (e.g. valgrind ...)
   PORT="$(free_port)"
   taskset -c "$SERVER_CPU" "$@" "$COBRA_BIN" run --host 127.0.0.1 --port "$PORT" \
-    --apps-config "$WORK/apps.yaml" >"$WORK/server.log" 2>&1 &
+    --apps-config "$WORK/apps.yaml" --max-connections "$MAX_CONN" >"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 600); do
     (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0
@@ -59,9 +60,11 @@ for n in "${COUNTS[@]}"; do
     echo "$n idle: not measurable here: needs $n descriptors per process, ulimit -Hn is $FD_LIMIT"
     continue
   fi
+  MAX_CONN=$((n + 1000))
   start
+  # shellcheck disable=SC2086
   taskset -c "$TOOL_CPU" "$COBRA_BIN" bench --endpoint "ws://127.0.0.1:$PORT" --publishers 0 --subscribers 0 \
-    --duration 0.1 --idle "$n" --server-pid "$SERVER_PID" --json --quiet >"$WORK/idle-$n.json"
+    --duration 0.1 --idle "$n" --server-pid "$SERVER_PID" --json --quiet ${BENCH_IDLE_OPTS:-} >"$WORK/idle-$n.json"
   python3 - "$WORK/idle-$n.json" <<'PY'
 import json, sys
 i = json.load(open(sys.argv[1]))["idle"]
@@ -73,6 +76,7 @@ PY
 done
 
 if [ -n "${BENCH_MASSIF:-}" ]; then
+  MAX_CONN=$((BENCH_MASSIF + 1000))
   start valgrind --tool=massif --massif-out-file="$WORK/massif.out" --threshold=0.5 --detailed-freq=1
   taskset -c "$TOOL_CPU" "$COBRA_BIN" bench --endpoint "ws://127.0.0.1:$PORT" --publishers 0 --subscribers 0 \
     --duration 0.1 --idle "$BENCH_MASSIF" --timeout 60 --quiet >/dev/null

@@ -61,7 +61,11 @@ fn fan_out_with_deflate_delivers_everything() {
     assert!(u(&report, "acked") > 0, "{report:#}");
     assert!(u(&report, "delivered") > 0, "{report:#}");
     // Every acked publish reaches each of the 3 subscribers of the one channel.
-    assert_eq!(u(&report, "expected"), 3 * u(&report, "published"), "{report:#}");
+    assert_eq!(
+        u(&report, "expected"),
+        3 * u(&report, "published"),
+        "{report:#}"
+    );
     assert_eq!(u(&report, "lost"), 0, "{report:#}");
     assert_eq!(u(&report, "out_of_order"), 0, "{report:#}");
     assert!(report["deflate"].as_bool().unwrap_or(false));
@@ -99,7 +103,10 @@ fn filtered_subscribers_and_idle_connections() {
     let idle = &report["idle"];
     assert_eq!(u(idle, "held"), 20, "{report:#}");
     assert_eq!(u(idle, "failed"), 0, "{report:#}");
-    assert!(idle["server_rss_after_kib"].as_u64().is_some(), "{report:#}");
+    assert!(
+        idle["server_rss_after_kib"].as_u64().is_some(),
+        "{report:#}"
+    );
 }
 
 #[test]

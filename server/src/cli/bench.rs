@@ -76,7 +76,7 @@ pub struct BenchArgs {
     /// Idle authenticated connections to open and hold during the run.
     #[arg(long, default_value_t = 0)]
     pub idle: usize,
-    /// Loopback source addresses for the idle connections (127.0.0.2, ...) [default: one per 25k].
+    /// Loopback source addresses for the idle connections (127.0.0.2, ...) [default: one per 10k when over 10k].
     #[arg(long)]
     pub idle_sources: Option<usize>,
     /// Idle connections being opened at once at most.
