@@ -143,6 +143,10 @@ for t, name in TARGETS:
             f"{i['server_rss_before_kib']} → {i['server_rss_after_kib']} KiB."
         )
 
+try:
+    load_avg = open("/proc/loadavg").read().split()[0]
+except OSError:
+    load_avg = "?"
 cpu = ""
 try:
     for line in open("/proc/cpuinfo"):
@@ -160,6 +164,7 @@ print(f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} U
       f"Server (and its Redis) pinned to core {server_cpu}, load tool to core {tool_cpu}; "
       f"{dur} s of publishing per scenario, 300-byte messages, permessage-deflate on unless said otherwise, "
       f"max rate (256 unacknowledged publishes per publisher) unless a rate is given. "
+      f"Load average when the table was written: {load_avg} (other processes share these cores). "
       f"Command: `benches/compare.sh`.\n")
 print("\n".join(lines))
 if notes:
