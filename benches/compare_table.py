@@ -156,7 +156,7 @@ try:
 except OSError:
     pass
 try:
-    redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
+    redis_version = "Redis " + subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2].removeprefix("v=")
 except (OSError, IndexError):
     redis_version = "?"
 print(f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node()}: "
