@@ -2,7 +2,7 @@
 /**
  * cobra.h: the C API of libcobra, the cobra realtime telemetry client SDK.
  *
- * Build: link libcobra.so (or libcobra.a plus `-lpthread -ldl -lm`). C99 or later; C++ users may prefer
+ * Build: link libcobra.so (or libcobra.a plus `-lpthread -ldl -lm -lrt`). C99 or later; C++ users may prefer
  * the header-only RAII wrapper cobra.hpp.
  *
  * Conventions (they hold for every function below):
@@ -26,7 +26,7 @@
  *   handles. Each client runs one engine thread; its event callback runs there (see
  *   cobra_event_callback_t). Do not free a handle while another thread may still pass it in (the call
  *   would then fail cleanly with COBRA_STATUS_INVALID_HANDLE, never crash).
- * - Blocking: only cobra_client_read/write/delete wait for the network (bounded by their timeout), and
+ * - Blocking: only cobra_client_read/write/delete/request wait for the network (bounded by their timeout), and
  *   cobra_client_disconnect/free wait for the engine (well under 50 ms). Everything else returns at once.
  */
 
@@ -306,6 +306,36 @@ typedef enum {
 } cobra_push_outcome_t;
 
 /**
+ * Severity of a log record (`cobra_set_log_callback`).
+ */
+typedef enum {
+    /**
+     * No logs.
+     */
+    COBRA_LOG_OFF = 0,
+    /**
+     * Errors.
+     */
+    COBRA_LOG_ERROR = 1,
+    /**
+     * Warnings.
+     */
+    COBRA_LOG_WARN = 2,
+    /**
+     * Connection life cycle.
+     */
+    COBRA_LOG_INFO = 3,
+    /**
+     * Details.
+     */
+    COBRA_LOG_DEBUG = 4,
+    /**
+     * Everything, including each frame.
+     */
+    COBRA_LOG_TRACE = 5,
+} cobra_log_level_t;
+
+/**
  * What `publish` does when the bounded publish queue is full (`cobra_config_set_queue_limits`).
  */
 typedef enum {
@@ -482,6 +512,17 @@ typedef struct {
     uint64_t failed;
 } cobra_metrics_stats_t;
 
+/**
+ * Receives one log record: its level, its target (the module, e.g. "cobra::engine") and message, both
+ * UTF-8 and valid only during the call, and the `user_data` given to `cobra_set_log_callback`. Runs on
+ * whichever thread logged (usually an engine thread); it must be thread-safe and quick, and must not call
+ * `cobra_set_log_callback`.
+ */
+typedef void (*cobra_log_callback_t)(cobra_log_level_t level,
+                                     const char *target,
+                                     const char *message,
+                                     void *user_data);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -518,6 +559,196 @@ COBRA_API const char *cobra_version(void);
 COBRA_API void cobra_string_free(char *s);
 
 /**
+ * Creates a config with every default (see each setter). The endpoint, appkey, role and secret start
+ * empty and must be set before `cobra_client_new`.
+ *
+ * Ownership: the caller owns the returned handle and must pass it to `cobra_client_new` or
+ * `cobra_config_free`. Returns NULL only on an internal error (see `cobra_last_error_message`).
+ */
+COBRA_API cobra_config_t *cobra_config_new(void);
+
+/**
+ * Frees a config that was not handed to `cobra_client_new`.
+ *
+ * Ownership: consumes `config`. NULL, an already freed or a consumed config returns
+ * `COBRA_STATUS_INVALID_HANDLE` and does nothing.
+ */
+COBRA_API cobra_status_t cobra_config_free(cobra_config_t *config);
+
+/**
+ * Sets the server URL: `ws://host[:port][/path]` or `wss://...` (path defaults to `/v2`; `?appkey=` is
+ * added). Checked by `cobra_client_new`.
+ *
+ * Ownership: `endpoint` (UTF-8, NUL-terminated) is borrowed for the call and copied.
+ */
+COBRA_API cobra_status_t cobra_config_set_endpoint(cobra_config_t *config, const char *endpoint);
+
+/**
+ * Sets the application key.
+ *
+ * Ownership: `appkey` (UTF-8, NUL-terminated) is borrowed for the call and copied.
+ */
+COBRA_API cobra_status_t cobra_config_set_appkey(cobra_config_t *config, const char *appkey);
+
+/**
+ * Sets the role name used for `role_secret` authentication.
+ *
+ * Ownership: `role` (UTF-8, NUL-terminated) is borrowed for the call and copied.
+ */
+COBRA_API cobra_status_t cobra_config_set_role(cobra_config_t *config, const char *role);
+
+/**
+ * Sets the role's secret.
+ *
+ * Ownership: `secret` (UTF-8, NUL-terminated) is borrowed for the call and copied.
+ */
+COBRA_API cobra_status_t cobra_config_set_secret(cobra_config_t *config, const char *secret);
+
+/**
+ * Adds trusted CA certificates for `wss://` (PEM text, one or more `CERTIFICATE` blocks); NULL removes
+ * them. The bundled Mozilla roots stay trusted unless `cobra_config_set_tls_roots` turns them off.
+ *
+ * Ownership: `pem` (UTF-8, NUL-terminated) is borrowed for the call and copied.
+ */
+COBRA_API cobra_status_t cobra_config_set_tls_ca_pem(cobra_config_t *config, const char *pem);
+
+/**
+ * Chooses the trust stores: the bundled Mozilla roots (default on) and the operating system's store
+ * (default off; only where the library was built with OS-store support).
+ *
+ * Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
+ */
+COBRA_API
+cobra_status_t cobra_config_set_tls_roots(cobra_config_t *config,
+                                          bool webpki_roots,
+                                          bool native_roots);
+
+/**
+ * Adds an SPKI pin: base64 of the SHA-256 of the server certificate's DER SubjectPublicKeyInfo (the HPKP
+ * `pin-sha256` format). With at least one pin, the server's key must match one of them.
+ *
+ * Ownership: `pin` (UTF-8, NUL-terminated) is borrowed for the call and copied.
+ */
+COBRA_API cobra_status_t cobra_config_add_tls_pin(cobra_config_t *config, const char *pin);
+
+/**
+ * Turns permessage-deflate compression on (default, 15-bit windows, context takeover both ways) or off.
+ *
+ * Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
+ */
+COBRA_API cobra_status_t cobra_config_set_deflate(cobra_config_t *config, bool enabled);
+
+/**
+ * Turns permessage-deflate on with explicit parameters: window bits 9..=15 for each side, and whether
+ * each side must reset its compression context after every message.
+ *
+ * Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
+ */
+COBRA_API
+cobra_status_t cobra_config_set_deflate_options(cobra_config_t *config,
+                                                uint8_t client_max_window_bits,
+                                                uint8_t server_max_window_bits,
+                                                bool client_no_context_takeover,
+                                                bool server_no_context_takeover);
+
+/**
+ * Sets the heartbeat: a ping every `ping_interval_ms` (0 = no heartbeat; default 30000) and the
+ * connection is dropped when its pong does not come within `pong_timeout_ms` (default 10000).
+ *
+ * Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
+ */
+COBRA_API
+cobra_status_t cobra_config_set_heartbeat(cobra_config_t *config,
+                                          uint64_t ping_interval_ms,
+                                          uint64_t pong_timeout_ms);
+
+/**
+ * Sets the reconnect backoff: exponential with full jitter from `min_ms` (default 250) up to `max_ms`
+ * (default 30000; also the delay after a permanent error such as bad credentials).
+ *
+ * Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
+ */
+COBRA_API cobra_status_t cobra_config_set_backoff(cobra_config_t *config, uint64_t min_ms, uint64_t max_ms);
+
+/**
+ * Bounds the publish queue (messages not yet acknowledged) by count (default 10000) and bytes (default
+ * 128 MiB), with `policy` (a `cobra_overflow_policy_t` value) deciding what happens when it is full.
+ *
+ * Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
+ */
+COBRA_API
+cobra_status_t cobra_config_set_queue_limits(cobra_config_t *config,
+                                             uint64_t max_messages,
+                                             uint64_t max_bytes,
+                                             int32_t policy);
+
+/**
+ * Sets the delivery guarantee (a `cobra_delivery_t` value; default at-least-once).
+ *
+ * Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
+ */
+COBRA_API cobra_status_t cobra_config_set_delivery(cobra_config_t *config, int32_t delivery);
+
+/**
+ * Keeps pending messages in an on-disk spool in directory `dir` (at most `max_bytes` on disk), so they
+ * survive a process restart; NULL turns the spool off (the default).
+ *
+ * Ownership: `dir` (UTF-8, NUL-terminated) is borrowed for the call and copied.
+ */
+COBRA_API cobra_status_t cobra_config_set_spool(cobra_config_t *config, const char *dir, uint64_t max_bytes);
+
+/**
+ * Sets the largest message sent or received, after inflating (default 64 MiB, at least 1024).
+ *
+ * Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
+ */
+COBRA_API cobra_status_t cobra_config_set_max_message_size(cobra_config_t *config, uint64_t bytes);
+
+/**
+ * Connects through an HTTP CONNECT proxy, `http://[user:pass@]host:port`; NULL for a direct connection.
+ *
+ * Ownership: `url` (UTF-8, NUL-terminated) is borrowed for the call and copied.
+ */
+COBRA_API cobra_status_t cobra_config_set_proxy(cobra_config_t *config, const char *url);
+
+/**
+ * Adds a header to the WebSocket upgrade request.
+ *
+ * Ownership: `name` and `value` (UTF-8, NUL-terminated) are borrowed for the call and copied.
+ */
+COBRA_API cobra_status_t cobra_config_add_header(cobra_config_t *config, const char *name, const char *value);
+
+/**
+ * Sets the `User-Agent` of the upgrade request.
+ *
+ * Ownership: `user_agent` (UTF-8, NUL-terminated) is borrowed for the call and copied.
+ */
+COBRA_API cobra_status_t cobra_config_set_user_agent(cobra_config_t *config, const char *user_agent);
+
+/**
+ * Sets the time limits: name resolution plus TCP connect (default 10000 ms); proxy, TLS, upgrade and
+ * authentication together (default 10000 ms); and the default limit for requests such as subscribe
+ * (default 10000 ms).
+ *
+ * Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
+ */
+COBRA_API
+cobra_status_t cobra_config_set_timeouts(cobra_config_t *config,
+                                         uint64_t connect_ms,
+                                         uint64_t handshake_ms,
+                                         uint64_t request_ms);
+
+/**
+ * Like `cobra_config_set_endpoint`, for a string given by pointer and length (no NUL needed).
+ *
+ * Ownership: `endpoint[0..len]` is borrowed for the call and copied.
+ */
+COBRA_API
+cobra_status_t cobra_config_set_endpoint_n(cobra_config_t *config,
+                                           const char *endpoint,
+                                           size_t len);
+
+/**
  * Creates a client and starts its engine thread. The client stays disconnected until
  * `cobra_client_connect`.
  *
@@ -549,6 +780,8 @@ COBRA_API cobra_status_t cobra_client_free(cobra_client_t *client);
 /**
  * Starts connecting in the background and keeps reconnecting (exponential backoff with jitter) until
  * `cobra_client_disconnect`. Returns at once; progress arrives as events.
+ *
+ * Ownership: `client` is borrowed for the call.
  */
 COBRA_API cobra_status_t cobra_client_connect(cobra_client_t *client);
 
@@ -556,23 +789,31 @@ COBRA_API cobra_status_t cobra_client_connect(cobra_client_t *client);
  * Closes the connection and stops retrying. Returns once the connection is dropped (well under 50 ms
  * normally; at most 1 s if a callback hogs the engine thread). Queued publishes stay queued for a later
  * `cobra_client_connect`. May be called from the callback (it then does not wait).
+ *
+ * Ownership: `client` is borrowed for the call.
  */
 COBRA_API cobra_status_t cobra_client_disconnect(cobra_client_t *client);
 
 /**
  * Closes the connection and stops retrying until `cobra_client_resume` (for an app going to the
  * background). Publishes keep queueing.
+ *
+ * Ownership: `client` is borrowed for the call.
  */
 COBRA_API cobra_status_t cobra_client_suspend(cobra_client_t *client);
 
 /**
  * Undoes `cobra_client_suspend`: connects again at once.
+ *
+ * Ownership: `client` is borrowed for the call.
  */
 COBRA_API cobra_status_t cobra_client_resume(cobra_client_t *client);
 
 /**
  * Tells the client the network changed (Wi-Fi to cellular...): it drops the current connection, if any,
  * and retries at once, skipping any backoff delay.
+ *
+ * Ownership: `client` is borrowed for the call.
  */
 COBRA_API cobra_status_t cobra_client_network_changed(cobra_client_t *client);
 
@@ -711,176 +952,19 @@ cobra_status_t cobra_client_delete(cobra_client_t *client,
                                    uint64_t timeout_ms);
 
 /**
- * Creates a config with every default (see each setter). The endpoint, appkey, role and secret start
- * empty and must be set before `cobra_client_new`.
+ * Sends any request PDU (e.g. `admin/get_connections`) with `body_json` (a JSON value, usually an object)
+ * and waits at most `timeout_ms` for its `/ok` answer, whose body is written to `*out_json`. An `/error`
+ * answer returns `COBRA_STATUS_SERVER`. Blocks like `cobra_client_read`.
  *
- * Ownership: the caller owns the returned handle and must pass it to `cobra_client_new` or
- * `cobra_config_free`. Returns NULL only on an internal error (see `cobra_last_error_message`).
- */
-COBRA_API cobra_config_t *cobra_config_new(void);
-
-/**
- * Frees a config that was not handed to `cobra_client_new`.
- *
- * Ownership: consumes `config`. NULL, an already freed or a consumed config returns
- * `COBRA_STATUS_INVALID_HANDLE` and does nothing.
- */
-COBRA_API cobra_status_t cobra_config_free(cobra_config_t *config);
-
-/**
- * Sets the server URL: `ws://host[:port][/path]` or `wss://...` (path defaults to `/v2`; `?appkey=` is
- * added). Checked by `cobra_client_new`.
- *
- * Ownership: `endpoint` (UTF-8, NUL-terminated) is borrowed for the call and copied.
- */
-COBRA_API cobra_status_t cobra_config_set_endpoint(cobra_config_t *config, const char *endpoint);
-
-/**
- * Sets the application key.
- *
- * Ownership: `appkey` (UTF-8, NUL-terminated) is borrowed for the call and copied.
- */
-COBRA_API cobra_status_t cobra_config_set_appkey(cobra_config_t *config, const char *appkey);
-
-/**
- * Sets the role name used for `role_secret` authentication.
- *
- * Ownership: `role` (UTF-8, NUL-terminated) is borrowed for the call and copied.
- */
-COBRA_API cobra_status_t cobra_config_set_role(cobra_config_t *config, const char *role);
-
-/**
- * Sets the role's secret.
- *
- * Ownership: `secret` (UTF-8, NUL-terminated) is borrowed for the call and copied.
- */
-COBRA_API cobra_status_t cobra_config_set_secret(cobra_config_t *config, const char *secret);
-
-/**
- * Adds trusted CA certificates for `wss://` (PEM text, one or more `CERTIFICATE` blocks); NULL removes
- * them. The bundled Mozilla roots stay trusted unless `cobra_config_set_tls_roots` turns them off.
- *
- * Ownership: `pem` (UTF-8, NUL-terminated) is borrowed for the call and copied.
- */
-COBRA_API cobra_status_t cobra_config_set_tls_ca_pem(cobra_config_t *config, const char *pem);
-
-/**
- * Chooses the trust stores: the bundled Mozilla roots (default on) and the operating system's store
- * (default off; only where the library was built with OS-store support).
+ * Ownership: `action` and `body_json` (UTF-8, NUL-terminated) are borrowed for the call. On success
+ * `*out_json` receives a new string owned by the caller (free it with `cobra_string_free`).
  */
 COBRA_API
-cobra_status_t cobra_config_set_tls_roots(cobra_config_t *config,
-                                          bool webpki_roots,
-                                          bool native_roots);
-
-/**
- * Adds an SPKI pin: base64 of the SHA-256 of the server certificate's DER SubjectPublicKeyInfo (the HPKP
- * `pin-sha256` format). With at least one pin, the server's key must match one of them.
- *
- * Ownership: `pin` (UTF-8, NUL-terminated) is borrowed for the call and copied.
- */
-COBRA_API cobra_status_t cobra_config_add_tls_pin(cobra_config_t *config, const char *pin);
-
-/**
- * Turns permessage-deflate compression on (default, 15-bit windows, context takeover both ways) or off.
- */
-COBRA_API cobra_status_t cobra_config_set_deflate(cobra_config_t *config, bool enabled);
-
-/**
- * Turns permessage-deflate on with explicit parameters: window bits 9..=15 for each side, and whether
- * each side must reset its compression context after every message.
- */
-COBRA_API
-cobra_status_t cobra_config_set_deflate_options(cobra_config_t *config,
-                                                uint8_t client_max_window_bits,
-                                                uint8_t server_max_window_bits,
-                                                bool client_no_context_takeover,
-                                                bool server_no_context_takeover);
-
-/**
- * Sets the heartbeat: a ping every `ping_interval_ms` (0 = no heartbeat; default 30000) and the
- * connection is dropped when its pong does not come within `pong_timeout_ms` (default 10000).
- */
-COBRA_API
-cobra_status_t cobra_config_set_heartbeat(cobra_config_t *config,
-                                          uint64_t ping_interval_ms,
-                                          uint64_t pong_timeout_ms);
-
-/**
- * Sets the reconnect backoff: exponential with full jitter from `min_ms` (default 250) up to `max_ms`
- * (default 30000; also the delay after a permanent error such as bad credentials).
- */
-COBRA_API cobra_status_t cobra_config_set_backoff(cobra_config_t *config, uint64_t min_ms, uint64_t max_ms);
-
-/**
- * Bounds the publish queue (messages not yet acknowledged) by count (default 10000) and bytes (default
- * 128 MiB), with `policy` (a `cobra_overflow_policy_t` value) deciding what happens when it is full.
- */
-COBRA_API
-cobra_status_t cobra_config_set_queue_limits(cobra_config_t *config,
-                                             uint64_t max_messages,
-                                             uint64_t max_bytes,
-                                             int32_t policy);
-
-/**
- * Sets the delivery guarantee (a `cobra_delivery_t` value; default at-least-once).
- */
-COBRA_API cobra_status_t cobra_config_set_delivery(cobra_config_t *config, int32_t delivery);
-
-/**
- * Keeps pending messages in an on-disk spool in directory `dir` (at most `max_bytes` on disk), so they
- * survive a process restart; NULL turns the spool off (the default).
- *
- * Ownership: `dir` (UTF-8, NUL-terminated) is borrowed for the call and copied.
- */
-COBRA_API cobra_status_t cobra_config_set_spool(cobra_config_t *config, const char *dir, uint64_t max_bytes);
-
-/**
- * Sets the largest message sent or received, after inflating (default 64 MiB, at least 1024).
- */
-COBRA_API cobra_status_t cobra_config_set_max_message_size(cobra_config_t *config, uint64_t bytes);
-
-/**
- * Connects through an HTTP CONNECT proxy, `http://[user:pass@]host:port`; NULL for a direct connection.
- *
- * Ownership: `url` (UTF-8, NUL-terminated) is borrowed for the call and copied.
- */
-COBRA_API cobra_status_t cobra_config_set_proxy(cobra_config_t *config, const char *url);
-
-/**
- * Adds a header to the WebSocket upgrade request.
- *
- * Ownership: `name` and `value` (UTF-8, NUL-terminated) are borrowed for the call and copied.
- */
-COBRA_API cobra_status_t cobra_config_add_header(cobra_config_t *config, const char *name, const char *value);
-
-/**
- * Sets the `User-Agent` of the upgrade request.
- *
- * Ownership: `user_agent` (UTF-8, NUL-terminated) is borrowed for the call and copied.
- */
-COBRA_API cobra_status_t cobra_config_set_user_agent(cobra_config_t *config, const char *user_agent);
-
-/**
- * Sets the time limits: name resolution plus TCP connect (default 10000 ms); proxy, TLS, upgrade and
- * authentication together (default 10000 ms); and the default limit for requests such as subscribe
- * (default 10000 ms).
- */
-COBRA_API
-cobra_status_t cobra_config_set_timeouts(cobra_config_t *config,
-                                         uint64_t connect_ms,
-                                         uint64_t handshake_ms,
-                                         uint64_t request_ms);
-
-/**
- * Like `cobra_config_set_endpoint`, for a string given by pointer and length (no NUL needed).
- *
- * Ownership: `endpoint[0..len]` is borrowed for the call and copied.
- */
-COBRA_API
-cobra_status_t cobra_config_set_endpoint_n(cobra_config_t *config,
-                                           const char *endpoint,
-                                           size_t len);
+cobra_status_t cobra_client_request(cobra_client_t *client,
+                                    const char *action,
+                                    const char *body_json,
+                                    uint64_t timeout_ms,
+                                    char **out_json);
 
 /**
  * Creates a metrics publisher that sends through `client`: each pushed event is wrapped in the telemetry
@@ -938,6 +1022,8 @@ cobra_status_t cobra_metrics_push_n(cobra_metrics_t *metrics,
 
 /**
  * Enables (the default) or disables the publisher; while disabled, pushed events are dropped and counted.
+ *
+ * Ownership: `metrics` is borrowed for the call.
  */
 COBRA_API cobra_status_t cobra_metrics_set_enabled(cobra_metrics_t *metrics, bool enabled);
 
@@ -1007,6 +1093,19 @@ cobra_status_t cobra_metrics_set_rate_control(cobra_metrics_t *metrics,
  * Ownership: `out_stats` is written, not kept.
  */
 COBRA_API cobra_status_t cobra_metrics_stats(cobra_metrics_t *metrics, cobra_metrics_stats_t *out_stats);
+
+/**
+ * Installs a process-wide log callback for records up to `max_level` (a `cobra_log_level_t`). It can be
+ * installed once per process (the Rust `log` facade allows one logger): a second call returns
+ * `COBRA_STATUS_INVALID_ARGUMENT`, as does a process where other Rust code installed a logger first.
+ * Without it the SDK logs nowhere.
+ *
+ * Ownership: `user_data` must stay valid for the rest of the process.
+ */
+COBRA_API
+cobra_status_t cobra_set_log_callback(int32_t max_level,
+                                      cobra_log_callback_t callback,
+                                      void *user_data);
 
 #ifdef __cplusplus
 }  // extern "C"

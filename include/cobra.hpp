@@ -358,6 +358,17 @@ public:
                       "cobra_client_delete");
     }
 
+    /// Any request (e.g. "admin/get_connections"); returns the JSON body of its `/ok` answer.
+    std::string request(std::string_view action, std::string_view body_json, std::chrono::milliseconds timeout) {
+        char *json = nullptr;
+        detail::check(cobra_client_request(get(), detail::z(action).c_str(), detail::z(body_json).c_str(),
+                                           detail::millis(timeout), &json),
+                      "cobra_client_request");
+        std::string out(json ? json : "");
+        cobra_string_free(json);
+        return out;
+    }
+
     /// The C handle, still owned by this object.
     cobra_client_t *handle() const noexcept { return handle_; }
 
@@ -377,6 +388,27 @@ private:
     std::unique_ptr<Handler> handler_;  // heap: its address is the callback's user_data and must not move
     cobra_client_t *handle_ = nullptr;
 };
+
+/// Forwards the SDK's logs to `sink(level, target, message)` for records up to `max_level`. Once per
+/// process (throws cobra::Error the second time). The sink runs on whichever thread logged; exceptions it
+/// throws are dropped.
+inline void set_log_callback(cobra_log_level_t max_level,
+                             std::function<void(cobra_log_level_t, std::string_view, std::string_view)> sink) {
+    using Sink = std::function<void(cobra_log_level_t, std::string_view, std::string_view)>;
+    // Lives for the rest of the process, like the logger it feeds.
+    auto *kept = new Sink(std::move(sink));
+    auto trampoline = [](cobra_log_level_t level, const char *target, const char *message, void *user_data) noexcept {
+        try {
+            (*static_cast<Sink *>(user_data))(level, target, message);
+        } catch (...) {
+        }
+    };
+    cobra_status_t status = cobra_set_log_callback(max_level, trampoline, kept);
+    if (status != COBRA_STATUS_OK) {
+        delete kept;
+        detail::check(status, "cobra_set_log_callback");
+    }
+}
 
 /// The telemetry publisher (see cobra_metrics_new). Does not keep its client alive.
 class Metrics {

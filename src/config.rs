@@ -128,7 +128,8 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Limit for proxy, TLS, WebSocket upgrade and authentication together. Default 10 s.
     pub handshake_timeout: Duration,
-    /// Default limit for requests sent on the wire (subscribe, unsubscribe, ...). Default 10 s.
+    /// Longest wait for the answer to a request on the wire (subscribe, unsubscribe, read, ...):
+    /// past it the connection is considered dead and is replaced. Default 10 s.
     pub request_timeout: Duration,
     /// Capacity of the [`Client::events`](crate::Client::events) channel. Default 1024.
     pub event_queue_capacity: usize,

@@ -35,6 +35,9 @@ mod queue;
 mod session;
 pub mod spool;
 mod transport;
+mod uniffi_api;
+
+uniffi::setup_scaffolding!();
 
 pub use client::{Client, State, SubscribeOptions, WeakClient};
 pub use config::{Config, DeflateOptions, Delivery, OverflowPolicy, TlsOptions};

@@ -303,7 +303,13 @@ impl PublishQueue {
     }
 
     fn remove(&mut self, id: PublishId) -> Option<Arc<Entry>> {
-        let idx = self.entries.binary_search_by_key(&id, |e| e.id).ok()?;
+        // Acks come in publish order: the front is the common case, and a binary search over
+        // `Arc`s would chase a pointer (a cache miss) per probe.
+        let idx = if self.entries.front().is_some_and(|e| e.id == id) {
+            0
+        } else {
+            self.entries.binary_search_by_key(&id, |e| e.id).ok()?
+        };
         let e = self.entries.remove(idx)?;
         self.bytes -= e.cost();
         if idx < self.sent {

@@ -91,7 +91,8 @@ pub(crate) struct Session {
     auth: Auth,
     next_id: u64,
     subscriptions: Vec<Subscription>,
-    pending: HashMap<u64, Pending>,
+    /// Requests on the wire and when they were sent.
+    pending: HashMap<u64, (Pending, Instant)>,
     waiting: VecDeque<Request>,
 }
 
@@ -106,6 +107,11 @@ impl Session {
             pending: HashMap::new(),
             waiting: VecDeque::new(),
         }
+    }
+
+    /// When the oldest unanswered request was sent.
+    pub fn oldest_request(&self) -> Option<Instant> {
+        self.pending.values().map(|(_, sent)| *sent).min()
     }
 
     pub fn is_authenticated(&self) -> bool {
@@ -138,7 +144,7 @@ impl Session {
     /// The connection is gone: in-flight requests fail, subscriptions wait for the next one.
     pub fn on_close(&mut self, out: &mut Vec<Output>) {
         self.auth = Auth::Offline;
-        for (_, p) in self.pending.drain() {
+        for (_, (p, _)) in self.pending.drain() {
             match p {
                 Pending::User(r) => r.answer(Err(Error::Cancelled("connection lost".into()))),
                 // The subscription is gone with the connection; nothing to resume.
@@ -185,7 +191,8 @@ impl Session {
     fn send_request(&mut self, req: Request, out: &mut Vec<Output>) {
         let id = self.id();
         out.push(Output::Send(pdu::request(&req.action, id, &req.body)));
-        self.pending.insert(id, Pending::User(req));
+        self.pending
+            .insert(id, (Pending::User(req), Instant::now()));
     }
 
     pub fn subscribe(&mut self, options: SubscribeOptions, out: &mut Vec<Output>) {
@@ -213,7 +220,7 @@ impl Session {
         let id = self.id();
         out.push(Output::Send(pdu::request(action::SUBSCRIBE, id, &body)));
         self.pending
-            .insert(id, Pending::Subscribe(o.id().to_string()));
+            .insert(id, (Pending::Subscribe(o.id().to_string()), Instant::now()));
     }
 
     pub fn unsubscribe(&mut self, subscription_id: &str, out: &mut Vec<Output>) {
@@ -225,8 +232,13 @@ impl Session {
                 subscription_id: subscription_id.to_string(),
             };
             out.push(Output::Send(pdu::request(action::UNSUBSCRIBE, id, &body)));
-            self.pending
-                .insert(id, Pending::Unsubscribe(subscription_id.to_string()));
+            self.pending.insert(
+                id,
+                (
+                    Pending::Unsubscribe(subscription_id.to_string()),
+                    Instant::now(),
+                ),
+            );
         } else {
             out.push(Output::Event(Event::Unsubscribed {
                 subscription_id: subscription_id.to_string(),
@@ -266,8 +278,9 @@ impl Session {
                     return Err(fail(ErrorKind::Protocol, "unexpected auth/authenticate/ok"));
                 }
                 self.auth = Auth::Done;
-                out.push(Output::Event(Event::Authenticated));
+                // State first, so a listener sees `Connected` when the event arrives.
                 out.push(Output::Authenticated);
+                out.push(Output::Event(Event::Authenticated));
                 self.after_authentication(out);
                 Ok(())
             }
@@ -407,7 +420,7 @@ impl Session {
     ) -> Result<(), SessionError> {
         let outcome = pdu.outcome();
         let pending = match (outcome, id) {
-            (Some(_), Some(id)) => self.pending.remove(&id),
+            (Some(_), Some(id)) => self.pending.remove(&id).map(|(p, _)| p),
             _ => None,
         };
         let Some(pending) = pending else {

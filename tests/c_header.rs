@@ -76,6 +76,24 @@ fn header_has_no_cbindgen_pitfalls() {
             && line.contains('(');
         assert!(!bare, "function without COBRA_API: {line}");
     }
+    // Every function's comment says who owns what.
+    for decl in header.split("COBRA_API").skip(1) {
+        let name = decl
+            .split('(')
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .last()
+            .unwrap_or_default();
+        let doc_start = header[..header.find(decl).unwrap_or(0)]
+            .rfind("/**")
+            .unwrap_or(0);
+        let doc = &header[doc_start..header.find(decl).unwrap_or(0)];
+        assert!(
+            doc.contains("Ownership"),
+            "{name}: no ownership note in its comment"
+        );
+    }
     // Only the C API leaks into the header: every public name is prefixed.
     let names = header.lines().filter(|l| {
         (l.starts_with("typedef ") && l.ends_with(';')) || (l.starts_with("} ") && l.ends_with(';'))

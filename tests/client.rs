@@ -679,3 +679,117 @@ fn invalid_config_is_a_typed_error() {
         "{e:?}"
     );
 }
+
+#[test]
+fn a_server_that_stops_answering_is_replaced_after_request_timeout() {
+    let peer = Peer::start();
+    let config = config(&peer.url()).timeouts(
+        Duration::from_secs(5),
+        Duration::from_secs(5),
+        Duration::from_millis(200),
+    );
+    let (client, rec) = start(config);
+    authenticated(&rec, 1);
+    peer.state.mute.store(true, Ordering::SeqCst);
+    let t = Instant::now();
+    let r = client.read("k", Duration::from_secs(5));
+    assert!(matches!(r, Err(Error::Cancelled(_))), "{r:?}");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    rec.wait_for(T, "timeout", |e| {
+        matches!(
+            e,
+            Event::Error {
+                kind: ErrorKind::Timeout,
+                ..
+            }
+        )
+    });
+    peer.state.mute.store(false, Ordering::SeqCst);
+    authenticated(&rec, 2);
+    assert_eq!(client.read("k", T).unwrap(), None);
+}
+
+#[test]
+fn a_stalled_handshake_times_out_and_disconnect_interrupts_it() {
+    // Accepts TCP connections and never answers the upgrade.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let held = std::thread::spawn(move || {
+        let mut conns = Vec::new();
+        for c in listener.incoming().take(3) {
+            conns.push(c.unwrap());
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    });
+    let config = config(&format!("ws://{addr}")).timeouts(
+        Duration::from_secs(5),
+        Duration::from_millis(150),
+        T,
+    );
+    let (client, rec) = start(config);
+    let e = rec.wait_for(T, "handshake timeout", |e| matches!(e, Event::Error { .. }));
+    assert!(
+        matches!(&e, Event::Error { kind: ErrorKind::Timeout, message, .. } if message.contains("handshake")),
+        "{e:?}"
+    );
+    wait_until(T, "next attempt", || {
+        rec.count(|e| matches!(e, Event::Connecting { .. })) >= 2
+    });
+    let t = Instant::now();
+    client.disconnect().unwrap();
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_millis(50),
+        "disconnect during a handshake took {took:?}"
+    );
+    assert_eq!(client.state(), State::Disconnected);
+    drop(held);
+}
+
+#[test]
+fn ipv6_endpoints() {
+    let Ok(listener) = std::net::TcpListener::bind("[::1]:0") else {
+        eprintln!("no IPv6 loopback on this machine: skipped");
+        return;
+    };
+    let peer = Peer::bound(listener, PeerOptions::default());
+    let (client, rec) = start(config(&format!("ws://[::1]:{}", peer.addr.port())));
+    authenticated(&rec, 1);
+    let id = client.publish("c", &json!(6)).unwrap();
+    rec.wait_for(T, "published over IPv6", |e| *e == Event::Published { id });
+}
+
+#[test]
+fn a_listener_may_call_the_client_through_a_weak_handle() {
+    let peer = Peer::start();
+    let rec = Arc::new(Recorder::default());
+    let slot: Arc<std::sync::Mutex<Option<cobra::WeakClient>>> = Arc::default();
+    let (r2, s2) = (rec.clone(), slot.clone());
+    let listener = Arc::new(move |e: &Event| {
+        r2.events.lock().unwrap().push(e.clone());
+        if matches!(e, Event::Authenticated)
+            && let Some(client) = s2.lock().unwrap().as_ref().and_then(|w| w.upgrade())
+        {
+            // Re-entrant calls from the engine thread: queueing, subscribing, state.
+            client.publish("c", &json!("from the listener")).unwrap();
+            client
+                .subscribe(SubscribeOptions::new("from-listener"))
+                .unwrap();
+            assert_eq!(client.state(), State::Connected);
+        }
+    });
+    let client = Client::new(config(&peer.url()), Some(listener)).unwrap();
+    *slot.lock().unwrap() = Some(client.downgrade());
+    client.connect().unwrap();
+    rec.wait_for(T, "published from the listener", |e| {
+        matches!(e, Event::Published { .. })
+    });
+    rec.wait_for(T, "subscribed from the listener", |e| {
+        matches!(e, Event::Subscribed { .. })
+    });
+    drop(client);
+    assert!(
+        slot.lock().unwrap().as_ref().unwrap().upgrade().is_none(),
+        "the weak handle does not keep it alive"
+    );
+}

@@ -39,7 +39,7 @@ fn frames() -> Frames {
 }
 
 async fn authed_session(broker: &Arc<Broker>) -> Session {
-    let (id, mailbox) = broker.register();
+    let (id, mailbox) = broker.register("app");
     let mut s = Session::new(Arc::clone(broker), id, mailbox, "app", "bench");
     let mut f = frames();
     s.on_text(

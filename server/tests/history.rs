@@ -45,6 +45,7 @@ fn resume_from_position_has_no_gap_and_no_duplicate() {
                 acks += 1;
             }
         }
+        p
     });
     let mut again = Client::authed(addr, "app1", "all");
     let ok = again.request(
@@ -60,7 +61,14 @@ fn resume_from_position_has_no_gap_and_no_duplicate() {
             expected += 1;
         }
     }
-    publisher.join().unwrap();
+    let mut p = publisher.join().unwrap();
+    // Nothing after the last one either: the next message is a fresh marker.
+    p.request("rtm/publish", json!({"channel": "c", "message": {"n": -1}}));
+    assert_eq!(
+        messages(&again.next_data()),
+        [-1],
+        "duplicate after the end"
+    );
 }
 
 #[test]

@@ -149,4 +149,5 @@ fn stats_message_arrives_on_stats_channel() {
     assert!(m["data"]["system"]["connections"].as_u64().unwrap() >= 2);
     assert!(m["data"]["system"]["mem_bytes"].as_u64().unwrap() > 0);
     assert!(m["data"]["system"]["uptime"].is_string());
+    assert_eq!(m["data"]["backend"][0]["connected"], true, "{m}");
 }

@@ -165,6 +165,14 @@ fn publish_errors() {
     assert_eq!(r["body"]["error"], "invalid_body");
     let r = c.request("rtm/publish", json!({"channels": [], "message": 1}));
     assert_eq!(r["body"]["error"], "missing_channel");
+    let many: Vec<String> = (0..10_000).map(|i| format!("c{i}")).collect();
+    let r = c.request("rtm/publish", json!({"channels": many, "message": 1}));
+    assert_eq!(r["body"]["error"], "too_many_channels");
+    let r = c.request(
+        "rtm/publish",
+        json!({"channels": ["a", "b", "a"], "channel": "b", "message": 1}),
+    );
+    assert_eq!(r["body"]["channels"], json!(["a", "b"]));
 }
 
 #[test]
@@ -180,6 +188,18 @@ fn subscribe_errors_and_unsubscribe() {
     );
     assert_eq!(r["body"]["error"], "invalid_position");
     let r = c.request("rtm/subscribe", json!({}));
+    assert_eq!(r["body"]["error"], "missing_channel");
+    let long = "x".repeat(5000);
+    let r = c.request("rtm/subscribe", json!({"channel": long}));
+    assert_eq!(r["body"]["error"], "invalid_subscription_id");
+    let r = c.request(
+        "rtm/subscribe",
+        json!({"channel": long, "subscription_id": "s"}),
+    );
+    assert_eq!(r["body"]["error"], "invalid_channel");
+    let r = c.request("rtm/publish", json!({"channel": long, "message": 1}));
+    assert_eq!(r["body"]["error"], "invalid_channel");
+    let r = c.request("rtm/write", json!({"channel": "", "message": 1}));
     assert_eq!(r["body"]["error"], "missing_channel");
     assert_eq!(
         c.request("rtm/subscribe", json!({"channel": "c1"}))["action"],
@@ -360,10 +380,17 @@ fn admin_lists_and_closes_connections() {
 
 #[test]
 fn publish_rate_limit_refuses_the_excess() {
-    let server = common::start_with(1000, |s| s.limits.publish_rate_limit = std::num::NonZeroU32::new(5));
+    let server = common::start_with(1000, |s| {
+        s.limits.publish_rate_limit = std::num::NonZeroU32::new(5)
+    });
     let mut c = Client::authed(server.local_addr(), "app1", "all");
-    let results: Vec<serde_json::Value> = (0..20).map(|i| c.request("rtm/publish", json!({"channel": "c", "message": i}))).collect();
-    let ok = results.iter().filter(|r| r["action"] == "rtm/publish/ok").count();
+    let results: Vec<serde_json::Value> = (0..20)
+        .map(|i| c.request("rtm/publish", json!({"channel": "c", "message": i})))
+        .collect();
+    let ok = results
+        .iter()
+        .filter(|r| r["action"] == "rtm/publish/ok")
+        .count();
     // A burst of one second's worth passes (plus what refills while the loop runs), the rest
     // is refused with a stable code.
     assert!((5..20).contains(&ok), "{results:?}");
@@ -371,6 +398,25 @@ fn publish_rate_limit_refuses_the_excess() {
         assert_eq!(r["action"], "rtm/publish/error");
         assert_eq!(r["body"]["error"], "rate_limited");
     }
+}
+
+#[test]
+fn admins_reach_only_their_app_except_the_admin_app() {
+    let server = start();
+    let addr = server.local_addr();
+    let mut victim = Client::connect(addr, "app1");
+    let vid = victim.auth("sub", SECRET).unwrap()["connection_id"].clone();
+    let mut other = Client::authed(addr, "app2", "all");
+    let ids = other.request("admin/get_connections", json!({}))["body"]["connections"].clone();
+    assert!(!ids.as_array().unwrap().contains(&vid), "{ids}");
+    let r = other.request("admin/close_connection", json!({"connection_id": vid}));
+    assert_eq!(r["body"]["error"], "unknown_connection");
+    let mut root = Client::authed(addr, "_admin", "all");
+    let ids = root.request("admin/get_connections", json!({}))["body"]["connections"].clone();
+    assert!(ids.as_array().unwrap().contains(&vid), "{ids}");
+    let r = root.request("admin/close_connection", json!({"connection_id": vid}));
+    assert_eq!(r["action"], "admin/close_connection/ok");
+    assert_eq!(victim.expect_close(), 1000);
 }
 
 #[test]
@@ -383,4 +429,26 @@ fn request_without_id_gets_an_id() {
     let v = c.recv_json();
     assert_eq!(v["action"], "auth/handshake/ok");
     assert!(v.get("id").is_some());
+}
+
+#[test]
+fn ping_gets_pong_binary_json_works_and_binary_garbage_closes_1007() {
+    let server = start();
+    let mut c = Client::connect(server.local_addr(), "app1");
+    let mut out = Vec::new();
+    c.codec.encode_ping(b"hello", &mut out).unwrap();
+    c.send_raw(&out);
+    // The test client answers pings itself; read the raw pong here.
+    match c.recv() {
+        Ok(cobra_wire::ws::Message::Pong(p)) => assert_eq!(p, b"hello"),
+        other => panic!("expected pong, got {other:?}"),
+    }
+    out.clear();
+    c.codec.encode_binary(br#"{"action":"auth/handshake","id":5,"body":{"method":"role_secret","data":{"role":"all"}}}"#, &mut out);
+    c.send_raw(&out);
+    assert_eq!(c.recv_json()["action"], "auth/handshake/ok");
+    out.clear();
+    c.codec.encode_binary(&[0xff, 0xfe, 0x00], &mut out);
+    c.send_raw(&out);
+    assert_eq!(c.expect_close(), 1007);
 }

@@ -18,31 +18,93 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
 
 fn openssl(dir: &Path, args: &[&str]) {
-    let status = Command::new("openssl").current_dir(dir).args(args).status().expect("the openssl command line is needed for this test");
+    let status = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .status()
+        .expect("the openssl command line is needed for this test");
     assert!(status.success(), "openssl {args:?}");
 }
 
 fn make_certs(dir: &Path) {
-    std::fs::write(dir.join("leaf.ext"), "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\n").unwrap();
-    openssl(dir, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=cobra test CA"]);
-    openssl(dir, &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=127.0.0.1"]);
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\n",
+    )
+    .unwrap();
     openssl(
         dir,
-        &["x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "leaf.pem", "-days", "2", "-extfile", "leaf.ext"],
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=cobra test CA",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "leaf.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+        ],
     );
 }
 
-fn tls_stream(addr: std::net::SocketAddr, ca: &Path) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+fn tls_stream(
+    addr: std::net::SocketAddr,
+    ca: &Path,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(ca).unwrap() {
         roots.add(cert.unwrap()).unwrap();
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let conn = rustls::ClientConnection::new(Arc::new(config), ServerName::try_from("127.0.0.1").unwrap()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let conn =
+        rustls::ClientConnection::new(Arc::new(config), ServerName::try_from("127.0.0.1").unwrap())
+            .unwrap();
     let tcp = TcpStream::connect(addr).unwrap();
     tcp.set_read_timeout(Some(common::WAIT)).unwrap();
     rustls::StreamOwned::new(conn, tcp)
@@ -52,16 +114,24 @@ fn tls_stream(addr: std::net::SocketAddr, ca: &Path) -> rustls::StreamOwned<rust
 fn wss_and_https_work_with_tls_files() {
     let dir = tempfile::tempdir().unwrap();
     make_certs(dir.path());
-    let tls = TlsFiles { cert: dir.path().join("leaf.pem"), key: dir.path().join("leaf.key") };
+    let tls = TlsFiles {
+        cert: dir.path().join("leaf.pem"),
+        key: dir.path().join("leaf.key"),
+    };
     let server = common::start_with(10, |s| s.tls = Some(tls));
     let addr = server.local_addr();
     let ca = dir.path().join("ca.pem");
 
     let mut https = tls_stream(addr, &ca);
-    https.write_all(b"GET /health/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    https
+        .write_all(b"GET /health/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
     let mut text = String::new();
     let _ = https.read_to_string(&mut text);
-    assert!(text.starts_with("HTTP/1.1 200") && text.ends_with("OK\n"), "{text}");
+    assert!(
+        text.starts_with("HTTP/1.1 200") && text.ends_with("OK\n"),
+        "{text}"
+    );
 
     let mut wss = tls_stream(addr, &ca);
     let (req, key) = handshake::client_request(&ClientRequestParams {
@@ -79,7 +149,9 @@ fn wss_and_https_work_with_tls_files() {
         let n = wss.read(&mut chunk).unwrap();
         assert!(n > 0);
         buf.extend_from_slice(&chunk[..n]);
-        if let Some((_, used)) = handshake::parse_response(&buf, &key, &cobra_wire::Limits::default()).unwrap() {
+        if let Some((_, used)) =
+            handshake::parse_response(&buf, &key, &cobra_wire::Limits::default()).unwrap()
+        {
             break used;
         }
     };

@@ -264,6 +264,11 @@ impl Engine {
             consider(c.deadline);
             consider(c.next_ping);
             consider(c.pong_deadline);
+            consider(
+                self.session
+                    .oldest_request()
+                    .map(|t| t + self.config.request_timeout),
+            );
         }
         if let Some(c) = &self.closing {
             consider(c.deadline);
@@ -313,20 +318,21 @@ impl Engine {
                 }
             }
             Command::Disconnect(ack) => {
-                self.close(ClosedBy::ByLocal, 1000, "disconnect", true);
+                // State first: listeners see it when the Closed event arrives.
+                self.set_state(State::Disconnected);
                 self.mode = Mode::Idle;
+                self.close(ClosedBy::ByLocal, 1000, "disconnect", true);
                 self.retry_at = None;
                 self.session.cancel_waiting("disconnected");
-                self.set_state(State::Disconnected);
                 if let Some(ack) = ack {
                     let _ = ack.send(());
                 }
             }
             Command::Suspend => {
-                self.close(ClosedBy::ByLocal, 1001, "suspended", true);
-                self.mode = Mode::Suspended;
-                self.retry_at = None;
                 self.set_state(State::Suspended);
+                self.mode = Mode::Suspended;
+                self.close(ClosedBy::ByLocal, 1001, "suspended", true);
+                self.retry_at = None;
             }
             Command::Resume => {
                 if self.mode == Mode::Suspended {
@@ -713,6 +719,17 @@ impl Engine {
             }
         }
         self.heartbeat(now)?;
+        if let Some(sent) = self.session.oldest_request()
+            && now.saturating_duration_since(sent) >= self.config.request_timeout
+        {
+            // A server that stops answering is as dead as one that stops ponging.
+            let limit = self.config.request_timeout;
+            return Err(Failure::closing(
+                ErrorKind::Timeout,
+                format!("no answer to a request within {limit:?}"),
+                1000,
+            ));
+        }
         self.flush_queue();
         let Some(conn) = self.conn.as_mut() else {
             return Ok(());
@@ -987,6 +1004,10 @@ impl Engine {
     /// A connection attempt or connection failed: report it and schedule the next attempt.
     fn fail(&mut self, f: Failure) {
         let was_open = self.conn.as_ref().is_some_and(Conn::is_open);
+        if self.mode == Mode::Active {
+            // State first: listeners see it when the Closed and Error events arrive.
+            self.set_state(State::Reconnecting);
+        }
         if let Some(mut conn) = self.conn.take() {
             if was_open && let Some(code) = f.send_close {
                 conn.large = None;

@@ -219,6 +219,8 @@ pub extern "C" fn cobra_client_free(client: *mut CobraClient) -> CobraStatus {
 
 /// Starts connecting in the background and keeps reconnecting (exponential backoff with jitter) until
 /// `cobra_client_disconnect`. Returns at once; progress arrives as events.
+///
+/// Ownership: `client` is borrowed for the call.
 #[unsafe(no_mangle)]
 pub extern "C" fn cobra_client_connect(client: *mut CobraClient) -> CobraStatus {
     guard(|| Ok(self::client(client)?.client.connect()?))
@@ -227,6 +229,8 @@ pub extern "C" fn cobra_client_connect(client: *mut CobraClient) -> CobraStatus 
 /// Closes the connection and stops retrying. Returns once the connection is dropped (well under 50 ms
 /// normally; at most 1 s if a callback hogs the engine thread). Queued publishes stay queued for a later
 /// `cobra_client_connect`. May be called from the callback (it then does not wait).
+///
+/// Ownership: `client` is borrowed for the call.
 #[unsafe(no_mangle)]
 pub extern "C" fn cobra_client_disconnect(client: *mut CobraClient) -> CobraStatus {
     guard(|| Ok(self::client(client)?.client.disconnect()?))
@@ -234,12 +238,16 @@ pub extern "C" fn cobra_client_disconnect(client: *mut CobraClient) -> CobraStat
 
 /// Closes the connection and stops retrying until `cobra_client_resume` (for an app going to the
 /// background). Publishes keep queueing.
+///
+/// Ownership: `client` is borrowed for the call.
 #[unsafe(no_mangle)]
 pub extern "C" fn cobra_client_suspend(client: *mut CobraClient) -> CobraStatus {
     guard(|| Ok(self::client(client)?.client.suspend()?))
 }
 
 /// Undoes `cobra_client_suspend`: connects again at once.
+///
+/// Ownership: `client` is borrowed for the call.
 #[unsafe(no_mangle)]
 pub extern "C" fn cobra_client_resume(client: *mut CobraClient) -> CobraStatus {
     guard(|| Ok(self::client(client)?.client.resume()?))
@@ -247,6 +255,8 @@ pub extern "C" fn cobra_client_resume(client: *mut CobraClient) -> CobraStatus {
 
 /// Tells the client the network changed (Wi-Fi to cellular...): it drops the current connection, if any,
 /// and retries at once, skipping any backoff delay.
+///
+/// Ownership: `client` is borrowed for the call.
 #[unsafe(no_mangle)]
 pub extern "C" fn cobra_client_network_changed(client: *mut CobraClient) -> CobraStatus {
     guard(|| Ok(self::client(client)?.client.network_changed()?))
@@ -557,5 +567,44 @@ pub unsafe extern "C" fn cobra_client_delete(
         // SAFETY: the caller passes NULL or a NUL-terminated string valid for the call.
         let channel = unsafe { required(channel, "channel") }?;
         Ok(entry.client.delete(channel, timeout(timeout_ms)?)?)
+    })
+}
+
+/// Sends any request PDU (e.g. `admin/get_connections`) with `body_json` (a JSON value, usually an object)
+/// and waits at most `timeout_ms` for its `/ok` answer, whose body is written to `*out_json`. An `/error`
+/// answer returns `COBRA_STATUS_SERVER`. Blocks like `cobra_client_read`.
+///
+/// Ownership: `action` and `body_json` (UTF-8, NUL-terminated) are borrowed for the call. On success
+/// `*out_json` receives a new string owned by the caller (free it with `cobra_string_free`).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cobra_client_request(
+    client: *mut CobraClient,
+    action: *const c_char,
+    body_json: *const c_char,
+    timeout_ms: u64,
+    out_json: *mut *mut c_char,
+) -> CobraStatus {
+    guard(|| {
+        // SAFETY: `out_json` is NULL or writable per the contract.
+        unsafe { write_out(out_json, std::ptr::null_mut()) };
+        let entry = self::client(client)?;
+        if out_json.is_null() {
+            return Err(FfiError::null("out_json"));
+        }
+        not_in_callback(client, "cobra_client_request")?;
+        // SAFETY: the caller passes NULL or NUL-terminated strings valid for the call.
+        let (action, body) = unsafe {
+            (
+                required(action, "action")?,
+                required(body_json, "body_json")?,
+            )
+        };
+        let answer =
+            entry
+                .client
+                .request(action, parse_json(body, "body_json")?, timeout(timeout_ms)?)?;
+        // SAFETY: checked non-NULL above.
+        unsafe { write_out(out_json, to_c_string(&answer.to_string()).into_raw()) };
+        Ok(())
     })
 }

@@ -164,6 +164,8 @@ pub unsafe extern "C" fn cobra_config_set_tls_ca_pem(
 
 /// Chooses the trust stores: the bundled Mozilla roots (default on) and the operating system's store
 /// (default off; only where the library was built with OS-store support).
+///
+/// Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
 #[unsafe(no_mangle)]
 pub extern "C" fn cobra_config_set_tls_roots(
     config: *mut CobraConfig,
@@ -196,6 +198,8 @@ pub unsafe extern "C" fn cobra_config_add_tls_pin(
 }
 
 /// Turns permessage-deflate compression on (default, 15-bit windows, context takeover both ways) or off.
+///
+/// Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
 #[unsafe(no_mangle)]
 pub extern "C" fn cobra_config_set_deflate(config: *mut CobraConfig, enabled: bool) -> CobraStatus {
     edit(config, |c| {
@@ -206,6 +210,8 @@ pub extern "C" fn cobra_config_set_deflate(config: *mut CobraConfig, enabled: bo
 
 /// Turns permessage-deflate on with explicit parameters: window bits 9..=15 for each side, and whether
 /// each side must reset its compression context after every message.
+///
+/// Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
 #[unsafe(no_mangle)]
 pub extern "C" fn cobra_config_set_deflate_options(
     config: *mut CobraConfig,
@@ -227,6 +233,8 @@ pub extern "C" fn cobra_config_set_deflate_options(
 
 /// Sets the heartbeat: a ping every `ping_interval_ms` (0 = no heartbeat; default 30000) and the
 /// connection is dropped when its pong does not come within `pong_timeout_ms` (default 10000).
+///
+/// Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
 #[unsafe(no_mangle)]
 pub extern "C" fn cobra_config_set_heartbeat(
     config: *mut CobraConfig,
@@ -242,6 +250,8 @@ pub extern "C" fn cobra_config_set_heartbeat(
 
 /// Sets the reconnect backoff: exponential with full jitter from `min_ms` (default 250) up to `max_ms`
 /// (default 30000; also the delay after a permanent error such as bad credentials).
+///
+/// Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
 #[unsafe(no_mangle)]
 pub extern "C" fn cobra_config_set_backoff(
     config: *mut CobraConfig,
@@ -257,6 +267,8 @@ pub extern "C" fn cobra_config_set_backoff(
 
 /// Bounds the publish queue (messages not yet acknowledged) by count (default 10000) and bytes (default
 /// 128 MiB), with `policy` (a `cobra_overflow_policy_t` value) deciding what happens when it is full.
+///
+/// Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
 #[unsafe(no_mangle)]
 pub extern "C" fn cobra_config_set_queue_limits(
     config: *mut CobraConfig,
@@ -281,6 +293,8 @@ pub extern "C" fn cobra_config_set_queue_limits(
 }
 
 /// Sets the delivery guarantee (a `cobra_delivery_t` value; default at-least-once).
+///
+/// Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
 #[unsafe(no_mangle)]
 pub extern "C" fn cobra_config_set_delivery(
     config: *mut CobraConfig,
@@ -319,6 +333,8 @@ pub unsafe extern "C" fn cobra_config_set_spool(
 }
 
 /// Sets the largest message sent or received, after inflating (default 64 MiB, at least 1024).
+///
+/// Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
 #[unsafe(no_mangle)]
 pub extern "C" fn cobra_config_set_max_message_size(
     config: *mut CobraConfig,
@@ -380,6 +396,8 @@ pub unsafe extern "C" fn cobra_config_set_user_agent(
 /// Sets the time limits: name resolution plus TCP connect (default 10000 ms); proxy, TLS, upgrade and
 /// authentication together (default 10000 ms); and the default limit for requests such as subscribe
 /// (default 10000 ms).
+///
+/// Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
 #[unsafe(no_mangle)]
 pub extern "C" fn cobra_config_set_timeouts(
     config: *mut CobraConfig,

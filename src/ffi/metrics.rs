@@ -216,6 +216,8 @@ pub unsafe extern "C" fn cobra_metrics_push_n(
 }
 
 /// Enables (the default) or disables the publisher; while disabled, pushed events are dropped and counted.
+///
+/// Ownership: `metrics` is borrowed for the call.
 #[unsafe(no_mangle)]
 pub extern "C" fn cobra_metrics_set_enabled(
     metrics: *mut CobraMetrics,

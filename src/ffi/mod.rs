@@ -19,22 +19,30 @@
 // `# Safety` section on each function.
 #![allow(clippy::missing_safety_doc)]
 
-// Declaration order is the order of the generated header: basics, config, events, client.
+// Internals.
 mod guard;
 mod registry;
 mod status;
 mod strings;
 
-mod client;
+// One module per group of the header, in the order they appear there (blank lines keep rustfmt from
+// sorting them).
 mod config;
+
 mod event;
+
+mod client;
+
 mod metrics;
+
+mod logger;
 
 use std::ffi::c_char;
 
 pub use client::{CobraClient, CobraClientState};
 pub use config::{CobraConfig, CobraDelivery, CobraOverflowPolicy};
 pub use event::{CobraErrorKind, CobraEvent, CobraEventCallback, CobraEventKind};
+pub use logger::{CobraLogCallback, CobraLogLevel};
 pub use metrics::{CobraMetrics, CobraMetricsStats, CobraPushOutcome};
 pub use status::CobraStatus;
 

@@ -67,7 +67,10 @@ fn compaction_rewrites_when_acked_bytes_dominate() {
         spool.append(&entry(id)).unwrap();
         spool.ack(id).unwrap();
         high_water = high_water.max(spool.bytes());
-        assert_eq!(spool.bytes(), fs::metadata(log_path(&dir)).unwrap().len());
+        if id % 100 == 0 {
+            spool.sync().unwrap();
+            assert_eq!(spool.bytes(), fs::metadata(log_path(&dir)).unwrap().len());
+        }
     }
     // 2000 entries of ~90 bytes would be ~180 KB without compaction, and nothing was dropped.
     assert!(high_water <= max, "{high_water}");
@@ -314,6 +317,16 @@ fn an_entry_larger_than_the_bound_is_refused() {
 }
 
 #[test]
+fn a_bound_too_small_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        Spool::open(dir.path(), MIN_BYTES - 1),
+        Err(SpoolError::BoundTooSmall(255))
+    ));
+    Spool::open(dir.path(), MIN_BYTES).unwrap();
+}
+
+#[test]
 fn duplicate_pending_ids_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut spool = Spool::open(dir.path(), 4096).unwrap();
@@ -382,12 +395,39 @@ fn sync_and_fsync_policies_work() {
         for id in 1..=7 {
             spool.append(&entry(id)).unwrap();
         }
+        spool.ack(3).unwrap();
         spool.sync().unwrap();
         assert_eq!(spool.unsynced, 0);
+        assert_eq!(spool.bytes(), fs::metadata(log_path(&dir)).unwrap().len());
     }
 }
 
+#[test]
+fn buffered_acks_reach_the_file_on_drop_and_with_the_next_append() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        for id in 1..=4 {
+            spool.append(&entry(id)).unwrap();
+        }
+        spool.ack(1).unwrap();
+        let before = fs::metadata(log_path(&dir)).unwrap().len();
+        spool.append(&entry(5)).unwrap();
+        let after = fs::metadata(log_path(&dir)).unwrap().len();
+        assert_eq!(
+            after - before,
+            record::ACK_LEN + record::append_len(&entry(5))
+        );
+        spool.ack(2).unwrap(); // only buffered: written on drop
+    }
+    let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+    assert_eq!(ids(&spool), vec![3, 4, 5]);
+}
+
 proptest::proptest! {
+    // Each case fsyncs on every restart and compaction: 64 cases keep the suite fast.
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
     /// Any sequence of appends, acks and restarts leaves exactly the model's pending entries, in order.
     #[test]
     fn matches_a_model_across_restarts(ops in proptest::collection::vec((0u8..10, 1u64..40), 1..120)) {

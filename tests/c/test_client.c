@@ -20,6 +20,12 @@
 #include "cobra.h"
 
 static int passed, failed;
+static atomic_int log_records;
+
+static void on_log(cobra_log_level_t level, const char *target, const char *message, void *user_data) {
+    (void)user_data;
+    if (level >= COBRA_LOG_ERROR && level <= COBRA_LOG_TRACE && target && message) atomic_fetch_add(&log_records, 1);
+}
 
 #define CHECK(cond, ...)                                                    \
     do {                                                                    \
@@ -230,6 +236,13 @@ static const char *unique_channel(const char *base) {
     return channel_name;
 }
 
+static cobra_status_t spoil_deflate(cobra_config_t *c) { return cobra_config_set_deflate_options(c, 8, 15, false, false); }
+static cobra_status_t spoil_pin(cobra_config_t *c) { return cobra_config_add_tls_pin(c, "not-a-pin"); }
+static cobra_status_t spoil_heartbeat(cobra_config_t *c) { return cobra_config_set_heartbeat(c, 1000, 0); }
+static cobra_status_t spoil_backoff(cobra_config_t *c) { return cobra_config_set_backoff(c, 2000, 1000); }
+static cobra_status_t spoil_proxy(cobra_config_t *c) { return cobra_config_set_proxy(c, "socks5://p:1"); }
+static cobra_status_t spoil_header(cobra_config_t *c) { return cobra_config_add_header(c, "Bad Name", "v"); }
+
 /* ---- misuse that needs no server --------------------------------------------------------------- */
 
 static void test_misuse_without_server(void) {
@@ -288,6 +301,43 @@ static void test_misuse_without_server(void) {
     config = make_config();
     CHECK_STATUS(cobra_client_new(config, NULL, NULL, NULL), COBRA_STATUS_INVALID_ARGUMENT);
     CHECK_STATUS(cobra_config_free(config), COBRA_STATUS_INVALID_HANDLE);
+
+    /* Every setter, with valid values: accepted by cobra_client_new. */
+    config = make_config();
+    CHECK_STATUS(cobra_config_set_tls_ca_pem(config, NULL), COBRA_STATUS_OK);
+    CHECK_STATUS(cobra_config_set_tls_roots(config, true, false), COBRA_STATUS_OK);
+    CHECK_STATUS(cobra_config_set_deflate(config, false), COBRA_STATUS_OK);
+    CHECK_STATUS(cobra_config_set_deflate_options(config, 12, 15, true, false), COBRA_STATUS_OK);
+    CHECK_STATUS(cobra_config_set_heartbeat(config, 10000, 5000), COBRA_STATUS_OK);
+    CHECK_STATUS(cobra_config_set_queue_limits(config, 100, 1 << 20, COBRA_OVERFLOW_REFUSE_NEW), COBRA_STATUS_OK);
+    CHECK_STATUS(cobra_config_set_delivery(config, COBRA_DELIVERY_AT_MOST_ONCE), COBRA_STATUS_OK);
+    CHECK_STATUS(cobra_config_set_spool(config, NULL, 0), COBRA_STATUS_OK);
+    CHECK_STATUS(cobra_config_set_max_message_size(config, 1 << 20), COBRA_STATUS_OK);
+    CHECK_STATUS(cobra_config_set_proxy(config, NULL), COBRA_STATUS_OK);
+    CHECK_STATUS(cobra_config_add_header(config, "X-Game", "demo"), COBRA_STATUS_OK);
+    CHECK_STATUS(cobra_config_set_user_agent(config, "c-test/1"), COBRA_STATUS_OK);
+    CHECK_STATUS(cobra_config_set_timeouts(config, 5000, 5000, 5000), COBRA_STATUS_OK);
+    CHECK_STATUS(cobra_client_new(config, NULL, NULL, &out), COBRA_STATUS_OK);
+    CHECK_STATUS(cobra_client_free(out), COBRA_STATUS_OK);
+    /* Invalid values are named when the client is created. */
+    const struct {
+        const char *field;
+        cobra_status_t (*spoil)(cobra_config_t *);
+    } spoilers[] = {
+        {"client_max_window_bits", spoil_deflate},
+        {"spki_pins", spoil_pin},
+        {"pong_timeout", spoil_heartbeat},
+        {"backoff_max", spoil_backoff},
+        {"proxy", spoil_proxy},
+        {"extra_headers", spoil_header},
+    };
+    for (size_t i = 0; i < sizeof spoilers / sizeof spoilers[0]; i++) {
+        config = make_config();
+        CHECK_STATUS(spoilers[i].spoil(config), COBRA_STATUS_OK);
+        CHECK_STATUS(cobra_client_new(config, NULL, NULL, &out), COBRA_STATUS_CONFIG);
+        CHECK(strstr(cobra_last_error_message(), spoilers[i].field) != NULL, "names %s: %s", spoilers[i].field,
+              cobra_last_error_message());
+    }
 
     /* A client that never connects: argument checks and double free. */
     cobra_client_t *client = NULL;
@@ -403,6 +453,12 @@ static void test_against_server(void) {
     recorder rec;
     recorder_init(&rec);
     cobra_client_t *client = NULL;
+    printf("-- log callback (once per process)\n");
+    CHECK_STATUS(cobra_set_log_callback(COBRA_LOG_INFO, NULL, NULL), COBRA_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(cobra_set_log_callback(42, on_log, NULL), COBRA_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(cobra_set_log_callback(COBRA_LOG_INFO, on_log, NULL), COBRA_STATUS_OK);
+    CHECK_STATUS(cobra_set_log_callback(COBRA_LOG_INFO, on_log, NULL), COBRA_STATUS_INVALID_ARGUMENT);
+
     printf("-- connect\n");
     CHECK_STATUS(cobra_client_new(make_config(), on_event, &rec, &client), COBRA_STATUS_OK);
     CHECK_STATUS(cobra_client_connect(client), COBRA_STATUS_OK);
@@ -464,6 +520,15 @@ static void test_against_server(void) {
     CHECK_STATUS(cobra_client_read(client, key, 5000, &value), COBRA_STATUS_OK);
     CHECK(value == NULL, "deleted key reads as NULL");
 
+    printf("-- any request: admin/get_connections\n");
+    char *answer = NULL;
+    CHECK_STATUS(cobra_client_request(client, "admin/get_connections", "{}", 5000, &answer), COBRA_STATUS_OK);
+    CHECK(answer && strstr(answer, "\"connections\""), "answer %s", answer ? answer : "(null)");
+    cobra_string_free(answer);
+    CHECK_STATUS(cobra_client_request(client, NULL, "{}", 5000, &answer), COBRA_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(cobra_client_request(client, "admin/get_connections", "{", 5000, &answer),
+                 COBRA_STATUS_INVALID_ARGUMENT);
+
     printf("-- 8 threads publishing concurrently\n");
     int acked_before = locked_get(&rec, &rec.published);
     publisher_arg args[8];
@@ -504,6 +569,7 @@ static void test_against_server(void) {
         snprintf(json, sizeof json, "{\"kind\":\"frame\",\"data\":{\"fps\":25}}");
         CHECK_STATUS(cobra_client_publish(client, channel, json, NULL), COBRA_STATUS_OK);
         CHECK(wait_for(&rec, &rec.fps_seen[2], seen + 1, 10) > seen, "delivery resumes after the restart");
+        CHECK(atomic_load(&log_records) > 0, "the lost connection was logged through the log callback");
     }
 
     printf("-- suspend / resume / network_changed\n");

@@ -55,7 +55,14 @@ struct Seen {
 };
 
 void test_errors_without_server() {
-    std::printf("-- exceptions, RAII, moves\n");
+    std::printf("-- exceptions, RAII, moves, log callback\n");
+    cobra::set_log_callback(COBRA_LOG_WARN, [](cobra_log_level_t, std::string_view, std::string_view) {});
+    try {
+        cobra::set_log_callback(COBRA_LOG_WARN, [](cobra_log_level_t, std::string_view, std::string_view) {});
+        CHECK(false, "a second logger must throw");
+    } catch (const cobra::Error &e) {
+        CHECK(e.status() == COBRA_STATUS_INVALID_ARGUMENT, e.what());
+    }
     try {
         cobra::Config config;
         config.endpoint("http://not-websocket").appkey("k").role("r");
@@ -131,6 +138,9 @@ void test_with_server() {
         CHECK(seen.messages.size() == 1 && seen.messages[0] == R"({"data.fps":12})",
               seen.messages.empty() ? "none" : seen.messages[0]);
     }
+
+    const std::string connections = client.request("admin/get_connections", "{}", std::chrono::seconds(5));
+    CHECK(connections.find("\"connections\"") != std::string::npos, connections);
 
     const std::string key = channel + "_kv";
     client.write(key, R"({"level":3})", std::chrono::seconds(5));

@@ -53,6 +53,8 @@ pub struct PeerState {
     pub withhold_acks: AtomicBool,
     /// When true, connection threads stop reading their socket.
     pub stall_reads: AtomicBool,
+    /// When true, requests after authentication get no answer at all.
+    pub mute: AtomicBool,
     /// Negotiated deflate on the last upgrade.
     pub last_deflate: Mutex<Option<pmd::Negotiated>>,
     /// Last upgrade request's headers.
@@ -94,7 +96,11 @@ impl Peer {
     }
 
     pub fn with(options: PeerOptions) -> Peer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::bound(TcpListener::bind("127.0.0.1:0").unwrap(), options)
+    }
+
+    /// A peer on an existing listener (e.g. IPv6).
+    pub fn bound(listener: TcpListener, options: PeerOptions) -> Peer {
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(PeerState::default());
@@ -339,6 +345,9 @@ fn handle(
     }
     if !*authed {
         return vec![err("authorization_denied")];
+    }
+    if st.mute.load(Ordering::SeqCst) {
+        return vec![];
     }
     match action.as_str() {
         "rtm/publish" => {

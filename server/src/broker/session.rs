@@ -48,6 +48,10 @@ pub enum Flow {
     },
 }
 
+/// Longest channel name (and subscription id) accepted, in bytes.
+pub const MAX_CHANNEL_NAME: usize = 1024;
+/// Most channels one publish may go to (after the channel builder).
+pub const MAX_PUBLISH_CHANNELS: usize = 100;
 /// Largest accepted `batch_size`.
 pub const MAX_BATCH_SIZE: u64 = 1000;
 
@@ -259,7 +263,7 @@ impl Session {
         }
         self.pdus_out += 1;
         sink.send(&self.scratch);
-        if self.scratch.capacity() > 64 << 10 {
+        if self.scratch.capacity() > 4 << 10 {
             self.scratch = String::new();
         }
     }
@@ -408,6 +412,23 @@ impl Session {
         }
     }
 
+    /// The namespaced key of `channel`, refusing names no real channel has.
+    fn key(&self, channel: &str) -> Result<ChannelKey, Refusal> {
+        if channel.is_empty() {
+            return Err(Refusal::new("missing_channel", "the channel name is empty"));
+        }
+        if channel.len() > MAX_CHANNEL_NAME {
+            return Err(Refusal::new(
+                "invalid_channel",
+                format!(
+                    "channel names are at most {MAX_CHANNEL_NAME} bytes, this one has {}",
+                    channel.len()
+                ),
+            ));
+        }
+        Ok(ChannelKey::new(&self.appkey, channel))
+    }
+
     /// Token bucket of `publish_rate_limit`: refills continuously, holds one second's worth.
     fn take_publish_token(&mut self) -> Result<(), Refusal> {
         let Some(rate) = self.broker.settings.limits.publish_rate_limit else {
@@ -520,8 +541,26 @@ impl Session {
                 channels = channel_builder::apply(&app.channel_builder, channels, &value);
             }
         }
-        let mut seen = std::collections::HashSet::with_capacity(channels.len());
-        channels.retain(|c| seen.insert(c.clone()));
+        if channels.len() > MAX_PUBLISH_CHANNELS {
+            return Err(Refusal::new(
+                "too_many_channels",
+                format!(
+                    "a publish may name at most {MAX_PUBLISH_CHANNELS} channels, this one names {}",
+                    channels.len()
+                ),
+            ));
+        }
+        if channels.len() > 1 {
+            // Keep the first occurrence of each channel, in order (lists are short).
+            let mut i = 1;
+            while i < channels.len() {
+                if channels[..i].contains(&channels[i]) {
+                    channels.remove(i);
+                } else {
+                    i += 1;
+                }
+            }
+        }
         if channels.is_empty() {
             return Err(Refusal::new(
                 "missing_channel",
@@ -531,7 +570,7 @@ impl Session {
         let payload: Arc<str> = message.get().into();
         let mut first = None;
         for c in &channels {
-            let key = ChannelKey::new(&self.appkey, c);
+            let key = self.key(c)?;
             let pos = self
                 .broker
                 .backend
@@ -579,6 +618,12 @@ impl Session {
             },
         };
         let sub_id = b.subscription_id.unwrap_or_else(|| channel.clone());
+        if sub_id.len() > MAX_CHANNEL_NAME {
+            return Err(Refusal::new(
+                "invalid_subscription_id",
+                format!("subscription ids are at most {MAX_CHANNEL_NAME} bytes"),
+            ));
+        }
         if self.subs.iter().any(|s| *s.id == *sub_id) {
             return Err(Refusal::new(
                 "already_subscribed",
@@ -607,7 +652,7 @@ impl Session {
         let token = self.next_token;
         self.next_token = self.next_token.wrapping_add(1);
         let handle = Arc::new(Subscriber::new(Arc::clone(&self.mailbox), token));
-        let key = ChannelKey::new(&self.appkey, &channel);
+        let key = self.key(&channel)?;
         let ack = self
             .broker
             .backend
@@ -705,7 +750,7 @@ impl Session {
                 )
             })?),
         };
-        let key = ChannelKey::new(&self.appkey, &channel);
+        let key = self.key(&channel)?;
         let value = self
             .broker
             .backend
@@ -735,7 +780,7 @@ impl Session {
         let message = b
             .message
             .ok_or_else(|| Refusal::new("missing_message", "body.message is missing"))?;
-        let key = ChannelKey::new(&self.appkey, &channel);
+        let key = self.key(&channel)?;
         let pos = self
             .broker
             .backend
@@ -754,7 +799,7 @@ impl Session {
         let channel = b
             .channel
             .ok_or_else(|| Refusal::new("missing_channel", "body.channel is missing"))?;
-        let key = ChannelKey::new(&self.appkey, &channel);
+        let key = self.key(&channel)?;
         self.broker
             .backend
             .delete(&key)
@@ -764,7 +809,7 @@ impl Session {
     }
 
     fn get_connections(&mut self) -> Result<Option<String>, Refusal> {
-        let ids = self.broker.connection_ids();
+        let ids = self.broker.connection_ids(&self.appkey);
         let list = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
         Ok(Some(format!(r#"{{"connections":{list}}}"#)))
     }
@@ -774,12 +819,15 @@ impl Session {
         let id = b
             .connection_id
             .ok_or_else(|| Refusal::new("invalid_body", "body.connection_id is missing"))?;
-        if self.broker.close_connection(&id, CLOSE_NORMAL) {
+        if self
+            .broker
+            .close_connection(&self.appkey, &id, CLOSE_NORMAL)
+        {
             Ok(Some(format!(r#"{{"connection_id":{}}}"#, json_str(&id))))
         } else {
             Err(Refusal::new(
                 "unknown_connection",
-                format!("no connection {id:?} on this node"),
+                format!("no connection {id:?} of this app on this node"),
             ))
         }
     }
@@ -835,7 +883,8 @@ impl Session {
                 }
             }
         }
-        if drained.capacity() <= 1024 {
+        // Keep a small drain buffer; a burst-sized one is released.
+        if drained.capacity() <= 64 {
             self.drained = drained;
         }
         if count > 0

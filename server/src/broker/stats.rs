@@ -163,6 +163,12 @@ impl Stats {
         drop(previous);
 
         let uptime = broker.uptime().as_secs();
+        let backend: Vec<Value> = broker
+            .backend
+            .health()
+            .into_iter()
+            .map(|n| json!({"node": n.node, "connected": n.connected, "queue_depth": n.queue_depth, "errors": n.errors}))
+            .collect();
         let message = json!({
             "node": broker.settings.node,
             "data": {
@@ -175,6 +181,8 @@ impl Stats {
                     "uptime_seconds": uptime,
                     "queue_drops": self.queue_drops.load(Ordering::Relaxed),
                 },
+                // Not read by `cobra monitor` (it only reads cobra, channel_data, system).
+                "backend": backend,
             },
         });
         message.to_string()

@@ -23,8 +23,9 @@ use crate::broker::{Flow, PduSink, Session};
 /// A write that makes no progress for this long drops the connection (a peer that stopped
 /// reading must not pin its task and buffers forever).
 pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
-/// Write buffers above this capacity are released after use.
-const KEEP_WRITE_CAPACITY: usize = 64 << 10;
+/// Write buffers above this capacity are released after use (idle connections stay small;
+/// a busy one pays one allocation per write round).
+const KEEP_WRITE_CAPACITY: usize = 4 << 10;
 
 /// How long a closing connection waits for the peer to close its side.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
@@ -91,7 +92,12 @@ pub async fn serve<T: Transport>(mut io: T, peer: SocketAddr, shared: Arc<Shared
         return;
     };
     let at_capacity = shared.broker.connection_count() >= shared.settings.limits.max_connections;
-    match route(&req, &shared.broker, at_capacity) {
+    let route = route(&req, &shared.broker, at_capacity);
+    // Keep only what the session needs: the parsed request would otherwise live as long as
+    // the connection.
+    let user_agent: Box<str> = req.user_agent.as_deref().unwrap_or("-").into();
+    drop(req);
+    match route {
         Route::Reply(bytes) => {
             let _ = timeout(WRITE_STALL_TIMEOUT, io.write_all_bytes(&bytes)).await;
             io.shutdown_write().await;
@@ -107,10 +113,9 @@ pub async fn serve<T: Transport>(mut io: T, peer: SocketAddr, shared: Arc<Shared
             {
                 return;
             }
-            let user_agent = req.user_agent.as_deref().unwrap_or("-");
             drop(response);
             let codec = Codec::new(Role::Server, shared.wire_limits, deflate);
-            run_session(io, rbuf, codec, peer, &appkey, user_agent, &shared).await;
+            run_session(io, rbuf, codec, peer, &appkey, &user_agent, &shared).await;
         }
     }
 }
@@ -131,7 +136,7 @@ async fn run_session<T: Transport>(
     shared: &Shared,
 ) {
     let broker = &shared.broker;
-    let (id, mailbox) = broker.register();
+    let (id, mailbox) = broker.register(appkey);
     tracing::info!(conn = %id, %peer, appkey, user_agent, deflate = codec.deflate().is_some(), "connection opened");
     let mut session = Session::new(
         Arc::clone(broker),
@@ -269,4 +274,43 @@ async fn run_session<T: Transport>(
         }
     }
     drop(session);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::Broker;
+    use crate::config::{AppsConfig, ConfigSource, Limits, ServerSettings};
+
+    /// The per-connection task is one allocation of this future: keep it small (issue 7's
+    /// memory goal is 6 KB per idle connection, everything included).
+    #[tokio::test]
+    async fn connection_future_is_small() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let peer = client.local_addr().unwrap();
+        let settings = ServerSettings {
+            addr: peer,
+            apps_config: ConfigSource::Content(String::new()),
+            redis_urls: vec![],
+            redis_password: None,
+            channel_max_length: None,
+            verbose: false,
+            tls: None,
+            limits: Limits::default(),
+        };
+        let apps = AppsConfig::from_yaml("apps: {}\n").unwrap();
+        let broker = Broker::embedded(crate::net::broker_settings(&settings), apps);
+        let shared = Arc::new(Shared {
+            broker,
+            settings,
+            wire_limits: cobra_wire::Limits::default(),
+        });
+        let fut = serve(client, peer, shared);
+        let size = std::mem::size_of_val(&fut);
+        println!("connection future: {size} bytes");
+        assert!(size < 4096, "connection future is {size} bytes");
+    }
 }

@@ -32,7 +32,7 @@ pub const ALL: [&str; 7] = [
 /// permission), `sub` (subscribe + unsubscribe), `pub` (publish only); secret [`SECRET`].
 pub fn apps(channel_max_length: usize) -> AppsConfig {
     let mut yaml = String::from("apps:\n");
-    for app in ["app1", "app2", "_stats"] {
+    for app in ["app1", "app2", "_stats", "_admin"] {
         yaml.push_str(&format!(
             "  {app}:\n    roles:\n      all: {{secret: {SECRET}, permissions: [{all}]}}\n      stats: {{secret: {SECRET}, permissions: [{all}]}}\n      sub: {{secret: {SECRET}, permissions: [subscribe, unsubscribe]}}\n      pub: {{secret: {SECRET}, permissions: [publish]}}\n",
             all = ALL.join(", ")

@@ -411,7 +411,7 @@ impl Hub {
                 let h = scripts::history_page(reply).map_err(|e| node.reply_error(e))?;
                 let last = position(h.last);
                 let expired = match after {
-                    Some(p) if p != Position::default() && position(h.max_deleted) > p => {
+                    Some(p) if p != Position::default() && p < position(h.last_trimmed) => {
                         // Exact count unknown: every entry ever trimmed is an upper bound (as the
                         // embedded backend reports).
                         Some(h.added.saturating_sub(h.length))
@@ -439,7 +439,8 @@ impl Hub {
                     .await?;
                 scripts::entries(reply).map_err(|e| node.reply_error(e))?
             };
-            let full_page = entries.len() >= page && after.is_some();
+            // (A live-only start reads no entries on its first page, so this is never full.)
+            let full_page = entries.len() >= page;
             for entry in entries {
                 let message = Arc::new(Message {
                     position: position(entry.id),

@@ -5,21 +5,20 @@ use std::time::Duration;
 /// How a history stream is capped on each publish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Trim {
-    /// Exactly `channel_max_length` entries kept, like the embedded backend (the oldest entry
-    /// is cut on every publish once the stream is full).
+    /// `XADD MAXLEN = n`: exactly `channel_max_length` entries kept, like the embedded backend.
     #[default]
     Exact,
-    /// Up to `channel_max_length` + 10% entries kept; the excess is cut in one batch, which
-    /// makes the cut cheaper per publish.
+    /// `XADD MAXLEN ~ n`: Redis cuts whole internal nodes only, so up to about 100 entries more
+    /// are kept; cheaper per publish.
     Approximate,
 }
 
 impl Trim {
-    /// Entries a stream may hold beyond `max_length` before it is cut.
-    pub fn slack(self, max_length: usize) -> usize {
+    /// The `XADD MAXLEN` operator.
+    pub fn operator(self) -> &'static str {
         match self {
-            Trim::Exact => 0,
-            Trim::Approximate => (max_length / 10).max(1),
+            Trim::Exact => "=",
+            Trim::Approximate => "~",
         }
     }
 }
@@ -34,6 +33,10 @@ pub struct RedisLimits {
     pub max_in_flight: usize,
     /// How long a request may wait for an in-flight slot.
     pub queue_timeout: Duration,
+    /// Most publishes sent to a node in one script call (see [`super::batch`]).
+    pub max_batch: usize,
+    /// Publish script calls a node may have outstanding at once.
+    pub batches_in_flight: usize,
     /// How long Redis may take to answer one request before it fails as a timeout.
     pub response_timeout: Duration,
     /// TCP connect + handshake timeout.
@@ -65,6 +68,8 @@ impl Default for RedisLimits {
         RedisLimits {
             max_in_flight: 16 * 1024,
             queue_timeout: Duration::from_millis(500),
+            max_batch: 256,
+            batches_in_flight: 2,
             response_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(1),
             reconnect_min: Duration::from_millis(50),

@@ -9,9 +9,9 @@
 //! - **Layout** ([`keys`]): per channel a history stream (`cobra:h:…`, the entry id is the
 //!   position `<ms>-<seq>`), a pub/sub channel (`cobra:p:…`) and a key/value stream of length
 //!   one (`cobra:kv:…`); `cobra` is the default namespace.
-//! - **Publish**: one `EVALSHA` per message (`XADD`, cap, `PUBLISH` in one atomic script),
-//!   acknowledged only after Redis answered. Concurrent publishes to a node share round trips on
-//!   its multiplexed connection ([`node`]); a node has a bounded number of requests in flight.
+//! - **Publish**: `XADD MAXLEN` and `PUBLISH` in one atomic script; concurrent publishes to a node
+//!   are batched into one `EVALSHA` ([`batch`]) on its multiplexed connection ([`node`]); each is
+//!   acknowledged only after Redis answered; a node has a bounded number of requests in flight.
 //! - **Live delivery** ([`hub`]): one pub/sub connection per node carries every subscription of
 //!   this server on that node; messages are fanned out locally. Resuming from a position is
 //!   exactly once and in order across the switch from history to live.
@@ -21,6 +21,7 @@
 //! Needs Redis ≥ 7.0 (RESP3 and `XINFO STREAM`'s trim bookkeeping). Redis Cluster is not
 //! supported: give the nodes as separate standalone servers.
 
+pub mod batch;
 pub mod hub;
 pub mod keys;
 pub mod limits;
@@ -30,7 +31,6 @@ pub mod shard;
 pub mod url;
 
 use std::sync::Arc;
-use std::sync::LazyLock;
 
 use redis::Value;
 
@@ -38,6 +38,7 @@ pub use self::limits::{RedisLimits, Trim};
 pub use self::node::{NodeError, NodeStatus};
 pub use self::url::{NodeAddr, UrlError};
 
+use self::batch::BatchSettings;
 use self::hub::Hub;
 use self::keys::Layout;
 use self::node::Node;
@@ -47,8 +48,6 @@ use crate::broker::backend::{
 };
 use crate::broker::mailbox::Subscriber;
 use cobra_wire::Position;
-
-static PUBLISH: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(scripts::PUBLISH));
 
 /// Why the backend could not start.
 #[derive(Debug, thiserror::Error)]
@@ -69,8 +68,6 @@ pub enum ConnectError {
 pub struct RedisBackend {
     nodes: Vec<Arc<Node>>,
     ring: Rendezvous,
-    channel_max_length: usize,
-    trim_slack: usize,
     layout: Layout,
     /// The backend's own I/O runtime when built with [`RedisBackend::start`].
     runtime: Option<tokio::runtime::Runtime>,
@@ -132,8 +129,15 @@ impl RedisBackend {
             .into_iter()
             .map(|a| Node::new(a, Arc::clone(&limits), runtime.clone()))
             .collect();
+        let layout = Layout::new(&limits.namespace);
+        let batch_settings = BatchSettings {
+            max_length: channel_max_length,
+            trim: limits.trim.operator(),
+            history_prefix_len: layout.history("").len(),
+            live_prefix: layout.live(""),
+        };
         for node in &nodes {
-            node.spawn(Arc::clone(node).supervise());
+            node.start(batch_settings.clone());
         }
         for node in &nodes {
             node.first_attempt().await;
@@ -141,9 +145,7 @@ impl RedisBackend {
         let backend = RedisBackend {
             nodes,
             ring,
-            channel_max_length,
-            trim_slack: limits.trim.slack(channel_max_length),
-            layout: Layout::new(&limits.namespace),
+            layout,
             runtime: None,
         };
         if !backend.nodes.iter().any(|n| n.is_connected()) {
@@ -186,29 +188,10 @@ impl RedisBackend {
         payload: Arc<str>,
     ) -> Result<Position, NodeError> {
         let node = self.node(channel_key);
-        let (stream, live) = (
-            self.layout.history(channel_key),
-            self.layout.live(channel_key),
-        );
-        let (max, slack) = (self.channel_max_length, self.trim_slack);
-        let reply: Value = node
-            .command(|mut c| async move {
-                PUBLISH
-                    .key(stream)
-                    .arg(live)
-                    .arg(max)
-                    .arg(slack)
-                    .arg(payload.as_bytes())
-                    .invoke_async(&mut c)
-                    .await
-            })
+        let (ms, seq) = node
+            .publish(self.layout.history(channel_key), payload)
             .await?;
-        let id = scripts::id(&reply).map_err(|e| node.reply_error(e))?;
-        node.count_published();
-        Ok(Position {
-            ms: id.0,
-            seq: id.1,
-        })
+        Ok(Position { ms, seq })
     }
 
     /// Stores `value` as the channel's key/value entry (a stream of length one, so the write

@@ -25,12 +25,13 @@ use std::time::Duration;
 use parking_lot::RwLock;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, PushInfo, PushKind, RedisResult, Value};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
+use super::batch::{self, BatchSettings, Job};
 use super::hub::Hub;
 use super::keys::Layout;
 use super::limits::RedisLimits;
-use super::scripts::ReplyError;
+use super::scripts::{RawId, ReplyError};
 use super::url::NodeAddr;
 
 /// Why a request to a node failed. The node is named in every message.
@@ -125,6 +126,9 @@ pub struct Node {
     generations: AtomicU64,
     /// Connection attempts made so far (success or not), so start-up can wait for the first.
     attempts: tokio::sync::watch::Sender<u64>,
+    /// Publishes waiting for the batch writer (bounded by the in-flight slots).
+    jobs: mpsc::Sender<Job>,
+    jobs_rx: parking_lot::Mutex<Option<mpsc::Receiver<Job>>>,
     /// The runtime the node's connections and background tasks run on.
     runtime: tokio::runtime::Handle,
     /// This server's subscriptions on the node.
@@ -138,7 +142,10 @@ impl Node {
         limits: Arc<RedisLimits>,
         runtime: tokio::runtime::Handle,
     ) -> Arc<Self> {
+        let (jobs, jobs_rx) = mpsc::channel(limits.max_in_flight.max(1));
         Arc::new(Node {
+            jobs,
+            jobs_rx: parking_lot::Mutex::new(Some(jobs_rx)),
             runtime,
             name: addr.to_string(),
             permits: Semaphore::new(limits.max_in_flight),
@@ -262,22 +269,34 @@ impl Node {
         let Some(conn) = conn else {
             return Err(self.down_error());
         };
-        let _permit = match self.permits.try_acquire() {
-            Ok(p) => p,
-            Err(_) => match tokio::time::timeout(self.limits.queue_timeout, self.permits.acquire())
-                .await
-            {
-                Ok(Ok(p)) => p,
-                _ => {
-                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                    let in_flight = self.limits.max_in_flight - self.permits.available_permits();
-                    return Err(NodeError::Overloaded {
-                        node: self.name.clone(),
-                        in_flight,
-                    });
-                }
-            },
-        };
+        let _permit = self.acquire().await?;
+        self.exec(conn, op).await
+    }
+
+    /// Takes one of the `max_in_flight` slots, waiting at most `queue_timeout`.
+    async fn acquire(&self) -> Result<tokio::sync::SemaphorePermit<'_>, NodeError> {
+        if let Ok(p) = self.permits.try_acquire() {
+            return Ok(p);
+        }
+        match tokio::time::timeout(self.limits.queue_timeout, self.permits.acquire()).await {
+            Ok(Ok(p)) => Ok(p),
+            _ => {
+                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                let in_flight = self.limits.max_in_flight - self.permits.available_permits();
+                Err(NodeError::Overloaded {
+                    node: self.name.clone(),
+                    in_flight,
+                })
+            }
+        }
+    }
+
+    /// Runs `op` with the response timeout and maps its errors (no slot taken: callers hold one).
+    async fn exec<T, F, Fut>(&self, conn: MultiplexedConnection, op: F) -> Result<T, NodeError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
         match tokio::time::timeout(self.limits.response_timeout, op(conn)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
@@ -298,6 +317,58 @@ impl Node {
                     after: self.limits.response_timeout,
                 })
             }
+        }
+    }
+
+    /// Runs one batch call for the writer: the publishes in it already hold their slots.
+    pub(crate) async fn command_for_batch<T, F, Fut>(&self, op: F) -> Result<T, NodeError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let conn = self
+            .link
+            .read()
+            .command
+            .clone()
+            .ok_or_else(|| self.down_error())?;
+        self.exec(conn, op).await
+    }
+
+    /// Publishes `payload` to the history stream `stream` (and its pub/sub channel) through the
+    /// batch writer; resolves with the position once Redis answered.
+    pub async fn publish(&self, stream: String, payload: Arc<str>) -> Result<RawId, NodeError> {
+        let _permit = self.acquire().await?;
+        if !self.is_connected() {
+            return Err(self.down_error()); // fail fast while the node is away
+        }
+        let (reply, answer) = oneshot::channel();
+        // Cannot be full: the channel holds `max_in_flight` jobs and we hold one of as many slots.
+        self.jobs
+            .try_send(Job {
+                stream,
+                payload,
+                reply,
+            })
+            .map_err(|_| self.down_error())?;
+        match tokio::time::timeout(self.limits.response_timeout, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(self.down_error()),
+            Err(_) => {
+                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                Err(NodeError::Timeout {
+                    node: self.name.clone(),
+                    after: self.limits.response_timeout,
+                })
+            }
+        }
+    }
+
+    /// Starts the node's supervisor and publish writer on its runtime.
+    pub fn start(self: &Arc<Self>, batch_settings: BatchSettings) {
+        self.spawn(Arc::clone(self).supervise());
+        if let Some(jobs) = self.jobs_rx.lock().take() {
+            self.spawn(batch::writer(Arc::downgrade(self), jobs, batch_settings));
         }
     }
 

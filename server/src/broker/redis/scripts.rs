@@ -5,53 +5,69 @@
 
 use redis::Value;
 
-/// Publish: append to the history stream, cap it, and notify live subscribers in one atomic
-/// step, so that the pub/sub order is the stream order and a subscriber that read the stream up
-/// to id X knows every later message will come through pub/sub with an id greater than X.
+/// Publish a batch: for each message, append it to its channel's history stream (capped with
+/// `XADD MAXLEN`) and notify live subscribers. One atomic step, so pub/sub order is stream order
+/// and a subscriber that read a stream up to id X knows every later message of that channel
+/// comes through pub/sub with an id greater than X.
 ///
-/// Capping deletes the oldest entries with `XDEL` of the newest one cut (then `XTRIM MINID` for
-/// the rest), not with `XADD MAXLEN`: `XDEL` records it as the stream's `max-deleted-entry-id`,
-/// which is exactly the "last trimmed position" that tells whether a resume position expired.
-/// With a slack `s` > 0 the stream grows to `max + s` entries before a batch is cut, so the cut
-/// costs little per publish.
+/// Each entry is `m` = the raw message, `p` = the id of the entry before it. Redis does not
+/// remember what `MAXLEN` trimmed, but the first entry kept then names the last one trimmed,
+/// which is what tells exactly whether a resume position expired (see [`HISTORY`]).
 ///
-/// `KEYS[1]` history stream, `ARGV[1]` pub/sub channel, `ARGV[2]` max length, `ARGV[3]` slack,
-/// `ARGV[4]` the raw message. Returns the new entry id (the position).
-pub const PUBLISH: &str = r"
-local id = redis.call('XADD', KEYS[1], '*', 'm', ARGV[4])
-local max = tonumber(ARGV[2])
-local len = redis.call('XLEN', KEYS[1])
-if len > max + tonumber(ARGV[3]) then
-  local cut = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', len - max)
-  local last = cut[#cut][1]
-  redis.call('XDEL', KEYS[1], last)
-  if #cut > 1 then redis.call('XTRIM', KEYS[1], 'MINID', last) end
+/// `KEYS[i]` the history stream of message `i`; `ARGV[1]` max length, `ARGV[2]` trim operator
+/// (`=` exact, `~` approximate), `ARGV[3]` length of the history prefix (`<ns>:h:`), `ARGV[4]`
+/// the pub/sub prefix (`<ns>:p:`), `ARGV[4 + i]` the raw message `i`. Returns the ids
+/// (positions) in order.
+pub const PUBLISH_BATCH: &str = r"
+local max, op, hlen, lprefix = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local ids, last = {}, {}
+for i = 1, #KEYS do
+  local key, msg = KEYS[i], ARGV[4 + i]
+  local prev = last[key]
+  if not prev then
+    local top = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
+    prev = top[1] and top[1][1] or '0-0'
+  end
+  local id = redis.call('XADD', key, 'MAXLEN', op, max, '*', 'm', msg, 'p', prev)
+  redis.call('PUBLISH', lprefix .. string.sub(key, hlen + 1), id .. ' ' .. msg)
+  ids[i] = id
+  last[key] = id
 end
-redis.call('PUBLISH', ARGV[1], id .. ' ' .. ARGV[4])
-return id
+return ids
 ";
 
 /// History read with the stream's state, atomically: what a subscription needs to start.
 ///
 /// `KEYS[1]` history stream, `ARGV[1]` XRANGE start (`-` or `(<id>`), `ARGV[2]` max entries.
-/// Returns `{last_generated_id, max_deleted_entry_id, entries_added, length, entries}`;
-/// `{'0-0','0-0',0,0,{}}` when the stream does not exist.
+/// Returns `{last_generated_id, last_trimmed_id, entries_added, length, entries}`, where
+/// `last_trimmed_id` is the `p` field of the first entry kept (or the last id when nothing is
+/// kept, `0-0` when nothing was ever trimmed); `{'0-0','0-0',0,0,{}}` when the stream does
+/// not exist.
 pub const HISTORY: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'0-0', '0-0', 0, 0, {}} end
 local info = redis.call('XINFO', 'STREAM', KEYS[1])
-local last, maxdel, added, len = '0-0', '0-0', 0, 0
+local last, first, added, len = '0-0', false, 0, 0
 for i = 1, #info, 2 do
   local k = info[i]
   if k == 'last-generated-id' then last = info[i + 1]
-  elseif k == 'max-deleted-entry-id' then maxdel = info[i + 1]
+  elseif k == 'first-entry' then first = info[i + 1]
   elseif k == 'entries-added' then added = info[i + 1]
   elseif k == 'length' then len = info[i + 1] end
+end
+local trimmed = '0-0'
+if first then
+  local fields = first[2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'p' then trimmed = fields[i + 1] end
+  end
+elseif added > 0 then
+  trimmed = last
 end
 local entries = {}
 if tonumber(ARGV[2]) > 0 then
   entries = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2])
 end
-return {last, maxdel, added, len, entries}
+return {last, trimmed, added, len, entries}
 ";
 
 /// A Redis reply that does not have the shape the backend expects (a bug, or not a Redis we
@@ -161,8 +177,8 @@ fn entry(v: Value) -> Result<Entry, ReplyError> {
 pub struct HistoryPage {
     /// The stream's last id (`0-0` when it never existed).
     pub last: RawId,
-    /// The greatest id ever trimmed (`0-0` when none).
-    pub max_deleted: RawId,
+    /// The id of the last entry trimmed (`0-0` when none).
+    pub last_trimmed: RawId,
     /// Entries ever added.
     pub added: u64,
     /// Entries now kept.
@@ -185,14 +201,14 @@ pub fn history_page(v: Value) -> Result<HistoryPage, ReplyError> {
     let entries = entries(parts.pop().unwrap_or_default())?;
     Ok(HistoryPage {
         last: id(&parts[0])?,
-        max_deleted: id(&parts[1])?,
+        last_trimmed: id(&parts[1])?,
         added: int(&parts[2])?,
         length: int(&parts[3])?,
         entries,
     })
 }
 
-/// Splits a live message `<id> <raw>` as published by [`PUBLISH`].
+/// Splits a live message `<id> <raw>` as published by [`PUBLISH_BATCH`].
 pub fn split_live(payload: &[u8]) -> Option<(RawId, &str)> {
     let space = payload.iter().position(|&b| b == b' ')?;
     let id = parse_id(&payload[..space])?;
