@@ -76,7 +76,7 @@ pub struct BenchArgs {
     /// Idle authenticated connections to open and hold during the run.
     #[arg(long, default_value_t = 0)]
     pub idle: usize,
-    /// Loopback source addresses for the idle connections (127.0.0.2, ...) [default: one per 25k].
+    /// Loopback source addresses for the idle connections (127.0.0.2, ...) [default: one per 10k when over 10k].
     #[arg(long)]
     pub idle_sources: Option<usize>,
     /// Idle connections being opened at once at most.
@@ -295,6 +295,7 @@ async fn run(args: BenchArgs) -> Result<Report, BenchError> {
             concurrency: args.idle_concurrency,
             server_pid: args.server_pid,
             deadline: timeout.max(Duration::from_secs(10)) * 6,
+            progress: !args.quiet,
         };
         Some(idle::open(params.clone(), plan, counters.clone(), stop_idle).await)
     } else {
@@ -346,7 +347,9 @@ async fn run(args: BenchArgs) -> Result<Report, BenchError> {
         load::write_message(&mut probe, &clock, 0, 0, "");
         probe.len() + 2 // `t` grows by a couple of digits over a run
     };
-    let pad: Arc<str> = pad_text(args.size.saturating_sub(msg_overhead)).into();
+    let pad_len = args.size.saturating_sub(msg_overhead);
+    // 1 MiB of distinct text: far beyond deflate's 32 KiB window.
+    let pad: Arc<str> = pad_pool(pad_len + (1 << 20)).into();
     let mut pub_setups = JoinSet::new();
     for _ in 0..args.publishers {
         let (params, counters) = (params.clone(), counters.clone());
@@ -368,12 +371,13 @@ async fn run(args: BenchArgs) -> Result<Report, BenchError> {
             rate: args.rate / args.publishers.max(1) as f64,
             window: args.window,
             pad: pad.clone(),
+            pad_len,
         };
         pub_channels.push(i % args.channels);
         let (live, stop) = (live.clone(), stop_pubs.clone());
         pub_tasks.spawn(async move { (i, load::publisher(conn, plan, clock, live, stop).await) });
     }
-    let mut progress = Progress::new(if args.quiet { "" } else { "load" });
+    let mut progress = Progress::new(!args.quiet);
     let publish_end = started + duration;
     while Instant::now() < publish_end {
         tokio::time::sleep(Duration::from_millis(200).min(publish_end - Instant::now())).await;
@@ -460,7 +464,7 @@ async fn run(args: BenchArgs) -> Result<Report, BenchError> {
         subscribers: args.subscribers,
         channels: args.channels,
         filter: filter_for(&channel(0)),
-        message_bytes: msg_overhead - 2 + pad.len(),
+        message_bytes: msg_overhead - 2 + pad_len,
         deflate: params.deflate,
         target_rate: args.rate,
         publish_seconds,
@@ -520,9 +524,10 @@ async fn with_timeout<T>(
         .map_err(|_| BenchError::Failed(format!("no answer from the server within {timeout:?}")))
 }
 
-/// Padding that deflates like telemetry does (not like a run of one letter): a fixed pseudo-random
-/// alphanumeric text.
-fn pad_text(len: usize) -> String {
+/// A pool of pseudo-random alphanumeric text the padding of each message is cut from, at an offset
+/// that moves with the sequence number: a constant pad would deflate to nothing with context
+/// takeover, which no real event stream does.
+fn pad_pool(len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let mut x: u32 = 0x9e37_79b9;
     (0..len)
@@ -575,9 +580,9 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
-    fn new(name: &str) -> Progress {
+    fn new(enabled: bool) -> Progress {
         Progress {
-            enabled: !name.is_empty(),
+            enabled,
             tty: std::io::stderr().is_terminal(),
             last: None,
         }
@@ -719,7 +724,7 @@ mod tests {
 
     #[test]
     fn pad_is_deterministic_and_sized() {
-        assert_eq!(pad_text(50).len(), 50);
-        assert_eq!(pad_text(50), pad_text(50));
+        assert_eq!(pad_pool(50).len(), 50);
+        assert_eq!(pad_pool(50), pad_pool(50));
     }
 }

@@ -12,9 +12,9 @@ use tokio::task::JoinSet;
 
 use super::conn::{Conn, ConnectParams, WireCounters};
 
-/// Connections one source address can open (the default ephemeral range is 32768..60999, 28k ports;
-/// kept below it so a few other sockets never run it out).
-pub const PER_SOURCE: usize = 25_000;
+/// Connections per source address by default: the default ephemeral range (32768..60999) has 28k
+/// ports, and the TIME_WAIT sockets of a previous run still hold theirs for a minute.
+pub const PER_SOURCE: usize = 10_000;
 
 /// What the idle phase measured.
 #[derive(Debug, Clone, Serialize)]
@@ -78,6 +78,8 @@ pub struct IdlePlan {
     pub server_pid: Option<u32>,
     /// Give up waiting for the last ones after this long.
     pub deadline: Duration,
+    /// Show a progress line on stderr.
+    pub progress: bool,
 }
 
 /// Opens the connections of `plan` and holds them (in detached tasks) until `stop` turns true.
@@ -93,6 +95,7 @@ pub async fn open(
         concurrency,
         server_pid,
         deadline,
+        progress,
     } = plan;
     let before = server_pid.and_then(rss_kib);
     let started = Instant::now();
@@ -134,7 +137,7 @@ pub async fn open(
         });
     }
     let limit = Instant::now() + deadline;
-    let mut progress = super::Progress::new("idle");
+    let mut progress = super::Progress::new(progress);
     loop {
         let (o, f) = (
             opened.load(Ordering::Relaxed),

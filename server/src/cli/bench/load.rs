@@ -59,8 +59,10 @@ pub struct PubPlan {
     pub rate: f64,
     /// Publishes in flight (sent, not yet acknowledged) at most.
     pub window: u64,
-    /// Padding that brings each message to the requested size.
+    /// Text the padding of each message is cut from (see `pad_len`).
     pub pad: Arc<str>,
+    /// Padding per message, to reach the requested size.
+    pub pad_len: usize,
 }
 
 /// What one publisher did.
@@ -97,8 +99,8 @@ pub async fn publisher(
     mut stop: watch::Receiver<bool>,
 ) -> Result<PubResult, BenchError> {
     let mut res = PubResult::default();
-    let mut msg = String::with_capacity(plan.pad.len() + 160);
-    let mut pdu_text = String::with_capacity(plan.pad.len() + 256);
+    let mut msg = String::with_capacity(plan.pad_len + 160);
+    let mut pdu_text = String::with_capacity(plan.pad_len + 256);
     let start = tokio::time::Instant::now();
     // Paced: send what the schedule allows every millisecond (one timer per message would cost more
     // than the message).
@@ -117,7 +119,11 @@ pub async fn publisher(
             let n = room.min(due);
             for _ in 0..n {
                 msg.clear();
-                write_message(&mut msg, &clock, plan.index, res.sent, &plan.pad);
+                // A different slice of the pool for each message (4099: prime, so offsets spread).
+                let span = plan.pad.len() - plan.pad_len;
+                let at = (res.sent.wrapping_mul(4099) % (span as u64 + 1)) as usize;
+                let pad = &plan.pad[at..at + plan.pad_len];
+                write_message(&mut msg, &clock, plan.index, res.sent, pad);
                 pdu_text.clear();
                 let id = conn.next_id();
                 pdu::write_publish(&mut pdu_text, id, &plan.channel, &msg);

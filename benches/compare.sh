@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark, in one run on one machine: our server (embedded backend; Redis backend on one
+# and on three nodes) against the original Python `cobras` server (on one Redis), every figure measured
+# by the same load tool (`cobra bench`), plus `redis-benchmark` as the ceiling of the Redis path.
+# Servers (and their Redis) run on one core, the load tool on another (taskset), so they do not fight
+# for a core and the comparison is a ratio measured under the same conditions.
+#
+# Usage: benches/compare.sh            (about 3 minutes with the defaults)
+# Env:   BENCH_DURATION=3  seconds of publishing per scenario
+#        BENCH_IDLE=10000  idle connections held (capped by `ulimit -Hn`)
+#        BENCH_SERVER_CPU=0 BENCH_TOOL_CPU=1
+#        COBRA_BIN=path    skip the build and use this `cobra` binary
+#        BENCH_DOC=path    where the table goes (default docs/performance.md, between the
+#                          `<!-- compare:begin -->` / `<!-- compare:end -->` markers; printed on stdout too)
+#        BENCH_TARGETS="embedded redis1 redis3 python"
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DUR="${BENCH_DURATION:-3}"
+SERVER_CPU="${BENCH_SERVER_CPU:-0}"
+TOOL_CPU="${BENCH_TOOL_CPU:-1}"
+DOC="${BENCH_DOC:-$ROOT/docs/performance.md}"
+TARGETS="${BENCH_TARGETS:-embedded redis1 redis3 python}"
+WORK="$(mktemp -d /tmp/cobra-compare.XXXXXX)"
+PIDS=()
+
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# Each idle connection is one descriptor in the server and one in the tool (separate processes).
+ulimit -n "$(ulimit -Hn)"
+FD_LIMIT="$(ulimit -n)"
+IDLE="${BENCH_IDLE:-10000}"
+if [ "$IDLE" -gt $((FD_LIMIT - 500)) ]; then
+  echo "compare: ulimit -Hn is $FD_LIMIT: idle connections capped at $((FD_LIMIT - 500))" >&2
+  IDLE=$((FD_LIMIT - 500))
+fi
+
+if [ -z "${COBRA_BIN:-}" ]; then
+  export CARGO_BUILD_BUILD_DIR="${CARGO_BUILD_BUILD_DIR:-/work/cargo-build}"
+  (cd "$ROOT" && cargo build --profile bench -p cobra-server --bin cobra >&2)
+  # The `bench` profile (opt-level 3, fat LTO) inherits `release`, so it lands in target/release.
+  COBRA_BIN="$ROOT/target/release/cobra"
+fi
+PYCOBRA="$ROOT/.tools/cobras-venv/bin/cobra"
+if [ ! -x "$PYCOBRA" ]; then
+  bash "$ROOT/scripts/install-peers.sh" >&2 || echo "compare: Python cobras not installable: skipped" >&2
+fi
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+  for _ in $(seq 1 300); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  return 1
+}
+
+"$COBRA_BIN" init --apps-config "$WORK/apps.yaml" --force >/dev/null
+export COBRA_APPS_CONFIG="$WORK/apps.yaml" HOME="$WORK"
+
+REDIS_PORTS=()
+start_redis() { # sets REDIS_PORTS+=(port)
+  local port
+  port="$(free_port)"
+  taskset -c "$SERVER_CPU" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+    >"$WORK/redis-$port.log" 2>&1 &
+  PIDS+=($!)
+  wait_port "$port" $! || { echo "compare: redis-server did not start" >&2; exit 1; }
+  REDIS_PORTS+=("$port")
+}
+
+SERVER_PID=""
+SERVER_PORT=""
+start_server() { # $1 = target; sets SERVER_PID and SERVER_PORT, or returns 1
+  SERVER_PORT="$(free_port)"
+  REDIS_PORTS=()
+  local urls=""
+  case "$1" in
+    embedded)
+      taskset -c "$SERVER_CPU" "$COBRA_BIN" run --host 127.0.0.1 --port "$SERVER_PORT" \
+        --apps-config "$WORK/apps.yaml" --max-connections $((IDLE + 1000)) >"$WORK/$1.log" 2>&1 &
+      ;;
+    redis1 | redis3)
+      start_redis
+      [ "$1" = redis3 ] && start_redis && start_redis
+      for p in "${REDIS_PORTS[@]}"; do urls="${urls:+$urls;}redis://127.0.0.1:$p"; done
+      taskset -c "$SERVER_CPU" "$COBRA_BIN" run --host 127.0.0.1 --port "$SERVER_PORT" \
+        --apps-config "$WORK/apps.yaml" --redis "$urls" --max-connections $((IDLE + 1000)) \
+        >"$WORK/$1.log" 2>&1 &
+      ;;
+    python)
+      [ -x "$PYCOBRA" ] || return 1
+      start_redis
+      taskset -c "$SERVER_CPU" "$PYCOBRA" run --host 127.0.0.1 --port "$SERVER_PORT" \
+        --redis_urls "redis://127.0.0.1:${REDIS_PORTS[0]}" --apps_config_path "$WORK/apps.yaml" \
+        --no_stats >"$WORK/$1.log" 2>&1 &
+      ;;
+  esac
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  wait_port "$SERVER_PORT" "$SERVER_PID"
+}
+
+stop_server() {
+  kill "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  for p in "${REDIS_PORTS[@]}"; do redis-cli -p "$p" shutdown nosave >/dev/null 2>&1 || true; done
+}
+
+# name|options (every scenario also gets --json, --quiet and the server's pid)
+SCENARIOS=(
+  "idle|--publishers 0 --subscribers 0 --idle $IDLE --duration 0.1"
+  "p1s1|--publishers 1 --subscribers 1 --duration $DUR"
+  "p1s1rate|--publishers 1 --subscribers 1 --rate 1000 --duration $DUR"
+  "p1s100|--publishers 1 --subscribers 100 --duration $DUR"
+  "p1s100rate|--publishers 1 --subscribers 100 --rate 5000 --duration $DUR"
+  "p1s100plain|--publishers 1 --subscribers 100 --no-deflate --duration $DUR"
+  "p50filtered|--publishers 50 --subscribers 10 --filter-pct 10 --duration $DUR"
+)
+
+run_scenarios() { # $1 = target
+  local entry name opts
+  for entry in "${SCENARIOS[@]}"; do
+    name="${entry%%|*}"
+    opts="${entry#*|}"
+    echo "compare: $1 / $name" >&2
+    # shellcheck disable=SC2086
+    if ! taskset -c "$TOOL_CPU" "$COBRA_BIN" bench --endpoint "ws://127.0.0.1:$SERVER_PORT" \
+      --json --quiet --server-pid "$SERVER_PID" $opts \
+      >"$WORK/$1-$name.json" 2>"$WORK/$1-$name.err"; then
+      echo "compare: $1 / $name failed: $(tail -c 300 "$WORK/$1-$name.err")" >&2
+    fi
+  done
+}
+
+for target in $TARGETS; do
+  if start_server "$target"; then
+    run_scenarios "$target"
+  else
+    echo "compare: $target did not start: $(tail -c 300 "$WORK/$target.log" 2>/dev/null)" >&2
+    tail -c 300 "$WORK/$target.log" >"$WORK/$target.unavailable" 2>/dev/null || true
+  fi
+  stop_server
+done
+
+# The Redis ceiling: pipelined PUBLISH and XADD of a 300-byte message from the tool's core.
+# (redis-benchmark 7 has no built-in `-t publish` test: the command is given explicitly.)
+REDIS_PORTS=()
+start_redis
+MSG="$(python3 -c 'print("x" * 300)')"
+for cmd in publish xadd; do
+  if [ "$cmd" = publish ]; then args=(publish bench "$MSG"); else args=(xadd bench MAXLEN '~' 1000 '*' m "$MSG"); fi
+  taskset -c "$TOOL_CPU" redis-benchmark -p "${REDIS_PORTS[0]}" -P 16 -c 50 -n 1000000 --csv "${args[@]}" \
+    >"$WORK/redis-bench-$cmd.csv" 2>/dev/null || true
+done
+redis-cli -p "${REDIS_PORTS[0]}" shutdown nosave >/dev/null 2>&1 || true
+
+TABLE="$(python3 "$ROOT/benches/compare_table.py" "$WORK" "$DUR" "$IDLE" "$SERVER_CPU" "$TOOL_CPU")"
+echo "$TABLE"
+if [ -f "$DOC" ] && grep -q '<!-- compare:begin -->' "$DOC"; then
+  python3 - "$DOC" "$TABLE" <<'PY'
+import sys
+path, table = sys.argv[1], sys.argv[2]
+text = open(path).read()
+head, rest = text.split("<!-- compare:begin -->", 1)
+_, tail = rest.split("<!-- compare:end -->", 1)
+open(path, "w").write(head + "<!-- compare:begin -->\n" + table + "\n<!-- compare:end -->" + tail)
+PY
+  echo "compare: table written to $DOC" >&2
+fi

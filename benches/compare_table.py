@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Turns the JSON reports of benches/compare.sh into one Markdown table (absolute figures and ratios)."""
+import csv
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+
+work, dur, idle, server_cpu, tool_cpu = sys.argv[1:6]
+TARGETS = [
+    ("embedded", "cobra, embedded"),
+    ("redis1", "cobra, Redis ×1"),
+    ("redis3", "cobra, Redis ×3"),
+    ("python", "cobras (Python), Redis ×1"),
+]
+
+
+def load(target, scenario):
+    try:
+        with open(os.path.join(work, f"{target}-{scenario}.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def fmt_rate(v):
+    return "–" if v is None else f"{v:,.0f}"
+
+
+def fmt_ms(us):
+    return "–" if us is None else f"{us / 1000:.2f}"
+
+
+def flagged(report, text):
+    """Marks a figure whose run lost messages or had errors: a rate without its losses is no figure."""
+    if report is None or text == "–":
+        return text
+    notes = []
+    if report.get("lost"):
+        notes.append(f"lost {report['lost']}")
+    if report.get("publish_errors"):
+        notes.append(f"{report['publish_errors']} publish errors")
+    return text + (f" ⚠ {', '.join(notes)}" if notes else "")
+
+
+def get(report, *path):
+    for key in path:
+        if report is None:
+            return None
+        report = report.get(key)
+    return report
+
+
+ROWS = [
+    ("1 → 1", "p1s1", "deliveries/s", lambda r: get(r, "delivered_per_sec"), fmt_rate, True),
+    ("1 → 1", "p1s1", "p99 latency, ms", lambda r: get(r, "latency", "p99_us"), fmt_ms, False),
+    ("1 → 1, 1k msg/s offered", "p1s1rate", "p50 / p99 latency, ms",
+     lambda r: None if r is None else (get(r, "latency", "p50_us"), get(r, "latency", "p99_us")),
+     lambda v: "–" if v is None else f"{v[0] / 1000:.2f} / {v[1] / 1000:.2f}", False),
+    ("1 → 100", "p1s100", "deliveries/s", lambda r: get(r, "delivered_per_sec"), fmt_rate, True),
+    ("1 → 100", "p1s100", "p99 latency, ms", lambda r: get(r, "latency", "p99_us"), fmt_ms, False),
+    ("1 → 100, 5k msg/s offered (500k deliveries/s)", "p1s100rate", "deliveries/s",
+     lambda r: get(r, "delivered_per_sec"), fmt_rate, True),
+    ("1 → 100, 5k msg/s offered (500k deliveries/s)", "p1s100rate", "p50 / p99 latency, ms",
+     lambda r: None if r is None else (get(r, "latency", "p50_us"), get(r, "latency", "p99_us")),
+     lambda v: "–" if v is None else f"{v[0] / 1000:.2f} / {v[1] / 1000:.2f}", False),
+    ("1 → 100, permessage-deflate off", "p1s100plain", "deliveries/s",
+     lambda r: get(r, "delivered_per_sec"), fmt_rate, True),
+    ("1 → 100, permessage-deflate off", "p1s100plain", "p99 latency, ms",
+     lambda r: get(r, "latency", "p99_us"), fmt_ms, False),
+    ("50 publishers → 10 subscribers, filter passes 10%", "p50filtered", "publishes/s",
+     lambda r: get(r, "published_per_sec"), fmt_rate, True),
+    ("50 publishers → 10 subscribers, filter passes 10%", "p50filtered", "deliveries/s",
+     lambda r: get(r, "delivered_per_sec"), fmt_rate, True),
+    ("50 publishers → 10 subscribers, filter passes 10%", "p50filtered", "p99 latency, ms",
+     lambda r: get(r, "latency", "p99_us"), fmt_ms, False),
+    (f"{idle} idle authenticated connections", "idle", "server RSS per connection, bytes",
+     lambda r: get(r, "idle", "server_rss_per_connection_bytes"), fmt_rate, False),
+]
+
+available = {t: not os.path.exists(os.path.join(work, f"{t}.unavailable")) for t, _ in TARGETS}
+head = ["Scenario", "Metric"] + [name for _, name in TARGETS] + ["embedded ÷ Python", "Redis ×1 ÷ Python"]
+lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+for scenario, key, metric, pick, fmt, higher_is_better in ROWS:
+    cells, values = [], {}
+    for t, _ in TARGETS:
+        r = load(t, key)
+        v = pick(r) if r else None
+        values[t] = v
+        cells.append(flagged(r, fmt(v)) if available[t] else "n/a")
+    ratios = []
+    for ours in ("embedded", "redis1"):
+        a, b = values.get(ours), values.get("python")
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a and b:
+            if higher_is_better:
+                ratios.append(f"{a / b:.1f}×")
+            elif a <= b:
+                ratios.append(f"{b / a:.1f}× lower")
+            else:
+                ratios.append(f"{a / b:.1f}× higher")
+        else:
+            ratios.append("–")
+    lines.append("| " + " | ".join([scenario, metric] + cells + ratios) + " |")
+
+ceilings = {}
+for cmd in ("publish", "xadd"):
+    try:
+        with open(os.path.join(work, f"redis-bench-{cmd}.csv")) as f:
+            rows = list(csv.reader(f))
+        ceilings[cmd] = float(rows[1][1])
+    except (OSError, IndexError, ValueError):
+        ceilings[cmd] = None
+redis1 = get(load("redis1", "p1s1"), "published_per_sec")
+for cmd, label in (("publish", "PUBLISH"), ("xadd", "XADD")):
+    c = ceilings[cmd]
+    ratio = f"Redis ×1 publishes/s (1 → 1) = {redis1 / c:.2f} of it" if c and redis1 else "–"
+    lines.append(
+        f"| redis-benchmark -P 16 -c 50 {label} (300 B): ceiling of one node | requests/s | "
+        f"{fmt_rate(c)} | | | | {ratio} | |"
+    )
+
+tool = load("embedded", "p1s1")
+notes = []
+for t, name in TARGETS:
+    if not available[t]:
+        with open(os.path.join(work, f"{t}.unavailable"), errors="replace") as f:
+            why = " ".join(f.read().split())[-200:]
+        notes.append(f"- {name}: n/a, the server did not start: `{why}`")
+if tool:
+    notes.append(
+        f"- Load tool's own cost (1 → 1, deflate on): {tool['published_per_cpu_second']:,.0f} publishes per CPU "
+        f"second ({tool['cpu_user_seconds']:.2f} s user + {tool['cpu_system_seconds']:.2f} s system for "
+        f"{tool['published']:,} publishes and {tool['delivered']:,} deliveries)."
+    )
+for t, name in TARGETS:
+    r = load(t, "idle")
+    if r and r.get("idle"):
+        i = r["idle"]
+        notes.append(
+            f"- {name}, idle: {i['held']}/{i['requested']} held in {i['connect_seconds']:.1f} s, RSS "
+            f"{i['server_rss_before_kib']} → {i['server_rss_after_kib']} KiB."
+        )
+
+try:
+    load_avg = open("/proc/loadavg").read().split()[0]
+except OSError:
+    load_avg = "?"
+cpu = ""
+try:
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+except OSError:
+    pass
+try:
+    redis_version = "Redis " + subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2].removeprefix("v=")
+except (OSError, IndexError):
+    redis_version = "?"
+print(f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node()}: "
+      f"{cpu}, {os.cpu_count()} cores, Linux {platform.release()}, {redis_version}. "
+      f"Server (and its Redis) pinned to core {server_cpu}, load tool to core {tool_cpu}; "
+      f"{dur} s of publishing per scenario, 300-byte messages, permessage-deflate on unless said otherwise, "
+      f"max rate (256 unacknowledged publishes per publisher) unless a rate is given. "
+      f"Load average when the table was written: {load_avg} (other processes share these cores). "
+      f"Command: `benches/compare.sh`.\n")
+print("\n".join(lines))
+if notes:
+    print()
+    print("\n".join(notes))

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Idle connection scale: for each count (default 10k, 50k, 100k), a fresh `cobra run` (embedded backend),
+# then `cobra bench --idle N` holds N authenticated idle connections spread over 127.0.0.x source
+# addresses, and reads the server's VmRSS before and after from /proc. Prints one line per count.
+# A count beyond what the file-descriptor limit allows (`ulimit -Hn`, one descriptor per connection in
+# each process) is reported as not measurable rather than silently lowered.
+#
+# Usage: scripts/bench-idle.sh [COUNT...]      Env: COBRA_BIN, BENCH_SERVER_CPU=0, BENCH_TOOL_CPU=1,
+#        BENCH_IDLE_OPTS="--no-deflate --idle-sources 4"  more `cobra bench` options,
+#        BENCH_MASSIF=N  also run the server under valgrind massif with N connections and print the top
+#                        allocation sites (slow: keep N around 1000).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SERVER_CPU="${BENCH_SERVER_CPU:-0}"
+TOOL_CPU="${BENCH_TOOL_CPU:-1}"
+COUNTS=("$@")
+[ ${#COUNTS[@]} -gt 0 ] || COUNTS=(10000 50000 100000)
+WORK="$(mktemp -d /tmp/cobra-idle.XXXXXX)"
+SERVER_PID=""
+cleanup() {
+  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+ulimit -n "$(ulimit -Hn)"
+FD_LIMIT="$(ulimit -n)"
+if [ -z "${COBRA_BIN:-}" ]; then
+  export CARGO_BUILD_BUILD_DIR="${CARGO_BUILD_BUILD_DIR:-/work/cargo-build}"
+  (cd "$ROOT" && cargo build --profile bench -p cobra-server --bin cobra >&2)
+  COBRA_BIN="$ROOT/target/release/cobra"
+fi
+"$COBRA_BIN" init --apps-config "$WORK/apps.yaml" --force >/dev/null
+export COBRA_APPS_CONFIG="$WORK/apps.yaml"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+start() { # $@ = command prefix (e.g. valgrind ...)
+  PORT="$(free_port)"
+  taskset -c "$SERVER_CPU" "$@" "$COBRA_BIN" run --host 127.0.0.1 --port "$PORT" \
+    --apps-config "$WORK/apps.yaml" --max-connections "$MAX_CONN" >"$WORK/server.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 600); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "server did not start: $(tail -c 300 "$WORK/server.log")" >&2
+  exit 1
+}
+stop() {
+  kill -INT "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+}
+
+echo "fd limit (ulimit -Hn): $FD_LIMIT"
+for n in "${COUNTS[@]}"; do
+  if [ "$n" -gt $((FD_LIMIT - 200)) ]; then
+    echo "$n idle: not measurable here: needs $n descriptors per process, ulimit -Hn is $FD_LIMIT"
+    continue
+  fi
+  MAX_CONN=$((n + 1000))
+  start
+  # shellcheck disable=SC2086
+  taskset -c "$TOOL_CPU" "$COBRA_BIN" bench --endpoint "ws://127.0.0.1:$PORT" --publishers 0 --subscribers 0 \
+    --duration 0.1 --idle "$n" --server-pid "$SERVER_PID" --json --quiet ${BENCH_IDLE_OPTS:-} >"$WORK/idle-$n.json"
+  python3 - "$WORK/idle-$n.json" <<'PY'
+import json, sys
+i = json.load(open(sys.argv[1]))["idle"]
+print(f"{i['requested']} idle: {i['held']} held ({i['failed']} failed) in {i['connect_seconds']:.1f} s over "
+      f"{len(i['sources']) or 1} source address(es); server RSS {i['server_rss_before_kib']} -> "
+      f"{i['server_rss_after_kib']} KiB = {i['server_rss_per_connection_bytes']:.0f} B per connection")
+PY
+  stop
+done
+
+if [ -n "${BENCH_MASSIF:-}" ]; then
+  MAX_CONN=$((BENCH_MASSIF + 1000))
+  start valgrind --tool=massif --massif-out-file="$WORK/massif.out" --threshold=0.5 --detailed-freq=1
+  taskset -c "$TOOL_CPU" "$COBRA_BIN" bench --endpoint "ws://127.0.0.1:$PORT" --publishers 0 --subscribers 0 \
+    --duration 0.1 --idle "$BENCH_MASSIF" --timeout 60 --quiet >/dev/null
+  stop
+  # The peak snapshot's allocation tree: what holds the memory of BENCH_MASSIF idle connections.
+  ms_print "$WORK/massif.out" | awk '/^ *n *time/ {n++} n>=2' | head -120
+fi
