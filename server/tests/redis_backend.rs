@@ -694,3 +694,35 @@ async fn namespaces_keep_deployments_apart() {
         ]
     );
 }
+
+/// `channel_max_length: 0` keeps no history, like the embedded backend: live delivery only,
+/// and any earlier position is expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_max_length_keeps_no_history() {
+    let servers = spawn(1);
+    let b = backend(&servers, 0).await;
+    let k = ChannelKey::new("app", "nohistory");
+    let (live_mb, live) = subscriber();
+    b.subscribe(&k, StartAt::Live, live)
+        .await
+        .expect("subscribe");
+    let first = b.publish(&k, msg(0)).await.expect("publish");
+    for i in 1..3 {
+        b.publish(&k, msg(i)).await.expect("publish");
+    }
+    assert_eq!(numbers(&collect(&live_mb, 3).await), vec![0, 1, 2]);
+    let (mb, s) = subscriber();
+    let ack = b
+        .subscribe(&k, StartAt::After(first), s)
+        .await
+        .expect("subscribe");
+    assert_eq!(ack.expired, Some(3));
+    let (mb0, s0) = subscriber();
+    let ack = b
+        .subscribe(&k, StartAt::After(Position::ZERO), s0)
+        .await
+        .expect("subscribe");
+    assert_eq!(ack.expired, None);
+    assert_quiet(&mb).await;
+    assert_quiet(&mb0).await;
+}
