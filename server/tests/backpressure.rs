@@ -16,7 +16,10 @@ fn slow_subscriber_does_not_stall_fast_one_and_gets_out_of_sync() {
     let mut slow = Client::authed(addr, "app1", "all");
     slow.request("rtm/subscribe", json!({"channel": "c"}));
     let mut slow_ff = Client::authed(addr, "app1", "all");
-    slow_ff.request("rtm/subscribe", json!({"channel": "c", "fast_forward": true}));
+    slow_ff.request(
+        "rtm/subscribe",
+        json!({"channel": "c", "fast_forward": true}),
+    );
     let mut fast = Client::authed(addr, "app1", "all");
     fast.request("rtm/subscribe", json!({"channel": "c"}));
 
@@ -28,7 +31,10 @@ fn slow_subscriber_does_not_stall_fast_one_and_gets_out_of_sync() {
     let mut expected = 0;
     for window in 0..COUNT / WINDOW {
         for n in window * WINDOW..(window + 1) * WINDOW {
-            p.send("rtm/publish", json!({"channel": "c", "message": {"n": n, "pad": pad}}));
+            p.send(
+                "rtm/publish",
+                json!({"channel": "c", "message": {"n": n, "pad": pad}}),
+            );
         }
         for _ in 0..WINDOW {
             assert_eq!(p.recv_json()["action"], "rtm/publish/ok");
@@ -36,7 +42,10 @@ fn slow_subscriber_does_not_stall_fast_one_and_gets_out_of_sync() {
         while expected < (window + 1) * WINDOW {
             let d = fast.next_data();
             for m in d["body"]["messages"].as_array().unwrap() {
-                assert_eq!(m["n"], expected, "the fast subscriber lost or reordered a message");
+                assert_eq!(
+                    m["n"], expected,
+                    "the fast subscriber lost or reordered a message"
+                );
                 expected += 1;
             }
         }
@@ -69,12 +78,23 @@ fn slow_subscriber_does_not_stall_fast_one_and_gets_out_of_sync() {
         }
     }
     // fast_forward keeps the subscription: a new message still arrives; out_of_sync removed it.
-    p.request("rtm/publish", json!({"channel": "c", "message": {"n": "after"}}));
-    common::eventually("the fast-forwarded subscriber to get the new message", || {
-        let v = slow_ff.recv_json();
-        let last = v["body"]["messages"].as_array().and_then(|m| m.last().cloned());
-        (last.is_some_and(|m| m["n"] == "after")).then_some(())
-    });
+    p.request(
+        "rtm/publish",
+        json!({"channel": "c", "message": {"n": "after"}}),
+    );
+    common::eventually(
+        "the fast-forwarded subscriber to get the new message",
+        || {
+            let v = slow_ff.recv_json();
+            let last = v["body"]["messages"]
+                .as_array()
+                .and_then(|m| m.last().cloned());
+            (last.is_some_and(|m| m["n"] == "after")).then_some(())
+        },
+    );
     let r = slow.request("rtm/unsubscribe", json!({"subscription_id": "c"}));
-    assert_eq!(r["body"]["error"], "unknown_subscription", "out_of_sync removed the subscription");
+    assert_eq!(
+        r["body"]["error"], "unknown_subscription",
+        "out_of_sync removed the subscription"
+    );
 }

@@ -8,7 +8,12 @@ use common::{Client, start_with};
 use serde_json::{Value, json};
 
 fn messages(d: &Value) -> Vec<i64> {
-    d["body"]["messages"].as_array().unwrap().iter().map(|m| m["n"].as_i64().unwrap()).collect()
+    d["body"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["n"].as_i64().unwrap())
+        .collect()
 }
 
 #[test]
@@ -40,9 +45,13 @@ fn resume_from_position_has_no_gap_and_no_duplicate() {
                 acks += 1;
             }
         }
+        p
     });
     let mut again = Client::authed(addr, "app1", "all");
-    let ok = again.request("rtm/subscribe", json!({"channel": "c", "position": last_pos}));
+    let ok = again.request(
+        "rtm/subscribe",
+        json!({"channel": "c", "position": last_pos}),
+    );
     assert_eq!(ok["action"], "rtm/subscribe/ok");
     let mut expected = 20;
     while expected < 2000 {
@@ -52,7 +61,14 @@ fn resume_from_position_has_no_gap_and_no_duplicate() {
             expected += 1;
         }
     }
-    publisher.join().unwrap();
+    let mut p = publisher.join().unwrap();
+    // Nothing after the last one either: the next message is a fresh marker.
+    p.request("rtm/publish", json!({"channel": "c", "message": {"n": -1}}));
+    assert_eq!(
+        messages(&again.next_data()),
+        [-1],
+        "duplicate after the end"
+    );
 }
 
 #[test]
@@ -66,7 +82,10 @@ fn position_zero_replays_everything_kept_and_dollar_only_new() {
     }
     let mut s = Client::authed(addr, "app1", "all");
     let ok = s.request("rtm/subscribe", json!({"channel": "c", "position": "0-0"}));
-    assert_eq!(ok["body"]["position"], last, "subscribe/ok carries the current position");
+    assert_eq!(
+        ok["body"]["position"], last,
+        "subscribe/ok carries the current position"
+    );
     let got: Vec<i64> = (0..5).flat_map(|_| messages(&s.next_data())).collect();
     assert_eq!(got, [3, 4, 5, 6, 7]);
     let mut live = Client::authed(addr, "app1", "all");
@@ -81,7 +100,9 @@ fn expired_position_without_fast_forward_is_an_error() {
     let server = start_with(3, |_| {});
     let addr = server.local_addr();
     let mut p = Client::authed(addr, "app1", "all");
-    let first = p.request("rtm/publish", json!({"channel": "c", "message": {"n": 0}}))["body"]["position"].clone();
+    let first =
+        p.request("rtm/publish", json!({"channel": "c", "message": {"n": 0}}))["body"]["position"]
+            .clone();
     for n in 1..10 {
         p.request("rtm/publish", json!({"channel": "c", "message": {"n": n}}));
     }
@@ -102,16 +123,24 @@ fn expired_position_with_fast_forward_continues_from_oldest() {
     let server = start_with(3, |_| {});
     let addr = server.local_addr();
     let mut p = Client::authed(addr, "app1", "all");
-    let first = p.request("rtm/publish", json!({"channel": "c", "message": {"n": 0}}))["body"]["position"].clone();
+    let first =
+        p.request("rtm/publish", json!({"channel": "c", "message": {"n": 0}}))["body"]["position"]
+            .clone();
     for n in 1..10 {
         p.request("rtm/publish", json!({"channel": "c", "message": {"n": n}}));
     }
     let mut s = Client::authed(addr, "app1", "all");
-    let ok = s.request("rtm/subscribe", json!({"channel": "c", "position": first, "fast_forward": true}));
+    let ok = s.request(
+        "rtm/subscribe",
+        json!({"channel": "c", "position": first, "fast_forward": true}),
+    );
     assert_eq!(ok["action"], "rtm/subscribe/ok");
     let info = s.recv_json();
     assert_eq!(info["action"], "rtm/subscription/info");
-    assert!(info["body"]["missed_message_count"].as_u64().unwrap() >= 6, "{info}");
+    assert!(
+        info["body"]["missed_message_count"].as_u64().unwrap() >= 6,
+        "{info}"
+    );
     let got: Vec<i64> = (0..3).flat_map(|_| messages(&s.next_data())).collect();
     assert_eq!(got, [7, 8, 9]);
 }
@@ -125,7 +154,10 @@ fn batch_size_groups_and_flushes_a_partial_batch() {
         p.request("rtm/publish", json!({"channel": "c", "message": {"n": n}}));
     }
     let mut s = Client::authed(addr, "app1", "all");
-    s.request("rtm/subscribe", json!({"channel": "c", "position": "0-0", "batch_size": 3}));
+    s.request(
+        "rtm/subscribe",
+        json!({"channel": "c", "position": "0-0", "batch_size": 3}),
+    );
     let d0 = s.next_data();
     assert_eq!(messages(&d0), [0, 1, 2]);
     assert_eq!(d0["id"], 0);
@@ -136,6 +168,9 @@ fn batch_size_groups_and_flushes_a_partial_batch() {
     assert_eq!(messages(&d2), [6]);
     assert_eq!(d2["id"], 2);
     assert!(t.elapsed() < Duration::from_secs(2));
-    let r = s.request("rtm/subscribe", json!({"channel": "x", "batch_size": 1_000_000}));
+    let r = s.request(
+        "rtm/subscribe",
+        json!({"channel": "x", "batch_size": 1_000_000}),
+    );
     assert_eq!(r["body"]["error"], "invalid_batch_size");
 }

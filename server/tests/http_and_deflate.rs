@@ -40,14 +40,21 @@ fn unknown_or_missing_appkey_is_403_and_plain_get_is_426() {
 
 #[test]
 fn stalled_upgrade_is_dropped_and_unauthenticated_session_times_out() {
-    let server = start_with(10, |s| s.limits.handshake_timeout = Duration::from_millis(200));
+    let server = start_with(10, |s| {
+        s.limits.handshake_timeout = Duration::from_millis(200)
+    });
     let addr = server.local_addr();
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET /v2?appkey=app1 HTTP/1.1\r\nHost: x\r\n").unwrap();
+    s.write_all(b"GET /v2?appkey=app1 HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
     let t = Instant::now();
     let mut buf = [0u8; 64];
-    assert_eq!(s.read(&mut buf).unwrap_or(0), 0, "server closes the stalled upgrade");
+    assert_eq!(
+        s.read(&mut buf).unwrap_or(0),
+        0,
+        "server closes the stalled upgrade"
+    );
     assert!(t.elapsed() < Duration::from_secs(4));
     let mut c = Client::connect(addr, "app1");
     assert_eq!(c.expect_close(), 1008);
@@ -57,15 +64,25 @@ fn round_trip(offer: &str) {
     let server = start();
     let addr = server.local_addr();
     let mut s = Client::connect_ext(addr, "app1", Some(offer)).expect("connect with deflate");
-    assert!(s.response.extensions.as_deref().is_some_and(|e| e.starts_with("permessage-deflate")), "{offer}");
+    assert!(
+        s.response
+            .extensions
+            .as_deref()
+            .is_some_and(|e| e.starts_with("permessage-deflate")),
+        "{offer}"
+    );
     assert!(s.codec.deflate().is_some());
     s.auth("all", SECRET).unwrap();
     s.request("rtm/subscribe", json!({"channel": "c"}));
     let mut p = Client::connect_ext(addr, "app1", Some(offer)).unwrap();
     p.auth("all", SECRET).unwrap();
     for i in 0..20 {
-        let msg = json!({"i": i, "device": {"game": "wiso", "os_name": "iOS"}, "pad": "abc".repeat(100)});
-        p.request("rtm/publish", json!({"channel": "c", "message": msg.clone()}));
+        let msg =
+            json!({"i": i, "device": {"game": "wiso", "os_name": "iOS"}, "pad": "abc".repeat(100)});
+        p.request(
+            "rtm/publish",
+            json!({"channel": "c", "message": msg.clone()}),
+        );
         assert_eq!(s.next_data()["body"]["messages"], json!([msg]));
     }
 }
@@ -120,10 +137,17 @@ fn stats_message_arrives_on_stats_channel() {
     let d = s.next_data();
     let m = &d["body"]["messages"][0];
     assert!(m["node"].is_string(), "{m}");
-    assert!(m["data"]["cobra"]["published_count"]["all"].as_i64().unwrap() >= 1, "{m}");
+    assert!(
+        m["data"]["cobra"]["published_count"]["all"]
+            .as_i64()
+            .unwrap()
+            >= 1,
+        "{m}"
+    );
     assert!(m["data"]["cobra"]["subscribed_count"].is_object());
     assert!(m["data"]["channel_data"]["published_count"].is_object());
     assert!(m["data"]["system"]["connections"].as_u64().unwrap() >= 2);
     assert!(m["data"]["system"]["mem_bytes"].as_u64().unwrap() > 0);
     assert!(m["data"]["system"]["uptime"].is_string());
+    assert_eq!(m["data"]["backend"][0]["connected"], true, "{m}");
 }

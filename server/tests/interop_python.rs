@@ -679,3 +679,80 @@ fn python_subscribe_from_position_with_batches() {
     let expected_sizes = if reference { vec![3, 3] } else { vec![3, 3, 1] };
     assert_eq!(sizes, expected_sizes, "batches: {received:?}");
 }
+
+/// The `connection_id` in a logged `auth/handshake/ok` (`'connection_id': 'abc'`).
+fn logged_connection_id(line: &str) -> Option<String> {
+    if !line.contains("auth/handshake/ok") {
+        return None;
+    }
+    let rest = &line[line.find("'connection_id': '")? + "'connection_id': '".len()..];
+    Some(rest[..rest.find('\'')?].to_owned())
+}
+
+#[test]
+fn python_admin_disconnects_a_connection() {
+    let Some(cobra) = python_cobra() else { return };
+    let server = Server::start(&cobra);
+
+    // A subscriber that reconnects by itself when dropped (the client's retry loop).
+    let creds = server.credentials("_pubsub");
+    let mut cmd = server.python(&cobra, &["-v", "subscribe"]);
+    cmd.args(&creds)
+        .args(["--channel", "interop_admin", "--disable_debug_memory"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut subscriber = Guard(cmd.spawn().expect("spawn python subscriber"));
+    let rx = stderr_lines(&mut subscriber.0);
+    let mut first_id = None;
+    let (lines, subscribed) = read_until(&rx, COMMAND_TIMEOUT, |l| {
+        first_id = first_id.take().or_else(|| logged_connection_id(l));
+        l.contains("rtm/subscribe/ok")
+    });
+    let first_id = first_id.unwrap_or_default();
+    assert!(
+        subscribed && !first_id.is_empty(),
+        "subscriber not up:\n{}\n{}",
+        lines.join("\n"),
+        server.log()
+    );
+
+    let run = python_run(
+        &server,
+        &cobra,
+        "admin",
+        &["--action", "disconnect", "--connection_id", &first_id],
+        "_admin",
+    );
+    assert!(
+        run.success(),
+        "cobra admin --action disconnect:\n{run}\n{}",
+        server.log()
+    );
+
+    // Dropped, it comes back as a new connection.
+    let mut second_id = None;
+    let (lines, reconnected) = read_until(&rx, COMMAND_TIMEOUT, |l| {
+        second_id = second_id.take().or_else(|| logged_connection_id(l));
+        second_id.is_some() && l.contains("rtm/subscribe/ok")
+    });
+    let second_id = second_id.unwrap_or_default();
+    assert!(
+        reconnected && second_id != first_id,
+        "the subscriber was not disconnected (or did not come back):\n{}\n{}",
+        lines.join("\n"),
+        server.log()
+    );
+    let run = python_run(
+        &server,
+        &cobra,
+        "admin",
+        &["--action", "get_connections"],
+        "_admin",
+    );
+    assert!(
+        run.success() && run.stdout.contains(&second_id) && !run.stdout.contains(&first_id),
+        "after the disconnect, {first_id} must be gone and {second_id} listed:\n{run}\n{}",
+        server.log()
+    );
+}

@@ -38,10 +38,16 @@ fn wrong_secret_unknown_role_and_bad_method_are_refused() {
     assert_eq!(e["body"]["error"], "authentication_failed");
     let e = c.auth("nobody", SECRET).unwrap_err();
     assert_eq!(e["body"]["error"], "authentication_failed");
-    let r = c.request("auth/handshake", json!({"method": "digest", "data": {"role": "all"}}));
+    let r = c.request(
+        "auth/handshake",
+        json!({"method": "digest", "data": {"role": "all"}}),
+    );
     assert_eq!(r["action"], "auth/handshake/error");
     assert_eq!(r["body"]["error"], "unsupported_method");
-    let r = c.request("auth/authenticate", json!({"method": "role_secret", "credentials": {"hash": "x"}}));
+    let r = c.request(
+        "auth/authenticate",
+        json!({"method": "role_secret", "credentials": {"hash": "x"}}),
+    );
     assert_eq!(r["body"]["error"], "handshake_required");
     // Still usable after failures.
     c.auth("all", SECRET).expect("auth ok after failures");
@@ -98,10 +104,17 @@ fn publish_subscribe_round_trip_with_ids_from_zero() {
     assert!(ok["body"]["position"].is_string());
     let mut p = Client::authed(server.local_addr(), "app1", "all");
     for i in 0..3 {
-        let r = p.request("rtm/publish", json!({"channel": "fps", "message": {"data": {"fps": i}}}));
+        let r = p.request(
+            "rtm/publish",
+            json!({"channel": "fps", "message": {"data": {"fps": i}}}),
+        );
         assert_eq!(r["action"], "rtm/publish/ok");
         assert_eq!(r["body"]["channels"], json!(["fps"]));
-        assert!(r["body"]["position"].as_str().is_some_and(|p| p.contains('-')));
+        assert!(
+            r["body"]["position"]
+                .as_str()
+                .is_some_and(|p| p.contains('-'))
+        );
     }
     for i in 0..3 {
         let d = s.next_data();
@@ -116,12 +129,25 @@ fn publish_subscribe_round_trip_with_ids_from_zero() {
 fn publish_to_channels_list_and_subscription_id_default() {
     let server = start();
     let mut s = Client::authed(server.local_addr(), "app1", "all");
-    s.request("rtm/subscribe", json!({"channel": "b", "subscription_id": "mine"}));
+    s.request(
+        "rtm/subscribe",
+        json!({"channel": "b", "subscription_id": "mine"}),
+    );
     s.request("rtm/subscribe", json!({"subscription_id": "a"}));
     let mut p = Client::authed(server.local_addr(), "app1", "all");
-    let r = p.request("rtm/publish", json!({"channels": ["a", "b"], "message": {"x": 1}}));
+    let r = p.request(
+        "rtm/publish",
+        json!({"channels": ["a", "b"], "message": {"x": 1}}),
+    );
     assert_eq!(r["body"]["channels"], json!(["a", "b"]));
-    let mut got: Vec<String> = (0..2).map(|_| s.next_data()["body"]["subscription_id"].as_str().unwrap().to_owned()).collect();
+    let mut got: Vec<String> = (0..2)
+        .map(|_| {
+            s.next_data()["body"]["subscription_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
     got.sort();
     assert_eq!(got, ["a", "mine"]);
 }
@@ -139,6 +165,14 @@ fn publish_errors() {
     assert_eq!(r["body"]["error"], "invalid_body");
     let r = c.request("rtm/publish", json!({"channels": [], "message": 1}));
     assert_eq!(r["body"]["error"], "missing_channel");
+    let many: Vec<String> = (0..10_000).map(|i| format!("c{i}")).collect();
+    let r = c.request("rtm/publish", json!({"channels": many, "message": 1}));
+    assert_eq!(r["body"]["error"], "too_many_channels");
+    let r = c.request(
+        "rtm/publish",
+        json!({"channels": ["a", "b", "a"], "channel": "b", "message": 1}),
+    );
+    assert_eq!(r["body"]["channels"], json!(["a", "b"]));
 }
 
 #[test]
@@ -148,14 +182,35 @@ fn subscribe_errors_and_unsubscribe() {
     let r = c.request("rtm/subscribe", json!({"filter": "select nonsense"}));
     assert_eq!(r["action"], "rtm/subscribe/error");
     assert_eq!(r["body"]["error"], "invalid_filter");
-    let r = c.request("rtm/subscribe", json!({"channel": "c", "position": "yesterday"}));
+    let r = c.request(
+        "rtm/subscribe",
+        json!({"channel": "c", "position": "yesterday"}),
+    );
     assert_eq!(r["body"]["error"], "invalid_position");
     let r = c.request("rtm/subscribe", json!({}));
     assert_eq!(r["body"]["error"], "missing_channel");
-    assert_eq!(c.request("rtm/subscribe", json!({"channel": "c1"}))["action"], "rtm/subscribe/ok");
+    let long = "x".repeat(5000);
+    let r = c.request("rtm/subscribe", json!({"channel": long}));
+    assert_eq!(r["body"]["error"], "invalid_subscription_id");
+    let r = c.request(
+        "rtm/subscribe",
+        json!({"channel": long, "subscription_id": "s"}),
+    );
+    assert_eq!(r["body"]["error"], "invalid_channel");
+    let r = c.request("rtm/publish", json!({"channel": long, "message": 1}));
+    assert_eq!(r["body"]["error"], "invalid_channel");
+    let r = c.request("rtm/write", json!({"channel": "", "message": 1}));
+    assert_eq!(r["body"]["error"], "missing_channel");
+    assert_eq!(
+        c.request("rtm/subscribe", json!({"channel": "c1"}))["action"],
+        "rtm/subscribe/ok"
+    );
     let r = c.request("rtm/subscribe", json!({"channel": "c1"}));
     assert_eq!(r["body"]["error"], "already_subscribed");
-    assert_eq!(c.request("rtm/subscribe", json!({"channel": "c2"}))["action"], "rtm/subscribe/ok");
+    assert_eq!(
+        c.request("rtm/subscribe", json!({"channel": "c2"}))["action"],
+        "rtm/subscribe/ok"
+    );
     let r = c.request("rtm/subscribe", json!({"channel": "c3"}));
     assert_eq!(r["body"]["error"], "too_many_subscriptions");
     let r = c.request("rtm/unsubscribe", json!({"subscription_id": "c1"}));
@@ -199,20 +254,37 @@ fn read_write_delete() {
     let r = c.request("rtm/read", json!({"channel": "k"}));
     assert_eq!(r["action"], "rtm/read/ok");
     assert_eq!(r["body"]["message"], json!(null));
-    let w = c.request("rtm/write", json!({"channel": "k", "message": {"v": [1, 2]}}));
+    let w = c.request(
+        "rtm/write",
+        json!({"channel": "k", "message": {"v": [1, 2]}}),
+    );
     assert_eq!(w["action"], "rtm/write/ok");
     assert!(w["body"]["stream"].is_string());
-    assert_eq!(c.request("rtm/read", json!({"channel": "k"}))["body"]["message"], json!({"v": [1, 2]}));
-    assert_eq!(c.request("rtm/delete", json!({"channel": "k"}))["action"], "rtm/delete/ok");
-    assert_eq!(c.request("rtm/read", json!({"channel": "k"}))["body"]["message"], json!(null));
+    assert_eq!(
+        c.request("rtm/read", json!({"channel": "k"}))["body"]["message"],
+        json!({"v": [1, 2]})
+    );
+    assert_eq!(
+        c.request("rtm/delete", json!({"channel": "k"}))["action"],
+        "rtm/delete/ok"
+    );
+    assert_eq!(
+        c.request("rtm/read", json!({"channel": "k"}))["body"]["message"],
+        json!(null)
+    );
     let r = c.request("rtm/write", json!({"channel": "k"}));
     assert_eq!(r["body"]["error"], "missing_message");
     let r = c.request("rtm/read", json!({}));
     assert_eq!(r["body"]["error"], "missing_channel");
     // Read at a position gives that history message.
-    let p = c.request("rtm/publish", json!({"channel": "h", "message": "first"}))["body"]["position"].clone();
+    let p =
+        c.request("rtm/publish", json!({"channel": "h", "message": "first"}))["body"]["position"]
+            .clone();
     c.request("rtm/publish", json!({"channel": "h", "message": "second"}));
-    assert_eq!(c.request("rtm/read", json!({"channel": "h", "position": p}))["body"]["message"], "first");
+    assert_eq!(
+        c.request("rtm/read", json!({"channel": "h", "position": p}))["body"]["message"],
+        "first"
+    );
     let r = c.request("rtm/read", json!({"channel": "h", "position": "1-1"}));
     assert_eq!(r["action"], "rtm/read/error");
 }
@@ -224,15 +296,30 @@ fn apps_are_isolated() {
     let mut b = Client::authed(server.local_addr(), "app2", "all");
     b.request("rtm/subscribe", json!({"channel": "shared"}));
     a.request("rtm/subscribe", json!({"channel": "shared"}));
-    a.request("rtm/write", json!({"channel": "key", "message": "from app1"}));
-    assert_eq!(b.request("rtm/read", json!({"channel": "key"}))["body"]["message"], json!(null));
-    Client::authed(server.local_addr(), "app1", "all").request("rtm/publish", json!({"channel": "shared", "message": "app1 only"}));
-    Client::authed(server.local_addr(), "app2", "all").request("rtm/publish", json!({"channel": "shared", "message": "app2 only"}));
+    a.request(
+        "rtm/write",
+        json!({"channel": "key", "message": "from app1"}),
+    );
+    assert_eq!(
+        b.request("rtm/read", json!({"channel": "key"}))["body"]["message"],
+        json!(null)
+    );
+    Client::authed(server.local_addr(), "app1", "all").request(
+        "rtm/publish",
+        json!({"channel": "shared", "message": "app1 only"}),
+    );
+    Client::authed(server.local_addr(), "app2", "all").request(
+        "rtm/publish",
+        json!({"channel": "shared", "message": "app2 only"}),
+    );
     assert_eq!(a.next_data()["body"]["messages"], json!(["app1 only"]));
     assert_eq!(b.next_data()["body"]["messages"], json!(["app2 only"]));
     // History too: replay from 0-0 only sees the app's own messages.
     let mut b2 = Client::authed(server.local_addr(), "app2", "all");
-    b2.request("rtm/subscribe", json!({"channel": "shared", "position": "0-0"}));
+    b2.request(
+        "rtm/subscribe",
+        json!({"channel": "shared", "position": "0-0"}),
+    );
     assert_eq!(b2.next_data()["body"]["messages"], json!(["app2 only"]));
     let r = b2.request("rtm/publish", json!({"channel": "marker", "message": 0}));
     assert_eq!(r["action"], "rtm/publish/ok");
@@ -241,7 +328,12 @@ fn apps_are_isolated() {
 #[test]
 fn unknown_action_and_bad_json_get_bad_schema_then_close_1000() {
     let server = start();
-    for text in [r#"{"action": "rtm/dance", "id": 9, "body": {}}"#, "not json", r#"{"id": 3}"#, "[1,2]"] {
+    for text in [
+        r#"{"action": "rtm/dance", "id": 9, "body": {}}"#,
+        "not json",
+        r#"{"id": 3}"#,
+        "[1,2]",
+    ] {
         let mut c = Client::connect(server.local_addr(), "app1");
         c.send_text(text);
         let v = c.recv_json();
@@ -268,9 +360,16 @@ fn admin_lists_and_closes_connections() {
     // The probe connection was dropped: eventually gone from the list.
     common::eventually("probe connection to disappear", || {
         let r = admin.request("admin/get_connections", json!({}));
-        (!r["body"]["connections"].as_array().unwrap().contains(&victim_id)).then_some(())
+        (!r["body"]["connections"]
+            .as_array()
+            .unwrap()
+            .contains(&victim_id))
+        .then_some(())
     });
-    let hs = victim.request("auth/handshake", json!({"method": "role_secret", "data": {"role": "sub"}}));
+    let hs = victim.request(
+        "auth/handshake",
+        json!({"method": "role_secret", "data": {"role": "sub"}}),
+    );
     let vid = hs["body"]["data"]["connection_id"].clone();
     let r = admin.request("admin/close_connection", json!({"connection_id": vid}));
     assert_eq!(r["action"], "admin/close_connection/ok");
@@ -280,11 +379,76 @@ fn admin_lists_and_closes_connections() {
 }
 
 #[test]
+fn publish_rate_limit_refuses_the_excess() {
+    let server = common::start_with(1000, |s| {
+        s.limits.publish_rate_limit = std::num::NonZeroU32::new(5)
+    });
+    let mut c = Client::authed(server.local_addr(), "app1", "all");
+    let results: Vec<serde_json::Value> = (0..20)
+        .map(|i| c.request("rtm/publish", json!({"channel": "c", "message": i})))
+        .collect();
+    let ok = results
+        .iter()
+        .filter(|r| r["action"] == "rtm/publish/ok")
+        .count();
+    // A burst of one second's worth passes (plus what refills while the loop runs), the rest
+    // is refused with a stable code.
+    assert!((5..20).contains(&ok), "{results:?}");
+    for r in results.iter().filter(|r| r["action"] != "rtm/publish/ok") {
+        assert_eq!(r["action"], "rtm/publish/error");
+        assert_eq!(r["body"]["error"], "rate_limited");
+    }
+}
+
+#[test]
+fn admins_reach_only_their_app_except_the_admin_app() {
+    let server = start();
+    let addr = server.local_addr();
+    let mut victim = Client::connect(addr, "app1");
+    let vid = victim.auth("sub", SECRET).unwrap()["connection_id"].clone();
+    let mut other = Client::authed(addr, "app2", "all");
+    let ids = other.request("admin/get_connections", json!({}))["body"]["connections"].clone();
+    assert!(!ids.as_array().unwrap().contains(&vid), "{ids}");
+    let r = other.request("admin/close_connection", json!({"connection_id": vid}));
+    assert_eq!(r["body"]["error"], "unknown_connection");
+    let mut root = Client::authed(addr, "_admin", "all");
+    let ids = root.request("admin/get_connections", json!({}))["body"]["connections"].clone();
+    assert!(ids.as_array().unwrap().contains(&vid), "{ids}");
+    let r = root.request("admin/close_connection", json!({"connection_id": vid}));
+    assert_eq!(r["action"], "admin/close_connection/ok");
+    assert_eq!(victim.expect_close(), 1000);
+}
+
+#[test]
 fn request_without_id_gets_an_id() {
     let server = start();
     let mut c = Client::connect(server.local_addr(), "app1");
-    c.send_text(r#"{"action":"auth/handshake","body":{"method":"role_secret","data":{"role":"all"}}}"#);
+    c.send_text(
+        r#"{"action":"auth/handshake","body":{"method":"role_secret","data":{"role":"all"}}}"#,
+    );
     let v = c.recv_json();
     assert_eq!(v["action"], "auth/handshake/ok");
     assert!(v.get("id").is_some());
+}
+
+#[test]
+fn ping_gets_pong_binary_json_works_and_binary_garbage_closes_1007() {
+    let server = start();
+    let mut c = Client::connect(server.local_addr(), "app1");
+    let mut out = Vec::new();
+    c.codec.encode_ping(b"hello", &mut out).unwrap();
+    c.send_raw(&out);
+    // The test client answers pings itself; read the raw pong here.
+    match c.recv() {
+        Ok(cobra_wire::ws::Message::Pong(p)) => assert_eq!(p, b"hello"),
+        other => panic!("expected pong, got {other:?}"),
+    }
+    out.clear();
+    c.codec.encode_binary(br#"{"action":"auth/handshake","id":5,"body":{"method":"role_secret","data":{"role":"all"}}}"#, &mut out);
+    c.send_raw(&out);
+    assert_eq!(c.recv_json()["action"], "auth/handshake/ok");
+    out.clear();
+    c.codec.encode_binary(&[0xff, 0xfe, 0x00], &mut out);
+    c.send_raw(&out);
+    assert_eq!(c.expect_close(), 1007);
 }

@@ -15,6 +15,7 @@ pub const MAX_HEADERS: usize = 64;
 
 /// Why an upgrade failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum HandshakeError {
     /// The head is larger than [`Limits::max_handshake_bytes`].
     #[error("HTTP head larger than {0} bytes")]

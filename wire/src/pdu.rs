@@ -61,6 +61,7 @@ pub mod error_code {
 
 /// Why a PDU could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PduError {
     /// Not a JSON object with a string `action`.
     #[error("bad PDU: {0}")]
@@ -105,24 +106,46 @@ impl<'a> Pdu<'a> {
     /// Reads the body as `T`. A wrong type or a missing field is a
     /// [`PduError::BadBody`] naming it.
     pub fn body_as<T: DeserializeOwned>(&self) -> Result<T, PduError> {
-        let body = self.body.ok_or_else(|| PduError::MissingBody {
-            action: self.action.to_string(),
-        })?;
-        serde_json::from_str(body.get()).map_err(|e| PduError::BadBody {
-            action: self.action.to_string(),
-            message: e.to_string(),
-        })
+        let body = self.object_body()?;
+        serde_json::from_str(body).map_err(|_| self.body_error::<T>(body))
     }
 
     /// Reads the body as `T`, borrowing strings and raw values from the text.
     pub fn body_borrowed<T: Deserialize<'a>>(&self) -> Result<T, PduError> {
+        let body = self.object_body()?;
+        serde_json::from_str(body).map_err(|_| self.body_error::<T>(body))
+    }
+
+    /// The body's text, which must be a JSON object (serde would otherwise
+    /// accept an array for a struct, positionally).
+    fn object_body(&self) -> Result<&'a str, PduError> {
         let body = self.body.ok_or_else(|| PduError::MissingBody {
             action: self.action.to_string(),
         })?;
-        serde_json::from_str(body.get()).map_err(|e| PduError::BadBody {
+        let text = body.get().trim_start();
+        if text.starts_with('{') {
+            Ok(text)
+        } else {
+            Err(PduError::BadBody {
+                action: self.action.to_string(),
+                message: "body is not a JSON object".to_owned(),
+            })
+        }
+    }
+
+    /// Parses again, tracking the path, to name the bad field (only on the
+    /// error path, so successful parses pay nothing for it).
+    fn body_error<'b, T: Deserialize<'b>>(&self, body: &'b str) -> PduError {
+        let de = &mut serde_json::Deserializer::from_str(body);
+        let message = match serde_path_to_error::deserialize::<_, T>(de) {
+            Err(e) if e.path().to_string() != "." => format!("{}: {}", e.path(), e.inner()),
+            Err(e) => e.inner().to_string(),
+            Ok(_) => "invalid body".to_owned(),
+        };
+        PduError::BadBody {
             action: self.action.to_string(),
-            message: e.to_string(),
-        })
+            message,
+        }
     }
 
     /// The id as an integer, if it is one.

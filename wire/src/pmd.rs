@@ -105,6 +105,7 @@ impl Default for Negotiated {
 
 /// Why a server's permessage-deflate answer is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PmdError {
     /// The response names an extension other than permessage-deflate.
     #[error("server answered an extension we did not offer: {0:?}")]
@@ -436,7 +437,11 @@ impl Inflater {
                     return Err(PmdError::TooBig(max_out));
                 }
                 // Grow geometrically, but never past max_out + 1 (the +1 detects overflow).
-                let want = (out.len().max(input.len() * 2).max(256)).min(max_out + 1 - out.len());
+                let want = out
+                    .len()
+                    .max(input.len().saturating_mul(2))
+                    .max(256)
+                    .min(max_out.saturating_add(1) - out.len());
                 out.reserve_exact(want);
             }
             let (in0, out0) = (self.d.total_in(), self.d.total_out());

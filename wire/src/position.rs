@@ -30,6 +30,7 @@ impl fmt::Display for Position {
 
 /// Why a string is not a [`Position`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PositionError {
     /// No `-` separating the two numbers.
     #[error("position {0:?} is not of the form <ms>-<seq>")]

@@ -7,6 +7,19 @@
 //!
 //! On any [`WsError`] from `decode` the connection must be failed: send a close
 //! frame with [`WsError::close_code`] and drop it; the codec state is undefined.
+//!
+//! # Memory per connection
+//!
+//! An idle [`Codec`] is about 72 bytes (plus a ~100-byte box when
+//! permessage-deflate was negotiated). The zlib streams are what costs, as
+//! measured with zlib-rs at level 1: a compressor takes about 250 KiB (9-bit
+//! window) to 370 KiB (15-bit), a decompressor about 46 KiB whatever the
+//! window. Both are allocated on first use only: a compressor when a message of
+//! at least [`Codec::set_compress_min_size`] bytes is sent, a decompressor when a
+//! compressed message arrives. A server with many connections should keep the
+//! compress threshold above its small acknowledgements, and may negotiate
+//! `*_no_context_takeover` and call [`Codec::release_idle_memory`] on idle
+//! connections to give the streams back.
 
 use std::io::Cursor;
 
@@ -53,6 +66,7 @@ pub enum Message {
 /// Protocol violations and limit breaches found while decoding, and misuse
 /// when encoding.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum WsError {
     /// RSV2/RSV3 set, or RSV1 where permessage-deflate does not allow it.
     #[error("reserved bits set")]
@@ -81,6 +95,9 @@ pub enum WsError {
     /// A close frame whose code may not be sent on the wire.
     #[error("invalid close code {0}")]
     BadCloseCode(u16),
+    /// A 64-bit payload length with its most significant bit set (RFC 6455 §5.2).
+    #[error("invalid 64-bit payload length")]
+    InvalidLength,
     /// A close frame with a 1-byte payload.
     #[error("close frame with a 1-byte payload")]
     BadClosePayload,
@@ -166,7 +183,15 @@ struct DeflateState {
     inflater: Option<Inflater>,
     /// Reused output of the compressor (kept if small).
     scratch: Vec<u8>,
+    /// Messages shorter than this are sent uncompressed.
+    compress_min_size: usize,
 }
+
+/// Default for [`Codec::set_compress_min_size`]: tiny messages (acks such as
+/// `rtm/publish/ok`) gain almost nothing from compression, and never
+/// compressing them means a publish-only connection never allocates a zlib
+/// compressor (about 256 KiB with a 15-bit window) on the server.
+pub const DEFAULT_COMPRESS_MIN_SIZE: usize = 128;
 
 /// Above this, the compressor's scratch buffer is released after use.
 const SCRATCH_KEEP: usize = 16 << 10;
@@ -201,6 +226,7 @@ impl Codec {
                     deflater: None,
                     inflater: None,
                     scratch: Vec::new(),
+                    compress_min_size: DEFAULT_COMPRESS_MIN_SIZE,
                 })
             }),
         }
@@ -221,12 +247,56 @@ impl Codec {
         self.deflate.as_deref().map(|d| &d.negotiated)
     }
 
+    /// Messages shorter than `bytes` are sent uncompressed (default
+    /// [`DEFAULT_COMPRESS_MIN_SIZE`]; 0 compresses everything). No effect
+    /// without permessage-deflate.
+    pub fn set_compress_min_size(&mut self, bytes: usize) {
+        if let Some(state) = self.deflate.as_deref_mut() {
+            state.compress_min_size = bytes;
+        }
+    }
+
+    /// Frees what an idle connection does not need: reassembly and scratch
+    /// buffers, and the zlib streams of directions without context takeover
+    /// (they are reset after every message anyway and are re-created on the next
+    /// compressed message). The streams of context-takeover directions hold
+    /// the LZ77 window and must stay. Call it when a connection goes idle.
+    pub fn release_idle_memory(&mut self) {
+        let role = self.role;
+        let mid_message = self.partial != Partial::None;
+        if !mid_message {
+            self.buf = Vec::new();
+        }
+        if let Some(state) = self.deflate.as_deref_mut() {
+            state.scratch = Vec::new();
+            let n = &state.negotiated;
+            let (ours, peers) = match role {
+                Role::Client => (n.client_no_context_takeover, n.server_no_context_takeover),
+                Role::Server => (n.server_no_context_takeover, n.client_no_context_takeover),
+            };
+            if ours {
+                state.deflater = None;
+            }
+            if peers && !mid_message {
+                state.inflater = None;
+            }
+        }
+    }
+
+    /// Whether zlib streams are currently allocated (compressor, decompressor).
+    pub fn zlib_streams_allocated(&self) -> (bool, bool) {
+        self.deflate.as_deref().map_or((false, false), |s| {
+            (s.deflater.is_some(), s.inflater.is_some())
+        })
+    }
+
     /// Decodes the next complete message from the front of `buf`, consuming the
     /// frames it used. `Ok(None)` means more bytes are needed (a partial frame
     /// is left in `buf`, which never has to exceed `max_frame_size` + 14 bytes:
     /// an oversized frame is refused from its header). Call in a loop until
     /// `Ok(None)`. Control frames interleaved in a fragmented message are
-    /// returned as they come.
+    /// returned as they come. Answering pings and closes, and ignoring what
+    /// follows a close, is the caller's business.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, WsError> {
         loop {
             let mut cursor = Cursor::new(&buf[..]);
@@ -259,6 +329,9 @@ impl Codec {
     fn check_header(&self, h: &FrameHeader, len: u64) -> Result<(), WsError> {
         if h.rsv2 || h.rsv3 {
             return Err(WsError::ReservedBits);
+        }
+        if len > i64::MAX as u64 {
+            return Err(WsError::InvalidLength);
         }
         match (self.role, h.mask.is_some()) {
             (Role::Server, false) => return Err(WsError::UnmaskedFrame),
@@ -304,7 +377,9 @@ impl Codec {
             });
         }
         // Uncompressed sizes are known now; inflated sizes are checked while inflating.
-        if !compressed && self.buf.len() as u64 + len > self.limits.max_message_size as u64 {
+        if !compressed
+            && (self.buf.len() as u64).saturating_add(len) > self.limits.max_message_size as u64
+        {
             return Err(WsError::MessageTooBig {
                 max: self.limits.max_message_size,
             });
@@ -447,7 +522,8 @@ impl Codec {
             ),
         };
         // zlib cannot honour an 8-bit window (see `pmd`): send uncompressed.
-        if bits < 9 {
+        // Uncompressed messages are always allowed and leave both LZ77 windows alone.
+        if bits < 9 || payload.len() < state.compress_min_size {
             self.write_message(opcode, false, payload, out);
             return;
         }
@@ -527,6 +603,24 @@ impl Codec {
         if let Some(key) = mask {
             apply_mask(&mut out[start..], key);
         }
+    }
+}
+
+/// Frames a text message as a server without permessage-deflate sends it
+/// (unmasked, fragmented per `limits.fragment_size`). These bytes are the same
+/// for every such connection, so a server fanning one message out to many
+/// subscribers can encode once and copy: use it for connections where
+/// [`Codec::frames_are_shareable`] is true.
+pub fn encode_server_text(limits: &Limits, text: &str, out: &mut Vec<u8>) {
+    Codec::new(Role::Server, *limits, None).encode_text(text, out);
+}
+
+impl Codec {
+    /// True when this codec's output for a message depends only on the message
+    /// and the fragment size (server role, no permessage-deflate); see
+    /// [`encode_server_text`].
+    pub fn frames_are_shareable(&self) -> bool {
+        self.role == Role::Server && self.deflate.is_none()
     }
 }
 

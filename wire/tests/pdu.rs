@@ -130,3 +130,65 @@ fn sdk_requests_and_responses() {
     let b: pdu::ReadOkBody = Pdu::parse(read).unwrap().body_as().unwrap();
     assert!(b.message.is_none());
 }
+
+#[test]
+fn every_request_body_rejects_wrong_types() {
+    fn bad<T: serde::de::DeserializeOwned + std::fmt::Debug>(body: &str, field: &str) {
+        let text = format!(r#"{{"action":"x","id":1,"body":{body}}}"#);
+        let p = Pdu::parse(&text).unwrap();
+        match p.body_as::<T>() {
+            Err(PduError::BadBody { message, .. }) => {
+                assert!(
+                    message.contains(field) || message.contains("invalid type"),
+                    "{body}: {message}"
+                )
+            }
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+    bad::<PublishBody>(r#"{"channel":1}"#, "channel");
+    bad::<PublishBody>(r#"{"channels":"c"}"#, "channels");
+    bad::<PublishBody>(r#"{"channels":[1]}"#, "channels");
+    bad::<SubscribeBody>(r#"{"batch_size":"10"}"#, "batch_size");
+    bad::<SubscribeBody>(r#"{"batch_size":-1}"#, "batch_size");
+    bad::<SubscribeBody>(r#"{"fast_forward":"yes"}"#, "fast_forward");
+    bad::<SubscribeBody>(r#"{"filter":{}}"#, "filter");
+    bad::<SubscribeBody>(r#"[]"#, "object");
+    bad::<SubscribeBody>(r#"["c"]"#, "object");
+    bad::<PublishBody>(r#""text""#, "object");
+    bad::<pdu::ReadBody>(r#"{"position":"1-1"}"#, "channel");
+    bad::<pdu::WriteBody>(r#"{"channel":[]}"#, "channel");
+    bad::<pdu::DeleteBody>(r#"{}"#, "channel");
+    bad::<pdu::HandshakeBody>(r#"{"method":"role_secret"}"#, "data");
+    bad::<pdu::HandshakeBody>(r#"{"method":"role_secret","data":{"role":5}}"#, "role");
+    bad::<pdu::AuthenticateBody>(r#"{"method":"role_secret","credentials":{}}"#, "hash");
+    bad::<pdu::CloseConnectionBody>(r#"{"connection_id":null}"#, "connection_id");
+    // Ids and connection ids may be numbers or strings.
+    let p = Pdu::parse(r#"{"action":"admin/close_connection","id":3,"body":{"connection_id":17}}"#)
+        .unwrap();
+    assert_eq!(
+        p.body_as::<pdu::CloseConnectionBody>()
+            .unwrap()
+            .connection_id,
+        "17"
+    );
+    let p = Pdu::parse(r#"{"action":"rtm/write","id":"w","body":{"channel":"k","message":"v"}}"#)
+        .unwrap();
+    assert_eq!(p.id_u64(), None);
+    assert_eq!(
+        p.body_as::<pdu::WriteBody>()
+            .unwrap()
+            .message
+            .unwrap()
+            .get(),
+        r#""v""#
+    );
+}
+
+#[test]
+fn escaping_covers_control_characters_and_unicode() {
+    let mut out = String::new();
+    pdu::push_json_str(&mut out, "a\"b\\c\nd\u{0}\u{1f}é😀\t\r");
+    let back: String = serde_json::from_str(&out).unwrap();
+    assert_eq!(back, "a\"b\\c\nd\u{0}\u{1f}é😀\t\r");
+}

@@ -506,3 +506,182 @@ fn idle_codec_is_small() {
         std::mem::size_of::<Codec>()
     );
 }
+
+#[test]
+fn small_messages_go_uncompressed_and_allocate_no_compressor() {
+    let mut tx = Codec::new(Role::Server, Limits::default(), Some(Negotiated::default()));
+    let mut out = Vec::new();
+    tx.encode_text(r#"{"action":"rtm/publish/ok","id":7,"body":{}}"#, &mut out);
+    assert_eq!(out[0], 0x81, "RSV1 clear");
+    assert_eq!(tx.zlib_streams_allocated(), (false, false));
+    out.clear();
+    tx.encode_text(&"x".repeat(200), &mut out);
+    assert_eq!(out[0], 0xC1, "RSV1 set");
+    assert_eq!(tx.zlib_streams_allocated(), (true, false));
+    out.clear();
+    tx.set_compress_min_size(0);
+    tx.encode_text("a", &mut out);
+    assert_eq!(out[0], 0xC1);
+}
+
+#[test]
+fn an_8_bit_window_means_we_send_uncompressed() {
+    let n = Negotiated {
+        server_max_window_bits: 8,
+        ..Negotiated::default()
+    };
+    let mut tx = Codec::new(Role::Server, Limits::default(), Some(n));
+    let mut out = Vec::new();
+    tx.encode_text(&"x".repeat(500), &mut out);
+    assert_eq!(out[0], 0x81);
+    assert_eq!(tx.zlib_streams_allocated(), (false, false));
+}
+
+#[test]
+fn release_idle_memory_drops_only_stateless_streams() {
+    let nct = Negotiated {
+        client_no_context_takeover: true,
+        ..Negotiated::default()
+    };
+    let text = "y".repeat(300);
+    // Client with its own no-context-takeover: its compressor can go; the
+    // inflater for the server's context-takeover stream must stay.
+    let mut client = Codec::new(Role::Client, Limits::default(), Some(nct));
+    let mut server = Codec::new(Role::Server, Limits::default(), Some(nct));
+    for _ in 0..3 {
+        let mut c2s = Vec::new();
+        client.encode_text(&text, &mut c2s);
+        client.release_idle_memory();
+        assert_eq!(
+            decode_all(&mut server, &c2s).unwrap(),
+            vec![Message::Text(text.clone())]
+        );
+        let mut s2c = Vec::new();
+        server.encode_text(&text, &mut s2c);
+        server.release_idle_memory();
+        assert_eq!(server.zlib_streams_allocated(), (true, false));
+        assert_eq!(
+            decode_all(&mut client, &s2c).unwrap(),
+            vec![Message::Text(text.clone())]
+        );
+        client.release_idle_memory();
+        assert_eq!(client.zlib_streams_allocated(), (false, true));
+    }
+}
+
+#[test]
+fn shared_server_frames_match_per_connection_encoding() {
+    let limits = Limits {
+        fragment_size: 100,
+        ..Limits::default()
+    };
+    let text = "z".repeat(250);
+    let mut shared = Vec::new();
+    cobra_wire::ws::encode_server_text(&limits, &text, &mut shared);
+    let mut codec = Codec::new(Role::Server, limits, None);
+    assert!(codec.frames_are_shareable());
+    let mut own = Vec::new();
+    codec.encode_text(&text, &mut own);
+    assert_eq!(shared, own);
+    assert!(!Codec::new(Role::Server, limits, Some(Negotiated::default())).frames_are_shareable());
+    assert!(!Codec::new(Role::Client, limits, None).frames_are_shareable());
+}
+
+#[test]
+fn unbounded_limits_do_not_overflow() {
+    let limits = Limits {
+        max_message_size: usize::MAX,
+        max_frame_size: usize::MAX,
+        ..Limits::default()
+    };
+    for deflate in [None, Some(Negotiated::default())] {
+        // A fragment in progress, then a continuation announcing 2^64-1 bytes.
+        let mut s = Codec::new(Role::Server, limits, deflate);
+        let mut bytes = cframe(0x02, b"ab");
+        bytes.extend_from_slice(&[0x80, 0x80 | 127]);
+        bytes.extend_from_slice(&u64::MAX.to_be_bytes());
+        bytes.extend_from_slice(&KEY);
+        let mut buf = BytesMut::from(&bytes[..]);
+        // The RFC forbids the top bit; no overflow on the way to saying so.
+        assert_eq!(s.decode(&mut buf), Err(WsError::InvalidLength));
+        // Largest legal length: nothing to return yet (the payload never comes).
+        let mut s = Codec::new(Role::Server, limits, deflate);
+        let mut bytes = cframe(0x02, b"ab");
+        bytes.extend_from_slice(&[0x80, 0x80 | 127]);
+        bytes.extend_from_slice(&(i64::MAX as u64).to_be_bytes());
+        bytes.extend_from_slice(&KEY);
+        let mut buf = BytesMut::from(&bytes[..]);
+        assert_eq!(s.decode(&mut buf), Ok(None));
+        // Compressed data with an unbounded output limit still inflates.
+        let mut s = Codec::new(Role::Server, limits, Some(Negotiated::default()));
+        let m = decode_all(&mut s, &cframe(0xC2, &zero_bomb(1000))).unwrap();
+        assert_eq!(m, vec![Message::Binary(vec![0; 1000])]);
+    }
+}
+
+/// Splits unmasked frames (server output) at their boundaries.
+fn split_frames(mut wire: &[u8]) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    while !wire.is_empty() {
+        let (hlen, len) = match wire[1] & 0x7f {
+            126 => (4, u16::from_be_bytes([wire[2], wire[3]]) as usize),
+            127 => (
+                10,
+                u64::from_be_bytes(wire[2..10].try_into().unwrap()) as usize,
+            ),
+            n => (2, n as usize),
+        };
+        frames.push(wire[..hlen + len].to_vec());
+        wire = &wire[hlen + len..];
+    }
+    frames
+}
+
+#[test]
+fn compressed_fragmented_message_with_interleaved_controls() {
+    let limits = Limits {
+        fragment_size: 50,
+        ..Limits::default()
+    };
+    for n in [
+        Negotiated::default(),
+        Negotiated {
+            server_no_context_takeover: true,
+            ..Negotiated::default()
+        },
+    ] {
+        let mut tx = Codec::new(Role::Server, limits, Some(n));
+        let mut rx = Codec::new(Role::Client, limits, Some(n));
+        for round in 0..3 {
+            // Pseudo-random letters, so the compressed form still spans many frames.
+            let mut x: u32 = 12345 + round;
+            let text: String = (0..3000)
+                .map(|_| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    char::from(b'a' + ((x >> 16) % 26) as u8)
+                })
+                .collect();
+            let mut wire = Vec::new();
+            tx.encode_text(&text, &mut wire);
+            let frames = split_frames(&wire);
+            assert!(frames.len() > 2, "fragmented");
+            let mut ping = Vec::new();
+            tx.encode_ping(b"mid", &mut ping).unwrap();
+            let mut pong = Vec::new();
+            tx.encode_pong(b"", &mut pong).unwrap();
+            let mut mixed = Vec::new();
+            for (i, f) in frames.iter().enumerate() {
+                mixed.extend_from_slice(f);
+                if i == 0 {
+                    mixed.extend_from_slice(&ping);
+                } else if i + 1 < frames.len() {
+                    mixed.extend_from_slice(&pong);
+                }
+            }
+            let got = decode_all(&mut rx, &mixed).unwrap();
+            assert_eq!(got.first(), Some(&Message::Ping(b"mid".to_vec())));
+            assert_eq!(got.last(), Some(&Message::Text(text)));
+            assert_eq!(got.len(), frames.len());
+        }
+    }
+}

@@ -26,6 +26,14 @@
 //!   offered to that handle (a message already queued may still be drained and is ignored).
 //! - read/write/delete are a per-channel key/value independent of the history.
 //! - [`Backend::health`] reports one entry per node for the stats and `/metrics`.
+//!
+//! # Plugging a backend in
+//!
+//! Build it, then start the server with
+//! [`Server::start_with_backend`](crate::net::Server::start_with_backend) (in `cobra run`,
+//! `cli/run.rs` currently refuses `--redis`: that is where the Redis backend gets chosen).
+//! Deliver to local subscribers with [`Subscriber::offer`] from whatever task reads the node's
+//! pub/sub stream: it never blocks, so one slow connection cannot stall that reader.
 
 use std::fmt;
 use std::future::Future;
@@ -39,8 +47,12 @@ use cobra_wire::Position;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A channel name namespaced by its app: `<appkey>::<channel>`.
+///
+/// The text form is the reference's (and Redis's) `<appkey>::<channel>`; the length of the
+/// appkey is part of the identity too, so an appkey containing `::` can never alias another
+/// app's channel.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ChannelKey(Arc<str>);
+pub struct ChannelKey(Arc<str>, usize);
 
 impl ChannelKey {
     /// Builds the key of `channel` in app `appkey`.
@@ -49,7 +61,7 @@ impl ChannelKey {
         s.push_str(appkey);
         s.push_str("::");
         s.push_str(channel);
-        ChannelKey(s.into())
+        ChannelKey(s.into(), appkey.len())
     }
 
     /// The full namespaced key, as stored.
@@ -59,12 +71,12 @@ impl ChannelKey {
 
     /// The channel name without the app prefix.
     pub fn channel(&self) -> &str {
-        self.0.split_once("::").map_or(&*self.0, |(_, c)| c)
+        &self.0[self.1 + 2..]
     }
 
     /// The appkey part.
     pub fn appkey(&self) -> &str {
-        self.0.split_once("::").map_or("", |(a, _)| a)
+        &self.0[..self.1]
     }
 }
 

@@ -227,6 +227,16 @@ mod tests {
     }
 
     #[test]
+    fn appkeys_with_separators_do_not_alias() {
+        let a = ChannelKey::new("a::b", "c");
+        let b = ChannelKey::new("a", "b::c");
+        assert_eq!(a.as_str(), b.as_str());
+        assert_ne!(a, b);
+        assert_eq!((a.appkey(), a.channel()), ("a::b", "c"));
+        assert_eq!((b.appkey(), b.channel()), ("a", "b::c"));
+    }
+
+    #[test]
     fn positions_increase_and_history_is_bounded() {
         let b = MemoryBackend::new(3);
         let k = ChannelKey::new("app", "c");

@@ -45,6 +45,9 @@ pub struct BrokerLimits {
     pub batch_flush_delay: Duration,
     /// Payload bytes drained from the queue per write round (bounds the write buffer).
     pub drain_bytes: usize,
+    /// Publishes per second one connection may make (bursts up to one second's worth);
+    /// `None`: unlimited. Over it: `rtm/publish/error` `rate_limited`.
+    pub publish_rate_limit: Option<std::num::NonZeroU32>,
 }
 
 impl Default for BrokerLimits {
@@ -54,6 +57,7 @@ impl Default for BrokerLimits {
             outbound_queue_bytes: 4 << 20,
             batch_flush_delay: Duration::from_millis(10),
             drain_bytes: 256 << 10,
+            publish_rate_limit: None,
         }
     }
 }
@@ -86,8 +90,14 @@ impl Default for BrokerSettings {
 
 /// The appkey of the stats app and the channel the stats are published on.
 pub const STATS_APPKEY: &str = "_stats";
+/// The app whose admins see and close every connection of the server; admins of other apps
+/// only reach their own app's connections.
+pub const ADMIN_APPKEY: &str = "_admin";
 /// See [`STATS_APPKEY`].
 pub const STATS_CHANNEL: &str = "/stats";
+
+/// A registered connection: its appkey and its mailbox.
+type ConnectionEntry = (Arc<str>, Arc<Mailbox>);
 
 /// The shared state of one broker: apps, backend, live connections, counters.
 pub struct Broker {
@@ -99,7 +109,8 @@ pub struct Broker {
     pub backend: Arc<dyn Backend>,
     /// Counters.
     pub stats: Stats,
-    connections: Mutex<HashMap<Box<str>, Arc<Mailbox>>>,
+    /// Live connections: id -> (appkey, mailbox).
+    connections: Mutex<HashMap<Box<str>, ConnectionEntry>>,
     next_id: AtomicU64,
     id_salt: u64,
     started: Instant,
@@ -139,8 +150,8 @@ impl Broker {
         self.apps.apps.contains_key(appkey)
     }
 
-    /// Registers a new connection and returns its id and mailbox.
-    pub fn register(&self) -> (Box<str>, Arc<Mailbox>) {
+    /// Registers a new connection of `appkey` and returns its id and mailbox.
+    pub fn register(&self, appkey: &str) -> (Box<str>, Arc<Mailbox>) {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         // Unique per process (counter) and not guessable across restarts (salt).
         let id: Box<str> = format!(
@@ -151,7 +162,7 @@ impl Broker {
         let mailbox = Arc::new(Mailbox::new(self.settings.limits.outbound_queue_bytes));
         self.connections
             .lock()
-            .insert(id.clone(), Arc::clone(&mailbox));
+            .insert(id.clone(), (appkey.into(), Arc::clone(&mailbox)));
         self.stats.connections.fetch_add(1, Ordering::Relaxed);
         (id, mailbox)
     }
@@ -163,25 +174,33 @@ impl Broker {
         }
     }
 
-    /// Ids of the live connections.
-    pub fn connection_ids(&self) -> Vec<Box<str>> {
-        self.connections.lock().keys().cloned().collect()
+    /// Ids of the live connections an admin of `appkey` may see: its own app's, or every
+    /// connection for the server-wide admin app [`ADMIN_APPKEY`].
+    pub fn connection_ids(&self, appkey: &str) -> Vec<Box<str>> {
+        let all = appkey == ADMIN_APPKEY;
+        self.connections
+            .lock()
+            .iter()
+            .filter(|(_, (app, _))| all || **app == *appkey)
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
-    /// Asks connection `id` to close with `code`; false when unknown.
-    pub fn close_connection(&self, id: &str, code: u16) -> bool {
+    /// Asks connection `id` to close with `code`, if an admin of `appkey` may close it (see
+    /// [`Broker::connection_ids`]); false when unknown or out of reach.
+    pub fn close_connection(&self, appkey: &str, id: &str, code: u16) -> bool {
         match self.connections.lock().get(id) {
-            Some(m) => {
+            Some((app, m)) if appkey == ADMIN_APPKEY || **app == *appkey => {
                 m.close(code);
                 true
             }
-            None => false,
+            _ => false,
         }
     }
 
     /// Asks every connection to close with `code` (shutdown).
     pub fn close_all(&self, code: u16) {
-        for m in self.connections.lock().values() {
+        for (_, m) in self.connections.lock().values() {
             m.close(code);
         }
     }

@@ -16,11 +16,11 @@ use serde_json::value::RawValue;
 
 use super::backend::{ChannelKey, StartAt};
 use super::mailbox::{Delivery, Mailbox, Subscriber};
-use cobra_wire::Position;
-use crate::config::channel_builder;
-use crate::streamsql::{Outcome, Query};
 use super::stats::RoleCounters;
 use super::{Broker, CLOSE_NORMAL};
+use crate::config::channel_builder;
+use crate::streamsql::{Outcome, Query};
+use cobra_wire::Position;
 
 /// Receives the PDUs a session sends (one JSON text per call).
 pub trait PduSink {
@@ -48,6 +48,10 @@ pub enum Flow {
     },
 }
 
+/// Longest channel name (and subscription id) accepted, in bytes.
+pub const MAX_CHANNEL_NAME: usize = 1024;
+/// Most channels one publish may go to (after the channel builder).
+pub const MAX_PUBLISH_CHANNELS: usize = 100;
 /// Largest accepted `batch_size`.
 pub const MAX_BATCH_SIZE: u64 = 1000;
 
@@ -94,6 +98,8 @@ pub struct Session {
     drained: Vec<Delivery>,
     pdus_in: u64,
     pdus_out: u64,
+    /// Publish token bucket (only with a rate limit): tokens left and when it was refilled.
+    publish_bucket: Option<(f64, Instant)>,
 }
 
 /// An error answer: stable code + human reason.
@@ -227,6 +233,7 @@ impl Session {
             drained: Vec::new(),
             pdus_in: 0,
             pdus_out: 0,
+            publish_bucket: None,
         }
     }
 
@@ -256,7 +263,7 @@ impl Session {
         }
         self.pdus_out += 1;
         sink.send(&self.scratch);
-        if self.scratch.capacity() > 64 << 10 {
+        if self.scratch.capacity() > 4 << 10 {
             self.scratch = String::new();
         }
     }
@@ -270,7 +277,13 @@ impl Session {
         self.emit(sink);
     }
 
-    fn send_error(&mut self, sink: &mut (dyn PduSink + Send), action: &str, id: &str, refusal: &Refusal) {
+    fn send_error(
+        &mut self,
+        sink: &mut (dyn PduSink + Send),
+        action: &str,
+        id: &str,
+        refusal: &Refusal,
+    ) {
         self.broker.stats.errors.fetch_add(1, Ordering::Relaxed);
         self.scratch.clear();
         let _ = write!(
@@ -351,7 +364,10 @@ impl Session {
             _ => match self.check_allowed(action) {
                 Err(r) => Err(r),
                 Ok(counters) => match action {
-                    "rtm/publish" => self.publish(body, &counters).await,
+                    "rtm/publish" => match self.take_publish_token() {
+                        Ok(()) => self.publish(body, &counters).await,
+                        Err(r) => Err(r),
+                    },
                     "rtm/subscribe" => self.subscribe(body, &counters, id, sink).await,
                     "rtm/unsubscribe" => self.unsubscribe(body, &counters),
                     "rtm/read" => self.read(body, &counters).await,
@@ -392,6 +408,44 @@ impl Session {
             Err(Refusal::new(
                 "permission_denied",
                 format!("role {role:?} is not allowed to {action}"),
+            ))
+        }
+    }
+
+    /// The namespaced key of `channel`, refusing names no real channel has.
+    fn key(&self, channel: &str) -> Result<ChannelKey, Refusal> {
+        if channel.is_empty() {
+            return Err(Refusal::new("missing_channel", "the channel name is empty"));
+        }
+        if channel.len() > MAX_CHANNEL_NAME {
+            return Err(Refusal::new(
+                "invalid_channel",
+                format!(
+                    "channel names are at most {MAX_CHANNEL_NAME} bytes, this one has {}",
+                    channel.len()
+                ),
+            ));
+        }
+        Ok(ChannelKey::new(&self.appkey, channel))
+    }
+
+    /// Token bucket of `publish_rate_limit`: refills continuously, holds one second's worth.
+    fn take_publish_token(&mut self) -> Result<(), Refusal> {
+        let Some(rate) = self.broker.settings.limits.publish_rate_limit else {
+            return Ok(());
+        };
+        let rate = f64::from(rate.get());
+        let now = Instant::now();
+        let (tokens, last) = self.publish_bucket.get_or_insert((rate, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(rate);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Refusal::new(
+                "rate_limited",
+                format!("this connection is over its limit of {rate} publishes per second"),
             ))
         }
     }
@@ -487,8 +541,26 @@ impl Session {
                 channels = channel_builder::apply(&app.channel_builder, channels, &value);
             }
         }
-        let mut seen = std::collections::HashSet::with_capacity(channels.len());
-        channels.retain(|c| seen.insert(c.clone()));
+        if channels.len() > MAX_PUBLISH_CHANNELS {
+            return Err(Refusal::new(
+                "too_many_channels",
+                format!(
+                    "a publish may name at most {MAX_PUBLISH_CHANNELS} channels, this one names {}",
+                    channels.len()
+                ),
+            ));
+        }
+        if channels.len() > 1 {
+            // Keep the first occurrence of each channel, in order (lists are short).
+            let mut i = 1;
+            while i < channels.len() {
+                if channels[..i].contains(&channels[i]) {
+                    channels.remove(i);
+                } else {
+                    i += 1;
+                }
+            }
+        }
         if channels.is_empty() {
             return Err(Refusal::new(
                 "missing_channel",
@@ -498,7 +570,7 @@ impl Session {
         let payload: Arc<str> = message.get().into();
         let mut first = None;
         for c in &channels {
-            let key = ChannelKey::new(&self.appkey, c);
+            let key = self.key(c)?;
             let pos = self
                 .broker
                 .backend
@@ -546,6 +618,12 @@ impl Session {
             },
         };
         let sub_id = b.subscription_id.unwrap_or_else(|| channel.clone());
+        if sub_id.len() > MAX_CHANNEL_NAME {
+            return Err(Refusal::new(
+                "invalid_subscription_id",
+                format!("subscription ids are at most {MAX_CHANNEL_NAME} bytes"),
+            ));
+        }
         if self.subs.iter().any(|s| *s.id == *sub_id) {
             return Err(Refusal::new(
                 "already_subscribed",
@@ -574,7 +652,7 @@ impl Session {
         let token = self.next_token;
         self.next_token = self.next_token.wrapping_add(1);
         let handle = Arc::new(Subscriber::new(Arc::clone(&self.mailbox), token));
-        let key = ChannelKey::new(&self.appkey, &channel);
+        let key = self.key(&channel)?;
         let ack = self
             .broker
             .backend
@@ -582,18 +660,18 @@ impl Session {
             .await
             .map_err(|e| Refusal::new(e.code(), e.to_string()))?;
         let id_json: Box<str> = json_str(&sub_id).into();
-        if let Some(missed) = ack.expired {
-            if !fast_forward {
-                self.broker.backend.unsubscribe(&key, &handle);
-                self.broker.stats.errors.fetch_add(1, Ordering::Relaxed);
-                self.scratch.clear();
-                let _ = write!(
-                    self.scratch,
-                    r#"{{"action":"rtm/subscription/error","id":{request_id},"body":{{"subscription_id":{id_json},"error":"expired_position","reason":"the position is older than the oldest message kept (up to {missed} messages were trimmed); resubscribe with 0-0, $ or fast_forward","missed_message_count":{missed}}}}}"#
-                );
-                self.emit(sink);
-                return Ok(None);
-            }
+        if let Some(missed) = ack.expired
+            && !fast_forward
+        {
+            self.broker.backend.unsubscribe(&key, &handle);
+            self.broker.stats.errors.fetch_add(1, Ordering::Relaxed);
+            self.scratch.clear();
+            let _ = write!(
+                self.scratch,
+                r#"{{"action":"rtm/subscription/error","id":{request_id},"body":{{"subscription_id":{id_json},"error":"expired_position","reason":"the position is older than the oldest message kept (up to {missed} messages were trimmed); resubscribe with 0-0, $ or fast_forward","missed_message_count":{missed}}}}}"#
+            );
+            self.emit(sink);
+            return Ok(None);
         }
         counters.subscriptions.fetch_add(1, Ordering::Relaxed);
         self.send_ok(
@@ -672,7 +750,7 @@ impl Session {
                 )
             })?),
         };
-        let key = ChannelKey::new(&self.appkey, &channel);
+        let key = self.key(&channel)?;
         let value = self
             .broker
             .backend
@@ -702,7 +780,7 @@ impl Session {
         let message = b
             .message
             .ok_or_else(|| Refusal::new("missing_message", "body.message is missing"))?;
-        let key = ChannelKey::new(&self.appkey, &channel);
+        let key = self.key(&channel)?;
         let pos = self
             .broker
             .backend
@@ -721,7 +799,7 @@ impl Session {
         let channel = b
             .channel
             .ok_or_else(|| Refusal::new("missing_channel", "body.channel is missing"))?;
-        let key = ChannelKey::new(&self.appkey, &channel);
+        let key = self.key(&channel)?;
         self.broker
             .backend
             .delete(&key)
@@ -731,7 +809,7 @@ impl Session {
     }
 
     fn get_connections(&mut self) -> Result<Option<String>, Refusal> {
-        let ids = self.broker.connection_ids();
+        let ids = self.broker.connection_ids(&self.appkey);
         let list = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
         Ok(Some(format!(r#"{{"connections":{list}}}"#)))
     }
@@ -741,12 +819,15 @@ impl Session {
         let id = b
             .connection_id
             .ok_or_else(|| Refusal::new("invalid_body", "body.connection_id is missing"))?;
-        if self.broker.close_connection(&id, CLOSE_NORMAL) {
+        if self
+            .broker
+            .close_connection(&self.appkey, &id, CLOSE_NORMAL)
+        {
             Ok(Some(format!(r#"{{"connection_id":{}}}"#, json_str(&id))))
         } else {
             Err(Refusal::new(
                 "unknown_connection",
-                format!("no connection {id:?} on this node"),
+                format!("no connection {id:?} of this app on this node"),
             ))
         }
     }
@@ -802,18 +883,19 @@ impl Session {
                 }
             }
         }
-        if drained.capacity() <= 1024 {
+        // Keep a small drain buffer; a burst-sized one is released.
+        if drained.capacity() <= 64 {
             self.drained = drained;
         }
-        if count > 0 {
-            if let Auth::Authenticated { counters, .. } = &self.auth {
-                counters
-                    .subscribed_count
-                    .fetch_add(count, Ordering::Relaxed);
-                counters
-                    .subscribed_bytes
-                    .fetch_add(bytes, Ordering::Relaxed);
-            }
+        if count > 0
+            && let Auth::Authenticated { counters, .. } = &self.auth
+        {
+            counters
+                .subscribed_count
+                .fetch_add(count, Ordering::Relaxed);
+            counters
+                .subscribed_bytes
+                .fetch_add(bytes, Ordering::Relaxed);
         }
         for i in 0..self.subs.len() {
             if self.subs[i].batch_deadline.is_some_and(|d| d <= now) {

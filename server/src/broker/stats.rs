@@ -71,6 +71,8 @@ impl RoleCounters {
 }
 
 type RoleKey = (Box<str>, Box<str>);
+/// Counter values at the previous stats message, for the `_per_second` figures.
+type Previous = (HashMap<RoleKey, [i64; 9]>, HashMap<Box<str>, [u64; 2]>);
 
 /// All the broker's counters.
 #[derive(Debug, Default)]
@@ -83,7 +85,7 @@ pub struct Stats {
     pub errors: AtomicU64,
     roles: RwLock<HashMap<RoleKey, Arc<RoleCounters>>>,
     channels: Mutex<HashMap<Box<str>, [u64; 2]>>,
-    previous: Mutex<(HashMap<RoleKey, [i64; 9]>, HashMap<Box<str>, [u64; 2]>)>,
+    previous: Mutex<Previous>,
 }
 
 impl Stats {
@@ -161,6 +163,12 @@ impl Stats {
         drop(previous);
 
         let uptime = broker.uptime().as_secs();
+        let backend: Vec<Value> = broker
+            .backend
+            .health()
+            .into_iter()
+            .map(|n| json!({"node": n.node, "connected": n.connected, "queue_depth": n.queue_depth, "errors": n.errors}))
+            .collect();
         let message = json!({
             "node": broker.settings.node,
             "data": {
@@ -173,6 +181,8 @@ impl Stats {
                     "uptime_seconds": uptime,
                     "queue_drops": self.queue_drops.load(Ordering::Relaxed),
                 },
+                // Not read by `cobra monitor` (it only reads cobra, channel_data, system).
+                "backend": backend,
             },
         });
         message.to_string()

@@ -14,8 +14,12 @@ pub struct RunArgs {
 /// Sets up `tracing` output: `RUST_LOG` wins; otherwise `info` (every PDU is logged at info
 /// level only with `--verbose`).
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Runs the broker until SIGINT or SIGTERM; returns the exit status (0 after a clean stop).
@@ -39,10 +43,15 @@ pub fn run(args: RunArgs) -> i32 {
         println!("{created}");
     }
     if !settings.redis_urls.is_empty() {
-        eprintln!("cobra run: the Redis backend is not available in this build yet; run without --redis for the embedded backend");
+        eprintln!(
+            "cobra run: the Redis backend is not available in this build yet; run without --redis for the embedded backend"
+        );
         return 2;
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cobra run: cannot start: {e}");
@@ -52,7 +61,10 @@ pub fn run(args: RunArgs) -> i32 {
     // Install the signal handlers before announcing readiness, so an early SIGTERM is handled.
     let signals = runtime.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
-        Ok::<_, std::io::Error>((signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?))
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+        ))
     });
     let (mut sigint, mut sigterm) = match signals {
         Ok(s) => s,
@@ -69,7 +81,11 @@ pub fn run(args: RunArgs) -> i32 {
             return 1;
         }
     };
-    println!("cobra {} listening on ws://{} (apps config: {source})", env!("CARGO_PKG_VERSION"), handle.local_addr());
+    println!(
+        "cobra {} listening on ws://{} (apps config: {source})",
+        env!("CARGO_PKG_VERSION"),
+        handle.local_addr()
+    );
     let which = runtime.block_on(async {
         tokio::select! {
             _ = sigint.recv() => "SIGINT",

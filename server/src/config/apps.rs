@@ -259,7 +259,10 @@ struct RawApp {
 impl AppsConfig {
     /// Parses and validates a YAML apps config.
     pub fn from_yaml(text: &str) -> Result<AppsConfig, ConfigError> {
-        let raw: Option<RawConfig> = serde_yaml_ng::from_str(text)?;
+        let mut value: Value = serde_yaml_ng::from_str(text)?;
+        // Merge keys (`<<: *shared_roles`), which the reference's PyYAML loader applies.
+        value.apply_merge()?;
+        let raw: Option<RawConfig> = serde_yaml_ng::from_value(value)?;
         let raw = raw.ok_or(ConfigError::MissingApps)?;
         let raw_apps = raw.apps.ok_or(ConfigError::MissingApps)?;
         let mut apps = HashMap::with_capacity(raw_apps.len());
@@ -586,6 +589,50 @@ apps:
                 .unwrap()
                 .permissions
                 .allows("rtm/publish")
+        );
+    }
+
+    #[test]
+    fn anchors_aliases_and_merge_keys() {
+        let c = AppsConfig::from_yaml(
+            r#"
+shared: &shared
+  reader: {secret: r, permissions: [read, subscribe]}
+apps:
+  a:
+    roles: *shared
+  b:
+    roles:
+      <<: *shared
+      writer: {secret: w, permissions: [write]}
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.apps["a"].roles["reader"].secret, "r");
+        assert_eq!(c.apps["b"].roles.len(), 2);
+        assert!(
+            c.apps["b"].roles["reader"]
+                .permissions
+                .allows("rtm/subscribe")
+        );
+    }
+
+    #[test]
+    fn hostile_yaml_is_an_error_not_a_hang() {
+        // "Billion laughs": aliases that expand exponentially.
+        let mut yaml = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            let p = i - 1;
+            yaml += &format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            );
+        }
+        yaml += "apps: *a11\n";
+        assert!(err(&yaml).starts_with("invalid YAML: "));
+        // Duplicate keys are refused rather than silently picking one.
+        assert!(
+            err("apps:\n  a:\n    roles:\n      r: {secret: s}\n      r: {secret: t}\n")
+                .starts_with("invalid YAML: ")
         );
     }
 

@@ -83,7 +83,9 @@ pub struct ServerOptions {
     pub message_max_size: usize,
 
     /// Log every PDU received and sent.
-    #[arg(long, short = 'v', env = "COBRA_VERBOSE", value_parser = BoolishValueParser::new(),
+    // No `-v`: the Python CLI puts `-v` before the subcommand (`cobra -v subscribe`), and
+    // a top-level `-v` may come here too.
+    #[arg(long, env = "COBRA_VERBOSE", value_parser = BoolishValueParser::new(),
           action = clap::ArgAction::SetTrue)]
     pub verbose: bool,
 
@@ -261,6 +263,21 @@ impl ServerOptions {
 }
 
 impl ServerSettings {
+    /// Settings with every default (embedded backend, no TLS, default [`Limits`]), for
+    /// embedding the server or testing it without going through the command line.
+    pub fn with_defaults(addr: SocketAddr, apps_config: ConfigSource) -> ServerSettings {
+        ServerSettings {
+            addr,
+            apps_config,
+            redis_urls: Vec::new(),
+            redis_password: None,
+            channel_max_length: None,
+            verbose: false,
+            tls: None,
+            limits: Limits::default(),
+        }
+    }
+
     /// Loads the apps config (creating the default one on a first run) and applies the
     /// `--channel-max-length` override.
     pub fn load_apps_config(&self) -> Result<LoadedConfig, SourceError> {
@@ -345,8 +362,28 @@ mod tests {
     }
 
     #[test]
+    fn clap_definition_is_consistent_and_every_option_has_an_env_var() {
+        let cmd = <Cmd as clap::CommandFactory>::command();
+        cmd.clone().debug_assert();
+        for arg in cmd.get_arguments() {
+            let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
+            assert!(
+                env.as_deref().is_some_and(|e| e.starts_with("COBRA_")),
+                "--{} has no COBRA_* env var",
+                arg.get_id()
+            );
+        }
+    }
+
+    #[test]
     fn defaults() {
         let s = settings(&[]).unwrap();
+        let plain = ServerSettings::with_defaults(s.addr, s.apps_config.clone());
+        assert_eq!(
+            format!("{plain:?}"),
+            format!("{s:?}"),
+            "the command line defaults are the defaults"
+        );
         assert_eq!(s.addr, "127.0.0.1:8765".parse().unwrap());
         assert!(s.redis_urls.is_empty(), "embedded backend by default");
         assert_eq!(s.limits, Limits::default());
@@ -489,7 +526,7 @@ mod tests {
         .unwrap();
         let source = ConfigSource::File {
             path,
-            origin: "--apps-config",
+            origin: crate::config::source::ORIGIN_OPTION,
         };
         let s = parse(&[])
             .unwrap()

@@ -32,6 +32,9 @@ pub const DEFAULT_FILE_NAME: &str = ".cobra.yaml";
 /// the bound keeps a corrupt file or a gzip bomb from exhausting memory.
 pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
 
+/// The origin of a path given on the command line (clap merges `COBRA_APPS_CONFIG` into it).
+pub const ORIGIN_OPTION: &str = "--apps-config or COBRA_APPS_CONFIG";
+
 /// Where the apps config is read from.
 #[derive(Clone, PartialEq, Eq)]
 pub enum ConfigSource {
@@ -151,7 +154,7 @@ impl ConfigSource {
         if let Some(path) = explicit.filter(|p| !p.as_os_str().is_empty()) {
             return Ok(ConfigSource::File {
                 path,
-                origin: "--apps-config",
+                origin: ORIGIN_OPTION,
             });
         }
         if let Some(path) = var(ENV_APPS_CONFIG) {
@@ -368,7 +371,7 @@ mod tests {
         };
         assert_eq!(
             ConfigSource::resolve(explicit, env_of(&all)).unwrap(),
-            file("/cli.yaml", "--apps-config")
+            file("/cli.yaml", ORIGIN_OPTION)
         );
         assert_eq!(
             ConfigSource::resolve(None, env_of(&all)).unwrap(),

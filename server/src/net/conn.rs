@@ -23,8 +23,9 @@ use crate::broker::{Flow, PduSink, Session};
 /// A write that makes no progress for this long drops the connection (a peer that stopped
 /// reading must not pin its task and buffers forever).
 pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
-/// Write buffers above this capacity are released after use.
-const KEEP_WRITE_CAPACITY: usize = 64 << 10;
+/// Write buffers above this capacity are released after use (idle connections stay small;
+/// a busy one pays one allocation per write round).
+const KEEP_WRITE_CAPACITY: usize = 4 << 10;
 
 /// How long a closing connection waits for the peer to close its side.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
@@ -43,7 +44,11 @@ impl PduSink for Encoder<'_> {
 }
 
 /// Reads the HTTP request head, bounded in size and time.
-async fn read_request<T: Transport>(io: &mut T, buf: &mut BytesMut, shared: &Shared) -> Option<Request> {
+async fn read_request<T: Transport>(
+    io: &mut T,
+    buf: &mut BytesMut,
+    shared: &Shared,
+) -> Option<Request> {
     let limits = shared.wire_limits;
     let read = async {
         loop {
@@ -56,7 +61,13 @@ async fn read_request<T: Transport>(io: &mut T, buf: &mut BytesMut, shared: &Sha
                 Err(e) => {
                     tracing::debug!(error = %e, "bad HTTP request");
                     let body = format!("{e}\n");
-                    let resp = handshake::http_response(400, "Bad Request", Some("text/plain"), body.as_bytes(), &[("Connection", "close")]);
+                    let resp = handshake::http_response(
+                        400,
+                        "Bad Request",
+                        Some("text/plain"),
+                        body.as_bytes(),
+                        &[("Connection", "close")],
+                    );
                     let _ = io.write_all_bytes(&resp).await;
                     return None;
                 }
@@ -67,7 +78,10 @@ async fn read_request<T: Transport>(io: &mut T, buf: &mut BytesMut, shared: &Sha
             }
         }
     };
-    timeout(shared.settings.limits.handshake_timeout, read).await.ok().flatten()
+    timeout(shared.settings.limits.handshake_timeout, read)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Serves one accepted connection to the end.
@@ -78,19 +92,30 @@ pub async fn serve<T: Transport>(mut io: T, peer: SocketAddr, shared: Arc<Shared
         return;
     };
     let at_capacity = shared.broker.connection_count() >= shared.settings.limits.max_connections;
-    match route(&req, &shared.broker, at_capacity) {
+    let route = route(&req, &shared.broker, at_capacity);
+    // Keep only what the session needs: the parsed request would otherwise live as long as
+    // the connection.
+    let user_agent: Box<str> = req.user_agent.as_deref().unwrap_or("-").into();
+    drop(req);
+    match route {
         Route::Reply(bytes) => {
             let _ = timeout(WRITE_STALL_TIMEOUT, io.write_all_bytes(&bytes)).await;
             io.shutdown_write().await;
         }
-        Route::Upgrade { response, appkey, deflate } => {
-            if timeout(WRITE_STALL_TIMEOUT, io.write_all_bytes(&response)).await.map_or(true, |r| r.is_err()) {
+        Route::Upgrade {
+            response,
+            appkey,
+            deflate,
+        } => {
+            if timeout(WRITE_STALL_TIMEOUT, io.write_all_bytes(&response))
+                .await
+                .map_or(true, |r| r.is_err())
+            {
                 return;
             }
-            let user_agent = req.user_agent.as_deref().unwrap_or("-");
             drop(response);
             let codec = Codec::new(Role::Server, shared.wire_limits, deflate);
-            run_session(io, rbuf, codec, peer, &appkey, user_agent, &shared).await;
+            run_session(io, rbuf, codec, peer, &appkey, &user_agent, &shared).await;
         }
     }
 }
@@ -111,9 +136,15 @@ async fn run_session<T: Transport>(
     shared: &Shared,
 ) {
     let broker = &shared.broker;
-    let (id, mailbox) = broker.register();
+    let (id, mailbox) = broker.register(appkey);
     tracing::info!(conn = %id, %peer, appkey, user_agent, deflate = codec.deflate().is_some(), "connection opened");
-    let mut session = Session::new(Arc::clone(broker), id, Arc::clone(&mailbox), appkey, user_agent);
+    let mut session = Session::new(
+        Arc::clone(broker),
+        id,
+        Arc::clone(&mailbox),
+        appkey,
+        user_agent,
+    );
     let auth_deadline = Instant::now() + shared.settings.limits.handshake_timeout;
     let mut wbuf: Vec<u8> = Vec::new();
     // Bytes may have arrived with the upgrade request.
@@ -158,7 +189,11 @@ async fn run_session<T: Transport>(
                         Ok(Some(Message::Pong(_))) => continue,
                         Ok(Some(Message::Close(frame))) => {
                             let code = frame.map_or(1000, |f| f.code);
-                            let code = if code == 1005 || code == 1006 { 1000 } else { code };
+                            let code = if code == 1005 || code == 1006 {
+                                1000
+                            } else {
+                                code
+                            };
                             close = Some((code, String::new()));
                             break;
                         }
@@ -170,7 +205,15 @@ async fn run_session<T: Transport>(
                             break;
                         }
                     };
-                    let flow = session.on_text(&text, &mut Encoder { codec: &mut codec, out: &mut wbuf }).await;
+                    let flow = session
+                        .on_text(
+                            &text,
+                            &mut Encoder {
+                                codec: &mut codec,
+                                out: &mut wbuf,
+                            },
+                        )
+                        .await;
                     if let Flow::Close { code, reason } = flow {
                         close = Some((code, reason.into()));
                         break;
@@ -188,17 +231,21 @@ async fn run_session<T: Transport>(
                 }
             }
         }
-        if close.is_none() {
-            if let Flow::Close { code, reason } =
-                session.pump(&mut Encoder { codec: &mut codec, out: &mut wbuf }, std::time::Instant::now())
-            {
-                close = Some((code, reason.into()));
-            }
+        if close.is_none()
+            && let Flow::Close { code, reason } = session.pump(
+                &mut Encoder {
+                    codec: &mut codec,
+                    out: &mut wbuf,
+                },
+                std::time::Instant::now(),
+            )
+        {
+            close = Some((code, reason.into()));
         }
-        if let Some((code, reason)) = &close {
-            if codec.encode_close(*code, reason, &mut wbuf).is_err() {
-                codec.encode_close_empty(&mut wbuf);
-            }
+        if let Some((code, reason)) = &close
+            && codec.encode_close(*code, reason, &mut wbuf).is_err()
+        {
+            codec.encode_close_empty(&mut wbuf);
         }
         if !wbuf.is_empty() {
             match timeout(WRITE_STALL_TIMEOUT, io.write_all_bytes(&wbuf)).await {
@@ -227,4 +274,43 @@ async fn run_session<T: Transport>(
         }
     }
     drop(session);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::Broker;
+    use crate::config::{AppsConfig, ConfigSource, Limits, ServerSettings};
+
+    /// The per-connection task is one allocation of this future: keep it small (issue 7's
+    /// memory goal is 6 KB per idle connection, everything included).
+    #[tokio::test]
+    async fn connection_future_is_small() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let peer = client.local_addr().unwrap();
+        let settings = ServerSettings {
+            addr: peer,
+            apps_config: ConfigSource::Content(String::new()),
+            redis_urls: vec![],
+            redis_password: None,
+            channel_max_length: None,
+            verbose: false,
+            tls: None,
+            limits: Limits::default(),
+        };
+        let apps = AppsConfig::from_yaml("apps: {}\n").unwrap();
+        let broker = Broker::embedded(crate::net::broker_settings(&settings), apps);
+        let shared = Arc::new(Shared {
+            broker,
+            settings,
+            wire_limits: cobra_wire::Limits::default(),
+        });
+        let fut = serve(client, peer, shared);
+        let size = std::mem::size_of_val(&fut);
+        println!("connection future: {size} bytes");
+        assert!(size < 4096, "connection future is {size} bytes");
+    }
 }

@@ -26,7 +26,13 @@ pub enum Route {
 }
 
 fn reply(status: u16, reason: &str, content_type: &str, body: &[u8]) -> Route {
-    Route::Reply(http_response(status, reason, Some(content_type), body, &[("Connection", "close"), ("X-Cobra-Version", VERSION)]))
+    Route::Reply(http_response(
+        status,
+        reason,
+        Some(content_type),
+        body,
+        &[("Connection", "close"), ("X-Cobra-Version", VERSION)],
+    ))
 }
 
 fn text(status: u16, reason: &str, body: &str) -> Route {
@@ -43,14 +49,23 @@ pub fn route(req: &Request, broker: &Broker, at_capacity: bool) -> Route {
             "/version" => return text(200, "OK", VERSION),
             "/metrics" => {
                 let body = broker.stats.prometheus(broker);
-                return reply(200, "OK", "text/plain; version=0.0.4; charset=utf-8", body.as_bytes());
+                return reply(
+                    200,
+                    "OK",
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    body.as_bytes(),
+                );
             }
             _ => {}
         }
     }
     let appkey = req.query_param("appkey");
     if !req.upgrade_requested && appkey.is_none() && path != "/v2" {
-        return text(404, "Not Found", "not found: try /health/, /version/, /metrics or a WebSocket upgrade on /v2?appkey=APPKEY\n");
+        return text(
+            404,
+            "Not Found",
+            "not found: try /health/, /version/, /metrics or a WebSocket upgrade on /v2?appkey=APPKEY\n",
+        );
     }
     let Some(appkey) = appkey.filter(|a| broker.knows_app(a)) else {
         return text(403, "Forbidden", "missing or unknown appkey\n");
@@ -73,7 +88,11 @@ pub fn route(req: &Request, broker: &Broker, at_capacity: bool) -> Route {
             "Upgrade Required",
             Some("text/plain; charset=utf-8"),
             b"this endpoint speaks WebSocket: upgrade with Sec-WebSocket-Protocol: json\n",
-            &[("Connection", "close"), ("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")],
+            &[
+                ("Connection", "close"),
+                ("Upgrade", "websocket"),
+                ("Sec-WebSocket-Version", "13"),
+            ],
         ));
     }
     if at_capacity {
@@ -82,7 +101,11 @@ pub fn route(req: &Request, broker: &Broker, at_capacity: bool) -> Route {
     let Some(key) = req.ws_key.as_deref() else {
         return text(400, "Bad Request", "missing Sec-WebSocket-Key\n");
     };
-    let subprotocol = req.subprotocols.iter().any(|p| p == "json").then_some("json");
+    let subprotocol = req
+        .subprotocols
+        .iter()
+        .any(|p| p == "json")
+        .then_some("json");
     let offers: Vec<&str> = req.extensions.iter().map(String::as_str).collect();
     let negotiated = pmd::server_negotiate(&ServerPmdConfig::default(), &offers);
     let node = sanitize_header(&broker.settings.node);
@@ -92,7 +115,11 @@ pub fn route(req: &Request, broker: &Broker, at_capacity: bool) -> Route {
         negotiated.as_ref().map(|(_, answer)| answer.as_str()),
         &[("X-Cobra-Node", &node), ("X-Cobra-Version", VERSION)],
     );
-    Route::Upgrade { response, appkey, deflate: negotiated.map(|(n, _)| n) }
+    Route::Upgrade {
+        response,
+        appkey,
+        deflate: negotiated.map(|(n, _)| n),
+    }
 }
 
 /// A header value built from local data must not break the response.

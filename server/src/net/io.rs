@@ -19,10 +19,16 @@ const TLS_READ_RESERVE: usize = 4 << 10;
 /// What a session needs from its stream.
 pub trait Transport: Send + Unpin + 'static {
     /// Waits for bytes and appends them to `buf`; `Ok(0)` is end of stream. Cancel-safe.
-    fn read_some<'a>(&'a mut self, buf: &'a mut BytesMut) -> impl Future<Output = io::Result<usize>> + Send + 'a;
+    fn read_some<'a>(
+        &'a mut self,
+        buf: &'a mut BytesMut,
+    ) -> impl Future<Output = io::Result<usize>> + Send + 'a;
 
     /// Writes all of `data`.
-    fn write_all_bytes<'a>(&'a mut self, data: &'a [u8]) -> impl Future<Output = io::Result<()>> + Send + 'a;
+    fn write_all_bytes<'a>(
+        &'a mut self,
+        data: &'a [u8],
+    ) -> impl Future<Output = io::Result<()>> + Send + 'a;
 
     /// Shuts the write side down (best effort).
     fn shutdown_write(&mut self) -> impl Future<Output = ()> + Send + '_;

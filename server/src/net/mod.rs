@@ -21,9 +21,11 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+use crate::broker::{
+    Backend, Broker, BrokerLimits, BrokerSettings, CLOSE_GOING_AWAY, MemoryBackend,
+};
 use crate::config::options::TlsFiles;
 use crate::config::{AppsConfig, ServerSettings};
-use crate::broker::{Backend, Broker, BrokerLimits, BrokerSettings, CLOSE_GOING_AWAY, MemoryBackend};
 
 /// How long shutdown waits for connections to finish their close handshake.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -108,6 +110,7 @@ pub fn broker_settings(settings: &ServerSettings) -> BrokerSettings {
         verbose: settings.verbose,
         limits: BrokerLimits {
             max_subscriptions: settings.limits.max_subscriptions,
+            publish_rate_limit: settings.limits.publish_rate_limit,
             outbound_queue_bytes: settings.limits.outbound_queue_bytes,
             batch_flush_delay: settings.limits.batch_flush,
             ..BrokerLimits::default()
@@ -118,7 +121,10 @@ pub fn broker_settings(settings: &ServerSettings) -> BrokerSettings {
 
 impl Server {
     /// Starts a server with the embedded backend.
-    pub fn start(settings: ServerSettings, mut apps: AppsConfig) -> Result<ServerHandle, ServerError> {
+    pub fn start(
+        settings: ServerSettings,
+        mut apps: AppsConfig,
+    ) -> Result<ServerHandle, ServerError> {
         if let Some(n) = settings.channel_max_length {
             apps.channel_max_length = n.get();
         }
@@ -138,12 +144,28 @@ impl Server {
     }
 
     /// Starts a server around an existing broker.
-    pub fn start_with_broker(settings: ServerSettings, broker: Arc<Broker>) -> Result<ServerHandle, ServerError> {
+    pub fn start_with_broker(
+        settings: ServerSettings,
+        broker: Arc<Broker>,
+    ) -> Result<ServerHandle, ServerError> {
         let tls = settings.tls.as_ref().map(load_tls).transpose()?;
         let std_listener =
-            std::net::TcpListener::bind(settings.addr).map_err(|source| ServerError::Bind { addr: settings.addr, source })?;
-        let local_addr = std_listener.local_addr().map_err(|source| ServerError::Bind { addr: settings.addr, source })?;
-        std_listener.set_nonblocking(true).map_err(|source| ServerError::Bind { addr: settings.addr, source })?;
+            std::net::TcpListener::bind(settings.addr).map_err(|source| ServerError::Bind {
+                addr: settings.addr,
+                source,
+            })?;
+        let local_addr = std_listener
+            .local_addr()
+            .map_err(|source| ServerError::Bind {
+                addr: settings.addr,
+                source,
+            })?;
+        std_listener
+            .set_nonblocking(true)
+            .map_err(|source| ServerError::Bind {
+                addr: settings.addr,
+                source,
+            })?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("cobra-worker")
@@ -154,11 +176,18 @@ impl Server {
             max_frame_size: settings.limits.message_max_size,
             ..cobra_wire::Limits::default()
         };
-        let shared = Arc::new(Shared { broker: Arc::clone(&broker), settings, wire_limits });
+        let shared = Arc::new(Shared {
+            broker: Arc::clone(&broker),
+            settings,
+            wire_limits,
+        });
         let (stop_tx, stop_rx) = oneshot::channel();
         let listener = {
             let _guard = runtime.enter();
-            TcpListener::from_std(std_listener).map_err(|source| ServerError::Bind { addr: local_addr, source })?
+            TcpListener::from_std(std_listener).map_err(|source| ServerError::Bind {
+                addr: local_addr,
+                source,
+            })?
         };
         let thread = std::thread::Builder::new()
             .name("cobra-server".into())
@@ -168,7 +197,12 @@ impl Server {
             })
             .map_err(ServerError::Runtime)?;
         tracing::info!(addr = %local_addr, "listening");
-        Ok(ServerHandle { local_addr, broker, stop: Some(stop_tx), thread: Some(thread) })
+        Ok(ServerHandle {
+            local_addr,
+            broker,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
     }
 }
 
@@ -178,7 +212,8 @@ fn load_tls(files: &TlsFiles) -> Result<tokio_rustls::TlsAcceptor, ServerError> 
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
         .and_then(|it| it.collect::<Result<_, _>>())
         .map_err(|e| ServerError::Tls(format!("{}: {e}", files.cert.display())))?;
-    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| ServerError::Tls(format!("{}: {e}", files.key.display())))?;
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .map_err(|e| ServerError::Tls(format!("{}: {e}", files.key.display())))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -245,7 +280,10 @@ async fn accept_loop(
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
                     let _guard = guard;
-                    let handshake = tokio::time::timeout(shared.settings.limits.handshake_timeout, acceptor.accept(stream));
+                    let handshake = tokio::time::timeout(
+                        shared.settings.limits.handshake_timeout,
+                        acceptor.accept(stream),
+                    );
                     match handshake.await {
                         Ok(Ok(s)) => conn::serve(io::Buffered(s), peer, shared).await,
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
@@ -256,7 +294,10 @@ async fn accept_loop(
         }
     }
     drop(listener);
-    tracing::info!(connections = shared.broker.connection_count(), "shutting down: closing every client with 1001");
+    tracing::info!(
+        connections = shared.broker.connection_count(),
+        "shutting down: closing every client with 1001"
+    );
     shared.broker.close_all(CLOSE_GOING_AWAY);
     let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
     while active.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {

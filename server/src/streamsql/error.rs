@@ -66,7 +66,11 @@ pub struct ParseError {
 
 impl ParseError {
     pub(crate) fn new(kind: ParseErrorKind, offset: usize, token: &str) -> Self {
-        ParseError { kind, offset, token: token.to_owned() }
+        ParseError {
+            kind,
+            offset,
+            token: token.to_owned(),
+        }
     }
 
     /// What is wrong.

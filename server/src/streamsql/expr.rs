@@ -1,9 +1,9 @@
-//! The compiled WHERE clause and its evaluation against a message's slots.
+//! The compiled WHERE clause and its evaluation against a message's fields.
 
 use std::cmp::Ordering;
 
 use super::like::Like;
-use super::paths::Slot;
+use super::paths::Fields;
 use super::value::{Literal, Scalar};
 
 /// Comparison operators.
@@ -37,7 +37,7 @@ pub(crate) enum Expr {
 }
 
 impl Test {
-    fn eval(&self, v: &Scalar<'_>) -> bool {
+    pub fn eval(&self, v: &Scalar<'_>) -> bool {
         match self {
             Test::Cmp(op, lit) => match op {
                 CmpOp::Eq => v.equals(lit),
@@ -56,13 +56,13 @@ impl Test {
 }
 
 impl Expr {
-    /// Does the message whose fields are in `slots` satisfy the predicate?
-    pub fn eval(&self, slots: &[Slot<'_>]) -> bool {
+    /// Does the message satisfy the predicate? (Short-circuits: fields are only read when needed.)
+    pub fn eval<'a>(&self, fields: &mut impl Fields<'a>) -> bool {
         match self {
-            Expr::And(items) => items.iter().all(|e| e.eval(slots)),
-            Expr::Or(items) => items.iter().any(|e| e.eval(slots)),
-            Expr::Not(e) => !e.eval(slots),
-            Expr::Cond { node, test } => test.eval(&slots[*node].scalar),
+            Expr::And(items) => items.iter().all(|e| e.eval(fields)),
+            Expr::Or(items) => items.iter().any(|e| e.eval(fields)),
+            Expr::Not(e) => !e.eval(fields),
+            Expr::Cond { node, test } => fields.test(*node, test),
         }
     }
 }

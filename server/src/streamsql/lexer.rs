@@ -50,7 +50,8 @@ impl Token<'_> {
 
 /// Words reserved by the grammar: they cannot start a field path unless backtick-quoted.
 pub(crate) const KEYWORDS: &[&str] = &[
-    "SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "LIKE", "IN", "IS", "NULL", "AS", "TRUE", "FALSE",
+    "SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "LIKE", "IN", "IS", "NULL", "AS", "TRUE",
+    "FALSE",
 ];
 
 fn word_start(c: char) -> bool {
@@ -83,7 +84,11 @@ impl<'a> Lexer<'a> {
     }
 
     fn take(&mut self, kind: Kind, len: usize) -> Token<'a> {
-        let tok = Token { kind, text: &self.src[self.pos..self.pos + len], offset: self.pos };
+        let tok = Token {
+            kind,
+            text: &self.src[self.pos..self.pos + len],
+            offset: self.pos,
+        };
         self.pos += len;
         tok
     }
@@ -98,7 +103,11 @@ impl<'a> Lexer<'a> {
         self.skip_ws();
         let rest = self.rest();
         let Some(c) = rest.chars().next() else {
-            return Ok(Token { kind: Kind::Eof, text: "", offset: self.pos });
+            return Ok(Token {
+                kind: Kind::Eof,
+                text: "",
+                offset: self.pos,
+            });
         };
         let two = rest.get(..2).unwrap_or("");
         let tok = match c {
@@ -137,7 +146,9 @@ impl<'a> Lexer<'a> {
         if rest.starts_with('`') {
             return self.quoted();
         }
-        let len = rest.find(|c: char| c.is_whitespace() || c == ';').unwrap_or(rest.len());
+        let len = rest
+            .find(|c: char| c.is_whitespace() || c == ';')
+            .unwrap_or(rest.len());
         Ok(self.take(if len == 0 { Kind::Eof } else { Kind::Word }, len))
     }
 
@@ -189,7 +200,9 @@ impl<'a> Lexer<'a> {
         // `12abc` or `1.2.3` is one bad token, not a number followed by a name.
         let tail = &self.rest()[i..];
         if tail.starts_with(|c: char| word_continue(c) || c == '.') {
-            let len = i + tail.find(|c: char| !(word_continue(c) || c == '.')).unwrap_or(tail.len());
+            let len = i + tail
+                .find(|c: char| !(word_continue(c) || c == '.'))
+                .unwrap_or(tail.len());
             return Err(self.err_here(ParseErrorKind::InvalidNumber, len));
         }
         Ok(self.take(Kind::Number, i))

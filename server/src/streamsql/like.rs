@@ -2,8 +2,9 @@
 //!
 //! Matching never backtracks: the pattern is split at the run wildcards into chunks; the first chunk must
 //! be a prefix, the last a suffix, and each middle chunk is taken at its leftmost occurrence after the
-//! previous one (leftmost is always safe: it leaves the most room for the rest). Cost is linear for
-//! chunks without `_` (substring search) and O(value × chunk) at worst for chunks with `_`.
+//! previous one (leftmost is always safe: it leaves the most room for the rest). Searching is linear in
+//! the value: substring search for plain chunks, bit-parallel Shift-And for chunks with `_` (up to 64
+//! characters; longer ones, which only long patterns can have, fall back to O(value × chunk)).
 
 /// One piece of a pattern between run wildcards.
 #[derive(Debug, Clone, PartialEq)]
@@ -11,7 +12,61 @@ enum Chunk {
     /// Plain text.
     Lit(String),
     /// Text with single-character wildcards (`None`).
-    Mixed(Vec<Option<char>>),
+    Mixed(Vec<Option<char>>, Option<ShiftAnd>),
+}
+
+/// Shift-And automaton of a chunk of at most 64 characters: bit i of the state says "the first i+1
+/// pattern characters match the text ending here".
+#[derive(Debug, Clone, PartialEq)]
+struct ShiftAnd {
+    /// Positions of `_`.
+    wild: u64,
+    /// Positions of each literal character, sorted by character.
+    lits: Vec<(char, u64)>,
+    /// Bit of the last position.
+    accept: u64,
+}
+
+impl ShiftAnd {
+    fn new(pat: &[Option<char>]) -> Option<ShiftAnd> {
+        if pat.is_empty() || pat.len() > 64 {
+            return None;
+        }
+        let mut wild = 0;
+        let mut lits: Vec<(char, u64)> = Vec::new();
+        for (i, p) in pat.iter().enumerate() {
+            match p {
+                None => wild |= 1 << i,
+                Some(c) => match lits.iter_mut().find(|(l, _)| l == c) {
+                    Some((_, m)) => *m |= 1 << i,
+                    None => lits.push((*c, 1 << i)),
+                },
+            }
+        }
+        lits.sort_unstable_by_key(|&(c, _)| c);
+        Some(ShiftAnd {
+            wild,
+            lits,
+            accept: 1 << (pat.len() - 1),
+        })
+    }
+
+    /// End (in bytes) of the leftmost match in `s`: chunks have a fixed length, so the first match to
+    /// end is the first to start.
+    fn find_end(&self, s: &str) -> Option<usize> {
+        let mut state = 0u64;
+        for (i, c) in s.char_indices() {
+            let mask = match self.lits.binary_search_by_key(&c, |&(l, _)| l) {
+                Ok(j) => self.wild | self.lits[j].1,
+                Err(_) => self.wild,
+            };
+            state = ((state << 1) | 1) & mask;
+            if state & self.accept != 0 {
+                return Some(i + c.len_utf8());
+            }
+        }
+        None
+    }
 }
 
 impl Chunk {
@@ -19,14 +74,14 @@ impl Chunk {
         if chars.iter().all(Option::is_some) {
             Chunk::Lit(chars.iter().flatten().collect())
         } else {
-            Chunk::Mixed(chars.to_vec())
+            Chunk::Mixed(chars.to_vec(), ShiftAnd::new(chars))
         }
     }
 
     fn is_empty(&self) -> bool {
         match self {
             Chunk::Lit(s) => s.is_empty(),
-            Chunk::Mixed(v) => v.is_empty(),
+            Chunk::Mixed(v, _) => v.is_empty(),
         }
     }
 
@@ -34,7 +89,7 @@ impl Chunk {
     fn match_prefix(&self, s: &str) -> Option<usize> {
         match self {
             Chunk::Lit(lit) => s.starts_with(lit.as_str()).then_some(lit.len()),
-            Chunk::Mixed(pat) => {
+            Chunk::Mixed(pat, _) => {
                 let mut it = s.char_indices();
                 for want in pat {
                     let (_, got) = it.next()?;
@@ -51,7 +106,8 @@ impl Chunk {
     fn find_end(&self, s: &str) -> Option<usize> {
         match self {
             Chunk::Lit(lit) => s.find(lit.as_str()).map(|i| i + lit.len()),
-            Chunk::Mixed(_) => s
+            Chunk::Mixed(_, Some(automaton)) => automaton.find_end(s),
+            Chunk::Mixed(_, None) => s
                 .char_indices()
                 .map(|(i, _)| i)
                 .chain(std::iter::once(s.len()))
@@ -63,7 +119,7 @@ impl Chunk {
     fn is_suffix_of(&self, s: &str) -> bool {
         match self {
             Chunk::Lit(lit) => s.ends_with(lit.as_str()),
-            Chunk::Mixed(pat) => {
+            Chunk::Mixed(pat, _) => {
                 let start = if pat.is_empty() {
                     s.len()
                 } else {

@@ -37,9 +37,8 @@ pub use error::{ParseError, ParseErrorKind};
 pub use limits::Limits;
 
 use expr::Expr;
-use paths::{Captured, Paths, Slot, with_slots};
+use paths::{Fields, Paths, Slot, SlotFields, ValueFields, with_scratch};
 use project::Projection;
-use value::Scalar;
 
 /// What to do with one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +81,12 @@ impl Query {
     pub fn parse_with_limits(sql: &str, limits: &Limits) -> Result<Query, ParseError> {
         let st = parser::parse(sql, limits)?;
         let projection = st.fields.as_deref().map(|f| Projection::new(f, &st.paths));
-        Ok(Query { channel: st.channel, filter: st.filter, projection, paths: st.paths })
+        Ok(Query {
+            channel: st.channel,
+            filter: st.filter,
+            projection,
+            paths: st.paths,
+        })
     }
 
     /// The channel named after FROM (backticks stripped).
@@ -105,14 +109,14 @@ impl Query {
         if self.filter.is_none() && self.projection.is_none() {
             return Outcome::Forward;
         }
-        with_slots(self.paths.nodes.len(), |slots| {
+        with_scratch(self.paths.nodes.len(), |slots: &mut [Slot<'_>]| {
             let want_first_raw = self.projection.is_none();
             let first = match raw::read(&self.paths, slots, json, want_first_raw) {
                 Ok(raw::Root::Object) => None,
                 Ok(raw::Root::First(text)) => Some(text.unwrap_or_default()),
                 Ok(raw::Root::NotObject) | Err(_) => return Outcome::NoMatch,
             };
-            self.finish(slots, || first.map(str::to_owned))
+            self.finish(&mut SlotFields(slots), || first.map(str::to_owned))
         })
     }
 
@@ -129,39 +133,31 @@ impl Query {
             },
             _ => return Outcome::NoMatch,
         };
-        with_slots(self.paths.nodes.len(), |slots| {
-            fill(&self.paths, slots, 0, obj);
-            self.finish(slots, || first.then(|| obj.to_string()))
+        with_scratch(self.paths.nodes.len(), |cache| {
+            let mut fields = ValueFields {
+                paths: &self.paths,
+                root: obj,
+                cache,
+            };
+            self.finish(&mut fields, || first.then(|| obj.to_string()))
         })
     }
 
     /// Apply the filter and the projection to a message read into `slots`. `first` gives the text of the
     /// first element when the message was an array.
-    fn finish(&self, slots: &[Slot<'_>], first: impl FnOnce() -> Option<String>) -> Outcome {
-        if let Some(filter) = &self.filter {
-            if !filter.eval(slots) {
-                return Outcome::NoMatch;
-            }
+    fn finish<'a>(
+        &self,
+        fields: &mut impl Fields<'a>,
+        first: impl FnOnce() -> Option<String>,
+    ) -> Outcome {
+        if let Some(filter) = &self.filter
+            && !filter.eval(fields)
+        {
+            return Outcome::NoMatch;
         }
         match &self.projection {
-            Some(p) => Outcome::Projected(p.render(slots)),
+            Some(p) => Outcome::Projected(p.render(fields)),
             None => first().map_or(Outcome::Forward, Outcome::Projected),
-        }
-    }
-}
-
-/// Read the needed paths of a parsed value into `slots`.
-fn fill<'a>(paths: &Paths, slots: &mut [Slot<'a>], node: usize, v: &'a serde_json::Value) {
-    let n = &paths.nodes[node];
-    slots[node].scalar = Scalar::of_value(v);
-    if n.needs_raw {
-        slots[node].captured = Captured::Value(v);
-    }
-    if let serde_json::Value::Object(map) = v {
-        for (key, child) in &n.children {
-            if let Some(cv) = map.get(&**key) {
-                fill(paths, slots, *child, cv);
-            }
         }
     }
 }

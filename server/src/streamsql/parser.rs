@@ -50,10 +50,20 @@ struct Parser<'a, 'l> {
 /// Parse `sql` under `limits`.
 pub(crate) fn parse(sql: &str, limits: &Limits) -> Result<Statement, ParseError> {
     if sql.len() > limits.max_statement_len {
-        let kind = E::TooLong { len: sql.len(), max: limits.max_statement_len };
+        let kind = E::TooLong {
+            len: sql.len(),
+            max: limits.max_statement_len,
+        };
         return Err(ParseError::new(kind, limits.max_statement_len, ""));
     }
-    let mut p = Parser { lx: Lexer::new(sql), peeked: None, limits, paths: Paths::new(), depth: 0, conditions: 0 };
+    let mut p = Parser {
+        lx: Lexer::new(sql),
+        peeked: None,
+        limits,
+        paths: Paths::new(),
+        depth: 0,
+        conditions: 0,
+    };
     p.statement()
 }
 
@@ -77,12 +87,20 @@ impl<'a> Parser<'a, '_> {
 
     fn expect_kw(&mut self, kw: &str, what: &'static str) -> Result<Token<'a>, ParseError> {
         let t = self.bump()?;
-        if t.is_kw(kw) { Ok(t) } else { Err(t.error(E::Expected(what))) }
+        if t.is_kw(kw) {
+            Ok(t)
+        } else {
+            Err(t.error(E::Expected(what)))
+        }
     }
 
     fn expect(&mut self, kind: Kind, what: &'static str) -> Result<Token<'a>, ParseError> {
         let t = self.bump()?;
-        if t.kind == kind { Ok(t) } else { Err(t.error(E::Expected(what))) }
+        if t.kind == kind {
+            Ok(t)
+        } else {
+            Err(t.error(E::Expected(what)))
+        }
     }
 
     fn statement(&mut self) -> Result<Statement, ParseError> {
@@ -90,7 +108,11 @@ impl<'a> Parser<'a, '_> {
         let fields = self.fields()?;
         let from = self.bump()?;
         if !from.is_kw("FROM") {
-            return Err(from.error(E::Expected(if fields.is_some() { "`,`, AS or FROM" } else { "FROM" })));
+            return Err(from.error(E::Expected(if fields.is_some() {
+                "`,`, AS or FROM"
+            } else {
+                "FROM"
+            })));
         }
         let chan = self.lx.channel()?;
         let channel = match chan.kind {
@@ -109,11 +131,20 @@ impl<'a> Parser<'a, '_> {
         }
         let end = self.bump()?;
         if end.kind != Kind::Eof {
-            let what = if filter.is_some() { "AND, OR or end of statement" } else { "WHERE or end of statement" };
+            let what = if filter.is_some() {
+                "AND, OR or end of statement"
+            } else {
+                "WHERE or end of statement"
+            };
             return Err(end.error(E::Expected(what)));
         }
         let paths = std::mem::replace(&mut self.paths, Paths::new());
-        Ok(Statement { channel, fields, filter, paths })
+        Ok(Statement {
+            channel,
+            fields,
+            filter,
+            paths,
+        })
     }
 
     fn fields(&mut self) -> Result<Option<Vec<Field>>, ParseError> {
@@ -143,7 +174,9 @@ impl<'a> Parser<'a, '_> {
             if let Some(f) = fields.iter_mut().find(|f| f.key == key) {
                 f.node = node;
             } else if fields.len() == self.limits.max_fields {
-                return Err(start.error(E::TooManyFields { max: self.limits.max_fields }));
+                return Err(start.error(E::TooManyFields {
+                    max: self.limits.max_fields,
+                }));
             } else {
                 fields.push(Field { key, node });
             }
@@ -159,7 +192,9 @@ impl<'a> Parser<'a, '_> {
         let first = self.bump()?;
         let mut segments = vec![match first.kind {
             Kind::Quoted => unquote_name(first.text).to_owned(),
-            Kind::Word if KEYWORDS.iter().any(|k| first.is_kw(k)) => return Err(first.error(E::Keyword)),
+            Kind::Word if KEYWORDS.iter().any(|k| first.is_kw(k)) => {
+                return Err(first.error(E::Keyword));
+            }
             Kind::Word => first.text.to_owned(),
             _ => return Err(first.error(E::Expected("a field name"))),
         }];
@@ -174,7 +209,9 @@ impl<'a> Parser<'a, '_> {
                 _ => return Err(t.error(E::Expected("a field name after `.`"))),
             };
             if segments.len() == self.limits.max_path_segments {
-                return Err(t.error(E::PathTooLong { max: self.limits.max_path_segments }));
+                return Err(t.error(E::PathTooLong {
+                    max: self.limits.max_path_segments,
+                }));
             }
             segments.push(seg);
         }
@@ -184,7 +221,9 @@ impl<'a> Parser<'a, '_> {
 
     fn enter(&mut self, at: Token<'a>) -> Result<(), ParseError> {
         if self.depth == self.limits.max_depth {
-            return Err(at.error(E::TooDeep { max: self.limits.max_depth }));
+            return Err(at.error(E::TooDeep {
+                max: self.limits.max_depth,
+            }));
         }
         self.depth += 1;
         Ok(())
@@ -196,7 +235,11 @@ impl<'a> Parser<'a, '_> {
             self.bump()?;
             items.push(self.and()?);
         }
-        Ok(if items.len() == 1 { items.remove(0) } else { Expr::Or(items) })
+        Ok(if items.len() == 1 {
+            items.remove(0)
+        } else {
+            Expr::Or(items)
+        })
     }
 
     fn and(&mut self) -> Result<Expr, ParseError> {
@@ -205,7 +248,11 @@ impl<'a> Parser<'a, '_> {
             self.bump()?;
             items.push(self.not()?);
         }
-        Ok(if items.len() == 1 { items.remove(0) } else { Expr::And(items) })
+        Ok(if items.len() == 1 {
+            items.remove(0)
+        } else {
+            Expr::And(items)
+        })
     }
 
     fn not(&mut self) -> Result<Expr, ParseError> {
@@ -232,7 +279,9 @@ impl<'a> Parser<'a, '_> {
         let start = self.peek()?;
         let (segments, _) = self.path()?;
         if self.conditions == self.limits.max_conditions {
-            return Err(start.error(E::TooManyConditions { max: self.limits.max_conditions }));
+            return Err(start.error(E::TooManyConditions {
+                max: self.limits.max_conditions,
+            }));
         }
         self.conditions += 1;
         let node = self.paths.insert(&segments);
@@ -249,9 +298,16 @@ impl<'a> Parser<'a, '_> {
         };
         if let Some(cmp) = cmp {
             let lit = self.literal()?;
-            return Ok(Expr::Cond { node, test: Test::Cmp(cmp, lit) });
+            return Ok(Expr::Cond {
+                node,
+                test: Test::Cmp(cmp, lit),
+            });
         }
-        let (negated, op) = if op.is_kw("NOT") { (true, self.bump()?) } else { (false, op) };
+        let (negated, op) = if op.is_kw("NOT") {
+            (true, self.bump()?)
+        } else {
+            (false, op)
+        };
         let test = if op.is_kw("LIKE") {
             let pat = self.bump()?;
             if pat.kind != Kind::Str {
@@ -259,7 +315,9 @@ impl<'a> Parser<'a, '_> {
             }
             let text = unquote_string(pat.text);
             if text.len() > self.limits.max_like_pattern_len {
-                return Err(pat.error(E::PatternTooLong { max: self.limits.max_like_pattern_len }));
+                return Err(pat.error(E::PatternTooLong {
+                    max: self.limits.max_like_pattern_len,
+                }));
             }
             Test::Like(Like::new(&text))
         } else if op.is_kw("IN") {
@@ -268,7 +326,9 @@ impl<'a> Parser<'a, '_> {
             loop {
                 let at = self.peek()?;
                 if list.len() == self.limits.max_in_list {
-                    return Err(at.error(E::InListTooLong { max: self.limits.max_in_list }));
+                    return Err(at.error(E::InListTooLong {
+                        max: self.limits.max_in_list,
+                    }));
                 }
                 list.push(self.literal()?);
                 if self.peek()?.kind != Kind::Comma {
@@ -285,10 +345,21 @@ impl<'a> Parser<'a, '_> {
                 t = self.bump()?;
             }
             if !t.is_kw("NULL") {
-                return Err(t.error(E::Expected(if is_not { "NULL" } else { "NULL or NOT NULL" })));
+                return Err(t.error(E::Expected(if is_not {
+                    "NULL"
+                } else {
+                    "NULL or NOT NULL"
+                })));
             }
-            let cond = Expr::Cond { node, test: Test::IsNull };
-            return Ok(if is_not { Expr::Not(Box::new(cond)) } else { cond });
+            let cond = Expr::Cond {
+                node,
+                test: Test::IsNull,
+            };
+            return Ok(if is_not {
+                Expr::Not(Box::new(cond))
+            } else {
+                cond
+            });
         } else {
             let what = if negated {
                 "LIKE or IN after NOT"
@@ -298,14 +369,20 @@ impl<'a> Parser<'a, '_> {
             return Err(op.error(E::Expected(what)));
         };
         let cond = Expr::Cond { node, test };
-        Ok(if negated { Expr::Not(Box::new(cond)) } else { cond })
+        Ok(if negated {
+            Expr::Not(Box::new(cond))
+        } else {
+            cond
+        })
     }
 
     fn literal(&mut self) -> Result<Literal, ParseError> {
         let t = self.bump()?;
         match t.kind {
             Kind::Str => Ok(Literal::Str(unquote_string(t.text))),
-            Kind::Number => parse_number(t.text).map(Literal::Num).ok_or_else(|| t.error(E::InvalidNumber)),
+            Kind::Number => parse_number(t.text)
+                .map(Literal::Num)
+                .ok_or_else(|| t.error(E::InvalidNumber)),
             _ if t.is_kw("TRUE") => Ok(Literal::Bool(true)),
             _ if t.is_kw("FALSE") => Ok(Literal::Bool(false)),
             _ if t.is_kw("NULL") => Err(t.error(E::NullComparison)),
@@ -316,10 +393,13 @@ impl<'a> Parser<'a, '_> {
 
 /// An integer stays exact if it fits i128; otherwise (or with a fraction/exponent) it is a finite float.
 fn parse_number(text: &str) -> Option<Num> {
-    if !text.contains(['.', 'e', 'E']) {
-        if let Ok(i) = text.parse::<i128>() {
-            return Some(Num::Int(i));
-        }
+    if !text.contains(['.', 'e', 'E'])
+        && let Ok(i) = text.parse::<i128>()
+    {
+        return Some(Num::Int(i));
     }
-    text.parse::<f64>().ok().filter(|f| f.is_finite()).map(Num::Float)
+    text.parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite())
+        .map(Num::Float)
 }

@@ -3,11 +3,16 @@
 //! Compiling the paths into a trie lets the raw evaluator walk the message once, descending only into
 //! keys some path needs and skipping everything else without building it.
 
+use serde_json::Value;
+
+use super::expr::Test;
 use super::value::Scalar;
 
 /// One node of the path trie. Node 0 is the message itself.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Node {
+    /// This node's key in its parent object (empty for the root).
+    pub key: Box<str>,
     /// Child keys and their node indices (few per node: a linear scan beats hashing).
     pub children: Vec<(Box<str>, usize)>,
     pub parent: usize,
@@ -25,19 +30,29 @@ pub(crate) struct Paths {
 
 impl Paths {
     pub fn new() -> Paths {
-        Paths { nodes: vec![Node::default()] }
+        Paths {
+            nodes: vec![Node::default()],
+        }
     }
 
     /// The node for `segments`, created if new.
     pub fn insert(&mut self, segments: &[String]) -> usize {
         let mut cur = 0;
         for seg in segments {
-            let found = self.nodes[cur].children.iter().find(|(k, _)| **k == **seg).map(|&(_, i)| i);
+            let found = self.nodes[cur]
+                .children
+                .iter()
+                .find(|(k, _)| **k == **seg)
+                .map(|&(_, i)| i);
             cur = match found {
                 Some(i) => i,
                 None => {
                     let idx = self.nodes.len();
-                    self.nodes.push(Node { parent: cur, ..Node::default() });
+                    self.nodes.push(Node {
+                        key: seg.as_str().into(),
+                        parent: cur,
+                        ..Node::default()
+                    });
                     self.nodes[cur].children.push((seg.as_str().into(), idx));
                     idx
                 }
@@ -60,7 +75,11 @@ impl Paths {
     /// Child of `node` under `key`.
     #[inline]
     pub fn child(&self, node: usize, key: &str) -> Option<usize> {
-        self.nodes[node].children.iter().find(|(k, _)| **k == *key).map(|&(_, i)| i)
+        self.nodes[node]
+            .children
+            .iter()
+            .find(|(k, _)| **k == *key)
+            .map(|&(_, i)| i)
     }
 }
 
@@ -82,17 +101,149 @@ pub(crate) struct Slot<'a> {
     pub captured: Captured<'a>,
 }
 
-/// Slots for up to this many nodes live on the stack: no allocation per message for usual statements.
-const INLINE_SLOTS: usize = 12;
+/// Per-node scratch for up to this many nodes lives on the stack: no allocation per message for usual
+/// statements.
+const INLINE: usize = 12;
 
-/// Run `f` with `n` fresh (all missing) slots.
+/// Run `f` with `n` fresh (default) entries of per-node scratch.
 #[inline]
-pub(crate) fn with_slots<'a, R>(n: usize, f: impl FnOnce(&mut [Slot<'a>]) -> R) -> R {
-    if n <= INLINE_SLOTS {
-        let mut inline: [Slot<'a>; INLINE_SLOTS] = Default::default();
+pub(crate) fn with_scratch<T: Default + Clone, R>(n: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
+    if n <= INLINE {
+        let mut inline: [T; INLINE] = Default::default();
         f(&mut inline[..n])
     } else {
-        let mut heap = vec![Slot::default(); n];
+        let mut heap = vec![T::default(); n];
         f(&mut heap)
+    }
+}
+
+/// How the projection sees a node on the way to a selected field.
+pub(crate) enum Shape {
+    Object,
+    Null,
+    /// Missing or anything else.
+    Other,
+}
+
+/// A message's fields, by trie node: what the predicate and the projection read.
+pub(crate) trait Fields<'a> {
+    /// Does the node's value pass `test`?
+    fn test(&mut self, node: usize, test: &Test) -> bool;
+    /// The node's value, for the projection.
+    fn captured(&mut self, node: usize) -> Captured<'a>;
+    fn shape(&mut self, node: usize) -> Shape;
+}
+
+/// Fields read beforehand into slots (the raw single-pass reader).
+pub(crate) struct SlotFields<'s, 'a>(pub &'s [Slot<'a>]);
+
+impl<'a> Fields<'a> for SlotFields<'_, 'a> {
+    fn test(&mut self, node: usize, test: &Test) -> bool {
+        test.eval(&self.0[node].scalar)
+    }
+
+    fn captured(&mut self, node: usize) -> Captured<'a> {
+        self.0[node].captured
+    }
+
+    fn shape(&mut self, node: usize) -> Shape {
+        match self.0[node].scalar {
+            Scalar::Object => Shape::Object,
+            Scalar::Null => Shape::Null,
+            _ => Shape::Other,
+        }
+    }
+}
+
+/// Objects up to this size are scanned rather than searched (see [`lookup`]).
+const SCAN_MAX: usize = 16;
+
+/// `map.get(key)`, faster on the small objects telemetry events are made of: serde_json's BTreeMap search
+/// calls `memcmp` for every key it passes, while a scan that checks length and first byte first calls it
+/// about once.
+#[inline]
+fn lookup<'a>(map: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a Value> {
+    if map.len() > SCAN_MAX {
+        return map.get(key);
+    }
+    let key = key.as_bytes();
+    map.iter()
+        .find(|(k, _)| short_eq(k.as_bytes(), key))
+        .map(|(_, v)| v)
+}
+
+/// Byte equality without a `memcmp` call for short keys (the call dominates at these lengths):
+/// two overlapping word loads cover every byte.
+#[inline]
+pub(crate) fn short_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        0 => true,
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=8 => load4(a, 0) == load4(b, 0) && load4(a, n - 4) == load4(b, n - 4),
+        9..=16 => load8(a, 0) == load8(b, 0) && load8(a, n - 8) == load8(b, n - 8),
+        _ => a == b,
+    }
+}
+
+#[inline]
+fn load4(s: &[u8], at: usize) -> u32 {
+    let mut w = [0; 4];
+    w.copy_from_slice(&s[at..at + 4]);
+    u32::from_ne_bytes(w)
+}
+
+#[inline]
+fn load8(s: &[u8], at: usize) -> u64 {
+    let mut w = [0; 8];
+    w.copy_from_slice(&s[at..at + 8]);
+    u64::from_ne_bytes(w)
+}
+
+/// Fields looked up on demand in a parsed value, each path at most once (so a message that fails its
+/// first condition costs only that condition's lookups).
+pub(crate) struct ValueFields<'p, 'c, 'a> {
+    pub paths: &'p Paths,
+    pub root: &'a Value,
+    /// `Some(lookup result)` once looked up.
+    pub cache: &'c mut [Option<Option<&'a Value>>],
+}
+
+impl<'a> ValueFields<'_, '_, 'a> {
+    fn get(&mut self, node: usize) -> Option<&'a Value> {
+        if node == 0 {
+            return Some(self.root);
+        }
+        if let Some(hit) = self.cache[node] {
+            return hit;
+        }
+        let n = &self.paths.nodes[node];
+        let found = match self.get(n.parent) {
+            Some(Value::Object(map)) => lookup(map, &n.key),
+            _ => None,
+        };
+        self.cache[node] = Some(found);
+        found
+    }
+}
+
+impl<'a> Fields<'a> for ValueFields<'_, '_, 'a> {
+    fn test(&mut self, node: usize, test: &Test) -> bool {
+        test.eval(&self.get(node).map_or(Scalar::Missing, Scalar::of_value))
+    }
+
+    fn captured(&mut self, node: usize) -> Captured<'a> {
+        self.get(node).map_or(Captured::None, Captured::Value)
+    }
+
+    fn shape(&mut self, node: usize) -> Shape {
+        match self.get(node) {
+            Some(Value::Object(_)) => Shape::Object,
+            Some(Value::Null) => Shape::Null,
+            _ => Shape::Other,
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! The SELECT list: builds the forwarded object from a matching message's slots.
+//! The SELECT list: builds the forwarded object from a matching message's fields.
 //!
 //! Keys are the path text (`"data.fps"`) or the alias, in SELECT order. Values are the selected subtrees
 //! as they are (false, 0, "" included). A selected field that is missing gives `{}` and one under a
@@ -9,8 +9,9 @@
 use std::fmt::Write as _;
 
 use super::parser::Field;
-use super::paths::{Captured, Paths, Slot};
-use super::value::Scalar;
+use serde_json::Value;
+
+use super::paths::{Captured, Fields, Paths, Shape};
 
 struct Entry {
     /// `"key":`, escaped once at compile time.
@@ -33,7 +34,10 @@ impl Projection {
             .map(|f| {
                 let mut key_json = json_string(&f.key);
                 key_json.push(':');
-                Entry { key_json, chain: paths.chain(f.node) }
+                Entry {
+                    key_json,
+                    chain: paths.chain(f.node),
+                }
             })
             .collect();
         let size_hint = 2 + entries.iter().map(|e| e.key_json.len() + 24).sum::<usize>();
@@ -41,7 +45,7 @@ impl Projection {
     }
 
     /// The projected object's JSON text.
-    pub fn render(&self, slots: &[Slot<'_>]) -> String {
+    pub fn render<'a>(&self, fields: &mut impl Fields<'a>) -> String {
         let mut out = String::with_capacity(self.size_hint);
         out.push('{');
         for (i, e) in self.entries.iter().enumerate() {
@@ -50,13 +54,10 @@ impl Projection {
             }
             out.push_str(&e.key_json);
             let leaf = e.chain.last().map_or(0, |&n| n);
-            match slots[leaf].captured {
+            match fields.captured(leaf) {
                 Captured::Raw(text) => out.push_str(text),
-                // Writing to a String cannot fail.
-                Captured::Value(v) => {
-                    let _ = write!(out, "{v}");
-                }
-                Captured::None => out.push_str(missing(&e.chain, slots)),
+                Captured::Value(v) => write_value(&mut out, v),
+                Captured::None => out.push_str(missing(&e.chain, fields)),
             }
         }
         out.push('}');
@@ -65,21 +66,74 @@ impl Projection {
 }
 
 /// The reference's value for a selected path that is not in the message.
-fn missing(chain: &[usize], slots: &[Slot<'_>]) -> &'static str {
+fn missing<'a>(chain: &[usize], fields: &mut impl Fields<'a>) -> &'static str {
     for &n in chain {
-        match slots[n].scalar {
-            Scalar::Object => continue,
-            Scalar::Null => return "null",
-            _ => return "{}",
+        match fields.shape(n) {
+            Shape::Object => continue,
+            Shape::Null => return "null",
+            Shape::Other => return "{}",
         }
     }
     "{}"
 }
 
+/// Compact JSON of `v`; scalars written directly (the common case), the rest through serde_json.
+fn write_value(out: &mut String, v: &Value) {
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(true) => out.push_str("true"),
+        Value::Bool(false) => out.push_str("false"),
+        Value::String(s) => push_json_string(out, s),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => push_int(out, i),
+            // Writing to a String cannot fail.
+            None => {
+                let _ = write!(out, "{n}");
+            }
+        },
+        Value::Array(_) | Value::Object(_) => {
+            let _ = write!(out, "{v}");
+        }
+    }
+}
+
+/// Decimal `i` (integers are the usual telemetry value; this skips the formatting machinery).
+fn push_int(out: &mut String, i: i64) {
+    let mut buf = [0u8; 20];
+    let mut pos = buf.len();
+    let mut n = i.unsigned_abs();
+    loop {
+        pos -= 1;
+        buf[pos] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        out.push('-');
+    }
+    for &b in &buf[pos..] {
+        out.push(char::from(b));
+    }
+}
+
 /// `s` as a JSON string literal.
 pub(crate) fn json_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
+    push_json_string(&mut out, s);
+    out
+}
+
+/// Append `s` as a JSON string literal.
+fn push_json_string(out: &mut String, s: &str) {
     out.push('"');
+    // Most values need no escaping: copy them whole.
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -94,5 +148,4 @@ pub(crate) fn json_string(s: &str) -> String {
         }
     }
     out.push('"');
-    out
 }

@@ -30,13 +30,19 @@ pub(crate) fn read<'de>(
     want_first_raw: bool,
 ) -> Result<Root<'de>, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(json);
-    let root = RootSeed { paths, slots, want_first_raw }.deserialize(&mut de)?;
+    let root = RootSeed {
+        paths,
+        slots,
+        want_first_raw,
+    }
+    .deserialize(&mut de)?;
     de.end()?;
     Ok(root)
 }
 
 /// Forget what an earlier occurrence of a duplicated key left below `node` (the last occurrence wins,
 /// as in `serde_json::Value`).
+#[inline]
 fn reset_below(paths: &Paths, slots: &mut [Slot<'_>], node: usize) {
     for &(_, c) in &paths.nodes[node].children {
         slots[c] = Slot::default();
@@ -68,7 +74,12 @@ impl<'de> DeserializeSeed<'de> for Walk<'_, '_, 'de> {
             }
             // Projected and also compared or descended into: read the (already validated) text again.
             let mut de = serde_json::Deserializer::from_str(text);
-            return Walk { capture_self: false, ..self }.deserialize(&mut de).map_err(de::Error::custom);
+            return Walk {
+                capture_self: false,
+                ..self
+            }
+            .deserialize(&mut de)
+            .map_err(de::Error::custom);
         }
         d.deserialize_any(self)
     }
@@ -127,11 +138,18 @@ impl<'de> Visitor<'de> for Walk<'_, '_, 'de> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let Walk { paths, slots, node, .. } = self;
+        let Walk {
+            paths, slots, node, ..
+        } = self;
         slots[node].scalar = Scalar::Object;
         while let Some(child) = map.next_key_seed(Key { paths, node })? {
             match child {
-                Some(c) => map.next_value_seed(Walk { paths, slots: &mut *slots, node: c, capture_self: true })?,
+                Some(c) => map.next_value_seed(Walk {
+                    paths,
+                    slots: &mut *slots,
+                    node: c,
+                    capture_self: true,
+                })?,
                 None => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -214,12 +232,22 @@ impl<'de> Visitor<'de> for RootSeed<'_, '_, 'de> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Root<'de>, A::Error> {
-        Walk { paths: self.paths, slots: self.slots, node: 0, capture_self: false }.visit_map(map)?;
+        Walk {
+            paths: self.paths,
+            slots: self.slots,
+            node: 0,
+            capture_self: false,
+        }
+        .visit_map(map)?;
         Ok(Root::Object)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Root<'de>, A::Error> {
-        let first = FirstSeed { paths: self.paths, slots: self.slots, want_raw: self.want_first_raw };
+        let first = FirstSeed {
+            paths: self.paths,
+            slots: self.slots,
+            want_raw: self.want_first_raw,
+        };
         let root = match seq.next_element_seed(first)? {
             Some(Some(raw)) => Root::First(raw),
             _ => Root::NotObject,
@@ -241,15 +269,23 @@ impl<'de> DeserializeSeed<'de> for FirstSeed<'_, '_, 'de> {
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         if !self.want_raw {
-            let seed = RootSeed { paths: self.paths, slots: self.slots, want_first_raw: false };
+            let seed = RootSeed {
+                paths: self.paths,
+                slots: self.slots,
+                want_first_raw: false,
+            };
             let root = d.deserialize_any(ObjectOnly(seed))?;
             return Ok(matches!(root, Root::Object).then_some(None));
         }
         let text = <&'de RawValue>::deserialize(d)?.get();
         let mut de = serde_json::Deserializer::from_str(text);
-        let root = ObjectOnly(RootSeed { paths: self.paths, slots: self.slots, want_first_raw: false })
-            .deserialize(&mut de)
-            .map_err(de::Error::custom)?;
+        let root = ObjectOnly(RootSeed {
+            paths: self.paths,
+            slots: self.slots,
+            want_first_raw: false,
+        })
+        .deserialize(&mut de)
+        .map_err(de::Error::custom)?;
         Ok(matches!(root, Root::Object).then_some(Some(text)))
     }
 }

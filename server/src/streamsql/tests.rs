@@ -70,7 +70,10 @@ fn reference_lowercase_projection_without_where() {
     let query = q("select data.fps from `engine_fps_id`");
     assert!(!query.is_select_star());
     assert!(!query.has_filter());
-    assert_eq!(eval(&query, FPS), Outcome::Projected(r#"{"data.fps":30}"#.into()));
+    assert_eq!(
+        eval(&query, FPS),
+        Outcome::Projected(r#"{"data.fps":30}"#.into())
+    );
 }
 
 #[test]
@@ -88,12 +91,16 @@ fn reference_ne_and_like_exact() {
 
 #[test]
 fn reference_like_suffix() {
-    let sql = "SELECT data.url,data.duration_ms FROM `engine_net_request_id` WHERE data.url LIKE '%.png'";
+    let sql =
+        "SELECT data.url,data.duration_ms FROM `engine_net_request_id` WHERE data.url LIKE '%.png'";
     assert_eq!(
         projected(sql, r#"{"data":{"url":"http://x/a.png","duration_ms":12}}"#),
         json!({"data.url":"http://x/a.png","data.duration_ms":12})
     );
-    assert!(!matches(sql, r#"{"data":{"url":"http://x/a.png.jpg","duration_ms":12}}"#));
+    assert!(!matches(
+        sql,
+        r#"{"data":{"url":"http://x/a.png.jpg","duration_ms":12}}"#
+    ));
     assert!(!matches(sql, r#"{"data":{"url":"http://x/apng"}}"#));
 }
 
@@ -101,10 +108,16 @@ fn reference_like_suffix() {
 fn reference_alias_and_gt() {
     let sql = "SELECT device.app_version AS app_version, data.file_count FROM `blah` WHERE data.file_count > 16";
     assert_eq!(
-        projected(sql, r#"{"device":{"app_version":"1.2"},"data":{"file_count":17}}"#),
+        projected(
+            sql,
+            r#"{"device":{"app_version":"1.2"},"data":{"file_count":17}}"#
+        ),
         json!({"app_version":"1.2","data.file_count":17})
     );
-    assert!(!matches(sql, r#"{"device":{"app_version":"1.2"},"data":{"file_count":16}}"#));
+    assert!(!matches(
+        sql,
+        r#"{"device":{"app_version":"1.2"},"data":{"file_count":16}}"#
+    ));
 }
 
 #[test]
@@ -124,20 +137,30 @@ fn reference_bool_literal() {
     assert!(!matches(sql, r#"{"data":{"essential":false}}"#));
     assert!(!matches(sql, r#"{"data":{"essential":"true"}}"#));
     assert!(!matches(sql, r#"{"data":{"essential":1}}"#));
-    assert!(matches("SELECT * FROM blah WHERE data.essential = false", r#"{"data":{"essential":false}}"#));
+    assert!(matches(
+        "SELECT * FROM blah WHERE data.essential = false",
+        r#"{"data":{"essential":false}}"#
+    ));
 }
 
 #[test]
 fn reference_lowercase_keywords_and_two_conditions() {
     let sql = "select magic,device.android_id from `chan` where device.game = 'test' AND device.android_id = 'abc'";
     let msg = r#"{"magic":0,"device":{"game":"test","android_id":"abc"}}"#;
-    assert_eq!(projected(sql, msg), json!({"magic":0,"device.android_id":"abc"}));
-    assert!(!matches(sql, r#"{"magic":0,"device":{"game":"test","android_id":"abd"}}"#));
+    assert_eq!(
+        projected(sql, msg),
+        json!({"magic":0,"device.android_id":"abc"})
+    );
+    assert!(!matches(
+        sql,
+        r#"{"magic":0,"device":{"game":"test","android_id":"abd"}}"#
+    ));
 }
 
 #[test]
 fn keywords_in_any_case_multiline_and_backticks() {
-    let sql = "SeLeCt *\n  FrOm\t`my-chan.x`\r\n  wHeRe data.fps < 30\n  aNd\n  NOT data.x iS nUlL;";
+    let sql =
+        "SeLeCt *\n  FrOm\t`my-chan.x`\r\n  wHeRe data.fps < 30\n  aNd\n  NOT data.x iS nUlL;";
     let query = q(sql);
     assert_eq!(query.channel(), "my-chan.x");
     assert!(matches(sql, r#"{"data":{"fps":1,"x":2}}"#));
@@ -154,15 +177,27 @@ fn dotted_paths_index_nested_objects() {
     assert!(!matches(sql, r#"{"data":{"stats":[{"p99":11}]}}"#));
     assert!(!matches(sql, r#"{"data":{"stats":"p99"}}"#));
     // Keywords are plain keys after a dot; backticks quote anything.
-    assert!(matches("SELECT * FROM c WHERE data.from = 1", r#"{"data":{"from":1}}"#));
-    assert!(matches("SELECT * FROM c WHERE `select`.`a b` = 1", r#"{"select":{"a b":1}}"#));
-    assert!(matches("SELECT * FROM c WHERE device.android-id = 'x'", r#"{"device":{"android-id":"x"}}"#));
+    assert!(matches(
+        "SELECT * FROM c WHERE data.from = 1",
+        r#"{"data":{"from":1}}"#
+    ));
+    assert!(matches(
+        "SELECT * FROM c WHERE `select`.`a b` = 1",
+        r#"{"select":{"a b":1}}"#
+    ));
+    assert!(matches(
+        "SELECT * FROM c WHERE device.android-id = 'x'",
+        r#"{"device":{"android-id":"x"}}"#
+    ));
 }
 
 // ---- LIKE ----
 
 fn like(pattern: &str, value: &str) -> bool {
-    let sql = format!("SELECT * FROM c WHERE v LIKE '{}'", pattern.replace('\'', "''"));
+    let sql = format!(
+        "SELECT * FROM c WHERE v LIKE '{}'",
+        pattern.replace('\'', "''")
+    );
     matches(&sql, &json!({ "v": value }).to_string())
 }
 
@@ -191,7 +226,7 @@ fn like_edge_cases() {
     assert!(like("%a_c%", "xxabcxx"));
     assert!(like("%a_c", "abcabc"));
     assert!(!like("%a_c", "abcab"));
-    assert!(like("ab%ba", "aba") == false);
+    assert!(!like("ab%ba", "aba"));
     assert!(like("ab%ba", "abba"));
     assert!(like("", ""));
     assert!(!like("", "x"));
@@ -201,15 +236,34 @@ fn like_edge_cases() {
     assert!(like("it's%", "it's here"));
     assert!(like("a.b", "a.b"));
     assert!(!like("a.b", "axb"));
+    // Middle chunks with `_` at, around and past the 64-character automaton width.
+    for n in [31, 32, 33, 40] {
+        let pattern = format!("%{}%", "a_".repeat(n));
+        assert!(like(&pattern, &format!("x{}y", "ab".repeat(n))), "{n}");
+        assert!(like(&pattern, &format!("x{}y", "aé".repeat(n))), "{n}");
+        assert!(
+            !like(&pattern, &format!("x{}bby", "ab".repeat(n - 1))),
+            "{n}"
+        );
+    }
 }
 
 #[test]
 fn like_only_on_strings() {
     assert!(!matches("SELECT * FROM c WHERE v LIKE '%'", r#"{"v":1}"#));
-    assert!(!matches("SELECT * FROM c WHERE v LIKE '%'", r#"{"v":null}"#));
+    assert!(!matches(
+        "SELECT * FROM c WHERE v LIKE '%'",
+        r#"{"v":null}"#
+    ));
     assert!(!matches("SELECT * FROM c WHERE v LIKE '%'", r#"{}"#));
-    assert!(matches("SELECT * FROM c WHERE v NOT LIKE 'a%'", r#"{"v":"ba"}"#));
-    assert!(!matches("SELECT * FROM c WHERE v NOT LIKE 'a%'", r#"{"v":"ab"}"#));
+    assert!(matches(
+        "SELECT * FROM c WHERE v NOT LIKE 'a%'",
+        r#"{"v":"ba"}"#
+    ));
+    assert!(!matches(
+        "SELECT * FROM c WHERE v NOT LIKE 'a%'",
+        r#"{"v":"ab"}"#
+    ));
 }
 
 #[test]
@@ -239,13 +293,34 @@ fn typed_comparisons() {
     assert!(!matches("SELECT * FROM c WHERE v = true", r#"{"v":1}"#));
     assert!(!matches("SELECT * FROM c WHERE v = 1", r#"{"v":true}"#));
     assert!(!matches("SELECT * FROM c WHERE v = 'a'", r#"{"v":["a"]}"#));
-    assert!(!matches("SELECT * FROM c WHERE v = 'a'", r#"{"v":{"a":1}}"#));
-    assert!(matches("SELECT * FROM c WHERE v != 'a'", r#"{"v":{"a":1}}"#));
-    assert!(matches("SELECT * FROM c WHERE v = 18446744073709551615", r#"{"v":18446744073709551615}"#));
-    assert!(!matches("SELECT * FROM c WHERE v = 18446744073709551614", r#"{"v":18446744073709551615}"#));
-    assert!(matches("SELECT * FROM c WHERE v < -9223372036854775807", r#"{"v":-9223372036854775808}"#));
-    assert!(matches("SELECT * FROM c WHERE v = 'a\"b\\'", r#"{"v":"a\"b\\"}"#), "escaped message strings");
-    assert!(matches("SELECT * FROM c WHERE v = 'é'", r#"{"v":"\u00e9"}"#));
+    assert!(!matches(
+        "SELECT * FROM c WHERE v = 'a'",
+        r#"{"v":{"a":1}}"#
+    ));
+    assert!(matches(
+        "SELECT * FROM c WHERE v != 'a'",
+        r#"{"v":{"a":1}}"#
+    ));
+    assert!(matches(
+        "SELECT * FROM c WHERE v = 18446744073709551615",
+        r#"{"v":18446744073709551615}"#
+    ));
+    assert!(!matches(
+        "SELECT * FROM c WHERE v = 18446744073709551614",
+        r#"{"v":18446744073709551615}"#
+    ));
+    assert!(matches(
+        "SELECT * FROM c WHERE v < -9223372036854775807",
+        r#"{"v":-9223372036854775808}"#
+    ));
+    assert!(
+        matches("SELECT * FROM c WHERE v = 'a\"b\\'", r#"{"v":"a\"b\\"}"#),
+        "escaped message strings"
+    );
+    assert!(matches(
+        "SELECT * FROM c WHERE v = 'é'",
+        r#"{"v":"\u00e9"}"#
+    ));
 }
 
 #[test]
@@ -266,8 +341,16 @@ fn missing_field_with_each_operator() {
         ("IS NULL", true),
         ("IS NOT NULL", false),
     ] {
-        assert_eq!(matches(&format!("SELECT * FROM c WHERE v {op}"), msg), expect, "missing v {op}");
-        assert_eq!(matches(&format!("SELECT * FROM c WHERE a.b.v {op}"), msg), expect, "missing a.b.v {op}");
+        assert_eq!(
+            matches(&format!("SELECT * FROM c WHERE v {op}"), msg),
+            expect,
+            "missing v {op}"
+        );
+        assert_eq!(
+            matches(&format!("SELECT * FROM c WHERE a.b.v {op}"), msg),
+            expect,
+            "missing a.b.v {op}"
+        );
     }
     // The whole statement keeps working on the next message (no state is left behind).
     let query = q("SELECT * FROM c WHERE v > 1");
@@ -278,12 +361,21 @@ fn missing_field_with_each_operator() {
 #[test]
 fn null_fields() {
     assert!(matches("SELECT * FROM c WHERE v IS NULL", r#"{"v":null}"#));
-    assert!(!matches("SELECT * FROM c WHERE v IS NOT NULL", r#"{"v":null}"#));
+    assert!(!matches(
+        "SELECT * FROM c WHERE v IS NOT NULL",
+        r#"{"v":null}"#
+    ));
     assert!(matches("SELECT * FROM c WHERE v IS NOT NULL", r#"{"v":0}"#));
-    assert!(!matches("SELECT * FROM c WHERE v IS NULL", r#"{"v":false}"#));
+    assert!(!matches(
+        "SELECT * FROM c WHERE v IS NULL",
+        r#"{"v":false}"#
+    ));
     assert!(!matches("SELECT * FROM c WHERE v = 0", r#"{"v":null}"#));
     assert!(matches("SELECT * FROM c WHERE v != 0", r#"{"v":null}"#));
-    assert!(matches("SELECT * FROM c WHERE a.v IS NULL", r#"{"a":null}"#));
+    assert!(matches(
+        "SELECT * FROM c WHERE a.v IS NULL",
+        r#"{"a":null}"#
+    ));
 }
 
 // ---- messages that are not objects ----
@@ -291,16 +383,38 @@ fn null_fields() {
 #[test]
 fn non_object_messages() {
     let query = q("SELECT * FROM c WHERE v = 1");
-    for msg in ["1", "\"s\"", "null", "true", "[]", "[1]", "[[{\"v\":1}]]", "[\"v\"]"] {
+    for msg in [
+        "1",
+        "\"s\"",
+        "null",
+        "true",
+        "[]",
+        "[1]",
+        "[[{\"v\":1}]]",
+        "[\"v\"]",
+    ] {
         assert_eq!(eval(&query, msg), Outcome::NoMatch, "{msg}");
     }
-    for msg in ["", "{", "{\"v\":1", "{\"v\":1}}", "{\"v\":1} x", "{v:1}", "{\"v\":01}", "\u{0}", "{\"v\":1,}"] {
+    for msg in [
+        "",
+        "{",
+        "{\"v\":1",
+        "{\"v\":1}}",
+        "{\"v\":1} x",
+        "{v:1}",
+        "{\"v\":01}",
+        "\u{0}",
+        "{\"v\":1,}",
+    ] {
         assert_eq!(query.eval_raw(msg), Outcome::NoMatch, "{msg:?}");
     }
     let deep = "[".repeat(200) + &"]".repeat(200);
     assert_eq!(query.eval_raw(&deep), Outcome::NoMatch);
     // A non-empty array stands for its first element, which SELECT * forwards.
-    assert_eq!(eval(&query, r#"[{"v":1},{"v":2}]"#), Outcome::Projected(r#"{"v":1}"#.into()));
+    assert_eq!(
+        eval(&query, r#"[{"v":1},{"v":2}]"#),
+        Outcome::Projected(r#"{"v":1}"#.into())
+    );
     assert_eq!(eval(&query, r#"[{"v":2},{"v":1}]"#), Outcome::NoMatch);
     assert_eq!(eval(&query, r#"[{"v":1}, garbage]"#), Outcome::NoMatch);
     assert_eq!(
@@ -315,9 +429,18 @@ fn non_object_messages() {
 #[test]
 fn duplicate_keys_last_wins_like_serde_json() {
     let query = q("SELECT data FROM c WHERE data.fps = 1 OR data = 5");
-    assert_eq!(query.eval_raw(r#"{"data":{"fps":1},"data":5}"#), Outcome::Projected(r#"{"data":5}"#.into()));
-    assert_eq!(query.eval_raw(r#"{"data":{"fps":1},"data":{"x":2}}"#), Outcome::NoMatch);
-    assert_eq!(query.eval_raw(r#"{"data":5,"data":{"fps":1}}"#), Outcome::Projected(r#"{"data":{"fps":1}}"#.into()));
+    assert_eq!(
+        query.eval_raw(r#"{"data":{"fps":1},"data":5}"#),
+        Outcome::Projected(r#"{"data":5}"#.into())
+    );
+    assert_eq!(
+        query.eval_raw(r#"{"data":{"fps":1},"data":{"x":2}}"#),
+        Outcome::NoMatch
+    );
+    assert_eq!(
+        query.eval_raw(r#"{"data":5,"data":{"fps":1}}"#),
+        Outcome::Projected(r#"{"data":{"fps":1}}"#.into())
+    );
 }
 
 // ---- projection ----
@@ -330,7 +453,9 @@ fn projection_shape() {
         json!({"a.b":false,"a.z":0,"empty":"","a.n":null,"a.o":{"x":[1,{"y":2}]},"c":1.5})
     );
     // Keys keep SELECT order in the text.
-    let Outcome::Projected(text) = eval(&q("SELECT c, a.b FROM ch"), msg) else { panic!() };
+    let Outcome::Projected(text) = eval(&q("SELECT c, a.b FROM ch"), msg) else {
+        panic!()
+    };
     assert_eq!(text, r#"{"c":1.5,"a.b":false}"#);
     // Missing: `{}` as the reference; under a null: null; under a non-object: `{}`.
     assert_eq!(
@@ -339,15 +464,47 @@ fn projection_shape() {
     );
     // A path and a path below it, both projected and compared.
     assert_eq!(
-        projected("SELECT a.o, a.o.x FROM ch WHERE a.o.x IS NOT NULL AND a.o IS NOT NULL", msg),
+        projected(
+            "SELECT a.o, a.o.x FROM ch WHERE a.o.x IS NOT NULL AND a.o IS NOT NULL",
+            msg
+        ),
         json!({"a.o":{"x":[1,{"y":2}]},"a.o.x":[1,{"y":2}]})
     );
     // Aliases in several forms; a repeated key keeps its first place and its last value.
-    assert_eq!(projected("SELECT c AS `x y`, a.z as 'q' FROM ch", msg), json!({"x y":1.5,"q":0}));
-    let Outcome::Projected(text) = eval(&q("SELECT c AS k, a.z, a.b AS k FROM ch"), msg) else { panic!() };
+    assert_eq!(
+        projected("SELECT c AS `x y`, a.z as 'q' FROM ch", msg),
+        json!({"x y":1.5,"q":0})
+    );
+    let Outcome::Projected(text) = eval(&q("SELECT c AS k, a.z, a.b AS k FROM ch"), msg) else {
+        panic!()
+    };
     assert_eq!(text, r#"{"k":false,"a.z":0}"#);
     // Keys needing escapes.
-    assert_eq!(projected("SELECT `q\"\\` FROM ch", r#"{"q\"\\":1}"#), json!({"q\"\\":1}));
+    assert_eq!(
+        projected("SELECT `q\"\\` FROM ch", r#"{"q\"\\":1}"#),
+        json!({"q\"\\":1})
+    );
+    // Values written from a parsed message: numbers at the extremes, strings needing escapes.
+    for v in [
+        json!(0),
+        json!(-1),
+        json!(i64::MIN),
+        json!(i64::MAX),
+        json!(u64::MAX),
+        json!(-0.5),
+        json!("a\"b\\c\n\u{1}é"),
+    ] {
+        let msg = json!({ "v": v }).to_string();
+        let Outcome::Projected(text) = q("SELECT v FROM c").eval_value(&json!({ "v": v })) else {
+            panic!()
+        };
+        assert_eq!(
+            serde_json::from_str::<Value>(&text).ok(),
+            Some(json!({ "v": v })),
+            "{text}"
+        );
+        assert_eq!(projected("SELECT v FROM c", &msg), json!({ "v": v }));
+    }
     // Raw text is forwarded as written.
     assert_eq!(
         eval(&q("SELECT a FROM ch"), r#"{"a": {"x" : 1.50}}"#),
@@ -396,12 +553,21 @@ fn comparison_extensions() {
     assert!(matches("SELECT * FROM c WHERE v == 10", m));
     assert!(matches("SELECT * FROM c WHERE f < -2", m));
     assert!(matches("SELECT * FROM c WHERE f = -2.5", m));
-    assert!(matches("SELECT * FROM c WHERE f > -25e-1 OR f = -0.25E1", m));
+    assert!(matches(
+        "SELECT * FROM c WHERE f > -25e-1 OR f = -0.25E1",
+        m
+    ));
     assert!(matches("SELECT * FROM c WHERE v > 9.5 AND v < 1e2", m));
-    assert!(matches("SELECT * FROM c WHERE v>9 AND f<0 AND s>='b'", m), "no spaces needed");
+    assert!(
+        matches("SELECT * FROM c WHERE v>9 AND f<0 AND s>='b'", m),
+        "no spaces needed"
+    );
     assert!(matches("SELECT * FROM c WHERE s IN ('a', 'b')", m));
     assert!(!matches("SELECT * FROM c WHERE s IN ('a', 'c')", m));
-    assert!(matches("SELECT * FROM c WHERE v IN (1, 10.0, 'x', true)", m));
+    assert!(matches(
+        "SELECT * FROM c WHERE v IN (1, 10.0, 'x', true)",
+        m
+    ));
     assert!(!matches("SELECT * FROM c WHERE v IN ('10')", m));
     assert!(matches("SELECT * FROM c WHERE v NOT IN (1, 2)", m));
     assert!(!matches("SELECT * FROM c WHERE v NOT IN (10)", m));
@@ -450,7 +616,10 @@ fn parse_errors_point_at_the_token() {
             assert!(e.to_string().contains(token), "{e}");
         }
     }
-    assert_eq!(*err("SELECT * FROM c WHERE a = NULL").kind(), ParseErrorKind::NullComparison);
+    assert_eq!(
+        *err("SELECT * FROM c WHERE a = NULL").kind(),
+        ParseErrorKind::NullComparison
+    );
     let e = err("SELECT * FROM c WHERE a ~ 1");
     assert_eq!(e.to_string(), "unexpected character at offset 24 near `~`");
     let e = err("SELECT * FROM c WHERE a");
@@ -461,50 +630,109 @@ fn parse_errors_point_at_the_token() {
 
 #[test]
 fn limits_are_clean_errors() {
-    let deep = format!("SELECT * FROM c WHERE {}a = 1{}", "(".repeat(33), ")".repeat(33));
+    let deep = format!(
+        "SELECT * FROM c WHERE {}a = 1{}",
+        "(".repeat(33),
+        ")".repeat(33)
+    );
     assert_eq!(*err(&deep).kind(), ParseErrorKind::TooDeep { max: 32 });
     assert_eq!(err(&deep).offset(), "SELECT * FROM c WHERE ".len() + 32);
-    let ok = format!("SELECT * FROM c WHERE {}a = 1{}", "(".repeat(32), ")".repeat(32));
+    let ok = format!(
+        "SELECT * FROM c WHERE {}a = 1{}",
+        "(".repeat(32),
+        ")".repeat(32)
+    );
     assert!(matches(&ok, r#"{"a":1}"#));
     let nots = format!("SELECT * FROM c WHERE {}a = 1", "NOT ".repeat(40));
     assert_eq!(*err(&nots).kind(), ParseErrorKind::TooDeep { max: 32 });
     // Way past any stack: still a clean error (with the length limit lifted).
-    let huge = Limits { max_statement_len: usize::MAX, ..Limits::default() };
+    let huge = Limits {
+        max_statement_len: usize::MAX,
+        ..Limits::default()
+    };
     let abyss = format!("SELECT * FROM c WHERE {}a = 1", "(".repeat(1_000_000));
     let e = Query::parse_with_limits(&abyss, &huge).expect_err("too deep");
     assert_eq!(*e.kind(), ParseErrorKind::TooDeep { max: 32 });
-    assert!(matches!(Query::parse(&abyss).map_err(|e| e.kind().clone()), Err(ParseErrorKind::TooLong { .. })));
+    assert!(matches!(
+        Query::parse(&abyss).map_err(|e| e.kind().clone()),
+        Err(ParseErrorKind::TooLong { .. })
+    ));
 
     let limits = Limits::default();
-    let list = (0..=limits.max_in_list).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+    let list = (0..=limits.max_in_list)
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     let e = err(&format!("SELECT * FROM c WHERE a IN ({list})"));
-    assert_eq!(*e.kind(), ParseErrorKind::InListTooLong { max: limits.max_in_list });
-    let fields = (0..=limits.max_fields).map(|i| format!("f{i}")).collect::<Vec<_>>().join(",");
-    assert_eq!(*err(&format!("SELECT {fields} FROM c")).kind(), ParseErrorKind::TooManyFields { max: 64 });
+    assert_eq!(
+        *e.kind(),
+        ParseErrorKind::InListTooLong {
+            max: limits.max_in_list
+        }
+    );
+    let fields = (0..=limits.max_fields)
+        .map(|i| format!("f{i}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    assert_eq!(
+        *err(&format!("SELECT {fields} FROM c")).kind(),
+        ParseErrorKind::TooManyFields { max: 64 }
+    );
     let pattern = "x".repeat(limits.max_like_pattern_len + 1);
     assert_eq!(
         *err(&format!("SELECT * FROM c WHERE a LIKE '{pattern}'")).kind(),
-        ParseErrorKind::PatternTooLong { max: limits.max_like_pattern_len }
+        ParseErrorKind::PatternTooLong {
+            max: limits.max_like_pattern_len
+        }
     );
     let path = vec!["p"; limits.max_path_segments + 1].join(".");
-    assert_eq!(*err(&format!("SELECT {path} FROM c")).kind(), ParseErrorKind::PathTooLong { max: 16 });
+    assert_eq!(
+        *err(&format!("SELECT {path} FROM c")).kind(),
+        ParseErrorKind::PathTooLong { max: 16 }
+    );
     let conds = vec!["a = 1"; limits.max_conditions + 1].join(" OR ");
-    assert_eq!(*err(&format!("SELECT * FROM c WHERE {conds}")).kind(), ParseErrorKind::TooManyConditions { max: 128 });
-    let long = format!("SELECT * FROM c WHERE a = '{}'", "x".repeat(limits.max_statement_len));
+    assert_eq!(
+        *err(&format!("SELECT * FROM c WHERE {conds}")).kind(),
+        ParseErrorKind::TooManyConditions { max: 128 }
+    );
+    let long = format!(
+        "SELECT * FROM c WHERE a = '{}'",
+        "x".repeat(limits.max_statement_len)
+    );
     assert!(matches!(err(&long).kind(), ParseErrorKind::TooLong { .. }));
     // Long flat chains do not nest: a chain at the condition limit evaluates fine.
     let conds = vec!["a = 2"; limits.max_conditions - 1].join(" OR ") + " OR a = 1";
-    assert!(matches(&format!("SELECT * FROM c WHERE {conds}"), r#"{"a":1}"#));
+    assert!(matches(
+        &format!("SELECT * FROM c WHERE {conds}"),
+        r#"{"a":1}"#
+    ));
 }
 
 #[test]
 fn many_paths_use_heap_slots() {
-    let fields = (0..40).map(|i| format!("k{i}.v")).collect::<Vec<_>>().join(", ");
+    let fields = (0..40)
+        .map(|i| format!("k{i}.v"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let msg = json!({"k0": {"v": 0}, "k39": {"v": "x"}}).to_string();
     let out = projected(&format!("SELECT {fields} FROM c WHERE k39.v = 'x'"), &msg);
     assert_eq!(out["k0.v"], json!(0));
     assert_eq!(out["k39.v"], json!("x"));
     assert_eq!(out["k5.v"], json!({}));
+}
+
+#[test]
+fn short_eq_checks_every_byte() {
+    for n in 0..40 {
+        let a: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+        assert!(paths::short_eq(&a, &a.clone()), "{n}");
+        for i in 0..n {
+            let mut b = a.clone();
+            b[i] ^= 1;
+            assert!(!paths::short_eq(&a, &b), "{n} {i}");
+        }
+        assert!(!paths::short_eq(&a, &a[..n.saturating_sub(1)]) || n == 0);
+    }
 }
 
 #[test]
@@ -517,7 +745,8 @@ fn query_is_send_and_sync() {
 // ---- properties ----
 
 fn arb_json() -> impl Strategy<Value = Value> {
-    let key = prop::sample::select(vec!["a", "b", "c", "data", "fps", "x y", "é", "q\"", "n"]).prop_map(String::from);
+    let key = prop::sample::select(vec!["a", "b", "c", "data", "fps", "x y", "é", "q\"", "n"])
+        .prop_map(String::from);
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
@@ -526,39 +755,51 @@ fn arb_json() -> impl Strategy<Value = Value> {
         any::<u64>().prop_map(Value::from),
         prop::num::f64::NORMAL.prop_map(Value::from),
         (-40i32..40).prop_map(|i| Value::from(f64::from(i) / 4.0)),
-        prop::sample::select(vec!["", "a", "b", "ab", "wiso", "10", "é", "a\"\\\n", "%_"]).prop_map(Value::from),
+        prop::sample::select(vec!["", "a", "b", "ab", "wiso", "10", "é", "a\"\\\n", "%_"])
+            .prop_map(Value::from),
         "\\PC{0,6}".prop_map(Value::from),
     ];
     leaf.prop_recursive(5, 48, 6, move |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map(key.clone(), inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map(key.clone(), inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
 
 fn arb_path() -> impl Strategy<Value = String> {
-    prop::collection::vec(prop::sample::select(vec!["a", "b", "c", "data", "fps", "`x y`", "`é`", "n"]), 1..4)
-        .prop_map(|s| s.join("."))
+    prop::collection::vec(
+        prop::sample::select(vec!["a", "b", "c", "data", "fps", "`x y`", "`é`", "n"]),
+        1..4,
+    )
+    .prop_map(|s| s.join("."))
 }
 
 fn arb_literal() -> impl Strategy<Value = String> {
     prop_oneof![
         (-20i64..20).prop_map(|i| i.to_string()),
         (-40i32..40).prop_map(|i| format!("{}", f64::from(i) / 4.0)),
-        prop::sample::select(vec!["''", "'a'", "'b'", "'ab'", "'10'", "'é'", "true", "false", "1e2", "-0.0"])
-            .prop_map(String::from),
+        prop::sample::select(vec![
+            "''", "'a'", "'b'", "'ab'", "'10'", "'é'", "true", "false", "1e2", "-0.0"
+        ])
+        .prop_map(String::from),
     ]
 }
 
 fn arb_cond() -> impl Strategy<Value = String> {
     let op = prop::sample::select(vec!["=", "!=", "<>", "<", "<=", ">", ">="]);
-    let pattern = prop::sample::select(vec!["'%'", "'a%'", "'%b'", "'_'", "'a_'", "'*'", "'?b'", "''", "'%a%b%'"]);
+    let pattern = prop::sample::select(vec![
+        "'%'", "'a%'", "'%b'", "'_'", "'a_'", "'*'", "'?b'", "''", "'%a%b%'",
+    ]);
     prop_oneof![
         (arb_path(), op, arb_literal()).prop_map(|(p, o, l)| format!("{p} {o} {l}")),
-        (arb_path(), any::<bool>(), pattern).prop_map(|(p, n, l)| format!("{p} {}LIKE {l}", if n { "NOT " } else { "" })),
-        (arb_path(), prop::collection::vec(arb_literal(), 1..4)).prop_map(|(p, l)| format!("{p} IN ({})", l.join(", "))),
-        (arb_path(), any::<bool>()).prop_map(|(p, n)| format!("{p} IS {}NULL", if n { "NOT " } else { "" })),
+        (arb_path(), any::<bool>(), pattern)
+            .prop_map(|(p, n, l)| format!("{p} {}LIKE {l}", if n { "NOT " } else { "" })),
+        (arb_path(), prop::collection::vec(arb_literal(), 1..4))
+            .prop_map(|(p, l)| format!("{p} IN ({})", l.join(", "))),
+        (arb_path(), any::<bool>())
+            .prop_map(|(p, n)| format!("{p} IS {}NULL", if n { "NOT " } else { "" })),
     ]
 }
 
@@ -579,7 +820,13 @@ fn arb_statement() -> impl Strategy<Value = String> {
         prop::collection::vec((arb_path(), any::<bool>()), 1..4).prop_map(|fs| {
             fs.iter()
                 .enumerate()
-                .map(|(i, (p, alias))| if *alias { format!("{p} AS k{i}") } else { p.clone() })
+                .map(|(i, (p, alias))| {
+                    if *alias {
+                        format!("{p} AS k{i}")
+                    } else {
+                        p.clone()
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         }),
@@ -625,7 +872,7 @@ proptest! {
     }
 
     #[test]
-    fn like_agrees_with_a_reference_matcher(pattern in "[ab%_]{0,8}", value in "[ab]{0,10}") {
+    fn like_agrees_with_a_reference_matcher(pattern in "[abé%_]{0,10}", value in "[abé]{0,12}") {
         prop_assert_eq!(like::Like::new(&pattern).matches(&value), reference_like(&pattern, &value));
     }
 }
@@ -640,5 +887,38 @@ fn reference_like(p: &str, s: &str) -> bool {
             Some((c, rest)) => s.first() == Some(c) && go(rest, &s[1..]),
         }
     }
-    go(&p.chars().collect::<Vec<_>>(), &s.chars().collect::<Vec<_>>())
+    go(
+        &p.chars().collect::<Vec<_>>(),
+        &s.chars().collect::<Vec<_>>(),
+    )
+}
+
+/// The agreement property is only worth something if generated cases do match and project.
+#[test]
+fn generators_reach_matches_and_projections() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let (mut forwarded, mut projected_n, mut total) = (0, 0, 0);
+    for _ in 0..2000 {
+        let sql = arb_statement().new_tree(&mut runner).map(|t| t.current());
+        let msg = arb_json().new_tree(&mut runner).map(|t| t.current());
+        let (Ok(sql), Ok(msg)) = (sql, msg) else {
+            continue;
+        };
+        let Ok(query) = Query::parse(&sql) else {
+            continue;
+        };
+        total += 1;
+        match query.eval_raw(&msg.to_string()) {
+            Outcome::Forward => forwarded += 1,
+            Outcome::Projected(_) => projected_n += 1,
+            Outcome::NoMatch => {}
+        }
+    }
+    assert!(total > 1900, "{total}");
+    assert!(
+        forwarded > 100 && projected_n > 100,
+        "forwarded {forwarded}, projected {projected_n} of {total}"
+    );
 }

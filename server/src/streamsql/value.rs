@@ -3,6 +3,8 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
+use super::paths::short_eq;
+
 /// A JSON number. Integers are kept exact (i128 covers both i64 and u64); anything else is a float.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Num {
@@ -70,7 +72,7 @@ impl<'a> Scalar<'a> {
     /// Typed equality: a string never equals a number, a missing field equals nothing.
     pub fn equals(&self, lit: &Literal) -> bool {
         match (self, lit) {
-            (Scalar::Str(a), Literal::Str(b)) => a == b,
+            (Scalar::Str(a), Literal::Str(b)) => short_eq(a.as_bytes(), b.as_bytes()),
             (Scalar::Num(a), Literal::Num(b)) => a.compare(*b) == Some(Ordering::Equal),
             (Scalar::Bool(a), Literal::Bool(b)) => a == b,
             _ => false,

@@ -18,13 +18,21 @@ use serde_json::{Value, json};
 pub const WAIT: Duration = Duration::from_secs(10);
 
 pub const SECRET: &str = "0123456789abcdef0123456789abcdef";
-pub const ALL: [&str; 7] = ["publish", "subscribe", "unsubscribe", "read", "write", "delete", "admin"];
+pub const ALL: [&str; 7] = [
+    "publish",
+    "subscribe",
+    "unsubscribe",
+    "read",
+    "write",
+    "delete",
+    "admin",
+];
 
 /// Apps `app1`, `app2`, `_stats`, each with roles `all` (every permission), `stats` (every
 /// permission), `sub` (subscribe + unsubscribe), `pub` (publish only); secret [`SECRET`].
 pub fn apps(channel_max_length: usize) -> AppsConfig {
     let mut yaml = String::from("apps:\n");
-    for app in ["app1", "app2", "_stats"] {
+    for app in ["app1", "app2", "_stats", "_admin"] {
         yaml.push_str(&format!(
             "  {app}:\n    roles:\n      all: {{secret: {SECRET}, permissions: [{all}]}}\n      stats: {{secret: {SECRET}, permissions: [{all}]}}\n      sub: {{secret: {SECRET}, permissions: [subscribe, unsubscribe]}}\n      pub: {{secret: {SECRET}, permissions: [publish]}}\n",
             all = ALL.join(", ")
@@ -48,7 +56,10 @@ pub fn settings() -> ServerSettings {
 }
 
 /// Starts a server on a free loopback port; `tweak` adjusts the settings.
-pub fn start_with(channel_max_length: usize, tweak: impl FnOnce(&mut ServerSettings)) -> ServerHandle {
+pub fn start_with(
+    channel_max_length: usize,
+    tweak: impl FnOnce(&mut ServerSettings),
+) -> ServerHandle {
     let mut s = settings();
     tweak(&mut s);
     Server::start(s, apps(channel_max_length)).expect("server starts")
@@ -80,7 +91,11 @@ pub struct Client {
 
 impl Client {
     /// Connects to `/v2?appkey=APPKEY` with subprotocol `json`, optional deflate offer.
-    pub fn connect_ext(addr: SocketAddr, appkey: &str, extensions: Option<&str>) -> Result<Client, String> {
+    pub fn connect_ext(
+        addr: SocketAddr,
+        appkey: &str,
+        extensions: Option<&str>,
+    ) -> Result<Client, String> {
         let stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
         stream.set_read_timeout(Some(WAIT)).unwrap();
         stream.set_nodelay(true).unwrap();
@@ -102,7 +117,10 @@ impl Client {
             let mut chunk = [0u8; 4096];
             let n = stream.read(&mut chunk).map_err(|e| e.to_string())?;
             if n == 0 {
-                return Err(format!("closed during upgrade: {}", String::from_utf8_lossy(&buf)));
+                return Err(format!(
+                    "closed during upgrade: {}",
+                    String::from_utf8_lossy(&buf)
+                ));
             }
             buf.extend_from_slice(&chunk[..n]);
             match handshake::parse_response(&buf, &key, &cobra_wire::Limits::default()) {
@@ -112,12 +130,21 @@ impl Client {
             }
         };
         let deflate = match response.extensions.as_deref() {
-            Some(answer) => Some(pmd::client_accept(&offer_config(extensions.unwrap_or("")), answer).map_err(|e| e.to_string())?),
+            Some(answer) => Some(
+                pmd::client_accept(&offer_config(extensions.unwrap_or("")), answer)
+                    .map_err(|e| e.to_string())?,
+            ),
             None => None,
         };
         let mut rbuf = BytesMut::new();
         rbuf.extend_from_slice(&buf[used..]);
-        Ok(Client { stream, codec: Codec::new(WsRole::Client, cobra_wire::Limits::default(), deflate), rbuf, next_id: 1, response })
+        Ok(Client {
+            stream,
+            codec: Codec::new(WsRole::Client, cobra_wire::Limits::default(), deflate),
+            rbuf,
+            next_id: 1,
+            response,
+        })
     }
 
     pub fn connect(addr: SocketAddr, appkey: &str) -> Client {
@@ -156,7 +183,10 @@ impl Client {
                 Err(e) => return Err(format!("ws error: {e}")),
             }
             let mut chunk = [0u8; 65536];
-            let n = self.stream.read(&mut chunk).map_err(|e| format!("read: {e}"))?;
+            let n = self
+                .stream
+                .read(&mut chunk)
+                .map_err(|e| format!("read: {e}"))?;
             if n == 0 {
                 return Err("eof".into());
             }
@@ -197,7 +227,12 @@ impl Client {
         loop {
             let v = self.recv_json();
             assert!(v.get("id").is_some(), "every PDU carries an id: {v}");
-            if v["id"] == json!(id) && !v["action"].as_str().unwrap_or("").starts_with("rtm/subscription/data") {
+            if v["id"] == json!(id)
+                && !v["action"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("rtm/subscription/data")
+            {
                 return v;
             }
         }
@@ -205,33 +240,56 @@ impl Client {
 
     /// Handshake + authenticate; returns the handshake/ok body data.
     pub fn auth(&mut self, role: &str, secret: &str) -> Result<Value, Value> {
-        let hs = self.request("auth/handshake", json!({"method": "role_secret", "data": {"role": role}}));
+        let hs = self.request(
+            "auth/handshake",
+            json!({"method": "role_secret", "data": {"role": role}}),
+        );
         if hs["action"] != "auth/handshake/ok" {
             return Err(hs);
         }
-        let nonce = hs["body"]["data"]["nonce"].as_str().expect("nonce").to_owned();
+        let nonce = hs["body"]["data"]["nonce"]
+            .as_str()
+            .expect("nonce")
+            .to_owned();
         let hash = cobra_wire::auth::role_secret_hash(secret, &nonce);
-        let r = self.request("auth/authenticate", json!({"method": "role_secret", "credentials": {"hash": hash}}));
-        if r["action"] == "auth/authenticate/ok" { Ok(hs["body"]["data"].clone()) } else { Err(r) }
+        let r = self.request(
+            "auth/authenticate",
+            json!({"method": "role_secret", "credentials": {"hash": hash}}),
+        );
+        if r["action"] == "auth/authenticate/ok" {
+            Ok(hs["body"]["data"].clone())
+        } else {
+            Err(r)
+        }
     }
 
     /// Next subscription data PDU (skipping nothing else: other PDUs fail the test).
     pub fn next_data(&mut self) -> Value {
         let v = self.recv_json();
-        assert_eq!(v["action"], "rtm/subscription/data", "expected data, got {v}");
+        assert_eq!(
+            v["action"], "rtm/subscription/data",
+            "expected data, got {v}"
+        );
         v
     }
 }
 
 /// The client offer config that yields `offer` (for checking the answer).
 fn offer_config(offer: &str) -> PmdConfig {
-    let mut c = PmdConfig { client_max_window_bits: None, ..PmdConfig::default() };
+    let mut c = PmdConfig {
+        client_max_window_bits: None,
+        ..PmdConfig::default()
+    };
     for p in offer.split(';').map(str::trim) {
-        let (k, v) = p.split_once('=').map_or((p, None), |(k, v)| (k.trim(), Some(v.trim())));
+        let (k, v) = p
+            .split_once('=')
+            .map_or((p, None), |(k, v)| (k.trim(), Some(v.trim())));
         match k {
             "client_no_context_takeover" => c.client_no_context_takeover = true,
             "server_no_context_takeover" => c.server_no_context_takeover = true,
-            "client_max_window_bits" => c.client_max_window_bits = Some(v.and_then(|v| v.parse().ok()).unwrap_or(15)),
+            "client_max_window_bits" => {
+                c.client_max_window_bits = Some(v.and_then(|v| v.parse().ok()).unwrap_or(15))
+            }
             "server_max_window_bits" => c.server_max_window_bits = v.and_then(|v| v.parse().ok()),
             _ => {}
         }
@@ -248,6 +306,10 @@ pub fn http_get(addr: SocketAddr, target: &str, extra: &str) -> (u16, String, St
     let _ = s.read_to_end(&mut all);
     let text = String::from_utf8_lossy(&all).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     (status, head.to_owned(), body.to_owned())
 }

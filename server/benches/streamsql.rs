@@ -1,0 +1,53 @@
+//! StreamSQL evaluation throughput: a 3-condition WHERE with a 2-field projection on a typical telemetry
+//! event (the shape of `shared/spec/protocol.md`, ~330 bytes), from raw text and from a parsed value.
+
+use std::hint::black_box;
+
+use cobra_server::streamsql::{Outcome, Query};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+const SQL: &str = "SELECT data.fps, device.game FROM `engine_fps_id` \
+                   WHERE data.fps < 60 AND device.os_name = 'iOS' AND device.game LIKE 'w%'";
+
+fn event(fps: u32, game: &str) -> String {
+    format!(
+        r#"{{"id": "engine_fps_id", "session": "4dacbafefc214578aa3f8c1d2975ec92", "timestamp": 1536270895637, "version": 1, "per_id_counter": 12, "device": {{"app_version": "3.25", "game": "{game}", "model": "iPhone", "os_language": "en", "os_name": "iOS", "os_version": "10.3.3"}}, "data": {{"fps": {fps}}}}}"#
+    )
+}
+
+fn bench(c: &mut Criterion) {
+    let query = Query::parse(SQL).expect("benchmark statement parses");
+    let matching = event(30, "wiso");
+    // Fails on the last condition: every condition is evaluated.
+    let late_miss = event(30, "ody");
+    // Fails on the first condition.
+    let early_miss = event(75, "wiso");
+    assert!(matches!(query.eval_raw(&matching), Outcome::Projected(_)));
+    assert_eq!(query.eval_raw(&late_miss), Outcome::NoMatch);
+    assert_eq!(query.eval_raw(&early_miss), Outcome::NoMatch);
+
+    let mut g = c.benchmark_group("streamsql");
+    g.throughput(Throughput::Elements(1));
+    for (name, msg) in [
+        ("match", &matching),
+        ("miss_last", &late_miss),
+        ("miss_first", &early_miss),
+    ] {
+        g.bench_function(format!("eval_raw/{name}"), |b| {
+            b.iter(|| query.eval_raw(black_box(msg)))
+        });
+        let value: serde_json::Value = serde_json::from_str(msg).expect("event is JSON");
+        g.bench_function(format!("eval_value/{name}"), |b| {
+            b.iter(|| query.eval_value(black_box(&value)))
+        });
+    }
+    // Baselines: what full parsing alone costs, and compiling a statement.
+    g.bench_function("baseline/serde_json_value_parse", |b| {
+        b.iter(|| serde_json::from_str::<serde_json::Value>(black_box(&matching)))
+    });
+    g.bench_function("compile", |b| b.iter(|| Query::parse(black_box(SQL))));
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

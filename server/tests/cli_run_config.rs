@@ -1,0 +1,256 @@
+//! Where `cobra run` takes its apps config from, run as the real binary: the first-run
+//! default, `COBRA_APPS_CONFIG_CONTENT`, and the errors for a missing or invalid config.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use cobra_server::config::AppsConfig;
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A child killed and reaped on drop.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// `cobra run` on a free port with HOME = `home` and no inherited `COBRA_*` variable; its
+/// output goes to files in `home` (read with [`output`]).
+fn cobra_run(home: &Path, port: u16, args: &[&str], env: &[(&str, &str)]) -> Guard {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cobra"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("COBRA_") {
+            cmd.env_remove(name);
+        }
+    }
+    let file = |name| std::fs::File::create(home.join(name)).expect("log file");
+    cmd.args(["run", "--port", &port.to_string()])
+        .args(args)
+        .envs(env.iter().copied())
+        .env("HOME", home)
+        .stdin(Stdio::null())
+        .stdout(file("run.stdout"))
+        .stderr(file("run.stderr"));
+    Guard(cmd.spawn().expect("spawn cobra run"))
+}
+
+fn output(home: &Path) -> String {
+    let read = |name| std::fs::read_to_string(home.join(name)).unwrap_or_default();
+    format!("{}{}", read("run.stdout"), read("run.stderr"))
+}
+
+/// Waits until the server listens; panics with its output if it exits or the deadline passes.
+fn wait_listening(server: &mut Guard, port: u16, home: &Path) {
+    let deadline = Instant::now() + DEADLINE;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = server.0.try_wait() {
+            panic!("cobra run exited ({status}):\n{}", output(home));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cobra run not listening:\n{}",
+            output(home)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits for the server to exit by itself; returns its exit code.
+fn wait_exit(server: &mut Guard, home: &Path) -> Option<i32> {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Ok(Some(status)) = server.0.try_wait() {
+            return status.code();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cobra run did not exit:\n{}",
+            output(home)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Answers of `GET /health/`, proving the process serves.
+fn http_health(port: u16) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(DEADLINE))
+        .expect("read timeout");
+    stream
+        .write_all(b"GET /health/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .expect("send");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+}
+
+#[test]
+fn first_run_creates_the_default_config_and_prints_the_pubsub_credentials() {
+    let home = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = cobra_run(home.path(), port, &[], &[]);
+    wait_listening(&mut server, port, home.path());
+    let path = home.path().join(".cobra.yaml");
+    let config = AppsConfig::from_yaml(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let secret = &config
+        .app("_pubsub")
+        .unwrap()
+        .role("pubsub")
+        .unwrap()
+        .secret;
+    let printed = output(home.path());
+    assert!(
+        printed.contains(&path.display().to_string())
+            && printed.contains("_pubsub")
+            && printed.contains(secret),
+        "the first run must say where the config is and how to connect:\n{printed}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    drop(server);
+
+    // The second run keeps it.
+    let port = free_port();
+    let mut server = cobra_run(home.path(), port, &[], &[]);
+    wait_listening(&mut server, port, home.path());
+    let again = AppsConfig::from_yaml(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(again, config);
+    assert!(
+        !output(home.path()).contains(secret),
+        "nothing to announce the second time"
+    );
+}
+
+#[test]
+fn config_content_from_the_environment() {
+    let home = tempfile::tempdir().unwrap();
+    let yaml = AppsConfig::default_generated().to_yaml();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(yaml.as_bytes()).unwrap();
+    let content = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+    let port = free_port();
+    let mut server = cobra_run(
+        home.path(),
+        port,
+        &[],
+        &[("COBRA_APPS_CONFIG_CONTENT", &content)],
+    );
+    wait_listening(&mut server, port, home.path());
+    assert!(http_health(port).ends_with("OK\n"));
+    assert!(
+        !home.path().join(".cobra.yaml").exists(),
+        "no default created when the content is given"
+    );
+
+    let port = free_port();
+    let mut server = cobra_run(
+        home.path(),
+        port,
+        &[],
+        &[("COBRA_APPS_CONFIG_CONTENT", "this is not base64!")],
+    );
+    assert_ne!(wait_exit(&mut server, home.path()), Some(0));
+    let printed = output(home.path());
+    assert!(
+        printed.contains("COBRA_APPS_CONFIG_CONTENT is not valid base64"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn a_missing_or_invalid_config_stops_the_server_with_a_clear_message() {
+    let home = tempfile::tempdir().unwrap();
+    let missing = home.path().join("typo.yaml");
+    let mut server = cobra_run(
+        home.path(),
+        free_port(),
+        &["--apps_config_path", missing.to_str().unwrap()],
+        &[],
+    );
+    assert_ne!(wait_exit(&mut server, home.path()), Some(0));
+    let printed = output(home.path());
+    assert!(printed.contains("does not exist"), "{printed}");
+    assert!(!missing.exists(), "an explicit path is never created");
+
+    let bad = home.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "apps:\n  _health:\n    roles:\n      health:\n        permissions: [read]\n",
+    )
+    .unwrap();
+    let mut server = cobra_run(
+        home.path(),
+        free_port(),
+        &[],
+        &[("COBRA_APPS_CONFIG", bad.to_str().unwrap())],
+    );
+    assert_ne!(wait_exit(&mut server, home.path()), Some(0));
+    let printed = output(home.path());
+    assert!(
+        printed.contains("app `_health`, role `health`: missing secret"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn options_come_from_cobra_env_vars() {
+    let home = tempfile::tempdir().unwrap();
+    let path = home.path().join("apps.yaml");
+    std::fs::write(&path, AppsConfig::default_generated().to_yaml()).unwrap();
+    let port = free_port();
+    // `cobra_run` passes `--port`; use a different, env-only spelling for everything else.
+    let mut server = cobra_run(
+        home.path(),
+        port,
+        &[],
+        &[
+            ("COBRA_HOST", "127.0.0.1"),
+            ("COBRA_APPS_CONFIG", path.to_str().unwrap()),
+            ("COBRA_VERBOSE", "yes"),
+            ("COBRA_MAX_SUBSCRIPTIONS", "3"),
+        ],
+    );
+    wait_listening(&mut server, port, home.path());
+    let printed = output(home.path());
+    assert!(printed.contains(&path.display().to_string()), "{printed}");
+    assert!(!home.path().join(".cobra.yaml").exists());
+    drop(server);
+
+    let mut server = cobra_run(
+        home.path(),
+        free_port(),
+        &[],
+        &[
+            ("COBRA_APPS_CONFIG", path.to_str().unwrap()),
+            ("COBRA_MAX_SUBSCRIPTIONS", "0"),
+        ],
+    );
+    assert_ne!(wait_exit(&mut server, home.path()), Some(0));
+    let printed = output(home.path());
+    assert!(
+        printed.contains("--max-subscriptions must be at least 1"),
+        "{printed}"
+    );
+}
