@@ -17,7 +17,9 @@ use redis::Value;
 /// `KEYS[i]` the history stream of message `i`; `ARGV[1]` max length, `ARGV[2]` trim operator
 /// (`=` exact, `~` approximate), `ARGV[3]` length of the history prefix (`<ns>:h:`), `ARGV[4]`
 /// the pub/sub prefix (`<ns>:p:`), `ARGV[4 + i]` the raw message `i`. Returns the ids
-/// (positions) in order.
+/// (positions) in order; a message whose `XADD` failed (a key of another type squatting the
+/// name) gets `!<error text>` in its place, without failing the others of the batch (an error
+/// element would make the client fail the whole reply).
 pub const PUBLISH_BATCH: &str = r"
 local max, op, hlen, lprefix = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local ids, last = {}, {}
@@ -25,13 +27,17 @@ for i = 1, #KEYS do
   local key, msg = KEYS[i], ARGV[4 + i]
   local prev = last[key]
   if not prev then
-    local top = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
-    prev = top[1] and top[1][1] or '0-0'
+    local top = redis.pcall('XREVRANGE', key, '+', '-', 'COUNT', 1)
+    prev = type(top) == 'table' and top[1] and top[1][1] or '0-0'
   end
-  local id = redis.call('XADD', key, 'MAXLEN', op, max, '*', 'm', msg, 'p', prev)
-  redis.call('PUBLISH', lprefix .. string.sub(key, hlen + 1), id .. ' ' .. msg)
-  ids[i] = id
-  last[key] = id
+  local id = redis.pcall('XADD', key, 'MAXLEN', op, max, '*', 'm', msg, 'p', prev)
+  if type(id) == 'table' then
+    ids[i] = '!' .. tostring(id.err)
+  else
+    redis.call('PUBLISH', lprefix .. string.sub(key, hlen + 1), id .. ' ' .. msg)
+    ids[i] = id
+    last[key] = id
+  end
 end
 return ids
 ";
