@@ -77,7 +77,7 @@ return {last, trimmed, added, len, entries}
 ";
 
 /// A Redis reply that does not have the shape the backend expects (a bug, or not a Redis we
-/// support: the backend needs Redis ≥ 7.0 for `XINFO STREAM`'s `max-deleted-entry-id`).
+/// support: the backend needs Redis ≥ 7.0 for `XINFO STREAM`'s `entries-added`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unexpected Redis reply: {0}")]
 pub struct ReplyError(pub String);
