@@ -10,6 +10,9 @@ use redis::Value;
 /// and a subscriber that read a stream up to id X knows every later message of that channel
 /// comes through pub/sub with an id greater than X.
 ///
+/// The messages of one channel in a batch go out as one `PUBLISH` of their records
+/// `<id> <byte length> <raw>` back to back (see [`split_live`]), in stream order.
+///
 /// Each entry is `m` = the raw message, `p` = the id of the entry before it. Redis does not
 /// remember what `MAXLEN` trimmed, but the first entry kept then names the last one trimmed,
 /// which is what tells exactly whether a resume position expired (see [`HISTORY`]).
@@ -22,7 +25,7 @@ use redis::Value;
 /// element would make the client fail the whole reply).
 pub const PUBLISH_BATCH: &str = r"
 local max, op, hlen, lprefix = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local ids, last = {}, {}
+local ids, last, order, parts = {}, {}, {}, {}
 for i = 1, #KEYS do
   local key, msg = KEYS[i], ARGV[4 + i]
   local prev = last[key]
@@ -34,10 +37,19 @@ for i = 1, #KEYS do
   if type(id) == 'table' then
     ids[i] = '!' .. tostring(id.err)
   else
-    redis.call('PUBLISH', lprefix .. string.sub(key, hlen + 1), id .. ' ' .. msg)
+    local p = parts[key]
+    if not p then
+      p = {}
+      parts[key] = p
+      order[#order + 1] = key
+    end
+    p[#p + 1] = id .. ' ' .. #msg .. ' ' .. msg
     ids[i] = id
     last[key] = id
   end
+end
+for _, key in ipairs(order) do
+  redis.call('PUBLISH', lprefix .. string.sub(key, hlen + 1), table.concat(parts[key]))
 end
 return ids
 ";
@@ -214,12 +226,22 @@ pub fn history_page(v: Value) -> Result<HistoryPage, ReplyError> {
     })
 }
 
-/// Splits a live message `<id> <raw>` as published by [`PUBLISH_BATCH`].
-pub fn split_live(payload: &[u8]) -> Option<(RawId, &str)> {
-    let space = payload.iter().position(|&b| b == b' ')?;
-    let id = parse_id(&payload[..space])?;
-    let raw = std::str::from_utf8(&payload[space + 1..]).ok()?;
-    Some((id, raw))
+/// Splits a live pub/sub payload as published by [`PUBLISH_BATCH`]: records
+/// `<id> <byte length> <raw>` back to back. `None` when malformed.
+pub fn split_live(mut payload: &[u8]) -> Option<Vec<(RawId, &str)>> {
+    let mut out = Vec::new();
+    while !payload.is_empty() {
+        let space = payload.iter().position(|&b| b == b' ')?;
+        let id = parse_id(&payload[..space])?;
+        payload = &payload[space + 1..];
+        let space = payload.iter().position(|&b| b == b' ')?;
+        let len: usize = std::str::from_utf8(&payload[..space]).ok()?.parse().ok()?;
+        payload = &payload[space + 1..];
+        let raw = std::str::from_utf8(payload.get(..len)?).ok()?;
+        payload = &payload[len..];
+        out.push((id, raw));
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -241,9 +263,25 @@ mod tests {
         ] {
             assert_eq!(parse_id(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
-        assert_eq!(split_live(b"5-1 {\"a\": 1}"), Some(((5, 1), "{\"a\": 1}")));
-        assert_eq!(split_live(b"5-1"), None);
-        assert_eq!(split_live(b"x {}"), None);
+        assert_eq!(
+            split_live(b"5-1 8 {\"a\": 1}"),
+            Some(vec![((5, 1), "{\"a\": 1}")])
+        );
+        assert_eq!(
+            split_live(b"5-1 1 15-2 2 []"),
+            Some(vec![((5, 1), "1"), ((5, 2), "[]")])
+        );
+        assert_eq!(split_live("5-1 2 é".as_bytes()), Some(vec![((5, 1), "é")]));
+        for bad in [
+            &b"5-1"[..],
+            b"x 2 {}",
+            b"5-1 3 {}",
+            b"5-1 x {}",
+            b"5-1 2 {}junk",
+            b"5-1 1 \xff",
+        ] {
+            assert_eq!(split_live(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]
