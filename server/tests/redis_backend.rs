@@ -694,3 +694,65 @@ async fn namespaces_keep_deployments_apart() {
         ]
     );
 }
+
+/// `channel_max_length: 0` keeps no history, like the embedded backend: live delivery only,
+/// and any earlier position is expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_max_length_keeps_no_history() {
+    let servers = spawn(1);
+    let b = backend(&servers, 0).await;
+    let k = ChannelKey::new("app", "nohistory");
+    let (live_mb, live) = subscriber();
+    b.subscribe(&k, StartAt::Live, live)
+        .await
+        .expect("subscribe");
+    let first = b.publish(&k, msg(0)).await.expect("publish");
+    for i in 1..3 {
+        b.publish(&k, msg(i)).await.expect("publish");
+    }
+    assert_eq!(numbers(&collect(&live_mb, 3).await), vec![0, 1, 2]);
+    let (mb, s) = subscriber();
+    let ack = b
+        .subscribe(&k, StartAt::After(first), s)
+        .await
+        .expect("subscribe");
+    assert_eq!(ack.expired, Some(3));
+    let (mb0, s0) = subscriber();
+    let ack = b
+        .subscribe(&k, StartAt::After(Position::ZERO), s0)
+        .await
+        .expect("subscribe");
+    assert_eq!(ack.expired, None);
+    assert_quiet(&mb).await;
+    assert_quiet(&mb0).await;
+}
+
+/// A key of the wrong type squatting a channel's name fails that publish with a clear error and
+/// not the other publishes batched with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_squatted_key_fails_only_its_own_publishes() {
+    let servers = spawn(1);
+    let b = Arc::new(backend(&servers, 100).await);
+    let mut c = servers[0].client();
+    let _: () = redis::cmd("SET")
+        .arg("cobra:h:app::squatted")
+        .arg("x")
+        .query(&mut c)
+        .expect("SET");
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let b = Arc::clone(&b);
+            let k = ChannelKey::new("app", if i % 2 == 0 { "squatted" } else { "fine" });
+            tokio::spawn(async move { (i, b.publish(&k, msg(i)).await) })
+        })
+        .collect();
+    for t in tasks {
+        let (i, r) = t.await.expect("task");
+        if i % 2 == 0 {
+            let e = r.expect_err("publish to a squatted key");
+            assert!(e.to_string().contains("WRONGTYPE"), "{e}");
+        } else {
+            r.expect("publish to a fine key");
+        }
+    }
+}

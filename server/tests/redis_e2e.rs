@@ -279,15 +279,34 @@ fn a_dead_node_fails_only_its_channels_over_websocket() {
     assert_quiet(&mut sub);
 }
 
-/// The original Python client's `cobra health` against each of two servers sharing the nodes.
+/// A child process killed and reaped on drop.
+struct Guard(std::process::Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// Two `cobra run --redis URLS` processes sharing three nodes; the original Python client's
+/// `cobra health` (write, read, delete, publish + filtered subscribe from 0-0) passes against
+/// each, and what one wrote the other reads.
 #[test]
-fn python_cobra_health_passes_against_each_server() {
-    let cobra =
+fn cobra_run_with_redis_passes_python_health_on_two_servers() {
+    let python =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/cobras-venv/bin/cobra");
-    if !cobra.exists() {
+    if !python.exists() {
         let msg = format!(
             "Python cobras peer not found at {}: run scripts/install-peers.sh",
-            cobra.display()
+            python.display()
         );
         assert!(
             std::env::var("CI").map_or(true, |v| v != "true"),
@@ -299,58 +318,109 @@ fn python_cobra_health_passes_against_each_server() {
     let nodes: Vec<RedisServer> = (0..3)
         .map(|_| RedisServer::spawn().expect("redis-server"))
         .collect();
-    let servers = [server(&nodes, 1000), server(&nodes, 1000)];
-    let home = std::env::temp_dir().join(format!("cobra-redis-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&home).expect("home");
-    for s in &servers {
-        let mut cmd = std::process::Command::new(&cobra);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config_path = dir.path().join(".cobra.yaml");
+    let config = cobra_server::config::AppsConfig::default_generated();
+    std::fs::write(&config_path, config.to_yaml()).expect("write config");
+    let clean = |program: &std::path::Path| {
+        let mut cmd = std::process::Command::new(program);
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("COBRA_") {
                 cmd.env_remove(name);
             }
         }
-        let endpoint = format!("ws://{}", s.local_addr());
-        let mut child = cmd
-            .env("HOME", &home)
+        cmd.env("HOME", dir.path())
+            .stdin(std::process::Stdio::null());
+        cmd
+    };
+    let mut servers = Vec::new();
+    for i in 0..2 {
+        let port = free_port();
+        let log = |name: String| std::fs::File::create(dir.path().join(name)).expect("log file");
+        let child = clean(std::path::Path::new(env!("CARGO_BIN_EXE_cobra")))
             .args([
-                "health",
-                "--endpoint",
-                &endpoint,
-                "--appkey",
-                "app1",
-                "--rolename",
-                "all",
+                "run",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--redis",
+                &urls(&nodes),
             ])
-            .args(["--rolesecret", common::SECRET])
+            .arg("--apps-config")
+            .arg(&config_path)
+            .stdout(log(format!("server{i}.stdout")))
+            .stderr(log(format!("server{i}.stderr")))
+            .spawn()
+            .expect("spawn cobra run");
+        let mut guard = Guard(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let log = || {
+                std::fs::read_to_string(dir.path().join(format!("server{i}.stderr")))
+                    .unwrap_or_default()
+            };
+            assert!(
+                guard.0.try_wait().expect("try_wait").is_none(),
+                "cobra run exited: {}",
+                log()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "cobra run did not listen: {}",
+                log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        servers.push((guard, port));
+    }
+    for (_, port) in &servers {
+        let endpoint = format!("ws://127.0.0.1:{port}");
+        let mut child = clean(&python)
+            .args(["health", "--endpoint", &endpoint])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("run python cobra");
+        let out = child.stdout.take().expect("stdout");
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut { out }, &mut text);
+            text
+        });
         // The Python client retries forever on errors: bound it.
+        let mut child = Guard(child);
         let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                break Some(status);
-            }
+        while child.0.try_wait().expect("try_wait").is_none() {
             if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
+                let _ = child.0.kill();
+                break;
             }
             std::thread::sleep(Duration::from_millis(20));
-        };
-        let mut out = String::new();
-        if let Some(mut o) = child.stdout.take() {
-            let _ = std::io::Read::read_to_string(&mut o, &mut out);
         }
+        drop(child);
+        let text = reader.join().unwrap_or_default();
         assert!(
-            status.is_some(),
-            "cobra health hung against {endpoint}: {out}"
-        );
-        assert!(
-            out.contains("System is healthy"),
-            "cobra health against {endpoint}: {out}"
+            text.contains("System is healthy"),
+            "cobra health against {endpoint}: {text}"
         );
     }
-    let _ = std::fs::remove_dir_all(&home);
+    // Cross-server key/value through our own clients, with the generated credentials.
+    let role = config
+        .apps
+        .get("_pubsub")
+        .and_then(|a| a.roles.get("pubsub"))
+        .expect("_pubsub role");
+    let mut a = Client::connect(([127, 0, 0, 1], servers[0].1).into(), "_pubsub");
+    a.auth("pubsub", &role.secret).expect("auth");
+    let mut b = Client::connect(([127, 0, 0, 1], servers[1].1).into(), "_pubsub");
+    b.auth("pubsub", &role.secret).expect("auth");
+    a.request(
+        "rtm/write",
+        json!({"channel": "k", "message": "through one"}),
+    );
+    assert_eq!(
+        b.request("rtm/read", json!({"channel": "k"}))["body"]["message"],
+        "through one"
+    );
 }

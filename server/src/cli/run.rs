@@ -42,12 +42,6 @@ pub fn run(args: RunArgs) -> i32 {
     if let Some(created) = &loaded.created {
         println!("{created}");
     }
-    if !settings.redis_urls.is_empty() {
-        eprintln!(
-            "cobra run: the Redis backend is not available in this build yet; run without --redis for the embedded backend"
-        );
-        return 2;
-    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -74,7 +68,31 @@ pub fn run(args: RunArgs) -> i32 {
         }
     };
     let source = loaded.source.to_string();
-    let handle = match Server::start(settings, loaded.config) {
+    let started = if settings.redis_urls.is_empty() {
+        Server::start(settings, loaded.config)
+    } else {
+        // The Redis backend: channels sharded over the nodes, shared with other servers.
+        let mut apps = loaded.config;
+        if let Some(n) = settings.channel_max_length {
+            apps.channel_max_length = n.get();
+        }
+        let urls = settings.redis_urls.join(";");
+        let password = settings.redis_password.as_deref();
+        let limits = crate::broker::redis::RedisLimits::default();
+        match crate::broker::redis::RedisBackend::start(
+            &urls,
+            password,
+            apps.channel_max_length,
+            limits,
+        ) {
+            Ok(backend) => Server::start_with_backend(settings, apps, std::sync::Arc::new(backend)),
+            Err(e) => {
+                eprintln!("cobra run: {e}");
+                return 1;
+            }
+        }
+    };
+    let handle = match started {
         Ok(h) => h,
         Err(e) => {
             eprintln!("cobra run: {e}");

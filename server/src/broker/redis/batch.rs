@@ -104,7 +104,10 @@ async fn send(node: &Node, jobs: Vec<Job>, settings: &BatchSettings) {
     match ids {
         Ok(ids) => {
             for (job, id) in jobs.into_iter().zip(ids) {
-                let r = scripts::id(&id).map_err(|e| node.reply_error(e));
+                let r = match scripts::bytes(&id).and_then(|b| b.strip_prefix(b"!")) {
+                    Some(reason) => Err(node.failed(String::from_utf8_lossy(reason).into_owned())),
+                    None => scripts::id(&id).map_err(|e| node.reply_error(e)),
+                };
                 if r.is_ok() {
                     node.count_published();
                 }

@@ -3,8 +3,9 @@
 //!
 //! # Exactly once across the history → live switch
 //!
-//! A publish is one Lua script (`XADD` then `PUBLISH "<id> <raw>"`), so pub/sub order is stream
-//! order. A subscription starting after position `P`:
+//! A publish is one Lua script (`XADD`, then `PUBLISH` of the `<id> <length> <raw>` records of
+//! the channel's messages in the batch), so pub/sub order is stream order. A subscription
+//! starting after position `P`:
 //!
 //! 1. registers locally in *catch-up* mode (live messages for it are buffered, not delivered);
 //! 2. makes sure the live connection is `SUBSCRIBE`d to the channel (confirmed by Redis), so
@@ -111,43 +112,50 @@ impl Hub {
         self.epochs.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// A message pushed by Redis: `[channel, "<id> <raw>"]`. Runs on the connection's reader:
-    /// only non-blocking work here.
+    /// A message pushed by Redis: `[channel, records]` (see [`scripts::split_live`]). Runs on the
+    /// connection's reader: only non-blocking work here.
     pub fn on_message(&self, data: &[Value]) {
         let [channel, payload] = data else { return };
         let Some(key) = scripts::bytes(channel).and_then(|c| self.layout.channel_of_live(c)) else {
             return;
         };
-        let Some((id, raw)) = scripts::bytes(payload).and_then(scripts::split_live) else {
+        let Some(records) = scripts::bytes(payload).and_then(scripts::split_live) else {
             tracing::warn!(
                 channel = key,
                 "ignoring a malformed live message from Redis"
             );
             return;
         };
-        let message = Arc::new(Message {
-            position: position(id),
-            payload: Arc::from(raw),
-        });
+        let messages: Vec<Arc<Message>> = records
+            .into_iter()
+            .map(|(id, raw)| {
+                Arc::new(Message {
+                    position: position(id),
+                    payload: Arc::from(raw),
+                })
+            })
+            .collect();
         let mut channels = self.channels.lock();
         let Some(ch) = channels.get_mut(key) else {
             return;
         };
         for sub in &mut ch.subs {
-            if message.position <= sub.last {
-                continue; // already delivered from history
-            }
-            match &mut sub.catch_up {
-                Some(cu) => {
-                    if cu.buffer.len() < self.buffer_cap {
-                        cu.buffer.push_back(Arc::clone(&message));
-                    } else {
-                        cu.overflowed = true; // the replay will read it from the stream
-                    }
+            for message in &messages {
+                if message.position <= sub.last {
+                    continue; // already delivered from history
                 }
-                None => {
-                    sub.subscriber.offer(&message);
-                    sub.last = message.position;
+                match &mut sub.catch_up {
+                    Some(cu) => {
+                        if cu.buffer.len() < self.buffer_cap {
+                            cu.buffer.push_back(Arc::clone(message));
+                        } else {
+                            cu.overflowed = true; // the replay will read it from the stream
+                        }
+                    }
+                    None => {
+                        sub.subscriber.offer(message);
+                        sub.last = message.position;
+                    }
                 }
             }
         }

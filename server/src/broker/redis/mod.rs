@@ -18,7 +18,7 @@
 //! - **Faults**: a lost node fails only its channels; it is reconnected in the background and
 //!   its subscriptions resume from their last position.
 //!
-//! Needs Redis ≥ 7.0 (RESP3 and `XINFO STREAM`'s trim bookkeeping). Redis Cluster is not
+//! Needs Redis ≥ 7.0 (RESP3, `XINFO STREAM`'s `entries-added`). Redis Cluster is not
 //! supported: give the nodes as separate standalone servers.
 
 pub mod batch;

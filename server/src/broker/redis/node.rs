@@ -224,6 +224,14 @@ impl Node {
         }
     }
 
+    pub(crate) fn failed(&self, reason: String) -> NodeError {
+        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        NodeError::Failed {
+            node: self.name.clone(),
+            reason,
+        }
+    }
+
     pub(crate) fn reply_error(&self, source: ReplyError) -> NodeError {
         self.stats.errors.fetch_add(1, Ordering::Relaxed);
         NodeError::Reply {

@@ -10,6 +10,9 @@ use redis::Value;
 /// and a subscriber that read a stream up to id X knows every later message of that channel
 /// comes through pub/sub with an id greater than X.
 ///
+/// The messages of one channel in a batch go out as one `PUBLISH` of their records
+/// `<id> <byte length> <raw>` back to back (see [`split_live`]), in stream order.
+///
 /// Each entry is `m` = the raw message, `p` = the id of the entry before it. Redis does not
 /// remember what `MAXLEN` trimmed, but the first entry kept then names the last one trimmed,
 /// which is what tells exactly whether a resume position expired (see [`HISTORY`]).
@@ -17,21 +20,36 @@ use redis::Value;
 /// `KEYS[i]` the history stream of message `i`; `ARGV[1]` max length, `ARGV[2]` trim operator
 /// (`=` exact, `~` approximate), `ARGV[3]` length of the history prefix (`<ns>:h:`), `ARGV[4]`
 /// the pub/sub prefix (`<ns>:p:`), `ARGV[4 + i]` the raw message `i`. Returns the ids
-/// (positions) in order.
+/// (positions) in order; a message whose `XADD` failed (a key of another type squatting the
+/// name) gets `!<error text>` in its place, without failing the others of the batch (an error
+/// element would make the client fail the whole reply).
 pub const PUBLISH_BATCH: &str = r"
 local max, op, hlen, lprefix = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local ids, last = {}, {}
+local ids, last, order, parts = {}, {}, {}, {}
 for i = 1, #KEYS do
   local key, msg = KEYS[i], ARGV[4 + i]
   local prev = last[key]
   if not prev then
-    local top = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
-    prev = top[1] and top[1][1] or '0-0'
+    local top = redis.pcall('XREVRANGE', key, '+', '-', 'COUNT', 1)
+    prev = type(top) == 'table' and top[1] and top[1][1] or '0-0'
   end
-  local id = redis.call('XADD', key, 'MAXLEN', op, max, '*', 'm', msg, 'p', prev)
-  redis.call('PUBLISH', lprefix .. string.sub(key, hlen + 1), id .. ' ' .. msg)
-  ids[i] = id
-  last[key] = id
+  local id = redis.pcall('XADD', key, 'MAXLEN', op, max, '*', 'm', msg, 'p', prev)
+  if type(id) == 'table' then
+    ids[i] = '!' .. tostring(id.err)
+  else
+    local p = parts[key]
+    if not p then
+      p = {}
+      parts[key] = p
+      order[#order + 1] = key
+    end
+    p[#p + 1] = id .. ' ' .. #msg .. ' ' .. msg
+    ids[i] = id
+    last[key] = id
+  end
+end
+for _, key in ipairs(order) do
+  redis.call('PUBLISH', lprefix .. string.sub(key, hlen + 1), table.concat(parts[key]))
 end
 return ids
 ";
@@ -71,7 +89,7 @@ return {last, trimmed, added, len, entries}
 ";
 
 /// A Redis reply that does not have the shape the backend expects (a bug, or not a Redis we
-/// support: the backend needs Redis ≥ 7.0 for `XINFO STREAM`'s `max-deleted-entry-id`).
+/// support: the backend needs Redis ≥ 7.0 for `XINFO STREAM`'s `entries-added`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unexpected Redis reply: {0}")]
 pub struct ReplyError(pub String);
@@ -208,12 +226,22 @@ pub fn history_page(v: Value) -> Result<HistoryPage, ReplyError> {
     })
 }
 
-/// Splits a live message `<id> <raw>` as published by [`PUBLISH_BATCH`].
-pub fn split_live(payload: &[u8]) -> Option<(RawId, &str)> {
-    let space = payload.iter().position(|&b| b == b' ')?;
-    let id = parse_id(&payload[..space])?;
-    let raw = std::str::from_utf8(&payload[space + 1..]).ok()?;
-    Some((id, raw))
+/// Splits a live pub/sub payload as published by [`PUBLISH_BATCH`]: records
+/// `<id> <byte length> <raw>` back to back. `None` when malformed.
+pub fn split_live(mut payload: &[u8]) -> Option<Vec<(RawId, &str)>> {
+    let mut out = Vec::new();
+    while !payload.is_empty() {
+        let space = payload.iter().position(|&b| b == b' ')?;
+        let id = parse_id(&payload[..space])?;
+        payload = &payload[space + 1..];
+        let space = payload.iter().position(|&b| b == b' ')?;
+        let len: usize = std::str::from_utf8(&payload[..space]).ok()?.parse().ok()?;
+        payload = &payload[space + 1..];
+        let raw = std::str::from_utf8(payload.get(..len)?).ok()?;
+        payload = &payload[len..];
+        out.push((id, raw));
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -235,9 +263,25 @@ mod tests {
         ] {
             assert_eq!(parse_id(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
-        assert_eq!(split_live(b"5-1 {\"a\": 1}"), Some(((5, 1), "{\"a\": 1}")));
-        assert_eq!(split_live(b"5-1"), None);
-        assert_eq!(split_live(b"x {}"), None);
+        assert_eq!(
+            split_live(b"5-1 8 {\"a\": 1}"),
+            Some(vec![((5, 1), "{\"a\": 1}")])
+        );
+        assert_eq!(
+            split_live(b"5-1 1 15-2 2 []"),
+            Some(vec![((5, 1), "1"), ((5, 2), "[]")])
+        );
+        assert_eq!(split_live("5-1 2 é".as_bytes()), Some(vec![((5, 1), "é")]));
+        for bad in [
+            &b"5-1"[..],
+            b"x 2 {}",
+            b"5-1 3 {}",
+            b"5-1 x {}",
+            b"5-1 2 {}junk",
+            b"5-1 1 \xff",
+        ] {
+            assert_eq!(split_live(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]
