@@ -142,6 +142,7 @@ fn cases() -> Vec<Case> {
             "extreme nesting in the id",
             &format!(r#"{{"action":"rtm/publish","id":{}}}"#, nested(10_000)),
         ),
+        bad("id out of the range of a double", &format!(r#"{{"action":"rtm/read","id":1{},"body":{{"channel":"k"}}}}"#, "0".repeat(400))),
         bad("lone surrogate escape", r#"{"action": "\ud800", "id": 1}"#),
         // Wrong field types in every PDU: invalid_body, connection kept.
         case("handshake body not an object", false, pdu("auth/handshake", json!([])), Refused("auth/handshake", "invalid_body")),

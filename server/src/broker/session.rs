@@ -370,14 +370,18 @@ impl Session {
             }
         }
         let id = id.map_or("1", RawValue::get);
-        // Echoed verbatim in the answer: only a scalar, never a structure (which could nest
-        // deeper than the client's parser accepts).
-        if id.starts_with(['[', '{']) {
+        // Echoed verbatim in the answer: only a scalar any JSON parser reads back, never a
+        // structure (which could nest deeper than the client's parser accepts) or a number
+        // out of the range of a double.
+        let scalar_id = id.starts_with('"')
+            || serde_json::from_str::<serde_json::Value>(id)
+                .is_ok_and(|v| !v.is_array() && !v.is_object());
+        if !scalar_id {
             self.send_error(
                 sink,
                 "rtm",
                 "1",
-                &Refusal::new("bad_schema", "the PDU id must be a number or a string"),
+                &Refusal::new("bad_schema", "the PDU id must be a string or a number within the range of a double"),
             );
             return Flow::Close {
                 code: CLOSE_NORMAL,
