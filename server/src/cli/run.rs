@@ -1,5 +1,8 @@
 //! `cobra run`: the broker.
 
+use std::sync::Arc;
+
+use crate::broker::redis::{RedisBackend, RedisLimits};
 use crate::config::ServerOptions;
 use crate::net::Server;
 
@@ -42,12 +45,27 @@ pub fn run(args: RunArgs) -> i32 {
     if let Some(created) = &loaded.created {
         println!("{created}");
     }
-    if !settings.redis_urls.is_empty() {
-        eprintln!(
-            "cobra run: the Redis backend is not available in this build yet; run without --redis for the embedded backend"
-        );
-        return 2;
-    }
+    // With --redis: the Redis backend, connected before the server starts (it brings its own
+    // runtime). Without: the embedded backend.
+    let backend = if settings.redis_urls.is_empty() {
+        None
+    } else {
+        let max_length = settings
+            .channel_max_length
+            .map_or(loaded.config.channel_max_length, |n| n.get());
+        match RedisBackend::start(
+            &settings.redis_urls.join(";"),
+            settings.redis_password.as_deref(),
+            max_length,
+            RedisLimits::default(),
+        ) {
+            Ok(b) => Some(Arc::new(b)),
+            Err(e) => {
+                eprintln!("cobra run: Redis: {e}");
+                return 1;
+            }
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -74,7 +92,11 @@ pub fn run(args: RunArgs) -> i32 {
         }
     };
     let source = loaded.source.to_string();
-    let handle = match Server::start(settings, loaded.config) {
+    let started = match backend {
+        Some(backend) => Server::start_with_backend(settings, loaded.config, backend),
+        None => Server::start(settings, loaded.config),
+    };
+    let handle = match started {
         Ok(h) => h,
         Err(e) => {
             eprintln!("cobra run: {e}");
