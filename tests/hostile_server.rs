@@ -149,7 +149,12 @@ fn read_request(tcp: &mut TcpStream, stop: &AtomicBool) -> Option<handshake::Req
         match tcp.read(&mut chunk) {
             Ok(0) => return None,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => continue,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                continue;
+            }
             Err(_) => return None,
         }
         if let Ok(Some((req, _))) = handshake::parse_request(&buf, &cobra_wire::Limits::default()) {
@@ -166,7 +171,9 @@ fn linger(tcp: &mut TcpStream, stop: &AtomicBool) {
         match tcp.read(&mut chunk) {
             Ok(0) => return,
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
             Err(_) => return,
         }
     }
@@ -174,21 +181,29 @@ fn linger(tcp: &mut TcpStream, stop: &AtomicBool) {
 
 fn serve(mut tcp: TcpStream, behaviour: Behaviour, stop: &AtomicBool) {
     use Behaviour::*;
-    tcp.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
     let Some(req) = read_request(&mut tcp, stop) else {
         return;
     };
     let key = req.ws_key.clone().unwrap_or_default();
     let accept = |ext: Option<&str>| handshake::accept_response(&key, Some("json"), ext, &[]);
-    let offered_deflate = req.extensions.iter().any(|e| e.contains("permessage-deflate"));
+    let offered_deflate = req
+        .extensions
+        .iter()
+        .any(|e| e.contains("permessage-deflate"));
     let out: Vec<u8> = match behaviour {
         GarbageInsteadOfHttp => b"\x00\x01\x02 garbage \xff\xfe\r\n\r\n".to_vec(),
         ServerError => b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n".to_vec(),
-        WrongAcceptKey => handshake::accept_response("AAAAAAAAAAAAAAAAAAAAAA==", Some("json"), None, &[]),
+        WrongAcceptKey => {
+            handshake::accept_response("AAAAAAAAAAAAAAAAAAAAAA==", Some("json"), None, &[])
+        }
         WrongSubprotocol => handshake::accept_response(&key, Some("msgpack"), None, &[]),
         NoSubprotocol => handshake::accept_response(&key, None, None, &[]),
         UnofferedExtension => accept(Some("x-webkit-deflate-frame")),
-        BadDeflateParameters => accept(Some("permessage-deflate; server_max_window_bits=3; bogus=1")),
+        BadDeflateParameters => accept(Some(
+            "permessage-deflate; server_max_window_bits=3; bogus=1",
+        )),
         EndlessHeaders => {
             let _ = tcp.write_all(b"HTTP/1.1 101 Switching Protocols\r\n");
             let line = format!("X-Filler: {}\r\n", "a".repeat(1000));
@@ -212,7 +227,9 @@ fn serve(mut tcp: TcpStream, behaviour: Behaviour, stop: &AtomicBool) {
         return;
     }
     let after: Vec<u8> = match behaviour {
-        GarbageFrames => (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect(),
+        GarbageFrames => (0..4096u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect(),
         HugeFrame => {
             let mut f = vec![0x82, 127];
             f.extend_from_slice(&(1u64 << 40).to_be_bytes());
@@ -238,7 +255,10 @@ fn serve(mut tcp: TcpStream, behaviour: Behaviour, stop: &AtomicBool) {
         HandshakeOkWithoutNonce => {
             // Wait for the handshake PDU, then answer it badly.
             std::thread::sleep(Duration::from_millis(50));
-            frame(0x81, br#"{"action":"auth/handshake/ok","id":1,"body":{"data":{}}}"#)
+            frame(
+                0x81,
+                br#"{"action":"auth/handshake/ok","id":1,"body":{"data":{}}}"#,
+            )
         }
         _ => Vec::new(),
     };
@@ -257,7 +277,11 @@ struct Outcome {
 fn run(behaviour: Behaviour) -> Outcome {
     let peer = HostilePeer::start(behaviour);
     let cfg = config(&peer.url())
-        .timeouts(Duration::from_secs(2), Duration::from_millis(500), Duration::from_secs(1))
+        .timeouts(
+            Duration::from_secs(2),
+            Duration::from_millis(500),
+            Duration::from_secs(1),
+        )
         .max_message_size(256 << 10)
         .ping_interval(Duration::from_millis(200))
         .pong_timeout(Duration::from_millis(300));
@@ -267,11 +291,19 @@ fn run(behaviour: Behaviour) -> Outcome {
     wait_until(T, &format!("{behaviour:?}: two failed attempts"), || {
         rec.count(|e| matches!(e, Event::Error { .. })) >= 2
     });
-    assert_eq!(rec.count(|e| matches!(e, Event::Authenticated)), 0, "{behaviour:?}");
+    assert_eq!(
+        rec.count(|e| matches!(e, Event::Authenticated)),
+        0,
+        "{behaviour:?}"
+    );
     assert_ne!(client.state(), State::Connected, "{behaviour:?}");
     let t = Instant::now();
     client.disconnect().unwrap();
-    assert!(t.elapsed() < Duration::from_millis(200), "{behaviour:?}: disconnect took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(200),
+        "{behaviour:?}: disconnect took {:?}",
+        t.elapsed()
+    );
     let (kinds, messages) = rec
         .snapshot()
         .into_iter()

@@ -66,7 +66,10 @@ impl CobraRun {
                 return run;
             }
             let exited = run.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
-            assert!(Instant::now() < deadline, "cobra run did not listen on {port} ({exited:?})");
+            assert!(
+                Instant::now() < deadline,
+                "cobra run did not listen on {port} ({exited:?})"
+            );
             if exited.is_some() {
                 std::thread::sleep(Duration::from_millis(50));
                 run = CobraRun::start_once(port, dir, redis);
@@ -84,7 +87,15 @@ impl CobraRun {
             }
         }
         let child = cmd
-            .args(["run", "--host", "127.0.0.1", "--port", &port.to_string(), "--redis", redis])
+            .args([
+                "run",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--redis",
+                redis,
+            ])
             .arg("--apps-config")
             .arg(dir.join("apps.yaml"))
             .env("HOME", dir)
@@ -130,7 +141,11 @@ struct Seen {
 fn config(url: &str) -> Config {
     Config::new(url, "game", "rw", SECRET)
         .backoff(Duration::from_millis(20), Duration::from_millis(200))
-        .timeouts(Duration::from_secs(2), Duration::from_secs(2), Duration::from_secs(5))
+        .timeouts(
+            Duration::from_secs(2),
+            Duration::from_secs(2),
+            Duration::from_secs(5),
+        )
 }
 
 fn wait(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
@@ -160,7 +175,11 @@ fn kill_9_under_load_loses_nothing_acknowledged_and_resumes_without_gap() {
         ),
     )
     .unwrap();
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let url = format!("ws://127.0.0.1:{port}");
     let mut server = CobraRun::start(port, &dir.0, &redis.url());
 
@@ -178,7 +197,9 @@ fn kill_9_under_load_loses_nothing_acknowledged_and_resumes_without_gap() {
     let subscriber = Client::new(
         config(&url),
         Some(Arc::new(move |e: &Event| match e {
-            Event::SubscriptionData { position, messages, .. } => {
+            Event::SubscriptionData {
+                position, messages, ..
+            } => {
                 // batch_size 1: one message per PDU, `position` is its own.
                 let mut s = s2.lock().unwrap();
                 for m in messages {
@@ -190,7 +211,10 @@ fn kill_9_under_load_loses_nothing_acknowledged_and_resumes_without_gap() {
                 }
             }
             Event::SubscriptionError { error, reason, .. } => {
-                s2.lock().unwrap().sub_errors.push(format!("{error}: {reason}"));
+                s2.lock()
+                    .unwrap()
+                    .sub_errors
+                    .push(format!("{error}: {reason}"));
             }
             _ => {}
         })),
@@ -220,22 +244,32 @@ fn kill_9_under_load_loses_nothing_acknowledged_and_resumes_without_gap() {
         }
     }
     // Everything published is eventually acknowledged (re-sent after each reconnect).
-    wait("every publish acknowledged", Duration::from_secs(60), || {
-        seen.lock().unwrap().acked.len() == ids.len()
-    });
+    wait(
+        "every publish acknowledged",
+        Duration::from_secs(60),
+        || seen.lock().unwrap().acked.len() == ids.len(),
+    );
 
     // The channel's whole history, as a fresh reader sees it.
     let history = full_history(&url);
     let stored: BTreeSet<u64> = history.iter().map(|(_, n)| *n).collect();
-    let acked_n: BTreeSet<u64> = seen.lock().unwrap().acked.iter().map(|id| ids[id]).collect();
+    let acked_n: BTreeSet<u64> = seen
+        .lock()
+        .unwrap()
+        .acked
+        .iter()
+        .map(|id| ids[id])
+        .collect();
     let lost: Vec<_> = acked_n.difference(&stored).collect();
     assert!(lost.is_empty(), "acknowledged but not stored: {lost:?}");
     assert_eq!(acked_n.len() as u64, n, "every message was acknowledged");
 
     // The live subscriber got exactly the history: no gap, no duplicate position, in order.
-    wait("the subscriber to catch up", Duration::from_secs(30), || {
-        seen.lock().unwrap().delivered.len() >= history.len()
-    });
+    wait(
+        "the subscriber to catch up",
+        Duration::from_secs(30),
+        || seen.lock().unwrap().delivered.len() >= history.len(),
+    );
     std::thread::sleep(Duration::from_millis(200));
     let s = seen.lock().unwrap();
     assert!(s.sub_errors.is_empty(), "{:?}", s.sub_errors);
@@ -269,9 +303,15 @@ fn full_history(url: &str) -> Vec<(String, u64)> {
     let reader = Client::new(
         config(url),
         Some(Arc::new(move |e: &Event| {
-            if let Event::SubscriptionData { position, messages, .. } = e {
+            if let Event::SubscriptionData {
+                position, messages, ..
+            } = e
+            {
                 for m in messages {
-                    g.lock().unwrap().push((position.clone().unwrap_or_default(), m["n"].as_u64().unwrap_or(0)));
+                    g.lock().unwrap().push((
+                        position.clone().unwrap_or_default(),
+                        m["n"].as_u64().unwrap_or(0),
+                    ));
                 }
             }
         })),
@@ -284,7 +324,10 @@ fn full_history(url: &str) -> Vec<(String, u64)> {
     // A last message marks the end of the history.
     let _ = reader.publish(CHANNEL, &json!({"n": MARKER})).unwrap();
     wait("the history replay", Duration::from_secs(30), || {
-        got.lock().unwrap().last().is_some_and(|(_, n)| *n == MARKER)
+        got.lock()
+            .unwrap()
+            .last()
+            .is_some_and(|(_, n)| *n == MARKER)
     });
     let mut h = got.lock().unwrap().clone();
     h.pop();

@@ -83,10 +83,8 @@ fn hostile_sql() -> impl Strategy<Value = String> {
         )),
         (0usize..200).prop_map(|n| format!("select * from c where {}a = 1", "not ".repeat(n))),
         ("[%_a\\\\]{0,400}").prop_map(|p| format!("select * from c where a like '{p}'")),
-        (1usize..400).prop_map(|n| format!(
-            "select * from c where a in ({})",
-            vec!["1"; n].join(",")
-        )),
+        (1usize..400)
+            .prop_map(|n| format!("select * from c where a in ({})", vec!["1"; n].join(","))),
         (1usize..40).prop_map(|n| format!(
             "select {} from c",
             vec!["a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q"; n].join(",")
@@ -100,7 +98,7 @@ fn hostile_sql() -> impl Strategy<Value = String> {
 fn hostile_message() -> impl Strategy<Value = String> {
     prop_oneof![
         (0usize..300).prop_map(|n| format!(r#"{{"a":{}1{}}}"#, "[".repeat(n), "]".repeat(n))),
-        (0usize..300).prop_map(|n| format!(r#"{}"#, "{\"a\":".repeat(n) + "1" + &"}".repeat(n))),
+        (0usize..300).prop_map(|n| "{\"a\":".repeat(n) + "1" + &"}".repeat(n)),
         "[0-9]{1,500}".prop_map(|n| format!(r#"{{"a":{n}}}"#)),
         "-?[0-9]{1,3}(\\.[0-9]{1,3})?[eE][+-]?[0-9]{1,7}".prop_map(|n| format!(r#"{{"a":{n}}}"#)),
         "\\PC{0,100}".prop_map(|s| json!({"a": s, "b": {"c": s}}).to_string()),
@@ -193,7 +191,11 @@ fn compressed_stream() -> impl Strategy<Value = Vec<u8>> {
             }
             // Split into `parts` frames: RSV1 on the first only, FIN on the last.
             let chunk = z.len().div_ceil(parts).max(1);
-            let pieces: Vec<&[u8]> = if z.is_empty() { vec![&[][..]] } else { z.chunks(chunk).collect() };
+            let pieces: Vec<&[u8]> = if z.is_empty() {
+                vec![&[][..]]
+            } else {
+                z.chunks(chunk).collect()
+            };
             let last = pieces.len() - 1;
             let mut wire = Vec::new();
             for (i, p) in pieces.iter().enumerate() {
@@ -247,7 +249,9 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
         any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
         "\\PC{0,20}".prop_map(Value::from),
         "(0|[0-9]{1,20})-(0|[0-9]{1,20})".prop_map(Value::from),
         "select \\* from [a-z]{1,3}( where [a-z] [<>=] [0-9])?".prop_map(Value::from),
@@ -255,8 +259,12 @@ fn json_value() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(3, 24, 4, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
-            proptest::collection::btree_map(proptest::sample::select(&FIELDS[..]).prop_map(str::to_owned), inner, 0..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            proptest::collection::btree_map(
+                proptest::sample::select(&FIELDS[..]).prop_map(str::to_owned),
+                inner,
+                0..4
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
@@ -294,7 +302,8 @@ fn pdu_target(c: &mut Client, text: &str) -> bool {
                 if action.ends_with("/error") {
                     let code = v["body"]["error"].as_str().unwrap_or("");
                     assert!(
-                        !code.is_empty() && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                        !code.is_empty()
+                            && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
                         "unstable error code in {v} for {text}"
                     );
                 }
@@ -333,14 +342,22 @@ fn apps_target(text: &[u8]) {
     // The environment form of the same bytes.
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(text).unwrap();
-    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, gz.finish().unwrap());
+    let b64 = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        gz.finish().unwrap(),
+    );
     let _ = decode_content(&b64);
 }
 
 fn mutated_config() -> impl Strategy<Value = Vec<u8>> {
-    (
-        proptest::collection::vec((any::<prop::sample::Index>(), 0usize..8, "[\\PC\n:{}\\[\\],&*!|>-]{0,6}"), 0..6),
-    )
+    (proptest::collection::vec(
+        (
+            any::<prop::sample::Index>(),
+            0usize..8,
+            "[\\PC\n:{}\\[\\],&*!|>-]{0,6}",
+        ),
+        0..6,
+    ),)
         .prop_map(|(edits,)| {
             let mut s = GOOD_CONFIG.to_owned();
             for (at, del, ins) in edits {
@@ -378,7 +395,10 @@ fn seed_corpus_replays() {
     }
     // Still serving after the whole corpus.
     let mut probe = Client::authed(server.local_addr(), "app1", "all");
-    assert_eq!(probe.request("rtm/publish", json!({"channel": "x", "message": 1}))["action"], "rtm/publish/ok");
+    assert_eq!(
+        probe.request("rtm/publish", json!({"channel": "x", "message": 1}))["action"],
+        "rtm/publish/ok"
+    );
 }
 
 proptest! {
@@ -405,7 +425,8 @@ fn random_pdus_always_get_an_answer() {
     let server = common::start();
     let addr = server.local_addr();
     let conn: std::cell::RefCell<Option<Client>> = std::cell::RefCell::new(None);
-    let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config::default());
+    let mut runner =
+        proptest::test_runner::TestRunner::new(proptest::test_runner::Config::default());
     runner
         .run(&pdu(), |text| {
             let mut conn = conn.borrow_mut();
@@ -417,5 +438,8 @@ fn random_pdus_always_get_an_answer() {
         })
         .unwrap();
     let mut probe = Client::authed(addr, "app1", "all");
-    assert_eq!(probe.request("rtm/publish", json!({"channel": "x", "message": 1}))["action"], "rtm/publish/ok");
+    assert_eq!(
+        probe.request("rtm/publish", json!({"channel": "x", "message": 1}))["action"],
+        "rtm/publish/ok"
+    );
 }

@@ -28,7 +28,10 @@ fn redis_available() -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        assert!(std::env::var("CI").is_err(), "redis-server is required under CI");
+        assert!(
+            std::env::var("CI").is_err(),
+            "redis-server is required under CI"
+        );
         eprintln!("SKIPPED: redis-server not installed");
     }
     ok
@@ -41,7 +44,11 @@ fn secrets_hashes_and_redis_password_are_never_logged() {
     }
     const REDIS_PASSWORD: &str = "redis-pw-5f1e2d3c4b";
     let redis = RedisServer::spawn_with(&["--requirepass", REDIS_PASSWORD]).expect("redis");
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("apps.yaml"), common::apps(100).to_yaml()).unwrap();
     let out = std::fs::File::create(dir.path().join("out.log")).unwrap();
@@ -52,9 +59,19 @@ fn secrets_hashes_and_redis_password_are_never_logged() {
         }
     }
     let child = cmd
-        .args(["run", "--verbose", "--host", "127.0.0.1", "--port", &port.to_string()])
+        .args([
+            "run",
+            "--verbose",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
         .arg("--redis")
-        .arg(format!("redis://:{REDIS_PASSWORD}@127.0.0.1:{}", redis.port()))
+        .arg(format!(
+            "redis://:{REDIS_PASSWORD}@127.0.0.1:{}",
+            redis.port()
+        ))
         .arg("--apps-config")
         .arg(dir.path().join("apps.yaml"))
         .env("HOME", dir.path())
@@ -77,27 +94,48 @@ fn secrets_hashes_and_redis_password_are_never_logged() {
     // A successful authentication (its hash recorded), a failed one, and some traffic.
     let mut hashes = Vec::new();
     let mut c = Client::connect(addr, "app1");
-    let hs = c.request("auth/handshake", json!({"method": "role_secret", "data": {"role": "all"}}));
+    let hs = c.request(
+        "auth/handshake",
+        json!({"method": "role_secret", "data": {"role": "all"}}),
+    );
     let nonce = hs["body"]["data"]["nonce"].as_str().unwrap().to_owned();
     let hash = cobra_wire::auth::role_secret_hash(SECRET, &nonce);
-    let r = c.request("auth/authenticate", json!({"method": "role_secret", "credentials": {"hash": hash}}));
+    let r = c.request(
+        "auth/authenticate",
+        json!({"method": "role_secret", "credentials": {"hash": hash}}),
+    );
     assert_eq!(r["action"], "auth/authenticate/ok", "{r}");
     hashes.push(hash);
-    let r = c.request("rtm/publish", json!({"channel": "c", "message": {"hello": 1}}));
+    let r = c.request(
+        "rtm/publish",
+        json!({"channel": "c", "message": {"hello": 1}}),
+    );
     assert_eq!(r["action"], "rtm/publish/ok", "{r}");
     let r = c.request("rtm/write", json!({"channel": "k", "message": 1}));
     assert_eq!(r["action"], "rtm/write/ok", "{r}");
     let mut bad = Client::connect(addr, "app1");
-    let hs = bad.request("auth/handshake", json!({"method": "role_secret", "data": {"role": "all"}}));
+    let hs = bad.request(
+        "auth/handshake",
+        json!({"method": "role_secret", "data": {"role": "all"}}),
+    );
     let nonce = hs["body"]["data"]["nonce"].as_str().unwrap().to_owned();
     let wrong = cobra_wire::auth::role_secret_hash("not-the-secret-7a6b", &nonce);
-    let r = bad.request("auth/authenticate", json!({"method": "role_secret", "credentials": {"hash": wrong}}));
+    let r = bad.request(
+        "auth/authenticate",
+        json!({"method": "role_secret", "credentials": {"hash": wrong}}),
+    );
     assert_eq!(r["body"]["error"], "authentication_failed", "{r}");
     hashes.push(wrong);
     // A wrong secret passed where a hash is expected, as a confused client might.
     let mut confused = Client::connect(addr, "app1");
-    confused.request("auth/handshake", json!({"method": "role_secret", "data": {"role": "all"}}));
-    let r = confused.request("auth/authenticate", json!({"method": "role_secret", "credentials": {"hash": SECRET}}));
+    confused.request(
+        "auth/handshake",
+        json!({"method": "role_secret", "data": {"role": "all"}}),
+    );
+    let r = confused.request(
+        "auth/authenticate",
+        json!({"method": "role_secret", "credentials": {"hash": SECRET}}),
+    );
     assert_eq!(r["body"]["error"], "authentication_failed", "{r}");
     drop((c, bad, confused));
 
@@ -109,12 +147,18 @@ fn secrets_hashes_and_redis_password_are_never_logged() {
     let _ = child.0.kill();
     let _ = child.0.wait();
     let log = log();
-    assert!(log.contains("auth/handshake"), "verbose logging is on: {log:.2000}");
+    assert!(
+        log.contains("auth/handshake"),
+        "verbose logging is on: {log:.2000}"
+    );
     for (what, secret) in [("role secret", SECRET), ("Redis password", REDIS_PASSWORD)]
         .into_iter()
         .chain(hashes.iter().map(|h| ("auth hash", h.as_str())))
     {
-        assert!(!log.contains(secret), "the {what} {secret} appears in the server's output");
+        assert!(
+            !log.contains(secret),
+            "the {what} {secret} appears in the server's output"
+        );
     }
 }
 
@@ -142,7 +186,9 @@ fn admin_actions_need_the_admin_permission() {
 }
 
 /// Channel names a hostile app could try to reach another app's data with.
-const TRICKY: [&str; 7] = ["x", "app2::x", "::x", "app2:", ":app2::x", "x\u{0}", "app2/x"];
+const TRICKY: [&str; 7] = [
+    "x", "app2::x", "::x", "app2:", ":app2::x", "x\u{0}", "app2/x",
+];
 
 fn isolation(addr: SocketAddr) {
     let mut victim = Client::authed(addr, "app2", "all");
@@ -152,7 +198,10 @@ fn isolation(addr: SocketAddr) {
     }
     let mut attacker = Client::authed(addr, "app1", "all");
     for ch in TRICKY {
-        let r = attacker.request("rtm/publish", json!({"channel": ch, "message": "from app1"}));
+        let r = attacker.request(
+            "rtm/publish",
+            json!({"channel": ch, "message": "from app1"}),
+        );
         assert_eq!(r["action"], "rtm/publish/ok", "{r}");
         let r = attacker.request("rtm/write", json!({"channel": ch, "message": "from app1"}));
         assert_eq!(r["action"], "rtm/write/ok", "{r}");
@@ -162,11 +211,17 @@ fn isolation(addr: SocketAddr) {
     for ch in TRICKY {
         let r = reader.request("rtm/read", json!({"channel": ch}));
         assert_eq!(r["body"]["message"], Value::Null, "{ch:?}: {r}");
-        let r = reader.request("rtm/subscribe", json!({"channel": ch, "subscription_id": format!("h{ch}"), "position": "0-0"}));
+        let r = reader.request(
+            "rtm/subscribe",
+            json!({"channel": ch, "subscription_id": format!("h{ch}"), "position": "0-0"}),
+        );
         assert_eq!(r["action"], "rtm/subscribe/ok", "{r}");
     }
     let mut own = Client::authed(addr, "app2", "all");
-    let r = own.request("rtm/publish", json!({"channels": TRICKY, "message": "from app2"}));
+    let r = own.request(
+        "rtm/publish",
+        json!({"channels": TRICKY, "message": "from app2"}),
+    );
     assert_eq!(r["action"], "rtm/publish/ok", "{r}");
     // The first data each subscription sees is app2's own message.
     for c in [&mut victim, &mut reader] {
@@ -193,8 +248,14 @@ fn apps_are_isolated_on_the_redis_backend() {
     if !redis_available() {
         return;
     }
-    let nodes: Vec<RedisServer> = (0..2).map(|_| RedisServer::spawn().expect("redis")).collect();
-    let urls = nodes.iter().map(RedisServer::url).collect::<Vec<_>>().join(";");
+    let nodes: Vec<RedisServer> = (0..2)
+        .map(|_| RedisServer::spawn().expect("redis"))
+        .collect();
+    let urls = nodes
+        .iter()
+        .map(RedisServer::url)
+        .collect::<Vec<_>>()
+        .join(";");
     let backend = RedisBackend::start(&urls, None, 100, RedisLimits::default()).expect("backend");
     let server: ServerHandle =
         Server::start_with_backend(common::settings(), common::apps(100), Arc::new(backend))

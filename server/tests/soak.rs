@@ -53,7 +53,11 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 fn start_server() -> (CobraRun, SocketAddr) {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dir = std::env::temp_dir().join(format!("cobra-soak-{}-{port}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("apps.yaml"), common::apps(1000).to_yaml()).unwrap();
@@ -81,7 +85,9 @@ fn start_server() -> (CobraRun, SocketAddr) {
 /// Reads data PDUs until `stop` and `done()` say so; returns the messages in order.
 fn collect(mut c: Client, stop: Arc<AtomicBool>, expected: Arc<AtomicU64>) -> Vec<Value> {
     let mut got = Vec::new();
-    c.stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    c.stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let mut idle_since = Instant::now();
     loop {
         match c.recv() {
@@ -139,7 +145,12 @@ fn soak_mixed_load_keeps_rss_flat_and_loses_nothing() {
         &[json!({"subscription_id": "f", "filter": "select i from `soak0` where p = 0"})],
     );
     let batched = subscribe(addr, &[json!({"channel": "soak1", "batch_size": 10})]);
-    let readers = [(all, &all_n), (filtered, &filtered_n), (batched, &batched_n)].map(|(c, n)| {
+    let readers = [
+        (all, &all_n),
+        (filtered, &filtered_n),
+        (batched, &batched_n),
+    ]
+    .map(|(c, n)| {
         let (s, n) = (stop.clone(), n.clone());
         std::thread::spawn(move || collect(c, s, n))
     });
@@ -152,7 +163,10 @@ fn soak_mixed_load_keeps_rss_flat_and_loses_nothing() {
                 let mut i = 0u64;
                 while !stop.load(Ordering::SeqCst) {
                     let ch = format!("soak{}", i % CHANNELS);
-                    let r = c.request("rtm/publish", json!({"channel": ch, "message": {"p": p, "i": i, "pad": "x".repeat(200)}}));
+                    let r = c.request(
+                        "rtm/publish",
+                        json!({"channel": ch, "message": {"p": p, "i": i, "pad": "x".repeat(200)}}),
+                    );
                     assert_eq!(r["action"], "rtm/publish/ok", "{r}");
                     i += 1;
                 }
@@ -167,12 +181,27 @@ fn soak_mixed_load_keeps_rss_flat_and_loses_nothing() {
             while !stop.load(Ordering::SeqCst) {
                 let mut c = Client::authed(addr, "app1", "all");
                 let key = format!("k{}", n % 16);
-                assert_eq!(c.request("rtm/write", json!({"channel": key, "message": n}))["action"], "rtm/write/ok");
-                assert_eq!(c.request("rtm/read", json!({"channel": key}))["body"]["message"], json!(n));
-                assert_eq!(c.request("rtm/delete", json!({"channel": key}))["action"], "rtm/delete/ok");
+                assert_eq!(
+                    c.request("rtm/write", json!({"channel": key, "message": n}))["action"],
+                    "rtm/write/ok"
+                );
+                assert_eq!(
+                    c.request("rtm/read", json!({"channel": key}))["body"]["message"],
+                    json!(n)
+                );
+                assert_eq!(
+                    c.request("rtm/delete", json!({"channel": key}))["action"],
+                    "rtm/delete/ok"
+                );
                 let sub = format!("churn{n}");
-                assert_eq!(c.request("rtm/subscribe", json!({"channel": sub}))["action"], "rtm/subscribe/ok");
-                assert_eq!(c.request("rtm/unsubscribe", json!({"subscription_id": sub}))["action"], "rtm/unsubscribe/ok");
+                assert_eq!(
+                    c.request("rtm/subscribe", json!({"channel": sub}))["action"],
+                    "rtm/subscribe/ok"
+                );
+                assert_eq!(
+                    c.request("rtm/unsubscribe", json!({"subscription_id": sub}))["action"],
+                    "rtm/unsubscribe/ok"
+                );
                 n += 1;
             }
             n
@@ -196,7 +225,10 @@ fn soak_mixed_load_keeps_rss_flat_and_loses_nothing() {
     all_n.store(total_msgs, Ordering::SeqCst);
     filtered_n.store(published[0].div_ceil(CHANNELS), Ordering::SeqCst);
     batched_n.store(
-        published.iter().map(|&n| (n + CHANNELS - 2) / CHANNELS).sum(),
+        published
+            .iter()
+            .map(|&n| (n + CHANNELS - 2) / CHANNELS)
+            .sum(),
         Ordering::SeqCst,
     );
     let [all, filtered, batched] = readers.map(|h| h.join().unwrap());
@@ -210,7 +242,10 @@ fn soak_mixed_load_keeps_rss_flat_and_loses_nothing() {
         assert_eq!(i, *want, "publisher {p}: gap or duplicate");
         *want += CHANNELS;
     }
-    let want_filtered: Vec<Value> = (0..published[0]).step_by(CHANNELS as usize).map(|i| json!({"i": i})).collect();
+    let want_filtered: Vec<Value> = (0..published[0])
+        .step_by(CHANNELS as usize)
+        .map(|i| json!({"i": i}))
+        .collect();
     assert_eq!(filtered, want_filtered);
     assert_eq!(batched.len() as u64, batched_n.load(Ordering::SeqCst));
 
@@ -220,6 +255,9 @@ fn soak_mixed_load_keeps_rss_flat_and_loses_nothing() {
         total_msgs / secs.max(1),
         samples.iter().max().unwrap()
     );
-    assert!(end <= limit, "server RSS grew from {warm} KiB to {end} KiB (samples {samples:?})");
+    assert!(
+        end <= limit,
+        "server RSS grew from {warm} KiB to {end} KiB (samples {samples:?})"
+    );
     drop(server);
 }

@@ -381,7 +381,10 @@ impl Session {
                 sink,
                 "rtm",
                 "1",
-                &Refusal::new("bad_schema", "the PDU id must be a string or a number within the range of a double"),
+                &Refusal::new(
+                    "bad_schema",
+                    "the PDU id must be a string or a number within the range of a double",
+                ),
             );
             return Flow::Close {
                 code: CLOSE_NORMAL,
