@@ -262,3 +262,95 @@ fn apps_are_isolated_on_the_redis_backend() {
             .expect("server");
     isolation(server.local_addr());
 }
+
+/// A wss:// server: stalled TLS handshakes are dropped after the handshake timeout, garbage
+/// instead of a ClientHello and plain ws:// are closed at once, and others are served
+/// meanwhile (the TLS handshake itself is checked in `tls.rs`).
+#[test]
+fn tls_port_survives_stalled_and_garbage_handshakes() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new("openssl")
+        .current_dir(dir.path())
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !status.is_ok_and(|s| s.success()) {
+        assert!(std::env::var("CI").is_err(), "openssl is required under CI");
+        eprintln!("SKIPPED: no openssl command line");
+        return;
+    }
+    let server = common::start_with(100, |s| {
+        s.tls = Some(cobra_server::config::options::TlsFiles {
+            cert: dir.path().join("cert.pem"),
+            key: dir.path().join("key.pem"),
+        });
+        s.limits.handshake_timeout = std::time::Duration::from_millis(400);
+    });
+    let addr = server.local_addr();
+    let read_eof = |s: &mut TcpStream| {
+        use std::io::Read;
+        s.set_read_timeout(Some(common::WAIT)).unwrap();
+        let mut buf = [0u8; 4096];
+        // Anything the server sends (a TLS alert) then EOF; a timeout fails the test.
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
+                Err(e) => panic!("the server did not close: {e}"),
+            }
+        }
+    };
+    use std::io::Write;
+    let started = std::time::Instant::now();
+    // Silent sockets and half a ClientHello (a TLS record header announcing 512 bytes).
+    let mut stalled: Vec<TcpStream> = (0..20)
+        .map(|i| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            if i % 2 == 0 {
+                s.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
+            }
+            s
+        })
+        .collect();
+    // Garbage and plain HTTP on the TLS port.
+    for junk in [
+        &b"\x00\xff garbage \r\n\r\n"[..],
+        b"GET /v2?appkey=app1 HTTP/1.1\r\nHost: x\r\n\r\n",
+    ] {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(junk).unwrap();
+        read_eof(&mut s);
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(400),
+        "junk closed at once"
+    );
+    for s in &mut stalled {
+        read_eof(s);
+    }
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(3),
+        "stalled TLS handshakes dropped after {took:?}"
+    );
+}
