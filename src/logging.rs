@@ -1,5 +1,5 @@
 //! Log set-up helpers. The SDK logs through the `log` facade; the application picks the
-//! logger. On Android, [`init_android`] routes logs to logcat.
+//! logger. On Android, `init_android` routes logs to logcat.
 
 /// Route `log` records to logcat with the tag `cobra` (Android only). Safe to call twice.
 #[cfg(target_os = "android")]

@@ -174,6 +174,21 @@ impl MetricsPublisher {
 
     /// Builds the envelope of `data` under `id` and publishes it to the channel and to `id`.
     pub fn push(&self, id: &str, data: &Value) -> Result<PushOutcome, Error> {
+        self.push_data(id, data)
+    }
+
+    /// [`push`](MetricsPublisher::push) with the data as JSON text (validated here, embedded as is).
+    pub fn push_raw(&self, id: &str, data_json: &str) -> Result<PushOutcome, Error> {
+        let data: &RawValue = serde_json::from_str(data_json)
+            .map_err(|e| Error::InvalidArgument(format!("metrics data is not JSON: {e}")))?;
+        self.push_data(id, data)
+    }
+
+    fn push_data<D: serde::Serialize + ?Sized>(
+        &self,
+        id: &str,
+        data: &D,
+    ) -> Result<PushOutcome, Error> {
         if !self.enabled.load(Ordering::Relaxed) {
             self.counters.disabled.fetch_add(1, Ordering::Relaxed);
             return Ok(PushOutcome::Disabled);

@@ -278,8 +278,9 @@ impl Session {
                     return Err(fail(ErrorKind::Protocol, "unexpected auth/authenticate/ok"));
                 }
                 self.auth = Auth::Done;
-                out.push(Output::Event(Event::Authenticated));
+                // State first, so a listener sees `Connected` when the event arrives.
                 out.push(Output::Authenticated);
+                out.push(Output::Event(Event::Authenticated));
                 self.after_authentication(out);
                 Ok(())
             }

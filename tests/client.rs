@@ -758,3 +758,38 @@ fn ipv6_endpoints() {
     let id = client.publish("c", &json!(6)).unwrap();
     rec.wait_for(T, "published over IPv6", |e| *e == Event::Published { id });
 }
+
+#[test]
+fn a_listener_may_call_the_client_through_a_weak_handle() {
+    let peer = Peer::start();
+    let rec = Arc::new(Recorder::default());
+    let slot: Arc<std::sync::Mutex<Option<cobra::WeakClient>>> = Arc::default();
+    let (r2, s2) = (rec.clone(), slot.clone());
+    let listener = Arc::new(move |e: &Event| {
+        r2.events.lock().unwrap().push(e.clone());
+        if matches!(e, Event::Authenticated)
+            && let Some(client) = s2.lock().unwrap().as_ref().and_then(|w| w.upgrade())
+        {
+            // Re-entrant calls from the engine thread: queueing, subscribing, state.
+            client.publish("c", &json!("from the listener")).unwrap();
+            client
+                .subscribe(SubscribeOptions::new("from-listener"))
+                .unwrap();
+            assert_eq!(client.state(), State::Connected);
+        }
+    });
+    let client = Client::new(config(&peer.url()), Some(listener)).unwrap();
+    *slot.lock().unwrap() = Some(client.downgrade());
+    client.connect().unwrap();
+    rec.wait_for(T, "published from the listener", |e| {
+        matches!(e, Event::Published { .. })
+    });
+    rec.wait_for(T, "subscribed from the listener", |e| {
+        matches!(e, Event::Subscribed { .. })
+    });
+    drop(client);
+    assert!(
+        slot.lock().unwrap().as_ref().unwrap().upgrade().is_none(),
+        "the weak handle does not keep it alive"
+    );
+}

@@ -758,3 +758,41 @@ fn client_commands_work_against_the_python_reference_server() {
         out.stderr
     );
 }
+
+/// A small in-flight window: publishing waits for acks as it goes, and nothing is lost or reordered.
+#[test]
+fn publish_flow_control_keeps_every_message() {
+    let server = Server::start();
+    let input: String = (0..300).map(|n| format!("{{\"n\": {n}}}\n")).collect();
+    let out = run(
+        server.cobra(&["publish", "--channel", "cli_window", "--in_flight", "2"]),
+        Some(&input),
+        LIMIT,
+    );
+    assert!(out.status.success(), "publish failed: {}", out.stderr);
+    assert!(
+        out.stderr.contains("published 300 messages"),
+        "{}",
+        out.stderr
+    );
+    let out = run(
+        server.cobra(&[
+            "subscribe",
+            "--channel",
+            "cli_window",
+            "--position",
+            "0-0",
+            "--count",
+            "300",
+        ]),
+        None,
+        LIMIT,
+    );
+    assert!(out.status.success(), "subscribe failed: {}", out.stderr);
+    let got: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(got, (0..300).map(|n| json!({"n": n})).collect::<Vec<_>>());
+}

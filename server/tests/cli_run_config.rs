@@ -54,10 +54,13 @@ fn output(home: &Path) -> String {
     format!("{}{}", read("run.stdout"), read("run.stderr"))
 }
 
-/// Waits until the server listens; panics with its output if it exits or the deadline passes.
+/// Waits until the server listens and has printed its ready line (it is printed just after the
+/// bind, so the port alone can be ready before the line); panics with its output if it exits or
+/// the deadline passes.
 fn wait_listening(server: &mut Guard, port: u16, home: &Path) {
     let deadline = Instant::now() + DEADLINE;
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while TcpStream::connect(("127.0.0.1", port)).is_err() || !output(home).contains("listening on")
+    {
         if let Ok(Some(status)) = server.0.try_wait() {
             panic!("cobra run exited ({status}):\n{}", output(home));
         }

@@ -318,20 +318,21 @@ impl Engine {
                 }
             }
             Command::Disconnect(ack) => {
-                self.close(ClosedBy::ByLocal, 1000, "disconnect", true);
+                // State first: listeners see it when the Closed event arrives.
+                self.set_state(State::Disconnected);
                 self.mode = Mode::Idle;
+                self.close(ClosedBy::ByLocal, 1000, "disconnect", true);
                 self.retry_at = None;
                 self.session.cancel_waiting("disconnected");
-                self.set_state(State::Disconnected);
                 if let Some(ack) = ack {
                     let _ = ack.send(());
                 }
             }
             Command::Suspend => {
-                self.close(ClosedBy::ByLocal, 1001, "suspended", true);
-                self.mode = Mode::Suspended;
-                self.retry_at = None;
                 self.set_state(State::Suspended);
+                self.mode = Mode::Suspended;
+                self.close(ClosedBy::ByLocal, 1001, "suspended", true);
+                self.retry_at = None;
             }
             Command::Resume => {
                 if self.mode == Mode::Suspended {
@@ -1003,6 +1004,10 @@ impl Engine {
     /// A connection attempt or connection failed: report it and schedule the next attempt.
     fn fail(&mut self, f: Failure) {
         let was_open = self.conn.as_ref().is_some_and(Conn::is_open);
+        if self.mode == Mode::Active {
+            // State first: listeners see it when the Closed and Error events arrive.
+            self.set_state(State::Reconnecting);
+        }
         if let Some(mut conn) = self.conn.take() {
             if was_open && let Some(code) = f.send_close {
                 conn.large = None;

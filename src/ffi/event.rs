@@ -347,3 +347,164 @@ pub(crate) struct CallbackTarget {
 unsafe impl Send for CallbackTarget {}
 // SAFETY: as above; the pointer is only ever copied, never dereferenced by Rust.
 unsafe impl Sync for CallbackTarget {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    fn text(p: *const c_char) -> Option<String> {
+        // SAFETY: test-only; `p` is NULL or points into the storage kept alive by the caller.
+        (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+    }
+
+    #[test]
+    fn every_event_maps_to_its_kind_and_fields() {
+        let data = Event::SubscriptionData {
+            subscription_id: "fps".into(),
+            position: Some("1-2".into()),
+            messages: vec![serde_json::json!({"a": 1}), serde_json::json!("x\u{0}y")],
+        };
+        let (ev, _storage) = to_c_event(&data).expect("mapped");
+        assert_eq!(ev.kind, CobraEventKind::SUBSCRIPTION_DATA);
+        assert_eq!(text(ev.subscription_id).as_deref(), Some("fps"));
+        assert_eq!(text(ev.position).as_deref(), Some("1-2"));
+        assert_eq!(ev.message_count, 2);
+        // SAFETY: `message_count` pointers and lengths, alive with `_storage`.
+        let (ptrs, lens) = unsafe {
+            (
+                std::slice::from_raw_parts(ev.messages, 2),
+                std::slice::from_raw_parts(ev.message_lens, 2),
+            )
+        };
+        assert_eq!(text(ptrs[0]).as_deref(), Some(r#"{"a":1}"#));
+        assert_eq!(lens[0], 7);
+        // JSON escapes NUL, so a message never gets cut short in C.
+        assert_eq!(text(ptrs[1]).as_deref(), Some(r#""x\u0000y""#));
+        assert_eq!(lens[1], text(ptrs[1]).map_or(0, |s| s.len()));
+
+        let cases = [
+            (
+                Event::Connecting {
+                    url: "ws://h".into(),
+                    attempt: 3,
+                },
+                CobraEventKind::CONNECTING,
+            ),
+            (Event::Open, CobraEventKind::OPEN),
+            (
+                Event::Handshake {
+                    connection_id: "c".into(),
+                    server_version: "v".into(),
+                },
+                CobraEventKind::HANDSHAKE,
+            ),
+            (Event::Authenticated, CobraEventKind::AUTHENTICATED),
+            (
+                Event::Closed {
+                    code: 1001,
+                    reason: "bye".into(),
+                    by: ClosedBy::ByRemote,
+                },
+                CobraEventKind::CLOSED,
+            ),
+            (
+                Event::Error {
+                    kind: ErrorKind::AuthenticationFailed,
+                    message: "no".into(),
+                    retry_count: 2,
+                    next_wait: None,
+                },
+                CobraEventKind::ERROR,
+            ),
+            (
+                Event::Reconnecting {
+                    attempt: 4,
+                    wait: Duration::from_millis(1500),
+                },
+                CobraEventKind::RECONNECTING,
+            ),
+            (
+                Event::Subscribed {
+                    subscription_id: "s".into(),
+                    position: None,
+                },
+                CobraEventKind::SUBSCRIBED,
+            ),
+            (
+                Event::Unsubscribed {
+                    subscription_id: "s".into(),
+                },
+                CobraEventKind::UNSUBSCRIBED,
+            ),
+            (
+                Event::SubscriptionError {
+                    subscription_id: "s".into(),
+                    error: "e".into(),
+                    reason: "r".into(),
+                },
+                CobraEventKind::SUBSCRIPTION_ERROR,
+            ),
+            (
+                Event::SubscriptionInfo {
+                    subscription_id: "s".into(),
+                    info: serde_json::json!({"n": 1}),
+                },
+                CobraEventKind::SUBSCRIPTION_INFO,
+            ),
+            (Event::Published { id: 9 }, CobraEventKind::PUBLISHED),
+            (
+                Event::PublishDropped {
+                    id: 9,
+                    reason: "full".into(),
+                },
+                CobraEventKind::PUBLISH_DROPPED,
+            ),
+            (
+                Event::Pong {
+                    rtt: Duration::from_micros(250),
+                },
+                CobraEventKind::PONG,
+            ),
+        ];
+        for (event, kind) in cases {
+            let (ev, _storage) = to_c_event(&event).expect("mapped");
+            assert_eq!(ev.kind, kind, "{event:?}");
+            match kind {
+                CobraEventKind::CONNECTING => {
+                    assert_eq!((text(ev.url).as_deref(), ev.attempt), (Some("ws://h"), 3))
+                }
+                CobraEventKind::CLOSED => {
+                    assert_eq!(
+                        (
+                            ev.close_code,
+                            ev.closed_by_remote,
+                            text(ev.reason).as_deref()
+                        ),
+                        (1001, true, Some("bye"))
+                    )
+                }
+                CobraEventKind::ERROR => {
+                    assert_eq!(
+                        (ev.error_kind, ev.retry_count, ev.wait_ms),
+                        (CobraErrorKind::AUTHENTICATION_FAILED, 2, -1)
+                    )
+                }
+                CobraEventKind::RECONNECTING => assert_eq!((ev.attempt, ev.wait_ms), (4, 1500)),
+                CobraEventKind::SUBSCRIBED => assert!(ev.position.is_null()),
+                CobraEventKind::SUBSCRIPTION_ERROR => {
+                    assert_eq!(text(ev.error).as_deref(), Some("e"))
+                }
+                CobraEventKind::SUBSCRIPTION_INFO => {
+                    assert_eq!(text(ev.info_json).as_deref(), Some(r#"{"n":1}"#))
+                }
+                CobraEventKind::PUBLISH_DROPPED => assert_eq!(
+                    (ev.publish_id, text(ev.reason).as_deref()),
+                    (9, Some("full"))
+                ),
+                CobraEventKind::PONG => assert_eq!(ev.rtt_us, 250),
+                _ => {}
+            }
+        }
+    }
+}

@@ -154,8 +154,8 @@ fn push(
     if id.is_empty() {
         return Err(FfiError::invalid_argument("`id` must not be empty"));
     }
-    let data = parse_json(data_json, "data_json")?;
-    let (outcome, publish_id) = match publisher.push(id, &data)? {
+    // The data is validated and embedded as the caller wrote it (no JSON tree in between).
+    let (outcome, publish_id) = match publisher.push_raw(id, data_json)? {
         PushOutcome::Published { publish_id } => (CobraPushOutcome::PUBLISHED, publish_id),
         PushOutcome::Disabled => (CobraPushOutcome::DISABLED, 0),
         PushOutcome::Blacklisted => (CobraPushOutcome::BLACKLISTED, 0),

@@ -93,7 +93,7 @@ pub extern "C" fn cobra_status_str(status: i32) -> *const c_char {
 #[unsafe(no_mangle)]
 pub extern "C" fn cobra_version() -> *const c_char {
     const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
-    VERSION.as_ptr().cast()
+    guard::guard_value(VERSION.as_ptr().cast(), || Ok(VERSION.as_ptr().cast()))
 }
 
 /// Frees a string the library handed to the caller (e.g. by `cobra_client_read`). NULL is a no-op.
@@ -102,10 +102,12 @@ pub extern "C" fn cobra_version() -> *const c_char {
 /// cannot be checked for double frees).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cobra_string_free(s: *mut c_char) {
-    if s.is_null() {
-        return;
-    }
-    // No panic can happen here (dropping a CString), so no guard is needed.
-    // SAFETY: per the contract, `s` came from `CString::into_raw` in this library and is freed once.
-    drop(unsafe { std::ffi::CString::from_raw(s) });
+    // The status is dropped: this function returns nothing, and freeing cannot fail in a detectable way.
+    let _ = guard::guard(|| {
+        if !s.is_null() {
+            // SAFETY: per the contract, `s` came from `CString::into_raw` in this library and is freed once.
+            drop(unsafe { std::ffi::CString::from_raw(s) });
+        }
+        Ok(())
+    });
 }

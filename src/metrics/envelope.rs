@@ -4,9 +4,11 @@ use serde::Serialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-/// One telemetry event's envelope, borrowed from its parts.
+/// One telemetry event's envelope, borrowed from its parts. `D` is the data's type: a
+/// [`serde_json::Value`], or a [`RawValue`] when the data arrives as JSON text (the C ABI), which spares
+/// building a tree only to serialize it again.
 #[derive(Debug, Clone, Copy, Serialize)]
-pub struct Envelope<'a> {
+pub struct Envelope<'a, D: Serialize + ?Sized = Value> {
     /// The event id (also a channel it is published to).
     pub id: &'a str,
     /// The envelope format version (always 1).
@@ -20,10 +22,10 @@ pub struct Envelope<'a> {
     /// The device attributes, already serialized (they change rarely, events are many).
     pub device: &'a RawValue,
     /// The event's own data.
-    pub data: &'a Value,
+    pub data: &'a D,
 }
 
-impl Envelope<'_> {
+impl<D: Serialize + ?Sized> Envelope<'_, D> {
     /// The envelope as one JSON object.
     pub fn to_json(&self) -> String {
         // Strings, integers, a JSON value and raw JSON cannot fail to serialize.
@@ -58,6 +60,23 @@ mod tests {
                    "timestamp": 1_536_270_895_637_u64, "per_id_counter": 12,
                    "device": {"game": "wiso", "os_name": "iOS"}, "data": {"fps": 30}})
         );
+    }
+
+    #[test]
+    fn raw_data_is_embedded_as_is() {
+        let device = serde_json::value::to_raw_value(&json!({})).unwrap();
+        let data: Box<RawValue> = serde_json::from_str(r#"{"fps": 30, "list": [1, 2]}"#).unwrap();
+        let e = Envelope {
+            id: "x",
+            version: 1,
+            session: "s",
+            timestamp: 0,
+            per_id_counter: 1,
+            device: &device,
+            data: &*data,
+        };
+        let parsed: Value = serde_json::from_str(&e.to_json()).unwrap();
+        assert_eq!(parsed["data"], json!({"fps": 30, "list": [1, 2]}));
     }
 
     #[test]

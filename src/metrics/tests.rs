@@ -87,6 +87,22 @@ fn push_publishes_the_envelope_to_the_channel_and_the_id() {
 }
 
 #[test]
+fn push_raw_embeds_json_text_and_refuses_garbage() {
+    let (p, rec) = publisher();
+    assert!(matches!(
+        p.push_raw("a", r#"{"fps": 30}"#),
+        Ok(PushOutcome::Published { .. })
+    ));
+    assert_eq!(rec.messages()[0].1["data"], json!({"fps": 30}));
+    assert_eq!(rec.messages()[0].1["per_id_counter"], 1);
+    assert!(matches!(
+        p.push_raw("a", "{nope"),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert_eq!(rec.messages().len(), 1);
+}
+
+#[test]
 fn sessions_are_random_and_settable() {
     let (a, rec) = publisher();
     let (b, _) = publisher();

@@ -106,7 +106,10 @@ void test_with_server() {
         {
             std::lock_guard<std::mutex> guard(seen.lock);
             switch (e.kind()) {
-                case COBRA_EVENT_AUTHENTICATED: ++seen.authenticated; break;
+                case COBRA_EVENT_AUTHENTICATED:
+                    ++seen.authenticated;
+                    ++thrown;  // counted before the waiter is woken; the throw follows below
+                    break;
                 case COBRA_EVENT_SUBSCRIBED: ++seen.subscribed; break;
                 case COBRA_EVENT_SUBSCRIPTION_DATA:
                     for (auto m : e.messages()) seen.messages.emplace_back(m);
@@ -116,7 +119,6 @@ void test_with_server() {
         }
         seen.changed.notify_all();
         if (e.kind() == COBRA_EVENT_AUTHENTICATED) {
-            ++thrown;
             throw std::runtime_error("a throwing handler must not take the engine down");
         }
     });

@@ -193,13 +193,28 @@ fun scenario() {
     }
     check(logs.any { it.contains("cobra") }) { "no SDK log record reached the LogSink" }
 
-    // Bad credentials: an AUTHENTICATION_FAILED connection error, and requests time out as an exception.
-    val rec2 = Recorder()
-    CobraClient(ClientConfig(endpoint, appkey, role, "wrong-secret"), rec2).use { client ->
+    // The helpers: CallbackListener splits batches and sorts events by kind.
+    val seen = mutableListOf<String>()
+    val cb = CallbackListener(onMessage = { s, json -> seen.add("$s:$json") }, onError = { seen.add("error") }, onOther = { seen.add("other") })
+    cb.onEvent(Event.SubscriptionData("s", "1-1", listOf("1", "2")))
+    cb.onEvent(Event.SubscriptionError("s", "code", "reason"))
+    cb.onEvent(Event.Published(1uL))
+    check(seen == listOf("s:1", "s:2", "error", "other")) { "CallbackListener dispatch: $seen" }
+
+    // Bad credentials: an AUTHENTICATION_FAILED connection error (received through the bounded EventQueue helper),
+    // and requests give up with an exception.
+    val queue = EventQueue(capacity = 2)
+    CobraClient(ClientConfig(endpoint, appkey, role, "wrong-secret", backoffMinMs = 50uL, backoffMaxMs = 100uL), queue).use { client ->
         client.connect()
-        rec2.waitUntil("authentication failure") { ev ->
-            ev.any { it is Event.ConnectionError && it.kind == ErrorKind.AUTHENTICATION_FAILED }
+        val deadline = System.nanoTime() + WAIT_MS * 1_000_000
+        while (true) {
+            val e = queue.poll(100.milliseconds)
+            if (e is Event.ConnectionError && e.kind == ErrorKind.AUTHENTICATION_FAILED) break
+            check(System.nanoTime() < deadline) { "timed out waiting for the authentication failure" }
         }
+        // Not drained for a while: the queue stays at its capacity and counts what it dropped.
+        eventually("EventQueue drops when full") { queue.dropped > 0 }
+        check(queue.drain().size <= 2) { "EventQueue grew past its capacity" }
         // Which of two equal deadlines fires first is a race inside the SDK: the caller's wait (Timeout) or the
         // engine's "no connection before the timeout" (Cancelled). Either must be a typed exception, fast.
         val t0 = System.nanoTime()

@@ -26,6 +26,14 @@
 //!   offered to that handle (a message already queued may still be drained and is ignored).
 //! - read/write/delete are a per-channel key/value independent of the history.
 //! - [`Backend::health`] reports one entry per node for the stats and `/metrics`.
+//!
+//! # Plugging a backend in
+//!
+//! Build it, then start the server with
+//! [`Server::start_with_backend`](crate::net::Server::start_with_backend) (in `cobra run`,
+//! `cli/run.rs` currently refuses `--redis`: that is where the Redis backend gets chosen).
+//! Deliver to local subscribers with [`Subscriber::offer`] from whatever task reads the node's
+//! pub/sub stream: it never blocks, so one slow connection cannot stall that reader.
 
 use std::fmt;
 use std::future::Future;

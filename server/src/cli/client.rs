@@ -94,9 +94,10 @@ pub struct PublishArgs {
     pub channel: String,
     /// File of JSON messages, one per line; `-` or nothing for stdin.
     pub file: Option<String>,
-    /// Messages published but not yet acknowledged at most (flow control, so no message is ever dropped).
-    #[arg(long, alias = "in_flight", default_value_t = 1000)]
-    pub in_flight: usize,
+    /// Messages published but not yet acknowledged at most (flow control, so no message is ever dropped;
+    /// at most the SDK's default queue of 10000).
+    #[arg(long, alias = "in_flight", default_value_t = 1000, value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    pub in_flight: u16,
 }
 
 /// Options of `cobra subscribe`.
@@ -249,9 +250,6 @@ pub fn delete(args: DeleteArgs) -> i32 {
 }
 
 fn run_publish(args: PublishArgs) -> Result<(), CliError> {
-    if args.in_flight == 0 {
-        return Err(CliError::Usage("--in-flight must be positive".into()));
-    }
     let input: Box<dyn BufRead> = match args.file.as_deref() {
         None | Some("-") => Box::new(std::io::stdin().lock()),
         Some(path) => Box::new(std::io::BufReader::new(
@@ -259,7 +257,10 @@ fn run_publish(args: PublishArgs) -> Result<(), CliError> {
                 .map_err(|e| CliError::Usage(format!("cannot open {path}: {e}")))?,
         )),
     };
-    let session = Session::open(&args.conn, "_pubsub")?;
+    // Room for one ack per message in flight plus connection events: a full channel would lose acks.
+    let in_flight = usize::from(args.in_flight);
+    let capacity = in_flight * 2 + 64;
+    let session = Session::open_steps(&args.conn, "_pubsub", capacity).map_err(|(_, e)| e)?;
     // Publish id → line number, for the messages not yet acknowledged.
     let mut pending: HashMap<u64, usize> = HashMap::new();
     let mut published = 0usize;
@@ -293,7 +294,7 @@ fn run_publish(args: PublishArgs) -> Result<(), CliError> {
                 abbreviate(text)
             )));
         }
-        while pending.len() >= args.in_flight {
+        while pending.len() >= in_flight {
             let event = wait_event(&session.events, deadline, pending.len())?;
             on_event(event, &mut pending, &mut deadline)?;
         }
@@ -301,8 +302,16 @@ fn run_publish(args: PublishArgs) -> Result<(), CliError> {
             .client
             .publish_raw(&args.channel, text)
             .map_err(|e| CliError::Failed(format!("line {line_no}: {e}")))?;
+        if pending.is_empty() {
+            // The wait for acks starts now, not when the (possibly slow) input started.
+            deadline = Instant::now() + session.timeout;
+        }
         pending.insert(id, line_no);
         published += 1;
+        // Take the acks that already came, so the channel never fills up while the input is slow.
+        while let Ok(event) = session.events.try_recv() {
+            on_event(event, &mut pending, &mut deadline)?;
+        }
     }
     while !pending.is_empty() {
         let event = wait_event(&session.events, deadline, pending.len())?;

@@ -8,7 +8,7 @@ use std::time::Instant;
 use cobra::{Event, SubscribeOptions};
 use serde_json::{Value, json};
 
-use super::session::Session;
+use super::session::{self, Session};
 use super::{CliError, HealthArgs};
 
 /// A failed step: its name and why.
@@ -47,7 +47,8 @@ fn uuid4() -> String {
 
 /// Runs every step; the first failure is returned.
 pub fn run(args: &HealthArgs) -> Result<(), StepFailed> {
-    let session = Session::open_steps(&args.conn, "_health").map_err(|(s, e)| step(s)(cli(e)))?;
+    let session = Session::open_steps(&args.conn, "_health", session::DEFAULT_EVENTS)
+        .map_err(|(s, e)| step(s)(cli(e)))?;
     let (client, timeout) = (&session.client, session.timeout);
     let uuid = uuid4();
     let magic = rand::random::<u32>();

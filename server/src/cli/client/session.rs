@@ -7,6 +7,9 @@ use crossbeam_channel::Receiver;
 
 use super::{CliError, ConnArgs, creds, default_endpoint};
 
+/// Capacity of the event channel unless a command needs more (the SDK drops events past it).
+pub const DEFAULT_EVENTS: usize = 1024;
+
 /// An authenticated client and its event stream.
 pub struct Session {
     /// The SDK client.
@@ -22,13 +25,14 @@ impl Session {
     /// Connects with the options (credentials defaulting from the apps config for `default_appkey`) and
     /// waits until authenticated.
     pub fn open(conn: &ConnArgs, default_appkey: &str) -> Result<Session, CliError> {
-        Session::open_steps(conn, default_appkey).map_err(|(_, e)| e)
+        Session::open_steps(conn, default_appkey, DEFAULT_EVENTS).map_err(|(_, e)| e)
     }
 
     /// [`Session::open`], also telling which step failed (`connect` or `authenticate`).
     pub fn open_steps(
         conn: &ConnArgs,
         default_appkey: &str,
+        events_capacity: usize,
     ) -> Result<Session, (&'static str, CliError)> {
         let timeout = conn.timeout().map_err(|e| ("options", e))?;
         let endpoint = conn.endpoint.clone().unwrap_or_else(default_endpoint);
@@ -44,7 +48,8 @@ impl Session {
         .map_err(|e| ("credentials", CliError::Usage(e.to_string())))?;
         let mut config = Config::new(endpoint.clone(), appkey, role, secret)
             .backoff(Duration::from_millis(100), Duration::from_secs(1))
-            .user_agent(format!("cobra-cli/{}", env!("CARGO_PKG_VERSION")));
+            .user_agent(format!("cobra-cli/{}", env!("CARGO_PKG_VERSION")))
+            .event_queue_capacity(events_capacity.max(DEFAULT_EVENTS));
         if conn.no_deflate {
             config = config.deflate(None);
         }
