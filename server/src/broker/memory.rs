@@ -29,6 +29,11 @@ struct Channel {
 }
 
 impl Channel {
+    /// Never published to and without subscribers: it holds nothing worth keeping.
+    fn is_unused(&self) -> bool {
+        self.subscribers.is_empty() && self.last == Position::ZERO
+    }
+
     fn next_position(&mut self) -> Position {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -158,7 +163,24 @@ impl Backend for MemoryBackend {
         let Some(c) = self.channels.read().get(channel).cloned() else {
             return;
         };
-        c.lock().subscribers.retain(|s| !Arc::ptr_eq(s, subscriber));
+        let unused = {
+            let mut ch = c.lock();
+            ch.subscribers.retain(|s| !Arc::ptr_eq(s, subscriber));
+            ch.is_unused()
+        };
+        drop(c);
+        if unused {
+            // A channel only ever subscribed to would otherwise stay forever: subscribing to
+            // ever new names would grow the map without bound. Removed under the write lock,
+            // and only if nobody else holds it (a concurrent subscribe holds a clone).
+            let mut map = self.channels.write();
+            let remove = map
+                .get(channel)
+                .is_some_and(|c| Arc::strong_count(c) == 1 && c.lock().is_unused());
+            if remove {
+                map.remove(channel);
+            }
+        }
     }
 
     fn write(
@@ -265,6 +287,36 @@ mod tests {
         let ack = b.subscribe_now(&k, StartAt::After(first), s);
         assert_eq!(ack.expired, Some(3));
         assert_eq!(drain(&mb), ["3", "4"]);
+    }
+
+    #[test]
+    fn channels_only_subscribed_to_are_forgotten_on_unsubscribe() {
+        let b = MemoryBackend::new(10);
+        for i in 0..1000 {
+            let k = ChannelKey::new("app", &format!("c{i}"));
+            let (_mb, s) = sub(1 << 10);
+            b.subscribe_now(&k, StartAt::Live, Arc::clone(&s));
+            b.unsubscribe(&k, &s);
+        }
+        assert_eq!(b.channels.read().len(), 0);
+        // A channel with history, or with another subscriber, stays.
+        let (k1, k2) = (
+            ChannelKey::new("app", "kept"),
+            ChannelKey::new("app", "shared"),
+        );
+        b.publish_now(&k1, "x".into());
+        let (_m1, s1) = sub(1 << 10);
+        let (m2, s2) = sub(1 << 10);
+        b.subscribe_now(&k1, StartAt::Live, Arc::clone(&s1));
+        b.unsubscribe(&k1, &s1);
+        b.subscribe_now(&k2, StartAt::Live, Arc::clone(&s1));
+        b.subscribe_now(&k2, StartAt::Live, Arc::clone(&s2));
+        b.unsubscribe(&k2, &s1);
+        assert_eq!(b.channels.read().len(), 2);
+        b.publish_now(&k2, "y".into());
+        assert_eq!(drain(&m2), ["y"]);
+        b.unsubscribe(&k2, &s2);
+        assert_eq!(b.channels.read().len(), 2, "k2 now has history");
     }
 
     #[test]

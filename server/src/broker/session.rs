@@ -54,6 +54,49 @@ pub const MAX_CHANNEL_NAME: usize = 1024;
 pub const MAX_PUBLISH_CHANNELS: usize = 100;
 /// Largest accepted `batch_size`.
 pub const MAX_BATCH_SIZE: u64 = 1000;
+/// Deepest nesting of arrays and objects accepted in a published or written message: the
+/// recursion limit of serde_json (and so of our SDK). A deeper message would be stored but no
+/// subscriber using a standard parser could read it.
+pub const MAX_MESSAGE_DEPTH: usize = 128;
+
+/// Whether `json` nests arrays/objects deeper than `max` (a byte scan; strings skipped).
+fn nests_deeper_than(json: &str, max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in json.as_bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Refuses a message no standard JSON parser would read back.
+fn check_message(message: &RawValue) -> Result<(), Refusal> {
+    if nests_deeper_than(message.get(), MAX_MESSAGE_DEPTH) {
+        return Err(Refusal::new(
+            "invalid_message",
+            format!("the message nests arrays/objects deeper than {MAX_MESSAGE_DEPTH} levels"),
+        ));
+    }
+    Ok(())
+}
 
 enum Auth {
     Start,
@@ -327,6 +370,27 @@ impl Session {
             }
         }
         let id = id.map_or("1", RawValue::get);
+        // Echoed verbatim in the answer: only a scalar any JSON parser reads back, never a
+        // structure (which could nest deeper than the client's parser accepts) or a number
+        // out of the range of a double.
+        let scalar_id = id.starts_with('"')
+            || serde_json::from_str::<serde_json::Value>(id)
+                .is_ok_and(|v| !v.is_array() && !v.is_object());
+        if !scalar_id {
+            self.send_error(
+                sink,
+                "rtm",
+                "1",
+                &Refusal::new(
+                    "bad_schema",
+                    "the PDU id must be a string or a number within the range of a double",
+                ),
+            );
+            return Flow::Close {
+                code: CLOSE_NORMAL,
+                reason: "bad_schema",
+            };
+        }
         let action: &str = &action;
         const KNOWN: [&str; 10] = [
             "auth/handshake",
@@ -493,12 +557,17 @@ impl Session {
                 "body.credentials.hash is missing",
             ));
         };
-        let Auth::Handshaken { role, nonce } = std::mem::replace(&mut self.auth, Auth::Start)
-        else {
-            return Err(Refusal::new(
-                "handshake_required",
-                "send auth/handshake before auth/authenticate",
-            ));
+        // A stray authenticate (no handshake pending) leaves the session as it was: an
+        // authenticated connection stays authenticated.
+        let (role, nonce) = match std::mem::replace(&mut self.auth, Auth::Start) {
+            Auth::Handshaken { role, nonce } => (role, nonce),
+            other => {
+                self.auth = other;
+                return Err(Refusal::new(
+                    "handshake_required",
+                    "send auth/handshake before auth/authenticate",
+                ));
+            }
         };
         let secret = self
             .broker
@@ -532,6 +601,7 @@ impl Session {
         let Some(message) = b.message else {
             return Err(Refusal::new("missing_message", "body.message is missing"));
         };
+        check_message(message)?;
         let mut channels: Vec<String> = b.channels.unwrap_or_default();
         channels.extend(b.channel);
         let app = self.broker.apps.app(&self.appkey);
@@ -780,6 +850,7 @@ impl Session {
         let message = b
             .message
             .ok_or_else(|| Refusal::new("missing_message", "body.message is missing"))?;
+        check_message(message)?;
         let key = self.key(&channel)?;
         let pos = self
             .broker

@@ -1,5 +1,8 @@
 //! `cobra run`: the broker.
 
+use std::sync::Arc;
+
+use crate::broker::redis::{RedisBackend, RedisLimits};
 use crate::config::ServerOptions;
 use crate::net::Server;
 
@@ -78,14 +81,9 @@ pub fn run(args: RunArgs) -> i32 {
         }
         let urls = settings.redis_urls.join(";");
         let password = settings.redis_password.as_deref();
-        let limits = crate::broker::redis::RedisLimits::default();
-        match crate::broker::redis::RedisBackend::start(
-            &urls,
-            password,
-            apps.channel_max_length,
-            limits,
-        ) {
-            Ok(backend) => Server::start_with_backend(settings, apps, std::sync::Arc::new(backend)),
+        let limits = RedisLimits::default();
+        match RedisBackend::start(&urls, password, apps.channel_max_length, limits) {
+            Ok(backend) => Server::start_with_backend(settings, apps, Arc::new(backend)),
             Err(e) => {
                 eprintln!("cobra run: {e}");
                 return 1;

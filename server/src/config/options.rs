@@ -130,7 +130,8 @@ pub struct Limits {
     pub max_subscriptions: usize,
     /// Largest message in bytes (after inflation); over it the connection is closed 1009.
     pub message_max_size: usize,
-    /// Simultaneous connections; over it an upgrade is refused.
+    /// Simultaneous connections; over it an upgrade is refused (HTTP 503). Sockets not yet
+    /// upgraded count apart: past twice this number in all, new sockets are closed at once.
     pub max_connections: usize,
     /// Publishes per second per connection; `None`: unlimited.
     pub publish_rate_limit: Option<NonZeroU32>,

@@ -265,6 +265,16 @@ async fn accept_loop(
                 continue;
             }
         };
+        // Sockets still in their TLS/HTTP phase are not in the registry that
+        // `max_connections` counts: past twice the cap, close new ones at once (a 503 would
+        // need their request read first) so half-open sockets cannot pile up.
+        if active.load(Ordering::Acquire)
+            >= shared.settings.limits.max_connections.saturating_mul(2)
+        {
+            tracing::debug!(%peer, "over twice max_connections sockets: closed at once");
+            drop(stream);
+            continue;
+        }
         let _ = stream.set_nodelay(true);
         active.fetch_add(1, Ordering::AcqRel);
         let guard = ActiveGuard(Arc::clone(&active));

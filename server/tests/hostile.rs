@@ -1,0 +1,1136 @@
+//! Hostile input, end to end over real sockets: a table of malformed, oversized and absurd
+//! inputs, each with its documented answer (an error PDU with a stable code that leaves the
+//! connection usable, or a close with the right code), followed by checks that the server
+//! still serves a healthy client and that its memory stayed bounded. Then the cases that need
+//! more than one frame: thousands of subscriptions, half-open upgrades, a connection flood and
+//! a subscriber that never reads.
+//!
+//! SECURITY.md points at the tests here; keep the names stable.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::{Client, SECRET, WAIT, http_get, start_with};
+use serde_json::{Value, json};
+
+/// The limit every case runs under: small, so over-limit inputs stay cheap to send.
+const MAX_MESSAGE: usize = 64 << 10;
+
+/// What a case sends after connecting (and authenticating, when the case says so).
+enum Input {
+    /// One text message, through the (possibly deflating) codec.
+    Text(String),
+    /// One binary message.
+    Binary(Vec<u8>),
+    /// Bytes written as they are (hand-made frames).
+    Raw(Vec<u8>),
+}
+
+/// The documented answer.
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    /// An error PDU `<action>/error` with `body.error == code`; the connection stays usable.
+    Refused(&'static str, &'static str),
+    /// An ok PDU `<action>/ok`: the input is odd but legal.
+    Accepted(&'static str),
+    /// An error PDU with this code, then a close with this code (the PDU makes no sense).
+    RefusedThenClosed(&'static str, u16),
+    /// A close frame with this code (a WebSocket-level violation).
+    Closed(u16),
+}
+
+struct Case {
+    name: &'static str,
+    /// Authenticate as role `all` of `app1` first.
+    authed: bool,
+    /// Offer permessage-deflate (`Input::Text` is then compressed).
+    deflate: bool,
+    input: Input,
+    expect: Expect,
+}
+
+fn pdu(action: &str, body: Value) -> Input {
+    Input::Text(json!({"action": action, "id": 77, "body": body}).to_string())
+}
+
+fn raw_pdu(text: &str) -> Input {
+    Input::Text(text.to_owned())
+}
+
+/// A client frame by hand: `first` is FIN|RSV|opcode; masked with a fixed key unless `unmasked`.
+fn frame(first: u8, payload: &[u8], unmasked: bool) -> Vec<u8> {
+    let mut f = vec![first];
+    let mask_bit = if unmasked { 0 } else { 0x80 };
+    match payload.len() {
+        n if n < 126 => f.push(mask_bit | n as u8),
+        n if n <= 0xffff => {
+            f.push(mask_bit | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(mask_bit | 127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    if unmasked {
+        f.extend_from_slice(payload);
+    } else {
+        let key = [0x12, 0x34, 0x56, 0x78];
+        f.extend_from_slice(&key);
+        f.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    }
+    f
+}
+
+fn nested(depth: usize) -> String {
+    format!("{}1{}", "[".repeat(depth), "]".repeat(depth))
+}
+
+fn case(name: &'static str, authed: bool, input: Input, expect: Expect) -> Case {
+    Case {
+        name,
+        authed,
+        deflate: false,
+        input,
+        expect,
+    }
+}
+
+fn cases() -> Vec<Case> {
+    use Expect::*;
+    const PUB_ERR: &str = "rtm/publish";
+    const SUB: &str = "rtm/subscribe";
+    let bad = |name, text: &str| {
+        case(
+            name,
+            false,
+            raw_pdu(text),
+            RefusedThenClosed("bad_schema", 1000),
+        )
+    };
+    let sub = |name, body: Value, expect| case(name, true, pdu(SUB, body), expect);
+    let publish = |name, body: Value, expect| case(name, true, pdu("rtm/publish", body), expect);
+    let deep_parens = format!(
+        "select * from c where {}a = 1{}",
+        "(".repeat(5000),
+        ")".repeat(5000)
+    );
+    let huge_like = format!("select * from c where a like '{}'", "%_".repeat(4000));
+    let long_statement = format!("select * from c where {}", vec!["a = 1"; 5000].join(" or "));
+    let huge_number = format!("1{}", "0".repeat(10_000));
+    let mut v = vec![
+        // Not JSON, or JSON that is not a PDU: one bad_schema answer, then a normal close.
+        bad("malformed JSON", "{\"action\": \"rtm/publish\", "),
+        bad("not JSON at all", "hello"),
+        bad("JSON array", "[1, 2, 3]"),
+        bad("JSON number", "42"),
+        bad("JSON string", "\"rtm/publish\""),
+        bad("JSON null", "null"),
+        bad("empty text", ""),
+        bad("action of the wrong type", r#"{"action": 5, "id": 1}"#),
+        bad("action missing", r#"{"id": 1, "body": {}}"#),
+        bad("unknown action", r#"{"action": "rtm/dance", "id": 1}"#),
+        bad(
+            "unknown action with control characters",
+            "{\"action\": \"\\u0000\\u001b[31m\", \"id\": 1}",
+        ),
+        case(
+            "extreme nesting in the body",
+            true,
+            raw_pdu(&format!(
+                r#"{{"action":"rtm/publish","id":1,"body":{}}}"#,
+                nested(20_000)
+            )),
+            Refused(PUB_ERR, "invalid_body"),
+        ),
+        case(
+            "extreme nesting in the message",
+            true,
+            raw_pdu(&format!(
+                r#"{{"action":"rtm/publish","id":1,"body":{{"channel":"c","message":{}}}}}"#,
+                nested(20_000)
+            )),
+            Refused(PUB_ERR, "invalid_message"),
+        ),
+        case(
+            "message nested 129 deep",
+            true,
+            raw_pdu(&format!(
+                r#"{{"action":"rtm/publish","id":1,"body":{{"channel":"c","message":{}}}}}"#,
+                nested(129)
+            )),
+            Refused(PUB_ERR, "invalid_message"),
+        ),
+        case(
+            "message nested 128 deep",
+            true,
+            raw_pdu(&format!(
+                r#"{{"action":"rtm/publish","id":1,"body":{{"channel":"c","message":{{"s":"]]]\"[[[","a":{}}}}}}}"#,
+                nested(127)
+            )),
+            Accepted("rtm/publish"),
+        ),
+        case(
+            "written value nested 20000 deep",
+            true,
+            raw_pdu(&format!(
+                r#"{{"action":"rtm/write","id":1,"body":{{"channel":"k","message":{}}}}}"#,
+                nested(20_000)
+            )),
+            Refused("rtm/write", "invalid_message"),
+        ),
+        bad(
+            "extreme nesting in the id",
+            &format!(r#"{{"action":"rtm/publish","id":{}}}"#, nested(10_000)),
+        ),
+        bad(
+            "id out of the range of a double",
+            &format!(
+                r#"{{"action":"rtm/read","id":1{},"body":{{"channel":"k"}}}}"#,
+                "0".repeat(400)
+            ),
+        ),
+        bad("lone surrogate escape", r#"{"action": "\ud800", "id": 1}"#),
+        // Wrong field types in every PDU: invalid_body, connection kept.
+        case(
+            "handshake body not an object",
+            false,
+            pdu("auth/handshake", json!([])),
+            Refused("auth/handshake", "invalid_body"),
+        ),
+        case(
+            "handshake method a number",
+            false,
+            pdu(
+                "auth/handshake",
+                json!({"method": 1, "data": {"role": "all"}}),
+            ),
+            Refused("auth/handshake", "invalid_body"),
+        ),
+        case(
+            "handshake data a string",
+            false,
+            pdu(
+                "auth/handshake",
+                json!({"method": "role_secret", "data": "all"}),
+            ),
+            Refused("auth/handshake", "invalid_body"),
+        ),
+        case(
+            "handshake role a number",
+            false,
+            pdu(
+                "auth/handshake",
+                json!({"method": "role_secret", "data": {"role": 7}}),
+            ),
+            Refused("auth/handshake", "invalid_body"),
+        ),
+        case(
+            "handshake unknown method",
+            false,
+            pdu(
+                "auth/handshake",
+                json!({"method": "plain", "data": {"role": "all"}}),
+            ),
+            Refused("auth/handshake", "unsupported_method"),
+        ),
+        case(
+            "authenticate hash a number",
+            false,
+            pdu(
+                "auth/authenticate",
+                json!({"method": "role_secret", "credentials": {"hash": 5}}),
+            ),
+            Refused("auth/authenticate", "invalid_body"),
+        ),
+        case(
+            "authenticate credentials a number",
+            false,
+            pdu(
+                "auth/authenticate",
+                json!({"method": "role_secret", "credentials": 5}),
+            ),
+            Refused("auth/authenticate", "invalid_body"),
+        ),
+        case(
+            "authenticate again once authenticated",
+            true,
+            pdu(
+                "auth/authenticate",
+                json!({"method": "role_secret", "credentials": {"hash": "x"}}),
+            ),
+            Refused("auth/authenticate", "handshake_required"),
+        ),
+        case(
+            "authenticate without handshake",
+            false,
+            pdu(
+                "auth/authenticate",
+                json!({"method": "role_secret", "credentials": {"hash": "x"}}),
+            ),
+            Refused("auth/authenticate", "handshake_required"),
+        ),
+        case(
+            "publish before authenticating",
+            false,
+            pdu("rtm/publish", json!({"channel": "c", "message": 1})),
+            Refused(PUB_ERR, "not_authenticated"),
+        ),
+        case(
+            "admin before authenticating",
+            false,
+            pdu("admin/get_connections", json!({})),
+            Refused("admin/get_connections", "not_authenticated"),
+        ),
+        publish(
+            "publish body a string",
+            json!("c"),
+            Refused(PUB_ERR, "invalid_body"),
+        ),
+        publish(
+            "publish channel a number",
+            json!({"channel": 5, "message": 1}),
+            Refused(PUB_ERR, "invalid_body"),
+        ),
+        publish(
+            "publish channels a string",
+            json!({"channels": "c", "message": 1}),
+            Refused(PUB_ERR, "invalid_body"),
+        ),
+        publish(
+            "publish channels of numbers",
+            json!({"channels": [1, 2], "message": 1}),
+            Refused(PUB_ERR, "invalid_body"),
+        ),
+        publish(
+            "publish without message",
+            json!({"channel": "c"}),
+            Refused(PUB_ERR, "missing_message"),
+        ),
+        publish(
+            "publish without channel",
+            json!({"message": 1}),
+            Refused(PUB_ERR, "missing_channel"),
+        ),
+        publish(
+            "publish to an empty channel name",
+            json!({"channel": "", "message": 1}),
+            Refused(PUB_ERR, "missing_channel"),
+        ),
+        publish(
+            "publish to a 2 KiB channel name",
+            json!({"channel": "c".repeat(2048), "message": 1}),
+            Refused(PUB_ERR, "invalid_channel"),
+        ),
+        publish(
+            "publish to 1000 channels",
+            json!({"channels": (0..1000).map(|i| format!("c{i}")).collect::<Vec<_>>(), "message": 1}),
+            Refused(PUB_ERR, "too_many_channels"),
+        ),
+        publish(
+            "publish a huge integer",
+            Value::Null,
+            Accepted("rtm/publish"),
+        ),
+        publish(
+            "publish a float overflowing f64",
+            Value::Null,
+            Accepted("rtm/publish"),
+        ),
+        publish(
+            "publish to a channel with control characters",
+            json!({"channel": "a\u{0}b\u{1b}\n", "message": 1}),
+            Accepted("rtm/publish"),
+        ),
+        publish(
+            "publish to a channel with separators",
+            json!({"channel": "app2::x/../y;z", "message": 1}),
+            Accepted("rtm/publish"),
+        ),
+        sub(
+            "subscribe body a list",
+            json!([1]),
+            Refused(SUB, "invalid_body"),
+        ),
+        sub(
+            "subscribe channel an object",
+            json!({"channel": {}}),
+            Refused(SUB, "invalid_body"),
+        ),
+        sub(
+            "subscribe filter a number",
+            json!({"channel": "c", "filter": 3}),
+            Refused(SUB, "invalid_body"),
+        ),
+        sub(
+            "subscribe position a number",
+            json!({"channel": "c", "position": 12}),
+            Refused(SUB, "invalid_body"),
+        ),
+        sub(
+            "subscribe fast_forward a string",
+            json!({"channel": "c", "fast_forward": "yes"}),
+            Refused(SUB, "invalid_body"),
+        ),
+        sub(
+            "subscribe batch_size negative",
+            json!({"channel": "c", "batch_size": -1}),
+            Refused(SUB, "invalid_body"),
+        ),
+        sub(
+            "subscribe batch_size a string",
+            json!({"channel": "c", "batch_size": "10"}),
+            Refused(SUB, "invalid_body"),
+        ),
+        sub(
+            "subscribe batch_size a float",
+            json!({"channel": "c", "batch_size": 1.5}),
+            Refused(SUB, "invalid_body"),
+        ),
+        sub(
+            "subscribe batch_size over u64",
+            Value::Null,
+            Refused(SUB, "invalid_body"),
+        ),
+        sub(
+            "subscribe batch_size u64::MAX",
+            json!({"channel": "c", "batch_size": u64::MAX}),
+            Refused(SUB, "invalid_batch_size"),
+        ),
+        sub(
+            "subscribe position garbage",
+            json!({"channel": "c", "position": "abc"}),
+            Refused(SUB, "invalid_position"),
+        ),
+        sub(
+            "subscribe position negative",
+            json!({"channel": "c", "position": "-1-0"}),
+            Refused(SUB, "invalid_position"),
+        ),
+        sub(
+            "subscribe position three parts",
+            json!({"channel": "c", "position": "1-2-3"}),
+            Refused(SUB, "invalid_position"),
+        ),
+        sub(
+            "subscribe position overflowing u64",
+            json!({"channel": "c", "position": "99999999999999999999999-0"}),
+            Refused(SUB, "invalid_position"),
+        ),
+        sub(
+            "subscribe without channel",
+            json!({}),
+            Refused(SUB, "missing_channel"),
+        ),
+        sub(
+            "subscribe 2 KiB subscription id",
+            json!({"channel": "c", "subscription_id": "s".repeat(2048)}),
+            Refused(SUB, "invalid_subscription_id"),
+        ),
+        sub(
+            "StreamSQL deep parentheses",
+            json!({"filter": deep_parens}),
+            Refused(SUB, "invalid_filter"),
+        ),
+        sub(
+            "StreamSQL huge LIKE pattern",
+            json!({"filter": huge_like}),
+            Refused(SUB, "invalid_filter"),
+        ),
+        sub(
+            "StreamSQL 5000 conditions",
+            json!({"filter": long_statement}),
+            Refused(SUB, "invalid_filter"),
+        ),
+        sub(
+            "StreamSQL garbage",
+            json!({"filter": "select select from ((("}),
+            Refused(SUB, "invalid_filter"),
+        ),
+        sub(
+            "StreamSQL with NUL bytes",
+            json!({"filter": "select * from c where a = '\u{0}'\u{0}"}),
+            Refused(SUB, "invalid_filter"),
+        ),
+        case(
+            "unsubscribe id a number",
+            true,
+            pdu("rtm/unsubscribe", json!({"subscription_id": 1})),
+            Refused("rtm/unsubscribe", "invalid_body"),
+        ),
+        case(
+            "read channel a list",
+            true,
+            pdu("rtm/read", json!({"channel": []})),
+            Refused("rtm/read", "invalid_body"),
+        ),
+        case(
+            "read position a number",
+            true,
+            pdu("rtm/read", json!({"channel": "k", "position": 5})),
+            Refused("rtm/read", "invalid_body"),
+        ),
+        case(
+            "write channel null",
+            true,
+            pdu("rtm/write", json!({"channel": null, "message": 1})),
+            Refused("rtm/write", "missing_channel"),
+        ),
+        case(
+            "write without message",
+            true,
+            pdu("rtm/write", json!({"channel": "k"})),
+            Refused("rtm/write", "missing_message"),
+        ),
+        case(
+            "delete channel a number",
+            true,
+            pdu("rtm/delete", json!({"channel": 1})),
+            Refused("rtm/delete", "invalid_body"),
+        ),
+        case(
+            "close_connection id a number",
+            true,
+            pdu("admin/close_connection", json!({"connection_id": 5})),
+            Refused("admin/close_connection", "invalid_body"),
+        ),
+        // WebSocket-level violations: a close with the RFC 6455 code.
+        case(
+            "text frame with invalid UTF-8",
+            false,
+            Input::Raw(frame(0x81, b"{\"a\xff\xfe\"}", false)),
+            Closed(1007),
+        ),
+        case(
+            "binary message that is not UTF-8",
+            false,
+            Input::Binary(vec![0xc3, 0x28, 0xa0]),
+            Closed(1007),
+        ),
+        case(
+            "frame announcing 1 TiB",
+            false,
+            Input::Raw(frame_header_only(0x82, 1 << 40)),
+            Closed(1009),
+        ),
+        case(
+            "frame with a 64-bit length MSB set",
+            false,
+            Input::Raw(frame_header_only(0x82, 1 << 63)),
+            Closed(1002),
+        ),
+        case(
+            "single frame over the message limit",
+            false,
+            Input::Raw(frame(0x81, &vec![b' '; MAX_MESSAGE + 1], false)),
+            Closed(1009),
+        ),
+        case(
+            "fragments adding up over the limit",
+            false,
+            Input::Raw(fragments(MAX_MESSAGE / 4, 6)),
+            Closed(1009),
+        ),
+        case(
+            "unmasked client frame",
+            false,
+            Input::Raw(frame(0x81, b"{}", true)),
+            Closed(1002),
+        ),
+        case(
+            "RSV1 without permessage-deflate",
+            false,
+            Input::Raw(frame(0xC1, b"{}", false)),
+            Closed(1002),
+        ),
+        case(
+            "RSV2 set",
+            false,
+            Input::Raw(frame(0xA1, b"{}", false)),
+            Closed(1002),
+        ),
+        case(
+            "reserved data opcode",
+            false,
+            Input::Raw(frame(0x83, b"{}", false)),
+            Closed(1002),
+        ),
+        case(
+            "reserved control opcode",
+            false,
+            Input::Raw(frame(0x8B, b"", false)),
+            Closed(1002),
+        ),
+        case(
+            "ping of 126 bytes",
+            false,
+            Input::Raw(frame(0x89, &[0; 126], false)),
+            Closed(1002),
+        ),
+        case(
+            "fragmented ping",
+            false,
+            Input::Raw(frame(0x09, b"x", false)),
+            Closed(1002),
+        ),
+        case(
+            "continuation without a message",
+            false,
+            Input::Raw(frame(0x80, b"{}", false)),
+            Closed(1002),
+        ),
+        case(
+            "new message inside a fragmented one",
+            false,
+            Input::Raw([frame(0x01, b"{", false), frame(0x81, b"{}", false)].concat()),
+            Closed(1002),
+        ),
+        case(
+            "close with code 999",
+            false,
+            Input::Raw(frame(0x88, &999u16.to_be_bytes(), false)),
+            Closed(1002),
+        ),
+        case(
+            "close with reserved code 1005",
+            false,
+            Input::Raw(frame(0x88, &1005u16.to_be_bytes(), false)),
+            Closed(1002),
+        ),
+        case(
+            "close with a 1-byte payload",
+            false,
+            Input::Raw(frame(0x88, &[3], false)),
+            Closed(1002),
+        ),
+        case(
+            "close reason not UTF-8",
+            false,
+            Input::Raw(frame(0x88, &[0x03, 0xe8, 0xff], false)),
+            Closed(1007),
+        ),
+        case(
+            "close with an application code",
+            false,
+            Input::Raw(frame(0x88, &4321u16.to_be_bytes(), false)),
+            Closed(4321),
+        ),
+        Case {
+            name: "permessage-deflate bomb (16 MiB of zeros)",
+            authed: true,
+            deflate: true,
+            input: Input::Text(format!(
+                r#"{{"action":"rtm/publish","id":1,"body":{{"channel":"c","message":"{}"}}}}"#,
+                "0".repeat(16 << 20)
+            )),
+            expect: Closed(1009),
+        },
+        Case {
+            name: "compressed frame that is not deflate data",
+            authed: false,
+            deflate: true,
+            input: Input::Raw(frame(0xC1, &[0xff; 64], false)),
+            expect: Closed(1007),
+        },
+    ];
+    // Inputs serde_json's `json!` cannot build.
+    for c in &mut v {
+        match c.name {
+            "publish a huge integer" => {
+                c.input = raw_pdu(&format!(
+                    r#"{{"action":"rtm/publish","id":1,"body":{{"channel":"c","message":{{"n":{huge_number}}}}}}}"#
+                ))
+            }
+            "publish a float overflowing f64" => {
+                c.input = raw_pdu(
+                    r#"{"action":"rtm/publish","id":1,"body":{"channel":"c","message":{"n":1e999999,"m":-1e-999999}}}"#,
+                )
+            }
+            "subscribe batch_size over u64" => {
+                c.input = raw_pdu(
+                    r#"{"action":"rtm/subscribe","id":1,"body":{"channel":"c","batch_size":18446744073709551616}}"#,
+                )
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
+/// A frame header announcing `len` bytes, without the payload.
+fn frame_header_only(first: u8, len: u64) -> Vec<u8> {
+    let mut f = vec![first, 0x80 | 127];
+    f.extend_from_slice(&len.to_be_bytes());
+    f.extend_from_slice(&[1, 2, 3, 4]);
+    f
+}
+
+/// `count` text fragments of `size` bytes, never finished.
+fn fragments(size: usize, count: usize) -> Vec<u8> {
+    let mut out = frame(0x01, &vec![b' '; size], false);
+    for _ in 1..count {
+        out.extend(frame(0x00, &vec![b' '; size], false));
+    }
+    out
+}
+
+/// Resident set size of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .expect("VmRSS")
+}
+
+/// `cobra run` as a child process (so its memory is measured apart from the test's), with
+/// the test apps config; killed on drop.
+struct CobraRun {
+    child: std::process::Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl CobraRun {
+    fn start(args: &[&str]) -> CobraRun {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("apps.yaml"), common::apps(100).to_yaml()).unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cobra"));
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("COBRA_") {
+                cmd.env_remove(name);
+            }
+        }
+        let child = cmd
+            .args(["run", "--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(args)
+            .arg("--apps-config")
+            .arg(dir.path().join("apps.yaml"))
+            .env("HOME", dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn cobra run");
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let run = CobraRun {
+            child,
+            addr,
+            _dir: dir,
+        };
+        common::eventually("cobra run to listen", || TcpStream::connect(addr).ok());
+        run
+    }
+
+    fn rss_kib(&self) -> u64 {
+        rss_kib(self.child.id())
+    }
+}
+
+impl Drop for CobraRun {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends the case's input and checks the answer; returns a description of any mismatch.
+fn run_case(addr: SocketAddr, case: &Case) -> Result<(), String> {
+    let ext = case.deflate.then_some("permessage-deflate");
+    let mut c = Client::connect_ext(addr, "app1", ext)?;
+    if case.authed {
+        c.auth("all", SECRET).map_err(|e| format!("auth: {e}"))?;
+    }
+    match &case.input {
+        Input::Text(t) => c.send_text(t),
+        Input::Binary(b) => {
+            let mut out = Vec::new();
+            c.codec.encode_binary(b, &mut out);
+            c.send_raw(&out);
+        }
+        Input::Raw(r) => {
+            // The server may close before reading everything: a failed write is fine.
+            let _ = c.stream.write_all(r);
+        }
+    }
+    match case.expect {
+        Expect::Refused(action, code) => {
+            check_refusal(&mut c, Some(action), code)?;
+            // Still usable: the next request is served.
+            let (probe, body) = if case.authed {
+                ("rtm/publish", json!({"channel": "probe", "message": 1}))
+            } else {
+                (
+                    "auth/handshake",
+                    json!({"method": "role_secret", "data": {"role": "all"}}),
+                )
+            };
+            let r = c.request(probe, body);
+            if r["action"] != format!("{probe}/ok") {
+                return Err(format!("connection unusable after the refusal: {r}"));
+            }
+            Ok(())
+        }
+        Expect::RefusedThenClosed(code, close) => {
+            check_refusal(&mut c, None, code)?;
+            expect_close(&mut c, close)
+        }
+        Expect::Accepted(action) => {
+            let v = next_text(&mut c)?;
+            if v["action"] != format!("{action}/ok") {
+                return Err(format!("expected {action}/ok, got {v}"));
+            }
+            Ok(())
+        }
+        Expect::Closed(code) => expect_close(&mut c, code),
+    }
+}
+
+/// The next PDU is an error answer with `code` (for `action`, when given), an id and a reason.
+fn check_refusal(c: &mut Client, action: Option<&str>, code: &str) -> Result<(), String> {
+    let v = next_text(c)?;
+    let got = v["action"].as_str().unwrap_or("");
+    if action.is_some_and(|a| format!("{a}/error") != got) || !got.ends_with("/error") {
+        return Err(format!("expected an error PDU, got {v}"));
+    }
+    if v["body"]["error"] != code {
+        return Err(format!("expected error {code}, got {v}"));
+    }
+    if v.get("id").is_none() || v["body"]["reason"].as_str().is_none_or(str::is_empty) {
+        return Err(format!("error PDUs carry an id and a reason: {v}"));
+    }
+    Ok(())
+}
+
+fn next_text(c: &mut Client) -> Result<Value, String> {
+    match c.recv()? {
+        cobra_wire::ws::Message::Text(t) => serde_json::from_str(&t).map_err(|e| e.to_string()),
+        other => Err(format!("expected a text PDU, got {other:?}")),
+    }
+}
+
+fn expect_close(c: &mut Client, code: u16) -> Result<(), String> {
+    match c.recv() {
+        Ok(cobra_wire::ws::Message::Close(f)) => {
+            let got = f.map_or(1005, |f| f.code);
+            if got == code {
+                Ok(())
+            } else {
+                Err(format!("expected close {code}, got close {got}"))
+            }
+        }
+        Ok(other) => Err(format!("expected close {code}, got {other:?}")),
+        Err(e) => Err(format!("expected close {code}, got {e}")),
+    }
+}
+
+/// A healthy client can still publish, subscribe and receive.
+fn assert_serves(addr: SocketAddr) {
+    let mut sub = Client::authed(addr, "app1", "all");
+    let r = sub.request("rtm/subscribe", json!({"channel": "healthy"}));
+    assert_eq!(r["action"], "rtm/subscribe/ok", "{r}");
+    let mut publisher = Client::authed(addr, "app1", "all");
+    let r = publisher.request(
+        "rtm/publish",
+        json!({"channel": "healthy", "message": {"ok": true}}),
+    );
+    assert_eq!(r["action"], "rtm/publish/ok", "{r}");
+    assert_eq!(sub.next_data()["body"]["messages"], json!([{"ok": true}]));
+    assert_eq!(http_get(addr, "/health/", "").0, 200);
+}
+
+#[test]
+fn hostile_inputs_get_their_documented_answer() {
+    let limit = MAX_MESSAGE.to_string();
+    let server = CobraRun::start(&["--message-max-size", &limit, "--channel-max-length", "100"]);
+    let addr = server.addr;
+    let cases = cases();
+    assert!(cases.len() >= 40, "{} cases", cases.len());
+    // Warm up (allocator arenas, history filling) before taking the reference RSS.
+    for case in &cases {
+        let _ = run_case(addr, case);
+    }
+    let before = server.rss_kib();
+    let mut failures = Vec::new();
+    for round in 0..3 {
+        for case in &cases {
+            if let Err(e) = run_case(addr, case) {
+                failures.push(format!("round {round}: {}: {e}", case.name));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert_serves(addr);
+    // Three more rounds of every case must not have grown the server by more than a few
+    // buffers' worth (the bomb alone would be 16 MiB per round if it were inflated).
+    let grown = server.rss_kib().saturating_sub(before);
+    eprintln!("server RSS {before} KiB after warm-up, +{grown} KiB after 3 rounds");
+    assert!(
+        grown < 16 * 1024,
+        "server RSS grew by {grown} KiB over 3 rounds"
+    );
+}
+
+#[test]
+fn channel_names_with_separators_stay_inside_their_app() {
+    let server = start_with(100, |_| {});
+    let addr = server.local_addr();
+    let mut other = Client::authed(addr, "app2", "all");
+    assert_eq!(
+        other.request("rtm/subscribe", json!({"channel": "x"}))["action"],
+        "rtm/subscribe/ok"
+    );
+    let mut c = Client::authed(addr, "app1", "all");
+    for channel in ["app2::x", "::x", "app2", "app2:", ":app2::x", "x\u{0}app2"] {
+        let r = c.request(
+            "rtm/publish",
+            json!({"channel": channel, "message": channel}),
+        );
+        assert_eq!(r["action"], "rtm/publish/ok", "{r}");
+        let r = c.request(
+            "rtm/write",
+            json!({"channel": channel, "message": "from app1"}),
+        );
+        assert_eq!(r["action"], "rtm/write/ok", "{r}");
+    }
+    // app2 saw none of it: its history of `x` is empty and its key `x` unset.
+    let r = other.request("rtm/read", json!({"channel": "x"}));
+    assert_eq!(r["body"]["message"], Value::Null, "{r}");
+    let mut replay = Client::authed(addr, "app2", "all");
+    let r = replay.request("rtm/subscribe", json!({"channel": "x", "position": "0-0"}));
+    assert_eq!(r["action"], "rtm/subscribe/ok");
+    let r = replay.request("rtm/publish", json!({"channel": "x", "message": "marker"}));
+    assert_eq!(r["action"], "rtm/publish/ok");
+    assert_eq!(replay.next_data()["body"]["messages"], json!(["marker"]));
+    assert_eq!(other.next_data()["body"]["messages"], json!(["marker"]));
+}
+
+#[test]
+fn thousands_of_subscriptions_on_one_connection_are_capped() {
+    let server = start_with(100, |s| s.limits.max_subscriptions = 1024);
+    let addr = server.local_addr();
+    let mut c = Client::authed(addr, "app1", "all");
+    // Pipeline the requests, then count the answers.
+    let mut batch = String::new();
+    let n = 3000;
+    let mut out = Vec::new();
+    for i in 0..n {
+        batch.clear();
+        batch.push_str(
+            &json!({"action": "rtm/subscribe", "id": i, "body": {"channel": format!("c{i}")}})
+                .to_string(),
+        );
+        c.codec.encode_text(&batch, &mut out);
+    }
+    c.send_raw(&out);
+    let (mut ok, mut refused) = (0, 0);
+    while ok + refused < n {
+        let v = c.recv_json();
+        match v["action"].as_str() {
+            Some("rtm/subscribe/ok") => ok += 1,
+            Some("rtm/subscribe/error") => {
+                assert_eq!(v["body"]["error"], "too_many_subscriptions", "{v}");
+                refused += 1;
+            }
+            _ => panic!("unexpected {v}"),
+        }
+    }
+    assert_eq!((ok, refused), (1024, n - 1024));
+    // The subscriptions it got work, and so does everyone else.
+    let mut p = Client::authed(addr, "app1", "all");
+    assert_eq!(
+        p.request("rtm/publish", json!({"channel": "c1023", "message": 1}))["action"],
+        "rtm/publish/ok"
+    );
+    assert_eq!(c.next_data()["body"]["subscription_id"], "c1023");
+    assert_serves(addr);
+}
+
+#[test]
+fn half_open_upgrades_are_dropped_and_others_are_served() {
+    let server = start_with(100, |s| {
+        s.limits.handshake_timeout = Duration::from_millis(300)
+    });
+    let addr = server.local_addr();
+    let mut stalled: Vec<TcpStream> = (0..50)
+        .map(|i| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(WAIT)).unwrap();
+            // Half an upgrade request; a few send nothing at all.
+            if i % 5 != 0 {
+                s.write_all(b"GET /v2?appkey=app1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
+                    .unwrap();
+            }
+            s
+        })
+        .collect();
+    // Served meanwhile.
+    assert_serves(addr);
+    let started = Instant::now();
+    for s in &mut stalled {
+        let mut buf = [0u8; 256];
+        // Dropped: EOF (or a reset), well before the test's own timeout.
+        let n = s.read(&mut buf).unwrap_or(0);
+        assert_eq!(n, 0, "got {:?}", String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // An upgrade head that never ends is refused once over the handshake bound.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let _ = s.write_all(b"GET /v2?appkey=app1 HTTP/1.1\r\n");
+    let filler = format!("X-Filler: {}\r\n", "a".repeat(1000));
+    for _ in 0..64 {
+        if s.write_all(filler.as_bytes()).is_err() {
+            break;
+        }
+    }
+    let mut head = Vec::new();
+    let _ = s.read_to_end(&mut head);
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.is_empty() || head.starts_with("HTTP/1.1 4"), "{head}");
+    assert_serves(addr);
+}
+
+#[test]
+fn a_connection_flood_is_capped_with_503() {
+    let server = start_with(100, |s| s.limits.max_connections = 20);
+    let addr = server.local_addr();
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..200 {
+        match Client::connect_ext(addr, "app1", None) {
+            Ok(c) => held.push(c),
+            Err(e) => {
+                assert!(e.contains("503"), "{e}");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(held.len(), 20);
+    assert_eq!(refused, 180);
+    // The held ones work.
+    for c in held.iter_mut().take(3) {
+        c.auth("all", SECRET).unwrap();
+    }
+    drop(held);
+    // Slots come back once the flood is gone.
+    common::eventually("slots to free up", || {
+        Client::connect_ext(addr, "app1", None).ok()
+    });
+    assert_serves(addr);
+}
+
+#[test]
+fn a_subscriber_that_never_reads_costs_bounded_memory() {
+    let server = CobraRun::start(&[
+        "--outbound-queue-bytes",
+        "1048576",
+        "--channel-max-length",
+        "100",
+    ]);
+    let addr = server.addr;
+    let mut stuck = Client::authed(addr, "app1", "all");
+    assert_eq!(
+        stuck.request("rtm/subscribe", json!({"channel": "firehose"}))["action"],
+        "rtm/subscribe/ok"
+    );
+    // From now on `stuck` reads nothing.
+    let mut p = Client::authed(addr, "app1", "all");
+    let payload = "x".repeat(8 << 10);
+    let started = Instant::now();
+    let mut out = Vec::new();
+    let mut publish = |from: u32, to: u32| {
+        for i in from..to {
+            c_send(&mut p, &mut out, i, &payload);
+            if i % 50 == 49 {
+                for _ in 0..50 {
+                    let v = p.recv_json();
+                    assert_eq!(v["action"], "rtm/publish/ok", "{v}");
+                }
+            }
+        }
+    };
+    // 8 MB to reach the steady state (queue full, history full), then 16 MB more.
+    publish(0, 1000);
+    let before = server.rss_kib();
+    publish(1000, 3000);
+    // The publisher was never held back by the stuck subscriber.
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let grown = server.rss_kib().saturating_sub(before);
+    eprintln!("server RSS {before} KiB at steady state, +{grown} KiB after 16 MB more");
+    // Nothing per message is kept beyond the bounded queue and history: the 16 MB must not
+    // show (tolerance: allocator noise).
+    assert!(
+        grown < 8 * 1024,
+        "RSS grew by {grown} KiB while 16 MB went to a stuck subscriber"
+    );
+    drop(stuck);
+    assert_serves(addr);
+}
+
+fn c_send(c: &mut Client, out: &mut Vec<u8>, i: u32, payload: &str) {
+    out.clear();
+    let text = json!({"action": "rtm/publish", "id": i, "body": {"channel": "firehose", "message": payload}}).to_string();
+    c.codec.encode_text(&text, out);
+    c.send_raw(out);
+}
+
+#[test]
+fn a_flood_of_idle_sockets_is_capped_and_served_again_after_the_timeout() {
+    let server = start_with(100, |s| {
+        s.limits.max_connections = 10;
+        s.limits.handshake_timeout = Duration::from_secs(2);
+    });
+    let addr = server.local_addr();
+    // 100 sockets that never send a byte: the first 20 (twice the cap) wait for the handshake
+    // timeout, the others are closed at once.
+    let mut socks: Vec<TcpStream> = (0..100)
+        .map(|_| TcpStream::connect(addr).unwrap())
+        .collect();
+    // Well before the 2 s handshake timeout: which sockets were closed, which are held?
+    std::thread::sleep(Duration::from_millis(300));
+    let (mut held, mut closed) = (0, 0);
+    for s in &mut socks {
+        s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        let mut b = [0u8; 1];
+        match s.read(&mut b) {
+            Ok(0) => closed += 1,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                held += 1
+            }
+            Err(_) => closed += 1,
+            Ok(_) => panic!("the server sent bytes to a silent socket"),
+        }
+    }
+    assert!(
+        (10..=20).contains(&held),
+        "{held} idle sockets held (cap 20), {closed} closed"
+    );
+    assert_eq!(held + closed, 100);
+    // Once the idle ones time out, the server serves again.
+    common::eventually("service after the flood", || {
+        Client::connect_ext(addr, "app1", None).ok()
+    });
+    drop(socks);
+    assert_serves(addr);
+}
