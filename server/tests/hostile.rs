@@ -868,6 +868,7 @@ fn hostile_inputs_get_their_documented_answer() {
     let addr = server.addr;
     let cases = cases();
     assert!(cases.len() >= 40, "{} cases", cases.len());
+    eprintln!("{} hostile input cases", cases.len());
     // Warm up (allocator arenas, history filling) before taking the reference RSS.
     for case in &cases {
         let _ = run_case(addr, case);
