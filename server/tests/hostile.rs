@@ -486,6 +486,18 @@ fn cases() -> Vec<Case> {
             Refused("rtm/write", "missing_message"),
         ),
         case(
+            "write channel a number",
+            true,
+            pdu("rtm/write", json!({"channel": 5, "message": 1})),
+            Refused("rtm/write", "invalid_body"),
+        ),
+        case(
+            "get_connections body a string (the body is not used)",
+            true,
+            pdu("admin/get_connections", json!("x")),
+            Accepted("admin/get_connections"),
+        ),
+        case(
             "delete channel a number",
             true,
             pdu("rtm/delete", json!({"channel": 1})),
@@ -856,6 +868,7 @@ fn hostile_inputs_get_their_documented_answer() {
     let addr = server.addr;
     let cases = cases();
     assert!(cases.len() >= 40, "{} cases", cases.len());
+    eprintln!("{} hostile input cases", cases.len());
     // Warm up (allocator arenas, history filling) before taking the reference RSS.
     for case in &cases {
         let _ = run_case(addr, case);
