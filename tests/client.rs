@@ -758,3 +758,21 @@ fn ipv6_endpoints() {
     let id = client.publish("c", &json!(6)).unwrap();
     rec.wait_for(T, "published over IPv6", |e| *e == Event::Published { id });
 }
+
+#[test]
+fn a_large_message_completes_with_no_other_traffic() {
+    // Regression: once a batch of fragments of a > 1 MiB message fit entirely in the socket, no
+    // writable edge came and the engine slept with the rest unsent until the next heartbeat.
+    let peer = Peer::with(PeerOptions {
+        deflate: false,
+        wrap: None,
+    });
+    let (client, rec) = start(config(&peer.url()).ping_interval(Duration::ZERO));
+    authenticated(&rec, 1);
+    let big = json!("y".repeat(3 << 20));
+    let id = client.publish("big", &big).unwrap();
+    rec.wait_for(T, "the large message's ack", |e| {
+        matches!(e, Event::Published { id: acked } if *acked == id)
+    });
+    assert_eq!(peer.state.published.lock().unwrap()[0].1, big);
+}

@@ -204,7 +204,31 @@ fn round_trip(peer: &EchoPeer, offer: Option<DeflateOptions>, expect: &Expect) -
             .flatten()
             .collect()
     };
-    wait_until(T, "every message echoed", || received().len() >= sent.len());
+    // Counted under the lock: cloning megabytes of events every poll would starve the engine.
+    let echoed = || -> usize {
+        let events = rec.events.lock().unwrap();
+        events
+            .iter()
+            .map(|e| match e {
+                Event::SubscriptionData { messages, .. } => messages.len(),
+                _ => 0,
+            })
+            .sum()
+    };
+    let deadline = std::time::Instant::now() + T;
+    while echoed() < sent.len() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {} messages echoed; other events: {:?}",
+            echoed(),
+            sent.len(),
+            rec.snapshot()
+                .into_iter()
+                .filter(|e| !matches!(e, Event::SubscriptionData { .. } | Event::Published { .. }))
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     wait_until(T, "every publish acknowledged", || {
         rec.count(|e| matches!(e, Event::Published { .. })) >= ids.len()
     });
