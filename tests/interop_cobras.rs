@@ -45,7 +45,8 @@ impl Cobras {
         let redis_server = require_on_path("redis-server")?;
         let dir = tempfile::tempdir().expect("tempdir");
         let redis = Redis::start(&redis_server, dir.path());
-        let apps = dir.path().join("apps.yaml");
+        // Where the server also looks by default ($HOME/.cobra.yaml): no warning about it.
+        let apps = dir.path().join(".cobra.yaml");
         let perms = "[subscribe, unsubscribe, publish, admin, read, write, delete]";
         std::fs::write(
             &apps,
@@ -246,7 +247,7 @@ fn sdk_subscribes_from_position_0_0_and_then_live() {
     let channel = fresh_channel("history");
     for n in 0..6 {
         client
-            .publish(&channel, &json!({"n": n, "text": "é🎮"}))
+            .publish(&channel, &json!({"n": n, "text": "history"}))
             .unwrap();
     }
     acked(&rec, 6);
@@ -263,7 +264,7 @@ fn sdk_subscribes_from_position_0_0_and_then_live() {
         .subscribe(
             SubscribeOptions::new(&channel)
                 .subscription_id("some")
-                .filter(format!("select n from `{channel}` where n >= 4"))
+                .filter(format!("select n from `{channel}` where n > 3"))
                 .position("0-0"),
         )
         .unwrap();
@@ -281,7 +282,7 @@ fn sdk_subscribes_from_position_0_0_and_then_live() {
         data_of(&rec, "some").len() >= 3
     });
 
-    let mut want: Vec<Value> = (0..6).map(|n| json!({"n": n, "text": "é🎮"})).collect();
+    let mut want: Vec<Value> = (0..6).map(|n| json!({"n": n, "text": "history"})).collect();
     want.push(json!({"n": 6, "text": "live"}));
     assert_eq!(data_of(&rec, "all"), want, "{}", cobras.log());
     assert_eq!(
@@ -425,4 +426,30 @@ fn our_cli_against_cobras() {
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect();
     assert_eq!(got, vec![json!({"data.fps": 25}), json!({"data.fps": 26})]);
+}
+
+#[test]
+fn sdk_reports_the_cobras_refusal_of_raw_utf8_publishes() {
+    // A known limitation of the peer, documented here: cobras' redis client frames the publish
+    // with the length in characters, not bytes, so redis rejects any message whose JSON holds raw
+    // non-ASCII UTF-8 (the Python client escapes it as \uXXXX; serde_json, like most, does
+    // not). The SDK must surface the refusal as a drop with the server's reason, not hang or retry.
+    let Some(cobras) = Cobras::start() else {
+        return;
+    };
+    let (client, rec) = cobras.client();
+    let channel = fresh_channel("utf8");
+    let id = client.publish(&channel, &json!({"text": "é"})).unwrap();
+    let dropped = rec.wait_for(T, "the drop", |e| {
+        matches!(e, Event::PublishDropped { id: d, .. } if *d == id)
+    });
+    assert!(
+        matches!(&dropped, Event::PublishDropped { reason, .. } if reason.contains("refused by the server")),
+        "{dropped:?}"
+    );
+    // The connection stays usable: an ASCII-only message (escaped) goes through.
+    let id = client
+        .publish_raw(&channel, r#"{"text":"\u00e9"}"#)
+        .unwrap();
+    rec.wait_for(T, "the ack", |e| matches!(e, Event::Published { id: a } if *a == id));
 }
