@@ -771,8 +771,10 @@ fn a_large_message_completes_with_no_other_traffic() {
     authenticated(&rec, 1);
     let big = json!("y".repeat(3 << 20));
     let id = client.publish("big", &big).unwrap();
-    rec.wait_for(T, "the large message's ack", |e| {
-        matches!(e, Event::Published { id: acked } if *acked == id)
-    });
+    rec.wait_for(
+        T,
+        "the large message's ack",
+        |e| matches!(e, Event::Published { id: acked } if *acked == id),
+    );
     assert_eq!(peer.state.published.lock().unwrap()[0].1, big);
 }

@@ -9,7 +9,7 @@
 mod interop_support;
 mod support;
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -102,7 +102,7 @@ impl Cobras {
     }
 
     /// Our `cobra` CLI with `args` then `--endpoint E --appkey A --rolename R --rolesecret S`.
-    fn our_cli(&self, cobra: &PathBuf, args: &[&str], appkey: &str) -> Command {
+    fn our_cli(&self, cobra: &Path, args: &[&str], appkey: &str) -> Command {
         let (role, secret) = match appkey {
             "_health" => ("health", HEALTH_SECRET),
             _ => ("pubsub", PUBSUB_SECRET),
@@ -116,7 +116,7 @@ impl Cobras {
     }
 }
 
-fn server_log(dir: &std::path::Path) -> String {
+fn server_log(dir: &Path) -> String {
     let read = |name| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
     format!(
         "--- cobras stdout\n{}\n--- cobras stderr\n{}",
@@ -142,9 +142,11 @@ fn data_of(rec: &Recorder, subscription_id: &str) -> Vec<Value> {
 }
 
 fn subscribed(rec: &Recorder, subscription_id: &str) {
-    rec.wait_for(T, &format!("subscribed {subscription_id}"), |e| {
-        matches!(e, Event::Subscribed { subscription_id: id, .. } if id == subscription_id)
-    });
+    rec.wait_for(
+        T,
+        &format!("subscribed {subscription_id}"),
+        |e| matches!(e, Event::Subscribed { subscription_id: id, .. } if id == subscription_id),
+    );
 }
 
 fn acked(rec: &Recorder, n: usize) {
@@ -200,7 +202,10 @@ fn sdk_authenticates_and_gets_exactly_the_filtered_live_messages() {
 
     for fps in 0..30 {
         publisher
-            .publish(&channel, &json!({"kind": "m", "data": {"fps": fps, "scene": "lobby"}}))
+            .publish(
+                &channel,
+                &json!({"kind": "m", "data": {"fps": fps, "scene": "lobby"}}),
+            )
             .unwrap();
     }
     publisher
@@ -233,9 +238,11 @@ fn sdk_authenticates_and_gets_exactly_the_filtered_live_messages() {
         assert_eq!(bad, 0, "{:?}", rec.snapshot());
     }
     subscriber.unsubscribe(&channel).unwrap();
-    sub_rec.wait_for(T, "unsubscribed", |e| {
-        matches!(e, Event::Unsubscribed { subscription_id } if *subscription_id == channel)
-    });
+    sub_rec.wait_for(
+        T,
+        "unsubscribed",
+        |e| matches!(e, Event::Unsubscribed { subscription_id } if *subscription_id == channel),
+    );
 }
 
 #[test]
@@ -271,7 +278,9 @@ fn sdk_subscribes_from_position_0_0_and_then_live() {
     subscribed(&rec, "all");
     subscribed(&rec, "some");
     wait_until(T, "the history", || data_of(&rec, "all").len() >= 6);
-    wait_until(T, "the filtered history", || data_of(&rec, "some").len() >= 2);
+    wait_until(T, "the filtered history", || {
+        data_of(&rec, "some").len() >= 2
+    });
 
     // The subscription now reads on from the last id: a new message is not missed.
     client
@@ -294,7 +303,10 @@ fn sdk_subscribes_from_position_0_0_and_then_live() {
         if let Event::SubscriptionData { position, .. } = e {
             let p = position.expect("a position");
             let (ms, seq) = p.split_once('-').expect("redis id");
-            assert!(ms.parse::<u64>().is_ok() && seq.parse::<u64>().is_ok(), "{p}");
+            assert!(
+                ms.parse::<u64>().is_ok() && seq.parse::<u64>().is_ok(),
+                "{p}"
+            );
         }
     }
 }
@@ -312,7 +324,11 @@ fn sdk_reads_writes_and_deletes() {
     assert_eq!(client.read(&key, T).unwrap(), Some(v1));
     let v2 = json!("a string this time");
     client.write(&key, &v2, T).unwrap();
-    assert_eq!(client.read(&key, T).unwrap(), Some(v2), "the last write wins");
+    assert_eq!(
+        client.read(&key, T).unwrap(),
+        Some(v2),
+        "the last write wins"
+    );
     client.delete(&key, T).unwrap();
     assert_eq!(client.read(&key, T).unwrap(), None, "deleted");
 }
@@ -342,7 +358,11 @@ fn our_cli_against_cobras() {
     let key = fresh_channel("clikv");
     ok(
         &cobras,
-        cobras.our_cli(&cobra, &["write", "--channel", &key, r#"{"x":[1,"é"]}"#], "_pubsub"),
+        cobras.our_cli(
+            &cobra,
+            &["write", "--channel", &key, r#"{"x":[1,"é"]}"#],
+            "_pubsub",
+        ),
         "",
         "cobra write",
     );
@@ -385,7 +405,15 @@ fn our_cli_against_cobras() {
         &cobras,
         cobras.our_cli(
             &cobra,
-            &["subscribe", "--channel", &channel, "--position", "0-0", "--count", "5"],
+            &[
+                "subscribe",
+                "--channel",
+                &channel,
+                "--position",
+                "0-0",
+                "--count",
+                "5",
+            ],
             "_pubsub",
         ),
         "",
@@ -440,9 +468,11 @@ fn sdk_reports_the_cobras_refusal_of_raw_utf8_publishes() {
     let (client, rec) = cobras.client();
     let channel = fresh_channel("utf8");
     let id = client.publish(&channel, &json!({"text": "é"})).unwrap();
-    let dropped = rec.wait_for(T, "the drop", |e| {
-        matches!(e, Event::PublishDropped { id: d, .. } if *d == id)
-    });
+    let dropped = rec.wait_for(
+        T,
+        "the drop",
+        |e| matches!(e, Event::PublishDropped { id: d, .. } if *d == id),
+    );
     assert!(
         matches!(&dropped, Event::PublishDropped { reason, .. } if reason.contains("refused by the server")),
         "{dropped:?}"
@@ -451,5 +481,9 @@ fn sdk_reports_the_cobras_refusal_of_raw_utf8_publishes() {
     let id = client
         .publish_raw(&channel, r#"{"text":"\u00e9"}"#)
         .unwrap();
-    rec.wait_for(T, "the ack", |e| matches!(e, Event::Published { id: a } if *a == id));
+    rec.wait_for(
+        T,
+        "the ack",
+        |e| matches!(e, Event::Published { id: a } if *a == id),
+    );
 }

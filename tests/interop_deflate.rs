@@ -18,7 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cobra::{Client, DeflateOptions, Event, SubscribeOptions};
-use interop_support::{Guard, clean_command, require, require_on_path, root, spawn_with_ready_line};
+use interop_support::{
+    Guard, clean_command, require, require_on_path, root, spawn_with_ready_line,
+};
 use serde_json::{Value, json};
 use support::{Recorder, SECRET, config, wait_until};
 
@@ -65,10 +67,7 @@ fn start_python(args: &[&str]) -> Option<EchoPeer> {
 /// The Node echo peer with `perMessageDeflate` = `pmd` (see `tests/peers/cobra_echo_node_ws.js`).
 fn start_node(pmd: Value) -> Option<EchoPeer> {
     let node = require_on_path("node")?;
-    let modules = require(
-        root().join(".tools/node/node_modules"),
-        "Node `ws` package",
-    )?;
+    let modules = require(root().join(".tools/node/node_modules"), "Node `ws` package")?;
     require(modules.join("ws/package.json"), "Node `ws` package")?;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cmd = clean_command(&node);
@@ -177,7 +176,10 @@ fn round_trip(peer: &EchoPeer, offer: Option<DeflateOptions>, expect: &Expect) -
     match expect.deflate {
         None => assert_eq!(negotiated, "", "no extension expected"),
         Some(params) => {
-            assert!(negotiated.starts_with("permessage-deflate"), "{negotiated:?}");
+            assert!(
+                negotiated.starts_with("permessage-deflate"),
+                "{negotiated:?}"
+            );
             for p in params {
                 assert!(
                     negotiated.split(';').any(|x| x.trim() == *p),
@@ -297,7 +299,11 @@ fn check_node_stats(stats: &Value, deflate: bool) {
 
 const PY: &str = "pyws-17";
 
-fn python_case(args: &[&str], offer: Option<DeflateOptions>, expect: Option<&'static [&'static str]>) {
+fn python_case(
+    args: &[&str],
+    offer: Option<DeflateOptions>,
+    expect: Option<&'static [&'static str]>,
+) {
     let Some(peer) = start_python(args) else {
         return;
     };

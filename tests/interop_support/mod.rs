@@ -47,7 +47,10 @@ pub fn require_on_path(program: &str) -> Option<PathBuf> {
     });
     match found {
         Some(p) => Some(p),
-        None => require(PathBuf::from(program), &format!("`{program}` (on the PATH)")),
+        None => require(
+            PathBuf::from(program),
+            &format!("`{program}` (on the PATH)"),
+        ),
     }
 }
 
@@ -120,7 +123,10 @@ pub fn spawn_with_ready_line(mut cmd: Command, what: &str, stderr_log: &Path) ->
     let line = match rx.recv_timeout(START_TIMEOUT) {
         Ok(Some(line)) => line,
         Ok(None) => panic!("{what} exited before its ready line\n{}", log()),
-        Err(_) => panic!("{what} printed no ready line within {START_TIMEOUT:?}\n{}", log()),
+        Err(_) => panic!(
+            "{what} printed no ready line within {START_TIMEOUT:?}\n{}",
+            log()
+        ),
     };
     let port = line
         .strip_prefix("LISTENING ")
@@ -151,7 +157,10 @@ impl Redis {
         // Listening is not serving yet (it may still be loading): wait for a PONG.
         let deadline = Instant::now() + START_TIMEOUT;
         while !redis_ping(port) {
-            assert!(Instant::now() < deadline, "redis-server never answered PING");
+            assert!(
+                Instant::now() < deadline,
+                "redis-server never answered PING"
+            );
             thread::sleep(Duration::from_millis(20));
         }
         Redis {
