@@ -793,3 +793,23 @@ fn a_listener_may_call_the_client_through_a_weak_handle() {
         "the weak handle does not keep it alive"
     );
 }
+
+#[test]
+fn a_large_message_completes_with_no_other_traffic() {
+    // Regression: once a batch of fragments of a > 1 MiB message fit entirely in the socket, no
+    // writable edge came and the engine slept with the rest unsent until the next heartbeat.
+    let peer = Peer::with(PeerOptions {
+        deflate: false,
+        wrap: None,
+    });
+    let (client, rec) = start(config(&peer.url()).ping_interval(Duration::ZERO));
+    authenticated(&rec, 1);
+    let big = json!("y".repeat(3 << 20));
+    let id = client.publish("big", &big).unwrap();
+    rec.wait_for(
+        T,
+        "the large message's ack",
+        |e| matches!(e, Event::Published { id: acked } if *acked == id),
+    );
+    assert_eq!(peer.state.published.lock().unwrap()[0].1, big);
+}

@@ -256,7 +256,11 @@ impl Engine {
             consider(self.retry_at);
         }
         if let Some(c) = &self.conn {
+            // A large message in progress whose last fragments all fit in the socket: no
+            // writable edge will come (the socket never filled), so pump the next ones now.
+            let large_stalled = c.is_open() && c.large.is_some() && c.out.is_empty();
             if c.more_to_read
+                || large_stalled
                 || (c.is_open() && self.session.is_authenticated() && self.can_flush(c))
             {
                 return Some(Duration::ZERO);
