@@ -132,6 +132,10 @@ pub struct NodeHealth {
     pub queue_depth: u64,
     /// Errors seen since start.
     pub errors: u64,
+    /// Messages this server published to the node since start.
+    pub published: u64,
+    /// Times the node was reconnected after a loss since start.
+    pub reconnects: u64,
 }
 
 /// Why a backend operation failed.

@@ -383,6 +383,8 @@ impl Backend for RedisBackend {
                 connected: s.connected,
                 queue_depth: s.queue_depth,
                 errors: s.errors,
+                published: s.published,
+                reconnects: s.reconnects,
             })
             .collect()
     }
