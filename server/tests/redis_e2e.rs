@@ -206,12 +206,44 @@ fn two_servers_share_three_nodes_over_websocket() {
     // Stats/metrics expose one health entry per node.
     let (status, _, body) = common::http_get(one.local_addr(), "/metrics", "");
     assert_eq!(status, 200);
+    let metric = |name: &str, port: u16| -> u64 {
+        let prefix = format!("{name}{{node=\"redis://127.0.0.1:{port}");
+        body.lines()
+            .find(|l| l.starts_with(&prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} of node {port} missing from /metrics:\n{body}"))
+    };
+    let mut published = 0;
     for node in &nodes {
-        assert!(
-            body.contains(&format!("127.0.0.1:{}", node.port())),
-            "node missing from /metrics"
+        assert_eq!(metric("cobra_backend_node_up", node.port()), 1);
+        assert_eq!(metric("cobra_backend_node_queue_depth", node.port()), 0);
+        assert_eq!(metric("cobra_backend_node_errors_total", node.port()), 0);
+        assert_eq!(
+            metric("cobra_backend_node_reconnects_total", node.port()),
+            0
         );
+        published += metric("cobra_backend_node_published_total", node.port());
     }
+    assert!(published > 0, "server one published through the nodes");
+    // The stats message carries the same per-node health.
+    let mut stats = Client::authed(one.local_addr(), "_stats", "stats");
+    stats.request("rtm/subscribe", json!({"channel": "/stats"}));
+    let d = stats.next_data();
+    let backend = d["body"]["messages"][0]["data"]["backend"]
+        .as_array()
+        .cloned()
+        .expect("backend health in stats");
+    assert_eq!(backend.len(), 3, "{backend:?}");
+    assert!(
+        backend.iter().all(|n| n["connected"] == true
+            && n["queue_depth"] == 0
+            && n["errors"] == 0
+            && n["reconnects"] == 0),
+        "{backend:?}"
+    );
+    let in_stats: u64 = backend.iter().filter_map(|n| n["published"].as_u64()).sum();
+    assert!(in_stats >= published, "{backend:?}");
 }
 
 /// Kill one node under two servers: publishers of its channels get `rtm/publish/error` with a
