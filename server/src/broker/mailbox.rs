@@ -264,3 +264,41 @@ impl Subscriber {
         self.token
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notices_wake_the_connection_and_stay_bounded() {
+        let mailbox = Arc::new(Mailbox::new(1 << 20));
+        let sub = Subscriber::new(Arc::clone(&mailbox), 7);
+        let mut out = Vec::new();
+        assert!(!mailbox.drain(&mut out, usize::MAX).lagging);
+        for missed in 0..20 {
+            sub.report_loss(missed, "gone");
+        }
+        assert!(mailbox.drain(&mut out, usize::MAX).lagging);
+        let notices = sub.take_notices();
+        assert_eq!(notices.len(), MAX_NOTICES);
+        // The oldest were dropped.
+        assert_eq!(
+            notices.last(),
+            Some(&Notice::Lost {
+                missed: 19,
+                reason: "gone".into()
+            })
+        );
+        assert!(sub.take_notices().is_empty());
+        assert!(!mailbox.drain(&mut out, usize::MAX).lagging);
+        sub.report_error("backend_unavailable", "down");
+        assert!(mailbox.drain(&mut out, usize::MAX).lagging);
+        assert!(matches!(
+            &sub.take_notices()[..],
+            [Notice::Failed {
+                code: "backend_unavailable",
+                ..
+            }]
+        ));
+    }
+}

@@ -239,18 +239,7 @@ impl Stats {
             rss_bytes()
         );
         let health = broker.backend.health();
-        let per_node: [(&str, &str, fn(&NodeHealth) -> u64); 5] = [
-            ("cobra_backend_node_up", "gauge", |n| u64::from(n.connected)),
-            ("cobra_backend_node_queue_depth", "gauge", |n| n.queue_depth),
-            ("cobra_backend_node_errors_total", "counter", |n| n.errors),
-            ("cobra_backend_node_published_total", "counter", |n| {
-                n.published
-            }),
-            ("cobra_backend_node_reconnects_total", "counter", |n| {
-                n.reconnects
-            }),
-        ];
-        for (metric, kind, value) in per_node {
+        for (metric, kind, value) in NODE_METRICS {
             let _ = writeln!(out, "# TYPE {metric} {kind}");
             for node in &health {
                 let _ = writeln!(
@@ -264,6 +253,22 @@ impl Stats {
         out
     }
 }
+
+/// A per-backend-node Prometheus metric: name, type, value.
+type NodeMetric = (&'static str, &'static str, fn(&NodeHealth) -> u64);
+
+/// The per-node health in `/metrics`, one series per node (labelled `node`).
+const NODE_METRICS: [NodeMetric; 5] = [
+    ("cobra_backend_node_up", "gauge", |n| u64::from(n.connected)),
+    ("cobra_backend_node_queue_depth", "gauge", |n| n.queue_depth),
+    ("cobra_backend_node_errors_total", "counter", |n| n.errors),
+    ("cobra_backend_node_published_total", "counter", |n| {
+        n.published
+    }),
+    ("cobra_backend_node_reconnects_total", "counter", |n| {
+        n.reconnects
+    }),
+];
 
 fn escape_label(s: &str) -> String {
     s.replace('\\', "\\\\")

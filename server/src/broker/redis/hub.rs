@@ -23,7 +23,9 @@
 //!
 //! When the node's connection is lost every subscription goes back to catch-up mode at its last
 //! delivered position; when it returns, the channels are `SUBSCRIBE`d again and each
-//! subscription replays from where it was, with the same guarantee.
+//! subscription replays from where it was, with the same guarantee. Each subscription is told
+//! [`Notice::Unavailable`] when the connection goes, [`Notice::Resumed`] when it is live again,
+//! and a loss ([`Subscriber::report_loss`]) if its position expired meanwhile.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
