@@ -1039,7 +1039,12 @@ impl Session {
     fn report_notices(&mut self, sink: &mut (dyn PduSink + Send)) {
         let mut i = 0;
         'subs: while i < self.subs.len() {
-            for notice in self.subs[i].handle.take_notices() {
+            let notices = self.subs[i].handle.take_notices();
+            if !notices.is_empty() {
+                // A partial batch holds earlier messages: they go out before the notice.
+                self.flush_batch(i, sink);
+            }
+            for notice in notices {
                 let sub = &self.subs[i];
                 let (info, reason) = match notice {
                     Notice::Unavailable(reason) => ("backend_unavailable", reason),
