@@ -210,6 +210,17 @@ impl Server {
             cmd.args(["run", "--host", "127.0.0.1", "--port", &port.to_string()])
                 .arg("--apps-config")
                 .arg(&config_path);
+            // Over Redis when asked (scripts/test-redis.sh), each server in its own namespace.
+            if let Ok(urls) = std::env::var("COBRA_TEST_REDIS_URLS")
+                && !urls.trim().is_empty()
+            {
+                static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let namespace = format!("interop-{}-{port}-{n}", std::process::id());
+                cmd.arg("--redis")
+                    .arg(urls)
+                    .env("COBRA_REDIS_NAMESPACE", namespace);
+            }
             cmd
         };
         cmd.stdin(Stdio::null())

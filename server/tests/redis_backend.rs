@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cobra_server::broker::backend::{Backend, BackendError, ChannelKey, StartAt};
-use cobra_server::broker::mailbox::{Delivery, Mailbox, Subscriber};
+use cobra_server::broker::mailbox::{Delivery, Mailbox, Notice, Subscriber};
 use cobra_server::broker::redis::{RedisBackend, RedisLimits, Trim};
 use cobra_wire::Position;
 use redis_support::RedisServer;
@@ -18,6 +18,19 @@ fn subscriber() -> (Arc<Mailbox>, Arc<Subscriber>) {
     let mailbox = Arc::new(Mailbox::new(64 << 20));
     let sub = Arc::new(Subscriber::new(Arc::clone(&mailbox), 1));
     (mailbox, sub)
+}
+
+/// Collects `subscriber`'s notices until `done` says enough (or the deadline passed).
+async fn notices_until(subscriber: &Subscriber, done: impl Fn(&[Notice]) -> bool) -> Vec<Notice> {
+    let deadline = Instant::now() + DEADLINE;
+    let mut got = Vec::new();
+    loop {
+        got.extend(subscriber.take_notices());
+        if done(&got) || Instant::now() >= deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// Waits until `n` messages arrived (or the deadline passed) and returns them all.
@@ -451,10 +464,10 @@ async fn a_dead_node_fails_only_its_channels_and_comes_back() {
     let alive = channel_on(&b, "app", 1, "alive");
     let (mb_dead, s_dead) = subscriber();
     let (mb_alive, s_alive) = subscriber();
-    b.subscribe(&dead, StartAt::Live, s_dead)
+    b.subscribe(&dead, StartAt::Live, Arc::clone(&s_dead))
         .await
         .expect("subscribe");
-    b.subscribe(&alive, StartAt::Live, s_alive)
+    b.subscribe(&alive, StartAt::Live, Arc::clone(&s_alive))
         .await
         .expect("subscribe");
     b.publish(&dead, msg(0)).await.expect("publish");
@@ -503,6 +516,13 @@ async fn a_dead_node_fails_only_its_channels_and_comes_back() {
         "{health:?}"
     );
     assert!(health[0].errors > 0);
+    // The dead channel's subscriber is told (once, naming the node); the other one is not.
+    let notices = notices_until(&s_dead, |n| !n.is_empty()).await;
+    assert!(
+        matches!(&notices[..], [Notice::Unavailable(r)] if r.contains(&format!("127.0.0.1:{}", servers[0].port()))),
+        "{notices:?}"
+    );
+    assert!(s_alive.take_notices().is_empty());
 
     servers[0].restart().expect("restart");
     let deadline = Instant::now() + DEADLINE;
@@ -524,6 +544,11 @@ async fn a_dead_node_fails_only_its_channels_and_comes_back() {
         (3..10).collect::<Vec<_>>()
     );
     assert_quiet(&mb_dead).await;
+    assert_eq!(
+        notices_until(&s_dead, |n| !n.is_empty()).await,
+        vec![Notice::Resumed]
+    );
+    assert_eq!(s_dead.take_missed(), 0);
     let status = b.status();
     assert!(
         status[0].connected && status[0].reconnects >= 1,

@@ -51,6 +51,27 @@ fn numbers(d: &Value) -> Vec<i64> {
         .collect()
 }
 
+/// The next data PDU; subscription infos met on the way are appended to `infos`.
+fn next_data_noting(c: &mut Client, infos: &mut Vec<Value>) -> Value {
+    loop {
+        let v = c.recv_json();
+        match v["action"].as_str() {
+            Some("rtm/subscription/data") => return v,
+            Some("rtm/subscription/info") => infos.push(v),
+            _ => panic!("expected data or info, got {v}"),
+        }
+    }
+}
+
+/// The `info` fields of `infos` for subscription `id`.
+fn infos_of(infos: &[Value], id: &str) -> Vec<String> {
+    infos
+        .iter()
+        .filter(|v| v["body"]["subscription_id"] == id)
+        .map(|v| v["body"]["info"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
 /// Expects no PDU for a short while.
 fn assert_quiet(c: &mut Client) {
     c.stream
@@ -185,12 +206,44 @@ fn two_servers_share_three_nodes_over_websocket() {
     // Stats/metrics expose one health entry per node.
     let (status, _, body) = common::http_get(one.local_addr(), "/metrics", "");
     assert_eq!(status, 200);
+    let metric = |name: &str, port: u16| -> u64 {
+        let prefix = format!("{name}{{node=\"redis://127.0.0.1:{port}");
+        body.lines()
+            .find(|l| l.starts_with(&prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} of node {port} missing from /metrics:\n{body}"))
+    };
+    let mut published = 0;
     for node in &nodes {
-        assert!(
-            body.contains(&format!("127.0.0.1:{}", node.port())),
-            "node missing from /metrics"
+        assert_eq!(metric("cobra_backend_node_up", node.port()), 1);
+        assert_eq!(metric("cobra_backend_node_queue_depth", node.port()), 0);
+        assert_eq!(metric("cobra_backend_node_errors_total", node.port()), 0);
+        assert_eq!(
+            metric("cobra_backend_node_reconnects_total", node.port()),
+            0
         );
+        published += metric("cobra_backend_node_published_total", node.port());
     }
+    assert!(published > 0, "server one published through the nodes");
+    // The stats message carries the same per-node health.
+    let mut stats = Client::authed(one.local_addr(), "_stats", "stats");
+    stats.request("rtm/subscribe", json!({"channel": "/stats"}));
+    let d = stats.next_data();
+    let backend = d["body"]["messages"][0]["data"]["backend"]
+        .as_array()
+        .cloned()
+        .expect("backend health in stats");
+    assert_eq!(backend.len(), 3, "{backend:?}");
+    assert!(
+        backend.iter().all(|n| n["connected"] == true
+            && n["queue_depth"] == 0
+            && n["errors"] == 0
+            && n["reconnects"] == 0),
+        "{backend:?}"
+    );
+    let in_stats: u64 = backend.iter().filter_map(|n| n["published"].as_u64()).sum();
+    assert!(in_stats >= published, "{backend:?}");
 }
 
 /// Kill one node under two servers: publishers of its channels get `rtm/publish/error` with a
@@ -220,6 +273,7 @@ fn a_dead_node_fails_only_its_channels_over_websocket() {
         "rtm/publish/ok"
     );
     assert_eq!(numbers(&sub.next_data()), vec![0]);
+    let mut infos = Vec::new();
 
     nodes[0].kill();
     let deadline = Instant::now() + common::WAIT;
@@ -250,8 +304,23 @@ fn a_dead_node_fails_only_its_channels_over_websocket() {
             "rtm/publish/ok"
         );
     }
-    let got: Vec<i64> = (0..5).flat_map(|_| numbers(&sub.next_data())).collect();
+    let got: Vec<i64> = (0..5)
+        .flat_map(|_| numbers(&next_data_noting(&mut sub, &mut infos)))
+        .collect();
     assert_eq!(got, (0..5).collect::<Vec<_>>());
+    // The dead channel's subscriber is told, once, with the node named.
+    while infos_of(&infos, &dead).is_empty() {
+        let v = sub.recv_json();
+        assert_eq!(v["action"], "rtm/subscription/info", "{v}");
+        infos.push(v);
+    }
+    assert_eq!(infos_of(&infos, &dead), vec!["backend_unavailable"]);
+    assert!(infos_of(&infos, &alive).is_empty(), "{infos:?}");
+    let reason = infos[0]["body"]["reason"].as_str().expect("reason");
+    assert!(
+        reason.contains(&format!("127.0.0.1:{}", nodes[0].port())),
+        "{reason}"
+    );
     let r = Client::authed(two.local_addr(), "app1", "all")
         .request("rtm/subscribe", json!({"channel": dead}));
     assert_eq!(r["action"], "rtm/subscribe/error", "{r}");
@@ -267,16 +336,132 @@ fn a_dead_node_fails_only_its_channels_over_websocket() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(
-        numbers(&sub.next_data()),
+        numbers(&next_data_noting(&mut sub, &mut infos)),
         vec![2],
         "the old subscription resumed"
     );
     for n in 3..6 {
         publ.request("rtm/publish", json!({"channel": dead, "message": {"n": n}}));
     }
-    let got: Vec<i64> = (0..3).flat_map(|_| numbers(&sub.next_data())).collect();
+    let got: Vec<i64> = (0..3)
+        .flat_map(|_| numbers(&next_data_noting(&mut sub, &mut infos)))
+        .collect();
     assert_eq!(got, vec![3, 4, 5]);
+    assert_eq!(
+        infos_of(&infos, &dead),
+        vec!["backend_unavailable", "backend_resumed"],
+        "{infos:?}"
+    );
     assert_quiet(&mut sub);
+}
+
+fn server_on(url: &str, channel_max_length: usize) -> ServerHandle {
+    let backend =
+        RedisBackend::start(url, None, channel_max_length, limits()).expect("redis backend");
+    Server::start_with_backend(
+        common::settings(),
+        common::apps(channel_max_length),
+        Arc::new(backend),
+    )
+    .expect("server starts")
+}
+
+/// One server loses its node while another keeps publishing past the history's length: when
+/// it gets the node back, a fast-forward subscriber is told the loss, then continues from the
+/// oldest kept message; a strict one gets `out_of_sync`. (The node is cut off from one server
+/// only by turning the Redis user that server logs in as off: deterministic, no timing.)
+#[test]
+fn a_position_expired_during_an_outage_is_reported() {
+    let node = RedisServer::spawn().expect("redis-server");
+    let mut admin = node.client();
+    let acl = |admin: &mut redis::Connection, args: &[&str]| {
+        redis::cmd("ACL")
+            .arg(args)
+            .query::<redis::Value>(admin)
+            .expect("ACL")
+    };
+    acl(
+        &mut admin,
+        &["SETUSER", "writer", "on", ">pw", "~*", "&*", "+@all"],
+    );
+    redis::cmd("AUTH")
+        .arg("writer")
+        .arg("pw")
+        .query::<redis::Value>(&mut admin)
+        .expect("AUTH");
+    let one = server_on(&format!("redis://writer:pw@127.0.0.1:{}", node.port()), 3);
+    let two = server_on(&node.url(), 3);
+    let mut ff = Client::authed(two.local_addr(), "app1", "all");
+    ff.request(
+        "rtm/subscribe",
+        json!({"channel": "ch", "subscription_id": "ff", "fast_forward": true}),
+    );
+    let mut strict = Client::authed(two.local_addr(), "app1", "all");
+    strict.request("rtm/subscribe", json!({"channel": "ch"}));
+    let mut publ = Client::authed(one.local_addr(), "app1", "all");
+    let publish = |publ: &mut Client, n: i64| {
+        let r = publ.request("rtm/publish", json!({"channel": "ch", "message": {"n": n}}));
+        assert_eq!(r["action"], "rtm/publish/ok", "{r}");
+    };
+    publish(&mut publ, 0);
+    assert_eq!(numbers(&ff.next_data()), vec![0]);
+    assert_eq!(numbers(&strict.next_data()), vec![0]);
+
+    // Server two (default user) loses the node and cannot log in again; server one can.
+    acl(&mut admin, &["SETUSER", "default", "off"]);
+    redis::cmd("CLIENT")
+        .arg(&["KILL", "USER", "default"][..])
+        .query::<redis::Value>(&mut admin)
+        .expect("CLIENT KILL");
+    for c in [&mut ff, &mut strict] {
+        let v = c.recv_json();
+        assert_eq!(v["action"], "rtm/subscription/info", "{v}");
+        assert_eq!(v["body"]["info"], "backend_unavailable", "{v}");
+    }
+    for n in 1..=10 {
+        publish(&mut publ, n);
+    }
+    acl(&mut admin, &["SETUSER", "default", "on"]);
+
+    // Fast-forward: the loss first, then the 3 messages kept, and the resume notice.
+    let mut pdus = Vec::new();
+    while pdus
+        .iter()
+        .filter(|v: &&Value| v["action"] == "rtm/subscription/data")
+        .count()
+        < 3
+        || !pdus.iter().any(|v| v["body"]["info"] == "backend_resumed")
+    {
+        pdus.push(ff.recv_json());
+    }
+    assert_eq!(pdus[0]["action"], "rtm/subscription/info", "{pdus:?}");
+    assert_eq!(pdus[0]["body"]["info"], "fast_forward", "{pdus:?}");
+    let missed = pdus[0]["body"]["missed_message_count"]
+        .as_u64()
+        .expect("missed_message_count");
+    assert!(missed >= 7, "7 messages (1..=7) were trimmed: {missed}");
+    let got: Vec<i64> = pdus
+        .iter()
+        .filter(|v| v["action"] == "rtm/subscription/data")
+        .flat_map(numbers)
+        .collect();
+    assert_eq!(got, vec![8, 9, 10]);
+    publish(&mut publ, 11);
+    assert_eq!(numbers(&ff.next_data()), vec![11]);
+
+    // Strict: out_of_sync, and the subscription is gone.
+    let v = strict.recv_json();
+    assert_eq!(v["action"], "rtm/subscription/error", "{v}");
+    assert_eq!(v["body"]["error"], "out_of_sync", "{v}");
+    assert!(
+        v["body"]["missed_message_count"]
+            .as_u64()
+            .is_some_and(|m| m >= 7),
+        "{v}"
+    );
+    assert_quiet(&mut strict);
+    let r = strict.request("rtm/unsubscribe", json!({"subscription_id": "ch"}));
+    assert_eq!(r["action"], "rtm/unsubscribe/error", "removed: {r}");
 }
 
 /// A child process killed and reaped on drop.

@@ -24,6 +24,11 @@
 //!   message; the caller decides (fast_forward or error) and unsubscribes if needed.
 //! - [`Backend::unsubscribe`] is synchronous and cheap; after it returns no new message is
 //!   offered to that handle (a message already queued may still be drained and is ignored).
+//! - Anything else a subscription must know is reported on its handle as a
+//!   [`Notice`](super::mailbox::Notice) ([`Subscriber::report`], [`Subscriber::report_loss`],
+//!   [`Subscriber::report_error`]): a node outage pauses it (`rtm/subscription/info`
+//!   `backend_unavailable`, later `backend_resumed`), messages lost for good (an expired resume
+//!   point) become a fast-forward info or `out_of_sync`, a fatal failure a subscription error.
 //! - read/write/delete are a per-channel key/value independent of the history.
 //! - [`Backend::health`] reports one entry per node for the stats and `/metrics`.
 //!
@@ -132,6 +137,10 @@ pub struct NodeHealth {
     pub queue_depth: u64,
     /// Errors seen since start.
     pub errors: u64,
+    /// Messages this server published to the node since start.
+    pub published: u64,
+    /// Times the node was reconnected after a loss since start.
+    pub reconnects: u64,
 }
 
 /// Why a backend operation failed.

@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Mutex, RwLock};
@@ -76,6 +77,8 @@ pub struct MemoryBackend {
     kv: Mutex<HashMap<ChannelKey, Arc<str>>>,
     kv_clock: Mutex<Channel>,
     max_length: usize,
+    /// Messages published, for [`Backend::health`].
+    published: AtomicU64,
 }
 
 impl MemoryBackend {
@@ -86,6 +89,7 @@ impl MemoryBackend {
             kv: Mutex::new(HashMap::new()),
             kv_clock: Mutex::new(Channel::default()),
             max_length: channel_max_length,
+            published: AtomicU64::new(0),
         }
     }
 
@@ -101,6 +105,7 @@ impl MemoryBackend {
         let channel = self.channel(key);
         let mut ch = channel.lock();
         let message = ch.append(payload, self.max_length);
+        self.published.fetch_add(1, Ordering::Relaxed);
         for s in &ch.subscribers {
             s.offer(&message);
         }
@@ -227,6 +232,8 @@ impl Backend for MemoryBackend {
             connected: true,
             queue_depth: 0,
             errors: 0,
+            published: self.published.load(Ordering::Relaxed),
+            reconnects: 0,
         }]
     }
 }

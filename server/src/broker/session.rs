@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::backend::{ChannelKey, StartAt};
-use super::mailbox::{Delivery, Mailbox, Subscriber};
+use super::mailbox::{Delivery, Mailbox, Notice, Subscriber};
 use super::stats::RoleCounters;
 use super::{Broker, CLOSE_NORMAL};
 use crate::config::channel_builder;
@@ -909,6 +909,11 @@ impl Session {
         let flags = self
             .mailbox
             .drain(&mut drained, self.broker.settings.limits.drain_bytes);
+        if flags.lagging {
+            // Before the messages drained with them: a notice may remove its subscription (whose
+            // queued messages are then dropped: the client resubscribes from what it received).
+            self.report_notices(sink);
+        }
         let (mut count, mut bytes) = (0u64, 0u64);
         let delay = self.broker.settings.limits.batch_flush_delay;
         for d in drained.drain(..) {
@@ -1024,30 +1029,109 @@ impl Session {
                 .stats
                 .queue_drops
                 .fetch_add(missed, Ordering::Relaxed);
-            let sub = &self.subs[i];
-            self.scratch.clear();
-            if sub.fast_forward {
-                let _ = write!(
-                    self.scratch,
-                    r#"{{"action":"rtm/subscription/info","id":{},"body":{{"subscription_id":{},"info":"fast_forward","reason":"the subscriber could not keep up: messages were skipped","missed_message_count":{missed}}}}}"#,
-                    sub.next_pdu_id, sub.id_json
-                );
+            if !self.report_loss(i, missed, "the subscriber could not keep up", sink) {
                 i += 1;
-            } else {
+            }
+        }
+    }
+
+    /// Turns the backends' [`Notice`]s into subscription PDUs.
+    fn report_notices(&mut self, sink: &mut (dyn PduSink + Send)) {
+        let mut i = 0;
+        'subs: while i < self.subs.len() {
+            let notices = self.subs[i].handle.take_notices();
+            if !notices.is_empty() {
+                // A partial batch holds earlier messages: they go out before the notice.
+                self.flush_batch(i, sink);
+            }
+            for notice in notices {
+                let sub = &self.subs[i];
+                let (info, reason) = match notice {
+                    Notice::Unavailable(reason) => ("backend_unavailable", reason),
+                    Notice::Resumed => (
+                        "backend_resumed",
+                        "the backend is reachable again: delivery resumed after the last message delivered"
+                            .to_string(),
+                    ),
+                    Notice::Lost { missed, reason } => {
+                        if self.report_loss(i, missed, &reason, sink) {
+                            continue 'subs; // removed: `i` is now another subscription
+                        }
+                        continue;
+                    }
+                    Notice::Failed { code, reason } => {
+                        self.scratch.clear();
+                        let _ = write!(
+                            self.scratch,
+                            r#"{{"action":"rtm/subscription/error","id":{},"body":{{"subscription_id":{},"error":"{code}","reason":{}}}}}"#,
+                            sub.next_pdu_id,
+                            sub.id_json,
+                            json_str(&format!("{reason}; the subscription was removed"))
+                        );
+                        self.remove_sub(i);
+                        self.emit(sink);
+                        continue 'subs;
+                    }
+                };
+                self.scratch.clear();
                 let _ = write!(
                     self.scratch,
-                    r#"{{"action":"rtm/subscription/error","id":{},"body":{{"subscription_id":{},"error":"out_of_sync","reason":"the subscriber could not keep up and lost {missed} messages; the subscription was removed, resubscribe from the last position received","missed_message_count":{missed}}}}}"#,
-                    sub.next_pdu_id, sub.id_json
+                    r#"{{"action":"rtm/subscription/info","id":{},"body":{{"subscription_id":{},"info":"{info}","reason":{}}}}}"#,
+                    sub.next_pdu_id,
+                    sub.id_json,
+                    json_str(&reason)
                 );
-                let sub = self.subs.swap_remove(i);
-                self.broker.backend.unsubscribe(&sub.channel, &sub.handle);
-                if let Auth::Authenticated { counters, .. } = &self.auth {
-                    counters.subscriptions.fetch_sub(1, Ordering::Relaxed);
-                }
-                self.broker.stats.errors.fetch_add(1, Ordering::Relaxed);
+                self.emit(sink);
             }
-            self.emit(sink);
+            i += 1;
         }
+    }
+
+    /// Reports `missed` lost messages of subscription `i`: a fast-forward info, or
+    /// `out_of_sync` and the subscription is removed (then returns `true`).
+    fn report_loss(
+        &mut self,
+        i: usize,
+        missed: u64,
+        why: &str,
+        sink: &mut (dyn PduSink + Send),
+    ) -> bool {
+        let sub = &self.subs[i];
+        self.scratch.clear();
+        if sub.fast_forward {
+            let _ = write!(
+                self.scratch,
+                r#"{{"action":"rtm/subscription/info","id":{},"body":{{"subscription_id":{},"info":"fast_forward","reason":{},"missed_message_count":{missed}}}}}"#,
+                sub.next_pdu_id,
+                sub.id_json,
+                json_str(&format!("{why}: messages were skipped"))
+            );
+            self.emit(sink);
+            false
+        } else {
+            let _ = write!(
+                self.scratch,
+                r#"{{"action":"rtm/subscription/error","id":{},"body":{{"subscription_id":{},"error":"out_of_sync","reason":{},"missed_message_count":{missed}}}}}"#,
+                sub.next_pdu_id,
+                sub.id_json,
+                json_str(&format!(
+                    "{why} and lost {missed} messages; the subscription was removed, resubscribe from the last position received"
+                ))
+            );
+            self.remove_sub(i);
+            self.emit(sink);
+            true
+        }
+    }
+
+    /// Removes subscription `i` after an error PDU.
+    fn remove_sub(&mut self, i: usize) {
+        let sub = self.subs.swap_remove(i);
+        self.broker.backend.unsubscribe(&sub.channel, &sub.handle);
+        if let Auth::Authenticated { counters, .. } = &self.auth {
+            counters.subscriptions.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.broker.stats.errors.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -14,6 +14,7 @@ use parking_lot::{Mutex, RwLock};
 use serde_json::{Map, Value, json};
 
 use super::Broker;
+use super::backend::NodeHealth;
 
 /// Per-channel entries kept in the stats before channels are summed under `_other`.
 pub const MAX_CHANNELS_TRACKED: usize = 10_000;
@@ -167,7 +168,7 @@ impl Stats {
             .backend
             .health()
             .into_iter()
-            .map(|n| json!({"node": n.node, "connected": n.connected, "queue_depth": n.queue_depth, "errors": n.errors}))
+            .map(|n| json!({"node": n.node, "connected": n.connected, "queue_depth": n.queue_depth, "errors": n.errors, "published": n.published, "reconnects": n.reconnects}))
             .collect();
         let message = json!({
             "node": broker.settings.node,
@@ -237,27 +238,37 @@ impl Stats {
             "# TYPE cobra_resident_memory_bytes gauge\ncobra_resident_memory_bytes {}",
             rss_bytes()
         );
-        let _ = writeln!(out, "# TYPE cobra_backend_node_up gauge");
-        for node in broker.backend.health() {
-            let _ = writeln!(
-                out,
-                "cobra_backend_node_up{{node=\"{}\"}} {}",
-                escape_label(&node.node),
-                u8::from(node.connected)
-            );
-        }
-        let _ = writeln!(out, "# TYPE cobra_backend_node_errors_total counter");
-        for node in broker.backend.health() {
-            let _ = writeln!(
-                out,
-                "cobra_backend_node_errors_total{{node=\"{}\"}} {}",
-                escape_label(&node.node),
-                node.errors
-            );
+        let health = broker.backend.health();
+        for (metric, kind, value) in NODE_METRICS {
+            let _ = writeln!(out, "# TYPE {metric} {kind}");
+            for node in &health {
+                let _ = writeln!(
+                    out,
+                    "{metric}{{node=\"{}\"}} {}",
+                    escape_label(&node.node),
+                    value(node)
+                );
+            }
         }
         out
     }
 }
+
+/// A per-backend-node Prometheus metric: name, type, value.
+type NodeMetric = (&'static str, &'static str, fn(&NodeHealth) -> u64);
+
+/// The per-node health in `/metrics`, one series per node (labelled `node`).
+const NODE_METRICS: [NodeMetric; 5] = [
+    ("cobra_backend_node_up", "gauge", |n| u64::from(n.connected)),
+    ("cobra_backend_node_queue_depth", "gauge", |n| n.queue_depth),
+    ("cobra_backend_node_errors_total", "counter", |n| n.errors),
+    ("cobra_backend_node_published_total", "counter", |n| {
+        n.published
+    }),
+    ("cobra_backend_node_reconnects_total", "counter", |n| {
+        n.reconnects
+    }),
+];
 
 fn escape_label(s: &str) -> String {
     s.replace('\\', "\\\\")

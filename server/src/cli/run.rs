@@ -81,7 +81,13 @@ pub fn run(args: RunArgs) -> i32 {
         }
         let urls = settings.redis_urls.join(";");
         let password = settings.redis_password.as_deref();
-        let limits = RedisLimits::default();
+        let mut limits = RedisLimits::default();
+        // Keeps deployments (or test servers) sharing Redis nodes apart; see `RedisLimits`.
+        if let Ok(namespace) = std::env::var("COBRA_REDIS_NAMESPACE")
+            && !namespace.is_empty()
+        {
+            limits.namespace = namespace;
+        }
         match RedisBackend::start(&urls, password, apps.channel_max_length, limits) {
             Ok(backend) => Server::start_with_backend(settings, apps, Arc::new(backend)),
             Err(e) => {

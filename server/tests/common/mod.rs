@@ -6,7 +6,11 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use bytes::BytesMut;
+use cobra_server::broker::redis::{RedisBackend, RedisLimits};
 use cobra_server::config::{AppsConfig, ConfigSource, Limits, ServerSettings};
 use cobra_server::net::{Server, ServerHandle};
 use cobra_wire::handshake::{self, ClientRequestParams, Response};
@@ -55,14 +59,53 @@ pub fn settings() -> ServerSettings {
     }
 }
 
-/// Starts a server on a free loopback port; `tweak` adjusts the settings.
+/// Env var naming Redis nodes (`;`-separated URLs): when set, every test server runs on the
+/// Redis backend instead of the embedded one (see `scripts/test-redis.sh`).
+pub const REDIS_URLS_ENV: &str = "COBRA_TEST_REDIS_URLS";
+
+/// The Redis nodes the tests run on, if [`REDIS_URLS_ENV`] is set.
+pub fn redis_urls() -> Option<String> {
+    std::env::var(REDIS_URLS_ENV)
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+}
+
+/// A Redis namespace no other test server (in this or another test process) uses, so tests
+/// sharing the nodes never see each other's channels.
+pub fn fresh_redis_namespace() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "cobratest-{}-{nanos}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Starts a server on a free loopback port; `tweak` adjusts the settings. On the Redis backend
+/// (in a namespace of its own) when [`REDIS_URLS_ENV`] is set, else on the embedded one.
 pub fn start_with(
     channel_max_length: usize,
     tweak: impl FnOnce(&mut ServerSettings),
 ) -> ServerHandle {
     let mut s = settings();
     tweak(&mut s);
-    Server::start(s, apps(channel_max_length)).expect("server starts")
+    let mut apps = apps(channel_max_length);
+    let Some(urls) = redis_urls() else {
+        return Server::start(s, apps).expect("server starts");
+    };
+    if let Some(n) = s.channel_max_length {
+        apps.channel_max_length = n.get();
+    }
+    let limits = RedisLimits {
+        namespace: fresh_redis_namespace(),
+        ..RedisLimits::default()
+    };
+    let backend = RedisBackend::start(&urls, None, apps.channel_max_length, limits)
+        .expect("the Redis backend starts");
+    Server::start_with_backend(s, apps, Arc::new(backend)).expect("server starts")
 }
 
 pub fn start() -> ServerHandle {

@@ -23,7 +23,9 @@
 //!
 //! When the node's connection is lost every subscription goes back to catch-up mode at its last
 //! delivered position; when it returns, the channels are `SUBSCRIBE`d again and each
-//! subscription replays from where it was, with the same guarantee.
+//! subscription replays from where it was, with the same guarantee. Each subscription is told
+//! [`Notice::Unavailable`] when the connection goes, [`Notice::Resumed`] when it is live again,
+//! and a loss ([`Subscriber::report_loss`]) if its position expired meanwhile.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -36,7 +38,7 @@ use super::keys::Layout;
 use super::node::{Node, NodeError};
 use super::scripts::{self, Entry, RawId};
 use crate::broker::backend::{Message, SubscribeAck};
-use crate::broker::mailbox::Subscriber;
+use crate::broker::mailbox::{Notice, Subscriber};
 use cobra_wire::Position;
 
 static HISTORY: std::sync::LazyLock<redis::Script> =
@@ -62,6 +64,8 @@ struct Sub {
     last: Position,
     /// `Some` while the history replays; live messages are then buffered.
     catch_up: Option<CatchUp>,
+    /// Told [`Notice::Unavailable`] and not yet [`Notice::Resumed`].
+    paused: bool,
 }
 
 struct Channel {
@@ -162,12 +166,19 @@ impl Hub {
     }
 
     /// The node's connections were lost: every subscription waits to resume from its last
-    /// position, and no channel counts as subscribed any more.
-    pub fn on_down(&self) {
+    /// position, and no channel counts as subscribed any more. Each subscription is told
+    /// ([`Notice::Unavailable`]), once per outage.
+    pub fn on_down(&self, node: &str) {
         let mut channels = self.channels.lock();
         for ch in channels.values_mut() {
             ch.subscribed = None;
             for sub in &mut ch.subs {
+                if !sub.paused {
+                    sub.paused = true;
+                    sub.subscriber.report(Notice::Unavailable(format!(
+                        "Redis node {node} holding this channel is down: delivery is paused and resumes by itself after the last message delivered when the node returns"
+                    )));
+                }
                 sub.catch_up = Some(CatchUp {
                     epoch: self.next_epoch(),
                     running: false,
@@ -228,10 +239,11 @@ impl Hub {
                 .collect()
         };
         for (subscriber, epoch, from) in runs {
-            match Self::replay(node, key, &subscriber, epoch, Some(from)).await {
+            match Self::replay(node, key, &subscriber, epoch, Some(from), true).await {
                 Ok(Replay {
                     first: Some((_, Some(missed))),
                 }) => {
+                    // Reported by the replay itself, before the messages after the gap.
                     tracing::warn!(
                         channel = key,
                         missed,
@@ -339,6 +351,7 @@ impl Hub {
             });
             ch.subs.push(Sub {
                 subscriber: Arc::clone(&subscriber),
+                paused: false,
                 last: Position::default(),
                 catch_up: Some(CatchUp {
                     epoch,
@@ -349,7 +362,7 @@ impl Hub {
             });
         }
         let result = match Self::ensure_subscribed(node, key).await {
-            Ok(()) => Self::replay(node, key, &subscriber, epoch, after).await,
+            Ok(()) => Self::replay(node, key, &subscriber, epoch, after, false).await,
             Err(e) => Err(e),
         };
         match result {
@@ -384,7 +397,9 @@ impl Hub {
     }
 
     /// Replays the stream after `after` (or from its end, for `None`) into `subscriber`, then
-    /// switches it to live delivery. See the module docs. Stops quietly (with what it learnt)
+    /// switches it to live delivery. See the module docs. When `resuming` (after an outage), an
+    /// expired position is reported to the subscriber as a loss before the messages after the
+    /// gap (a new subscription reports it in its [`SubscribeAck`] instead). Stops quietly (with what it learnt)
     /// when the subscription was removed or its catch-up superseded by a reconnect.
     async fn replay(
         node: &Arc<Node>,
@@ -392,6 +407,7 @@ impl Hub {
         subscriber: &Arc<Subscriber>,
         epoch: u64,
         after: Option<Position>,
+        resuming: bool,
     ) -> Result<Replay, NodeError> {
         let page = node.limits().history_page.max(1);
         let stream = node.hub.layout.history(key);
@@ -428,6 +444,12 @@ impl Hub {
                 };
                 if after.is_none() {
                     pos = last;
+                }
+                if resuming && let Some(missed) = expired {
+                    subscriber.report_loss(
+                        missed,
+                        "the channel's history moved past this subscription's position while its Redis node was away",
+                    );
                 }
                 replay.first = Some((last, expired));
                 h.entries
@@ -487,6 +509,9 @@ impl Hub {
                 continue;
             }
             sub.catch_up = None;
+            if std::mem::take(&mut sub.paused) {
+                sub.subscriber.report(Notice::Resumed);
+            }
             return Ok(replay);
         }
     }

@@ -16,7 +16,9 @@
 //!   this server on that node; messages are fanned out locally. Resuming from a position is
 //!   exactly once and in order across the switch from history to live.
 //! - **Faults**: a lost node fails only its channels; it is reconnected in the background and
-//!   its subscriptions resume from their last position.
+//!   its subscriptions resume from their last position. Their subscribers are told: a
+//!   `backend_unavailable` info when the node goes, `backend_resumed` when delivery goes on, and
+//!   the loss (fast-forward info or `out_of_sync`) if their position expired meanwhile.
 //!
 //! Needs Redis ≥ 7.0 (RESP3, `XINFO STREAM`'s `entries-added`). Redis Cluster is not
 //! supported: give the nodes as separate standalone servers.
@@ -383,6 +385,8 @@ impl Backend for RedisBackend {
                 connected: s.connected,
                 queue_depth: s.queue_depth,
                 errors: s.errors,
+                published: s.published,
+                reconnects: s.reconnects,
             })
             .collect()
     }

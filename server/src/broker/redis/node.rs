@@ -465,7 +465,7 @@ impl Node {
             link.live = None;
         }
         self.stats.connected.store(false, Ordering::Relaxed);
-        self.hub.on_down();
+        self.hub.on_down(&self.name);
     }
 
     async fn connect(self: &Arc<Self>) -> RedisResult<u64> {
