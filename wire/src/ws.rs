@@ -601,6 +601,15 @@ impl Codec {
         }
     }
 
+    /// Whether a message of `len` bytes would be sent compressed by
+    /// [`Codec::encode_text_spliced`] (as far as this connection's agreement goes; the
+    /// shared bytes' window is checked there). Lets a caller skip compressing for
+    /// connections that would not use it.
+    pub fn can_splice(&self, len: usize) -> bool {
+        self.independent_window()
+            .is_some_and(|(state, _)| len >= state.compress_min_size)
+    }
+
     /// Appends the text message `prefix + text + suffix`, where `shared` is `text`
     /// already compressed on its own ([`SharedDeflate::compress`]): the prefix and suffix
     /// go in stored DEFLATE blocks around the shared bytes, so the text is not compressed

@@ -53,7 +53,9 @@ fn spliced_messages_decode_on_many_connections_with_context_takeover_clients() {
         let text = event(i, (i * 37) % 900);
         let shared = SharedDeflate::compress(&mut deflater, text.as_bytes()).unwrap();
         for (sub, (server, client)) in conns.iter_mut().enumerate() {
-            let prefix = format!(r#"{{"action":"rtm/subscription/data","id":{i},"body":{{"subscription_id":"s{sub}","messages":["#);
+            let prefix = format!(
+                r#"{{"action":"rtm/subscription/data","id":{i},"body":{{"subscription_id":"s{sub}","messages":["#
+            );
             let mut wire = Vec::new();
             assert!(server.encode_text_spliced(&prefix, &shared, "]}}", &mut wire));
             // Interleave ordinary compressed messages: the client's history must stay coherent.
@@ -61,7 +63,11 @@ fn spliced_messages_decode_on_many_connections_with_context_takeover_clients() {
             server.encode_text(&format!("{prefix}{text}]}}}}"), &mut wire);
             let got = decode_all(client, &wire);
             let want = format!("{prefix}{text}]}}}}");
-            assert_eq!(got, vec![want.clone(), want.clone(), want], "msg {i} sub {sub}");
+            assert_eq!(
+                got,
+                vec![want.clone(), want.clone(), want],
+                "msg {i} sub {sub}"
+            );
             assert_eq!(wire[0] & 0x40, 0x40, "RSV1: compressed");
         }
     }

@@ -1,0 +1,117 @@
+//! permessage-deflate on the send side: one compressor per worker thread, and each published
+//! message compressed once per thread however many subscribers it goes to.
+//!
+//! The server negotiates `server_no_context_takeover` on every connection
+//! ([`super::http::pmd_config`]), so a compressed message depends on nothing but its own
+//! bytes. Two consequences:
+//!
+//! - no connection needs a zlib compressor of its own (about 380 KB each): the thread's
+//!   [`Deflater`], reset after each message, serves them all;
+//! - a delivery `prefix + message + suffix` can reuse the message compressed once
+//!   ([`SharedDeflate`]) with the per-subscriber prefix and suffix (ids, subscription id)
+//!   stored around it, so fan-out to N subscribers costs one compression, not N.
+//!
+//! The compressed messages are kept in a small per-thread cache keyed by the message's
+//! allocation (a `Weak` keeps the address from being reused while cached).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::{Arc, Weak};
+
+use cobra_wire::pmd::{Deflater, SharedDeflate};
+use cobra_wire::ws::Codec;
+
+use crate::broker::Message;
+
+/// Compression level: telemetry is small and latency bound; level 1 (`deflate_quick`) is
+/// the cheapest zlib mode.
+pub const LEVEL: u32 = 1;
+/// Window of the thread compressor. A shorter text fits any window the client asks for
+/// (see [`SharedDeflate::fits_window`]); a connection that asked for less gets longer
+/// messages uncompressed-or-compressed by its codec's own rules.
+const WINDOW_BITS: u8 = 15;
+/// Compressed messages remembered per thread. A fan-out delivers one message to many
+/// sessions within a short time, so a few recent ones are enough; when full, the oldest
+/// entry is replaced.
+const CACHE_ENTRIES: usize = 32;
+/// Compressed messages larger than this are not cached (they are still shared by the
+/// subscribers of one lookup-miss, then dropped): the cache stays under
+/// `CACHE_ENTRIES * MAX_CACHED_BYTES` = 2 MiB per thread.
+const MAX_CACHED_BYTES: usize = 64 << 10;
+
+struct Entry {
+    message: Weak<Message>,
+    shared: Rc<SharedDeflate>,
+}
+
+struct ThreadCompressor {
+    deflater: Deflater,
+    cache: Vec<Entry>,
+    next: usize,
+}
+
+impl ThreadCompressor {
+    fn new() -> Self {
+        ThreadCompressor {
+            deflater: Deflater::new(LEVEL, WINDOW_BITS, true),
+            cache: Vec::new(),
+            next: 0,
+        }
+    }
+
+    /// The message compressed on its own, from the cache or compressed now.
+    fn shared(&mut self, message: &Arc<Message>) -> Option<Rc<SharedDeflate>> {
+        let ptr = Arc::as_ptr(message);
+        if let Some(e) = self.cache.iter().find(|e| e.message.as_ptr() == ptr) {
+            return Some(Rc::clone(&e.shared));
+        }
+        let shared =
+            Rc::new(SharedDeflate::compress(&mut self.deflater, message.payload.as_bytes()).ok()?);
+        if shared.as_bytes().len() <= MAX_CACHED_BYTES {
+            let entry = Entry {
+                message: Arc::downgrade(message),
+                shared: Rc::clone(&shared),
+            };
+            if self.cache.len() < CACHE_ENTRIES {
+                self.cache.push(entry);
+            } else {
+                self.cache[self.next] = entry;
+                self.next = (self.next + 1) % CACHE_ENTRIES;
+            }
+        }
+        Some(shared)
+    }
+}
+
+thread_local! {
+    static LOCAL: RefCell<ThreadCompressor> = RefCell::new(ThreadCompressor::new());
+}
+
+/// Appends one text PDU, compressed (if at all) with the thread's compressor.
+pub fn encode_text(codec: &mut Codec, text: &str, out: &mut Vec<u8>) {
+    LOCAL.with_borrow_mut(|t| codec.encode_text_with(text, &mut t.deflater, out));
+}
+
+/// Appends the PDU `prefix + message.payload + suffix`, reusing the thread's compression
+/// of the message when the connection allows it.
+pub fn encode_delivery(
+    codec: &mut Codec,
+    prefix: &str,
+    message: &Arc<Message>,
+    suffix: &str,
+    out: &mut Vec<u8>,
+) {
+    LOCAL.with_borrow_mut(|t| {
+        if codec.can_splice(prefix.len() + message.payload.len() + suffix.len())
+            && let Some(shared) = t.shared(message)
+            && codec.encode_text_spliced(prefix, &shared, suffix, out)
+        {
+            return;
+        }
+        let mut text = String::with_capacity(prefix.len() + message.payload.len() + suffix.len());
+        text.push_str(prefix);
+        text.push_str(&message.payload);
+        text.push_str(suffix);
+        codec.encode_text_with(&text, &mut t.deflater, out);
+    });
+}
