@@ -68,6 +68,7 @@ fn every_offer_gets_server_no_context_takeover_and_fan_out_round_trips_compresse
     }
     let mut p = Client::connect_ext(addr, "app1", Some("permessage-deflate")).unwrap();
     p.auth("all", SECRET).unwrap();
+    let (compressed_before, spliced_before) = cobra_server::net::compress::counters();
     for i in 0..300 {
         let ok = p.request("rtm/publish", json!({"channel": "c", "message": event(i)}));
         assert_eq!(ok["action"], "rtm/publish/ok");
@@ -80,6 +81,12 @@ fn every_offer_gets_server_no_context_takeover_and_fan_out_round_trips_compresse
             assert!(compressed, "sub {n} msg {i} was sent uncompressed");
         }
     }
+    // Compressed once per message per worker thread (2 at most here), not once per
+    // subscriber (5). The counters are process-wide: the other test adds at most a few.
+    let (compressed, spliced) = cobra_server::net::compress::counters();
+    let (compressed, spliced) = (compressed - compressed_before, spliced - spliced_before);
+    assert!(spliced >= 5 * 300, "{spliced} spliced deliveries");
+    assert!(compressed <= 2 * 300 + 20, "{compressed} compressions for 300 messages");
 }
 
 #[test]

@@ -426,10 +426,16 @@ impl SharedDeflate {
     /// Compresses `text` with `deflater`, which is reset first (so its history, if any,
     /// is not referenced) and left reset.
     pub fn compress(deflater: &mut Deflater, text: &[u8]) -> Result<Self, PmdError> {
-        deflater.c.reset();
+        // A reset clears a 128 KiB hash table: skip the ones a no-context-takeover
+        // deflater already did after its last message (and does after this one).
+        if !deflater.no_context_takeover {
+            deflater.c.reset();
+        }
         let mut data = Vec::with_capacity(text.len() / 2 + 16);
         let result = deflater.compress(text, &mut data);
-        deflater.c.reset();
+        if !deflater.no_context_takeover || result.is_err() {
+            deflater.c.reset();
+        }
         result?;
         Ok(SharedDeflate {
             data,

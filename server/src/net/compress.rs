@@ -16,6 +16,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use cobra_wire::pmd::{Deflater, SharedDeflate};
@@ -38,6 +39,20 @@ const CACHE_ENTRIES: usize = 32;
 /// subscribers of one lookup-miss, then dropped): the cache stays under
 /// `CACHE_ENTRIES * MAX_CACHED_BYTES` = 2 MiB per thread.
 const MAX_CACHED_BYTES: usize = 64 << 10;
+
+/// Published messages compressed for sharing (cache misses), process-wide.
+static SHARED_COMPRESSIONS: AtomicU64 = AtomicU64::new(0);
+/// Deliveries sent as a shared compressed message plus stored prefix/suffix, process-wide.
+static SPLICED_DELIVERIES: AtomicU64 = AtomicU64::new(0);
+
+/// Process-wide counters: (messages compressed for sharing, deliveries that reused one).
+/// Their ratio is the fan-out that compression was shared by.
+pub fn counters() -> (u64, u64) {
+    (
+        SHARED_COMPRESSIONS.load(Ordering::Relaxed),
+        SPLICED_DELIVERIES.load(Ordering::Relaxed),
+    )
+}
 
 struct Entry {
     message: Weak<Message>,
@@ -106,6 +121,7 @@ pub fn encode_delivery(
             && let Some(shared) = t.shared(message)
             && codec.encode_text_spliced(prefix, &shared, suffix, out)
         {
+            SPLICED_DELIVERIES.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let mut text = String::with_capacity(prefix.len() + message.payload.len() + suffix.len());

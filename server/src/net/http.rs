@@ -48,7 +48,11 @@ pub fn route(req: &Request, broker: &Broker, at_capacity: bool) -> Route {
             "/health" => return text(200, "OK", "OK\n"),
             "/version" => return text(200, "OK", VERSION),
             "/metrics" => {
-                let body = broker.stats.prometheus(broker);
+                let mut body = broker.stats.prometheus(broker);
+                let (compressed, spliced) = super::compress::counters();
+                body.push_str(&format!(
+                    "# TYPE cobra_deflate_shared_compressions_total counter\ncobra_deflate_shared_compressions_total {compressed}\n# TYPE cobra_deflate_spliced_deliveries_total counter\ncobra_deflate_spliced_deliveries_total {spliced}\n"
+                ));
                 return reply(
                     200,
                     "OK",
