@@ -11,10 +11,11 @@
 //!   ([`SharedDeflate`]) with the per-subscriber prefix and suffix (ids, subscription id)
 //!   stored around it, so fan-out to N subscribers costs one compression, not N.
 //!
-//! The compressed messages are kept in a small per-thread cache keyed by the message's
-//! allocation (a `Weak` keeps the address from being reused while cached).
+//! The compressed messages are kept in a per-thread cache (1 MiB at most) keyed by the
+//! message's allocation (a `Weak` keeps the address from being reused while cached).
 
 use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -29,16 +30,15 @@ use crate::broker::Message;
 pub const LEVEL: u32 = 1;
 /// Window of the thread compressor. A shorter text fits any window the client asks for
 /// (see [`SharedDeflate::fits_window`]); a connection that asked for less gets longer
-/// messages uncompressed-or-compressed by its codec's own rules.
+/// messages compressed by its own codec (a compressor freed again when idle).
 const WINDOW_BITS: u8 = 15;
-/// Compressed messages remembered per thread. A fan-out delivers one message to many
-/// sessions within a short time, so a few recent ones are enough; when full, the oldest
-/// entry is replaced.
-const CACHE_ENTRIES: usize = 32;
-/// Compressed messages larger than this are not cached (they are still shared by the
-/// subscribers of one lookup-miss, then dropped): the cache stays under
-/// `CACHE_ENTRIES * MAX_CACHED_BYTES` = 2 MiB per thread.
-const MAX_CACHED_BYTES: usize = 64 << 10;
+/// Compressed bytes remembered per thread at most. A subscriber's round drains up to
+/// `BrokerLimits::drain_bytes` of messages (hundreds), and the next subscriber on the
+/// thread must still find the first of them: the cache holds more than one round's worth.
+/// When over budget, the oldest entries go first (FIFO).
+const CACHE_BYTES: usize = 1 << 20;
+/// Entries remembered per thread at most (bounds the index for tiny messages).
+const CACHE_ENTRIES: usize = 8192;
 
 /// Published messages compressed for sharing (cache misses), process-wide.
 static SHARED_COMPRESSIONS: AtomicU64 = AtomicU64::new(0);
@@ -55,44 +55,58 @@ pub fn counters() -> (u64, u64) {
 }
 
 struct Entry {
-    message: Weak<Message>,
+    /// Keeps the message's allocation, so its address is not reused while cached.
+    _keep_address: Weak<Message>,
     shared: Rc<SharedDeflate>,
 }
 
 struct ThreadCompressor {
     deflater: Deflater,
-    cache: Vec<Entry>,
-    next: usize,
+    /// Keyed by the message's address.
+    cache: HashMap<usize, Entry>,
+    /// Insertion order, for eviction.
+    order: VecDeque<usize>,
+    cached_bytes: usize,
 }
 
 impl ThreadCompressor {
     fn new() -> Self {
         ThreadCompressor {
             deflater: Deflater::new(LEVEL, WINDOW_BITS, true),
-            cache: Vec::new(),
-            next: 0,
+            cache: HashMap::new(),
+            order: VecDeque::new(),
+            cached_bytes: 0,
         }
     }
 
     /// The message compressed on its own, from the cache or compressed now.
     fn shared(&mut self, message: &Arc<Message>) -> Option<Rc<SharedDeflate>> {
-        let ptr = Arc::as_ptr(message);
-        if let Some(e) = self.cache.iter().find(|e| e.message.as_ptr() == ptr) {
+        let key = Arc::as_ptr(message) as usize;
+        if let Some(e) = self.cache.get(&key) {
             return Some(Rc::clone(&e.shared));
         }
         let shared =
             Rc::new(SharedDeflate::compress(&mut self.deflater, message.payload.as_bytes()).ok()?);
-        if shared.as_bytes().len() <= MAX_CACHED_BYTES {
-            let entry = Entry {
-                message: Arc::downgrade(message),
-                shared: Rc::clone(&shared),
-            };
-            if self.cache.len() < CACHE_ENTRIES {
-                self.cache.push(entry);
-            } else {
-                self.cache[self.next] = entry;
-                self.next = (self.next + 1) % CACHE_ENTRIES;
+        SHARED_COMPRESSIONS.fetch_add(1, Ordering::Relaxed);
+        let size = shared.as_bytes().len();
+        if size <= CACHE_BYTES / 16 {
+            while self.cached_bytes + size > CACHE_BYTES || self.order.len() >= CACHE_ENTRIES {
+                let Some(old) = self.order.pop_front() else {
+                    break;
+                };
+                if let Some(e) = self.cache.remove(&old) {
+                    self.cached_bytes -= e.shared.as_bytes().len();
+                }
             }
+            self.cache.insert(
+                key,
+                Entry {
+                    _keep_address: Arc::downgrade(message),
+                    shared: Rc::clone(&shared),
+                },
+            );
+            self.order.push_back(key);
+            self.cached_bytes += size;
         }
         Some(shared)
     }
