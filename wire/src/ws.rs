@@ -657,12 +657,19 @@ impl Codec {
             if self.role == Role::Server {
                 out.reserve(14 + len);
                 let _ = header.format(len as u64, out);
+                let start = out.len();
                 write_payload(out);
+                debug_assert_eq!(
+                    out.len() - start,
+                    len,
+                    "stored_len disagrees with write_stored"
+                );
                 return true;
             }
         }
         let mut payload = Vec::with_capacity(len);
         write_payload(&mut payload);
+        debug_assert_eq!(payload.len(), len, "stored_len disagrees with write_stored");
         self.write_message(Data::Text, true, &payload, out);
         true
     }
