@@ -20,6 +20,12 @@
 //! compress threshold above its small acknowledgements, and may negotiate
 //! `*_no_context_takeover` and call [`Codec::release_idle_memory`] on idle
 //! connections to give the streams back.
+//!
+//! With `server_no_context_takeover` a server needs no compressor per
+//! connection at all: [`Codec::encode_text_with`] compresses with a caller's
+//! (e.g. per-thread) [`Deflater`], and [`Codec::encode_text_spliced`] sends a
+//! message compressed once ([`SharedDeflate`]) to many connections, each with
+//! its own prefix and suffix in stored blocks.
 
 use std::io::Cursor;
 
