@@ -335,6 +335,7 @@ fn accept_offer(
 /// A permessage-deflate compressor for one direction.
 pub struct Deflater {
     c: Compress,
+    window_bits: u8,
     no_context_takeover: bool,
 }
 
@@ -356,8 +357,20 @@ impl Deflater {
                 false,
                 window_bits.clamp(9, 15),
             ),
+            window_bits: window_bits.clamp(9, 15),
             no_context_takeover,
         }
+    }
+
+    /// The window this compressor was built with (9..=15).
+    pub fn window_bits(&self) -> u8 {
+        // flate2 does not report it back; `new` clamps, so recompute the same way.
+        self.window_bits
+    }
+
+    /// Whether this compressor forgets its history after every message.
+    pub fn no_context_takeover(&self) -> bool {
+        self.no_context_takeover
     }
 
     /// Compresses one whole message into `out` (appended), sync-flushed with
@@ -391,6 +404,93 @@ impl Deflater {
         }
         Ok(())
     }
+}
+
+/// A piece of text compressed once, on its own (fresh dictionary), so that it can be
+/// spliced into the compressed messages of any number of connections: one published
+/// event fanned out to many subscribers is compressed once instead of once per
+/// subscriber. See [`crate::ws::Codec::encode_text_spliced`].
+///
+/// The bytes are a sync-flushed raw DEFLATE stream with the `00 00 ff ff` tail removed,
+/// so they end with the header of an empty stored block whose length is still to come.
+/// They hold no back-reference outside the text itself, which is what makes them
+/// valid after any preceding data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedDeflate {
+    data: Vec<u8>,
+    text_len: usize,
+    window_bits: u8,
+}
+
+impl SharedDeflate {
+    /// Compresses `text` with `deflater`, which is reset first (so its history, if any,
+    /// is not referenced) and left reset.
+    pub fn compress(deflater: &mut Deflater, text: &[u8]) -> Result<Self, PmdError> {
+        // A reset clears a 128 KiB hash table: skip the ones a no-context-takeover
+        // deflater already did after its last message (and does after this one).
+        if !deflater.no_context_takeover {
+            deflater.c.reset();
+        }
+        let mut data = Vec::with_capacity(text.len() / 2 + 16);
+        let result = deflater.compress(text, &mut data);
+        if !deflater.no_context_takeover || result.is_err() {
+            deflater.c.reset();
+        }
+        result?;
+        Ok(SharedDeflate {
+            data,
+            text_len: text.len(),
+            window_bits: deflater.window_bits,
+        })
+    }
+
+    /// Whether a peer inflating with a `window_bits` window can decode these bytes: its
+    /// window is at least the compressor's, or the text is too short to refer back further.
+    pub fn fits_window(&self, window_bits: u8) -> bool {
+        window_bits >= self.window_bits || self.text_len <= 1usize << window_bits.min(15)
+    }
+
+    /// The compressed bytes (see the type's docs for their exact form).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// Length of the text before compression.
+    pub fn text_len(&self) -> usize {
+        self.text_len
+    }
+}
+
+/// Appends `data` as stored (uncompressed) DEFLATE blocks, non-final, starting on a
+/// byte boundary. `pending_header`: the stream already ends with the 3-bit header of a
+/// stored block (as [`SharedDeflate`] bytes do), so the first block's header is not
+/// written again.
+pub(crate) fn write_stored(data: &[u8], pending_header: bool, out: &mut Vec<u8>) {
+    let mut header_written = pending_header;
+    let mut rest = data;
+    // At least one block, so that an empty `data` still completes a pending header.
+    loop {
+        let n = rest.len().min(u16::MAX as usize);
+        if !header_written {
+            // BFINAL = 0, BTYPE = 00, padded to the byte boundary.
+            out.push(0x00);
+        }
+        header_written = false;
+        let len = n as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(&rest[..n]);
+        rest = &rest[n..];
+        if rest.is_empty() {
+            return;
+        }
+    }
+}
+
+/// Bytes [`write_stored`] appends for `len` bytes of data.
+pub(crate) fn stored_len(len: usize, pending_header: bool) -> usize {
+    let blocks = len.div_ceil(u16::MAX as usize).max(1);
+    len + blocks * 5 - usize::from(pending_header)
 }
 
 /// A permessage-deflate decompressor for one direction, with a hard output bound.

@@ -20,6 +20,12 @@
 //! compress threshold above its small acknowledgements, and may negotiate
 //! `*_no_context_takeover` and call [`Codec::release_idle_memory`] on idle
 //! connections to give the streams back.
+//!
+//! With `server_no_context_takeover` a server needs no compressor per
+//! connection at all: [`Codec::encode_text_with`] compresses with a caller's
+//! (e.g. per-thread) [`Deflater`], and [`Codec::encode_text_spliced`] sends a
+//! message compressed once ([`SharedDeflate`]) to many connections, each with
+//! its own prefix and suffix in stored blocks.
 
 use std::io::Cursor;
 
@@ -28,7 +34,7 @@ use tungstenite::protocol::frame::FrameHeader;
 use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 
 use crate::limits::Limits;
-use crate::pmd::{Deflater, Inflater, Negotiated, PmdError};
+use crate::pmd::{self, Deflater, Inflater, Negotiated, PmdError, SharedDeflate};
 
 /// Which end of the connection this codec is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -552,6 +558,126 @@ impl Codec {
         {
             state.scratch = scratch;
         }
+    }
+
+    /// The window our compressor may use, if this connection lets us compress each
+    /// message on its own: deflate negotiated with no context takeover on our side, and
+    /// a window zlib can produce. `None` otherwise.
+    fn independent_window(&self) -> Option<(&DeflateState, u8)> {
+        let state = self.deflate.as_deref()?;
+        let n = &state.negotiated;
+        let (bits, nct) = match self.role {
+            Role::Client => (n.client_max_window_bits, n.client_no_context_takeover),
+            Role::Server => (n.server_max_window_bits, n.server_no_context_takeover),
+        };
+        (nct && bits >= 9).then_some((state, bits))
+    }
+
+    /// Appends a text message as [`Codec::encode_text`] does, but compressing with the
+    /// caller's `deflater` instead of this connection's own, when the agreement allows it
+    /// (no context takeover on our side, the deflater resets after each message and its
+    /// window is not larger than agreed). One compressor can then serve every connection
+    /// of a thread: memory is per thread, not per connection. Otherwise this is exactly
+    /// [`Codec::encode_text`].
+    pub fn encode_text_with(&mut self, text: &str, deflater: &mut Deflater, out: &mut Vec<u8>) {
+        let usable = self.independent_window().is_some_and(|(state, bits)| {
+            deflater.no_context_takeover()
+                && deflater.window_bits() <= bits
+                && text.len() >= state.compress_min_size
+        });
+        if !usable {
+            self.encode_text(text, out);
+            return;
+        }
+        let mut scratch = self
+            .deflate
+            .as_deref_mut()
+            .map(|s| std::mem::take(&mut s.scratch))
+            .unwrap_or_default();
+        scratch.clear();
+        match deflater.compress(text.as_bytes(), &mut scratch) {
+            Ok(()) => self.write_message(Data::Text, true, &scratch, out),
+            // The caller's stream is in an unknown state; this message goes uncompressed.
+            Err(_) => self.write_message(Data::Text, false, text.as_bytes(), out),
+        }
+        if scratch.capacity() <= SCRATCH_KEEP
+            && let Some(state) = self.deflate.as_deref_mut()
+        {
+            state.scratch = scratch;
+        }
+    }
+
+    /// Whether a message of `len` bytes would be sent compressed by
+    /// [`Codec::encode_text_spliced`] (as far as this connection's agreement goes; the
+    /// shared bytes' window is checked there). Lets a caller skip compressing for
+    /// connections that would not use it.
+    pub fn can_splice(&self, len: usize) -> bool {
+        self.independent_window()
+            .is_some_and(|(state, _)| len >= state.compress_min_size)
+    }
+
+    /// Appends the text message `prefix + text + suffix`, where `shared` is `text`
+    /// already compressed on its own ([`SharedDeflate::compress`]): the prefix and suffix
+    /// go in stored DEFLATE blocks around the shared bytes, so the text is not compressed
+    /// again for this connection. Returns `false`, writing nothing, when this connection
+    /// cannot take it (no permessage-deflate, context takeover on our side, a window too
+    /// small for `shared`, or a message under [`Codec::set_compress_min_size`]): encode the
+    /// message another way then.
+    #[must_use]
+    pub fn encode_text_spliced(
+        &mut self,
+        prefix: &str,
+        shared: &SharedDeflate,
+        suffix: &str,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let Some((state, bits)) = self.independent_window() else {
+            return false;
+        };
+        let total = prefix.len() + shared.text_len() + suffix.len();
+        if !shared.fits_window(bits) || total < state.compress_min_size {
+            return false;
+        }
+        // The last byte is the header of the empty stored block the receiver completes
+        // by appending `00 00 ff ff` (RFC 7692 §7.2.2).
+        let len = pmd::stored_len(prefix.len(), false)
+            + shared.as_bytes().len()
+            + pmd::stored_len(suffix.len(), true)
+            + 1;
+        let write_payload = |buf: &mut Vec<u8>| {
+            pmd::write_stored(prefix.as_bytes(), false, buf);
+            buf.extend_from_slice(shared.as_bytes());
+            pmd::write_stored(suffix.as_bytes(), true, buf);
+            buf.push(0x00);
+        };
+        if len <= self.limits.fragment_size.max(1) {
+            // One frame: the header is known up front, write straight into `out`.
+            let header = FrameHeader {
+                is_final: true,
+                rsv1: true,
+                rsv2: false,
+                rsv3: false,
+                opcode: OpCode::Data(Data::Text),
+                mask: None,
+            };
+            if self.role == Role::Server {
+                out.reserve(14 + len);
+                let _ = header.format(len as u64, out);
+                let start = out.len();
+                write_payload(out);
+                debug_assert_eq!(
+                    out.len() - start,
+                    len,
+                    "stored_len disagrees with write_stored"
+                );
+                return true;
+            }
+        }
+        let mut payload = Vec::with_capacity(len);
+        write_payload(&mut payload);
+        debug_assert_eq!(payload.len(), len, "stored_len disagrees with write_stored");
+        self.write_message(Data::Text, true, &payload, out);
+        true
     }
 
     /// Splits `payload` into frames of at most `fragment_size` bytes.

@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::backend::{ChannelKey, StartAt};
+use super::backend::{ChannelKey, Message, StartAt};
 use super::mailbox::{Delivery, Mailbox, Notice, Subscriber};
 use super::stats::RoleCounters;
 use super::{Broker, CLOSE_NORMAL};
@@ -26,6 +26,17 @@ use cobra_wire::Position;
 pub trait PduSink {
     /// Queues one text PDU for sending.
     fn send(&mut self, pdu: &str);
+
+    /// Queues the PDU `prefix + message.payload + suffix` (a subscription data PDU of one
+    /// message, forwarded as published). Separate so that a sink can encode the message
+    /// once for every subscriber; the default just concatenates.
+    fn send_delivery(&mut self, prefix: &str, message: &Arc<Message>, suffix: &str) {
+        let mut pdu = String::with_capacity(prefix.len() + message.payload.len() + suffix.len());
+        pdu.push_str(prefix);
+        pdu.push_str(&message.payload);
+        pdu.push_str(suffix);
+        self.send(&pdu);
+    }
 }
 
 impl PduSink for Vec<String> {
@@ -47,6 +58,9 @@ pub enum Flow {
         reason: &'static str,
     },
 }
+
+/// What closes a one-message `rtm/subscription/data` PDU after the message.
+const DATA_SUFFIX: &str = "]}}";
 
 /// Longest channel name (and subscription id) accepted, in bytes.
 pub const MAX_CHANNEL_NAME: usize = 1024;
@@ -309,6 +323,15 @@ impl Session {
         if self.scratch.capacity() > 4 << 10 {
             self.scratch = String::new();
         }
+    }
+
+    /// Sends `self.scratch` (the PDU prefix) + the message + [`DATA_SUFFIX`].
+    fn emit_delivery(&mut self, sink: &mut (dyn PduSink + Send), message: &Arc<Message>) {
+        if self.broker.settings.verbose {
+            tracing::info!(conn = %self.id, "> {}{}{DATA_SUFFIX}", self.scratch, message.payload);
+        }
+        self.pdus_out += 1;
+        sink.send_delivery(&self.scratch, message, DATA_SUFFIX);
     }
 
     fn send_ok(&mut self, sink: &mut (dyn PduSink + Send), action: &str, id: &str, body: &str) {
@@ -921,14 +944,14 @@ impl Session {
                 continue;
             };
             let projected;
-            let text: &str = match &self.subs[i].filter {
-                None => &d.message.payload,
+            let (text, forwarded): (&str, bool) = match &self.subs[i].filter {
+                None => (&d.message.payload, true),
                 Some(q) => match q.eval_raw(&d.message.payload) {
                     Outcome::NoMatch => continue,
-                    Outcome::Forward => &d.message.payload,
+                    Outcome::Forward => (&d.message.payload, true),
                     Outcome::Projected(p) => {
                         projected = p;
-                        &projected
+                        (&projected, false)
                     }
                 },
             };
@@ -941,10 +964,17 @@ impl Session {
                 self.scratch.clear();
                 let _ = write!(
                     self.scratch,
-                    r#"{{"action":"rtm/subscription/data","id":{pdu_id},"body":{{"subscription_id":{},"position":"{}","messages":[{text}]}}}}"#,
+                    r#"{{"action":"rtm/subscription/data","id":{pdu_id},"body":{{"subscription_id":{},"position":"{}","messages":["#,
                     sub.id_json, d.message.position
                 );
-                self.emit(sink);
+                if forwarded {
+                    // The message as published: the sink may share its encoding across subscribers.
+                    self.emit_delivery(sink, &d.message);
+                } else {
+                    self.scratch.push_str(text);
+                    self.scratch.push_str(DATA_SUFFIX);
+                    self.emit(sink);
+                }
             } else {
                 if sub.batch_len > 0 {
                     sub.batch.push(',');

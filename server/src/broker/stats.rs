@@ -84,6 +84,12 @@ pub struct Stats {
     pub queue_drops: AtomicU64,
     /// Error PDUs sent.
     pub errors: AtomicU64,
+    /// zlib compressors held by connections (gauge). Zero in normal operation: the server
+    /// compresses with one compressor per worker thread (`server_no_context_takeover`).
+    pub connection_deflaters: AtomicI64,
+    /// zlib decompressors held by connections (gauge): one per connection whose client
+    /// compresses with context takeover, none for idle `client_no_context_takeover` ones.
+    pub connection_inflaters: AtomicI64,
     roles: RwLock<HashMap<RoleKey, Arc<RoleCounters>>>,
     channels: Mutex<HashMap<Box<str>, [u64; 2]>>,
     previous: Mutex<Previous>,
@@ -232,6 +238,12 @@ impl Stats {
             out,
             "# TYPE cobra_errors_total counter\ncobra_errors_total {}",
             self.errors.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE cobra_connection_zlib_streams gauge\ncobra_connection_zlib_streams{{kind=\"deflate\"}} {}\ncobra_connection_zlib_streams{{kind=\"inflate\"}} {}",
+            self.connection_deflaters.load(Ordering::Relaxed),
+            self.connection_inflaters.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,

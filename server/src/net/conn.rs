@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -16,9 +17,11 @@ use cobra_wire::ws::{Codec, Message, Role};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::Shared;
+use super::compress;
 use super::http::{Route, route};
 use super::io::Transport;
-use crate::broker::{Flow, PduSink, Session};
+use crate::broker::stats::Stats;
+use crate::broker::{Flow, Message as Published, PduSink, Session};
 
 /// A write that makes no progress for this long drops the connection (a peer that stopped
 /// reading must not pin its task and buffers forever).
@@ -39,7 +42,41 @@ struct Encoder<'a> {
 
 impl PduSink for Encoder<'_> {
     fn send(&mut self, pdu: &str) {
-        self.codec.encode_text(pdu, self.out);
+        compress::encode_text(self.codec, pdu, self.out);
+    }
+
+    fn send_delivery(&mut self, prefix: &str, message: &Arc<Published>, suffix: &str) {
+        compress::encode_delivery(self.codec, prefix, message, suffix, self.out);
+    }
+}
+
+/// The zlib streams a connection's codec holds, mirrored in the broker's gauges.
+struct ZlibGauge<'a> {
+    stats: &'a Stats,
+    held: (bool, bool),
+}
+
+impl ZlibGauge<'_> {
+    fn update(&mut self, now: (bool, bool)) {
+        let delta = |was: bool, is: bool| i64::from(is) - i64::from(was);
+        let (d, i) = (delta(self.held.0, now.0), delta(self.held.1, now.1));
+        if d != 0 {
+            self.stats
+                .connection_deflaters
+                .fetch_add(d, Ordering::Relaxed);
+        }
+        if i != 0 {
+            self.stats
+                .connection_inflaters
+                .fetch_add(i, Ordering::Relaxed);
+        }
+        self.held = now;
+    }
+}
+
+impl Drop for ZlibGauge<'_> {
+    fn drop(&mut self) {
+        self.update((false, false));
     }
 }
 
@@ -147,6 +184,10 @@ async fn run_session<T: Transport>(
     );
     let auth_deadline = Instant::now() + shared.settings.limits.handshake_timeout;
     let mut wbuf: Vec<u8> = Vec::new();
+    let mut zlib = ZlibGauge {
+        stats: &broker.stats,
+        held: (false, false),
+    };
     // Bytes may have arrived with the upgrade request.
     let mut pending_read = !rbuf.is_empty();
     loop {
@@ -257,6 +298,12 @@ async fn run_session<T: Transport>(
                 wbuf = Vec::new();
             }
         }
+        if rbuf.is_empty() {
+            // Nothing half-received: give back what an idle connection does not need (the
+            // inflater too if the client compresses each message on its own).
+            codec.release_idle_memory();
+        }
+        zlib.update(codec.zlib_streams_allocated());
         if close.is_some() {
             io.shutdown_write().await;
             // Let the peer read our close frame: closing with its data unread would reset

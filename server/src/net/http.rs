@@ -48,7 +48,11 @@ pub fn route(req: &Request, broker: &Broker, at_capacity: bool) -> Route {
             "/health" => return text(200, "OK", "OK\n"),
             "/version" => return text(200, "OK", VERSION),
             "/metrics" => {
-                let body = broker.stats.prometheus(broker);
+                let mut body = broker.stats.prometheus(broker);
+                let (compressed, spliced) = super::compress::counters();
+                body.push_str(&format!(
+                    "# TYPE cobra_deflate_shared_compressions_total counter\ncobra_deflate_shared_compressions_total {compressed}\n# TYPE cobra_deflate_spliced_deliveries_total counter\ncobra_deflate_spliced_deliveries_total {spliced}\n"
+                ));
                 return reply(
                     200,
                     "OK",
@@ -107,7 +111,7 @@ pub fn route(req: &Request, broker: &Broker, at_capacity: bool) -> Route {
         .any(|p| p == "json")
         .then_some("json");
     let offers: Vec<&str> = req.extensions.iter().map(String::as_str).collect();
-    let negotiated = pmd::server_negotiate(&ServerPmdConfig::default(), &offers);
+    let negotiated = pmd::server_negotiate(&pmd_config(), &offers);
     let node = sanitize_header(&broker.settings.node);
     let response = accept_response(
         key,
@@ -119,6 +123,19 @@ pub fn route(req: &Request, broker: &Broker, at_capacity: bool) -> Route {
         response,
         appkey,
         deflate: negotiated.map(|(n, _)| n),
+    }
+}
+
+/// What the server accepts of permessage-deflate. It always answers
+/// `server_no_context_takeover` (RFC 7692 §7.1.1.1 lets a server add it unasked): each
+/// message it sends is compressed on its own, so a connection keeps no compressor, one
+/// compressor per worker thread serves every connection, and a published message is
+/// compressed once for all its subscribers (see [`super::compress`]).
+pub fn pmd_config() -> ServerPmdConfig {
+    ServerPmdConfig {
+        server_no_context_takeover: true,
+        level: super::compress::LEVEL,
+        ..ServerPmdConfig::default()
     }
 }
 

@@ -1,0 +1,147 @@
+//! permessage-deflate on the send side: one compressor per worker thread, and each published
+//! message compressed once per thread however many subscribers it goes to.
+//!
+//! The server negotiates `server_no_context_takeover` on every connection
+//! ([`super::http::pmd_config`]), so a compressed message depends on nothing but its own
+//! bytes. Two consequences:
+//!
+//! - no connection needs a zlib compressor of its own (about 380 KB each): the thread's
+//!   [`Deflater`], reset after each message, serves them all;
+//! - a delivery `prefix + message + suffix` can reuse the message compressed once
+//!   ([`SharedDeflate`]) with the per-subscriber prefix and suffix (ids, subscription id)
+//!   stored around it, so fan-out to N subscribers costs one compression, not N.
+//!
+//! The compressed messages are kept in a per-thread cache (1 MiB at most) keyed by the
+//! message's allocation (a `Weak` keeps the address from being reused while cached).
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use cobra_wire::pmd::{Deflater, SharedDeflate};
+use cobra_wire::ws::Codec;
+
+use crate::broker::Message;
+
+/// Compression level: telemetry is small and latency bound; level 1 (`deflate_quick`) is
+/// the cheapest zlib mode.
+pub const LEVEL: u32 = 1;
+/// Window of the thread compressor. A shorter text fits any window the client asks for
+/// (see [`SharedDeflate::fits_window`]); a connection that asked for less gets longer
+/// messages compressed by its own codec (a compressor freed again when idle).
+const WINDOW_BITS: u8 = 15;
+/// Compressed bytes remembered per thread at most. A subscriber's round drains up to
+/// `BrokerLimits::drain_bytes` of messages (hundreds), and the next subscriber on the
+/// thread must still find the first of them: the cache holds more than one round's worth.
+/// When over budget, the oldest entries go first (FIFO).
+const CACHE_BYTES: usize = 1 << 20;
+/// Entries remembered per thread at most (bounds the index for tiny messages).
+const CACHE_ENTRIES: usize = 8192;
+
+/// Published messages compressed for sharing (cache misses), process-wide.
+static SHARED_COMPRESSIONS: AtomicU64 = AtomicU64::new(0);
+/// Deliveries sent as a shared compressed message plus stored prefix/suffix, process-wide.
+static SPLICED_DELIVERIES: AtomicU64 = AtomicU64::new(0);
+
+/// Process-wide counters: (messages compressed for sharing, deliveries that reused one).
+/// Their ratio is the fan-out that compression was shared by.
+pub fn counters() -> (u64, u64) {
+    (
+        SHARED_COMPRESSIONS.load(Ordering::Relaxed),
+        SPLICED_DELIVERIES.load(Ordering::Relaxed),
+    )
+}
+
+struct Entry {
+    /// Keeps the message's allocation, so its address is not reused while cached.
+    _keep_address: Weak<Message>,
+    shared: Rc<SharedDeflate>,
+}
+
+struct ThreadCompressor {
+    deflater: Deflater,
+    /// Keyed by the message's address.
+    cache: HashMap<usize, Entry>,
+    /// Insertion order, for eviction.
+    order: VecDeque<usize>,
+    cached_bytes: usize,
+}
+
+impl ThreadCompressor {
+    fn new() -> Self {
+        ThreadCompressor {
+            deflater: Deflater::new(LEVEL, WINDOW_BITS, true),
+            cache: HashMap::new(),
+            order: VecDeque::new(),
+            cached_bytes: 0,
+        }
+    }
+
+    /// The message compressed on its own, from the cache or compressed now.
+    fn shared(&mut self, message: &Arc<Message>) -> Option<Rc<SharedDeflate>> {
+        let key = Arc::as_ptr(message) as usize;
+        if let Some(e) = self.cache.get(&key) {
+            return Some(Rc::clone(&e.shared));
+        }
+        let shared =
+            Rc::new(SharedDeflate::compress(&mut self.deflater, message.payload.as_bytes()).ok()?);
+        SHARED_COMPRESSIONS.fetch_add(1, Ordering::Relaxed);
+        let size = shared.as_bytes().len();
+        if size <= CACHE_BYTES / 16 {
+            while self.cached_bytes + size > CACHE_BYTES || self.order.len() >= CACHE_ENTRIES {
+                let Some(old) = self.order.pop_front() else {
+                    break;
+                };
+                if let Some(e) = self.cache.remove(&old) {
+                    self.cached_bytes -= e.shared.as_bytes().len();
+                }
+            }
+            self.cache.insert(
+                key,
+                Entry {
+                    _keep_address: Arc::downgrade(message),
+                    shared: Rc::clone(&shared),
+                },
+            );
+            self.order.push_back(key);
+            self.cached_bytes += size;
+        }
+        Some(shared)
+    }
+}
+
+thread_local! {
+    static LOCAL: RefCell<ThreadCompressor> = RefCell::new(ThreadCompressor::new());
+}
+
+/// Appends one text PDU, compressed (if at all) with the thread's compressor.
+pub fn encode_text(codec: &mut Codec, text: &str, out: &mut Vec<u8>) {
+    LOCAL.with_borrow_mut(|t| codec.encode_text_with(text, &mut t.deflater, out));
+}
+
+/// Appends the PDU `prefix + message.payload + suffix`, reusing the thread's compression
+/// of the message when the connection allows it.
+pub fn encode_delivery(
+    codec: &mut Codec,
+    prefix: &str,
+    message: &Arc<Message>,
+    suffix: &str,
+    out: &mut Vec<u8>,
+) {
+    LOCAL.with_borrow_mut(|t| {
+        if codec.can_splice(prefix.len() + message.payload.len() + suffix.len())
+            && let Some(shared) = t.shared(message)
+            && codec.encode_text_spliced(prefix, &shared, suffix, out)
+        {
+            SPLICED_DELIVERIES.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let mut text = String::with_capacity(prefix.len() + message.payload.len() + suffix.len());
+        text.push_str(prefix);
+        text.push_str(&message.payload);
+        text.push_str(suffix);
+        codec.encode_text_with(&text, &mut t.deflater, out);
+    });
+}
