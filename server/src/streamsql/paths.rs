@@ -213,13 +213,21 @@ pub(crate) struct ValueFields<'p, 'c, 'a> {
 }
 
 impl<'a> ValueFields<'_, '_, 'a> {
+    /// The value at `node`: the cached lookup when there is one (the usual case once the predicate has
+    /// read a field the projection selects), kept small so it inlines.
+    #[inline]
     fn get(&mut self, node: usize) -> Option<&'a Value> {
         if node == 0 {
             return Some(self.root);
         }
-        if let Some(hit) = self.cache[node] {
-            return hit;
+        match self.cache[node] {
+            Some(hit) => hit,
+            None => self.resolve(node),
         }
+    }
+
+    /// Look `node` up under its (resolved or cached) parent and cache the result.
+    fn resolve(&mut self, node: usize) -> Option<&'a Value> {
         let n = &self.paths.nodes[node];
         let found = match self.get(n.parent) {
             Some(Value::Object(map)) => lookup(map, &n.key),
