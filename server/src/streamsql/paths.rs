@@ -241,7 +241,8 @@ impl<'a> ValueFields<'_, '_, 'a> {
                 let mut left = siblings.len();
                 for (k, v) in map {
                     let k = k.as_bytes();
-                    if let Some(&(_, c)) = siblings.iter().find(|(s, _)| short_eq(s.as_bytes(), k)) {
+                    if let Some(&(_, c)) = siblings.iter().find(|(s, _)| short_eq(s.as_bytes(), k))
+                    {
                         self.cache[c] = Some(Some(v));
                         left -= 1;
                         if left == 0 {
@@ -259,7 +260,7 @@ impl<'a> ValueFields<'_, '_, 'a> {
 
 impl<'a> Fields<'a> for ValueFields<'_, '_, 'a> {
     fn test(&mut self, node: usize, test: &Test) -> bool {
-        test.eval(&self.get(node).map_or(Scalar::Missing, Scalar::of_value))
+        test.eval_json(self.get(node))
     }
 
     fn captured(&mut self, node: usize) -> Captured<'a> {
