@@ -14,7 +14,8 @@ use serde_json::Value;
 use super::paths::{Captured, Fields, Paths, Shape};
 
 struct Entry {
-    /// `"key":`, escaped once at compile time.
+    /// `{"key":` for the first entry, `,"key":` for the others: escaped once at compile time, so each
+    /// entry costs one copy plus its value.
     key_json: String,
     /// Nodes from the top-level key down to the selected one.
     chain: Vec<usize>,
@@ -33,8 +34,10 @@ impl Projection {
     pub fn new(fields: &[Field], paths: &Paths) -> Projection {
         let entries: Vec<Entry> = fields
             .iter()
-            .map(|f| {
-                let mut key_json = json_string(&f.key);
+            .enumerate()
+            .map(|(i, f)| {
+                let mut key_json = String::from(if i == 0 { "{" } else { "," });
+                push_json_string(&mut key_json, &f.key);
                 key_json.push(':');
                 let chain = paths.chain(f.node);
                 Entry {
@@ -52,12 +55,10 @@ impl Projection {
     #[inline]
     pub fn render_into<'a>(&self, fields: &mut impl Fields<'a>, out: &mut String) {
         out.reserve(self.size_hint);
-        out.push('{');
-        for (i, e) in self.entries.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            // Keys were escaped at compile time: a copy.
+        if self.entries.is_empty() {
+            out.push('{');
+        }
+        for e in &self.entries {
             out.push_str(&e.key_json);
             match fields.captured(e.leaf) {
                 Captured::Raw(text) => out.push_str(text),
@@ -103,13 +104,6 @@ pub(crate) fn write_value(out: &mut String, v: &Value) {
             let _ = write!(out, "{v}");
         }
     }
-}
-
-/// `s` as a JSON string literal.
-pub(crate) fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    push_json_string(&mut out, s);
-    out
 }
 
 /// Append `s` as a JSON string literal.
