@@ -3,7 +3,7 @@
 
 use std::hint::black_box;
 
-use cobra_server::streamsql::{Outcome, Query};
+use cobra_server::streamsql::{Match, Outcome, Query};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const SQL: &str = "SELECT data.fps, device.game FROM `engine_fps_id` \
@@ -25,6 +25,10 @@ fn bench(c: &mut Criterion) {
     assert!(matches!(query.eval_raw(&matching), Outcome::Projected(_)));
     assert_eq!(query.eval_raw(&late_miss), Outcome::NoMatch);
     assert_eq!(query.eval_raw(&early_miss), Outcome::NoMatch);
+    let mut out = String::new();
+    let parsed: serde_json::Value = serde_json::from_str(&matching).expect("event is JSON");
+    assert_eq!(query.eval_value_into(&parsed, &mut out), Match::Projected);
+    assert_eq!(out, r#"{"data.fps":30,"device.game":"wiso"}"#);
 
     let mut g = c.benchmark_group("streamsql");
     g.throughput(Throughput::Elements(1));
@@ -39,6 +43,11 @@ fn bench(c: &mut Criterion) {
         let value: serde_json::Value = serde_json::from_str(msg).expect("event is JSON");
         g.bench_function(format!("eval_value/{name}"), |b| {
             b.iter(|| query.eval_value(black_box(&value)))
+        });
+        // What the broker does with parsed messages: one output buffer reused across messages.
+        let mut out = String::new();
+        g.bench_function(format!("eval_value_into/{name}"), |b| {
+            b.iter(|| query.eval_value_into(black_box(&value), &mut out))
         });
     }
     // Baselines: what full parsing alone costs, and compiling a statement.

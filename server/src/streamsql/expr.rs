@@ -3,8 +3,8 @@
 use std::cmp::Ordering;
 
 use super::like::Like;
-use super::paths::Fields;
-use super::value::{Literal, Scalar};
+use super::paths::{Fields, short_eq};
+use super::value::{Literal, Num, Scalar};
 
 /// Comparison operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +36,49 @@ pub(crate) enum Expr {
     Cond { node: usize, test: Test },
 }
 
+impl CmpOp {
+    /// Does a comparison that came out `ord` satisfy the operator?
+    #[inline]
+    fn holds(self, ord: Ordering) -> bool {
+        match self {
+            CmpOp::Eq => ord == Ordering::Equal,
+            CmpOp::Ne => ord != Ordering::Equal,
+            CmpOp::Lt => ord == Ordering::Less,
+            CmpOp::Le => ord != Ordering::Greater,
+            CmpOp::Gt => ord == Ordering::Greater,
+            CmpOp::Ge => ord != Ordering::Less,
+        }
+    }
+}
+
 impl Test {
+    /// [`Test::eval`] on a parsed field, with the usual telemetry cases (an integer field against an
+    /// integer, a string against a string or a LIKE) decided without building a [`Scalar`].
+    #[inline]
+    pub fn eval_json(&self, v: Option<&serde_json::Value>) -> bool {
+        use serde_json::Value;
+        match (self, v) {
+            (Test::Cmp(op, Literal::Num(Num::Int(lit))), Some(Value::Number(n))) => {
+                match n.as_i64() {
+                    Some(i) => op.holds(i128::from(i).cmp(lit)),
+                    None => self.eval(&Scalar::of_value(v.unwrap_or(&Value::Null))),
+                }
+            }
+            (Test::Cmp(CmpOp::Eq, Literal::Str(lit)), Some(Value::String(s))) => {
+                short_eq(s.as_bytes(), lit.as_bytes())
+            }
+            (Test::Cmp(CmpOp::Ne, Literal::Str(lit)), Some(Value::String(s))) => {
+                !short_eq(s.as_bytes(), lit.as_bytes())
+            }
+            (Test::Cmp(op, Literal::Str(lit)), Some(Value::String(s))) => {
+                op.holds(s.as_str().cmp(lit.as_str()))
+            }
+            (Test::Like(like), Some(Value::String(s))) => like.matches(s),
+            (_, Some(v)) => self.eval(&Scalar::of_value(v)),
+            (_, None) => self.eval(&Scalar::Missing),
+        }
+    }
+
     pub fn eval(&self, v: &Scalar<'_>) -> bool {
         match self {
             Test::Cmp(op, lit) => match op {

@@ -112,29 +112,47 @@ impl Query {
         if self.filter.is_none() && self.projection.is_none() {
             return Outcome::Forward;
         }
-        with_scratch(self.paths.nodes.len(), |slots: &mut [Slot<'_>]| {
+        let mut out = String::new();
+        let m = with_scratch(self.paths.nodes.len(), |slots: &mut [Slot<'_>]| {
             let want_first_raw = self.projection.is_none();
             let first = match raw::read(&self.paths, slots, json, want_first_raw) {
                 Ok(raw::Root::Object) => None,
                 Ok(raw::Root::First(text)) => Some(text.unwrap_or_default()),
-                Ok(raw::Root::NotObject) | Err(_) => return Outcome::NoMatch,
+                Ok(raw::Root::NotObject) | Err(_) => return Match::NoMatch,
             };
-            self.finish(&mut SlotFields(slots), || first.map(str::to_owned))
-        })
+            self.finish(&mut SlotFields(slots), &mut out, |out| match first {
+                Some(text) => {
+                    out.push_str(text);
+                    true
+                }
+                None => false,
+            })
+        });
+        m.into_outcome(out)
     }
 
     /// Evaluate on an already parsed message.
     pub fn eval_value(&self, v: &serde_json::Value) -> Outcome {
+        let mut out = String::new();
+        let m = self.eval_value_into(v, &mut out);
+        m.into_outcome(out)
+    }
+
+    /// [`Query::eval_value`] without allocating: on [`Match::Projected`] the text to send is left in
+    /// `out` (cleared first, whatever the outcome), so a caller evaluating many messages reuses one
+    /// buffer.
+    pub fn eval_value_into(&self, v: &serde_json::Value, out: &mut String) -> Match {
+        out.clear();
         if self.filter.is_none() && self.projection.is_none() {
-            return Outcome::Forward;
+            return Match::Forward;
         }
         let (obj, first) = match v {
             serde_json::Value::Object(_) => (v, false),
             serde_json::Value::Array(items) => match items.first() {
                 Some(first @ serde_json::Value::Object(_)) => (first, true),
-                _ => return Outcome::NoMatch,
+                _ => return Match::NoMatch,
             },
-            _ => return Outcome::NoMatch,
+            _ => return Match::NoMatch,
         };
         with_scratch(self.paths.nodes.len(), |cache| {
             let mut fields = ValueFields {
@@ -142,25 +160,58 @@ impl Query {
                 root: obj,
                 cache,
             };
-            self.finish(&mut fields, || first.then(|| obj.to_string()))
+            self.finish(&mut fields, out, |out| {
+                if first {
+                    project::write_value(out, obj);
+                }
+                first
+            })
         })
     }
 
-    /// Apply the filter and the projection to a message read into `slots`. `first` gives the text of the
-    /// first element when the message was an array.
+    /// Apply the filter and the projection to a message's fields, writing what to send into `out`.
+    /// `first` writes the text of the first element when the message was an array (and says if it did).
+    #[inline]
     fn finish<'a>(
         &self,
         fields: &mut impl Fields<'a>,
-        first: impl FnOnce() -> Option<String>,
-    ) -> Outcome {
+        out: &mut String,
+        first: impl FnOnce(&mut String) -> bool,
+    ) -> Match {
         if let Some(filter) = &self.filter
             && !filter.eval(fields)
         {
-            return Outcome::NoMatch;
+            return Match::NoMatch;
         }
         match &self.projection {
-            Some(p) => Outcome::Projected(p.render(fields)),
-            None => first().map_or(Outcome::Forward, Outcome::Projected),
+            Some(p) => {
+                p.render_into(fields, out);
+                Match::Projected
+            }
+            None if first(out) => Match::Projected,
+            None => Match::Forward,
+        }
+    }
+}
+
+/// What to do with one message, the text to send being in the caller's buffer
+/// (see [`Query::eval_value_into`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Match {
+    /// The message does not match: send nothing.
+    NoMatch,
+    /// `SELECT *` and the message matches: send the message as is.
+    Forward,
+    /// Send the buffer's text instead of the message.
+    Projected,
+}
+
+impl Match {
+    fn into_outcome(self, text: String) -> Outcome {
+        match self {
+            Match::NoMatch => Outcome::NoMatch,
+            Match::Forward => Outcome::Forward,
+            Match::Projected => Outcome::Projected(text),
         }
     }
 }

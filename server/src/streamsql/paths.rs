@@ -213,26 +213,54 @@ pub(crate) struct ValueFields<'p, 'c, 'a> {
 }
 
 impl<'a> ValueFields<'_, '_, 'a> {
+    /// The value at `node`: the cached lookup when there is one (the usual case once the predicate has
+    /// read a field the projection selects), kept small so it inlines.
+    #[inline]
     fn get(&mut self, node: usize) -> Option<&'a Value> {
         if node == 0 {
             return Some(self.root);
         }
-        if let Some(hit) = self.cache[node] {
-            return hit;
+        match self.cache[node] {
+            Some(hit) => hit,
+            None => self.resolve(node),
         }
-        let n = &self.paths.nodes[node];
-        let found = match self.get(n.parent) {
-            Some(Value::Object(map)) => lookup(map, &n.key),
-            _ => None,
-        };
-        self.cache[node] = Some(found);
-        found
+    }
+
+    /// Look `node` up under its (resolved or cached) parent and cache the result. Siblings the statement
+    /// also reads are found in the same pass over the parent (a scan of a small map costs about the same
+    /// for one key as for all of them), so `device.os_name` then `device.game` walk `device` once.
+    fn resolve(&mut self, node: usize) -> Option<&'a Value> {
+        let paths = self.paths;
+        let n = &paths.nodes[node];
+        let siblings = &paths.nodes[n.parent].children;
+        match self.get(n.parent) {
+            Some(Value::Object(map)) if siblings.len() > 1 && map.len() <= SCAN_MAX => {
+                for &(_, c) in siblings {
+                    self.cache[c] = Some(None);
+                }
+                let mut left = siblings.len();
+                for (k, v) in map {
+                    let k = k.as_bytes();
+                    if let Some(&(_, c)) = siblings.iter().find(|(s, _)| short_eq(s.as_bytes(), k))
+                    {
+                        self.cache[c] = Some(Some(v));
+                        left -= 1;
+                        if left == 0 {
+                            break;
+                        }
+                    }
+                }
+            }
+            Some(Value::Object(map)) => self.cache[node] = Some(lookup(map, &n.key)),
+            _ => self.cache[node] = Some(None),
+        }
+        self.cache[node].flatten()
     }
 }
 
 impl<'a> Fields<'a> for ValueFields<'_, '_, 'a> {
     fn test(&mut self, node: usize, test: &Test) -> bool {
-        test.eval(&self.get(node).map_or(Scalar::Missing, Scalar::of_value))
+        test.eval_json(self.get(node))
     }
 
     fn captured(&mut self, node: usize) -> Captured<'a> {

@@ -14,10 +14,13 @@ use serde_json::Value;
 use super::paths::{Captured, Fields, Paths, Shape};
 
 struct Entry {
-    /// `"key":`, escaped once at compile time.
+    /// `{"key":` for the first entry, `,"key":` for the others: escaped once at compile time, so each
+    /// entry costs one copy plus its value.
     key_json: String,
     /// Nodes from the top-level key down to the selected one.
     chain: Vec<usize>,
+    /// The selected node (the last of `chain`).
+    leaf: usize,
 }
 
 /// A compiled SELECT list.
@@ -31,12 +34,16 @@ impl Projection {
     pub fn new(fields: &[Field], paths: &Paths) -> Projection {
         let entries: Vec<Entry> = fields
             .iter()
-            .map(|f| {
-                let mut key_json = json_string(&f.key);
+            .enumerate()
+            .map(|(i, f)| {
+                let mut key_json = String::from(if i == 0 { "{" } else { "," });
+                push_json_string(&mut key_json, &f.key);
                 key_json.push(':');
+                let chain = paths.chain(f.node);
                 Entry {
                     key_json,
-                    chain: paths.chain(f.node),
+                    leaf: chain.last().map_or(0, |&n| n),
+                    chain,
                 }
             })
             .collect();
@@ -44,24 +51,22 @@ impl Projection {
         Projection { entries, size_hint }
     }
 
-    /// The projected object's JSON text.
-    pub fn render<'a>(&self, fields: &mut impl Fields<'a>) -> String {
-        let mut out = String::with_capacity(self.size_hint);
-        out.push('{');
-        for (i, e) in self.entries.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
+    /// Append the projected object's JSON text to `out`.
+    #[inline]
+    pub fn render_into<'a>(&self, fields: &mut impl Fields<'a>, out: &mut String) {
+        out.reserve(self.size_hint);
+        if self.entries.is_empty() {
+            out.push('{');
+        }
+        for e in &self.entries {
             out.push_str(&e.key_json);
-            let leaf = e.chain.last().map_or(0, |&n| n);
-            match fields.captured(leaf) {
+            match fields.captured(e.leaf) {
                 Captured::Raw(text) => out.push_str(text),
-                Captured::Value(v) => write_value(&mut out, v),
+                Captured::Value(v) => write_value(out, v),
                 Captured::None => out.push_str(missing(&e.chain, fields)),
             }
         }
         out.push('}');
-        out
     }
 }
 
@@ -77,52 +82,28 @@ fn missing<'a>(chain: &[usize], fields: &mut impl Fields<'a>) -> &'static str {
     "{}"
 }
 
-/// Compact JSON of `v`; scalars written directly (the common case), the rest through serde_json.
-fn write_value(out: &mut String, v: &Value) {
+/// Append the compact JSON of `v`; scalars written directly (the common case), the rest through
+/// serde_json.
+pub(crate) fn write_value(out: &mut String, v: &Value) {
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(true) => out.push_str("true"),
         Value::Bool(false) => out.push_str("false"),
         Value::String(s) => push_json_string(out, s),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => push_int(out, i),
-            // Writing to a String cannot fail.
-            None => {
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                out.push_str(itoa::Buffer::new().format(i));
+            } else if let Some(u) = n.as_u64() {
+                out.push_str(itoa::Buffer::new().format(u));
+            } else {
+                // serde_json's own float formatting (shortest round-trip); writing to a String cannot fail.
                 let _ = write!(out, "{n}");
             }
-        },
+        }
         Value::Array(_) | Value::Object(_) => {
             let _ = write!(out, "{v}");
         }
     }
-}
-
-/// Decimal `i` (integers are the usual telemetry value; this skips the formatting machinery).
-fn push_int(out: &mut String, i: i64) {
-    let mut buf = [0u8; 20];
-    let mut pos = buf.len();
-    let mut n = i.unsigned_abs();
-    loop {
-        pos -= 1;
-        buf[pos] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    if i < 0 {
-        out.push('-');
-    }
-    for &b in &buf[pos..] {
-        out.push(char::from(b));
-    }
-}
-
-/// `s` as a JSON string literal.
-pub(crate) fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    push_json_string(&mut out, s);
-    out
 }
 
 /// Append `s` as a JSON string literal.

@@ -14,8 +14,26 @@ fn eval(query: &Query, json: &str) -> Outcome {
     let raw = query.eval_raw(json);
     if let Ok(v) = serde_json::from_str::<Value>(json) {
         assert_same(&raw, &query.eval_value(&v), json);
+        assert_into_agrees(query, &v);
     }
     raw
+}
+
+/// `eval_value_into` on a buffer left dirty by an earlier message says what `eval_value` says.
+fn assert_into_agrees(query: &Query, v: &Value) {
+    let mut out = String::from("{\"left\":\"over\"}");
+    let got = match query.eval_value_into(v, &mut out) {
+        Match::NoMatch => {
+            assert!(out.is_empty(), "buffer not cleared on {v}");
+            Outcome::NoMatch
+        }
+        Match::Forward => {
+            assert!(out.is_empty(), "buffer not cleared on {v}");
+            Outcome::Forward
+        }
+        Match::Projected => Outcome::Projected(out),
+    };
+    assert_eq!(got, query.eval_value(v), "eval_value_into differs on {v}");
 }
 
 fn assert_same(raw: &Outcome, val: &Outcome, msg: &str) {
@@ -736,6 +754,40 @@ fn short_eq_checks_every_byte() {
 }
 
 #[test]
+fn eval_value_into_reuses_the_buffer() {
+    let query = q("SELECT data.fps, device.game AS g, x.y FROM c \
+                   WHERE data.fps < 60 AND device.os_name = 'iOS' AND device.game LIKE 'w%'");
+    let hit = json!({"data": {"fps": 30}, "device": {"os_name": "iOS", "game": "wiso"}, "x": null});
+    let miss = json!({"data": {"fps": 75}, "device": {"os_name": "iOS", "game": "wiso"}});
+    let mut out = String::new();
+    for _ in 0..3 {
+        assert_eq!(query.eval_value_into(&hit, &mut out), Match::Projected);
+        assert_eq!(out, r#"{"data.fps":30,"g":"wiso","x.y":null}"#);
+        assert_eq!(query.eval_value_into(&miss, &mut out), Match::NoMatch);
+        assert_eq!(out, "");
+    }
+    // SELECT * forwards; on an array message the first element is what is sent.
+    let star = q("SELECT * FROM c WHERE a.b = 1");
+    assert_eq!(
+        star.eval_value_into(&json!({"a": {"b": 1}}), &mut out),
+        Match::Forward
+    );
+    assert_eq!(out, "");
+    assert_eq!(
+        star.eval_value_into(&json!([{"a": {"b": 1}}, 2]), &mut out),
+        Match::Projected
+    );
+    assert_eq!(out, r#"{"a":{"b":1}}"#);
+    assert_into_agrees(&star, &json!([{"a": {"b": 1, "c": "\u{1}\"é"}}]));
+    // Big integers, floats and escapes in projected values.
+    let p = q("SELECT a, b, c, d FROM c");
+    let v = json!({"a": u64::MAX, "b": -1.5e300, "c": "q\"\\\n", "d": [1, {"e": null}]});
+    assert_eq!(p.eval_value_into(&v, &mut out), Match::Projected);
+    assert_eq!(serde_json::from_str::<Value>(&out).ok(), Some(v));
+    assert_into_agrees(&p, &json!({"a": i64::MIN}));
+}
+
+#[test]
 fn query_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Query>();
@@ -844,6 +896,7 @@ proptest! {
     fn generated_statements_parse_and_both_evaluators_agree(sql in arb_statement(), msg in arb_json()) {
         let query = Query::parse(&sql).map_err(|e| TestCaseError::fail(format!("{sql}: {e}")))?;
         let val = query.eval_value(&msg);
+        assert_into_agrees(&query, &msg);
         for text in [msg.to_string(), serde_json::to_string_pretty(&msg).unwrap_or_default()] {
             assert_same(&query.eval_raw(&text), &val, &format!("{sql} on {text}"));
         }
