@@ -41,7 +41,6 @@ if [ "$IDLE" -gt $((FD_LIMIT - 500)) ]; then
 fi
 
 if [ -z "${COBRA_BIN:-}" ]; then
-  export CARGO_BUILD_BUILD_DIR="${CARGO_BUILD_BUILD_DIR:-/work/cargo-build}"
   (cd "$ROOT" && cargo build --profile bench -p cobra-server --bin cobra >&2)
   # The `bench` profile (opt-level 3, fat LTO) inherits `release`, so it lands in target/release.
   COBRA_BIN="$ROOT/target/release/cobra"

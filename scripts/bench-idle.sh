@@ -28,7 +28,6 @@ trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)"
 FD_LIMIT="$(ulimit -n)"
 if [ -z "${COBRA_BIN:-}" ]; then
-  export CARGO_BUILD_BUILD_DIR="${CARGO_BUILD_BUILD_DIR:-/work/cargo-build}"
   (cd "$ROOT" && cargo build --profile bench -p cobra-server --bin cobra >&2)
   COBRA_BIN="$ROOT/target/release/cobra"
 fi
