@@ -185,6 +185,31 @@ impl Visitor<'_> for Key<'_> {
     }
 }
 
+/// A root that is a scalar (null, bool, number, string) is not an object: the message does not
+/// match. Shared by the two root visitors below.
+macro_rules! scalars_are_not_objects {
+    () => {
+        fn visit_unit<E>(self) -> Result<Root<'de>, E> {
+            Ok(Root::NotObject)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Root<'de>, E> {
+            Ok(Root::NotObject)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Root<'de>, E> {
+            Ok(Root::NotObject)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Root<'de>, E> {
+            Ok(Root::NotObject)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Root<'de>, E> {
+            Ok(Root::NotObject)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Root<'de>, E> {
+            Ok(Root::NotObject)
+        }
+    };
+}
+
 /// The whole message: an object, or an array whose first element is used.
 struct RootSeed<'p, 's, 'de> {
     paths: &'p Paths,
@@ -207,29 +232,7 @@ impl<'de> Visitor<'de> for RootSeed<'_, '_, 'de> {
         f.write_str("a JSON message")
     }
 
-    fn visit_unit<E>(self) -> Result<Root<'de>, E> {
-        Ok(Root::NotObject)
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Root<'de>, E> {
-        Ok(Root::NotObject)
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Root<'de>, E> {
-        Ok(Root::NotObject)
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Root<'de>, E> {
-        Ok(Root::NotObject)
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Root<'de>, E> {
-        Ok(Root::NotObject)
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<Root<'de>, E> {
-        Ok(Root::NotObject)
-    }
+    scalars_are_not_objects!();
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Root<'de>, A::Error> {
         Walk {
@@ -308,29 +311,7 @@ impl<'de> Visitor<'de> for ObjectOnly<'_, '_, 'de> {
         f.write_str("a JSON value")
     }
 
-    fn visit_unit<E>(self) -> Result<Root<'de>, E> {
-        Ok(Root::NotObject)
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Root<'de>, E> {
-        Ok(Root::NotObject)
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Root<'de>, E> {
-        Ok(Root::NotObject)
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Root<'de>, E> {
-        Ok(Root::NotObject)
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Root<'de>, E> {
-        Ok(Root::NotObject)
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<Root<'de>, E> {
-        Ok(Root::NotObject)
-    }
+    scalars_are_not_objects!();
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Root<'de>, A::Error> {
         self.0.visit_map(map)
