@@ -284,6 +284,29 @@ fn python_run(server: &Server, cobra: &Path, command: &str, extra: &[&str], appk
     run_with_deadline(server.python(cobra, &args), COMMAND_TIMEOUT)
 }
 
+/// `cobra publish --channel CHANNEL --path FILE --delay 0` with the `_pubsub` role; asserts it succeeded.
+fn python_publish(server: &Server, cobra: &Path, channel: &str, path: &Path) {
+    let publish = python_run(
+        server,
+        cobra,
+        "publish",
+        &[
+            "--channel",
+            channel,
+            "--path",
+            path.to_str().unwrap(),
+            "--delay",
+            "0",
+        ],
+        "_pubsub",
+    );
+    assert!(
+        publish.success(),
+        "cobra publish:\n{publish}\n{}",
+        server.log()
+    );
+}
+
 #[test]
 fn python_peer_runs_and_shares_our_config_format() {
     let Some(cobra) = python_cobra() else { return };
@@ -555,25 +578,7 @@ fn python_publish_and_filtered_subscribe() {
         .collect();
     events.push((99, 1));
     let path = write_events(server.dir.path(), "events.jsonl", &events);
-    let publish = python_run(
-        &server,
-        &cobra,
-        "publish",
-        &[
-            "--channel",
-            channel,
-            "--path",
-            path.to_str().unwrap(),
-            "--delay",
-            "0",
-        ],
-        "_pubsub",
-    );
-    assert!(
-        publish.success(),
-        "cobra publish:\n{publish}\n{}",
-        server.log()
-    );
+    python_publish(&server, &cobra, channel, &path);
 
     let (lines, complete) = read_until(&rx, COMMAND_TIMEOUT, |l| logged_n(l) == Some(99));
     let received: Vec<u64> = lines.iter().filter_map(|l| logged_n(l)).collect();
@@ -626,25 +631,7 @@ fn python_subscribe_from_position_with_batches() {
     // Published before anyone subscribes: only history can deliver them.
     let events: Vec<(u64, u64)> = (0..7).map(|n| (n, 60)).collect();
     let path = write_events(server.dir.path(), "history.jsonl", &events);
-    let publish = python_run(
-        &server,
-        &cobra,
-        "publish",
-        &[
-            "--channel",
-            channel,
-            "--path",
-            path.to_str().unwrap(),
-            "--delay",
-            "0",
-        ],
-        "_pubsub",
-    );
-    assert!(
-        publish.success(),
-        "cobra publish:\n{publish}\n{}",
-        server.log()
-    );
+    python_publish(&server, &cobra, channel, &path);
 
     let creds = server.credentials("_pubsub");
     let mut cmd = server.python(&cobra, &["-v", "subscribe"]);
