@@ -746,6 +746,65 @@ fn a_stalled_handshake_times_out_and_disconnect_interrupts_it() {
     drop(held);
 }
 
+/// A listener whose accept queue is full: the kernel drops further SYNs, so a connect to it
+/// stays pending (the SYN is retried for seconds) instead of failing.
+fn full_listener() -> (
+    socket2::Socket,
+    Vec<std::net::TcpStream>,
+    std::net::SocketAddr,
+) {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    s.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    s.listen(0).unwrap();
+    let addr = s.local_addr().unwrap().as_socket().unwrap();
+    // Fill the queue until a connect no longer completes: from then on SYNs are dropped.
+    let mut held = Vec::new();
+    loop {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(c) => held.push(c),
+            Err(_) => break,
+        }
+        assert!(held.len() < 64, "the accept queue never filled");
+    }
+    (s, held, addr)
+}
+
+#[test]
+fn a_stalled_tcp_connect_times_out_and_disconnect_interrupts_it() {
+    let (_listener, _held, addr) = full_listener();
+    let config = config(&format!("ws://{addr}")).timeouts(
+        Duration::from_millis(200),
+        Duration::from_secs(5),
+        T,
+    );
+    let (client, rec) = start(config);
+    let e = rec.wait_for(T, "connect timeout", |e| matches!(e, Event::Error { .. }));
+    assert!(
+        matches!(&e, Event::Error { kind: ErrorKind::Timeout, message, .. } if message.contains("connect")),
+        "{e:?}"
+    );
+    // Interrupt the next attempt while its SYN is unanswered.
+    wait_until(T, "next attempt", || {
+        rec.count(|e| matches!(e, Event::Connecting { .. })) >= 2
+    });
+    let t = Instant::now();
+    client.disconnect().unwrap();
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_millis(50),
+        "disconnect during a TCP connect took {took:?}"
+    );
+    assert_eq!(client.state(), State::Disconnected);
+    assert_eq!(rec.count(|e| matches!(e, Event::Open)), 0);
+}
+
 #[test]
 fn ipv6_endpoints() {
     let Ok(listener) = std::net::TcpListener::bind("[::1]:0") else {

@@ -124,3 +124,50 @@ fn an_unknown_ca_is_refused() {
     );
     assert_eq!(rec.count(|e| matches!(e, Event::Open)), 0);
 }
+
+#[test]
+fn a_stalled_tls_handshake_times_out_and_disconnect_interrupts_it() {
+    // Accepts TCP connections and never answers the ClientHello.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done2 = done.clone();
+    let held = std::thread::spawn(move || {
+        let mut conns = Vec::new();
+        for c in listener.incoming() {
+            if done2.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+            conns.extend(c.ok());
+        }
+    });
+    let config = config(&format!("wss://localhost:{}", addr.port())).timeouts(
+        Duration::from_secs(5),
+        Duration::from_millis(150),
+        T,
+    );
+    let (client, rec) = start(config);
+    let e = rec.wait_for(T, "TLS handshake timeout", |e| {
+        matches!(e, Event::Error { .. })
+    });
+    assert!(
+        matches!(&e, Event::Error { kind: ErrorKind::Timeout, message, .. } if message.contains("handshake")),
+        "{e:?}"
+    );
+    wait_until(T, "next attempt", || {
+        rec.count(|e| matches!(e, Event::Connecting { .. })) >= 2
+    });
+    let t = std::time::Instant::now();
+    client.disconnect().unwrap();
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_millis(50),
+        "disconnect during a TLS handshake took {took:?}"
+    );
+    assert_eq!(client.state(), cobra::State::Disconnected);
+    assert_eq!(rec.count(|e| matches!(e, Event::Open)), 0);
+    // Wake the accept loop so that it sees `done`.
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    drop(std::net::TcpStream::connect(addr));
+    held.join().unwrap();
+}
