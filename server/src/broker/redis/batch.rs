@@ -39,6 +39,15 @@ pub struct Job {
     pub _slot: OwnedSemaphorePermit,
 }
 
+impl Job {
+    /// Frees the slot, then answers: whoever is told the publish is done can use the slot.
+    fn answer(self, result: Result<RawId, NodeError>) {
+        let Job { reply, _slot, .. } = self;
+        drop(_slot);
+        let _ = reply.send(result);
+    }
+}
+
 /// What every batch of a node shares: the stream cap and the key layout.
 #[derive(Debug, Clone)]
 pub struct BatchSettings {
@@ -161,12 +170,12 @@ async fn send(
                 if r.is_ok() {
                     node.count_published();
                 }
-                let _ = job.reply.send(r);
+                job.answer(r);
             }
         }
         Err(e) => {
             for job in jobs {
-                let _ = job.reply.send(Err(e.clone()));
+                job.answer(Err(e.clone()));
             }
         }
     }
