@@ -122,6 +122,16 @@ pub const MAX_MESSAGE_DEPTH: usize = 128;
 
 /// Whether `json` nests arrays/objects deeper than `max` (a byte scan; strings skipped).
 fn nests_deeper_than(json: &str, max: usize) -> bool {
+    // Fast path (every publish goes through here): with at most `max` opening brackets in all,
+    // strings included, nothing can nest deeper; this count vectorizes, the exact scan not.
+    let opening = json
+        .as_bytes()
+        .iter()
+        .filter(|&&b| b == b'[' || b == b'{')
+        .count();
+    if opening <= max {
+        return false;
+    }
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
     for &b in json.as_bytes() {
         if in_string {
@@ -1369,5 +1379,29 @@ impl Drop for Session {
             _ => "-",
         };
         tracing::info!(conn = %self.id, appkey = %self.appkey, role, user_agent = %self.user_agent, pdus_in = self.pdus_in, pdus_out = self.pdus_out, "connection closed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_depth_is_checked_past_the_fast_path() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(!nests_deeper_than(
+            &deep(MAX_MESSAGE_DEPTH),
+            MAX_MESSAGE_DEPTH
+        ));
+        assert!(nests_deeper_than(
+            &deep(MAX_MESSAGE_DEPTH + 1),
+            MAX_MESSAGE_DEPTH
+        ));
+        // Many brackets, none deep: past the fast path, the exact scan says no.
+        let wide = format!("[{}]", vec!["[]"; 500].join(","));
+        assert!(!nests_deeper_than(&wide, MAX_MESSAGE_DEPTH));
+        // Brackets inside strings do not nest.
+        let quoted = format!("[\"{}\"]", "[".repeat(1000));
+        assert!(!nests_deeper_than(&quoted, MAX_MESSAGE_DEPTH));
     }
 }

@@ -35,6 +35,8 @@ pub struct Job {
     pub payload: Arc<str>,
     /// Where the position (or the error) goes.
     pub reply: oneshot::Sender<Result<RawId, NodeError>>,
+    /// When it was queued: a job that waited `response_timeout` is failed, not sent.
+    pub queued: std::time::Instant,
     /// The node's in-flight slot, held until the job is answered (or dropped).
     pub _slot: OwnedSemaphorePermit,
 }
@@ -101,6 +103,21 @@ pub async fn writer(node: Weak<Node>, mut jobs: mpsc::Receiver<Job>, settings: B
                     }
                 }
                 let Some(node) = node.upgrade() else { return };
+                // The only timeout of a queued publish (there is no timer per publish).
+                let now = std::time::Instant::now();
+                let timeout = node.limits().response_timeout;
+                if batch.iter().any(|j| now.duration_since(j.queued) >= timeout) {
+                    let (late, fresh): (Vec<Job>, Vec<Job>) = batch
+                        .into_iter()
+                        .partition(|j| now.duration_since(j.queued) >= timeout);
+                    for job in late {
+                        job.answer(Err(node.timeout_error()));
+                    }
+                    batch = fresh;
+                    if batch.is_empty() {
+                        continue;
+                    }
+                }
                 let generation = node.generation();
                 if loaded_on != Some(generation)
                     || script_missing.swap(false, std::sync::atomic::Ordering::Relaxed)
