@@ -422,7 +422,7 @@ impl Session {
     pub async fn on_text(&mut self, text: &str, sink: &mut (dyn PduSink + Send)) -> Flow {
         let broker = Arc::clone(&self.broker);
         match self
-            .on_text_pipelined(text, sink, &*broker.backend, false)
+            .on_text_pipelined(text, sink, &broker.backend, false)
             .await
         {
             Step::Done(flow) => flow,
@@ -444,7 +444,7 @@ impl Session {
         &mut self,
         text: &str,
         sink: &mut (dyn PduSink + Send),
-        backend: &'b dyn Backend,
+        backend: &'b Arc<dyn Backend>,
         publishes_in_flight: bool,
     ) -> Step<'b> {
         let envelope: Option<Envelope> = serde_json::from_str(text).ok();
@@ -541,7 +541,7 @@ impl Session {
             });
         }
         if action == "rtm/publish" {
-            return self.publish(id, body, sink, backend, publishes_in_flight);
+            return self.publish(id, body, sink, &**backend, publishes_in_flight);
         }
         let result = match action {
             "auth/handshake" => self.handshake(body),

@@ -16,6 +16,8 @@ use cobra_wire::handshake::{self, Request};
 use cobra_wire::ws::{Codec, Message, Role};
 use futures_util::FutureExt as _;
 use futures_util::stream::{FuturesOrdered, StreamExt as _};
+use std::future::poll_fn;
+use std::task::{Context, Poll};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::Shared;
@@ -24,7 +26,7 @@ use super::http::{Route, route};
 use super::io::Transport;
 use crate::broker::session::{PendingPublish, PublishAnswer, Step};
 use crate::broker::stats::Stats;
-use crate::broker::{Backend, Flow, Message as Published, PduSink, Session};
+use crate::broker::{Flow, Message as Published, PduSink, Session};
 
 /// A write that makes no progress for this long drops the connection (a peer that stopped
 /// reading must not pin its task and buffers forever).
@@ -162,8 +164,8 @@ pub async fn serve<T: Transport>(mut io: T, peer: SocketAddr, shared: Arc<Shared
 
 enum Event {
     Read(std::io::Result<usize>),
-    /// The oldest in-flight publish was answered.
-    Published(PublishAnswer),
+    /// The oldest in-flight publish was answered (the answer waits in the pipeline).
+    Published,
     Wake,
     Timer,
 }
@@ -180,6 +182,9 @@ enum Held {
 /// first publish that has to wait and released when the connection goes idle.
 struct Pipeline<'b> {
     in_flight: FuturesOrdered<PendingPublish<'b>>,
+    /// The answer just polled out of `in_flight` (kept here, not in the session loop's
+    /// future, which every idle connection carries).
+    answered: Option<PublishAnswer>,
     held: Option<Held>,
 }
 
@@ -187,19 +192,24 @@ impl Pipeline<'_> {
     fn new() -> Box<Self> {
         Box::new(Pipeline {
             in_flight: FuturesOrdered::new(),
+            answered: None,
             held: None,
         })
     }
 }
 
-/// The next answer of `pipeline`, in order (pending forever when there is none).
-async fn next_answer(pipeline: &mut Option<Box<Pipeline<'_>>>) -> PublishAnswer {
+/// Polls for the next answer of `pipeline`, in order, and keeps it in `answered`. A plain poll
+/// function rather than an `async fn`: its future in the session loop stays one pointer.
+fn poll_answer(pipeline: &mut Option<Box<Pipeline<'_>>>, cx: &mut Context<'_>) -> Poll<()> {
     match pipeline {
-        Some(p) => match p.in_flight.next().await {
-            Some(answer) => answer,
-            None => std::future::pending().await,
+        Some(p) => match p.in_flight.poll_next_unpin(cx) {
+            Poll::Ready(Some(answer)) => {
+                p.answered = Some(answer);
+                Poll::Ready(())
+            }
+            _ => Poll::Pending,
         },
-        None => std::future::pending().await,
+        None => Poll::Pending,
     }
 }
 
@@ -213,8 +223,6 @@ async fn run_session<T: Transport>(
     shared: &Shared,
 ) {
     let broker = &shared.broker;
-    let backend: &dyn Backend = &*broker.backend;
-    let max_in_flight = shared.settings.limits.max_publishes_in_flight.max(1);
     let (id, mailbox) = broker.register(appkey);
     tracing::info!(conn = %id, %peer, appkey, user_agent, deflate = codec.deflate().is_some(), "connection opened");
     let mut session = Session::new(
@@ -234,6 +242,7 @@ async fn run_session<T: Transport>(
     // Bytes may have arrived with the upgrade request.
     let mut pending_read = !rbuf.is_empty();
     loop {
+        let max_in_flight = shared.settings.limits.max_publishes_in_flight.max(1);
         let in_flight = pipeline.as_ref().map_or(0, |p| p.in_flight.len());
         // Full, or a PDU waits for the pipeline to empty: leave the socket unread (TCP
         // back-pressure) until the backend answers.
@@ -251,7 +260,7 @@ async fn run_session<T: Transport>(
             };
             tokio::select! {
                 r = io.read_some(&mut rbuf), if !stalled => Event::Read(r),
-                answer = next_answer(&mut pipeline), if in_flight > 0 => Event::Published(answer),
+                () = poll_fn(|cx| poll_answer(&mut pipeline, cx)), if in_flight > 0 => Event::Published,
                 () = mailbox.wait() => Event::Wake,
                 () = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Event::Timer,
             }
@@ -262,14 +271,16 @@ async fn run_session<T: Transport>(
         match event {
             Event::Read(Ok(0)) | Event::Read(Err(_)) => break,
             Event::Read(Ok(_)) => process_input = true,
-            Event::Published(answer) => {
+            Event::Published => {
                 let mut encoder = Encoder {
                     codec: &mut codec,
                     out: &mut wbuf,
                 };
-                session.publish_done(answer, &mut encoder);
-                // Every answer already there goes into the same write.
                 if let Some(p) = pipeline.as_mut() {
+                    if let Some(answer) = p.answered.take() {
+                        session.publish_done(answer, &mut encoder);
+                    }
+                    // Every answer already there goes into the same write.
                     while let Some(Some(answer)) = p.in_flight.next().now_or_never() {
                         session.publish_done(answer, &mut encoder);
                     }
@@ -286,7 +297,12 @@ async fn run_session<T: Transport>(
         if process_input {
             loop {
                 let held = match pipeline.as_mut() {
-                    Some(p) if p.in_flight.len() >= max_in_flight => break,
+                    Some(p)
+                        if p.in_flight.len()
+                            >= shared.settings.limits.max_publishes_in_flight.max(1) =>
+                    {
+                        break;
+                    }
                     Some(p) if p.held.is_some() => {
                         if !p.in_flight.is_empty() {
                             break;
@@ -351,7 +367,7 @@ async fn run_session<T: Transport>(
                             codec: &mut codec,
                             out: &mut wbuf,
                         },
-                        backend,
+                        &broker.backend,
                         in_flight,
                     )
                     .await;
