@@ -309,6 +309,34 @@ fn parse_body<'a, T: Deserialize<'a>>(body: Option<&'a RawValue>) -> Result<T, R
     })
 }
 
+/// Appends `s` as a JSON string literal (quotes and escapes included).
+fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(escape);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
 fn json_str(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
@@ -673,9 +701,21 @@ impl Session {
             Some(Ok(position)) => *position,
             _ => Position::default(),
         };
-        let list = serde_json::to_string(&published.channels).unwrap_or_else(|_| "[]".into());
-        let body = format!(r#"{{"channels":{list},"position":"{first}"}}"#);
-        self.send_ok(sink, ACTION, &answer.id, &body);
+        // Written straight into the PDU buffer: this is every publish's answer.
+        self.scratch.clear();
+        let _ = write!(
+            self.scratch,
+            r#"{{"action":"{ACTION}/ok","id":{},"body":{{"channels":["#,
+            answer.id
+        );
+        for (i, channel) in published.channels.iter().enumerate() {
+            if i > 0 {
+                self.scratch.push(',');
+            }
+            push_json_str(&mut self.scratch, channel);
+        }
+        let _ = write!(self.scratch, r#"],"position":"{first}"}}}}"#);
+        self.emit(sink);
     }
 
     fn check_allowed(&self, action: &str) -> Result<Arc<RoleCounters>, Refusal> {
@@ -1385,6 +1425,24 @@ impl Drop for Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_strings_are_escaped_like_serde_json() {
+        for s in [
+            "plain",
+            "q\"uote",
+            "back\\slash",
+            "nl\n cr\r tab\t",
+            "\u{1}\u{8}\u{c}\u{1f}",
+            "é ü 日本",
+            "",
+        ] {
+            let mut out = String::new();
+            push_json_str(&mut out, s);
+            assert_eq!(serde_json::from_str::<String>(&out).unwrap(), s, "{out}");
+            assert_eq!(out, json_str(s));
+        }
+    }
 
     #[test]
     fn nesting_depth_is_checked_past_the_fast_path() {
