@@ -367,3 +367,30 @@ fn a_node_failing_under_pipelined_publishes_answers_each_in_order() {
     let a = c.request("rtm/publish", json!({"channel": "dies", "message": 1}));
     assert_eq!(a["action"], "rtm/publish/error", "{a}");
 }
+
+/// A PDU that is not JSON right behind pipelined publishes: their acks first, then the error
+/// and the close, as when they were handled one at a time.
+#[test]
+fn a_bad_pdu_after_pipelined_publishes_is_refused_after_their_acks() {
+    let node = RedisServer::spawn().expect("redis-server");
+    let server = on_redis(&[&node], RedisLimits::default(), |_| {});
+    let mut c = Client::authed(server.local_addr(), "app1", "all");
+    let mut out = Vec::new();
+    for i in 0..50 {
+        c.codec
+            .encode_text(&publish(i, "bad", i).to_string(), &mut out);
+    }
+    c.codec.encode_text("{not json", &mut out);
+    c.stream.write_all(&out).expect("send");
+    for i in 0..50 {
+        let a = c.recv_json();
+        assert_eq!(
+            (&a["id"], &a["action"]),
+            (&json!(i), &json!("rtm/publish/ok"))
+        );
+    }
+    let e = c.recv_json();
+    assert_eq!(e["action"], "rtm/error", "{e}");
+    assert_eq!(e["body"]["error"], "bad_schema", "{e}");
+    assert_eq!(c.expect_close(), 1000);
+}
