@@ -4,17 +4,27 @@
 //! [`Session::pump`] whenever the connection's [`Mailbox`] wakes it (deliveries, losses, a close
 //! request) or a batch deadline passes, and writes whatever the session handed to its
 //! [`PduSink`]. Every PDU sent carries an `id`.
+//!
+//! Publishes can be pipelined: [`Session::on_text_pipelined`] starts a publish (checks, then
+//! [`Backend::publish`] for each of its channels, which fixes the order it lands in) and hands
+//! back a [`PendingPublish`] instead of waiting for the backend; the caller awaits those in
+//! the order they were received and passes each answer to [`Session::publish_done`], so acks
+//! go out in order. Any other PDU waits ([`Step::Wait`]) until no publish is in flight, so a
+//! read after a publish sees it.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use futures_util::FutureExt as _;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::backend::{ChannelKey, Message, StartAt};
+use super::backend::{Backend, BackendError, BoxFuture, ChannelKey, Message, StartAt};
 use super::mailbox::{Delivery, Mailbox, Notice, Subscriber};
 use super::stats::RoleCounters;
 use super::{Broker, CLOSE_NORMAL};
@@ -59,6 +69,43 @@ pub enum Flow {
     },
 }
 
+/// A started publish waiting for the backend; its output goes to [`Session::publish_done`].
+/// It borrows the backend (`'b`), not the session.
+pub type PendingPublish<'b> = Pin<Box<dyn Future<Output = PublishAnswer> + Send + 'b>>;
+
+/// What a [`PendingPublish`] resolves to: the answer of one `rtm/publish`, not yet sent.
+pub struct PublishAnswer {
+    /// The request id, as received (a JSON scalar).
+    id: Box<str>,
+    result: Result<PublishedTo, Refusal>,
+}
+
+/// Where a publish went: each channel with the backend's answer for it.
+struct PublishedTo {
+    channels: Vec<String>,
+    payload_len: usize,
+    results: Vec<Result<Position, BackendError>>,
+}
+
+/// What [`Session::on_text_pipelined`] did with a PDU.
+pub enum Step<'b> {
+    /// Handled (its answer, if any, was sent); go on or close.
+    Done(Flow),
+    /// A publish was started: await it after every earlier one, then give its answer to
+    /// [`Session::publish_done`].
+    Publish(PendingPublish<'b>),
+    /// Not a publish, and publishes are in flight: nothing was done. Offer the same text again
+    /// once every earlier publish was answered.
+    Wait,
+}
+
+/// A publish checked and handed to the backend, one future per channel.
+struct Started<'b> {
+    channels: Vec<String>,
+    payload_len: usize,
+    publishes: Vec<BoxFuture<'b, Result<Position, BackendError>>>,
+}
+
 /// What closes a one-message `rtm/subscription/data` PDU after the message.
 const DATA_SUFFIX: &str = "]}}";
 
@@ -75,6 +122,16 @@ pub const MAX_MESSAGE_DEPTH: usize = 128;
 
 /// Whether `json` nests arrays/objects deeper than `max` (a byte scan; strings skipped).
 fn nests_deeper_than(json: &str, max: usize) -> bool {
+    // Fast path (every publish goes through here): with at most `max` opening brackets in all,
+    // strings included, nothing can nest deeper; this count vectorizes, the exact scan not.
+    let opening = json
+        .as_bytes()
+        .iter()
+        .filter(|&&b| b == b'[' || b == b'{')
+        .count();
+    if opening <= max {
+        return false;
+    }
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
     for &b in json.as_bytes() {
         if in_string {
@@ -252,6 +309,34 @@ fn parse_body<'a, T: Deserialize<'a>>(body: Option<&'a RawValue>) -> Result<T, R
     })
 }
 
+/// Appends `s` as a JSON string literal (quotes and escapes included).
+fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(escape);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
 fn json_str(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
@@ -361,10 +446,43 @@ impl Session {
         self.emit(sink);
     }
 
-    /// Handles one received text PDU.
+    /// Handles one received text PDU, publishes included (waiting for the backend's answer).
     pub async fn on_text(&mut self, text: &str, sink: &mut (dyn PduSink + Send)) -> Flow {
-        self.pdus_in += 1;
+        let broker = Arc::clone(&self.broker);
+        match self
+            .on_text_pipelined(text, sink, &broker.backend, false)
+            .await
+        {
+            Step::Done(flow) => flow,
+            Step::Publish(publish) => {
+                let answer = publish.await;
+                self.publish_done(answer, sink);
+                Flow::Continue
+            }
+            // Only returned while publishes are in flight, and none are here.
+            Step::Wait => Flow::Continue,
+        }
+    }
+
+    /// Handles one received text PDU without waiting for publishes: a publish is started on
+    /// `backend` (the broker's) and returned as [`Step::Publish`] unless it could be answered
+    /// at once with `publishes_in_flight` false. With `publishes_in_flight` true, any other
+    /// PDU gives [`Step::Wait`] and is left untouched.
+    pub async fn on_text_pipelined<'b>(
+        &mut self,
+        text: &str,
+        sink: &mut (dyn PduSink + Send),
+        backend: &'b Arc<dyn Backend>,
+        publishes_in_flight: bool,
+    ) -> Step<'b> {
         let envelope: Option<Envelope> = serde_json::from_str(text).ok();
+        let is_publish = envelope
+            .as_ref()
+            .is_some_and(|e| e.action.as_deref() == Some("rtm/publish"));
+        if publishes_in_flight && !is_publish {
+            return Step::Wait;
+        }
+        self.pdus_in += 1;
         let Some(Envelope {
             action: Some(action),
             id,
@@ -380,10 +498,10 @@ impl Session {
                 "the PDU is not a JSON object with an \"action\" string"
             };
             self.send_error(sink, "rtm", "1", &Refusal::new("bad_schema", reason));
-            return Flow::Close {
+            return Step::Done(Flow::Close {
                 code: CLOSE_NORMAL,
                 reason: "bad_schema",
-            };
+            });
         };
         if self.broker.settings.verbose {
             if action == "auth/authenticate" {
@@ -400,6 +518,11 @@ impl Session {
             || serde_json::from_str::<serde_json::Value>(id)
                 .is_ok_and(|v| !v.is_array() && !v.is_object());
         if !scalar_id {
+            if publishes_in_flight {
+                // Its error (and the close) must follow the earlier publishes' acks.
+                self.pdus_in -= 1;
+                return Step::Wait;
+            }
             self.send_error(
                 sink,
                 "rtm",
@@ -409,10 +532,10 @@ impl Session {
                     "the PDU id must be a string or a number within the range of a double",
                 ),
             );
-            return Flow::Close {
+            return Step::Done(Flow::Close {
                 code: CLOSE_NORMAL,
                 reason: "bad_schema",
-            };
+            });
         }
         let action: &str = &action;
         const KNOWN: [&str; 10] = [
@@ -440,10 +563,13 @@ impl Session {
                 "rtm"
             };
             self.send_error(sink, echo, id, &Refusal::new("bad_schema", reason));
-            return Flow::Close {
+            return Step::Done(Flow::Close {
                 code: CLOSE_NORMAL,
                 reason: "bad_schema",
-            };
+            });
+        }
+        if action == "rtm/publish" {
+            return self.publish(id, body, sink, &**backend, publishes_in_flight);
         }
         let result = match action {
             "auth/handshake" => self.handshake(body),
@@ -451,10 +577,6 @@ impl Session {
             _ => match self.check_allowed(action) {
                 Err(r) => Err(r),
                 Ok(counters) => match action {
-                    "rtm/publish" => match self.take_publish_token() {
-                        Ok(()) => self.publish(body, &counters).await,
-                        Err(r) => Err(r),
-                    },
                     "rtm/subscribe" => self.subscribe(body, &counters, id, sink).await,
                     "rtm/unsubscribe" => self.unsubscribe(body, &counters),
                     "rtm/read" => self.read(body, &counters).await,
@@ -470,7 +592,130 @@ impl Session {
             Ok(None) => {}
             Err(r) => self.send_error(sink, action, id, &r),
         }
-        Flow::Continue
+        Step::Done(Flow::Continue)
+    }
+
+    /// Starts a publish: answered now when it can be (a refusal, or a backend that answered
+    /// at once with nothing in flight), else returned to be awaited in order.
+    fn publish<'b>(
+        &mut self,
+        id: &str,
+        body: Option<&RawValue>,
+        sink: &mut (dyn PduSink + Send),
+        backend: &'b dyn Backend,
+        publishes_in_flight: bool,
+    ) -> Step<'b> {
+        let started = self
+            .check_allowed("rtm/publish")
+            .and_then(|_| self.take_publish_token())
+            .and_then(|()| self.start_publish(body, backend));
+        let Started {
+            channels,
+            payload_len,
+            mut publishes,
+        } = match started {
+            Ok(started) => started,
+            Err(refusal) if publishes_in_flight => {
+                // Answered after the earlier publishes, like any other.
+                let answer = PublishAnswer {
+                    id: id.into(),
+                    result: Err(refusal),
+                };
+                return Step::Publish(Box::pin(std::future::ready(answer)));
+            }
+            Err(refusal) => {
+                self.send_error(sink, "rtm/publish", id, &refusal);
+                return Step::Done(Flow::Continue);
+            }
+        };
+        if !publishes_in_flight && publishes.len() == 1 {
+            // The embedded backend answers at once: no allocation, no round through the loop.
+            if let Some(result) = (&mut publishes[0]).now_or_never() {
+                let answer = PublishAnswer {
+                    id: id.into(),
+                    result: Ok(PublishedTo {
+                        channels,
+                        payload_len,
+                        results: vec![result],
+                    }),
+                };
+                self.publish_done(answer, sink);
+                return Step::Done(Flow::Continue);
+            }
+        }
+        let id: Box<str> = id.into();
+        Step::Publish(Box::pin(async move {
+            // Every publish was already started: this only collects the answers.
+            let results = if publishes.len() == 1 {
+                let mut publishes = publishes;
+                match publishes.pop() {
+                    Some(publish) => vec![publish.await],
+                    None => Vec::new(),
+                }
+            } else {
+                futures_util::future::join_all(publishes).await
+            };
+            PublishAnswer {
+                id,
+                result: Ok(PublishedTo {
+                    channels,
+                    payload_len,
+                    results,
+                }),
+            }
+        }))
+    }
+
+    /// Sends the ack (or error) of a publish returned by [`Session::on_text_pipelined`]. Call
+    /// in the order the publishes were received.
+    pub fn publish_done(&mut self, answer: PublishAnswer, sink: &mut (dyn PduSink + Send)) {
+        const ACTION: &str = "rtm/publish";
+        let published = match answer.result {
+            Ok(published) => published,
+            Err(refusal) => return self.send_error(sink, ACTION, &answer.id, &refusal),
+        };
+        let mut first_error = None;
+        for (channel, result) in published.channels.iter().zip(&published.results) {
+            match result {
+                Ok(_) => {
+                    if let Auth::Authenticated { counters, .. } = &self.auth {
+                        counters.published_count.fetch_add(1, Ordering::Relaxed);
+                        counters
+                            .published_bytes
+                            .fetch_add(published.payload_len as u64, Ordering::Relaxed);
+                    }
+                    self.broker
+                        .stats
+                        .channel_published(channel, published.payload_len);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            let refusal = Refusal::new(e.code(), e.to_string());
+            return self.send_error(sink, ACTION, &answer.id, &refusal);
+        }
+        let first = match published.results.first() {
+            Some(Ok(position)) => *position,
+            _ => Position::default(),
+        };
+        // Written straight into the PDU buffer: this is every publish's answer.
+        self.scratch.clear();
+        let _ = write!(
+            self.scratch,
+            r#"{{"action":"{ACTION}/ok","id":{},"body":{{"channels":["#,
+            answer.id
+        );
+        for (i, channel) in published.channels.iter().enumerate() {
+            if i > 0 {
+                self.scratch.push(',');
+            }
+            push_json_str(&mut self.scratch, channel);
+        }
+        let _ = write!(self.scratch, r#"],"position":"{first}"}}}}"#);
+        self.emit(sink);
     }
 
     fn check_allowed(&self, action: &str) -> Result<Arc<RoleCounters>, Refusal> {
@@ -615,11 +860,13 @@ impl Session {
         Ok(Some("{}".into()))
     }
 
-    async fn publish(
-        &mut self,
+    /// Checks a publish and starts it on every channel: calling [`Backend::publish`] fixes the
+    /// order it lands in, so nothing here waits.
+    fn start_publish<'b>(
+        &self,
         body: Option<&RawValue>,
-        counters: &RoleCounters,
-    ) -> Result<Option<String>, Refusal> {
+        backend: &'b dyn Backend,
+    ) -> Result<Started<'b>, Refusal> {
         let b: PublishBody = parse_body(body)?;
         let Some(message) = b.message else {
             return Err(Refusal::new("missing_message", "body.message is missing"));
@@ -660,28 +907,21 @@ impl Session {
                 "body.channel (or body.channels) is missing or empty",
             ));
         }
+        // Every name is checked before anything is published.
+        let keys = channels
+            .iter()
+            .map(|c| self.key(c))
+            .collect::<Result<Vec<_>, _>>()?;
         let payload: Arc<str> = message.get().into();
-        let mut first = None;
-        for c in &channels {
-            let key = self.key(c)?;
-            let pos = self
-                .broker
-                .backend
-                .publish(&key, Arc::clone(&payload))
-                .await
-                .map_err(|e| Refusal::new(e.code(), e.to_string()))?;
-            first.get_or_insert(pos);
-            counters.published_count.fetch_add(1, Ordering::Relaxed);
-            counters
-                .published_bytes
-                .fetch_add(payload.len() as u64, Ordering::Relaxed);
-            self.broker.stats.channel_published(c, payload.len());
-        }
-        let list = serde_json::to_string(&channels).unwrap_or_else(|_| "[]".into());
-        Ok(Some(format!(
-            r#"{{"channels":{list},"position":"{}"}}"#,
-            first.unwrap_or_default()
-        )))
+        let publishes = keys
+            .iter()
+            .map(|key| backend.publish(key, Arc::clone(&payload)))
+            .collect();
+        Ok(Started {
+            channels,
+            payload_len: payload.len(),
+            publishes,
+        })
     }
 
     async fn subscribe(
@@ -1179,5 +1419,47 @@ impl Drop for Session {
             _ => "-",
         };
         tracing::info!(conn = %self.id, appkey = %self.appkey, role, user_agent = %self.user_agent, pdus_in = self.pdus_in, pdus_out = self.pdus_out, "connection closed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings_are_escaped_like_serde_json() {
+        for s in [
+            "plain",
+            "q\"uote",
+            "back\\slash",
+            "nl\n cr\r tab\t",
+            "\u{1}\u{8}\u{c}\u{1f}",
+            "é ü 日本",
+            "",
+        ] {
+            let mut out = String::new();
+            push_json_str(&mut out, s);
+            assert_eq!(serde_json::from_str::<String>(&out).unwrap(), s, "{out}");
+            assert_eq!(out, json_str(s));
+        }
+    }
+
+    #[test]
+    fn nesting_depth_is_checked_past_the_fast_path() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(!nests_deeper_than(
+            &deep(MAX_MESSAGE_DEPTH),
+            MAX_MESSAGE_DEPTH
+        ));
+        assert!(nests_deeper_than(
+            &deep(MAX_MESSAGE_DEPTH + 1),
+            MAX_MESSAGE_DEPTH
+        ));
+        // Many brackets, none deep: past the fast path, the exact scan says no.
+        let wide = format!("[{}]", vec!["[]"; 500].join(","));
+        assert!(!nests_deeper_than(&wide, MAX_MESSAGE_DEPTH));
+        // Brackets inside strings do not nest.
+        let quoted = format!("[\"{}\"]", "[".repeat(1000));
+        assert!(!nests_deeper_than(&quoted, MAX_MESSAGE_DEPTH));
     }
 }

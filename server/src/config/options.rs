@@ -31,6 +31,10 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_BATCH_FLUSH_MS: u64 = 20;
 /// Default bytes queued for sending to one connection before it is declared too slow.
 pub const DEFAULT_OUTBOUND_QUEUE_BYTES: usize = 8 * 1024 * 1024;
+/// Default publishes one connection may have waiting for the backend: enough to keep a
+/// Redis node busy from one publisher, small enough that a client that never reads its acks
+/// holds little (past it the server stops reading the socket: TCP back-pressure).
+pub const DEFAULT_MAX_PUBLISHES_IN_FLIGHT: usize = 256;
 
 /// Options of `cobra run`.
 #[derive(Debug, Clone, clap::Args)]
@@ -141,6 +145,9 @@ pub struct Limits {
     pub batch_flush: Duration,
     /// Bytes queued per connection before it counts as too slow.
     pub outbound_queue_bytes: usize,
+    /// Publishes of one connection waiting for the backend at once (pipelined, acked in
+    /// order). When full the connection's socket is not read until one is answered.
+    pub max_publishes_in_flight: usize,
 }
 
 impl Default for Limits {
@@ -153,6 +160,7 @@ impl Default for Limits {
             handshake_timeout: Duration::from_millis(DEFAULT_HANDSHAKE_TIMEOUT_MS),
             batch_flush: Duration::from_millis(DEFAULT_BATCH_FLUSH_MS),
             outbound_queue_bytes: DEFAULT_OUTBOUND_QUEUE_BYTES,
+            max_publishes_in_flight: DEFAULT_MAX_PUBLISHES_IN_FLIGHT,
         }
     }
 }
@@ -231,6 +239,7 @@ impl ServerOptions {
             )?),
             batch_flush: Duration::from_millis(nonzero_u64(self.batch_flush_ms, "batch-flush-ms")?),
             outbound_queue_bytes: nonzero(self.outbound_queue_bytes, "outbound-queue-bytes")?,
+            max_publishes_in_flight: DEFAULT_MAX_PUBLISHES_IN_FLIGHT,
         };
         let channel_max_length = match self.channel_max_length {
             None => None,
@@ -442,6 +451,7 @@ mod tests {
                 handshake_timeout: Duration::from_millis(1500),
                 batch_flush: Duration::from_millis(3),
                 outbound_queue_bytes: 4096,
+                max_publishes_in_flight: DEFAULT_MAX_PUBLISHES_IN_FLIGHT,
             }
         );
         assert_eq!(

@@ -14,12 +14,17 @@ use std::time::Duration;
 use bytes::BytesMut;
 use cobra_wire::handshake::{self, Request};
 use cobra_wire::ws::{Codec, Message, Role};
+use futures_util::FutureExt as _;
+use futures_util::stream::{FuturesOrdered, StreamExt as _};
+use std::future::poll_fn;
+use std::task::{Context, Poll};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::Shared;
 use super::compress;
 use super::http::{Route, route};
 use super::io::Transport;
+use crate::broker::session::{PendingPublish, PublishAnswer, Step};
 use crate::broker::stats::Stats;
 use crate::broker::{Flow, Message as Published, PduSink, Session};
 
@@ -159,8 +164,53 @@ pub async fn serve<T: Transport>(mut io: T, peer: SocketAddr, shared: Arc<Shared
 
 enum Event {
     Read(std::io::Result<usize>),
+    /// The oldest in-flight publish was answered (the answer waits in the pipeline).
+    Published,
     Wake,
     Timer,
+}
+
+/// What waits for the peer's PDUs to be processed on: a PDU held back until every in-flight
+/// publish is answered (so answers keep the order of the requests).
+enum Held {
+    Text(String),
+    /// The peer's close frame: the acks of its publishes go out first.
+    Close(u16),
+}
+
+/// The publishes of one connection waiting for the backend, oldest first. Allocated on the
+/// first publish that has to wait and released when the connection goes idle.
+struct Pipeline<'b> {
+    in_flight: FuturesOrdered<PendingPublish<'b>>,
+    /// The answer just polled out of `in_flight` (kept here, not in the session loop's
+    /// future, which every idle connection carries).
+    answered: Option<PublishAnswer>,
+    held: Option<Held>,
+}
+
+impl Pipeline<'_> {
+    fn new() -> Box<Self> {
+        Box::new(Pipeline {
+            in_flight: FuturesOrdered::new(),
+            answered: None,
+            held: None,
+        })
+    }
+}
+
+/// Polls for the next answer of `pipeline`, in order, and keeps it in `answered`. A plain poll
+/// function rather than an `async fn`: its future in the session loop stays one pointer.
+fn poll_answer(pipeline: &mut Option<Box<Pipeline<'_>>>, cx: &mut Context<'_>) -> Poll<()> {
+    match pipeline {
+        Some(p) => match p.in_flight.poll_next_unpin(cx) {
+            Poll::Ready(Some(answer)) => {
+                p.answered = Some(answer);
+                Poll::Ready(())
+            }
+            _ => Poll::Pending,
+        },
+        None => Poll::Pending,
+    }
 }
 
 async fn run_session<T: Transport>(
@@ -188,9 +238,16 @@ async fn run_session<T: Transport>(
         stats: &broker.stats,
         held: (false, false),
     };
+    let mut pipeline: Option<Box<Pipeline<'_>>> = None;
     // Bytes may have arrived with the upgrade request.
     let mut pending_read = !rbuf.is_empty();
     loop {
+        let max_in_flight = shared.settings.limits.max_publishes_in_flight.max(1);
+        let in_flight = pipeline.as_ref().map_or(0, |p| p.in_flight.len());
+        // Full, or a PDU waits for the pipeline to empty: leave the socket unread (TCP
+        // back-pressure) until the backend answers.
+        let stalled =
+            in_flight >= max_in_flight || pipeline.as_ref().is_some_and(|p| p.held.is_some());
         let event = if pending_read {
             pending_read = false;
             Event::Read(Ok(rbuf.len()))
@@ -202,18 +259,65 @@ async fn run_session<T: Transport>(
                 (None, false) => Some(auth_deadline),
             };
             tokio::select! {
-                r = io.read_some(&mut rbuf) => Event::Read(r),
+                r = io.read_some(&mut rbuf), if !stalled => Event::Read(r),
+                () = poll_fn(|cx| poll_answer(&mut pipeline, cx)), if in_flight > 0 => Event::Published,
                 () = mailbox.wait() => Event::Wake,
                 () = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Event::Timer,
             }
         };
         let mut close: Option<(u16, String)> = None;
+        let mut process_input = false;
+        // Handle what was received, as far as the pipeline allows.
         match event {
             Event::Read(Ok(0)) | Event::Read(Err(_)) => break,
-            Event::Read(Ok(_)) => {
-                loop {
-                    let decoded = codec.decode(&mut rbuf);
-                    let text = match decoded {
+            Event::Read(Ok(_)) => process_input = true,
+            Event::Published => {
+                let mut encoder = Encoder {
+                    codec: &mut codec,
+                    out: &mut wbuf,
+                };
+                if let Some(p) = pipeline.as_mut() {
+                    if let Some(answer) = p.answered.take() {
+                        session.publish_done(answer, &mut encoder);
+                    }
+                    // Every answer already there goes into the same write.
+                    while let Some(Some(answer)) = p.in_flight.next().now_or_never() {
+                        session.publish_done(answer, &mut encoder);
+                    }
+                }
+                process_input = true;
+            }
+            Event::Wake => {}
+            Event::Timer => {
+                if !session.is_authenticated() && Instant::now() >= auth_deadline {
+                    close = Some((CLOSE_POLICY, "authentication timeout".into()));
+                }
+            }
+        }
+        if process_input {
+            loop {
+                let held = match pipeline.as_mut() {
+                    Some(p)
+                        if p.in_flight.len()
+                            >= shared.settings.limits.max_publishes_in_flight.max(1) =>
+                    {
+                        break;
+                    }
+                    Some(p) if p.held.is_some() => {
+                        if !p.in_flight.is_empty() {
+                            break;
+                        }
+                        p.held.take()
+                    }
+                    _ => None,
+                };
+                let text = match held {
+                    Some(Held::Text(text)) => text,
+                    Some(Held::Close(code)) => {
+                        close = Some((code, String::new()));
+                        break;
+                    }
+                    None => match codec.decode(&mut rbuf) {
                         Ok(None) => break,
                         Ok(Some(Message::Text(t))) => t,
                         Ok(Some(Message::Binary(b))) => match String::from_utf8(b) {
@@ -235,8 +339,16 @@ async fn run_session<T: Transport>(
                             } else {
                                 code
                             };
-                            close = Some((code, String::new()));
-                            break;
+                            match pipeline.as_mut() {
+                                Some(p) if !p.in_flight.is_empty() => {
+                                    p.held = Some(Held::Close(code));
+                                    continue; // stops at the top: held behind the pipeline
+                                }
+                                _ => {
+                                    close = Some((code, String::new()));
+                                    break;
+                                }
+                            }
                         }
                         Err(e) => {
                             tracing::debug!(conn = %session.id(), error = %e, "protocol error");
@@ -245,32 +357,42 @@ async fn run_session<T: Transport>(
                             close = Some((e.close_code(), reason));
                             break;
                         }
-                    };
-                    let flow = session
-                        .on_text(
-                            &text,
-                            &mut Encoder {
-                                codec: &mut codec,
-                                out: &mut wbuf,
-                            },
-                        )
-                        .await;
-                    if let Flow::Close { code, reason } = flow {
+                    },
+                };
+                let in_flight = pipeline.as_ref().is_some_and(|p| !p.in_flight.is_empty());
+                let step = session
+                    .on_text_pipelined(
+                        &text,
+                        &mut Encoder {
+                            codec: &mut codec,
+                            out: &mut wbuf,
+                        },
+                        &broker.backend,
+                        in_flight,
+                    )
+                    .await;
+                match step {
+                    Step::Done(Flow::Continue) => {}
+                    Step::Done(Flow::Close { code, reason }) => {
                         close = Some((code, reason.into()));
                         break;
                     }
-                }
-                if rbuf.is_empty() && rbuf.capacity() > 0 {
-                    // Idle connections keep no read buffer.
-                    rbuf = BytesMut::new();
+                    Step::Publish(publish) => pipeline
+                        .get_or_insert_with(Pipeline::new)
+                        .in_flight
+                        .push_back(publish),
+                    Step::Wait => {
+                        // `Wait` only comes with publishes in flight: the pipeline exists.
+                        if let Some(p) = pipeline.as_mut() {
+                            p.held = Some(Held::Text(text));
+                        }
+                    }
                 }
             }
-            Event::Wake => {}
-            Event::Timer => {
-                if !session.is_authenticated() && Instant::now() >= auth_deadline {
-                    close = Some((CLOSE_POLICY, "authentication timeout".into()));
-                }
-            }
+        }
+        if rbuf.is_empty() && rbuf.capacity() > 0 {
+            // Idle connections keep no read buffer.
+            rbuf = BytesMut::new();
         }
         if close.is_none()
             && let Flow::Close { code, reason } = session.pump(
@@ -302,6 +424,12 @@ async fn run_session<T: Transport>(
             // Nothing half-received: give back what an idle connection does not need (the
             // inflater too if the client compresses each message on its own).
             codec.release_idle_memory();
+            if pipeline
+                .as_ref()
+                .is_some_and(|p| p.in_flight.is_empty() && p.held.is_none())
+            {
+                pipeline = None;
+            }
         }
         zlib.update(codec.zlib_streams_allocated());
         if close.is_some() {
@@ -320,6 +448,7 @@ async fn run_session<T: Transport>(
             break;
         }
     }
+    drop(pipeline);
     drop(session);
 }
 

@@ -9,15 +9,17 @@
 //! batches grow and the per-message cost falls. Each message is still acknowledged only after
 //! Redis answered for it.
 //!
-//! Bounds: a publish first takes one of the node's `max_in_flight` slots (waiting at most
-//! `queue_timeout`, then "overloaded"), so the queue to the writer never holds more than that;
-//! the whole publish, queueing included, must be answered within `response_timeout`.
+//! Bounds: a publish takes one of the node's `max_in_flight` slots when it is queued (none
+//! free: "overloaded" at once, see [`Node::start_publish`]) and holds it until answered, so the
+//! queue to the writer never holds more than that; the whole publish, queueing included, must
+//! be answered within `response_timeout`.
 
 use std::sync::LazyLock;
 use std::sync::{Arc, Weak};
 
-use redis::Value;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use redis::{ErrorKind, ServerErrorKind, Value};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use super::node::{Node, NodeError};
 use super::scripts::{self, RawId};
@@ -33,6 +35,19 @@ pub struct Job {
     pub payload: Arc<str>,
     /// Where the position (or the error) goes.
     pub reply: oneshot::Sender<Result<RawId, NodeError>>,
+    /// When it was queued: a job that waited `response_timeout` is failed, not sent.
+    pub queued: std::time::Instant,
+    /// The node's in-flight slot, held until the job is answered (or dropped).
+    pub _slot: OwnedSemaphorePermit,
+}
+
+impl Job {
+    /// Frees the slot, then answers: whoever is told the publish is done can use the slot.
+    fn answer(self, result: Result<RawId, NodeError>) {
+        let Job { reply, _slot, .. } = self;
+        drop(_slot);
+        let _ = reply.send(result);
+    }
 }
 
 /// What every batch of a node shares: the stream cap and the key layout.
@@ -49,6 +64,13 @@ pub struct BatchSettings {
 }
 
 /// The writer loop of one node; ends when the node is dropped.
+///
+/// Order: jobs leave the queue in the order they were queued, each batch keeps it, and each
+/// batch call is handed to the connection (first poll) before the next batch is formed; the
+/// connection writes requests in that order and Redis runs them in that order. So publishes
+/// land in the order they were queued, with `batches_in_flight` calls outstanding. The script
+/// is invoked with a plain `EVALSHA` (loaded beforehand), never with the load-and-retry of
+/// `Script::invoke_async`, whose retry could run after a later batch.
 pub async fn writer(node: Weak<Node>, mut jobs: mpsc::Receiver<Job>, settings: BatchSettings) {
     let (max_batch, in_flight) = match node.upgrade() {
         Some(n) => (
@@ -57,42 +79,96 @@ pub async fn writer(node: Weak<Node>, mut jobs: mpsc::Receiver<Job>, settings: B
         ),
         None => return,
     };
-    let slots = Arc::new(Semaphore::new(in_flight));
-    let mut batch = Vec::with_capacity(max_batch);
-    while let Some(first) = jobs.recv().await {
-        // Wait for a free call slot first: the jobs arriving meanwhile join this batch.
-        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
-            return;
-        };
-        batch.push(first);
-        while batch.len() < max_batch {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+    // The connection generation the script was last loaded on, and whether a call saw
+    // NOSCRIPT since (the cache flushed): then it is loaded again before the next batch.
+    let mut loaded_on: Option<u64> = None;
+    let script_missing = std::sync::atomic::AtomicBool::new(false);
+    let mut calls = FuturesUnordered::new();
+    let mut open = true;
+    while open || !calls.is_empty() {
+        tokio::select! {
+            Some(()) = calls.next(), if !calls.is_empty() => {}
+            // While `in_flight` calls are out, jobs wait in the queue and join the next batch.
+            job = jobs.recv(), if open && calls.len() < in_flight => {
+                let Some(first) = job else {
+                    open = false;
+                    continue;
+                };
+                let mut batch = Vec::with_capacity(max_batch.min(jobs.len() + 1));
+                batch.push(first);
+                while batch.len() < max_batch {
+                    match jobs.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+                let Some(node) = node.upgrade() else { return };
+                // The only timeout of a queued publish (there is no timer per publish).
+                let now = std::time::Instant::now();
+                let timeout = node.limits().response_timeout;
+                if batch.iter().any(|j| now.duration_since(j.queued) >= timeout) {
+                    let (late, fresh): (Vec<Job>, Vec<Job>) = batch
+                        .into_iter()
+                        .partition(|j| now.duration_since(j.queued) >= timeout);
+                    for job in late {
+                        job.answer(Err(node.timeout_error()));
+                    }
+                    batch = fresh;
+                    if batch.is_empty() {
+                        continue;
+                    }
+                }
+                let generation = node.generation();
+                if loaded_on != Some(generation)
+                    || script_missing.swap(false, std::sync::atomic::Ordering::Relaxed)
+                {
+                    // Inline: no batch may be issued before the script is there.
+                    let load = node
+                        .command_for_batch(|mut c| async move {
+                            PUBLISH_BATCH.prepare_invoke().load_async(&mut c).await
+                        })
+                        .await;
+                    loaded_on = load.is_ok().then_some(generation);
+                }
+                let mut call = Box::pin(send(node, batch, &settings, &script_missing));
+                // Hand the request to the connection now, before any later batch exists.
+                if futures_util::poll!(call.as_mut()).is_pending() {
+                    calls.push(call);
+                }
             }
         }
-        let Some(node) = node.upgrade() else { return };
-        let jobs_now = std::mem::replace(&mut batch, Vec::with_capacity(max_batch));
-        let settings = settings.clone();
-        let task_node = Arc::clone(&node);
-        node.spawn(async move {
-            send(&task_node, jobs_now, &settings).await;
-            drop(slot);
-        });
     }
 }
 
-async fn send(node: &Node, jobs: Vec<Job>, settings: &BatchSettings) {
-    let mut call = PUBLISH_BATCH.prepare_invoke();
+/// One `EVALSHA` of [`scripts::PUBLISH_BATCH`] for `jobs`; answers each job.
+async fn send(
+    node: Arc<Node>,
+    jobs: Vec<Job>,
+    settings: &BatchSettings,
+    script_missing: &std::sync::atomic::AtomicBool,
+) {
+    let mut call = redis::cmd("EVALSHA");
+    call.arg(PUBLISH_BATCH.get_hash()).arg(jobs.len());
+    for job in &jobs {
+        call.arg(&job.stream);
+    }
     call.arg(settings.max_length)
         .arg(settings.trim)
         .arg(settings.history_prefix_len)
         .arg(&settings.live_prefix);
     for job in &jobs {
-        call.key(&job.stream).arg(job.payload.as_bytes());
+        call.arg(job.payload.as_bytes());
     }
     let result: Result<Value, NodeError> = node
-        .command_for_batch(|mut c| async move { call.invoke_async(&mut c).await })
+        .command_for_batch(|mut c| async move {
+            let reply = call.query_async(&mut c).await;
+            if let Err(e) = &reply
+                && e.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
+            {
+                script_missing.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            reply
+        })
         .await;
     let ids = result.and_then(|v| match v {
         Value::Array(ids) if ids.len() == jobs.len() => Ok(ids),
@@ -111,12 +187,12 @@ async fn send(node: &Node, jobs: Vec<Job>, settings: &BatchSettings) {
                 if r.is_ok() {
                     node.count_published();
                 }
-                let _ = job.reply.send(r);
+                job.answer(r);
             }
         }
         Err(e) => {
             for job in jobs {
-                let _ = job.reply.send(Err(e.clone()));
+                job.answer(Err(e.clone()));
             }
         }
     }

@@ -32,6 +32,7 @@ pub mod scripts;
 pub mod shard;
 pub mod url;
 
+use std::future::Future;
 use std::sync::Arc;
 
 use redis::Value;
@@ -184,16 +185,20 @@ impl RedisBackend {
 
     /// Appends `payload` to the channel's history and pushes it to every server's subscribers;
     /// returns its position once Redis has answered.
-    pub async fn publish_raw(
+    ///
+    /// The publish is queued when this is called, not when the future is first polled:
+    /// publishes to one channel land in the order of the calls (see [`Node::start_publish`]).
+    pub fn publish_raw(
         &self,
         channel_key: &str,
         payload: Arc<str>,
-    ) -> Result<Position, NodeError> {
+    ) -> impl Future<Output = Result<Position, NodeError>> + Send + '_ {
         let node = self.node(channel_key);
-        let (ms, seq) = node
-            .publish(self.layout.history(channel_key), payload)
-            .await?;
-        Ok(Position { ms, seq })
+        let started = node.start_publish(self.layout.history(channel_key), payload);
+        async move {
+            let (ms, seq) = node.finish_publish(started).await?;
+            Ok(Position { ms, seq })
+        }
     }
 
     /// Stores `value` as the channel's key/value entry (a stream of length one, so the write
@@ -324,8 +329,9 @@ impl Backend for RedisBackend {
         channel: &ChannelKey,
         payload: Arc<str>,
     ) -> BoxFuture<'_, Result<Position, BackendError>> {
-        let key = channel.clone();
-        Box::pin(async move { Ok(self.publish_raw(key.as_str(), payload).await?) })
+        // Queued now (not on first poll): the caller's call order is the landing order.
+        let publish = self.publish_raw(channel.as_str(), payload);
+        Box::pin(async move { Ok(publish.await?) })
     }
 
     fn subscribe(

@@ -118,7 +118,8 @@ pub struct Node {
     name: String,
     limits: Arc<RedisLimits>,
     link: RwLock<Link>,
-    permits: Semaphore,
+    /// The `max_in_flight` slots; a queued publish holds its slot inside its [`Job`].
+    permits: Arc<Semaphore>,
     stats: NodeStats,
     /// Wakes the supervisor: a connection was lost or a request saw an I/O error.
     wake: Notify,
@@ -148,7 +149,7 @@ impl Node {
             jobs_rx: parking_lot::Mutex::new(Some(jobs_rx)),
             runtime,
             name: addr.to_string(),
-            permits: Semaphore::new(limits.max_in_flight),
+            permits: Arc::new(Semaphore::new(limits.max_in_flight)),
             hub: Hub::new(Layout::new(&limits.namespace), limits.catch_up_buffer),
             addr,
             limits,
@@ -216,6 +217,15 @@ impl Node {
         self.wake.notify_one();
         *self.link.write() = Link::default();
         self.stats.connected.store(false, Ordering::Relaxed);
+    }
+
+    /// A request that waited `response_timeout` without an answer (counted as an error).
+    pub(crate) fn timeout_error(&self) -> NodeError {
+        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        NodeError::Timeout {
+            node: self.name.clone(),
+            after: self.limits.response_timeout,
+        }
     }
 
     pub(crate) fn down_error(&self) -> NodeError {
@@ -343,33 +353,53 @@ impl Node {
         self.exec(conn, op).await
     }
 
-    /// Publishes `payload` to the history stream `stream` (and its pub/sub channel) through the
-    /// batch writer; resolves with the position once Redis answered.
-    pub async fn publish(&self, stream: String, payload: Arc<str>) -> Result<RawId, NodeError> {
-        let _permit = self.acquire().await?;
+    /// Queues a publish of `payload` to the history stream `stream` (and its pub/sub channel)
+    /// for the batch writer, **now**: publishes queued on a node land in Redis in the order of
+    /// these calls, whatever order their answers are awaited in (one connection's publishes to
+    /// a channel keep their order). Pass the result to [`Node::finish_publish`].
+    ///
+    /// Fails at once, without waiting for a slot, when the node is down or all
+    /// `max_in_flight` slots are taken: a publish that waited for a slot could be overtaken by
+    /// a later one that found a slot free, so a saturated node answers "overloaded" instead.
+    pub fn start_publish(
+        &self,
+        stream: String,
+        payload: Arc<str>,
+    ) -> Result<oneshot::Receiver<Result<RawId, NodeError>>, NodeError> {
         if !self.is_connected() {
             return Err(self.down_error()); // fail fast while the node is away
         }
+        let Ok(slot) = Arc::clone(&self.permits).try_acquire_owned() else {
+            self.stats.errors.fetch_add(1, Ordering::Relaxed);
+            return Err(NodeError::Overloaded {
+                node: self.name.clone(),
+                in_flight: self.limits.max_in_flight,
+            });
+        };
         let (reply, answer) = oneshot::channel();
-        // Cannot be full: the channel holds `max_in_flight` jobs and we hold one of as many slots.
+        // Cannot be full: the channel holds `max_in_flight` jobs and each holds one of as many
+        // slots.
         self.jobs
             .try_send(Job {
                 stream,
                 payload,
                 reply,
+                queued: std::time::Instant::now(),
+                _slot: slot,
             })
             .map_err(|_| self.down_error())?;
-        match tokio::time::timeout(self.limits.response_timeout, answer).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(self.down_error()),
-            Err(_) => {
-                self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                Err(NodeError::Timeout {
-                    node: self.name.clone(),
-                    after: self.limits.response_timeout,
-                })
-            }
-        }
+        Ok(answer)
+    }
+
+    /// Waits for the answer to a publish queued by [`Node::start_publish`] (at most about twice
+    /// `response_timeout`: queued, then sent); resolves with its position.
+    pub async fn finish_publish(
+        &self,
+        started: Result<oneshot::Receiver<Result<RawId, NodeError>>, NodeError>,
+    ) -> Result<RawId, NodeError> {
+        // No timer per publish: the writer fails a job that waited `response_timeout` in the
+        // queue, and bounds each call by `response_timeout` too.
+        started?.await.unwrap_or_else(|_| Err(self.down_error()))
     }
 
     /// Starts the node's supervisor and publish writer on its runtime.

@@ -43,7 +43,10 @@ for i = 1, #KEYS do
       parts[key] = p
       order[#order + 1] = key
     end
-    p[#p + 1] = id .. ' ' .. #msg .. ' ' .. msg
+    -- Pieces, joined once by table.concat: `id .. ' ' .. msg` would copy (and intern) every
+    -- message once more.
+    local n = #p
+    p[n + 1], p[n + 2], p[n + 3], p[n + 4], p[n + 5] = id, ' ', #msg, ' ', msg
     ids[i] = id
     last[key] = id
   end
