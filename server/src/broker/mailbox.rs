@@ -1,19 +1,45 @@
 //! The per-connection inbound queue of deliveries, and the subscriber handle backends offer to.
 //!
-//! Publishers never wait for subscribers: [`Subscriber::offer`] takes a short lock, pushes an
-//! `Arc` handle and returns. When the connection's queue is over its byte limit the message is
-//! dropped for that subscription and counted; the connection's own task then reports
-//! `out_of_sync` (or fast-forwards). Policy when full: **drop newest for that subscriber,
-//! count it, tell the subscriber**; the publisher and other subscribers are unaffected.
+//! [`Subscriber::offer`] takes a short lock, pushes an `Arc` handle and returns: it never
+//! blocks. Each mailbox has a byte limit; when a delivery would take it over, the message is
+//! dropped for that subscription and counted, and the connection's own task reports
+//! `out_of_sync` (or fast-forwards). Policy when full: **drop newest for that subscriber, count
+//! it, tell the subscriber**; other subscribers are unaffected.
+//!
+//! # Publisher back-pressure (embedded backend)
+//!
+//! Dropping is the last resort, not the answer to a server that is merely busy: when the CPU is
+//! saturated, publishers must slow down rather than subscribers lose data. So a mailbox built
+//! [`Mailbox::with_backpressure`] also has a **high-water mark** (half its limit) and a
+//! **low-water mark** (a quarter):
+//!
+//! - The embedded backend offers with [`Subscriber::offer_pressured`] (still at call time, so
+//!   publish order is call order) and collects the mailboxes left above high water. The
+//!   publish's future then waits in [`wait_for_drain`] until each has drained to high water or
+//!   below, or until [`Backpressure::wait`] has passed. The publisher's connection does not read
+//!   its next PDUs meanwhile, so TCP flow control throttles the publisher itself.
+//! - A mailbox a publish timed out on is marked **stalled**: nobody waits on it again until its
+//!   connection drains it to the low-water mark. A subscriber that never reads thus costs
+//!   publishers one bounded wait, then the drop-newest policy above applies to it as before.
+//! - A connection's own mailbox is never waited on by its own publishes (it cannot drain while
+//!   it publishes), nor is a closing or closed connection's.
+//! - Cheap when nobody is behind: the high-water test is one comparison under the lock `offer`
+//!   already takes; only a publish that must wait allocates or touches a [`Notify`].
+//!
+//! The Redis backend keeps the pure drop policy ([`Subscriber::offer`]): its pub/sub reader
+//! fans out for every connection of the server and must never stall on one of them.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
+use tokio::task::Id as TaskId;
 
 use super::backend::Message;
+use super::stats::BackpressureCounters;
 
 /// Notices one subscription may have waiting; when full the oldest is dropped (a newer state
 /// of the same subscription supersedes it, and a flapping node cannot grow the queue).
@@ -40,14 +66,45 @@ struct Inner {
     lagging: bool,
     /// Close requested (admin close, shutdown): the close code.
     close: Option<u16>,
+    /// The connection is gone (unregistered): nothing will drain this mailbox again.
+    gone: bool,
+    /// A publish timed out waiting on this mailbox: not waited on until it drains to low water.
+    stalled: bool,
+    /// A publish waits for this mailbox to drain to high water.
+    waited_on: bool,
+    /// The task draining this mailbox (its connection), once known.
+    owner: Option<TaskId>,
 }
 
-/// The bounded queue a connection's task drains, plus its wake-up.
+impl Inner {
+    fn closing(&self) -> bool {
+        self.gone || self.close.is_some()
+    }
+}
+
+/// How a mailbox holds publishers back (see the module documentation).
+#[derive(Debug, Clone)]
+pub struct Backpressure {
+    /// Longest one publish waits for the mailboxes it left above high water.
+    pub wait: Duration,
+    /// Where delays, timeouts and stalls are counted.
+    pub counters: Arc<BackpressureCounters>,
+}
+
+/// The bounded queue a connection's task drains, plus its wake-ups.
 #[derive(Debug)]
 pub struct Mailbox {
     inner: Mutex<Inner>,
     notify: Notify,
     limit_bytes: usize,
+    /// Above this many queued bytes publishers are held back (half the limit).
+    high_water: usize,
+    /// A stalled mailbox is waited on again once drained to this (a quarter of the limit).
+    low_water: usize,
+    /// `None`: never hold publishers back.
+    backpressure: Option<Backpressure>,
+    /// Wakes publishers waiting for this mailbox to drain to high water.
+    drained: Notify,
 }
 
 /// What [`Mailbox::drain`] found besides deliveries.
@@ -61,12 +118,27 @@ pub struct DrainFlags {
 }
 
 impl Mailbox {
-    /// A mailbox holding at most `limit_bytes` of queued payload (plus per-item overhead).
+    /// A mailbox holding at most `limit_bytes` of queued payload (plus per-item overhead),
+    /// never holding publishers back.
     pub fn new(limit_bytes: usize) -> Self {
         Mailbox {
             inner: Mutex::new(Inner::default()),
             notify: Notify::new(),
             limit_bytes,
+            high_water: limit_bytes / 2,
+            low_water: limit_bytes / 4,
+            backpressure: None,
+            drained: Notify::new(),
+        }
+    }
+
+    /// [`Mailbox::new`], and publishes offered with [`Subscriber::offer_pressured`] that leave it
+    /// over half full wait for it to drain (see the module documentation). A zero wait disables
+    /// back-pressure.
+    pub fn with_backpressure(limit_bytes: usize, backpressure: Backpressure) -> Self {
+        Mailbox {
+            backpressure: (!backpressure.wait.is_zero()).then_some(backpressure),
+            ..Mailbox::new(limit_bytes)
         }
     }
 
@@ -78,6 +150,10 @@ impl Mailbox {
     /// Moves up to about `max_bytes` of deliveries into `out`.
     pub fn drain(&self, out: &mut Vec<Delivery>, max_bytes: usize) -> DrainFlags {
         let mut inner = self.inner.lock();
+        if inner.owner.is_none() {
+            // The draining task is the connection's: its own publishes must not wait on it.
+            inner.owner = tokio::task::try_id();
+        }
         let mut taken = 0;
         while taken < max_bytes {
             let Some(d) = inner.items.pop_front() else {
@@ -96,6 +172,13 @@ impl Mailbox {
             // More to do: make sure the next wait() returns at once.
             self.notify.notify_one();
         }
+        if inner.stalled && inner.bytes <= self.low_water {
+            inner.stalled = false;
+        }
+        if inner.waited_on && inner.bytes <= self.high_water {
+            inner.waited_on = false;
+            self.drained.notify_waiters();
+        }
         let flags = DrainFlags {
             lagging: inner.lagging,
             close: inner.close,
@@ -108,6 +191,15 @@ impl Mailbox {
     pub fn close(&self, code: u16) {
         self.inner.lock().close.get_or_insert(code);
         self.notify.notify_one();
+        // A closing connection is not waited on.
+        self.drained.notify_waiters();
+    }
+
+    /// The connection is gone for good (called when it is unregistered): publishers waiting on
+    /// it are released, nobody waits on it again.
+    pub fn disconnect(&self) {
+        self.inner.lock().gone = true;
+        self.drained.notify_waiters();
     }
 
     /// Wakes the connection to look at its subscriptions' losses and notices.
@@ -126,20 +218,39 @@ impl Mailbox {
         self.inner.lock().bytes
     }
 
-    fn push(&self, token: u32, message: &Arc<Message>) -> bool {
+    /// Whether this mailbox holds publishers back at all.
+    pub fn has_backpressure(&self) -> bool {
+        self.backpressure.is_some()
+    }
+
+    /// Whether a publisher should wait for this mailbox now (see [`Inner::waited_on`]); when it
+    /// should, the drain will wake it.
+    fn hold_publisher(&self, inner: &mut Inner) -> bool {
+        let hold = self.backpressure.is_some()
+            && inner.bytes > self.high_water
+            && !inner.stalled
+            && !inner.closing()
+            && (inner.owner.is_none() || inner.owner != tokio::task::try_id());
+        inner.waited_on |= hold;
+        hold
+    }
+
+    /// Queues the delivery unless full. Returns (queued, the publisher should wait).
+    fn push(&self, token: u32, message: &Arc<Message>, pressured: bool) -> (bool, bool) {
         let size = message.payload.len() + ITEM_OVERHEAD;
         let mut inner = self.inner.lock();
-        if inner.close.is_some() {
-            return true; // closing: nobody will read it, and it is not a loss to report
+        if inner.closing() {
+            return (true, false); // nobody will read it, and it is not a loss to report
         }
         if inner.bytes + size > self.limit_bytes {
             let first = !inner.lagging;
             inner.lagging = true;
+            let hold = pressured && self.hold_publisher(&mut inner);
             drop(inner);
             if first {
                 self.notify.notify_one();
             }
-            return false;
+            return (false, hold);
         }
         let was_empty = inner.items.is_empty();
         inner.bytes += size;
@@ -147,11 +258,67 @@ impl Mailbox {
             token,
             message: Arc::clone(message),
         });
+        // The common case costs this one comparison.
+        let hold = pressured && inner.bytes > self.high_water && self.hold_publisher(&mut inner);
         drop(inner);
         if was_empty {
             self.notify.notify_one();
         }
+        (true, hold)
+    }
+
+    /// Still worth waiting for? Registers the waiter if so.
+    fn still_holds(&self) -> bool {
+        let mut inner = self.inner.lock();
+        self.hold_publisher(&mut inner)
+    }
+
+    /// A publish timed out on this mailbox: true if it is now marked stalled (it was not yet,
+    /// and it is still over high water).
+    fn mark_stalled(&self) -> bool {
+        let mut inner = self.inner.lock();
+        if inner.stalled || inner.closing() || inner.bytes <= self.high_water {
+            return false;
+        }
+        inner.stalled = true;
         true
+    }
+}
+
+/// Waits until each of `mailboxes` (collected from [`Subscriber::offer_pressured`]) has drained
+/// to its high-water mark, at most [`Backpressure::wait`] in all; those still above it then are
+/// marked stalled. Counts the delay, the timeout and the stalls.
+pub async fn wait_for_drain(mailboxes: &[Arc<Mailbox>]) {
+    let Some(bp) = mailboxes.iter().find_map(|m| m.backpressure.as_ref()) else {
+        return;
+    };
+    bp.counters.delayed.fetch_add(1, Ordering::Relaxed);
+    let deadline = tokio::time::Instant::now() + bp.wait;
+    let mut timed_out = false;
+    for mailbox in mailboxes {
+        loop {
+            // Registered before the check, so a drain between the check and the await is seen.
+            let drained = mailbox.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            if !mailbox.still_holds() {
+                break;
+            }
+            if timed_out
+                || tokio::time::timeout_at(deadline, drained.as_mut())
+                    .await
+                    .is_err()
+            {
+                timed_out = true;
+                if mailbox.mark_stalled() {
+                    bp.counters.stalls.fetch_add(1, Ordering::Relaxed);
+                }
+                break;
+            }
+        }
+    }
+    if timed_out {
+        bp.counters.timeouts.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -247,11 +414,22 @@ impl Subscriber {
     /// Queues `message` without blocking. Returns `false` (and counts the loss) when the
     /// connection's queue is full.
     pub fn offer(&self, message: &Arc<Message>) -> bool {
-        let ok = self.mailbox.push(self.token, message);
-        if !ok {
+        let (queued, _) = self.mailbox.push(self.token, message, false);
+        if !queued {
             self.missed.fetch_add(1, Ordering::Relaxed);
         }
-        ok
+        queued
+    }
+
+    /// [`Subscriber::offer`] (queues or counts the loss at once, never blocks), and returns the
+    /// mailbox when the publisher should wait for it to drain ([`wait_for_drain`]): it is above
+    /// high water, not stalled, and not the calling task's own.
+    pub fn offer_pressured(&self, message: &Arc<Message>) -> Option<&Arc<Mailbox>> {
+        let (queued, hold) = self.mailbox.push(self.token, message, true);
+        if !queued {
+            self.missed.fetch_add(1, Ordering::Relaxed);
+        }
+        hold.then_some(&self.mailbox)
     }
 
     /// Messages lost since the last call.

@@ -31,6 +31,9 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_BATCH_FLUSH_MS: u64 = 20;
 /// Default bytes queued for sending to one connection before it is declared too slow.
 pub const DEFAULT_OUTBOUND_QUEUE_BYTES: usize = 8 * 1024 * 1024;
+/// Default for `--backpressure-wait-ms`: the longest one publish is held back by a subscriber
+/// of the embedded backend whose queue is over half full (see `broker::mailbox`).
+pub const DEFAULT_BACKPRESSURE_WAIT_MS: u64 = 250;
 
 /// Options of `cobra run`.
 #[derive(Debug, Clone, clap::Args)]
@@ -121,6 +124,11 @@ pub struct ServerOptions {
     /// `out_of_sync`).
     #[arg(long, env = "COBRA_OUTBOUND_QUEUE_BYTES", default_value_t = DEFAULT_OUTBOUND_QUEUE_BYTES)]
     pub outbound_queue_bytes: usize,
+
+    /// Embedded backend: milliseconds a publish may be held back while a subscriber's queue is
+    /// over half full (0: never hold publishers back, drop for the slow subscriber at once).
+    #[arg(long, env = "COBRA_BACKPRESSURE_WAIT_MS", default_value_t = DEFAULT_BACKPRESSURE_WAIT_MS)]
+    pub backpressure_wait_ms: u64,
 }
 
 /// The per-connection and per-server limits, gathered in one place.
@@ -141,6 +149,9 @@ pub struct Limits {
     pub batch_flush: Duration,
     /// Bytes queued per connection before it counts as too slow.
     pub outbound_queue_bytes: usize,
+    /// Embedded backend: longest a publish waits for a subscriber's queue to drain below half
+    /// its limit; zero disables publisher back-pressure.
+    pub backpressure_wait: Duration,
 }
 
 impl Default for Limits {
@@ -153,6 +164,7 @@ impl Default for Limits {
             handshake_timeout: Duration::from_millis(DEFAULT_HANDSHAKE_TIMEOUT_MS),
             batch_flush: Duration::from_millis(DEFAULT_BATCH_FLUSH_MS),
             outbound_queue_bytes: DEFAULT_OUTBOUND_QUEUE_BYTES,
+            backpressure_wait: Duration::from_millis(DEFAULT_BACKPRESSURE_WAIT_MS),
         }
     }
 }
@@ -231,6 +243,7 @@ impl ServerOptions {
             )?),
             batch_flush: Duration::from_millis(nonzero_u64(self.batch_flush_ms, "batch-flush-ms")?),
             outbound_queue_bytes: nonzero(self.outbound_queue_bytes, "outbound-queue-bytes")?,
+            backpressure_wait: Duration::from_millis(self.backpressure_wait_ms),
         };
         let channel_max_length = match self.channel_max_length {
             None => None,
@@ -421,6 +434,8 @@ mod tests {
             "3",
             "--outbound-queue-bytes",
             "4096",
+            "--backpressure-wait-ms",
+            "40",
         ])
         .unwrap();
         assert_eq!(o.apps_config, Some(PathBuf::from("/a.yaml")));
@@ -442,6 +457,7 @@ mod tests {
                 handshake_timeout: Duration::from_millis(1500),
                 batch_flush: Duration::from_millis(3),
                 outbound_queue_bytes: 4096,
+                backpressure_wait: Duration::from_millis(40),
             }
         );
         assert_eq!(
