@@ -446,6 +446,161 @@ impl Subscriber {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    use cobra_wire::Position;
+
+    /// 64 bytes of payload: 128 accounted bytes per delivery with the overhead.
+    fn msg() -> Arc<Message> {
+        Arc::new(Message {
+            position: Position::ZERO,
+            payload: "x".repeat(ITEM_OVERHEAD).into(),
+        })
+    }
+
+    /// A 1280-byte mailbox (10 deliveries; high water 640 = 5, low water 320 = 2.5).
+    fn pressured(wait: Duration) -> (Arc<Mailbox>, Subscriber, Arc<BackpressureCounters>) {
+        let counters = Arc::new(BackpressureCounters::default());
+        let mailbox = Arc::new(Mailbox::with_backpressure(
+            1280,
+            Backpressure {
+                wait,
+                counters: Arc::clone(&counters),
+            },
+        ));
+        let sub = Subscriber::new(Arc::clone(&mailbox), 1);
+        (mailbox, sub, counters)
+    }
+
+    fn poll_once<F: Future>(f: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+        f.poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    fn drain_n(mailbox: &Mailbox, n: usize) {
+        let mut out = Vec::new();
+        mailbox.drain(&mut out, n * 2 * ITEM_OVERHEAD - 1);
+        assert_eq!(out.len(), n);
+    }
+
+    #[test]
+    fn publishers_are_held_only_above_high_water() {
+        let (mailbox, sub, _) = pressured(Duration::from_secs(10));
+        let m = msg();
+        for _ in 0..5 {
+            assert!(sub.offer_pressured(&m).is_none(), "at or under high water");
+        }
+        let held = sub.offer_pressured(&m).expect("above high water: hold");
+        assert!(Arc::ptr_eq(held, &mailbox));
+        // The plain offer (Redis backend) never holds anyone.
+        assert!(sub.offer(&m));
+        // Plain mailboxes never hold publishers back.
+        let plain = Subscriber::new(Arc::new(Mailbox::new(1280)), 2);
+        for _ in 0..10 {
+            assert!(plain.offer_pressured(&m).is_none());
+        }
+        assert!(plain.offer_pressured(&m).is_none(), "full: dropped");
+        assert_eq!(plain.take_missed(), 1);
+        // A zero wait disables back-pressure.
+        let (_, off, _) = pressured(Duration::ZERO);
+        for _ in 0..11 {
+            assert!(off.offer_pressured(&m).is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_held_publish_resumes_when_drained_to_high_water() {
+        let (mailbox, sub, counters) = pressured(Duration::from_secs(10));
+        let m = msg();
+        let mut held = Vec::new();
+        for _ in 0..8 {
+            if let Some(mb) = sub.offer_pressured(&m) {
+                held = vec![Arc::clone(mb)];
+            }
+        }
+        let mut wait = pin!(wait_for_drain(&held));
+        assert!(poll_once(wait.as_mut()).is_pending());
+        drain_n(&mailbox, 2); // 6 queued: still above high water
+        assert!(poll_once(wait.as_mut()).is_pending());
+        drain_n(&mailbox, 1); // 5 queued: at high water
+        assert!(poll_once(wait.as_mut()).is_ready());
+        assert_eq!(counters.delayed.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.timeouts.load(Ordering::Relaxed), 0);
+        assert_eq!(counters.stalls.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_timed_out_mailbox_is_stalled_until_low_water() {
+        let (mailbox, sub, counters) = pressured(Duration::from_millis(20));
+        let m = msg();
+        let held: Vec<_> = (0..7)
+            .filter_map(|_| sub.offer_pressured(&m).cloned())
+            .collect();
+        assert_eq!(held.len(), 2, "the 6th and 7th are above high water");
+        // Nobody drains: the wait bound releases the publish and marks the mailbox stalled.
+        wait_for_drain(&held[..1]).await;
+        assert_eq!(counters.timeouts.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.stalls.load(Ordering::Relaxed), 1);
+        // Stalled: nobody is held by it any more, even when it overflows (drop newest).
+        for _ in 0..5 {
+            assert!(sub.offer_pressured(&m).is_none());
+        }
+        assert_eq!(sub.take_missed(), 2, "10 queued, 2 dropped");
+        drain_n(&mailbox, 6); // 4 queued: under high water, above low water
+        for _ in 0..3 {
+            assert!(sub.offer_pressured(&m).is_none(), "still stalled");
+        }
+        drain_n(&mailbox, 5); // 2 queued: under low water
+        for _ in 0..3 {
+            assert!(sub.offer_pressured(&m).is_none());
+        }
+        assert!(sub.offer_pressured(&m).is_some(), "waited on again");
+        // Waiting on it again does not count a second stall until it times out again.
+        assert_eq!(counters.stalls.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn closing_or_gone_connections_release_publishers() {
+        for close in [true, false] {
+            let (mailbox, sub, counters) = pressured(Duration::from_secs(10));
+            let m = msg();
+            let held: Vec<_> = (0..6)
+                .filter_map(|_| sub.offer_pressured(&m).cloned())
+                .collect();
+            assert_eq!(held.len(), 1);
+            let mut wait = pin!(wait_for_drain(&held));
+            assert!(poll_once(wait.as_mut()).is_pending());
+            if close {
+                mailbox.close(1001);
+            } else {
+                mailbox.disconnect();
+            }
+            assert!(poll_once(wait.as_mut()).is_ready());
+            assert_eq!(counters.timeouts.load(Ordering::Relaxed), 0);
+            for _ in 0..10 {
+                assert!(sub.offer_pressured(&m).is_none());
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_never_held_by_its_own_mailbox() {
+        let (mailbox, sub, _) = pressured(Duration::from_secs(10));
+        let sub = Arc::new(sub);
+        let m = msg();
+        let own = {
+            let (mailbox, sub, m) = (Arc::clone(&mailbox), Arc::clone(&sub), Arc::clone(&m));
+            tokio::spawn(async move {
+                // Draining makes this task the mailbox's connection.
+                mailbox.drain(&mut Vec::new(), usize::MAX);
+                (0..10).any(|_| sub.offer_pressured(&m).is_some())
+            })
+        };
+        assert!(!own.await.unwrap(), "its own publishes are not held");
+        // Another task's publish is held by the same (full) mailbox.
+        assert!(sub.offer_pressured(&m).is_some());
+    }
 
     #[test]
     fn notices_wake_the_connection_and_stay_bounded() {

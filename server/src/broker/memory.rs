@@ -270,6 +270,7 @@ impl Backend for MemoryBackend {
 mod tests {
     use super::*;
     use crate::broker::mailbox::{Delivery, Mailbox};
+    use std::task::Poll;
 
     fn sub(limit: usize) -> (Arc<Mailbox>, Arc<Subscriber>) {
         let mb = Arc::new(Mailbox::new(limit));
@@ -365,5 +366,43 @@ mod tests {
         }
         assert_eq!(drain(&mb).len(), 1);
         assert_eq!(s.take_missed(), 9);
+    }
+
+    #[tokio::test]
+    async fn publish_is_held_while_a_subscriber_is_above_high_water() {
+        use crate::broker::mailbox::Backpressure;
+        use crate::broker::stats::BackpressureCounters;
+        use std::future::Future;
+        use std::task::{Context, Waker};
+
+        let b = MemoryBackend::new(10);
+        let k = ChannelKey::new("app", "c");
+        let mb = Arc::new(Mailbox::with_backpressure(
+            1000,
+            Backpressure {
+                wait: std::time::Duration::from_secs(10),
+                counters: Arc::new(BackpressureCounters::default()),
+            },
+        ));
+        let s = Arc::new(Subscriber::new(Arc::clone(&mb), 1));
+        b.subscribe_now(&k, StartAt::Live, s);
+        let mut cx = Context::from_waker(Waker::noop());
+        // 136 accounted bytes each: three stay under the 500-byte high-water mark.
+        for i in 0..3 {
+            let mut f = b.publish(&k, format!("{i:>71}").into());
+            assert!(f.as_mut().poll(&mut cx).is_ready());
+        }
+        let mut held = b.publish(&k, format!("{:>71}", 3).into());
+        assert!(held.as_mut().poll(&mut cx).is_pending());
+        // Appended and delivered at call time, before the future resolves.
+        let mut next = b.publish(&k, format!("{:>71}", 4).into());
+        assert_eq!(drain(&mb).len(), 5);
+        let Poll::Ready(Ok(p3)) = held.as_mut().poll(&mut cx) else {
+            panic!("drained: the publish resolves");
+        };
+        let Poll::Ready(Ok(p4)) = next.as_mut().poll(&mut cx) else {
+            panic!("drained: the publish resolves");
+        };
+        assert!(p3 < p4, "positions in call order");
     }
 }
