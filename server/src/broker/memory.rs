@@ -372,7 +372,6 @@ mod tests {
     async fn publish_is_held_while_a_subscriber_is_above_high_water() {
         use crate::broker::mailbox::Backpressure;
         use crate::broker::stats::BackpressureCounters;
-        use std::future::Future;
         use std::task::{Context, Waker};
 
         let b = MemoryBackend::new(10);
