@@ -218,11 +218,6 @@ impl Mailbox {
         self.inner.lock().bytes
     }
 
-    /// Whether this mailbox holds publishers back at all.
-    pub fn has_backpressure(&self) -> bool {
-        self.backpressure.is_some()
-    }
-
     /// Whether a publisher should wait for this mailbox now (see [`Inner::waited_on`]); when it
     /// should, the drain will wake it.
     fn hold_publisher(&self, inner: &mut Inner) -> bool {
@@ -231,6 +226,7 @@ impl Mailbox {
             && !inner.stalled
             && !inner.closing()
             && (inner.owner.is_none() || inner.owner != tokio::task::try_id());
+        // (A publish from outside any task, or before the connection first drained, is held.)
         inner.waited_on |= hold;
         hold
     }
