@@ -19,8 +19,14 @@
 //!   below, or until [`Backpressure::wait`] has passed. The publisher's connection does not read
 //!   its next PDUs meanwhile, so TCP flow control throttles the publisher itself.
 //! - A mailbox a publish timed out on is marked **stalled**: nobody waits on it again until its
-//!   connection drains it to the low-water mark. A subscriber that never reads thus costs
-//!   publishers one bounded wait, then the drop-newest policy above applies to it as before.
+//!   connection has drained what takes it from high to low water (a quarter of the limit) or
+//!   reached low water. A subscriber that never reads thus costs publishers one bounded wait,
+//!   then the drop-newest policy above applies to it as before. Counting what is drained rather
+//!   than only the queue level matters: a subscriber that was merely starved of CPU for one wait
+//!   drains fast as soon as it runs, but while publishers run at full speed its queue never gets
+//!   back to low water, so it would otherwise stay stalled and keep losing messages. A subscriber
+//!   that drains slower than a quarter of its limit per wait costs at most one wait per quarter
+//!   of its limit it drains.
 //! - A connection's own mailbox is never waited on by its own publishes (it cannot drain while
 //!   it publishes), nor is a closing or closed connection's.
 //! - Cheap when nobody is behind: the high-water test is one comparison under the lock `offer`
@@ -68,8 +74,11 @@ struct Inner {
     close: Option<u16>,
     /// The connection is gone (unregistered): nothing will drain this mailbox again.
     gone: bool,
-    /// A publish timed out waiting on this mailbox: not waited on until it drains to low water.
+    /// A publish timed out waiting on this mailbox: not waited on until it drained
+    /// `stall_credit` more bytes, or down to low water.
     stalled: bool,
+    /// Bytes left to drain before a stalled mailbox is waited on again.
+    stall_credit: usize,
     /// A publish waits for this mailbox to drain to high water.
     waited_on: bool,
     /// The task draining this mailbox (its connection), once known.
@@ -99,7 +108,8 @@ pub struct Mailbox {
     limit_bytes: usize,
     /// Above this many queued bytes publishers are held back (half the limit).
     high_water: usize,
-    /// A stalled mailbox is waited on again once drained to this (a quarter of the limit).
+    /// A stalled mailbox is waited on again once drained to this (a quarter of the limit), or
+    /// once it drained `high_water - low_water` bytes since it stalled.
     low_water: usize,
     /// `None`: never hold publishers back.
     backpressure: Option<Backpressure>,
@@ -172,8 +182,11 @@ impl Mailbox {
             // More to do: make sure the next wait() returns at once.
             self.notify.notify_one();
         }
-        if inner.stalled && inner.bytes <= self.low_water {
-            inner.stalled = false;
+        if inner.stalled {
+            inner.stall_credit = inner.stall_credit.saturating_sub(taken);
+            if inner.stall_credit == 0 || inner.bytes <= self.low_water {
+                inner.stalled = false;
+            }
         }
         if inner.waited_on && inner.bytes <= self.high_water {
             inner.waited_on = false;
@@ -277,6 +290,7 @@ impl Mailbox {
             return false;
         }
         inner.stalled = true;
+        inner.stall_credit = self.high_water - self.low_water;
         true
     }
 }
@@ -527,7 +541,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_timed_out_mailbox_is_stalled_until_low_water() {
+    async fn a_timed_out_mailbox_is_stalled_until_it_drained_a_quarter() {
         let (mailbox, sub, counters) = pressured(Duration::from_millis(20));
         let m = msg();
         let held: Vec<_> = (0..7)
@@ -543,17 +557,25 @@ mod tests {
             assert!(sub.offer_pressured(&m).is_none());
         }
         assert_eq!(sub.take_missed(), 2, "10 queued, 2 dropped");
-        drain_n(&mailbox, 6); // 4 queued: under high water, above low water
-        for _ in 0..3 {
+        drain_n(&mailbox, 2); // 256 bytes drained of the 320 (a quarter) to drain
+        for _ in 0..2 {
             assert!(sub.offer_pressured(&m).is_none(), "still stalled");
         }
-        drain_n(&mailbox, 5); // 2 queued: under low water
+        assert_eq!(sub.take_missed(), 0, "10 queued again");
+        drain_n(&mailbox, 1); // 384 bytes drained since the stall: not stalled any more
+        assert!(
+            sub.offer_pressured(&m).is_some(),
+            "waited on again although still far above low water"
+        );
+        // Stalled again only by another timeout; reaching low water also ends a stall.
+        wait_for_drain(std::slice::from_ref(&mailbox)).await;
+        assert_eq!(counters.stalls.load(Ordering::Relaxed), 2);
+        drain_n(&mailbox, 8); // 2 queued: at low water
         for _ in 0..3 {
-            assert!(sub.offer_pressured(&m).is_none());
+            assert!(sub.offer_pressured(&m).is_none(), "under high water");
         }
         assert!(sub.offer_pressured(&m).is_some(), "waited on again");
-        // Waiting on it again does not count a second stall until it times out again.
-        assert_eq!(counters.stalls.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.timeouts.load(Ordering::Relaxed), 2);
     }
 
     #[tokio::test]
