@@ -188,15 +188,18 @@ impl Mailbox {
                 inner.stalled = false;
             }
         }
-        if inner.waited_on && inner.bytes <= self.high_water {
-            inner.waited_on = false;
-            self.drained.notify_waiters();
-        }
+        let release = inner.waited_on && inner.bytes <= self.high_water;
+        inner.waited_on &= !release;
         let flags = DrainFlags {
             lagging: inner.lagging,
             close: inner.close,
         };
         inner.lagging = false;
+        drop(inner);
+        if release {
+            // Outside the lock: the publishers woken take it again at once.
+            self.drained.notify_waiters();
+        }
         flags
     }
 
