@@ -12,8 +12,11 @@
 //! - **Positions** are [`Position`]s `<ms>-<seq>`, strictly increasing per channel, never going
 //!   backwards (even if the wall clock does).
 //! - [`Backend::publish`] resolves only once the message is durably accepted by the backend
-//!   (in memory: appended; Redis: `XADD` acknowledged) and returns its position. It must never
-//!   wait for a subscriber: delivery is a non-blocking [`Subscriber::offer`].
+//!   (in memory: appended; Redis: `XADD` acknowledged) and returns its position. Delivery is
+//!   done at call time and never blocks ([`Subscriber::offer`]). The embedded backend may then
+//!   hold the returned future back, for a bounded time, while a subscriber's queue is over its
+//!   high-water mark (publisher back-pressure, see [`super::mailbox`]); a backend whose
+//!   delivery runs on a shared reader (Redis) never waits for a subscriber.
 //! - [`Backend::subscribe`] with [`StartAt::After`] delivers every message whose position is
 //!   greater than the given one, in order, then every live message, exactly once: **no gap and
 //!   no duplicate** across the switch from history to live. Messages are delivered through the

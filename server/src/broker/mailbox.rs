@@ -1,19 +1,51 @@
 //! The per-connection inbound queue of deliveries, and the subscriber handle backends offer to.
 //!
-//! Publishers never wait for subscribers: [`Subscriber::offer`] takes a short lock, pushes an
-//! `Arc` handle and returns. When the connection's queue is over its byte limit the message is
-//! dropped for that subscription and counted; the connection's own task then reports
-//! `out_of_sync` (or fast-forwards). Policy when full: **drop newest for that subscriber,
-//! count it, tell the subscriber**; the publisher and other subscribers are unaffected.
+//! [`Subscriber::offer`] takes a short lock, pushes an `Arc` handle and returns: it never
+//! blocks. Each mailbox has a byte limit; when a delivery would take it over, the message is
+//! dropped for that subscription and counted, and the connection's own task reports
+//! `out_of_sync` (or fast-forwards). Policy when full: **drop newest for that subscriber, count
+//! it, tell the subscriber**; other subscribers are unaffected.
+//!
+//! # Publisher back-pressure (embedded backend)
+//!
+//! Dropping is the last resort, not the answer to a server that is merely busy: when the CPU is
+//! saturated, publishers must slow down rather than subscribers lose data. So a mailbox built
+//! [`Mailbox::with_backpressure`] also has a **high-water mark** (half its limit) and a
+//! **low-water mark** (a quarter):
+//!
+//! - The embedded backend offers with [`Subscriber::offer_pressured`] (still at call time, so
+//!   publish order is call order) and collects the mailboxes left above high water. The
+//!   publish's future then waits in [`wait_for_drain`] until each has drained to high water or
+//!   below, or until [`Backpressure::wait`] has passed. The publisher's connection does not read
+//!   its next PDUs meanwhile, so TCP flow control throttles the publisher itself.
+//! - A mailbox a publish timed out on is marked **stalled**: nobody waits on it again until its
+//!   connection has drained what takes it from high to low water (a quarter of the limit) or
+//!   reached low water. A subscriber that never reads thus costs publishers one bounded wait,
+//!   then the drop-newest policy above applies to it as before. Counting what is drained rather
+//!   than only the queue level matters: a subscriber that was merely starved of CPU for one wait
+//!   drains fast as soon as it runs, but while publishers run at full speed its queue never gets
+//!   back to low water, so it would otherwise stay stalled and keep losing messages. A subscriber
+//!   that drains slower than a quarter of its limit per wait costs at most one wait per quarter
+//!   of its limit it drains.
+//! - A connection's own mailbox is never waited on by its own publishes (it cannot drain while
+//!   it publishes), nor is a closing or closed connection's.
+//! - Cheap when nobody is behind: the high-water test is one comparison under the lock `offer`
+//!   already takes; only a publish that must wait allocates or touches a [`Notify`].
+//!
+//! The Redis backend keeps the pure drop policy ([`Subscriber::offer`]): its pub/sub reader
+//! fans out for every connection of the server and must never stall on one of them.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
+use tokio::task::Id as TaskId;
 
 use super::backend::Message;
+use super::stats::BackpressureCounters;
 
 /// Notices one subscription may have waiting; when full the oldest is dropped (a newer state
 /// of the same subscription supersedes it, and a flapping node cannot grow the queue).
@@ -40,14 +72,49 @@ struct Inner {
     lagging: bool,
     /// Close requested (admin close, shutdown): the close code.
     close: Option<u16>,
+    /// The connection is gone (unregistered): nothing will drain this mailbox again.
+    gone: bool,
+    /// A publish timed out waiting on this mailbox: not waited on until it drained
+    /// `stall_credit` more bytes, or down to low water.
+    stalled: bool,
+    /// Bytes left to drain before a stalled mailbox is waited on again.
+    stall_credit: usize,
+    /// A publish waits for this mailbox to drain to high water.
+    waited_on: bool,
+    /// The task draining this mailbox (its connection), once known.
+    owner: Option<TaskId>,
 }
 
-/// The bounded queue a connection's task drains, plus its wake-up.
+impl Inner {
+    fn closing(&self) -> bool {
+        self.gone || self.close.is_some()
+    }
+}
+
+/// How a mailbox holds publishers back (see the module documentation).
+#[derive(Debug, Clone)]
+pub struct Backpressure {
+    /// Longest one publish waits for the mailboxes it left above high water.
+    pub wait: Duration,
+    /// Where delays, timeouts and stalls are counted.
+    pub counters: Arc<BackpressureCounters>,
+}
+
+/// The bounded queue a connection's task drains, plus its wake-ups.
 #[derive(Debug)]
 pub struct Mailbox {
     inner: Mutex<Inner>,
     notify: Notify,
     limit_bytes: usize,
+    /// Above this many queued bytes publishers are held back (half the limit).
+    high_water: usize,
+    /// A stalled mailbox is waited on again once drained to this (a quarter of the limit), or
+    /// once it drained `high_water - low_water` bytes since it stalled.
+    low_water: usize,
+    /// `None`: never hold publishers back.
+    backpressure: Option<Backpressure>,
+    /// Wakes publishers waiting for this mailbox to drain to high water.
+    drained: Notify,
 }
 
 /// What [`Mailbox::drain`] found besides deliveries.
@@ -61,12 +128,27 @@ pub struct DrainFlags {
 }
 
 impl Mailbox {
-    /// A mailbox holding at most `limit_bytes` of queued payload (plus per-item overhead).
+    /// A mailbox holding at most `limit_bytes` of queued payload (plus per-item overhead),
+    /// never holding publishers back.
     pub fn new(limit_bytes: usize) -> Self {
         Mailbox {
             inner: Mutex::new(Inner::default()),
             notify: Notify::new(),
             limit_bytes,
+            high_water: limit_bytes / 2,
+            low_water: limit_bytes / 4,
+            backpressure: None,
+            drained: Notify::new(),
+        }
+    }
+
+    /// [`Mailbox::new`], and publishes offered with [`Subscriber::offer_pressured`] that leave it
+    /// over half full wait for it to drain (see the module documentation). A zero wait disables
+    /// back-pressure.
+    pub fn with_backpressure(limit_bytes: usize, backpressure: Backpressure) -> Self {
+        Mailbox {
+            backpressure: (!backpressure.wait.is_zero()).then_some(backpressure),
+            ..Mailbox::new(limit_bytes)
         }
     }
 
@@ -78,6 +160,10 @@ impl Mailbox {
     /// Moves up to about `max_bytes` of deliveries into `out`.
     pub fn drain(&self, out: &mut Vec<Delivery>, max_bytes: usize) -> DrainFlags {
         let mut inner = self.inner.lock();
+        if inner.owner.is_none() {
+            // The draining task is the connection's: its own publishes must not wait on it.
+            inner.owner = tokio::task::try_id();
+        }
         let mut taken = 0;
         while taken < max_bytes {
             let Some(d) = inner.items.pop_front() else {
@@ -96,11 +182,24 @@ impl Mailbox {
             // More to do: make sure the next wait() returns at once.
             self.notify.notify_one();
         }
+        if inner.stalled {
+            inner.stall_credit = inner.stall_credit.saturating_sub(taken);
+            if inner.stall_credit == 0 || inner.bytes <= self.low_water {
+                inner.stalled = false;
+            }
+        }
+        let release = inner.waited_on && inner.bytes <= self.high_water;
+        inner.waited_on &= !release;
         let flags = DrainFlags {
             lagging: inner.lagging,
             close: inner.close,
         };
         inner.lagging = false;
+        drop(inner);
+        if release {
+            // Outside the lock: the publishers woken take it again at once.
+            self.drained.notify_waiters();
+        }
         flags
     }
 
@@ -108,6 +207,15 @@ impl Mailbox {
     pub fn close(&self, code: u16) {
         self.inner.lock().close.get_or_insert(code);
         self.notify.notify_one();
+        // A closing connection is not waited on.
+        self.drained.notify_waiters();
+    }
+
+    /// The connection is gone for good (called when it is unregistered): publishers waiting on
+    /// it are released, nobody waits on it again.
+    pub fn disconnect(&self) {
+        self.inner.lock().gone = true;
+        self.drained.notify_waiters();
     }
 
     /// Wakes the connection to look at its subscriptions' losses and notices.
@@ -126,20 +234,35 @@ impl Mailbox {
         self.inner.lock().bytes
     }
 
-    fn push(&self, token: u32, message: &Arc<Message>) -> bool {
+    /// Whether a publisher should wait for this mailbox now (see [`Inner::waited_on`]); when it
+    /// should, the drain will wake it.
+    fn hold_publisher(&self, inner: &mut Inner) -> bool {
+        let hold = self.backpressure.is_some()
+            && inner.bytes > self.high_water
+            && !inner.stalled
+            && !inner.closing()
+            && (inner.owner.is_none() || inner.owner != tokio::task::try_id());
+        // (A publish from outside any task, or before the connection first drained, is held.)
+        inner.waited_on |= hold;
+        hold
+    }
+
+    /// Queues the delivery unless full. Returns (queued, the publisher should wait).
+    fn push(&self, token: u32, message: &Arc<Message>, pressured: bool) -> (bool, bool) {
         let size = message.payload.len() + ITEM_OVERHEAD;
         let mut inner = self.inner.lock();
-        if inner.close.is_some() {
-            return true; // closing: nobody will read it, and it is not a loss to report
+        if inner.closing() {
+            return (true, false); // nobody will read it, and it is not a loss to report
         }
         if inner.bytes + size > self.limit_bytes {
             let first = !inner.lagging;
             inner.lagging = true;
+            let hold = pressured && self.hold_publisher(&mut inner);
             drop(inner);
             if first {
                 self.notify.notify_one();
             }
-            return false;
+            return (false, hold);
         }
         let was_empty = inner.items.is_empty();
         inner.bytes += size;
@@ -147,11 +270,68 @@ impl Mailbox {
             token,
             message: Arc::clone(message),
         });
+        // The common case costs this one comparison.
+        let hold = pressured && inner.bytes > self.high_water && self.hold_publisher(&mut inner);
         drop(inner);
         if was_empty {
             self.notify.notify_one();
         }
+        (true, hold)
+    }
+
+    /// Still worth waiting for? Registers the waiter if so.
+    fn still_holds(&self) -> bool {
+        let mut inner = self.inner.lock();
+        self.hold_publisher(&mut inner)
+    }
+
+    /// A publish timed out on this mailbox: true if it is now marked stalled (it was not yet,
+    /// and it is still over high water).
+    fn mark_stalled(&self) -> bool {
+        let mut inner = self.inner.lock();
+        if inner.stalled || inner.closing() || inner.bytes <= self.high_water {
+            return false;
+        }
+        inner.stalled = true;
+        inner.stall_credit = self.high_water - self.low_water;
         true
+    }
+}
+
+/// Waits until each of `mailboxes` (collected from [`Subscriber::offer_pressured`]) has drained
+/// to its high-water mark, at most [`Backpressure::wait`] in all; those still above it then are
+/// marked stalled. Counts the delay, the timeout and the stalls.
+pub async fn wait_for_drain(mailboxes: &[Arc<Mailbox>]) {
+    let Some(bp) = mailboxes.iter().find_map(|m| m.backpressure.as_ref()) else {
+        return;
+    };
+    bp.counters.delayed.fetch_add(1, Ordering::Relaxed);
+    let deadline = tokio::time::Instant::now() + bp.wait;
+    let mut timed_out = false;
+    for mailbox in mailboxes {
+        loop {
+            // Registered before the check, so a drain between the check and the await is seen.
+            let drained = mailbox.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            if !mailbox.still_holds() {
+                break;
+            }
+            if timed_out
+                || tokio::time::timeout_at(deadline, drained.as_mut())
+                    .await
+                    .is_err()
+            {
+                timed_out = true;
+                if mailbox.mark_stalled() {
+                    bp.counters.stalls.fetch_add(1, Ordering::Relaxed);
+                }
+                break;
+            }
+        }
+    }
+    if timed_out {
+        bp.counters.timeouts.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -247,11 +427,22 @@ impl Subscriber {
     /// Queues `message` without blocking. Returns `false` (and counts the loss) when the
     /// connection's queue is full.
     pub fn offer(&self, message: &Arc<Message>) -> bool {
-        let ok = self.mailbox.push(self.token, message);
-        if !ok {
+        let (queued, _) = self.mailbox.push(self.token, message, false);
+        if !queued {
             self.missed.fetch_add(1, Ordering::Relaxed);
         }
-        ok
+        queued
+    }
+
+    /// [`Subscriber::offer`] (queues or counts the loss at once, never blocks), and returns the
+    /// mailbox when the publisher should wait for it to drain ([`wait_for_drain`]): it is above
+    /// high water, not stalled, and not the calling task's own.
+    pub fn offer_pressured(&self, message: &Arc<Message>) -> Option<&Arc<Mailbox>> {
+        let (queued, hold) = self.mailbox.push(self.token, message, true);
+        if !queued {
+            self.missed.fetch_add(1, Ordering::Relaxed);
+        }
+        hold.then_some(&self.mailbox)
     }
 
     /// Messages lost since the last call.
@@ -268,6 +459,169 @@ impl Subscriber {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    use cobra_wire::Position;
+
+    /// 64 bytes of payload: 128 accounted bytes per delivery with the overhead.
+    fn msg() -> Arc<Message> {
+        Arc::new(Message {
+            position: Position::ZERO,
+            payload: "x".repeat(ITEM_OVERHEAD).into(),
+        })
+    }
+
+    /// A 1280-byte mailbox (10 deliveries; high water 640 = 5, low water 320 = 2.5).
+    fn pressured(wait: Duration) -> (Arc<Mailbox>, Subscriber, Arc<BackpressureCounters>) {
+        let counters = Arc::new(BackpressureCounters::default());
+        let mailbox = Arc::new(Mailbox::with_backpressure(
+            1280,
+            Backpressure {
+                wait,
+                counters: Arc::clone(&counters),
+            },
+        ));
+        let sub = Subscriber::new(Arc::clone(&mailbox), 1);
+        (mailbox, sub, counters)
+    }
+
+    fn poll_once<F: Future>(f: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+        f.poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    fn drain_n(mailbox: &Mailbox, n: usize) {
+        let mut out = Vec::new();
+        mailbox.drain(&mut out, n * 2 * ITEM_OVERHEAD - 1);
+        assert_eq!(out.len(), n);
+    }
+
+    #[test]
+    fn publishers_are_held_only_above_high_water() {
+        let (mailbox, sub, _) = pressured(Duration::from_secs(10));
+        let m = msg();
+        for _ in 0..5 {
+            assert!(sub.offer_pressured(&m).is_none(), "at or under high water");
+        }
+        let held = sub.offer_pressured(&m).expect("above high water: hold");
+        assert!(Arc::ptr_eq(held, &mailbox));
+        // The plain offer (Redis backend) never holds anyone.
+        assert!(sub.offer(&m));
+        // Plain mailboxes never hold publishers back.
+        let plain = Subscriber::new(Arc::new(Mailbox::new(1280)), 2);
+        for _ in 0..10 {
+            assert!(plain.offer_pressured(&m).is_none());
+        }
+        assert!(plain.offer_pressured(&m).is_none(), "full: dropped");
+        assert_eq!(plain.take_missed(), 1);
+        // A zero wait disables back-pressure.
+        let (_, off, _) = pressured(Duration::ZERO);
+        for _ in 0..11 {
+            assert!(off.offer_pressured(&m).is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_held_publish_resumes_when_drained_to_high_water() {
+        let (mailbox, sub, counters) = pressured(Duration::from_secs(10));
+        let m = msg();
+        let mut held = Vec::new();
+        for _ in 0..8 {
+            if let Some(mb) = sub.offer_pressured(&m) {
+                held = vec![Arc::clone(mb)];
+            }
+        }
+        let mut wait = pin!(wait_for_drain(&held));
+        assert!(poll_once(wait.as_mut()).is_pending());
+        drain_n(&mailbox, 2); // 6 queued: still above high water
+        assert!(poll_once(wait.as_mut()).is_pending());
+        drain_n(&mailbox, 1); // 5 queued: at high water
+        assert!(poll_once(wait.as_mut()).is_ready());
+        assert_eq!(counters.delayed.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.timeouts.load(Ordering::Relaxed), 0);
+        assert_eq!(counters.stalls.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_timed_out_mailbox_is_stalled_until_it_drained_a_quarter() {
+        let (mailbox, sub, counters) = pressured(Duration::from_millis(20));
+        let m = msg();
+        let held: Vec<_> = (0..7)
+            .filter_map(|_| sub.offer_pressured(&m).cloned())
+            .collect();
+        assert_eq!(held.len(), 2, "the 6th and 7th are above high water");
+        // Nobody drains: the wait bound releases the publish and marks the mailbox stalled.
+        wait_for_drain(&held[..1]).await;
+        assert_eq!(counters.timeouts.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.stalls.load(Ordering::Relaxed), 1);
+        // Stalled: nobody is held by it any more, even when it overflows (drop newest).
+        for _ in 0..5 {
+            assert!(sub.offer_pressured(&m).is_none());
+        }
+        assert_eq!(sub.take_missed(), 2, "10 queued, 2 dropped");
+        drain_n(&mailbox, 2); // 256 bytes drained of the 320 (a quarter) to drain
+        for _ in 0..2 {
+            assert!(sub.offer_pressured(&m).is_none(), "still stalled");
+        }
+        assert_eq!(sub.take_missed(), 0, "10 queued again");
+        drain_n(&mailbox, 1); // 384 bytes drained since the stall: not stalled any more
+        assert!(
+            sub.offer_pressured(&m).is_some(),
+            "waited on again although still far above low water"
+        );
+        // Stalled again only by another timeout; reaching low water also ends a stall.
+        wait_for_drain(std::slice::from_ref(&mailbox)).await;
+        assert_eq!(counters.stalls.load(Ordering::Relaxed), 2);
+        drain_n(&mailbox, 8); // 2 queued: at low water
+        for _ in 0..3 {
+            assert!(sub.offer_pressured(&m).is_none(), "under high water");
+        }
+        assert!(sub.offer_pressured(&m).is_some(), "waited on again");
+        assert_eq!(counters.timeouts.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn closing_or_gone_connections_release_publishers() {
+        for close in [true, false] {
+            let (mailbox, sub, counters) = pressured(Duration::from_secs(10));
+            let m = msg();
+            let held: Vec<_> = (0..6)
+                .filter_map(|_| sub.offer_pressured(&m).cloned())
+                .collect();
+            assert_eq!(held.len(), 1);
+            let mut wait = pin!(wait_for_drain(&held));
+            assert!(poll_once(wait.as_mut()).is_pending());
+            if close {
+                mailbox.close(1001);
+            } else {
+                mailbox.disconnect();
+            }
+            assert!(poll_once(wait.as_mut()).is_ready());
+            assert_eq!(counters.timeouts.load(Ordering::Relaxed), 0);
+            for _ in 0..10 {
+                assert!(sub.offer_pressured(&m).is_none());
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_never_held_by_its_own_mailbox() {
+        let (mailbox, sub, _) = pressured(Duration::from_secs(10));
+        let sub = Arc::new(sub);
+        let m = msg();
+        let own = {
+            let (mailbox, sub, m) = (Arc::clone(&mailbox), Arc::clone(&sub), Arc::clone(&m));
+            tokio::spawn(async move {
+                // Draining makes this task the mailbox's connection.
+                mailbox.drain(&mut Vec::new(), usize::MAX);
+                (0..10).any(|_| sub.offer_pressured(&m).is_some())
+            })
+        };
+        assert!(!own.await.unwrap(), "its own publishes are not held");
+        // Another task's publish is held by the same (full) mailbox.
+        assert!(sub.offer_pressured(&m).is_some());
+    }
 
     #[test]
     fn notices_wake_the_connection_and_stay_bounded() {

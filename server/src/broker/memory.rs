@@ -4,6 +4,13 @@
 //! position. Publishing appends and offers to every subscriber under that lock, and subscribing
 //! replays history and registers under the same lock: that is what makes resume-from-position
 //! gap-free and duplicate-free. Offers never block (see [`super::mailbox`]).
+//!
+//! Back-pressure: a publish is appended and offered at call time (publish order is call
+//! order), but its future stays pending while it left some subscriber's mailbox above that
+//! mailbox's high-water mark, until the mailbox drains or a bounded wait expires
+//! ([`super::mailbox::wait_for_drain`]). A busy server thus slows its publishers down instead
+//! of making its subscribers lose messages; a stuck subscriber costs one bounded wait, then
+//! loses messages as before. (The Redis backend never waits: see [`super::mailbox`].)
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -15,7 +22,7 @@ use parking_lot::{Mutex, RwLock};
 use super::backend::{
     Backend, BackendError, BoxFuture, ChannelKey, Message, NodeHealth, StartAt, SubscribeAck,
 };
-use super::mailbox::Subscriber;
+use super::mailbox::{Mailbox, Subscriber, wait_for_drain};
 use cobra_wire::Position;
 
 #[derive(Debug, Default)]
@@ -100,16 +107,31 @@ impl MemoryBackend {
         Arc::clone(self.channels.write().entry(key.clone()).or_default())
     }
 
-    /// Publishes synchronously (the embedded backend never waits).
+    /// Publishes synchronously, without waiting for any subscriber.
     pub fn publish_now(&self, key: &ChannelKey, payload: Arc<str>) -> Position {
+        self.publish_offering(key, payload).0
+    }
+
+    /// Appends and offers to every subscriber; returns the position and the mailboxes the
+    /// publisher should wait for (empty, not allocated, when nobody is above high water).
+    fn publish_offering(
+        &self,
+        key: &ChannelKey,
+        payload: Arc<str>,
+    ) -> (Position, Vec<Arc<Mailbox>>) {
         let channel = self.channel(key);
         let mut ch = channel.lock();
         let message = ch.append(payload, self.max_length);
         self.published.fetch_add(1, Ordering::Relaxed);
+        let mut behind: Vec<Arc<Mailbox>> = Vec::new();
         for s in &ch.subscribers {
-            s.offer(&message);
+            if let Some(mailbox) = s.offer_pressured(&message)
+                && !behind.iter().any(|m| Arc::ptr_eq(m, mailbox))
+            {
+                behind.push(Arc::clone(mailbox));
+            }
         }
-        message.position
+        (message.position, behind)
     }
 
     fn subscribe_now(
@@ -150,8 +172,14 @@ impl Backend for MemoryBackend {
         channel: &ChannelKey,
         payload: Arc<str>,
     ) -> BoxFuture<'_, Result<Position, BackendError>> {
-        let pos = self.publish_now(channel, payload);
-        Box::pin(std::future::ready(Ok(pos)))
+        let (pos, behind) = self.publish_offering(channel, payload);
+        if behind.is_empty() {
+            return Box::pin(std::future::ready(Ok(pos)));
+        }
+        Box::pin(async move {
+            wait_for_drain(&behind).await;
+            Ok(pos)
+        })
     }
 
     fn subscribe(
@@ -242,6 +270,7 @@ impl Backend for MemoryBackend {
 mod tests {
     use super::*;
     use crate::broker::mailbox::{Delivery, Mailbox};
+    use std::task::Poll;
 
     fn sub(limit: usize) -> (Arc<Mailbox>, Arc<Subscriber>) {
         let mb = Arc::new(Mailbox::new(limit));
@@ -337,5 +366,42 @@ mod tests {
         }
         assert_eq!(drain(&mb).len(), 1);
         assert_eq!(s.take_missed(), 9);
+    }
+
+    #[tokio::test]
+    async fn publish_is_held_while_a_subscriber_is_above_high_water() {
+        use crate::broker::mailbox::Backpressure;
+        use crate::broker::stats::BackpressureCounters;
+        use std::task::{Context, Waker};
+
+        let b = MemoryBackend::new(10);
+        let k = ChannelKey::new("app", "c");
+        let mb = Arc::new(Mailbox::with_backpressure(
+            1000,
+            Backpressure {
+                wait: std::time::Duration::from_secs(10),
+                counters: Arc::new(BackpressureCounters::default()),
+            },
+        ));
+        let s = Arc::new(Subscriber::new(Arc::clone(&mb), 1));
+        b.subscribe_now(&k, StartAt::Live, s);
+        let mut cx = Context::from_waker(Waker::noop());
+        // 136 accounted bytes each: three stay under the 500-byte high-water mark.
+        for i in 0..3 {
+            let mut f = b.publish(&k, format!("{i:>71}").into());
+            assert!(f.as_mut().poll(&mut cx).is_ready());
+        }
+        let mut held = b.publish(&k, format!("{:>71}", 3).into());
+        assert!(held.as_mut().poll(&mut cx).is_pending());
+        // Appended and delivered at call time, before the future resolves.
+        let mut next = b.publish(&k, format!("{:>71}", 4).into());
+        assert_eq!(drain(&mb).len(), 5);
+        let Poll::Ready(Ok(p3)) = held.as_mut().poll(&mut cx) else {
+            panic!("drained: the publish resolves");
+        };
+        let Poll::Ready(Ok(p4)) = next.as_mut().poll(&mut cx) else {
+            panic!("drained: the publish resolves");
+        };
+        assert!(p3 < p4, "positions in call order");
     }
 }

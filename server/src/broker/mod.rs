@@ -48,6 +48,9 @@ pub struct BrokerLimits {
     /// Publishes per second one connection may make (bursts up to one second's worth);
     /// `None`: unlimited. Over it: `rtm/publish/error` `rate_limited`.
     pub publish_rate_limit: Option<std::num::NonZeroU32>,
+    /// Embedded backend: longest a publish is held back by subscribers over half their queue
+    /// limit (see [`mailbox`]); zero: never.
+    pub backpressure_wait: Duration,
 }
 
 impl Default for BrokerLimits {
@@ -58,6 +61,9 @@ impl Default for BrokerLimits {
             batch_flush_delay: Duration::from_millis(10),
             drain_bytes: 256 << 10,
             publish_rate_limit: None,
+            backpressure_wait: Duration::from_millis(
+                crate::config::options::DEFAULT_BACKPRESSURE_WAIT_MS,
+            ),
         }
     }
 }
@@ -159,7 +165,13 @@ impl Broker {
             self.id_salt ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
         )
         .into();
-        let mailbox = Arc::new(Mailbox::new(self.settings.limits.outbound_queue_bytes));
+        let mailbox = Arc::new(Mailbox::with_backpressure(
+            self.settings.limits.outbound_queue_bytes,
+            mailbox::Backpressure {
+                wait: self.settings.limits.backpressure_wait,
+                counters: Arc::clone(&self.stats.backpressure),
+            },
+        ));
         self.connections
             .lock()
             .insert(id.clone(), (appkey.into(), Arc::clone(&mailbox)));
@@ -169,7 +181,8 @@ impl Broker {
 
     /// Forgets a closed connection.
     pub fn unregister(&self, id: &str) {
-        if self.connections.lock().remove(id).is_some() {
+        if let Some((_, mailbox)) = self.connections.lock().remove(id) {
+            mailbox.disconnect();
             self.stats.connections.fetch_sub(1, Ordering::Relaxed);
         }
     }

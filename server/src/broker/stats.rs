@@ -72,6 +72,19 @@ impl RoleCounters {
 }
 
 type RoleKey = (Box<str>, Box<str>);
+/// Publisher back-pressure of the embedded backend (see [`super::mailbox`]), shared by every
+/// mailbox of the broker.
+#[derive(Debug, Default)]
+pub struct BackpressureCounters {
+    /// Publishes held back because a subscriber's queue was over its high-water mark.
+    pub delayed: AtomicU64,
+    /// Held-back publishes released by the wait bound rather than by the subscriber draining.
+    pub timeouts: AtomicU64,
+    /// Times a subscriber was marked stalled (a publish timed out on it): it is not waited on
+    /// again until it drains below its low-water mark.
+    pub stalls: AtomicU64,
+}
+
 /// Counter values at the previous stats message, for the `_per_second` figures.
 type Previous = (HashMap<RoleKey, [i64; 9]>, HashMap<Box<str>, [u64; 2]>);
 
@@ -90,6 +103,8 @@ pub struct Stats {
     /// zlib decompressors held by connections (gauge): one per connection whose client
     /// compresses with context takeover, none for idle `client_no_context_takeover` ones.
     pub connection_inflaters: AtomicI64,
+    /// Publisher back-pressure (embedded backend).
+    pub backpressure: Arc<BackpressureCounters>,
     roles: RwLock<HashMap<RoleKey, Arc<RoleCounters>>>,
     channels: Mutex<HashMap<Box<str>, [u64; 2]>>,
     previous: Mutex<Previous>,
@@ -190,6 +205,11 @@ impl Stats {
                 },
                 // Not read by `cobra monitor` (it only reads cobra, channel_data, system).
                 "backend": backend,
+                "backpressure": {
+                    "delayed": self.backpressure.delayed.load(Ordering::Relaxed),
+                    "timeouts": self.backpressure.timeouts.load(Ordering::Relaxed),
+                    "stalls": self.backpressure.stalls.load(Ordering::Relaxed),
+                },
             },
         });
         message.to_string()
@@ -233,6 +253,14 @@ impl Stats {
             out,
             "# TYPE cobra_queue_drops_total counter\ncobra_queue_drops_total {}",
             self.queue_drops.load(Ordering::Relaxed)
+        );
+        let bp = &self.backpressure;
+        let _ = writeln!(
+            out,
+            "# TYPE cobra_backpressure_delayed_publishes_total counter\ncobra_backpressure_delayed_publishes_total {}\n# TYPE cobra_backpressure_timeouts_total counter\ncobra_backpressure_timeouts_total {}\n# TYPE cobra_backpressure_stalled_subscribers_total counter\ncobra_backpressure_stalled_subscribers_total {}",
+            bp.delayed.load(Ordering::Relaxed),
+            bp.timeouts.load(Ordering::Relaxed),
+            bp.stalls.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,

@@ -35,6 +35,9 @@ pub const DEFAULT_OUTBOUND_QUEUE_BYTES: usize = 8 * 1024 * 1024;
 /// Redis node busy from one publisher, small enough that a client that never reads its acks
 /// holds little (past it the server stops reading the socket: TCP back-pressure).
 pub const DEFAULT_MAX_PUBLISHES_IN_FLIGHT: usize = 256;
+/// Default for `--backpressure-wait-ms`: the longest one publish is held back by a subscriber
+/// of the embedded backend whose queue is over half full (see `broker::mailbox`).
+pub const DEFAULT_BACKPRESSURE_WAIT_MS: u64 = 250;
 
 /// Options of `cobra run`.
 #[derive(Debug, Clone, clap::Args)]
@@ -125,6 +128,11 @@ pub struct ServerOptions {
     /// `out_of_sync`).
     #[arg(long, env = "COBRA_OUTBOUND_QUEUE_BYTES", default_value_t = DEFAULT_OUTBOUND_QUEUE_BYTES)]
     pub outbound_queue_bytes: usize,
+
+    /// Embedded backend: milliseconds a publish may be held back while a subscriber's queue is
+    /// over half full (0: never hold publishers back, drop for the slow subscriber at once).
+    #[arg(long, env = "COBRA_BACKPRESSURE_WAIT_MS", default_value_t = DEFAULT_BACKPRESSURE_WAIT_MS)]
+    pub backpressure_wait_ms: u64,
 }
 
 /// The per-connection and per-server limits, gathered in one place.
@@ -148,6 +156,9 @@ pub struct Limits {
     /// Publishes of one connection waiting for the backend at once (pipelined, acked in
     /// order). When full the connection's socket is not read until one is answered.
     pub max_publishes_in_flight: usize,
+    /// Embedded backend: longest a publish waits for a subscriber's queue to drain below half
+    /// its limit; zero disables publisher back-pressure.
+    pub backpressure_wait: Duration,
 }
 
 impl Default for Limits {
@@ -161,6 +172,7 @@ impl Default for Limits {
             batch_flush: Duration::from_millis(DEFAULT_BATCH_FLUSH_MS),
             outbound_queue_bytes: DEFAULT_OUTBOUND_QUEUE_BYTES,
             max_publishes_in_flight: DEFAULT_MAX_PUBLISHES_IN_FLIGHT,
+            backpressure_wait: Duration::from_millis(DEFAULT_BACKPRESSURE_WAIT_MS),
         }
     }
 }
@@ -240,6 +252,7 @@ impl ServerOptions {
             batch_flush: Duration::from_millis(nonzero_u64(self.batch_flush_ms, "batch-flush-ms")?),
             outbound_queue_bytes: nonzero(self.outbound_queue_bytes, "outbound-queue-bytes")?,
             max_publishes_in_flight: DEFAULT_MAX_PUBLISHES_IN_FLIGHT,
+            backpressure_wait: Duration::from_millis(self.backpressure_wait_ms),
         };
         let channel_max_length = match self.channel_max_length {
             None => None,
@@ -430,6 +443,8 @@ mod tests {
             "3",
             "--outbound-queue-bytes",
             "4096",
+            "--backpressure-wait-ms",
+            "40",
         ])
         .unwrap();
         assert_eq!(o.apps_config, Some(PathBuf::from("/a.yaml")));
@@ -452,6 +467,7 @@ mod tests {
                 batch_flush: Duration::from_millis(3),
                 outbound_queue_bytes: 4096,
                 max_publishes_in_flight: DEFAULT_MAX_PUBLISHES_IN_FLIGHT,
+                backpressure_wait: Duration::from_millis(40),
             }
         );
         assert_eq!(
