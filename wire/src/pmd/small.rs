@@ -18,6 +18,8 @@ pub const MAX_INPUT: usize = 16 << 10;
 const MAX_HASH_BITS: u32 = 13;
 const MIN_HASH_BITS: u32 = 8;
 const MIN_MATCH: usize = 4;
+/// After `2^SKIP_SHIFT` positions without a match, step 2 positions at a time, and so on.
+const SKIP_SHIFT: u32 = 5;
 const MAX_MATCH: usize = 258;
 
 /// Scratch space kept between messages (the hash table), so compressing allocates nothing.
@@ -55,6 +57,9 @@ impl SmallDeflate {
         w.put(0b010, 3);
         let mut i = 0;
         let mut literal_from = 0;
+        // Text that keeps missing is probably not repetitive: look at fewer positions
+        // the longer it misses (as LZ4 does), back to every one after a match.
+        let mut misses = 0usize;
         while i + MIN_MATCH <= input.len() {
             let v = read_u32(input, i);
             let h = (v.wrapping_mul(0x9E37_79B1) >> (32 - bits)) as usize;
@@ -76,10 +81,12 @@ impl SmallDeflate {
                     w.copy(len, dist);
                     i += len;
                     literal_from = i;
+                    misses = 0;
                     continue;
                 }
             }
-            i += 1;
+            misses += 1;
+            i += 1 + (misses >> SKIP_SHIFT);
         }
         for &b in &input[literal_from..] {
             w.literal(b);
