@@ -23,8 +23,21 @@ fn event(i: usize) -> String {
     out
 }
 
-fn variants() -> [(&'static str, Option<Negotiated>); 2] {
-    [("plain", None), ("deflate", Some(Negotiated::default()))]
+fn variants() -> [(&'static str, Option<Negotiated>); 3] {
+    [
+        ("plain", None),
+        ("deflate", Some(Negotiated::default())),
+        // Each message compressed on its own: the small-message compressor and the
+        // fixed-Huffman inflate fast path.
+        (
+            "deflate_no_context",
+            Some(Negotiated {
+                client_no_context_takeover: true,
+                server_no_context_takeover: true,
+                ..Negotiated::default()
+            }),
+        ),
+    ]
 }
 
 fn bench_encode(c: &mut Criterion) {
