@@ -9,7 +9,6 @@
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
-mod fixed_inflate;
 mod small;
 
 use small::SmallDeflate;
@@ -411,7 +410,11 @@ impl Deflater {
     /// [`Deflater::compress`] through zlib, whatever the message (for benchmarks and
     /// tests that compare the two compressors).
     #[doc(hidden)]
-    pub fn compress_with_zlib(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), PmdError> {
+    pub fn compress_with_zlib(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), PmdError> {
         let start = out.len();
         let mut consumed = 0usize;
         let c = self.zlib();
@@ -608,14 +611,6 @@ impl Inflater {
                 ));
             }
         }
-    }
-
-    /// Inflates a whole message (one frame) at once when it can be done without zlib: the
-    /// peer compresses each message on its own and this one holds only stored and
-    /// fixed-Huffman blocks (see [`fixed_inflate`]). `false`: nothing was done, inflate it
-    /// with [`Inflater::decompress`] and [`Inflater::finish`].
-    pub fn inflate_whole(&self, input: &[u8], out: &mut Vec<u8>, max_out: usize) -> bool {
-        self.no_context_takeover && fixed_inflate::inflate(input, out, max_out)
     }
 
     /// Ends a message: feeds the stripped `00 00 ff ff` tail and resets the

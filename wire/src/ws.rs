@@ -435,16 +435,6 @@ impl Codec {
             let inflater = state
                 .inflater
                 .get_or_insert_with(|| Inflater::new(bits, nct));
-            // A whole message in one frame, from a peer that compresses each message on
-            // its own: usually decodable without zlib (its state stays reset).
-            if h.is_final
-                && self.partial == Partial::None
-                && self.buf.is_empty()
-                && inflater.inflate_whole(payload, &mut self.buf, max)
-            {
-                self.partial_compressed = false;
-                return finish(opcode, std::mem::take(&mut self.buf)).map(Some);
-            }
             inflater
                 .decompress(payload, &mut self.buf, max)
                 .map_err(inflate_error)?;
