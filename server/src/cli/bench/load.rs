@@ -355,7 +355,7 @@ fn scan_data(text: &[u8], stamps: &mut [(u64, u32, u64); FAST_BATCH]) -> Option<
     const HEAD: &[u8] = br#"{"action":"rtm/subscription/data","#;
     const MESSAGES: &[u8] = br#","messages":["#;
     let rest = text.strip_prefix(HEAD)?;
-    let at = rest.windows(MESSAGES.len()).position(|w| w == MESSAGES)?;
+    let at = memchr::memmem::find(rest, MESSAGES)?;
     let mut rest = &rest[at + MESSAGES.len()..];
     let mut n = 0;
     loop {
@@ -395,11 +395,11 @@ fn skip_object_rest(b: &[u8]) -> Option<&[u8]> {
                 // To the closing quote, stepping over escapes.
                 i += 1;
                 loop {
-                    match *b.get(i)? {
-                        b'\\' => i += 2,
-                        b'"' => break,
-                        _ => i += 1,
+                    i += memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
+                    if b[i] == b'"' {
+                        break;
                     }
+                    i += 2;
                 }
             }
             b'{' | b'[' => depth += 1,
