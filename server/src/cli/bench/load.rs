@@ -297,7 +297,7 @@ pub async fn subscriber(
 
 /// Accounts one PDU; returns how many messages it delivered.
 fn account(text: &str, clock: &Clock, next: &mut [u64], res: &mut SubResult) -> u64 {
-    let mut stamps = [(0u64, 0u32, 0u64); FAST_BATCH];
+    let mut stamps: [Stamped; FAST_BATCH] = [(0, 0, 0); FAST_BATCH];
     if let Some(n) = scan_data(text.as_bytes(), &mut stamps) {
         let now = clock.now_ns();
         for &(t, p, s) in &stamps[..n] {
@@ -345,13 +345,16 @@ fn record(now: u64, t: u64, p: u32, s: u64, next: &mut [u64], res: &mut SubResul
 /// Messages per PDU the fast path takes (larger batches go through serde).
 const FAST_BATCH: usize = 16;
 
+/// The bench fields of one message: `t` (send time), `p` (publisher), `s` (sequence).
+type Stamped = (u64, u32, u64);
+
 /// The fast path of [`account`]: a data PDU exactly as a cobra server writes it, holding
 /// messages exactly as [`write_message`] writes them (`{"t":..,"p":..,"s":..` first). The
 /// bench fields are read where they stand and the rest of each message is skipped with
 /// a string-aware brace count, instead of a full JSON parse (which was a third of the
 /// tool's time per delivery). `None` on anything else (another server's spacing, a
 /// projection, a notice): [`account`] then parses the JSON.
-fn scan_data(text: &[u8], stamps: &mut [(u64, u32, u64); FAST_BATCH]) -> Option<usize> {
+fn scan_data(text: &[u8], stamps: &mut [Stamped; FAST_BATCH]) -> Option<usize> {
     const HEAD: &[u8] = br#"{"action":"rtm/subscription/data","#;
     const MESSAGES: &[u8] = br#","messages":["#;
     let rest = text.strip_prefix(HEAD)?;
@@ -440,7 +443,7 @@ mod tests {
     }
 
     /// Both paths of `account` on the same text.
-    fn both(text: &str) -> (Option<Vec<(u64, u32, u64)>>, Vec<(u64, u32, u64)>) {
+    fn both(text: &str) -> (Option<Vec<Stamped>>, Vec<Stamped>) {
         let mut stamps = [(0, 0, 0); FAST_BATCH];
         let fast = scan_data(text.as_bytes(), &mut stamps).map(|n| stamps[..n].to_vec());
         let slow: Incoming<'_> = serde_json::from_str(text).expect("valid JSON");
