@@ -410,11 +410,7 @@ impl Deflater {
     /// [`Deflater::compress`] through zlib, whatever the message (for benchmarks and
     /// tests that compare the two compressors).
     #[doc(hidden)]
-    pub fn compress_with_zlib(
-        &mut self,
-        input: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<(), PmdError> {
+    pub fn compress_with_zlib(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), PmdError> {
         let start = out.len();
         let mut consumed = 0usize;
         let c = self.zlib();

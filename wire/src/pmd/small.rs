@@ -157,8 +157,7 @@ impl<'a> BitWriter<'a> {
     /// Writes the bits left, the last byte padded with zeros.
     fn finish(self) {
         let bytes = self.n.div_ceil(8) as usize;
-        self.out
-            .extend_from_slice(&self.acc.to_le_bytes()[..bytes]);
+        self.out.extend_from_slice(&self.acc.to_le_bytes()[..bytes]);
     }
 }
 
