@@ -6,7 +6,7 @@ use std::hint::black_box;
 use bytes::BytesMut;
 use cobra_wire::Limits;
 use cobra_wire::pdu::{self, Pdu, PublishBody};
-use cobra_wire::pmd::Negotiated;
+use cobra_wire::pmd::{Deflater, Negotiated};
 use cobra_wire::ws::{Codec, Message, Role};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -23,8 +23,21 @@ fn event(i: usize) -> String {
     out
 }
 
-fn variants() -> [(&'static str, Option<Negotiated>); 2] {
-    [("plain", None), ("deflate", Some(Negotiated::default()))]
+fn variants() -> [(&'static str, Option<Negotiated>); 3] {
+    [
+        ("plain", None),
+        ("deflate", Some(Negotiated::default())),
+        // Each message compressed on its own: the small-message compressor and the
+        // fixed-Huffman inflate fast path.
+        (
+            "deflate_no_context",
+            Some(Negotiated {
+                client_no_context_takeover: true,
+                server_no_context_takeover: true,
+                ..Negotiated::default()
+            }),
+        ),
+    ]
 }
 
 fn bench_encode(c: &mut Criterion) {
@@ -109,5 +122,49 @@ fn bench_pdu(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_encode, bench_decode, bench_pdu);
+/// One message compressed on its own, as the server does for every delivery (no context
+/// takeover): the small-message compressor against zlib level 1 reset after each message.
+fn bench_compress_alone(c: &mut Criterion) {
+    let events: Vec<String> = (0..BATCH).map(event).collect();
+    let mut g = c.benchmark_group("compress_alone");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    let mut out = Vec::with_capacity(1 << 20);
+    let mut small = Deflater::new(1, 15, true);
+    let mut zlib = Deflater::new(1, 15, true);
+    for (name, use_zlib) in [("small", false), ("zlib_reset", true)] {
+        out.clear();
+        for e in &events {
+            let d = if use_zlib { &mut zlib } else { &mut small };
+            let r = if use_zlib {
+                d.compress_with_zlib(e.as_bytes(), &mut out)
+            } else {
+                d.compress(e.as_bytes(), &mut out)
+            };
+            r.expect("compresses");
+        }
+        println!("{name}: {} compressed bytes per event", out.len() / BATCH);
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                out.clear();
+                for e in &events {
+                    let r = if use_zlib {
+                        zlib.compress_with_zlib(black_box(e.as_bytes()), &mut out)
+                    } else {
+                        small.compress(black_box(e.as_bytes()), &mut out)
+                    };
+                    let _ = black_box(r);
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_encode,
+    bench_decode,
+    bench_pdu,
+    bench_compress_alone
+);
 criterion_main!(benches);

@@ -9,6 +9,10 @@
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
+mod small;
+
+use small::SmallDeflate;
+
 /// The extension token.
 pub const EXTENSION_NAME: &str = "permessage-deflate";
 
@@ -333,8 +337,15 @@ fn accept_offer(
 }
 
 /// A permessage-deflate compressor for one direction.
+///
+/// A message compressed on its own (no context takeover) at level 1 and no longer than
+/// 16 KiB does not go through zlib: [`small`] compresses it as zlib's level 1 would,
+/// without resetting a 128 KiB hash table per message. The zlib stream is created on
+/// the first message that needs it.
 pub struct Deflater {
-    c: Compress,
+    c: Option<Compress>,
+    small: SmallDeflate,
+    level: u32,
     window_bits: u8,
     no_context_takeover: bool,
 }
@@ -352,13 +363,26 @@ impl Deflater {
     /// must not compress at all when the peer asked for 8, see the module docs).
     pub fn new(level: u32, window_bits: u8, no_context_takeover: bool) -> Self {
         Deflater {
-            c: Compress::new_with_window_bits(
-                Compression::new(level.min(9)),
-                false,
-                window_bits.clamp(9, 15),
-            ),
+            c: None,
+            small: SmallDeflate::default(),
+            level: level.min(9),
             window_bits: window_bits.clamp(9, 15),
             no_context_takeover,
+        }
+    }
+
+    fn zlib(&mut self) -> &mut Compress {
+        let (level, bits) = (self.level, self.window_bits);
+        self.c.get_or_insert_with(|| {
+            Compress::new_with_window_bits(Compression::new(level), false, bits)
+        })
+    }
+
+    /// Resets the zlib stream, if there is one, so the next message references nothing
+    /// before it.
+    fn reset(&mut self) {
+        if let Some(c) = self.c.as_mut() {
+            c.reset();
         }
     }
 
@@ -376,17 +400,28 @@ impl Deflater {
     /// Compresses one whole message into `out` (appended), sync-flushed with
     /// the trailing `00 00 ff ff` removed, as RFC 7692 §7.2.1 asks.
     pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), PmdError> {
+        if self.no_context_takeover && self.level == 1 && input.len() <= small::MAX_INPUT {
+            self.small.compress(input, self.window_bits, out);
+            return Ok(());
+        }
+        self.compress_with_zlib(input, out)
+    }
+
+    /// [`Deflater::compress`] through zlib, whatever the message (for benchmarks and
+    /// tests that compare the two compressors).
+    #[doc(hidden)]
+    pub fn compress_with_zlib(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), PmdError> {
         let start = out.len();
         let mut consumed = 0usize;
+        let c = self.zlib();
         loop {
             if out.capacity() - out.len() < 64 {
                 out.reserve(input.len() - consumed + 64);
             }
-            let before = self.c.total_in();
-            self.c
-                .compress_vec(&input[consumed..], out, FlushCompress::Sync)
+            let before = c.total_in();
+            c.compress_vec(&input[consumed..], out, FlushCompress::Sync)
                 .map_err(|e| PmdError::Inflate(e.to_string()))?;
-            consumed += (self.c.total_in() - before) as usize;
+            consumed += (c.total_in() - before) as usize;
             // The flush is complete once all input is in and zlib left spare room.
             if consumed == input.len() && out.len() < out.capacity() {
                 break;
@@ -400,7 +435,7 @@ impl Deflater {
             out.push(0x00);
         }
         if self.no_context_takeover {
-            self.c.reset();
+            self.reset();
         }
         Ok(())
     }
@@ -429,12 +464,12 @@ impl SharedDeflate {
         // A reset clears a 128 KiB hash table: skip the ones a no-context-takeover
         // deflater already did after its last message (and does after this one).
         if !deflater.no_context_takeover {
-            deflater.c.reset();
+            deflater.reset();
         }
         let mut data = Vec::with_capacity(text.len() / 2 + 16);
         let result = deflater.compress(text, &mut data);
         if !deflater.no_context_takeover || result.is_err() {
-            deflater.c.reset();
+            deflater.reset();
         }
         result?;
         Ok(SharedDeflate {

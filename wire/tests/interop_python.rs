@@ -133,6 +133,21 @@ fn our_client_against_python_server() {
 #[test]
 #[ignore = "needs Python with the websockets package (set COBRA_TEST_PYTHON)"]
 fn python_client_against_our_server() {
+    serve_python_client(&ServerPmdConfig::default());
+}
+
+/// As the cobra server answers (`server_no_context_takeover`): each message we send up to
+/// 16 KiB comes from the small-message compressor, and Python's zlib must inflate it.
+#[test]
+#[ignore = "needs Python with the websockets package (set COBRA_TEST_PYTHON)"]
+fn python_client_against_our_server_no_context_takeover() {
+    serve_python_client(&ServerPmdConfig {
+        server_no_context_takeover: true,
+        ..ServerPmdConfig::default()
+    });
+}
+
+fn serve_python_client(config: &ServerPmdConfig) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let child = Command::new(python())
@@ -160,7 +175,7 @@ fn python_client_against_our_server() {
     assert!(req.is_websocket_upgrade);
     let offers: Vec<&str> = req.extensions.iter().map(String::as_str).collect();
     let (negotiated, answer) =
-        pmd::server_negotiate(&ServerPmdConfig::default(), &offers).expect("python offers deflate");
+        pmd::server_negotiate(config, &offers).expect("python offers deflate");
     println!("python client offered {offers:?}; we answer {answer:?}");
     let key = req.ws_key.unwrap();
     s.write_all(&accept_response(&key, Some("json"), Some(&answer), &[]))
