@@ -55,7 +55,7 @@ impl Job {
 pub struct BatchSettings {
     /// `channel_max_length`.
     pub max_length: usize,
-    /// The `XADD MAXLEN` operator: `=` or `~` (see [`super::Trim`]).
+    /// The `XTRIM MAXLEN` operator: `=` or `~` (see [`super::Trim`]).
     pub trim: &'static str,
     /// Length of the history prefix (`<ns>:h:`), stripped to build the pub/sub name.
     pub history_prefix_len: usize,
