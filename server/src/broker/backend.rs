@@ -14,6 +14,10 @@
 //! - [`Backend::publish`] resolves only once the message is durably accepted by the backend
 //!   (in memory: appended; Redis: `XADD` acknowledged) and returns its position. It must never
 //!   wait for a subscriber: delivery is a non-blocking [`Subscriber::offer`].
+//! - [`Backend::publish`] takes the message's place in the channel **when it is called**, not
+//!   when its future is first polled: publishes to one channel land in the order of the calls,
+//!   whatever order their futures are polled or resolve in. A connection's publishes are
+//!   pipelined (many futures awaited at once, answered in order) and rely on this.
 //! - [`Backend::subscribe`] with [`StartAt::After`] delivers every message whose position is
 //!   greater than the given one, in order, then every live message, exactly once: **no gap and
 //!   no duplicate** across the switch from history to live. Messages are delivered through the
