@@ -147,8 +147,17 @@ async fn send(
     settings: &BatchSettings,
     script_missing: &std::sync::atomic::AtomicBool,
 ) {
-    let mut call = redis::cmd("EVALSHA");
-    call.arg(PUBLISH_BATCH.get_hash()).arg(jobs.len());
+    // Sized up front: a batch is tens of KB, grown by doubling it would be copied ~10 times.
+    let data: usize = jobs
+        .iter()
+        .map(|j| j.stream.len() + j.payload.len())
+        .sum::<usize>()
+        + settings.live_prefix.len()
+        + 128;
+    let mut call = redis::Cmd::with_capacity(2 * jobs.len() + 7, data);
+    call.arg("EVALSHA")
+        .arg(PUBLISH_BATCH.get_hash())
+        .arg(jobs.len());
     for job in &jobs {
         call.arg(&job.stream);
     }
