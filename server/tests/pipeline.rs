@@ -394,3 +394,41 @@ fn a_bad_pdu_after_pipelined_publishes_is_refused_after_their_acks() {
     assert_eq!(e["body"]["error"], "bad_schema", "{e}");
     assert_eq!(c.expect_close(), 1000);
 }
+
+/// A batch holding more messages for one channel than `channel_max_length`: the stream is
+/// trimmed to the cap once the batch is in, and the history replays the newest ones, in order.
+#[test]
+fn a_batch_longer_than_the_cap_leaves_the_stream_trimmed() {
+    const CAP: usize = 5;
+    let node = RedisServer::spawn().expect("redis-server");
+    let backend =
+        RedisBackend::start(&node.url(), None, CAP, RedisLimits::default()).expect("redis backend");
+    let server =
+        Server::start_with_backend(common::settings(), common::apps(CAP), Arc::new(backend))
+            .expect("server starts");
+    let mut c = Client::authed(server.local_addr(), "app1", "all");
+    let pdus: Vec<Value> = (0..200).map(|i| publish(i, "capped", i)).collect();
+    send_all(&mut c, &pdus);
+    for i in 0..200 {
+        let a = c.recv_json();
+        assert_eq!(
+            (&a["id"], &a["action"]),
+            (&json!(i), &json!("rtm/publish/ok"))
+        );
+    }
+    let mut redis = node.client();
+    let len: usize = redis::cmd("XLEN")
+        .arg("cobra:h:app1::capped")
+        .query(&mut redis)
+        .expect("XLEN");
+    assert_eq!(len, CAP);
+    let mut reader = Client::authed(server.local_addr(), "app1", "all");
+    reader.request(
+        "rtm/subscribe",
+        json!({"channel": "capped", "position": "0-0", "batch_size": 100}),
+    );
+    assert_eq!(
+        receive_numbers(&mut reader, CAP),
+        vec![195, 196, 197, 198, 199]
+    );
+}

@@ -17,6 +17,10 @@
 //!   hold the returned future back, for a bounded time, while a subscriber's queue is over its
 //!   high-water mark (publisher back-pressure, see [`super::mailbox`]); a backend whose
 //!   delivery runs on a shared reader (Redis) never waits for a subscriber.
+//! - [`Backend::publish`] takes the message's place in the channel **when it is called**, not
+//!   when its future is first polled: publishes to one channel land in the order of the calls,
+//!   whatever order their futures are polled or resolve in. A connection's publishes are
+//!   pipelined (many futures awaited at once, answered in order) and rely on this.
 //! - [`Backend::subscribe`] with [`StartAt::After`] delivers every message whose position is
 //!   greater than the given one, in order, then every live message, exactly once: **no gap and
 //!   no duplicate** across the switch from history to live. Messages are delivered through the

@@ -5,16 +5,17 @@ use std::time::Duration;
 /// How a history stream is capped on each publish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Trim {
-    /// `XADD MAXLEN = n`: exactly `channel_max_length` entries kept, like the embedded backend.
+    /// `MAXLEN = n`: exactly `channel_max_length` entries kept (after each publish batch), like
+    /// the embedded backend.
     #[default]
     Exact,
-    /// `XADD MAXLEN ~ n`: Redis cuts whole internal nodes only, so up to about 100 entries more
+    /// `MAXLEN ~ n`: Redis cuts whole internal nodes only, so up to about 100 entries more
     /// are kept; cheaper per publish.
     Approximate,
 }
 
 impl Trim {
-    /// The `XADD MAXLEN` operator.
+    /// The `MAXLEN` operator (of the `XTRIM` after each publish batch).
     pub fn operator(self) -> &'static str {
         match self {
             Trim::Exact => "=",

@@ -9,7 +9,7 @@
 //! - **Layout** ([`keys`]): per channel a history stream (`cobra:h:…`, the entry id is the
 //!   position `<ms>-<seq>`), a pub/sub channel (`cobra:p:…`) and a key/value stream of length
 //!   one (`cobra:kv:…`); `cobra` is the default namespace.
-//! - **Publish**: `XADD MAXLEN` and `PUBLISH` in one atomic script; concurrent publishes to a node
+//! - **Publish**: `XADD`, `XTRIM MAXLEN` and `PUBLISH` in one atomic script; concurrent publishes to a node
 //!   are batched into one `EVALSHA` ([`batch`]) on its multiplexed connection ([`node`]); each is
 //!   acknowledged only after Redis answered; a node has a bounded number of requests in flight.
 //! - **Live delivery** ([`hub`]): one pub/sub connection per node carries every subscription of
