@@ -175,3 +175,34 @@ pub fn encode_delivery(
         codec.encode_text_with(&text, &mut t.deflater, out);
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cobra_wire::position::Position;
+
+    fn message(i: u64) -> Arc<Message> {
+        // ~300 bytes that compress poorly, like the load tool's events.
+        let pad: String = (0..280u64)
+            .map(|k| char::from(b'a' + ((i * 7919 + k * k * 31) % 26) as u8))
+            .collect();
+        Arc::new(Message {
+            position: Position { ms: i, seq: 0 },
+            payload: format!(r#"{{"s":{i},"pad":"{pad}"}}"#).into(),
+        })
+    }
+
+    #[test]
+    fn a_lagging_subscribers_window_stays_cached() {
+        let mut t = ThreadCompressor::new();
+        // 4 MiB of payload: a full default outbound queue behind the newest message.
+        let messages: Vec<Arc<Message>> = (0..(4 << 20) / 300).map(message).collect();
+        let first = t.shared(&messages[0]).expect("compresses");
+        for m in &messages[1..] {
+            t.shared(m).expect("compresses");
+        }
+        let again = t.shared(&messages[0]).expect("compresses");
+        assert!(Rc::ptr_eq(&first, &again), "the oldest message was evicted");
+        assert!(t.cached_bytes <= CACHE_BYTES && t.order.len() <= CACHE_ENTRIES);
+    }
+}
