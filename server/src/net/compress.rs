@@ -183,8 +183,14 @@ mod tests {
 
     fn message(i: u64) -> Arc<Message> {
         // ~300 bytes that compress poorly, like the load tool's events.
-        let pad: String = (0..280u64)
-            .map(|k| char::from(b'a' + ((i * 7919 + k * k * 31) % 26) as u8))
+        let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let pad: String = (0..280)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from(b'a' + (x % 26) as u8)
+            })
             .collect();
         Arc::new(Message {
             position: Position { ms: i, seq: 0 },
@@ -198,9 +204,14 @@ mod tests {
         // 4 MiB of payload: a full default outbound queue behind the newest message.
         let messages: Vec<Arc<Message>> = (0..(4 << 20) / 300).map(message).collect();
         let first = t.shared(&messages[0]).expect("compresses");
+        let mut compressed = first.as_bytes().len();
         for m in &messages[1..] {
-            t.shared(m).expect("compresses");
+            compressed += t.shared(m).expect("compresses").as_bytes().len();
         }
+        assert!(
+            compressed > 2 << 20,
+            "the messages compress too well to test"
+        );
         let again = t.shared(&messages[0]).expect("compresses");
         assert!(Rc::ptr_eq(&first, &again), "the oldest message was evicted");
         assert!(t.cached_bytes <= CACHE_BYTES && t.order.len() <= CACHE_ENTRIES);
