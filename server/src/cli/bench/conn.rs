@@ -168,16 +168,10 @@ impl Conn {
             match handshake::parse_response(&self.rbuf, &key, &limits) {
                 Ok(Some((resp, used))) => {
                     let deflate = match resp.extensions.as_deref() {
-                        Some(ext) if p.deflate => {
-                            let mut n = pmd::client_accept(&pmd_cfg, ext)
-                                .map_err(|e| BenchError::Failed(format!("deflate answer: {e}")))?;
-                            // Compress each publish on its own (a sender may always refer
-                            // to less history than agreed): the codec then uses its cheap
-                            // small-message compressor, so the tool spends its CPU reading
-                            // deliveries. The server inflates the same way either way.
-                            n.client_no_context_takeover = true;
-                            Some(n)
-                        }
+                        Some(ext) if p.deflate => Some(
+                            pmd::client_accept(&pmd_cfg, ext)
+                                .map_err(|e| BenchError::Failed(format!("deflate answer: {e}")))?,
+                        ),
                         _ => None,
                     };
                     self.codec = Codec::new(Role::Client, limits, deflate);
