@@ -222,4 +222,12 @@ pub trait Backend: Send + Sync + 'static {
 
     /// One entry per backend node.
     fn health(&self) -> Vec<NodeHealth>;
+
+    /// Whether one connection may have many publishes waiting on this backend at once. A
+    /// backend whose pending publish means "slow down" (the embedded one holds a publish while
+    /// a subscriber drains) answers `false`: the connection then waits for each pending publish
+    /// before reading the next PDU.
+    fn pipelines_publishes(&self) -> bool {
+        true
+    }
 }

@@ -241,8 +241,15 @@ async fn run_session<T: Transport>(
     let mut pipeline: Option<Box<Pipeline<'_>>> = None;
     // Bytes may have arrived with the upgrade request.
     let mut pending_read = !rbuf.is_empty();
+    // A backend that holds a publish back (the embedded one, while a subscriber's queue is over
+    // its high-water mark) is applying back-pressure: the connection then starts nothing more
+    // until that publish resolves, or pipelining would bypass the back-pressure.
+    let max_in_flight = if broker.backend.pipelines_publishes() {
+        shared.settings.limits.max_publishes_in_flight.max(1)
+    } else {
+        1
+    };
     loop {
-        let max_in_flight = shared.settings.limits.max_publishes_in_flight.max(1);
         let in_flight = pipeline.as_ref().map_or(0, |p| p.in_flight.len());
         // Full, or a PDU waits for the pipeline to empty: leave the socket unread (TCP
         // back-pressure) until the backend answers.
@@ -297,12 +304,7 @@ async fn run_session<T: Transport>(
         if process_input {
             loop {
                 let held = match pipeline.as_mut() {
-                    Some(p)
-                        if p.in_flight.len()
-                            >= shared.settings.limits.max_publishes_in_flight.max(1) =>
-                    {
-                        break;
-                    }
+                    Some(p) if p.in_flight.len() >= max_in_flight => break,
                     Some(p) if p.held.is_some() => {
                         if !p.in_flight.is_empty() {
                             break;
