@@ -28,9 +28,12 @@ impl Trim {
 #[derive(Debug, Clone)]
 pub struct RedisLimits {
     /// Requests (publish, read, write, history pages...) one node may have waiting for a slot
-    /// or for Redis's answer. Beyond it a request waits up to [`Self::queue_timeout`] and then
-    /// fails with "overloaded": a slow node gives back-pressure and errors, never an unbounded
-    /// queue.
+    /// or for Redis's answer. Beyond it a read/write/history request waits up to
+    /// [`Self::queue_timeout`] and then fails with "overloaded"; a publish fails with
+    /// "overloaded" at once (a publish that waited for a slot could be overtaken by a later one
+    /// of the same connection). A slow node gives back-pressure (each connection has at most
+    /// `max_publishes_in_flight` publishes waiting, then its socket is not read) and errors,
+    /// never an unbounded queue.
     pub max_in_flight: usize,
     /// How long a request may wait for an in-flight slot.
     pub queue_timeout: Duration,
@@ -67,7 +70,8 @@ pub struct RedisLimits {
 impl Default for RedisLimits {
     fn default() -> Self {
         RedisLimits {
-            max_in_flight: 16 * 1024,
+            // 256 connections, each with a full publish pipeline (`max_publishes_in_flight`).
+            max_in_flight: 64 * 1024,
             queue_timeout: Duration::from_millis(500),
             max_batch: 256,
             batches_in_flight: 2,
