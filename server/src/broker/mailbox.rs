@@ -307,6 +307,7 @@ pub async fn wait_for_drain(mailboxes: &[Arc<Mailbox>]) {
     };
     bp.counters.delayed.fetch_add(1, Ordering::Relaxed);
     let deadline = tokio::time::Instant::now() + bp.wait;
+    let mut expired = false;
     let mut timed_out = false;
     for mailbox in mailboxes {
         loop {
@@ -317,11 +318,20 @@ pub async fn wait_for_drain(mailboxes: &[Arc<Mailbox>]) {
             if !mailbox.still_holds() {
                 break;
             }
-            if timed_out
+            if expired
                 || tokio::time::timeout_at(deadline, drained.as_mut())
                     .await
                     .is_err()
             {
+                if !expired {
+                    expired = true;
+                    // The deadline may have passed while the whole process was not running:
+                    // let the subscribers' tasks, runnable by now, take their turn first.
+                    tokio::task::yield_now().await;
+                    if !mailbox.still_holds() {
+                        break;
+                    }
+                }
                 timed_out = true;
                 if mailbox.mark_stalled() {
                     bp.counters.stalls.fetch_add(1, Ordering::Relaxed);

@@ -72,6 +72,7 @@ impl RoleCounters {
 }
 
 type RoleKey = (Box<str>, Box<str>);
+
 /// Publisher back-pressure of the embedded backend (see [`super::mailbox`]), shared by every
 /// mailbox of the broker.
 #[derive(Debug, Default)]
