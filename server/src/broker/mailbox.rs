@@ -294,6 +294,9 @@ impl Mailbox {
         }
         inner.stalled = true;
         inner.stall_credit = self.high_water - self.low_water;
+        drop(inner);
+        // Other publishes waiting on it are released now rather than at their own deadlines.
+        self.drained.notify_waiters();
         true
     }
 }
