@@ -727,22 +727,7 @@ fn a_stalled_handshake_times_out_and_disconnect_interrupts_it() {
         T,
     );
     let (client, rec) = start(config);
-    let e = rec.wait_for(T, "handshake timeout", |e| matches!(e, Event::Error { .. }));
-    assert!(
-        matches!(&e, Event::Error { kind: ErrorKind::Timeout, message, .. } if message.contains("handshake")),
-        "{e:?}"
-    );
-    wait_until(T, "next attempt", || {
-        rec.count(|e| matches!(e, Event::Connecting { .. })) >= 2
-    });
-    let t = Instant::now();
-    client.disconnect().unwrap();
-    let took = t.elapsed();
-    assert!(
-        took < Duration::from_millis(50),
-        "disconnect during a handshake took {took:?}"
-    );
-    assert_eq!(client.state(), State::Disconnected);
+    assert_timeout_then_disconnect_interrupts(&client, &rec, T, "handshake");
     drop(held);
 }
 
@@ -785,24 +770,7 @@ fn a_stalled_tcp_connect_times_out_and_disconnect_interrupts_it() {
         T,
     );
     let (client, rec) = start(config);
-    let e = rec.wait_for(T, "connect timeout", |e| matches!(e, Event::Error { .. }));
-    assert!(
-        matches!(&e, Event::Error { kind: ErrorKind::Timeout, message, .. } if message.contains("connect")),
-        "{e:?}"
-    );
-    // Interrupt the next attempt while its SYN is unanswered.
-    wait_until(T, "next attempt", || {
-        rec.count(|e| matches!(e, Event::Connecting { .. })) >= 2
-    });
-    let t = Instant::now();
-    client.disconnect().unwrap();
-    let took = t.elapsed();
-    assert!(
-        took < Duration::from_millis(50),
-        "disconnect during a TCP connect took {took:?}"
-    );
-    assert_eq!(client.state(), State::Disconnected);
-    assert_eq!(rec.count(|e| matches!(e, Event::Open)), 0);
+    assert_timeout_then_disconnect_interrupts(&client, &rec, T, "connect");
 }
 
 #[test]

@@ -147,25 +147,7 @@ fn a_stalled_tls_handshake_times_out_and_disconnect_interrupts_it() {
         T,
     );
     let (client, rec) = start(config);
-    let e = rec.wait_for(T, "TLS handshake timeout", |e| {
-        matches!(e, Event::Error { .. })
-    });
-    assert!(
-        matches!(&e, Event::Error { kind: ErrorKind::Timeout, message, .. } if message.contains("handshake")),
-        "{e:?}"
-    );
-    wait_until(T, "next attempt", || {
-        rec.count(|e| matches!(e, Event::Connecting { .. })) >= 2
-    });
-    let t = std::time::Instant::now();
-    client.disconnect().unwrap();
-    let took = t.elapsed();
-    assert!(
-        took < Duration::from_millis(50),
-        "disconnect during a TLS handshake took {took:?}"
-    );
-    assert_eq!(client.state(), cobra::State::Disconnected);
-    assert_eq!(rec.count(|e| matches!(e, Event::Open)), 0);
+    assert_timeout_then_disconnect_interrupts(&client, &rec, T, "handshake");
     // Wake the accept loop so that it sees `done`.
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     drop(std::net::TcpStream::connect(addr));

@@ -18,6 +18,17 @@ use common::Client;
 use redis_support::RedisServer;
 use serde_json::{Value, json};
 
+/// The next answers are `rtm/publish/ok` for the ids in `ids`, in that order.
+fn expect_publish_acks(c: &mut Client, ids: std::ops::Range<usize>) {
+    for i in ids {
+        let a = c.recv_json();
+        assert_eq!(
+            (&a["id"], &a["action"]),
+            (&json!(i), &json!("rtm/publish/ok"))
+        );
+    }
+}
+
 fn embedded(tweak: impl FnOnce(&mut ServerSettings)) -> ServerHandle {
     let mut settings = common::settings();
     tweak(&mut settings);
@@ -190,13 +201,7 @@ fn later_actions_see_publishes(server: &ServerHandle) {
     }
     let w = c.recv_json();
     assert_eq!(w["action"], "rtm/write/ok", "{w}");
-    for i in COUNT..2 * COUNT {
-        let a = c.recv_json();
-        assert_eq!(
-            (&a["id"], &a["action"]),
-            (&json!(i), &json!("rtm/publish/ok"))
-        );
-    }
+    expect_publish_acks(&mut c, COUNT..2 * COUNT);
     let r = c.recv_json();
     assert_eq!(r["action"], "rtm/read/ok", "{r}");
     assert_eq!(r["body"]["message"], "v1");
@@ -234,13 +239,7 @@ fn a_close_after_pipelined_publishes_gets_their_acks_first() {
         .encode_close(1000, "", &mut out)
         .expect("close frame");
     c.stream.write_all(&out).expect("send");
-    for i in 0..100 {
-        let a = c.recv_json();
-        assert_eq!(
-            (&a["id"], &a["action"]),
-            (&json!(i), &json!("rtm/publish/ok"))
-        );
-    }
+    expect_publish_acks(&mut c, 0..100);
     assert_eq!(c.expect_close(), 1000);
 }
 
@@ -382,13 +381,7 @@ fn a_bad_pdu_after_pipelined_publishes_is_refused_after_their_acks() {
     }
     c.codec.encode_text("{not json", &mut out);
     c.stream.write_all(&out).expect("send");
-    for i in 0..50 {
-        let a = c.recv_json();
-        assert_eq!(
-            (&a["id"], &a["action"]),
-            (&json!(i), &json!("rtm/publish/ok"))
-        );
-    }
+    expect_publish_acks(&mut c, 0..50);
     let e = c.recv_json();
     assert_eq!(e["action"], "rtm/error", "{e}");
     assert_eq!(e["body"]["error"], "bad_schema", "{e}");
@@ -409,13 +402,7 @@ fn a_batch_longer_than_the_cap_leaves_the_stream_trimmed() {
     let mut c = Client::authed(server.local_addr(), "app1", "all");
     let pdus: Vec<Value> = (0..200).map(|i| publish(i, "capped", i)).collect();
     send_all(&mut c, &pdus);
-    for i in 0..200 {
-        let a = c.recv_json();
-        assert_eq!(
-            (&a["id"], &a["action"]),
-            (&json!(i), &json!("rtm/publish/ok"))
-        );
-    }
+    expect_publish_acks(&mut c, 0..200);
     let mut redis = node.client();
     let len: usize = redis::cmd("XLEN")
         .arg("cobra:h:app1::capped")

@@ -564,6 +564,34 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
     }
 }
 
+/// The first attempt failed with a timeout naming `stage`; then `disconnect` interrupts the
+/// next attempt, still in that stage, at once, and no connection ever opened.
+#[allow(dead_code)] // not every test crate using `support` calls it
+pub fn assert_timeout_then_disconnect_interrupts(
+    client: &cobra::Client,
+    rec: &Recorder,
+    timeout: Duration,
+    stage: &str,
+) {
+    let e = rec.wait_for(timeout, stage, |e| matches!(e, Event::Error { .. }));
+    assert!(
+        matches!(&e, Event::Error { kind: cobra::ErrorKind::Timeout, message, .. } if message.contains(stage)),
+        "{e:?}"
+    );
+    wait_until(timeout, "next attempt", || {
+        rec.count(|e| matches!(e, Event::Connecting { .. })) >= 2
+    });
+    let t = Instant::now();
+    client.disconnect().unwrap();
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_millis(50),
+        "disconnect during the {stage} stage took {took:?}"
+    );
+    assert_eq!(client.state(), cobra::State::Disconnected);
+    assert_eq!(rec.count(|e| matches!(e, Event::Open)), 0);
+}
+
 pub fn config(url: &str) -> cobra::Config {
     cobra::Config::new(url, APPKEY, ROLE, SECRET)
         .backoff(Duration::from_millis(20), Duration::from_millis(200))
