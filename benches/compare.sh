@@ -117,6 +117,8 @@ SCENARIOS=(
   "idle|--publishers 0 --subscribers 0 --idle $IDLE --duration 0.1"
   "p1s1|--publishers 1 --subscribers 1 --duration $DUR"
   "p1s1rate|--publishers 1 --subscribers 1 --rate 1000 --duration $DUR"
+  "p1s1plain|--publishers 1 --subscribers 1 --no-deflate --duration $DUR"
+  "p50plain|--publishers 50 --subscribers 0 --no-deflate --duration $DUR"
   "p1s100|--publishers 1 --subscribers 100 --duration $DUR"
   "p1s100rate|--publishers 1 --subscribers 100 --rate 5000 --duration $DUR"
   "p1s100plain|--publishers 1 --subscribers 100 --no-deflate --duration $DUR"
