@@ -277,17 +277,22 @@ pub async fn subscriber(
     loop {
         tokio::select! {
             r = conn.fill() => {
-                if r? == 0 {
+                let read = r?;
+                if read == 0 {
                     return Err(BenchError::Failed("server closed a subscriber".into()));
                 }
                 // Received = when the bytes left the socket. One thread plays every subscriber:
                 // stamping after inflating and parsing would charge each connection with the
                 // tool's own work on the connections read before it (about 1 µs per delivery,
                 // so up to a millisecond for the last of 100 subscribers in one burst). So stamp
-                // now, and yield before decoding: the other connections that are ready read (and
-                // stamp) first.
+                // now and, for a small read (a burst that reached every subscriber at once),
+                // yield before decoding so that the other ready connections read and stamp
+                // first. A large read is a backlog: the tool is behind anyway, and a yield per
+                // read would only slow it down (measured: -14% deliveries/s at max rate).
                 let now = clock.now_ns();
-                tokio::task::yield_now().await;
+                if read < YIELD_BELOW {
+                    tokio::task::yield_now().await;
+                }
                 let mut n = 0;
                 while let Some(text) = conn.next_buffered()? {
                     n += account(&text, now, &mut next, &mut res);
@@ -302,6 +307,9 @@ pub async fn subscriber(
         }
     }
 }
+
+/// Reads smaller than this (bytes) yield to the other connections before being decoded.
+const YIELD_BELOW: usize = 16 << 10;
 
 /// Accounts one PDU received at `now` (ns on the shared clock); returns how many messages it
 /// delivered.
