@@ -419,3 +419,53 @@ fn a_batch_longer_than_the_cap_leaves_the_stream_trimmed() {
         vec![195, 196, 197, 198, 199]
     );
 }
+
+/// More publishes than the node has slots, from several pipelining connections at once: the
+/// excess waits for a slot in order instead of failing, every publish is acknowledged, and
+/// each connection's publishes land in the stream in the order sent.
+#[test]
+fn publishes_beyond_the_node_slots_wait_in_order() {
+    const CONNECTIONS: usize = 3;
+    const COUNT: usize = 300;
+    let node = RedisServer::spawn().expect("redis-server");
+    let limits = RedisLimits {
+        max_in_flight: 4,
+        max_batch: 2,
+        ..RedisLimits::default()
+    };
+    let server = on_redis(&[&node], limits, |_| {});
+    let mut clients: Vec<Client> = (0..CONNECTIONS)
+        .map(|_| Client::authed(server.local_addr(), "app1", "all"))
+        .collect();
+    for (k, c) in clients.iter_mut().enumerate() {
+        let pdus: Vec<Value> = (0..COUNT)
+            .map(|i| publish(i, "slots", k * COUNT + i))
+            .collect();
+        send_all(c, &pdus);
+    }
+    for c in &mut clients {
+        expect_publish_acks(c, 0..COUNT);
+    }
+    let mut redis = node.client();
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg("cobra:h:app1::slots")
+        .arg("-")
+        .arg("+")
+        .query(&mut redis)
+        .expect("XRANGE");
+    assert_eq!(entries.len(), CONNECTIONS * COUNT);
+    let mut last = [None::<u64>; CONNECTIONS];
+    for (_, fields) in &entries {
+        let m = &fields.iter().find(|(f, _)| f == "m").expect("m field").1;
+        let n = serde_json::from_str::<Value>(m).expect("json")["n"]
+            .as_u64()
+            .expect("n");
+        let k = n as usize / COUNT;
+        assert!(
+            last[k].is_none_or(|l| l < n),
+            "connection {k}: {n} after {:?}",
+            last[k]
+        );
+        last[k] = Some(n);
+    }
+}

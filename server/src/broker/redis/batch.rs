@@ -10,9 +10,9 @@
 //! Redis answered for it.
 //!
 //! Bounds: a publish takes one of the node's `max_in_flight` slots when it is queued (none
-//! free: "overloaded" at once, see [`Node::start_publish`]) and holds it until answered, so the
-//! queue to the writer never holds more than that; the whole publish, queueing included, must
-//! be answered within `response_timeout`.
+//! free: it waits in the node's FIFO, bounded in length and time, see [`Node::start_publish`])
+//! and holds it until answered, so the queue to the writer never holds more than that; once
+//! queued it must be answered within `response_timeout`.
 
 use std::sync::LazyLock;
 use std::sync::{Arc, Weak};
@@ -37,15 +37,16 @@ pub struct Job {
     pub reply: oneshot::Sender<Result<RawId, NodeError>>,
     /// When it was queued: a job that waited `response_timeout` is failed, not sent.
     pub queued: std::time::Instant,
-    /// The node's in-flight slot, held until the job is answered (or dropped).
-    pub _slot: OwnedSemaphorePermit,
+    /// The node's in-flight slot, held until the job is answered (or dropped); `None` while the
+    /// job waits for one (see [`Node::start_publish`]).
+    pub slot: Option<OwnedSemaphorePermit>,
 }
 
 impl Job {
     /// Frees the slot, then answers: whoever is told the publish is done can use the slot.
-    fn answer(self, result: Result<RawId, NodeError>) {
-        let Job { reply, _slot, .. } = self;
-        drop(_slot);
+    pub(crate) fn answer(self, result: Result<RawId, NodeError>) {
+        let Job { reply, slot, .. } = self;
+        drop(slot);
         let _ = reply.send(result);
     }
 }
@@ -113,6 +114,7 @@ pub async fn writer(node: Weak<Node>, mut jobs: mpsc::Receiver<Job>, settings: B
                     for job in late {
                         job.answer(Err(node.timeout_error()));
                     }
+                    node.refill_publishes();
                     batch = fresh;
                     if batch.is_empty() {
                         continue;
@@ -205,4 +207,6 @@ async fn send(
             }
         }
     }
+    // Slots were freed: publishes waiting for one move on.
+    node.refill_publishes();
 }

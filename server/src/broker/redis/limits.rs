@@ -28,13 +28,16 @@ impl Trim {
 #[derive(Debug, Clone)]
 pub struct RedisLimits {
     /// Requests (publish, read, write, history pages...) one node may have waiting for a slot
-    /// or for Redis's answer. Beyond it a read/write/history request waits up to
-    /// [`Self::queue_timeout`] and then fails with "overloaded"; a publish fails with
-    /// "overloaded" at once (a publish that waited for a slot could be overtaken by a later one
-    /// of the same connection). A slow node gives back-pressure (each connection has at most
-    /// `max_publishes_in_flight` publishes waiting, then its socket is not read) and errors,
-    /// never an unbounded queue.
+    /// or for Redis's answer. Beyond it a request waits up to [`Self::queue_timeout`] (publishes
+    /// in a FIFO of at most [`Self::max_waiting_publishes`]) and then fails with "overloaded".
+    /// A slow node gives back-pressure (each connection has at most `max_publishes_in_flight`
+    /// publishes waiting, then its socket is not read) and errors, never an unbounded queue.
     pub max_in_flight: usize,
+    /// Publishes waiting, in the order they were made, for one of the `max_in_flight` slots.
+    /// Beyond it a publish fails at once with "overloaded"; one that waited
+    /// [`Self::queue_timeout`] fails with "overloaded" too (a waiting publish keeps its place:
+    /// no later publish overtakes it).
+    pub max_waiting_publishes: usize,
     /// How long a request may wait for an in-flight slot.
     pub queue_timeout: Duration,
     /// Most publishes sent to a node in one script call (see [`super::batch`]).
@@ -72,6 +75,7 @@ impl Default for RedisLimits {
         RedisLimits {
             // 256 connections, each with a full publish pipeline (`max_publishes_in_flight`).
             max_in_flight: 64 * 1024,
+            max_waiting_publishes: 64 * 1024,
             queue_timeout: Duration::from_millis(500),
             max_batch: 256,
             batches_in_flight: 2,

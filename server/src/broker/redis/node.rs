@@ -16,6 +16,7 @@
 //! exponential backoff capped at `reconnect_max`. While a node is down its requests fail at once
 //! with [`NodeError::Down`]; other nodes are not affected.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::Weak;
@@ -129,6 +130,9 @@ pub struct Node {
     attempts: tokio::sync::watch::Sender<u64>,
     /// Publishes waiting for the batch writer (bounded by the in-flight slots).
     jobs: mpsc::Sender<Job>,
+    /// Publishes waiting for a slot, oldest first. Every publish goes through here, so none
+    /// overtakes one that waits ([`Node::start_publish`]).
+    waiting: parking_lot::Mutex<VecDeque<Job>>,
     jobs_rx: parking_lot::Mutex<Option<mpsc::Receiver<Job>>>,
     /// The runtime the node's connections and background tasks run on.
     runtime: tokio::runtime::Handle,
@@ -147,6 +151,7 @@ impl Node {
         Arc::new(Node {
             jobs,
             jobs_rx: parking_lot::Mutex::new(Some(jobs_rx)),
+            waiting: parking_lot::Mutex::new(VecDeque::new()),
             runtime,
             name: addr.to_string(),
             permits: Arc::new(Semaphore::new(limits.max_in_flight)),
@@ -197,7 +202,8 @@ impl Node {
         NodeStatus {
             node: self.name.clone(),
             connected: self.is_connected(),
-            queue_depth: (self.limits.max_in_flight - self.permits.available_permits()) as u64,
+            queue_depth: (self.limits.max_in_flight - self.permits.available_permits()
+                + self.waiting.lock().len()) as u64,
             errors: self.stats.errors.load(Ordering::Relaxed),
             published: self.stats.published.load(Ordering::Relaxed),
             reconnects: self.stats.reconnects.load(Ordering::Relaxed),
@@ -287,7 +293,10 @@ impl Node {
         let Some(conn) = conn else {
             return Err(self.down_error());
         };
-        let _permit = self.acquire().await?;
+        let _slot = SlotGuard {
+            node: self,
+            permit: Some(self.acquire().await?),
+        };
         self.exec(conn, op).await
     }
 
@@ -358,9 +367,10 @@ impl Node {
     /// these calls, whatever order their answers are awaited in (one connection's publishes to
     /// a channel keep their order). Pass the result to [`Node::finish_publish`].
     ///
-    /// Fails at once, without waiting for a slot, when the node is down or all
-    /// `max_in_flight` slots are taken: a publish that waited for a slot could be overtaken by
-    /// a later one that found a slot free, so a saturated node answers "overloaded" instead.
+    /// When all `max_in_flight` slots are taken the publish waits for one in a FIFO (at most
+    /// `max_waiting_publishes`, each at most `queue_timeout`, then "overloaded"); a later
+    /// publish never overtakes a waiting one. Fails at once when the node is down or the FIFO
+    /// is full.
     pub fn start_publish(
         &self,
         stream: String,
@@ -369,26 +379,64 @@ impl Node {
         if !self.is_connected() {
             return Err(self.down_error()); // fail fast while the node is away
         }
-        let Ok(slot) = Arc::clone(&self.permits).try_acquire_owned() else {
+        let mut waiting = self.waiting.lock();
+        if waiting.len() >= self.limits.max_waiting_publishes.max(1) {
+            drop(waiting);
             self.stats.errors.fetch_add(1, Ordering::Relaxed);
             return Err(NodeError::Overloaded {
                 node: self.name.clone(),
                 in_flight: self.limits.max_in_flight,
             });
-        };
+        }
         let (reply, answer) = oneshot::channel();
-        // Cannot be full: the channel holds `max_in_flight` jobs and each holds one of as many
-        // slots.
-        self.jobs
-            .try_send(Job {
-                stream,
-                payload,
-                reply,
-                queued: std::time::Instant::now(),
-                _slot: slot,
-            })
-            .map_err(|_| self.down_error())?;
+        waiting.push_back(Job {
+            stream,
+            payload,
+            reply,
+            queued: std::time::Instant::now(),
+            slot: None,
+        });
+        // Usually moves it on at once: the queue is only ever non-empty under saturation.
+        self.move_waiting(&mut waiting);
         Ok(answer)
+    }
+
+    /// Moves waiting publishes, oldest first, to the writer while slots are free; fails those
+    /// that waited `queue_timeout`. Called whenever a slot may have been freed.
+    pub(crate) fn refill_publishes(&self) {
+        let mut waiting = self.waiting.lock();
+        self.move_waiting(&mut waiting);
+    }
+
+    fn move_waiting(&self, waiting: &mut VecDeque<Job>) {
+        while let Some(job) = waiting.front() {
+            if job.queued.elapsed() >= self.limits.queue_timeout {
+                if let Some(job) = waiting.pop_front() {
+                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    let error = NodeError::Overloaded {
+                        node: self.name.clone(),
+                        in_flight: self.limits.max_in_flight,
+                    };
+                    job.answer(Err(error));
+                }
+                continue;
+            }
+            let Ok(slot) = Arc::clone(&self.permits).try_acquire_owned() else {
+                return;
+            };
+            let Some(mut job) = waiting.pop_front() else {
+                return;
+            };
+            job.slot = Some(slot);
+            // Cannot be full: the channel holds `max_in_flight` jobs and each holds one of as
+            // many slots. Closed only when the node is going away.
+            if let Err(e) = self.jobs.try_send(job) {
+                let job = match e {
+                    mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j) => j,
+                };
+                job.answer(Err(self.down_error()));
+            }
+        }
     }
 
     /// Waits for the answer to a publish queued by [`Node::start_publish`] (at most about twice
@@ -551,5 +599,18 @@ fn notice_disconnect(node: &Weak<Node>, generation: u64, info: &PushInfo) {
         && node.generation() == generation
     {
         node.wake.notify_one();
+    }
+}
+
+/// A request's in-flight slot: when it is given back, waiting publishes may move on.
+struct SlotGuard<'a> {
+    node: &'a Node,
+    permit: Option<tokio::sync::SemaphorePermit<'a>>,
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        drop(self.permit.take());
+        self.node.refill_publishes();
     }
 }
