@@ -86,7 +86,9 @@ pub enum Event {
         subscription_id: String,
         /// Position of the last message in this batch.
         position: Option<String>,
-        /// The messages (projections when the subscription has a filter).
+        /// The messages (projections when the subscription has a filter). A message that is valid
+        /// JSON but cannot be a [`Value`] (a number beyond the range of a double) is skipped with a
+        /// warning in the log; the others of its batch are delivered.
         messages: Vec<Value>,
     },
     /// The server refused or ended a subscription; it is no longer re-sent on reconnect.

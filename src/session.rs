@@ -399,10 +399,16 @@ impl Session {
         sub.received = true;
         let mut messages = Vec::with_capacity(data.messages.len());
         for m in &data.messages {
-            messages.push(
-                serde_json::from_str(m.get())
-                    .map_err(|e| fail(ErrorKind::Protocol, e.to_string()))?,
-            );
+            // The PDU parsed, so each message is valid JSON; a `Value` can still refuse one (a
+            // number beyond the range of a double). Failing the batch would drop its other
+            // messages, and the resume position already points past it: skip only that one.
+            match serde_json::from_str(m.get()) {
+                Ok(v) => messages.push(v),
+                Err(e) => log::warn!(
+                    "cobra: subscription {}: a message skipped, it cannot be represented: {e}",
+                    data.subscription_id
+                ),
+            }
         }
         out.push(Output::Event(Event::SubscriptionData {
             subscription_id: data.subscription_id,
@@ -493,4 +499,37 @@ impl Session {
 fn error_body(pdu: &Pdu<'_>) -> (String, String) {
     let body: pdu::ErrorBody = pdu.body_as().unwrap_or_default();
     (body.error, body.reason.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unrepresentable_message_is_skipped_not_the_batch() {
+        let mut session = Session::new("role", "secret");
+        let mut out = Vec::new();
+        session.subscribe(SubscribeOptions::new("c"), &mut out);
+        out.clear();
+        let pdu = r#"{"action":"rtm/subscription/data","body":{"subscription_id":"c","position":"1-3","messages":[{"a":1},{"x":1e400},{"b":2}]}}"#;
+        session
+            .on_text(pdu, &mut out)
+            .expect("the batch is accepted");
+        let delivered: Vec<_> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Event(Event::SubscriptionData {
+                    messages, position, ..
+                }) => Some((messages.clone(), position.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            delivered,
+            vec![(
+                vec![serde_json::json!({"a": 1}), serde_json::json!({"b": 2})],
+                Some("1-3".to_string())
+            )]
+        );
+    }
 }
