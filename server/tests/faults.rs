@@ -33,22 +33,6 @@ const CHANNEL: &str = "faults";
 /// The last message `full_history` publishes to find the end of the replay.
 const MARKER: u64 = u64::MAX;
 
-fn redis_available() -> bool {
-    let ok = Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").is_err(),
-            "redis-server is required under CI"
-        );
-        eprintln!("SKIPPED: redis-server not installed");
-    }
-    ok
-}
-
 /// `cobra run` as a child process; SIGKILLed on drop.
 struct CobraRun {
     child: Option<Child>,
@@ -158,7 +142,7 @@ fn wait(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 
 #[test]
 fn kill_9_under_load_loses_nothing_acknowledged_and_resumes_without_gap() {
-    if !redis_available() {
+    if !redis_support::available() {
         return;
     }
     let kills: usize = std::env::var("COBRA_FAULT_KILLS")

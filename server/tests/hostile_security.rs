@@ -21,25 +21,9 @@ use common::{Client, SECRET};
 use redis_support::RedisServer;
 use serde_json::{Value, json};
 
-fn redis_available() -> bool {
-    let ok = Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").is_err(),
-            "redis-server is required under CI"
-        );
-        eprintln!("SKIPPED: redis-server not installed");
-    }
-    ok
-}
-
 #[test]
 fn secrets_hashes_and_redis_password_are_never_logged() {
-    if !redis_available() {
+    if !redis_support::available() {
         return;
     }
     const REDIS_PASSWORD: &str = "redis-pw-5f1e2d3c4b";
@@ -245,7 +229,7 @@ fn apps_are_isolated_on_the_embedded_backend() {
 
 #[test]
 fn apps_are_isolated_on_the_redis_backend() {
-    if !redis_available() {
+    if !redis_support::available() {
         return;
     }
     let nodes: Vec<RedisServer> = (0..2)

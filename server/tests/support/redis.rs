@@ -9,6 +9,24 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Whether `redis-server` can be run here. Without it a test skips loudly, except under CI
+/// (`CI` set), where it must run.
+pub fn available() -> bool {
+    let ok = Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").is_err(),
+            "redis-server is required under CI"
+        );
+        eprintln!("SKIPPED: redis-server not installed");
+    }
+    ok
+}
+
 /// One `redis-server` child process.
 pub struct RedisServer {
     port: u16,
