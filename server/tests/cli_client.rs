@@ -151,6 +151,17 @@ struct Output {
 }
 
 /// Runs the command to completion, killing it (and failing) past `limit`.
+/// `cmd` (a `health` with a wrong secret) exits 1 naming the authenticate step.
+fn health_fails_at_authenticate(cmd: Command) {
+    let out = run(cmd, None, LIMIT);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("step 'authenticate' failed"),
+        "{}",
+        out.stderr
+    );
+}
+
 fn run(mut cmd: Command, stdin: Option<&str>, limit: Duration) -> Output {
     if stdin.is_some() {
         cmd.stdin(Stdio::piped());
@@ -333,17 +344,7 @@ fn health_passes_against_a_healthy_server() {
 #[test]
 fn health_names_the_failing_step_with_a_wrong_secret() {
     let server = Server::start();
-    let out = run(
-        server.cobra(&["health", "--rolesecret", "wrong"]),
-        None,
-        LIMIT,
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("step 'authenticate' failed"),
-        "{}",
-        out.stderr
-    );
+    health_fails_at_authenticate(server.cobra(&["health", "--rolesecret", "wrong"]));
 }
 
 #[test]
@@ -746,17 +747,7 @@ fn client_commands_work_against_the_python_reference_server() {
     let out = run(server.cobra(&["read", "--channel", "ref_key"]), None, LIMIT);
     assert_eq!(out.stdout.trim(), "null", "{}", out.stderr);
 
-    let out = run(
-        server.cobra(&["health", "--rolesecret", "wrong"]),
-        None,
-        LIMIT,
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("step 'authenticate' failed"),
-        "{}",
-        out.stderr
-    );
+    health_fails_at_authenticate(server.cobra(&["health", "--rolesecret", "wrong"]));
 }
 
 /// A small in-flight window: publishing waits for acks as it goes, and nothing is lost or reordered.
