@@ -389,7 +389,8 @@ fn a_bad_pdu_after_pipelined_publishes_is_refused_after_their_acks() {
 }
 
 /// A batch holding more messages for one channel than `channel_max_length`: the stream is
-/// trimmed to the cap once the batch is in, and the history replays the newest ones, in order.
+/// trimmed to the cap (plus its trim marker) once the batch is in, and the history replays the
+/// newest ones, in order.
 #[test]
 fn a_batch_longer_than_the_cap_leaves_the_stream_trimmed() {
     const CAP: usize = 5;
@@ -408,7 +409,7 @@ fn a_batch_longer_than_the_cap_leaves_the_stream_trimmed() {
         .arg("cobra:h:app1::capped")
         .query(&mut redis)
         .expect("XLEN");
-    assert_eq!(len, CAP);
+    assert_eq!(len, CAP + 1, "the history and its trim marker");
     let mut reader = Client::authed(server.local_addr(), "app1", "all");
     reader.request(
         "rtm/subscribe",

@@ -156,19 +156,23 @@ async fn send(
         .sum::<usize>()
         + settings.live_prefix.len()
         + 128;
-    let mut call = redis::Cmd::with_capacity(2 * jobs.len() + 7, data);
+    let mut call = redis::Cmd::with_capacity(3 * jobs.len() + 7, data + 6 * jobs.len());
     call.arg("EVALSHA")
         .arg(PUBLISH_BATCH.get_hash())
         .arg(jobs.len());
     for job in &jobs {
         call.arg(&job.stream);
     }
-    call.arg(settings.max_length)
+    // One more than the history: the oldest entry kept is the trim marker.
+    call.arg(settings.max_length.saturating_add(1))
         .arg(settings.trim)
         .arg(settings.history_prefix_len)
         .arg(&settings.live_prefix);
     for job in &jobs {
         call.arg(job.payload.as_bytes());
+    }
+    for job in &jobs {
+        call.arg(job.payload.len());
     }
     let result: Result<Value, NodeError> = node
         .command_for_batch(|mut c| async move {

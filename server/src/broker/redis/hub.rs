@@ -79,6 +79,8 @@ struct Channel {
 /// The subscriptions of this server on one node.
 pub struct Hub {
     layout: Layout,
+    /// `channel_max_length`: tells the trim marker (see [`scripts::HistoryPage::marker`]).
+    max_length: usize,
     channels: Mutex<HashMap<Arc<str>, Channel>>,
     buffer_cap: usize,
     epochs: AtomicU64,
@@ -91,11 +93,12 @@ struct Replay {
 }
 
 impl Hub {
-    /// An empty hub for the channels of `layout`, holding up to `buffer_cap` live messages per
-    /// subscription during a replay.
-    pub fn new(layout: Layout, buffer_cap: usize) -> Self {
+    /// An empty hub for the channels of `layout` capped at `max_length`, holding up to
+    /// `buffer_cap` live messages per subscription during a replay.
+    pub fn new(layout: Layout, max_length: usize, buffer_cap: usize) -> Self {
         Hub {
             layout,
+            max_length,
             channels: Mutex::new(HashMap::new()),
             buffer_cap: buffer_cap.max(1),
             epochs: AtomicU64::new(0),
@@ -434,16 +437,21 @@ impl Hub {
                     .await?;
                 let h = scripts::history_page(reply).map_err(|e| node.reply_error(e))?;
                 let last = position(h.last);
-                let expired = match after {
-                    Some(p) if p != Position::default() && p < position(h.last_trimmed) => {
-                        // Exact count unknown: every entry ever trimmed is an upper bound (as the
-                        // embedded backend reports).
-                        Some(h.added.saturating_sub(h.length))
+                let marker = h.marker(node.hub.max_length).map(position);
+                let expired = match (after, marker) {
+                    (Some(p), Some(m)) if p != Position::default() && p < m => {
+                        // Exact count unknown: every entry ever cut (the marker included) is an
+                        // upper bound, as the embedded backend reports.
+                        Some((h.added + 1).saturating_sub(h.length))
                     }
                     _ => None,
                 };
                 if after.is_none() {
                     pos = last;
+                }
+                // The marker and what precedes it are not history any more.
+                if let Some(m) = marker {
+                    pos = pos.max(m);
                 }
                 if resuming && let Some(missed) = expired {
                     subscriber.report_loss(

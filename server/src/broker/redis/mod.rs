@@ -12,6 +12,8 @@
 //! - **Publish**: `XADD`, `XTRIM MAXLEN` and `PUBLISH` in one atomic script; concurrent publishes to a node
 //!   are batched into one `EVALSHA` ([`batch`]) on its multiplexed connection ([`node`]); each is
 //!   acknowledged only after Redis answered; a node has a bounded number of requests in flight.
+//!   Streams hold `channel_max_length + 1` entries: the oldest is the trim marker, which tells
+//!   exactly whether a resume position missed anything ([`scripts::HistoryPage::marker`]).
 //! - **Live delivery** ([`hub`]): one pub/sub connection per node carries every subscription of
 //!   this server on that node; messages are fanned out locally. Resuming from a position is
 //!   exactly once and in order across the switch from history to live.
@@ -130,7 +132,7 @@ impl RedisBackend {
         let runtime = tokio::runtime::Handle::current();
         let nodes: Vec<Arc<Node>> = addrs
             .into_iter()
-            .map(|a| Node::new(a, Arc::clone(&limits), runtime.clone()))
+            .map(|a| Node::new(a, Arc::clone(&limits), channel_max_length, runtime.clone()))
             .collect();
         let layout = Layout::new(&limits.namespace);
         let batch_settings = BatchSettings {

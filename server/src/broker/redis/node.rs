@@ -145,6 +145,7 @@ impl Node {
     pub fn new(
         addr: NodeAddr,
         limits: Arc<RedisLimits>,
+        channel_max_length: usize,
         runtime: tokio::runtime::Handle,
     ) -> Arc<Self> {
         let (jobs, jobs_rx) = mpsc::channel(limits.max_in_flight.max(1));
@@ -155,7 +156,11 @@ impl Node {
             runtime,
             name: addr.to_string(),
             permits: Arc::new(Semaphore::new(limits.max_in_flight)),
-            hub: Hub::new(Layout::new(&limits.namespace), limits.catch_up_buffer),
+            hub: Hub::new(
+                Layout::new(&limits.namespace),
+                channel_max_length,
+                limits.catch_up_buffer,
+            ),
             addr,
             limits,
             link: RwLock::new(Link::default()),

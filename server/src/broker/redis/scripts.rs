@@ -1,61 +1,77 @@
 //! The Lua scripts the backend runs on each node, and the decoding of Redis replies.
 //!
-//! Scripts are sent once per node (`SCRIPT LOAD`, done by [`redis::Script`] on the first
-//! `NOSCRIPT`) and then called by SHA1 with `EVALSHA`, so a publish costs one small request.
+//! Scripts are sent once per node (`SCRIPT LOAD`) and then called by SHA1 with `EVALSHA`.
+//!
+//! Redis 7 interns every string that enters Lua and hashes each of its bytes doing so: that
+//! was 40 % of a node's CPU under publish load, so the publish script makes as few strings as
+//! it can (see [`PUBLISH_BATCH`]).
 
 use redis::Value;
 
-/// Publish a batch: for each message, append it to its channel's history stream (capped with
-/// one `XTRIM MAXLEN` per stream once the batch is in) and notify live subscribers. One atomic step, so pub/sub order is stream order
-/// and a subscriber that read a stream up to id X knows every later message of that channel
-/// comes through pub/sub with an id greater than X.
+/// Publish a batch: for each message, append it to its channel's history stream, then per
+/// stream cap it (one `XTRIM MAXLEN` once the batch is in) and notify live subscribers. One
+/// atomic step, so pub/sub order is stream order and a subscriber that read a stream up to id
+/// X knows every later message of that channel comes through pub/sub with an id greater than X.
 ///
-/// The messages of one channel in a batch go out as one `PUBLISH` of their records
-/// `<id> <byte length> <raw>` back to back (see [`split_live`]), in stream order.
+/// The messages of one stream in the batch go out as `PUBLISH`es of their records
+/// `<id> <byte length> <raw>` back to back (see [`split_live`]), about 7 KB each, in stream
+/// order, and only when
+/// the channel has a subscriber (`PUBSUB NUMSUB`): building that string is most of the script's
+/// cost, as Redis 7 hashes every byte of every string made in Lua.
 ///
-/// Each entry is `m` = the raw message, `p` = the id of the entry before it. Redis does not
-/// remember what `XTRIM` trimmed, but the first entry kept then names the last one trimmed,
-/// which is what tells exactly whether a resume position expired (see [`HISTORY`]).
-///
-/// `KEYS[i]` the history stream of message `i`; `ARGV[1]` max length, `ARGV[2]` trim operator
-/// (`=` exact, `~` approximate), `ARGV[3]` length of the history prefix (`<ns>:h:`), `ARGV[4]`
-/// the pub/sub prefix (`<ns>:p:`), `ARGV[4 + i]` the raw message `i`. Returns the ids
-/// (positions) in order; a message whose `XADD` failed (a key of another type squatting the
-/// name) gets `!<error text>` in its place, without failing the others of the batch (an error
-/// element would make the client fail the whole reply).
+/// `KEYS[i]` the history stream of message `i` (of `n`); `ARGV[1]` the cap
+/// (`channel_max_length + 1`: the extra, oldest entry is the trim marker, see
+/// [`HistoryPage::marker`]), `ARGV[2]` trim operator (`=` exact, `~` approximate), `ARGV[3]`
+/// length of the history prefix (`<ns>:h:`), `ARGV[4]` the pub/sub prefix (`<ns>:p:`),
+/// `ARGV[4 + i]` the raw message `i`, `ARGV[4 + n + i]` its byte length in decimal (formatting
+/// a number in Lua goes through `printf`). Returns the ids (positions) in order; a message
+/// whose `XADD` failed (a key of another type squatting the name) gets `!<error text>` in its
+/// place, without failing the others of the batch (an error element would make the client fail
+/// the whole reply).
 pub const PUBLISH_BATCH: &str = r"
-local max, op, hlen, lprefix = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local ids, last, order, parts = {}, {}, {}, {}
-for i = 1, #KEYS do
-  local key, msg = KEYS[i], ARGV[4 + i]
-  local prev = last[key]
-  if not prev then
-    local top = redis.pcall('XREVRANGE', key, '+', '-', 'COUNT', 1)
-    prev = type(top) == 'table' and top[1] and top[1][1] or '0-0'
-  end
-  local id = redis.pcall('XADD', key, '*', 'm', msg, 'p', prev)
+local cap, op, hlen, lprefix = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local n = #KEYS
+local ids, order, per = {}, {}, {}
+for i = 1, n do
+  local key = KEYS[i]
+  local id = redis.pcall('XADD', key, '*', 'm', ARGV[4 + i])
   if type(id) == 'table' then
     ids[i] = '!' .. tostring(id.err)
   else
-    local p = parts[key]
+    ids[i] = id
+    local p = per[key]
     if not p then
       p = {}
-      parts[key] = p
+      per[key] = p
       order[#order + 1] = key
     end
-    -- Pieces, joined once by table.concat: `id .. ' ' .. msg` would copy (and intern) every
-    -- message once more.
-    local n = #p
-    p[n + 1], p[n + 2], p[n + 3], p[n + 4], p[n + 5] = id, ' ', #msg, ' ', msg
-    ids[i] = id
-    last[key] = id
+    p[#p + 1] = i
   end
 end
 for _, key in ipairs(order) do
-  -- Trimmed once per stream per batch (nobody sees the batch half done): fewer arguments
-  -- per XADD, one trim pass per stream.
-  redis.pcall('XTRIM', key, 'MAXLEN', op, max)
-  redis.call('PUBLISH', lprefix .. string.sub(key, hlen + 1), table.concat(parts[key]))
+  -- Trimmed once per stream per batch (nobody sees the batch half done).
+  redis.pcall('XTRIM', key, 'MAXLEN', op, cap)
+  local channel = lprefix .. string.sub(key, hlen + 1)
+  if redis.call('PUBSUB', 'NUMSUB', channel)[2] > 0 then
+    -- Pieces joined by table.concat, in chunks that fit its buffer (8 KiB): past it, the
+    -- buffer makes, and hashes, intermediate strings; `id .. ' ' .. msg` would make one per
+    -- message.
+    local parts, k, size = {}, 0, 0
+    for _, i in ipairs(per[key]) do
+      local len = ARGV[4 + n + i]
+      parts[k + 1], parts[k + 2], parts[k + 3], parts[k + 4], parts[k + 5] =
+        ids[i], ' ', len, ' ', ARGV[4 + i]
+      k = k + 5
+      size = size + tonumber(len) + 40
+      if size >= 7000 then
+        redis.call('PUBLISH', channel, table.concat(parts, '', 1, k))
+        k, size = 0, 0
+      end
+    end
+    if k > 0 then
+      redis.call('PUBLISH', channel, table.concat(parts, '', 1, k))
+    end
+  end
 end
 return ids
 ";
@@ -63,35 +79,28 @@ return ids
 /// History read with the stream's state, atomically: what a subscription needs to start.
 ///
 /// `KEYS[1]` history stream, `ARGV[1]` XRANGE start (`-` or `(<id>`), `ARGV[2]` max entries.
-/// Returns `{last_generated_id, last_trimmed_id, entries_added, length, entries}`, where
-/// `last_trimmed_id` is the `p` field of the first entry kept (or the last id when nothing is
-/// kept, `0-0` when nothing was ever trimmed); `{'0-0','0-0',0,0,{}}` when the stream does
-/// not exist.
+/// Returns `{last_generated_id, first_id, entries_added, length, entries}` (`first_id` is the
+/// oldest entry kept, `0-0` when none); `{'0-0','0-0',0,0,{}}` when the stream does not exist.
+/// Whether the oldest entry is the trim marker is decided by the caller (see
+/// [`HistoryPage::marker`]).
 pub const HISTORY: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'0-0', '0-0', 0, 0, {}} end
 local info = redis.call('XINFO', 'STREAM', KEYS[1])
-local last, first, added, len = '0-0', false, 0, 0
+local last, first, added, len = '0-0', '0-0', 0, 0
 for i = 1, #info, 2 do
   local k = info[i]
   if k == 'last-generated-id' then last = info[i + 1]
-  elseif k == 'first-entry' then first = info[i + 1]
+  elseif k == 'first-entry' then
+    local e = info[i + 1]
+    if type(e) == 'table' and e[1] then first = e[1] end
   elseif k == 'entries-added' then added = info[i + 1]
   elseif k == 'length' then len = info[i + 1] end
-end
-local trimmed = '0-0'
-if first then
-  local fields = first[2]
-  for i = 1, #fields, 2 do
-    if fields[i] == 'p' then trimmed = fields[i + 1] end
-  end
-elseif added > 0 then
-  trimmed = last
 end
 local entries = {}
 if tonumber(ARGV[2]) > 0 then
   entries = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2])
 end
-return {last, trimmed, added, len, entries}
+return {last, first, added, len, entries}
 ";
 
 /// A Redis reply that does not have the shape the backend expects (a bug, or not a Redis we
@@ -201,14 +210,26 @@ fn entry(v: Value) -> Result<Entry, ReplyError> {
 pub struct HistoryPage {
     /// The stream's last id (`0-0` when it never existed).
     pub last: RawId,
-    /// The id of the last entry trimmed (`0-0` when none).
-    pub last_trimmed: RawId,
+    /// The oldest entry kept (`0-0` when none).
+    pub first: RawId,
     /// Entries ever added.
     pub added: u64,
     /// Entries now kept.
     pub length: u64,
     /// The entries read.
     pub entries: Vec<Entry>,
+}
+
+impl HistoryPage {
+    /// The trim marker: the oldest entry kept once the stream holds more than `max_length`
+    /// entries or anything was ever trimmed. Streams are capped at `max_length + 1` (see
+    /// [`super::batch`]) so that the newest entry cut from the history proper is still there:
+    /// it is not delivered, but its id tells exactly whether a resume position missed anything
+    /// (a position before the marker did). Redis keeps no record of what `XTRIM` removed.
+    pub fn marker(&self, max_length: usize) -> Option<RawId> {
+        let trimmed = self.added > self.length || self.length > max_length as u64;
+        (trimmed && self.length > 0).then_some(self.first)
+    }
 }
 
 /// Decodes the reply of [`HISTORY`].
@@ -225,7 +246,7 @@ pub fn history_page(v: Value) -> Result<HistoryPage, ReplyError> {
     let entries = entries(parts.pop().unwrap_or_default())?;
     Ok(HistoryPage {
         last: id(&parts[0])?,
-        last_trimmed: id(&parts[1])?,
+        first: id(&parts[1])?,
         added: int(&parts[2])?,
         length: int(&parts[3])?,
         entries,
@@ -269,6 +290,10 @@ mod tests {
         ] {
             assert_eq!(parse_id(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn live_records() {
         assert_eq!(
             split_live(b"5-1 8 {\"a\": 1}"),
             Some(vec![((5, 1), "{\"a\": 1}")])
@@ -288,6 +313,26 @@ mod tests {
         ] {
             assert_eq!(split_live(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn the_marker_is_the_oldest_entry_once_anything_was_cut() {
+        let page = |added, length| HistoryPage {
+            last: (9, 0),
+            first: (3, 0),
+            added,
+            length,
+            entries: Vec::new(),
+        };
+        assert_eq!(page(5, 5).marker(5), None, "nothing cut, within the cap");
+        assert_eq!(page(6, 6).marker(5), Some((3, 0)), "one over the cap");
+        assert_eq!(page(20, 6).marker(5), Some((3, 0)), "trimmed");
+        assert_eq!(
+            page(20, 15).marker(100),
+            Some((3, 0)),
+            "trimmed under an old, lower cap"
+        );
+        assert_eq!(page(0, 0).marker(0), None, "no stream");
     }
 
     #[test]
