@@ -2,13 +2,15 @@
 # Side-by-side benchmark, in one run on one machine: our server (embedded backend; Redis backend on one
 # and on three nodes) against the original Python `cobras` server (on one Redis), every figure measured
 # by the same load tool (`cobra bench`), plus `redis-benchmark` as the ceiling of the Redis path.
-# Servers (and their Redis) run on one core, the load tool on another (taskset), so they do not fight
-# for a core and the comparison is a ratio measured under the same conditions.
+# Pinned with taskset so every figure is measured under the same conditions: the embedded server on
+# one core and the load tool on the other; on Redis (ours and Python's) the Redis node gets a core to
+# itself, as in the `redis-benchmark` ceiling run, and the server shares the other with the load tool.
 #
 # Usage: benches/compare.sh            (about 3 minutes with the defaults)
 # Env:   BENCH_DURATION=3  seconds of publishing per scenario
 #        BENCH_IDLE=10000  idle connections held (capped by `ulimit -Hn`)
-#        BENCH_SERVER_CPU=0 BENCH_TOOL_CPU=1
+#        BENCH_SERVER_CPU=0 BENCH_TOOL_CPU=1 BENCH_REDIS_CPU=1
+#        BENCH_REDIS_TOOL_CPU=0   the load tool's core when the server runs on Redis
 #        COBRA_BIN=path    skip the build and use this `cobra` binary
 #        BENCH_DOC=path    where the table goes (default docs/performance.md, between the
 #                          `<!-- compare:begin -->` / `<!-- compare:end -->` markers; printed on stdout too)
@@ -19,6 +21,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DUR="${BENCH_DURATION:-3}"
 SERVER_CPU="${BENCH_SERVER_CPU:-0}"
 TOOL_CPU="${BENCH_TOOL_CPU:-1}"
+REDIS_CPU="${BENCH_REDIS_CPU:-1}"
+REDIS_TOOL_CPU="${BENCH_REDIS_TOOL_CPU:-0}"
 DOC="${BENCH_DOC:-$ROOT/docs/performance.md}"
 TARGETS="${BENCH_TARGETS:-embedded redis1 redis3 python}"
 WORK="$(mktemp -d /tmp/cobra-compare.XXXXXX)"
@@ -67,7 +71,7 @@ REDIS_PORTS=()
 start_redis() { # sets REDIS_PORTS+=(port)
   local port
   port="$(free_port)"
-  taskset -c "$SERVER_CPU" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+  taskset -c "$REDIS_CPU" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
     >"$WORK/redis-$port.log" 2>&1 &
   PIDS+=($!)
   wait_port "$port" $! || { echo "compare: redis-server did not start" >&2; exit 1; }
@@ -119,6 +123,7 @@ SCENARIOS=(
   "p1s1rate|--publishers 1 --subscribers 1 --rate 1000 --duration $DUR"
   "p1s1plain|--publishers 1 --subscribers 1 --no-deflate --duration $DUR"
   "p50plain|--publishers 50 --subscribers 0 --no-deflate --duration $DUR"
+  "p50s1plain|--publishers 50 --subscribers 1 --no-deflate --duration $DUR"
   "p1s100|--publishers 1 --subscribers 100 --duration $DUR"
   "p1s100rate|--publishers 1 --subscribers 100 --rate 5000 --duration $DUR"
   "p1s100plain|--publishers 1 --subscribers 100 --no-deflate --duration $DUR"
@@ -126,13 +131,14 @@ SCENARIOS=(
 )
 
 run_scenarios() { # $1 = target
-  local entry name opts
+  local entry name opts tool_cpu="$TOOL_CPU"
+  [ "$1" = embedded ] || tool_cpu="$REDIS_TOOL_CPU"
   for entry in "${SCENARIOS[@]}"; do
     name="${entry%%|*}"
     opts="${entry#*|}"
     echo "compare: $1 / $name" >&2
     # shellcheck disable=SC2086
-    if ! taskset -c "$TOOL_CPU" "$COBRA_BIN" bench --endpoint "ws://127.0.0.1:$SERVER_PORT" \
+    if ! taskset -c "$tool_cpu" "$COBRA_BIN" bench --endpoint "ws://127.0.0.1:$SERVER_PORT" \
       --json --quiet --server-pid "$SERVER_PID" $opts \
       >"$WORK/$1-$name.json" 2>"$WORK/$1-$name.err"; then
       echo "compare: $1 / $name failed: $(tail -c 300 "$WORK/$1-$name.err")" >&2
@@ -150,19 +156,20 @@ for target in $TARGETS; do
   stop_server
 done
 
-# The Redis ceiling: pipelined PUBLISH and XADD of a 300-byte message from the tool's core.
+# The Redis ceiling: pipelined PUBLISH and XADD of a 300-byte message, Redis on its core and
+# redis-benchmark on the server's.
 # (redis-benchmark 7 has no built-in `-t publish` test: the command is given explicitly.)
 REDIS_PORTS=()
 start_redis
 MSG="$(python3 -c 'print("x" * 300)')"
 for cmd in publish xadd; do
   if [ "$cmd" = publish ]; then args=(publish bench "$MSG"); else args=(xadd bench MAXLEN '~' 1000 '*' m "$MSG"); fi
-  taskset -c "$TOOL_CPU" redis-benchmark -p "${REDIS_PORTS[0]}" -P 16 -c 50 -n 1000000 --csv "${args[@]}" \
+  taskset -c "$SERVER_CPU" redis-benchmark -p "${REDIS_PORTS[0]}" -P 16 -c 50 -n 1000000 --csv "${args[@]}" \
     >"$WORK/redis-bench-$cmd.csv" 2>/dev/null || true
 done
 redis-cli -p "${REDIS_PORTS[0]}" shutdown nosave >/dev/null 2>&1 || true
 
-TABLE="$(python3 "$ROOT/benches/compare_table.py" "$WORK" "$DUR" "$IDLE" "$SERVER_CPU" "$TOOL_CPU")"
+TABLE="$(python3 "$ROOT/benches/compare_table.py" "$WORK" "$DUR" "$IDLE" "$SERVER_CPU" "$TOOL_CPU" "$REDIS_CPU" "$REDIS_TOOL_CPU")"
 echo "$TABLE"
 if [ -f "$DOC" ] && grep -q '<!-- compare:begin -->' "$DOC"; then
   python3 - "$DOC" "$TABLE" <<'PY'

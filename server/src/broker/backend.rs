@@ -81,6 +81,11 @@ impl ChannelKey {
         &self.0
     }
 
+    /// The full key, shared (no copy): for a backend that keeps it beyond the call.
+    pub fn shared(&self) -> Arc<str> {
+        Arc::clone(&self.0)
+    }
+
     /// The channel name without the app prefix.
     pub fn channel(&self) -> &str {
         &self.0[self.1 + 2..]

@@ -29,8 +29,8 @@ static PUBLISH_BATCH: LazyLock<redis::Script> =
 
 /// One publish waiting for the writer.
 pub struct Job {
-    /// The history stream.
-    pub stream: String,
+    /// The channel key (`<appkey>::<channel>`); its stream is `<history prefix><key>`.
+    pub key: Arc<str>,
     /// The raw message.
     pub payload: Arc<str>,
     /// Where the position (or the error) goes.
@@ -58,8 +58,8 @@ pub struct BatchSettings {
     pub max_length: usize,
     /// The `XTRIM MAXLEN` operator: `=` or `~` (see [`super::Trim`]).
     pub trim: &'static str,
-    /// Length of the history prefix (`<ns>:h:`), stripped to build the pub/sub name.
-    pub history_prefix_len: usize,
+    /// The history prefix (`<ns>:h:`), stripped by the script to build the pub/sub name.
+    pub history_prefix: String,
     /// The pub/sub prefix (`<ns>:p:`).
     pub live_prefix: String,
 }
@@ -152,7 +152,7 @@ async fn send(
     // Sized up front: a batch is tens of KB, grown by doubling it would be copied ~10 times.
     let data: usize = jobs
         .iter()
-        .map(|j| j.stream.len() + j.payload.len())
+        .map(|j| settings.history_prefix.len() + j.key.len() + j.payload.len())
         .sum::<usize>()
         + settings.live_prefix.len()
         + 128;
@@ -161,12 +161,12 @@ async fn send(
         .arg(PUBLISH_BATCH.get_hash())
         .arg(jobs.len());
     for job in &jobs {
-        call.arg(&job.stream);
+        call.arg(StreamName(&settings.history_prefix, &job.key));
     }
     // One more than the history: the oldest entry kept is the trim marker.
     call.arg(settings.max_length.saturating_add(1))
         .arg(settings.trim)
-        .arg(settings.history_prefix_len)
+        .arg(settings.history_prefix.len())
         .arg(&settings.live_prefix);
     for job in &jobs {
         call.arg(job.payload.as_bytes());
@@ -213,4 +213,17 @@ async fn send(
     }
     // Slots were freed: publishes waiting for one move on.
     node.refill_publishes();
+}
+
+/// A history stream's name, written into the command as one argument without building it.
+struct StreamName<'a>(&'a str, &'a str);
+
+impl redis::ToRedisArgs for StreamName<'_> {
+    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+        use std::io::Write;
+        let mut arg = out.writer_for_next_arg();
+        // Writes into the command's own buffer: they cannot fail.
+        let _ = arg.write_all(self.0.as_bytes());
+        let _ = arg.write_all(self.1.as_bytes());
+    }
 }

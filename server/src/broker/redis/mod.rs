@@ -138,7 +138,7 @@ impl RedisBackend {
         let batch_settings = BatchSettings {
             max_length: channel_max_length,
             trim: limits.trim.operator(),
-            history_prefix_len: layout.history("").len(),
+            history_prefix: layout.history(""),
             live_prefix: layout.live(""),
         };
         for node in &nodes {
@@ -195,8 +195,16 @@ impl RedisBackend {
         channel_key: &str,
         payload: Arc<str>,
     ) -> impl Future<Output = Result<Position, NodeError>> + Send + '_ {
-        let node = self.node(channel_key);
-        let started = node.start_publish(self.layout.history(channel_key), payload);
+        self.publish_shared(Arc::from(channel_key), payload)
+    }
+
+    fn publish_shared(
+        &self,
+        channel_key: Arc<str>,
+        payload: Arc<str>,
+    ) -> impl Future<Output = Result<Position, NodeError>> + Send + '_ {
+        let node = self.node(&channel_key);
+        let started = node.start_publish(channel_key, payload);
         async move {
             let (ms, seq) = node.finish_publish(started).await?;
             Ok(Position { ms, seq })
@@ -332,7 +340,7 @@ impl Backend for RedisBackend {
         payload: Arc<str>,
     ) -> BoxFuture<'_, Result<Position, BackendError>> {
         // Queued now (not on first poll): the caller's call order is the landing order.
-        let publish = self.publish_raw(channel.as_str(), payload);
+        let publish = self.publish_shared(channel.shared(), payload);
         Box::pin(async move { Ok(publish.await?) })
     }
 

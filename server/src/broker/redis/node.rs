@@ -367,8 +367,8 @@ impl Node {
         self.exec(conn, op).await
     }
 
-    /// Queues a publish of `payload` to the history stream `stream` (and its pub/sub channel)
-    /// for the batch writer, **now**: publishes queued on a node land in Redis in the order of
+    /// Queues a publish of `payload` to channel `key` (`<appkey>::<channel>`: its history stream
+    /// and its pub/sub channel) for the batch writer, **now**: publishes queued on a node land in Redis in the order of
     /// these calls, whatever order their answers are awaited in (one connection's publishes to
     /// a channel keep their order). Pass the result to [`Node::finish_publish`].
     ///
@@ -378,13 +378,29 @@ impl Node {
     /// is full.
     pub fn start_publish(
         &self,
-        stream: String,
+        key: Arc<str>,
         payload: Arc<str>,
     ) -> Result<oneshot::Receiver<Result<RawId, NodeError>>, NodeError> {
         if !self.is_connected() {
             return Err(self.down_error()); // fail fast while the node is away
         }
+        let (reply, answer) = oneshot::channel();
+        let mut job = Job {
+            key,
+            payload,
+            reply,
+            queued: std::time::Instant::now(),
+            slot: None,
+        };
         let mut waiting = self.waiting.lock();
+        // The usual case (the FIFO only fills under saturation): straight to the writer.
+        if waiting.is_empty()
+            && let Ok(slot) = Arc::clone(&self.permits).try_acquire_owned()
+        {
+            job.slot = Some(slot);
+            self.hand_to_writer(job);
+            return Ok(answer);
+        }
         if waiting.len() >= self.limits.max_waiting_publishes.max(1) {
             drop(waiting);
             self.stats.errors.fetch_add(1, Ordering::Relaxed);
@@ -393,17 +409,21 @@ impl Node {
                 in_flight: self.limits.max_in_flight,
             });
         }
-        let (reply, answer) = oneshot::channel();
-        waiting.push_back(Job {
-            stream,
-            payload,
-            reply,
-            queued: std::time::Instant::now(),
-            slot: None,
-        });
-        // Usually moves it on at once: the queue is only ever non-empty under saturation.
+        waiting.push_back(job);
         self.move_waiting(&mut waiting);
         Ok(answer)
+    }
+
+    /// Gives a job holding its slot to the writer. Its queue cannot be full: it holds
+    /// `max_in_flight` jobs and each holds one of as many slots. Closed only when the node is
+    /// going away.
+    fn hand_to_writer(&self, job: Job) {
+        if let Err(e) = self.jobs.try_send(job) {
+            let job = match e {
+                mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j) => j,
+            };
+            job.answer(Err(self.down_error()));
+        }
     }
 
     /// Moves waiting publishes, oldest first, to the writer while slots are free; fails those
@@ -433,14 +453,7 @@ impl Node {
                 return;
             };
             job.slot = Some(slot);
-            // Cannot be full: the channel holds `max_in_flight` jobs and each holds one of as
-            // many slots. Closed only when the node is going away.
-            if let Err(e) = self.jobs.try_send(job) {
-                let job = match e {
-                    mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j) => j,
-                };
-                job.answer(Err(self.down_error()));
-            }
+            self.hand_to_writer(job);
         }
     }
 
