@@ -117,6 +117,7 @@ fn main() {
         apps_config: ConfigSource::Content(String::new()),
         redis_urls: vec![],
         redis_password: None,
+        redis_tls_ca: None,
         channel_max_length: None,
         verbose: false,
         tls: None,

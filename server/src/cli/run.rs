@@ -88,6 +88,18 @@ pub fn run(args: RunArgs) -> i32 {
         {
             limits.namespace = namespace;
         }
+        if let Some(path) = &settings.redis_tls_ca {
+            match std::fs::read_to_string(path) {
+                Ok(pem) => limits.tls_ca_pem = Some(pem),
+                Err(e) => {
+                    eprintln!(
+                        "cobra run: cannot read --redis-tls-ca {}: {e}",
+                        path.display()
+                    );
+                    return 1;
+                }
+            }
+        }
         match RedisBackend::start(&urls, password, apps.channel_max_length, limits) {
             Ok(backend) => Server::start_with_backend(settings, apps, Arc::new(backend)),
             Err(e) => {

@@ -79,6 +79,11 @@ pub struct ServerOptions {
     )]
     pub redis_password: Option<String>,
 
+    /// CA certificate(s) (PEM) that signed the `rediss://` nodes' certificates; without it
+    /// they are checked against the public (webpki) roots.
+    #[arg(long, env = "COBRA_REDIS_TLS_CA", value_name = "PEM")]
+    pub redis_tls_ca: Option<PathBuf>,
+
     /// Subscriptions allowed per connection.
     #[arg(long, alias = "max_subscriptions", env = "COBRA_MAX_SUBSCRIPTIONS",
           default_value_t = DEFAULT_MAX_SUBSCRIPTIONS)]
@@ -194,6 +199,8 @@ pub struct ServerSettings {
     /// Redis URLs; empty: the embedded backend.
     pub redis_urls: Vec<String>,
     pub redis_password: Option<String>,
+    /// CA (PEM file) for `rediss://` nodes; `None`: the webpki roots.
+    pub redis_tls_ca: Option<PathBuf>,
     /// Overrides the apps config's `channel_max_length`.
     pub channel_max_length: Option<NonZeroUsize>,
     pub verbose: bool,
@@ -277,6 +284,7 @@ impl ServerOptions {
             apps_config,
             redis_urls,
             redis_password: self.redis_password.filter(|p| !p.is_empty()),
+            redis_tls_ca: self.redis_tls_ca,
             channel_max_length,
             verbose: self.verbose,
             tls,
@@ -294,6 +302,7 @@ impl ServerSettings {
             apps_config,
             redis_urls: Vec::new(),
             redis_password: None,
+            redis_tls_ca: None,
             channel_max_length: None,
             verbose: false,
             tls: None,

@@ -474,6 +474,7 @@ mod tests {
             apps_config: ConfigSource::Content(String::new()),
             redis_urls: vec![],
             redis_password: None,
+            redis_tls_ca: None,
             channel_max_length: None,
             verbose: false,
             tls: None,

@@ -52,6 +52,7 @@ pub fn settings() -> ServerSettings {
         apps_config: ConfigSource::Content(String::new()),
         redis_urls: vec![],
         redis_password: None,
+        redis_tls_ca: None,
         channel_max_length: None,
         verbose: false,
         tls: None,

@@ -24,7 +24,8 @@ impl Trim {
     }
 }
 
-/// Limits, timings and naming of the Redis backend. The defaults suit a LAN deployment.
+/// Limits, timings, naming and TLS trust of the Redis backend. The defaults suit a LAN
+/// deployment.
 #[derive(Debug, Clone)]
 pub struct RedisLimits {
     /// Requests (publish, read, write, history pages...) one node may have waiting for a slot
@@ -68,6 +69,9 @@ pub struct RedisLimits {
     /// Prefix of every Redis name the backend uses (see [`super::keys`]). Servers sharing
     /// channels must use the same one; different ones keep deployments apart on shared nodes.
     pub namespace: String,
+    /// PEM certificate(s) of the CA that signed the `rediss://` nodes' certificates
+    /// (`--redis-tls-ca`); `None`: the webpki roots (public CAs).
+    pub tls_ca_pem: Option<String>,
 }
 
 impl Default for RedisLimits {
@@ -89,6 +93,7 @@ impl Default for RedisLimits {
             trim: Trim::Exact,
             io_threads: 1,
             namespace: "cobra".to_string(),
+            tls_ca_pem: None,
         }
     }
 }

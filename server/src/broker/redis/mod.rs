@@ -22,6 +22,9 @@
 //!   `backend_unavailable` info when the node goes, `backend_resumed` when delivery goes on, and
 //!   the loss (fast-forward info or `out_of_sync`) if their position expired meanwhile.
 //!
+//! - **TLS**: `rediss://` nodes are reached over TLS (rustls), their certificates checked
+//!   against the webpki roots or the CA given with `--redis-tls-ca` ([`RedisLimits::tls_ca_pem`]).
+//!
 //! Needs Redis ≥ 7.0 (RESP3, `XINFO STREAM`'s `entries-added`). Redis Cluster is not
 //! supported: give the nodes as separate standalone servers.
 

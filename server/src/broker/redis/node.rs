@@ -566,7 +566,17 @@ impl Node {
 
     async fn connect(self: &Arc<Self>) -> RedisResult<u64> {
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
-        let client = redis::Client::open(self.addr.connection_info()?)?;
+        let info = self.addr.connection_info()?;
+        let client = match &self.limits.tls_ca_pem {
+            Some(ca) if self.addr.is_tls() => redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.as_bytes().to_vec()),
+                },
+            )?,
+            _ => redis::Client::open(info)?,
+        };
         let base = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.limits.connect_timeout))
             // Our own timeout (in `run`) bounds every request, including a script's NOSCRIPT retry.

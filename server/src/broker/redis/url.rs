@@ -1,5 +1,5 @@
-//! Redis node addresses as operators write them: `redis://[[user]:password@]host[:port][/db]`,
-//! several separated by `;` (the `--redis` / `COBRA_REDIS_URLS` value).
+//! Redis node addresses as operators write them: `redis://[[user]:password@]host[:port][/db]`
+//! (`rediss://` for TLS), several separated by `;` (the `--redis` / `COBRA_REDIS_URLS` value).
 
 use std::fmt;
 
@@ -12,8 +12,9 @@ pub enum UrlError {
     /// The list holds no URL at all.
     #[error("no Redis URL given")]
     Empty,
-    /// A scheme other than `redis://` (TLS `rediss://` and unix sockets are not supported).
-    #[error("unsupported Redis URL `{0}`: expected redis://[:password@]host[:port][/db]")]
+    /// A scheme other than `redis://` or `rediss://` (unix sockets are not supported), or a
+    /// query string or fragment (refused rather than silently ignored).
+    #[error("unsupported Redis URL `{0}`: expected redis[s]://[:password@]host[:port][/db]")]
     Scheme(String),
     /// No host between the credentials and the port.
     #[error("Redis URL `{0}` has no host")]
@@ -45,6 +46,9 @@ pub enum UrlError {
 /// One Redis node: where it is and how to log in.
 #[derive(Clone, PartialEq, Eq)]
 pub struct NodeAddr {
+    /// `rediss://`: TLS, the server's certificate checked against the webpki roots or the CA
+    /// given with `--redis-tls-ca`.
+    tls: bool,
     host: String,
     port: u16,
     db: i64,
@@ -53,13 +57,15 @@ pub struct NodeAddr {
 }
 
 impl NodeAddr {
-    /// Parses one `redis://[[user]:password@]host[:port][/db]` URL. Query strings are refused
-    /// rather than silently ignored.
+    /// Parses one `redis[s]://[[user]:password@]host[:port][/db]` URL. Query strings are
+    /// refused rather than silently ignored.
     pub fn parse(url: &str) -> Result<Self, UrlError> {
         let url = url.trim();
-        let rest = url
-            .strip_prefix("redis://")
-            .ok_or_else(|| UrlError::Scheme(redact(url)))?;
+        let (tls, rest) = match (url.strip_prefix("redis://"), url.strip_prefix("rediss://")) {
+            (Some(rest), _) => (false, rest),
+            (None, Some(rest)) => (true, rest),
+            (None, None) => return Err(UrlError::Scheme(redact(url))),
+        };
         if rest.contains('?') || rest.contains('#') {
             return Err(UrlError::Scheme(redact(url)));
         }
@@ -102,6 +108,7 @@ impl NodeAddr {
             }
         };
         let mut addr = NodeAddr {
+            tls,
             host: host.to_ascii_lowercase(),
             port,
             db,
@@ -146,8 +153,9 @@ impl NodeAddr {
         Ok(nodes)
     }
 
-    /// The node's identity for sharding: `host:port/db`, host lowercased, no credentials.
-    /// Every server must spell a node the same way (`localhost` and `127.0.0.1` differ).
+    /// The node's identity for sharding: `host:port/db`, host lowercased, no credentials, with
+    /// or without TLS. Every server must spell a node the same way (`localhost` and
+    /// `127.0.0.1` differ).
     pub fn identity(&self) -> String {
         if self.host.contains(':') {
             format!("[{}]:{}/{}", self.host, self.port, self.db)
@@ -171,6 +179,11 @@ impl NodeAddr {
         self.db
     }
 
+    /// Whether the connection uses TLS (`rediss://`).
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
     /// Whether a password will be sent.
     pub fn has_password(&self) -> bool {
         self.password.is_some()
@@ -189,7 +202,16 @@ impl NodeAddr {
         if let Some(pass) = &self.password {
             settings = settings.set_password(pass);
         }
-        let addr = redis::ConnectionAddr::Tcp(self.host.clone(), self.port);
+        let addr = if self.tls {
+            redis::ConnectionAddr::TcpTls {
+                host: self.host.clone(),
+                port: self.port,
+                insecure: false,
+                tls_params: None,
+            }
+        } else {
+            redis::ConnectionAddr::Tcp(self.host.clone(), self.port)
+        };
         let info = addr.into_connection_info()?;
         Ok(info
             .set_redis_settings(settings)
@@ -197,10 +219,11 @@ impl NodeAddr {
     }
 }
 
-/// Display and Debug never show credentials: `redis://host:port/db`.
+/// Display and Debug never show credentials: `redis://host:port/db` (`rediss://` for TLS).
 impl fmt::Display for NodeAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "redis://{}", self.identity())
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        write!(f, "{scheme}://{}", self.identity())
     }
 }
 
@@ -291,12 +314,25 @@ mod tests {
             (a.host(), a.port(), a.identity().as_str()),
             ("::1", 6390, "[::1]:6390/1")
         );
+        assert!(!a.is_tls());
+        // TLS: the same node identity (sharding does not depend on the scheme).
+        let t = NodeAddr::parse("rediss://:pw@Cache.example:6380/2").unwrap();
+        assert!(t.is_tls());
+        assert_eq!(t.identity(), "cache.example:6380/2");
+        assert_eq!(t.to_string(), "rediss://cache.example:6380/2");
+        assert!(matches!(
+            t.connection_info().unwrap().addr(),
+            redis::ConnectionAddr::TcpTls {
+                insecure: false,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn refuses_bad_urls_with_typed_errors() {
         assert!(matches!(
-            NodeAddr::parse("rediss://h:1"),
+            NodeAddr::parse("redis+unix:///tmp/r.sock"),
             Err(UrlError::Scheme(_))
         ));
         assert!(matches!(NodeAddr::parse("h:1"), Err(UrlError::Scheme(_))));
