@@ -130,6 +130,18 @@ SCENARIOS=(
   "p50filtered|--publishers 50 --subscribers 10 --filter-pct 10 --duration $DUR"
 )
 
+# CPU seconds (user + system) used so far by a process, and by every Redis node of the target.
+proc_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+redis_cpu() {
+  local total=0 p c
+  for p in "${REDIS_PORTS[@]}"; do
+    c="$(redis-cli -p "$p" info cpu 2>/dev/null | tr -d '\r' |
+      awk -F: '/^used_cpu_(user|sys):/ { t += $2 } END { printf "%.2f", t }')"
+    total="$(python3 -c "print(round($total + ${c:-0}, 2))")"
+  done
+  echo "$total"
+}
+
 run_scenarios() { # $1 = target
   local entry name opts tool_cpu="$TOOL_CPU"
   [ "$1" = embedded ] || tool_cpu="$REDIS_TOOL_CPU"
@@ -137,12 +149,17 @@ run_scenarios() { # $1 = target
     name="${entry%%|*}"
     opts="${entry#*|}"
     echo "compare: $1 / $name" >&2
+    local s0 r0
+    s0="$(proc_cpu "$SERVER_PID")"
+    r0="$(redis_cpu)"
     # shellcheck disable=SC2086
     if ! taskset -c "$tool_cpu" "$COBRA_BIN" bench --endpoint "ws://127.0.0.1:$SERVER_PORT" \
       --json --quiet --server-pid "$SERVER_PID" $opts \
       >"$WORK/$1-$name.json" 2>"$WORK/$1-$name.err"; then
       echo "compare: $1 / $name failed: $(tail -c 300 "$WORK/$1-$name.err")" >&2
     fi
+    # CPU the server and its Redis nodes spent during the scenario (connects included).
+    echo "$(proc_cpu "$SERVER_PID") $s0 $(redis_cpu) $r0" >"$WORK/$1-$name.cpu"
   done
 }
 

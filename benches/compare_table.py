@@ -143,8 +143,37 @@ for cmd, label in (("publish", "PUBLISH"), ("xadd", "XADD")):
         f"{fmt_rate(c)} | | | | {'; '.join(parts) or '–'} | |"
     )
 
+# CPU per message of the server and of its Redis node(s), from /proc and `INFO cpu` around each
+# scenario: what bounds a node, whatever the machine.
+def cpu_per_message(target, scenario, metric):
+    try:
+        with open(os.path.join(work, f"{target}-{scenario}.cpu")) as f:
+            s1, s0, r1, r0 = (float(x) for x in f.read().split())
+    except (OSError, ValueError):
+        return None
+    r = load(target, scenario)
+    n = get(r, metric) and r.get("published" if metric == "published_per_sec" else "delivered")
+    if not n:
+        return None
+    return (s1 - s0) / n * 1e6, (r1 - r0) / n * 1e6
+
+
+cpu_notes = []
+for target, name in (("redis1", "cobra, Redis ×1"), ("python", "cobras (Python), Redis ×1")):
+    parts = []
+    for scenario, metric, label in (
+        ("p50plain", "published_per_sec", "50 publishers, no subscriber"),
+        ("p50s1plain", "delivered_per_sec", "50 publishers → 1 subscriber"),
+        ("p1s1plain", "delivered_per_sec", "1 → 1, deflate off"),
+    ):
+        v = cpu_per_message(target, scenario, metric)
+        if v:
+            parts.append(f"{label}: server {v[0]:.2f} µs, redis-server {v[1]:.2f} µs")
+    if parts:
+        cpu_notes.append(f"- CPU per message, {name} (whole scenario incl. connects): " + "; ".join(parts) + ".")
+
 tool = load("embedded", "p1s1")
-notes = []
+notes = list(cpu_notes)
 for t, name in TARGETS:
     if not available[t]:
         with open(os.path.join(work, f"{t}.unavailable"), errors="replace") as f:
