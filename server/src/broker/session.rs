@@ -29,6 +29,8 @@ use super::backend::{Backend, BackendError, BoxFuture, ChannelKey, Message, Star
 use super::mailbox::{Delivery, Mailbox, Notice, Subscriber};
 use super::stats::RoleCounters;
 use super::{Broker, CLOSE_NORMAL};
+
+mod publish_pdu;
 use crate::config::channel_builder;
 use crate::streamsql::{Outcome, Query};
 use cobra_wire::Position;
@@ -180,6 +182,12 @@ struct Started<'b> {
     channels: OneOrMany<ChannelKey>,
     payload_len: usize,
     publishes: OneOrMany<BoxFuture<'b, Result<Position, BackendError>>>,
+}
+
+/// The body of a publish: still raw (general path), or already parsed ([`publish_pdu`]).
+enum PublishInput<'a> {
+    Raw(Option<&'a RawValue>),
+    Parsed(PublishBody<'a>),
 }
 
 /// What closes a one-message `rtm/subscription/data` PDU after the message.
@@ -575,6 +583,18 @@ impl Session {
         backend: &'b Arc<dyn Backend>,
         publishes_in_flight: bool,
     ) -> Step<'b> {
+        if let Some(fast) = publish_pdu::parse(text) {
+            let id = fast.id.map_or("1", RawValue::get);
+            // A non-scalar id takes the general path (its error and close).
+            if is_scalar_id(id) {
+                self.pdus_in += 1;
+                if self.broker.settings.verbose {
+                    tracing::info!(conn = %self.id, "< {text}");
+                }
+                let input = PublishInput::Parsed(fast.body);
+                return self.publish(id, input, sink, &**backend, publishes_in_flight);
+            }
+        }
         let envelope: Option<Envelope> = serde_json::from_str(text).ok();
         let is_publish = envelope
             .as_ref()
@@ -663,7 +683,8 @@ impl Session {
             });
         }
         if action == "rtm/publish" {
-            return self.publish(id, body, sink, &**backend, publishes_in_flight);
+            let input = PublishInput::Raw(body);
+            return self.publish(id, input, sink, &**backend, publishes_in_flight);
         }
         let result = match action {
             "auth/handshake" => self.handshake(body),
@@ -694,7 +715,7 @@ impl Session {
     fn publish<'b>(
         &mut self,
         id: &str,
-        body: Option<&RawValue>,
+        body: PublishInput<'_>,
         sink: &mut (dyn PduSink + Send),
         backend: &'b dyn Backend,
         publishes_in_flight: bool,
@@ -975,10 +996,13 @@ impl Session {
     /// order it lands in, so nothing here waits.
     fn start_publish<'b>(
         &mut self,
-        body: Option<&RawValue>,
+        body: PublishInput<'_>,
         backend: &'b dyn Backend,
     ) -> Result<Started<'b>, Refusal> {
-        let b: PublishBody = parse_body(body)?;
+        let b: PublishBody = match body {
+            PublishInput::Raw(raw) => parse_body(raw)?,
+            PublishInput::Parsed(b) => b,
+        };
         let Some(message) = b.message else {
             return Err(Refusal::new("missing_message", "body.message is missing"));
         };
