@@ -814,19 +814,25 @@ impl Session {
             Some(Ok(position)) => *position,
             _ => Position::default(),
         };
-        // Written straight into the PDU buffer: this is every publish's answer.
-        self.scratch.clear();
-        let _ = write!(
-            self.scratch,
-            r#"{{"action":"{ACTION}/ok","id":{id},"body":{{"channels":["#
-        );
+        // Written straight into the PDU buffer, without `fmt` machinery: this is every
+        // publish's answer.
+        let out = &mut self.scratch;
+        out.clear();
+        out.push_str(r#"{"action":"rtm/publish/ok","id":"#);
+        out.push_str(id);
+        out.push_str(r#","body":{"channels":["#);
         for (i, channel) in channels.iter().enumerate() {
             if i > 0 {
-                self.scratch.push(',');
+                out.push(',');
             }
-            push_json_str(&mut self.scratch, channel.channel());
+            push_json_str(out, channel.channel());
         }
-        let _ = write!(self.scratch, r#"],"position":"{first}"}}}}"#);
+        let mut digits = itoa::Buffer::new();
+        out.push_str(r#"],"position":""#);
+        out.push_str(digits.format(first.ms));
+        out.push('-');
+        out.push_str(digits.format(first.seq));
+        out.push_str(r#""}}"#);
         self.emit(sink);
     }
 
