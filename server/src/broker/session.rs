@@ -207,12 +207,10 @@ pub const MAX_MESSAGE_DEPTH: usize = 128;
 /// Whether `json` nests arrays/objects deeper than `max` (a byte scan; strings skipped).
 fn nests_deeper_than(json: &str, max: usize) -> bool {
     // Fast path (every publish goes through here): with at most `max` opening brackets in all,
-    // strings included, nothing can nest deeper; this count vectorizes, the exact scan not.
-    let opening = json
-        .as_bytes()
-        .iter()
-        .filter(|&&b| b == b'[' || b == b'{')
-        .count();
+    // strings included, nothing can nest deeper. memchr's SIMD search skips the runs without
+    // brackets whatever the build's opt-level (a plain byte loop built with opt-level "s" does
+    // not vectorize, and cost about a sixth of the server's CPU per publish).
+    let opening = memchr::memchr2_iter(b'[', b'{', json.as_bytes()).count();
     if opening <= max {
         return false;
     }
