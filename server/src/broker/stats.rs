@@ -124,14 +124,17 @@ impl Stats {
     /// Counts one message published on `channel` (app-local name).
     pub fn channel_published(&self, channel: &str, bytes: usize) {
         let mut map = self.channels.lock();
-        let key = if map.contains_key(channel) || map.len() < MAX_CHANNELS_TRACKED {
-            channel
-        } else {
-            "_other"
-        };
-        let entry = match map.get_mut(key) {
+        // One lookup for a channel already tracked (every publish but its first).
+        let entry = match map.get_mut(channel) {
             Some(e) => e,
-            None => map.entry(key.into()).or_default(),
+            None => {
+                let key = if map.len() < MAX_CHANNELS_TRACKED {
+                    channel
+                } else {
+                    "_other"
+                };
+                map.entry(key.into()).or_default()
+            }
         };
         entry[0] += 1;
         entry[1] += bytes as u64;
