@@ -62,7 +62,7 @@ for _, key in ipairs(order) do
       parts[k + 1], parts[k + 2], parts[k + 3], parts[k + 4], parts[k + 5] =
         ids[i], ' ', len, ' ', ARGV[4 + i]
       k = k + 5
-      size = size + tonumber(len) + 40
+      size = size + #ARGV[4 + i] + 40
       if size >= 7000 then
         redis.call('PUBLISH', channel, table.concat(parts, '', 1, k))
         k, size = 0, 0
