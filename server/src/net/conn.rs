@@ -31,8 +31,8 @@ use crate::broker::{Flow, Message as Published, PduSink, Session};
 /// A write that makes no progress for this long drops the connection (a peer that stopped
 /// reading must not pin its task and buffers forever).
 pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
-/// Write buffers above this capacity are released after use (idle connections stay small;
-/// a busy one pays one allocation per write round).
+/// Write buffers above this capacity are released once the connection has nothing pending
+/// (idle connections stay small; a busy one keeps its buffer between write rounds).
 const KEEP_WRITE_CAPACITY: usize = 4 << 10;
 
 /// How long a closing connection waits for the peer to close its side.
@@ -440,7 +440,12 @@ async fn run_session<T: Transport>(
                 _ => break,
             }
             wbuf.clear();
-            if wbuf.capacity() > KEEP_WRITE_CAPACITY {
+            // A busy connection keeps its buffer (regrowing it from nothing every round cost a
+            // copy per doubling); one with nothing pending gives it back.
+            let busy = !rbuf.is_empty()
+                || mailbox.queued_bytes() > 0
+                || pipeline.as_ref().is_some_and(|p| !p.in_flight.is_empty());
+            if !busy && wbuf.capacity() > KEEP_WRITE_CAPACITY {
                 wbuf = Vec::new();
             }
         }
