@@ -74,11 +74,11 @@ struct Inner {
     close: Option<u16>,
     /// The connection is gone (unregistered): nothing will drain this mailbox again.
     gone: bool,
-    /// A publish timed out waiting on this mailbox: not waited on until it drained
-    /// `stall_credit` more bytes, or down to low water.
+    /// A publish waited a whole round on this mailbox and it drained nothing: not waited on
+    /// again until it drains something.
     stalled: bool,
-    /// Bytes left to drain before a stalled mailbox is waited on again.
-    stall_credit: usize,
+    /// Bytes drained since the mailbox was created: a waiting publisher's measure of progress.
+    drained: u64,
     /// A publish waits for this mailbox to drain to high water.
     waited_on: bool,
     /// The task draining this mailbox (its connection), once known.
@@ -108,9 +108,6 @@ pub struct Mailbox {
     limit_bytes: usize,
     /// Above this many queued bytes publishers are held back (half the limit).
     high_water: usize,
-    /// A stalled mailbox is waited on again once drained to this (a quarter of the limit), or
-    /// once it drained `high_water - low_water` bytes since it stalled.
-    low_water: usize,
     /// `None`: never hold publishers back.
     backpressure: Option<Backpressure>,
     /// Wakes publishers waiting for this mailbox to drain to high water.
@@ -136,7 +133,6 @@ impl Mailbox {
             notify: Notify::new(),
             limit_bytes,
             high_water: limit_bytes / 2,
-            low_water: limit_bytes / 4,
             backpressure: None,
             drained: Notify::new(),
         }
@@ -182,12 +178,10 @@ impl Mailbox {
             // More to do: make sure the next wait() returns at once.
             self.notify.notify_one();
         }
-        if inner.stalled {
-            inner.stall_credit = inner.stall_credit.saturating_sub(taken);
-            if inner.stall_credit == 0 || inner.bytes <= self.low_water {
-                inner.stalled = false;
-            }
-        }
+        // Any progress is a sign of life: waited on again at once, before the publishers now
+        // running at full speed can overflow it.
+        inner.drained += taken as u64;
+        inner.stalled &= taken == 0;
         let release = inner.waited_on && inner.bytes <= self.high_water;
         inner.waited_on &= !release;
         let flags = DrainFlags {
@@ -285,15 +279,24 @@ impl Mailbox {
         self.hold_publisher(&mut inner)
     }
 
-    /// A publish timed out on this mailbox: true if it is now marked stalled (it was not yet,
-    /// and it is still over high water).
-    fn mark_stalled(&self) -> bool {
+    /// Bytes drained so far (see [`Inner::drained`]).
+    fn drained(&self) -> u64 {
+        self.inner.lock().drained
+    }
+
+    /// A publish's wait on this mailbox ended by its bound: marks it stalled if it drained
+    /// nothing since `mark` (a [`Mailbox::drained`] reading) and is still over high water.
+    /// True if it is now stalled and was not before.
+    fn mark_stalled_unless_progressed(&self, mark: u64) -> bool {
         let mut inner = self.inner.lock();
-        if inner.stalled || inner.closing() || inner.bytes <= self.high_water {
+        if inner.stalled
+            || inner.drained != mark
+            || inner.closing()
+            || inner.bytes <= self.high_water
+        {
             return false;
         }
         inner.stalled = true;
-        inner.stall_credit = self.high_water - self.low_water;
         drop(inner);
         // Other publishes waiting on it are released now rather than at their own deadlines.
         self.drained.notify_waiters();
@@ -301,18 +304,28 @@ impl Mailbox {
     }
 }
 
+/// Most rounds of [`Backpressure::wait`] one publish waits in all, while the mailboxes it waits
+/// on keep draining: with the default 250 ms wait a publish is held at most 2 s.
+pub const MAX_WAIT_ROUNDS: u32 = 8;
+
 /// Waits until each of `mailboxes` (collected from [`Subscriber::offer_pressured`]) has drained
-/// to its high-water mark, at most [`Backpressure::wait`] in all; those still above it then are
-/// marked stalled. Counts the delay, the timeout and the stalls.
+/// to its high-water mark. The wait goes in rounds of [`Backpressure::wait`]: at the end of a
+/// round, a mailbox still above high water that drained nothing during it is marked stalled and
+/// the publish released; one that drained something (alive, merely slower than the publishers)
+/// is waited on for another round, [`MAX_WAIT_ROUNDS`] at most per publish, after which the
+/// publish is released and the mailbox stays waited on. Counts the delay, the timeout and the
+/// stalls.
 pub async fn wait_for_drain(mailboxes: &[Arc<Mailbox>]) {
     let Some(bp) = mailboxes.iter().find_map(|m| m.backpressure.as_ref()) else {
         return;
     };
     bp.counters.delayed.fetch_add(1, Ordering::Relaxed);
-    let deadline = tokio::time::Instant::now() + bp.wait;
-    let mut expired = false;
+    // Progress is measured from the start of the publish's wait for each mailbox.
+    let mut marks: Vec<u64> = mailboxes.iter().map(|m| m.drained()).collect();
+    let mut round_end = tokio::time::Instant::now() + bp.wait;
+    let mut rounds = 1;
     let mut timed_out = false;
-    for mailbox in mailboxes {
+    for (mailbox, mark) in mailboxes.iter().zip(&mut marks) {
         loop {
             // Registered before the check, so a drain between the check and the await is seen.
             let drained = mailbox.drained.notified();
@@ -321,26 +334,37 @@ pub async fn wait_for_drain(mailboxes: &[Arc<Mailbox>]) {
             if !mailbox.still_holds() {
                 break;
             }
-            if expired
-                || tokio::time::timeout_at(deadline, drained.as_mut())
+            let out_of_rounds = rounds > MAX_WAIT_ROUNDS;
+            if !out_of_rounds
+                && tokio::time::timeout_at(round_end, drained.as_mut())
                     .await
-                    .is_err()
+                    .is_ok()
             {
-                if !expired {
-                    expired = true;
-                    // The deadline may have passed while the whole process was not running:
-                    // let the subscribers' tasks, runnable by now, take their turn first.
-                    tokio::task::yield_now().await;
-                    if !mailbox.still_holds() {
-                        break;
-                    }
-                }
-                timed_out = true;
-                if mailbox.mark_stalled() {
-                    bp.counters.stalls.fetch_add(1, Ordering::Relaxed);
-                }
-                break;
+                continue;
             }
+            if !out_of_rounds {
+                // The round may have ended while the whole process was not running: let the
+                // subscribers' tasks, runnable by now, take their turn first.
+                tokio::task::yield_now().await;
+                if !mailbox.still_holds() {
+                    break;
+                }
+            }
+            let now_drained = mailbox.drained();
+            if now_drained != *mark && rounds < MAX_WAIT_ROUNDS {
+                // Alive: another round.
+                *mark = now_drained;
+                round_end = tokio::time::Instant::now() + bp.wait;
+                rounds += 1;
+                continue;
+            }
+            // No progress for a whole round, or this publish waited long enough.
+            rounds = MAX_WAIT_ROUNDS + 1;
+            timed_out = true;
+            if mailbox.mark_stalled_unless_progressed(*mark) {
+                bp.counters.stalls.fetch_add(1, Ordering::Relaxed);
+            }
+            break;
         }
     }
     if timed_out {
@@ -557,14 +581,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_timed_out_mailbox_is_stalled_until_it_drained_a_quarter() {
+    async fn a_mailbox_that_drains_nothing_for_a_round_is_stalled_until_it_drains() {
         let (mailbox, sub, counters) = pressured(Duration::from_millis(20));
         let m = msg();
         let held: Vec<_> = (0..7)
             .filter_map(|_| sub.offer_pressured(&m).cloned())
             .collect();
         assert_eq!(held.len(), 2, "the 6th and 7th are above high water");
-        // Nobody drains: the wait bound releases the publish and marks the mailbox stalled.
+        // Nobody drains: one round releases the publish and marks the mailbox stalled.
         wait_for_drain(&held[..1]).await;
         assert_eq!(counters.timeouts.load(Ordering::Relaxed), 1);
         assert_eq!(counters.stalls.load(Ordering::Relaxed), 1);
@@ -573,25 +597,50 @@ mod tests {
             assert!(sub.offer_pressured(&m).is_none());
         }
         assert_eq!(sub.take_missed(), 2, "10 queued, 2 dropped");
-        drain_n(&mailbox, 2); // 256 bytes drained of the 320 (a quarter) to drain
-        for _ in 0..2 {
-            assert!(sub.offer_pressured(&m).is_none(), "still stalled");
-        }
-        assert_eq!(sub.take_missed(), 0, "10 queued again");
-        drain_n(&mailbox, 1); // 384 bytes drained since the stall: not stalled any more
-        assert!(
-            sub.offer_pressured(&m).is_some(),
-            "waited on again although still far above low water"
-        );
-        // Stalled again only by another timeout; reaching low water also ends a stall.
+        // Any drain is a sign of life: waited on again, far above high water as it still is.
+        drain_n(&mailbox, 1);
+        assert!(sub.offer_pressured(&m).is_some(), "waited on again");
         wait_for_drain(std::slice::from_ref(&mailbox)).await;
         assert_eq!(counters.stalls.load(Ordering::Relaxed), 2);
-        drain_n(&mailbox, 8); // 2 queued: at low water
-        for _ in 0..3 {
-            assert!(sub.offer_pressured(&m).is_none(), "under high water");
-        }
-        assert!(sub.offer_pressured(&m).is_some(), "waited on again");
         assert_eq!(counters.timeouts.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn a_mailbox_that_keeps_draining_holds_the_publish_for_more_rounds() {
+        let (mailbox, sub, counters) = pressured(Duration::from_millis(30));
+        let m = msg();
+        let held: Vec<_> = (0..10)
+            .filter_map(|_| sub.offer_pressured(&m).cloned())
+            .collect();
+        let waiting = tokio::spawn(async move { wait_for_drain(&held[..1]).await });
+        // One delivery every 10 ms: 5 to drain to high water, several rounds.
+        let started = tokio::time::Instant::now();
+        while !waiting.is_finished() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            drain_n(&mailbox, 1);
+        }
+        assert!(started.elapsed() >= Duration::from_millis(40), "held over a round");
+        assert!(mailbox.queued_bytes() <= mailbox.high_water);
+        assert_eq!(counters.timeouts.load(Ordering::Relaxed), 0);
+        assert_eq!(counters.stalls.load(Ordering::Relaxed), 0);
+
+        // Progress too slow to ever get back to high water: released after the round bound,
+        // not stalled (still waited on).
+        let (mailbox, sub, counters) = pressured(Duration::from_millis(5));
+        let held: Vec<_> = (0..10)
+            .filter_map(|_| sub.offer_pressured(&m).cloned())
+            .collect();
+        let waiting = tokio::spawn(async move { wait_for_drain(&held[..1]).await });
+        let started = tokio::time::Instant::now();
+        while !waiting.is_finished() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            drain_n(&mailbox, 1);
+            sub.offer_pressured(&m);
+        }
+        assert!(started.elapsed() >= Duration::from_millis(5) * MAX_WAIT_ROUNDS);
+        assert_eq!(counters.timeouts.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.stalls.load(Ordering::Relaxed), 0);
+        assert!(sub.offer_pressured(&m).is_some(), "still waited on");
     }
 
     #[tokio::test]
