@@ -10,23 +10,26 @@
 //!
 //! Dropping is the last resort, not the answer to a server that is merely busy: when the CPU is
 //! saturated, publishers must slow down rather than subscribers lose data. So a mailbox built
-//! [`Mailbox::with_backpressure`] also has a **high-water mark** (half its limit) and a
-//! **low-water mark** (a quarter):
+//! [`Mailbox::with_backpressure`] also has a **high-water mark** (half its limit):
 //!
 //! - The embedded backend offers with [`Subscriber::offer_pressured`] (still at call time, so
 //!   publish order is call order) and collects the mailboxes left above high water. The
 //!   publish's future then waits in [`wait_for_drain`] until each has drained to high water or
-//!   below, or until [`Backpressure::wait`] has passed. The publisher's connection does not read
-//!   its next PDUs meanwhile, so TCP flow control throttles the publisher itself.
-//! - A mailbox a publish timed out on is marked **stalled**: nobody waits on it again until its
-//!   connection has drained what takes it from high to low water (a quarter of the limit) or
-//!   reached low water. A subscriber that never reads thus costs publishers one bounded wait,
-//!   then the drop-newest policy above applies to it as before. Counting what is drained rather
-//!   than only the queue level matters: a subscriber that was merely starved of CPU for one wait
-//!   drains fast as soon as it runs, but while publishers run at full speed its queue never gets
-//!   back to low water, so it would otherwise stay stalled and keep losing messages. A subscriber
-//!   that drains slower than a quarter of its limit per wait costs at most one wait per quarter
-//!   of its limit it drains.
+//!   below. The publisher's connection does not read its next PDUs meanwhile, so TCP flow
+//!   control throttles the publisher itself.
+//! - The wait goes in rounds of [`Backpressure::wait`]. A mailbox that drained something during
+//!   a round is alive, merely slower than the publishers: the publish waits another round, at
+//!   most [`MAX_WAIT_ROUNDS`] in all (then it is released, and the mailbox is still waited on by
+//!   the next publishes: a subscriber that keeps draining keeps throttling its publishers).
+//!   Many publishers each holding one message above high water can together put more there
+//!   than a subscriber drains in one round, even one reading at full speed in bursts; giving up
+//!   on it then let the publishers, now at full speed, overflow its queue.
+//! - A mailbox that drained **nothing** for a whole round is marked **stalled** and the publish
+//!   released: nobody waits on it until it drains something again (any drain re-arms it, so a
+//!   subscriber that resumes is waited on before the publishers can fill the other half of its
+//!   queue). A subscriber that never reads thus costs publishers one round, then the
+//!   drop-newest policy above applies to it as before; one that drains a little now and then
+//!   costs at most one round per drain.
 //! - A connection's own mailbox is never waited on by its own publishes (it cannot drain while
 //!   it publishes), nor is a closing or closed connection's.
 //! - Cheap when nobody is behind: the high-water test is one comparison under the lock `offer`
@@ -510,7 +513,7 @@ mod tests {
         })
     }
 
-    /// A 1280-byte mailbox (10 deliveries; high water 640 = 5, low water 320 = 2.5).
+    /// A 1280-byte mailbox (10 deliveries; high water 640 = 5).
     fn pressured(wait: Duration) -> (Arc<Mailbox>, Subscriber, Arc<BackpressureCounters>) {
         let counters = Arc::new(BackpressureCounters::default());
         let mailbox = Arc::new(Mailbox::with_backpressure(
