@@ -179,7 +179,10 @@ fn a_subscriber_slower_than_one_wait_keeps_throttling_many_publishers() {
         .expect("the subscriber got every message in order");
     // Never given up on: every wait ended by the subscriber draining, in one round or more (the
     // rule before counted a wait over one round as a stall, then lost messages).
-    assert_eq!(metric(addr, "cobra_backpressure_stalled_subscribers_total"), 0);
+    assert_eq!(
+        metric(addr, "cobra_backpressure_stalled_subscribers_total"),
+        0
+    );
     assert_eq!(metric(addr, "cobra_backpressure_timeouts_total"), 0);
     assert_eq!(metric(addr, "cobra_queue_drops_total"), 0);
     // Slowed to about the subscriber's pace: the last ack came after it had read most of the

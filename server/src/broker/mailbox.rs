@@ -15,7 +15,10 @@
 //! - The embedded backend offers with [`Subscriber::offer_pressured`] (still at call time, so
 //!   publish order is call order) and collects the mailboxes left above high water. The
 //!   publish's future then waits in [`wait_for_drain`] until each has drained to high water or
-//!   below. The publisher's connection does not read its next PDUs meanwhile, so TCP flow
+//!   below once since. (Once since, not at the moment the publish looks: with many publishers
+//!   the first ones released take it above high water again at once, and a publish that
+//!   required seeing it at high water could be starved for as long as the others publish.) The
+//!   publisher's connection does not read its next PDUs meanwhile, so TCP flow
 //!   control throttles the publisher itself.
 //! - The wait goes in rounds of [`Backpressure::wait`]. A mailbox that drained something during
 //!   a round is alive, merely slower than the publishers: the publish waits another round, at
@@ -82,6 +85,10 @@ struct Inner {
     stalled: bool,
     /// Bytes drained since the mailbox was created: a waiting publisher's measure of progress.
     drained: u64,
+    /// Times the mailbox drained back to high water while waited on: each releases every
+    /// publish waiting then, even if others already took it above high water again before a
+    /// released publish got to look (with many publishers, one would otherwise be starved).
+    releases: u64,
     /// A publish waits for this mailbox to drain to high water.
     waited_on: bool,
     /// The task draining this mailbox (its connection), once known.
@@ -187,6 +194,7 @@ impl Mailbox {
         inner.stalled &= taken == 0;
         let release = inner.waited_on && inner.bytes <= self.high_water;
         inner.waited_on &= !release;
+        inner.releases += u64::from(release);
         let flags = DrainFlags {
             lagging: inner.lagging,
             close: inner.close,
@@ -276,15 +284,18 @@ impl Mailbox {
         (true, hold)
     }
 
-    /// Still worth waiting for? Registers the waiter if so.
-    fn still_holds(&self) -> bool {
+    /// Still worth waiting for, by a publish that started waiting when the mailbox had been
+    /// released `releases` times? Registers the waiter if so.
+    fn still_holds(&self, releases: u64) -> bool {
         let mut inner = self.inner.lock();
-        self.hold_publisher(&mut inner)
+        inner.releases == releases && self.hold_publisher(&mut inner)
     }
 
-    /// Bytes drained so far (see [`Inner::drained`]).
-    fn drained(&self) -> u64 {
-        self.inner.lock().drained
+    /// Where a publish starts waiting: bytes drained so far (see [`Inner::drained`]) and
+    /// releases so far (see [`Inner::releases`]).
+    fn progress(&self) -> (u64, u64) {
+        let inner = self.inner.lock();
+        (inner.drained, inner.releases)
     }
 
     /// A publish's wait on this mailbox ended by its bound: marks it stalled if it drained
@@ -312,7 +323,8 @@ impl Mailbox {
 pub const MAX_WAIT_ROUNDS: u32 = 8;
 
 /// Waits until each of `mailboxes` (collected from [`Subscriber::offer_pressured`]) has drained
-/// to its high-water mark. The wait goes in rounds of [`Backpressure::wait`]: at the end of a
+/// to its high-water mark (once since the wait began: other publishers may have taken it above
+/// again by the time this one looks). The wait goes in rounds of [`Backpressure::wait`]: at the end of a
 /// round, a mailbox still above high water that drained nothing during it is marked stalled and
 /// the publish released; one that drained something (alive, merely slower than the publishers)
 /// is waited on for another round, [`MAX_WAIT_ROUNDS`] at most per publish, after which the
@@ -324,17 +336,17 @@ pub async fn wait_for_drain(mailboxes: &[Arc<Mailbox>]) {
     };
     bp.counters.delayed.fetch_add(1, Ordering::Relaxed);
     // Progress is measured from the start of the publish's wait for each mailbox.
-    let mut marks: Vec<u64> = mailboxes.iter().map(|m| m.drained()).collect();
+    let mut marks: Vec<(u64, u64)> = mailboxes.iter().map(|m| m.progress()).collect();
     let mut round_end = tokio::time::Instant::now() + bp.wait;
     let mut rounds = 1;
     let mut timed_out = false;
-    for (mailbox, mark) in mailboxes.iter().zip(&mut marks) {
+    for (mailbox, (mark, releases)) in mailboxes.iter().zip(&mut marks) {
         loop {
             // Registered before the check, so a drain between the check and the await is seen.
             let drained = mailbox.drained.notified();
             tokio::pin!(drained);
             drained.as_mut().enable();
-            if !mailbox.still_holds() {
+            if !mailbox.still_holds(*releases) {
                 break;
             }
             let out_of_rounds = rounds > MAX_WAIT_ROUNDS;
@@ -349,11 +361,11 @@ pub async fn wait_for_drain(mailboxes: &[Arc<Mailbox>]) {
                 // The round may have ended while the whole process was not running: let the
                 // subscribers' tasks, runnable by now, take their turn first.
                 tokio::task::yield_now().await;
-                if !mailbox.still_holds() {
+                if !mailbox.still_holds(*releases) {
                     break;
                 }
             }
-            let now_drained = mailbox.drained();
+            let (now_drained, _) = mailbox.progress();
             if now_drained != *mark && rounds < MAX_WAIT_ROUNDS {
                 // Alive: another round.
                 *mark = now_drained;
@@ -584,6 +596,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_held_publish_is_released_by_a_drain_to_high_water_even_if_refilled_since() {
+        let (mailbox, sub, counters) = pressured(Duration::from_secs(10));
+        let m = msg();
+        let held: Vec<_> = (0..6)
+            .filter_map(|_| sub.offer_pressured(&m).cloned())
+            .collect();
+        let mut wait = pin!(wait_for_drain(&held));
+        assert!(poll_once(wait.as_mut()).is_pending());
+        drain_n(&mailbox, 1); // at high water: the waiting publish is released...
+        // ...though another publisher took it above high water before it looked again.
+        assert!(sub.offer_pressured(&m).is_some());
+        assert!(poll_once(wait.as_mut()).is_ready());
+        assert_eq!(counters.timeouts.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
     async fn a_mailbox_that_drains_nothing_for_a_round_is_stalled_until_it_drains() {
         let (mailbox, sub, counters) = pressured(Duration::from_millis(20));
         let m = msg();
@@ -622,7 +650,10 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
             drain_n(&mailbox, 1);
         }
-        assert!(started.elapsed() >= Duration::from_millis(40), "held over a round");
+        assert!(
+            started.elapsed() >= Duration::from_millis(40),
+            "held over a round"
+        );
         assert!(mailbox.queued_bytes() <= mailbox.high_water);
         assert_eq!(counters.timeouts.load(Ordering::Relaxed), 0);
         assert_eq!(counters.stalls.load(Ordering::Relaxed), 0);
