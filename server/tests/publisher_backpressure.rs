@@ -101,6 +101,99 @@ fn a_slow_steady_subscriber_slows_the_publisher_and_loses_nothing() {
 }
 
 #[test]
+fn a_subscriber_slower_than_one_wait_keeps_throttling_many_publishers() {
+    // Publishers that each hold one message above high water: together far more than the
+    // subscriber reads in one wait, so many publishes wait several rounds. It never stops
+    // reading, so it must never be given up on (stalled), and must lose nothing.
+    const PUBLISHERS: usize = 48;
+    const SIZE: usize = 64 << 10;
+    const PER_PUBLISHER: usize = 8;
+    const WAIT: Duration = Duration::from_millis(250);
+    /// The subscriber's read rate, bytes per second: 2 MB per wait, less than the 3 MB the
+    /// held publishers add above high water (48 x 64 KB). Fast enough that the server's
+    /// writes (woken by the kernel only once a third of its send buffer, up to 4 MB, is free)
+    /// still drain its queue within every wait.
+    const RATE: f64 = 8e6;
+    let server = start_with(10, |s| {
+        s.limits.outbound_queue_bytes = 8 << 20;
+        s.limits.backpressure_wait = WAIT;
+    });
+    let addr = server.local_addr();
+    let mut sub = Client::authed(addr, "app1", "all");
+    let r = sub.request("rtm/subscribe", json!({"channel": "c"}));
+    assert_eq!(r["action"], "rtm/subscribe/ok");
+
+    let reader = thread::spawn(move || {
+        // Starts reading once the publishers are held: they outran it however busy the
+        // machine is.
+        common::eventually("a publish to be held", || {
+            (metric(addr, "cobra_backpressure_delayed_publishes_total") > 0).then_some(())
+        });
+        // Paced by a budget rather than fixed pauses: a hiccup of this thread is caught up.
+        let started = Instant::now();
+        let mut next = [0usize; PUBLISHERS];
+        let mut bytes = 0f64;
+        let mut total = 0;
+        while total < PUBLISHERS * PER_PUBLISHER {
+            let v = sub.recv_json();
+            assert_eq!(v["action"], "rtm/subscription/data", "no loss report: {v}");
+            for m in v["body"]["messages"].as_array().expect("messages") {
+                let p = m["p"].as_u64().expect("publisher") as usize;
+                assert_eq!(m["n"], next[p], "lost or reordered from publisher {p}");
+                next[p] += 1;
+                total += 1;
+                bytes += SIZE as f64;
+            }
+            let due = Duration::from_secs_f64(bytes / RATE);
+            if let Some(ahead) = due.checked_sub(started.elapsed()) {
+                thread::sleep(ahead);
+            }
+        }
+    });
+
+    let started = Instant::now();
+    let publishers: Vec<_> = (0..PUBLISHERS)
+        .map(|p| {
+            thread::spawn(move || {
+                let mut c = Client::authed(addr, "app1", "all");
+                let pad = "x".repeat(SIZE);
+                for n in 0..PER_PUBLISHER {
+                    c.send(
+                        "rtm/publish",
+                        json!({"channel": "c", "message": {"p": p, "n": n, "pad": pad}}),
+                    );
+                }
+                for _ in 0..PER_PUBLISHER {
+                    let ack = c.recv_json();
+                    assert_eq!(ack["action"], "rtm/publish/ok", "{ack}");
+                }
+            })
+        })
+        .collect();
+    for p in publishers {
+        p.join().expect("every publish acknowledged");
+    }
+    let published_in = started.elapsed();
+    reader
+        .join()
+        .expect("the subscriber got every message in order");
+    // Never given up on: every wait ended by the subscriber draining, in one round or more (the
+    // rule before counted a wait over one round as a stall, then lost messages).
+    assert_eq!(
+        metric(addr, "cobra_backpressure_stalled_subscribers_total"),
+        0
+    );
+    assert_eq!(metric(addr, "cobra_backpressure_timeouts_total"), 0);
+    assert_eq!(metric(addr, "cobra_queue_drops_total"), 0);
+    // Slowed to about the subscriber's pace: the last ack came after it had read most of the
+    // 24 MB published (all but its queue and the socket buffers).
+    assert!(
+        published_in > WAIT * 4,
+        "the publishers were barely held: {published_in:?}"
+    );
+}
+
+#[test]
 fn a_stuck_subscriber_costs_one_wait_then_gets_out_of_sync() {
     const WAIT: Duration = Duration::from_millis(300);
     let server = start_with(10, |s| {

@@ -10,23 +10,29 @@
 //!
 //! Dropping is the last resort, not the answer to a server that is merely busy: when the CPU is
 //! saturated, publishers must slow down rather than subscribers lose data. So a mailbox built
-//! [`Mailbox::with_backpressure`] also has a **high-water mark** (half its limit) and a
-//! **low-water mark** (a quarter):
+//! [`Mailbox::with_backpressure`] also has a **high-water mark** (half its limit):
 //!
 //! - The embedded backend offers with [`Subscriber::offer_pressured`] (still at call time, so
 //!   publish order is call order) and collects the mailboxes left above high water. The
 //!   publish's future then waits in [`wait_for_drain`] until each has drained to high water or
-//!   below, or until [`Backpressure::wait`] has passed. The publisher's connection does not read
-//!   its next PDUs meanwhile, so TCP flow control throttles the publisher itself.
-//! - A mailbox a publish timed out on is marked **stalled**: nobody waits on it again until its
-//!   connection has drained what takes it from high to low water (a quarter of the limit) or
-//!   reached low water. A subscriber that never reads thus costs publishers one bounded wait,
-//!   then the drop-newest policy above applies to it as before. Counting what is drained rather
-//!   than only the queue level matters: a subscriber that was merely starved of CPU for one wait
-//!   drains fast as soon as it runs, but while publishers run at full speed its queue never gets
-//!   back to low water, so it would otherwise stay stalled and keep losing messages. A subscriber
-//!   that drains slower than a quarter of its limit per wait costs at most one wait per quarter
-//!   of its limit it drains.
+//!   below once since. (Once since, not at the moment the publish looks: with many publishers
+//!   the first ones released take it above high water again at once, and a publish that
+//!   required seeing it at high water could be starved for as long as the others publish.) The
+//!   publisher's connection does not read its next PDUs meanwhile, so TCP flow
+//!   control throttles the publisher itself.
+//! - The wait goes in rounds of [`Backpressure::wait`]. A mailbox that drained something during
+//!   a round is alive, merely slower than the publishers: the publish waits another round, at
+//!   most [`MAX_WAIT_ROUNDS`] in all (then it is released, and the mailbox is still waited on by
+//!   the next publishes: a subscriber that keeps draining keeps throttling its publishers).
+//!   Many publishers each holding one message above high water can together put more there
+//!   than a subscriber drains in one round, even one reading at full speed in bursts; giving up
+//!   on it then let the publishers, now at full speed, overflow its queue.
+//! - A mailbox that drained **nothing** for a whole round is marked **stalled** and the publish
+//!   released: nobody waits on it until it drains something again (any drain re-arms it, so a
+//!   subscriber that resumes is waited on before the publishers can fill the other half of its
+//!   queue). A subscriber that never reads thus costs publishers one round, then the
+//!   drop-newest policy above applies to it as before; one that drains a little now and then
+//!   costs at most one round per drain.
 //! - A connection's own mailbox is never waited on by its own publishes (it cannot drain while
 //!   it publishes), nor is a closing or closed connection's.
 //! - Cheap when nobody is behind: the high-water test is one comparison under the lock `offer`
@@ -74,11 +80,15 @@ struct Inner {
     close: Option<u16>,
     /// The connection is gone (unregistered): nothing will drain this mailbox again.
     gone: bool,
-    /// A publish timed out waiting on this mailbox: not waited on until it drained
-    /// `stall_credit` more bytes, or down to low water.
+    /// A publish waited a whole round on this mailbox and it drained nothing: not waited on
+    /// again until it drains something.
     stalled: bool,
-    /// Bytes left to drain before a stalled mailbox is waited on again.
-    stall_credit: usize,
+    /// Bytes drained since the mailbox was created: a waiting publisher's measure of progress.
+    drained: u64,
+    /// Times the mailbox drained back to high water while waited on: each releases every
+    /// publish waiting then, even if others already took it above high water again before a
+    /// released publish got to look (with many publishers, one would otherwise be starved).
+    releases: u64,
     /// A publish waits for this mailbox to drain to high water.
     waited_on: bool,
     /// The task draining this mailbox (its connection), once known.
@@ -108,9 +118,6 @@ pub struct Mailbox {
     limit_bytes: usize,
     /// Above this many queued bytes publishers are held back (half the limit).
     high_water: usize,
-    /// A stalled mailbox is waited on again once drained to this (a quarter of the limit), or
-    /// once it drained `high_water - low_water` bytes since it stalled.
-    low_water: usize,
     /// `None`: never hold publishers back.
     backpressure: Option<Backpressure>,
     /// Wakes publishers waiting for this mailbox to drain to high water.
@@ -136,7 +143,6 @@ impl Mailbox {
             notify: Notify::new(),
             limit_bytes,
             high_water: limit_bytes / 2,
-            low_water: limit_bytes / 4,
             backpressure: None,
             drained: Notify::new(),
         }
@@ -182,14 +188,13 @@ impl Mailbox {
             // More to do: make sure the next wait() returns at once.
             self.notify.notify_one();
         }
-        if inner.stalled {
-            inner.stall_credit = inner.stall_credit.saturating_sub(taken);
-            if inner.stall_credit == 0 || inner.bytes <= self.low_water {
-                inner.stalled = false;
-            }
-        }
+        // Any progress is a sign of life: waited on again at once, before the publishers now
+        // running at full speed can overflow it.
+        inner.drained += taken as u64;
+        inner.stalled &= taken == 0;
         let release = inner.waited_on && inner.bytes <= self.high_water;
         inner.waited_on &= !release;
+        inner.releases += u64::from(release);
         let flags = DrainFlags {
             lagging: inner.lagging,
             close: inner.close,
@@ -279,21 +284,33 @@ impl Mailbox {
         (true, hold)
     }
 
-    /// Still worth waiting for? Registers the waiter if so.
-    fn still_holds(&self) -> bool {
+    /// Still worth waiting for, by a publish that started waiting when the mailbox had been
+    /// released `releases` times? Registers the waiter if so.
+    fn still_holds(&self, releases: u64) -> bool {
         let mut inner = self.inner.lock();
-        self.hold_publisher(&mut inner)
+        inner.releases == releases && self.hold_publisher(&mut inner)
     }
 
-    /// A publish timed out on this mailbox: true if it is now marked stalled (it was not yet,
-    /// and it is still over high water).
-    fn mark_stalled(&self) -> bool {
+    /// Where a publish starts waiting: bytes drained so far (see [`Inner::drained`]) and
+    /// releases so far (see [`Inner::releases`]).
+    fn progress(&self) -> (u64, u64) {
+        let inner = self.inner.lock();
+        (inner.drained, inner.releases)
+    }
+
+    /// A publish's wait on this mailbox ended by its bound: marks it stalled if it drained
+    /// nothing since `mark` (a [`Mailbox::drained`] reading) and is still over high water.
+    /// True if it is now stalled and was not before.
+    fn mark_stalled_unless_progressed(&self, mark: u64) -> bool {
         let mut inner = self.inner.lock();
-        if inner.stalled || inner.closing() || inner.bytes <= self.high_water {
+        if inner.stalled
+            || inner.drained != mark
+            || inner.closing()
+            || inner.bytes <= self.high_water
+        {
             return false;
         }
         inner.stalled = true;
-        inner.stall_credit = self.high_water - self.low_water;
         drop(inner);
         // Other publishes waiting on it are released now rather than at their own deadlines.
         self.drained.notify_waiters();
@@ -301,46 +318,68 @@ impl Mailbox {
     }
 }
 
+/// Most rounds of [`Backpressure::wait`] one publish waits in all, while the mailboxes it waits
+/// on keep draining: with the default 250 ms wait a publish is held at most 2 s.
+pub const MAX_WAIT_ROUNDS: u32 = 8;
+
 /// Waits until each of `mailboxes` (collected from [`Subscriber::offer_pressured`]) has drained
-/// to its high-water mark, at most [`Backpressure::wait`] in all; those still above it then are
-/// marked stalled. Counts the delay, the timeout and the stalls.
+/// to its high-water mark (once since the wait began: other publishers may have taken it above
+/// again by the time this one looks). The wait goes in rounds of [`Backpressure::wait`]: at the end of a
+/// round, a mailbox still above high water that drained nothing during it is marked stalled and
+/// the publish released; one that drained something (alive, merely slower than the publishers)
+/// is waited on for another round, [`MAX_WAIT_ROUNDS`] at most per publish, after which the
+/// publish is released and the mailbox stays waited on. Counts the delay, the timeout and the
+/// stalls.
 pub async fn wait_for_drain(mailboxes: &[Arc<Mailbox>]) {
     let Some(bp) = mailboxes.iter().find_map(|m| m.backpressure.as_ref()) else {
         return;
     };
     bp.counters.delayed.fetch_add(1, Ordering::Relaxed);
-    let deadline = tokio::time::Instant::now() + bp.wait;
-    let mut expired = false;
+    // Progress is measured from the start of the publish's wait for each mailbox.
+    let mut marks: Vec<(u64, u64)> = mailboxes.iter().map(|m| m.progress()).collect();
+    let mut round_end = tokio::time::Instant::now() + bp.wait;
+    let mut rounds = 1;
     let mut timed_out = false;
-    for mailbox in mailboxes {
+    for (mailbox, (mark, releases)) in mailboxes.iter().zip(&mut marks) {
         loop {
             // Registered before the check, so a drain between the check and the await is seen.
             let drained = mailbox.drained.notified();
             tokio::pin!(drained);
             drained.as_mut().enable();
-            if !mailbox.still_holds() {
+            if !mailbox.still_holds(*releases) {
                 break;
             }
-            if expired
-                || tokio::time::timeout_at(deadline, drained.as_mut())
+            let out_of_rounds = rounds > MAX_WAIT_ROUNDS;
+            if !out_of_rounds
+                && tokio::time::timeout_at(round_end, drained.as_mut())
                     .await
-                    .is_err()
+                    .is_ok()
             {
-                if !expired {
-                    expired = true;
-                    // The deadline may have passed while the whole process was not running:
-                    // let the subscribers' tasks, runnable by now, take their turn first.
-                    tokio::task::yield_now().await;
-                    if !mailbox.still_holds() {
-                        break;
-                    }
-                }
-                timed_out = true;
-                if mailbox.mark_stalled() {
-                    bp.counters.stalls.fetch_add(1, Ordering::Relaxed);
-                }
-                break;
+                continue;
             }
+            if !out_of_rounds {
+                // The round may have ended while the whole process was not running: let the
+                // subscribers' tasks, runnable by now, take their turn first.
+                tokio::task::yield_now().await;
+                if !mailbox.still_holds(*releases) {
+                    break;
+                }
+            }
+            let (now_drained, _) = mailbox.progress();
+            if now_drained != *mark && rounds < MAX_WAIT_ROUNDS {
+                // Alive: another round.
+                *mark = now_drained;
+                round_end = tokio::time::Instant::now() + bp.wait;
+                rounds += 1;
+                continue;
+            }
+            // No progress for a whole round, or this publish waited long enough.
+            rounds = MAX_WAIT_ROUNDS + 1;
+            timed_out = true;
+            if mailbox.mark_stalled_unless_progressed(*mark) {
+                bp.counters.stalls.fetch_add(1, Ordering::Relaxed);
+            }
+            break;
         }
     }
     if timed_out {
@@ -486,7 +525,7 @@ mod tests {
         })
     }
 
-    /// A 1280-byte mailbox (10 deliveries; high water 640 = 5, low water 320 = 2.5).
+    /// A 1280-byte mailbox (10 deliveries; high water 640 = 5).
     fn pressured(wait: Duration) -> (Arc<Mailbox>, Subscriber, Arc<BackpressureCounters>) {
         let counters = Arc::new(BackpressureCounters::default());
         let mailbox = Arc::new(Mailbox::with_backpressure(
@@ -557,14 +596,30 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_timed_out_mailbox_is_stalled_until_it_drained_a_quarter() {
+    async fn a_held_publish_is_released_by_a_drain_to_high_water_even_if_refilled_since() {
+        let (mailbox, sub, counters) = pressured(Duration::from_secs(10));
+        let m = msg();
+        let held: Vec<_> = (0..6)
+            .filter_map(|_| sub.offer_pressured(&m).cloned())
+            .collect();
+        let mut wait = pin!(wait_for_drain(&held));
+        assert!(poll_once(wait.as_mut()).is_pending());
+        drain_n(&mailbox, 1); // at high water: the waiting publish is released...
+        // ...though another publisher took it above high water before it looked again.
+        assert!(sub.offer_pressured(&m).is_some());
+        assert!(poll_once(wait.as_mut()).is_ready());
+        assert_eq!(counters.timeouts.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_mailbox_that_drains_nothing_for_a_round_is_stalled_until_it_drains() {
         let (mailbox, sub, counters) = pressured(Duration::from_millis(20));
         let m = msg();
         let held: Vec<_> = (0..7)
             .filter_map(|_| sub.offer_pressured(&m).cloned())
             .collect();
         assert_eq!(held.len(), 2, "the 6th and 7th are above high water");
-        // Nobody drains: the wait bound releases the publish and marks the mailbox stalled.
+        // Nobody drains: one round releases the publish and marks the mailbox stalled.
         wait_for_drain(&held[..1]).await;
         assert_eq!(counters.timeouts.load(Ordering::Relaxed), 1);
         assert_eq!(counters.stalls.load(Ordering::Relaxed), 1);
@@ -573,25 +628,53 @@ mod tests {
             assert!(sub.offer_pressured(&m).is_none());
         }
         assert_eq!(sub.take_missed(), 2, "10 queued, 2 dropped");
-        drain_n(&mailbox, 2); // 256 bytes drained of the 320 (a quarter) to drain
-        for _ in 0..2 {
-            assert!(sub.offer_pressured(&m).is_none(), "still stalled");
-        }
-        assert_eq!(sub.take_missed(), 0, "10 queued again");
-        drain_n(&mailbox, 1); // 384 bytes drained since the stall: not stalled any more
-        assert!(
-            sub.offer_pressured(&m).is_some(),
-            "waited on again although still far above low water"
-        );
-        // Stalled again only by another timeout; reaching low water also ends a stall.
+        // Any drain is a sign of life: waited on again, far above high water as it still is.
+        drain_n(&mailbox, 1);
+        assert!(sub.offer_pressured(&m).is_some(), "waited on again");
         wait_for_drain(std::slice::from_ref(&mailbox)).await;
         assert_eq!(counters.stalls.load(Ordering::Relaxed), 2);
-        drain_n(&mailbox, 8); // 2 queued: at low water
-        for _ in 0..3 {
-            assert!(sub.offer_pressured(&m).is_none(), "under high water");
-        }
-        assert!(sub.offer_pressured(&m).is_some(), "waited on again");
         assert_eq!(counters.timeouts.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn a_mailbox_that_keeps_draining_holds_the_publish_for_more_rounds() {
+        let (mailbox, sub, counters) = pressured(Duration::from_millis(30));
+        let m = msg();
+        let held: Vec<_> = (0..10)
+            .filter_map(|_| sub.offer_pressured(&m).cloned())
+            .collect();
+        let waiting = tokio::spawn(async move { wait_for_drain(&held[..1]).await });
+        // One delivery every 10 ms: 5 to drain to high water, several rounds.
+        let started = tokio::time::Instant::now();
+        while !waiting.is_finished() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            drain_n(&mailbox, 1);
+        }
+        assert!(
+            started.elapsed() >= Duration::from_millis(40),
+            "held over a round"
+        );
+        assert!(mailbox.queued_bytes() <= mailbox.high_water);
+        assert_eq!(counters.timeouts.load(Ordering::Relaxed), 0);
+        assert_eq!(counters.stalls.load(Ordering::Relaxed), 0);
+
+        // Progress too slow to ever get back to high water: released after the round bound,
+        // not stalled (still waited on).
+        let (mailbox, sub, counters) = pressured(Duration::from_millis(5));
+        let held: Vec<_> = (0..10)
+            .filter_map(|_| sub.offer_pressured(&m).cloned())
+            .collect();
+        let waiting = tokio::spawn(async move { wait_for_drain(&held[..1]).await });
+        let started = tokio::time::Instant::now();
+        while !waiting.is_finished() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            drain_n(&mailbox, 1);
+            sub.offer_pressured(&m);
+        }
+        assert!(started.elapsed() >= Duration::from_millis(5) * MAX_WAIT_ROUNDS);
+        assert_eq!(counters.timeouts.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.stalls.load(Ordering::Relaxed), 0);
+        assert!(sub.offer_pressured(&m).is_some(), "still waited on");
     }
 
     #[tokio::test]

@@ -7,10 +7,10 @@
 //!
 //! Back-pressure: a publish is appended and offered at call time (publish order is call
 //! order), but its future stays pending while it left some subscriber's mailbox above that
-//! mailbox's high-water mark, until the mailbox drains or a bounded wait expires
+//! mailbox's high-water mark, until the mailbox drains, in rounds bounded in time and number
 //! ([`super::mailbox::wait_for_drain`]). A busy server thus slows its publishers down instead
-//! of making its subscribers lose messages; a stuck subscriber costs one bounded wait, then
-//! loses messages as before. (The Redis backend never waits: see [`super::mailbox`].)
+//! of making its subscribers lose messages; a stuck subscriber costs one round, then loses
+//! messages as before. (The Redis backend never waits: see [`super::mailbox`].)
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

@@ -35,8 +35,9 @@ pub const DEFAULT_OUTBOUND_QUEUE_BYTES: usize = 8 * 1024 * 1024;
 /// Redis node busy from one publisher, small enough that a client that never reads its acks
 /// holds little (past it the server stops reading the socket: TCP back-pressure).
 pub const DEFAULT_MAX_PUBLISHES_IN_FLIGHT: usize = 256;
-/// Default for `--backpressure-wait-ms`: the longest one publish is held back by a subscriber
-/// of the embedded backend whose queue is over half full (see `broker::mailbox`).
+/// Default for `--backpressure-wait-ms`: one round of holding a publish back for a subscriber of
+/// the embedded backend whose queue is over half full; it is held another round (8 at most)
+/// only while that subscriber drains something each round (see `broker::mailbox`).
 pub const DEFAULT_BACKPRESSURE_WAIT_MS: u64 = 250;
 
 /// Options of `cobra run`.
@@ -134,8 +135,10 @@ pub struct ServerOptions {
     #[arg(long, env = "COBRA_OUTBOUND_QUEUE_BYTES", default_value_t = DEFAULT_OUTBOUND_QUEUE_BYTES)]
     pub outbound_queue_bytes: usize,
 
-    /// Embedded backend: milliseconds a publish may be held back while a subscriber's queue is
-    /// over half full (0: never hold publishers back, drop for the slow subscriber at once).
+    /// Embedded backend: milliseconds of one round of holding a publish back while a
+    /// subscriber's queue is over half full; another round (8 at most) only if the subscriber
+    /// drained something in this one (0: never hold publishers back, drop for the slow
+    /// subscriber at once).
     #[arg(long, env = "COBRA_BACKPRESSURE_WAIT_MS", default_value_t = DEFAULT_BACKPRESSURE_WAIT_MS)]
     pub backpressure_wait_ms: u64,
 }
@@ -161,8 +164,9 @@ pub struct Limits {
     /// Publishes of one connection waiting for the backend at once (pipelined, acked in
     /// order). When full the connection's socket is not read until one is answered.
     pub max_publishes_in_flight: usize,
-    /// Embedded backend: longest a publish waits for a subscriber's queue to drain below half
-    /// its limit; zero disables publisher back-pressure.
+    /// Embedded backend: one round of a publish's wait for a subscriber's queue to drain below
+    /// half its limit (see `broker::mailbox::MAX_WAIT_ROUNDS`); zero disables publisher
+    /// back-pressure.
     pub backpressure_wait: Duration,
 }
 
