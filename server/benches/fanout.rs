@@ -3,69 +3,19 @@
 //! offers it to 1,000 subscriber mailboxes, and each subscriber session builds its
 //! `rtm/subscription/data` PDU and encodes it as a WebSocket frame.
 
-use std::sync::Arc;
+mod support;
+
 use std::time::Instant;
 
-use cobra_server::broker::{Broker, BrokerSettings, PduSink, Session};
-use cobra_server::config::AppsConfig;
-use cobra_wire::ws::{Codec, Role};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use serde_json::{Value, json};
+use serde_json::json;
+
+use support::{authed_session, frames};
 
 const SUBSCRIBERS: usize = 1000;
-const SECRET: &str = "0123456789abcdef0123456789abcdef";
-
-/// Encodes every PDU into one frame buffer, as the connection writer does.
-struct Frames {
-    codec: Codec,
-    out: Vec<u8>,
-    last: String,
-}
-
-impl PduSink for Frames {
-    fn send(&mut self, pdu: &str) {
-        self.codec.encode_text(pdu, &mut self.out);
-        self.last.clear();
-        self.last.push_str(pdu);
-    }
-}
-
-fn frames() -> Frames {
-    Frames {
-        codec: Codec::new(Role::Server, cobra_wire::Limits::default(), None),
-        out: Vec::new(),
-        last: String::new(),
-    }
-}
-
-async fn authed_session(broker: &Arc<Broker>) -> Session {
-    let (id, mailbox) = broker.register("app");
-    let mut s = Session::new(Arc::clone(broker), id, mailbox, "app", "bench");
-    let mut f = frames();
-    s.on_text(
-        r#"{"action":"auth/handshake","id":1,"body":{"method":"role_secret","data":{"role":"r"}}}"#,
-        &mut f,
-    )
-    .await;
-    let hs: Value = serde_json::from_str(&f.last).unwrap();
-    let nonce = hs["body"]["data"]["nonce"].as_str().unwrap();
-    let hash = cobra_wire::auth::role_secret_hash(SECRET, nonce);
-    let auth = json!({"action": "auth/authenticate", "id": 2, "body": {"method": "role_secret", "credentials": {"hash": hash}}});
-    s.on_text(&auth.to_string(), &mut f).await;
-    assert!(s.is_authenticated(), "{}", f.last);
-    s
-}
 
 fn fanout(c: &mut Criterion) {
-    let yaml = format!(
-        "apps:\n  app:\n    roles:\n      r: {{secret: {SECRET}, permissions: [publish, subscribe]}}\nchannel_max_length: 100\n"
-    );
-    let apps = AppsConfig::from_yaml(&yaml).unwrap();
-    let settings = BrokerSettings {
-        stats_interval: None,
-        ..BrokerSettings::default()
-    };
-    let broker = Broker::embedded(settings, apps);
+    let broker = support::broker(100);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -172,18 +172,9 @@ fn string(raw: &str) -> Option<Cow<'_, str>> {
 mod tests {
     use super::*;
 
-    /// The general path, as `Session` runs it.
+    /// The general path, as `Session` runs it (its own envelope type).
     fn general(text: &str) -> Option<(Option<String>, PublishBody<'_>)> {
-        #[derive(Deserialize)]
-        struct Envelope<'a> {
-            #[serde(borrow, default)]
-            action: Option<Cow<'a, str>>,
-            #[serde(borrow, default)]
-            id: Option<&'a RawValue>,
-            #[serde(borrow, default)]
-            body: Option<&'a RawValue>,
-        }
-        let e: Envelope = serde_json::from_str(text).ok()?;
+        let e: super::super::Envelope = serde_json::from_str(text).ok()?;
         if e.action.as_deref() != Some("rtm/publish") {
             return None;
         }
