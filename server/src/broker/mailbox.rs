@@ -543,6 +543,14 @@ mod tests {
         f.poll(&mut Context::from_waker(Waker::noop()))
     }
 
+    /// Offers `msg()` `n` times; returns the mailboxes that held those publishes back.
+    fn offer_n(sub: &Subscriber, n: usize) -> Vec<Arc<Mailbox>> {
+        let m = msg();
+        (0..n)
+            .filter_map(|_| sub.offer_pressured(&m).cloned())
+            .collect()
+    }
+
     fn drain_n(mailbox: &Mailbox, n: usize) {
         let mut out = Vec::new();
         mailbox.drain(&mut out, n * 2 * ITEM_OVERHEAD - 1);
@@ -599,9 +607,7 @@ mod tests {
     async fn a_held_publish_is_released_by_a_drain_to_high_water_even_if_refilled_since() {
         let (mailbox, sub, counters) = pressured(Duration::from_secs(10));
         let m = msg();
-        let held: Vec<_> = (0..6)
-            .filter_map(|_| sub.offer_pressured(&m).cloned())
-            .collect();
+        let held = offer_n(&sub, 6);
         let mut wait = pin!(wait_for_drain(&held));
         assert!(poll_once(wait.as_mut()).is_pending());
         drain_n(&mailbox, 1); // at high water: the waiting publish is released...
@@ -615,9 +621,7 @@ mod tests {
     async fn a_mailbox_that_drains_nothing_for_a_round_is_stalled_until_it_drains() {
         let (mailbox, sub, counters) = pressured(Duration::from_millis(20));
         let m = msg();
-        let held: Vec<_> = (0..7)
-            .filter_map(|_| sub.offer_pressured(&m).cloned())
-            .collect();
+        let held = offer_n(&sub, 7);
         assert_eq!(held.len(), 2, "the 6th and 7th are above high water");
         // Nobody drains: one round releases the publish and marks the mailbox stalled.
         wait_for_drain(&held[..1]).await;
@@ -640,9 +644,7 @@ mod tests {
     async fn a_mailbox_that_keeps_draining_holds_the_publish_for_more_rounds() {
         let (mailbox, sub, counters) = pressured(Duration::from_millis(30));
         let m = msg();
-        let held: Vec<_> = (0..10)
-            .filter_map(|_| sub.offer_pressured(&m).cloned())
-            .collect();
+        let held = offer_n(&sub, 10);
         let waiting = tokio::spawn(async move { wait_for_drain(&held[..1]).await });
         // One delivery every 10 ms: 5 to drain to high water, several rounds.
         let started = tokio::time::Instant::now();
@@ -661,9 +663,7 @@ mod tests {
         // Progress too slow to ever get back to high water: released after the round bound,
         // not stalled (still waited on).
         let (mailbox, sub, counters) = pressured(Duration::from_millis(5));
-        let held: Vec<_> = (0..10)
-            .filter_map(|_| sub.offer_pressured(&m).cloned())
-            .collect();
+        let held = offer_n(&sub, 10);
         let waiting = tokio::spawn(async move { wait_for_drain(&held[..1]).await });
         let started = tokio::time::Instant::now();
         while !waiting.is_finished() {
@@ -682,9 +682,7 @@ mod tests {
         for close in [true, false] {
             let (mailbox, sub, counters) = pressured(Duration::from_secs(10));
             let m = msg();
-            let held: Vec<_> = (0..6)
-                .filter_map(|_| sub.offer_pressured(&m).cloned())
-                .collect();
+            let held = offer_n(&sub, 6);
             assert_eq!(held.len(), 1);
             let mut wait = pin!(wait_for_drain(&held));
             assert!(poll_once(wait.as_mut()).is_pending());
