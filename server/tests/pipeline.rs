@@ -49,12 +49,18 @@ fn on_redis(
         .expect("server starts")
 }
 
-/// Sends every PDU in one write (the server sees them all before any answer went out).
-fn send_all(c: &mut Client, pdus: &[Value]) {
+/// The frames of every PDU, back to back (a caller may append more before sending).
+fn encode_all(c: &mut Client, pdus: &[Value]) -> Vec<u8> {
     let mut out = Vec::new();
     for pdu in pdus {
         c.codec.encode_text(&pdu.to_string(), &mut out);
     }
+    out
+}
+
+/// Sends every PDU in one write (the server sees them all before any answer went out).
+fn send_all(c: &mut Client, pdus: &[Value]) {
+    let out = encode_all(c, pdus);
     c.stream.write_all(&out).expect("send");
 }
 
@@ -243,10 +249,7 @@ fn a_close_after_pipelined_publishes_gets_their_acks_first() {
     let server = on_redis(&[&node], RedisLimits::default(), |_| {});
     let mut c = Client::authed(server.local_addr(), "app1", "all");
     let pdus: Vec<Value> = (0..100).map(|i| publish(i, "bye", i)).collect();
-    let mut out = Vec::new();
-    for pdu in &pdus {
-        c.codec.encode_text(&pdu.to_string(), &mut out);
-    }
+    let mut out = encode_all(&mut c, &pdus);
     c.codec
         .encode_close(1000, "", &mut out)
         .expect("close frame");
@@ -276,11 +279,10 @@ fn a_client_that_never_reads_acks_gets_tcp_back_pressure() {
     });
     let mut c = Client::authed(server.local_addr(), "app1", "all");
     let pad = "x".repeat(10_000);
-    let mut frames = Vec::new();
-    for i in 0..COUNT {
-        let pdu = json!({"action": "rtm/publish", "id": i, "body": {"channel": "bp", "message": {"n": i, "pad": pad}}});
-        c.codec.encode_text(&pdu.to_string(), &mut frames);
-    }
+    let pdus: Vec<Value> = (0..COUNT)
+        .map(|i| json!({"action": "rtm/publish", "id": i, "body": {"channel": "bp", "message": {"n": i, "pad": pad}}}))
+        .collect();
+    let frames = encode_all(&mut c, &pdus);
     let mut redis = node.client();
     let _: () = redis::cmd("CLIENT")
         .arg("PAUSE")
@@ -395,11 +397,8 @@ fn a_bad_pdu_after_pipelined_publishes_is_refused_after_their_acks() {
     let node = RedisServer::spawn().expect("redis-server");
     let server = on_redis(&[&node], RedisLimits::default(), |_| {});
     let mut c = Client::authed(server.local_addr(), "app1", "all");
-    let mut out = Vec::new();
-    for i in 0..50 {
-        c.codec
-            .encode_text(&publish(i, "bad", i).to_string(), &mut out);
-    }
+    let pdus: Vec<Value> = (0..50).map(|i| publish(i, "bad", i)).collect();
+    let mut out = encode_all(&mut c, &pdus);
     c.codec.encode_text("{not json", &mut out);
     c.stream.write_all(&out).expect("send");
     expect_publish_acks(&mut c, 0..50);
