@@ -81,8 +81,8 @@ pub struct BackpressureCounters {
     pub delayed: AtomicU64,
     /// Held-back publishes released by the wait bound rather than by the subscriber draining.
     pub timeouts: AtomicU64,
-    /// Times a subscriber was marked stalled (a publish timed out on it): it is not waited on
-    /// again until it drains below its low-water mark.
+    /// Times a subscriber was marked stalled (it drained nothing for a whole round of a
+    /// publish's wait): it is not waited on again until it drains something.
     pub stalls: AtomicU64,
 }
 

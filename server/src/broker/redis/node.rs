@@ -368,9 +368,10 @@ impl Node {
     }
 
     /// Queues a publish of `payload` to channel `key` (`<appkey>::<channel>`: its history stream
-    /// and its pub/sub channel) for the batch writer, **now**: publishes queued on a node land in Redis in the order of
-    /// these calls, whatever order their answers are awaited in (one connection's publishes to
-    /// a channel keep their order). Pass the result to [`Node::finish_publish`].
+    /// and its pub/sub channel) for the batch writer, **now**: publishes queued on a node land
+    /// in Redis in the order of these calls, whatever order their answers are awaited in (one
+    /// connection's publishes to a channel keep their order). Pass the result to
+    /// [`Node::finish_publish`].
     ///
     /// When all `max_in_flight` slots are taken the publish waits for one in a FIFO (at most
     /// `max_waiting_publishes`, each at most `queue_timeout`, then "overloaded"); a later
