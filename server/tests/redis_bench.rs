@@ -88,8 +88,8 @@ fn ceiling() {
         let mut args: Vec<String> = vec!["EVALSHA".into(), sha.clone(), batch.to_string()];
         args.extend((0..batch).map(|i| format!("cobra:h:b{}::c{i}", u8::from(trim == "~"))));
         args.extend(["1000".into(), trim.into(), "8".into(), "cobra:p:".into()]);
+        args.extend((0..batch).map(|_| "1".to_string()));
         args.extend((0..batch).map(|_| p.clone()));
-        args.extend((0..batch).map(|_| p.len().to_string()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         redis_benchmark(node.port(), 300_000 / batch, &args) * batch as f64
     };

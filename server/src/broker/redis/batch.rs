@@ -66,10 +66,11 @@ pub struct BatchSettings {
 
 /// The writer loop of one node; ends when the node is dropped.
 ///
-/// Order: jobs leave the queue in the order they were queued, each batch keeps it, and each
-/// batch call is handed to the connection (first poll) before the next batch is formed; the
-/// connection writes requests in that order and Redis runs them in that order. So publishes
-/// land in the order they were queued, with `batches_in_flight` calls outstanding. The script
+/// Order: jobs leave the queue in the order they were queued, each batch keeps it for each
+/// channel (a batch is grouped by channel), and each batch call is handed to the connection
+/// (first poll) before the next batch is formed; the connection writes requests in that order
+/// and Redis runs them in that order. So the publishes of a channel land in the order they
+/// were queued, with `batches_in_flight` calls outstanding. The script
 /// is invoked with a plain `EVALSHA` (loaded beforehand), never with the load-and-retry of
 /// `Script::invoke_async`, whose retry could run after a later batch.
 pub async fn writer(node: Weak<Node>, mut jobs: mpsc::Receiver<Job>, settings: BatchSettings) {
@@ -145,34 +146,45 @@ pub async fn writer(node: Weak<Node>, mut jobs: mpsc::Receiver<Job>, settings: B
 /// One `EVALSHA` of [`scripts::PUBLISH_BATCH`] for `jobs`; answers each job.
 async fn send(
     node: Arc<Node>,
-    jobs: Vec<Job>,
+    mut jobs: Vec<Job>,
     settings: &BatchSettings,
     script_missing: &std::sync::atomic::AtomicBool,
 ) {
+    // Grouped by channel, as the script takes them; stable, so each channel keeps its order
+    // (the order between channels means nothing). Usually one run already: no comparison fails.
+    jobs.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut streams: Vec<(&str, usize)> = Vec::new();
+    for job in &jobs {
+        match streams.last_mut() {
+            Some((key, count)) if *key == &*job.key => *count += 1,
+            _ => streams.push((&job.key, 1)),
+        }
+    }
     // Sized up front: a batch is tens of KB, grown by doubling it would be copied ~10 times.
-    let data: usize = jobs
-        .iter()
-        .map(|j| settings.history_prefix.len() + j.key.len() + j.payload.len())
-        .sum::<usize>()
+    let data: usize = jobs.iter().map(|j| j.payload.len()).sum::<usize>()
+        + streams
+            .iter()
+            .map(|(key, _)| settings.history_prefix.len() + key.len() + 8)
+            .sum::<usize>()
         + settings.live_prefix.len()
         + 128;
-    let mut call = redis::Cmd::with_capacity(3 * jobs.len() + 7, data + 6 * jobs.len());
+    let mut call = redis::Cmd::with_capacity(jobs.len() + 2 * streams.len() + 7, data);
     call.arg("EVALSHA")
         .arg(PUBLISH_BATCH.get_hash())
-        .arg(jobs.len());
-    for job in &jobs {
-        call.arg(StreamName(&settings.history_prefix, &job.key));
+        .arg(streams.len());
+    for (key, _) in &streams {
+        call.arg(StreamName(&settings.history_prefix, key));
     }
     // One more than the history: the oldest entry kept is the trim marker.
     call.arg(settings.max_length.saturating_add(1))
         .arg(settings.trim)
         .arg(settings.history_prefix.len())
         .arg(&settings.live_prefix);
-    for job in &jobs {
-        call.arg(job.payload.as_bytes());
+    for (_, count) in &streams {
+        call.arg(*count);
     }
     for job in &jobs {
-        call.arg(job.payload.len());
+        call.arg(job.payload.as_bytes());
     }
     let result: Result<Value, NodeError> = node
         .command_for_batch(|mut c| async move {
@@ -185,20 +197,12 @@ async fn send(
             reply
         })
         .await;
-    let ids = result.and_then(|v| match v {
-        Value::Array(ids) if ids.len() == jobs.len() => Ok(ids),
-        other => Err(node.reply_error(scripts::ReplyError(format!(
-            "expected {} ids from the publish script, got {other:?}",
-            jobs.len()
-        )))),
-    });
+    let ids =
+        result.and_then(|v| scripts::published_ids(v, jobs.len()).map_err(|e| node.reply_error(e)));
     match ids {
         Ok(ids) => {
             for (job, id) in jobs.into_iter().zip(ids) {
-                let r = match scripts::bytes(&id).and_then(|b| b.strip_prefix(b"!")) {
-                    Some(reason) => Err(node.failed(String::from_utf8_lossy(reason).into_owned())),
-                    None => scripts::id(&id).map_err(|e| node.reply_error(e)),
-                };
+                let r = id.map_err(|reason| node.failed(reason));
                 if r.is_ok() {
                     node.count_published();
                 }

@@ -3,8 +3,8 @@
 //!
 //! # Exactly once across the history → live switch
 //!
-//! A publish is one Lua script (`XADD`, then `PUBLISH` of the `<id> <length> <raw>` records of
-//! the channel's messages in the batch), so pub/sub order is stream order. A subscription
+//! A publish is one Lua script (`XADD`, then `PUBLISH` of the `<id> RS <raw>` records of the
+//! channel's messages in the batch), so pub/sub order is stream order. A subscription
 //! starting after position `P`:
 //!
 //! 1. registers locally in *catch-up* mode (live messages for it are buffered, not delivered);

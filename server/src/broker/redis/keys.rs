@@ -6,7 +6,7 @@
 //! | name | Redis type | holds |
 //! |---|---|---|
 //! | `<ns>:h:<appkey>::<channel>` | stream | the history, capped at `channel_max_length`; the entry id is the position |
-//! | `<ns>:p:<appkey>::<channel>` | pub/sub channel | live messages as `<position> <byte length> <raw JSON>` records, a publish batch in one message |
+//! | `<ns>:p:<appkey>::<channel>` | pub/sub channel | live messages as `<position> RS <raw JSON>` records joined by RS (`\x1e`), a publish batch in ~7 KB messages |
 //! | `<ns>:kv:<appkey>::<channel>` | stream of length 1 | the `rtm/write` value (`rtm/delete` removes the key) |
 //!
 //! The namespace lets operators find (or flush) everything the broker owns, and lets separate

@@ -3,12 +3,13 @@
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use cobra_wire::pdu::{self, SubscribeBody};
 use hdrhistogram::Histogram;
+use memchr::memmem;
 use serde::Deserialize;
 use tokio::sync::watch;
 
@@ -372,8 +373,11 @@ type Stamped = (u64, u32, u64);
 fn scan_data(text: &[u8], stamps: &mut [Stamped; FAST_BATCH]) -> Option<usize> {
     const HEAD: &[u8] = br#"{"action":"rtm/subscription/data","#;
     const MESSAGES: &[u8] = br#","messages":["#;
+    // Built once: building a searcher per PDU was 6 % of the tool's time.
+    static MESSAGES_FINDER: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(MESSAGES));
     let rest = text.strip_prefix(HEAD)?;
-    let at = memchr::memmem::find(rest, MESSAGES)?;
+    let at = MESSAGES_FINDER.find(rest)?;
     let mut rest = &rest[at + MESSAGES.len()..];
     let mut n = 0;
     loop {
