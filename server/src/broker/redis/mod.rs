@@ -37,8 +37,9 @@ pub mod scripts;
 pub mod shard;
 pub mod url;
 
-use std::future::Future;
 use std::sync::Arc;
+
+use futures_util::TryFutureExt;
 
 use redis::Value;
 
@@ -193,25 +194,9 @@ impl RedisBackend {
     ///
     /// The publish is queued when this is called, not when the future is first polled:
     /// publishes to one channel land in the order of the calls (see [`Node::start_publish`]).
-    pub fn publish_raw(
-        &self,
-        channel_key: &str,
-        payload: Arc<str>,
-    ) -> impl Future<Output = Result<Position, NodeError>> + Send + '_ {
-        self.publish_shared(Arc::from(channel_key), payload)
-    }
-
-    fn publish_shared(
-        &self,
-        channel_key: Arc<str>,
-        payload: Arc<str>,
-    ) -> impl Future<Output = Result<Position, NodeError>> + Send + '_ {
-        let node = self.node(&channel_key);
-        let started = node.start_publish(channel_key, payload);
-        async move {
-            let (ms, seq) = node.finish_publish(started).await?;
-            Ok(Position { ms, seq })
-        }
+    pub fn publish_raw(&self, channel_key: &str, payload: Arc<str>) -> node::PublishReply<'_> {
+        self.node(channel_key)
+            .publish(Arc::from(channel_key), payload)
     }
 
     /// Stores `value` as the channel's key/value entry (a stream of length one, so the write
@@ -343,8 +328,8 @@ impl Backend for RedisBackend {
         payload: Arc<str>,
     ) -> BoxFuture<'_, Result<Position, BackendError>> {
         // Queued now (not on first poll): the caller's call order is the landing order.
-        let publish = self.publish_shared(channel.shared(), payload);
-        Box::pin(async move { Ok(publish.await?) })
+        let key = channel.shared();
+        Box::pin(self.node(&key).publish(key, payload).err_into())
     }
 
     fn subscribe(
