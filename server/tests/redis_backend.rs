@@ -917,3 +917,50 @@ async fn a_large_batch_reaches_live_subscribers_whole_and_in_order() {
         (0..600).collect::<Vec<_>>()
     );
 }
+
+/// Live records are delimited by RS (`\x1e`), which JSON text cannot hold raw: messages with
+/// every kind of JSON whitespace between tokens (as a client that pretty-prints sends them),
+/// an escaped RS and other escaped control characters, and non-ASCII text reach a live
+/// subscriber byte for byte, in order, at the positions their publishers were given, and read
+/// back the same from history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_records_keep_any_json_text_intact() {
+    if !redis_support::available() {
+        return;
+    }
+    let servers = spawn(1);
+    let b = backend(&servers, 100).await;
+    let k = ChannelKey::new("app", "texts");
+    let (mb, s) = subscriber();
+    b.subscribe(&k, StartAt::Live, s).await.expect("subscribe");
+    let texts: Vec<Arc<str>> = [
+        "{\n  \"a\": [1,\t2,\r\n 3]\n}",
+        "\"rs \\u001e nul \\u0000 nl \\n\"",
+        " 42 ",
+        "-3",
+        "{\"fps\":30,\"map\":\"Île-de-France 🎮\"}",
+        "[]",
+    ]
+    .into_iter()
+    .map(Arc::from)
+    .collect();
+    // Queued together so they share one script call.
+    let publishes: Vec<_> = texts.iter().map(|t| b.publish(&k, Arc::clone(t))).collect();
+    let positions: Vec<Position> = futures_util::future::join_all(publishes)
+        .await
+        .into_iter()
+        .map(|r| r.expect("publish"))
+        .collect();
+    let want: Vec<(Position, String)> = positions
+        .iter()
+        .zip(&texts)
+        .map(|(p, t)| (*p, t.to_string()))
+        .collect();
+    assert_eq!(collect(&mb, texts.len()).await, want, "live");
+    assert_quiet(&mb).await;
+    let (mb, s) = subscriber();
+    b.subscribe(&k, StartAt::After(Position::ZERO), s)
+        .await
+        .expect("subscribe from the start");
+    assert_eq!(collect(&mb, texts.len()).await, want, "history");
+}
