@@ -964,3 +964,45 @@ async fn live_records_keep_any_json_text_intact() {
         .expect("subscribe from the start");
     assert_eq!(collect(&mb, texts.len()).await, want, "history");
 }
+
+/// A live message that cannot be read (another program publishing on our pub/sub channel, or
+/// a server of another version sharing the node) loses nothing: the channel's subscriptions
+/// replay from the stream, which holds every message published, and go on live, each
+/// message once and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_live_message_makes_subscriptions_replay_instead_of_losing() {
+    if !redis_support::available() {
+        return;
+    }
+    let servers = spawn(1);
+    let b = backend(&servers, 100).await;
+    let k = ChannelKey::new("app", "mixed");
+    let (mb, s) = subscriber();
+    b.subscribe(&k, StartAt::Live, s).await.expect("subscribe");
+    let first = b.publish(&k, msg(0)).await.expect("publish");
+    assert_eq!(collect(&mb, 1).await, vec![(first, msg(0).to_string())]);
+    // Stored in the channel's stream, announced live in a form this server cannot read.
+    let mut c = servers[0].client();
+    let stored: String = redis::cmd("XADD")
+        .arg("cobra:h:app::mixed")
+        .arg("*")
+        .arg("m")
+        .arg(&*msg(1))
+        .query(&mut c)
+        .expect("XADD");
+    let stored: Position = stored.parse().expect("stream id");
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg("cobra:p:app::mixed")
+        .arg(format!("{stored} 7 {}", msg(1)))
+        .query(&mut c)
+        .expect("PUBLISH");
+    let third = b.publish(&k, msg(2)).await.expect("publish");
+    assert_eq!(
+        collect(&mb, 2).await,
+        vec![(stored, msg(1).to_string()), (third, msg(2).to_string())],
+        "the unreadable one from the stream, then live again"
+    );
+    let fourth = b.publish(&k, msg(3)).await.expect("publish");
+    assert_eq!(collect(&mb, 1).await, vec![(fourth, msg(3).to_string())]);
+    assert_quiet(&mb).await;
+}

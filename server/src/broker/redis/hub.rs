@@ -54,7 +54,11 @@ struct CatchUp {
     /// A task is replaying for this epoch.
     running: bool,
     buffer: VecDeque<Arc<Message>>,
+    /// Live messages came after the buffer was full: they are in the stream after it.
     overflowed: bool,
+    /// A live message could not be read while buffering: what came after it is in the
+    /// buffer, it is not. The buffer is dropped and the stream read again.
+    hole: bool,
 }
 
 struct Sub {
@@ -121,18 +125,59 @@ impl Hub {
 
     /// A message pushed by Redis: `[channel, records]` (see [`scripts::split_live`]). Runs on the
     /// connection's reader: only non-blocking work here.
-    pub fn on_message(&self, data: &[Value]) {
+    ///
+    /// A payload that does not parse (another program publishing on our channel, or a server
+    /// of another version sharing the node) is not dropped with what it held: the channel's
+    /// live subscriptions go back to catch-up mode and replay from the stream after the last
+    /// message each delivered, which holds every message published, with the same
+    /// exactly-once guarantee as after a reconnect.
+    pub fn on_message(node: &Arc<Node>, data: &[Value]) {
+        let hub = &node.hub;
         let [channel, payload] = data else { return };
-        let Some(key) = scripts::bytes(channel).and_then(|c| self.layout.channel_of_live(c)) else {
+        let Some(key) = scripts::bytes(channel).and_then(|c| hub.layout.channel_of_live(c)) else {
             return;
         };
         let Some(records) = scripts::bytes(payload).and_then(scripts::split_live) else {
-            tracing::warn!(
-                channel = key,
-                "ignoring a malformed live message from Redis"
-            );
+            if hub.resync(key) {
+                tracing::warn!(
+                    channel = key,
+                    "malformed live message from Redis (a server of another version sharing the node?): the channel's subscriptions replay from its stream"
+                );
+                Self::restart_stalled(node);
+            }
             return;
         };
+        hub.deliver(key, records);
+    }
+
+    /// Sends the live subscriptions of `key` back to catch-up mode; false if there were none.
+    fn resync(&self, key: &str) -> bool {
+        let mut channels = self.channels.lock();
+        let Some(ch) = channels.get_mut(key) else {
+            return false;
+        };
+        let mut any = false;
+        for sub in &mut ch.subs {
+            match &mut sub.catch_up {
+                // The buffer now has a hole: the replay drops it and reads the stream again.
+                Some(cu) => cu.hole = true,
+                None => {
+                    sub.catch_up = Some(CatchUp {
+                        epoch: self.next_epoch(),
+                        running: false,
+                        buffer: VecDeque::new(),
+                        overflowed: false,
+                        hole: false,
+                    });
+                    any = true;
+                }
+            }
+        }
+        any
+    }
+
+    /// Fans live records of `key` out to its subscriptions.
+    fn deliver(&self, key: &str, records: Vec<(RawId, &str)>) {
         let messages: Vec<Arc<Message>> = records
             .into_iter()
             .map(|(id, raw)| {
@@ -187,6 +232,7 @@ impl Hub {
                     running: false,
                     buffer: VecDeque::new(),
                     overflowed: false,
+                    hole: false,
                 });
             }
         }
@@ -361,6 +407,7 @@ impl Hub {
                     running: true,
                     buffer: VecDeque::new(),
                     overflowed: false,
+                    hole: false,
                 }),
             });
         }
@@ -502,6 +549,10 @@ impl Hub {
             };
             sub.last = pos;
             if full_page {
+                continue;
+            }
+            if std::mem::take(&mut cu.hole) {
+                cu.buffer.clear();
                 continue;
             }
             for message in cu.buffer.drain(..) {

@@ -594,7 +594,7 @@ impl Node {
         let live_cfg = base.set_push_sender(move |info: PushInfo| {
             if let Some(node) = weak.upgrade() {
                 if info.kind == PushKind::Message {
-                    node.hub.on_message(&info.data);
+                    Hub::on_message(&node, &info.data);
                 } else {
                     notice_disconnect(&Arc::downgrade(&node), generation, &info);
                 }
