@@ -437,6 +437,14 @@ fn is_scalar_id(id: &str) -> bool {
             .is_ok_and(|v| !v.is_array() && !v.is_object())
 }
 
+/// Appends `p` as `<ms>-<seq>` (its `Display` form) without `fmt`.
+fn push_position(out: &mut String, p: Position) {
+    let mut digits = itoa::Buffer::new();
+    out.push_str(digits.format(p.ms));
+    out.push('-');
+    out.push_str(digits.format(p.seq));
+}
+
 /// `s` as a JSON string literal.
 fn json_str(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -828,11 +836,8 @@ impl Session {
             }
             push_json_str(out, channel.channel());
         }
-        let mut digits = itoa::Buffer::new();
         out.push_str(r#"],"position":""#);
-        out.push_str(digits.format(first.ms));
-        out.push('-');
-        out.push_str(digits.format(first.seq));
+        push_position(out, first);
         out.push_str(r#""}}"#);
         self.emit(sink);
     }
@@ -1379,12 +1384,16 @@ impl Session {
             if sub.batch_size <= 1 {
                 let pdu_id = sub.next_pdu_id;
                 sub.next_pdu_id += 1;
-                self.scratch.clear();
-                let _ = write!(
-                    self.scratch,
-                    r#"{{"action":"rtm/subscription/data","id":{pdu_id},"body":{{"subscription_id":{},"position":"{}","messages":["#,
-                    sub.id_json, d.message.position
-                );
+                // Written without `fmt`, as the publish ack: this is every delivery's prefix.
+                let out = &mut self.scratch;
+                out.clear();
+                out.push_str(r#"{"action":"rtm/subscription/data","id":"#);
+                out.push_str(itoa::Buffer::new().format(pdu_id));
+                out.push_str(r#","body":{"subscription_id":"#);
+                out.push_str(&sub.id_json);
+                out.push_str(r#","position":""#);
+                push_position(out, d.message.position);
+                out.push_str(r#"","messages":["#);
                 if forwarded {
                     // The message as published: the sink may share its encoding across subscribers.
                     self.emit_delivery(sink, &d.message);
