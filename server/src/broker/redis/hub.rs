@@ -61,6 +61,18 @@ struct CatchUp {
     hole: bool,
 }
 
+impl CatchUp {
+    fn new(epoch: u64, running: bool) -> Self {
+        CatchUp {
+            epoch,
+            running,
+            buffer: VecDeque::new(),
+            overflowed: false,
+            hole: false,
+        }
+    }
+}
+
 struct Sub {
     subscriber: Arc<Subscriber>,
     /// Position of the last message delivered (or the start point): resume point and
@@ -162,13 +174,7 @@ impl Hub {
                 // The buffer now has a hole: the replay drops it and reads the stream again.
                 Some(cu) => cu.hole = true,
                 None => {
-                    sub.catch_up = Some(CatchUp {
-                        epoch: self.next_epoch(),
-                        running: false,
-                        buffer: VecDeque::new(),
-                        overflowed: false,
-                        hole: false,
-                    });
+                    sub.catch_up = Some(CatchUp::new(self.next_epoch(), false));
                     any = true;
                 }
             }
@@ -227,13 +233,7 @@ impl Hub {
                         "Redis node {node} holding this channel is down: delivery is paused and resumes by itself after the last message delivered when the node returns"
                     )));
                 }
-                sub.catch_up = Some(CatchUp {
-                    epoch: self.next_epoch(),
-                    running: false,
-                    buffer: VecDeque::new(),
-                    overflowed: false,
-                    hole: false,
-                });
+                sub.catch_up = Some(CatchUp::new(self.next_epoch(), false));
             }
         }
     }
@@ -402,13 +402,7 @@ impl Hub {
                 subscriber: Arc::clone(&subscriber),
                 paused: false,
                 last: Position::default(),
-                catch_up: Some(CatchUp {
-                    epoch,
-                    running: true,
-                    buffer: VecDeque::new(),
-                    overflowed: false,
-                    hole: false,
-                }),
+                catch_up: Some(CatchUp::new(epoch, true)),
             });
         }
         let result = match Self::ensure_subscribed(node, key).await {

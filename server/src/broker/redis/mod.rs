@@ -40,7 +40,6 @@ pub mod url;
 use std::sync::Arc;
 
 use futures_util::TryFutureExt;
-
 use redis::Value;
 
 pub use self::limits::{RedisLimits, Trim};

@@ -22,7 +22,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::Weak;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use parking_lot::RwLock;
@@ -465,7 +465,10 @@ impl Node {
     pub fn publish(&self, key: Arc<str>, payload: Arc<str>) -> PublishReply<'_> {
         PublishReply {
             node: self,
-            state: Some(self.start_publish(key, payload)),
+            state: match self.start_publish(key, payload) {
+                Ok(answer) => ReplyState::Waiting(answer),
+                Err(refused) => ReplyState::Refused(refused),
+            },
         }
     }
 
@@ -653,8 +656,16 @@ impl Drop for SlotGuard<'_> {
 /// (the `async` version was 440 bytes and its first poll 5 % of the server's CPU under load).
 pub struct PublishReply<'a> {
     node: &'a Node,
-    /// `None` once resolved.
-    state: Option<Result<oneshot::Receiver<Result<RawId, NodeError>>, NodeError>>,
+    state: ReplyState,
+}
+
+enum ReplyState {
+    /// Queued: the writer answers on this channel.
+    Waiting(oneshot::Receiver<Result<RawId, NodeError>>),
+    /// Refused before it was queued (node down, FIFO full).
+    Refused(NodeError),
+    /// Resolved (polled again: never ready).
+    Done,
 }
 
 impl Future for PublishReply<'_> {
@@ -662,19 +673,18 @@ impl Future for PublishReply<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let answer = match this.state.as_mut() {
-            // Polled again after it resolved: never ready again.
-            None => return Poll::Pending,
-            Some(Err(_)) => match this.state.take() {
-                Some(Err(refused)) => Err(refused),
-                _ => return Poll::Pending,
-            },
-            Some(Ok(answer)) => {
-                let answer = ready!(Pin::new(answer).poll(cx));
-                this.state = None;
+        let answer = match std::mem::replace(&mut this.state, ReplyState::Done) {
+            ReplyState::Waiting(mut answer) => match Pin::new(&mut answer).poll(cx) {
+                Poll::Pending => {
+                    this.state = ReplyState::Waiting(answer);
+                    return Poll::Pending;
+                }
+                Poll::Ready(Ok(answer)) => answer,
                 // The writer went away without answering: the node is being dropped.
-                answer.unwrap_or_else(|_| Err(this.node.down_error()))
-            }
+                Poll::Ready(Err(_)) => Err(this.node.down_error()),
+            },
+            ReplyState::Refused(refused) => Err(refused),
+            ReplyState::Done => return Poll::Pending,
         };
         Poll::Ready(answer.map(|(ms, seq)| Position { ms, seq }))
     }
