@@ -80,7 +80,15 @@ fn spawn(n: usize) -> Vec<RedisServer> {
 }
 
 async fn backend(servers: &[RedisServer], max_length: usize) -> RedisBackend {
-    RedisBackend::connect(&urls(servers), None, max_length, RedisLimits::default())
+    backend_with(servers, max_length, RedisLimits::default()).await
+}
+
+async fn backend_with(
+    servers: &[RedisServer],
+    max_length: usize,
+    limits: RedisLimits,
+) -> RedisBackend {
+    RedisBackend::connect(&urls(servers), None, max_length, limits)
         .await
         .expect("connect")
 }
@@ -179,11 +187,7 @@ async fn resume_is_exactly_once_across_the_history_to_live_switch() {
             catch_up_buffer: buffer,
             ..RedisLimits::default()
         };
-        let b = Arc::new(
-            RedisBackend::connect(&servers[0].url(), None, 100_000, limits)
-                .await
-                .expect("connect"),
-        );
+        let b = Arc::new(backend_with(&servers[..1], 100_000, limits).await);
         let k = ChannelKey::new("app", &format!("race{page}"));
         for i in 0..200 {
             b.publish(&k, msg(i)).await.expect("publish");
@@ -481,9 +485,7 @@ async fn a_dead_node_fails_only_its_channels_and_comes_back() {
         reconnect_max: Duration::from_millis(200),
         ..RedisLimits::default()
     };
-    let b = RedisBackend::connect(&urls(&servers), None, 1000, limits)
-        .await
-        .expect("connect");
+    let b = backend_with(&servers, 1000, limits).await;
     let dead = channel_on(&b, "app", 0, "dead");
     let alive = channel_on(&b, "app", 1, "alive");
     let (mb_dead, s_dead) = subscriber();
@@ -594,11 +596,7 @@ async fn a_stalled_node_gives_back_pressure_and_errors() {
         response_timeout: Duration::from_millis(300),
         ..RedisLimits::default()
     };
-    let b = Arc::new(
-        RedisBackend::connect(&servers[0].url(), None, 100, limits)
-            .await
-            .expect("connect"),
-    );
+    let b = Arc::new(backend_with(&servers[..1], 100, limits).await);
     let k = ChannelKey::new("app", "stall");
     b.publish(&k, msg(0)).await.expect("publish");
     let mut c = servers[0].client();
@@ -692,9 +690,7 @@ async fn approximate_trim_keeps_at_least_the_max_length() {
         trim: Trim::Approximate,
         ..RedisLimits::default()
     };
-    let b = RedisBackend::connect(&servers[0].url(), None, 10, limits)
-        .await
-        .expect("connect");
+    let b = backend_with(&servers[..1], 10, limits).await;
     let k = ChannelKey::new("app", "approx");
     for i in 0..500 {
         b.publish(&k, msg(i)).await.expect("publish");
@@ -1023,11 +1019,7 @@ async fn a_malformed_live_message_during_a_replay_loses_nothing() {
         history_page: 1,
         ..RedisLimits::default()
     };
-    let b = Arc::new(
-        RedisBackend::connect(&servers[0].url(), None, 100_000, limits)
-            .await
-            .expect("connect"),
-    );
+    let b = Arc::new(backend_with(&servers[..1], 100_000, limits).await);
     let k = ChannelKey::new("app", "replaying");
     let history = 300;
     for i in 0..history {
