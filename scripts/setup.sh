@@ -19,8 +19,9 @@ fi
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
-# Third-party peers (Python cobras, Python websockets, Node ws) and the mobile/Kotlin tool chain.
-for s in scripts/install-peers.sh scripts/install-mobile-tools.sh; do
+# Third-party peers (Python cobras, Python websockets, Node ws), the mobile/Kotlin tool chain and the rest.
+# Every scripts/install-*.sh is run, in name order: each stage of the suite that needs a tool ships its own installer.
+for s in scripts/install-*.sh; do
   [ -x "$s" ] && "$s"
 done
 echo "setup: done"
