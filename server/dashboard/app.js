@@ -522,7 +522,8 @@
       }
       this.seen++;
       if (this.selected.size === 0) return;
-      const t = Date.now();
+      // Event time when the message has one (telemetry events carry `timestamp` in ms), else arrival.
+      const t = typeof m.timestamp === 'number' ? m.timestamp : Date.now();
       for (const f of this.selected) {
         const v = getPath(m, f);
         if (typeof v === 'number') this.line.add(f, t, v);
@@ -675,6 +676,7 @@
 
     init() {
       this.chart = new LineChart($('session-chart'));
+      this.chart.independent = true;
     },
 
     async open(sid) {

@@ -9,7 +9,7 @@
   /** Annotations kept per chart. */
   const MAX_ANNOTATIONS = 2000;
   const COLORS = ['#2f7bf5', '#e8590c', '#2b8a3e', '#c2255c', '#7048e8', '#0c8599', '#e67700', '#495057'];
-  const PAD = { left: 56, right: 12, top: 14, bottom: 26 };
+  const PAD = { left: 56, right: 56, top: 14, bottom: 26 };
 
   /** Sizes the canvas backing store to its CSS size (crisp lines on HiDPI screens). */
   function fit(canvas) {
@@ -43,9 +43,11 @@
     return Number.isInteger(v) ? String(v) : v.toFixed(2);
   }
 
-  function fmtTime(ms) {
+  /** A time label: milliseconds shown when the axis spans under 10 seconds. */
+  function fmtTime(ms, span) {
     const d = new Date(ms);
-    return d.toTimeString().slice(0, 8);
+    const hms = d.toTimeString().slice(0, 8);
+    return span < 10000 ? `${hms}.${String(d.getMilliseconds()).padStart(3, '0')}` : hms;
   }
 
   /** Redraws scheduled charts once per animation frame. */
@@ -69,6 +71,9 @@
       this.series = new Map(); // name -> {color, t: Float64Array, v: Float64Array, start, len}
       this.annotations = [];
       this.windowMs = 0; // 0: the whole time range kept; else the last windowMs
+      // Each series on its own y scale (the first one's axis on the left, the second's on the
+      // right): memory in bytes and FPS on one chart.
+      this.independent = false;
     }
 
     clear() {
@@ -129,13 +134,18 @@
         if (a.t > tmax) tmax = a.t;
       }
       if (this.windowMs > 0 && tmax - tmin > this.windowMs) tmin = tmax - this.windowMs;
-      for (const s of this.series.values()) {
+      const ranges = new Map();
+      for (const [name, s] of this.series) {
+        let lo = Infinity, hi = -Infinity;
         for (let k = 0; k < s.len; k++) {
           const i = (s.start + k) % MAX_POINTS;
           if (s.t[i] < tmin) continue;
-          if (s.v[i] < vmin) vmin = s.v[i];
-          if (s.v[i] > vmax) vmax = s.v[i];
+          if (s.v[i] < lo) lo = s.v[i];
+          if (s.v[i] > hi) hi = s.v[i];
         }
+        ranges.set(name, [lo, hi]);
+        if (lo < vmin) vmin = lo;
+        if (hi > vmax) vmax = hi;
       }
       const pw = w - PAD.left - PAD.right;
       const ph = h - PAD.top - PAD.bottom;
@@ -148,24 +158,38 @@
         ctx.fillText('no data yet', PAD.left + 8, PAD.top + 16);
         return;
       }
-      if (!Number.isFinite(vmin)) { vmin = 0; vmax = 1; }
-      if (vmax === vmin) { vmax += 1; vmin -= 1; }
       if (tmax === tmin) { tmax += 500; tmin -= 500; }
-      const span = vmax - vmin;
-      vmin -= span * 0.05;
-      vmax += span * 0.05;
+      const pad = ([lo, hi]) => {
+        if (!Number.isFinite(lo)) { lo = 0; hi = 1; }
+        if (hi === lo) { hi += 1; lo -= 1; }
+        const span = hi - lo;
+        return [lo - span * 0.05, hi + span * 0.05];
+      };
+      const shared = pad([vmin, vmax]);
+      const scales = new Map();
+      for (const [name, r] of ranges) scales.set(name, this.independent ? pad(r) : shared);
       const x = (t) => PAD.left + ((t - tmin) / (tmax - tmin)) * pw;
-      const y = (v) => PAD.top + ph - ((v - vmin) / (vmax - vmin)) * ph;
-      ctx.textAlign = 'right';
-      for (const v of niceTicks(vmin, vmax, 5)) {
-        const yy = Math.round(y(v)) + 0.5;
-        ctx.strokeStyle = '#e9ecef';
-        ctx.beginPath(); ctx.moveTo(PAD.left, yy); ctx.lineTo(PAD.left + pw, yy); ctx.stroke();
-        ctx.fillText(fmtNumber(v), PAD.left - 4, yy + 4);
-      }
+      const yOf = ([lo, hi]) => (v) => PAD.top + ph - ((v - lo) / (hi - lo)) * ph;
+      const names = [...this.series.keys()];
+      const axes = this.independent ? names.slice(0, 2) : [null];
+      axes.forEach((name, side) => {
+        const range = name === null ? shared : scales.get(name);
+        const y = yOf(range);
+        ctx.textAlign = side === 0 ? 'right' : 'left';
+        ctx.fillStyle = name === null ? '#495057' : this.series.get(name).color;
+        for (const v of niceTicks(range[0], range[1], 5)) {
+          const yy = Math.round(y(v)) + 0.5;
+          if (side === 0) {
+            ctx.strokeStyle = '#e9ecef';
+            ctx.beginPath(); ctx.moveTo(PAD.left, yy); ctx.lineTo(PAD.left + pw, yy); ctx.stroke();
+          }
+          ctx.fillText(fmtNumber(v), side === 0 ? PAD.left - 4 : PAD.left + pw + 4, yy + 4);
+        }
+      });
+      ctx.fillStyle = '#495057';
       ctx.textAlign = 'center';
-      for (const t of niceTicks(tmin, tmax, Math.max(2, Math.floor(pw / 90)))) {
-        ctx.fillText(fmtTime(t), x(t), h - 8);
+      for (const t of niceTicks(tmin, tmax, Math.max(2, Math.floor(pw / 110)))) {
+        ctx.fillText(fmtTime(t, tmax - tmin), x(t), h - 8);
       }
       // Annotations: dashed vertical lines, the label written up the line.
       ctx.save();
@@ -189,7 +213,8 @@
       ctx.rect(PAD.left, PAD.top, pw, ph);
       ctx.clip();
       ctx.lineWidth = 2;
-      for (const s of this.series.values()) {
+      for (const [name, s] of this.series) {
+        const y = yOf(scales.get(name));
         ctx.strokeStyle = s.color;
         ctx.beginPath();
         let started = false;

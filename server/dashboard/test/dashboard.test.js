@@ -281,7 +281,7 @@ async function main() {
     await page.waitForSelector('#fields input[data-field="data.fps"]', { timeout: WAIT });
     const before = await colorPixels(page, '#line-chart', BLUE);
     await page.check('#fields input[data-field="data.fps"]');
-    const fps = Array.from({ length: 40 }, (_, i) => ({ data: { fps: i % 2 ? 60 : 5, mem: 1000 + i } }));
+    const fps = Array.from({ length: 40 }, (_, i) => ({ timestamp: 1700000000000 + i * 250, data: { fps: i % 2 ? 60 : 5, mem: 1000 + i } }));
     publish(port, 'dash_fps', fps);
     await received(page, 41);
     await page.waitForFunction(() => window.cobraDashboard.charts.line.series.get('data.fps')?.len === 40, null, { timeout: WAIT });
