@@ -160,6 +160,11 @@ impl Stats {
         }
     }
 
+    /// Live subscriptions to `channel` (app-local name; every app's add up).
+    pub fn channel_subscriptions(&self, channel: &str) -> i64 {
+        self.channel_subs.lock().get(channel).copied().unwrap_or(0)
+    }
+
     /// The stats message in the reference shape: `{"node", "data": {"cobra": {metric: {role: v}},
     /// "channel_data": {metric: {channel: v}}, "system": {...}}}`.
     pub fn stats_message(&self, broker: &Broker) -> String {

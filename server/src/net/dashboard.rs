@@ -30,7 +30,11 @@ const JS: &str = "text/javascript; charset=utf-8";
 /// Every file of the dashboard. `/` is the page.
 const ASSETS: &[Asset] = &[
     asset!("", "index.html", "text/html; charset=utf-8"),
-    asset!("/dashboard/style.css", "style.css", "text/css; charset=utf-8"),
+    asset!(
+        "/dashboard/style.css",
+        "style.css",
+        "text/css; charset=utf-8"
+    ),
     asset!("/dashboard/md5.js", "md5.js", JS),
     asset!("/dashboard/client.js", "client.js", JS),
     asset!("/dashboard/charts.js", "charts.js", JS),
@@ -105,7 +109,10 @@ mod tests {
     #[test]
     fn page_weight_is_within_budget() {
         let weight = page_weight();
-        assert!(weight <= PAGE_WEIGHT_BUDGET, "dashboard weighs {weight} bytes");
+        assert!(
+            weight <= PAGE_WEIGHT_BUDGET,
+            "dashboard weighs {weight} bytes"
+        );
     }
 
     #[test]
