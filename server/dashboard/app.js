@@ -770,6 +770,6 @@
   }
 
   // Exposed for the browser test and for poking around in the console; holds no secret.
-  window.cobraDashboard = { tail, charts, aggregations, session, channels, TAIL_BUFFER };
+  window.cobraDashboard = { tail, charts, aggregations, session, channels, TAIL_BUFFER, get client() { return state.client; } };
   init();
 })();

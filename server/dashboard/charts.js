@@ -61,7 +61,8 @@
       scheduled = false;
       const charts = Array.from(dirty);
       dirty.clear();
-      for (const c of charts) c.draw();
+      // A hidden chart (another view is shown) is drawn when its view is shown again.
+      for (const c of charts) if (c.canvas.offsetParent !== null) c.draw();
     });
   }
 

@@ -153,6 +153,81 @@ const received = (page, n) => page.waitForFunction(([n, seq]) => {
   return t.subSeq === seq && t.total === n;
 }, [n, tailSeq.get(page)], { timeout: WAIT });
 
+/**
+ * A measurement, not a test (the machine is noisy): `n` events published as fast as `cobra
+ * publish` goes while the page tails them; prints the publish rate, what the page received and
+ * its frame gaps (requestAnimationFrame intervals) during the stream.
+ */
+async function perf(page, port, n) {
+  step(`perf: ${n} events as fast as 4 cobra publish processes go`);
+  await startTail(page, 'dash_perf');
+  await tailing(page, 'dash_perf');
+  await page.evaluate(() => {
+    window.perfGaps = [];
+    let last = performance.now();
+    const tick = (now) => { window.perfGaps.push(now - last); last = now; if (!window.perfStop) requestAnimationFrame(tick); };
+    requestAnimationFrame(tick);
+  });
+  const body = (i) => JSON.stringify({ id: 'engine_fps_id', session: 'perf', timestamp: 1700000000000 + i, device: { model: 'iPhone', os_name: 'iOS' }, data: { fps: i % 60, i } });
+  const PUBLISHERS = 4;
+  const inputs = Array.from({ length: PUBLISHERS }, (_, p) => Array.from({ length: n / PUBLISHERS }, (_, i) => body(p + i * PUBLISHERS)).join('\n') + '\n');
+  const t0 = Date.now();
+  await Promise.all(inputs.map((input) => new Promise((resolve, reject) => {
+    const child = spawn(COBRA, ['publish', '--endpoint', `ws://127.0.0.1:${port}`, '--appkey', '_pubsub', '--rolename', 'pubsub', '--rolesecret', SECRET, '--channel', 'dash_perf'], { stdio: ['pipe', 'ignore', 'ignore'] });
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`cobra publish: ${code}`))));
+    child.stdin.end(input);
+  })));
+  const seconds = (Date.now() - t0) / 1000;
+  await page.waitForFunction((n) => window.cobraDashboard.tail.total === n, n, { timeout: 60000 });
+  const received = (Date.now() - t0) / 1000;
+  const r = await page.evaluate(() => {
+    window.perfStop = true;
+    const g = window.perfGaps.slice(1).sort((a, b) => a - b);
+    const q = (p) => g[Math.min(g.length - 1, Math.floor(p * g.length))];
+    return { frames: g.length, p50: q(0.5), p99: q(0.99), max: g[g.length - 1], over100: g.filter((x) => x > 100).length };
+  });
+  console.log(`    published ${n} in ${seconds.toFixed(2)} s (${Math.round(n / seconds)}/s); page had all after ${received.toFixed(2)} s`);
+  console.log(`    frames: ${r.frames}, gap p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms, max ${r.max.toFixed(1)} ms, ${r.over100} gaps over 100 ms`);
+
+  // The page alone at 10,000 events/s for 5 s (this machine cannot publish that fast through
+  // the CLI): the PDUs as the WebSocket hands them over (100 events each, every 10 ms), through
+  // the client's parser, the tail, the field discovery and a live chart.
+  const s = await page.evaluate(async () => {
+    const d = window.cobraDashboard;
+    const sub = 'tail-' + d.tail.subSeq;
+    d.charts.selected.add('data.fps');
+    const messages = Array.from({ length: 100 }, (_, i) => ({ id: 'engine_fps_id', session: 'perf', timestamp: Date.now() + i, device: { model: 'iPhone' }, data: { fps: i % 60, i } }));
+    const pdu = JSON.stringify({ action: 'rtm/subscription/data', id: 1, body: { subscription_id: sub, position: '1-1', messages } });
+    const gaps = [];
+    let last = performance.now();
+    let stop = false;
+    const tick = (now) => { gaps.push(now - last); last = now; if (!stop) requestAnimationFrame(tick); };
+    requestAnimationFrame(tick);
+    const before = d.tail.total;
+    let busy = 0;
+    const spent = {};
+    const wrap = (obj, name, label) => { const f = obj[name].bind(obj); spent[label] = 0; obj[name] = (...a) => { const t = performance.now(); const r = f(...a); spent[label] += performance.now() - t; return r; }; };
+    wrap(d.tail, 'render', 'tail');
+    wrap(d.charts.line, 'draw', 'line');
+    wrap(d.charts.hist, 'draw', 'hist');
+    const t0 = performance.now();
+    await new Promise((resolve) => {
+      const timer = setInterval(() => {
+        const due = Math.floor((performance.now() - t0) / 10) + 1; // PDUs due by now: 10,000 events/s
+        while (sent < due && sent < 500) { const a = performance.now(); d.client.receive(pdu); busy += performance.now() - a; sent++; }
+        if (sent >= 500) { clearInterval(timer); resolve(); }
+      }, 10);
+      let sent = 0;
+    });
+    const elapsed = (performance.now() - t0) / 1000;
+    stop = true;
+    const g = gaps.slice(1).sort((a, b) => a - b);
+    const q = (p) => g[Math.min(g.length - 1, Math.floor(p * g.length))];
+    return { spent: JSON.stringify(spent), busy, events: d.tail.total - before, elapsed, frames: g.length, p50: q(0.5), p99: q(0.99), max: g[g.length - 1], over100: g.filter((x) => x > 100).length, shownRate: d.tail.rate };
+  });
+  console.log(`    in-page 10,000/s: ${s.events} events in ${s.elapsed.toFixed(2)} s; frames ${s.frames}, gap p50 ${s.p50.toFixed(1)} ms, p99 ${s.p99.toFixed(1)} ms, max ${s.max.toFixed(1)} ms, ${s.over100} over 100 ms; rate shown ${Math.round(s.shownRate)} msg/s; ${Math.round(s.busy)} ms spent receiving, rendering ${s.spent}`);
+}
+
 async function main() {
   assert.ok(COBRA && fs.existsSync(COBRA), 'COBRA_BIN must name the cobra binary');
   const { port } = await startServer([]);
@@ -367,6 +442,8 @@ async function main() {
     await page.click('#detail-session');
     await page.waitForFunction(() => window.cobraDashboard.session.events === 5, null, { timeout: WAIT });
     assert.equal(await page.inputValue('#session-id'), 'sess-a');
+
+    if (process.env.DASHBOARD_PERF) await perf(page, port, Number(process.env.DASHBOARD_PERF));
 
     assert.deepEqual(problems, [], 'no page error, console error or CSP violation');
   } catch (e) {
