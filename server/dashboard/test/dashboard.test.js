@@ -230,6 +230,7 @@ async function perf(page, port, n) {
 
 async function main() {
   assert.ok(COBRA && fs.existsSync(COBRA), 'COBRA_BIN must name the cobra binary');
+  fs.rmSync(SHOTS, { recursive: true, force: true });
   const { port } = await startServer([]);
   const base = `http://127.0.0.1:${port}`;
 
