@@ -138,21 +138,27 @@
     sessionStorage.setItem('cobra.appkey', appkey);
     sessionStorage.setItem('cobra.role', role);
     client.onclose = (ev) => {
-      setStatus(`disconnected (${ev.code}): log in again`);
+      // Nothing is kept to log in again by itself (the secret is gone): back to the form.
+      if (state.client !== client) return;
       tail.stopped();
+      logout();
+      $('login-error').textContent = `Disconnected from the server (${ev.code}${ev.reason ? ': ' + ev.reason : ''}): log in again.`;
     };
     setStatus(`${role}@${appkey} on ${client.node || location.host}`);
     $('tabs').hidden = false;
     $('logout').hidden = false;
     $('login-btn').disabled = false;
-    await channels.start(appkey, role, secret);
+    await channels.start(appkey);
     show('tail');
   }
 
   function logout() {
-    if (state.client) state.client.close();
-    channels.stop();
+    const client = state.client;
     state.client = null;
+    if (client) client.close();
+    channels.stop();
+    tail.stopped();
+    session.subId = null;
     $('tabs').hidden = true;
     $('logout').hidden = true;
     setStatus('not connected');
@@ -165,7 +171,7 @@
     nodes: new Map(), // node -> {stats message, received at}
     timer: 0,
 
-    async start(appkey, role, secret) {
+    async start(appkey) {
       const statsKey = $('stats-appkey').value.trim();
       const statsRole = $('stats-role').value.trim();
       const statsSecret = $('stats-secret').value;

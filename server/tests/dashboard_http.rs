@@ -12,7 +12,10 @@ fn the_page_and_its_files_are_served_with_a_strict_policy() {
     let server = start_with(100, |_| {});
     let (status, head, body) = http_get(server.local_addr(), "/", "");
     assert_eq!(status, 200, "{head}");
-    assert!(head.contains("Content-Type: text/html; charset=utf-8"), "{head}");
+    assert!(
+        head.contains("Content-Type: text/html; charset=utf-8"),
+        "{head}"
+    );
     let csp = head
         .lines()
         .find_map(|l| l.strip_prefix("Content-Security-Policy: "))
@@ -29,7 +32,10 @@ fn the_page_and_its_files_are_served_with_a_strict_policy() {
     assert!(head.contains("X-Content-Type-Options: nosniff"));
     for script in ["md5.js", "client.js", "charts.js", "app.js"] {
         let path = format!("/dashboard/{script}");
-        assert!(body.contains(&format!("src=\"{path}\"")), "{script} not loaded");
+        assert!(
+            body.contains(&format!("src=\"{path}\"")),
+            "{script} not loaded"
+        );
         let (status, head, js) = http_get(server.local_addr(), &path, "");
         assert_eq!(status, 200);
         assert!(head.contains("text/javascript"), "{head}");
@@ -75,14 +81,20 @@ fn stats_count_subscriptions_per_channel() {
     let mut a = common::Client::authed(server.local_addr(), "app1", "all");
     let mut b = common::Client::authed(server.local_addr(), "app1", "all");
     for (c, id) in [(&mut a, "x"), (&mut b, "y")] {
-        let ok = c.request("rtm/subscribe", json!({"channel": "watched", "subscription_id": id}));
+        let ok = c.request(
+            "rtm/subscribe",
+            json!({"channel": "watched", "subscription_id": id}),
+        );
         assert_eq!(ok["action"], "rtm/subscribe/ok");
     }
     let stats = &server.broker().stats;
     assert_eq!(stats.channel_subscriptions("watched"), 2);
     let message: serde_json::Value =
         serde_json::from_str(&stats.stats_message(server.broker())).unwrap();
-    assert_eq!(message["data"]["channel_data"]["subscriptions"]["watched"], 2);
+    assert_eq!(
+        message["data"]["channel_data"]["subscriptions"]["watched"],
+        2
+    );
     let ok = a.request("rtm/unsubscribe", json!({"subscription_id": "x"}));
     assert_eq!(ok["action"], "rtm/unsubscribe/ok");
     assert_eq!(stats.channel_subscriptions("watched"), 1);

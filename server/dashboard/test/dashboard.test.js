@@ -446,6 +446,12 @@ async function main() {
 
     if (process.env.DASHBOARD_PERF) await perf(page, port, Number(process.env.DASHBOARD_PERF));
 
+    step('log out: back to the form, nothing left connected');
+    await page.click('#logout');
+    await page.waitForSelector('#login-view', { state: 'visible', timeout: WAIT });
+    assert.equal(await page.isVisible('#tabs'), false);
+    assert.equal(await page.evaluate(() => window.cobraDashboard.client), null);
+
     assert.deepEqual(problems, [], 'no page error, console error or CSP violation');
   } catch (e) {
     await shot(page, 'failure').catch(() => {});

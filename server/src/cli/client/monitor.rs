@@ -315,7 +315,7 @@ impl MonitorState {
         if !hide_nodes {
             let mut rows = vec![self.node_header.clone().unwrap_or_default()];
             let mut body = self.node_rows.clone();
-            body.sort_by(|a, b| cell_key(a).cmp(&cell_key(b)));
+            body.sort_by_key(|row| cell_key(row));
             rows.extend(body);
             if rows.len() < 8 {
                 rows = transpose(&rows);
