@@ -18,6 +18,10 @@
   /** Groups kept per aggregation table (the server bounds its own groups too). */
   const AGG_GROUPS = 2000;
   const ROW_HEIGHT = 20;
+  /** Server nodes shown in the channels view (stats from more nodes are ignored). */
+  const MAX_NODES = 100;
+  /** fps/memory series of the session chart (more fields are listed but not charted). */
+  const SESSION_SERIES = 8;
 
   const state = {
     client: null,
@@ -196,7 +200,11 @@
       try {
         await client.subscribe('dashboard-stats', { channel: '/stats' }, {
           onData: (messages) => {
-            for (const m of messages) if (m && m.node !== undefined) this.nodes.set(String(m.node), { m, at: Date.now() });
+            for (const m of messages) {
+              if (!m || m.node === undefined) continue;
+              const node = String(m.node);
+              if (this.nodes.has(node) || this.nodes.size < MAX_NODES) this.nodes.set(node, { m, at: Date.now() });
+            }
           },
           onError: (e) => { $('channels-note').textContent = `Stats subscription ended: ${e.message}`; },
         });
@@ -725,7 +733,7 @@
       numericPaths(m.data, 'data', found, 0);
       let charted = false;
       for (const p of found) {
-        if (/fps|mem/i.test(p.split('.').pop())) {
+        if (/fps|mem/i.test(p.split('.').pop()) && (this.series.has(p) || this.series.size < SESSION_SERIES)) {
           this.chart.add(p, t, getPath(m, p));
           this.series.add(p);
           charted = true;
