@@ -205,15 +205,13 @@ fn unfold(value: &str) -> String {
         .join(" ")
 }
 
-fn collect_headers(raw: &[httparse::Header<'_>]) -> Result<Vec<(String, String)>, HandshakeError> {
+/// The headers, names as sent. A value that is not UTF-8 (obs-text, e.g. a
+/// Latin-1 `User-Agent`, which RFC 9110 §5.5 says to treat as opaque) is kept
+/// lossily rather than refusing the whole head: the headers the upgrade checks
+/// are ASCII when valid, so a lossy one still fails its own check.
+fn collect_headers(raw: &[httparse::Header<'_>]) -> Vec<(String, String)> {
     raw.iter()
-        .map(|h| match std::str::from_utf8(h.value) {
-            Ok(v) => Ok((h.name.to_owned(), unfold(v))),
-            Err(_) => Err(HandshakeError::Malformed(format!(
-                "header {} is not UTF-8",
-                h.name
-            ))),
-        })
+        .map(|h| (h.name.to_owned(), unfold(&String::from_utf8_lossy(h.value))))
         .collect()
 }
 
@@ -258,7 +256,7 @@ pub fn parse_response(
     }
     let code = resp.code.unwrap_or(0);
     let reason = resp.reason.unwrap_or("").to_owned();
-    let headers = collect_headers(resp.headers)?;
+    let headers = collect_headers(resp.headers);
     if code != 101 {
         let rest = &buf[consumed..];
         let body = match find_header(&headers, "Content-Length").map(|v| v.parse::<usize>()) {
@@ -473,7 +471,7 @@ pub fn parse_request(
         Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
         None => (target.to_owned(), None),
     };
-    let headers = collect_headers(req.headers)?;
+    let headers = collect_headers(req.headers);
     let upgrade_requested = has_token(&headers, "Upgrade", "websocket");
     let ws_version = find_header(&headers, "Sec-WebSocket-Version").map(str::to_owned);
     let ws_key = match all_values(&headers, "Sec-WebSocket-Key").collect::<Vec<_>>()[..] {
