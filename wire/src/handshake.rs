@@ -422,6 +422,14 @@ fn upgrade_problem(method: &str, http_11: bool, headers: &[(String, String)]) ->
             quoted(&upgrade.join(", "))
         ));
     }
+    // An upgrade has no body: bytes after the head are WebSocket frames, so a body would be
+    // misread as frames (RFC 9112 §6.3: a GET with a body is suspect anyway).
+    if all_values(headers, "Transfer-Encoding").next().is_some() {
+        return Some("an upgrade has no body: Transfer-Encoding is not allowed".to_owned());
+    }
+    if all_values(headers, "Content-Length").any(|v| v != "0") {
+        return Some("an upgrade has no body: Content-Length must be 0 if sent".to_owned());
+    }
     match all_values(headers, "Sec-WebSocket-Key").collect::<Vec<_>>()[..] {
         [] => return Some("missing Sec-WebSocket-Key".to_owned()),
         [key] if valid_key(key) => {}
