@@ -13,12 +13,11 @@ mod interop_support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 
 use cobra_server::config::AppsConfig;
 use cobra_server::net::{Server, ServerHandle};
 use common::{Client, SECRET, WAIT, settings};
-use interop_support::{Guard, clean_command, require, root, spawn_with_ready_line};
+use interop_support::{EchoPeer, start_python_echo};
 use serde_json::json;
 
 /// The upgrade IXWebSocket 11.0.4 sent (`ws cobra_publish`), byte for byte: its key, made of
@@ -47,29 +46,8 @@ fn our_server() -> ServerHandle {
     Server::start(settings(), apps).expect("server starts")
 }
 
-/// The Python `websockets` echo peer, killed on drop.
-struct PythonPeer {
-    _process: Guard,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-fn python_peer() -> Option<PythonPeer> {
-    let python: PathBuf = require(
-        root().join(".tools/pyws-venv/bin/python"),
-        "Python `websockets` venv",
-    )?;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut cmd = clean_command(&python);
-    cmd.arg(root().join("tests/peers/cobra_echo_pyws.py"))
-        .arg(SECRET);
-    let (process, port) =
-        spawn_with_ready_line(cmd, "python websockets peer", &dir.path().join("stderr"));
-    Some(PythonPeer {
-        _process: process,
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        _dir: dir,
-    })
+fn python_addr(peer: &EchoPeer) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], peer.port))
 }
 
 /// What a server answered to one raw request.
@@ -335,13 +313,13 @@ fn replace_line(request: Vec<u8>, from: &str, to: &str) -> Vec<u8> {
 #[test]
 fn upgrade_requests_are_accepted_and_refused_as_python_websockets_does() {
     let server = our_server();
-    let Some(python) = python_peer() else {
+    let Some(python) = start_python_echo(SECRET, &[]) else {
         return;
     };
     let mut failures = Vec::new();
     for c in cases() {
         let ours = exchange(server.local_addr(), &c.request);
-        let theirs = exchange(python.addr, &c.request);
+        let theirs = exchange(python_addr(&python), &c.request);
         let expected = if c.refused_because.is_none() {
             "accepted"
         } else {
@@ -435,7 +413,7 @@ fn ix_session(addr: SocketAddr, who: &str) {
 fn the_ixwebsocket_request_authenticates_publishes_and_is_acked() {
     let server = our_server();
     ix_session(server.local_addr(), "our server");
-    if let Some(python) = python_peer() {
-        ix_session(python.addr, "Python websockets");
+    if let Some(python) = start_python_echo(SECRET, &[]) {
+        ix_session(python_addr(&python), "Python websockets");
     }
 }
