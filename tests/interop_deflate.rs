@@ -342,7 +342,9 @@ fn python_websockets_deflate_off_on_our_side() {
 }
 
 fn node_case(pmd: Value, expect: Option<&'static [&'static str]>) {
-    let Some(peer) = start_node_echo(SECRET, &pmd.to_string()) else { return };
+    let Some(peer) = start_node_echo(SECRET, &pmd.to_string()) else {
+        return;
+    };
     let stats = round_trip(
         &peer,
         Some(DeflateOptions::default()),

@@ -125,7 +125,10 @@ fn ix_with(name: &str, lines: &[&str]) -> Vec<u8> {
 }
 
 fn ix_key(value: &str) -> Vec<u8> {
-    ix_with("Sec-WebSocket-Key", &[&format!("Sec-WebSocket-Key: {value}")])
+    ix_with(
+        "Sec-WebSocket-Key",
+        &[&format!("Sec-WebSocket-Key: {value}")],
+    )
 }
 
 /// The IXWebSocket request with every header name passed through `f`.
@@ -163,32 +166,91 @@ fn cases() -> Vec<Case> {
     latin1_agent.splice(at..at + 2, [0xe9]); // é as one ISO-8859-1 byte (obs-text)
     vec![
         case("IXWebSocket 11.0.4, as sent", IX_REQUEST.into(), None),
-        case("canonical key (RFC 6455 sample)", ix_key("dGhlIHNhbXBsZSBub25jZQ=="), None),
-        case("key with padding bits 01", ix_key("dGhlIHNhbXBsZSBub25jZR=="), None),
-        case("key with padding bits 1111", ix_key("AAAAAAAAAAAAAAAAAAAAA/=="), None),
-        case("key without padding", ix_key("2Cc5aeBd23B49dCAhGcfab"), Some(KEY)),
-        case("key with half its padding", ix_key("2Cc5aeBd23B49dCAhGcfab="), Some(KEY)),
-        case("key with too much padding", ix_key("2Cc5aeBd23B49dCAhGcfab==="), Some(KEY)),
         case(
-            "key with spaces and tabs around it",
-            ix_with("Sec-WebSocket-Key", &["Sec-WebSocket-Key:  \t2Cc5aeBd23B49dCAhGcfab== \t"]),
+            "canonical key (RFC 6455 sample)",
+            ix_key("dGhlIHNhbXBsZSBub25jZQ=="),
             None,
         ),
-        case("key with a space inside", ix_key("2Cc5aeBd23B4 9dCAhGcfab=="), Some(KEY)),
+        case(
+            "key with padding bits 01",
+            ix_key("dGhlIHNhbXBsZSBub25jZR=="),
+            None,
+        ),
+        case(
+            "key with padding bits 1111",
+            ix_key("AAAAAAAAAAAAAAAAAAAAA/=="),
+            None,
+        ),
+        case(
+            "key without padding",
+            ix_key("2Cc5aeBd23B49dCAhGcfab"),
+            Some(KEY),
+        ),
+        case(
+            "key with half its padding",
+            ix_key("2Cc5aeBd23B49dCAhGcfab="),
+            Some(KEY),
+        ),
+        case(
+            "key with too much padding",
+            ix_key("2Cc5aeBd23B49dCAhGcfab==="),
+            Some(KEY),
+        ),
+        case(
+            "key with spaces and tabs around it",
+            ix_with(
+                "Sec-WebSocket-Key",
+                &["Sec-WebSocket-Key:  \t2Cc5aeBd23B49dCAhGcfab== \t"],
+            ),
+            None,
+        ),
+        case(
+            "key with a space inside",
+            ix_key("2Cc5aeBd23B4 9dCAhGcfab=="),
+            Some(KEY),
+        ),
         case("key of 12 bytes", ix_key("AAAAAAAAAAAAAAAA"), Some(KEY)),
-        case("key of 18 bytes", ix_key("AAAAAAAAAAAAAAAAAAAAAAAA"), Some(KEY)),
-        case("key of 17 bytes", ix_key("AAAAAAAAAAAAAAAAAAAAAAA="), Some(KEY)),
+        case(
+            "key of 18 bytes",
+            ix_key("AAAAAAAAAAAAAAAAAAAAAAAA"),
+            Some(KEY),
+        ),
+        case(
+            "key of 17 bytes",
+            ix_key("AAAAAAAAAAAAAAAAAAAAAAA="),
+            Some(KEY),
+        ),
         case("empty key", ix_key(""), Some(KEY)),
-        case("key not base64", ix_key("!!!!!!!!!!!!!!!!!!!!!!=="), Some(KEY)),
-        case("key in the URL-safe alphabet", ix_key("2Cc5aeBd23B49dCA-_cfab=="), Some(KEY)),
-        case("key with padding inside", ix_key("2Cc5aeBd23B49dCAhGcf=b=="), Some(KEY)),
+        case(
+            "key not base64",
+            ix_key("!!!!!!!!!!!!!!!!!!!!!!=="),
+            Some(KEY),
+        ),
+        case(
+            "key in the URL-safe alphabet",
+            ix_key("2Cc5aeBd23B49dCA-_cfab=="),
+            Some(KEY),
+        ),
+        case(
+            "key with padding inside",
+            ix_key("2Cc5aeBd23B49dCAhGcf=b=="),
+            Some(KEY),
+        ),
         case(
             "no key",
             ix_with("Sec-WebSocket-Key", &[]),
             Some("missing Sec-WebSocket-Key"),
         ),
-        case("header names in lower case", ix_names(|n| n.to_ascii_lowercase()), None),
-        case("header names in upper case", ix_names(|n| n.to_ascii_uppercase()), None),
+        case(
+            "header names in lower case",
+            ix_names(|n| n.to_ascii_lowercase()),
+            None,
+        ),
+        case(
+            "header names in upper case",
+            ix_names(|n| n.to_ascii_uppercase()),
+            None,
+        ),
         case(
             "Upgrade and Connection values in other cases",
             replace_line(
@@ -205,7 +267,10 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "Connection twice: keep-alive then Upgrade",
-            ix_with("Connection", &["Connection: keep-alive", "Connection: Upgrade"]),
+            ix_with(
+                "Connection",
+                &["Connection: keep-alive", "Connection: Upgrade"],
+            ),
             None,
         ),
         case(
@@ -257,7 +322,11 @@ fn cases() -> Vec<Case> {
             "User-Agent and X-Cobra-Channel twice",
             ix_with(
                 "X-Cobra-Channel",
-                &["X-Cobra-Channel: c", "X-Cobra-Channel: d", "User-Agent: again"],
+                &[
+                    "X-Cobra-Channel: c",
+                    "X-Cobra-Channel: d",
+                    "User-Agent: again",
+                ],
             ),
             None,
         ),
@@ -285,12 +354,18 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "Content-Length: 0",
-            ix_with("X-Cobra-Channel", &["X-Cobra-Channel: c", "Content-Length: 0"]),
+            ix_with(
+                "X-Cobra-Channel",
+                &["X-Cobra-Channel: c", "Content-Length: 0"],
+            ),
             None,
         ),
         case(
             "a body (Content-Length: 5)",
-            ix_with("X-Cobra-Channel", &["X-Cobra-Channel: c", "Content-Length: 5"]),
+            ix_with(
+                "X-Cobra-Channel",
+                &["X-Cobra-Channel: c", "Content-Length: 5"],
+            ),
             Some("Content-Length must be 0"),
         ),
         case(
@@ -325,7 +400,13 @@ fn upgrade_requests_are_accepted_and_refused_as_python_websockets_does() {
         } else {
             "refused"
         };
-        let verdict = |a: &Answer| if a.status == 101 { "accepted" } else { "refused" };
+        let verdict = |a: &Answer| {
+            if a.status == 101 {
+                "accepted"
+            } else {
+                "refused"
+            }
+        };
         eprintln!(
             "{:<48} ours {:>3}  python {:>3}  {}",
             c.name,

@@ -144,16 +144,19 @@ pub fn spawn_with_ready_line(mut cmd: Command, what: &str, stderr_log: &Path) ->
 /// A started echo peer, killed on drop.
 pub struct EchoPeer {
     _process: Guard,
+    /// The loopback port it listens on.
     pub port: u16,
     _dir: tempfile::TempDir,
 }
 
 impl EchoPeer {
+    /// `ws://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("ws://127.0.0.1:{}", self.port)
     }
 }
 
+/// The Python of the `websockets` venv, with the skip policy of [`require`].
 pub fn python_websockets() -> Option<PathBuf> {
     require(
         root().join(".tools/pyws-venv/bin/python"),
@@ -201,6 +204,7 @@ pub fn start_node_echo(secret: &str, pmd_json: &str) -> Option<EchoPeer> {
 /// One `redis-server` on a free loopback port, no persistence, killed on drop.
 pub struct Redis {
     _process: Guard,
+    /// The loopback port it listens on.
     pub port: u16,
 }
 

@@ -180,7 +180,10 @@ fn all_values<'a>(headers: &'a [(String, String)], name: &'a str) -> impl Iterat
 
 /// The elements of the comma-separated lists in every header named `name`
 /// (RFC 9110 §5.3: repeated headers are one list; empty elements are ignored).
-fn list_tokens<'a>(headers: &'a [(String, String)], name: &'a str) -> impl Iterator<Item = &'a str> {
+fn list_tokens<'a>(
+    headers: &'a [(String, String)],
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> {
     all_values(headers, name)
         .flat_map(|v| v.split(','))
         .map(str::trim)
@@ -217,7 +220,9 @@ fn collect_headers(raw: &[httparse::Header<'_>]) -> Vec<(String, String)> {
 
 /// The non-empty values of the headers named `name`, joined with `, `.
 fn joined(headers: &[(String, String)], name: &str) -> Option<String> {
-    let values: Vec<&str> = all_values(headers, name).filter(|v| !v.is_empty()).collect();
+    let values: Vec<&str> = all_values(headers, name)
+        .filter(|v| !v.is_empty())
+        .collect();
     if values.is_empty() {
         None
     } else {
@@ -310,8 +315,9 @@ pub struct Request {
     pub ws_key: Option<String>,
     /// The client asked for a WebSocket (`Upgrade: websocket`), valid or not.
     pub upgrade_requested: bool,
-    /// A complete and valid version-13 upgrade: GET, `Upgrade: websocket`,
-    /// `Connection: upgrade`, `Sec-WebSocket-Version: 13` and a valid key.
+    /// A complete and valid version-13 upgrade: an HTTP/1.1 GET without a body,
+    /// `Upgrade: websocket`, `Connection: upgrade`, one `Sec-WebSocket-Version: 13`
+    /// and one valid key (as Python `websockets` checks it).
     /// Answer a requested but invalid upgrade with 400 (426 with
     /// `Sec-WebSocket-Version: 13` for a wrong version).
     pub is_websocket_upgrade: bool,

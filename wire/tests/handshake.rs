@@ -245,8 +245,8 @@ fn keys_are_checked_for_shape_not_padding_bits() {
     }
     for key in [
         "",
-        "dGhlIHNhbXBsZSBub25jZQ",   // no padding
-        "dGhlIHNhbXBsZSBub25jZQ=",  // half the padding
+        "dGhlIHNhbXBsZSBub25jZQ",    // no padding
+        "dGhlIHNhbXBsZSBub25jZQ=",   // half the padding
         "dGhlIHNhbXBsZSBub25jZQ===", // too much
         "dGhlIHNhbXBs ZSBub25jZQ==", // inner space
         "AAAAAAAAAAAAAAAA",          // 12 bytes
@@ -269,7 +269,9 @@ fn upgrade(headers: &str) -> cobra_wire::handshake::Request {
 #[test]
 fn upgrade_refusals_say_why() {
     let ok = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n";
-    let r = upgrade(&format!("{ok}Sec-WebSocket-Key: 2Cc5aeBd23B49dCAhGcfab==\r\n"));
+    let r = upgrade(&format!(
+        "{ok}Sec-WebSocket-Key: 2Cc5aeBd23B49dCAhGcfab==\r\n"
+    ));
     assert!(r.is_websocket_upgrade, "{:?}", r.upgrade_refusal);
     assert_eq!(r.ws_key.as_deref(), Some("2Cc5aeBd23B49dCAhGcfab=="));
     let r = upgrade(&format!(
@@ -281,8 +283,14 @@ fn upgrade_refusals_say_why() {
         Some("several Sec-WebSocket-Key headers")
     );
     let r = upgrade(&format!("{ok}Sec-WebSocket-Key: short\r\n"));
-    assert!(r.upgrade_refusal.unwrap().contains("\"short\" is not 16 bytes"));
-    let r = upgrade("Upgrade: websocket\r\nConnection: keep-alive\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nUser-Agent: caf\u{e9}\r\n");
+    assert!(
+        r.upgrade_refusal
+            .unwrap()
+            .contains("\"short\" is not 16 bytes")
+    );
+    let r = upgrade(
+        "Upgrade: websocket\r\nConnection: keep-alive\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nUser-Agent: caf\u{e9}\r\n",
+    );
     assert!(r.is_websocket_upgrade, "{:?}", r.upgrade_refusal);
     let r = upgrade("Upgrade: websocket\r\nConnection: keep-alive\r\n");
     assert!(r.upgrade_requested && !r.is_websocket_upgrade);
