@@ -103,10 +103,17 @@ fn options_table_matches_cobra_run_help() {
             d if d.is_empty() || d.starts_with("none") => None,
             d => Some(strip(d)),
         };
-        rows.insert(strip(cells[0]), (strip(cells[1]), default, cells[3].to_owned()));
+        rows.insert(
+            strip(cells[0]),
+            (strip(cells[1]), default, cells[3].to_owned()),
+        );
     }
     let help = run_help_options();
-    assert!(help.len() >= 20, "parsed {} options from --help", help.len());
+    assert!(
+        help.len() >= 20,
+        "parsed {} options from --help",
+        help.len()
+    );
     for o in &help {
         let (env, default, meaning) = rows
             .get(&o.flag)
@@ -117,7 +124,10 @@ fn options_table_matches_cobra_run_help() {
     }
     let flags: BTreeSet<&String> = help.iter().map(|o| &o.flag).collect();
     for flag in rows.keys() {
-        assert!(flags.contains(flag), "{flag} is in the table but not an option");
+        assert!(
+            flags.contains(flag),
+            "{flag} is in the table but not an option"
+        );
     }
 }
 
@@ -126,8 +136,16 @@ fn options_table_matches_cobra_run_help() {
 #[derive(Debug)]
 enum Node {
     Text(String),
-    Value { path: String, pipes: Vec<String> },
-    If { not: bool, path: String, then: Vec<Node>, otherwise: Vec<Node> },
+    Value {
+        path: String,
+        pipes: Vec<String>,
+    },
+    If {
+        not: bool,
+        path: String,
+        then: Vec<Node>,
+        otherwise: Vec<Node>,
+    },
 }
 
 /// Splits a template into text and actions, applying the `{{-` / `-}}` trim markers.
@@ -156,7 +174,10 @@ fn lex(src: &str) -> Vec<(bool, String)> {
         out.push((true, action.trim().to_owned()));
         rest = &after[close + 2..];
     }
-    out.push((false, if trim_next { rest.trim_start() } else { rest }.to_owned()));
+    out.push((
+        false,
+        if trim_next { rest.trim_start() } else { rest }.to_owned(),
+    ));
     out
 }
 
@@ -300,7 +321,9 @@ fn render_chart(overrides: &[(&str, &str)]) -> BTreeMap<String, Value> {
     for (path, v) in overrides {
         let mut slot = &mut values;
         for key in path.split('.') {
-            slot = slot.get_mut(key).unwrap_or_else(|| panic!("no value {path}"));
+            slot = slot
+                .get_mut(key)
+                .unwrap_or_else(|| panic!("no value {path}"));
         }
         *slot = serde_yaml_ng::from_str(v).unwrap();
     }
@@ -319,7 +342,10 @@ fn render_chart(overrides: &[(&str, &str)]) -> BTreeMap<String, Value> {
         let text = std::fs::read_to_string(&path).unwrap();
         let rendered = render(&text, &ctx);
         let doc: Value = serde_yaml_ng::from_str(&rendered).unwrap_or_else(|e| {
-            panic!("{} renders to invalid YAML: {e}\n{rendered}", path.display())
+            panic!(
+                "{} renders to invalid YAML: {e}\n{rendered}",
+                path.display()
+            )
         });
         if doc.is_null() {
             continue;
@@ -356,14 +382,21 @@ fn helm_chart_renders_and_matches_the_server() {
     for name in env.keys() {
         assert!(known.contains(name), "{name} is not an option of cobra run");
     }
-    let port: u64 = env["COBRA_PORT"]["value"].as_str().unwrap().parse().unwrap();
+    let port: u64 = env["COBRA_PORT"]["value"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(c["ports"][0]["containerPort"].as_u64(), Some(port));
     assert_eq!(c["ports"][0]["name"], "ws");
     assert_eq!(env["COBRA_HOST"]["value"], "0.0.0.0");
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/health/live");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/health/ready");
     for probe in ["livenessProbe", "readinessProbe"] {
-        assert_eq!(c[probe]["httpGet"]["port"], "ws", "{probe} on the server's port");
+        assert_eq!(
+            c[probe]["httpGet"]["port"], "ws",
+            "{probe} on the server's port"
+        );
     }
     let pre_stop: Vec<&str> = c["lifecycle"]["preStop"]["exec"]["command"]
         .as_sequence()
@@ -378,7 +411,10 @@ fn helm_chart_renders_and_matches_the_server() {
         .parse()
         .unwrap();
     let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
-    assert!(grace > drain, "grace {grace} s must exceed the drain {drain} s");
+    assert!(
+        grace > drain,
+        "grace {grace} s must exceed the drain {drain} s"
+    );
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
     // The apps config: a Secret mounted where COBRA_APPS_CONFIG points, valid for the server.
@@ -388,13 +424,19 @@ fn helm_chart_renders_and_matches_the_server() {
         format!("{mount}/apps.yaml")
     );
     let secret = &docs["Secret"];
-    assert_eq!(pod["volumes"][0]["secret"]["secretName"], secret["metadata"]["name"]);
+    assert_eq!(
+        pod["volumes"][0]["secret"]["secretName"],
+        secret["metadata"]["name"]
+    );
     let apps = secret["stringData"]["apps.yaml"].as_str().unwrap();
     cobra_server::config::AppsConfig::from_yaml(apps).expect("the chart's apps config is valid");
     // The Service reaches the pods' port.
     let svc = &docs["Service"];
     assert_eq!(svc["spec"]["ports"][0]["targetPort"], "ws");
-    assert_eq!(svc["spec"]["selector"], deploy["spec"]["selector"]["matchLabels"]);
+    assert_eq!(
+        svc["spec"]["selector"],
+        deploy["spec"]["selector"]["matchLabels"]
+    );
     assert_eq!(
         docs["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"],
         deploy["spec"]["selector"]["matchLabels"]
@@ -411,17 +453,26 @@ fn helm_chart_renders_and_matches_the_server() {
     ]);
     assert!(!docs.contains_key("Secret"), "an existing Secret is used");
     let deploy = &docs["Deployment"];
-    assert!(deploy["spec"].get("replicas").is_none(), "the HPA owns replicas");
+    assert!(
+        deploy["spec"].get("replicas").is_none(),
+        "the HPA owns replicas"
+    );
     let pod = &deploy["spec"]["template"]["spec"];
     assert_eq!(pod["volumes"][0]["secret"]["secretName"], "my-apps");
     let env = env_of(&pod["containers"][0]);
-    assert_eq!(env["COBRA_REDIS_URLS"]["value"], "redis://r1:6379;redis://r2:6379");
+    assert_eq!(
+        env["COBRA_REDIS_URLS"]["value"],
+        "redis://r1:6379;redis://r2:6379"
+    );
     assert_eq!(
         env["COBRA_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"],
         "redis-auth"
     );
     let hpa = &docs["HorizontalPodAutoscaler"];
-    assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], deploy["metadata"]["name"]);
+    assert_eq!(
+        hpa["spec"]["scaleTargetRef"]["name"],
+        deploy["metadata"]["name"]
+    );
     let sm = &docs["ServiceMonitor"];
     assert_eq!(sm["spec"]["endpoints"][0]["path"], "/metrics");
     assert_eq!(sm["spec"]["endpoints"][0]["port"], "ws");
@@ -457,9 +508,17 @@ fn systemd_unit_drains_within_its_stop_timeout() {
     }
     let drain = drain.expect("the unit sets COBRA_DRAIN_SECONDS");
     let stop: u64 = get("TimeoutStopSec").parse().unwrap();
-    assert!(stop > drain, "TimeoutStopSec {stop} must exceed the drain {drain}");
+    assert!(
+        stop > drain,
+        "TimeoutStopSec {stop} must exceed the drain {drain}"
+    );
     assert!(get("LimitNOFILE").parse::<u64>().unwrap() >= 65536);
-    for hardening in ["NoNewPrivileges", "ProtectSystem", "PrivateTmp", "ProtectHome"] {
+    for hardening in [
+        "NoNewPrivileges",
+        "ProtectSystem",
+        "PrivateTmp",
+        "ProtectHome",
+    ] {
         assert!(settings.iter().any(|(k, _)| *k == hardening), "{hardening}");
     }
 }
@@ -473,7 +532,10 @@ fn dockerfile_runs_as_non_root_with_a_health_check() {
         .lines()
         .find_map(|l| l.strip_prefix("USER "))
         .expect("USER");
-    assert!(!user.starts_with("0") && !user.starts_with("root"), "non-root: {user}");
+    assert!(
+        !user.starts_with("0") && !user.starts_with("root"),
+        "non-root: {user}"
+    );
     assert!(runtime.contains("STOPSIGNAL SIGTERM"));
     assert!(runtime.contains(r#"CMD ["/usr/local/bin/cobra", "probe", "ready"]"#));
     let known = option_envs();

@@ -304,7 +304,11 @@ fn drain_moves_a_thousand_publishing_clients_without_losing_acknowledged_message
     for s in &seen {
         let s = s.lock().unwrap();
         assert_eq!(s.drain_closes.len(), 1, "closed once, with 1012");
-        assert!(s.other_closes.is_empty(), "other closes: {:?}", s.other_closes);
+        assert!(
+            s.other_closes.is_empty(),
+            "other closes: {:?}",
+            s.other_closes
+        );
         assert_eq!(s.drain_errors, 0, "a drain close is not an error");
         closes.push(s.drain_closes[0]);
         reconnects.push(s.authenticated[1]);

@@ -146,7 +146,11 @@ fn sigterm_drains_then_exits_0() {
     let mut server = spawn_server(home.path(), &["--drain-seconds", "2"]);
     assert_eq!(server.status("/health/ready"), (200, "ready\n".into()));
     assert_eq!(server.status("/health/live"), (200, "live\n".into()));
-    assert_eq!(server.status("/health/"), (200, "OK\n".into()), "kept as it is");
+    assert_eq!(
+        server.status("/health/"),
+        (200, "OK\n".into()),
+        "kept as it is"
+    );
     let mut a = Client::connect(server.addr, "_pubsub");
     a.auth("pubsub", &server.secret).expect("auth");
     let mut b = Client::connect(server.addr, "_pubsub");
@@ -167,7 +171,11 @@ fn sigterm_drains_then_exits_0() {
     drop((a, b));
     let exit = wait_exit(&mut server.guard);
     assert!(exit.success(), "exit status {exit:?}");
-    assert!(t.elapsed() < Duration::from_secs(2 + 3), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(2 + 3),
+        "{:?}",
+        t.elapsed()
+    );
 }
 
 #[test]
@@ -186,7 +194,10 @@ fn cobra_drain_is_lame_duck_and_sigterm_then_exits() {
     assert_eq!(a.expect_close(), 1012);
     // Still up (live), not ready, after the window.
     std::thread::sleep(Duration::from_millis(1200));
-    assert!(server.guard.0.try_wait().unwrap().is_none(), "still running");
+    assert!(
+        server.guard.0.try_wait().unwrap().is_none(),
+        "still running"
+    );
     assert_eq!(server.status("/health/live").0, 200);
     assert_eq!(server.status("/health/ready").0, 503);
     server.signal("TERM");
@@ -234,12 +245,18 @@ fn sighup_reloads_roles_closes_revoked_and_refuses_an_invalid_file() {
     assert!(new.auth("new", SECRET).is_err(), "not yet configured");
 
     // An invalid file is refused with a clear log line; the old config stays.
-    std::fs::write(&path, "apps:\n  app1:\n    roles:\n      keep: {permissions: [publish]}\n").unwrap();
+    std::fs::write(
+        &path,
+        "apps:\n  app1:\n    roles:\n      keep: {permissions: [publish]}\n",
+    )
+    .unwrap();
     server.signal("HUP");
     let line = server.log_line(&["reload refused", "app `app1`, role `keep`: missing secret"]);
     assert!(line.contains("old config stays"), "{line}");
     let mut again = Client::connect(server.addr, "app1");
-    again.auth("gone", SECRET).expect("the old config is still in force");
+    again
+        .auth("gone", SECRET)
+        .expect("the old config is still in force");
 
     // A valid one: `new` added, `gone` revoked, `rekey`'s secret changed, `keep` unchanged.
     let other = "ffffffffffffffffffffffffffffffff";
@@ -254,12 +271,21 @@ fn sighup_reloads_roles_closes_revoked_and_refuses_an_invalid_file() {
     .unwrap();
     server.signal("HUP");
     let line = server.log_line(&["apps config reloaded"]);
-    assert!(line.contains("app1/new") && line.contains("app1/gone"), "{line}");
+    assert!(
+        line.contains("app1/new") && line.contains("app1/gone"),
+        "{line}"
+    );
     assert_eq!(gone.expect_close(), 1008);
     assert_eq!(rekey.expect_close(), 1008);
     assert_eq!(again.expect_close(), 1008);
-    let r = keep.request("rtm/publish", serde_json::json!({"channel": "c", "message": 1}));
-    assert_eq!(r["action"], "rtm/publish/ok", "unchanged role keeps its connection: {r}");
+    let r = keep.request(
+        "rtm/publish",
+        serde_json::json!({"channel": "c", "message": 1}),
+    );
+    assert_eq!(
+        r["action"], "rtm/publish/ok",
+        "unchanged role keeps its connection: {r}"
+    );
     let mut new = Client::connect(server.addr, "app1");
     new.auth("new", SECRET).expect("added role");
     let mut rekeyed = Client::connect(server.addr, "app1");
@@ -302,12 +328,16 @@ fn config_check_says_what_is_wrong_and_where() {
     let (code, _, stderr) = check(&apps_yaml(&[("a", SECRET, "fly")]));
     assert_eq!(code, Some(1));
     assert!(
-        stderr.contains("invalid") && stderr.contains("app `app1`, role `a`: unknown permission `fly`"),
+        stderr.contains("invalid")
+            && stderr.contains("app `app1`, role `a`: unknown permission `fly`"),
         "{stderr}"
     );
     let (code, _, stderr) = check("apps:\n  app1:\n    roles: [\n");
     assert_eq!(code, Some(1));
-    assert!(stderr.contains("line "), "YAML errors give the line: {stderr}");
+    assert!(
+        stderr.contains("line "),
+        "YAML errors give the line: {stderr}"
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_cobra"))
         .args(["config", "check", "/nonexistent/apps.yaml"])
         .output()

@@ -52,7 +52,10 @@ fn ask(port: u16, path: &str, timeout: Duration) -> std::io::Result<(u16, String
     let mut s = TcpStream::connect_timeout(&addr, timeout)?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )?;
     // The server closes after its answer; a health answer is a few hundred bytes.
     let mut answer = Vec::new();
     s.take(64 << 10).read_to_end(&mut answer)?;
@@ -62,6 +65,9 @@ fn ask(port: u16, path: &str, timeout: Duration) -> std::io::Result<(u16, String
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| std::io::Error::other("not an HTTP answer"))?;
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
     Ok((status, body))
 }

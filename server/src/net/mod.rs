@@ -28,9 +28,9 @@ use tokio::sync::mpsc;
 use crate::broker::{
     Backend, Broker, BrokerLimits, BrokerSettings, CLOSE_GOING_AWAY, MemoryBackend, ReloadReport,
 };
-use drain::Control;
 use crate::config::options::TlsFiles;
 use crate::config::{AppsConfig, ServerSettings};
+use drain::Control;
 
 /// How long shutdown waits for connections to finish their close handshake.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
