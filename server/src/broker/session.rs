@@ -1050,8 +1050,8 @@ impl Session {
     ) -> Result<OneOrMany<ChannelKey>, Refusal> {
         let mut channels: Vec<String> = channels.unwrap_or_default();
         channels.extend(channel.map(Cow::into_owned));
-        let apps = self.broker.apps();
-        if self.has_channel_builder
+        let apps = self.has_channel_builder.then(|| self.broker.apps());
+        if let Some(apps) = &apps
             && let Some(app) = apps.app(&self.appkey)
         {
             // The builder reads fields of the message: parse only in this case.

@@ -18,11 +18,9 @@ use crate::broker::{ADMIN_APPKEY, Broker, CLOSE_DRAIN};
 /// to get their acks and close before the window ends.
 const SPREAD_SHARE: f64 = 0.8;
 
-/// A request to the server's accept loop.
+/// A request to the server's accept loop (stopping at once has a channel of its own).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
-    /// Stop now: every client closed with 1001, at most [`super::SHUTDOWN_GRACE`] to go.
-    Stop,
     /// Drain over `window`; with `then_stop`, the server stops once empty or at the window's
     /// end (otherwise it stays up, not ready: lame duck).
     Drain {

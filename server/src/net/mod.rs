@@ -23,7 +23,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::broker::{
     Backend, Broker, BrokerLimits, BrokerSettings, CLOSE_GOING_AWAY, MemoryBackend, ReloadReport,
@@ -95,6 +95,7 @@ pub struct ServerHandle {
     broker: Arc<Broker>,
     shared: Arc<Shared>,
     control: mpsc::Sender<Control>,
+    stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -155,7 +156,9 @@ impl ServerHandle {
     }
 
     fn stop_and_join(&mut self) {
-        let _ = self.control.try_send(Control::Stop);
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -237,9 +240,10 @@ impl Server {
             .build()
             .map_err(ServerError::Runtime)?;
         let shared = Arc::new(Shared::new(Arc::clone(&broker), settings));
-        // Control requests are rare (signals): a few slots; `Stop` always finds one because
-        // the accept loop reads them as they come.
+        // Drain requests are rare (signals): a few slots. Stopping has its own channel, so it
+        // never waits behind them.
         let (control_tx, control_rx) = mpsc::channel(8);
+        let (stop_tx, stop_rx) = oneshot::channel();
         let listener = {
             let _guard = runtime.enter();
             TcpListener::from_std(std_listener).map_err(|source| ServerError::Bind {
@@ -251,7 +255,7 @@ impl Server {
         let thread = std::thread::Builder::new()
             .name("cobra-server".into())
             .spawn(move || {
-                runtime.block_on(accept_loop(listener, loop_shared, tls, control_rx));
+                runtime.block_on(accept_loop(listener, loop_shared, tls, control_rx, stop_rx));
                 runtime.shutdown_timeout(Duration::from_millis(500));
             })
             .map_err(ServerError::Runtime)?;
@@ -261,6 +265,7 @@ impl Server {
             broker,
             shared,
             control: control_tx,
+            stop: Some(stop_tx),
             thread: Some(thread),
         })
     }
@@ -297,6 +302,7 @@ async fn accept_loop(
     shared: Arc<Shared>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     mut control: mpsc::Receiver<Control>,
+    mut stop: oneshot::Receiver<()>,
 ) {
     let active = Arc::new(AtomicUsize::new(0));
     let stats_task = shared.broker.settings.stats_interval.map(|every| {
@@ -319,8 +325,9 @@ async fn accept_loop(
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
+            _ = &mut stop => break,
             c = control.recv() => match c {
-                None | Some(Control::Stop) => break,
+                None => break,
                 Some(Control::Drain { window, then_stop }) => {
                     stop_when_drained |= then_stop;
                     if drain_deadline.is_none() {
