@@ -346,3 +346,43 @@ fn drain_moves_a_thousand_publishing_clients_without_losing_acknowledged_message
     drop(clients);
     drop(subscriber);
 }
+
+/// Publishes already read when the drain closes a connection are answered before the close:
+/// the Redis node is frozen while they are in flight, the drain asks the connection to close
+/// at once, and the close waits for the answers.
+#[test]
+fn a_drained_connection_answers_its_publishes_in_flight_before_closing() {
+    if !redis_support::available() {
+        return;
+    }
+    let redis = RedisServer::spawn().expect("redis-server");
+    let server = server(&redis);
+    let mut c = common::Client::authed(server.local_addr(), "app1", "all");
+    redis.freeze(true);
+    let ids: Vec<u64> = (0..5)
+        .map(|n| {
+            c.send(
+                "rtm/publish",
+                serde_json::json!({"channel": "held", "message": n}),
+            )
+        })
+        .collect();
+    // The publishes reach the server and wait for the frozen node.
+    std::thread::sleep(Duration::from_millis(200));
+    server.drain(Duration::ZERO, false);
+    std::thread::sleep(Duration::from_millis(200));
+    redis.freeze(false);
+    for id in ids {
+        let answer = c.recv_json();
+        assert_eq!(
+            answer["id"], id,
+            "answers in order, before the close: {answer}"
+        );
+        let action = answer["action"].as_str().unwrap();
+        assert!(
+            action == "rtm/publish/ok" || action == "rtm/publish/error",
+            "{answer}"
+        );
+    }
+    assert_eq!(c.expect_close(), 1012);
+}

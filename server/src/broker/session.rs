@@ -1441,10 +1441,11 @@ impl Session {
         match flags.close {
             Some(code) => Flow::Close {
                 code,
-                reason: if code == CLOSE_NORMAL {
-                    "closed by an admin"
-                } else {
-                    "server shutting down"
+                reason: match code {
+                    CLOSE_NORMAL => "closed by an admin",
+                    super::CLOSE_DRAIN => "server draining: reconnect",
+                    super::CLOSE_REVOKED => "role revoked or changed by a config reload",
+                    _ => "server shutting down",
                 },
             },
             None => Flow::Continue,
