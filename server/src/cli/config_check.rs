@@ -8,6 +8,7 @@ use crate::config::ConfigSource;
 /// `cobra config ...`.
 #[derive(Debug, clap::Args)]
 pub struct ConfigArgs {
+    /// What to do with the config.
     #[command(subcommand)]
     pub command: ConfigCommand,
 }
