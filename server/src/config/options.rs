@@ -147,6 +147,28 @@ pub struct ServerOptions {
     #[arg(long, env = "COBRA_NO_DASHBOARD", value_parser = BoolishValueParser::new(),
           action = clap::ArgAction::SetTrue)]
     pub no_dashboard: bool,
+
+    /// Seconds over which SIGTERM (or SIGUSR2, `cobra drain`) closes the clients, in random
+    /// order, before the server exits (0: all at once).
+    #[arg(long, env = "COBRA_DRAIN_SECONDS", default_value_t = DEFAULT_DRAIN_SECONDS)]
+    pub drain_seconds: u64,
+
+    /// Log lines as human-readable text or as one JSON object per line.
+    #[arg(long, env = "COBRA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Default drain window: long enough for a fleet to move a few clients at a time, well under
+/// Kubernetes' and systemd's usual stop timeouts once raised past it (see `deploy/`).
+pub const DEFAULT_DRAIN_SECONDS: u64 = 30;
+
+/// The format of the log lines (on stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `tracing`'s human-readable lines.
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `fields`, `target`), for log shippers.
+    Json,
 }
 
 /// The per-connection and per-server limits, gathered in one place.
