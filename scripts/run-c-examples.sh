@@ -77,11 +77,11 @@ run_pair() { # lang suffix
   local sub=$!
   # Windows programs (under Wine) end their lines with \r\n: match with or without the \r.
   for _ in $(seq 600); do                       # wait (up to 30 s: Wine starts slowly) for the subscription
-    grep -q $'^subscribed\r\?$' "$sub_out" 2>/dev/null && break
+    grep -q '^subscribed\s*$' "$sub_out" 2>/dev/null && break
     kill -0 "$sub" 2>/dev/null || break
     sleep 0.05
   done
-  grep -q $'^subscribed\r\?$' "$sub_out" || { echo "the $lang subscriber did not subscribe" >&2; cat "$sub_out" >&2; exit 1; }
+  grep -q '^subscribed\s*$' "$sub_out" || { echo "the $lang subscriber did not subscribe" >&2; cat "$sub_out" >&2; exit 1; }
   "${runner[@]}" "$out/$lang/telemetry_publisher$suffix$exe" "$frames"
   wait "$sub" || { echo "the $lang subscriber failed" >&2; cat "$sub_out" >&2; exit 1; }
   sed -i $'s/\r$//' "$sub_out"

@@ -7,7 +7,8 @@
 #     against compile-only UnityEngine stand-ins. No Unity editor or IL2CPP runs here.
 #  2. Windows: cobra.dll + import library for x86_64-pc-windows-gnu (Debian mingw-w64), its exports checked, the C
 #     and C++ examples built with the mingw compilers and run under Wine (headless, throwaway WINEPREFIX): a
-#     telemetry publisher and a StreamSQL-filtered subscriber, end to end. The DLL size is printed.
+#     telemetry publisher and a StreamSQL-filtered subscriber, end to end (scripts/run-c-examples.sh). The DLL
+#     size is printed.
 #  3. scripts/unity-plugins.sh --no-build fills the package's Plugins/ from these builds.
 # Needs scripts/install-engines.sh (mono-complete, mingw-w64, wine, the rustup target): missing tools skip loudly,
 # or fail under CI=true.
@@ -110,6 +111,11 @@ for exe in "$bin"/*/*.exe; do
   deps=$(x86_64-w64-mingw32-objdump -p "$exe" | awk '/DLL Name:/ {print tolower($3)}' | grep -v -E '^(cobra|kernel32|msvcrt|ucrtbase|api-ms-win-.*|user32|advapi32|ws2_32|bcrypt|ntdll)\.dll$' || true)
   [ -z "$deps" ] || { echo "test-engines: FAIL: $(basename "$exe") needs $deps" >&2; exit 1; }
 done
+
+# Wine 8 (Debian 12) lacks bcryptprimitives.dll, from which Rust's std takes ProcessPrng (Windows 10+ has it): a
+# test-only stand-in goes next to the executables (tests/wine/bcryptprimitives.c explains; never shipped).
+x86_64-w64-mingw32-gcc-posix -shared -O2 -Wall -Wextra -Werror tests/wine/bcryptprimitives.c -lbcrypt -o "$bin/c/bcryptprimitives.dll"
+cp "$bin/c/bcryptprimitives.dll" "$bin/cpp/"
 
 step "Windows: the examples under Wine against the server (publish + StreamSQL-filtered subscribe)"
 wait "$wine_boot" || true
