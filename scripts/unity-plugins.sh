@@ -34,8 +34,8 @@ fi
 
 first() { for f in "$@"; do [ -f "$f" ] && { echo "$f"; return 0; }; done; return 1; }
 filled=() missing=()
-place() { # destination (relative to Plugins) candidate...
-  local dest=$1; shift
+place() { # destination (relative to Plugins) how-to-get-it candidate...
+  local dest=$1 how=$2; shift 2
   local src
   if src=$(first "$@"); then
     mkdir -p "$(dirname "$plugins/$dest")"
@@ -43,15 +43,15 @@ place() { # destination (relative to Plugins) candidate...
     filled+=("$dest ($(stat -c %s "$plugins/$dest") bytes, from ${src#"$root"/})")
   else
     rm -f "$plugins/$dest"
-    missing+=("$dest")
+    missing+=("$dest: $how")
   fi
 }
 T=$root/target
-place Linux/x86_64/libcobra.so "$T/release/libcobra.so" "$T/debug/libcobra.so"
-place Windows/x86_64/cobra.dll "$T/x86_64-pc-windows-gnu/release/cobra.dll" "$T/x86_64-pc-windows-gnu/debug/cobra.dll"
-place iOS/libcobra.a "$T/aarch64-apple-ios/release/libcobra.a" "$T/aarch64-apple-ios/debug/libcobra.a"
+place Linux/x86_64/libcobra.so "run without --no-build" "$T/release/libcobra.so" "$T/debug/libcobra.so"
+place Windows/x86_64/cobra.dll "run without --no-build (needs scripts/install-engines.sh)" "$T/x86_64-pc-windows-gnu/release/cobra.dll" "$T/x86_64-pc-windows-gnu/debug/cobra.dll"
+place iOS/libcobra.a "run without --no-build (needs scripts/install-mobile-tools.sh)" "$T/aarch64-apple-ios/release/libcobra.a" "$T/aarch64-apple-ios/debug/libcobra.a"
 for abi in arm64-v8a armeabi-v7a x86_64; do
-  place "Android/$abi/libcobra.so" "$root/android/src/main/jniLibs/$abi/libcobra.so"
+  place "Android/$abi/libcobra.so" "needs the Android NDK: ANDROID_NDK_HOME=... android/build-rust.sh" "$root/android/src/main/jniLibs/$abi/libcobra.so"
 done
 mac_x=$T/x86_64-apple-darwin/release/libcobra.dylib mac_a=$T/aarch64-apple-darwin/release/libcobra.dylib
 if [ -f "$mac_x" ] && [ -f "$mac_a" ] && command -v lipo >/dev/null; then
@@ -59,9 +59,9 @@ if [ -f "$mac_x" ] && [ -f "$mac_a" ] && command -v lipo >/dev/null; then
   lipo -create "$mac_x" "$mac_a" -output "$plugins/macOS/libcobra.dylib"
   filled+=("macOS/libcobra.dylib (universal)")
 else
-  place macOS/libcobra.dylib "$mac_a" "$mac_x"
+  place macOS/libcobra.dylib "needs a Mac: cargo build --release -p cobra --no-default-features --features tls" "$mac_a" "$mac_x"
 fi
 
 echo "Unity plugins in ${plugins#"$root"/}:"
 for f in "${filled[@]}"; do echo "  filled   $f"; done
-for m in "${missing[@]}"; do echo "  MISSING  $m (cannot be built on this machine: see the script's header)"; done
+for m in "${missing[@]}"; do echo "  MISSING  $m"; done
