@@ -78,6 +78,9 @@ android_libs=$(monodis "$work/unity-android.dll" | grep -o 'pinvokeimpl ("[^"]*"
 [ "$android_libs" = 'pinvokeimpl ("cobra"' ] || { echo "test-engines: FAIL: P/Invokes bind to $android_libs" >&2; exit 1; }
 echo "P/Invoke targets: iOS __Internal, elsewhere \"cobra\""
 
+step "Unity package: every file and folder has its .meta (immutable packages ignore those without)"
+python3 scripts/unity-meta.py --check
+
 step "Unity runtime on Mono against the server"
 # Mono resolves DllImport("cobra") to libcobra.so through LD_LIBRARY_PATH.
 LD_LIBRARY_PATH="$T${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" mono --debug "$work/CobraMonoTest.exe"
