@@ -54,7 +54,8 @@ namespace Cobra
         /// <summary>Creates a client (not connected yet: call <see cref="Connect"/>).</summary>
         /// <param name="options">Where and who to connect as; copied.</param>
         /// <param name="onEvent">Receives every event (null: none); must not throw (exceptions are caught and
-        /// reported to <see cref="CobraLibrary.CallbackError"/>).</param>
+        /// reported to <see cref="CobraLibrary.CallbackError"/>). libcobra holds it until Dispose, so a handler that
+        /// references this client keeps it from being finalized: dispose such clients.</param>
         /// <param name="dispatcher">When set, <paramref name="onEvent"/> runs on the thread that drains it instead of
         /// the engine thread.</param>
         public CobraClient(CobraOptions options, Action<CobraEvent> onEvent = null, MainThreadDispatcher dispatcher = null)

@@ -13,8 +13,8 @@ namespace Cobra
 {
     internal static class Native
     {
-        // iOS (and any other IL2CPP target linking libcobra.a statically) binds the symbols at link time.
-#if (UNITY_IOS || UNITY_TVOS || UNITY_WEBGL) && !UNITY_EDITOR
+        // iOS and tvOS link libcobra.a into the player: the symbols are bound at link time.
+#if (UNITY_IOS || UNITY_TVOS) && !UNITY_EDITOR
         internal const string Lib = "__Internal";
 #else
         // Resolved to libcobra.so / cobra.dll / libcobra.dylib by the runtime.
