@@ -10,7 +10,6 @@
 //! `negotiated_extensions` and `wire_stats`) what it negotiated and whether our messages really
 //! arrived compressed.
 
-mod interop_support;
 mod support;
 
 use std::path::PathBuf;
@@ -18,9 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cobra::{Client, DeflateOptions, Event, SubscribeOptions};
-use interop_support::{
-    Guard, clean_command, require, require_on_path, root, spawn_with_ready_line,
-};
+use cobra_test_support::process::{Guard, clean_command, root, spawn_with_ready_line};
+use cobra_test_support::{require, require_on_path};
 use serde_json::{Value, json};
 use support::{Recorder, SECRET, config, wait_until};
 

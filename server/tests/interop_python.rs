@@ -24,18 +24,7 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// The Python `cobra` executable, or `None` (after saying so loudly) when it is not installed.
 fn python_cobra() -> Option<PathBuf> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/cobras-venv/bin/cobra");
-    if path.exists() {
-        return Some(path);
-    }
-    let msg = format!(
-        "Python cobras peer not found at {}: run scripts/install-peers.sh",
-        path.display()
-    );
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg} (required under CI=true)");
-    }
-    eprintln!("SKIPPED: {msg}");
-    None
+    cobra_test_support::require(path, "Python cobras peer")
 }
 
 /// A command with no inherited `COBRA_*` variable (the Python client reads several, e.g.
