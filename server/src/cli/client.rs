@@ -87,6 +87,8 @@ pub fn default_endpoint() -> String {
 /// Options of `cobra publish`.
 #[derive(Debug, clap::Args)]
 pub struct PublishArgs {
+    // No doc comment: clap would read it as help text (ConnArgs documents itself).
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub conn: ConnArgs,
     /// Channel to publish to.
@@ -103,6 +105,8 @@ pub struct PublishArgs {
 /// Options of `cobra subscribe`.
 #[derive(Debug, clap::Args)]
 pub struct SubscribeArgs {
+    // No doc comment: clap would read it as help text (ConnArgs documents itself).
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub conn: ConnArgs,
     /// Channel to subscribe to (with --stream-sql: defaults to the channel in its FROM clause).
@@ -125,6 +129,8 @@ pub struct SubscribeArgs {
 /// Options of `cobra health`.
 #[derive(Debug, clap::Args)]
 pub struct HealthArgs {
+    // No doc comment: clap would read it as help text (ConnArgs documents itself).
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub conn: ConnArgs,
     /// Channel of the publish + subscribe check [default: a fresh `sms_health_check_channel_<hex>`].
@@ -135,6 +141,8 @@ pub struct HealthArgs {
 /// Options of `cobra read`.
 #[derive(Debug, clap::Args)]
 pub struct ReadArgs {
+    // No doc comment: clap would read it as help text (ConnArgs documents itself).
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub conn: ConnArgs,
     /// Channel (key) to read.
@@ -145,6 +153,8 @@ pub struct ReadArgs {
 /// Options of `cobra write`.
 #[derive(Debug, clap::Args)]
 pub struct WriteArgs {
+    // No doc comment: clap would read it as help text (ConnArgs documents itself).
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub conn: ConnArgs,
     /// Channel (key) to write.
@@ -157,6 +167,8 @@ pub struct WriteArgs {
 /// Options of `cobra delete`.
 #[derive(Debug, clap::Args)]
 pub struct DeleteArgs {
+    // No doc comment: clap would read it as help text (ConnArgs documents itself).
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub conn: ConnArgs,
     /// Channel (key) to delete.
