@@ -214,7 +214,7 @@ impl Session {
             subscription_id: o.subscription_id.clone(),
             filter: o.filter.clone(),
             position: sub.position.clone(),
-            batch_size: o.batch_size,
+            batch_size: o.batch_size.map(u64::from),
             fast_forward: o.fast_forward.then_some(true),
         };
         let id = self.id();

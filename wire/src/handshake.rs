@@ -211,20 +211,9 @@ pub fn parse_response(
 ) -> Result<Option<(Response, usize)>, HandshakeError> {
     let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut raw);
-    let consumed = match resp.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => {
-            return if buf.len() > limits.max_handshake_bytes {
-                Err(HandshakeError::TooLarge(limits.max_handshake_bytes))
-            } else {
-                Ok(None)
-            };
-        }
-        Err(e) => return Err(HandshakeError::Malformed(e.to_string())),
+    let Some(consumed) = head_length(resp.parse(buf), buf.len(), limits)? else {
+        return Ok(None);
     };
-    if consumed > limits.max_handshake_bytes {
-        return Err(HandshakeError::TooLarge(limits.max_handshake_bytes));
-    }
     let code = resp.code.unwrap_or(0);
     let reason = resp.reason.unwrap_or("").to_owned();
     let headers = collect_headers(resp.headers)?;
@@ -320,6 +309,27 @@ pub fn query_param(query: &str, name: &str) -> Option<String> {
     })
 }
 
+/// The length of a parsed HTTP head, `None` while incomplete; a head (complete or not) over
+/// [`Limits::max_handshake_bytes`] is refused.
+fn head_length(
+    parsed: httparse::Result<usize>,
+    buffered: usize,
+    limits: &Limits,
+) -> Result<Option<usize>, HandshakeError> {
+    let too_large = |n: usize| n > limits.max_handshake_bytes;
+    match parsed {
+        Ok(httparse::Status::Complete(n)) if too_large(n) => {
+            Err(HandshakeError::TooLarge(limits.max_handshake_bytes))
+        }
+        Ok(httparse::Status::Complete(n)) => Ok(Some(n)),
+        Ok(httparse::Status::Partial) if too_large(buffered) => {
+            Err(HandshakeError::TooLarge(limits.max_handshake_bytes))
+        }
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(e) => Err(HandshakeError::Malformed(e.to_string())),
+    }
+}
+
 /// Parses a client's HTTP request. `Ok(None)`: need more bytes.
 pub fn parse_request(
     buf: &[u8],
@@ -327,20 +337,9 @@ pub fn parse_request(
 ) -> Result<Option<(Request, usize)>, HandshakeError> {
     let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut raw);
-    let consumed = match req.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => {
-            return if buf.len() > limits.max_handshake_bytes {
-                Err(HandshakeError::TooLarge(limits.max_handshake_bytes))
-            } else {
-                Ok(None)
-            };
-        }
-        Err(e) => return Err(HandshakeError::Malformed(e.to_string())),
+    let Some(consumed) = head_length(req.parse(buf), buf.len(), limits)? else {
+        return Ok(None);
     };
-    if consumed > limits.max_handshake_bytes {
-        return Err(HandshakeError::TooLarge(limits.max_handshake_bytes));
-    }
     let method = req.method.unwrap_or("").to_owned();
     let target = req.path.unwrap_or("/");
     let (path, query) = match target.split_once('?') {

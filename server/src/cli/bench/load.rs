@@ -227,7 +227,7 @@ pub(super) async fn subscribe(conn: &mut Conn, plan: &SubPlan) -> Result<(), Ben
             channel: Some(plan.channel.clone()),
             subscription_id: Some(plan.subscription_id.clone()),
             filter: plan.filter.clone(),
-            batch_size: plan.batch_size,
+            batch_size: plan.batch_size.map(u64::from),
             ..Default::default()
         },
     );
