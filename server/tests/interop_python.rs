@@ -8,10 +8,9 @@
 //! commands against it with a deadline (the Python client retries forever on most errors,
 //! so a broken server would otherwise hang the test), and kills everything on drop.
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -204,7 +203,8 @@ fn python_peer_runs_and_shares_our_config_format() {
             c.arg("--version");
             c
         },
-        "",        COMMAND_TIMEOUT,
+        "",
+        COMMAND_TIMEOUT,
     );
     assert!(version.success(), "{version}");
     assert!(version.stdout.contains("2.9.137"), "{version}");
@@ -216,7 +216,8 @@ fn python_peer_runs_and_shares_our_config_format() {
             c.arg("init");
             c
         },
-        "",        COMMAND_TIMEOUT,
+        "",
+        COMMAND_TIMEOUT,
     );
     assert!(init.success(), "{init}");
     let theirs = std::fs::read_to_string(home.path().join(".cobra.yaml")).unwrap();
@@ -243,7 +244,8 @@ fn python_peer_runs_and_shares_our_config_format() {
             c.args(["-c", script]).arg(&path);
             c
         },
-        "",        COMMAND_TIMEOUT,
+        "",
+        COMMAND_TIMEOUT,
     );
     assert!(read.success(), "{read}");
     let secret = &ours.apps["_pubsub"].roles["pubsub"].secret;

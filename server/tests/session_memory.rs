@@ -21,7 +21,8 @@ struct Sent(Vec<Value>);
 
 impl PduSink for Sent {
     fn send(&mut self, pdu: &str) {
-        self.0.push(serde_json::from_str(pdu).expect("the server sends JSON"));
+        self.0
+            .push(serde_json::from_str(pdu).expect("the server sends JSON"));
     }
 }
 
@@ -56,12 +57,17 @@ fn delivered(subscriber: &mut Session) -> Vec<Value> {
     sent.take()
         .into_iter()
         .filter(|p| p["action"] == "rtm/subscription/data")
-        .flat_map(|p| p["body"]["messages"].as_array().cloned().unwrap_or_default())
+        .flat_map(|p| {
+            p["body"]["messages"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
         .collect()
 }
 
-fn pair(broker: &Arc<Broker>) -> impl std::future::Future<Output = (Session, Session)> + '_ {
-    async move { (authed_session(broker).await, authed_session(broker).await) }
+async fn pair(broker: &Arc<Broker>) -> (Session, Session) {
+    (authed_session(broker).await, authed_session(broker).await)
 }
 
 #[tokio::test]
@@ -128,10 +134,14 @@ async fn a_wrong_secret_is_refused_and_nothing_else_is_served() {
     let auth = json!({"action": "auth/authenticate", "id": 2, "body": {"method": "role_secret", "credentials": {"hash": wrong}}});
     session.on_text(&auth.to_string(), &mut sent).await;
     let answers = sent.take();
-    assert_eq!(answers[0]["action"], "auth/authenticate/error", "{answers:?}");
+    assert_eq!(
+        answers[0]["action"], "auth/authenticate/error",
+        "{answers:?}"
+    );
     assert!(!session.is_authenticated());
     let mut sent = Sent::default();
-    let publish = json!({"action": "rtm/publish", "id": 3, "body": {"channel": "fps", "message": {}}});
+    let publish =
+        json!({"action": "rtm/publish", "id": 3, "body": {"channel": "fps", "message": {}}});
     session.on_text(&publish.to_string(), &mut sent).await;
     let answers = sent.take();
     assert!(
