@@ -117,6 +117,7 @@ fn main() {
         ConfigSource::Content(String::new()),
     );
     settings.limits.max_connections = 100_000;
+    settings.dashboard = false;
     let server = Server::start(settings, AppsConfig::from_yaml(&yaml).unwrap()).unwrap();
     let addr = server.local_addr();
     let epoch = Instant::now();

@@ -1116,6 +1116,7 @@ impl Session {
             return Ok(None);
         }
         counters.subscriptions.fetch_add(1, Ordering::Relaxed);
+        self.broker.stats.channel_subscribers(key.channel(), 1);
         self.send_ok(
             sink,
             "rtm/subscribe",
@@ -1170,6 +1171,9 @@ impl Session {
         };
         let sub = self.subs.swap_remove(i);
         self.broker.backend.unsubscribe(&sub.channel, &sub.handle);
+        self.broker
+            .stats
+            .channel_subscribers(sub.channel.channel(), -1);
         counters.subscriptions.fetch_sub(1, Ordering::Relaxed);
         Ok(Some(format!(r#"{{"subscription_id":{}}}"#, sub.id_json)))
     }
@@ -1511,6 +1515,9 @@ impl Session {
     fn remove_sub(&mut self, i: usize) {
         let sub = self.subs.swap_remove(i);
         self.broker.backend.unsubscribe(&sub.channel, &sub.handle);
+        self.broker
+            .stats
+            .channel_subscribers(sub.channel.channel(), -1);
         if let Auth::Authenticated { counters, .. } = &self.auth {
             counters.subscriptions.fetch_sub(1, Ordering::Relaxed);
         }
@@ -1522,6 +1529,9 @@ impl Drop for Session {
     fn drop(&mut self) {
         for sub in self.subs.drain(..) {
             self.broker.backend.unsubscribe(&sub.channel, &sub.handle);
+            self.broker
+                .stats
+                .channel_subscribers(sub.channel.channel(), -1);
             if let Auth::Authenticated { counters, .. } = &self.auth {
                 counters.subscriptions.fetch_sub(1, Ordering::Relaxed);
             }

@@ -40,6 +40,11 @@ pub enum Command {
     Write(client::WriteArgs),
     /// Delete the value stored on a channel.
     Delete(client::DeleteArgs),
+    /// Print the server's stats tables (as the Python client's `monitor`), once or every second.
+    Monitor(client::MonitorArgs),
+    /// A terminal view of the server refreshed every second: channels by rate, connections,
+    /// publishes and deliveries per second, per node.
+    Top(client::TopArgs),
     /// Load-test a server: publishers, subscribers, idle connections; throughput, latency, loss.
     Bench(Box<bench::BenchArgs>),
 }
@@ -56,6 +61,8 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Read(args) => client::read(args),
         Command::Write(args) => client::write(args),
         Command::Delete(args) => client::delete(args),
+        Command::Monitor(args) => client::monitor(args),
+        Command::Top(args) => client::top(args),
         Command::Bench(args) => bench::bench(*args),
     }
 }

@@ -141,6 +141,12 @@ pub struct ServerOptions {
     /// subscriber at once).
     #[arg(long, env = "COBRA_BACKPRESSURE_WAIT_MS", default_value_t = DEFAULT_BACKPRESSURE_WAIT_MS)]
     pub backpressure_wait_ms: u64,
+
+    /// Do not serve the web dashboard at `/` (it is served by default; it holds no data of
+    /// its own and logs in over the WebSocket like any client).
+    #[arg(long, env = "COBRA_NO_DASHBOARD", value_parser = BoolishValueParser::new(),
+          action = clap::ArgAction::SetTrue)]
+    pub no_dashboard: bool,
 }
 
 /// The per-connection and per-server limits, gathered in one place.
@@ -216,6 +222,8 @@ pub struct ServerSettings {
     pub tls: Option<TlsFiles>,
     /// Every server-side bound.
     pub limits: Limits,
+    /// Serve the web dashboard at `/` (`--no-dashboard` turns it off).
+    pub dashboard: bool,
 }
 
 /// Why the options of `cobra run` were refused.
@@ -319,6 +327,7 @@ impl ServerOptions {
             verbose: self.verbose,
             tls,
             limits,
+            dashboard: !self.no_dashboard,
         })
     }
 }
@@ -337,6 +346,7 @@ impl ServerSettings {
             verbose: false,
             tls: None,
             limits: Limits::default(),
+            dashboard: true,
         }
     }
 

@@ -134,7 +134,7 @@ pub async fn serve<T: Transport>(mut io: T, peer: SocketAddr, shared: Arc<Shared
         return;
     };
     let at_capacity = shared.broker.connection_count() >= shared.settings.limits.max_connections;
-    let route = route(&req, &shared.broker, at_capacity);
+    let route = route(&req, &shared.broker, at_capacity, shared.settings.dashboard);
     // Keep only what the session needs: the parsed request would otherwise live as long as
     // the connection.
     let user_agent: Box<str> = req.user_agent.as_deref().unwrap_or("-").into();

@@ -39,10 +39,17 @@ fn text(status: u16, reason: &str, body: &str) -> Route {
     reply(status, reason, "text/plain; charset=utf-8", body.as_bytes())
 }
 
-/// Decides what `req` gets. `at_capacity`: the connection limit is reached.
-pub fn route(req: &Request, broker: &Broker, at_capacity: bool) -> Route {
+/// Decides what `req` gets. `at_capacity`: the connection limit is reached; `dashboard`: serve
+/// the web dashboard's files (see [`super::dashboard`]).
+pub fn route(req: &Request, broker: &Broker, at_capacity: bool, dashboard: bool) -> Route {
     let path = req.path.trim_end_matches('/');
     if !req.upgrade_requested {
+        if dashboard
+            && req.query_param("appkey").is_none()
+            && let Some(reply) = super::dashboard::serve(req, path)
+        {
+            return Route::Reply(reply);
+        }
         match path {
             // The Python health check compares the body with "OK\n".
             "/health" => return text(200, "OK", "OK\n"),

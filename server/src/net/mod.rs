@@ -5,12 +5,14 @@
 //! [`ServerHandle`]; tests and benchmarks use it in-process, `cobra run` adds signal handling.
 //!
 //! - [`http`]: routing of plain HTTP requests and the upgrade decision.
+//! - [`dashboard`]: the web dashboard's files, embedded in the binary.
 //! - [`compress`]: permessage-deflate sends: a compressor per thread, fan-out compressed once.
 //! - [`conn`]: the per-connection driver (request, upgrade, session loop, coalesced writes).
 //! - [`io`]: plain TCP and TLS behind one trait.
 
 pub mod compress;
 pub mod conn;
+pub mod dashboard;
 pub mod http;
 pub mod io;
 
