@@ -16,7 +16,7 @@ pub(crate) struct Backoff {
 }
 
 impl Backoff {
-    pub fn new(min: Duration, max: Duration) -> Self {
+    pub(crate) fn new(min: Duration, max: Duration) -> Self {
         Self {
             min,
             max,
@@ -25,18 +25,18 @@ impl Backoff {
     }
 
     /// Consecutive failures since the last reset.
-    pub fn failures(&self) -> u32 {
+    pub(crate) fn failures(&self) -> u32 {
         self.failures
     }
 
     /// Back to the first delay (after a successful authentication).
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.failures = 0;
     }
 
     /// Record a failure and return the delay before the next attempt. A permanent error
     /// (bad credentials, unknown appkey) waits the maximum.
-    pub fn next_delay(&mut self, permanent: bool) -> Duration {
+    pub(crate) fn next_delay(&mut self, permanent: bool) -> Duration {
         self.failures = self.failures.saturating_add(1);
         if permanent {
             return self.max;

@@ -34,6 +34,7 @@ mod publish_pdu;
 use crate::config::channel_builder;
 use crate::streamsql::{Outcome, Query};
 use cobra_wire::Position;
+use cobra_wire::pdu::action;
 
 /// Receives the PDUs a session sends (one JSON text per call).
 pub trait PduSink {
@@ -322,74 +323,11 @@ impl Refusal {
     }
 }
 
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow, default)]
-    action: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    body: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct HandshakeBody {
-    method: Option<String>,
-    data: Option<HandshakeData>,
-}
-#[derive(Deserialize)]
-struct HandshakeData {
-    role: Option<String>,
-}
-#[derive(Deserialize)]
-struct AuthenticateBody {
-    method: Option<String>,
-    credentials: Option<Credentials>,
-}
-#[derive(Deserialize)]
-struct Credentials {
-    hash: Option<String>,
-}
-#[derive(Deserialize)]
-struct PublishBody<'a> {
-    #[serde(borrow)]
-    channel: Option<Cow<'a, str>>,
-    channels: Option<Vec<String>>,
-    #[serde(borrow)]
-    message: Option<&'a RawValue>,
-}
-#[derive(Deserialize)]
-struct SubscribeBody {
-    channel: Option<String>,
-    subscription_id: Option<String>,
-    filter: Option<String>,
-    position: Option<String>,
-    batch_size: Option<u64>,
-    fast_forward: Option<bool>,
-}
-#[derive(Deserialize)]
-struct UnsubscribeBody {
-    subscription_id: Option<String>,
-}
-#[derive(Deserialize)]
-struct ReadBody {
-    channel: Option<String>,
-    position: Option<String>,
-}
-#[derive(Deserialize)]
-struct WriteBody<'a> {
-    channel: Option<String>,
-    #[serde(borrow)]
-    message: Option<&'a RawValue>,
-}
-#[derive(Deserialize)]
-struct ChannelBody {
-    channel: Option<String>,
-}
-#[derive(Deserialize)]
-struct CloseConnectionBody {
-    connection_id: Option<String>,
-}
+// The request bodies are cobra-wire's lenient, borrowed model, shared with the SDK and the tests.
+use cobra_wire::pdu::lenient::{
+    AuthenticateBody, ChannelBody, CloseConnectionBody, Envelope, HandshakeBody, PublishBody,
+    ReadBody, SubscribeBody, UnsubscribeBody, WriteBody,
+};
 
 fn parse_body<'a, T: Deserialize<'a>>(body: Option<&'a RawValue>) -> Result<T, Refusal> {
     let text = body.map_or("{}", RawValue::get);
@@ -608,7 +546,7 @@ impl Session {
         let envelope: Option<Envelope> = serde_json::from_str(text).ok();
         let is_publish = envelope
             .as_ref()
-            .is_some_and(|e| e.action.as_deref() == Some("rtm/publish"));
+            .is_some_and(|e| e.action.as_deref() == Some(action::PUBLISH));
         if publishes_in_flight && !is_publish {
             return Step::Wait;
         }
@@ -634,7 +572,7 @@ impl Session {
             });
         };
         if self.broker.settings.verbose {
-            if action == "auth/authenticate" {
+            if action == action::AUTH_AUTHENTICATE {
                 tracing::info!(conn = %self.id, "< auth/authenticate (credentials not logged)");
             } else {
                 tracing::info!(conn = %self.id, "< {text}");
@@ -662,19 +600,7 @@ impl Session {
             });
         }
         let action: &str = &action;
-        const KNOWN: [&str; 10] = [
-            "auth/handshake",
-            "auth/authenticate",
-            "rtm/publish",
-            "rtm/subscribe",
-            "rtm/unsubscribe",
-            "rtm/read",
-            "rtm/write",
-            "rtm/delete",
-            "admin/get_connections",
-            "admin/close_connection",
-        ];
-        if !KNOWN.contains(&action) {
+        if !action::REQUESTS.contains(&action) {
             let reason = format!("unknown action {action:?}");
             // Echo a sanitized action only when it is a plain name; otherwise a generic one.
             let echo = if action
@@ -692,22 +618,22 @@ impl Session {
                 reason: "bad_schema",
             });
         }
-        if action == "rtm/publish" {
+        if action == action::PUBLISH {
             let input = PublishInput::Raw(body);
             return self.publish(id, input, sink, &**backend, publishes_in_flight);
         }
         let result = match action {
-            "auth/handshake" => self.handshake(body),
-            "auth/authenticate" => self.authenticate(body),
+            action::AUTH_HANDSHAKE => self.handshake(body),
+            action::AUTH_AUTHENTICATE => self.authenticate(body),
             _ => match self.check_allowed(action) {
                 Err(r) => Err(r),
                 Ok(counters) => match action {
-                    "rtm/subscribe" => self.subscribe(body, &counters, id, sink).await,
-                    "rtm/unsubscribe" => self.unsubscribe(body, &counters),
-                    "rtm/read" => self.read(body, &counters).await,
-                    "rtm/write" => self.write(body, &counters).await,
-                    "rtm/delete" => self.delete(body).await,
-                    "admin/get_connections" => self.get_connections(),
+                    action::SUBSCRIBE => self.subscribe(body, &counters, id, sink).await,
+                    action::UNSUBSCRIBE => self.unsubscribe(body, &counters),
+                    action::READ => self.read(body, &counters).await,
+                    action::WRITE => self.write(body, &counters).await,
+                    action::DELETE => self.delete(body).await,
+                    action::GET_CONNECTIONS => self.get_connections(),
                     _ => self.close_connection(body),
                 },
             },

@@ -90,6 +90,8 @@ pub fn default_endpoint() -> String {
 /// Options of `cobra publish`.
 #[derive(Debug, clap::Args)]
 pub struct PublishArgs {
+    // No doc comment: clap would read it as help text (ConnArgs documents itself).
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub conn: ConnArgs,
     /// Channel to publish to.
@@ -106,6 +108,8 @@ pub struct PublishArgs {
 /// Options of `cobra subscribe`.
 #[derive(Debug, clap::Args)]
 pub struct SubscribeArgs {
+    // No doc comment: clap would read it as help text (ConnArgs documents itself).
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub conn: ConnArgs,
     /// Channel to subscribe to (with --stream-sql: defaults to the channel in its FROM clause).
@@ -128,6 +132,8 @@ pub struct SubscribeArgs {
 /// Options of `cobra health`.
 #[derive(Debug, clap::Args)]
 pub struct HealthArgs {
+    // No doc comment: clap would read it as help text (ConnArgs documents itself).
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub conn: ConnArgs,
     /// Channel of the publish + subscribe check [default: a fresh `sms_health_check_channel_<hex>`].
@@ -138,6 +144,8 @@ pub struct HealthArgs {
 /// Options of `cobra read`.
 #[derive(Debug, clap::Args)]
 pub struct ReadArgs {
+    // No doc comment: clap would read it as help text (ConnArgs documents itself).
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub conn: ConnArgs,
     /// Channel (key) to read.
@@ -148,6 +156,8 @@ pub struct ReadArgs {
 /// Options of `cobra write`.
 #[derive(Debug, clap::Args)]
 pub struct WriteArgs {
+    // No doc comment: clap would read it as help text (ConnArgs documents itself).
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub conn: ConnArgs,
     /// Channel (key) to write.
@@ -160,6 +170,8 @@ pub struct WriteArgs {
 /// Options of `cobra delete`.
 #[derive(Debug, clap::Args)]
 pub struct DeleteArgs {
+    // No doc comment: clap would read it as help text (ConnArgs documents itself).
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub conn: ConnArgs,
     /// Channel (key) to delete.

@@ -14,10 +14,15 @@ pub mod signal;
 #[derive(Debug, Parser)]
 #[command(name = "cobra", version, about, propagate_version = true)]
 pub struct Cli {
+    // No doc comment: clap would read it as help text. The subcommands are documented below.
+    #[allow(missing_docs)]
     #[command(subcommand)]
     pub command: Command,
 }
 
+// The subcommands; each variant's doc comment is its `--help` line. No doc comment on the enum:
+// clap may read it as help text.
+#[allow(missing_docs)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the broker.

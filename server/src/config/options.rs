@@ -217,7 +217,9 @@ impl Default for Limits {
 /// TLS files to serve wss:// with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
+    /// The certificate chain (PEM).
     pub cert: PathBuf,
+    /// The private key (PEM).
     pub key: PathBuf,
 }
 
@@ -230,13 +232,17 @@ pub struct ServerSettings {
     pub apps_config: ConfigSource,
     /// Redis URLs; empty: the embedded backend.
     pub redis_urls: Vec<String>,
+    /// Password for Redis nodes whose URL gives none.
     pub redis_password: Option<String>,
     /// CA (PEM file) for `rediss://` nodes; `None`: the webpki roots.
     pub redis_tls_ca: Option<PathBuf>,
     /// Overrides the apps config's `channel_max_length`.
     pub channel_max_length: Option<NonZeroUsize>,
+    /// Log at debug level.
     pub verbose: bool,
+    /// TLS for the listener (`wss://`); `None`: plain `ws://`.
     pub tls: Option<TlsFiles>,
+    /// Every server-side bound.
     pub limits: Limits,
     /// Serve the web dashboard at `/` (`--no-dashboard` turns it off).
     pub dashboard: bool,
@@ -245,16 +251,36 @@ pub struct ServerSettings {
 /// Why the options of `cobra run` were refused.
 #[derive(Debug, thiserror::Error)]
 pub enum OptionsError {
+    /// `--host` is not an address.
     #[error("--host `{host}`: {reason}")]
-    BadHost { host: String, reason: String },
+    BadHost {
+        /// The host as given.
+        host: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A `--redis` URL is malformed.
     #[error("--redis `{url}`: expected redis://, rediss:// or unix:// URLs separated by `;`")]
-    BadRedisUrl { url: String },
+    BadRedisUrl {
+        /// The URL as given.
+        url: String,
+    },
+    /// A count or size option is 0.
     #[error("--{option} must be at least 1")]
-    Zero { option: &'static str },
+    Zero {
+        /// The option's name.
+        option: &'static str,
+    },
+    /// Only one of `--tls-cert` and `--tls-key`.
     #[error("--tls-cert and --tls-key go together")]
     TlsPair,
+    /// A TLS file does not exist.
     #[error("TLS file {path} does not exist")]
-    TlsMissing { path: PathBuf },
+    TlsMissing {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The apps config could not be loaded.
     #[error(transparent)]
     AppsConfig(#[from] SourceError),
 }

@@ -501,7 +501,7 @@ async fn run_session<T: Transport>(
 mod tests {
     use super::*;
     use crate::broker::Broker;
-    use crate::config::{AppsConfig, ConfigSource, Limits, ServerSettings};
+    use crate::config::{AppsConfig, ConfigSource, ServerSettings};
 
     /// The per-connection task is one allocation of this future: keep it small (issue 7's
     /// memory goal is 6 KB per idle connection, everything included).
@@ -512,18 +512,7 @@ mod tests {
             .await
             .unwrap();
         let peer = client.local_addr().unwrap();
-        let settings = ServerSettings {
-            addr: peer,
-            apps_config: ConfigSource::Content(String::new()),
-            redis_urls: vec![],
-            redis_password: None,
-            redis_tls_ca: None,
-            channel_max_length: None,
-            verbose: false,
-            tls: None,
-            limits: Limits::default(),
-            dashboard: true,
-        };
+        let settings = ServerSettings::with_defaults(peer, ConfigSource::Content(String::new()));
         let apps = AppsConfig::from_yaml("apps: {}\n").unwrap();
         let broker = Broker::embedded(crate::net::broker_settings(&settings), apps);
         let shared = Arc::new(Shared::new(broker, settings));
