@@ -20,6 +20,7 @@
 //!   kept). A selected field that is missing gives `{}` and one under a `null` gives `null`, exactly
 //!   what the reference sent (its lookup was `.get(key, {})` per level).
 
+pub mod aggregate;
 mod error;
 mod expr;
 mod lexer;
@@ -62,6 +63,9 @@ pub struct Query {
     /// `None` for `SELECT *`.
     projection: Option<Projection>,
     paths: Paths,
+    /// `Some` for an aggregate statement (GROUP BY / WINDOW / aggregates), run by an
+    /// [`aggregate::Aggregator`] instead of [`Query::eval_raw`].
+    aggregate: Option<aggregate::spec::AggSpec>,
 }
 
 impl fmt::Debug for Query {
@@ -89,6 +93,7 @@ impl Query {
             filter: st.filter,
             projection,
             paths: st.paths,
+            aggregate: st.aggregate,
         })
     }
 
@@ -102,12 +107,20 @@ impl Query {
         self.projection.is_none()
     }
 
+    /// Is this an aggregate statement (run it with an [`aggregate::Aggregator`], not
+    /// [`Query::eval_raw`])?
+    pub fn is_aggregate(&self) -> bool {
+        self.aggregate.is_some()
+    }
+
     /// Does this query have a WHERE clause?
     pub fn has_filter(&self) -> bool {
         self.filter.is_some()
     }
 
     /// Evaluate on the raw JSON text of a message. Never panics; invalid JSON does not match.
+    /// (An aggregate statement is evaluated as its WHERE clause alone: feed it to an
+    /// [`aggregate::Aggregator`] instead.)
     pub fn eval_raw(&self, json: &str) -> Outcome {
         if self.filter.is_none() && self.projection.is_none() {
             return Outcome::Forward;
