@@ -46,9 +46,7 @@ fn sequence() -> Vec<Value> {
 
 fn expected_rows() -> Vec<Value> {
     // Whole numbers are written without a fraction (`0`, not `0.0`).
-    let h = |counts: [u64; 6], shares: Value| {
-        json!({"edges": [60, 30, 15, 10, 8], "counts": counts, "shares": shares})
-    };
+    let h = |counts: [u64; 6], shares: Value| json!({"edges": [60, 30, 15, 10, 8], "counts": counts, "shares": shares});
     vec![
         json!({"window_start": 0, "window_end": 10 * MIN, "device.model": "iPhone", "count": 3, "fps": 43,
                "h": h([0, 2, 0, 0, 1, 0], json!([0, 2.0 / 3.0, 0, 0, 1.0 / 3.0, 0])),
@@ -66,9 +64,15 @@ fn publish_all(p: &mut Client, events: &[Value]) -> Vec<String> {
     events
         .iter()
         .map(|e| {
-            let ok = p.request("rtm/publish", json!({"channel": "engine_fps_id", "message": e}));
+            let ok = p.request(
+                "rtm/publish",
+                json!({"channel": "engine_fps_id", "message": e}),
+            );
             assert_eq!(ok["action"], "rtm/publish/ok", "{ok}");
-            ok["body"]["position"].as_str().unwrap_or_default().to_owned()
+            ok["body"]["position"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
         })
         .collect()
 }
@@ -78,7 +82,13 @@ fn rows(c: &mut Client, n: usize) -> Vec<Value> {
     let mut out = Vec::new();
     while out.len() < n {
         let d = c.next_data();
-        out.extend(d["body"]["messages"].as_array().expect("messages").iter().cloned());
+        out.extend(
+            d["body"]["messages"]
+                .as_array()
+                .expect("messages")
+                .iter()
+                .cloned(),
+        );
     }
     out
 }
@@ -87,7 +97,10 @@ fn live_then_resumed(server: &ServerHandle) {
     let addr = server.local_addr();
     let mut p = Client::authed(addr, "app1", "all");
     let mut live = Client::authed(addr, "app1", "all");
-    let ok = live.request("rtm/subscribe", json!({"subscription_id": "fps", "filter": SQL}));
+    let ok = live.request(
+        "rtm/subscribe",
+        json!({"subscription_id": "fps", "filter": SQL}),
+    );
     assert_eq!(ok["action"], "rtm/subscribe/ok", "{ok}");
     // The ack says how much state the subscription may hold.
     assert_eq!(ok["body"]["aggregate"]["max_groups"], 10_000);
@@ -113,7 +126,10 @@ fn live_then_resumed(server: &ServerHandle) {
     assert_eq!(bad["action"], "rtm/subscribe/error", "{bad}");
     assert_eq!(bad["body"]["error"], "invalid_filter");
     let reason = bad["body"]["reason"].as_str().unwrap();
-    assert!(reason.contains("GROUP BY") && reason.contains("offset 7"), "{reason}");
+    assert!(
+        reason.contains("GROUP BY") && reason.contains("offset 7"),
+        "{reason}"
+    );
 }
 
 #[test]
@@ -127,11 +143,18 @@ fn aggregate_rows_on_redis() {
     if !redis_support::available() {
         return;
     }
-    let nodes: Vec<RedisServer> = (0..2).map(|_| RedisServer::spawn().expect("redis")).collect();
-    let urls = nodes.iter().map(RedisServer::url).collect::<Vec<_>>().join(";");
+    let nodes: Vec<RedisServer> = (0..2)
+        .map(|_| RedisServer::spawn().expect("redis"))
+        .collect();
+    let urls = nodes
+        .iter()
+        .map(RedisServer::url)
+        .collect::<Vec<_>>()
+        .join(";");
     let backend = RedisBackend::start(&urls, None, 1000, RedisLimits::default()).expect("backend");
-    let server = Server::start_with_backend(common::settings(), common::apps(1000), Arc::new(backend))
-        .expect("server starts");
+    let server =
+        Server::start_with_backend(common::settings(), common::apps(1000), Arc::new(backend))
+            .expect("server starts");
     live_then_resumed(&server);
 }
 
@@ -143,7 +166,10 @@ fn groups_over_max_groups_fold_into_other() {
     let mut c = Client::authed(addr, "app1", "all");
     let sql = "SELECT device.model AS model, COUNT(*) AS n FROM engine_fps_id \
                GROUP BY device.model WINDOW TUMBLING (10 MINUTES)";
-    let ok = c.request("rtm/subscribe", json!({"subscription_id": "s", "filter": sql}));
+    let ok = c.request(
+        "rtm/subscribe",
+        json!({"subscription_id": "s", "filter": sql}),
+    );
     assert_eq!(ok["body"]["aggregate"]["max_groups"], 2, "{ok}");
     let events: Vec<Value> = ["a", "b", "c", "d", "a"]
         .iter()
@@ -151,8 +177,9 @@ fn groups_over_max_groups_fold_into_other() {
         .chain([event("e", "iOS", 60, 11 * MIN)])
         .collect();
     publish_all(&mut p, &events);
-    let row = |m: &str, n: u64| {
-        json!({"window_start": 0, "window_end": 10 * MIN, "model": m, "n": n, "late": 0, "skipped": 0, "final": true})
-    };
-    assert_eq!(rows(&mut c, 3), [row("a", 2), row("b", 1), row("__other__", 2)]);
+    let row = |m: &str, n: u64| json!({"window_start": 0, "window_end": 10 * MIN, "model": m, "n": n, "late": 0, "skipped": 0, "final": true});
+    assert_eq!(
+        rows(&mut c, 3),
+        [row("a", 2), row("b", 1), row("__other__", 2)]
+    );
 }

@@ -1258,9 +1258,8 @@ impl Session {
                     max_groups: self.broker.settings.limits.max_groups,
                     ..AggLimits::default()
                 };
-                let agg = Aggregator::new(q, limits).map_err(|e| {
-                    Refusal::new("invalid_filter", format!("invalid filter: {e}"))
-                })?;
+                let agg = Aggregator::new(q, limits)
+                    .map_err(|e| Refusal::new("invalid_filter", format!("invalid filter: {e}")))?;
                 (None, Some(Box::new(agg)))
             }
             other => (other, None),

@@ -325,7 +325,10 @@ impl<'a> Parser<'a, '_> {
                     let at = self.peek()?;
                     let advance = self.duration("the window advance")?;
                     let max = self.limits.max_windows_per_event;
-                    if advance > size || size / advance > max || (size % advance != 0 && size / advance >= max) {
+                    if advance > size
+                        || size / advance > max
+                        || (size % advance != 0 && size / advance >= max)
+                    {
                         return Err(at.error(E::OutOfRange {
                             what: "ADVANCE BY",
                             min: format!("SIZE / {max}"),
@@ -419,7 +422,11 @@ impl<'a> Parser<'a, '_> {
                 .text
                 .parse()
                 .map_err(|_| range(n, self.limits.max_window_ms))?,
-            _ => return Err(n.error(E::Expected("a whole number of MILLISECONDS, SECONDS, MINUTES or HOURS"))),
+            _ => {
+                return Err(n.error(E::Expected(
+                    "a whole number of MILLISECONDS, SECONDS, MINUTES or HOURS",
+                )));
+            }
         };
         let per: i64 = match unit.text.to_ascii_uppercase().as_str() {
             "MS" | "MILLISECOND" | "MILLISECONDS" if unit.kind == Kind::Word => 1,

@@ -169,7 +169,11 @@ impl Aggregator {
     pub fn max_group_bytes(&self) -> usize {
         let spec = self.spec();
         std::mem::size_of::<Group>()
-            + spec.aggs.iter().map(|a| Acc::max_bytes(&a.func)).sum::<usize>()
+            + spec
+                .aggs
+                .iter()
+                .map(|a| Acc::max_bytes(&a.func))
+                .sum::<usize>()
             + 2 * self.state.limits.max_key_bytes
             + std::mem::size_of::<(Box<str>, usize)>()
             + 8
@@ -234,7 +238,9 @@ impl Aggregator {
     pub fn next_due(&self) -> Option<i64> {
         let s = &self.state;
         let close = match (s.anchor, s.windows.first_key_value()) {
-            (Some((arrival, wm)), Some((_, w))) => Some(arrival.saturating_add(w.end.saturating_sub(wm))),
+            (Some((arrival, wm)), Some((_, w))) => {
+                Some(arrival.saturating_add(w.end.saturating_sub(wm)))
+            }
             _ => None,
         };
         match (close, s.next_emit) {
@@ -262,7 +268,12 @@ impl State {
             self.watermark = self.watermark.max(run);
         }
         self.close_due(spec, rows);
-        if let (Emit::Changes { every_ms: Some(every) }, Some(due)) = (spec.emit, self.next_emit)
+        if let (
+            Emit::Changes {
+                every_ms: Some(every),
+            },
+            Some(due),
+        ) = (spec.emit, self.next_emit)
             && due <= now
         {
             self.emit_changes(spec, rows);
@@ -397,7 +408,14 @@ impl State {
             for g in window.groups.iter_mut().chain(window.other.iter_mut()) {
                 if g.changed {
                     g.changed = false;
-                    rows.push(render(spec, start, window.end, g, std::mem::take(&mut late), false));
+                    rows.push(render(
+                        spec,
+                        start,
+                        window.end,
+                        g,
+                        std::mem::take(&mut late),
+                        false,
+                    ));
                 }
             }
         }
@@ -432,7 +450,11 @@ fn render(spec: &AggSpec, start: i64, end: i64, g: &Group, late: u64, last: bool
     push_u64(&mut out, late);
     out.push_str(r#","skipped":"#);
     push_u64(&mut out, g.skipped);
-    out.push_str(if last { r#","final":true}"# } else { r#","final":false}"# });
+    out.push_str(if last {
+        r#","final":true}"#
+    } else {
+        r#","final":false}"#
+    });
     out
 }
 

@@ -29,7 +29,10 @@ pub(crate) enum Acc {
     /// `COUNT(f)`.
     Count(u64),
     /// `SUM` and `AVG`.
-    Sum { sum: f64, n: u64 },
+    Sum {
+        sum: f64,
+        n: u64,
+    },
     Min(Option<f64>),
     Max(Option<f64>),
     Percentile(Box<DDSketch>),

@@ -68,7 +68,10 @@ fn tumbling_windows_close_by_watermark_and_count_late_events() {
         ]
     );
     // Too late for the closed window: dropped, and counted in the next row sent.
-    assert_eq!(feed(&mut a, NOW, &[ev("iPhone", "iOS", 60, 9000)]), Vec::<String>::new());
+    assert_eq!(
+        feed(&mut a, NOW, &[ev("iPhone", "iOS", 60, 9000)]),
+        Vec::<String>::new()
+    );
     let rows = feed(&mut a, NOW, &[ev("iPad", "iOS", 15, 22_500)]);
     assert_eq!(
         rows,
@@ -88,11 +91,15 @@ fn hopping_windows_overlap() {
     assert_eq!(feed(&mut a, NOW, &[ev(1, 1000)]), Vec::<String>::new());
     assert_eq!(
         feed(&mut a, NOW, &[ev(2, 6000)]),
-        [r#"{"window_start":-5000,"window_end":5000,"n":1,"sum(v)":1,"late":0,"skipped":0,"final":true}"#]
+        [
+            r#"{"window_start":-5000,"window_end":5000,"n":1,"sum(v)":1,"late":0,"skipped":0,"final":true}"#
+        ]
     );
     assert_eq!(
         feed(&mut a, NOW, &[ev(4, 12_000)]),
-        [r#"{"window_start":0,"window_end":10000,"n":2,"sum(v)":3,"late":0,"skipped":0,"final":true}"#]
+        [
+            r#"{"window_start":0,"window_end":10000,"n":2,"sum(v)":3,"late":0,"skipped":0,"final":true}"#
+        ]
     );
     // 7 s is late for [0, 10 s) (closed) but still counts in [5 s, 15 s): not a late event.
     assert_eq!(
@@ -144,9 +151,8 @@ fn emit_changes_every_period_of_the_arrival_clock() {
 
 #[test]
 fn emit_changes_after_each_event() {
-    let mut a = agg(
-        "SELECT k, COUNT(*) AS n FROM c GROUP BY k WINDOW TUMBLING (10 SECONDS) EMIT CHANGES",
-    );
+    let mut a =
+        agg("SELECT k, COUNT(*) AS n FROM c GROUP BY k WINDOW TUMBLING (10 SECONDS) EMIT CHANGES");
     let ev = |k: &str, ts: i64| json!({"k": k, "timestamp": ts}).to_string();
     assert_eq!(
         feed(&mut a, NOW, &[ev("a", 1), ev("b", 2), ev("a", 3)]),
@@ -204,7 +210,14 @@ fn groups_past_the_limit_fold_into_other() {
     let rows = feed(
         &mut a,
         NOW,
-        &[ev("a", 1), ev("b", 2), ev("c", 3), ev("d", 4), ev("a", 5), ev("e", 10_001)],
+        &[
+            ev("a", 1),
+            ev("b", 2),
+            ev("c", 3),
+            ev("d", 4),
+            ev("a", 5),
+            ev("e", 10_001),
+        ],
     );
     assert_eq!(
         rows,
@@ -241,15 +254,16 @@ fn non_numeric_values_are_skipped_and_counted() {
     );
     assert_eq!(
         rows,
-        [r#"{"window_start":0,"window_end":1000,"n":7,"present":5,"mean":2.5,"late":0,"skipped":2,"final":true}"#]
+        [
+            r#"{"window_start":0,"window_end":1000,"n":7,"present":5,"mean":2.5,"late":0,"skipped":2,"final":true}"#
+        ]
     );
 }
 
 #[test]
 fn several_group_fields_and_missing_values() {
-    let mut a = agg(
-        "SELECT os, model, COUNT(*) AS n FROM c GROUP BY os, model WINDOW TUMBLING (1 SECOND)",
-    );
+    let mut a =
+        agg("SELECT os, model, COUNT(*) AS n FROM c GROUP BY os, model WINDOW TUMBLING (1 SECOND)");
     let rows = feed(
         &mut a,
         NOW,
@@ -301,7 +315,8 @@ fn aggregate_statements_are_checked_with_offsets() {
     let e = err("SELECT COUNT(*) FROM c");
     assert!(matches!(e.kind(), ParseErrorKind::Aggregate(_)), "{e}");
     assert_eq!(e.offset(), 22);
-    let e = err("SELECT device.model, COUNT(*) FROM c GROUP BY device.os WINDOW TUMBLING (1 SECOND)");
+    let e =
+        err("SELECT device.model, COUNT(*) FROM c GROUP BY device.os WINDOW TUMBLING (1 SECOND)");
     assert_eq!(e.offset(), 7, "{e}");
     let e = err("SELECT * FROM c GROUP BY a WINDOW TUMBLING (1 SECOND)");
     assert_eq!(e.offset(), 7, "{e}");
@@ -344,7 +359,11 @@ struct Ev {
 
 fn events() -> impl Strategy<Value = Vec<Ev>> {
     prop::collection::vec(
-        (0u8..4, prop::option::weighted(0.9, 0i64..100), -3000i64..8000),
+        (
+            0u8..4,
+            prop::option::weighted(0.9, 0i64..100),
+            -3000i64..8000,
+        ),
         1..80,
     )
     .prop_map(|raw| {
@@ -385,7 +404,12 @@ struct Expect {
 
 /// The obvious implementation: every window an event falls in, judged against the watermark of the
 /// events before it.
-fn reference(events: &[Ev], size: i64, advance: i64, grace: i64) -> (BTreeMap<(i64, u8), Expect>, u64) {
+fn reference(
+    events: &[Ev],
+    size: i64,
+    advance: i64,
+    grace: i64,
+) -> (BTreeMap<(i64, u8), Expect>, u64) {
     let mut out: BTreeMap<(i64, u8), Expect> = BTreeMap::new();
     let mut wm = i64::MIN;
     let mut late = 0;
@@ -404,7 +428,15 @@ fn reference(events: &[Ev], size: i64, advance: i64, grace: i64) -> (BTreeMap<(i
                         x.min = Some(x.min.map_or(v, |m| m.min(v)));
                         x.max = Some(x.max.map_or(v, |m| m.max(v)));
                         // Edges 50, 20, 10: > 50, (20, 50], (10, 20], <= 10.
-                        let b = if v > 50 { 0 } else if v > 20 { 1 } else if v > 10 { 2 } else { 3 };
+                        let b = if v > 50 {
+                            0
+                        } else if v > 20 {
+                            1
+                        } else if v > 10 {
+                            2
+                        } else {
+                            3
+                        };
                         x.hist[b] += 1;
                     }
                     None => x.skipped += 1,
