@@ -3,6 +3,7 @@
 
 use std::hint::black_box;
 
+use cobra_server::streamsql::aggregate::{AggLimits, Aggregator};
 use cobra_server::streamsql::{Match, Outcome, Query};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -55,6 +56,55 @@ fn bench(c: &mut Criterion) {
         b.iter(|| serde_json::from_str::<serde_json::Value>(black_box(&matching)))
     });
     g.bench_function("compile", |b| b.iter(|| Query::parse(black_box(SQL))));
+    g.finish();
+    aggregate(c);
+}
+
+/// Live aggregation from raw JSON: three aggregates over 100 groups (device models), the arrival
+/// clock moving 1 ms every 100 events so 10-second windows close (and emit 100 rows) every 1M events.
+fn aggregate(c: &mut Criterion) {
+    let events: Vec<String> = (0..1000)
+        .map(|i| {
+            event(30 + (i * 7) % 40, "wiso").replace(
+                r#""model": "iPhone""#,
+                &format!(r#""model": "model-{}""#, i % 100),
+            )
+        })
+        .collect();
+    let mut g = c.benchmark_group("aggregate");
+    g.throughput(Throughput::Elements(1));
+    for (name, aggs) in [
+        ("count_avg_max", "COUNT(*), AVG(data.fps), MAX(data.fps)"),
+        (
+            "count_avg_p99",
+            "COUNT(*), AVG(data.fps), PERCENTILE(data.fps, 0.99)",
+        ),
+        (
+            "count_avg_histogram",
+            "COUNT(*), AVG(data.fps), HISTOGRAM(data.fps, 60, 30, 15, 10, 8)",
+        ),
+    ] {
+        let sql = format!(
+            "SELECT device.model, {aggs} FROM `engine_fps_id` WHERE device.os_name = 'iOS' \
+             GROUP BY device.model WINDOW TUMBLING (10 SECONDS) ON ARRIVAL"
+        );
+        let query = Query::parse(&sql).expect("benchmark statement parses");
+        let mut agg = Aggregator::new(query, AggLimits::default()).expect("aggregate");
+        let mut rows = Vec::new();
+        let mut i = 0usize;
+        g.bench_function(format!("3_aggs_100_groups/{name}"), |b| {
+            b.iter(|| {
+                agg.on_message(
+                    black_box(&events[i % events.len()]),
+                    (i / 100) as i64,
+                    &mut rows,
+                );
+                i += 1;
+                rows.clear();
+            })
+        });
+        assert_eq!(agg.groups(), 100, "{name}: every model has its group");
+    }
     g.finish();
 }
 

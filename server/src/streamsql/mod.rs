@@ -44,6 +44,26 @@ use expr::Expr;
 use paths::{Fields, Paths, Slot, SlotFields, ValueFields, with_scratch};
 use project::Projection;
 
+/// One key of an aggregate statement's rows (see [`Query::aggregate_columns`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputColumn {
+    /// The key in the row (the alias, or the path / default aggregate name).
+    pub key: String,
+    /// What the value is.
+    pub kind: ColumnKind,
+}
+
+/// What an aggregate row's value holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    /// A GROUP BY value (any JSON value; `"__other__"` for the overflow group).
+    Group,
+    /// A number (or `null` when the group had no value for it).
+    Aggregate,
+    /// `{"edges": [...], "counts": [...], "shares": [...]}`.
+    Histogram,
+}
+
 /// What to do with one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -111,6 +131,29 @@ impl Query {
     /// [`Query::eval_raw`])?
     pub fn is_aggregate(&self) -> bool {
         self.aggregate.is_some()
+    }
+
+    /// For an aggregate statement, the keys of its rows after `window_start` and `window_end` (and
+    /// before `late`, `skipped` and `final`), in order, with what each holds; `None` for a plain
+    /// statement. What a renderer (`cobra subscribe --table`) needs to lay rows out.
+    pub fn aggregate_columns(&self) -> Option<Vec<OutputColumn>> {
+        use aggregate::spec::{Column, Func};
+        let spec = self.aggregate.as_ref()?;
+        let columns = spec
+            .output
+            .iter()
+            .map(|o| OutputColumn {
+                key: o.key.clone(),
+                kind: match o.column {
+                    Column::Group(_) => ColumnKind::Group,
+                    Column::Agg(i) => match spec.aggs[i].func {
+                        Func::Histogram(_) => ColumnKind::Histogram,
+                        _ => ColumnKind::Aggregate,
+                    },
+                },
+            })
+            .collect();
+        Some(columns)
     }
 
     /// Does this query have a WHERE clause?
