@@ -502,3 +502,29 @@ proptest! {
         prop_assert_eq!(a.groups(), 0);
     }
 }
+
+#[test]
+fn the_documented_example_row_and_group_bound() {
+    // docs/streamsql.md quotes this row and this bound: keep them in step.
+    let mut a = agg(
+        "SELECT device.model, COUNT(*), AVG(data.fps) AS 'Average FPS', PERCENTILE(data.fps, 0.99), \
+         HISTOGRAM(data.fps, 60, 30, 15, 10, 8) AS 'Frame Rate' FROM `engine_fps_id` \
+         WHERE device.os_name = 'iOS' GROUP BY device.model WINDOW TUMBLING (10 SECONDS) GRACE 2 SECONDS",
+    );
+    let t0 = 1_536_270_890_000;
+    let rows = feed(
+        &mut a,
+        NOW,
+        &[
+            fps("iPhone", "iOS", json!(60), t0 + 1000),
+            fps("iPhone", "iOS", json!(59), t0 + 2000),
+            fps("iPhone", "iOS", json!(10), t0 + 3000),
+            fps("iPhone", "iOS", json!(60), t0 + 12_000),
+        ],
+    );
+    assert_eq!(
+        rows,
+        [r#"{"window_start":1536270890000,"window_end":1536270900000,"device.model":"iPhone","count":3,"Average FPS":43,"percentile(data.fps,0.99)":58.561979516874935,"Frame Rate":{"edges":[60,30,15,10,8],"counts":[0,2,0,0,1,0],"shares":[0,0.6666666666666666,0,0,0.3333333333333333,0]},"late":0,"skipped":0,"final":true}"#]
+    );
+    assert_eq!(a.max_group_bytes(), 12_696);
+}
