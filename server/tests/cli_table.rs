@@ -6,7 +6,6 @@
 mod common;
 
 use std::io::Read;
-use std::os::fd::OwnedFd;
 use std::process::{Command, Stdio};
 
 use common::{Client, SECRET};
@@ -69,7 +68,7 @@ fn table_on_a_pty_is_the_talks_layout() {
     let server = server_with_history();
     let pty = nix::pty::openpty(None, None).expect("openpty");
     let mut cmd = subscribe(&server);
-    cmd.stdout(Stdio::from(OwnedFd::from(pty.slave)));
+    cmd.stdout(Stdio::from(pty.slave));
     let mut child = cmd.spawn().expect("spawn cobra subscribe");
     drop(cmd); // our copy of the pty's slave end: the master sees EOF once the child is gone
     let mut master = std::fs::File::from(pty.master);
