@@ -1209,6 +1209,18 @@ impl Session {
                 }
             },
         };
+        let (filter, agg) = match filter {
+            Some(q) if q.is_aggregate() => {
+                let limits = AggLimits {
+                    max_groups: self.broker.settings.limits.max_groups,
+                    ..AggLimits::default()
+                };
+                let agg = Aggregator::new(q, limits)
+                    .map_err(|e| Refusal::new("invalid_filter", format!("invalid filter: {e}")))?;
+                (None, Some(Box::new(agg)))
+            }
+            other => (other, None),
+        };
         let sub_id = b.subscription_id.unwrap_or_else(|| channel.clone());
         if sub_id.len() > MAX_CHANNEL_NAME {
             return Err(Refusal::new(
@@ -1252,18 +1264,6 @@ impl Session {
             .await
             .map_err(|e| Refusal::new(e.code(), e.to_string()))?;
         let id_json: Box<str> = json_str(&sub_id).into();
-        let (filter, agg) = match filter {
-            Some(q) if q.is_aggregate() => {
-                let limits = AggLimits {
-                    max_groups: self.broker.settings.limits.max_groups,
-                    ..AggLimits::default()
-                };
-                let agg = Aggregator::new(q, limits)
-                    .map_err(|e| Refusal::new("invalid_filter", format!("invalid filter: {e}")))?;
-                (None, Some(Box::new(agg)))
-            }
-            other => (other, None),
-        };
         if let Some(missed) = ack.expired
             && !fast_forward
         {

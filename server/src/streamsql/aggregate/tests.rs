@@ -524,7 +524,9 @@ fn the_documented_example_row_and_group_bound() {
     );
     assert_eq!(
         rows,
-        [r#"{"window_start":1536270890000,"window_end":1536270900000,"device.model":"iPhone","count":3,"Average FPS":43,"percentile(data.fps,0.99)":58.561979516874935,"Frame Rate":{"edges":[60,30,15,10,8],"counts":[0,2,0,0,1,0],"shares":[0,0.6666666666666666,0,0,0.3333333333333333,0]},"late":0,"skipped":0,"final":true}"#]
+        [
+            r#"{"window_start":1536270890000,"window_end":1536270900000,"device.model":"iPhone","count":3,"Average FPS":43,"percentile(data.fps,0.99)":58.561979516874935,"Frame Rate":{"edges":[60,30,15,10,8],"counts":[0,2,0,0,1,0],"shares":[0,0.6666666666666666,0,0,0.3333333333333333,0]},"late":0,"skipped":0,"final":true}"#
+        ]
     );
     assert_eq!(a.max_group_bytes(), 12_696);
 }
