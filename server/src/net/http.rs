@@ -85,7 +85,12 @@ pub fn route(req: &Request, broker: &Broker, at_capacity: bool) -> Route {
             ));
         }
         if req.upgrade_requested {
-            return text(400, "Bad Request", "invalid WebSocket upgrade request\n");
+            let why = req.upgrade_refusal.as_deref().unwrap_or("invalid request");
+            return text(
+                400,
+                "Bad Request",
+                &format!("invalid WebSocket upgrade: {why}\n"),
+            );
         }
         return Route::Reply(http_response(
             426,
