@@ -137,7 +137,11 @@ fn aggregate(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let t0 = thread_cpu();
             for _ in 0..iters {
-                agg.on_message(black_box(&events[i % events.len()]), (i / 100) as i64, &mut rows);
+                agg.on_message(
+                    black_box(&events[i % events.len()]),
+                    (i / 100) as i64,
+                    &mut rows,
+                );
                 i += 1;
                 rows.clear();
             }

@@ -1,13 +1,15 @@
 //! The client commands of `cobra`, built on the SDK (`cobra::Client`): publish, subscribe, health, read,
-//! write, delete.
+//! write, delete, and the stats views monitor and top.
 //!
 //! Exit status: 0 on success, 1 when the server or the network failed us (the message names what), 2 for
 //! bad usage or input (clap's own usage errors are 2 as well).
 
 mod creds;
 mod health;
+mod monitor;
 mod session;
-mod table;
+mod subscribe_table;
+mod tables;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufWriter, IsTerminal, Write};
@@ -17,6 +19,7 @@ use cobra::{Event, SubscribeOptions};
 use serde_json::Value;
 
 pub use creds::{CredsError, apps_config_path, resolve as resolve_credentials};
+pub use monitor::{MonitorArgs, TopArgs, TopSort, monitor, top};
 use session::{Session, wait_event};
 
 /// A failed client command.
@@ -405,7 +408,7 @@ fn run_subscribe(args: SubscribeArgs) -> Result<(), CliError> {
             .as_deref()
             .and_then(|sql| crate::streamsql::Query::parse(sql).ok())
             .and_then(|q| q.aggregate_columns());
-        table::Table::new(columns)
+        subscribe_table::Table::new(columns)
     });
     let mut out = BufWriter::new(stdout.lock());
     let mut printed = 0u64;
@@ -465,7 +468,7 @@ fn print_lines(
 
 /// Adds the messages to the table and redraws it in place; `Ok(true)` once `count` were shown.
 fn draw_table(
-    table: &mut table::Table,
+    table: &mut subscribe_table::Table,
     messages: &[Value],
     printed: &mut u64,
     count: Option<u64>,
