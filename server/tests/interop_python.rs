@@ -643,3 +643,82 @@ fn python_admin_disconnects_a_connection() {
         server.log()
     );
 }
+
+/// The original Python client subscribes with an aggregate statement: it sees only rows, as
+/// ordinary messages (our server only: the reference has no aggregation).
+#[test]
+fn python_subscriber_receives_aggregate_rows() {
+    let Some(cobra) = python_cobra() else { return };
+    if std::env::var("INTEROP_SERVER").is_ok_and(|v| v == "reference") {
+        eprintln!("SKIPPED: the reference server has no aggregation");
+        return;
+    }
+    let server = Server::start(&cobra);
+    let channel = "interop_agg";
+    let sql = format!(
+        "SELECT device.model, COUNT(*), AVG(data.fps) AS fps FROM `{channel}` \
+         GROUP BY device.model WINDOW TUMBLING (10 MINUTES) GRACE 2 MINUTES"
+    );
+    let creds = server.credentials("_pubsub");
+    let mut cmd = server.python(&cobra, &["-v", "subscribe"]);
+    cmd.args(&creds)
+        .args([
+            "--channel",
+            channel,
+            "--stream_sql",
+            &sql,
+            "--disable_debug_memory",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut subscriber = Guard(cmd.spawn().expect("spawn python subscriber"));
+    let rx = stderr_lines(&mut subscriber.0);
+    let (lines, subscribed) = read_until(&rx, COMMAND_TIMEOUT, |l| l.contains("rtm/subscribe/ok"));
+    assert!(
+        subscribed,
+        "no rtm/subscribe/ok:\n{}\n{}",
+        lines.join("\n"),
+        server.log()
+    );
+
+    // Minutes apart: window [0, 10 min) closes when the 12-minute event arrives.
+    let minute = 60_000;
+    let jsonl: String = [("iPhone", 60, minute), ("iPad", 30, 2 * minute), ("iPhone", 50, 3 * minute), ("iPad", 40, 12 * minute)]
+        .iter()
+        .map(|(model, fps, ts)| {
+            format!("{{\"id\":\"engine_fps_id\",\"timestamp\":{ts},\"device\":{{\"model\":\"{model}\"}},\"data\":{{\"fps\":{fps}}}}}\n")
+        })
+        .collect();
+    let path = server.dir.path().join("agg.jsonl");
+    std::fs::write(&path, jsonl).unwrap();
+    // Published with our `cobra publish`: the Python one replays at the pace of the timestamps.
+    let creds = server.credentials("_pubsub");
+    let mut publish = clean_command(Path::new(env!("CARGO_BIN_EXE_cobra")), server.dir.path());
+    publish
+        .arg("publish")
+        .args(&creds)
+        .args(["--channel", channel])
+        .arg(&path);
+    let published = run_with_deadline(publish, COMMAND_TIMEOUT);
+    assert!(published.success(), "cobra publish: {published:?}");
+
+    let (lines, complete) = read_until(&rx, COMMAND_TIMEOUT, |l| {
+        l.contains("'device.model': 'iPad'") && l.contains(" at position ")
+    });
+    let rows: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("'window_start'"))
+        .collect();
+    assert!(
+        complete && rows.len() == 2,
+        "expected the two rows of [0, 10 min):\n{}\n{}",
+        lines.join("\n"),
+        server.log()
+    );
+    assert!(
+        rows[0].contains("'window_start': 0, 'window_end': 600000, 'device.model': 'iPhone', 'count': 2, 'fps': 55")
+            && rows[1].contains("'device.model': 'iPad', 'count': 1, 'fps': 30, 'late': 0, 'skipped': 0, 'final': True"),
+        "{rows:?}"
+    );
+}

@@ -44,6 +44,9 @@ pub const CLOSE_REVOKED: u16 = 1008;
 pub struct BrokerLimits {
     /// Subscriptions one connection may hold.
     pub max_subscriptions: usize,
+    /// Groups one aggregate subscription keeps over its open windows (more fold into
+    /// `"__other__"`).
+    pub max_groups: usize,
     /// Bytes of deliveries a connection may have queued before its subscriptions lose
     /// messages (`out_of_sync` / fast-forward).
     pub outbound_queue_bytes: usize,
@@ -63,6 +66,7 @@ impl Default for BrokerLimits {
     fn default() -> Self {
         BrokerLimits {
             max_subscriptions: 256,
+            max_groups: crate::config::options::DEFAULT_MAX_GROUPS,
             outbound_queue_bytes: 4 << 20,
             batch_flush_delay: Duration::from_millis(10),
             drain_bytes: 256 << 10,

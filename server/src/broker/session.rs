@@ -32,6 +32,7 @@ use super::{Broker, CLOSE_NORMAL};
 
 mod publish_pdu;
 use crate::config::channel_builder;
+use crate::streamsql::aggregate::{AggLimits, Aggregator};
 use crate::streamsql::{Outcome, Query};
 use cobra_wire::Position;
 use cobra_wire::pdu::action;
@@ -194,6 +195,17 @@ enum PublishInput<'a> {
 /// What closes a one-message `rtm/subscription/data` PDU after the message.
 const DATA_SUFFIX: &str = "]}}";
 
+/// Aggregate rows sent in one data PDU at most (a window closing with many groups spans several).
+const MAX_ROWS_PER_PDU: usize = 100;
+
+/// The wall clock in milliseconds since the epoch: the arrival clock of aggregate subscriptions
+/// (event timestamps are wall-clock milliseconds too).
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// Longest channel name (and subscription id) accepted, in bytes.
 pub const MAX_CHANNEL_NAME: usize = 1024;
 /// Most channels one publish may go to (after the channel builder).
@@ -275,6 +287,8 @@ struct Sub {
     channel: ChannelKey,
     handle: Arc<Subscriber>,
     filter: Option<Query>,
+    /// An aggregate statement's state: its rows are sent instead of the messages.
+    agg: Option<Box<Aggregator>>,
     batch_size: usize,
     fast_forward: bool,
     next_pdu_id: u64,
@@ -452,7 +466,69 @@ impl Session {
 
     /// The earliest partial-batch deadline, if any.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.subs.iter().filter_map(|s| s.batch_deadline).min()
+        let batch = self.subs.iter().filter_map(|s| s.batch_deadline).min();
+        let due = self
+            .subs
+            .iter()
+            .filter_map(|s| s.agg.as_ref()?.next_due())
+            .min();
+        let agg = due.map(|due| {
+            let wait = due.saturating_sub(wall_ms()).max(0);
+            // The wall clock has millisecond steps: wake just after the due one.
+            Instant::now() + std::time::Duration::from_millis(wait as u64 + 1)
+        });
+        match (batch, agg) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Sends aggregate rows of subscription `i` as data PDUs (at most [`MAX_ROWS_PER_PDU`] each).
+    fn emit_rows(
+        &mut self,
+        i: usize,
+        rows: &mut Vec<String>,
+        position: Position,
+        sink: &mut (dyn PduSink + Send),
+    ) {
+        if rows.is_empty() {
+            return;
+        }
+        let mut bytes = 0u64;
+        let mut count = 0u64;
+        for chunk in rows.chunks(MAX_ROWS_PER_PDU) {
+            let sub = &mut self.subs[i];
+            let pdu_id = sub.next_pdu_id;
+            sub.next_pdu_id += 1;
+            let out = &mut self.scratch;
+            out.clear();
+            out.push_str(r#"{"action":"rtm/subscription/data","id":"#);
+            out.push_str(itoa::Buffer::new().format(pdu_id));
+            out.push_str(r#","body":{"subscription_id":"#);
+            out.push_str(&sub.id_json);
+            out.push_str(r#","position":""#);
+            push_position(out, position);
+            out.push_str(r#"","messages":["#);
+            for (j, row) in chunk.iter().enumerate() {
+                if j > 0 {
+                    out.push(',');
+                }
+                out.push_str(row);
+                bytes += row.len() as u64;
+                count += 1;
+            }
+            out.push_str(DATA_SUFFIX);
+            self.emit(sink);
+        }
+        rows.clear();
+        if let Auth::Authenticated { counters, .. } = &self.auth {
+            counters
+                .subscribed_count
+                .fetch_add(count, Ordering::Relaxed);
+            counters
+                .subscribed_bytes
+                .fetch_add(bytes, Ordering::Relaxed);
+        }
     }
 
     fn emit(&mut self, sink: &mut (dyn PduSink + Send)) {
@@ -1059,6 +1135,18 @@ impl Session {
                 }
             },
         };
+        let (filter, agg) = match filter {
+            Some(q) if q.is_aggregate() => {
+                let limits = AggLimits {
+                    max_groups: self.broker.settings.limits.max_groups,
+                    ..AggLimits::default()
+                };
+                let agg = Aggregator::new(q, limits)
+                    .map_err(|e| Refusal::new("invalid_filter", format!("invalid filter: {e}")))?;
+                (None, Some(Box::new(agg)))
+            }
+            other => (other, None),
+        };
         let sub_id = b.subscription_id.unwrap_or_else(|| channel.clone());
         if sub_id.len() > MAX_CHANNEL_NAME {
             return Err(Refusal::new(
@@ -1117,12 +1205,20 @@ impl Session {
         }
         counters.subscriptions.fetch_add(1, Ordering::Relaxed);
         self.broker.stats.channel_subscribers(key.channel(), 1);
+        // An aggregate subscription also says how much state it may hold.
+        let bounds = agg.as_ref().map_or(String::new(), |a| {
+            format!(
+                r#","aggregate":{{"max_groups":{},"max_group_bytes":{}}}"#,
+                self.broker.settings.limits.max_groups,
+                a.max_group_bytes()
+            )
+        });
         self.send_ok(
             sink,
             "rtm/subscribe",
             request_id,
             &format!(
-                r#"{{"position":"{}","subscription_id":{id_json}}}"#,
+                r#"{{"position":"{}","subscription_id":{id_json}{bounds}}}"#,
                 ack.position
             ),
         );
@@ -1140,6 +1236,7 @@ impl Session {
             channel: key,
             handle,
             filter,
+            agg,
             batch_size,
             fast_forward,
             next_pdu_id: 0,
@@ -1292,10 +1389,19 @@ impl Session {
         }
         let (mut count, mut bytes) = (0u64, 0u64);
         let delay = self.broker.settings.limits.batch_flush_delay;
+        let has_agg = self.subs.iter().any(|s| s.agg.is_some());
+        let now_ms = if has_agg { wall_ms() } else { 0 };
+        let mut rows = Vec::new();
         for d in drained.drain(..) {
             let Some(i) = self.subs.iter().position(|s| s.handle.token() == d.token) else {
                 continue;
             };
+            if let Some(agg) = &mut self.subs[i].agg {
+                agg.on_message(&d.message.payload, now_ms, &mut rows);
+                self.subs[i].batch_position = d.message.position;
+                self.emit_rows(i, &mut rows, d.message.position, sink);
+                continue;
+            }
             let projected;
             let (text, forwarded): (&str, bool) = match &self.subs[i].filter {
                 None => (&d.message.payload, true),
@@ -1363,6 +1469,18 @@ impl Session {
         for i in 0..self.subs.len() {
             if self.subs[i].batch_deadline.is_some_and(|d| d <= now) {
                 self.flush_batch(i, sink);
+            }
+        }
+        if has_agg {
+            for i in 0..self.subs.len() {
+                if let Some(agg) = &mut self.subs[i].agg
+                    && agg.next_due().is_some_and(|due| due <= now_ms)
+                {
+                    agg.tick(now_ms, &mut rows);
+                    // Rows a timer closed: the position is the last message the subscription read.
+                    let position = self.subs[i].batch_position;
+                    self.emit_rows(i, &mut rows, position, sink);
+                }
             }
         }
         if flags.lagging {

@@ -8,10 +8,11 @@ mod creds;
 mod health;
 mod monitor;
 mod session;
+mod subscribe_table;
 mod tables;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufWriter, Write};
+use std::io::{BufRead, BufWriter, IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use cobra::{Event, SubscribeOptions};
@@ -127,6 +128,10 @@ pub struct SubscribeArgs {
     /// Exit after printing this many messages.
     #[arg(long)]
     pub count: Option<u64>,
+    /// Show messages as a table redrawn in place (on a terminal; plain lines when piped). With
+    /// an aggregate --stream-sql that has a HISTOGRAM: groups as columns, buckets as rows.
+    #[arg(long)]
+    pub table: bool,
 }
 
 /// Options of `cobra health`.
@@ -408,6 +413,15 @@ fn run_subscribe(args: SubscribeArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::Failed(format!("subscribe: {e}")))?;
 
     let stdout = std::io::stdout();
+    // The table is drawn only on a terminal: piped, `--table` prints the plain lines.
+    let mut table = (args.table && stdout.is_terminal()).then(|| {
+        let columns = args
+            .stream_sql
+            .as_deref()
+            .and_then(|sql| crate::streamsql::Query::parse(sql).ok())
+            .and_then(|q| q.aggregate_columns());
+        subscribe_table::Table::new(columns)
+    });
     let mut out = BufWriter::new(stdout.lock());
     let mut printed = 0u64;
     loop {
@@ -419,21 +433,14 @@ fn run_subscribe(args: SubscribeArgs) -> Result<(), CliError> {
                 };
                 match event {
                     Event::SubscriptionData { messages, .. } => {
-                        for message in messages {
-                            let written = serde_json::to_writer(&mut out, &message)
-                                .map_err(std::io::Error::from)
-                                .and_then(|()| out.write_all(b"\n"));
-                            if let Err(e) = written {
-                                // A closed pipe (`| head`) is a normal way to stop.
-                                return stdout_closed(e);
-                            }
-                            printed += 1;
-                            if args.count.is_some_and(|n| printed >= n) {
-                                return out.flush().or_else(stdout_closed);
-                            }
-                        }
-                        if let Err(e) = out.flush() {
-                            return stdout_closed(e);
+                        let done = match &mut table {
+                            Some(table) => draw_table(table, &messages, &mut printed, args.count, &mut out),
+                            None => print_lines(&messages, &mut printed, args.count, &mut out),
+                        };
+                        match done {
+                            Ok(false) => {}
+                            Ok(true) => return Ok(()),
+                            Err(e) => return stdout_closed(e),
                         }
                     }
                     Event::Subscribed { subscription_id, position } => {
@@ -449,6 +456,47 @@ fn run_subscribe(args: SubscribeArgs) -> Result<(), CliError> {
         }
     }
     out.flush().or_else(stdout_closed)
+}
+
+/// Prints each message as a line of JSON; `Ok(true)` once `count` messages were printed.
+fn print_lines(
+    messages: &[Value],
+    printed: &mut u64,
+    count: Option<u64>,
+    out: &mut impl Write,
+) -> std::io::Result<bool> {
+    for message in messages {
+        serde_json::to_writer(&mut *out, message).map_err(std::io::Error::from)?;
+        out.write_all(b"\n")?;
+        *printed += 1;
+        if count.is_some_and(|n| *printed >= n) {
+            out.flush()?;
+            return Ok(true);
+        }
+    }
+    out.flush()?;
+    Ok(false)
+}
+
+/// Adds the messages to the table and redraws it in place; `Ok(true)` once `count` were shown.
+fn draw_table(
+    table: &mut subscribe_table::Table,
+    messages: &[Value],
+    printed: &mut u64,
+    count: Option<u64>,
+    out: &mut impl Write,
+) -> std::io::Result<bool> {
+    let take = count.map_or(messages.len(), |n| {
+        messages.len().min(n.saturating_sub(*printed) as usize)
+    });
+    for message in &messages[..take] {
+        table.add(message);
+    }
+    *printed += take as u64;
+    // Home, clear to the end of the screen, draw.
+    write!(out, "\x1b[H\x1b[J{}", table.render())?;
+    out.flush()?;
+    Ok(count.is_some_and(|n| *printed >= n))
 }
 
 fn stdout_closed(e: std::io::Error) -> Result<(), CliError> {

@@ -21,6 +21,9 @@ pub const DEFAULT_PORT: u16 = 8765;
 /// Default subscriptions per connection: far above what a dashboard or bot uses, low enough
 /// that one client cannot make the broker track an unbounded number.
 pub const DEFAULT_MAX_SUBSCRIPTIONS: usize = 1024;
+/// Default groups one aggregate subscription (StreamSQL `GROUP BY ... WINDOW ...`) keeps over its
+/// open windows; more fold into the `"__other__"` group.
+pub const DEFAULT_MAX_GROUPS: usize = 10_000;
 /// Default largest message (after inflating): 1 MiB, the reference's default.
 pub const DEFAULT_MESSAGE_MAX_SIZE: usize = 1024 * 1024;
 /// Default connection cap.
@@ -89,6 +92,11 @@ pub struct ServerOptions {
     #[arg(long, alias = "max_subscriptions", env = "COBRA_MAX_SUBSCRIPTIONS",
           default_value_t = DEFAULT_MAX_SUBSCRIPTIONS)]
     pub max_subscriptions: usize,
+
+    /// Groups one aggregate subscription (StreamSQL GROUP BY ... WINDOW ...) keeps over its open
+    /// windows; past it new groups fold into one "__other__" group per window.
+    #[arg(long, env = "COBRA_MAX_GROUPS", default_value_t = DEFAULT_MAX_GROUPS)]
+    pub max_groups: usize,
 
     /// Largest accepted message in bytes, measured after permessage-deflate inflation.
     #[arg(long, alias = "message_max_size", env = "COBRA_MESSAGE_MAX_SIZE",
@@ -176,6 +184,8 @@ pub enum LogFormat {
 pub struct Limits {
     /// Subscriptions per connection; one more gets `rtm/subscribe/error`.
     pub max_subscriptions: usize,
+    /// Groups per aggregate subscription over its open windows (more fold into `"__other__"`).
+    pub max_groups: usize,
     /// Largest message in bytes (after inflation); over it the connection is closed 1009.
     pub message_max_size: usize,
     /// Simultaneous connections; over it an upgrade is refused (HTTP 503). Sockets not yet
@@ -202,6 +212,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_subscriptions: DEFAULT_MAX_SUBSCRIPTIONS,
+            max_groups: DEFAULT_MAX_GROUPS,
             message_max_size: DEFAULT_MESSAGE_MAX_SIZE,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             publish_rate_limit: None,
@@ -309,6 +320,7 @@ impl ServerOptions {
         };
         let limits = Limits {
             max_subscriptions: nonzero(self.max_subscriptions, "max-subscriptions")?,
+            max_groups: nonzero(self.max_groups, "max-groups")?,
             message_max_size: nonzero(self.message_max_size, "message-max-size")?,
             max_connections: nonzero(self.max_connections, "max-connections")?,
             publish_rate_limit: NonZeroU32::new(self.publish_rate_limit),
@@ -516,6 +528,8 @@ mod tests {
             "4096",
             "--backpressure-wait-ms",
             "40",
+            "--max-groups",
+            "77",
         ])
         .unwrap();
         assert_eq!(o.apps_config, Some(PathBuf::from("/a.yaml")));
@@ -531,6 +545,7 @@ mod tests {
             s.limits,
             Limits {
                 max_subscriptions: 5,
+                max_groups: 77,
                 message_max_size: 100,
                 max_connections: 7,
                 publish_rate_limit: NonZeroU32::new(50),

@@ -179,6 +179,7 @@ pub fn broker_settings(settings: &ServerSettings) -> BrokerSettings {
         verbose: settings.verbose,
         limits: BrokerLimits {
             max_subscriptions: settings.limits.max_subscriptions,
+            max_groups: settings.limits.max_groups,
             publish_rate_limit: settings.limits.publish_rate_limit,
             outbound_queue_bytes: settings.limits.outbound_queue_bytes,
             batch_flush_delay: settings.limits.batch_flush,

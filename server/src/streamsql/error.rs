@@ -74,6 +74,16 @@ pub enum ParseErrorKind {
     /// `LIKE` followed by something other than a string.
     #[error("LIKE needs a 'quoted string' pattern")]
     LikeNeedsString,
+    /// An aggregate statement that makes no sense (the reason says why).
+    #[error("invalid aggregate query: {0}")]
+    Aggregate(&'static str),
+    /// A number out of its allowed range (a duration, a percentile, a count).
+    #[error("{what} must be between {min} and {max}")]
+    OutOfRange {
+        what: &'static str,
+        min: String,
+        max: String,
+    },
     /// `= NULL` and friends.
     #[error("comparison with NULL is never true; use IS NULL or IS NOT NULL")]
     NullComparison,

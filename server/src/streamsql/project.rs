@@ -107,7 +107,7 @@ pub(crate) fn write_value(out: &mut String, v: &Value) {
 }
 
 /// Append `s` as a JSON string literal.
-fn push_json_string(out: &mut String, s: &str) {
+pub(crate) fn push_json_string(out: &mut String, s: &str) {
     out.push('"');
     // Most values need no escaping: copy them whole.
     if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
