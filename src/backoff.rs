@@ -53,7 +53,7 @@ impl Backoff {
     /// failure, so the backoff is reset and the client reconnects at once, after a delay uniform
     /// in `[0, min]`. The server already spreads its closes over its drain window; this jitter
     /// only keeps clients closed in the same instant from reconnecting in the same instant.
-    pub fn drain_delay(&mut self) -> Duration {
+    pub(crate) fn drain_delay(&mut self) -> Duration {
         self.failures = 0;
         let nanos = rand::rng().random_range(0..=self.min.as_nanos());
         Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))

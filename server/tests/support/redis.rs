@@ -118,7 +118,7 @@ impl RedisServer {
 
     /// Freezes (`true`: SIGSTOP) or thaws (`false`: SIGCONT) the process: a node that stops
     /// answering without closing its connections.
-    pub fn freeze(&self, frozen: bool) {
+    pub(crate) fn freeze(&self, frozen: bool) {
         if let Some(child) = &self.child {
             let signal = if frozen { "-STOP" } else { "-CONT" };
             let status = std::process::Command::new("kill")
