@@ -133,8 +133,18 @@ pub async fn serve<T: Transport>(mut io: T, peer: SocketAddr, shared: Arc<Shared
         io.shutdown_write().await;
         return;
     };
+    // An upgrade takes its slot now, held until the connection ends (the end of this function).
+    let slot = if req.upgrade_requested {
+        shared.try_admit()
+    } else {
+        None
+    };
     let state = ServerState {
-        at_capacity: shared.broker.connection_count() >= shared.settings.limits.max_connections,
+        at_capacity: if req.upgrade_requested {
+            slot.is_none()
+        } else {
+            shared.at_capacity()
+        },
         draining: shared.draining.load(Ordering::Acquire),
         dashboard: shared.settings.dashboard,
     };

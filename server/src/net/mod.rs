@@ -67,6 +67,11 @@ pub struct Shared {
     pub wire_limits: cobra_wire::Limits,
     /// Set when a drain starts: readiness fails and upgrades are refused from then on.
     pub draining: AtomicBool,
+    /// WebSocket connections admitted under `max_connections` and not ended yet. A slot is
+    /// taken before the 101 is written: the broker registers a session only once it runs, so
+    /// counting sessions would let a client that connects again right after its 101 slip past
+    /// the limit.
+    admitted: AtomicUsize,
 }
 
 impl Shared {
@@ -82,7 +87,32 @@ impl Shared {
             settings,
             wire_limits,
             draining: AtomicBool::new(false),
+            admitted: AtomicUsize::new(0),
         }
+    }
+
+    /// Takes one of the `max_connections` slots, or `None` when all are taken. The slot is
+    /// given back when the returned guard is dropped (the connection ended).
+    pub(crate) fn try_admit(&self) -> Option<Admission<'_>> {
+        let max = self.settings.limits.max_connections;
+        self.admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .ok()
+            .map(|_| Admission(&self.admitted))
+    }
+
+    /// Every `max_connections` slot is taken.
+    pub(crate) fn at_capacity(&self) -> bool {
+        self.admitted.load(Ordering::Acquire) >= self.settings.limits.max_connections
+    }
+}
+
+/// One admitted connection's slot (see [`Shared::try_admit`]).
+pub(crate) struct Admission<'a>(&'a AtomicUsize);
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
