@@ -700,7 +700,7 @@ fn python_subscriber_receives_aggregate_rows() {
         .args(&creds)
         .args(["--channel", channel])
         .arg(&path);
-    let published = run_with_deadline(publish, COMMAND_TIMEOUT);
+    let published = run_with_deadline(publish, "", COMMAND_TIMEOUT);
     assert!(published.success(), "cobra publish: {published:?}");
 
     let (lines, complete) = read_until(&rx, COMMAND_TIMEOUT, |l| {

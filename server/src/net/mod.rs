@@ -96,7 +96,9 @@ impl Shared {
     pub(crate) fn try_admit(&self) -> Option<Admission<'_>> {
         let max = self.settings.limits.max_connections;
         self.admitted
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
             .ok()
             .map(|_| Admission(&self.admitted))
     }

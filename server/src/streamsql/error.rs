@@ -80,8 +80,11 @@ pub enum ParseErrorKind {
     /// A number out of its allowed range (a duration, a percentile, a count).
     #[error("{what} must be between {min} and {max}")]
     OutOfRange {
+        /// What is out of range.
         what: &'static str,
+        /// The smallest allowed value, as written in the message.
         min: String,
+        /// The largest allowed value, as written in the message.
         max: String,
     },
     /// `= NULL` and friends.

@@ -15,13 +15,13 @@ use serde_json::Value;
 use crate::streamsql::{ColumnKind, OutputColumn};
 
 /// Messages kept by the plain layout.
-pub const MAX_PLAIN_ROWS: usize = 20;
+pub(crate) const MAX_PLAIN_ROWS: usize = 20;
 /// Groups shown at most (more are counted in the title): a table wider than any terminal helps
 /// no one, and this bounds the memory of a long session.
-pub const MAX_GROUPS: usize = 64;
+pub(crate) const MAX_GROUPS: usize = 64;
 
 /// The table's state: the latest row of each group.
-pub struct Table {
+pub(crate) struct Table {
     /// `None` for a plain statement.
     columns: Option<Vec<OutputColumn>>,
     groups: Vec<(String, Value)>,
@@ -31,7 +31,7 @@ pub struct Table {
 
 impl Table {
     /// A table for rows of a statement with these aggregate columns (`None`: plain messages).
-    pub fn new(columns: Option<Vec<OutputColumn>>) -> Table {
+    pub(crate) fn new(columns: Option<Vec<OutputColumn>>) -> Table {
         Table {
             columns,
             groups: Vec::new(),
@@ -41,7 +41,7 @@ impl Table {
     }
 
     /// Take one message into account.
-    pub fn add(&mut self, row: &Value) {
+    pub(crate) fn add(&mut self, row: &Value) {
         let Some(columns) = &self.columns else {
             if self.groups.len() == MAX_PLAIN_ROWS {
                 self.groups.remove(0);
@@ -73,7 +73,7 @@ impl Table {
     }
 
     /// The table's text (lines end with `\n`).
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         if let Some((start, end)) = self.window {
             out.push_str(&format!("window {} - {} UTC", clock(start), clock(end)));

@@ -22,7 +22,7 @@ pub(crate) enum Func {
 
 impl Func {
     /// The name used in the default output key, lower case (`avg(data.fps)`).
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Func::CountAll | Func::Count => "count",
             Func::CountDistinct => "count_distinct",

@@ -44,7 +44,7 @@ pub(crate) enum Acc {
 }
 
 impl Acc {
-    pub fn new(func: &Func) -> Acc {
+    pub(crate) fn new(func: &Func) -> Acc {
         match func {
             Func::CountAll => Acc::None,
             Func::Count => Acc::Count(0),
@@ -62,7 +62,7 @@ impl Acc {
     }
 
     /// Most bytes this aggregate's state can take (its heap included).
-    pub fn max_bytes(func: &Func) -> usize {
+    pub(crate) fn max_bytes(func: &Func) -> usize {
         let own = std::mem::size_of::<Acc>();
         own + match func {
             Func::Percentile(_) => {
@@ -76,7 +76,7 @@ impl Acc {
 
     /// Count one present number.
     #[inline]
-    pub fn add_num(&mut self, func: &Func, v: f64) {
+    pub(crate) fn add_num(&mut self, func: &Func, v: f64) {
         match self {
             Acc::Sum { sum, n } => {
                 *sum += v;
@@ -97,7 +97,7 @@ impl Acc {
     }
 
     /// Append this aggregate's value as JSON; `count` is the group's `COUNT(*)`.
-    pub fn write(&self, func: &Func, count: u64, out: &mut String) {
+    pub(crate) fn write(&self, func: &Func, count: u64, out: &mut String) {
         match (self, func) {
             (Acc::None, _) => push_u64(out, count),
             (Acc::Count(n), _) => push_u64(out, *n),
