@@ -230,31 +230,41 @@ fn a_paused_subscriber_beyond_the_history_is_told_the_exact_count() {
     let mut p = Client::authed(addr, "app1", "all");
     publish(&mut p, 0, COUNT, SIZE);
 
-    // fast_forward: everything up to the gap, the exact count skipped, then the rest.
-    let (before, info) = read_until_notice(&mut skipping);
-    assert_eq!(info["action"], "rtm/subscription/info", "{info}");
-    assert_eq!(info["body"]["info"], "fast_forward", "{info}");
-    let missed = info["body"]["missed_message_count"].as_u64().expect("count") as usize;
-    assert!(missed > 0);
-    let resumed_at = before + missed;
-    if common::redis_urls().is_none() {
-        assert_eq!(resumed_at, COUNT - KEPT, "the oldest message kept comes next");
+    // fast_forward: everything up to each gap, the exact count skipped, then the rest (it may
+    // fall behind more than once while the publisher runs).
+    let mut next = 0;
+    let mut gaps = 0;
+    while next < COUNT {
+        let v = skipping.recv_json();
+        match v["action"].as_str() {
+            Some("rtm/subscription/data") => {
+                for m in v["body"]["messages"].as_array().expect("messages") {
+                    assert_eq!(m["n"], next, "the count skipped was not exact");
+                    next += 1;
+                }
+            }
+            Some("rtm/subscription/info") => {
+                assert_eq!(v["body"]["info"], "fast_forward", "{v}");
+                let missed = v["body"]["missed_message_count"].as_u64().expect("count");
+                assert!(missed > 0, "{v}");
+                next += missed as usize;
+                gaps += 1;
+            }
+            _ => panic!("only data and fast_forward expected: {v}"),
+        }
     }
-    read_in_order(&mut skipping, resumed_at, COUNT - resumed_at);
+    assert_eq!(next, COUNT, "the last message was delivered");
+    assert!(gaps >= 1);
 
     // Without fast_forward: out_of_sync with the exact count, the subscription removed.
     let (before, error) = read_until_notice(&mut strict);
     assert_eq!(error["action"], "rtm/subscription/error", "{error}");
     assert_eq!(error["body"]["error"], "out_of_sync", "{error}");
     let missed = error["body"]["missed_message_count"].as_u64().expect("count") as usize;
-    if common::redis_urls().is_none() {
-        assert_eq!(before + missed, COUNT - KEPT, "{error}");
-    } else {
-        assert!(missed > 0 && before + missed <= COUNT - KEPT, "{error}");
-    }
-    assert_eq!(
-        metric(addr, r#"cobra_laggards_cut_off_total{reason="history_expired"}"#),
-        2
+    assert!(missed > 0 && before + missed <= COUNT - KEPT, "{error}");
+    assert!(
+        metric(addr, r#"cobra_laggards_cut_off_total{reason="history_expired"}"#) >= 2,
+        "both fell behind the history"
     );
     // The strict one is gone: nothing more comes to it, and the publisher is not slowed.
     publish(&mut p, COUNT, 10, 10);

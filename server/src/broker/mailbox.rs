@@ -180,6 +180,17 @@ impl Mailbox {
     /// Waits until the queue is at most half full (or the connection is closing): where a
     /// backend reading history asynchronously paces itself.
     pub async fn wait_for_room(&self) {
+        self.wait_until_at_most(self.limit_bytes / 2).await
+    }
+
+    /// Waits until the queue is empty (or the connection is closing): a backend about to
+    /// report a gap waits for what precedes it to be taken first, so that the report is not
+    /// sent before those messages.
+    pub async fn wait_until_empty(&self) {
+        self.wait_until_at_most(0).await
+    }
+
+    async fn wait_until_at_most(&self, bytes: usize) {
         loop {
             // Registered before the check, so a drain between the check and the await is seen.
             let room = self.room.notified();
@@ -187,7 +198,7 @@ impl Mailbox {
             room.as_mut().enable();
             {
                 let inner = self.inner.lock();
-                if inner.closing() || inner.bytes <= self.limit_bytes / 2 {
+                if inner.closing() || inner.bytes <= bytes {
                     return;
                 }
             }

@@ -581,6 +581,8 @@ impl Hub {
             if let Some(missed) = expired
                 && (resuming || !first_page)
             {
+                // The messages before the gap go out before its report.
+                subscriber.mailbox().wait_until_empty().await;
                 node.hub.counters.expired.fetch_add(1, Ordering::Relaxed);
                 node.hub.counters.missed.fetch_add(missed, Ordering::Relaxed);
                 subscriber.report_loss(
