@@ -41,7 +41,10 @@ fn publish(p: &mut Client, from: usize, count: usize, size: usize) {
     for window in (from..from + count).step_by(WINDOW) {
         let end = (window + WINDOW).min(from + count);
         for n in window..end {
-            p.send("rtm/publish", json!({"channel": "c", "message": {"n": n, "pad": pad}}));
+            p.send(
+                "rtm/publish",
+                json!({"channel": "c", "message": {"n": n, "pad": pad}}),
+            );
         }
         for _ in window..end {
             let ack = p.recv_json();
@@ -66,7 +69,10 @@ fn subscriber(addr: SocketAddr, extra: Value) -> Client {
 fn read_in_order(c: &mut Client, from: usize, count: usize) {
     let mut next = from;
     while next < from + count {
-        for m in c.next_data()["body"]["messages"].as_array().expect("messages") {
+        for m in c.next_data()["body"]["messages"]
+            .as_array()
+            .expect("messages")
+        {
             assert_eq!(m["n"], next, "lost, duplicated or reordered");
             next += 1;
         }
@@ -145,7 +151,10 @@ fn a_never_reading_subscriber_costs_the_publisher_and_a_reading_one_nothing() {
     let rust = thread::spawn(move || {
         let mut next = 0;
         while next < COUNT {
-            for m in rust.next_data()["body"]["messages"].as_array().expect("messages") {
+            for m in rust.next_data()["body"]["messages"]
+                .as_array()
+                .expect("messages")
+            {
                 assert_eq!(m["n"], next, "lost, duplicated or reordered");
                 next += 1;
                 if next % 50 == 0 {
@@ -156,7 +165,8 @@ fn a_never_reading_subscriber_costs_the_publisher_and_a_reading_one_nothing() {
     });
     let mut p = Client::authed(addr, "app1", "all");
     publish(&mut p, 0, COUNT, SIZE);
-    rust.join().expect("the Rust reader got all, in order, once");
+    rust.join()
+        .expect("the Rust reader got all, in order, once");
     if let Some((_child, lines)) = python {
         let result = lines
             .recv_timeout(Duration::from_secs(120))
@@ -172,7 +182,10 @@ fn a_never_reading_subscriber_costs_the_publisher_and_a_reading_one_nothing() {
     );
     assert_eq!(metric(addr, "cobra_queue_drops_total"), 0);
     assert_eq!(
-        metric(addr, r#"cobra_laggards_cut_off_total{reason="history_expired"}"#),
+        metric(
+            addr,
+            r#"cobra_laggards_cut_off_total{reason="history_expired"}"#
+        ),
         0
     );
     // Bounded: the history (50 MB), one queue's worth per connection (`Arc`s of messages the
@@ -191,7 +204,10 @@ fn a_paused_subscriber_catches_up_without_loss_within_the_history() {
     let mut paused = subscriber(addr, json!({}));
     let mut p = Client::authed(addr, "app1", "all");
     publish(&mut p, 0, COUNT, SIZE);
-    assert!(metric(addr, "cobra_catchup_started_total") >= 1, "it fell behind");
+    assert!(
+        metric(addr, "cobra_catchup_started_total") >= 1,
+        "it fell behind"
+    );
     // Resumed: everything, in order, once; then live again.
     read_in_order(&mut paused, 0, COUNT);
     publish(&mut p, COUNT, 10, 10);
@@ -260,10 +276,15 @@ fn a_paused_subscriber_beyond_the_history_is_told_the_exact_count() {
     let (before, error) = read_until_notice(&mut strict);
     assert_eq!(error["action"], "rtm/subscription/error", "{error}");
     assert_eq!(error["body"]["error"], "out_of_sync", "{error}");
-    let missed = error["body"]["missed_message_count"].as_u64().expect("count") as usize;
+    let missed = error["body"]["missed_message_count"]
+        .as_u64()
+        .expect("count") as usize;
     assert!(missed > 0 && before + missed <= COUNT - KEPT, "{error}");
     assert!(
-        metric(addr, r#"cobra_laggards_cut_off_total{reason="history_expired"}"#) >= 2,
+        metric(
+            addr,
+            r#"cobra_laggards_cut_off_total{reason="history_expired"}"#
+        ) >= 2,
         "both fell behind the history"
     );
     // The strict one is gone: nothing more comes to it, and the publisher is not slowed.
@@ -285,8 +306,15 @@ fn a_subscriber_that_never_reads_is_cut_off_after_the_write_timeout() {
     let mut p = Client::authed(addr, "app1", "all");
     // Enough to fill its socket buffers; the reader keeps up window by window.
     let mut sent = 0;
-    while metric(addr, r#"cobra_laggards_cut_off_total{reason="write_timeout"}"#) == 0 {
-        assert!(sent < 20_000, "the subscriber that never reads was never cut off");
+    while metric(
+        addr,
+        r#"cobra_laggards_cut_off_total{reason="write_timeout"}"#,
+    ) == 0
+    {
+        assert!(
+            sent < 20_000,
+            "the subscriber that never reads was never cut off"
+        );
         publish(&mut p, sent, WINDOW, 10_000);
         read_in_order(&mut reader, sent, WINDOW);
         sent += WINDOW;

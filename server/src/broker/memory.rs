@@ -239,14 +239,12 @@ impl MemoryBackend {
         subscriber: &Arc<Subscriber>,
         laggard: bool,
     ) {
-        subscriber
-            .mailbox()
-            .start_catch_up(Arc::new(HistoryReader {
-                channel: Arc::downgrade(channel),
-                subscriber: Arc::clone(subscriber),
-                laggard: laggard.then(|| self.counters.laggard()),
-                counters: Arc::clone(&self.counters),
-            }));
+        subscriber.mailbox().start_catch_up(Arc::new(HistoryReader {
+            channel: Arc::downgrade(channel),
+            subscriber: Arc::clone(subscriber),
+            laggard: laggard.then(|| self.counters.laggard()),
+            counters: Arc::clone(&self.counters),
+        }));
     }
 
     fn subscribe_now(

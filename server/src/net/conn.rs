@@ -437,7 +437,11 @@ async fn run_session<T: Transport>(
                 Ok(Err(_)) => break,
                 Err(_) => {
                     tracing::info!(conn = %session.id(), "closing a connection that stopped reading (write timeout)");
-                    broker.stats.catch_up.cut_off.fetch_add(1, Ordering::Relaxed);
+                    broker
+                        .stats
+                        .catch_up
+                        .cut_off
+                        .fetch_add(1, Ordering::Relaxed);
                     break;
                 }
             }

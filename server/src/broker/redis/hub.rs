@@ -584,7 +584,10 @@ impl Hub {
                 // The messages before the gap go out before its report.
                 subscriber.mailbox().wait_until_empty().await;
                 node.hub.counters.expired.fetch_add(1, Ordering::Relaxed);
-                node.hub.counters.missed.fetch_add(missed, Ordering::Relaxed);
+                node.hub
+                    .counters
+                    .missed
+                    .fetch_add(missed, Ordering::Relaxed);
                 subscriber.report_loss(
                     missed,
                     "the channel's history moved past this subscription's position before it could read it (channel_max_length)",
