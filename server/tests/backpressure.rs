@@ -302,24 +302,15 @@ fn a_subscriber_that_never_reads_is_cut_off_after_the_write_timeout() {
     });
     let addr = server.local_addr();
     let _never_reads = subscriber(addr, json!({}));
-    let mut reader = subscriber(addr, json!({}));
     let mut p = Client::authed(addr, "app1", "all");
-    // Enough to fill its socket buffers; the reader keeps up window by window.
+    // Enough to fill its socket buffers; the publisher is never held back meanwhile.
     let mut sent = 0;
-    while metric(
-        addr,
-        r#"cobra_laggards_cut_off_total{reason="write_timeout"}"#,
-    ) == 0
-    {
-        assert!(
-            sent < 20_000,
-            "the subscriber that never reads was never cut off"
-        );
+    while metric(addr, r#"cobra_laggards_cut_off_total{reason="write_timeout"}"#) == 0 {
+        assert!(sent < 20_000, "the subscriber that never reads was never cut off");
         publish(&mut p, sent, WINDOW, 10_000);
-        read_in_order(&mut reader, sent, WINDOW);
         sent += WINDOW;
     }
     eventually("the connection closed", || {
-        (server.broker().connection_count() == 2).then_some(())
+        (server.broker().connection_count() == 1).then_some(())
     });
 }

@@ -57,6 +57,9 @@ struct Inner {
     close: Option<u16>,
     /// The connection is gone (unregistered): nothing will drain this mailbox again.
     gone: bool,
+    /// A task waits in [`Mailbox::wait_for_room`] or [`Mailbox::wait_until_empty`]: the next
+    /// drain to half full wakes it (only then: a wake-up costs a lock on every drain).
+    room_wanted: bool,
     /// Subscriptions reading history at this connection's pace (see the module docs). At most
     /// one per subscription: a backend registers one only when it stops offering it live.
     catch_ups: Vec<Arc<dyn CatchUp>>,
@@ -147,7 +150,8 @@ impl Mailbox {
         } else {
             Vec::new()
         };
-        let room = taken > 0 && inner.bytes <= self.limit_bytes / 2;
+        let room = inner.room_wanted && inner.bytes <= self.limit_bytes / 2;
+        inner.room_wanted &= !room;
         drop(inner);
         if room {
             self.room.notify_waiters();
@@ -197,10 +201,11 @@ impl Mailbox {
             tokio::pin!(room);
             room.as_mut().enable();
             {
-                let inner = self.inner.lock();
+                let mut inner = self.inner.lock();
                 if inner.closing() || inner.bytes <= bytes {
                     return;
                 }
+                inner.room_wanted = true;
             }
             room.await;
         }
@@ -253,7 +258,9 @@ impl Mailbox {
         if inner.closing() {
             return true; // nobody will read it, and it is not a loss to report
         }
-        if inner.bytes + size > self.limit_bytes {
+        if inner.bytes + size > self.limit_bytes && !inner.items.is_empty() {
+            // (An empty queue takes one message of any size: one larger than the limit must
+            // not make its subscription wait forever for room it can never have.)
             return false;
         }
         let was_empty = inner.items.is_empty();
@@ -415,6 +422,14 @@ mod tests {
             assert!(sub.try_offer(&m));
         }
         assert!(!sub.try_offer(&m), "full");
+        // An empty queue takes one message even over the limit (never stuck behind it).
+        let big = Arc::new(Message {
+            position: Position::ZERO,
+            payload: "x".repeat(4096).into(),
+        });
+        let empty = Subscriber::new(Arc::new(Mailbox::new(1280)), 2);
+        assert!(empty.try_offer(&big));
+        assert!(!empty.try_offer(&m));
         assert_eq!(sub.take_missed(), 0, "try_offer counts nothing");
         assert!(!sub.offer(&m));
         assert_eq!(sub.take_missed(), 1, "offer counts the loss");
