@@ -305,8 +305,15 @@ fn a_subscriber_that_never_reads_is_cut_off_after_the_write_timeout() {
     let mut p = Client::authed(addr, "app1", "all");
     // Enough to fill its socket buffers; the publisher is never held back meanwhile.
     let mut sent = 0;
-    while metric(addr, r#"cobra_laggards_cut_off_total{reason="write_timeout"}"#) == 0 {
-        assert!(sent < 20_000, "the subscriber that never reads was never cut off");
+    while metric(
+        addr,
+        r#"cobra_laggards_cut_off_total{reason="write_timeout"}"#,
+    ) == 0
+    {
+        assert!(
+            sent < 20_000,
+            "the subscriber that never reads was never cut off"
+        );
         publish(&mut p, sent, WINDOW, 10_000);
         sent += WINDOW;
     }
