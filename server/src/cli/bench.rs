@@ -78,6 +78,10 @@ pub struct BenchArgs {
     /// Idle authenticated connections to open and hold during the run.
     #[arg(long, default_value_t = 0)]
     pub idle: usize,
+    /// Subscriber connections that subscribe (like subscriber j to channel j % C) and then
+    /// never read their socket: how much a stuck reader costs the publishers and the others.
+    #[arg(long, default_value_t = 0)]
+    pub stalled: usize,
     /// Loopback source addresses for the idle connections (127.0.0.2, ...) [default: one per 10k when over 10k].
     #[arg(long)]
     pub idle_sources: Option<usize>,
@@ -124,6 +128,8 @@ pub struct Report {
     pub publishers: usize,
     /// Subscriber connections.
     pub subscribers: usize,
+    /// Subscribers that never read (`--stalled`).
+    pub stalled: usize,
     /// Channels.
     pub channels: usize,
     /// The filter used, if any.
@@ -328,12 +334,32 @@ async fn run(args: BenchArgs) -> Result<Report, BenchError> {
         setups.spawn(async move {
             let mut conn = Conn::open(&params, None, counters).await?;
             load::subscribe(&mut conn, &plan).await?;
-            Ok::<_, BenchError>(conn)
+            Ok::<_, BenchError>((conn, false))
+        });
+    }
+    for j in 0..args.stalled {
+        let plan = SubPlan {
+            channel: channel(j),
+            subscription_id: format!("stalled{j}"),
+            filter: None,
+            batch_size: args.batch_size,
+        };
+        let (params, counters) = (params.clone(), counters.clone());
+        setups.spawn(async move {
+            let mut conn = Conn::open(&params, None, counters).await?;
+            load::subscribe(&mut conn, &plan).await?;
+            Ok::<_, BenchError>((conn, true))
         });
     }
     let mut sub_tasks = JoinSet::new();
+    let mut stalled = Vec::new();
     while let Some(r) = with_timeout(timeout, setups.join_next()).await? {
-        let conn = r.map_err(|e| BenchError::Failed(format!("subscriber setup: {e}")))??;
+        let (conn, never_reads) =
+            r.map_err(|e| BenchError::Failed(format!("subscriber setup: {e}")))??;
+        if never_reads {
+            stalled.push(conn); // held open, never read, until the run ends
+            continue;
+        }
         sub_tasks.spawn(load::subscriber(
             conn,
             args.publishers,
@@ -455,6 +481,7 @@ async fn run(args: BenchArgs) -> Result<Report, BenchError> {
         }
     }
     let _ = stop_idle_tx.send(true);
+    drop(stalled);
     if let Some(e) = idle.as_ref().and_then(|i| i.first_error.clone()) {
         push_error(&mut errors, format!("idle: {e}"));
     }
@@ -464,6 +491,7 @@ async fn run(args: BenchArgs) -> Result<Report, BenchError> {
         endpoint: endpoint_url,
         publishers: args.publishers,
         subscribers: args.subscribers,
+        stalled: args.stalled,
         channels: args.channels,
         filter: filter_for(&channel(0)),
         message_bytes: msg_overhead - 2 + pad_len,

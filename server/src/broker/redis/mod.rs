@@ -54,6 +54,7 @@ use self::shard::Rendezvous;
 use crate::broker::backend::{
     Backend, BackendError, BoxFuture, ChannelKey, NodeHealth, StartAt, SubscribeAck,
 };
+use crate::broker::catchup::CatchUpCounters;
 use crate::broker::mailbox::Subscriber;
 use cobra_wire::Position;
 
@@ -79,6 +80,8 @@ pub struct RedisBackend {
     layout: Layout,
     /// The backend's own I/O runtime when built with [`RedisBackend::start`].
     runtime: Option<tokio::runtime::Runtime>,
+    /// Slow subscribers of every node ([`crate::broker::catchup`]).
+    counters: Arc<CatchUpCounters>,
 }
 
 impl RedisBackend {
@@ -133,9 +136,18 @@ impl RedisBackend {
         let limits = Arc::new(limits);
         let ring = Rendezvous::new(addrs.iter().map(NodeAddr::identity));
         let runtime = tokio::runtime::Handle::current();
+        let counters = Arc::new(CatchUpCounters::default());
         let nodes: Vec<Arc<Node>> = addrs
             .into_iter()
-            .map(|a| Node::new(a, Arc::clone(&limits), channel_max_length, runtime.clone()))
+            .map(|a| {
+                Node::new(
+                    a,
+                    Arc::clone(&limits),
+                    channel_max_length,
+                    runtime.clone(),
+                    Arc::clone(&counters),
+                )
+            })
             .collect();
         let layout = Layout::new(&limits.namespace);
         let batch_settings = BatchSettings {
@@ -155,6 +167,7 @@ impl RedisBackend {
             ring,
             layout,
             runtime: None,
+            counters,
         };
         if !backend.nodes.iter().any(|n| n.is_connected()) {
             let names: Vec<&str> = backend.nodes.iter().map(|n| n.name()).collect();
@@ -378,6 +391,10 @@ impl Backend for RedisBackend {
     fn delete(&self, channel: &ChannelKey) -> BoxFuture<'_, Result<(), BackendError>> {
         let key = channel.clone();
         Box::pin(async move { Ok(self.delete_raw(key.as_str()).await?) })
+    }
+
+    fn catch_up_counters(&self) -> Arc<CatchUpCounters> {
+        Arc::clone(&self.counters)
     }
 
     fn health(&self) -> Vec<NodeHealth> {
