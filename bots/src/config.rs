@@ -18,6 +18,8 @@ pub struct BotConfig {
     pub max_events_per_minute: Option<u64>,
     /// Most events held between the subscription and the sink (the bot stops reading when full).
     pub queue_size: usize,
+    /// Messages per PDU asked of the broker (`None`: the broker's default).
+    pub pdu_batch_size: Option<u32>,
     /// Events per sink batch (a batch may exceed it by the rest of one PDU).
     pub batch_size: usize,
     /// How long a partial batch waits for more events before it is sent anyway.
@@ -49,6 +51,7 @@ impl BotConfig {
             checkpoint: None,
             max_events_per_minute: None,
             queue_size: 100_000,
+            pdu_batch_size: None,
             batch_size: 1_000,
             batch_wait: Duration::from_millis(100),
             heartbeat_timeout: Duration::from_secs(10),

@@ -140,6 +140,9 @@ impl Bot {
         if let Some(p) = &start {
             opts = opts.position(p.clone());
         }
+        if let Some(n) = cfg.pdu_batch_size {
+            opts = opts.batch_size(n);
+        }
         client.connect()?;
         client.subscribe(opts)?;
 

@@ -1,5 +1,6 @@
 //! The sinks that ship with cobra, one module each.
 
 pub mod file;
+pub mod postgres;
 pub mod statsd;
 pub mod stdout;

@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod bench;
+pub mod bot;
 pub mod client;
 pub mod init;
 pub mod run;
@@ -37,6 +38,8 @@ pub enum Command {
     Delete(client::DeleteArgs),
     /// Load-test a server: publishers, subscribers, idle connections; throughput, latency, loss.
     Bench(Box<bench::BenchArgs>),
+    /// Carry a channel's events to a sink: stdout, file, statsd, postgres, sentry, or another broker.
+    Bot(bot::BotArgs),
 }
 
 /// Runs the parsed command line; the returned code is the process exit status.
@@ -52,5 +55,6 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Write(args) => client::write(args),
         Command::Delete(args) => client::delete(args),
         Command::Bench(args) => bench::bench(*args),
+        Command::Bot(args) => bot::bot(args),
     }
 }
