@@ -93,16 +93,26 @@ impl Bot {
 
         let queue = Arc::new(EventQueue::new(cfg.queue_size));
         let sub_error: Arc<Mutex<Option<BotError>>> = Arc::default();
+        // The position of the last PDU queued, and whether the broker dropped us for falling
+        // behind (`out_of_sync`): then the pump resubscribes right after that position, and the
+        // broker's history fills the gap.
+        let last_received: Arc<Mutex<Option<String>>> = Arc::default();
+        let resubscribe = Arc::new(AtomicBool::new(false));
         let listener = {
             let queue = queue.clone();
             let stats = self.stats.clone();
             let sub_error = sub_error.clone();
             let stop = self.stop.clone();
+            let last_received = last_received.clone();
+            let resubscribe = resubscribe.clone();
             let authenticated_once = AtomicBool::new(false);
             Arc::new(move |e: &Event| match e {
                 Event::SubscriptionData {
                     position, messages, ..
                 } => {
+                    if let Some(p) = position {
+                        *last_received.lock().unwrap_or_else(|e| e.into_inner()) = Some(p.clone());
+                    }
                     let pos: Option<Arc<str>> = position.as_deref().map(Arc::from);
                     let items = messages
                         .iter()
@@ -113,6 +123,10 @@ impl Bot {
                         .fetch_add(items.len() as u64, Ordering::Relaxed);
                     // Blocks while the queue is full: back-pressure to the broker.
                     queue.push(Pdu { items });
+                }
+                Event::SubscriptionError { error, .. } if error == "out_of_sync" => {
+                    stats.resubscribes.fetch_add(1, Ordering::Relaxed);
+                    resubscribe.store(true, Ordering::Release);
                 }
                 Event::SubscriptionError { error, reason, .. } => {
                     let mut slot = sub_error.lock().unwrap_or_else(|e| e.into_inner());
@@ -144,7 +158,28 @@ impl Bot {
             opts = opts.batch_size(n);
         }
         client.connect()?;
-        client.subscribe(opts)?;
+        client.subscribe(opts.clone())?;
+        let resubscribe_now = || {
+            if !resubscribe.swap(false, Ordering::AcqRel) {
+                return;
+            }
+            let mut o = opts.clone();
+            let last = last_received.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            if let Some(p) = last.or_else(|| start.clone()) {
+                o = o.position(p);
+            }
+            let n = self.stats.resubscribes.load(Ordering::Relaxed);
+            if n.is_power_of_two() {
+                log::info!(
+                    "fell behind the broker (out_of_sync, {n} times so far): resubscribing from {:?}",
+                    o.position
+                );
+            }
+            if let Err(e) = client.subscribe(o) {
+                log::warn!("resubscribing: {e}; trying again");
+                resubscribe.store(true, Ordering::Release);
+            }
+        };
 
         let metrics = match cfg.metrics_port {
             Some(port) => Some(
@@ -160,7 +195,7 @@ impl Bot {
             None => None,
         };
 
-        let result = self.pump(sink, &queue, checkpoint.as_ref());
+        let result = self.pump(sink, &queue, checkpoint.as_ref(), &resubscribe_now);
         self.stop.store(true, Ordering::Release);
         queue.close();
         drop(client);
@@ -178,6 +213,7 @@ impl Bot {
         sink: &mut dyn Sink,
         queue: &EventQueue,
         checkpoint: Option<&Checkpoint>,
+        resubscribe: &dyn Fn(),
     ) -> Result<(), BotError> {
         let cfg = &self.config;
         let stats = &*self.stats;
@@ -189,6 +225,7 @@ impl Bot {
         let mut last_tick = Instant::now();
         let name = sink.name().to_owned();
         while !self.stop.load(Ordering::Acquire) {
+            resubscribe();
             batch.clear();
             queue.pop_batch(cfg.batch_size, cfg.batch_wait, &mut batch);
             stats.queued.store(queue.len() as u64, Ordering::Relaxed);

@@ -24,6 +24,8 @@ pub struct Stats {
     pub lag_ms: AtomicU64,
     /// Reconnections of the subscription.
     pub reconnects: AtomicU64,
+    /// Resubscriptions after the broker dropped the subscription for falling behind.
+    pub resubscribes: AtomicU64,
 }
 
 /// A snapshot of the counters.
@@ -45,6 +47,8 @@ pub struct Snapshot {
     pub lag_ms: u64,
     /// See [`Stats::reconnects`].
     pub reconnects: u64,
+    /// See [`Stats::resubscribes`].
+    pub resubscribes: u64,
 }
 
 impl Stats {
@@ -60,6 +64,7 @@ impl Stats {
             queued: g(&self.queued),
             lag_ms: g(&self.lag_ms),
             reconnects: g(&self.reconnects),
+            resubscribes: g(&self.resubscribes),
         }
     }
 
@@ -67,13 +72,14 @@ impl Stats {
     pub fn prometheus(&self, sink: &str) -> String {
         let s = self.snapshot();
         let mut out = String::new();
-        let rows: [(&str, &str, &str, u64); 8] = [
+        let rows: [(&str, &str, &str, u64); 9] = [
             ("cobra_bot_received_total", "counter", "Events received from the broker.", s.received),
             ("cobra_bot_sent_total", "counter", "Events the sink confirmed.", s.sent),
             ("cobra_bot_dropped_total", "counter", "Events dropped by the rate limit.", s.dropped),
             ("cobra_bot_malformed_total", "counter", "Malformed events skipped.", s.malformed),
             ("cobra_bot_retried_total", "counter", "Failed sink attempts retried.", s.retried),
             ("cobra_bot_reconnects_total", "counter", "Reconnections to the broker.", s.reconnects),
+            ("cobra_bot_resubscribes_total", "counter", "Resubscriptions after out_of_sync.", s.resubscribes),
             ("cobra_bot_queued", "gauge", "Events waiting for the sink.", s.queued),
             ("cobra_bot_lag_seconds", "gauge", "Age of the last confirmed event.", s.lag_ms),
         ];
