@@ -469,6 +469,149 @@ fn postgres_down_for_10s_then_everything_arrives() {
     assert!(bot.stderr().contains("retry"), "{}", bot.stderr());
 }
 
+/// The local Sentry receiver (`tests/peers/sentry/receiver.py` on the sentry-sdk venv); its
+/// JSON lines, one per request. Killed on drop.
+struct SentryReceiver {
+    child: Child,
+    port: u16,
+    lines: std::sync::mpsc::Receiver<Value>,
+}
+
+impl SentryReceiver {
+    fn spawn(limited: u32) -> Option<SentryReceiver> {
+        let python = peers::require(
+            "sentry-sdk (Python venv)",
+            Some(peers::root().join(".tools/sentry-venv/bin/python")),
+        )?;
+        let mut child = Command::new(python)
+            .arg(peers::root().join("server/tests/peers/sentry/receiver.py"))
+            .args(["--limited", &limited.to_string(), "--retry-after", "2"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(serde_json::from_str::<Value>(&line).unwrap()).is_err() {
+                    return;
+                }
+            }
+        });
+        let first = rx.recv_timeout(Duration::from_secs(30)).expect("receiver starts");
+        let port = first["port"].as_u64().unwrap() as u16;
+        Some(SentryReceiver { child, port, lines: rx })
+    }
+}
+
+impl Drop for SentryReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn sentry_envelopes_parsed_by_the_official_sdk_and_429_honoured() {
+    let Some(rx) = SentryReceiver::spawn(1) else {
+        return;
+    };
+    let server = server();
+    let dir = tempfile::tempdir().unwrap();
+    let lua = "stack traceback:\n\t[C]: in function 'error'\n\tscripts/shop.lua:42: in function 'buy'\n\tscripts/main.lua:7: in main chunk";
+    publish(
+        &server,
+        "errs",
+        [
+            json!({"id": "engine_error_id", "device": {"game": "wiso", "os_name": "Android"},
+                   "data": {"level": "error", "message": "attempt to index nil", "stack": lua,
+                            "tags": {"scene": "shop"}, "extra": {"coins": 12}}}),
+            json!({"id": "engine_fps_id", "data": {"fps": 30}}), // no level: not for Sentry
+            json!({"id": "engine_crash_id", "data": {"level": "fatal", "message": "SIGSEGV",
+                   "stack": "#0  0x00007f3a in Shop::buy (this=0x1) at src/shop.cpp:88\n#1  main () at src/main.cpp:12"}}),
+        ],
+    );
+    let dsn = format!("http://publickey42@127.0.0.1:{}/7", rx.port);
+    let mut bot = BotProc::spawn(
+        &server,
+        dir.path(),
+        &["sentry", "--channel", "errs", "--position", "0-0", "--dsn", &dsn, "--environment", "test"],
+    );
+    let mut reqs = Vec::new();
+    while reqs.iter().filter(|r: &&Value| r["status"] == 200).count() < 2 {
+        reqs.push(
+            rx.lines
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("sentry requests: {reqs:?}\n{}", bot.stderr())),
+        );
+    }
+    bot.kill9();
+    assert_eq!(reqs[0]["status"], 429);
+    let waited = reqs[1]["t"].as_f64().unwrap() - reqs[0]["t"].as_f64().unwrap();
+    assert!(waited >= 1.9, "Retry-After: 2 honoured, waited {waited}s");
+    for r in &reqs {
+        assert_eq!(r["path"], "/api/7/envelope/");
+        let auth = r["auth"].as_str().unwrap();
+        assert!(auth.starts_with("Sentry sentry_version=7"), "{auth}");
+        assert!(auth.contains("sentry_key=publickey42"), "{auth}");
+    }
+    let e = &reqs[1]["events"][0];
+    assert_eq!(reqs[1]["header"]["event_id"], e["event_id"]);
+    assert_eq!(e["level"], "error");
+    assert_eq!(e["environment"], "test");
+    assert_eq!(e["tags"]["scene"], "shop");
+    assert_eq!(e["tags"]["game"], "wiso");
+    assert_eq!(e["tags"]["os_name"], "Android");
+    assert_eq!(e["extra"]["coins"], 12);
+    let frames = &e["exception"]["values"][0]["stacktrace"]["frames"];
+    assert_eq!(frames[0]["filename"], "scripts/main.lua");
+    assert_eq!(frames[1]["function"], "buy");
+    assert_eq!(frames[1]["lineno"], 42);
+    assert_eq!(frames[2]["function"], "error");
+    let e = &reqs[2]["events"][0];
+    assert_eq!(e["level"], "fatal");
+    let frames = &e["exception"]["values"][0]["stacktrace"]["frames"];
+    assert_eq!(frames[1]["function"], "Shop::buy");
+    assert_eq!(frames[1]["filename"], "src/shop.cpp");
+    assert_eq!(frames[1]["lineno"], 88);
+    assert_eq!(reqs.len(), 3, "the event without a level is skipped, nothing sent twice");
+}
+
+#[test]
+fn cobra_sink_republishes_intact_to_another_broker() {
+    let source = server();
+    let dest = server();
+    let dir = tempfile::tempdir().unwrap();
+    let events: Vec<Value> = (0..500)
+        .map(|i| json!({"n": i, "f": 0.1 + i as f64, "s": "é\u{1F600}", "nested": {"a": [1, null, true]}}))
+        .collect();
+    publish(&source, "from", events.clone());
+    let to = format!("ws://{}", dest.local_addr());
+    let mut bot = BotProc::spawn(
+        &source,
+        dir.path(),
+        &[
+            "cobra", "--channel", "from", "--position", "0-0", "--to-endpoint", &to, "--to-channel", "to",
+            "--batch-size", "100",
+        ],
+    );
+    let out = cobra(
+        &dest,
+        &["subscribe", "--channel", "to", "--position", "0-0", "--count", "500"],
+    )
+    .output()
+    .unwrap();
+    bot.kill9();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(got, events);
+}
+
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()

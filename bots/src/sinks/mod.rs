@@ -2,5 +2,7 @@
 
 pub mod file;
 pub mod postgres;
+pub mod republish;
+pub mod sentry;
 pub mod statsd;
 pub mod stdout;

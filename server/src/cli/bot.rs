@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use cobra_bot::sinks::file::{FileOptions, FileSink, Fsync};
 use cobra_bot::sinks::postgres::{Column, PostgresOptions, PostgresSink};
+use cobra_bot::sinks::republish::RepublishSink;
+use cobra_bot::sinks::sentry::{Dsn, SentrySink};
 use cobra_bot::sinks::statsd::{Kind, StatsdOptions, StatsdSink, Tag};
 use cobra_bot::sinks::stdout::StdoutSink;
 use cobra_bot::{Bot, BotConfig, BotError, Sink, SinkError};
@@ -35,6 +37,45 @@ pub enum SinkCmd {
     Statsd(StatsdArgs),
     /// Batched COPY into a PostgreSQL table.
     Postgres(PostgresArgs),
+    /// Events with a level (errors, soft crashes) to a Sentry DSN.
+    Sentry(SentryArgs),
+    /// Republish each event, intact, to another channel or broker.
+    Cobra(RepublishArgs),
+}
+
+/// `cobra bot sentry`.
+#[derive(Debug, clap::Args)]
+pub struct SentryArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The project's DSN: http(s)://KEY@HOST[:PORT]/PROJECT.
+    #[arg(long, env = "COBRA_SENTRY_DSN")]
+    pub dsn: Dsn,
+    /// Environment set on every event.
+    #[arg(long)]
+    pub environment: Option<String>,
+}
+
+/// `cobra bot cobra`.
+#[derive(Debug, clap::Args)]
+pub struct RepublishArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Destination broker [default: the source's endpoint].
+    #[arg(long)]
+    pub to_endpoint: Option<String>,
+    /// Destination appkey [default: the source's].
+    #[arg(long)]
+    pub to_appkey: Option<String>,
+    /// Destination role [default: the destination appkey's first role in the apps config].
+    #[arg(long)]
+    pub to_rolename: Option<String>,
+    /// Destination role secret [default: from the apps config].
+    #[arg(long)]
+    pub to_rolesecret: Option<String>,
+    /// Destination channel.
+    #[arg(long)]
+    pub to_channel: String,
 }
 
 /// Options every bot takes.
@@ -216,6 +257,35 @@ pub fn bot(args: BotArgs) -> i32 {
                 columns: a.columns.clone(),
             };
             run(&a.common, &mut PostgresSink::new(opts).map_err(sink_err)?)
+        })(),
+        SinkCmd::Sentry(a) => run(
+            &a.common,
+            &mut SentrySink::new(a.dsn.clone(), a.environment.clone()),
+        ),
+        SinkCmd::Cobra(a) => (|| {
+            let source = &a.common.conn;
+            if a.common.batch_size > 10_000 {
+                return Err(CliError::Usage(
+                    "--batch-size: at most 10000 for the cobra sink (the SDK's publish queue)".into(),
+                ));
+            }
+            let to = ConnArgs {
+                endpoint: a.to_endpoint.clone().or_else(|| source.endpoint.clone()),
+                appkey: a.to_appkey.clone().or_else(|| source.appkey.clone()),
+                rolename: a.to_rolename.clone().or_else(|| {
+                    a.to_appkey.is_none().then(|| source.rolename.clone()).flatten()
+                }),
+                rolesecret: a.to_rolesecret.clone().or_else(|| {
+                    a.to_appkey.is_none().then(|| source.rolesecret.clone()).flatten()
+                }),
+                timeout: source.timeout,
+                no_deflate: source.no_deflate,
+            };
+            let config = client_config(&to, "_pubsub")?;
+            run(
+                &a.common,
+                &mut RepublishSink::new(config, a.to_channel.clone()).map_err(sink_err)?,
+            )
         })(),
     };
     match res {
