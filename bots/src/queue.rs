@@ -146,7 +146,11 @@ mod tests {
         assert!(!t.is_finished(), "push must wait while full");
         let mut out = Vec::new();
         q.pop_batch(4, Duration::from_millis(10), &mut out);
-        assert_eq!(out.len(), 3, "whole PDUs only: 3 then the 2 would make 5 > 4");
+        assert_eq!(
+            out.len(),
+            3,
+            "whole PDUs only: 3 then the 2 would make 5 > 4"
+        );
         assert!(t.join().unwrap());
         out.clear();
         q.pop_batch(100, Duration::from_millis(10), &mut out);

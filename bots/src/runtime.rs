@@ -137,10 +137,8 @@ impl Bot {
                     stop.store(true, Ordering::Release);
                     queue.close();
                 }
-                Event::Authenticated => {
-                    if authenticated_once.swap(true, Ordering::Relaxed) {
-                        stats.reconnects.fetch_add(1, Ordering::Relaxed);
-                    }
+                Event::Authenticated if authenticated_once.swap(true, Ordering::Relaxed) => {
+                    stats.reconnects.fetch_add(1, Ordering::Relaxed);
                 }
                 Event::Error { message, .. } => log::warn!("cobra connection: {message}"),
                 _ => {}
@@ -164,7 +162,10 @@ impl Bot {
                 return;
             }
             let mut o = opts.clone();
-            let last = last_received.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let last = last_received
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
             if let Some(p) = last.or_else(|| start.clone()) {
                 o = o.position(p);
             }
@@ -264,14 +265,18 @@ impl Bot {
                     let now = SystemTime::now()
                         .duration_since(UNIX_EPOCH)
                         .map_or(0, |d| d.as_millis() as u64);
-                    stats.lag_ms.store(now.saturating_sub(ms), Ordering::Relaxed);
+                    stats
+                        .lag_ms
+                        .store(now.saturating_sub(ms), Ordering::Relaxed);
                 }
             }
             if last_tick.elapsed() >= Duration::from_millis(100) {
                 last_tick = Instant::now();
                 if let Err(e) = sink.tick() {
                     match e {
-                        SinkError::Fatal(reason) => return Err(BotError::Sink { sink: name, reason }),
+                        SinkError::Fatal(reason) => {
+                            return Err(BotError::Sink { sink: name, reason });
+                        }
                         SinkError::Retry { reason, .. } => {
                             log::warn!("{name}: {reason}");
                             stats.retried.fetch_add(1, Ordering::Relaxed);

@@ -73,15 +73,60 @@ impl Stats {
         let s = self.snapshot();
         let mut out = String::new();
         let rows: [(&str, &str, &str, u64); 9] = [
-            ("cobra_bot_received_total", "counter", "Events received from the broker.", s.received),
-            ("cobra_bot_sent_total", "counter", "Events the sink confirmed.", s.sent),
-            ("cobra_bot_dropped_total", "counter", "Events dropped by the rate limit.", s.dropped),
-            ("cobra_bot_malformed_total", "counter", "Malformed events skipped.", s.malformed),
-            ("cobra_bot_retried_total", "counter", "Failed sink attempts retried.", s.retried),
-            ("cobra_bot_reconnects_total", "counter", "Reconnections to the broker.", s.reconnects),
-            ("cobra_bot_resubscribes_total", "counter", "Resubscriptions after out_of_sync.", s.resubscribes),
-            ("cobra_bot_queued", "gauge", "Events waiting for the sink.", s.queued),
-            ("cobra_bot_lag_seconds", "gauge", "Age of the last confirmed event.", s.lag_ms),
+            (
+                "cobra_bot_received_total",
+                "counter",
+                "Events received from the broker.",
+                s.received,
+            ),
+            (
+                "cobra_bot_sent_total",
+                "counter",
+                "Events the sink confirmed.",
+                s.sent,
+            ),
+            (
+                "cobra_bot_dropped_total",
+                "counter",
+                "Events dropped by the rate limit.",
+                s.dropped,
+            ),
+            (
+                "cobra_bot_malformed_total",
+                "counter",
+                "Malformed events skipped.",
+                s.malformed,
+            ),
+            (
+                "cobra_bot_retried_total",
+                "counter",
+                "Failed sink attempts retried.",
+                s.retried,
+            ),
+            (
+                "cobra_bot_reconnects_total",
+                "counter",
+                "Reconnections to the broker.",
+                s.reconnects,
+            ),
+            (
+                "cobra_bot_resubscribes_total",
+                "counter",
+                "Resubscriptions after out_of_sync.",
+                s.resubscribes,
+            ),
+            (
+                "cobra_bot_queued",
+                "gauge",
+                "Events waiting for the sink.",
+                s.queued,
+            ),
+            (
+                "cobra_bot_lag_seconds",
+                "gauge",
+                "Age of the last confirmed event.",
+                s.lag_ms,
+            ),
         ];
         for (name, kind, help, v) in rows {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");

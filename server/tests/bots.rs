@@ -75,7 +75,6 @@ impl BotProc {
     fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
-
 }
 
 impl Drop for BotProc {
@@ -120,7 +119,9 @@ fn until<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T
 
 /// `n` 300-byte-ish events numbered from 0.
 fn numbered(n: usize) -> impl Iterator<Item = Value> {
-    (0..n).map(|i| json!({"id": "engine_fps_id", "n": i, "data": {"fps": 30}, "pad": "x".repeat(240)}))
+    (0..n).map(
+        |i| json!({"id": "engine_fps_id", "n": i, "data": {"fps": 30}, "pad": "x".repeat(240)}),
+    )
 }
 
 /// Every `n` seen in the JSONL files of `dir`, skipping torn lines; (count per n, torn lines).
@@ -162,13 +163,26 @@ fn stdout_fluentd_count_and_checkpoint_resume() {
     let out = cobra(
         &server,
         &[
-            "bot", "stdout", "--channel", "s1", "--position", "0-0", "--count", "3", "--fluentd",
-            "--checkpoint", cp.to_str().unwrap(),
+            "bot",
+            "stdout",
+            "--channel",
+            "s1",
+            "--position",
+            "0-0",
+            "--count",
+            "3",
+            "--fluentd",
+            "--checkpoint",
+            cp.to_str().unwrap(),
         ],
     )
     .output()
     .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -185,11 +199,23 @@ fn stdout_fluentd_count_and_checkpoint_resume() {
     // The checkpoint is the third event's: the next run starts with the fourth.
     let out = cobra(
         &server,
-        &["bot", "stdout", "--channel", "s1", "--once", "--checkpoint", cp.to_str().unwrap()],
+        &[
+            "bot",
+            "stdout",
+            "--channel",
+            "s1",
+            "--once",
+            "--checkpoint",
+            cp.to_str().unwrap(),
+        ],
     )
     .output()
     .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["n"], 3);
 }
@@ -208,8 +234,15 @@ fn rate_limit_drops_are_counted_and_served_as_prometheus_text() {
         &server,
         dir.path(),
         &[
-            "stdout", "--channel", "rl", "--position", "0-0", "--max-events-per-minute", "10",
-            "--metrics-port", &port.to_string(),
+            "stdout",
+            "--channel",
+            "rl",
+            "--position",
+            "0-0",
+            "--max-events-per-minute",
+            "10",
+            "--metrics-port",
+            &port.to_string(),
         ],
     );
     let stdout = bot.child.stdout.take().unwrap();
@@ -218,16 +251,19 @@ fn rate_limit_drops_are_counted_and_served_as_prometheus_text() {
         lines.next().unwrap().unwrap();
     }
     let text = until("20 drops on /metrics", Duration::from_secs(10), || {
-        let (_, _, body) = common::http_get(
-            format!("127.0.0.1:{port}").parse().unwrap(),
-            "/metrics",
-            "",
-        );
+        let (_, _, body) =
+            common::http_get(format!("127.0.0.1:{port}").parse().unwrap(), "/metrics", "");
         body.contains("cobra_bot_dropped_total{sink=\"stdout\"} 20")
             .then_some(body)
     });
-    assert!(text.contains("cobra_bot_received_total{sink=\"stdout\"} 30"), "{text}");
-    assert!(text.contains("cobra_bot_sent_total{sink=\"stdout\"} 10"), "{text}");
+    assert!(
+        text.contains("cobra_bot_received_total{sink=\"stdout\"} 30"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cobra_bot_sent_total{sink=\"stdout\"} 10"),
+        "{text}"
+    );
     assert!(text.contains("# TYPE cobra_bot_queued gauge"), "{text}");
 }
 
@@ -241,14 +277,28 @@ fn file_kill9_in_the_middle_of_100k_then_resume() {
     const BATCH: usize = 1000;
     publish(&server, "f1", numbered(N));
     let args = [
-        "file", "--channel", "f1", "--position", "0-0", "--dir", out.to_str().unwrap(),
-        "--checkpoint", cp.to_str().unwrap(), "--batch-size", "1000", "--fsync", "never",
-        "--rotate-bytes", "4000000",
+        "file",
+        "--channel",
+        "f1",
+        "--position",
+        "0-0",
+        "--dir",
+        out.to_str().unwrap(),
+        "--checkpoint",
+        cp.to_str().unwrap(),
+        "--batch-size",
+        "1000",
+        "--fsync",
+        "never",
+        "--rotate-bytes",
+        "4000000",
     ];
     let mut bot = BotProc::spawn(&server, dir.path(), &args);
-    until("a third of the events in files", Duration::from_secs(180), || {
-        (read_file_sink(&out).0.len() >= N / 3).then_some(())
-    });
+    until(
+        "a third of the events in files",
+        Duration::from_secs(180),
+        || (read_file_sink(&out).0.len() >= N / 3).then_some(()),
+    );
     bot.kill9();
     let (before, _) = read_file_sink(&out);
     assert!(before.len() < N, "killed in the middle, not after the end");
@@ -287,32 +337,69 @@ fn statsd_real_daemon_gets_names_values_floats_and_tags() {
     let mut bot = BotProc::spawn(
         &server,
         dir.path(),
-        &[&["statsd"][..], &common, &[&addr, "--prefix", "cobra", "--fields", "id,device.game"]].concat(),
+        &[
+            &["statsd"][..],
+            &common,
+            &[&addr, "--prefix", "cobra", "--fields", "id,device.game"],
+        ]
+        .concat(),
     );
     let t = sd.collect(Duration::from_secs(20), |t| {
         t.counters.get("cobra.engine_fps_id.wiso") == Some(&2.0)
             && t.counters.get("cobra.engine_fps_id.ody") == Some(&1.0)
     });
-    assert_eq!(t.counters.get("cobra.engine_fps_id.wiso"), Some(&2.0), "{t:?}");
-    assert_eq!(t.counters.get("cobra.engine_fps_id.ody"), Some(&1.0), "{t:?}");
+    assert_eq!(
+        t.counters.get("cobra.engine_fps_id.wiso"),
+        Some(&2.0),
+        "{t:?}"
+    );
+    assert_eq!(
+        t.counters.get("cobra.engine_fps_id.ody"),
+        Some(&1.0),
+        "{t:?}"
+    );
     assert_eq!(t.bad_lines, 0);
     bot.kill9();
     let mut bot = BotProc::spawn(
         &server,
         dir.path(),
-        &[&["statsd"][..], &common, &[&addr, "--fields", "device.game", "--timer", "data.fps", "--tags", "env:test,os=device.os"]].concat(),
+        &[
+            &["statsd"][..],
+            &common,
+            &[
+                &addr,
+                "--fields",
+                "device.game",
+                "--timer",
+                "data.fps",
+                "--tags",
+                "env:test,os=device.os",
+            ],
+        ]
+        .concat(),
     );
     let t = sd.collect(Duration::from_secs(20), |t| {
-        t.timers.get("wiso;env=test;os=iOS").is_some_and(|v| v.len() == 2)
+        t.timers
+            .get("wiso;env=test;os=iOS")
+            .is_some_and(|v| v.len() == 2)
     });
-    let mut wiso = t.timers.get("wiso;env=test;os=iOS").cloned().unwrap_or_default();
+    let mut wiso = t
+        .timers
+        .get("wiso;env=test;os=iOS")
+        .cloned()
+        .unwrap_or_default();
     wiso.sort_by(f64::total_cmp);
     assert_eq!(wiso, vec![16.7, 59.5], "floats kept: {t:?}");
     bot.kill9();
     let mut bot = BotProc::spawn(
         &server,
         dir.path(),
-        &[&["statsd"][..], &common, &[&addr, "--fields", "device.game", "--gauge", "data.fps"]].concat(),
+        &[
+            &["statsd"][..],
+            &common,
+            &[&addr, "--fields", "device.game", "--gauge", "data.fps"],
+        ]
+        .concat(),
     );
     let t = sd.collect(Duration::from_secs(20), |t| t.gauges.contains_key("ody"));
     assert_eq!(t.gauges.get("ody"), Some(&30.0), "{t:?}");
@@ -330,18 +417,34 @@ fn statsd_down_for_10s_then_everything_arrives() {
     let mut bot = BotProc::spawn(
         &server,
         dir.path(),
-        &["statsd", "--channel", "sdd", "--statsd", &addr, "--fields", "id", "--batch-size", "100"],
+        &[
+            "statsd",
+            "--channel",
+            "sdd",
+            "--statsd",
+            &addr,
+            "--fields",
+            "id",
+            "--batch-size",
+            "100",
+        ],
     );
     // Up: the first events arrive.
     std::thread::sleep(Duration::from_millis(500)); // subscription set up (no event to await)
     publish(&server, "sdd", (0..100).map(|_| json!({"id": "up"})));
-    let t = sd.collect(Duration::from_secs(20), |t| t.counters.get("up") == Some(&100.0));
+    let t = sd.collect(Duration::from_secs(20), |t| {
+        t.counters.get("up") == Some(&100.0)
+    });
     assert_eq!(t.counters.get("up"), Some(&100.0), "{t:?}");
     // Down for 10 s while 5,000 events are published.
     sd.stop();
     publish(&server, "sdd", (0..5000).map(|_| json!({"id": "down"})));
     std::thread::sleep(Duration::from_secs(10));
-    assert!(bot.child.try_wait().unwrap().is_none(), "the bot survives: {}", bot.stderr());
+    assert!(
+        bot.child.try_wait().unwrap().is_none(),
+        "the bot survives: {}",
+        bot.stderr()
+    );
     sd.start();
     let t = sd.collect(Duration::from_secs(30), |t| {
         t.counters.get("down").is_some_and(|n| *n >= 5000.0)
@@ -356,7 +459,10 @@ fn statsd_down_for_10s_then_everything_arrives() {
 
 fn pg_rows(pg: &postgres::Postgres, table: &str) -> HashMap<u64, u32> {
     let mut seen = HashMap::new();
-    for line in pg.query(&format!("SELECT event->>'n' FROM {table}")).lines() {
+    for line in pg
+        .query(&format!("SELECT event->>'n' FROM {table}"))
+        .lines()
+    {
         *seen.entry(line.parse().unwrap()).or_insert(0) += 1;
     }
     seen
@@ -378,9 +484,24 @@ fn postgres_holds_exactly_the_published_rows_with_columns() {
     let out = cobra(
         &server,
         &[
-            "bot", "postgres", "--channel", "pg1", "--position", "0-0", "--count", "51", "--url", &url,
-            "--table", "events", "--column", "game=device.game", "--column", "fps=data.fps:double",
-            "--column", "n=n:bigint",
+            "bot",
+            "postgres",
+            "--channel",
+            "pg1",
+            "--position",
+            "0-0",
+            "--count",
+            "51",
+            "--url",
+            &url,
+            "--table",
+            "events",
+            "--column",
+            "game=device.game",
+            "--column",
+            "fps=data.fps:double",
+            "--column",
+            "n=n:bigint",
         ],
     )
     .output()
@@ -388,12 +509,18 @@ fn postgres_holds_exactly_the_published_rows_with_columns() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("malformed 1"), "{stderr}");
-    assert_eq!(pg.query("SELECT count(*), count(DISTINCT n) FROM events"), "50|50\n");
+    assert_eq!(
+        pg.query("SELECT count(*), count(DISTINCT n) FROM events"),
+        "50|50\n"
+    );
     assert_eq!(
         pg.query("SELECT game, fps, event->'data'->>'note' FROM events WHERE n = 3"),
         "ody|3.5|tab\there\nnewline \\ back\n"
     );
-    assert_eq!(pg.query("SELECT count(*) FROM events WHERE game = 'wiso'"), "25\n");
+    assert_eq!(
+        pg.query("SELECT count(*) FROM events WHERE game = 'wiso'"),
+        "25\n"
+    );
     drop(dir);
 }
 
@@ -410,8 +537,19 @@ fn postgres_kill9_in_the_middle_of_100k_then_resume() {
     publish(&server, "pg2", numbered(N));
     let url = pg.url();
     let args = [
-        "postgres", "--channel", "pg2", "--position", "0-0", "--url", &url, "--table", "k9",
-        "--checkpoint", cp.to_str().unwrap(), "--batch-size", "1000",
+        "postgres",
+        "--channel",
+        "pg2",
+        "--position",
+        "0-0",
+        "--url",
+        &url,
+        "--table",
+        "k9",
+        "--checkpoint",
+        cp.to_str().unwrap(),
+        "--batch-size",
+        "1000",
     ];
     let mut bot = BotProc::spawn(&server, dir.path(), &args);
     until("a third of the rows", Duration::from_secs(180), || {
@@ -420,7 +558,13 @@ fn postgres_kill9_in_the_middle_of_100k_then_resume() {
             .trim()
             .parse()
             .unwrap();
-        (n == 1 && pg.query("SELECT count(*) FROM k9").trim().parse::<usize>().unwrap() >= N / 3)
+        (n == 1
+            && pg
+                .query("SELECT count(*) FROM k9")
+                .trim()
+                .parse::<usize>()
+                .unwrap()
+                >= N / 3)
             .then_some(())
     });
     bot.kill9();
@@ -431,7 +575,10 @@ fn postgres_kill9_in_the_middle_of_100k_then_resume() {
     });
     bot.kill9();
     let dups: u32 = seen.values().map(|c| c - 1).sum();
-    assert!(dups as usize <= BATCH, "{dups} duplicates: only the last unconfirmed batch may repeat");
+    assert!(
+        dups as usize <= BATCH,
+        "{dups} duplicates: only the last unconfirmed batch may repeat"
+    );
     eprintln!("postgres kill -9: {N} rows, {dups} duplicates");
 }
 
@@ -447,7 +594,19 @@ fn postgres_down_for_10s_then_everything_arrives() {
     let mut bot = BotProc::spawn(
         &server,
         dir.path(),
-        &["postgres", "--channel", "pg3", "--position", "0-0", "--url", &url, "--table", "down", "--batch-size", "100"],
+        &[
+            "postgres",
+            "--channel",
+            "pg3",
+            "--position",
+            "0-0",
+            "--url",
+            &url,
+            "--table",
+            "down",
+            "--batch-size",
+            "100",
+        ],
     );
     until("the first 1000 rows", Duration::from_secs(60), || {
         let n = pg.query("SELECT count(*) FROM pg_tables WHERE tablename = 'down'");
@@ -456,7 +615,11 @@ fn postgres_down_for_10s_then_everything_arrives() {
     pg.stop();
     publish(&server, "pg3", (1000..21_000).map(|i| json!({"n": i})));
     std::thread::sleep(Duration::from_secs(10));
-    assert!(bot.child.try_wait().unwrap().is_none(), "the bot survives: {}", bot.stderr());
+    assert!(
+        bot.child.try_wait().unwrap().is_none(),
+        "the bot survives: {}",
+        bot.stderr()
+    );
     let rss = rss_kib(bot.child.id());
     pg.start();
     let seen = until("all 21000 rows", Duration::from_secs(60), || {
@@ -465,7 +628,10 @@ fn postgres_down_for_10s_then_everything_arrives() {
     });
     let dups: u32 = seen.values().map(|c| c - 1).sum();
     assert_eq!(dups, 0, "a failed COPY commits nothing");
-    assert!(rss < 200 * 1024, "bounded memory while the sink is down: {rss} KiB");
+    assert!(
+        rss < 200 * 1024,
+        "bounded memory while the sink is down: {rss} KiB"
+    );
     assert!(bot.stderr().contains("retry"), "{}", bot.stderr());
 }
 
@@ -494,14 +660,23 @@ impl SentryReceiver {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(serde_json::from_str::<Value>(&line).unwrap()).is_err() {
+                if tx
+                    .send(serde_json::from_str::<Value>(&line).unwrap())
+                    .is_err()
+                {
                     return;
                 }
             }
         });
-        let first = rx.recv_timeout(Duration::from_secs(30)).expect("receiver starts");
+        let first = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("receiver starts");
         let port = first["port"].as_u64().unwrap() as u16;
-        Some(SentryReceiver { child, port, lines: rx })
+        Some(SentryReceiver {
+            child,
+            port,
+            lines: rx,
+        })
     }
 }
 
@@ -536,7 +711,17 @@ fn sentry_envelopes_parsed_by_the_official_sdk_and_429_honoured() {
     let mut bot = BotProc::spawn(
         &server,
         dir.path(),
-        &["sentry", "--channel", "errs", "--position", "0-0", "--dsn", &dsn, "--environment", "test"],
+        &[
+            "sentry",
+            "--channel",
+            "errs",
+            "--position",
+            "0-0",
+            "--dsn",
+            &dsn,
+            "--environment",
+            "test",
+        ],
     );
     let mut reqs = Vec::new();
     while reqs.iter().filter(|r: &&Value| r["status"] == 200).count() < 2 {
@@ -575,7 +760,11 @@ fn sentry_envelopes_parsed_by_the_official_sdk_and_429_honoured() {
     assert_eq!(frames[1]["function"], "Shop::buy");
     assert_eq!(frames[1]["filename"], "src/shop.cpp");
     assert_eq!(frames[1]["lineno"], 88);
-    assert_eq!(reqs.len(), 3, "the event without a level is skipped, nothing sent twice");
+    assert_eq!(
+        reqs.len(),
+        3,
+        "the event without a level is skipped, nothing sent twice"
+    );
 }
 
 #[test]
@@ -592,18 +781,39 @@ fn cobra_sink_republishes_intact_to_another_broker() {
         &source,
         dir.path(),
         &[
-            "cobra", "--channel", "from", "--position", "0-0", "--to-endpoint", &to, "--to-channel", "to",
-            "--batch-size", "100",
+            "cobra",
+            "--channel",
+            "from",
+            "--position",
+            "0-0",
+            "--to-endpoint",
+            &to,
+            "--to-channel",
+            "to",
+            "--batch-size",
+            "100",
         ],
     );
     let out = cobra(
         &dest,
-        &["subscribe", "--channel", "to", "--position", "0-0", "--count", "500"],
+        &[
+            "subscribe",
+            "--channel",
+            "to",
+            "--position",
+            "0-0",
+            "--count",
+            "500",
+        ],
     )
     .output()
     .unwrap();
     bot.kill9();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let got: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()

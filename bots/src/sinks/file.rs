@@ -78,7 +78,7 @@ impl FileOptions {
 
 enum Writer {
     Plain(File),
-    Gz(GzEncoder<File>),
+    Gz(Box<GzEncoder<File>>),
 }
 
 impl Writer {
@@ -139,17 +139,17 @@ impl FileSink {
                 .map_or(0, |d| d.as_millis());
             self.seq += 1;
             let ext = if self.opts.gzip { "jsonl.gz" } else { "jsonl" };
-            let path = self
-                .opts
-                .dir
-                .join(format!("{}-{ms:013}-{:06}.{ext}", self.opts.prefix, self.seq));
+            let path = self.opts.dir.join(format!(
+                "{}-{ms:013}-{:06}.{ext}",
+                self.opts.prefix, self.seq
+            ));
             let file = OpenOptions::new()
                 .create_new(true)
                 .append(true)
                 .open(&path)
                 .map_err(|e| SinkError::retry(format!("creating {}: {e}", path.display())))?;
             let writer = if self.opts.gzip {
-                Writer::Gz(GzEncoder::new(file, Compression::fast()))
+                Writer::Gz(Box::new(GzEncoder::new(file, Compression::fast())))
             } else {
                 Writer::Plain(file)
             };
@@ -170,9 +170,9 @@ impl FileSink {
         if let Some(cur) = self.current.take() {
             let file = match cur.writer {
                 Writer::Plain(f) => f,
-                Writer::Gz(g) => g
-                    .finish()
-                    .map_err(|e| SinkError::retry(format!("finishing {}: {e}", cur.path.display())))?,
+                Writer::Gz(g) => g.finish().map_err(|e| {
+                    SinkError::retry(format!("finishing {}: {e}", cur.path.display()))
+                })?,
             };
             if self.opts.fsync != Fsync::Never {
                 file.sync_data()

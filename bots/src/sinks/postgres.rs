@@ -345,7 +345,10 @@ mod tests {
             ],
         })
         .unwrap();
-        assert_eq!(s.copy_sql, "COPY \"t\" (position, event, \"game\", \"fps\", \"n\") FROM STDIN");
+        assert_eq!(
+            s.copy_sql,
+            "COPY \"t\" (position, event, \"game\", \"fps\", \"n\") FROM STDIN"
+        );
         let item = Item::new(
             json!({"device": {"game": "a\tb"}, "data": {"fps": 16.5, "s": "x\\y\nz"}}),
             Some(Arc::from("1-2")),

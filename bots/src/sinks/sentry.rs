@@ -108,13 +108,17 @@ impl SentrySink {
 }
 
 fn field<'a>(msg: &'a Value, names: &[&str]) -> Option<&'a Value> {
-    names.iter().find_map(|n| {
-        lookup(msg, &format!("data.{n}")).or_else(|| msg.get(n))
-    })
+    names
+        .iter()
+        .find_map(|n| lookup(msg, &format!("data.{n}")).or_else(|| msg.get(n)))
 }
 
 /// The Sentry event for a cobra event, or why it is not one.
-pub fn to_sentry_event(msg: &Value, event_id: &str, environment: Option<&str>) -> Result<Value, String> {
+pub fn to_sentry_event(
+    msg: &Value,
+    event_id: &str,
+    environment: Option<&str>,
+) -> Result<Value, String> {
     if !msg.is_object() {
         return Err("not a JSON object".into());
     }
@@ -133,7 +137,10 @@ pub fn to_sentry_event(msg: &Value, event_id: &str, environment: Option<&str>) -
     let mut tags = Map::new();
     if let Some(Value::Object(t)) = field(msg, &["tags"]) {
         for (k, v) in t {
-            tags.insert(k.clone(), json!(v.as_str().map_or_else(|| v.to_string(), str::to_owned)));
+            tags.insert(
+                k.clone(),
+                json!(v.as_str().map_or_else(|| v.to_string(), str::to_owned)),
+            );
         }
     }
     for (tag, path) in [
@@ -208,7 +215,8 @@ fn parse_frame(line: &str) -> Option<Value> {
     // Lua: `file:line: in function 'name'`, `[C]: in function 'error'`, `file:line: in main chunk`.
     if let Some((loc, what)) = l.split_once(": in ") {
         let function = if let Some(name) = what.strip_prefix("function ") {
-            name.trim_matches(|c| c == '\'' || c == '<' || c == '>').to_owned()
+            name.trim_matches(|c| c == '\'' || c == '<' || c == '>')
+                .to_owned()
         } else {
             what.to_owned()
         };
@@ -246,16 +254,16 @@ fn parse_frame(line: &str) -> Option<Value> {
         return Some(f);
     }
     // backtrace_symbols: `./app(_ZN3foo3barEv+0x1a) [0x55d4c2]`.
-    if let (Some(open), Some(close)) = (l.find('('), l.find(')')) {
-        if open < close && l[close..].contains("[0x") {
-            let module = &l[..open];
-            let sym = l[open + 1..close].split('+').next().unwrap_or_default();
-            let addr = l[close..]
-                .split(['[', ']'])
-                .nth(1)
-                .unwrap_or_default();
-            return Some(json!({"package": module, "function": sym, "instruction_addr": addr, "platform": "native"}));
-        }
+    if let (Some(open), Some(close)) = (l.find('('), l.find(')'))
+        && open < close
+        && l[close..].contains("[0x")
+    {
+        let module = &l[..open];
+        let sym = l[open + 1..close].split('+').next().unwrap_or_default();
+        let addr = l[close..].split(['[', ']']).nth(1).unwrap_or_default();
+        return Some(
+            json!({"package": module, "function": sym, "instruction_addr": addr, "platform": "native"}),
+        );
     }
     None
 }
@@ -351,7 +359,10 @@ mod tests {
         assert_eq!(d.envelope_url, "http://127.0.0.1:9000/api/42/envelope/");
         assert_eq!(d.key, "abc");
         let d: Dsn = "https://k:s@o1.ingest.example/sub/7".parse().unwrap();
-        assert_eq!(d.envelope_url, "https://o1.ingest.example/sub/api/7/envelope/");
+        assert_eq!(
+            d.envelope_url,
+            "https://o1.ingest.example/sub/api/7/envelope/"
+        );
         assert!("ftp://k@h/1".parse::<Dsn>().is_err());
         assert!("http://h/1".parse::<Dsn>().is_err());
     }

@@ -52,9 +52,7 @@ impl std::str::FromStr for Tag {
         } else if let Some((k, v)) = s.split_once(':') {
             Ok(Tag::Fixed(k.to_owned(), v.to_owned()))
         } else {
-            Err(format!(
-                "tag {s:?}: expected key:value or key=field.path"
-            ))
+            Err(format!("tag {s:?}: expected key:value or key=field.path"))
         }
     }
 }
@@ -258,7 +256,11 @@ impl Sink for StatsdSink {
                 Kind::Gauge(f) | Kind::Timer(f) => match lookup(msg, f) {
                     // serde_json prints the number as published: 16.7 stays 16.7.
                     Some(Value::Number(n)) => {
-                        let t = if matches!(kind, Kind::Gauge(_)) { "g" } else { "ms" };
+                        let t = if matches!(kind, Kind::Gauge(_)) {
+                            "g"
+                        } else {
+                            "ms"
+                        };
                         let _ = write!(self.line, ":{n}|{t}");
                     }
                     _ => {
@@ -321,7 +323,10 @@ mod tests {
         let mut s = StatsdSink::new(o).unwrap();
         let skips = Skips::default();
         let batch = vec![
-            Item::new(json!({"id": "fps", "device": {"game": "g 1", "os": "iOS"}, "data": {"fps": 16.7}}), None),
+            Item::new(
+                json!({"id": "fps", "device": {"game": "g 1", "os": "iOS"}, "data": {"fps": 16.7}}),
+                None,
+            ),
             Item::new(json!({"id": "fps"}), None),
         ];
         s.send(&batch, &skips).unwrap();
@@ -336,8 +341,16 @@ mod tests {
 
     #[test]
     fn closed_port_is_an_error() {
-        let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut s = StatsdSink::new(StatsdOptions::new(format!("127.0.0.1:{port}"), vec!["id".into()])).unwrap();
+        let port = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut s = StatsdSink::new(StatsdOptions::new(
+            format!("127.0.0.1:{port}"),
+            vec!["id".into()],
+        ))
+        .unwrap();
         let batch = vec![Item::new(json!({"id": "x"}), None)];
         assert!(s.send(&batch, &Skips::default()).is_err());
     }

@@ -63,7 +63,10 @@ impl<W: Write + Send> Sink for StdoutSink<W> {
             res.map_err(|e| SinkError::Fatal(format!("serializing: {e}")))?;
             self.buf.push(b'\n');
         }
-        let res = self.out.write_all(&self.buf).and_then(|()| self.out.flush());
+        let res = self
+            .out
+            .write_all(&self.buf)
+            .and_then(|()| self.out.flush());
         match res {
             Ok(()) => Ok(()),
             // Nobody reads any more (`| head`): nothing will ever be confirmed again.

@@ -266,17 +266,24 @@ pub fn bot(args: BotArgs) -> i32 {
             let source = &a.common.conn;
             if a.common.batch_size > 10_000 {
                 return Err(CliError::Usage(
-                    "--batch-size: at most 10000 for the cobra sink (the SDK's publish queue)".into(),
+                    "--batch-size: at most 10000 for the cobra sink (the SDK's publish queue)"
+                        .into(),
                 ));
             }
             let to = ConnArgs {
                 endpoint: a.to_endpoint.clone().or_else(|| source.endpoint.clone()),
                 appkey: a.to_appkey.clone().or_else(|| source.appkey.clone()),
                 rolename: a.to_rolename.clone().or_else(|| {
-                    a.to_appkey.is_none().then(|| source.rolename.clone()).flatten()
+                    a.to_appkey
+                        .is_none()
+                        .then(|| source.rolename.clone())
+                        .flatten()
                 }),
                 rolesecret: a.to_rolesecret.clone().or_else(|| {
-                    a.to_appkey.is_none().then(|| source.rolesecret.clone()).flatten()
+                    a.to_appkey
+                        .is_none()
+                        .then(|| source.rolesecret.clone())
+                        .flatten()
                 }),
                 timeout: source.timeout,
                 no_deflate: source.no_deflate,

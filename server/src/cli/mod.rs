@@ -39,7 +39,7 @@ pub enum Command {
     /// Load-test a server: publishers, subscribers, idle connections; throughput, latency, loss.
     Bench(Box<bench::BenchArgs>),
     /// Carry a channel's events to a sink: stdout, file, statsd, postgres, sentry, or another broker.
-    Bot(bot::BotArgs),
+    Bot(Box<bot::BotArgs>),
 }
 
 /// Runs the parsed command line; the returned code is the process exit status.
@@ -55,6 +55,6 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Write(args) => client::write(args),
         Command::Delete(args) => client::delete(args),
         Command::Bench(args) => bench::bench(*args),
-        Command::Bot(args) => bot::bot(args),
+        Command::Bot(args) => bot::bot(*args),
     }
 }

@@ -104,10 +104,15 @@ impl Postgres {
         let sock = self.dir.path().to_path_buf();
         let port = self.port;
         self.run("pg_ctl", |c| {
-            c.arg("-D").arg(&data).arg("-l").arg(&log).arg("-o").arg(format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-                sock.display()
-            ));
+            c.arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(&log)
+                .arg("-o")
+                .arg(format!(
+                    "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                    sock.display()
+                ));
             c.args(["-w", "-t", "60", "start"]);
         });
         self.running = true;

@@ -74,10 +74,10 @@ impl Statsd {
         let (tx, rx) = channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    if tx.send(v).is_err() {
-                        return;
-                    }
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && tx.send(v).is_err()
+                {
+                    return;
                 }
             }
         });
@@ -115,7 +115,12 @@ impl Statsd {
             }
             for (k, vals) in v["timers"].as_object().into_iter().flatten() {
                 let e = t.timers.entry(k.clone()).or_default();
-                e.extend(vals.as_array().into_iter().flatten().filter_map(Value::as_f64));
+                e.extend(
+                    vals.as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_f64),
+                );
             }
         }
         t
