@@ -13,75 +13,16 @@
 mod interop_support;
 mod support;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use cobra::{Client, DeflateOptions, Event, SubscribeOptions};
-use interop_support::{
-    Guard, clean_command, require, require_on_path, root, spawn_with_ready_line,
-};
+use interop_support::{EchoPeer, start_node_echo, start_python_echo};
 use serde_json::{Value, json};
 use support::{Recorder, SECRET, config, wait_until};
 
 const T: Duration = Duration::from_secs(30);
 const CHANNEL: &str = "echo";
-
-/// A started echo peer, killed on drop.
-struct EchoPeer {
-    _process: Guard,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl EchoPeer {
-    fn url(&self) -> String {
-        format!("ws://127.0.0.1:{}", self.port)
-    }
-}
-
-fn python_websockets() -> Option<PathBuf> {
-    require(
-        root().join(".tools/pyws-venv/bin/python"),
-        "Python `websockets` venv",
-    )
-}
-
-/// The Python echo peer with `args` (see `tests/peers/cobra_echo_pyws.py`).
-fn start_python(args: &[&str]) -> Option<EchoPeer> {
-    let python = python_websockets()?;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut cmd = clean_command(&python);
-    cmd.arg(root().join("tests/peers/cobra_echo_pyws.py"))
-        .arg(SECRET)
-        .args(args);
-    let (process, port) =
-        spawn_with_ready_line(cmd, "python echo peer", &dir.path().join("stderr"));
-    Some(EchoPeer {
-        _process: process,
-        port,
-        _dir: dir,
-    })
-}
-
-/// The Node echo peer with `perMessageDeflate` = `pmd` (see `tests/peers/cobra_echo_node_ws.js`).
-fn start_node(pmd: Value) -> Option<EchoPeer> {
-    let node = require_on_path("node")?;
-    let modules = require(root().join(".tools/node/node_modules"), "Node `ws` package")?;
-    require(modules.join("ws/package.json"), "Node `ws` package")?;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut cmd = clean_command(&node);
-    cmd.arg(root().join("tests/peers/cobra_echo_node_ws.js"))
-        .arg(SECRET)
-        .arg(pmd.to_string())
-        .env("NODE_PATH", &modules);
-    let (process, port) = spawn_with_ready_line(cmd, "node echo peer", &dir.path().join("stderr"));
-    Some(EchoPeer {
-        _process: process,
-        port,
-        _dir: dir,
-    })
-}
 
 /// Deterministic pseudo-random text (xorshift): barely compressible, so deflate leaves these
 /// messages above the 64 KiB fragment size and our side sends them fragmented.
@@ -310,7 +251,7 @@ fn python_case(
     offer: Option<DeflateOptions>,
     expect: Option<&'static [&'static str]>,
 ) {
-    let Some(peer) = start_python(args) else {
+    let Some(peer) = start_python_echo(SECRET, args) else {
         return;
     };
     let stats = round_trip(
@@ -401,7 +342,9 @@ fn python_websockets_deflate_off_on_our_side() {
 }
 
 fn node_case(pmd: Value, expect: Option<&'static [&'static str]>) {
-    let Some(peer) = start_node(pmd) else { return };
+    let Some(peer) = start_node_echo(SECRET, &pmd.to_string()) else {
+        return;
+    };
     let stats = round_trip(
         &peer,
         Some(DeflateOptions::default()),

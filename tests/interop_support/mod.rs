@@ -17,9 +17,15 @@ use std::time::{Duration, Instant};
 /// How long a peer may take to start listening.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The repository root (this crate's manifest directory).
+/// The repository root: this crate's manifest directory, or its parent for the `server/`
+/// tests that include this module by `#[path]`.
 pub fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if dir.join("Cargo.lock").exists() {
+        dir
+    } else {
+        dir.parent().unwrap_or(dir)
+    }
 }
 
 /// `path` if it exists; otherwise `None` after a loud `SKIPPED` (a panic under `CI=true`).
@@ -135,9 +141,70 @@ pub fn spawn_with_ready_line(mut cmd: Command, what: &str, stderr_log: &Path) ->
     (child, port)
 }
 
+/// A started echo peer, killed on drop.
+pub struct EchoPeer {
+    _process: Guard,
+    /// The loopback port it listens on.
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl EchoPeer {
+    /// `ws://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+}
+
+/// The Python of the `websockets` venv, with the skip policy of [`require`].
+pub fn python_websockets() -> Option<PathBuf> {
+    require(
+        root().join(".tools/pyws-venv/bin/python"),
+        "Python `websockets` venv",
+    )
+}
+
+/// The Python echo peer (`tests/peers/cobra_echo_pyws.py`) with `secret` and `args`.
+pub fn start_python_echo(secret: &str, args: &[&str]) -> Option<EchoPeer> {
+    let python = python_websockets()?;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = clean_command(&python);
+    cmd.arg(root().join("tests/peers/cobra_echo_pyws.py"))
+        .arg(secret)
+        .args(args);
+    let (process, port) =
+        spawn_with_ready_line(cmd, "python echo peer", &dir.path().join("stderr"));
+    Some(EchoPeer {
+        _process: process,
+        port,
+        _dir: dir,
+    })
+}
+
+/// The Node echo peer (`tests/peers/cobra_echo_node_ws.js`) with `secret` and `perMessageDeflate`
+/// = `pmd_json`.
+pub fn start_node_echo(secret: &str, pmd_json: &str) -> Option<EchoPeer> {
+    let node = require_on_path("node")?;
+    let modules = require(root().join(".tools/node/node_modules"), "Node `ws` package")?;
+    require(modules.join("ws/package.json"), "Node `ws` package")?;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = clean_command(&node);
+    cmd.arg(root().join("tests/peers/cobra_echo_node_ws.js"))
+        .arg(secret)
+        .arg(pmd_json)
+        .env("NODE_PATH", &modules);
+    let (process, port) = spawn_with_ready_line(cmd, "node echo peer", &dir.path().join("stderr"));
+    Some(EchoPeer {
+        _process: process,
+        port,
+        _dir: dir,
+    })
+}
+
 /// One `redis-server` on a free loopback port, no persistence, killed on drop.
 pub struct Redis {
     _process: Guard,
+    /// The loopback port it listens on.
     pub port: u16,
 }
 

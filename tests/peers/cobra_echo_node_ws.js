@@ -7,6 +7,10 @@
 // The second argument is `ws`'s `perMessageDeflate` server option as JSON (`false` disables
 // compression). Prints `LISTENING <port>` once it accepts connections on 127.0.0.1.
 //
+// An `answer=STYLE` parameter in the request's query reshapes this server's 101 answer (same
+// meaning, unusual form) for the SDK's handshake tolerance test (tests/interop_handshake.rs): the
+// styles of `reshape` below, the same as in cobra_echo_pyws.py.
+//
 // Protocol: as tests/peers/cobra_echo_pyws.py (handshake, authenticate with HMAC-MD5, subscribe,
 // publish echoed back as rtm/subscription/data, reads of `negotiated_extensions` and
 // `wire_stats`: messages, their bytes after inflating and the socket's raw
@@ -29,10 +33,62 @@ const wss = new WebSocketServer({
   handleProtocols: (protocols) => (protocols.has('json') ? 'json' : false),
 });
 
-// The response headers of each upgrade, to report the negotiated extension.
+// The same permessage-deflate agreement, spelled out: the default window sizes written
+// explicitly, numbers quoted, odd spacing around the separators.
+function explicitParams(value) {
+  const [name, ...params] = value.split(';').map((p) => p.trim());
+  const keys = new Set(params.map((p) => p.split('=')[0].trim()));
+  for (const k of ['server_max_window_bits', 'client_max_window_bits']) {
+    if (!keys.has(k)) params.push(`${k}=15`);
+  }
+  return [name, ...params.map((p) => p.replace(/=\s*(\d+)$/, '="$1"'))].join(' ;  ');
+}
+
+// The 101's status line and headers (['HTTP/1.1 101 ...', 'Name: value', ...]) reshaped by `style`.
+function reshape(style, lines) {
+  let status = lines[0];
+  let items = lines.slice(1).map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]);
+  const is = (n, want) => n.toLowerCase() === want;
+  if (style === 'lowercase') {
+    const values = { upgrade: 'websocket', connection: 'upgrade' };
+    items = items.map(([n, v]) => [n.toLowerCase(), values[n.toLowerCase()] || v]);
+  } else if (style === 'uppercase') {
+    const values = { upgrade: 'WEBSOCKET', connection: 'UPGRADE' };
+    items = items.map(([n, v]) => [n.toUpperCase(), values[n.toLowerCase()] || v]);
+  } else if (style === 'folded') {
+    // obs-fold (RFC 9112 §5.2): a value continued on lines starting with SP or HTAB.
+    items = items.map(([n, v]) => {
+      if (is(n, 'sec-websocket-extensions')) return [n, v.replace(/;\s*/g, ';\r\n\t')];
+      if (is(n, 'sec-websocket-accept')) return [n, `\r\n ${v}`];
+      return [n, v];
+    });
+    items.push(['X-Folded', 'first\r\n  second']);
+  } else if (style === 'extension-params') {
+    items = items.map(([n, v]) => [n, is(n, 'sec-websocket-extensions') ? explicitParams(v) : v]);
+  } else if (style === 'no-protocol') {
+    items = items.filter(([n]) => !is(n, 'sec-websocket-protocol'));
+  } else if (style === 'split-connection') {
+    items = items.filter(([n]) => !is(n, 'connection'));
+    items.push(['Connection', 'keep-alive'], ['Connection', 'Upgrade']);
+  } else if (style === 'decorated') {
+    status = 'HTTP/1.1 101 Web Socket Protocol Handshake';
+    items = items.map(([n, v]) => [n, is(n, 'connection') ? 'Upgrade, keep-alive' : v]);
+    items.push(['Server', 'nginx/1.25.3'], ['Set-Cookie', 'a=b; Path=/; HttpOnly'],
+      ['Cache-Control', 'no-cache'], ['X-Info', 'caf\u00e9']);
+  } else if (style === 'bare-status') {
+    status = 'HTTP/1.1 101';
+  } else if (style !== '' && style !== 'plain') {
+    throw new Error(`unknown answer style ${style}`);
+  }
+  return [status, ...items.map(([n, v]) => `${n}:${v.startsWith('\r\n') ? '' : ' '}${v}`)];
+}
+
+// The response headers of each upgrade: reshaped if asked, and the negotiated extension reported.
 wss.on('headers', (headers, req) => {
   const line = headers.find((h) => h.toLowerCase().startsWith('sec-websocket-extensions:'));
   req.cobraExtensions = line ? line.slice(line.indexOf(':') + 1).trim() : '';
+  const style = new URL(req.url, 'http://x').searchParams.get('answer') || '';
+  headers.splice(0, headers.length, ...reshape(style, headers));
 });
 
 function send(ws, obj) {

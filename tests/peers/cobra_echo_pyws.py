@@ -5,6 +5,10 @@ against it unchanged.
     python cobra_echo_pyws.py SECRET [--no-compression] [--server-max-window-bits N]
         [--client-max-window-bits N] [--server-no-context-takeover] [--client-no-context-takeover]
 
+A `answer=STYLE` parameter in the request's query reshapes this server's 101 answer (same
+meaning, unusual form), for the SDK's handshake tolerance test (tests/interop_handshake.rs); see
+`reshape` for the styles.
+
 Without options the server uses the library's own default permessage-deflate settings
 (`compression="deflate"`). Prints `LISTENING <port>` once it accepts connections on 127.0.0.1.
 
@@ -22,10 +26,13 @@ Protocol (one connection at a time is enough for the test, but any number works)
 import argparse
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
 import os
+import re
+import urllib.parse
 
 import websockets
 from websockets.asyncio.server import serve
@@ -33,6 +40,7 @@ from websockets.extensions.permessage_deflate import (
     ServerPerMessageDeflateFactory,
     enable_server_permessage_deflate,
 )
+from websockets.datastructures import Headers
 from websockets.frames import Opcode
 
 FRAGMENT = 10_000
@@ -78,6 +86,65 @@ def extensions(args):
         # Exactly what `compression="deflate"` (the default) installs.
         [factory] = enable_server_permessage_deflate(None)
     return [counting(factory)]
+
+
+def explicit_params(value):
+    """The same permessage-deflate agreement, spelled out: the default window sizes written
+    explicitly, numbers quoted, odd spacing around the separators."""
+    name, *params = [p.strip() for p in value.split(";")]
+    keys = {p.split("=")[0].strip() for p in params}
+    params += [f"{k}=15" for k in ("server_max_window_bits", "client_max_window_bits")
+               if k not in keys]
+    params = [re.sub(r"=\s*(\d+)$", r'="\1"', p) for p in params]
+    return " ;  ".join([name, *params])
+
+
+def reshape(style, reason, items):
+    """The 101's reason phrase and (name, value) headers, reshaped by `style`; the same styles
+    as `reshape` in cobra_echo_node_ws.js."""
+    lower = {n.lower(): n for n, _ in items}
+    if style == "lowercase":
+        items = [(n.lower(), {"upgrade": "websocket", "connection": "upgrade"}.get(n.lower(), v))
+                 for n, v in items]
+    elif style == "uppercase":
+        items = [(n.upper(), {"upgrade": "WEBSOCKET", "connection": "UPGRADE"}.get(n.lower(), v))
+                 for n, v in items]
+    elif style == "folded":  # obs-fold (RFC 9112 §5.2): a value continued on lines starting with SP/HTAB
+        folds = {"sec-websocket-extensions": lambda v: re.sub(r";\s*", ";\r\n\t", v),
+                 "sec-websocket-accept": lambda v: "\r\n " + v}
+        items = [(n, folds.get(n.lower(), lambda v: v)(v)) for n, v in items]
+        items.append(("X-Folded", "first\r\n  second"))
+    elif style == "extension-params":
+        items = [(n, explicit_params(v) if n.lower() == "sec-websocket-extensions" else v)
+                 for n, v in items]
+    elif style == "no-protocol":
+        items = [(n, v) for n, v in items if n.lower() != "sec-websocket-protocol"]
+    elif style == "split-connection":
+        items = [(n, v) for n, v in items if n.lower() != "connection"]
+        items += [("Connection", "keep-alive"), ("Connection", "Upgrade")]
+    elif style == "decorated":
+        reason = "Web Socket Protocol Handshake"
+        items = [(n, "Upgrade, keep-alive" if n.lower() == "connection" else v) for n, v in items]
+        items += [("Server", "nginx/1.25.3"), ("Set-Cookie", "a=b; Path=/; HttpOnly"),
+                  ("Cache-Control", "no-cache"), ("X-Info", "caf\u00e9")]
+    elif style == "bare-status":
+        reason = ""
+    elif style not in ("", "plain"):
+        raise ValueError(f"unknown answer style {style!r}")
+    assert "sec-websocket-accept" in lower
+    return reason, items
+
+
+def process_response(connection, request, response):
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(request.path).query)
+    style = query.get("answer", [""])[0]
+    if response.status_code != 101 or not style:
+        return None
+    reason, items = reshape(style, response.reason_phrase, list(response.headers.raw_items()))
+    headers = Headers()
+    for name, value in items:
+        headers.set_insecure(name, value)  # no validation: folded values on purpose
+    return dataclasses.replace(response, reason_phrase=reason, headers=headers)
 
 
 def reply(action, pdu_id, body):
@@ -153,7 +220,7 @@ async def main():
     args = parser.parse_args()
     async with serve(make_handler(args.secret), "127.0.0.1", 0, subprotocols=["json"],
                      compression=None, extensions=extensions(args),
-                     max_size=64 * 2**20) as server:
+                     max_size=64 * 2**20, process_response=process_response) as server:
         port = server.sockets[0].getsockname()[1]
         print(f"LISTENING {port}", flush=True)
         await server.serve_forever()

@@ -5,7 +5,8 @@
 //! bytes it used. Bytes after that belong to the WebSocket stream.
 
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use tungstenite::handshake::derive_accept_key;
 
 use crate::limits::Limits;
@@ -169,29 +170,58 @@ fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a st
         .map(|(_, v)| v.as_str())
 }
 
-fn has_token(value: &str, token: &str) -> bool {
-    value
-        .split(',')
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
+/// Every value of the headers named `name` (case-insensitive), in order.
+fn all_values<'a>(headers: &'a [(String, String)], name: &'a str) -> impl Iterator<Item = &'a str> {
+    headers
+        .iter()
+        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
-fn collect_headers(raw: &[httparse::Header<'_>]) -> Result<Vec<(String, String)>, HandshakeError> {
+/// The elements of the comma-separated lists in every header named `name`
+/// (RFC 9110 §5.3: repeated headers are one list; empty elements are ignored).
+fn list_tokens<'a>(
+    headers: &'a [(String, String)],
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> {
+    all_values(headers, name)
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+fn has_token(headers: &[(String, String)], name: &str, token: &str) -> bool {
+    list_tokens(headers, name).any(|t| t.eq_ignore_ascii_case(token))
+}
+
+/// A header value with each obs-fold (CRLF then spaces or tabs, RFC 9112 §5.2)
+/// replaced by one space, and without surrounding whitespace.
+fn unfold(value: &str) -> String {
+    if !value.contains(['\r', '\n']) {
+        return value.trim().to_owned();
+    }
+    value
+        .split(['\r', '\n'])
+        .map(str::trim)
+        .filter(|piece| !piece.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The headers, names as sent. A value that is not UTF-8 (obs-text, e.g. a
+/// Latin-1 `User-Agent`, which RFC 9110 §5.5 says to treat as opaque) is kept
+/// lossily rather than refusing the whole head: the headers the upgrade checks
+/// are ASCII when valid, so a lossy one still fails its own check.
+fn collect_headers(raw: &[httparse::Header<'_>]) -> Vec<(String, String)> {
     raw.iter()
-        .map(|h| match std::str::from_utf8(h.value) {
-            Ok(v) => Ok((h.name.to_owned(), v.trim().to_owned())),
-            Err(_) => Err(HandshakeError::Malformed(format!(
-                "header {} is not UTF-8",
-                h.name
-            ))),
-        })
+        .map(|h| (h.name.to_owned(), unfold(&String::from_utf8_lossy(h.value))))
         .collect()
 }
 
+/// The non-empty values of the headers named `name`, joined with `, `.
 fn joined(headers: &[(String, String)], name: &str) -> Option<String> {
-    let values: Vec<&str> = headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
+    let values: Vec<&str> = all_values(headers, name)
+        .filter(|v| !v.is_empty())
         .collect();
     if values.is_empty() {
         None
@@ -211,7 +241,11 @@ pub fn parse_response(
 ) -> Result<Option<(Response, usize)>, HandshakeError> {
     let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut raw);
-    let consumed = match resp.parse(buf) {
+    // RFC 9112 §5.2: a user agent must accept obs-fold in a response (`unfold` joins the lines).
+    let parsed = httparse::ParserConfig::default()
+        .allow_obsolete_multiline_headers_in_responses(true)
+        .parse_response(&mut resp, buf);
+    let consumed = match parsed {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             return if buf.len() > limits.max_handshake_bytes {
@@ -227,7 +261,7 @@ pub fn parse_response(
     }
     let code = resp.code.unwrap_or(0);
     let reason = resp.reason.unwrap_or("").to_owned();
-    let headers = collect_headers(resp.headers)?;
+    let headers = collect_headers(resp.headers);
     if code != 101 {
         let rest = &buf[consumed..];
         let body = match find_header(&headers, "Content-Length").map(|v| v.parse::<usize>()) {
@@ -241,10 +275,10 @@ pub fn parse_response(
         };
         return Err(HandshakeError::Status { code, reason, body });
     }
-    if !find_header(&headers, "Upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket")) {
+    if !has_token(&headers, "Upgrade", "websocket") {
         return Err(HandshakeError::BadUpgrade("missing Upgrade: websocket"));
     }
-    if !find_header(&headers, "Connection").is_some_and(|v| has_token(v, "upgrade")) {
+    if !has_token(&headers, "Connection", "upgrade") {
         return Err(HandshakeError::BadUpgrade("missing Connection: upgrade"));
     }
     if find_header(&headers, "Sec-WebSocket-Accept")
@@ -276,15 +310,20 @@ pub struct Request {
     pub query: Option<String>,
     /// Every header, in order.
     pub headers: Vec<(String, String)>,
-    /// `Sec-WebSocket-Key`, when present and well-formed (16 bytes in base64).
+    /// `Sec-WebSocket-Key`, when sent once and well-formed (16 bytes in base64,
+    /// padding bits not checked: see [`valid_key`]).
     pub ws_key: Option<String>,
     /// The client asked for a WebSocket (`Upgrade: websocket`), valid or not.
     pub upgrade_requested: bool,
-    /// A complete and valid version-13 upgrade: GET, `Upgrade: websocket`,
-    /// `Connection: upgrade`, `Sec-WebSocket-Version: 13` and a valid key.
+    /// A complete and valid version-13 upgrade: an HTTP/1.1 GET without a body,
+    /// `Upgrade: websocket`, `Connection: upgrade`, one `Sec-WebSocket-Version: 13`
+    /// and one valid key (as Python `websockets` checks it).
     /// Answer a requested but invalid upgrade with 400 (426 with
     /// `Sec-WebSocket-Version: 13` for a wrong version).
     pub is_websocket_upgrade: bool,
+    /// Why a requested upgrade is not a valid one, for the body of the 400
+    /// (`None` when it is valid or when no upgrade was requested).
+    pub upgrade_refusal: Option<String>,
     /// `Sec-WebSocket-Version`, if sent.
     pub ws_version: Option<String>,
     /// Offered subprotocols, in order.
@@ -340,6 +379,85 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// Decodes a `Sec-WebSocket-Key` as leniently as Python `websockets` (the
+/// original broker) and most servers do: the bits past the 16th byte are not
+/// checked, since the server only hashes the key's text. IXWebSocket 11 picks 22
+/// random base64 characters and `==`, so its last character usually has non-zero
+/// padding bits, which a strict decoder refuses. Padding stays required.
+const KEY_DECODER: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::RequireCanonical),
+);
+
+/// A `Sec-WebSocket-Key` we accept: 16 bytes in base64, padded, any padding
+/// bits (exactly 22 base64 characters then `==`).
+pub fn valid_key(key: &str) -> bool {
+    KEY_DECODER.decode(key).is_ok_and(|d| d.len() == 16)
+}
+
+/// Most characters of a refused header value quoted back in a refusal.
+const QUOTED_MAX: usize = 64;
+
+fn quoted(value: &str) -> String {
+    let cut: String = value.chars().take(QUOTED_MAX).collect();
+    if cut.len() < value.len() {
+        format!("{cut:?}...")
+    } else {
+        format!("{cut:?}")
+    }
+}
+
+/// Why a request that asks for a WebSocket is not a valid RFC 6455 upgrade,
+/// checked in the order Python `websockets` checks it.
+fn upgrade_problem(method: &str, http_11: bool, headers: &[(String, String)]) -> Option<String> {
+    if method != "GET" {
+        return Some(format!("the method must be GET, not {}", quoted(method)));
+    }
+    if !http_11 {
+        return Some("the upgrade needs HTTP/1.1".to_owned());
+    }
+    if !has_token(headers, "Connection", "upgrade") {
+        return Some("the Connection header must include the token upgrade".to_owned());
+    }
+    let upgrade: Vec<&str> = list_tokens(headers, "Upgrade").collect();
+    if upgrade.len() != 1 {
+        return Some(format!(
+            "the Upgrade header must name websocket alone, not {}",
+            quoted(&upgrade.join(", "))
+        ));
+    }
+    // An upgrade has no body: bytes after the head are WebSocket frames, so a body would be
+    // misread as frames (RFC 9112 §6.3: a GET with a body is suspect anyway).
+    if all_values(headers, "Transfer-Encoding").next().is_some() {
+        return Some("an upgrade has no body: Transfer-Encoding is not allowed".to_owned());
+    }
+    if all_values(headers, "Content-Length").any(|v| v != "0") {
+        return Some("an upgrade has no body: Content-Length must be 0 if sent".to_owned());
+    }
+    match all_values(headers, "Sec-WebSocket-Key").collect::<Vec<_>>()[..] {
+        [] => return Some("missing Sec-WebSocket-Key".to_owned()),
+        [key] if valid_key(key) => {}
+        [key] => {
+            return Some(format!(
+                "Sec-WebSocket-Key {} is not 16 bytes in base64 (22 characters then ==)",
+                quoted(key)
+            ));
+        }
+        _ => return Some("several Sec-WebSocket-Key headers".to_owned()),
+    }
+    match all_values(headers, "Sec-WebSocket-Version").collect::<Vec<_>>()[..] {
+        [] => Some("missing Sec-WebSocket-Version".to_owned()),
+        ["13"] => None,
+        [version] => Some(format!(
+            "Sec-WebSocket-Version {} is not supported: 13 is",
+            quoted(version)
+        )),
+        _ => Some("several Sec-WebSocket-Version headers".to_owned()),
+    }
+}
+
 /// Parses a client's HTTP request. `Ok(None)`: need more bytes.
 pub fn parse_request(
     buf: &[u8],
@@ -367,20 +485,19 @@ pub fn parse_request(
         Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
         None => (target.to_owned(), None),
     };
-    let headers = collect_headers(req.headers)?;
-    let upgrade_requested =
-        find_header(&headers, "Upgrade").is_some_and(|v| has_token(v, "websocket"));
-    let connection_upgrade =
-        find_header(&headers, "Connection").is_some_and(|v| has_token(v, "upgrade"));
+    let headers = collect_headers(req.headers);
+    let upgrade_requested = has_token(&headers, "Upgrade", "websocket");
     let ws_version = find_header(&headers, "Sec-WebSocket-Version").map(str::to_owned);
-    let ws_key = find_header(&headers, "Sec-WebSocket-Key")
-        .filter(|k| STANDARD.decode(k).is_ok_and(|d| d.len() == 16))
-        .map(str::to_owned);
-    let is_websocket_upgrade = method == "GET"
-        && upgrade_requested
-        && connection_upgrade
-        && ws_version.as_deref() == Some("13")
-        && ws_key.is_some();
+    let ws_key = match all_values(&headers, "Sec-WebSocket-Key").collect::<Vec<_>>()[..] {
+        [key] if valid_key(key) => Some(key.to_owned()),
+        _ => None,
+    };
+    let upgrade_refusal = if upgrade_requested {
+        upgrade_problem(&method, req.version == Some(1), &headers)
+    } else {
+        None
+    };
+    let is_websocket_upgrade = upgrade_requested && upgrade_refusal.is_none();
     let subprotocols = headers
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case("Sec-WebSocket-Protocol"))
@@ -403,6 +520,7 @@ pub fn parse_request(
             ws_key,
             upgrade_requested,
             is_websocket_upgrade,
+            upgrade_refusal,
             ws_version,
             subprotocols,
             extensions,

@@ -3,8 +3,9 @@
 use cobra_wire::Limits;
 use cobra_wire::handshake::{
     ClientRequestParams, HandshakeError, accept_response, client_request, http_response,
-    parse_request, parse_response, query_param,
+    parse_request, parse_response, query_param, valid_key,
 };
+use tungstenite::handshake::derive_accept_key;
 
 fn params() -> ClientRequestParams<'static> {
     ClientRequestParams {
@@ -229,5 +230,90 @@ fn header_injection_is_refused() {
         String::from_utf8(req)
             .unwrap()
             .contains("\r\nHost: [::1]\r\n")
+    );
+}
+
+#[test]
+fn keys_are_checked_for_shape_not_padding_bits() {
+    // As Python `websockets` (b64decode(validate=True), 16 bytes): 22 base64 characters, then ==.
+    for key in [
+        "dGhlIHNhbXBsZSBub25jZQ==",
+        "2Cc5aeBd23B49dCAhGcfab==", // IXWebSocket 11: non-zero padding bits
+        "AAAAAAAAAAAAAAAAAAAAA/==",
+    ] {
+        assert!(valid_key(key), "{key}");
+    }
+    for key in [
+        "",
+        "dGhlIHNhbXBsZSBub25jZQ",    // no padding
+        "dGhlIHNhbXBsZSBub25jZQ=",   // half the padding
+        "dGhlIHNhbXBsZSBub25jZQ===", // too much
+        "dGhlIHNhbXBs ZSBub25jZQ==", // inner space
+        "AAAAAAAAAAAAAAAA",          // 12 bytes
+        "AAAAAAAAAAAAAAAAAAAAAAAA",  // 18 bytes
+        "-_-_-_-_-_-_-_-_-_-_-_==",  // URL-safe alphabet
+        "AAAAAAAAAAAAAAAAAAAA=AA=",
+    ] {
+        assert!(!valid_key(key), "{key}");
+    }
+}
+
+fn upgrade(headers: &str) -> cobra_wire::handshake::Request {
+    let head = format!("GET /v2?appkey=a HTTP/1.1\r\nHost: x\r\n{headers}\r\n");
+    parse_request(head.as_bytes(), &Limits::default())
+        .unwrap()
+        .unwrap()
+        .0
+}
+
+#[test]
+fn upgrade_refusals_say_why() {
+    let ok = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n";
+    let r = upgrade(&format!(
+        "{ok}Sec-WebSocket-Key: 2Cc5aeBd23B49dCAhGcfab==\r\n"
+    ));
+    assert!(r.is_websocket_upgrade, "{:?}", r.upgrade_refusal);
+    assert_eq!(r.ws_key.as_deref(), Some("2Cc5aeBd23B49dCAhGcfab=="));
+    let r = upgrade(&format!(
+        "{ok}Sec-WebSocket-Key: 2Cc5aeBd23B49dCAhGcfab==\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    ));
+    assert!(!r.is_websocket_upgrade && r.ws_key.is_none());
+    assert_eq!(
+        r.upgrade_refusal.as_deref(),
+        Some("several Sec-WebSocket-Key headers")
+    );
+    let r = upgrade(&format!("{ok}Sec-WebSocket-Key: short\r\n"));
+    assert!(
+        r.upgrade_refusal
+            .unwrap()
+            .contains("\"short\" is not 16 bytes")
+    );
+    let r = upgrade(
+        "Upgrade: websocket\r\nConnection: keep-alive\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nUser-Agent: caf\u{e9}\r\n",
+    );
+    assert!(r.is_websocket_upgrade, "{:?}", r.upgrade_refusal);
+    let r = upgrade("Upgrade: websocket\r\nConnection: keep-alive\r\n");
+    assert!(r.upgrade_requested && !r.is_websocket_upgrade);
+    assert!(r.upgrade_refusal.unwrap().contains("Connection"));
+}
+
+#[test]
+fn responses_with_folded_repeated_and_oddly_cased_headers_are_accepted() {
+    let key = "dGhlIHNhbXBsZSBub25jZQ==";
+    let accept = derive_accept_key(key.as_bytes());
+    let resp = format!(
+        "HTTP/1.1 101 Web Socket Protocol Handshake\r\nupgrade: WebSocket\r\nCONNECTION: keep-alive\r\nconnection: UPGRADE\r\nsec-websocket-accept:{accept}  \r\nSec-WebSocket-Extensions: permessage-deflate;\r\n\tserver_no_context_takeover\r\nSec-WebSocket-Extensions:\r\nX-Latin1: caf\u{e9}\r\n\r\n"
+    );
+    let mut bytes = resp.into_bytes();
+    let at = bytes.iter().position(|&b| b == 0xc3).unwrap(); // é as one Latin-1 byte
+    bytes.splice(at..at + 2, [0xe9]);
+    let (r, used) = parse_response(&bytes, key, &Limits::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(used, bytes.len());
+    assert_eq!(r.subprotocol, None);
+    assert_eq!(
+        r.extensions.as_deref(),
+        Some("permessage-deflate; server_no_context_takeover")
     );
 }

@@ -57,6 +57,7 @@ pub fn settings() -> ServerSettings {
         verbose: false,
         tls: None,
         limits: Limits::default(),
+        dashboard: true,
     }
 }
 
@@ -154,8 +155,19 @@ impl Client {
             extra_headers: &[],
         })
         .map_err(|e| e.to_string())?;
-        let mut stream = stream;
-        stream.write_all(&req).map_err(|e| e.to_string())?;
+        Client::upgrade_with(stream, &req, &key, extensions)
+    }
+
+    /// Sends `request` (a whole upgrade request, made by hand) on `stream` and reads the 101;
+    /// `key` is the request's `Sec-WebSocket-Key`, `extensions` the offer it carries.
+    pub fn upgrade_with(
+        mut stream: TcpStream,
+        request: &[u8],
+        key: &str,
+        extensions: Option<&str>,
+    ) -> Result<Client, String> {
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        stream.write_all(request).map_err(|e| e.to_string())?;
         let mut buf = Vec::new();
         let (response, used) = loop {
             let mut chunk = [0u8; 4096];
@@ -167,7 +179,7 @@ impl Client {
                 ));
             }
             buf.extend_from_slice(&chunk[..n]);
-            match handshake::parse_response(&buf, &key, &cobra_wire::Limits::default()) {
+            match handshake::parse_response(&buf, key, &cobra_wire::Limits::default()) {
                 Ok(Some(r)) => break r,
                 Ok(None) => continue,
                 Err(e) => return Err(format!("{e}")),
