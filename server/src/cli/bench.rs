@@ -52,6 +52,10 @@ pub struct BenchArgs {
     /// Channels; publisher i and subscriber j use channel i % C and j % C.
     #[arg(long, default_value_t = 1)]
     pub channels: usize,
+    /// Channel name prefix: channels are `<PREFIX>_0`, `<PREFIX>_1`, ... [default: `bench_<random run id>`]
+    /// (a fixed name lets another process, e.g. a bot, read what the run published).
+    #[arg(long)]
+    pub channel_prefix: Option<String>,
     /// StreamSQL filter for every subscriber; `{channel}` is replaced by its channel. Loss is not
     /// counted (the tool cannot know what the filter should pass).
     #[arg(long, conflicts_with = "filter_pct")]
@@ -312,7 +316,11 @@ async fn run(args: BenchArgs) -> Result<Report, BenchError> {
 
     // 2. Subscribers, each subscribed before any publisher starts.
     let run_id = format!("{:08x}", rand::random::<u32>());
-    let channel = |i: usize| format!("bench_{run_id}_{}", i % args.channels);
+    let prefix = args
+        .channel_prefix
+        .clone()
+        .unwrap_or_else(|| format!("bench_{run_id}"));
+    let channel = |i: usize| format!("{prefix}_{}", i % args.channels);
     let filter_for = |ch: &str| match (&args.filter, args.filter_pct) {
         (Some(f), _) => Some(f.replace("{channel}", ch)),
         (None, Some(pct)) => Some(format!("select * from `{ch}` where k < {pct}")),
