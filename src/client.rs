@@ -123,9 +123,11 @@ pub(crate) struct Shared {
     pub queue: Mutex<PublishQueue>,
     /// Subscription ids currently held (to refuse duplicates at the call).
     pub subscriptions: Mutex<HashSet<String>>,
-    pub events_tx: Sender<Event>,
-    pub events_rx: Receiver<Event>,
-    pub events_enabled: AtomicBool,
+    /// The events channel, created by the first [`Client::events`] call: a bounded
+    /// channel allocates all its slots up front (~130 KiB at the default 1024), which a
+    /// client that only uses a listener should not pay.
+    pub events: std::sync::OnceLock<(Sender<Event>, Receiver<Event>)>,
+    pub event_queue_capacity: usize,
     pub max_message_size: usize,
 }
 
@@ -220,7 +222,6 @@ impl Client {
         let waker = mio::Waker::new(poll.registry(), engine::WAKER)
             .map_err(|e| Error::Io(format!("creating the waker: {e}")))?;
         let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
-        let (events_tx, events_rx) = crossbeam_channel::bounded(config.event_queue_capacity);
         let shared = Arc::new(Shared {
             cmd_tx,
             waker,
@@ -228,9 +229,8 @@ impl Client {
             state: AtomicU8::new(State::Disconnected as u8),
             queue: Mutex::new(queue),
             subscriptions: Mutex::new(HashSet::new()),
-            events_tx,
-            events_rx,
-            events_enabled: AtomicBool::new(false),
+            events: std::sync::OnceLock::new(),
+            event_queue_capacity: config.event_queue_capacity,
             max_message_size: config.max_message_size,
         });
         let engine = engine::Engine::new(config, prepared, poll, cmd_rx, shared.clone(), listener);
@@ -305,8 +305,12 @@ impl Client {
     /// counted in the log at warn level): the engine never waits for a slow reader. All
     /// receivers returned share one queue.
     pub fn events(&self) -> Receiver<Event> {
-        self.shared().events_enabled.store(true, Ordering::Release);
-        self.shared().events_rx.clone()
+        let shared = self.shared();
+        shared
+            .events
+            .get_or_init(|| crossbeam_channel::bounded(shared.event_queue_capacity))
+            .1
+            .clone()
     }
 
     /// Publish `message` to `channel`. Never blocks: the message is queued and the engine woken.

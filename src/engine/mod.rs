@@ -296,8 +296,8 @@ impl Engine {
         {
             log::error!("cobra listener panicked on {event:?}; continuing");
         }
-        if self.shared.events_enabled.load(Ordering::Acquire)
-            && self.shared.events_tx.try_send(event).is_err()
+        if let Some((tx, _)) = self.shared.events.get()
+            && tx.try_send(event).is_err()
         {
             self.events_dropped += 1;
             if self.events_dropped.is_power_of_two() {
