@@ -433,7 +433,7 @@ async fn run(a: Args) -> Res<serde_json::Value> {
     let delivered = stats.delivered.load(Ordering::Relaxed);
     let last_ns = stats.last_delivery_ns.load(Ordering::Relaxed).max(start_ns + 1);
     let h = stats.hist.lock().await;
-    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    let us = |q: f64| h.value_at_quantile(q);
     Ok(serde_json::json!({
         "target": "nats",
         "publishers": a.publishers, "subscribers": a.subscribers, "subjects": s,
@@ -442,7 +442,7 @@ async fn run(a: Args) -> Res<serde_json::Value> {
         "published_per_sec": published as f64 / publish_seconds,
         "delivered": delivered,
         "delivered_per_sec": delivered as f64 / ((last_ns - start_ns) as f64 / 1e9),
-        "latency_ms": {"p50": ms(0.5), "p99": ms(0.99), "max": h.max() as f64 / 1000.0},
+        "latency": {"count": h.len(), "p50_us": us(0.5), "p99_us": us(0.99), "max_us": h.max()},
     }))
 }
 
