@@ -49,6 +49,16 @@ impl Backoff {
         Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
     }
 
+    /// The delay after a server drain (close code [`cobra_wire::ws::CLOSE_DRAIN`]): not a
+    /// failure, so the backoff is reset and the client reconnects at once, after a delay uniform
+    /// in `[0, min]`. The server already spreads its closes over its drain window; this jitter
+    /// only keeps clients closed in the same instant from reconnecting in the same instant.
+    pub fn drain_delay(&mut self) -> Duration {
+        self.failures = 0;
+        let nanos = rand::rng().random_range(0..=self.min.as_nanos());
+        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+
     fn cap(&self) -> Duration {
         let shift = self.failures.saturating_sub(1).min(31);
         self.min.saturating_mul(1u32 << shift).min(self.max)
@@ -76,6 +86,19 @@ mod tests {
         b.reset();
         assert_eq!(b.failures(), 0);
         assert!(b.next_delay(false) <= min);
+    }
+
+    #[test]
+    fn drain_delay_resets_and_stays_under_min() {
+        let min = Duration::from_millis(100);
+        let mut b = Backoff::new(min, Duration::from_secs(10));
+        for _ in 0..5 {
+            b.next_delay(false);
+        }
+        let delays: Vec<_> = (0..50).map(|_| b.drain_delay()).collect();
+        assert_eq!(b.failures(), 0, "a drain is not a failure");
+        assert!(delays.iter().all(|d| *d <= min));
+        assert!(delays.iter().any(|d| *d != delays[0]), "jittered");
     }
 
     #[test]

@@ -125,6 +125,7 @@ fn main() {
             max_connections: 100_000,
             ..Limits::default()
         },
+        dashboard: false,
     };
     let server = Server::start(settings, AppsConfig::from_yaml(&yaml).unwrap()).unwrap();
     let addr = server.local_addr();

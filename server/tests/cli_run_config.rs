@@ -257,3 +257,39 @@ fn options_come_from_cobra_env_vars() {
         "{printed}"
     );
 }
+
+/// Status line of `GET path`.
+fn http_status(port: u16, path: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(DEADLINE))
+        .expect("read timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.lines().next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn the_dashboard_is_served_unless_cobra_no_dashboard() {
+    let home = tempfile::tempdir().unwrap();
+    let path = home.path().join("apps.yaml");
+    std::fs::write(&path, AppsConfig::default_generated().to_yaml()).unwrap();
+    let config = path.to_str().unwrap();
+    for (env, want) in [
+        (None, "HTTP/1.1 200 OK"),
+        (Some("true"), "HTTP/1.1 404 Not Found"),
+    ] {
+        let port = free_port();
+        let mut vars = vec![("COBRA_APPS_CONFIG", config)];
+        vars.extend(env.map(|v| ("COBRA_NO_DASHBOARD", v)));
+        let mut server = cobra_run(home.path(), port, &[], &vars);
+        wait_listening(&mut server, port, home.path());
+        assert_eq!(http_status(port, "/"), want, "COBRA_NO_DASHBOARD={env:?}");
+        assert!(http_health(port).ends_with("OK\n"));
+    }
+}

@@ -1035,6 +1035,18 @@ impl Engine {
         }
         self.connection_gone();
         log::info!("cobra: {:?}: {}", f.kind, f.message);
+        // A draining server asks for a reconnect elsewhere: not an error, no backoff.
+        let drained =
+            matches!(&f.remote_close, Some((code, _)) if *code == cobra_wire::ws::CLOSE_DRAIN);
+        if drained && self.mode == Mode::Active {
+            let wait = self.backoff.drain_delay();
+            self.retry_at = Some(Instant::now() + wait);
+            self.emit(Event::Reconnecting {
+                attempt: self.attempt + 1,
+                wait,
+            });
+            return;
+        }
         if self.mode != Mode::Active {
             self.emit(Event::Error {
                 kind: f.kind,

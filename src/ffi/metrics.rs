@@ -62,7 +62,7 @@ impl Publish for WeakSink {
     }
 }
 
-static METRICS: Registry<MetricsPublisher> = Registry::new("metrics");
+pub(crate) static METRICS: Registry<MetricsPublisher> = Registry::new("metrics");
 
 fn metrics(handle: *mut CobraMetrics) -> FfiResult<std::sync::Arc<MetricsPublisher>> {
     METRICS.get(handle)

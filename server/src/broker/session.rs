@@ -260,8 +260,9 @@ enum Auth {
     Authenticated {
         role: Box<str>,
         counters: Arc<RoleCounters>,
-        /// Whether the role may publish (the apps config never changes while the broker
-        /// runs): spares every publish the lookups of [`Session::check_allowed`].
+        /// Whether the role may publish: spares every publish the lookups of
+        /// [`Session::check_allowed`]. A reload that changes the role's permissions closes
+        /// the connection (see [`Broker::reload_apps`]), so it never goes stale.
         may_publish: bool,
     },
 }
@@ -474,7 +475,7 @@ impl Session {
         user_agent: &str,
     ) -> Self {
         let has_channel_builder = broker
-            .apps
+            .apps()
             .app(appkey)
             .is_some_and(|a| !a.channel_builder.is_empty());
         Session {
@@ -863,7 +864,7 @@ impl Session {
         };
         let allowed = self
             .broker
-            .apps
+            .apps()
             .apps
             .get(&*self.appkey)
             .and_then(|a| a.roles.get(&**role))
@@ -971,9 +972,8 @@ impl Session {
                 ));
             }
         };
-        let secret = self
-            .broker
-            .apps
+        let apps = self.broker.apps();
+        let secret = apps
             .apps
             .get(&*self.appkey)
             .and_then(|a| a.roles.get(&*role))
@@ -990,9 +990,8 @@ impl Session {
         }
         let counters = self.broker.stats.role(&self.appkey, &role);
         tracing::debug!(conn = %self.id, role = %role, "authenticated");
-        let may_publish = self
-            .broker
-            .apps
+        self.broker.set_role(&self.id, &role);
+        let may_publish = apps
             .app(&self.appkey)
             .and_then(|a| a.roles.get(&*role))
             .is_some_and(|r| r.permissions.allows("rtm/publish"));
@@ -1051,8 +1050,9 @@ impl Session {
     ) -> Result<OneOrMany<ChannelKey>, Refusal> {
         let mut channels: Vec<String> = channels.unwrap_or_default();
         channels.extend(channel.map(Cow::into_owned));
-        if self.has_channel_builder
-            && let Some(app) = self.broker.apps.app(&self.appkey)
+        let apps = self.has_channel_builder.then(|| self.broker.apps());
+        if let Some(apps) = &apps
+            && let Some(app) = apps.app(&self.appkey)
         {
             // The builder reads fields of the message: parse only in this case.
             if let Ok(value) = serde_json::from_str::<serde_json::Value>(message.get()) {
@@ -1190,6 +1190,7 @@ impl Session {
             return Ok(None);
         }
         counters.subscriptions.fetch_add(1, Ordering::Relaxed);
+        self.broker.stats.channel_subscribers(key.channel(), 1);
         self.send_ok(
             sink,
             "rtm/subscribe",
@@ -1244,6 +1245,9 @@ impl Session {
         };
         let sub = self.subs.swap_remove(i);
         self.broker.backend.unsubscribe(&sub.channel, &sub.handle);
+        self.broker
+            .stats
+            .channel_subscribers(sub.channel.channel(), -1);
         counters.subscriptions.fetch_sub(1, Ordering::Relaxed);
         Ok(Some(format!(r#"{{"subscription_id":{}}}"#, sub.id_json)))
     }
@@ -1441,10 +1445,11 @@ impl Session {
         match flags.close {
             Some(code) => Flow::Close {
                 code,
-                reason: if code == CLOSE_NORMAL {
-                    "closed by an admin"
-                } else {
-                    "server shutting down"
+                reason: match code {
+                    CLOSE_NORMAL => "closed by an admin",
+                    super::CLOSE_DRAIN => "server draining: reconnect",
+                    super::CLOSE_REVOKED => "role revoked or changed by a config reload",
+                    _ => "server shutting down",
                 },
             },
             None => Flow::Continue,
@@ -1585,6 +1590,9 @@ impl Session {
     fn remove_sub(&mut self, i: usize) {
         let sub = self.subs.swap_remove(i);
         self.broker.backend.unsubscribe(&sub.channel, &sub.handle);
+        self.broker
+            .stats
+            .channel_subscribers(sub.channel.channel(), -1);
         if let Auth::Authenticated { counters, .. } = &self.auth {
             counters.subscriptions.fetch_sub(1, Ordering::Relaxed);
         }
@@ -1596,6 +1604,9 @@ impl Drop for Session {
     fn drop(&mut self) {
         for sub in self.subs.drain(..) {
             self.broker.backend.unsubscribe(&sub.channel, &sub.handle);
+            self.broker
+                .stats
+                .channel_subscribers(sub.channel.channel(), -1);
             if let Auth::Authenticated { counters, .. } = &self.auth {
                 counters.subscriptions.fetch_sub(1, Ordering::Relaxed);
             }

@@ -108,6 +108,9 @@ pub struct Stats {
     pub backpressure: Arc<BackpressureCounters>,
     roles: RwLock<HashMap<RoleKey, Arc<RoleCounters>>>,
     channels: Mutex<HashMap<Box<str>, [u64; 2]>>,
+    /// Live subscriptions per channel (app-local name); an entry goes when its count is 0, so
+    /// the map holds at most one entry per live subscription.
+    channel_subs: Mutex<HashMap<Box<str>, i64>>,
     previous: Mutex<Previous>,
 }
 
@@ -138,6 +141,28 @@ impl Stats {
         };
         entry[0] += 1;
         entry[1] += bytes as u64;
+    }
+
+    /// Counts a subscription to `channel` (app-local name) made (`delta` 1) or ended (-1).
+    pub fn channel_subscribers(&self, channel: &str, delta: i64) {
+        let mut map = self.channel_subs.lock();
+        match map.get_mut(channel) {
+            Some(n) => {
+                *n += delta;
+                if *n <= 0 {
+                    map.remove(channel);
+                }
+            }
+            None if delta > 0 => {
+                map.insert(channel.into(), delta);
+            }
+            None => {}
+        }
+    }
+
+    /// Live subscriptions to `channel` (app-local name; every app's add up).
+    pub fn channel_subscriptions(&self, channel: &str) -> i64 {
+        self.channel_subs.lock().get(channel).copied().unwrap_or(0)
     }
 
     /// The stats message in the reference shape: `{"node", "data": {"cobra": {metric: {role: v}},
@@ -184,6 +209,14 @@ impl Stats {
             channel_data.insert((*metric).into(), Value::Object(total));
             channel_data.insert(format!("{metric}_per_second"), Value::Object(per_second));
         }
+        // Not in the reference: live subscriptions per channel (the dashboard's channel list).
+        let subscriptions: Map<String, Value> = self
+            .channel_subs
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        channel_data.insert("subscriptions".into(), Value::Object(subscriptions));
         previous.0 = roles.into_iter().collect();
         previous.1 = channels.into_iter().collect();
         drop(previous);

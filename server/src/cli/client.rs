@@ -1,12 +1,14 @@
 //! The client commands of `cobra`, built on the SDK (`cobra::Client`): publish, subscribe, health, read,
-//! write, delete.
+//! write, delete, and the stats views monitor and top.
 //!
 //! Exit status: 0 on success, 1 when the server or the network failed us (the message names what), 2 for
 //! bad usage or input (clap's own usage errors are 2 as well).
 
 mod creds;
 mod health;
+mod monitor;
 mod session;
+mod tables;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufWriter, Write};
@@ -16,6 +18,7 @@ use cobra::{Event, SubscribeOptions};
 use serde_json::Value;
 
 pub use creds::{CredsError, apps_config_path, resolve as resolve_credentials};
+pub use monitor::{MonitorArgs, TopArgs, TopSort, monitor, top};
 use session::{Session, wait_event};
 
 /// A failed client command.

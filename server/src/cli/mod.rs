@@ -4,8 +4,11 @@ use clap::{Parser, Subcommand};
 
 pub mod bench;
 pub mod client;
+pub mod config_check;
 pub mod init;
+pub mod probe;
 pub mod run;
+pub mod signal;
 
 /// cobra: realtime telemetry broker and tools.
 #[derive(Debug, Parser)]
@@ -35,8 +38,21 @@ pub enum Command {
     Write(client::WriteArgs),
     /// Delete the value stored on a channel.
     Delete(client::DeleteArgs),
+    /// Print the server's stats tables (as the Python client's `monitor`), once or every second.
+    Monitor(client::MonitorArgs),
+    /// A terminal view of the server refreshed every second: channels by rate, connections,
+    /// publishes and deliveries per second, per node.
+    Top(client::TopArgs),
     /// Load-test a server: publishers, subscribers, idle connections; throughput, latency, loss.
     Bench(Box<bench::BenchArgs>),
+    /// Put a running server in lame-duck mode (SIGUSR2): not ready, clients moved away.
+    Drain(signal::PidArgs),
+    /// Make a running server re-read its apps config (SIGHUP).
+    Reload(signal::PidArgs),
+    /// Apps config tools (`cobra config check FILE`).
+    Config(config_check::ConfigArgs),
+    /// Ask a local server's /health/live or /health/ready; exit 0 on 200 (container health checks).
+    Probe(probe::ProbeArgs),
 }
 
 /// Runs the parsed command line; the returned code is the process exit status.
@@ -51,6 +67,12 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Read(args) => client::read(args),
         Command::Write(args) => client::write(args),
         Command::Delete(args) => client::delete(args),
+        Command::Monitor(args) => client::monitor(args),
+        Command::Top(args) => client::top(args),
         Command::Bench(args) => bench::bench(*args),
+        Command::Drain(args) => signal::drain(args),
+        Command::Reload(args) => signal::reload(args),
+        Command::Config(args) => config_check::config(args),
+        Command::Probe(args) => probe::probe(args),
     }
 }

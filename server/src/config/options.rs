@@ -141,6 +141,34 @@ pub struct ServerOptions {
     /// subscriber at once).
     #[arg(long, env = "COBRA_BACKPRESSURE_WAIT_MS", default_value_t = DEFAULT_BACKPRESSURE_WAIT_MS)]
     pub backpressure_wait_ms: u64,
+
+    /// Do not serve the web dashboard at `/` (it is served by default; it holds no data of
+    /// its own and logs in over the WebSocket like any client).
+    #[arg(long, env = "COBRA_NO_DASHBOARD", value_parser = BoolishValueParser::new(),
+          action = clap::ArgAction::SetTrue)]
+    pub no_dashboard: bool,
+
+    /// Seconds over which SIGTERM (or SIGUSR2, `cobra drain`) closes the clients, in random
+    /// order, before the server exits (0: all at once).
+    #[arg(long, env = "COBRA_DRAIN_SECONDS", default_value_t = DEFAULT_DRAIN_SECONDS)]
+    pub drain_seconds: u64,
+
+    /// Log lines as human-readable text or as one JSON object per line.
+    #[arg(long, env = "COBRA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Default drain window: long enough for a fleet to move a few clients at a time, well under
+/// Kubernetes' and systemd's usual stop timeouts once raised past it (see `deploy/`).
+pub const DEFAULT_DRAIN_SECONDS: u64 = 30;
+
+/// The format of the log lines (on stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `tracing`'s human-readable lines.
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `fields`, `target`), for log shippers.
+    Json,
 }
 
 /// The per-connection and per-server limits, gathered in one place.
@@ -210,6 +238,8 @@ pub struct ServerSettings {
     pub verbose: bool,
     pub tls: Option<TlsFiles>,
     pub limits: Limits,
+    /// Serve the web dashboard at `/` (`--no-dashboard` turns it off).
+    pub dashboard: bool,
 }
 
 /// Why the options of `cobra run` were refused.
@@ -293,6 +323,7 @@ impl ServerOptions {
             verbose: self.verbose,
             tls,
             limits,
+            dashboard: !self.no_dashboard,
         })
     }
 }
@@ -311,6 +342,7 @@ impl ServerSettings {
             verbose: false,
             tls: None,
             limits: Limits::default(),
+            dashboard: true,
         }
     }
 

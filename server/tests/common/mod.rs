@@ -57,6 +57,7 @@ pub fn settings() -> ServerSettings {
         verbose: false,
         tls: None,
         limits: Limits::default(),
+        dashboard: true,
     }
 }
 

@@ -124,6 +124,19 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// Freezes (`true`: SIGSTOP) or thaws (`false`: SIGCONT) the process: a node that stops
+    /// answering without closing its connections.
+    pub fn freeze(&self, frozen: bool) {
+        if let Some(child) = &self.child {
+            let signal = if frozen { "-STOP" } else { "-CONT" };
+            let status = std::process::Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status()
+                .expect("kill");
+            assert!(status.success(), "kill {signal}");
+        }
+    }
+
     /// Kills the process with SIGKILL (a crash: no goodbye to clients) and waits for it.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
