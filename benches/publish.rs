@@ -129,11 +129,7 @@ fn connected(addr: SocketAddr) -> Client {
 fn connected_with(addr: SocketAddr, deflate: Option<DeflateOptions>) -> Client {
     let config = Config::new(format!("ws://{addr}"), "bench", "bench", "s")
         .deflate(deflate)
-        .queue_limits(
-        1 << 20,
-        1 << 30,
-        cobra::OverflowPolicy::RefuseNew,
-    );
+        .queue_limits(1 << 20, 1 << 30, cobra::OverflowPolicy::RefuseNew);
     let client = Client::new(config, None).unwrap();
     client.connect().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -53,7 +53,9 @@ fn busy_then_idle(url: &str, i: usize) -> Client {
     rec.wait_for(Duration::from_secs(20), "own event back", |e| {
         matches!(e, Event::SubscriptionData { .. })
     });
-    wait_until(Duration::from_secs(20), "ack", || client.pending_count() == 0);
+    wait_until(Duration::from_secs(20), "ack", || {
+        client.pending_count() == 0
+    });
     client
 }
 

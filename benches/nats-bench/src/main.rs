@@ -81,7 +81,9 @@ struct Conn {
 
 impl Conn {
     async fn open(addr: SocketAddr, host: &str, port: u16, deflate: bool) -> Res<Conn> {
-        let tcp = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+        let tcp = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect {addr}: {e}"))?;
         tcp.set_nodelay(true).map_err(|e| e.to_string())?;
         let mut c = Conn {
             tcp,
@@ -134,7 +136,10 @@ impl Conn {
         // INFO first, then our CONNECT; the PONG to our PING says the server took it.
         let info = c.line().await?;
         if !info.starts_with(b"INFO ") {
-            return Err(format!("expected INFO, got {:?}", String::from_utf8_lossy(&info)));
+            return Err(format!(
+                "expected INFO, got {:?}",
+                String::from_utf8_lossy(&info)
+            ));
         }
         c.send(b"CONNECT {\"verbose\":false,\"pedantic\":false,\"protocol\":1,\"headers\":false}\r\nPING\r\n");
         c.flush().await?;
@@ -149,7 +154,10 @@ impl Conn {
 
     async fn flush(&mut self) -> Res<()> {
         if !self.wbuf.is_empty() {
-            self.tcp.write_all(&self.wbuf).await.map_err(|e| format!("write: {e}"))?;
+            self.tcp
+                .write_all(&self.wbuf)
+                .await
+                .map_err(|e| format!("write: {e}"))?;
             self.wbuf.clear();
         }
         Ok(())
@@ -157,12 +165,19 @@ impl Conn {
 
     async fn fill(&mut self) -> Res<usize> {
         self.rbuf.reserve(64 << 10);
-        self.tcp.read_buf(&mut self.rbuf).await.map_err(|e| format!("read: {e}"))
+        self.tcp
+            .read_buf(&mut self.rbuf)
+            .await
+            .map_err(|e| format!("read: {e}"))
     }
 
     /// Moves every complete WebSocket message's payload into `nats`; answers WebSocket pings.
     fn decode(&mut self) -> Res<()> {
-        while let Some(m) = self.codec.decode(&mut self.rbuf).map_err(|e| e.to_string())? {
+        while let Some(m) = self
+            .codec
+            .decode(&mut self.rbuf)
+            .map_err(|e| e.to_string())?
+        {
             match m {
                 Message::Binary(b) => self.nats.extend_from_slice(&b),
                 Message::Text(t) => self.nats.extend_from_slice(t.as_bytes()),
@@ -244,8 +259,7 @@ async fn subscriber(mut c: Conn, epoch: Instant, stats: Arc<Stats>) -> Res<()> {
     let mut n = 0u64;
     loop {
         // Parse every complete MSG in the buffer; answer server PINGs.
-        loop {
-            let Some(i) = memchr::memmem::find(&c.nats, b"\r\n") else { break };
+        while let Some(i) = memchr::memmem::find(&c.nats, b"\r\n") {
             let line = &c.nats[..i];
             if let Some(rest) = line.strip_prefix(b"MSG ") {
                 let len: usize = rest
@@ -276,8 +290,13 @@ async fn subscriber(mut c: Conn, epoch: Instant, stats: Arc<Stats>) -> Res<()> {
         if n > 0 {
             stats.delivered.fetch_add(n, Ordering::Relaxed);
             n = 0;
-            if local.len() > 0 {
-                stats.hist.lock().await.add(&local).map_err(|e| e.to_string())?;
+            if !local.is_empty() {
+                stats
+                    .hist
+                    .lock()
+                    .await
+                    .add(&local)
+                    .map_err(|e| e.to_string())?;
                 local.reset();
             }
         }
@@ -353,7 +372,10 @@ fn rss_kib(pid: u32) -> Option<u64> {
 }
 
 async fn run(a: Args) -> Res<serde_json::Value> {
-    let rest = a.url.strip_prefix("ws://").ok_or("--url: expected ws://host:port")?;
+    let rest = a
+        .url
+        .strip_prefix("ws://")
+        .ok_or("--url: expected ws://host:port")?;
     let (host, port) = rest
         .trim_end_matches('/')
         .rsplit_once(':')
@@ -389,7 +411,8 @@ async fn run(a: Args) -> Res<serde_json::Value> {
         delivered: AtomicU64::new(0),
         last_delivery_ns: AtomicU64::new(0),
         hist: Mutex::new(
-            hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 3).map_err(|e| e.to_string())?,
+            hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 3)
+                .map_err(|e| e.to_string())?,
         ),
     });
     let s = a.subjects.max(1);
@@ -411,7 +434,16 @@ async fn run(a: Args) -> Res<serde_json::Value> {
     let until = Instant::now() + Duration::from_secs_f64(a.duration);
     let per_rate = a.rate / a.publishers.max(1) as f64;
     for (i, c) in conns.into_iter().enumerate() {
-        pubs.spawn(publisher(c, i, format!("bench.{}", i % s), a.size, per_rate, a.window, until, epoch));
+        pubs.spawn(publisher(
+            c,
+            i,
+            format!("bench.{}", i % s),
+            a.size,
+            per_rate,
+            a.window,
+            until,
+            epoch,
+        ));
     }
     let mut published = 0u64;
     while let Some(r) = pubs.join_next().await {
@@ -431,7 +463,10 @@ async fn run(a: Args) -> Res<serde_json::Value> {
     }
     subs.abort_all();
     let delivered = stats.delivered.load(Ordering::Relaxed);
-    let last_ns = stats.last_delivery_ns.load(Ordering::Relaxed).max(start_ns + 1);
+    let last_ns = stats
+        .last_delivery_ns
+        .load(Ordering::Relaxed)
+        .max(start_ns + 1);
     let h = stats.hist.lock().await;
     let us = |q: f64| h.value_at_quantile(q);
     Ok(serde_json::json!({
@@ -448,7 +483,10 @@ async fn run(a: Args) -> Res<serde_json::Value> {
 
 fn main() {
     let args = Args::parse();
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("nats-bench: {e}");
