@@ -15,7 +15,11 @@ work, dur, idle, server_cpu, tool_cpu = sys.argv[1:6]
 def load(target, name):
     try:
         with open(os.path.join(work, f"{target}-{name}.json")) as f:
-            return json.loads(f.read().strip().splitlines()[-1])
+            text = f.read().strip()
+        try:
+            return json.loads(text)
+        except ValueError:
+            return json.loads(text.splitlines()[-1])
     except (OSError, ValueError, IndexError):
         return None
 
