@@ -162,6 +162,7 @@
     if (client) client.close();
     channels.stop();
     tail.stopped();
+    aggregations.stopped();
     session.subId = null;
     $('tabs').hidden = true;
     $('logout').hidden = true;
@@ -578,32 +579,98 @@
   };
 
   // ---------------------------------------------------------------- aggregations
+  // Rows as docs/streamsql.md documents them: window_start, window_end, the SELECT list in its order,
+  // then late, skipped, final. A HISTOGRAM value is {edges, counts, shares}.
+  const AGG_TRAILER = new Set(['window_start', 'window_end', 'late', 'skipped', 'final']);
+  /** Query shapes (distinct SELECT lists) kept at once; rows of more are ignored. */
+  const AGG_TABLES = 20;
+  /** Default key of an aggregate without alias (`count`, `avg(data.fps)`, ...): never a group field. */
+  const AGG_NAME = /^(count|count_distinct|sum|avg|min|max|percentile|histogram)(\(|$)/;
+
   const aggregations = {
-    tables: new Map(), // shape -> {groupFields, aggFields, rows: Map(key -> row)}
+    tables: new Map(), // SELECT keys -> {keys, kinds: Map(key -> 'group'|'agg'|'hist'), rows: Map(group -> row)}
     pending: false,
+    subId: null,
+    subSeq: 0,
+
+    /** A row's kind for one key. Numbers are aggregates, so a numeric GROUP BY field shows as one. */
+    kindOf(k, v, prev) {
+      if (v && typeof v === 'object' && Array.isArray(v.edges) && Array.isArray(v.counts)) return 'hist';
+      if (typeof v === 'number' || (v && typeof v === 'object')) return prev === 'group' ? 'group' : 'agg';
+      if (typeof v === 'string' || typeof v === 'boolean') return 'group';
+      return prev || (AGG_NAME.test(k) ? 'agg' : 'group'); // null: an empty aggregate or a missing group value
+    },
 
     offer(m) {
-      const groupFields = [];
-      const aggFields = [];
-      for (const [k, v] of Object.entries(m)) {
-        if (k === 'window_start' || k === 'window_end') continue;
-        if (v === null || typeof v === 'string' || typeof v === 'boolean') groupFields.push(k);
-        else aggFields.push(k);
-      }
-      const shape = groupFields.join('\u0000') + '\u0001' + aggFields.join('\u0000');
+      const keys = Object.keys(m).filter((k) => !AGG_TRAILER.has(k));
+      const shape = keys.join('\u0000');
       let table = this.tables.get(shape);
       if (!table) {
-        if (this.tables.size >= 20) return;
-        table = { groupFields, aggFields, rows: new Map() };
+        if (this.tables.size >= AGG_TABLES) return;
+        table = { keys, kinds: new Map(), rows: new Map() };
         this.tables.set(shape, table);
       }
-      const key = groupFields.map((f) => String(m[f])).join(' · ') || '(all)';
-      if (!table.rows.has(key) && table.rows.size >= AGG_GROUPS) return;
+      let changed = false;
+      for (const k of keys) {
+        const kind = this.kindOf(k, m[k], table.kinds.get(k));
+        if (kind !== table.kinds.get(k)) { changed = table.kinds.has(k) || changed; table.kinds.set(k, kind); }
+      }
+      if (changed) table.rows.clear(); // group keys were computed with other kinds
+      const key = JSON.stringify(keys.filter((k) => table.kinds.get(k) === 'group').map((k) => m[k]));
+      const prev = table.rows.get(key);
+      if (!prev && table.rows.size >= AGG_GROUPS) return;
+      // Each group shows its latest window (a window's final row may arrive after the next one's updates).
+      if (prev && Number(prev.window_start) > Number(m.window_start)) return;
       table.rows.set(key, m);
       if (!this.pending) {
         this.pending = true;
         requestAnimationFrame(() => { this.pending = false; this.render(); });
       }
+    },
+
+    async start() {
+      $('agg-error').hidden = true;
+      const sql = $('agg-sql').value.trim();
+      const { channel, filter } = parseTailInput(sql);
+      if (!channel || !filter) { this.showError('type a SELECT ... FROM `channel` ... GROUP BY ... WINDOW ... statement'); return; }
+      await this.stop();
+      this.clear();
+      const id = `agg-${++this.subSeq}`;
+      this.subId = id;
+      const position = $('agg-start').value === 'history' ? '0-0' : undefined;
+      try {
+        await state.client.subscribe(id, { channel, filter, position, batchSize: 100 }, {
+          onData: (messages) => {
+            for (const m of messages) if (m && typeof m === 'object' && 'window_start' in m) this.offer(m);
+          },
+          onError: (e) => { this.showError(`subscription ended: ${e.message}`); this.stopped(); },
+          onInfo: (body) => { $('agg-state').textContent = body.reason || body.info || ''; },
+        });
+      } catch (e) {
+        this.subId = null;
+        this.showError(describeSqlError(filter, e.message));
+        return;
+      }
+      $('agg-state').textContent = `running on ${channel}`;
+      $('agg-stop').disabled = false;
+    },
+
+    async stop() {
+      const id = this.subId;
+      this.subId = null;
+      if (id && state.client) await state.client.unsubscribe(id);
+      this.stopped();
+    },
+
+    stopped() {
+      this.subId = null;
+      $('agg-stop').disabled = true;
+      $('agg-state').textContent = 'stopped';
+    },
+
+    showError(text) {
+      $('agg-error').textContent = text;
+      $('agg-error').hidden = false;
     },
 
     clear() {
@@ -614,20 +681,28 @@
     render() {
       const blocks = [];
       for (const t of this.tables.values()) {
-        const rows = [...t.rows].sort((a, b) => a[0].localeCompare(b[0]));
-        const plainAggs = t.aggFields.filter((f) => rows.every(([, m]) => typeof m[f] !== 'object' || m[f] === null));
-        const histFields = t.aggFields.filter((f) => !plainAggs.includes(f));
-        const head = el('tr', {}, ...t.groupFields.map((f) => el('th', {}, f)), el('th', {}, 'window'), ...plainAggs.map((f) => el('th', { class: 'num' }, f)));
-        const body = rows.map(([, m]) => el('tr', {},
-          ...t.groupFields.map((f) => el('td', {}, String(m[f]))),
-          el('td', {}, `${fmtWindow(m.window_start)} – ${fmtWindow(m.window_end)}`),
-          ...plainAggs.map((f) => el('td', { class: 'num' }, fmtAgg(m[f])))));
-        const block = el('div', { class: 'agg-block' },
-          el('h3', {}, `GROUP BY ${t.groupFields.join(', ') || '(one group)'}: ${rows.length} group${rows.length === 1 ? '' : 's'}`),
-          el('table', { class: 'agg-table' }, el('thead', {}, head), el('tbody', {}, ...body)));
-        // The talk's FPS-by-device layout: one column per group, one row per histogram bucket,
-        // then every average.
-        for (const hf of histFields) block.append(histogramLayout(t, rows, hf, plainAggs));
+        const rows = [...t.rows.values()];
+        const of = (kind) => t.keys.filter((k) => t.kinds.get(k) === kind);
+        const groups = rows.map((m) => of('group').map((k) => aggText(m[k])).join(' / ') || '(all)');
+        const latest = rows.reduce((a, m) => (a && Number(a.window_start) >= Number(m.window_start) ? a : m), null);
+        const late = rows.reduce((s, m) => s + (Number(m.late) || 0), 0);
+        const title = `GROUP BY ${of('group').join(', ') || '(one group)'}: ${rows.length} group${rows.length === 1 ? '' : 's'}`
+          + (latest ? `, window ${fmtWindow(latest.window_start)} – ${fmtWindow(latest.window_end)} UTC` : '')
+          + (late ? `, ${fmtInt(late)} late` : '');
+        const block = el('div', { class: 'agg-block' }, el('h3', {}, title));
+        const hists = of('hist');
+        if (hists.length) {
+          for (const hf of hists) block.append(histogramLayout(rows, groups, hf, of('agg')));
+        } else {
+          const head = el('tr', {}, ...of('group').map((k) => el('th', {}, k)), el('th', {}, 'window'),
+            ...of('agg').map((k) => el('th', { class: 'num' }, k)), el('th', { class: 'num' }, 'skipped'), el('th', {}, 'final'));
+          const body = rows.map((m) => el('tr', {},
+            ...of('group').map((k) => el('td', {}, aggText(m[k]))),
+            el('td', {}, `${fmtWindow(m.window_start)} – ${fmtWindow(m.window_end)}`),
+            ...of('agg').map((k) => el('td', { class: 'num' }, aggText(m[k]))),
+            el('td', { class: 'num' }, aggText(m.skipped)), el('td', {}, m.final ? 'yes' : 'no')));
+          block.append(el('table', { class: 'agg-table' }, el('thead', {}, head), el('tbody', {}, ...body)));
+        }
         blocks.push(block);
       }
       $('agg-tables').replaceChildren(...blocks);
@@ -636,46 +711,41 @@
 
   function fmtWindow(v) {
     const n = Number(v);
-    if (Number.isFinite(n) && n > 1e11) return new Date(n).toTimeString().slice(0, 8);
+    if (Number.isFinite(n) && n > 1e11) return new Date(n).toISOString().slice(11, 19);
     return String(v);
   }
 
-  function fmtAgg(v) {
-    if (typeof v === 'number') return Number.isInteger(v) ? fmtInt(v) : v.toFixed(2);
+  /** A cell as `cobra subscribe --table` writes it: strings bare, fractions with 2 decimals, `-` for null. */
+  function aggText(v) {
+    if (v === null || v === undefined) return '-';
+    if (typeof v === 'string') return v;
+    if (typeof v === 'number') return Number.isInteger(v) ? String(v) : v.toFixed(2);
     return JSON.stringify(v);
   }
 
-  /** Buckets of a histogram value: [label, count, share] for an object or array shape. */
-  function buckets(h) {
-    if (Array.isArray(h)) return h.map((b, i) => (b && typeof b === 'object')
-      ? [String(b.bucket ?? b.label ?? b.le ?? i), Number(b.count ?? 0), b.share]
-      : [String(i), Number(b), undefined]);
-    const src = h && typeof h.buckets === 'object' ? h.buckets : h;
-    return Object.entries(src || {}).map(([k, v]) => (v && typeof v === 'object')
-      ? [k, Number(v.count ?? 0), v.share]
-      : [k, Number(v), undefined]);
+  /** Bucket labels of a HISTOGRAM's edges (sorted decreasing): `> e1`, `e1` ... (each bucket named by its upper edge), `<= en`. */
+  function bucketLabels(edges) {
+    const e = edges.map(aggText);
+    if (!e.length) return ['all'];
+    return [`> ${e[0]}`, ...e.slice(0, -1), `<= ${e[e.length - 1]}`];
   }
 
-  function histogramLayout(t, rows, hf, plainAggs) {
-    const labels = [];
-    const perGroup = rows.map(([key, m]) => {
-      const bs = buckets(m[hf]);
-      for (const [l] of bs) if (!labels.includes(l)) labels.push(l);
-      const total = bs.reduce((s, b) => s + (Number.isFinite(b[1]) ? b[1] : 0), 0);
-      const map = new Map(bs.map(([l, c, share]) => [l, typeof share === 'number' ? share : (total ? c / total : 0)]));
-      return { key, m, map, total };
-    });
-    const head = el('tr', {}, el('th', {}, hf), ...perGroup.map((g) => el('th', { class: 'num' }, g.key)));
-    const body = labels.map((l) => el('tr', {}, el('td', {}, l), ...perGroup.map((g) => {
-      const share = g.map.get(l) || 0;
+  /** The talk's FPS-by-device layout: one column per group; rows: samples, each bucket's share, the other aggregates. */
+  function histogramLayout(rows, groups, hf, aggs) {
+    const first = rows.find((m) => m[hf] && Array.isArray(m[hf].edges));
+    const labels = bucketLabels(first ? first[hf].edges : []);
+    const counts = (m) => (m[hf] && Array.isArray(m[hf].counts) ? m[hf].counts : []);
+    const head = el('tr', {}, el('th', {}, hf), ...groups.map((g) => el('th', { class: 'num' }, g)));
+    const body = [el('tr', {}, el('td', {}, 'Samples'), ...rows.map((m) => el('td', { class: 'num' },
+      String(counts(m).reduce((s, c) => s + (Number(c) || 0), 0)))))];
+    labels.forEach((l, i) => body.push(el('tr', {}, el('td', {}, l), ...rows.map((m) => {
+      const share = m[hf] && Array.isArray(m[hf].shares) ? m[hf].shares[i] : undefined;
+      if (typeof share !== 'number') return el('td', { class: 'num' }, '-');
       const bar = el('span', { class: 'histo' });
       bar.style.width = `${Math.round(share * 60)}px`;
       return el('td', { class: 'num' }, bar, `${(share * 100).toFixed(1)} %`);
-    })));
-    body.push(el('tr', {}, el('td', {}, 'Samples'), ...perGroup.map((g) => el('td', { class: 'num' }, fmtInt(g.total)))));
-    for (const f of plainAggs.filter((f) => /^avg/i.test(f))) {
-      body.push(el('tr', {}, el('td', {}, f), ...perGroup.map((g) => el('td', { class: 'num' }, fmtAgg(g.m[f])))));
-    }
+    }))));
+    for (const k of aggs) body.push(el('tr', {}, el('td', {}, k), ...rows.map((m) => el('td', { class: 'num' }, aggText(m[k])))));
     return el('table', { class: 'agg-histogram' }, el('thead', {}, head), el('tbody', {}, ...body));
   }
 
@@ -776,6 +846,8 @@
       session.open($('detail-session').dataset.session);
     });
     $('session-open').addEventListener('click', () => session.open());
+    $('agg-run').addEventListener('click', () => aggregations.start());
+    $('agg-stop').addEventListener('click', () => aggregations.stop());
     window.addEventListener('resize', () => { tail.renderSoon(); charts.redraw(); });
     charts.init();
     session.init();

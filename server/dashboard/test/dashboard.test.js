@@ -384,25 +384,67 @@ async function main() {
     await page.click('#channels-table tr[data-channel="dash_events"]');
     await page.waitForFunction(() => document.querySelector('#tail-state').textContent === 'tailing dash_events', null, { timeout: WAIT });
 
-    step('aggregation rows render as a live table, with the FPS-by-device layout');
-    await startTail(page, 'dash_agg');
-    await tailing(page, 'dash_agg');
-    const row = (model, count, avg, h) => ({ window_start: 1700000000000, window_end: 1700000010000, 'device.model': model, count, 'avg(data.fps)': avg, 'histogram(data.fps)': h });
-    publish(port, 'dash_agg', [
-      row('iPhone', 10, 50.5, { '> 60': 0, '60': 7, '30': 3, '15': 0 }),
-      row('iPad', 4, 30, { '> 60': 0, '60': 1, '30': 2, '15': 1 }),
-      row('iPhone', 12, 51.25, { '> 60': 1, '60': 8, '30': 3, '15': 0 }),
-    ]);
-    await received(page, 3);
+    step('aggregations: the FPS-by-device GROUP BY run from the page renders the real rows');
+    const tableCells = (sel) => page.evaluate((sel) => [...document.querySelectorAll(`${sel} tr`)]
+      .map((r) => [...r.cells].map((c) => c.textContent)), sel);
+    /** Waits until the table's cells (text) are exactly `want`; fails with what it shows. */
+    const cellsAre = async (sel, want, cols = Infinity) => {
+      try {
+        await page.waitForFunction(({ sel, want, cols }) => JSON.stringify([...document.querySelectorAll(`${sel} tr`)]
+          .map((r) => [...r.cells].slice(0, cols).map((c) => c.textContent))) === JSON.stringify(want), { sel, want, cols }, { timeout: WAIT });
+      } catch (e) {
+        assert.deepEqual((await tableCells(sel)).map((r) => r.slice(0, cols)), want);
+        throw e;
+      }
+    };
     await page.click('#tabs button[data-view="aggregations"]');
-    await page.waitForSelector('.agg-table tbody tr >> nth=1', { timeout: WAIT });
-    assert.equal(await page.locator('.agg-table tbody tr').count(), 2, 'one row per group, updated in place');
-    const aggText = await page.textContent('.agg-table');
-    assert.match(aggText, /iPhone.*12.*51\.25/s);
-    const layout = await page.textContent('.agg-histogram');
-    assert.match(layout, /iPad.*iPhone/s);
-    assert.match(layout, /60.*25\.0 %.*66\.7 %/s);
+    await page.fill('#agg-sql', 'SELECT device.model, COUNT(*) FROM `dash_agg` GROUP BY device.model WINDOW TUMBLING (10 SECONDS) EMIT BOGUS');
+    await page.click('#agg-run');
+    await page.waitForSelector('#agg-error:not([hidden])', { timeout: WAIT });
+    assert.match(await page.textContent('#agg-error'), /\S/);
+    await page.fill('#agg-sql', "SELECT device.model, COUNT(*), AVG(data.fps) AS 'Average FPS', HISTOGRAM(data.fps, 60, 30, 15, 10, 8) AS 'Frame Rate' "
+      + 'FROM `dash_agg` GROUP BY device.model WINDOW TUMBLING (10 SECONDS) EMIT CHANGES EVERY 1 SECOND');
+    await page.selectOption('#agg-start', 'now');
+    await page.click('#agg-run');
+    await page.waitForFunction(() => document.querySelector('#agg-state').textContent === 'running on dash_agg', null, { timeout: WAIT });
+    assert.equal(await page.isHidden('#agg-error'), true);
+    // Event time: explicit timestamps, all in the window [1700000000000, 1700000010000) = 22:13:20-22:13:30 UTC.
+    const aggT0 = 1700000000000;
+    const fpsEvent = (i, model, fps) => ({ id: 'engine_fps_id', timestamp: aggT0 + i * 100, device: { model, os_name: 'iOS' }, data: { fps } });
+    publish(port, 'dash_agg', [
+      [70, 'iPhone'], [30, 'Pixel 7'], [60, 'iPhone'], [25, 'Pixel 7'], [60, 'iPhone'],
+      [9, 'Pixel 7'], [45, 'iPhone'], [8, 'Pixel 7'], [30, 'iPhone'], [12, 'iPhone'],
+    ].map(([fps, model], i) => fpsEvent(i, model, fps)));
+    // iPhone: 70 | 60 60 45 | 30 | 12 -> avg 277/6; Pixel 7: 30 25 | 9 | 8 -> avg 18.
+    await cellsAre('.agg-histogram', [
+      ['Frame Rate', 'iPhone', 'Pixel 7'],
+      ['Samples', '6', '4'],
+      ['> 60', '16.7 %', '0.0 %'],
+      ['60', '50.0 %', '0.0 %'],
+      ['30', '16.7 %', '50.0 %'],
+      ['15', '16.7 %', '0.0 %'],
+      ['10', '0.0 %', '25.0 %'],
+      ['<= 8', '0.0 %', '25.0 %'],
+      ['count', '6', '4'],
+      ['Average FPS', '46.17', '18'],
+    ]);
+    assert.match(await page.textContent('.agg-block h3'), /GROUP BY device\.model: 2 groups, window 22:13:20 – 22:13:30/);
     await shot(page, '07-aggregations');
+
+    step('aggregations: a GROUP BY without HISTOGRAM is a plain table, recomputed from history');
+    await page.fill('#agg-sql', 'SELECT device.model, COUNT(*) AS n, MAX(data.fps) FROM `dash_agg` GROUP BY device.model WINDOW TUMBLING (10 SECONDS) EMIT CHANGES EVERY 1 SECOND');
+    await page.selectOption('#agg-start', 'history');
+    await page.click('#agg-run');
+    // The last column (final) turns true when the window closes on the arrival clock: not compared.
+    await cellsAre('.agg-table', [
+      ['device.model', 'window', 'n', 'max(data.fps)', 'skipped'],
+      ['iPhone', '22:13:20 – 22:13:30', '6', '70', '0'],
+      ['Pixel 7', '22:13:20 – 22:13:30', '4', '30', '0'],
+    ], 5);
+    assert.equal(await page.locator('.agg-histogram').count(), 0, 'no FPS layout without a HISTOGRAM');
+    await shot(page, '07b-aggregations-plain');
+    await page.click('#agg-stop');
+    await page.waitForFunction(() => document.querySelector('#agg-state').textContent === 'stopped', null, { timeout: WAIT });
 
     step('the session view: history and live, fps and memory charted, other events as marks');
     const t0 = 1700000000000;
