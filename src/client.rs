@@ -145,8 +145,12 @@ impl Client {
     /// counted in the log at warn level): the engine never waits for a slow reader. All
     /// receivers returned share one queue.
     pub fn events(&self) -> Receiver<Event> {
-        self.shared().events_enabled.store(true, Ordering::Release);
-        self.shared().events_rx.clone()
+        let shared = self.shared();
+        shared
+            .events
+            .get_or_init(|| crossbeam_channel::bounded(shared.event_queue_capacity))
+            .1
+            .clone()
     }
 
     /// Publish `message` to `channel`. Never blocks: the message is queued and the engine woken.

@@ -43,10 +43,15 @@ pub struct DeflateOptions {
 }
 
 impl Default for DeflateOptions {
-    /// Context takeover both ways and 15-bit windows, as the C++ client offers.
+    /// Context takeover both ways; the client compresses with a 4 KiB (12-bit) window, the
+    /// server with up to 32 KiB. A window of 13 bits or less selects the SDK's own windowed
+    /// compressor (about 24 KiB) instead of a zlib stream (about 380 KiB, whatever the
+    /// window), so an idle connected client stays under 100 KiB of RSS; on a stream of
+    /// 300-byte telemetry events it costs a few bytes per event on the wire (see
+    /// `docs/performance.md`, "SDK memory").
     fn default() -> Self {
         Self {
-            client_max_window_bits: 15,
+            client_max_window_bits: 12,
             server_max_window_bits: 15,
             client_no_context_takeover: false,
             server_no_context_takeover: false,

@@ -72,7 +72,6 @@ pub(crate) fn start(
     let waker = mio::Waker::new(poll.registry(), WAKER)
         .map_err(|e| Error::Io(format!("creating the waker: {e}")))?;
     let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
-    let (events_tx, events_rx) = crossbeam_channel::bounded(config.event_queue_capacity);
     let shared = Arc::new(Shared {
         cmd_tx,
         waker,
@@ -80,9 +79,8 @@ pub(crate) fn start(
         state: AtomicU8::new(State::Disconnected as u8),
         queue: Mutex::new(queue),
         subscriptions: Mutex::new(HashSet::new()),
-        events_tx,
-        events_rx,
-        events_enabled: AtomicBool::new(false),
+        events: std::sync::OnceLock::new(),
+        event_queue_capacity: config.event_queue_capacity,
         max_message_size: config.max_message_size,
     });
     let engine = Engine::new(config, prepared, poll, cmd_rx, shared.clone(), listener);
@@ -236,8 +234,8 @@ impl Engine {
         {
             log::error!("cobra listener panicked on {event:?}; continuing");
         }
-        if self.shared.events_enabled.load(Ordering::Acquire)
-            && self.shared.events_tx.try_send(event).is_err()
+        if let Some((tx, _)) = self.shared.events.get()
+            && tx.try_send(event).is_err()
         {
             self.events_dropped += 1;
             if self.events_dropped.is_power_of_two() {

@@ -37,9 +37,11 @@ pub(crate) struct Shared {
     pub queue: Mutex<PublishQueue>,
     /// Subscription ids currently held (to refuse duplicates at the call).
     pub subscriptions: Mutex<HashSet<String>>,
-    pub events_tx: Sender<Event>,
-    pub events_rx: Receiver<Event>,
-    pub events_enabled: AtomicBool,
+    /// The events channel, created by the first [`crate::Client::events`] call: a bounded
+    /// crossbeam channel allocates all its slots up front (~130 KiB at the default 1024), which a
+    /// client that only uses a listener should not pay.
+    pub events: std::sync::OnceLock<(Sender<Event>, Receiver<Event>)>,
+    pub event_queue_capacity: usize,
     pub max_message_size: usize,
 }
 

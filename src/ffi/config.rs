@@ -197,7 +197,8 @@ pub(super) unsafe extern "C" fn cobra_config_add_tls_pin(
     })
 }
 
-/// Turns permessage-deflate compression on (default, 15-bit windows, context takeover both ways) or off.
+/// Turns permessage-deflate compression on (default: context takeover both ways, a 12-bit window for
+/// the client, up to 15 bits for the server) or off.
 ///
 /// Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
 #[unsafe(no_mangle)]

@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod cobra_server;
+
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

@@ -106,6 +106,126 @@ impl SmallDeflate {
     }
 }
 
+/// Largest window [`WindowDeflate`] serves (8 KiB); wider windows go to zlib.
+pub(crate) const MAX_WINDOW_BITS: u8 = 13;
+/// Hash table of [`WindowDeflate`], in entries (2^12 of `u32`: 16 KiB).
+const WINDOW_HASH_BITS: u32 = 12;
+
+/// A compressor *with* context takeover over a small window (at most
+/// [`MAX_WINDOW_BITS`]): what an SDK on a phone uses instead of a zlib stream.
+///
+/// Why not zlib: zlib-rs always allocates a 128 KiB hash table (16 hash bits whatever
+/// the memory level) plus a pending buffer of 128 KiB at flate2's memory level 9, so a
+/// zlib compressor with context takeover costs 250-380 KiB per connection whatever
+/// the window. This one keeps the last `2 << window_bits` bytes and a 16 KiB hash
+/// table: about 24 KiB at a 4 KiB window. The output is the same kind of fixed-Huffman
+/// block that zlib's level 1 sends, so the ratio on a stream of similar telemetry
+/// events is close to zlib's when the events repeat within the window.
+#[derive(Debug, Default)]
+pub(crate) struct WindowDeflate {
+    /// The last bytes of the stream (at least the window, at most twice it), then
+    /// the message being compressed.
+    buf: Vec<u8>,
+    /// Stream position of `buf[0]`, truncated to 32 bits.
+    base: u32,
+    /// Stream position (truncated to 32 bits) of the last 4-byte sequence seen with each
+    /// hash. A stale or wrapped entry is harmless: every candidate is checked against
+    /// the bytes and the window before it is used.
+    table: Vec<u32>,
+}
+
+impl WindowDeflate {
+    /// Compresses `input` (at most [`MAX_INPUT`] bytes) with back-references into itself
+    /// and into the messages before it, no further back than `1 << window_bits`
+    /// (9..=[`MAX_WINDOW_BITS`]), appending to `out`.
+    pub(crate) fn compress(&mut self, input: &[u8], window_bits: u8, out: &mut Vec<u8>) {
+        debug_assert!(input.len() <= MAX_INPUT, "input too long for WindowDeflate");
+        let window = 1usize << window_bits.clamp(9, MAX_WINDOW_BITS);
+        if input.is_empty() {
+            out.push(0x00);
+            return;
+        }
+        if self.table.is_empty() {
+            self.table = vec![0; 1 << WINDOW_HASH_BITS];
+        }
+        let s = self.buf.len();
+        self.buf.extend_from_slice(input);
+        let start = out.len();
+        out.reserve(input.len() + input.len() / 8 + 16);
+        let buf = &self.buf;
+        let table = &mut self.table;
+        let mut w = BitWriter::new(out);
+        w.put(0b010, 3);
+        let mut i = s;
+        let mut literal_from = s;
+        let mut misses = 0usize;
+        while i + MIN_MATCH <= buf.len() {
+            let v = read_u32(buf, i);
+            let h = (v.wrapping_mul(0x9E37_79B1) >> (32 - WINDOW_HASH_BITS)) as usize;
+            let pos = self.base.wrapping_add(i as u32);
+            let dist = pos.wrapping_sub(table[h]) as usize;
+            table[h] = pos;
+            if dist != 0 && dist <= window && dist <= i {
+                let c = i - dist;
+                if read_u32(buf, c) == v {
+                    let limit = (buf.len() - i).min(MAX_MATCH);
+                    let mut len = MIN_MATCH;
+                    while len < limit && buf[c + len] == buf[i + len] {
+                        len += 1;
+                    }
+                    for &b in &buf[literal_from..i] {
+                        w.literal(b);
+                    }
+                    w.copy(len, dist);
+                    i += len;
+                    literal_from = i;
+                    misses = 0;
+                    continue;
+                }
+            }
+            misses += 1;
+            i += 1 + (misses >> SKIP_SHIFT);
+        }
+        for &b in &buf[literal_from..] {
+            w.literal(b);
+        }
+        let (code, len) = LITLEN_CODES[256];
+        w.put(u32::from(code), u32::from(len));
+        w.put(0, 3);
+        w.finish();
+        if out.len() - start > stored_size(input.len()) {
+            out.truncate(start);
+            super::write_stored(input, false, out);
+            out.push(0x00);
+        }
+        self.keep_window(window);
+    }
+
+    /// Appends a message compressed elsewhere (by zlib, on its own) to the history, so
+    /// the next messages may refer to it as the peer's window does.
+    pub(crate) fn append_history(&mut self, input: &[u8], window_bits: u8) {
+        let window = 1usize << window_bits.clamp(9, MAX_WINDOW_BITS);
+        let tail = &input[input.len().saturating_sub(window)..];
+        self.buf.extend_from_slice(tail);
+        self.base = self.base.wrapping_add((input.len() - tail.len()) as u32);
+        self.keep_window(window);
+    }
+
+    /// Drops history older than the window once it holds twice the window, so the
+    /// copy is amortised over many messages.
+    fn keep_window(&mut self, window: usize) {
+        if self.buf.len() > 2 * window {
+            let drop = self.buf.len() - window;
+            self.buf.drain(..drop);
+            self.base = self.base.wrapping_add(drop as u32);
+            // A large message may have grown the buffer: give the memory back.
+            if self.buf.capacity() > 4 * window {
+                self.buf.shrink_to(2 * window);
+            }
+        }
+    }
+}
+
 /// Bytes of `len` bytes sent as stored blocks plus the sync flush's header byte.
 fn stored_size(len: usize) -> usize {
     super::stored_len(len, false) + 1

@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Markdown table of our embedded server beside NATS (same run of benches/compare.sh).
+
+Usage: compare_nats.py WORKDIR DURATION IDLE SERVER_CPU TOOL_CPU
+Reads WORKDIR/embedded-<scenario>.json (`cobra bench --json`) and WORKDIR/nats-<scenario>.json (`nats-bench`).
+"""
+import json
+import os
+import sys
+import time
+
+work, dur, idle, server_cpu, tool_cpu = sys.argv[1:6]
+
+
+def load(target, name):
+    try:
+        with open(os.path.join(work, f"{target}-{name}.json")) as f:
+            text = f.read().strip()
+        try:
+            return json.loads(text)
+        except ValueError:
+            return json.loads(text.splitlines()[-1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def get(r, *path):
+    for k in path:
+        if r is None:
+            return None
+        r = r.get(k)
+    return r
+
+
+def rate(v):
+    return "n/a" if v is None else f"{v:,.0f}"
+
+
+def ms(v):
+    return "n/a" if v is None else f"{v / 1000:.2f}"
+
+
+ROWS = [
+    ("1 → 1, deflate on", "p1s1", ("delivered_per_sec",), rate, True),
+    ("1 → 1, deflate off", "p1s1plain", ("delivered_per_sec",), rate, True),
+    ("1 → 100 fan-out, max rate, deflate on", "p1s100", ("delivered_per_sec",), rate, True),
+    ("1 → 100 fan-out, max rate, deflate off", "p1s100plain", ("delivered_per_sec",), rate, True),
+    ("1 → 100, 500k deliveries/s offered: deliveries/s", "p1s100rate", ("delivered_per_sec",), rate, True),
+    ("1 → 100, 500k/s offered: p50 latency, ms", "p1s100rate", ("latency", "p50_us"), ms, False),
+    ("1 → 100, 500k/s offered: p99 latency, ms", "p1s100rate", ("latency", "p99_us"), ms, False),
+    ("50 → 1, deflate off", "p50s1plain", ("delivered_per_sec",), rate, True),
+    ("50 → 10, 10% each (ours: StreamSQL filter; NATS: a subject per filter)", "p50filtered",
+     ("delivered_per_sec",), rate, True),
+    (f"{idle} idle connections, deflate negotiated: server RSS per connection, bytes", "idle",
+     ("idle", "server_rss_per_connection_bytes"), rate, False),
+]
+
+load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+out = [
+    f"Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {load_avg:.1f} "
+    f"(machine shared), servers pinned to core {server_cpu}, load tools to core {tool_cpu}, "
+    f"{dur} s per scenario, 300-byte events. Ours: `cobra bench`; NATS {''}(`nats-server` 2.15.1, "
+    "WebSocket listener, compression allowed): `nats-bench`.",
+    "",
+    "| scenario | cobra (embedded) | NATS | cobra / NATS |",
+    "|---|---:|---:|---:|",
+]
+for label, name, path, fmt, higher_better in ROWS:
+    a, b = get(load("embedded", name), *path), get(load("nats", name), *path)
+    ratio = "n/a"
+    if a and b:
+        ratio = f"{a / b:.2f}×" if higher_better else f"{a / b:.2f}× ({'lower is better'})"
+    out.append(f"| {label} | {fmt(a)} | {fmt(b)} | {ratio} |")
+print("\n".join(out))

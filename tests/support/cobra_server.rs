@@ -1,0 +1,119 @@
+//! `cobra run`, our real server, as a child process of a test (killed on drop). The binary is
+//! found next to the test's executable, in the same target directory: build it first with
+//! `cargo build -p cobra-server`.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The secret of the `pubsub` role of the `_pubsub` app the server is started with.
+pub(crate) const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+const T: Duration = Duration::from_secs(20);
+
+/// `cobra run` as a child process, killed on drop.
+pub(crate) struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    dir: PathBuf,
+}
+
+fn binary() -> PathBuf {
+    // <target>/<profile>/deps/<test>-<hash> -> <target>/<profile>/cobra; with a separate
+    // CARGO_BUILD_BUILD_DIR the binary is uplifted to the package's own target directory.
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
+    let profile = profile_dir.file_name().unwrap().to_owned();
+    let mut candidates = vec![profile_dir.join("cobra")];
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        candidates.push(PathBuf::from(dir).join(&profile).join("cobra"));
+    }
+    candidates.push(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("target")
+            .join(&profile)
+            .join("cobra"),
+    );
+    candidates
+        .iter()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("`cobra` binary not found in {candidates:?}: run `cargo build -p cobra-server` first"))
+        .clone()
+}
+
+impl Server {
+    /// Starts `cobra run` on 127.0.0.1:`port` (0: any free port) and waits for its address.
+    pub(crate) fn start(port: u16) -> Server {
+        Server::start_with(port, &[])
+    }
+
+    /// [`Server::start`] with more `cobra run` options.
+    pub(crate) fn start_with(port: u16, extra: &[&str]) -> Server {
+        let dir =
+            std::env::temp_dir().join(format!("cobra-sdk-server-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let apps = dir.join("apps.yaml");
+        std::fs::write(
+            &apps,
+            format!(
+                "apps:\n  _pubsub:\n    roles:\n      pubsub:\n        secret: {SECRET}\n        \
+                 permissions: [subscribe, unsubscribe, publish, admin, read, write, delete]\n"
+            ),
+        )
+        .unwrap();
+        let mut cmd = Command::new(binary());
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("COBRA_") {
+                cmd.env_remove(name);
+            }
+        }
+        let mut child = cmd
+            .args([
+                "run",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--message-max-size",
+                "4000000",
+            ])
+            .args(extra)
+            .arg("--apps-config")
+            .arg(&apps)
+            .env("HOME", &dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn cobra run");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("ws://").nth(1) {
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(T)
+            .expect("cobra run announces its address")
+            .parse()
+            .unwrap();
+        Server { child, addr, dir }
+    }
+
+    /// `ws://127.0.0.1:PORT`.
+    pub(crate) fn url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
