@@ -4,9 +4,12 @@
 # is N / wall time, with the bot's CPU time beside it. Sinks: file (plain, fsync interval), statsd (UDP to a bound
 # socket that does not read: the bot's cost, not a daemon's), postgres (a server started here, fsync off).
 # Usage: scripts/bench-bots.sh [N]   (release build: cargo build --release -p cobra-server --bin cobra)
+# BOT_ARGS="--pdu-batch-size 1" adds options to every bot (to compare settings); SINKS="file statsd" picks sinks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-300000}"
+read -r -a EXTRA <<<"${BOT_ARGS:-}"
+SINKS="${SINKS:-file statsd postgres}"
 BIN="$PWD/target/release/cobra"
 WORK="$(mktemp -d)"; chmod 755 "$WORK"
 PIDS=()
@@ -35,7 +38,7 @@ run() {
   local t0 t1
   t0=$(date +%s.%N)
   /usr/bin/time -o "$WORK/$name.time" -f '%U %S' taskset -c 1 "$BIN" bot "$@" --channel botbench_0 --position 0-0 \
-    --count "$N" --stats-interval 0 >/dev/null 2>"$WORK/$name.err" || { cat "$WORK/$name.err"; exit 1; }
+    --count "$N" --stats-interval 0 "${EXTRA[@]}" >/dev/null 2>"$WORK/$name.err" || { cat "$WORK/$name.err"; exit 1; }
   t1=$(date +%s.%N)
   python3 - "$name" "$N" "$t0" "$t1" $(tail -1 "$WORK/$name.time") <<'PY'
 import sys
@@ -46,10 +49,14 @@ PY
   grep -o 'resubscribes\|stopped.*' "$WORK/$name.err" | tail -1
 }
 
-run file file --dir "$WORK/files" --fsync interval
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); bot options: ${BOT_ARGS:-(defaults)}"
+want() { [[ " $SINKS " == *" $1 "* ]]; }
+want file && run file file --dir "$WORK/files" --fsync interval
+want statsd || exit 0
 UDP="$(free_port)"
 python3 -c "import socket,time;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(('127.0.0.1',$UDP));time.sleep(3600)" & PIDS+=($!)
 run statsd statsd --statsd "127.0.0.1:$UDP" --fields id --gauge data.fps
+want postgres || exit 0
 PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
 PGPORT="$(free_port)"
 mkdir -p "$WORK/pg" && chown postgres "$WORK/pg"

@@ -355,13 +355,15 @@ fn run(c: &CommonArgs, sink: &mut dyn Sink) -> Result<(), CliError> {
     match bot.run(sink) {
         Ok(s) => {
             eprintln!(
-                "cobra bot {}: stopped; received {} sent {} dropped {} malformed {} retried {}",
+                "cobra bot {}: stopped; received {} sent {} dropped {} malformed {} retried {} resubscribes {} reconnects {}",
                 sink.name(),
                 s.received,
                 s.sent,
                 s.dropped,
                 s.malformed,
-                s.retried
+                s.retried,
+                s.resubscribes,
+                s.reconnects
             );
             Ok(())
         }
