@@ -500,6 +500,7 @@ mod tests {
             addr: peer,
             apps_config: ConfigSource::Content(String::new()),
             redis_urls: vec![],
+            redis_cluster: vec![],
             redis_password: None,
             redis_tls_ca: None,
             channel_max_length: None,
