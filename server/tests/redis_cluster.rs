@@ -31,6 +31,8 @@ fn available() -> bool {
 fn limits() -> RedisLimits {
     RedisLimits {
         reconnect_max: Duration::from_millis(200),
+        // Acknowledged only once the replica has it: a failover must lose nothing acknowledged.
+        replica_acks: 1,
         health_interval: Duration::from_millis(250),
         ..RedisLimits::default()
     }

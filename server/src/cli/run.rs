@@ -93,6 +93,18 @@ pub fn run(args: RunArgs) -> i32 {
         {
             limits.namespace = namespace;
         }
+        // Replicas that must have a publish before it is acknowledged; see `RedisLimits`.
+        if let Ok(acks) = std::env::var("COBRA_REDIS_REPLICA_ACKS")
+            && !acks.is_empty()
+        {
+            match acks.parse() {
+                Ok(n) => limits.replica_acks = n,
+                Err(_) => {
+                    eprintln!("cobra run: COBRA_REDIS_REPLICA_ACKS must be a number, got `{acks}`");
+                    return 1;
+                }
+            }
+        }
         if let Some(path) = &settings.redis_tls_ca {
             match std::fs::read_to_string(path) {
                 Ok(pem) => limits.tls_ca_pem = Some(pem),

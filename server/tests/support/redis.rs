@@ -284,15 +284,20 @@ impl RedisCluster {
             .join(",")
     }
 
-    /// Waits until every running node reports `cluster_state:ok` with all slots served and
-    /// agrees on the primaries.
+    /// Waits until every running node reports `cluster_state:ok` with all slots served, every
+    /// replica is in sync with its primary, and all agree on the primaries.
     pub fn wait_ok(&self, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
             let running: Vec<&RedisServer> = self.nodes.iter().filter(|n| n.is_running()).collect();
             let ok = running.iter().all(|n| {
                 let info = cli(n.port(), &["cluster", "info"]);
-                info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")
+                let replication = cli(n.port(), &["info", "replication"]);
+                info.contains("cluster_state:ok")
+                    && info.contains("cluster_slots_ok:16384")
+                    // A replica has finished its first sync (publishes may wait for it).
+                    && (replication.contains("role:master")
+                        || replication.contains("master_link_status:up"))
             });
             let views: Vec<Vec<u16>> = running.iter().map(|n| self.primaries_seen_by(n.port())).collect();
             if ok && views.windows(2).all(|w| w[0] == w[1]) {

@@ -231,6 +231,10 @@ async fn send(
     for job in &jobs {
         call.arg(job.payload.as_bytes());
     }
+    let (acks, ack_timeout) = (
+        node.limits().replica_acks,
+        node.limits().replica_ack_timeout,
+    );
     let result: Result<Value, NodeError> = node
         .command_for_batch(|mut c| async move {
             let reply = call.query_async(&mut c).await;
@@ -238,6 +242,21 @@ async fn send(
                 && e.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
             {
                 script_missing.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            if acks > 0 && reply.is_ok() {
+                // On the same connection: WAIT covers every write this connection made.
+                let acked: i64 = redis::cmd("WAIT")
+                    .arg(acks)
+                    .arg(ack_timeout.as_millis().max(1) as u64)
+                    .query_async(&mut c)
+                    .await?;
+                if acked < acks as i64 {
+                    return Err(redis::RedisError::from((
+                        ErrorKind::Client,
+                        "publish not replicated",
+                        format!("{acked} of {acks} replicas acknowledged within {ack_timeout:?}"),
+                    )));
+                }
             }
             reply
         })
