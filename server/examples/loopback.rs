@@ -116,6 +116,7 @@ fn main() {
         addr: "127.0.0.1:0".parse().unwrap(),
         apps_config: ConfigSource::Content(String::new()),
         redis_urls: vec![],
+        redis_cluster: vec![],
         redis_password: None,
         redis_tls_ca: None,
         channel_max_length: None,

@@ -39,9 +39,8 @@ fn limits() -> RedisLimits {
 }
 
 fn server(cluster: &RedisCluster, channel_max_length: usize) -> ServerHandle {
-    let backend =
-        RedisBackend::start_cluster(&cluster.seeds(), None, channel_max_length, limits())
-            .expect("redis cluster backend");
+    let backend = RedisBackend::start_cluster(&cluster.seeds(), None, channel_max_length, limits())
+        .expect("redis cluster backend");
     Server::start_with_backend(
         common::settings(),
         common::apps(channel_max_length),
@@ -80,7 +79,11 @@ fn two_servers_share_a_cluster_over_websocket() {
         .collect();
     on.sort_unstable();
     on.dedup();
-    assert_eq!(on, vec![0, 1, 2], "the channels spread over the three primaries");
+    assert_eq!(
+        on,
+        vec![0, 1, 2],
+        "the channels spread over the three primaries"
+    );
 
     let mut sub = Client::authed(two.local_addr(), "app1", "all");
     for c in &channels {
@@ -113,7 +116,10 @@ fn two_servers_share_a_cluster_over_websocket() {
         if d["body"]["subscription_id"] == "slow" {
             filtered.push(d["body"]["messages"].clone());
         } else {
-            let id = d["body"]["subscription_id"].as_str().expect("id").to_owned();
+            let id = d["body"]["subscription_id"]
+                .as_str()
+                .expect("id")
+                .to_owned();
             plain.push((id, numbers(&d)));
         }
     }
@@ -194,7 +200,9 @@ fn two_servers_share_a_cluster_over_websocket() {
         .expect("backend health in stats");
     assert_eq!(backend.len(), 3, "{backend:?}");
     assert!(
-        backend.iter().all(|n| n["connected"] == true && n["errors"] == 0),
+        backend
+            .iter()
+            .all(|n| n["connected"] == true && n["errors"] == 0),
         "{backend:?}"
     );
 }
@@ -253,8 +261,9 @@ fn failover_and_resharding_under_load_lose_nothing() {
     }
     const MESSAGES: usize = 50_000;
     let mut cluster = RedisCluster::spawn(3, 1, NODE_TIMEOUT_MS);
-    let publisher =
-        Arc::new(RedisBackend::start_cluster(&cluster.seeds(), None, 100_000, limits()).expect("a"));
+    let publisher = Arc::new(
+        RedisBackend::start_cluster(&cluster.seeds(), None, 100_000, limits()).expect("a"),
+    );
     let other = RedisBackend::start_cluster(&cluster.seeds(), None, 100_000, limits()).expect("b");
 
     // Channels: four in slots 0..300 (moved by the reshard), four on the primary of slot 8000
@@ -286,7 +295,11 @@ fn failover_and_resharding_under_load_lose_nothing() {
         }
     }
     assert_eq!(names.len(), 10);
-    assert_eq!(primary_of(&cluster, 5461), victim, "the default layout: 0-5460, 5461-10922, 10923-16383");
+    assert_eq!(
+        primary_of(&cluster, 5461),
+        victim,
+        "the default layout: 0-5460, 5461-10922, 10923-16383"
+    );
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -368,7 +381,10 @@ fn failover_and_resharding_under_load_lose_nothing() {
     wait_acked(failed_over_at + MESSAGES / 10);
     // The old primary returns (as a replica of the one that replaced it): `redis-cli --cluster`
     // refuses to reshard a cluster that lists a failed node.
-    cluster.node_mut(victim).restart().expect("restart the old primary");
+    cluster
+        .node_mut(victim)
+        .restart()
+        .expect("restart the old primary");
     cluster.wait_ok(Duration::from_secs(30));
     let from = primary_of(&cluster, 0);
     let to = cluster
@@ -402,7 +418,8 @@ fn failover_and_resharding_under_load_lose_nothing() {
         loop {
             watcher.drain_into(&mut got);
             let complete = published.iter().zip(&got).all(|(p, g)| {
-                p.last().is_none_or(|last| g.last().is_some_and(|l| l.0 >= last.0))
+                p.last()
+                    .is_none_or(|last| g.last().is_some_and(|l| l.0 >= last.0))
             });
             if complete {
                 break;
@@ -433,7 +450,9 @@ fn failover_and_resharding_under_load_lose_nothing() {
         for (c, s) in watcher.subscribers.iter().enumerate() {
             let notices = s.take_notices();
             assert!(
-                !notices.iter().any(|n| matches!(n, Notice::Lost { .. } | Notice::Failed { .. })),
+                !notices
+                    .iter()
+                    .any(|n| matches!(n, Notice::Lost { .. } | Notice::Failed { .. })),
                 "watcher {w}, channel {c}: {notices:?}"
             );
             assert_eq!(s.take_missed(), 0, "watcher {w}, channel {c}");
@@ -446,7 +465,11 @@ fn failover_and_resharding_under_load_lose_nothing() {
                         _ => "other",
                     })
                     .collect();
-                assert_eq!(kinds, ["unavailable", "resumed"], "watcher {w}, channel {c}");
+                assert_eq!(
+                    kinds,
+                    ["unavailable", "resumed"],
+                    "watcher {w}, channel {c}"
+                );
             }
         }
     }

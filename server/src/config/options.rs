@@ -264,8 +264,13 @@ impl ServerOptions {
     ) -> Result<ServerSettings, OptionsError> {
         let addr = resolve_addr(&self.host, self.port)?;
         let redis_urls = parse_redis_urls(self.redis.as_deref().unwrap_or(""))?;
-        let redis_cluster =
-            parse_redis_urls(&self.redis_cluster.as_deref().unwrap_or("").replace(',', ";"))?;
+        let redis_cluster = parse_redis_urls(
+            &self
+                .redis_cluster
+                .as_deref()
+                .unwrap_or("")
+                .replace(',', ";"),
+        )?;
         let nonzero = |value: usize, option| {
             if value == 0 {
                 Err(OptionsError::Zero { option })

@@ -219,7 +219,9 @@ impl RedisServer {
             }
             let _ = std::fs::remove_dir_all(&dir);
         }
-        Err(std::io::Error::other("could not start a cluster redis-server"))
+        Err(std::io::Error::other(
+            "could not start a cluster redis-server",
+        ))
     }
 
     /// Whether the process is running (not killed).
@@ -299,7 +301,10 @@ impl RedisCluster {
                     && (replication.contains("role:master")
                         || replication.contains("master_link_status:up"))
             });
-            let views: Vec<Vec<u16>> = running.iter().map(|n| self.primaries_seen_by(n.port())).collect();
+            let views: Vec<Vec<u16>> = running
+                .iter()
+                .map(|n| self.primaries_seen_by(n.port()))
+                .collect();
             if ok && views.windows(2).all(|w| w[0] == w[1]) {
                 return;
             }
@@ -312,7 +317,14 @@ impl RedisCluster {
         let mut ports: Vec<u16> = cli(port, &["cluster", "nodes"])
             .lines()
             .filter(|l| l.contains("master") && !l.contains("fail"))
-            .filter_map(|l| l.split_whitespace().nth(1)?.split(['@', ':']).nth(1)?.parse().ok())
+            .filter_map(|l| {
+                l.split_whitespace()
+                    .nth(1)?
+                    .split(['@', ':'])
+                    .nth(1)?
+                    .parse()
+                    .ok()
+            })
             .collect();
         ports.sort_unstable();
         ports

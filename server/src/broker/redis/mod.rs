@@ -414,7 +414,11 @@ impl RedisBackend {
                     Hub::unsubscribe(&node, &key, subscriber);
                 }
             }
-            None => Hub::unsubscribe(&self.nodes[self.ring.node_for(channel_key)], channel_key, subscriber),
+            None => Hub::unsubscribe(
+                &self.nodes[self.ring.node_for(channel_key)],
+                channel_key,
+                subscriber,
+            ),
         }
     }
 }

@@ -605,7 +605,9 @@ impl Node {
             // its cluster connection, which would hide which node holds the subscription): one
             // channel is one `ssubscribe` confirmation, a push that answers the request.
             let (generation, _): (u64, Value) = self
-                .live(|mut c| async move { redis::cmd("SSUBSCRIBE").arg(name).query_async(&mut c).await })
+                .live(|mut c| async move {
+                    redis::cmd("SSUBSCRIBE").arg(name).query_async(&mut c).await
+                })
                 .await?;
             return Ok(generation);
         }
@@ -620,7 +622,12 @@ impl Node {
         if self.is_cluster() {
             self.pending_sunsubscribes.fetch_add(1, Ordering::Relaxed);
             let _: (u64, Value) = self
-                .live(|mut c| async move { redis::cmd("SUNSUBSCRIBE").arg(name).query_async(&mut c).await })
+                .live(|mut c| async move {
+                    redis::cmd("SUNSUBSCRIBE")
+                        .arg(name)
+                        .query_async(&mut c)
+                        .await
+                })
                 .await?;
             return Ok(());
         }

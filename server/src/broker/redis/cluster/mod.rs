@@ -40,12 +40,12 @@ use parking_lot::RwLock;
 use redis::Value;
 use tokio::sync::Notify;
 
+use self::slots::{SLOTS, SlotRange, slot_of};
 use super::batch::BatchSettings;
 use super::hub::Hub;
 use super::limits::RedisLimits;
 use super::node::{Node, NodeError};
 use super::url::NodeAddr;
-use self::slots::{SLOTS, SlotRange, slot_of};
 
 /// A cluster's primaries and which of them holds each slot.
 pub struct Cluster {
@@ -118,7 +118,9 @@ impl Cluster {
                     _ = tokio::time::sleep(every) => {}
                     _ = refresh.notified() => {}
                 }
-                let Some(cluster) = weak.upgrade() else { return };
+                let Some(cluster) = weak.upgrade() else {
+                    return;
+                };
                 if let Err(e) = cluster.refresh_once().await {
                     tracing::debug!(error = %e, "Redis Cluster topology refresh failed");
                 }
@@ -265,14 +267,19 @@ impl Cluster {
         let owner_of = |key: &str| owners[usize::from(slot_of(key.as_bytes()))].clone();
         let mut arrivals: Vec<Arc<Node>> = Vec::new();
         for node in &nodes {
-            let moved = node.hub.take_channels(|key| {
-                owner_of(key).is_some_and(|owner| !Arc::ptr_eq(&owner, node))
-            });
+            let moved = node
+                .hub
+                .take_channels(|key| owner_of(key).is_some_and(|owner| !Arc::ptr_eq(&owner, node)));
             for channel in moved {
                 let Some(owner) = owner_of(channel.key()) else {
                     continue;
                 };
-                tracing::debug!(channel = channel.key(), from = node.name(), to = owner.name(), "channel moved");
+                tracing::debug!(
+                    channel = channel.key(),
+                    from = node.name(),
+                    to = owner.name(),
+                    "channel moved"
+                );
                 owner.hub.adopt(vec![channel]);
                 if !arrivals.iter().any(|n| Arc::ptr_eq(n, &owner)) {
                     arrivals.push(owner);

@@ -107,7 +107,11 @@ mod tests {
         assert_eq!(slot_of(b"bar"), 5061);
         assert_eq!(slot_of(b"{user1000}.following"), slot_of(b"user1000"));
         assert_eq!(slot_of(b"{}foo"), slot_of(b"{}foo"));
-        assert_ne!(slot_of(b"{}foo"), slot_of(b"foo"), "an empty tag hashes the whole key");
+        assert_ne!(
+            slot_of(b"{}foo"),
+            slot_of(b"foo"),
+            "an empty tag hashes the whole key"
+        );
         assert_eq!(slot_of(b"foo{}{bar}"), slot_of(b"foo{}{bar}"));
     }
 
@@ -115,9 +119,16 @@ mod tests {
     fn a_channels_keys_share_a_slot() {
         for key in ["app::chan", "a::}b", "}::x", "a::{b}", "a::{", ""] {
             let t = tagged(key);
-            let names = [format!("cobra:h:{t}"), format!("cobra:p:{t}"), format!("cobra:kv:{t}")];
+            let names = [
+                format!("cobra:h:{t}"),
+                format!("cobra:p:{t}"),
+                format!("cobra:kv:{t}"),
+            ];
             let slots: Vec<u16> = names.iter().map(|n| slot_of(n.as_bytes())).collect();
-            assert!(slots.iter().all(|s| *s == slots[0]), "{key}: {names:?} {slots:?}");
+            assert!(
+                slots.iter().all(|s| *s == slots[0]),
+                "{key}: {names:?} {slots:?}"
+            );
         }
         assert_eq!(tagged("app::chan"), "{app::chan}");
         assert_ne!(tagged("a::}b"), tagged("a::}c"));
