@@ -382,6 +382,24 @@ typedef struct cobra_config_t cobra_config_t;
 typedef struct cobra_metrics_t cobra_metrics_t;
 
 /**
+ * The number of live handles of each type (`cobra_live_handles`).
+ */
+typedef struct {
+    /**
+     * Configs created and neither freed nor handed to `cobra_client_new`.
+     */
+    size_t configs;
+    /**
+     * Clients created and not yet freed.
+     */
+    size_t clients;
+    /**
+     * Metrics publishers created and not yet freed.
+     */
+    size_t metrics;
+} cobra_handle_counts_t;
+
+/**
  * One event, as the callback sees it.
  *
  * Lifetime: the struct and every pointer in it (strings, the `messages` array and its strings) are
@@ -549,6 +567,16 @@ COBRA_API const char *cobra_status_str(int32_t status);
  * Ownership: static storage; never free it.
  */
 COBRA_API const char *cobra_version(void);
+
+/**
+ * Writes the number of live handles of each type to `*out_counts`: what a binding or a test checks to
+ * find leaked handles (e.g. the C# `SafeHandle`s of the Unity package). The counts are process-wide and
+ * a snapshot: other threads may create or free handles at the same time. A freed client is no longer
+ * counted even if its engine thread is still finishing a call made on another thread.
+ *
+ * Ownership: `out_counts` is written, not kept.
+ */
+COBRA_API cobra_status_t cobra_live_handles(cobra_handle_counts_t *out_counts);
 
 /**
  * Frees a string the library handed to the caller (e.g. by `cobra_client_read`). NULL is a no-op.

@@ -8,17 +8,25 @@
 #   COBRA_LINK=static scripts/run-c-examples.sh
 # Options (used by scripts/test-c.sh): --no-build (use COBRA_LIB_DIR and the server binary as they are),
 # --server-dir DIR (a server already started by scripts/server-for-c.sh in DIR).
+# Used by scripts/test-engines.sh for the Windows build run under Wine: --prebuilt DIR (examples already built,
+# as DIR/<lang>/<name>[_cpp]<COBRA_EXE_SUFFIX>; no CMake), --runner CMD (e.g. `wine`), --langs "c cpp".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 link=${COBRA_LINK:-shared}
 build=1
 server_dir=""
+prebuilt=""
+runner=()
+langs="c cpp"
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-build) build=0 ;;
     --server-dir) server_dir=$2; shift ;;
-    *) echo "usage: $0 [--no-build] [--server-dir DIR]" >&2; exit 2 ;;
+    --prebuilt) prebuilt=$2; build=0; shift ;;
+    --runner) read -r -a runner <<<"$2"; shift ;;
+    --langs) langs=$2; shift ;;
+    *) echo "usage: $0 [--no-build] [--server-dir DIR] [--prebuilt DIR] [--runner CMD] [--langs LIST]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -48,11 +56,16 @@ source "$server_dir/env"
 export COBRA_ENDPOINT COBRA_APPKEY COBRA_ROLE COBRA_SECRET
 
 out=$root/target/examples/$link
-for lang in c cpp; do
-  echo "== building examples/$lang ($link libcobra from $lib_dir)"
-  cmake -S "examples/$lang" -B "$out/$lang" -DCOBRA_LINK="$link" -DCOBRA_LIB_DIR="$lib_dir" >/dev/null
-  cmake --build "$out/$lang" >/dev/null
-done
+exe=${COBRA_EXE_SUFFIX:-}
+if [ -n "$prebuilt" ]; then
+  out=$prebuilt
+else
+  for lang in $langs; do
+    echo "== building examples/$lang ($link libcobra from $lib_dir)"
+    cmake -S "examples/$lang" -B "$out/$lang" -DCOBRA_LINK="$link" -DCOBRA_LIB_DIR="$lib_dir" >/dev/null
+    cmake --build "$out/$lang" >/dev/null
+  done
+fi
 
 frames=80   # fps = 20 + (7 * frame) % 40: exactly a quarter of the frames are under 30 fps
 expected=$((frames / 4))
@@ -60,16 +73,18 @@ run_pair() { # lang suffix
   local lang=$1 suffix=$2 sub_out=$work/sub-$1.out
   export COBRA_FPS_ID="example_fps_${lang}_$$"
   echo "== $lang: streamsql_subscriber$suffix $expected & telemetry_publisher$suffix $frames"
-  "$out/$lang/streamsql_subscriber$suffix" "$expected" > "$sub_out" &
+  "${runner[@]}" "$out/$lang/streamsql_subscriber$suffix$exe" "$expected" > "$sub_out" &
   local sub=$!
-  for _ in $(seq 200); do                       # wait (up to 10 s) for the subscription to be active
-    grep -q '^subscribed$' "$sub_out" 2>/dev/null && break
+  # Windows programs (under Wine) end their lines with \r\n: match with or without the \r.
+  for _ in $(seq 600); do                       # wait (up to 30 s: Wine starts slowly) for the subscription
+    grep -q '^subscribed\s*$' "$sub_out" 2>/dev/null && break
     kill -0 "$sub" 2>/dev/null || break
     sleep 0.05
   done
-  grep -q '^subscribed$' "$sub_out" || { echo "the $lang subscriber did not subscribe" >&2; cat "$sub_out" >&2; exit 1; }
-  "$out/$lang/telemetry_publisher$suffix" "$frames"
+  grep -q '^subscribed\s*$' "$sub_out" || { echo "the $lang subscriber did not subscribe" >&2; cat "$sub_out" >&2; exit 1; }
+  "${runner[@]}" "$out/$lang/telemetry_publisher$suffix$exe" "$frames"
   wait "$sub" || { echo "the $lang subscriber failed" >&2; cat "$sub_out" >&2; exit 1; }
+  sed -i $'s/\r$//' "$sub_out"
   local got; got=$(grep '"data.fps"' "$sub_out" | grep -c '"device.game":"demo"')
   head -n 3 "$sub_out" | sed 's/^/   /'
   [ "$got" -eq "$expected" ] || { echo "the $lang subscriber got $got messages, expected $expected" >&2; exit 1; }
@@ -78,6 +93,7 @@ run_pair() { # lang suffix
   fi
   echo "   ok: $got slow frames of $frames, each with its envelope"
 }
-run_pair c ""
-run_pair cpp _cpp
-echo "examples: all passed ($link)"
+for lang in $langs; do
+  if [ "$lang" = cpp ]; then run_pair cpp _cpp; else run_pair "$lang" ""; fi
+done
+echo "examples: all passed ($link${runner:+, run with ${runner[*]}})"

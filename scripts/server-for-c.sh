@@ -5,7 +5,8 @@
 #            STATE_DIR/apps.yaml (app `_pubsub`, role `pubsub`, random secret, every permission),
 #            starts `$COBRA_SERVER_BIN run` (default target/debug/cobra) and waits until it accepts TCP;
 #            writes STATE_DIR/{port,pid,env}; `env` holds COBRA_ENDPOINT/APPKEY/ROLE/SECRET exports.
-#   stop     SIGTERM then SIGKILL after 5 s; waits for the process to be gone.
+#   stop     SIGINT (stop at once, 1001 to every client: SIGTERM would drain over --drain-seconds) then
+#            SIGKILL after 5 s; waits for the process to be gone.
 #   restart  stop + start on the same port (what the C test's reconnect check calls).
 set -euo pipefail
 cmd=${1:?usage: $0 start|stop|restart STATE_DIR}
@@ -24,7 +25,7 @@ stop() {
   [ -f "$dir/pid" ] || return 0
   local pid; pid=$(cat "$dir/pid")
   if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
+    kill -INT "$pid" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
     kill -KILL "$pid" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done

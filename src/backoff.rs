@@ -16,7 +16,7 @@ pub(crate) struct Backoff {
 }
 
 impl Backoff {
-    pub fn new(min: Duration, max: Duration) -> Self {
+    pub(crate) fn new(min: Duration, max: Duration) -> Self {
         Self {
             min,
             max,
@@ -25,18 +25,18 @@ impl Backoff {
     }
 
     /// Consecutive failures since the last reset.
-    pub fn failures(&self) -> u32 {
+    pub(crate) fn failures(&self) -> u32 {
         self.failures
     }
 
     /// Back to the first delay (after a successful authentication).
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.failures = 0;
     }
 
     /// Record a failure and return the delay before the next attempt. A permanent error
     /// (bad credentials, unknown appkey) waits the maximum.
-    pub fn next_delay(&mut self, permanent: bool) -> Duration {
+    pub(crate) fn next_delay(&mut self, permanent: bool) -> Duration {
         self.failures = self.failures.saturating_add(1);
         if permanent {
             return self.max;
@@ -46,6 +46,16 @@ impl Backoff {
             return self.min;
         }
         let nanos = rand::rng().random_range(self.min.as_nanos()..=cap.as_nanos());
+        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+
+    /// The delay after a server drain (close code [`cobra_wire::ws::CLOSE_DRAIN`]): not a
+    /// failure, so the backoff is reset and the client reconnects at once, after a delay uniform
+    /// in `[0, min]`. The server already spreads its closes over its drain window; this jitter
+    /// only keeps clients closed in the same instant from reconnecting in the same instant.
+    pub(crate) fn drain_delay(&mut self) -> Duration {
+        self.failures = 0;
+        let nanos = rand::rng().random_range(0..=self.min.as_nanos());
         Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
     }
 
@@ -76,6 +86,19 @@ mod tests {
         b.reset();
         assert_eq!(b.failures(), 0);
         assert!(b.next_delay(false) <= min);
+    }
+
+    #[test]
+    fn drain_delay_resets_and_stays_under_min() {
+        let min = Duration::from_millis(100);
+        let mut b = Backoff::new(min, Duration::from_secs(10));
+        for _ in 0..5 {
+            b.next_delay(false);
+        }
+        let delays: Vec<_> = (0..50).map(|_| b.drain_delay()).collect();
+        assert_eq!(b.failures(), 0, "a drain is not a failure");
+        assert!(delays.iter().all(|d| *d <= min));
+        assert!(delays.iter().any(|d| *d != delays[0]), "jittered");
     }
 
     #[test]

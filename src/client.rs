@@ -1,159 +1,24 @@
 //! The [`Client`] handle: cheap to clone, every call safe from any thread.
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use serde_json::Value;
 
-use crate::config::{Config, Endpoint};
-use crate::engine::{self, Command, Request};
+use crate::config::Config;
+use crate::engine::{self, Command, Request, Shared};
 use crate::error::Error;
 use crate::event::{Event, Listener, PublishId};
-use crate::queue::{PublishQueue, Target};
+use crate::queue::Target;
+use crate::state::State;
+use crate::subscription::SubscribeOptions;
 
 /// How long `disconnect()` waits for the engine to confirm; the engine answers within one loop
 /// turn (it never blocks outside `mio::Poll`), so this only matters if a listener callback hangs.
 const DISCONNECT_WAIT: Duration = Duration::from_secs(1);
-
-/// The connection state, as last published by the engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum State {
-    /// Not connected and not trying (initial state, or after `disconnect()`).
-    Disconnected = 0,
-    /// Resolving, connecting, TLS, proxy or WebSocket upgrade in progress.
-    Connecting = 1,
-    /// The WebSocket is open; authentication is in progress.
-    Authenticating = 2,
-    /// Authenticated: publishes and subscriptions flow.
-    Connected = 3,
-    /// Waiting for the backoff delay before the next attempt.
-    Reconnecting = 4,
-    /// Suspended by `suspend()`: closed and not retrying until `resume()`.
-    Suspended = 5,
-    /// The engine thread has stopped (the client was dropped).
-    Stopped = 6,
-}
-
-impl State {
-    pub(crate) fn from_u8(v: u8) -> State {
-        match v {
-            1 => State::Connecting,
-            2 => State::Authenticating,
-            3 => State::Connected,
-            4 => State::Reconnecting,
-            5 => State::Suspended,
-            6 => State::Stopped,
-            _ => State::Disconnected,
-        }
-    }
-}
-
-/// What to subscribe to. Build with [`SubscribeOptions::new`] and the setters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SubscribeOptions {
-    /// The channel (with a filter: the channel named in its FROM clause).
-    pub channel: String,
-    /// Subscription id; defaults to the channel. Unique per client.
-    pub subscription_id: Option<String>,
-    /// StreamSQL filter, e.g. ``select data.fps from `engine_fps_id` where data.fps < 30``.
-    pub filter: Option<String>,
-    /// Start after this position (`0-0` = oldest kept); `None` = only new messages.
-    pub position: Option<String>,
-    /// Messages per data PDU (server-side batching).
-    pub batch_size: Option<u32>,
-    /// Ask the server to skip ahead (with an info PDU) instead of failing when we fall behind.
-    pub fast_forward: bool,
-}
-
-impl SubscribeOptions {
-    /// Subscribe to `channel` with defaults.
-    pub fn new(channel: impl Into<String>) -> Self {
-        Self {
-            channel: channel.into(),
-            subscription_id: None,
-            filter: None,
-            position: None,
-            batch_size: None,
-            fast_forward: false,
-        }
-    }
-    /// Set the subscription id.
-    pub fn subscription_id(mut self, id: impl Into<String>) -> Self {
-        self.subscription_id = Some(id.into());
-        self
-    }
-    /// Set a StreamSQL filter.
-    pub fn filter(mut self, sql: impl Into<String>) -> Self {
-        self.filter = Some(sql.into());
-        self
-    }
-    /// Start after `position`.
-    pub fn position(mut self, position: impl Into<String>) -> Self {
-        self.position = Some(position.into());
-        self
-    }
-    /// Set the batch size.
-    pub fn batch_size(mut self, n: u32) -> Self {
-        self.batch_size = Some(n);
-        self
-    }
-    /// Set fast_forward.
-    pub fn fast_forward(mut self, on: bool) -> Self {
-        self.fast_forward = on;
-        self
-    }
-    /// The effective subscription id (the channel when none was set).
-    pub fn id(&self) -> &str {
-        self.subscription_id.as_deref().unwrap_or(&self.channel)
-    }
-}
-
-/// State shared between the handles and the engine thread.
-pub(crate) struct Shared {
-    pub cmd_tx: Sender<Command>,
-    pub waker: mio::Waker,
-    /// Set when a wake is pending, so a burst of publishes costs one syscall.
-    pub notified: AtomicBool,
-    pub state: AtomicU8,
-    pub queue: Mutex<PublishQueue>,
-    /// Subscription ids currently held (to refuse duplicates at the call).
-    pub subscriptions: Mutex<HashSet<String>>,
-    pub events_tx: Sender<Event>,
-    pub events_rx: Receiver<Event>,
-    pub events_enabled: AtomicBool,
-    pub max_message_size: usize,
-}
-
-impl Shared {
-    /// Wake the engine unless a wake is already pending.
-    pub fn wake(&self) {
-        if !self.notified.swap(true, Ordering::AcqRel) {
-            // A failed wake means the poller is gone, i.e. the engine stopped: nothing to do.
-            let _ = self.waker.wake();
-        }
-    }
-
-    pub fn send(&self, cmd: Command) -> Result<(), Error> {
-        self.cmd_tx.send(cmd).map_err(|_| Error::Shutdown)?;
-        self.wake();
-        Ok(())
-    }
-
-    pub fn lock_queue(&self) -> std::sync::MutexGuard<'_, PublishQueue> {
-        // A panic while holding the lock cannot leave the queue inconsistent in a way that
-        // matters more than losing the client, so recover the guard.
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn lock_subscriptions(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.subscriptions.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
 
 struct Inner {
     shared: Arc<Shared>,
@@ -212,32 +77,7 @@ impl Client {
     /// stays [`State::Disconnected`] until [`connect`](Client::connect). Events go to `listener`
     /// (on the engine thread) and, once [`events`](Client::events) was called, to a channel.
     pub fn new(config: Config, listener: Option<Arc<dyn Listener>>) -> Result<Client, Error> {
-        config.validate()?;
-        let endpoint = Endpoint::parse(&config.endpoint, &config.appkey)?;
-        let prepared = engine::Prepared::new(&config, endpoint)?;
-        let queue = PublishQueue::new(&config)?;
-        let poll = mio::Poll::new().map_err(|e| Error::Io(format!("creating the poller: {e}")))?;
-        let waker = mio::Waker::new(poll.registry(), engine::WAKER)
-            .map_err(|e| Error::Io(format!("creating the waker: {e}")))?;
-        let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
-        let (events_tx, events_rx) = crossbeam_channel::bounded(config.event_queue_capacity);
-        let shared = Arc::new(Shared {
-            cmd_tx,
-            waker,
-            notified: AtomicBool::new(false),
-            state: AtomicU8::new(State::Disconnected as u8),
-            queue: Mutex::new(queue),
-            subscriptions: Mutex::new(HashSet::new()),
-            events_tx,
-            events_rx,
-            events_enabled: AtomicBool::new(false),
-            max_message_size: config.max_message_size,
-        });
-        let engine = engine::Engine::new(config, prepared, poll, cmd_rx, shared.clone(), listener);
-        let thread = std::thread::Builder::new()
-            .name("cobra-engine".into())
-            .spawn(move || engine.run())
-            .map_err(|e| Error::Io(format!("spawning the engine thread: {e}")))?;
+        let (shared, thread) = engine::start(config, listener)?;
         let engine_thread = thread.thread().id();
         Ok(Client {
             inner: Arc::new(Inner {

@@ -373,7 +373,7 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
-    pub fn parse(url: &str, appkey: &str) -> Result<Self, Error> {
+    pub(crate) fn parse(url: &str, appkey: &str) -> Result<Self, Error> {
         let bad = |why: &str| invalid("endpoint", format!("{url:?}: {why}"));
         let (tls, rest) = if let Some(r) = url.strip_prefix("wss://") {
             (true, r)
@@ -401,7 +401,7 @@ impl Endpoint {
         } else {
             path
         };
-        let mut resource = format!("{path}?appkey={}", percent_encode(appkey));
+        let mut resource = format!("{path}?appkey={}", cobra_wire::percent::encode(appkey));
         if let Some(q) = query.filter(|q| !q.is_empty()) {
             resource.push('&');
             resource.push_str(q);
@@ -452,35 +452,6 @@ fn split_host_port(authority: &str, default_port: u16) -> Option<(String, u16)> 
     Some((host.to_string(), port))
 }
 
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 /// A parsed HTTP CONNECT proxy URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ProxyUrl {
@@ -491,7 +462,7 @@ pub(crate) struct ProxyUrl {
 }
 
 impl ProxyUrl {
-    pub fn parse(url: &str) -> Result<Self, Error> {
+    pub(crate) fn parse(url: &str) -> Result<Self, Error> {
         let bad = |why: &str| {
             invalid(
                 "proxy",
@@ -510,8 +481,10 @@ impl ProxyUrl {
         let credentials = match userinfo {
             Some(u) => {
                 let (user, pass) = u.split_once(':').unwrap_or((u, ""));
-                let user = percent_decode(user).ok_or_else(|| bad("bad percent-encoding"))?;
-                let pass = percent_decode(pass).ok_or_else(|| bad("bad percent-encoding"))?;
+                let user =
+                    cobra_wire::percent::decode(user).ok_or_else(|| bad("bad percent-encoding"))?;
+                let pass =
+                    cobra_wire::percent::decode(pass).ok_or_else(|| bad("bad percent-encoding"))?;
                 Some((user, pass))
             }
             None => None,

@@ -66,6 +66,7 @@ pub enum Error {
 
 /// The class of a connection error reported by [`Event::Error`](crate::Event::Error).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[non_exhaustive]
 pub enum ErrorKind {
     /// Name resolution failed.

@@ -22,18 +22,24 @@
 //! Events reach a [`Listener`] on the engine thread, or a bounded channel from
 //! [`Client::events`]. Logs go through the `log` facade ([`logging`] has platform helpers).
 
+// Unsafe code lives at the FFI boundary only (`ffi`, with a `// SAFETY:` line per block).
+#![deny(unsafe_code)]
+
 mod backoff;
 mod client;
 mod config;
 mod engine;
 mod error;
 mod event;
+#[allow(unsafe_code)]
 pub mod ffi;
 pub mod logging;
 pub mod metrics;
 mod queue;
 mod session;
 pub mod spool;
+mod state;
+mod subscription;
 mod transport;
 #[cfg(feature = "uniffi")]
 mod uniffi_api;
@@ -41,9 +47,11 @@ mod uniffi_api;
 #[cfg(feature = "uniffi")]
 uniffi::setup_scaffolding!();
 
-pub use client::{Client, State, SubscribeOptions, WeakClient};
+pub use client::{Client, WeakClient};
 pub use config::{Config, DeflateOptions, Delivery, OverflowPolicy, TlsOptions};
 pub use error::{Error, ErrorKind};
 pub use event::{ClosedBy, Event, Listener, PublishId};
+pub use state::State;
+pub use subscription::SubscribeOptions;
 #[cfg(feature = "tls")]
 pub use transport::tls::spki_pin_of;

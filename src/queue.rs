@@ -28,7 +28,7 @@ const MAX_DROP_NOTES: usize = 65_536;
 pub(crate) struct Target(String);
 
 impl Target {
-    pub fn channel(channel: &str) -> Result<Self, Error> {
+    pub(crate) fn channel(channel: &str) -> Result<Self, Error> {
         if channel.is_empty() {
             return Err(Error::InvalidArgument("empty channel".into()));
         }
@@ -55,7 +55,7 @@ impl Target {
         }
     }
 
-    pub fn channels<S: AsRef<str>>(channels: &[S]) -> Result<Self, Error> {
+    pub(crate) fn channels<S: AsRef<str>>(channels: &[S]) -> Result<Self, Error> {
         if channels.is_empty() {
             return Err(Error::InvalidArgument("no channel".into()));
         }
@@ -73,7 +73,7 @@ impl Target {
         Ok(Target(s))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -94,13 +94,13 @@ pub(crate) struct Entry {
 
 impl Entry {
     /// Bytes charged against the queue's byte limit.
-    pub fn cost(&self) -> usize {
+    pub(crate) fn cost(&self) -> usize {
         self.target.0.len() + self.message.len()
     }
 
     /// Append the `rtm/publish` PDU text for this entry (the publish id is the PDU id, so the
     /// `rtm/publish/ok` names the entry directly).
-    pub fn write_pdu(&self, s: &mut String) {
+    pub(crate) fn write_pdu(&self, s: &mut String) {
         use std::fmt::Write as _;
         s.reserve(self.cost() + 64);
         let _ = write!(
@@ -132,7 +132,7 @@ pub(crate) struct PublishQueue {
 
 impl PublishQueue {
     /// An empty queue, or the spool's pending entries when `config.spool_dir` is set.
-    pub fn new(config: &Config) -> Result<Self, Error> {
+    pub(crate) fn new(config: &Config) -> Result<Self, Error> {
         let mut q = Self {
             entries: VecDeque::new(),
             sent: 0,
@@ -202,12 +202,12 @@ impl PublishQueue {
     }
 
     /// Spool problems since the last call.
-    pub fn take_spool_errors(&mut self) -> Vec<String> {
+    pub(crate) fn take_spool_errors(&mut self) -> Vec<String> {
         std::mem::take(&mut self.spool_errors)
     }
 
     /// Flush spooled appends to stable storage (when the queue goes idle).
-    pub fn sync_spool(&mut self) {
+    pub(crate) fn sync_spool(&mut self) {
         if let Some(spool) = self.spool.as_mut()
             && let Err(e) = spool.sync()
         {
@@ -215,12 +215,12 @@ impl PublishQueue {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 
     /// Queue a message, applying the overflow policy. Returns its id.
-    pub fn push(&mut self, target: Target, message: String) -> Result<PublishId, Error> {
+    pub(crate) fn push(&mut self, target: Target, message: String) -> Result<PublishId, Error> {
         let entry = Entry {
             id: self.next_id,
             target,
@@ -286,19 +286,19 @@ impl PublishQueue {
     }
 
     /// Drop notes recorded since the last call, oldest first.
-    pub fn take_drops(&mut self) -> VecDeque<(PublishId, String)> {
+    pub(crate) fn take_drops(&mut self) -> VecDeque<(PublishId, String)> {
         std::mem::take(&mut self.drops)
     }
 
     /// The next entry to send on this connection, marking it sent.
-    pub fn next_unsent(&mut self) -> Option<Arc<Entry>> {
+    pub(crate) fn next_unsent(&mut self) -> Option<Arc<Entry>> {
         let e = self.entries.get(self.sent)?.clone();
         self.sent += 1;
         Some(e)
     }
 
     /// True when entries wait to be sent.
-    pub fn has_unsent(&self) -> bool {
+    pub(crate) fn has_unsent(&self) -> bool {
         self.sent < self.entries.len()
     }
 
@@ -319,7 +319,7 @@ impl PublishQueue {
     }
 
     /// `rtm/publish/ok` for `id`: forget it. False when it was not held (dropped meanwhile).
-    pub fn ack(&mut self, id: PublishId) -> bool {
+    pub(crate) fn ack(&mut self, id: PublishId) -> bool {
         let held = self.remove(id).is_some();
         if held {
             self.forget(id);
@@ -328,13 +328,13 @@ impl PublishQueue {
     }
 
     /// `rtm/publish/error` for `id`: forget it (retrying would fail the same way).
-    pub fn refuse(&mut self, id: PublishId) -> bool {
+    pub(crate) fn refuse(&mut self, id: PublishId) -> bool {
         self.ack(id)
     }
 
     /// The connection dropped. At-least-once: everything sent goes out again. At-most-once:
     /// what was sent is dropped (and reported).
-    pub fn connection_lost(&mut self, delivery: Delivery) {
+    pub(crate) fn connection_lost(&mut self, delivery: Delivery) {
         match delivery {
             Delivery::AtLeastOnce => self.sent = 0,
             Delivery::AtMostOnce => {

@@ -12,9 +12,9 @@ use cobra_wire::position::Position;
 use crossbeam_channel::Sender;
 use serde_json::Value;
 
-use crate::client::SubscribeOptions;
 use crate::error::{Error, ErrorKind};
 use crate::event::{Event, PublishId};
+use crate::subscription::SubscribeOptions;
 
 /// Most user requests held while offline; more are refused at once.
 const MAX_WAITING_REQUESTS: usize = 1024;
@@ -97,7 +97,7 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub fn new(role: &str, secret: &str) -> Self {
+    pub(crate) fn new(role: &str, secret: &str) -> Self {
         Self {
             role: role.to_string(),
             secret: secret.to_string(),
@@ -110,11 +110,11 @@ impl Session {
     }
 
     /// When the oldest unanswered request was sent.
-    pub fn oldest_request(&self) -> Option<Instant> {
+    pub(crate) fn oldest_request(&self) -> Option<Instant> {
         self.pending.values().map(|(_, sent)| *sent).min()
     }
 
-    pub fn is_authenticated(&self) -> bool {
+    pub(crate) fn is_authenticated(&self) -> bool {
         self.auth == Auth::Done
     }
 
@@ -125,7 +125,7 @@ impl Session {
     }
 
     /// The WebSocket is open: start authenticating.
-    pub fn on_open(&mut self, out: &mut Vec<Output>) {
+    pub(crate) fn on_open(&mut self, out: &mut Vec<Output>) {
         let id = self.id();
         let body = pdu::HandshakeBody {
             method: "role_secret".into(),
@@ -142,7 +142,7 @@ impl Session {
     }
 
     /// The connection is gone: in-flight requests fail, subscriptions wait for the next one.
-    pub fn on_close(&mut self, out: &mut Vec<Output>) {
+    pub(crate) fn on_close(&mut self, out: &mut Vec<Output>) {
         self.auth = Auth::Offline;
         for (_, (p, _)) in self.pending.drain() {
             match p {
@@ -157,14 +157,14 @@ impl Session {
     }
 
     /// `disconnect()`: also fail the requests waiting for a connection.
-    pub fn cancel_waiting(&mut self, why: &str) {
+    pub(crate) fn cancel_waiting(&mut self, why: &str) {
         for r in self.waiting.drain(..) {
             r.answer(Err(Error::Cancelled(why.into())));
         }
     }
 
     /// Answer requests whose caller has given up; returns the next deadline.
-    pub fn expire(&mut self, now: Instant) -> Option<Instant> {
+    pub(crate) fn expire(&mut self, now: Instant) -> Option<Instant> {
         let (expired, kept): (VecDeque<_>, VecDeque<_>) =
             self.waiting.drain(..).partition(|r| r.deadline <= now);
         self.waiting = kept;
@@ -176,7 +176,7 @@ impl Session {
         self.waiting.iter().map(|r| r.deadline).min()
     }
 
-    pub fn request(&mut self, req: Request, out: &mut Vec<Output>) {
+    pub(crate) fn request(&mut self, req: Request, out: &mut Vec<Output>) {
         if self.is_authenticated() {
             self.send_request(req, out);
         } else if self.waiting.len() >= MAX_WAITING_REQUESTS {
@@ -195,7 +195,7 @@ impl Session {
             .insert(id, (Pending::User(req), Instant::now()));
     }
 
-    pub fn subscribe(&mut self, options: SubscribeOptions, out: &mut Vec<Output>) {
+    pub(crate) fn subscribe(&mut self, options: SubscribeOptions, out: &mut Vec<Output>) {
         let sub = Subscription {
             position: options.position.clone(),
             options,
@@ -214,7 +214,7 @@ impl Session {
             subscription_id: o.subscription_id.clone(),
             filter: o.filter.clone(),
             position: sub.position.clone(),
-            batch_size: o.batch_size,
+            batch_size: o.batch_size.map(u64::from),
             fast_forward: o.fast_forward.then_some(true),
         };
         let id = self.id();
@@ -223,7 +223,7 @@ impl Session {
             .insert(id, (Pending::Subscribe(o.id().to_string()), Instant::now()));
     }
 
-    pub fn unsubscribe(&mut self, subscription_id: &str, out: &mut Vec<Output>) {
+    pub(crate) fn unsubscribe(&mut self, subscription_id: &str, out: &mut Vec<Output>) {
         self.subscriptions
             .retain(|s| s.options.id() != subscription_id);
         if self.is_authenticated() {
@@ -261,7 +261,11 @@ impl Session {
     }
 
     /// A text message from the server.
-    pub fn on_text(&mut self, text: &str, out: &mut Vec<Output>) -> Result<(), SessionError> {
+    pub(crate) fn on_text(
+        &mut self,
+        text: &str,
+        out: &mut Vec<Output>,
+    ) -> Result<(), SessionError> {
         let pdu = Pdu::parse(text).map_err(|e| fail(ErrorKind::Protocol, e.to_string()))?;
         let id = pdu.id_u64();
         match &*pdu.action {
@@ -530,6 +534,222 @@ mod tests {
                 vec![serde_json::json!({"a": 1}), serde_json::json!({"b": 2})],
                 Some("1-3".to_string())
             )]
+        );
+    }
+
+    /// The server half of an in-memory pair (in the style of rustls' client/server pair tests):
+    /// it checks the role_secret proof with `cobra_wire::auth`, answers every request, and
+    /// records what it was asked. Nothing touches a socket.
+    struct MemoryServer {
+        secret: &'static str,
+        nonce: String,
+        /// Every request received: (action, body).
+        received: Vec<(String, Value)>,
+    }
+
+    impl MemoryServer {
+        fn new(secret: &'static str) -> Self {
+            Self {
+                secret,
+                nonce: cobra_wire::auth::new_nonce(),
+                received: Vec::new(),
+            }
+        }
+
+        /// The answer to one request text.
+        fn answer(&mut self, text: &str) -> String {
+            let pdu = Pdu::parse(text).expect("the client sends valid PDUs");
+            let body: Value = pdu.body_as().unwrap_or(Value::Null);
+            let id = pdu.id;
+            self.received.push((pdu.action.to_string(), body.clone()));
+            match &*pdu.action {
+                action::AUTH_HANDSHAKE => pdu::ok(
+                    action::AUTH_HANDSHAKE,
+                    id,
+                    &serde_json::json!({"data": {"nonce": self.nonce, "connection_id": "c1"}}),
+                ),
+                action::AUTH_AUTHENTICATE => {
+                    let hash = body["credentials"]["hash"].as_str().unwrap_or("");
+                    if cobra_wire::auth::verify(self.secret, &self.nonce, hash) {
+                        pdu::ok(action::AUTH_AUTHENTICATE, id, &serde_json::json!({}))
+                    } else {
+                        pdu::error(
+                            action::AUTH_AUTHENTICATE,
+                            id,
+                            "authentication_failed",
+                            "bad hash",
+                        )
+                    }
+                }
+                action::SUBSCRIBE => pdu::ok(
+                    action::SUBSCRIBE,
+                    id,
+                    &serde_json::json!({"position": "100-0", "subscription_id": body["subscription_id"]}),
+                ),
+                other => pdu::ok(other, id, &serde_json::json!({})),
+            }
+        }
+    }
+
+    /// Pumps PDUs between the client session and the server until neither has anything to say;
+    /// returns the client's non-`Send` outputs and the first session error.
+    fn pump(
+        client: &mut Session,
+        server: &mut MemoryServer,
+        mut out: Vec<Output>,
+    ) -> (Vec<Output>, Result<(), SessionError>) {
+        let mut kept = Vec::new();
+        while !out.is_empty() {
+            let mut next = Vec::new();
+            for o in out {
+                match o {
+                    Output::Send(text) => {
+                        let answer = server.answer(&text);
+                        if let Err(e) = client.on_text(&answer, &mut next) {
+                            return (kept, Err(e));
+                        }
+                    }
+                    other => kept.push(other),
+                }
+            }
+            out = next;
+        }
+        (kept, Ok(()))
+    }
+
+    fn connect(client: &mut Session, server: &mut MemoryServer) -> Vec<Output> {
+        let mut out = Vec::new();
+        client.on_open(&mut out);
+        let (kept, result) = pump(client, server, out);
+        result.expect("authenticated");
+        assert!(client.is_authenticated());
+        kept
+    }
+
+    fn subscribes(server: &MemoryServer) -> Vec<Value> {
+        server
+            .received
+            .iter()
+            .filter(|(a, _)| a == action::SUBSCRIBE)
+            .map(|(_, b)| b.clone())
+            .collect()
+    }
+
+    #[test]
+    fn pair_authenticates_and_re_authenticates_on_every_connection() {
+        let mut client = Session::new("pubsub", "s3cret");
+        let mut server = MemoryServer::new("s3cret");
+        let outputs = connect(&mut client, &mut server);
+        assert!(outputs.iter().any(|o| matches!(o, Output::Authenticated)));
+        client.on_close(&mut Vec::new());
+        assert!(!client.is_authenticated());
+        // A new connection: a fresh nonce, and the client proves the secret again.
+        server.nonce = cobra_wire::auth::new_nonce();
+        connect(&mut client, &mut server);
+        let actions: Vec<_> = server.received.iter().map(|(a, _)| a.as_str()).collect();
+        assert_eq!(
+            actions,
+            [
+                action::AUTH_HANDSHAKE,
+                action::AUTH_AUTHENTICATE,
+                action::AUTH_HANDSHAKE,
+                action::AUTH_AUTHENTICATE
+            ]
+        );
+    }
+
+    #[test]
+    fn pair_a_wrong_secret_fails_the_connection() {
+        let mut client = Session::new("pubsub", "wrong");
+        let mut server = MemoryServer::new("s3cret");
+        let mut out = Vec::new();
+        client.on_open(&mut out);
+        let (_, result) = pump(&mut client, &mut server, out);
+        let e = result.expect_err("refused");
+        assert_eq!(e.kind, ErrorKind::AuthenticationFailed);
+        assert!(!client.is_authenticated());
+    }
+
+    #[test]
+    fn pair_resubscribes_from_the_last_position_after_a_reconnect() {
+        let mut client = Session::new("pubsub", "s3cret");
+        let mut server = MemoryServer::new("s3cret");
+        let mut out = Vec::new();
+        client.subscribe(
+            SubscribeOptions::new("fps").filter("select * from fps"),
+            &mut out,
+        );
+        client.subscribe(SubscribeOptions::new("mem"), &mut out);
+        assert!(out.is_empty(), "nothing is sent before authentication");
+        connect(&mut client, &mut server);
+        let first = subscribes(&server);
+        assert_eq!(first.len(), 2);
+        assert!(
+            first.iter().all(|b| b.get("position").is_none()),
+            "{first:?}"
+        );
+        // `fps` receives data up to 1-7; `mem` receives nothing, so it resumes from where the
+        // server said it began (the subscribe answer's position), missing nothing meanwhile.
+        let data = r#"{"action":"rtm/subscription/data","body":{"subscription_id":"fps","position":"1-7","messages":[{"fps":30}]}}"#;
+        client.on_text(data, &mut Vec::new()).unwrap();
+        client.on_close(&mut Vec::new());
+        server.received.clear();
+        connect(&mut client, &mut server);
+        let again = subscribes(&server);
+        let position_of = |channel: &str| {
+            again
+                .iter()
+                .find(|b| b["channel"] == channel || b["subscription_id"] == channel)
+                .and_then(|b| b["position"].as_str().map(str::to_owned))
+        };
+        assert_eq!(position_of("fps").as_deref(), Some("1-7"), "{again:?}");
+        assert_eq!(position_of("mem").as_deref(), Some("100-0"), "{again:?}");
+        assert!(again.iter().any(|b| b["filter"] == "select * from fps"));
+    }
+
+    #[test]
+    fn pair_requests_wait_for_authentication_then_go_out() {
+        let mut client = Session::new("pubsub", "s3cret");
+        let mut server = MemoryServer::new("s3cret");
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let request = Request {
+            action: action::READ.to_owned(),
+            body: serde_json::json!({"channel": "k"}),
+            reply: tx,
+            deadline: Instant::now() + std::time::Duration::from_secs(60),
+        };
+        let mut out = Vec::new();
+        client.request(request, &mut out);
+        assert!(out.is_empty(), "held while offline");
+        connect(&mut client, &mut server);
+        assert!(server.received.iter().any(|(a, _)| a == action::READ));
+        assert!(rx.try_recv().expect("answered").is_ok());
+    }
+
+    /// Publishes live in the queue, not the session: what was sent and not acknowledged when the
+    /// connection dropped goes out again on the next one, acknowledged ones do not.
+    #[test]
+    fn pair_unacknowledged_publishes_are_sent_again_after_a_reconnect() {
+        use crate::config::{Config, Delivery};
+        use crate::queue::{PublishQueue, Target};
+        let config = Config::new("ws://127.0.0.1:1", "_pubsub", "pubsub", "s3cret");
+        let mut queue = PublishQueue::new(&config).expect("queue");
+        let target = || Target::channel("fps").expect("a channel");
+        let a = queue.push(target(), r#"{"n":1}"#.into()).unwrap();
+        let b = queue.push(target(), r#"{"n":2}"#.into()).unwrap();
+        let sent: Vec<_> = std::iter::from_fn(|| queue.next_unsent())
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(sent, [a, b]);
+        assert!(queue.ack(a));
+        queue.connection_lost(Delivery::AtLeastOnce);
+        let resent: Vec<_> = std::iter::from_fn(|| queue.next_unsent())
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(
+            resent,
+            [b],
+            "only the unacknowledged publish goes out again"
         );
     }
 }

@@ -6,7 +6,6 @@
 //! The CLI tests need our `cobra` binary: `cargo build -p cobra-server --bin cobra` first (as
 //! `scripts/test.sh` does).
 
-mod interop_support;
 mod support;
 
 use std::path::Path;
@@ -15,10 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cobra::{Client, Config, Event, SubscribeOptions};
-use interop_support::{
-    Guard, Redis, clean_command, our_cobra_binary, require, require_on_path, root,
-    run_with_deadline, wait_listening,
+use cobra_test_support::process::{
+    Guard, Redis, clean_command, our_cobra_binary, root, run_with_deadline, wait_listening,
 };
+use cobra_test_support::{require, require_on_path};
 use serde_json::{Value, json};
 use support::{Recorder, wait_until};
 
@@ -57,7 +56,7 @@ impl Cobras {
             ),
         )
         .expect("write apps config");
-        let port = interop_support::free_port();
+        let port = cobra_test_support::free_port();
         let log = |name| std::fs::File::create(dir.path().join(name)).expect("log file");
         let mut cmd = clean_command(&cobra);
         cmd.env("HOME", dir.path())

@@ -10,14 +10,13 @@
 //! `negotiated_extensions` and `wire_stats`) what it negotiated and whether our messages really
 //! arrived compressed.
 
-mod interop_support;
 mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use cobra::{Client, DeflateOptions, Event, SubscribeOptions};
-use interop_support::{EchoPeer, start_node_echo, start_python_echo};
+use cobra_test_support::process::{EchoPeer, start_node_echo, start_python_echo};
 use serde_json::{Value, json};
 use support::{Recorder, SECRET, config, wait_until};
 

@@ -11,14 +11,13 @@
 //! messages and gets them back and acked: the deflate agreement, however spelled, was read
 //! right. Without the peers the tests print `SKIPPED` and pass, except under `CI=true`.
 
-mod interop_support;
 mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use cobra::{Client, Event, SubscribeOptions};
-use interop_support::{EchoPeer, start_node_echo, start_python_echo};
+use cobra_test_support::process::{EchoPeer, start_node_echo, start_python_echo};
 use serde_json::json;
 use support::{Recorder, SECRET, config, wait_until};
 

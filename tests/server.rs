@@ -3,6 +3,7 @@
 
 mod support;
 
+use cobra_test_support::free_port;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -144,14 +145,6 @@ fn received(rec: &Recorder) -> Vec<Value> {
         })
         .flatten()
         .collect()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

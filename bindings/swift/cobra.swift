@@ -2786,7 +2786,7 @@ public func FfiConverterTypeDelivery_lower(_ value: Delivery) -> RustBuffer {
 
 
 /**
- * The class of a connection error.
+ * The class of a connection error reported by [`Event::Error`](crate::Event::Error).
  */
 
 public enum ErrorKind: Equatable, Hashable {
@@ -2796,43 +2796,43 @@ public enum ErrorKind: Equatable, Hashable {
      */
     case dns
     /**
-     * TCP connect failed.
+     * The TCP connection could not be established.
      */
     case connect
     /**
-     * The HTTP CONNECT proxy failed.
+     * The HTTP CONNECT proxy refused or failed.
      */
     case proxy
     /**
-     * TLS failed.
+     * TLS failed (certificate, pin, handshake).
      */
     case tls
     /**
-     * The WebSocket upgrade failed.
+     * The WebSocket upgrade failed (unexpected HTTP status or headers).
      */
     case handshake
     /**
-     * The server refused the appkey (not fixed by retrying).
+     * The server refused the appkey (HTTP 403). Not fixed by retrying: retried only at `backoff_max`.
      */
     case forbidden
     /**
-     * The role or secret was refused (not fixed by retrying).
+     * The role/secret were refused (`auth/authenticate/error`). Retried only at `backoff_max`.
      */
     case authenticationFailed
     /**
-     * A connection step timed out.
+     * A step (connect, handshake, authentication) took longer than its timeout.
      */
     case timeout
     /**
-     * No pong in time.
+     * No pong came within `pong_timeout` of a ping.
      */
     case pongTimeout
     /**
-     * The peer broke the protocol.
+     * The peer broke the WebSocket or RTM protocol.
      */
     case `protocol`
     /**
-     * The connection was lost.
+     * The connection was lost (reset, EOF, write error).
      */
     case connectionLost
     /**
@@ -2840,7 +2840,7 @@ public enum ErrorKind: Equatable, Hashable {
      */
     case closedByServer
     /**
-     * The on-disk spool failed; the SDK continues in memory.
+     * The on-disk spool could not be read or written; the SDK continues in memory.
      */
     case spool
 

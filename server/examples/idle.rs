@@ -7,69 +7,22 @@
 //! Opens N WebSocket connections, authenticates each, and reports the server's RSS growth
 //! divided by N (read from `/proc/PID/statm`).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 
-use bytes::BytesMut;
-use cobra_wire::handshake::{self, ClientRequestParams};
-use cobra_wire::ws::{Codec, Message, Role};
-use serde_json::{Value, json};
+use cobra_test_support::client::Client;
 
 fn rss(pid: u32) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/statm")).expect("server pid");
     s.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 4096
 }
 
-fn recv(stream: &mut TcpStream, codec: &mut Codec, rbuf: &mut BytesMut) -> String {
-    loop {
-        if let Some(Message::Text(t)) = codec.decode(rbuf).unwrap() {
-            return t;
-        }
-        let mut chunk = [0u8; 4096];
-        let n = stream.read(&mut chunk).unwrap();
-        assert!(n > 0, "server closed");
-        rbuf.extend_from_slice(&chunk[..n]);
+/// One authenticated connection, through the tests' blocking client (a dev-dependency).
+fn connect(addr: SocketAddr, appkey: &str, role: &str, secret: &str) -> Client {
+    let mut client = Client::connect(addr, appkey);
+    if let Err(e) = client.auth(role, secret) {
+        panic!("not authenticated: {e}");
     }
-}
-
-fn connect(addr: SocketAddr, appkey: &str, role: &str, secret: &str) -> TcpStream {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    let path = format!("/v2?appkey={appkey}");
-    let (req, key) = handshake::client_request(&ClientRequestParams {
-        host: "127.0.0.1",
-        port: addr.port(),
-        path_and_query: &path,
-        subprotocol: Some("json"),
-        ..Default::default()
-    })
-    .unwrap();
-    stream.write_all(&req).unwrap();
-    let mut buf = Vec::new();
-    let used = loop {
-        let mut chunk = [0u8; 4096];
-        let n = stream.read(&mut chunk).unwrap();
-        assert!(n > 0, "closed during upgrade");
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some((_, used)) =
-            handshake::parse_response(&buf, &key, &cobra_wire::Limits::default()).unwrap()
-        {
-            break used;
-        }
-    };
-    let mut rbuf = BytesMut::from(&buf[used..]);
-    let mut codec = Codec::new(Role::Client, cobra_wire::Limits::default(), None);
-    let mut out = Vec::new();
-    codec.encode_text(&json!({"action": "auth/handshake", "id": 1, "body": {"method": "role_secret", "data": {"role": role}}}).to_string(), &mut out);
-    stream.write_all(&out).unwrap();
-    let hs: Value = serde_json::from_str(&recv(&mut stream, &mut codec, &mut rbuf)).unwrap();
-    let hash =
-        cobra_wire::auth::role_secret_hash(secret, hs["body"]["data"]["nonce"].as_str().unwrap());
-    out.clear();
-    codec.encode_text(&json!({"action": "auth/authenticate", "id": 2, "body": {"method": "role_secret", "credentials": {"hash": hash}}}).to_string(), &mut out);
-    stream.write_all(&out).unwrap();
-    let ok = recv(&mut stream, &mut codec, &mut rbuf);
-    assert!(ok.contains("auth/authenticate/ok"), "{ok}");
-    stream
+    client
 }
 
 fn main() {
@@ -79,12 +32,12 @@ fn main() {
     let n: usize = a[3].parse().unwrap();
     let (appkey, role, secret) = (&a[4], &a[5], &a[6]);
     // Warm up the server's allocator and runtime with a few connections first.
-    let warm: Vec<TcpStream> = (0..100)
+    let warm: Vec<Client> = (0..100)
         .map(|_| connect(addr, appkey, role, secret))
         .collect();
     std::thread::sleep(std::time::Duration::from_millis(300));
     let before = rss(pid);
-    let conns: Vec<TcpStream> = (0..n)
+    let conns: Vec<Client> = (0..n)
         .map(|_| connect(addr, appkey, role, secret))
         .collect();
     std::thread::sleep(std::time::Duration::from_millis(500));

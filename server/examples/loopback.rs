@@ -15,7 +15,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use cobra_server::config::{AppsConfig, ConfigSource, Limits, ServerSettings};
+use cobra_server::config::{AppsConfig, ConfigSource, ServerSettings};
 use cobra_server::net::Server;
 use cobra_wire::handshake::{self, ClientRequestParams};
 use cobra_wire::ws::{Codec, Message, Role};
@@ -112,22 +112,12 @@ fn main() {
     let yaml = format!(
         "apps:\n  bench:\n    roles:\n      r: {{secret: {SECRET}, permissions: [publish, subscribe]}}\nchannel_max_length: 1000\n"
     );
-    let settings = ServerSettings {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        apps_config: ConfigSource::Content(String::new()),
-        redis_urls: vec![],
-        redis_cluster: vec![],
-        redis_password: None,
-        redis_tls_ca: None,
-        channel_max_length: None,
-        verbose: false,
-        tls: None,
-        limits: Limits {
-            max_connections: 100_000,
-            ..Limits::default()
-        },
-        dashboard: false,
-    };
+    let mut settings = ServerSettings::with_defaults(
+        "127.0.0.1:0".parse().unwrap(),
+        ConfigSource::Content(String::new()),
+    );
+    settings.limits.max_connections = 100_000;
+    settings.dashboard = false;
     let server = Server::start(settings, AppsConfig::from_yaml(&yaml).unwrap()).unwrap();
     let addr = server.local_addr();
     let epoch = Instant::now();

@@ -6,6 +6,8 @@
 //! - [`net`]: the listener, the HTTP endpoints, and one WebSocket session per connection.
 //! - [`cli`]: the `cobra` command line.
 
+#![forbid(unsafe_code)]
+
 pub mod broker;
 pub mod cli;
 pub mod config;

@@ -1,3 +1,6 @@
+//! `cobra`: the broker (`cobra run`) and the command-line client (see `cobra --help`).
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 
 // A publish allocates and frees a handful of small buffers (PDU text, channel keys, futures)

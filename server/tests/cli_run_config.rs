@@ -1,8 +1,9 @@
 //! Where `cobra run` takes its apps config from, run as the real binary: the first-run
 //! default, `COBRA_APPS_CONFIG_CONTENT`, and the errors for a missing or invalid config.
 
+use cobra_test_support::free_port;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,13 +21,6 @@ impl Drop for Guard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
 }
 
 /// `cobra run` on a free port with HOME = `home` and no inherited `COBRA_*` variable; its

@@ -8,16 +8,14 @@
 //! Without the Python peer the tests print `SKIPPED` and pass, except under `CI=true`.
 
 mod common;
-#[path = "../../tests/interop_support/mod.rs"]
-mod interop_support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
 use cobra_server::config::AppsConfig;
 use cobra_server::net::{Server, ServerHandle};
+use cobra_test_support::process::{EchoPeer, start_python_echo};
 use common::{Client, SECRET, WAIT, settings};
-use interop_support::{EchoPeer, start_python_echo};
 use serde_json::json;
 
 /// The upgrade IXWebSocket 11.0.4 sent (`ws cobra_publish`), byte for byte: its key, made of

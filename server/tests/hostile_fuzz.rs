@@ -210,19 +210,12 @@ fn compressed_stream() -> impl Strategy<Value = Vec<u8>> {
 
 // ---- PDUs against a real server ------------------------------------------------------------
 
-const ACTIONS: [&str; 11] = [
-    "auth/handshake",
-    "auth/authenticate",
-    "rtm/publish",
-    "rtm/subscribe",
-    "rtm/unsubscribe",
-    "rtm/read",
-    "rtm/write",
-    "rtm/delete",
-    "admin/get_connections",
-    "admin/close_connection",
-    "rtm/nope",
-];
+/// Every request the server serves, and one it does not.
+fn actions() -> Vec<&'static str> {
+    let mut all = cobra_wire::pdu::action::REQUESTS.to_vec();
+    all.push("rtm/nope");
+    all
+}
 
 const FIELDS: [&str; 16] = [
     "channel",
@@ -271,7 +264,7 @@ fn json_value() -> impl Strategy<Value = Value> {
 
 fn pdu() -> impl Strategy<Value = String> {
     (
-        proptest::sample::select(&ACTIONS[..]),
+        proptest::sample::select(actions()),
         json_value(),
         proptest::collection::btree_map(proptest::sample::select(&FIELDS[..]), json_value(), 0..5),
         any::<bool>(),

@@ -278,8 +278,7 @@ fn tls_port_survives_stalled_and_garbage_handshakes() {
         .stderr(Stdio::null())
         .status();
     if !status.is_ok_and(|s| s.success()) {
-        assert!(std::env::var("CI").is_err(), "openssl is required under CI");
-        eprintln!("SKIPPED: no openssl command line");
+        cobra_test_support::skip("no openssl command line");
         return;
     }
     let server = common::start_with(100, |s| {

@@ -8,34 +8,22 @@
 //! commands against it with a deadline (the Python client retries forever on most errors,
 //! so a broken server would otherwise hang the test), and kills everything on drop.
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use cobra_server::config::AppsConfig;
+use cobra_test_support::process::{Guard, Run, free_port, run_with_deadline, wait_listening};
 
-const SERVER_START_TIMEOUT: Duration = Duration::from_secs(20);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The Python `cobra` executable, or `None` (after saying so loudly) when it is not installed.
 fn python_cobra() -> Option<PathBuf> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/cobras-venv/bin/cobra");
-    if path.exists() {
-        return Some(path);
-    }
-    let msg = format!(
-        "Python cobras peer not found at {}: run scripts/install-peers.sh",
-        path.display()
-    );
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg} (required under CI=true)");
-    }
-    eprintln!("SKIPPED: {msg}");
-    None
+    cobra_test_support::require(path, "Python cobras peer")
 }
 
 /// A command with no inherited `COBRA_*` variable (the Python client reads several, e.g.
@@ -49,108 +37,6 @@ fn clean_command(program: &Path, home: &Path) -> Command {
     }
     cmd.env("HOME", home).env("PYTHONUNBUFFERED", "1");
     cmd
-}
-
-/// A child process killed and reaped on drop.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Collects a pipe in the background.
-fn collect(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
-}
-
-/// What a finished (or timed out and killed) command printed.
-#[derive(Debug)]
-struct Run {
-    status: Option<ExitStatus>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn success(&self) -> bool {
-        self.status.is_some_and(|s| s.success())
-    }
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let status = match self.status {
-            Some(s) => s.to_string(),
-            None => format!("killed after {COMMAND_TIMEOUT:?}"),
-        };
-        write!(
-            f,
-            "status: {status}\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout, self.stderr
-        )
-    }
-}
-
-/// Runs `cmd` to completion, killing it at `timeout`.
-fn run_with_deadline(mut cmd: Command, timeout: Duration) -> Run {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = Guard(cmd.spawn().expect("spawn"));
-    let stdout = collect(child.0.stdout.take().expect("piped stdout"));
-    let stderr = collect(child.0.stderr.take().expect("piped stderr"));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.0.try_wait().expect("try_wait") {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            break None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    drop(child); // kills if still running, which closes the pipes
-    Run {
-        status,
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
-    }
-}
-
-/// A free TCP port on loopback.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-/// Waits until `port` accepts connections; panics with `log()` if `process` exits first or
-/// the deadline passes.
-fn wait_listening(process: &mut Child, port: u16, what: &str, log: impl Fn() -> String) {
-    let deadline = Instant::now() + SERVER_START_TIMEOUT;
-    loop {
-        if let Ok(Some(status)) = process.try_wait() {
-            panic!("{what} exited early ({status})\n{}", log());
-        }
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        if Instant::now() >= deadline {
-            panic!(
-                "{what} did not listen on port {port} within {SERVER_START_TIMEOUT:?}\n{}",
-                log()
-            );
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// The server under test on a free port with a fresh default apps config, killed on drop.
@@ -281,7 +167,7 @@ fn python_run(server: &Server, cobra: &Path, command: &str, extra: &[&str], appk
     let mut args: Vec<&str> = vec![command];
     args.extend(creds.iter().map(String::as_str));
     args.extend_from_slice(extra);
-    run_with_deadline(server.python(cobra, &args), COMMAND_TIMEOUT)
+    run_with_deadline(server.python(cobra, &args), "", COMMAND_TIMEOUT)
 }
 
 /// `cobra publish --channel CHANNEL --path FILE --delay 0` with the `_pubsub` role; asserts it succeeded.
@@ -317,6 +203,7 @@ fn python_peer_runs_and_shares_our_config_format() {
             c.arg("--version");
             c
         },
+        "",
         COMMAND_TIMEOUT,
     );
     assert!(version.success(), "{version}");
@@ -329,6 +216,7 @@ fn python_peer_runs_and_shares_our_config_format() {
             c.arg("init");
             c
         },
+        "",
         COMMAND_TIMEOUT,
     );
     assert!(init.success(), "{init}");
@@ -356,6 +244,7 @@ fn python_peer_runs_and_shares_our_config_format() {
             c.args(["-c", script]).arg(&path);
             c
         },
+        "",
         COMMAND_TIMEOUT,
     );
     assert!(read.success(), "{read}");
@@ -752,5 +641,84 @@ fn python_admin_disconnects_a_connection() {
         run.success() && run.stdout.contains(&second_id) && !run.stdout.contains(&first_id),
         "after the disconnect, {first_id} must be gone and {second_id} listed:\n{run}\n{}",
         server.log()
+    );
+}
+
+/// The original Python client subscribes with an aggregate statement: it sees only rows, as
+/// ordinary messages (our server only: the reference has no aggregation).
+#[test]
+fn python_subscriber_receives_aggregate_rows() {
+    let Some(cobra) = python_cobra() else { return };
+    if std::env::var("INTEROP_SERVER").is_ok_and(|v| v == "reference") {
+        eprintln!("SKIPPED: the reference server has no aggregation");
+        return;
+    }
+    let server = Server::start(&cobra);
+    let channel = "interop_agg";
+    let sql = format!(
+        "SELECT device.model, COUNT(*), AVG(data.fps) AS fps FROM `{channel}` \
+         GROUP BY device.model WINDOW TUMBLING (10 MINUTES) GRACE 2 MINUTES"
+    );
+    let creds = server.credentials("_pubsub");
+    let mut cmd = server.python(&cobra, &["-v", "subscribe"]);
+    cmd.args(&creds)
+        .args([
+            "--channel",
+            channel,
+            "--stream_sql",
+            &sql,
+            "--disable_debug_memory",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut subscriber = Guard(cmd.spawn().expect("spawn python subscriber"));
+    let rx = stderr_lines(&mut subscriber.0);
+    let (lines, subscribed) = read_until(&rx, COMMAND_TIMEOUT, |l| l.contains("rtm/subscribe/ok"));
+    assert!(
+        subscribed,
+        "no rtm/subscribe/ok:\n{}\n{}",
+        lines.join("\n"),
+        server.log()
+    );
+
+    // Minutes apart: window [0, 10 min) closes when the 12-minute event arrives.
+    let minute = 60_000;
+    let jsonl: String = [("iPhone", 60, minute), ("iPad", 30, 2 * minute), ("iPhone", 50, 3 * minute), ("iPad", 40, 12 * minute)]
+        .iter()
+        .map(|(model, fps, ts)| {
+            format!("{{\"id\":\"engine_fps_id\",\"timestamp\":{ts},\"device\":{{\"model\":\"{model}\"}},\"data\":{{\"fps\":{fps}}}}}\n")
+        })
+        .collect();
+    let path = server.dir.path().join("agg.jsonl");
+    std::fs::write(&path, jsonl).unwrap();
+    // Published with our `cobra publish`: the Python one replays at the pace of the timestamps.
+    let creds = server.credentials("_pubsub");
+    let mut publish = clean_command(Path::new(env!("CARGO_BIN_EXE_cobra")), server.dir.path());
+    publish
+        .arg("publish")
+        .args(&creds)
+        .args(["--channel", channel])
+        .arg(&path);
+    let published = run_with_deadline(publish, "", COMMAND_TIMEOUT);
+    assert!(published.success(), "cobra publish: {published:?}");
+
+    let (lines, complete) = read_until(&rx, COMMAND_TIMEOUT, |l| {
+        l.contains("'device.model': 'iPad'") && l.contains(" at position ")
+    });
+    let rows: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("'window_start'"))
+        .collect();
+    assert!(
+        complete && rows.len() == 2,
+        "expected the two rows of [0, 10 min):\n{}\n{}",
+        lines.join("\n"),
+        server.log()
+    );
+    assert!(
+        rows[0].contains("'window_start': 0, 'window_end': 600000, 'device.model': 'iPhone', 'count': 2, 'fps': 55")
+            && rows[1].contains("'device.model': 'iPad', 'count': 1, 'fps': 30, 'late': 0, 'skipped': 0, 'final': True"),
+        "{rows:?}"
     );
 }

@@ -7,6 +7,7 @@ mod common;
 #[path = "support/redis.rs"]
 mod redis_support;
 
+use cobra_test_support::free_port;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -483,13 +484,6 @@ impl Drop for Guard {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
 /// Two `cobra run --redis URLS` processes sharing three nodes; the original Python client's
 /// `cobra health` (write, read, delete, publish + filtered subscribe from 0-0) passes against
 /// each, and what one wrote the other reads.
@@ -500,18 +494,9 @@ fn cobra_run_with_redis_passes_python_health_on_two_servers() {
     }
     let python =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/cobras-venv/bin/cobra");
-    if !python.exists() {
-        let msg = format!(
-            "Python cobras peer not found at {}: run scripts/install-peers.sh",
-            python.display()
-        );
-        assert!(
-            std::env::var("CI").map_or(true, |v| v != "true"),
-            "{msg} (required under CI=true)"
-        );
-        eprintln!("SKIPPED: {msg}");
+    let Some(python) = cobra_test_support::require(python, "Python cobras peer") else {
         return;
-    }
+    };
     let nodes: Vec<RedisServer> = (0..3)
         .map(|_| RedisServer::spawn().expect("redis-server"))
         .collect();

@@ -47,7 +47,7 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub fn new(phase: Phase, deadline: Instant) -> Self {
+    pub(super) fn new(phase: Phase, deadline: Instant) -> Self {
         Self {
             phase,
             stream: None,
@@ -64,12 +64,12 @@ impl Conn {
         }
     }
 
-    pub fn is_open(&self) -> bool {
+    pub(super) fn is_open(&self) -> bool {
         matches!(self.phase, Phase::Open)
     }
 
     /// Flush, read up to `budget` more bytes, flush again (TLS may have records to answer).
-    pub fn io(&mut self, budget: usize) -> Result<ReadStatus, TransportError> {
+    pub(super) fn io(&mut self, budget: usize) -> Result<ReadStatus, TransportError> {
         let Some(stream) = self.stream.as_mut() else {
             return Ok(ReadStatus::Drained);
         };
@@ -81,7 +81,7 @@ impl Conn {
         Ok(status)
     }
 
-    pub fn flush(&mut self) -> Result<(), TransportError> {
+    pub(super) fn flush(&mut self) -> Result<(), TransportError> {
         match self.stream.as_mut() {
             Some(s) => s.write(&mut self.out),
             None => Ok(()),
@@ -89,7 +89,7 @@ impl Conn {
     }
 
     /// Frame a text message (large ones go out fragment by fragment).
-    pub fn send_text(&mut self, text: String) {
+    pub(super) fn send_text(&mut self, text: String) {
         if text.len() > LARGE_MESSAGE {
             // One large message at a time: the engine does not start another while one is out.
             self.large = Some(LargeSend::new(text));
@@ -100,14 +100,14 @@ impl Conn {
     }
 
     /// Frame a text message given by reference (hot path: no copy of the text).
-    pub fn send_str(&mut self, text: &str) {
+    pub(super) fn send_str(&mut self, text: &str) {
         if let Some(codec) = self.codec.as_mut() {
             codec.encode_text(text, self.out.vec());
         }
     }
 
     /// Add fragments of the large message while fewer than `high_water` bytes wait.
-    pub fn pump_large(&mut self, high_water: usize) {
+    pub(super) fn pump_large(&mut self, high_water: usize) {
         while self.out.len() < high_water.min(super::HIGH_WATER) {
             let Some(large) = self.large.as_mut() else {
                 return;

@@ -20,7 +20,7 @@ pub(crate) struct LargeSend {
 }
 
 impl LargeSend {
-    pub fn new(text: String) -> Self {
+    pub(super) fn new(text: String) -> Self {
         Self {
             data: text.into_bytes(),
             pos: 0,
@@ -28,7 +28,7 @@ impl LargeSend {
     }
 
     /// Append the next fragment to `out`; true when the message is complete.
-    pub fn next_fragment(&mut self, out: &mut Vec<u8>) -> bool {
+    pub(super) fn next_fragment(&mut self, out: &mut Vec<u8>) -> bool {
         let end = (self.pos + FRAGMENT).min(self.data.len());
         let opcode = if self.pos == 0 {
             OpCode::Data(Data::Text)

@@ -146,7 +146,7 @@ fn parse_json(text: &str, name: &str) -> FfiResult<Value> {
 /// Ownership: ALWAYS consumes `config`, even when it fails (do not free or reuse it). On success the caller
 /// owns `*out_client` and must free it with `cobra_client_free`; on failure `*out_client` is set to NULL.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_client_new(
+pub(super) unsafe extern "C" fn cobra_client_new(
     config: *mut CobraConfig,
     callback: CobraEventCallback,
     user_data: *mut c_void,
@@ -196,7 +196,7 @@ pub unsafe extern "C" fn cobra_client_new(
 /// Ownership: consumes `client`. A NULL, already freed or unknown handle returns
 /// `COBRA_STATUS_INVALID_HANDLE` and does nothing (double frees are detected: handles are never reused).
 #[unsafe(no_mangle)]
-pub extern "C" fn cobra_client_free(client: *mut CobraClient) -> CobraStatus {
+pub(super) extern "C" fn cobra_client_free(client: *mut CobraClient) -> CobraStatus {
     guard(|| {
         let entry = CLIENTS.remove(client)?;
         if in_own_callback(entry.gate.id) {
@@ -222,7 +222,7 @@ pub extern "C" fn cobra_client_free(client: *mut CobraClient) -> CobraStatus {
 ///
 /// Ownership: `client` is borrowed for the call.
 #[unsafe(no_mangle)]
-pub extern "C" fn cobra_client_connect(client: *mut CobraClient) -> CobraStatus {
+pub(super) extern "C" fn cobra_client_connect(client: *mut CobraClient) -> CobraStatus {
     guard(|| Ok(self::client(client)?.client.connect()?))
 }
 
@@ -232,7 +232,7 @@ pub extern "C" fn cobra_client_connect(client: *mut CobraClient) -> CobraStatus 
 ///
 /// Ownership: `client` is borrowed for the call.
 #[unsafe(no_mangle)]
-pub extern "C" fn cobra_client_disconnect(client: *mut CobraClient) -> CobraStatus {
+pub(super) extern "C" fn cobra_client_disconnect(client: *mut CobraClient) -> CobraStatus {
     guard(|| Ok(self::client(client)?.client.disconnect()?))
 }
 
@@ -241,7 +241,7 @@ pub extern "C" fn cobra_client_disconnect(client: *mut CobraClient) -> CobraStat
 ///
 /// Ownership: `client` is borrowed for the call.
 #[unsafe(no_mangle)]
-pub extern "C" fn cobra_client_suspend(client: *mut CobraClient) -> CobraStatus {
+pub(super) extern "C" fn cobra_client_suspend(client: *mut CobraClient) -> CobraStatus {
     guard(|| Ok(self::client(client)?.client.suspend()?))
 }
 
@@ -249,7 +249,7 @@ pub extern "C" fn cobra_client_suspend(client: *mut CobraClient) -> CobraStatus 
 ///
 /// Ownership: `client` is borrowed for the call.
 #[unsafe(no_mangle)]
-pub extern "C" fn cobra_client_resume(client: *mut CobraClient) -> CobraStatus {
+pub(super) extern "C" fn cobra_client_resume(client: *mut CobraClient) -> CobraStatus {
     guard(|| Ok(self::client(client)?.client.resume()?))
 }
 
@@ -258,7 +258,7 @@ pub extern "C" fn cobra_client_resume(client: *mut CobraClient) -> CobraStatus {
 ///
 /// Ownership: `client` is borrowed for the call.
 #[unsafe(no_mangle)]
-pub extern "C" fn cobra_client_network_changed(client: *mut CobraClient) -> CobraStatus {
+pub(super) extern "C" fn cobra_client_network_changed(client: *mut CobraClient) -> CobraStatus {
     guard(|| Ok(self::client(client)?.client.network_changed()?))
 }
 
@@ -266,7 +266,7 @@ pub extern "C" fn cobra_client_network_changed(client: *mut CobraClient) -> Cobr
 ///
 /// Ownership: `out_state` is written, not kept.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_client_state(
+pub(super) unsafe extern "C" fn cobra_client_state(
     client: *mut CobraClient,
     out_state: *mut CobraClientState,
 ) -> CobraStatus {
@@ -296,7 +296,7 @@ pub unsafe extern "C" fn cobra_client_state(
 ///
 /// Ownership: `out_count` is written, not kept.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_client_pending_count(
+pub(super) unsafe extern "C" fn cobra_client_pending_count(
     client: *mut CobraClient,
     out_count: *mut usize,
 ) -> CobraStatus {
@@ -318,7 +318,7 @@ pub unsafe extern "C" fn cobra_client_pending_count(
 ///
 /// Ownership: `channel` and `message_json` (UTF-8, NUL-terminated) are borrowed for the call and copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_client_publish(
+pub(super) unsafe extern "C" fn cobra_client_publish(
     client: *mut CobraClient,
     channel: *const c_char,
     message_json: *const c_char,
@@ -345,7 +345,7 @@ pub unsafe extern "C" fn cobra_client_publish(
 /// Ownership: `channel[0..channel_len]` and `message_json[0..message_len]` are borrowed for the call and
 /// copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_client_publish_n(
+pub(super) unsafe extern "C" fn cobra_client_publish_n(
     client: *mut CobraClient,
     channel: *const c_char,
     channel_len: usize,
@@ -374,7 +374,7 @@ pub unsafe extern "C" fn cobra_client_publish_n(
 /// Ownership: `channels` (an array of `channel_count` UTF-8 NUL-terminated strings) and `message_json`
 /// are borrowed for the call and copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_client_publish_channels(
+pub(super) unsafe extern "C" fn cobra_client_publish_channels(
     client: *mut CobraClient,
     channels: *const *const c_char,
     channel_count: usize,
@@ -421,7 +421,7 @@ pub unsafe extern "C" fn cobra_client_publish_channels(
 ///
 /// Ownership: every string (UTF-8, NUL-terminated) is borrowed for the call and copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_client_subscribe(
+pub(super) unsafe extern "C" fn cobra_client_subscribe(
     client: *mut CobraClient,
     channel: *const c_char,
     subscription_id: *const c_char,
@@ -454,7 +454,7 @@ pub unsafe extern "C" fn cobra_client_subscribe(
 ///
 /// Ownership: `subscription_id` (UTF-8, NUL-terminated) is borrowed for the call.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_client_unsubscribe(
+pub(super) unsafe extern "C" fn cobra_client_unsubscribe(
     client: *mut CobraClient,
     subscription_id: *const c_char,
 ) -> CobraStatus {
@@ -473,7 +473,7 @@ pub unsafe extern "C" fn cobra_client_unsubscribe(
 /// Ownership: `channel` is borrowed for the call. On success `*out_json` receives a new string owned by
 /// the caller (free it with `cobra_string_free`), or NULL when nothing is stored.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_client_read(
+pub(super) unsafe extern "C" fn cobra_client_read(
     client: *mut CobraClient,
     channel: *const c_char,
     timeout_ms: u64,
@@ -504,7 +504,7 @@ pub unsafe extern "C" fn cobra_client_read(
 ///
 /// Ownership: `channel` and `value_json` (UTF-8, NUL-terminated) are borrowed for the call.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_client_write(
+pub(super) unsafe extern "C" fn cobra_client_write(
     client: *mut CobraClient,
     channel: *const c_char,
     value_json: *const c_char,
@@ -526,7 +526,7 @@ pub unsafe extern "C" fn cobra_client_write(
 ///
 /// Ownership: `channel` and `value_json[0..value_len]` are borrowed for the call.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_client_write_n(
+pub(super) unsafe extern "C" fn cobra_client_write_n(
     client: *mut CobraClient,
     channel: *const c_char,
     value_json: *const c_char,
@@ -556,7 +556,7 @@ fn write(client: *mut CobraClient, channel: &str, json: &str, timeout_ms: u64) -
 ///
 /// Ownership: `channel` (UTF-8, NUL-terminated) is borrowed for the call.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_client_delete(
+pub(super) unsafe extern "C" fn cobra_client_delete(
     client: *mut CobraClient,
     channel: *const c_char,
     timeout_ms: u64,
@@ -577,7 +577,7 @@ pub unsafe extern "C" fn cobra_client_delete(
 /// Ownership: `action` and `body_json` (UTF-8, NUL-terminated) are borrowed for the call. On success
 /// `*out_json` receives a new string owned by the caller (free it with `cobra_string_free`).
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_client_request(
+pub(super) unsafe extern "C" fn cobra_client_request(
     client: *mut CobraClient,
     action: *const c_char,
     body_json: *const c_char,

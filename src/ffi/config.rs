@@ -70,7 +70,7 @@ fn to_usize(value: u64, name: &str) -> FfiResult<usize> {
 /// Ownership: the caller owns the returned handle and must pass it to `cobra_client_new` or
 /// `cobra_config_free`. Returns NULL only on an internal error (see `cobra_last_error_message`).
 #[unsafe(no_mangle)]
-pub extern "C" fn cobra_config_new() -> *mut CobraConfig {
+pub(super) extern "C" fn cobra_config_new() -> *mut CobraConfig {
     guard_value(std::ptr::null_mut(), || {
         Ok(CONFIGS.insert(Mutex::new(Config::new("", "", "", ""))))
     })
@@ -81,7 +81,7 @@ pub extern "C" fn cobra_config_new() -> *mut CobraConfig {
 /// Ownership: consumes `config`. NULL, an already freed or a consumed config returns
 /// `COBRA_STATUS_INVALID_HANDLE` and does nothing.
 #[unsafe(no_mangle)]
-pub extern "C" fn cobra_config_free(config: *mut CobraConfig) -> CobraStatus {
+pub(super) extern "C" fn cobra_config_free(config: *mut CobraConfig) -> CobraStatus {
     guard(|| CONFIGS.remove(config).map(drop))
 }
 
@@ -90,7 +90,7 @@ pub extern "C" fn cobra_config_free(config: *mut CobraConfig) -> CobraStatus {
 ///
 /// Ownership: `endpoint` (UTF-8, NUL-terminated) is borrowed for the call and copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_config_set_endpoint(
+pub(super) unsafe extern "C" fn cobra_config_set_endpoint(
     config: *mut CobraConfig,
     endpoint: *const c_char,
 ) -> CobraStatus {
@@ -105,7 +105,7 @@ pub unsafe extern "C" fn cobra_config_set_endpoint(
 ///
 /// Ownership: `appkey` (UTF-8, NUL-terminated) is borrowed for the call and copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_config_set_appkey(
+pub(super) unsafe extern "C" fn cobra_config_set_appkey(
     config: *mut CobraConfig,
     appkey: *const c_char,
 ) -> CobraStatus {
@@ -120,7 +120,7 @@ pub unsafe extern "C" fn cobra_config_set_appkey(
 ///
 /// Ownership: `role` (UTF-8, NUL-terminated) is borrowed for the call and copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_config_set_role(
+pub(super) unsafe extern "C" fn cobra_config_set_role(
     config: *mut CobraConfig,
     role: *const c_char,
 ) -> CobraStatus {
@@ -135,7 +135,7 @@ pub unsafe extern "C" fn cobra_config_set_role(
 ///
 /// Ownership: `secret` (UTF-8, NUL-terminated) is borrowed for the call and copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_config_set_secret(
+pub(super) unsafe extern "C" fn cobra_config_set_secret(
     config: *mut CobraConfig,
     secret: *const c_char,
 ) -> CobraStatus {
@@ -151,7 +151,7 @@ pub unsafe extern "C" fn cobra_config_set_secret(
 ///
 /// Ownership: `pem` (UTF-8, NUL-terminated) is borrowed for the call and copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_config_set_tls_ca_pem(
+pub(super) unsafe extern "C" fn cobra_config_set_tls_ca_pem(
     config: *mut CobraConfig,
     pem: *const c_char,
 ) -> CobraStatus {
@@ -167,7 +167,7 @@ pub unsafe extern "C" fn cobra_config_set_tls_ca_pem(
 ///
 /// Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
 #[unsafe(no_mangle)]
-pub extern "C" fn cobra_config_set_tls_roots(
+pub(super) extern "C" fn cobra_config_set_tls_roots(
     config: *mut CobraConfig,
     webpki_roots: bool,
     native_roots: bool,
@@ -184,7 +184,7 @@ pub extern "C" fn cobra_config_set_tls_roots(
 ///
 /// Ownership: `pin` (UTF-8, NUL-terminated) is borrowed for the call and copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_config_add_tls_pin(
+pub(super) unsafe extern "C" fn cobra_config_add_tls_pin(
     config: *mut CobraConfig,
     pin: *const c_char,
 ) -> CobraStatus {
@@ -201,7 +201,10 @@ pub unsafe extern "C" fn cobra_config_add_tls_pin(
 ///
 /// Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
 #[unsafe(no_mangle)]
-pub extern "C" fn cobra_config_set_deflate(config: *mut CobraConfig, enabled: bool) -> CobraStatus {
+pub(super) extern "C" fn cobra_config_set_deflate(
+    config: *mut CobraConfig,
+    enabled: bool,
+) -> CobraStatus {
     edit(config, |c| {
         c.deflate = enabled.then(DeflateOptions::default);
         Ok(())
@@ -213,7 +216,7 @@ pub extern "C" fn cobra_config_set_deflate(config: *mut CobraConfig, enabled: bo
 ///
 /// Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
 #[unsafe(no_mangle)]
-pub extern "C" fn cobra_config_set_deflate_options(
+pub(super) extern "C" fn cobra_config_set_deflate_options(
     config: *mut CobraConfig,
     client_max_window_bits: u8,
     server_max_window_bits: u8,
@@ -236,7 +239,7 @@ pub extern "C" fn cobra_config_set_deflate_options(
 ///
 /// Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
 #[unsafe(no_mangle)]
-pub extern "C" fn cobra_config_set_heartbeat(
+pub(super) extern "C" fn cobra_config_set_heartbeat(
     config: *mut CobraConfig,
     ping_interval_ms: u64,
     pong_timeout_ms: u64,
@@ -253,7 +256,7 @@ pub extern "C" fn cobra_config_set_heartbeat(
 ///
 /// Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
 #[unsafe(no_mangle)]
-pub extern "C" fn cobra_config_set_backoff(
+pub(super) extern "C" fn cobra_config_set_backoff(
     config: *mut CobraConfig,
     min_ms: u64,
     max_ms: u64,
@@ -270,7 +273,7 @@ pub extern "C" fn cobra_config_set_backoff(
 ///
 /// Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
 #[unsafe(no_mangle)]
-pub extern "C" fn cobra_config_set_queue_limits(
+pub(super) extern "C" fn cobra_config_set_queue_limits(
     config: *mut CobraConfig,
     max_messages: u64,
     max_bytes: u64,
@@ -296,7 +299,7 @@ pub extern "C" fn cobra_config_set_queue_limits(
 ///
 /// Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
 #[unsafe(no_mangle)]
-pub extern "C" fn cobra_config_set_delivery(
+pub(super) extern "C" fn cobra_config_set_delivery(
     config: *mut CobraConfig,
     delivery: i32,
 ) -> CobraStatus {
@@ -319,13 +322,13 @@ pub extern "C" fn cobra_config_set_delivery(
 ///
 /// Ownership: `dir` (UTF-8, NUL-terminated) is borrowed for the call and copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_config_set_spool(
+pub(super) unsafe extern "C" fn cobra_config_set_spool(
     config: *mut CobraConfig,
     dir: *const c_char,
     max_bytes: u64,
 ) -> CobraStatus {
-    // SAFETY: the caller passes NULL or a NUL-terminated string valid for the call.
     edit(config, |c| {
+        // SAFETY: the caller passes NULL or a NUL-terminated string valid for the call.
         c.spool_dir = unsafe { optional(dir, "dir") }?.map(Into::into);
         c.spool_max_bytes = max_bytes;
         Ok(())
@@ -336,7 +339,7 @@ pub unsafe extern "C" fn cobra_config_set_spool(
 ///
 /// Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
 #[unsafe(no_mangle)]
-pub extern "C" fn cobra_config_set_max_message_size(
+pub(super) extern "C" fn cobra_config_set_max_message_size(
     config: *mut CobraConfig,
     bytes: u64,
 ) -> CobraStatus {
@@ -350,7 +353,7 @@ pub extern "C" fn cobra_config_set_max_message_size(
 ///
 /// Ownership: `url` (UTF-8, NUL-terminated) is borrowed for the call and copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_config_set_proxy(
+pub(super) unsafe extern "C" fn cobra_config_set_proxy(
     config: *mut CobraConfig,
     url: *const c_char,
 ) -> CobraStatus {
@@ -365,13 +368,14 @@ pub unsafe extern "C" fn cobra_config_set_proxy(
 ///
 /// Ownership: `name` and `value` (UTF-8, NUL-terminated) are borrowed for the call and copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_config_add_header(
+pub(super) unsafe extern "C" fn cobra_config_add_header(
     config: *mut CobraConfig,
     name: *const c_char,
     value: *const c_char,
 ) -> CobraStatus {
-    // SAFETY: the caller passes NULL or a NUL-terminated string valid for the call. for both strings.
     edit(config, |c| {
+        // SAFETY: the caller passes, for both strings, NULL or a NUL-terminated string valid for
+        // the call.
         let (name, value) = unsafe { (required(name, "name")?, required(value, "value")?) };
         c.extra_headers.push((name.to_owned(), value.to_owned()));
         Ok(())
@@ -382,7 +386,7 @@ pub unsafe extern "C" fn cobra_config_add_header(
 ///
 /// Ownership: `user_agent` (UTF-8, NUL-terminated) is borrowed for the call and copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_config_set_user_agent(
+pub(super) unsafe extern "C" fn cobra_config_set_user_agent(
     config: *mut CobraConfig,
     user_agent: *const c_char,
 ) -> CobraStatus {
@@ -399,7 +403,7 @@ pub unsafe extern "C" fn cobra_config_set_user_agent(
 ///
 /// Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
 #[unsafe(no_mangle)]
-pub extern "C" fn cobra_config_set_timeouts(
+pub(super) extern "C" fn cobra_config_set_timeouts(
     config: *mut CobraConfig,
     connect_ms: u64,
     handshake_ms: u64,
@@ -417,7 +421,7 @@ pub extern "C" fn cobra_config_set_timeouts(
 ///
 /// Ownership: `endpoint[0..len]` is borrowed for the call and copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_config_set_endpoint_n(
+pub(super) unsafe extern "C" fn cobra_config_set_endpoint_n(
     config: *mut CobraConfig,
     endpoint: *const c_char,
     len: usize,

@@ -99,7 +99,7 @@ impl log::Log for CLogger {
 ///
 /// Ownership: `user_data` must stay valid for the rest of the process.
 #[unsafe(no_mangle)]
-pub extern "C" fn cobra_set_log_callback(
+pub(super) extern "C" fn cobra_set_log_callback(
     max_level: i32,
     callback: CobraLogCallback,
     user_data: *mut c_void,

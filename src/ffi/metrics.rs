@@ -62,7 +62,7 @@ impl Publish for WeakSink {
     }
 }
 
-static METRICS: Registry<MetricsPublisher> = Registry::new("metrics");
+pub(crate) static METRICS: Registry<MetricsPublisher> = Registry::new("metrics");
 
 fn metrics(handle: *mut CobraMetrics) -> FfiResult<std::sync::Arc<MetricsPublisher>> {
     METRICS.get(handle)
@@ -110,7 +110,7 @@ unsafe fn string_array<'a>(
 /// Ownership: `client` is borrowed; `channel` (UTF-8, NUL-terminated) is copied. On success the caller owns
 /// `*out_metrics` and frees it with `cobra_metrics_free`; on failure `*out_metrics` is set to NULL.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_metrics_new(
+pub(super) unsafe extern "C" fn cobra_metrics_new(
     client: *mut CobraClient,
     channel: *const c_char,
     out_metrics: *mut *mut CobraMetrics,
@@ -139,7 +139,7 @@ pub unsafe extern "C" fn cobra_metrics_new(
 /// Ownership: consumes `metrics`. A NULL, already freed or unknown handle returns
 /// `COBRA_STATUS_INVALID_HANDLE` and does nothing.
 #[unsafe(no_mangle)]
-pub extern "C" fn cobra_metrics_free(metrics: *mut CobraMetrics) -> CobraStatus {
+pub(super) extern "C" fn cobra_metrics_free(metrics: *mut CobraMetrics) -> CobraStatus {
     guard(|| METRICS.remove(metrics).map(drop))
 }
 
@@ -176,7 +176,7 @@ fn push(
 ///
 /// Ownership: `id` and `data_json` (UTF-8, NUL-terminated) are borrowed for the call and copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_metrics_push(
+pub(super) unsafe extern "C" fn cobra_metrics_push(
     metrics: *mut CobraMetrics,
     id: *const c_char,
     data_json: *const c_char,
@@ -194,7 +194,7 @@ pub unsafe extern "C" fn cobra_metrics_push(
 ///
 /// Ownership: `id[0..id_len]` and `data_json[0..data_len]` are borrowed for the call and copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_metrics_push_n(
+pub(super) unsafe extern "C" fn cobra_metrics_push_n(
     metrics: *mut CobraMetrics,
     id: *const c_char,
     id_len: usize,
@@ -219,7 +219,7 @@ pub unsafe extern "C" fn cobra_metrics_push_n(
 ///
 /// Ownership: `metrics` is borrowed for the call.
 #[unsafe(no_mangle)]
-pub extern "C" fn cobra_metrics_set_enabled(
+pub(super) extern "C" fn cobra_metrics_set_enabled(
     metrics: *mut CobraMetrics,
     enabled: bool,
 ) -> CobraStatus {
@@ -233,7 +233,7 @@ pub extern "C" fn cobra_metrics_set_enabled(
 ///
 /// Ownership: `session` (UTF-8, NUL-terminated) is borrowed for the call and copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_metrics_set_session(
+pub(super) unsafe extern "C" fn cobra_metrics_set_session(
     metrics: *mut CobraMetrics,
     session: *const c_char,
 ) -> CobraStatus {
@@ -249,7 +249,7 @@ pub unsafe extern "C" fn cobra_metrics_set_session(
 ///
 /// Ownership: `*out_session` receives a new string owned by the caller (free it with `cobra_string_free`).
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_metrics_session(
+pub(super) unsafe extern "C" fn cobra_metrics_session(
     metrics: *mut CobraMetrics,
     out_session: *mut *mut c_char,
 ) -> CobraStatus {
@@ -269,7 +269,7 @@ pub unsafe extern "C" fn cobra_metrics_session(
 ///
 /// Ownership: `name` and `value_json` (UTF-8, NUL-terminated) are borrowed for the call and copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_metrics_set_device_attribute(
+pub(super) unsafe extern "C" fn cobra_metrics_set_device_attribute(
     metrics: *mut CobraMetrics,
     name: *const c_char,
     value_json: *const c_char,
@@ -289,7 +289,7 @@ pub unsafe extern "C" fn cobra_metrics_set_device_attribute(
 ///
 /// Ownership: `attributes_json` (UTF-8, NUL-terminated) is borrowed for the call and copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_metrics_set_device_attributes(
+pub(super) unsafe extern "C" fn cobra_metrics_set_device_attributes(
     metrics: *mut CobraMetrics,
     attributes_json: *const c_char,
 ) -> CobraStatus {
@@ -310,7 +310,7 @@ pub unsafe extern "C" fn cobra_metrics_set_device_attributes(
 ///
 /// Ownership: `ids` (an array of `count` UTF-8 NUL-terminated strings) is borrowed for the call and copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_metrics_set_blacklist(
+pub(super) unsafe extern "C" fn cobra_metrics_set_blacklist(
     metrics: *mut CobraMetrics,
     ids: *const *const c_char,
     count: usize,
@@ -331,7 +331,7 @@ pub unsafe extern "C" fn cobra_metrics_set_blacklist(
 /// Ownership: `ids` (`count` UTF-8 NUL-terminated strings) and `min_interval_seconds` (`count` doubles) are
 /// borrowed for the call and copied.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_metrics_set_rate_control(
+pub(super) unsafe extern "C" fn cobra_metrics_set_rate_control(
     metrics: *mut CobraMetrics,
     ids: *const *const c_char,
     min_interval_seconds: *const f64,
@@ -365,7 +365,7 @@ pub unsafe extern "C" fn cobra_metrics_set_rate_control(
 ///
 /// Ownership: `out_stats` is written, not kept.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn cobra_metrics_stats(
+pub(super) unsafe extern "C" fn cobra_metrics_stats(
     metrics: *mut CobraMetrics,
     out_stats: *mut CobraMetricsStats,
 ) -> CobraStatus {

@@ -96,6 +96,41 @@ pub extern "C" fn cobra_version() -> *const c_char {
     guard::guard_value(VERSION.as_ptr().cast(), || Ok(VERSION.as_ptr().cast()))
 }
 
+/// The number of live handles of each type (`cobra_live_handles`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CobraHandleCounts {
+    /// Configs created and neither freed nor handed to `cobra_client_new`.
+    pub configs: usize,
+    /// Clients created and not yet freed.
+    pub clients: usize,
+    /// Metrics publishers created and not yet freed.
+    pub metrics: usize,
+}
+
+/// Writes the number of live handles of each type to `*out_counts`: what a binding or a test checks to
+/// find leaked handles (e.g. the C# `SafeHandle`s of the Unity package). The counts are process-wide and
+/// a snapshot: other threads may create or free handles at the same time. A freed client is no longer
+/// counted even if its engine thread is still finishing a call made on another thread.
+///
+/// Ownership: `out_counts` is written, not kept.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cobra_live_handles(out_counts: *mut CobraHandleCounts) -> CobraStatus {
+    guard::guard(|| {
+        if out_counts.is_null() {
+            return Err(status::FfiError::null("out_counts"));
+        }
+        let counts = CobraHandleCounts {
+            configs: config::CONFIGS.len(),
+            clients: client::CLIENTS.len(),
+            metrics: metrics::METRICS.len(),
+        };
+        // SAFETY: checked non-NULL above; writable per the documented contract.
+        unsafe { strings::write_out(out_counts, counts) };
+        Ok(())
+    })
+}
+
 /// Frees a string the library handed to the caller (e.g. by `cobra_client_read`). NULL is a no-op.
 ///
 /// Ownership: consumes `s`, which must come from this library and not have been freed already (strings

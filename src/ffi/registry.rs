@@ -72,6 +72,11 @@ impl<T> Registry<T> {
             .ok_or_else(|| self.stale())
     }
 
+    /// The number of live handles.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().as_ref().map_or(0, HashMap::len)
+    }
+
     /// Unregisters `handle`, handing back the last registry reference to it.
     pub(crate) fn remove<H>(&self, handle: *const H) -> FfiResult<Arc<T>> {
         let id = self.id(handle)?;
@@ -122,6 +127,7 @@ mod tests {
         let b: Registry<u32> = Registry::new("b");
         let h: *mut A = a.insert(5);
         assert_eq!(*a.get(h).expect("live"), 5);
+        assert_eq!((a.len(), b.len()), (1, 0));
         // The same number in another registry is not a live handle there.
         assert_eq!(
             b.get(h.cast::<B>()).map(|_| ()).unwrap_err().status,
@@ -147,6 +153,7 @@ mod tests {
         let h2: *mut A = a.insert(6);
         assert_ne!(h2.addr(), h.addr());
         assert!(a.remove(h2).is_ok());
+        assert_eq!(a.len(), 0);
         assert!(a.lock().is_none(), "the table is released once empty");
     }
 }

@@ -92,7 +92,7 @@ mod tests {
 
     #[test]
     fn strings_are_checked() {
-        // SAFETY (all calls below): pointers come from live Rust buffers of the given lengths.
+        // SAFETY: every pointer below comes from a live Rust buffer of the given length.
         unsafe {
             assert_eq!(required(c"hé".as_ptr(), "s").expect("utf-8"), "hé");
             assert_eq!(

@@ -4,17 +4,17 @@
 //! engine polls the result channel when woken; if the attempt is abandoned (disconnect, timeout),
 //! the receiver is dropped and the helper's late answer goes nowhere.
 
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::Arc;
-
 use crossbeam_channel::Receiver;
-
-use crate::client::Shared;
+use std::net::{SocketAddr, ToSocketAddrs};
 
 pub(crate) type Resolved = Result<Vec<SocketAddr>, String>;
 
-/// Start resolving `host:port`; the engine is woken when the answer is ready.
-pub(crate) fn resolve(host: &str, port: u16, shared: &Arc<Shared>) -> Receiver<Resolved> {
+/// Start resolving `host:port`; `wake` is called once the answer is in the channel.
+pub(crate) fn resolve(
+    host: &str,
+    port: u16,
+    wake: impl FnOnce() + Send + 'static,
+) -> Receiver<Resolved> {
     let (tx, rx) = crossbeam_channel::bounded(1);
     // Literal addresses need no thread.
     if let Ok(ip) = host.parse::<std::net::IpAddr>() {
@@ -22,7 +22,6 @@ pub(crate) fn resolve(host: &str, port: u16, shared: &Arc<Shared>) -> Receiver<R
         return rx;
     }
     let host = host.to_string();
-    let shared = Arc::downgrade(shared);
     let spawned = std::thread::Builder::new()
         .name("cobra-dns".into())
         .spawn(move || {
@@ -37,10 +36,8 @@ pub(crate) fn resolve(host: &str, port: u16, shared: &Arc<Shared>) -> Receiver<R
                 }
                 Err(e) => Err(format!("{host}: {e}")),
             };
-            if tx.send(result).is_ok()
-                && let Some(shared) = shared.upgrade()
-            {
-                shared.wake();
+            if tx.send(result).is_ok() {
+                wake();
             }
         });
     if let Err(e) = spawned {

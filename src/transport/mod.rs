@@ -57,20 +57,20 @@ pub(crate) struct OutBuf {
 }
 
 impl OutBuf {
-    pub fn pending(&self) -> &[u8] {
+    pub(crate) fn pending(&self) -> &[u8] {
         &self.buf[self.pos..]
     }
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.buf.len() - self.pos
     }
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.pos == self.buf.len()
     }
     /// The buffer to append frames to.
-    pub fn vec(&mut self) -> &mut Vec<u8> {
+    pub(crate) fn vec(&mut self) -> &mut Vec<u8> {
         &mut self.buf
     }
-    pub fn consume(&mut self, n: usize) {
+    pub(crate) fn consume(&mut self, n: usize) {
         self.pos += n;
         if self.pos == self.buf.len() {
             self.buf.clear();
@@ -94,7 +94,7 @@ pub(crate) struct Stream {
 }
 
 impl Stream {
-    pub fn new(tcp: TcpStream) -> Self {
+    pub(crate) fn new(tcp: TcpStream) -> Self {
         Self {
             tcp,
             #[cfg(feature = "tls")]
@@ -102,13 +102,13 @@ impl Stream {
         }
     }
 
-    pub fn tcp(&mut self) -> &mut TcpStream {
+    pub(crate) fn tcp(&mut self) -> &mut TcpStream {
         &mut self.tcp
     }
 
     /// Wrap the socket in TLS (after any proxy tunnel is up).
     #[cfg(feature = "tls")]
-    pub fn start_tls(
+    pub(crate) fn start_tls(
         &mut self,
         config: std::sync::Arc<rustls::ClientConfig>,
         name: rustls::pki_types::ServerName<'static>,
@@ -119,7 +119,11 @@ impl Stream {
     }
 
     /// Read what is available into `buf`, stopping once `buf` holds `limit` bytes.
-    pub fn read(&mut self, buf: &mut BytesMut, limit: usize) -> Result<ReadStatus, TransportError> {
+    pub(crate) fn read(
+        &mut self,
+        buf: &mut BytesMut,
+        limit: usize,
+    ) -> Result<ReadStatus, TransportError> {
         #[cfg(feature = "tls")]
         if let Some(tls) = self.tls.as_deref_mut() {
             return read_tls(tls, &mut self.tcp, buf, limit);
@@ -150,7 +154,7 @@ impl Stream {
     }
 
     /// Write as much of `out` (and of pending TLS records) as the socket takes.
-    pub fn write(&mut self, out: &mut OutBuf) -> Result<(), TransportError> {
+    pub(crate) fn write(&mut self, out: &mut OutBuf) -> Result<(), TransportError> {
         #[cfg(feature = "tls")]
         if let Some(tls) = self.tls.as_deref_mut() {
             return write_tls(tls, &mut self.tcp, out);

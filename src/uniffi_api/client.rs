@@ -9,7 +9,7 @@ use super::event::{EventListener, ListenerBridge};
 
 /// The connection state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum ConnectionState {
+pub(super) enum ConnectionState {
     /// Not connected and not trying.
     Disconnected,
     /// Connecting (DNS, TCP, TLS, proxy, upgrade).
@@ -48,7 +48,7 @@ impl From<crate::State> for ConnectionState {
 /// Free it with Kotlin's `close()`/`use {}` (the object is `AutoCloseable`), or let Swift/Python
 /// release it: that stops the engine thread.
 #[derive(uniffi::Object)]
-pub struct CobraClient {
+pub(super) struct CobraClient {
     pub(super) inner: crate::Client,
 }
 
@@ -62,7 +62,7 @@ impl std::fmt::Debug for CobraClient {
 impl CobraClient {
     /// Validates `config` and starts the engine thread (still disconnected: call `connect`).
     #[uniffi::constructor]
-    pub fn new(
+    pub(super) fn new(
         config: ClientConfig,
         listener: Option<Arc<dyn EventListener>>,
     ) -> Result<Arc<Self>, CobraError> {
@@ -72,49 +72,53 @@ impl CobraClient {
     }
 
     /// Starts connecting, and keeps reconnecting, in the background.
-    pub fn connect(&self) -> Result<(), CobraError> {
+    pub(super) fn connect(&self) -> Result<(), CobraError> {
         Ok(self.inner.connect()?)
     }
 
     /// Closes the connection and stops retrying; queued messages stay queued.
-    pub fn disconnect(&self) -> Result<(), CobraError> {
+    pub(super) fn disconnect(&self) -> Result<(), CobraError> {
         Ok(self.inner.disconnect()?)
     }
 
     /// The app goes to the background: close and stop retrying until `resume`.
-    pub fn suspend(&self) -> Result<(), CobraError> {
+    pub(super) fn suspend(&self) -> Result<(), CobraError> {
         Ok(self.inner.suspend()?)
     }
 
     /// The app is back in the foreground: reconnect at once.
-    pub fn resume(&self) -> Result<(), CobraError> {
+    pub(super) fn resume(&self) -> Result<(), CobraError> {
         Ok(self.inner.resume()?)
     }
 
     /// The network changed (Wi-Fi to cellular...): reconnect at once, skipping any backoff.
-    pub fn network_changed(&self) -> Result<(), CobraError> {
+    pub(super) fn network_changed(&self) -> Result<(), CobraError> {
         Ok(self.inner.network_changed()?)
     }
 
     /// The current state.
-    pub fn state(&self) -> ConnectionState {
+    pub(super) fn state(&self) -> ConnectionState {
         self.inner.state().into()
     }
 
     /// Queues `json` (JSON text) for `channel`; returns the id reported by
     /// `Event::Published` / `Event::PublishDropped`.
-    pub fn publish(&self, channel: String, json: String) -> Result<u64, CobraError> {
+    pub(super) fn publish(&self, channel: String, json: String) -> Result<u64, CobraError> {
         Ok(self.inner.publish_raw(&channel, &json)?)
     }
 
     /// Queues `json` for every channel of `channels` (one publish).
-    pub fn publish_many(&self, channels: Vec<String>, json: String) -> Result<u64, CobraError> {
+    pub(super) fn publish_many(
+        &self,
+        channels: Vec<String>,
+        json: String,
+    ) -> Result<u64, CobraError> {
         Ok(self.inner.publish_many_raw(&channels, &json)?)
     }
 
     /// Subscribes (re-subscribed automatically after reconnects); returns the subscription id.
     /// The outcome arrives as `Event::Subscribed` or `Event::SubscriptionError`.
-    pub fn subscribe(&self, options: SubscribeOptions) -> Result<String, CobraError> {
+    pub(super) fn subscribe(&self, options: SubscribeOptions) -> Result<String, CobraError> {
         let options = crate::SubscribeOptions::from(options);
         let id = options.id().to_string();
         self.inner.subscribe(options)?;
@@ -122,12 +126,16 @@ impl CobraClient {
     }
 
     /// Ends a subscription.
-    pub fn unsubscribe(&self, subscription_id: String) -> Result<(), CobraError> {
+    pub(super) fn unsubscribe(&self, subscription_id: String) -> Result<(), CobraError> {
         Ok(self.inner.unsubscribe(&subscription_id)?)
     }
 
     /// The value stored on `channel` as JSON text, or `None`.
-    pub fn read(&self, channel: String, timeout_ms: u64) -> Result<Option<String>, CobraError> {
+    pub(super) fn read(
+        &self,
+        channel: String,
+        timeout_ms: u64,
+    ) -> Result<Option<String>, CobraError> {
         let value = self
             .inner
             .read(&channel, Duration::from_millis(timeout_ms))?;
@@ -135,7 +143,12 @@ impl CobraClient {
     }
 
     /// Stores `json` (JSON text) as the value of `channel`.
-    pub fn write(&self, channel: String, json: String, timeout_ms: u64) -> Result<(), CobraError> {
+    pub(super) fn write(
+        &self,
+        channel: String,
+        json: String,
+        timeout_ms: u64,
+    ) -> Result<(), CobraError> {
         let value = parse_json("value", &json)?;
         Ok(self
             .inner
@@ -143,14 +156,14 @@ impl CobraClient {
     }
 
     /// Deletes the value of `channel`.
-    pub fn delete(&self, channel: String, timeout_ms: u64) -> Result<(), CobraError> {
+    pub(super) fn delete(&self, channel: String, timeout_ms: u64) -> Result<(), CobraError> {
         Ok(self
             .inner
             .delete(&channel, Duration::from_millis(timeout_ms))?)
     }
 
     /// Messages in the publish queue (unsent plus awaiting acknowledgement).
-    pub fn pending_count(&self) -> u64 {
+    pub(super) fn pending_count(&self) -> u64 {
         self.inner.pending_count() as u64
     }
 }

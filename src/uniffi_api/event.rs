@@ -3,50 +3,21 @@
 use std::sync::Arc;
 
 use super::config::millis;
+// The SDK's own error class, derived for uniffi (src/error.rs).
+use crate::ErrorKind;
 
 /// Who closed a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum ClosedBy {
+pub(super) enum ClosedBy {
     /// This client (disconnect, suspend, heartbeat timeout...).
     Local,
     /// The server or the network.
     Remote,
 }
 
-/// The class of a connection error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum ErrorKind {
-    /// Name resolution failed.
-    Dns,
-    /// TCP connect failed.
-    Connect,
-    /// The HTTP CONNECT proxy failed.
-    Proxy,
-    /// TLS failed.
-    Tls,
-    /// The WebSocket upgrade failed.
-    Handshake,
-    /// The server refused the appkey (not fixed by retrying).
-    Forbidden,
-    /// The role or secret was refused (not fixed by retrying).
-    AuthenticationFailed,
-    /// A connection step timed out.
-    Timeout,
-    /// No pong in time.
-    PongTimeout,
-    /// The peer broke the protocol.
-    Protocol,
-    /// The connection was lost.
-    ConnectionLost,
-    /// The server closed the WebSocket.
-    ClosedByServer,
-    /// The on-disk spool failed; the SDK continues in memory.
-    Spool,
-}
-
 /// Something that happened on the connection. JSON values (`messages`, `info`) are JSON text.
 #[derive(Debug, Clone, PartialEq, uniffi::Enum)]
-pub enum Event {
+pub(super) enum Event {
     /// A connection attempt starts.
     Connecting {
         /// The URL.
@@ -167,27 +138,6 @@ impl crate::Listener for ListenerBridge {
     }
 }
 
-impl From<crate::ErrorKind> for ErrorKind {
-    fn from(k: crate::ErrorKind) -> Self {
-        use crate::ErrorKind as K;
-        match k {
-            K::Dns => ErrorKind::Dns,
-            K::Connect => ErrorKind::Connect,
-            K::Proxy => ErrorKind::Proxy,
-            K::Tls => ErrorKind::Tls,
-            K::Handshake => ErrorKind::Handshake,
-            K::Forbidden => ErrorKind::Forbidden,
-            K::AuthenticationFailed => ErrorKind::AuthenticationFailed,
-            K::Timeout => ErrorKind::Timeout,
-            K::PongTimeout => ErrorKind::PongTimeout,
-            K::Protocol => ErrorKind::Protocol,
-            K::ConnectionLost => ErrorKind::ConnectionLost,
-            K::ClosedByServer => ErrorKind::ClosedByServer,
-            K::Spool => ErrorKind::Spool,
-        }
-    }
-}
-
 impl From<&crate::Event> for Event {
     fn from(e: &crate::Event) -> Self {
         use crate::Event as E;
@@ -220,7 +170,7 @@ impl From<&crate::Event> for Event {
                 retry_count,
                 next_wait,
             } => Event::ConnectionError {
-                kind: (*kind).into(),
+                kind: *kind,
                 message: message.clone(),
                 retry_count: *retry_count,
                 next_wait_ms: next_wait.map(millis),

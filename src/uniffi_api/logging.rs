@@ -81,7 +81,7 @@ fn forward(level: log::Level, target: &str, message: &str) {
 /// Sends the SDK's logs up to `max_level` to `sink`, replacing any previous sink. Fails if
 /// another logger already owns the process (`init_android_logging`, or the app's own).
 #[uniffi::export]
-pub fn set_log_sink(sink: Arc<dyn LogSink>, max_level: LogLevel) -> Result<(), CobraError> {
+pub(super) fn set_log_sink(sink: Arc<dyn LogSink>, max_level: LogLevel) -> Result<(), CobraError> {
     let owned = *INSTALLED.get_or_init(|| {
         crate::logging::CallbackLogger::install(log::LevelFilter::Trace, forward).is_ok()
     });
@@ -97,7 +97,7 @@ pub fn set_log_sink(sink: Arc<dyn LogSink>, max_level: LogLevel) -> Result<(), C
 
 /// Stops forwarding logs and releases the sink.
 #[uniffi::export]
-pub fn remove_log_sink() {
+pub(super) fn remove_log_sink() {
     if INSTALLED.get() == Some(&true) {
         log::set_max_level(log::LevelFilter::Off);
     }
@@ -107,7 +107,7 @@ pub fn remove_log_sink() {
 /// Sends the SDK's logs up to `max_level` to logcat (tag `cobra`). Returns false, doing nothing,
 /// off Android. Exported on every platform so the generated bindings are the same everywhere.
 #[uniffi::export]
-pub fn init_android_logging(max_level: LogLevel) -> bool {
+pub(super) fn init_android_logging(max_level: LogLevel) -> bool {
     #[cfg(target_os = "android")]
     {
         crate::logging::init_android(max_level.into());

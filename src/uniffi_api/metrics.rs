@@ -8,7 +8,7 @@ use super::error::{CobraError, parse_json};
 
 /// What `push` did with an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum PushOutcome {
+pub(super) enum PushOutcome {
     /// Handed to the client under this publish id.
     Published {
         /// The client's publish id.
@@ -24,7 +24,7 @@ pub enum PushOutcome {
 
 /// Counters since the publisher was created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
-pub struct MetricsStats {
+pub(super) struct MetricsStats {
     /// Events handed to the client.
     pub published: u64,
     /// Dropped while disabled.
@@ -41,7 +41,7 @@ pub struct MetricsStats {
 /// device, counters, timestamp) and publishes it to the channel and to a channel named after
 /// the event id. It keeps its client alive.
 #[derive(Debug, uniffi::Object)]
-pub struct MetricsPublisher {
+pub(super) struct MetricsPublisher {
     inner: crate::metrics::MetricsPublisher,
 }
 
@@ -49,14 +49,14 @@ pub struct MetricsPublisher {
 impl MetricsPublisher {
     /// A publisher sending through `client` to `channel`: enabled, random session.
     #[uniffi::constructor]
-    pub fn new(client: Arc<CobraClient>, channel: String) -> Arc<Self> {
+    pub(super) fn new(client: Arc<CobraClient>, channel: String) -> Arc<Self> {
         Arc::new(MetricsPublisher {
             inner: crate::metrics::MetricsPublisher::new(client.inner.clone(), channel),
         })
     }
 
     /// Publishes `data_json` (JSON text) as event `id`.
-    pub fn push(&self, id: String, data_json: String) -> Result<PushOutcome, CobraError> {
+    pub(super) fn push(&self, id: String, data_json: String) -> Result<PushOutcome, CobraError> {
         let data = parse_json("data", &data_json)?;
         use crate::metrics::PushOutcome as P;
         Ok(match self.inner.push(&id, &data)? {
@@ -68,32 +68,32 @@ impl MetricsPublisher {
     }
 
     /// Enables or disables publishing.
-    pub fn set_enabled(&self, enabled: bool) {
+    pub(super) fn set_enabled(&self, enabled: bool) {
         self.inner.enable(enabled);
     }
 
     /// Whether publishing is enabled.
-    pub fn is_enabled(&self) -> bool {
+    pub(super) fn is_enabled(&self) -> bool {
         self.inner.is_enabled()
     }
 
     /// The channel every event goes to.
-    pub fn channel(&self) -> String {
+    pub(super) fn channel(&self) -> String {
         self.inner.channel().to_string()
     }
 
     /// Replaces the session id.
-    pub fn set_session(&self, session: String) {
+    pub(super) fn set_session(&self, session: String) {
         self.inner.set_session(session);
     }
 
     /// The session id.
-    pub fn session(&self) -> String {
+    pub(super) fn session(&self) -> String {
         self.inner.session()
     }
 
     /// Replaces the device attributes with `json`, a JSON object.
-    pub fn set_device_attributes(&self, json: String) -> Result<(), CobraError> {
+    pub(super) fn set_device_attributes(&self, json: String) -> Result<(), CobraError> {
         match parse_json("device attributes", &json)? {
             serde_json::Value::Object(map) => {
                 self.inner.set_device_attributes(map);
@@ -106,29 +106,33 @@ impl MetricsPublisher {
     }
 
     /// Sets one device attribute to `value_json` (JSON text), keeping the others.
-    pub fn set_device_attribute(&self, name: String, value_json: String) -> Result<(), CobraError> {
+    pub(super) fn set_device_attribute(
+        &self,
+        name: String,
+        value_json: String,
+    ) -> Result<(), CobraError> {
         let value = parse_json("attribute value", &value_json)?;
         self.inner.set_device_attribute(name, value);
         Ok(())
     }
 
     /// The device attributes as a JSON object.
-    pub fn device_attributes(&self) -> String {
+    pub(super) fn device_attributes(&self) -> String {
         serde_json::Value::Object(self.inner.device_attributes()).to_string()
     }
 
     /// Replaces the ids whose events are dropped.
-    pub fn set_blacklist(&self, ids: Vec<String>) {
+    pub(super) fn set_blacklist(&self, ids: Vec<String>) {
         self.inner.set_blacklist(ids);
     }
 
     /// Replaces the rate control: minimum seconds between two events of an id.
-    pub fn set_rate_control(&self, seconds_by_id: HashMap<String, f64>) {
+    pub(super) fn set_rate_control(&self, seconds_by_id: HashMap<String, f64>) {
         self.inner.set_rate_control(seconds_by_id);
     }
 
     /// Counters of published and dropped events.
-    pub fn stats(&self) -> MetricsStats {
+    pub(super) fn stats(&self) -> MetricsStats {
         let s = self.inner.stats();
         MetricsStats {
             published: s.published,

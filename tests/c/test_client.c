@@ -680,8 +680,39 @@ static void test_free_from_callback(void) {
     recorder_destroy(&rec);
 }
 
+/* cobra_live_handles: the leak check bindings use (the Unity package's SafeHandles). */
+static void expect_live(size_t configs, size_t clients, size_t metrics, const char *when) {
+    cobra_handle_counts_t counts;
+    CHECK_STATUS(cobra_live_handles(&counts), COBRA_STATUS_OK);
+    CHECK(counts.configs == configs && counts.clients == clients && counts.metrics == metrics,
+          "live handles %s: configs=%zu clients=%zu metrics=%zu", when, counts.configs, counts.clients,
+          counts.metrics);
+}
+
+static void test_live_handles(void) {
+    printf("-- cobra_live_handles counts every handle type\n");
+    CHECK_STATUS(cobra_live_handles(NULL), COBRA_STATUS_INVALID_ARGUMENT);
+    expect_live(0, 0, 0, "before");
+    cobra_config_t *config = cobra_config_new();
+    expect_live(1, 0, 0, "with a config");
+    cobra_config_set_endpoint(config, "ws://127.0.0.1:9");
+    cobra_config_set_appkey(config, "a");
+    cobra_config_set_role(config, "r");
+    cobra_config_set_secret(config, "s");
+    cobra_client_t *client = NULL;
+    CHECK_STATUS(cobra_client_new(config, NULL, NULL, &client), COBRA_STATUS_OK);
+    expect_live(0, 1, 0, "with a client (the config consumed)");
+    cobra_metrics_t *metrics = NULL;
+    CHECK_STATUS(cobra_metrics_new(client, "m", &metrics), COBRA_STATUS_OK);
+    expect_live(0, 1, 1, "with a client and a metrics publisher");
+    CHECK_STATUS(cobra_metrics_free(metrics), COBRA_STATUS_OK);
+    CHECK_STATUS(cobra_client_free(client), COBRA_STATUS_OK);
+    expect_live(0, 0, 0, "after freeing both");
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    test_live_handles();
     printf("libcobra %s\n", cobra_version());
     test_misuse_without_server();
     test_free_while_in_use();

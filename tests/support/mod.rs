@@ -25,19 +25,19 @@ use cobra_wire::pmd::{self, ServerPmdConfig};
 use cobra_wire::ws::{Codec, Message, Role};
 use serde_json::{Value, json};
 
-pub const APPKEY: &str = "_pubsub";
-pub const ROLE: &str = "pubsub";
-pub const SECRET: &str = "A5a3BdEfbc6Df5AAFFcadE7F9Dd7F17E";
+pub(crate) const APPKEY: &str = "_pubsub";
+pub(crate) const ROLE: &str = "pubsub";
+pub(crate) const SECRET: &str = "A5a3BdEfbc6Df5AAFFcadE7F9Dd7F17E";
 
-pub trait Io: Read + Write + Send {}
+pub(crate) trait Io: Read + Write + Send {}
 impl<T: Read + Write + Send> Io for T {}
 
 /// Wraps an accepted socket (e.g. in TLS).
-pub type Wrap = Arc<dyn Fn(TcpStream) -> Box<dyn Io> + Send + Sync>;
+pub(crate) type Wrap = Arc<dyn Fn(TcpStream) -> Box<dyn Io> + Send + Sync>;
 
 /// What the peer recorded, and its fault switches.
 #[derive(Default)]
-pub struct PeerState {
+pub(crate) struct PeerState {
     /// TCP connections accepted.
     pub accepted: AtomicUsize,
     /// Authentications that failed.
@@ -64,19 +64,19 @@ pub struct PeerState {
 }
 
 impl PeerState {
-    pub fn published_count(&self) -> usize {
+    pub(crate) fn published_count(&self) -> usize {
         self.published.lock().unwrap().len()
     }
 }
 
-pub struct Peer {
+pub(crate) struct Peer {
     pub addr: SocketAddr,
     pub state: Arc<PeerState>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
-pub struct PeerOptions {
+pub(crate) struct PeerOptions {
     pub deflate: bool,
     pub wrap: Option<Wrap>,
 }
@@ -91,16 +91,16 @@ impl Default for PeerOptions {
 }
 
 impl Peer {
-    pub fn start() -> Peer {
+    pub(crate) fn start() -> Peer {
         Self::with(PeerOptions::default())
     }
 
-    pub fn with(options: PeerOptions) -> Peer {
+    pub(crate) fn with(options: PeerOptions) -> Peer {
         Self::bound(TcpListener::bind("127.0.0.1:0").unwrap(), options)
     }
 
     /// A peer on an existing listener (e.g. IPv6).
-    pub fn bound(listener: TcpListener, options: PeerOptions) -> Peer {
+    pub(crate) fn bound(listener: TcpListener, options: PeerOptions) -> Peer {
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(PeerState::default());
@@ -144,12 +144,12 @@ impl Peer {
         }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("ws://{}", self.addr)
     }
 
     /// Drop every open connection at the TCP level (no close frame).
-    pub fn kill_connections(&self) {
+    pub(crate) fn kill_connections(&self) {
         self.state.epoch.fetch_add(1, Ordering::SeqCst);
         for s in self.state.streams.lock().unwrap().drain(..) {
             let _ = s.shutdown(Shutdown::Both);
@@ -439,7 +439,7 @@ fn handle(
 
 /// A TCP forwarder between the client and a server; `set_silent(true)` makes it swallow
 /// everything in both directions without closing (a dead network path).
-pub struct SilentProxy {
+pub(crate) struct SilentProxy {
     pub addr: SocketAddr,
     silent: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
@@ -447,7 +447,7 @@ pub struct SilentProxy {
 }
 
 impl SilentProxy {
-    pub fn start(target: SocketAddr) -> SilentProxy {
+    pub(crate) fn start(target: SocketAddr) -> SilentProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -483,7 +483,7 @@ impl SilentProxy {
         }
     }
 
-    pub fn set_silent(&self, on: bool) {
+    pub(crate) fn set_silent(&self, on: bool) {
         self.silent.store(on, Ordering::SeqCst);
     }
 }
@@ -514,7 +514,7 @@ fn pump(mut from: TcpStream, mut to: TcpStream, silent: &AtomicBool, stop: &Atom
 
 /// Collects events from a listener for assertions.
 #[derive(Default)]
-pub struct Recorder {
+pub(crate) struct Recorder {
     pub events: Mutex<Vec<Event>>,
 }
 
@@ -525,11 +525,11 @@ impl cobra::Listener for Recorder {
 }
 
 impl Recorder {
-    pub fn snapshot(&self) -> Vec<Event> {
+    pub(crate) fn snapshot(&self) -> Vec<Event> {
         self.events.lock().unwrap().clone()
     }
 
-    pub fn count(&self, pred: impl Fn(&Event) -> bool) -> usize {
+    pub(crate) fn count(&self, pred: impl Fn(&Event) -> bool) -> usize {
         self.events
             .lock()
             .unwrap()
@@ -539,7 +539,12 @@ impl Recorder {
     }
 
     /// Wait until `pred` holds for some event (or panic after `timeout`).
-    pub fn wait_for(&self, timeout: Duration, what: &str, pred: impl Fn(&Event) -> bool) -> Event {
+    pub(crate) fn wait_for(
+        &self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&Event) -> bool,
+    ) -> Event {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(e) = self.events.lock().unwrap().iter().find(|e| pred(e)) {
@@ -556,7 +561,7 @@ impl Recorder {
 }
 
 /// Poll `cond` until true or panic after `timeout`.
-pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+pub(crate) fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -567,7 +572,7 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
 /// The first attempt failed with a timeout naming `stage`; then `disconnect` interrupts the
 /// next attempt, still in that stage, at once, and no connection ever opened.
 #[allow(dead_code)] // not every test crate using `support` calls it
-pub fn assert_timeout_then_disconnect_interrupts(
+pub(crate) fn assert_timeout_then_disconnect_interrupts(
     client: &cobra::Client,
     rec: &Recorder,
     timeout: Duration,
@@ -592,20 +597,20 @@ pub fn assert_timeout_then_disconnect_interrupts(
     assert_eq!(rec.count(|e| matches!(e, Event::Open)), 0);
 }
 
-pub fn config(url: &str) -> cobra::Config {
+pub(crate) fn config(url: &str) -> cobra::Config {
     cobra::Config::new(url, APPKEY, ROLE, SECRET)
         .backoff(Duration::from_millis(20), Duration::from_millis(200))
 }
 
 /// A minimal HTTP CONNECT proxy requiring `user:pass` (Basic), counting tunnels.
-pub struct ConnectProxy {
+pub(crate) struct ConnectProxy {
     pub addr: SocketAddr,
     pub tunnels: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
 }
 
 impl ConnectProxy {
-    pub fn start(expected_auth: &'static str) -> ConnectProxy {
+    pub(crate) fn start(expected_auth: &'static str) -> ConnectProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();

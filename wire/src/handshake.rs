@@ -245,20 +245,9 @@ pub fn parse_response(
     let parsed = httparse::ParserConfig::default()
         .allow_obsolete_multiline_headers_in_responses(true)
         .parse_response(&mut resp, buf);
-    let consumed = match parsed {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => {
-            return if buf.len() > limits.max_handshake_bytes {
-                Err(HandshakeError::TooLarge(limits.max_handshake_bytes))
-            } else {
-                Ok(None)
-            };
-        }
-        Err(e) => return Err(HandshakeError::Malformed(e.to_string())),
+    let Some(consumed) = head_length(parsed, buf.len(), limits)? else {
+        return Ok(None);
     };
-    if consumed > limits.max_handshake_bytes {
-        return Err(HandshakeError::TooLarge(limits.max_handshake_bytes));
-    }
     let code = resp.code.unwrap_or(0);
     let reason = resp.reason.unwrap_or("").to_owned();
     let headers = collect_headers(resp.headers);
@@ -351,32 +340,33 @@ impl Request {
 pub fn query_param(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        if percent_decode(k)? == name {
-            percent_decode(v)
+        if crate::percent::decode_form(k)? == name {
+            crate::percent::decode_form(v)
         } else {
             None
         }
     })
 }
 
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
+/// The length of a parsed HTTP head, `None` while incomplete; a head (complete or not) over
+/// [`Limits::max_handshake_bytes`] is refused.
+fn head_length(
+    parsed: httparse::Result<usize>,
+    buffered: usize,
+    limits: &Limits,
+) -> Result<Option<usize>, HandshakeError> {
+    let too_large = |n: usize| n > limits.max_handshake_bytes;
+    match parsed {
+        Ok(httparse::Status::Complete(n)) if too_large(n) => {
+            Err(HandshakeError::TooLarge(limits.max_handshake_bytes))
         }
-        i += 1;
+        Ok(httparse::Status::Complete(n)) => Ok(Some(n)),
+        Ok(httparse::Status::Partial) if too_large(buffered) => {
+            Err(HandshakeError::TooLarge(limits.max_handshake_bytes))
+        }
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(e) => Err(HandshakeError::Malformed(e.to_string())),
     }
-    String::from_utf8(out).ok()
 }
 
 /// Decodes a `Sec-WebSocket-Key` as leniently as Python `websockets` (the
@@ -465,20 +455,9 @@ pub fn parse_request(
 ) -> Result<Option<(Request, usize)>, HandshakeError> {
     let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut raw);
-    let consumed = match req.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => {
-            return if buf.len() > limits.max_handshake_bytes {
-                Err(HandshakeError::TooLarge(limits.max_handshake_bytes))
-            } else {
-                Ok(None)
-            };
-        }
-        Err(e) => return Err(HandshakeError::Malformed(e.to_string())),
+    let Some(consumed) = head_length(req.parse(buf), buf.len(), limits)? else {
+        return Ok(None);
     };
-    if consumed > limits.max_handshake_bytes {
-        return Err(HandshakeError::TooLarge(limits.max_handshake_bytes));
-    }
     let method = req.method.unwrap_or("").to_owned();
     let target = req.path.unwrap_or("/");
     let (path, query) = match target.split_once('?') {

@@ -71,6 +71,7 @@ pub mod auth;
 pub mod handshake;
 pub mod limits;
 pub mod pdu;
+pub mod percent;
 pub mod pmd;
 pub mod position;
 pub mod ws;

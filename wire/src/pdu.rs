@@ -45,6 +45,20 @@ pub mod action {
     pub const OK_SUFFIX: &str = "/ok";
     /// Suffix of an error response.
     pub const ERROR_SUFFIX: &str = "/error";
+
+    /// Every request a server serves (what it answers any other action with an error).
+    pub const REQUESTS: [&str; 10] = [
+        AUTH_HANDSHAKE,
+        AUTH_AUTHENTICATE,
+        PUBLISH,
+        SUBSCRIBE,
+        UNSUBSCRIBE,
+        READ,
+        WRITE,
+        DELETE,
+        GET_CONNECTIONS,
+        CLOSE_CONNECTION,
+    ];
 }
 
 /// Error codes the server puts in `body.error`.
@@ -231,9 +245,9 @@ pub struct SubscribeBody {
     /// Resume point (exclusive), `0-0` for the oldest kept, `$` for new only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<String>,
-    /// Messages per data PDU.
+    /// Messages per data PDU (`u64` as the server reads it: one type on both sides).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub batch_size: Option<u32>,
+    pub batch_size: Option<u64>,
     /// Skip ahead when falling behind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fast_forward: Option<bool>,
@@ -311,6 +325,134 @@ pub struct CloseConnectionBody {
     /// The connection to close (a string; a number is accepted too).
     #[serde(deserialize_with = "string_or_number")]
     pub connection_id: String,
+}
+
+/// Request PDUs as a server reads them: borrowed from the received text where it allows, and
+/// lenient (every field optional, unknown fields ignored, as the Python server does), so the
+/// server answers a missing or mistyped field with its own error naming it instead of failing the
+/// parse. The SDK writes the strict bodies above; both sides and the hostile-input tests share
+/// these shapes and the [`action`] names.
+pub mod lenient {
+    use std::borrow::Cow;
+
+    use serde::Deserialize;
+    use serde_json::value::RawValue;
+
+    /// Any PDU's envelope. `action` may be absent (answered with an error, not a parse failure).
+    #[derive(Debug, Deserialize)]
+    pub struct Envelope<'a> {
+        /// `service/operation`.
+        #[serde(borrow, default)]
+        pub action: Option<Cow<'a, str>>,
+        /// The request id as raw JSON, echoed in the answer.
+        #[serde(borrow, default)]
+        pub id: Option<&'a RawValue>,
+        /// The body as raw JSON.
+        #[serde(borrow, default)]
+        pub body: Option<&'a RawValue>,
+    }
+
+    /// `auth/handshake`.
+    #[derive(Debug, Deserialize)]
+    pub struct HandshakeBody {
+        /// Must be `role_secret`.
+        pub method: Option<String>,
+        /// The role.
+        pub data: Option<HandshakeData>,
+    }
+
+    /// `auth/handshake` data.
+    #[derive(Debug, Deserialize)]
+    pub struct HandshakeData {
+        /// The role's name.
+        pub role: Option<String>,
+    }
+
+    /// `auth/authenticate`.
+    #[derive(Debug, Deserialize)]
+    pub struct AuthenticateBody {
+        /// Must be `role_secret`.
+        pub method: Option<String>,
+        /// The proof.
+        pub credentials: Option<Credentials>,
+    }
+
+    /// `auth/authenticate` credentials.
+    #[derive(Debug, Deserialize)]
+    pub struct Credentials {
+        /// [`crate::auth::role_secret_hash`] of the nonce.
+        pub hash: Option<String>,
+    }
+
+    /// `rtm/publish`.
+    #[derive(Debug, Deserialize)]
+    pub struct PublishBody<'a> {
+        /// The target channel.
+        #[serde(borrow)]
+        pub channel: Option<Cow<'a, str>>,
+        /// Several target channels.
+        pub channels: Option<Vec<String>>,
+        /// The message, raw.
+        #[serde(borrow)]
+        pub message: Option<&'a RawValue>,
+    }
+
+    /// `rtm/subscribe`.
+    #[derive(Debug, Deserialize)]
+    pub struct SubscribeBody {
+        /// The channel (optional with a filter, whose FROM names it).
+        pub channel: Option<String>,
+        /// Defaults to the channel.
+        pub subscription_id: Option<String>,
+        /// StreamSQL filter.
+        pub filter: Option<String>,
+        /// Resume point (exclusive).
+        pub position: Option<String>,
+        /// Messages per data PDU; any non-negative integer is read, the server bounds it.
+        pub batch_size: Option<u64>,
+        /// Skip ahead when falling behind.
+        pub fast_forward: Option<bool>,
+    }
+
+    /// `rtm/unsubscribe`.
+    #[derive(Debug, Deserialize)]
+    pub struct UnsubscribeBody {
+        /// The subscription to end.
+        pub subscription_id: Option<String>,
+    }
+
+    /// `rtm/read`.
+    #[derive(Debug, Deserialize)]
+    pub struct ReadBody {
+        /// The key.
+        pub channel: Option<String>,
+        /// Optional position.
+        pub position: Option<String>,
+    }
+
+    /// `rtm/write`.
+    #[derive(Debug, Deserialize)]
+    pub struct WriteBody<'a> {
+        /// The key.
+        pub channel: Option<String>,
+        /// The value, raw.
+        #[serde(borrow)]
+        pub message: Option<&'a RawValue>,
+    }
+
+    /// `rtm/delete` and every body that only names a channel.
+    #[derive(Debug, Deserialize)]
+    pub struct ChannelBody {
+        /// The key.
+        pub channel: Option<String>,
+    }
+
+    /// `admin/close_connection`.
+    #[derive(Debug, Deserialize)]
+    pub struct CloseConnectionBody {
+        /// The connection to close.
+        pub connection_id: Option<String>,
+    }
 }
 
 // ----- response bodies (SDK side) -----

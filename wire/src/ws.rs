@@ -149,6 +149,13 @@ impl WsError {
     }
 }
 
+/// Close code of a server that is draining (shutting down or taking itself out of a load
+/// balancer): IANA's 1012 "Service Restart". It is not an error: the client should reconnect
+/// at once (after a short random delay, so a fleet does not reconnect in one burst) and the
+/// load balancer sends it to another server. Clients that treat every close alike (the Python
+/// and C++ ones) simply reconnect. See `docs/protocol.md`.
+pub const CLOSE_DRAIN: u16 = 1012;
+
 /// Whether `code` may appear in a close frame on the wire (RFC 6455 §7.4 and
 /// the IANA registry: 1004-1006 and 1015 are reserved, 1016-2999 unassigned).
 pub fn is_valid_close_code(code: u16) -> bool {

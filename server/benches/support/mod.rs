@@ -8,10 +8,10 @@ use cobra_server::config::AppsConfig;
 use cobra_wire::ws::{Codec, Role};
 use serde_json::{Value, json};
 
-pub const SECRET: &str = "0123456789abcdef0123456789abcdef";
+pub(crate) const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
 /// Encodes every PDU into one frame buffer, as the connection writer does.
-pub struct Frames {
+pub(crate) struct Frames {
     pub codec: Codec,
     pub out: Vec<u8>,
     pub last: String,
@@ -25,7 +25,7 @@ impl PduSink for Frames {
     }
 }
 
-pub fn frames() -> Frames {
+pub(crate) fn frames() -> Frames {
     Frames {
         codec: Codec::new(Role::Server, cobra_wire::Limits::default(), None),
         out: Vec::new(),
@@ -33,7 +33,7 @@ pub fn frames() -> Frames {
     }
 }
 
-pub async fn authed_session(broker: &Arc<Broker>) -> Session {
+pub(crate) async fn authed_session(broker: &Arc<Broker>) -> Session {
     let (id, mailbox) = broker.register("app");
     let mut s = Session::new(Arc::clone(broker), id, mailbox, "app", "bench");
     let mut f = frames();
@@ -53,7 +53,7 @@ pub async fn authed_session(broker: &Arc<Broker>) -> Session {
 
 /// An embedded broker with app `app` (role `r`, publish + subscribe) keeping `max_length`
 /// messages per channel, without the periodic stats task.
-pub fn broker(max_length: usize) -> Arc<Broker> {
+pub(crate) fn broker(max_length: usize) -> Arc<Broker> {
     let yaml = format!(
         "apps:\n  app:\n    roles:\n      r: {{secret: {SECRET}, permissions: [publish, subscribe]}}\nchannel_max_length: {max_length}\n"
     );

@@ -15,6 +15,8 @@ pub mod stats;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -32,12 +34,19 @@ use stats::Stats;
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 /// The close code of a normal close (admin close, bad_schema).
 pub const CLOSE_NORMAL: u16 = 1000;
+/// The close code of a draining server (reconnect elsewhere now): see [`cobra_wire::ws::CLOSE_DRAIN`].
+pub const CLOSE_DRAIN: u16 = cobra_wire::ws::CLOSE_DRAIN;
+/// The close code of a connection whose role was revoked (or its secret changed) by a reload.
+pub const CLOSE_REVOKED: u16 = 1008;
 
 /// Broker limits and tunables, gathered in one place.
 #[derive(Debug, Clone)]
 pub struct BrokerLimits {
     /// Subscriptions one connection may hold.
     pub max_subscriptions: usize,
+    /// Groups one aggregate subscription keeps over its open windows (more fold into
+    /// `"__other__"`).
+    pub max_groups: usize,
     /// Bytes of deliveries a connection may have queued before its subscriptions lose
     /// messages (`out_of_sync` / fast-forward).
     pub outbound_queue_bytes: usize,
@@ -57,6 +66,7 @@ impl Default for BrokerLimits {
     fn default() -> Self {
         BrokerLimits {
             max_subscriptions: 256,
+            max_groups: crate::config::options::DEFAULT_MAX_GROUPS,
             outbound_queue_bytes: 4 << 20,
             batch_flush_delay: Duration::from_millis(10),
             drain_bytes: 256 << 10,
@@ -102,15 +112,32 @@ pub const ADMIN_APPKEY: &str = "_admin";
 /// See [`STATS_APPKEY`].
 pub const STATS_CHANNEL: &str = "/stats";
 
-/// A registered connection: its appkey and its mailbox.
-type ConnectionEntry = (Arc<str>, Arc<Mailbox>);
+/// A registered connection: its appkey, its role once authenticated, and its mailbox.
+struct ConnectionEntry {
+    appkey: Arc<str>,
+    role: Option<Box<str>>,
+    mailbox: Arc<Mailbox>,
+}
+
+/// What a reload of the apps config changed ([`Broker::reload_apps`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// `app/role` of the roles added.
+    pub added: Vec<String>,
+    /// `app/role` of the roles whose permissions changed (their connections reconnect).
+    pub changed: Vec<String>,
+    /// `app/role` of the roles removed or whose secret changed (their connections are closed).
+    pub revoked: Vec<String>,
+    /// Connections closed.
+    pub closed: usize,
+}
 
 /// The shared state of one broker: apps, backend, live connections, counters.
 pub struct Broker {
     /// Settings.
     pub settings: BrokerSettings,
-    /// The apps config.
-    pub apps: AppsConfig,
+    /// The apps config, swapped whole by [`Broker::reload_apps`].
+    apps: ArcSwap<AppsConfig>,
     /// The storage backend.
     pub backend: Arc<dyn Backend>,
     /// Counters.
@@ -135,7 +162,7 @@ impl Broker {
     pub fn new(settings: BrokerSettings, apps: AppsConfig, backend: Arc<dyn Backend>) -> Arc<Self> {
         Arc::new(Broker {
             settings,
-            apps,
+            apps: ArcSwap::from_pointee(apps),
             backend,
             stats: Stats::default(),
             connections: Mutex::new(HashMap::new()),
@@ -151,9 +178,80 @@ impl Broker {
         Broker::new(settings, apps, backend)
     }
 
+    /// The apps config in force (a cheap snapshot; a reload does not change it under you).
+    pub fn apps(&self) -> arc_swap::Guard<Arc<AppsConfig>> {
+        self.apps.load()
+    }
+
     /// Whether `appkey` names a configured app.
     pub fn knows_app(&self, appkey: &str) -> bool {
-        self.apps.apps.contains_key(appkey)
+        self.apps.load().apps.contains_key(appkey)
+    }
+
+    /// Puts `new` in force. Connections of a removed app or role, or of a role whose secret
+    /// changed, are closed with [`CLOSE_REVOKED`]; those of a role whose permissions changed
+    /// with [`CLOSE_DRAIN`] (they reconnect at once and get the new permissions). The
+    /// history length (`channel_max_length`) is the backend's and needs a restart.
+    pub fn reload_apps(&self, mut new: AppsConfig) -> ReloadReport {
+        let old = self.apps.load_full();
+        new.channel_max_length = old.channel_max_length;
+        let mut report = ReloadReport::default();
+        let role_of = |c: &AppsConfig, app: &str, role: &str| {
+            c.apps.get(app).and_then(|a| a.roles.get(role)).cloned()
+        };
+        for (appkey, app) in &old.apps {
+            for (name, role) in &app.roles {
+                match role_of(&new, appkey, name) {
+                    None => report.revoked.push(format!("{appkey}/{name}")),
+                    Some(r) if r.secret != role.secret => {
+                        report.revoked.push(format!("{appkey}/{name}"))
+                    }
+                    Some(r) if r.permissions != role.permissions => {
+                        report.changed.push(format!("{appkey}/{name}"))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        for (appkey, app) in &new.apps {
+            for name in app.roles.keys() {
+                if role_of(&old, appkey, name).is_none() {
+                    report.added.push(format!("{appkey}/{name}"));
+                }
+            }
+        }
+        for list in [&mut report.added, &mut report.changed, &mut report.revoked] {
+            list.sort();
+        }
+        self.apps.store(Arc::new(new));
+        let new = self.apps.load();
+        for entry in self.connections.lock().values() {
+            let code = match &entry.role {
+                _ if !new.apps.contains_key(&*entry.appkey) => Some(CLOSE_REVOKED),
+                None => None,
+                Some(role) => match (
+                    role_of(&old, &entry.appkey, role),
+                    role_of(&new, &entry.appkey, role),
+                ) {
+                    (Some(o), Some(n)) if o == n => None,
+                    (Some(o), Some(n)) if o.secret == n.secret => Some(CLOSE_DRAIN),
+                    _ => Some(CLOSE_REVOKED),
+                },
+            };
+            if let Some(code) = code {
+                entry.mailbox.close(code);
+                report.closed += 1;
+            }
+        }
+        report
+    }
+
+    /// Records the role connection `id` authenticated as (a reload closes the connections of
+    /// revoked roles).
+    pub fn set_role(&self, id: &str, role: &str) {
+        if let Some(entry) = self.connections.lock().get_mut(id) {
+            entry.role = Some(role.into());
+        }
     }
 
     /// Registers a new connection of `appkey` and returns its id and mailbox.
@@ -172,17 +270,22 @@ impl Broker {
                 counters: Arc::clone(&self.stats.backpressure),
             },
         ));
-        self.connections
-            .lock()
-            .insert(id.clone(), (appkey.into(), Arc::clone(&mailbox)));
+        self.connections.lock().insert(
+            id.clone(),
+            ConnectionEntry {
+                appkey: appkey.into(),
+                role: None,
+                mailbox: Arc::clone(&mailbox),
+            },
+        );
         self.stats.connections.fetch_add(1, Ordering::Relaxed);
         (id, mailbox)
     }
 
     /// Forgets a closed connection.
     pub fn unregister(&self, id: &str) {
-        if let Some((_, mailbox)) = self.connections.lock().remove(id) {
-            mailbox.disconnect();
+        if let Some(entry) = self.connections.lock().remove(id) {
+            entry.mailbox.disconnect();
             self.stats.connections.fetch_sub(1, Ordering::Relaxed);
         }
     }
@@ -194,7 +297,7 @@ impl Broker {
         self.connections
             .lock()
             .iter()
-            .filter(|(_, (app, _))| all || **app == *appkey)
+            .filter(|(_, entry)| all || *entry.appkey == *appkey)
             .map(|(id, _)| id.clone())
             .collect()
     }
@@ -203,8 +306,8 @@ impl Broker {
     /// [`Broker::connection_ids`]); false when unknown or out of reach.
     pub fn close_connection(&self, appkey: &str, id: &str, code: u16) -> bool {
         match self.connections.lock().get(id) {
-            Some((app, m)) if appkey == ADMIN_APPKEY || **app == *appkey => {
-                m.close(code);
+            Some(entry) if appkey == ADMIN_APPKEY || *entry.appkey == *appkey => {
+                entry.mailbox.close(code);
                 true
             }
             _ => false,
@@ -213,8 +316,8 @@ impl Broker {
 
     /// Asks every connection to close with `code` (shutdown).
     pub fn close_all(&self, code: u16) {
-        for (_, m) in self.connections.lock().values() {
-            m.close(code);
+        for entry in self.connections.lock().values() {
+            entry.mailbox.close(code);
         }
     }
 

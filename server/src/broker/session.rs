@@ -32,8 +32,10 @@ use super::{Broker, CLOSE_NORMAL};
 
 mod publish_pdu;
 use crate::config::channel_builder;
+use crate::streamsql::aggregate::{AggLimits, Aggregator};
 use crate::streamsql::{Outcome, Query};
 use cobra_wire::Position;
+use cobra_wire::pdu::action;
 
 /// Receives the PDUs a session sends (one JSON text per call).
 pub trait PduSink {
@@ -193,6 +195,17 @@ enum PublishInput<'a> {
 /// What closes a one-message `rtm/subscription/data` PDU after the message.
 const DATA_SUFFIX: &str = "]}}";
 
+/// Aggregate rows sent in one data PDU at most (a window closing with many groups spans several).
+const MAX_ROWS_PER_PDU: usize = 100;
+
+/// The wall clock in milliseconds since the epoch: the arrival clock of aggregate subscriptions
+/// (event timestamps are wall-clock milliseconds too).
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// Longest channel name (and subscription id) accepted, in bytes.
 pub const MAX_CHANNEL_NAME: usize = 1024;
 /// Most channels one publish may go to (after the channel builder).
@@ -260,8 +273,9 @@ enum Auth {
     Authenticated {
         role: Box<str>,
         counters: Arc<RoleCounters>,
-        /// Whether the role may publish (the apps config never changes while the broker
-        /// runs): spares every publish the lookups of [`Session::check_allowed`].
+        /// Whether the role may publish: spares every publish the lookups of
+        /// [`Session::check_allowed`]. A reload that changes the role's permissions closes
+        /// the connection (see [`Broker::reload_apps`]), so it never goes stale.
         may_publish: bool,
     },
 }
@@ -273,6 +287,8 @@ struct Sub {
     channel: ChannelKey,
     handle: Arc<Subscriber>,
     filter: Option<Query>,
+    /// An aggregate statement's state: its rows are sent instead of the messages.
+    agg: Option<Box<Aggregator>>,
     batch_size: usize,
     fast_forward: bool,
     next_pdu_id: u64,
@@ -321,74 +337,11 @@ impl Refusal {
     }
 }
 
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow, default)]
-    action: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    body: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct HandshakeBody {
-    method: Option<String>,
-    data: Option<HandshakeData>,
-}
-#[derive(Deserialize)]
-struct HandshakeData {
-    role: Option<String>,
-}
-#[derive(Deserialize)]
-struct AuthenticateBody {
-    method: Option<String>,
-    credentials: Option<Credentials>,
-}
-#[derive(Deserialize)]
-struct Credentials {
-    hash: Option<String>,
-}
-#[derive(Deserialize)]
-struct PublishBody<'a> {
-    #[serde(borrow)]
-    channel: Option<Cow<'a, str>>,
-    channels: Option<Vec<String>>,
-    #[serde(borrow)]
-    message: Option<&'a RawValue>,
-}
-#[derive(Deserialize)]
-struct SubscribeBody {
-    channel: Option<String>,
-    subscription_id: Option<String>,
-    filter: Option<String>,
-    position: Option<String>,
-    batch_size: Option<u64>,
-    fast_forward: Option<bool>,
-}
-#[derive(Deserialize)]
-struct UnsubscribeBody {
-    subscription_id: Option<String>,
-}
-#[derive(Deserialize)]
-struct ReadBody {
-    channel: Option<String>,
-    position: Option<String>,
-}
-#[derive(Deserialize)]
-struct WriteBody<'a> {
-    channel: Option<String>,
-    #[serde(borrow)]
-    message: Option<&'a RawValue>,
-}
-#[derive(Deserialize)]
-struct ChannelBody {
-    channel: Option<String>,
-}
-#[derive(Deserialize)]
-struct CloseConnectionBody {
-    connection_id: Option<String>,
-}
+// The request bodies are cobra-wire's lenient, borrowed model, shared with the SDK and the tests.
+use cobra_wire::pdu::lenient::{
+    AuthenticateBody, ChannelBody, CloseConnectionBody, Envelope, HandshakeBody, PublishBody,
+    ReadBody, SubscribeBody, UnsubscribeBody, WriteBody,
+};
 
 fn parse_body<'a, T: Deserialize<'a>>(body: Option<&'a RawValue>) -> Result<T, Refusal> {
     let text = body.map_or("{}", RawValue::get);
@@ -474,7 +427,7 @@ impl Session {
         user_agent: &str,
     ) -> Self {
         let has_channel_builder = broker
-            .apps
+            .apps()
             .app(appkey)
             .is_some_and(|a| !a.channel_builder.is_empty());
         Session {
@@ -513,7 +466,69 @@ impl Session {
 
     /// The earliest partial-batch deadline, if any.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.subs.iter().filter_map(|s| s.batch_deadline).min()
+        let batch = self.subs.iter().filter_map(|s| s.batch_deadline).min();
+        let due = self
+            .subs
+            .iter()
+            .filter_map(|s| s.agg.as_ref()?.next_due())
+            .min();
+        let agg = due.map(|due| {
+            let wait = due.saturating_sub(wall_ms()).max(0);
+            // The wall clock has millisecond steps: wake just after the due one.
+            Instant::now() + std::time::Duration::from_millis(wait as u64 + 1)
+        });
+        match (batch, agg) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Sends aggregate rows of subscription `i` as data PDUs (at most [`MAX_ROWS_PER_PDU`] each).
+    fn emit_rows(
+        &mut self,
+        i: usize,
+        rows: &mut Vec<String>,
+        position: Position,
+        sink: &mut (dyn PduSink + Send),
+    ) {
+        if rows.is_empty() {
+            return;
+        }
+        let mut bytes = 0u64;
+        let mut count = 0u64;
+        for chunk in rows.chunks(MAX_ROWS_PER_PDU) {
+            let sub = &mut self.subs[i];
+            let pdu_id = sub.next_pdu_id;
+            sub.next_pdu_id += 1;
+            let out = &mut self.scratch;
+            out.clear();
+            out.push_str(r#"{"action":"rtm/subscription/data","id":"#);
+            out.push_str(itoa::Buffer::new().format(pdu_id));
+            out.push_str(r#","body":{"subscription_id":"#);
+            out.push_str(&sub.id_json);
+            out.push_str(r#","position":""#);
+            push_position(out, position);
+            out.push_str(r#"","messages":["#);
+            for (j, row) in chunk.iter().enumerate() {
+                if j > 0 {
+                    out.push(',');
+                }
+                out.push_str(row);
+                bytes += row.len() as u64;
+                count += 1;
+            }
+            out.push_str(DATA_SUFFIX);
+            self.emit(sink);
+        }
+        rows.clear();
+        if let Auth::Authenticated { counters, .. } = &self.auth {
+            counters
+                .subscribed_count
+                .fetch_add(count, Ordering::Relaxed);
+            counters
+                .subscribed_bytes
+                .fetch_add(bytes, Ordering::Relaxed);
+        }
     }
 
     fn emit(&mut self, sink: &mut (dyn PduSink + Send)) {
@@ -607,7 +622,7 @@ impl Session {
         let envelope: Option<Envelope> = serde_json::from_str(text).ok();
         let is_publish = envelope
             .as_ref()
-            .is_some_and(|e| e.action.as_deref() == Some("rtm/publish"));
+            .is_some_and(|e| e.action.as_deref() == Some(action::PUBLISH));
         if publishes_in_flight && !is_publish {
             return Step::Wait;
         }
@@ -633,7 +648,7 @@ impl Session {
             });
         };
         if self.broker.settings.verbose {
-            if action == "auth/authenticate" {
+            if action == action::AUTH_AUTHENTICATE {
                 tracing::info!(conn = %self.id, "< auth/authenticate (credentials not logged)");
             } else {
                 tracing::info!(conn = %self.id, "< {text}");
@@ -661,19 +676,7 @@ impl Session {
             });
         }
         let action: &str = &action;
-        const KNOWN: [&str; 10] = [
-            "auth/handshake",
-            "auth/authenticate",
-            "rtm/publish",
-            "rtm/subscribe",
-            "rtm/unsubscribe",
-            "rtm/read",
-            "rtm/write",
-            "rtm/delete",
-            "admin/get_connections",
-            "admin/close_connection",
-        ];
-        if !KNOWN.contains(&action) {
+        if !action::REQUESTS.contains(&action) {
             let reason = format!("unknown action {action:?}");
             // Echo a sanitized action only when it is a plain name; otherwise a generic one.
             let echo = if action
@@ -691,22 +694,22 @@ impl Session {
                 reason: "bad_schema",
             });
         }
-        if action == "rtm/publish" {
+        if action == action::PUBLISH {
             let input = PublishInput::Raw(body);
             return self.publish(id, input, sink, &**backend, publishes_in_flight);
         }
         let result = match action {
-            "auth/handshake" => self.handshake(body),
-            "auth/authenticate" => self.authenticate(body),
+            action::AUTH_HANDSHAKE => self.handshake(body),
+            action::AUTH_AUTHENTICATE => self.authenticate(body),
             _ => match self.check_allowed(action) {
                 Err(r) => Err(r),
                 Ok(counters) => match action {
-                    "rtm/subscribe" => self.subscribe(body, &counters, id, sink).await,
-                    "rtm/unsubscribe" => self.unsubscribe(body, &counters),
-                    "rtm/read" => self.read(body, &counters).await,
-                    "rtm/write" => self.write(body, &counters).await,
-                    "rtm/delete" => self.delete(body).await,
-                    "admin/get_connections" => self.get_connections(),
+                    action::SUBSCRIBE => self.subscribe(body, &counters, id, sink).await,
+                    action::UNSUBSCRIBE => self.unsubscribe(body, &counters),
+                    action::READ => self.read(body, &counters).await,
+                    action::WRITE => self.write(body, &counters).await,
+                    action::DELETE => self.delete(body).await,
+                    action::GET_CONNECTIONS => self.get_connections(),
                     _ => self.close_connection(body),
                 },
             },
@@ -863,7 +866,7 @@ impl Session {
         };
         let allowed = self
             .broker
-            .apps
+            .apps()
             .apps
             .get(&*self.appkey)
             .and_then(|a| a.roles.get(&**role))
@@ -971,9 +974,8 @@ impl Session {
                 ));
             }
         };
-        let secret = self
-            .broker
-            .apps
+        let apps = self.broker.apps();
+        let secret = apps
             .apps
             .get(&*self.appkey)
             .and_then(|a| a.roles.get(&*role))
@@ -990,9 +992,8 @@ impl Session {
         }
         let counters = self.broker.stats.role(&self.appkey, &role);
         tracing::debug!(conn = %self.id, role = %role, "authenticated");
-        let may_publish = self
-            .broker
-            .apps
+        self.broker.set_role(&self.id, &role);
+        let may_publish = apps
             .app(&self.appkey)
             .and_then(|a| a.roles.get(&*role))
             .is_some_and(|r| r.permissions.allows("rtm/publish"));
@@ -1051,8 +1052,9 @@ impl Session {
     ) -> Result<OneOrMany<ChannelKey>, Refusal> {
         let mut channels: Vec<String> = channels.unwrap_or_default();
         channels.extend(channel.map(Cow::into_owned));
-        if self.has_channel_builder
-            && let Some(app) = self.broker.apps.app(&self.appkey)
+        let apps = self.has_channel_builder.then(|| self.broker.apps());
+        if let Some(apps) = &apps
+            && let Some(app) = apps.app(&self.appkey)
         {
             // The builder reads fields of the message: parse only in this case.
             if let Ok(value) = serde_json::from_str::<serde_json::Value>(message.get()) {
@@ -1133,6 +1135,18 @@ impl Session {
                 }
             },
         };
+        let (filter, agg) = match filter {
+            Some(q) if q.is_aggregate() => {
+                let limits = AggLimits {
+                    max_groups: self.broker.settings.limits.max_groups,
+                    ..AggLimits::default()
+                };
+                let agg = Aggregator::new(q, limits)
+                    .map_err(|e| Refusal::new("invalid_filter", format!("invalid filter: {e}")))?;
+                (None, Some(Box::new(agg)))
+            }
+            other => (other, None),
+        };
         let sub_id = b.subscription_id.unwrap_or_else(|| channel.clone());
         if sub_id.len() > MAX_CHANNEL_NAME {
             return Err(Refusal::new(
@@ -1191,12 +1205,20 @@ impl Session {
         }
         counters.subscriptions.fetch_add(1, Ordering::Relaxed);
         self.broker.stats.channel_subscribers(key.channel(), 1);
+        // An aggregate subscription also says how much state it may hold.
+        let bounds = agg.as_ref().map_or(String::new(), |a| {
+            format!(
+                r#","aggregate":{{"max_groups":{},"max_group_bytes":{}}}"#,
+                self.broker.settings.limits.max_groups,
+                a.max_group_bytes()
+            )
+        });
         self.send_ok(
             sink,
             "rtm/subscribe",
             request_id,
             &format!(
-                r#"{{"position":"{}","subscription_id":{id_json}}}"#,
+                r#"{{"position":"{}","subscription_id":{id_json}{bounds}}}"#,
                 ack.position
             ),
         );
@@ -1214,6 +1236,7 @@ impl Session {
             channel: key,
             handle,
             filter,
+            agg,
             batch_size,
             fast_forward,
             next_pdu_id: 0,
@@ -1366,10 +1389,19 @@ impl Session {
         }
         let (mut count, mut bytes) = (0u64, 0u64);
         let delay = self.broker.settings.limits.batch_flush_delay;
+        let has_agg = self.subs.iter().any(|s| s.agg.is_some());
+        let now_ms = if has_agg { wall_ms() } else { 0 };
+        let mut rows = Vec::new();
         for d in drained.drain(..) {
             let Some(i) = self.subs.iter().position(|s| s.handle.token() == d.token) else {
                 continue;
             };
+            if let Some(agg) = &mut self.subs[i].agg {
+                agg.on_message(&d.message.payload, now_ms, &mut rows);
+                self.subs[i].batch_position = d.message.position;
+                self.emit_rows(i, &mut rows, d.message.position, sink);
+                continue;
+            }
             let projected;
             let (text, forwarded): (&str, bool) = match &self.subs[i].filter {
                 None => (&d.message.payload, true),
@@ -1439,16 +1471,29 @@ impl Session {
                 self.flush_batch(i, sink);
             }
         }
+        if has_agg {
+            for i in 0..self.subs.len() {
+                if let Some(agg) = &mut self.subs[i].agg
+                    && agg.next_due().is_some_and(|due| due <= now_ms)
+                {
+                    agg.tick(now_ms, &mut rows);
+                    // Rows a timer closed: the position is the last message the subscription read.
+                    let position = self.subs[i].batch_position;
+                    self.emit_rows(i, &mut rows, position, sink);
+                }
+            }
+        }
         if flags.lagging {
             self.report_losses(sink);
         }
         match flags.close {
             Some(code) => Flow::Close {
                 code,
-                reason: if code == CLOSE_NORMAL {
-                    "closed by an admin"
-                } else {
-                    "server shutting down"
+                reason: match code {
+                    CLOSE_NORMAL => "closed by an admin",
+                    super::CLOSE_DRAIN => "server draining: reconnect",
+                    super::CLOSE_REVOKED => "role revoked or changed by a config reload",
+                    _ => "server shutting down",
                 },
             },
             None => Flow::Continue,

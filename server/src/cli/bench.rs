@@ -39,6 +39,8 @@ pub enum BenchError {
 /// Options of `cobra bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
+    // No doc comment: clap would read it as help text (ConnArgs documents itself).
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub conn: ConnArgs,
     /// Publisher connections.

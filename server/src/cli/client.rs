@@ -8,10 +8,11 @@ mod creds;
 mod health;
 mod monitor;
 mod session;
+mod subscribe_table;
 mod tables;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufWriter, Write};
+use std::io::{BufRead, BufWriter, IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use cobra::{Event, SubscribeOptions};
@@ -90,6 +91,8 @@ pub fn default_endpoint() -> String {
 /// Options of `cobra publish`.
 #[derive(Debug, clap::Args)]
 pub struct PublishArgs {
+    // No doc comment: clap would read it as help text (ConnArgs documents itself).
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub conn: ConnArgs,
     /// Channel to publish to.
@@ -106,6 +109,8 @@ pub struct PublishArgs {
 /// Options of `cobra subscribe`.
 #[derive(Debug, clap::Args)]
 pub struct SubscribeArgs {
+    // No doc comment: clap would read it as help text (ConnArgs documents itself).
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub conn: ConnArgs,
     /// Channel to subscribe to (with --stream-sql: defaults to the channel in its FROM clause).
@@ -123,11 +128,17 @@ pub struct SubscribeArgs {
     /// Exit after printing this many messages.
     #[arg(long)]
     pub count: Option<u64>,
+    /// Show messages as a table redrawn in place (on a terminal; plain lines when piped). With
+    /// an aggregate --stream-sql that has a HISTOGRAM: groups as columns, buckets as rows.
+    #[arg(long)]
+    pub table: bool,
 }
 
 /// Options of `cobra health`.
 #[derive(Debug, clap::Args)]
 pub struct HealthArgs {
+    // No doc comment: clap would read it as help text (ConnArgs documents itself).
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub conn: ConnArgs,
     /// Channel of the publish + subscribe check [default: a fresh `sms_health_check_channel_<hex>`].
@@ -138,6 +149,8 @@ pub struct HealthArgs {
 /// Options of `cobra read`.
 #[derive(Debug, clap::Args)]
 pub struct ReadArgs {
+    // No doc comment: clap would read it as help text (ConnArgs documents itself).
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub conn: ConnArgs,
     /// Channel (key) to read.
@@ -148,6 +161,8 @@ pub struct ReadArgs {
 /// Options of `cobra write`.
 #[derive(Debug, clap::Args)]
 pub struct WriteArgs {
+    // No doc comment: clap would read it as help text (ConnArgs documents itself).
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub conn: ConnArgs,
     /// Channel (key) to write.
@@ -160,6 +175,8 @@ pub struct WriteArgs {
 /// Options of `cobra delete`.
 #[derive(Debug, clap::Args)]
 pub struct DeleteArgs {
+    // No doc comment: clap would read it as help text (ConnArgs documents itself).
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub conn: ConnArgs,
     /// Channel (key) to delete.
@@ -396,6 +413,15 @@ fn run_subscribe(args: SubscribeArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::Failed(format!("subscribe: {e}")))?;
 
     let stdout = std::io::stdout();
+    // The table is drawn only on a terminal: piped, `--table` prints the plain lines.
+    let mut table = (args.table && stdout.is_terminal()).then(|| {
+        let columns = args
+            .stream_sql
+            .as_deref()
+            .and_then(|sql| crate::streamsql::Query::parse(sql).ok())
+            .and_then(|q| q.aggregate_columns());
+        subscribe_table::Table::new(columns)
+    });
     let mut out = BufWriter::new(stdout.lock());
     let mut printed = 0u64;
     loop {
@@ -407,21 +433,14 @@ fn run_subscribe(args: SubscribeArgs) -> Result<(), CliError> {
                 };
                 match event {
                     Event::SubscriptionData { messages, .. } => {
-                        for message in messages {
-                            let written = serde_json::to_writer(&mut out, &message)
-                                .map_err(std::io::Error::from)
-                                .and_then(|()| out.write_all(b"\n"));
-                            if let Err(e) = written {
-                                // A closed pipe (`| head`) is a normal way to stop.
-                                return stdout_closed(e);
-                            }
-                            printed += 1;
-                            if args.count.is_some_and(|n| printed >= n) {
-                                return out.flush().or_else(stdout_closed);
-                            }
-                        }
-                        if let Err(e) = out.flush() {
-                            return stdout_closed(e);
+                        let done = match &mut table {
+                            Some(table) => draw_table(table, &messages, &mut printed, args.count, &mut out),
+                            None => print_lines(&messages, &mut printed, args.count, &mut out),
+                        };
+                        match done {
+                            Ok(false) => {}
+                            Ok(true) => return Ok(()),
+                            Err(e) => return stdout_closed(e),
                         }
                     }
                     Event::Subscribed { subscription_id, position } => {
@@ -437,6 +456,47 @@ fn run_subscribe(args: SubscribeArgs) -> Result<(), CliError> {
         }
     }
     out.flush().or_else(stdout_closed)
+}
+
+/// Prints each message as a line of JSON; `Ok(true)` once `count` messages were printed.
+fn print_lines(
+    messages: &[Value],
+    printed: &mut u64,
+    count: Option<u64>,
+    out: &mut impl Write,
+) -> std::io::Result<bool> {
+    for message in messages {
+        serde_json::to_writer(&mut *out, message).map_err(std::io::Error::from)?;
+        out.write_all(b"\n")?;
+        *printed += 1;
+        if count.is_some_and(|n| *printed >= n) {
+            out.flush()?;
+            return Ok(true);
+        }
+    }
+    out.flush()?;
+    Ok(false)
+}
+
+/// Adds the messages to the table and redraws it in place; `Ok(true)` once `count` were shown.
+fn draw_table(
+    table: &mut subscribe_table::Table,
+    messages: &[Value],
+    printed: &mut u64,
+    count: Option<u64>,
+    out: &mut impl Write,
+) -> std::io::Result<bool> {
+    let take = count.map_or(messages.len(), |n| {
+        messages.len().min(n.saturating_sub(*printed) as usize)
+    });
+    for message in &messages[..take] {
+        table.add(message);
+    }
+    *printed += take as u64;
+    // Home, clear to the end of the screen, draw.
+    write!(out, "\x1b[H\x1b[J{}", table.render())?;
+    out.flush()?;
+    Ok(count.is_some_and(|n| *printed >= n))
 }
 
 fn stdout_closed(e: std::io::Error) -> Result<(), CliError> {

@@ -4,17 +4,25 @@ use clap::{Parser, Subcommand};
 
 pub mod bench;
 pub mod client;
+pub mod config_check;
 pub mod init;
+pub mod probe;
 pub mod run;
+pub mod signal;
 
 /// cobra: realtime telemetry broker and tools.
 #[derive(Debug, Parser)]
 #[command(name = "cobra", version, about, propagate_version = true)]
 pub struct Cli {
+    // No doc comment: clap would read it as help text. The subcommands are documented below.
+    #[allow(missing_docs)]
     #[command(subcommand)]
     pub command: Command,
 }
 
+// The subcommands; each variant's doc comment is its `--help` line. No doc comment on the enum:
+// clap may read it as help text.
+#[allow(missing_docs)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the broker.
@@ -42,6 +50,14 @@ pub enum Command {
     Top(client::TopArgs),
     /// Load-test a server: publishers, subscribers, idle connections; throughput, latency, loss.
     Bench(Box<bench::BenchArgs>),
+    /// Put a running server in lame-duck mode (SIGUSR2): not ready, clients moved away.
+    Drain(signal::PidArgs),
+    /// Make a running server re-read its apps config (SIGHUP).
+    Reload(signal::PidArgs),
+    /// Apps config tools (`cobra config check FILE`).
+    Config(config_check::ConfigArgs),
+    /// Ask a local server's /health/live or /health/ready; exit 0 on 200 (container health checks).
+    Probe(probe::ProbeArgs),
 }
 
 /// Runs the parsed command line; the returned code is the process exit status.
@@ -59,5 +75,9 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Monitor(args) => client::monitor(args),
         Command::Top(args) => client::top(args),
         Command::Bench(args) => bench::bench(*args),
+        Command::Drain(args) => signal::drain(args),
+        Command::Reload(args) => signal::reload(args),
+        Command::Config(args) => config_check::config(args),
+        Command::Probe(args) => probe::probe(args),
     }
 }

@@ -1,10 +1,11 @@
 //! `cobra run`: the broker.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::broker::redis::{RedisBackend, RedisLimits};
-use crate::config::ServerOptions;
-use crate::net::Server;
+use crate::config::{ConfigSource, LogFormat, ServerOptions};
+use crate::net::{Server, ServerHandle};
 
 /// Options of `cobra run`.
 #[derive(Debug, clap::Args)]
@@ -15,19 +16,71 @@ pub struct RunArgs {
 }
 
 /// Sets up `tracing` output: `RUST_LOG` wins; otherwise `info` (every PDU is logged at info
-/// level only with `--verbose`).
-fn init_tracing() {
+/// level only with `--verbose`). Text or JSON lines on stderr.
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
 
-/// Runs the broker until SIGINT or SIGTERM; returns the exit status (0 after a clean stop).
+/// How the signal loop ended.
+enum Stop {
+    /// SIGINT: close every client at once.
+    Now,
+    /// SIGTERM: the drain is over (empty, or the window ended).
+    Drained,
+}
+
+/// Re-reads the apps config from its file and puts it in force; an invalid file is refused
+/// with a log line and the old config stays.
+pub fn reload(handle: &ServerHandle, source: &ConfigSource) {
+    let path = match source {
+        ConfigSource::File { path, .. } | ConfigSource::Default(path) => path.clone(),
+        ConfigSource::Content(_) => {
+            tracing::warn!(
+                "SIGHUP: the apps config comes from $COBRA_APPS_CONFIG_CONTENT, which cannot change while the server runs: nothing reloaded"
+            );
+            return;
+        }
+    };
+    // Never the first-run creation of the default file: a missing file is an error here.
+    let file = ConfigSource::File {
+        path: path.clone(),
+        origin: "the SIGHUP reload",
+    };
+    match file.load() {
+        Ok(loaded) => {
+            let report = handle.reload_apps(loaded.config);
+            tracing::info!(
+                path = %path.display(),
+                added = ?report.added,
+                changed = ?report.changed,
+                revoked = ?report.revoked,
+                connections_closed = report.closed,
+                "apps config reloaded"
+            );
+        }
+        Err(e) => tracing::error!(
+            path = %path.display(),
+            error = %e,
+            "apps config reload refused: the old config stays in force"
+        ),
+    }
+}
+
+/// Runs the broker until a signal stops it; returns the exit status (0 after a clean stop).
+///
+/// SIGTERM drains (see [`crate::net::drain`]) then exits; SIGINT stops at once (1001 to every
+/// client); SIGUSR2 drains without exiting (lame duck); SIGHUP reloads the apps config.
 pub fn run(args: RunArgs) -> i32 {
-    init_tracing();
+    init_tracing(args.options.log_format);
+    let window = Duration::from_secs(args.options.drain_seconds);
     let settings = match args.options.into_settings() {
         Ok(s) => s,
         Err(e) => {
@@ -58,18 +111,21 @@ pub fn run(args: RunArgs) -> i32 {
     // Install the signal handlers before announcing readiness, so an early SIGTERM is handled.
     let signals = runtime.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
-        Ok::<_, std::io::Error>((
+        Ok::<_, std::io::Error>([
             signal(SignalKind::interrupt())?,
             signal(SignalKind::terminate())?,
-        ))
+            signal(SignalKind::user_defined2())?,
+            signal(SignalKind::hangup())?,
+        ])
     });
-    let (mut sigint, mut sigterm) = match signals {
+    let [mut sigint, mut sigterm, mut sigusr2, mut sighup] = match signals {
         Ok(s) => s,
         Err(e) => {
             eprintln!("cobra run: cannot install signal handlers: {e}");
             return 1;
         }
     };
+    let config_source = settings.apps_config.clone();
     let source = loaded.source.to_string();
     let started = if settings.redis_urls.is_empty() && settings.redis_cluster.is_empty() {
         Server::start(settings, loaded.config)
@@ -142,13 +198,37 @@ pub fn run(args: RunArgs) -> i32 {
         env!("CARGO_PKG_VERSION"),
         handle.local_addr()
     );
-    let which = runtime.block_on(async {
-        tokio::select! {
-            _ = sigint.recv() => "SIGINT",
-            _ = sigterm.recv() => "SIGTERM",
+    let stop = runtime.block_on(async {
+        let mut check = tokio::time::interval(Duration::from_millis(50));
+        let mut stopping = false;
+        loop {
+            tokio::select! {
+                _ = sigint.recv() => {
+                    tracing::info!(signal = "SIGINT", "stopping now");
+                    return Stop::Now;
+                }
+                _ = sigterm.recv() => {
+                    tracing::info!(signal = "SIGTERM", drain_seconds = window.as_secs(), "draining, then stopping");
+                    handle.drain(window, true);
+                    stopping = true;
+                }
+                _ = sigusr2.recv() => {
+                    tracing::info!(signal = "SIGUSR2", drain_seconds = window.as_secs(), "lame duck: draining, staying up");
+                    handle.drain(window, false);
+                }
+                _ = sighup.recv() => reload(&handle, &config_source),
+                _ = check.tick(), if stopping => {
+                    if handle.finished() {
+                        return Stop::Drained;
+                    }
+                }
+            }
         }
     });
-    tracing::info!(signal = which, "stopping");
-    handle.shutdown();
+    match stop {
+        Stop::Now => handle.shutdown(),
+        Stop::Drained => handle.wait(),
+    }
+    tracing::info!("stopped");
     0
 }

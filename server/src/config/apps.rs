@@ -24,6 +24,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
+use indexmap::IndexMap;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
@@ -43,12 +44,19 @@ pub const PUBSUB_APPKEY: &str = "_pubsub";
 /// (plus `admin` for every `admin/*` action).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Permission {
+    /// `rtm/subscribe`.
     Subscribe,
+    /// `rtm/unsubscribe`.
     Unsubscribe,
+    /// `rtm/publish`.
     Publish,
+    /// Every `admin/*` action.
     Admin,
+    /// `rtm/read`.
     Read,
+    /// `rtm/write`.
     Write,
+    /// `rtm/delete`.
     Delete,
 }
 
@@ -173,13 +181,15 @@ impl FromIterator<Permission> for Permissions {
 pub struct Role {
     /// The shared secret (the HMAC-MD5 key of `auth/authenticate`). Never empty.
     pub secret: String,
+    /// What the role may do.
     pub permissions: Permissions,
 }
 
 /// One app (appkey) of the config.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct App {
-    pub roles: HashMap<String, Role>,
+    /// The roles, in config order (the client commands default to the first).
+    pub roles: IndexMap<String, Role>,
     /// Whether clients of this app may publish in batches (reference option, kept for them).
     pub batch_publish: bool,
     /// Republishing rules applied to every publish, in config order.
@@ -196,6 +206,7 @@ impl App {
 /// The validated apps config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppsConfig {
+    /// The apps, by appkey.
     pub apps: HashMap<String, App>,
     /// Messages of history kept per channel. At least 1.
     pub channel_max_length: usize,
@@ -204,39 +215,76 @@ pub struct AppsConfig {
 /// Why an apps config was refused. Every variant names the culprit.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// Not YAML, or not the expected shape.
     #[error("invalid YAML: {0}")]
     Yaml(#[from] serde_yaml_ng::Error),
+    /// No `apps:` section.
     #[error("no `apps:` section")]
     MissingApps,
+    /// An app without roles.
     #[error("app `{app}`: no roles")]
-    NoRoles { app: String },
+    NoRoles {
+        /// The appkey.
+        app: String,
+    },
+    /// A role without a secret.
     #[error("app `{app}`, role `{role}`: missing secret")]
-    MissingSecret { app: String, role: String },
+    MissingSecret {
+        /// The appkey.
+        app: String,
+        /// The role's name.
+        role: String,
+    },
+    /// A secret that is not a string.
     #[error("app `{app}`, role `{role}`: the secret must be a string")]
-    BadSecret { app: String, role: String },
+    BadSecret {
+        /// The appkey.
+        app: String,
+        /// The role's name.
+        role: String,
+    },
+    /// A permission name not in the list.
     #[error(
         "app `{app}`, role `{role}`: unknown permission `{name}` (expected one of subscribe, unsubscribe, publish, admin, read, write, delete)"
     )]
     UnknownPermission {
+        /// The appkey.
         app: String,
+        /// The role's name.
         role: String,
+        /// The name given.
         name: String,
     },
+    /// A role that is not a mapping, or a bad permissions list.
     #[error("app `{app}`, role `{role}`: {what}")]
     BadRole {
+        /// The appkey.
         app: String,
+        /// The role's name.
         role: String,
+        /// What is wrong.
         what: String,
     },
+    /// A channel_builder rule refused.
     #[error("app `{app}`, channel_builder rule `{rule}`: {source}")]
     BadRule {
+        /// The appkey.
         app: String,
+        /// The rule's name.
         rule: String,
         #[source]
+        /// The underlying error.
         source: RuleError,
     },
+    /// An app section of the wrong shape.
     #[error("app `{app}`: {what}")]
-    BadApp { app: String, what: String },
+    BadApp {
+        /// The appkey.
+        app: String,
+        /// What is wrong.
+        what: String,
+    },
+    /// `channel_max_length` is not a positive integer.
     #[error("channel_max_length must be a positive integer, got `{0}`")]
     BadChannelMaxLength(String),
 }
@@ -251,7 +299,7 @@ struct RawConfig {
 
 #[derive(Deserialize)]
 struct RawApp {
-    roles: Option<HashMap<String, Value>>,
+    roles: Option<IndexMap<String, Value>>,
     batch_publish: Option<bool>,
     channel_builder: Option<Value>,
 }
@@ -299,7 +347,7 @@ impl AppsConfig {
                     secret: generate_secret(),
                     permissions: Permissions::all(),
                 };
-                let roles = HashMap::from([(default_role_name(appkey).to_owned(), role)]);
+                let roles = IndexMap::from([(default_role_name(appkey).to_owned(), role)]);
                 let app = App {
                     roles,
                     ..App::default()
@@ -393,7 +441,7 @@ fn parse_app(appkey: &str, raw: Option<RawApp>) -> Result<App, ConfigError> {
             app: appkey.to_owned(),
         });
     }
-    let mut roles = HashMap::with_capacity(raw_roles.len());
+    let mut roles = IndexMap::with_capacity(raw_roles.len());
     for (name, value) in raw_roles {
         let role = parse_role(appkey, &name, value)?;
         roles.insert(name, role);

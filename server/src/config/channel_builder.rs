@@ -26,6 +26,7 @@ use super::apps::scalar_text;
 pub struct Rule {
     /// The rule's key in the config (only used in messages).
     pub name: String,
+    /// The rule kind.
     pub kind: RuleKind,
 }
 
@@ -37,17 +38,31 @@ pub enum RuleKind {
     /// and arrays count as absent: the reference would render Python reprs (`True`, `{...}`),
     /// never a channel anyone means.
     Compose2 {
+        /// Put between the two fields' values.
         separator: String,
+        /// The first field read from the message.
         field1: FieldPath,
+        /// The second field read from the message.
         field2: FieldPath,
     },
     /// Adds a fixed channel.
-    Add { channel: String },
+    Add {
+        /// The channel.
+        channel: String,
+    },
     /// Adds `channel` with `{shard}` replaced by a uniformly random number in `[0, shards)`,
     /// spreading one hot stream over several channels.
-    AddShard { shards: u32, channel: String },
+    AddShard {
+        /// How many shards (`{shard}` takes a value in `0..shards`).
+        shards: u32,
+        /// The channel.
+        channel: String,
+    },
     /// Drops every channel starting with `prefix`.
-    Remove { prefix: String },
+    Remove {
+        /// The prefix.
+        prefix: String,
+    },
 }
 
 /// A dotted path into a JSON object (`device.game`).
@@ -79,19 +94,31 @@ impl FieldPath {
 /// Why a channel_builder rule was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuleError {
+    /// The rule is not a mapping.
     #[error("a rule must be a mapping with a `kind`")]
     NotAMapping,
+    /// The rule has no `kind`.
     #[error("missing `kind`")]
     MissingKind,
+    /// A kind other than compose2, add, add_shard or remove.
     #[error("unknown kind `{0}` (expected compose2, add, add_shard or remove)")]
     UnknownKind(String),
+    /// A field the kind needs is absent.
     #[error("`{kind}` needs `{field}`")]
     MissingField {
+        /// The rule kind.
         kind: &'static str,
+        /// The field's name.
         field: &'static str,
     },
+    /// A field has the wrong type or value.
     #[error("`{field}`: {what}")]
-    BadField { field: &'static str, what: String },
+    BadField {
+        /// The field's name.
+        field: &'static str,
+        /// What is wrong.
+        what: String,
+    },
 }
 
 impl Rule {

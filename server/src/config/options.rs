@@ -21,6 +21,9 @@ pub const DEFAULT_PORT: u16 = 8765;
 /// Default subscriptions per connection: far above what a dashboard or bot uses, low enough
 /// that one client cannot make the broker track an unbounded number.
 pub const DEFAULT_MAX_SUBSCRIPTIONS: usize = 1024;
+/// Default groups one aggregate subscription (StreamSQL `GROUP BY ... WINDOW ...`) keeps over its
+/// open windows; more fold into the `"__other__"` group.
+pub const DEFAULT_MAX_GROUPS: usize = 10_000;
 /// Default largest message (after inflating): 1 MiB, the reference's default.
 pub const DEFAULT_MESSAGE_MAX_SIZE: usize = 1024 * 1024;
 /// Default connection cap.
@@ -100,6 +103,11 @@ pub struct ServerOptions {
           default_value_t = DEFAULT_MAX_SUBSCRIPTIONS)]
     pub max_subscriptions: usize,
 
+    /// Groups one aggregate subscription (StreamSQL GROUP BY ... WINDOW ...) keeps over its open
+    /// windows; past it new groups fold into one "__other__" group per window.
+    #[arg(long, env = "COBRA_MAX_GROUPS", default_value_t = DEFAULT_MAX_GROUPS)]
+    pub max_groups: usize,
+
     /// Largest accepted message in bytes, measured after permessage-deflate inflation.
     #[arg(long, alias = "message_max_size", env = "COBRA_MESSAGE_MAX_SIZE",
           default_value_t = DEFAULT_MESSAGE_MAX_SIZE)]
@@ -157,6 +165,28 @@ pub struct ServerOptions {
     #[arg(long, env = "COBRA_NO_DASHBOARD", value_parser = BoolishValueParser::new(),
           action = clap::ArgAction::SetTrue)]
     pub no_dashboard: bool,
+
+    /// Seconds over which SIGTERM (or SIGUSR2, `cobra drain`) closes the clients, in random
+    /// order, before the server exits (0: all at once).
+    #[arg(long, env = "COBRA_DRAIN_SECONDS", default_value_t = DEFAULT_DRAIN_SECONDS)]
+    pub drain_seconds: u64,
+
+    /// Log lines as human-readable text or as one JSON object per line.
+    #[arg(long, env = "COBRA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Default drain window: long enough for a fleet to move a few clients at a time, well under
+/// Kubernetes' and systemd's usual stop timeouts once raised past it (see `deploy/`).
+pub const DEFAULT_DRAIN_SECONDS: u64 = 30;
+
+/// The format of the log lines (on stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `tracing`'s human-readable lines.
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `fields`, `target`), for log shippers.
+    Json,
 }
 
 /// The per-connection and per-server limits, gathered in one place.
@@ -164,6 +194,8 @@ pub struct ServerOptions {
 pub struct Limits {
     /// Subscriptions per connection; one more gets `rtm/subscribe/error`.
     pub max_subscriptions: usize,
+    /// Groups per aggregate subscription over its open windows (more fold into `"__other__"`).
+    pub max_groups: usize,
     /// Largest message in bytes (after inflation); over it the connection is closed 1009.
     pub message_max_size: usize,
     /// Simultaneous connections; over it an upgrade is refused (HTTP 503). Sockets not yet
@@ -190,6 +222,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_subscriptions: DEFAULT_MAX_SUBSCRIPTIONS,
+            max_groups: DEFAULT_MAX_GROUPS,
             message_max_size: DEFAULT_MESSAGE_MAX_SIZE,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             publish_rate_limit: None,
@@ -205,7 +238,9 @@ impl Default for Limits {
 /// TLS files to serve wss:// with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
+    /// The certificate chain (PEM).
     pub cert: PathBuf,
+    /// The private key (PEM).
     pub key: PathBuf,
 }
 
@@ -220,13 +255,17 @@ pub struct ServerSettings {
     pub redis_urls: Vec<String>,
     /// Seed URLs of a Redis Cluster (`--redis-cluster`); non-empty: cluster mode.
     pub redis_cluster: Vec<String>,
+    /// Password for Redis nodes whose URL gives none.
     pub redis_password: Option<String>,
     /// CA (PEM file) for `rediss://` nodes; `None`: the webpki roots.
     pub redis_tls_ca: Option<PathBuf>,
     /// Overrides the apps config's `channel_max_length`.
     pub channel_max_length: Option<NonZeroUsize>,
+    /// Log at debug level.
     pub verbose: bool,
+    /// TLS for the listener (`wss://`); `None`: plain `ws://`.
     pub tls: Option<TlsFiles>,
+    /// Every server-side bound.
     pub limits: Limits,
     /// Serve the web dashboard at `/` (`--no-dashboard` turns it off).
     pub dashboard: bool,
@@ -235,16 +274,36 @@ pub struct ServerSettings {
 /// Why the options of `cobra run` were refused.
 #[derive(Debug, thiserror::Error)]
 pub enum OptionsError {
+    /// `--host` is not an address.
     #[error("--host `{host}`: {reason}")]
-    BadHost { host: String, reason: String },
+    BadHost {
+        /// The host as given.
+        host: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A `--redis` URL is malformed.
     #[error("--redis `{url}`: expected redis://, rediss:// or unix:// URLs separated by `;`")]
-    BadRedisUrl { url: String },
+    BadRedisUrl {
+        /// The URL as given.
+        url: String,
+    },
+    /// A count or size option is 0.
     #[error("--{option} must be at least 1")]
-    Zero { option: &'static str },
+    Zero {
+        /// The option's name.
+        option: &'static str,
+    },
+    /// Only one of `--tls-cert` and `--tls-key`.
     #[error("--tls-cert and --tls-key go together")]
     TlsPair,
+    /// A TLS file does not exist.
     #[error("TLS file {path} does not exist")]
-    TlsMissing { path: PathBuf },
+    TlsMissing {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The apps config could not be loaded.
     #[error(transparent)]
     AppsConfig(#[from] SourceError),
 }
@@ -280,6 +339,7 @@ impl ServerOptions {
         };
         let limits = Limits {
             max_subscriptions: nonzero(self.max_subscriptions, "max-subscriptions")?,
+            max_groups: nonzero(self.max_groups, "max-groups")?,
             message_max_size: nonzero(self.message_max_size, "message-max-size")?,
             max_connections: nonzero(self.max_connections, "max-connections")?,
             publish_rate_limit: NonZeroU32::new(self.publish_rate_limit),
@@ -489,6 +549,8 @@ mod tests {
             "4096",
             "--backpressure-wait-ms",
             "40",
+            "--max-groups",
+            "77",
         ])
         .unwrap();
         assert_eq!(o.apps_config, Some(PathBuf::from("/a.yaml")));
@@ -504,6 +566,7 @@ mod tests {
             s.limits,
             Limits {
                 max_subscriptions: 5,
+                max_groups: 77,
                 message_max_size: 100,
                 max_connections: 7,
                 publish_rate_limit: NonZeroU32::new(50),

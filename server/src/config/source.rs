@@ -39,7 +39,12 @@ pub const ORIGIN_OPTION: &str = "--apps-config or COBRA_APPS_CONFIG";
 #[derive(Clone, PartialEq, Eq)]
 pub enum ConfigSource {
     /// A file named explicitly; `origin` says by what (for messages). Must exist.
-    File { path: PathBuf, origin: &'static str },
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What named the file (an option or an environment variable).
+        origin: &'static str,
+    },
     /// The gzipped + base64 YAML of `COBRA_APPS_CONFIG_CONTENT`.
     Content(String),
     /// `$HOME/.cobra.yaml`, created with fresh secrets when missing.
@@ -75,7 +80,9 @@ impl fmt::Display for ConfigSource {
 /// A loaded, validated apps config and where it came from.
 #[derive(Debug, Clone)]
 pub struct LoadedConfig {
+    /// The validated config.
     pub config: AppsConfig,
+    /// Where it came from.
     pub source: ConfigSource,
     /// Set when no config existed and a default one was just written.
     pub created: Option<CreatedConfig>,
@@ -85,9 +92,13 @@ pub struct LoadedConfig {
 /// let a client connect right away.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreatedConfig {
+    /// The file.
     pub path: PathBuf,
+    /// The appkey.
     pub appkey: String,
+    /// The role's name.
     pub role: String,
+    /// The role's secret.
     pub secret: String,
 }
 
@@ -107,32 +118,70 @@ impl fmt::Display for CreatedConfig {
 /// Why the apps config could not be found, read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
+    /// No path given and no `$HOME` for the default.
     #[error("no apps config given and $HOME is not set: pass --apps-config PATH")]
     NoHome,
+    /// A path given explicitly does not exist.
     #[error("apps config {path} (from {origin}) does not exist")]
-    NotFound { path: PathBuf, origin: &'static str },
+    NotFound {
+        /// The file.
+        path: PathBuf,
+        /// What named the file (an option or an environment variable).
+        origin: &'static str,
+    },
+    /// The file could not be read.
     #[error("cannot read apps config {path}: {source}")]
-    Read { path: PathBuf, source: io::Error },
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The file could not be written.
     #[error("cannot write apps config {path}: {source}")]
-    Write { path: PathBuf, source: io::Error },
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The file exists and `--force` was not given.
     #[error("{path} already exists (use --force to overwrite)")]
-    AlreadyExists { path: PathBuf },
+    AlreadyExists {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Over `MAX_CONFIG_BYTES`.
     #[error("apps config {what} is larger than {limit} bytes")]
-    TooLarge { what: String, limit: u64 },
+    TooLarge {
+        /// What is wrong.
+        what: String,
+        /// The bound, in bytes.
+        limit: u64,
+    },
+    /// `COBRA_APPS_CONFIG_CONTENT` is not base64.
     #[error(
         "${ENV_APPS_CONFIG_CONTENT} is not valid base64 (expected `gzip -c ~/.cobra.yaml | base64`): {0}"
     )]
     Base64(#[from] base64::DecodeError),
+    /// `COBRA_APPS_CONFIG_CONTENT` is not gzip.
     #[error(
         "${ENV_APPS_CONFIG_CONTENT} is not gzip data (expected `gzip -c ~/.cobra.yaml | base64`): {0}"
     )]
     Gzip(io::Error),
+    /// The config is not UTF-8.
     #[error("apps config {what} is not UTF-8 text")]
-    NotUtf8 { what: String },
+    NotUtf8 {
+        /// What is wrong.
+        what: String,
+    },
+    /// The config is not a valid apps config.
     #[error("apps config {what}: {source}")]
     Invalid {
+        /// What is wrong.
         what: String,
         #[source]
+        /// The underlying error.
         source: ConfigError,
     },
 }

@@ -22,7 +22,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 
 use super::Shared;
 use super::compress;
-use super::http::{Route, route};
+use super::http::{Route, ServerState, route};
 use super::io::Transport;
 use crate::broker::session::{PendingPublish, PublishAnswer, Step};
 use crate::broker::stats::Stats;
@@ -133,8 +133,22 @@ pub async fn serve<T: Transport>(mut io: T, peer: SocketAddr, shared: Arc<Shared
         io.shutdown_write().await;
         return;
     };
-    let at_capacity = shared.broker.connection_count() >= shared.settings.limits.max_connections;
-    let route = route(&req, &shared.broker, at_capacity, shared.settings.dashboard);
+    // An upgrade takes its slot now, held until the connection ends (the end of this function).
+    let slot = if req.upgrade_requested {
+        shared.try_admit()
+    } else {
+        None
+    };
+    let state = ServerState {
+        at_capacity: if req.upgrade_requested {
+            slot.is_none()
+        } else {
+            shared.at_capacity()
+        },
+        draining: shared.draining.load(Ordering::Acquire),
+        dashboard: shared.settings.dashboard,
+    };
+    let route = route(&req, &shared.broker, state);
     // Keep only what the session needs: the parsed request would otherwise live as long as
     // the connection.
     let user_agent: Box<str> = req.user_agent.as_deref().unwrap_or("-").into();
@@ -269,12 +283,17 @@ async fn run_session<T: Transport>(
     } else {
         1
     };
+    // A close the server asked for (drain, admin, reload) while publishes were in flight: it
+    // goes out once they are answered, and nothing more is read meanwhile (what the client
+    // sent after them is not acknowledged, so the SDK sends it again after reconnecting).
+    let mut closing: Option<(u16, String)> = None;
     loop {
         let in_flight = pipeline.as_ref().map_or(0, |p| p.in_flight.len());
         // Full, or a PDU waits for the pipeline to empty: leave the socket unread (TCP
         // back-pressure) until the backend answers.
-        let stalled =
-            in_flight >= max_in_flight || pipeline.as_ref().is_some_and(|p| p.held.is_some());
+        let stalled = closing.is_some()
+            || in_flight >= max_in_flight
+            || pipeline.as_ref().is_some_and(|p| p.held.is_some());
         let event = if pending_read {
             pending_read = false;
             Event::Read(Ok(rbuf.len()))
@@ -288,7 +307,7 @@ async fn run_session<T: Transport>(
             tokio::select! {
                 r = io.read_some(&mut rbuf), if !stalled => Event::Read(r),
                 () = poll_fn(|cx| poll_answer(&mut pipeline, cx)), if in_flight > 0 => Event::Published,
-                () = mailbox.wait() => Event::Wake,
+                () = mailbox.wait(), if closing.is_none() => Event::Wake,
                 () = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Event::Timer,
             }
         };
@@ -314,7 +333,7 @@ async fn run_session<T: Transport>(
                         session.publish_done(answer, &mut encoder);
                     }
                 }
-                process_input = true;
+                process_input = closing.is_none();
             }
             Event::Wake => {}
             Event::Timer => {
@@ -419,6 +438,7 @@ async fn run_session<T: Transport>(
             rbuf = BytesMut::new();
         }
         if close.is_none()
+            && closing.is_none()
             && let Flow::Close { code, reason } = session.pump(
                 &mut Encoder {
                     codec: &mut codec,
@@ -427,7 +447,13 @@ async fn run_session<T: Transport>(
                 std::time::Instant::now(),
             )
         {
-            close = Some((code, reason.into()));
+            closing = Some((code, reason.into()));
+        }
+        if close.is_none()
+            && closing.is_some()
+            && pipeline.as_ref().is_none_or(|p| p.in_flight.is_empty())
+        {
+            close = closing.take();
         }
         if let Some((code, reason)) = &close
             && codec.encode_close(*code, reason, &mut wbuf).is_err()
@@ -485,7 +511,7 @@ async fn run_session<T: Transport>(
 mod tests {
     use super::*;
     use crate::broker::Broker;
-    use crate::config::{AppsConfig, ConfigSource, Limits, ServerSettings};
+    use crate::config::{AppsConfig, ConfigSource, ServerSettings};
 
     /// The per-connection task is one allocation of this future: keep it small (issue 7's
     /// memory goal is 6 KB per idle connection, everything included).
@@ -496,26 +522,10 @@ mod tests {
             .await
             .unwrap();
         let peer = client.local_addr().unwrap();
-        let settings = ServerSettings {
-            addr: peer,
-            apps_config: ConfigSource::Content(String::new()),
-            redis_urls: vec![],
-            redis_cluster: vec![],
-            redis_password: None,
-            redis_tls_ca: None,
-            channel_max_length: None,
-            verbose: false,
-            tls: None,
-            limits: Limits::default(),
-            dashboard: true,
-        };
+        let settings = ServerSettings::with_defaults(peer, ConfigSource::Content(String::new()));
         let apps = AppsConfig::from_yaml("apps: {}\n").unwrap();
         let broker = Broker::embedded(crate::net::broker_settings(&settings), apps);
-        let shared = Arc::new(Shared {
-            broker,
-            settings,
-            wire_limits: cobra_wire::Limits::default(),
-        });
+        let shared = Arc::new(Shared::new(broker, settings));
         let fut = serve(client, peer, shared);
         let size = std::mem::size_of_val(&fut);
         println!("connection future: {size} bytes");

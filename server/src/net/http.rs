@@ -39,20 +39,63 @@ fn text(status: u16, reason: &str, body: &str) -> Route {
     reply(status, reason, "text/plain; charset=utf-8", body.as_bytes())
 }
 
-/// Decides what `req` gets. `at_capacity`: the connection limit is reached; `dashboard`: serve
-/// the web dashboard's files (see [`super::dashboard`]).
-pub fn route(req: &Request, broker: &Broker, at_capacity: bool, dashboard: bool) -> Route {
+/// The server's state a request is routed by.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServerState {
+    /// The connection limit is reached.
+    pub at_capacity: bool,
+    /// A drain has started: not ready, upgrades refused.
+    pub draining: bool,
+    /// Serve the web dashboard's files (see [`super::dashboard`]).
+    pub dashboard: bool,
+}
+
+/// Why the server is not ready (empty: ready). Ready means: not draining, under the
+/// connection limit, and every backend node reachable.
+pub fn not_ready_reasons(broker: &Broker, state: ServerState) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if state.draining {
+        reasons.push("draining".to_owned());
+    }
+    if state.at_capacity {
+        reasons.push("at the connection limit".to_owned());
+    }
+    for node in broker.backend.health() {
+        if !node.connected {
+            reasons.push(format!("backend node {} unreachable", node.node));
+        }
+    }
+    reasons
+}
+
+/// Decides what `req` gets.
+pub fn route(req: &Request, broker: &Broker, state: ServerState) -> Route {
     let path = req.path.trim_end_matches('/');
     if !req.upgrade_requested {
-        if dashboard
+        if state.dashboard
             && req.query_param("appkey").is_none()
             && let Some(reply) = super::dashboard::serve(req, path)
         {
             return Route::Reply(reply);
         }
         match path {
-            // The Python health check compares the body with "OK\n".
+            // The Python health check compares the body with "OK\n": kept as it is.
             "/health" => return text(200, "OK", "OK\n"),
+            // Liveness: the process serves requests (a draining server is alive).
+            "/health/live" => return text(200, "OK", "live\n"),
+            // Readiness: send it new clients.
+            "/health/ready" => {
+                let reasons = not_ready_reasons(broker, state);
+                return if reasons.is_empty() {
+                    text(200, "OK", "ready\n")
+                } else {
+                    text(
+                        503,
+                        "Service Unavailable",
+                        &format!("not ready: {}\n", reasons.join("; ")),
+                    )
+                };
+            }
             "/version" => return text(200, "OK", VERSION),
             "/metrics" => {
                 let mut body = broker.stats.prometheus(broker);
@@ -75,7 +118,7 @@ pub fn route(req: &Request, broker: &Broker, at_capacity: bool, dashboard: bool)
         return text(
             404,
             "Not Found",
-            "not found: try /health/, /version/, /metrics or a WebSocket upgrade on /v2?appkey=APPKEY\n",
+            "not found: try /health/, /health/live, /health/ready, /version/, /metrics or a WebSocket upgrade on /v2?appkey=APPKEY\n",
         );
     }
     let Some(appkey) = appkey.filter(|a| broker.knows_app(a)) else {
@@ -111,7 +154,14 @@ pub fn route(req: &Request, broker: &Broker, at_capacity: bool, dashboard: bool)
             ],
         ));
     }
-    if at_capacity {
+    if state.draining {
+        return text(
+            503,
+            "Service Unavailable",
+            "draining: connect to another server\n",
+        );
+    }
+    if state.at_capacity {
         return text(503, "Service Unavailable", "too many connections\n");
     }
     let Some(key) = req.ws_key.as_deref() else {

@@ -9,27 +9,30 @@
 //! - [`compress`]: permessage-deflate sends: a compressor per thread, fan-out compressed once.
 //! - [`conn`]: the per-connection driver (request, upgrade, session loop, coalesced writes).
 //! - [`io`]: plain TCP and TLS behind one trait.
+//! - [`drain`]: taking the server out of service without dropping clients.
 
 pub mod compress;
 pub mod conn;
 pub mod dashboard;
+pub mod drain;
 pub mod http;
 pub mod io;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::broker::{
-    Backend, Broker, BrokerLimits, BrokerSettings, CLOSE_GOING_AWAY, MemoryBackend,
+    Backend, Broker, BrokerLimits, BrokerSettings, CLOSE_GOING_AWAY, MemoryBackend, ReloadReport,
 };
 use crate::config::options::TlsFiles;
 use crate::config::{AppsConfig, ServerSettings};
+use drain::Control;
 
 /// How long shutdown waits for connections to finish their close handshake.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -54,6 +57,7 @@ pub enum ServerError {
 }
 
 /// State shared by every connection task.
+#[derive(Debug)]
 pub struct Shared {
     /// The broker.
     pub broker: Arc<Broker>,
@@ -61,6 +65,57 @@ pub struct Shared {
     pub settings: ServerSettings,
     /// WebSocket limits derived from the settings.
     pub wire_limits: cobra_wire::Limits,
+    /// Set when a drain starts: readiness fails and upgrades are refused from then on.
+    pub draining: AtomicBool,
+    /// WebSocket connections admitted under `max_connections` and not ended yet. A slot is
+    /// taken before the 101 is written: the broker registers a session only once it runs, so
+    /// counting sessions would let a client that connects again right after its 101 slip past
+    /// the limit.
+    admitted: AtomicUsize,
+}
+
+impl Shared {
+    /// State shared by the connections of a server over `broker`.
+    pub fn new(broker: Arc<Broker>, settings: ServerSettings) -> Shared {
+        let wire_limits = cobra_wire::Limits {
+            max_message_size: settings.limits.message_max_size,
+            max_frame_size: settings.limits.message_max_size,
+            ..cobra_wire::Limits::default()
+        };
+        Shared {
+            broker,
+            settings,
+            wire_limits,
+            draining: AtomicBool::new(false),
+            admitted: AtomicUsize::new(0),
+        }
+    }
+
+    /// Takes one of the `max_connections` slots, or `None` when all are taken. The slot is
+    /// given back when the returned guard is dropped (the connection ended).
+    pub(crate) fn try_admit(&self) -> Option<Admission<'_>> {
+        let max = self.settings.limits.max_connections;
+        self.admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Admission(&self.admitted))
+    }
+
+    /// Every `max_connections` slot is taken.
+    pub(crate) fn at_capacity(&self) -> bool {
+        self.admitted.load(Ordering::Acquire) >= self.settings.limits.max_connections
+    }
+}
+
+/// One admitted connection's slot (see [`Shared::try_admit`]).
+pub(crate) struct Admission<'a>(&'a AtomicUsize);
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The broker server.
@@ -72,6 +127,8 @@ pub struct Server;
 pub struct ServerHandle {
     local_addr: SocketAddr,
     broker: Arc<Broker>,
+    shared: Arc<Shared>,
+    control: mpsc::Sender<Control>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -90,6 +147,46 @@ impl ServerHandle {
     /// Closes every client with 1001, waits for them (at most [`SHUTDOWN_GRACE`]) and stops.
     pub fn shutdown(mut self) {
         self.stop_and_join();
+    }
+
+    /// Starts a drain over `window` (see [`drain`]): readiness fails at once, upgrades are
+    /// refused, clients are closed with [`crate::broker::CLOSE_DRAIN`] spread over the window.
+    /// With `then_stop` the server stops once empty or at the window's end ([`Self::finished`]
+    /// tells; [`Self::wait`] joins); otherwise it stays up as a lame duck. A second call only
+    /// adds `then_stop` (the first window stands).
+    pub fn drain(&self, window: Duration, then_stop: bool) {
+        // Readiness fails and upgrades are refused from now on, before the loop gets the request.
+        self.shared.draining.store(true, Ordering::Release);
+        // A full queue means drains are already queued: this one changes nothing but `then_stop`.
+        if self
+            .control
+            .try_send(Control::Drain { window, then_stop })
+            .is_err()
+        {
+            tracing::warn!("drain request dropped: the server is busy with earlier ones");
+        }
+    }
+
+    /// Whether a drain has started.
+    pub fn is_draining(&self) -> bool {
+        self.shared.draining.load(Ordering::Acquire)
+    }
+
+    /// Whether the server has stopped by itself (a drain with `then_stop` ended).
+    pub fn finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Waits for the server to stop by itself (after [`Self::drain`] with `then_stop`).
+    pub fn wait(mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Puts a new apps config in force; see [`Broker::reload_apps`].
+    pub fn reload_apps(&self, apps: AppsConfig) -> ReloadReport {
+        self.broker.reload_apps(apps)
     }
 
     fn stop_and_join(&mut self) {
@@ -114,6 +211,7 @@ pub fn broker_settings(settings: &ServerSettings) -> BrokerSettings {
         verbose: settings.verbose,
         limits: BrokerLimits {
             max_subscriptions: settings.limits.max_subscriptions,
+            max_groups: settings.limits.max_groups,
             publish_rate_limit: settings.limits.publish_rate_limit,
             outbound_queue_bytes: settings.limits.outbound_queue_bytes,
             batch_flush_delay: settings.limits.batch_flush,
@@ -176,16 +274,10 @@ impl Server {
             .thread_name("cobra-worker")
             .build()
             .map_err(ServerError::Runtime)?;
-        let wire_limits = cobra_wire::Limits {
-            max_message_size: settings.limits.message_max_size,
-            max_frame_size: settings.limits.message_max_size,
-            ..cobra_wire::Limits::default()
-        };
-        let shared = Arc::new(Shared {
-            broker: Arc::clone(&broker),
-            settings,
-            wire_limits,
-        });
+        let shared = Arc::new(Shared::new(Arc::clone(&broker), settings));
+        // Drain requests are rare (signals): a few slots. Stopping has its own channel, so it
+        // never waits behind them.
+        let (control_tx, control_rx) = mpsc::channel(8);
         let (stop_tx, stop_rx) = oneshot::channel();
         let listener = {
             let _guard = runtime.enter();
@@ -194,10 +286,11 @@ impl Server {
                 source,
             })?
         };
+        let loop_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("cobra-server".into())
             .spawn(move || {
-                runtime.block_on(accept_loop(listener, shared, tls, stop_rx));
+                runtime.block_on(accept_loop(listener, loop_shared, tls, control_rx, stop_rx));
                 runtime.shutdown_timeout(Duration::from_millis(500));
             })
             .map_err(ServerError::Runtime)?;
@@ -205,6 +298,8 @@ impl Server {
         Ok(ServerHandle {
             local_addr,
             broker,
+            shared,
+            control: control_tx,
             stop: Some(stop_tx),
             thread: Some(thread),
         })
@@ -241,6 +336,7 @@ async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    mut control: mpsc::Receiver<Control>,
     mut stop: oneshot::Receiver<()>,
 ) {
     let active = Arc::new(AtomicUsize::new(0));
@@ -256,10 +352,41 @@ async fn accept_loop(
             }
         })
     });
+    // Set once a drain starts: when it must end, and whether the server then stops.
+    let mut drain_deadline: Option<tokio::time::Instant> = None;
+    let mut stop_when_drained = false;
+    let mut check = tokio::time::interval(Duration::from_millis(20));
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
             _ = &mut stop => break,
+            c = control.recv() => match c {
+                None => break,
+                Some(Control::Drain { window, then_stop }) => {
+                    stop_when_drained |= then_stop;
+                    if drain_deadline.is_none() {
+                        drain_deadline = Some(tokio::time::Instant::now() + window);
+                        shared.draining.store(true, Ordering::Release);
+                        tracing::info!(
+                            connections = shared.broker.connection_count(),
+                            window_ms = window.as_millis() as u64,
+                            then_stop,
+                            "draining: not ready, closing every client over the window"
+                        );
+                        tokio::spawn(drain::close_spread(Arc::clone(&shared.broker), window));
+                    }
+                    continue;
+                }
+            },
+            _ = check.tick(), if stop_when_drained => {
+                let empty = shared.broker.connection_count() == 0;
+                if empty || drain_deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                    tracing::info!(empty, "drain over: stopping");
+                    break;
+                }
+                continue;
+            }
         };
         let (stream, peer) = match accepted {
             Ok(a) => a,

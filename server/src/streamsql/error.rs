@@ -8,7 +8,12 @@ use std::fmt;
 pub enum ParseErrorKind {
     /// The statement is longer than [`Limits::max_statement_len`](super::Limits::max_statement_len).
     #[error("statement is {len} bytes long, the limit is {max}")]
-    TooLong { len: usize, max: usize },
+    TooLong {
+        /// The statement's length, in bytes.
+        len: usize,
+        /// The bound.
+        max: usize,
+    },
     /// A character that starts no token.
     #[error("unexpected character")]
     UnexpectedChar,
@@ -32,25 +37,56 @@ pub enum ParseErrorKind {
     Keyword,
     /// Parentheses / NOT nested too deeply.
     #[error("nesting deeper than {max} levels")]
-    TooDeep { max: usize },
+    TooDeep {
+        /// The bound.
+        max: usize,
+    },
     /// Too many fields in the SELECT list.
     #[error("more than {max} selected fields")]
-    TooManyFields { max: usize },
+    TooManyFields {
+        /// The bound.
+        max: usize,
+    },
     /// Too many values in an IN list.
     #[error("IN list longer than {max} values")]
-    InListTooLong { max: usize },
+    InListTooLong {
+        /// The bound.
+        max: usize,
+    },
     /// Too many conditions in the WHERE clause.
     #[error("more than {max} conditions")]
-    TooManyConditions { max: usize },
+    TooManyConditions {
+        /// The bound.
+        max: usize,
+    },
     /// A LIKE pattern over the limit.
     #[error("LIKE pattern longer than {max} bytes")]
-    PatternTooLong { max: usize },
+    PatternTooLong {
+        /// The bound.
+        max: usize,
+    },
     /// A dotted path with too many segments.
     #[error("field path longer than {max} segments")]
-    PathTooLong { max: usize },
+    PathTooLong {
+        /// The bound.
+        max: usize,
+    },
     /// `LIKE` followed by something other than a string.
     #[error("LIKE needs a 'quoted string' pattern")]
     LikeNeedsString,
+    /// An aggregate statement that makes no sense (the reason says why).
+    #[error("invalid aggregate query: {0}")]
+    Aggregate(&'static str),
+    /// A number out of its allowed range (a duration, a percentile, a count).
+    #[error("{what} must be between {min} and {max}")]
+    OutOfRange {
+        /// What is out of range.
+        what: &'static str,
+        /// The smallest allowed value, as written in the message.
+        min: String,
+        /// The largest allowed value, as written in the message.
+        max: String,
+    },
     /// `= NULL` and friends.
     #[error("comparison with NULL is never true; use IS NULL or IS NOT NULL")]
     NullComparison,

@@ -55,7 +55,7 @@ impl Test {
     /// [`Test::eval`] on a parsed field, with the usual telemetry cases (an integer field against an
     /// integer, a string against a string or a LIKE) decided without building a [`Scalar`].
     #[inline]
-    pub fn eval_json(&self, v: Option<&serde_json::Value>) -> bool {
+    pub(super) fn eval_json(&self, v: Option<&serde_json::Value>) -> bool {
         use serde_json::Value;
         match (self, v) {
             (Test::Cmp(op, Literal::Num(Num::Int(lit))), Some(Value::Number(n))) => {
@@ -79,7 +79,7 @@ impl Test {
         }
     }
 
-    pub fn eval(&self, v: &Scalar<'_>) -> bool {
+    pub(super) fn eval(&self, v: &Scalar<'_>) -> bool {
         match self {
             Test::Cmp(op, lit) => match op {
                 CmpOp::Eq => v.equals(lit),
@@ -99,7 +99,7 @@ impl Test {
 
 impl Expr {
     /// Does the message satisfy the predicate? (Short-circuits: fields are only read when needed.)
-    pub fn eval<'a>(&self, fields: &mut impl Fields<'a>) -> bool {
+    pub(super) fn eval<'a>(&self, fields: &mut impl Fields<'a>) -> bool {
         match self {
             Expr::And(items) => items.iter().all(|e| e.eval(fields)),
             Expr::Or(items) => items.iter().any(|e| e.eval(fields)),

@@ -39,11 +39,11 @@ pub(crate) struct Token<'a> {
 
 impl Token<'_> {
     /// Is this the keyword `kw` (given in upper case), in any case?
-    pub fn is_kw(&self, kw: &str) -> bool {
+    pub(super) fn is_kw(&self, kw: &str) -> bool {
         self.kind == Kind::Word && self.text.eq_ignore_ascii_case(kw)
     }
 
-    pub fn error(&self, kind: ParseErrorKind) -> ParseError {
+    pub(super) fn error(&self, kind: ParseErrorKind) -> ParseError {
         ParseError::new(kind, self.offset, self.text)
     }
 }
@@ -70,7 +70,7 @@ pub(crate) struct Lexer<'a> {
 }
 
 impl<'a> Lexer<'a> {
-    pub fn new(src: &'a str) -> Self {
+    pub(super) fn new(src: &'a str) -> Self {
         Lexer { src, pos: 0 }
     }
 
@@ -99,7 +99,7 @@ impl<'a> Lexer<'a> {
     }
 
     /// The next token.
-    pub fn next_token(&mut self) -> Result<Token<'a>, ParseError> {
+    pub(super) fn next_token(&mut self) -> Result<Token<'a>, ParseError> {
         self.skip_ws();
         let rest = self.rest();
         let Some(c) = rest.chars().next() else {
@@ -140,7 +140,7 @@ impl<'a> Lexer<'a> {
 
     /// The channel name after FROM: a backtick-quoted name, or everything up to whitespace or `;`
     /// (as the reference, which split on spaces, accepted any characters in a channel name).
-    pub fn channel(&mut self) -> Result<Token<'a>, ParseError> {
+    pub(super) fn channel(&mut self) -> Result<Token<'a>, ParseError> {
         self.skip_ws();
         let rest = self.rest();
         if rest.starts_with('`') {

@@ -150,7 +150,7 @@ pub(crate) struct Like {
 }
 
 impl Like {
-    pub fn new(pattern: &str) -> Like {
+    pub(super) fn new(pattern: &str) -> Like {
         let mut chunks = Vec::new();
         let mut cur = Vec::new();
         for c in pattern.chars() {
@@ -173,7 +173,7 @@ impl Like {
     }
 
     /// Whole-value, case-sensitive match.
-    pub fn matches(&self, s: &str) -> bool {
+    pub(super) fn matches(&self, s: &str) -> bool {
         let (first, rest) = match self.chunks.split_first() {
             Some(x) => x,
             None => return s.is_empty(),

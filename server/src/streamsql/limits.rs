@@ -19,6 +19,16 @@ pub struct Limits {
     pub max_like_pattern_len: usize,
     /// Most segments in one dotted field path.
     pub max_path_segments: usize,
+    /// Most fields after GROUP BY.
+    pub max_group_by: usize,
+    /// Most bucket edges in one `HISTOGRAM(...)`.
+    pub max_histogram_edges: usize,
+    /// Most windows one event falls in (`SIZE / ADVANCE` of a hopping window).
+    pub max_windows_per_event: i64,
+    /// Longest window (and longest GRACE), in milliseconds.
+    pub max_window_ms: i64,
+    /// Shortest `EMIT CHANGES EVERY` period, in milliseconds: bounds the timer work of one subscription.
+    pub min_emit_every_ms: i64,
 }
 
 impl Default for Limits {
@@ -31,6 +41,11 @@ impl Default for Limits {
             max_conditions: 128,
             max_like_pattern_len: 256,
             max_path_segments: 16,
+            max_group_by: 8,
+            max_histogram_edges: 32,
+            max_windows_per_event: 64,
+            max_window_ms: 7 * 24 * 3600 * 1000,
+            min_emit_every_ms: 100,
         }
     }
 }

@@ -20,6 +20,7 @@
 //!   kept). A selected field that is missing gives `{}` and one under a `null` gives `null`, exactly
 //!   what the reference sent (its lookup was `.get(key, {})` per level).
 
+pub mod aggregate;
 mod error;
 mod expr;
 mod lexer;
@@ -43,6 +44,26 @@ use expr::Expr;
 use paths::{Fields, Paths, Slot, SlotFields, ValueFields, with_scratch};
 use project::Projection;
 
+/// One key of an aggregate statement's rows (see [`Query::aggregate_columns`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputColumn {
+    /// The key in the row (the alias, or the path / default aggregate name).
+    pub key: String,
+    /// What the value is.
+    pub kind: ColumnKind,
+}
+
+/// What an aggregate row's value holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    /// A GROUP BY value (any JSON value; `"__other__"` for the overflow group).
+    Group,
+    /// A number (or `null` when the group had no value for it).
+    Aggregate,
+    /// `{"edges": [...], "counts": [...], "shares": [...]}`.
+    Histogram,
+}
+
 /// What to do with one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -62,6 +83,9 @@ pub struct Query {
     /// `None` for `SELECT *`.
     projection: Option<Projection>,
     paths: Paths,
+    /// `Some` for an aggregate statement (GROUP BY / WINDOW / aggregates), run by an
+    /// [`aggregate::Aggregator`] instead of [`Query::eval_raw`].
+    aggregate: Option<aggregate::spec::AggSpec>,
 }
 
 impl fmt::Debug for Query {
@@ -89,6 +113,7 @@ impl Query {
             filter: st.filter,
             projection,
             paths: st.paths,
+            aggregate: st.aggregate,
         })
     }
 
@@ -102,12 +127,43 @@ impl Query {
         self.projection.is_none()
     }
 
+    /// Is this an aggregate statement (run it with an [`aggregate::Aggregator`], not
+    /// [`Query::eval_raw`])?
+    pub fn is_aggregate(&self) -> bool {
+        self.aggregate.is_some()
+    }
+
+    /// For an aggregate statement, the keys of its rows after `window_start` and `window_end` (and
+    /// before `late`, `skipped` and `final`), in order, with what each holds; `None` for a plain
+    /// statement. What a renderer (`cobra subscribe --table`) needs to lay rows out.
+    pub fn aggregate_columns(&self) -> Option<Vec<OutputColumn>> {
+        use aggregate::spec::{Column, Func};
+        let spec = self.aggregate.as_ref()?;
+        let columns = spec
+            .output
+            .iter()
+            .map(|o| OutputColumn {
+                key: o.key.clone(),
+                kind: match o.column {
+                    Column::Group(_) => ColumnKind::Group,
+                    Column::Agg(i) => match spec.aggs[i].func {
+                        Func::Histogram(_) => ColumnKind::Histogram,
+                        _ => ColumnKind::Aggregate,
+                    },
+                },
+            })
+            .collect();
+        Some(columns)
+    }
+
     /// Does this query have a WHERE clause?
     pub fn has_filter(&self) -> bool {
         self.filter.is_some()
     }
 
     /// Evaluate on the raw JSON text of a message. Never panics; invalid JSON does not match.
+    /// (An aggregate statement is evaluated as its WHERE clause alone: feed it to an
+    /// [`aggregate::Aggregator`] instead.)
     pub fn eval_raw(&self, json: &str) -> Outcome {
         if self.filter.is_none() && self.projection.is_none() {
             return Outcome::Forward;

@@ -29,14 +29,14 @@ pub(crate) struct Paths {
 }
 
 impl Paths {
-    pub fn new() -> Paths {
+    pub(super) fn new() -> Paths {
         Paths {
             nodes: vec![Node::default()],
         }
     }
 
     /// The node for `segments`, created if new.
-    pub fn insert(&mut self, segments: &[String]) -> usize {
+    pub(super) fn insert(&mut self, segments: &[String]) -> usize {
         let mut cur = 0;
         for seg in segments {
             let found = self.nodes[cur]
@@ -62,7 +62,7 @@ impl Paths {
     }
 
     /// Nodes from the top-level key down to `node` (root excluded).
-    pub fn chain(&self, mut node: usize) -> Vec<usize> {
+    pub(super) fn chain(&self, mut node: usize) -> Vec<usize> {
         let mut chain = Vec::new();
         while node != 0 {
             chain.push(node);
@@ -74,7 +74,7 @@ impl Paths {
 
     /// Child of `node` under `key`.
     #[inline]
-    pub fn child(&self, node: usize, key: &str) -> Option<usize> {
+    pub(super) fn child(&self, node: usize, key: &str) -> Option<usize> {
         self.nodes[node]
             .children
             .iter()

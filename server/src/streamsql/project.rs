@@ -31,7 +31,7 @@ pub(crate) struct Projection {
 }
 
 impl Projection {
-    pub fn new(fields: &[Field], paths: &Paths) -> Projection {
+    pub(super) fn new(fields: &[Field], paths: &Paths) -> Projection {
         let entries: Vec<Entry> = fields
             .iter()
             .enumerate()
@@ -53,7 +53,7 @@ impl Projection {
 
     /// Append the projected object's JSON text to `out`.
     #[inline]
-    pub fn render_into<'a>(&self, fields: &mut impl Fields<'a>, out: &mut String) {
+    pub(super) fn render_into<'a>(&self, fields: &mut impl Fields<'a>, out: &mut String) {
         out.reserve(self.size_hint);
         if self.entries.is_empty() {
             out.push('{');
@@ -107,7 +107,7 @@ pub(crate) fn write_value(out: &mut String, v: &Value) {
 }
 
 /// Append `s` as a JSON string literal.
-fn push_json_string(out: &mut String, s: &str) {
+pub(crate) fn push_json_string(out: &mut String, s: &str) {
     out.push('"');
     // Most values need no escaping: copy them whole.
     if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {

@@ -14,7 +14,7 @@ pub(crate) enum Num {
 
 impl Num {
     /// Numeric order across int and float (ints beyond 2^53 lose precision against floats).
-    pub fn compare(self, other: Num) -> Option<Ordering> {
+    pub(super) fn compare(self, other: Num) -> Option<Ordering> {
         match (self, other) {
             (Num::Int(a), Num::Int(b)) => Some(a.cmp(&b)),
             (Num::Int(a), Num::Float(b)) => (a as f64).partial_cmp(&b),
@@ -23,7 +23,7 @@ impl Num {
         }
     }
 
-    pub fn of_json(n: &serde_json::Number) -> Num {
+    pub(super) fn of_json(n: &serde_json::Number) -> Num {
         if let Some(i) = n.as_i64() {
             Num::Int(i.into())
         } else if let Some(u) = n.as_u64() {
@@ -57,7 +57,7 @@ pub(crate) enum Scalar<'a> {
 }
 
 impl<'a> Scalar<'a> {
-    pub fn of_value(v: &'a serde_json::Value) -> Scalar<'a> {
+    pub(super) fn of_value(v: &'a serde_json::Value) -> Scalar<'a> {
         use serde_json::Value;
         match v {
             Value::Null => Scalar::Null,
@@ -70,7 +70,7 @@ impl<'a> Scalar<'a> {
     }
 
     /// Typed equality: a string never equals a number, a missing field equals nothing.
-    pub fn equals(&self, lit: &Literal) -> bool {
+    pub(super) fn equals(&self, lit: &Literal) -> bool {
         match (self, lit) {
             (Scalar::Str(a), Literal::Str(b)) => short_eq(a.as_bytes(), b.as_bytes()),
             (Scalar::Num(a), Literal::Num(b)) => a.compare(*b) == Some(Ordering::Equal),
@@ -80,7 +80,7 @@ impl<'a> Scalar<'a> {
     }
 
     /// Typed order; `None` when the types differ (then every ordering comparison is false).
-    pub fn compare(&self, lit: &Literal) -> Option<Ordering> {
+    pub(super) fn compare(&self, lit: &Literal) -> Option<Ordering> {
         match (self, lit) {
             (Scalar::Str(a), Literal::Str(b)) => Some(a.as_ref().cmp(b.as_str())),
             (Scalar::Num(a), Literal::Num(b)) => a.compare(*b),

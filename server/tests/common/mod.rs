@@ -1,28 +1,17 @@
-//! A small blocking WebSocket test client over std `TcpStream` and `cobra_wire`, plus helpers
-//! to start an in-process server on a free port.
+//! Helpers to start an in-process server on a free port, with the test apps config; the blocking
+//! WebSocket test client is `cobra_test_support::client`, re-exported here.
 #![allow(dead_code)]
-
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bytes::BytesMut;
 use cobra_server::broker::redis::{RedisBackend, RedisLimits};
-use cobra_server::config::{AppsConfig, ConfigSource, Limits, ServerSettings};
+use cobra_server::config::{AppsConfig, ConfigSource, ServerSettings};
 use cobra_server::net::{Server, ServerHandle};
-use cobra_wire::handshake::{self, ClientRequestParams, Response};
-use cobra_wire::pmd::{self, PmdConfig};
-use cobra_wire::ws::{Codec, Message, Role as WsRole};
-use serde_json::{Value, json};
 
-/// Default time any single wait may take before the test fails.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub(crate) use cobra_test_support::client::*;
 
-pub const SECRET: &str = "0123456789abcdef0123456789abcdef";
-pub const ALL: [&str; 7] = [
+pub(crate) const ALL: [&str; 7] = [
     "publish",
     "subscribe",
     "unsubscribe",
@@ -34,7 +23,7 @@ pub const ALL: [&str; 7] = [
 
 /// Apps `app1`, `app2`, `_stats`, each with roles `all` (every permission), `stats` (every
 /// permission), `sub` (subscribe + unsubscribe), `pub` (publish only); secret [`SECRET`].
-pub fn apps(channel_max_length: usize) -> AppsConfig {
+pub(crate) fn apps(channel_max_length: usize) -> AppsConfig {
     let mut yaml = String::from("apps:\n");
     for app in ["app1", "app2", "_stats", "_admin"] {
         yaml.push_str(&format!(
@@ -46,28 +35,19 @@ pub fn apps(channel_max_length: usize) -> AppsConfig {
     AppsConfig::from_yaml(&yaml).expect("test apps config")
 }
 
-pub fn settings() -> ServerSettings {
-    ServerSettings {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        apps_config: ConfigSource::Content(String::new()),
-        redis_urls: vec![],
-        redis_cluster: vec![],
-        redis_password: None,
-        redis_tls_ca: None,
-        channel_max_length: None,
-        verbose: false,
-        tls: None,
-        limits: Limits::default(),
-        dashboard: true,
-    }
+pub(crate) fn settings() -> ServerSettings {
+    ServerSettings::with_defaults(
+        "127.0.0.1:0".parse().unwrap(),
+        ConfigSource::Content(String::new()),
+    )
 }
 
 /// Env var naming Redis nodes (`;`-separated URLs): when set, every test server runs on the
 /// Redis backend instead of the embedded one (see `scripts/test-redis.sh`).
-pub const REDIS_URLS_ENV: &str = "COBRA_TEST_REDIS_URLS";
+pub(crate) const REDIS_URLS_ENV: &str = "COBRA_TEST_REDIS_URLS";
 
 /// The Redis nodes the tests run on, if [`REDIS_URLS_ENV`] is set.
-pub fn redis_urls() -> Option<String> {
+pub(crate) fn redis_urls() -> Option<String> {
     std::env::var(REDIS_URLS_ENV)
         .ok()
         .filter(|u| !u.trim().is_empty())
@@ -75,7 +55,7 @@ pub fn redis_urls() -> Option<String> {
 
 /// A Redis namespace no other test server (in this or another test process) uses, so tests
 /// sharing the nodes never see each other's channels.
-pub fn fresh_redis_namespace() -> String {
+pub(crate) fn fresh_redis_namespace() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -89,7 +69,7 @@ pub fn fresh_redis_namespace() -> String {
 
 /// Starts a server on a free loopback port; `tweak` adjusts the settings. On the Redis backend
 /// (in a namespace of its own) when [`REDIS_URLS_ENV`] is set, else on the embedded one.
-pub fn start_with(
+pub(crate) fn start_with(
     channel_max_length: usize,
     tweak: impl FnOnce(&mut ServerSettings),
 ) -> ServerHandle {
@@ -111,262 +91,6 @@ pub fn start_with(
     Server::start_with_backend(s, apps, Arc::new(backend)).expect("server starts")
 }
 
-pub fn start() -> ServerHandle {
+pub(crate) fn start() -> ServerHandle {
     start_with(1000, |_| {})
-}
-
-/// Polls `f` until it returns `Some`, failing after [`WAIT`].
-pub fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-pub struct Client {
-    pub stream: TcpStream,
-    pub codec: Codec,
-    rbuf: BytesMut,
-    next_id: u64,
-    pub response: Response,
-}
-
-impl Client {
-    /// Connects to `/v2?appkey=APPKEY` with subprotocol `json`, optional deflate offer.
-    pub fn connect_ext(
-        addr: SocketAddr,
-        appkey: &str,
-        extensions: Option<&str>,
-    ) -> Result<Client, String> {
-        let stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
-        stream.set_read_timeout(Some(WAIT)).unwrap();
-        stream.set_nodelay(true).unwrap();
-        let path = format!("/v2?appkey={appkey}");
-        let (req, key) = handshake::client_request(&ClientRequestParams {
-            host: "127.0.0.1",
-            port: addr.port(),
-            path_and_query: &path,
-            subprotocol: Some("json"),
-            extensions,
-            user_agent: Some("cobra-test"),
-            extra_headers: &[],
-        })
-        .map_err(|e| e.to_string())?;
-        Client::upgrade_with(stream, &req, &key, extensions)
-    }
-
-    /// Sends `request` (a whole upgrade request, made by hand) on `stream` and reads the 101;
-    /// `key` is the request's `Sec-WebSocket-Key`, `extensions` the offer it carries.
-    pub fn upgrade_with(
-        mut stream: TcpStream,
-        request: &[u8],
-        key: &str,
-        extensions: Option<&str>,
-    ) -> Result<Client, String> {
-        stream.set_read_timeout(Some(WAIT)).unwrap();
-        stream.write_all(request).map_err(|e| e.to_string())?;
-        let mut buf = Vec::new();
-        let (response, used) = loop {
-            let mut chunk = [0u8; 4096];
-            let n = stream.read(&mut chunk).map_err(|e| e.to_string())?;
-            if n == 0 {
-                return Err(format!(
-                    "closed during upgrade: {}",
-                    String::from_utf8_lossy(&buf)
-                ));
-            }
-            buf.extend_from_slice(&chunk[..n]);
-            match handshake::parse_response(&buf, key, &cobra_wire::Limits::default()) {
-                Ok(Some(r)) => break r,
-                Ok(None) => continue,
-                Err(e) => return Err(format!("{e}")),
-            }
-        };
-        let deflate = match response.extensions.as_deref() {
-            Some(answer) => Some(
-                pmd::client_accept(&offer_config(extensions.unwrap_or("")), answer)
-                    .map_err(|e| e.to_string())?,
-            ),
-            None => None,
-        };
-        let mut rbuf = BytesMut::new();
-        rbuf.extend_from_slice(&buf[used..]);
-        Ok(Client {
-            stream,
-            codec: Codec::new(WsRole::Client, cobra_wire::Limits::default(), deflate),
-            rbuf,
-            next_id: 1,
-            response,
-        })
-    }
-
-    pub fn connect(addr: SocketAddr, appkey: &str) -> Client {
-        Client::connect_ext(addr, appkey, None).expect("connect")
-    }
-
-    /// Connects and authenticates as `role` (secret [`SECRET`]).
-    pub fn authed(addr: SocketAddr, appkey: &str, role: &str) -> Client {
-        let mut c = Client::connect(addr, appkey);
-        c.auth(role, SECRET).expect("authenticated");
-        c
-    }
-
-    pub fn send_text(&mut self, text: &str) {
-        let mut out = Vec::new();
-        self.codec.encode_text(text, &mut out);
-        self.stream.write_all(&out).expect("send");
-    }
-
-    pub fn send_raw(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("send raw");
-    }
-
-    /// Next message (answers pings); `Err` on EOF/timeout/protocol error.
-    pub fn recv(&mut self) -> Result<Message, String> {
-        loop {
-            match self.codec.decode(&mut self.rbuf) {
-                Ok(Some(Message::Ping(p))) => {
-                    let mut out = Vec::new();
-                    let _ = self.codec.encode_pong(&p, &mut out);
-                    let _ = self.stream.write_all(&out);
-                    continue;
-                }
-                Ok(Some(m)) => return Ok(m),
-                Ok(None) => {}
-                Err(e) => return Err(format!("ws error: {e}")),
-            }
-            let mut chunk = [0u8; 65536];
-            let n = self
-                .stream
-                .read(&mut chunk)
-                .map_err(|e| format!("read: {e}"))?;
-            if n == 0 {
-                return Err("eof".into());
-            }
-            self.rbuf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    /// Next PDU as JSON; panics on anything else.
-    pub fn recv_json(&mut self) -> Value {
-        match self.recv() {
-            Ok(Message::Text(t)) => serde_json::from_str(&t).expect("server sends JSON"),
-            other => panic!("expected a text PDU, got {other:?}"),
-        }
-    }
-
-    /// Expects a close frame and returns its code.
-    pub fn expect_close(&mut self) -> u16 {
-        loop {
-            match self.recv() {
-                Ok(Message::Close(f)) => return f.map_or(1005, |f| f.code),
-                Ok(Message::Text(_)) => continue,
-                other => panic!("expected close, got {other:?}"),
-            }
-        }
-    }
-
-    /// Sends `{"action", "id", "body"}` and returns the id used.
-    pub fn send(&mut self, action: &str, body: Value) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.send_text(&json!({"action": action, "id": id, "body": body}).to_string());
-        id
-    }
-
-    /// Sends a request and returns the PDU answering it (by id); other PDUs are skipped.
-    pub fn request(&mut self, action: &str, body: Value) -> Value {
-        let id = self.send(action, body);
-        loop {
-            let v = self.recv_json();
-            assert!(v.get("id").is_some(), "every PDU carries an id: {v}");
-            if v["id"] == json!(id)
-                && !v["action"]
-                    .as_str()
-                    .unwrap_or("")
-                    .starts_with("rtm/subscription/data")
-            {
-                return v;
-            }
-        }
-    }
-
-    /// Handshake + authenticate; returns the handshake/ok body data.
-    pub fn auth(&mut self, role: &str, secret: &str) -> Result<Value, Value> {
-        let hs = self.request(
-            "auth/handshake",
-            json!({"method": "role_secret", "data": {"role": role}}),
-        );
-        if hs["action"] != "auth/handshake/ok" {
-            return Err(hs);
-        }
-        let nonce = hs["body"]["data"]["nonce"]
-            .as_str()
-            .expect("nonce")
-            .to_owned();
-        let hash = cobra_wire::auth::role_secret_hash(secret, &nonce);
-        let r = self.request(
-            "auth/authenticate",
-            json!({"method": "role_secret", "credentials": {"hash": hash}}),
-        );
-        if r["action"] == "auth/authenticate/ok" {
-            Ok(hs["body"]["data"].clone())
-        } else {
-            Err(r)
-        }
-    }
-
-    /// Next subscription data PDU (skipping nothing else: other PDUs fail the test).
-    pub fn next_data(&mut self) -> Value {
-        let v = self.recv_json();
-        assert_eq!(
-            v["action"], "rtm/subscription/data",
-            "expected data, got {v}"
-        );
-        v
-    }
-}
-
-/// The client offer config that yields `offer` (for checking the answer).
-fn offer_config(offer: &str) -> PmdConfig {
-    let mut c = PmdConfig {
-        client_max_window_bits: None,
-        ..PmdConfig::default()
-    };
-    for p in offer.split(';').map(str::trim) {
-        let (k, v) = p
-            .split_once('=')
-            .map_or((p, None), |(k, v)| (k.trim(), Some(v.trim())));
-        match k {
-            "client_no_context_takeover" => c.client_no_context_takeover = true,
-            "server_no_context_takeover" => c.server_no_context_takeover = true,
-            "client_max_window_bits" => {
-                c.client_max_window_bits = Some(v.and_then(|v| v.parse().ok()).unwrap_or(15))
-            }
-            "server_max_window_bits" => c.server_max_window_bits = v.and_then(|v| v.parse().ok()),
-            _ => {}
-        }
-    }
-    c
-}
-
-/// A plain HTTP GET; returns (status, head, body).
-pub fn http_get(addr: SocketAddr, target: &str, extra: &str) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    write!(s, "GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}\r\n").unwrap();
-    let mut all = Vec::new();
-    let _ = s.read_to_end(&mut all);
-    let text = String::from_utf8_lossy(&all).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_owned(), body.to_owned())
 }

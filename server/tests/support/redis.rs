@@ -9,30 +9,22 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Whether `redis-server` can be run here. Without it a test skips loudly, except under CI
-/// (`CI` set), where it must run.
-pub fn available() -> bool {
+/// Whether `redis-server` can be run here; if not, the test skips by the one policy
+/// (`cobra_test_support::skip`: loud locally, a failure under `CI=true`).
+pub(crate) fn available() -> bool {
     let ok = Command::new("redis-server")
         .arg("--version")
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        assert!(
-            std::env::var("CI").is_err(),
-            "redis-server is required under CI"
-        );
-        // Straight to stderr: the test harness captures `eprintln!`, and a skip must be seen.
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: redis-server not installed (install it, or run under CI where it is required)"
-        );
+        cobra_test_support::skip("redis-server not installed (scripts/setup.sh installs it)");
     }
     ok
 }
 
 /// One `redis-server` child process.
-pub struct RedisServer {
+pub(crate) struct RedisServer {
     port: u16,
     child: Option<Child>,
     dir: PathBuf,
@@ -89,12 +81,12 @@ fn start(port: u16, dir: &PathBuf, extra: &[String]) -> std::io::Result<Option<C
 
 impl RedisServer {
     /// Starts a server on a free loopback port.
-    pub fn spawn() -> std::io::Result<Self> {
+    pub(crate) fn spawn() -> std::io::Result<Self> {
         Self::spawn_with(&[])
     }
 
     /// Starts a server with extra command-line options (e.g. `["--requirepass", "pw"]`).
-    pub fn spawn_with(extra: &[&str]) -> std::io::Result<Self> {
+    pub(crate) fn spawn_with(extra: &[&str]) -> std::io::Result<Self> {
         for _ in 0..10 {
             let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
             let dir = std::env::temp_dir()
@@ -115,17 +107,30 @@ impl RedisServer {
     }
 
     /// The TCP port.
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.port
     }
 
     /// `redis://127.0.0.1:<port>`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// Freezes (`true`: SIGSTOP) or thaws (`false`: SIGCONT) the process: a node that stops
+    /// answering without closing its connections.
+    pub(crate) fn freeze(&self, frozen: bool) {
+        if let Some(child) = &self.child {
+            let signal = if frozen { "-STOP" } else { "-CONT" };
+            let status = std::process::Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status()
+                .expect("kill");
+            assert!(status.success(), "kill {signal}");
+        }
+    }
+
     /// Kills the process with SIGKILL (a crash: no goodbye to clients) and waits for it.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -134,7 +139,7 @@ impl RedisServer {
 
     /// Starts the server again on the same port (after [`RedisServer::kill`]). Data is gone:
     /// there is no persistence.
-    pub fn restart(&mut self) -> std::io::Result<()> {
+    pub(crate) fn restart(&mut self) -> std::io::Result<()> {
         self.kill();
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
@@ -149,7 +154,7 @@ impl RedisServer {
     }
 
     /// A plain synchronous connection for assertions.
-    pub fn client(&self) -> redis::Connection {
+    pub(crate) fn client(&self) -> redis::Connection {
         redis::Client::open(self.url())
             .and_then(|c| c.get_connection())
             .expect("connect to test redis")

@@ -12,7 +12,7 @@
 
 /// Longest input compressed here (positions fit the `u16` hash table entries); longer
 /// messages go to zlib, whose setup cost is small next to theirs.
-pub const MAX_INPUT: usize = 16 << 10;
+pub(super) const MAX_INPUT: usize = 16 << 10;
 
 /// Largest hash table, in entries (2^13: 16 KiB of `u16`).
 const MAX_HASH_BITS: u32 = 13;
@@ -24,7 +24,7 @@ const MAX_MATCH: usize = 258;
 
 /// Scratch space kept between messages (the hash table), so compressing allocates nothing.
 #[derive(Debug, Default)]
-pub struct SmallDeflate {
+pub(super) struct SmallDeflate {
     /// Position + 1 of the last 4-byte sequence seen with each hash (0: none).
     table: Vec<u16>,
 }
@@ -32,7 +32,7 @@ pub struct SmallDeflate {
 impl SmallDeflate {
     /// Compresses `input` (at most [`MAX_INPUT`] bytes) on its own, with back-references
     /// no longer than `1 << window_bits`, appending to `out`.
-    pub fn compress(&mut self, input: &[u8], window_bits: u8, out: &mut Vec<u8>) {
+    pub(super) fn compress(&mut self, input: &[u8], window_bits: u8, out: &mut Vec<u8>) {
         debug_assert!(input.len() <= MAX_INPUT, "input too long for SmallDeflate");
         if input.is_empty() {
             // The header of an empty stored block, as zlib sends an empty message.

@@ -4118,7 +4118,7 @@ public object FfiConverterTypeDelivery: FfiConverterRustBuffer<Delivery> {
 
 
 /**
- * The class of a connection error.
+ * The class of a connection error reported by [`Event::Error`](crate::Event::Error).
  */
 
 enum class ErrorKind {
@@ -4128,43 +4128,43 @@ enum class ErrorKind {
      */
     DNS,
     /**
-     * TCP connect failed.
+     * The TCP connection could not be established.
      */
     CONNECT,
     /**
-     * The HTTP CONNECT proxy failed.
+     * The HTTP CONNECT proxy refused or failed.
      */
     PROXY,
     /**
-     * TLS failed.
+     * TLS failed (certificate, pin, handshake).
      */
     TLS,
     /**
-     * The WebSocket upgrade failed.
+     * The WebSocket upgrade failed (unexpected HTTP status or headers).
      */
     HANDSHAKE,
     /**
-     * The server refused the appkey (not fixed by retrying).
+     * The server refused the appkey (HTTP 403). Not fixed by retrying: retried only at `backoff_max`.
      */
     FORBIDDEN,
     /**
-     * The role or secret was refused (not fixed by retrying).
+     * The role/secret were refused (`auth/authenticate/error`). Retried only at `backoff_max`.
      */
     AUTHENTICATION_FAILED,
     /**
-     * A connection step timed out.
+     * A step (connect, handshake, authentication) took longer than its timeout.
      */
     TIMEOUT,
     /**
-     * No pong in time.
+     * No pong came within `pong_timeout` of a ping.
      */
     PONG_TIMEOUT,
     /**
-     * The peer broke the protocol.
+     * The peer broke the WebSocket or RTM protocol.
      */
     PROTOCOL,
     /**
-     * The connection was lost.
+     * The connection was lost (reset, EOF, write error).
      */
     CONNECTION_LOST,
     /**
@@ -4172,7 +4172,7 @@ enum class ErrorKind {
      */
     CLOSED_BY_SERVER,
     /**
-     * The on-disk spool failed; the SDK continues in memory.
+     * The on-disk spool could not be read or written; the SDK continues in memory.
      */
     SPOOL;
 

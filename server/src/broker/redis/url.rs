@@ -120,8 +120,9 @@ impl NodeAddr {
                 Some((u, p)) => (u, Some(p)),
                 None => ("", Some(userinfo)), // `redis://secret@host`: a bare word is the password
             };
-            let decode =
-                |s: &str| percent_decode(s).ok_or_else(|| UrlError::Escape(addr.identity()));
+            let decode = |s: &str| {
+                cobra_wire::percent::decode(s).ok_or_else(|| UrlError::Escape(addr.identity()))
+            };
             let user = decode(user)?;
             let pass = pass.map(decode).transpose()?;
             addr.username = (!user.is_empty()).then_some(user);
@@ -277,24 +278,6 @@ fn redact(url: &str) -> String {
             None => url.to_string(),
         },
     }
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

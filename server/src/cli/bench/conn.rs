@@ -21,7 +21,7 @@ const READ_CHUNK: usize = 64 << 10;
 
 /// `ws://host:port/path`, parsed.
 #[derive(Debug, Clone)]
-pub struct Endpoint {
+pub(super) struct Endpoint {
     /// Host name or IP.
     pub host: String,
     /// TCP port.
@@ -32,7 +32,7 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// Parses a `ws://` URL (the load tool speaks plain TCP only: TLS would measure rustls).
-    pub fn parse(url: &str) -> Result<Endpoint, BenchError> {
+    pub(super) fn parse(url: &str) -> Result<Endpoint, BenchError> {
         let rest = url.strip_prefix("ws://").ok_or_else(|| {
             BenchError::Usage(format!("endpoint {url:?}: expected ws://host:port[/path]"))
         })?;
@@ -65,7 +65,7 @@ impl Endpoint {
     }
 
     /// Resolves the endpoint to one socket address.
-    pub async fn resolve(&self) -> Result<SocketAddr, BenchError> {
+    pub(super) async fn resolve(&self) -> Result<SocketAddr, BenchError> {
         tokio::net::lookup_host((self.host.as_str(), self.port))
             .await
             .map_err(|e| BenchError::Failed(format!("resolve {}: {e}", self.host)))?
@@ -76,7 +76,7 @@ impl Endpoint {
 
 /// Everything needed to open and authenticate a connection.
 #[derive(Debug, Clone)]
-pub struct ConnectParams {
+pub(super) struct ConnectParams {
     /// Where to connect.
     pub endpoint: Endpoint,
     /// Resolved address of the endpoint.
@@ -93,7 +93,7 @@ pub struct ConnectParams {
 
 /// Bytes moved on the TCP sockets, summed over every connection.
 #[derive(Debug, Default)]
-pub struct WireCounters {
+pub(super) struct WireCounters {
     /// Bytes received.
     pub bytes_in: AtomicU64,
     /// Bytes sent.
@@ -101,7 +101,7 @@ pub struct WireCounters {
 }
 
 /// One authenticated WebSocket connection.
-pub struct Conn {
+pub(super) struct Conn {
     stream: TcpStream,
     codec: Codec,
     rbuf: BytesMut,
@@ -113,7 +113,7 @@ pub struct Conn {
 impl Conn {
     /// TCP connect (from `source` if given, to get past one address's ephemeral ports), upgrade and
     /// authenticate.
-    pub async fn open(
+    pub(super) async fn open(
         p: &ConnectParams,
         source: Option<IpAddr>,
         counters: Arc<WireCounters>,
@@ -232,19 +232,19 @@ impl Conn {
     }
 
     /// A fresh request id.
-    pub fn next_id(&mut self) -> u64 {
+    pub(super) fn next_id(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         id
     }
 
     /// Encodes a text message into the write buffer (sent by [`Conn::flush`]).
-    pub fn queue_text(&mut self, text: &str) {
+    pub(super) fn queue_text(&mut self, text: &str) {
         self.codec.encode_text(text, &mut self.wbuf);
     }
 
     /// Sends the write buffer.
-    pub async fn flush(&mut self) -> Result<(), BenchError> {
+    pub(super) async fn flush(&mut self) -> Result<(), BenchError> {
         if self.wbuf.is_empty() {
             return Ok(());
         }
@@ -260,7 +260,7 @@ impl Conn {
     }
 
     /// Reads what the socket has (waiting for at least one byte); 0 means the peer closed.
-    pub async fn fill(&mut self) -> Result<usize, BenchError> {
+    pub(super) async fn fill(&mut self) -> Result<usize, BenchError> {
         if self.rbuf.capacity() - self.rbuf.len() < 1024 {
             self.rbuf.reserve(READ_CHUNK);
         }
@@ -276,7 +276,7 @@ impl Conn {
     }
 
     /// The next complete text message already buffered, answering pings on the way.
-    pub fn next_buffered(&mut self) -> Result<Option<String>, BenchError> {
+    pub(super) fn next_buffered(&mut self) -> Result<Option<String>, BenchError> {
         loop {
             let msg = self
                 .codec
@@ -300,7 +300,7 @@ impl Conn {
     }
 
     /// Waits for the next text message.
-    pub async fn recv_text(&mut self) -> Result<String, BenchError> {
+    pub(super) async fn recv_text(&mut self) -> Result<String, BenchError> {
         loop {
             if let Some(t) = self.next_buffered()? {
                 return Ok(t);
@@ -314,7 +314,7 @@ impl Conn {
 
     /// Holds the connection open without traffic until `stop`, answering pings; frees its read buffer
     /// first so an idle connection costs the load tool little.
-    pub async fn hold(
+    pub(super) async fn hold(
         mut self,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), BenchError> {

@@ -14,7 +14,7 @@ use super::conn::{Conn, ConnectParams, WireCounters};
 
 /// Connections per source address by default: the default ephemeral range (32768..60999) has 28k
 /// ports, and the TIME_WAIT sockets of a previous run still hold theirs for a minute.
-pub const PER_SOURCE: usize = 10_000;
+pub(super) const PER_SOURCE: usize = 10_000;
 
 /// What the idle phase measured.
 #[derive(Debug, Clone, Serialize)]
@@ -40,7 +40,7 @@ pub struct IdleReport {
 }
 
 /// The server's resident set size in KiB, from `/proc/<pid>/status`.
-pub fn rss_kib(pid: u32) -> Option<u64> {
+pub(super) fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
@@ -50,7 +50,7 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
 
 /// Source addresses for `count` connections: none when one address suffices (and the server is not
 /// on loopback), else 127.0.0.2, 127.0.0.3, ...
-pub fn sources(count: usize, wanted: Option<usize>, server: IpAddr) -> Vec<IpAddr> {
+pub(super) fn sources(count: usize, wanted: Option<usize>, server: IpAddr) -> Vec<IpAddr> {
     let n = wanted.unwrap_or(if count > PER_SOURCE {
         count.div_ceil(PER_SOURCE)
     } else {
@@ -66,7 +66,7 @@ pub fn sources(count: usize, wanted: Option<usize>, server: IpAddr) -> Vec<IpAdd
 
 /// How to open the idle connections.
 #[derive(Debug, Clone)]
-pub struct IdlePlan {
+pub(super) struct IdlePlan {
     /// How many.
     pub count: usize,
     /// Source addresses to spread them over (empty: the kernel's choice).
@@ -83,7 +83,7 @@ pub struct IdlePlan {
 }
 
 /// Opens the connections of `plan` and holds them (in detached tasks) until `stop` turns true.
-pub async fn open(
+pub(super) async fn open(
     params: Arc<ConnectParams>,
     plan: IdlePlan,
     counters: Arc<WireCounters>,

@@ -17,7 +17,7 @@ use super::conn::Conn;
 
 /// Live counters the progress line and the drain logic read.
 #[derive(Debug, Default)]
-pub struct Live {
+pub(super) struct Live {
     /// Publishes sent.
     pub published: AtomicU64,
     /// Publishes acknowledged with `rtm/publish/ok`.
@@ -30,26 +30,26 @@ pub struct Live {
 
 /// The shared clock: publishers stamp `t` (ns since `epoch`), subscribers in the same process subtract it.
 #[derive(Debug, Clone, Copy)]
-pub struct Clock {
+pub(super) struct Clock {
     epoch: Instant,
 }
 
 impl Clock {
     /// A clock starting now.
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         Clock {
             epoch: Instant::now(),
         }
     }
     /// Nanoseconds since the epoch.
-    pub fn now_ns(&self) -> u64 {
+    pub(super) fn now_ns(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 }
 
 /// What one publisher does.
 #[derive(Debug, Clone)]
-pub struct PubPlan {
+pub(super) struct PubPlan {
     /// Publisher number, stamped as `p`.
     pub index: u32,
     /// Target channel.
@@ -66,7 +66,7 @@ pub struct PubPlan {
 
 /// What one publisher did.
 #[derive(Debug, Default, Clone)]
-pub struct PubResult {
+pub(super) struct PubResult {
     /// Publishes sent (sequence numbers `0..sent`).
     pub sent: u64,
     /// Acknowledged.
@@ -79,7 +79,7 @@ pub struct PubResult {
 
 /// Writes one bench message: `t` (send time), `p` (publisher), `s` (sequence), `k` (`s % 100`, for
 /// filters with a known selectivity), then realistic telemetry fields and the padding.
-pub fn write_message(out: &mut String, clock: &Clock, p: u32, s: u64, pad: &str) {
+pub(super) fn write_message(out: &mut String, clock: &Clock, p: u32, s: u64, pad: &str) {
     // By hand rather than `write!`: formatting was a tenth of the tool's time, and the tool
     // shares a core with the server in the Redis scenarios.
     let mut num = itoa::Buffer::new();
@@ -99,7 +99,7 @@ pub fn write_message(out: &mut String, clock: &Clock, p: u32, s: u64, pad: &str)
 }
 
 /// Runs a publisher until `stop` turns true, then waits (bounded) for the outstanding acks.
-pub async fn publisher(
+pub(super) async fn publisher(
     mut conn: Conn,
     plan: PubPlan,
     clock: Clock,
@@ -184,7 +184,7 @@ pub async fn publisher(
 
 /// What one subscriber does.
 #[derive(Debug, Clone)]
-pub struct SubPlan {
+pub(super) struct SubPlan {
     /// Channel.
     pub channel: String,
     /// Subscription id.
@@ -197,7 +197,7 @@ pub struct SubPlan {
 
 /// What one subscriber saw.
 #[derive(Debug)]
-pub struct SubResult {
+pub(super) struct SubResult {
     /// Messages received.
     pub received: u64,
     /// Messages received whose sequence number was not above the last one from the same publisher
@@ -212,13 +212,13 @@ pub struct SubResult {
 }
 
 /// A new latency histogram: 1 µs to 60 s, 3 significant digits.
-pub fn new_histogram() -> Histogram<u64> {
+pub(super) fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3)
         .unwrap_or_else(|_| unreachable!("constant, valid histogram bounds"))
 }
 
 /// Subscribes and waits for `rtm/subscribe/ok`.
-pub async fn subscribe(conn: &mut Conn, plan: &SubPlan) -> Result<(), BenchError> {
+pub(super) async fn subscribe(conn: &mut Conn, plan: &SubPlan) -> Result<(), BenchError> {
     let id = conn.next_id();
     let req = pdu::request(
         pdu::action::SUBSCRIBE,
@@ -227,7 +227,7 @@ pub async fn subscribe(conn: &mut Conn, plan: &SubPlan) -> Result<(), BenchError
             channel: Some(plan.channel.clone()),
             subscription_id: Some(plan.subscription_id.clone()),
             filter: plan.filter.clone(),
-            batch_size: plan.batch_size,
+            batch_size: plan.batch_size.map(u64::from),
             ..Default::default()
         },
     );
@@ -270,7 +270,7 @@ struct Stamp {
 }
 
 /// Receives until `stop` turns true.
-pub async fn subscriber(
+pub(super) async fn subscriber(
     mut conn: Conn,
     publishers: usize,
     clock: Clock,

@@ -1,7 +1,11 @@
 //! Default credentials for the client commands, read from the apps config as the Python client does:
-//! `COBRA_APPS_CONFIG`, else `$HOME/.cobra.yaml`; the first role of the appkey.
+//! `COBRA_APPS_CONFIG`, else `$HOME/.cobra.yaml`; the first role of the appkey. The file is read and
+//! validated by the apps-config module ([`crate::config::source`]), as the server reads it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use crate::config::AppsConfig;
+use crate::config::source::{self, ENV_APPS_CONFIG, SourceError};
 
 /// Why no credentials could be found.
 #[derive(Debug, thiserror::Error)]
@@ -11,23 +15,9 @@ pub enum CredsError {
         "no role credentials: pass --rolename and --rolesecret, or set COBRA_APPS_CONFIG (or create ~/.cobra.yaml)"
     )]
     NoConfig,
-    /// The apps config could not be read.
-    #[error("cannot read apps config {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The apps config is not valid YAML.
-    #[error("invalid apps config {path}: {reason}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// The parser's message.
-        reason: String,
-    },
+    /// The apps config could not be read, or is not a valid apps config.
+    #[error(transparent)]
+    Config(#[from] SourceError),
     /// The appkey or the role is not in the config.
     #[error("apps config {path} has no {what}")]
     Missing {
@@ -40,11 +30,10 @@ pub enum CredsError {
 
 /// The apps config the client commands read their default credentials from, if one is set or exists.
 pub fn apps_config_path() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("COBRA_APPS_CONFIG").filter(|p| !p.is_empty()) {
+    if let Some(p) = std::env::var_os(ENV_APPS_CONFIG).filter(|p| !p.is_empty()) {
         return Some(PathBuf::from(p));
     }
-    let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
-    let path = Path::new(&home).join(".cobra.yaml");
+    let path = source::default_path(|name| std::env::var_os(name)).ok()?;
     path.exists().then_some(path)
 }
 
@@ -59,58 +48,34 @@ pub fn resolve(
         return Ok((role.to_owned(), secret.to_owned()));
     }
     let path = apps_config_path().ok_or(CredsError::NoConfig)?;
-    let text = std::fs::read_to_string(&path).map_err(|source| CredsError::Read {
-        path: path.clone(),
-        source,
-    })?;
-    let (role, secret) = role_from_yaml(&text, appkey, rolename).map_err(|e| match e {
-        Lookup::Parse(reason) => CredsError::Parse {
-            path: path.clone(),
-            reason,
-        },
-        Lookup::Missing(what) => CredsError::Missing {
+    let config = source::read_file(&path)?;
+    let (role, secret) =
+        role_of(&config, appkey, rolename).map_err(|what| CredsError::Missing {
             path: path.clone(),
             what,
-        },
-    })?;
+        })?;
     Ok((role, rolesecret.map_or(secret, str::to_owned)))
 }
 
-/// A failed lookup in the config text.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Lookup {
-    /// Not YAML.
-    Parse(String),
-    /// The appkey or role is absent.
-    Missing(String),
-}
-
-/// The role `wanted` (or the first role) of `appkey` and its secret, from apps config YAML text.
-pub fn role_from_yaml(
-    text: &str,
+/// The role `wanted` (or the first role) of `appkey` and its secret; what is missing otherwise.
+pub(super) fn role_of(
+    config: &AppsConfig,
     appkey: &str,
     wanted: Option<&str>,
-) -> Result<(String, String), Lookup> {
-    let doc: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(text).map_err(|e| Lookup::Parse(e.to_string()))?;
-    let roles = doc
-        .get("apps")
-        .and_then(|apps| apps.get(appkey))
-        .and_then(|app| app.get("roles"))
-        .and_then(serde_yaml_ng::Value::as_mapping)
-        .ok_or_else(|| Lookup::Missing(format!("appkey {appkey} with roles")))?;
-    let found = roles.iter().find_map(|(name, role)| {
-        let name = name.as_str()?;
-        if wanted.is_some_and(|w| w != name) {
-            return None;
-        }
-        let secret = role.get("secret")?.as_str()?;
-        Some((name.to_owned(), secret.to_owned()))
-    });
-    found.ok_or_else(|| match wanted {
-        Some(w) => Lookup::Missing(format!("role {w} with a secret for appkey {appkey}")),
-        None => Lookup::Missing(format!("role with a secret for appkey {appkey}")),
-    })
+) -> Result<(String, String), String> {
+    let app = config
+        .app(appkey)
+        .ok_or_else(|| format!("appkey {appkey} with roles"))?;
+    let found = match wanted {
+        Some(w) => app.roles.get_key_value(w),
+        None => app.roles.first(),
+    };
+    found
+        .map(|(name, role)| (name.clone(), role.secret.clone()))
+        .ok_or_else(|| match wanted {
+            Some(w) => format!("role {w} with a secret for appkey {appkey}"),
+            None => format!("role with a secret for appkey {appkey}"),
+        })
 }
 
 #[cfg(test)]
@@ -131,43 +96,36 @@ apps:
       pubsub: {secret: p1}
 ";
 
+    fn lookup(appkey: &str, wanted: Option<&str>) -> Result<(String, String), String> {
+        role_of(&AppsConfig::from_yaml(YAML).unwrap(), appkey, wanted)
+    }
+
     #[test]
     fn first_role_of_the_appkey() {
         assert_eq!(
-            role_from_yaml(YAML, "_health", None),
+            lookup("_health", None),
             Ok(("health".into(), "A5a3BdEfbc6Df5AAFFcadE7F9Dd7F17E".into()))
         );
-        assert_eq!(
-            role_from_yaml(YAML, "_pubsub", None),
-            Ok(("pubsub".into(), "p1".into()))
-        );
+        assert_eq!(lookup("_pubsub", None), Ok(("pubsub".into(), "p1".into())));
     }
 
     #[test]
     fn named_role() {
         assert_eq!(
-            role_from_yaml(YAML, "_health", Some("other")),
+            lookup("_health", Some("other")),
             Ok(("other".into(), "s2".into()))
         );
-        assert!(matches!(
-            role_from_yaml(YAML, "_health", Some("nope")),
-            Err(Lookup::Missing(_))
-        ));
+        assert!(lookup("_health", Some("nope")).is_err());
     }
 
     #[test]
-    fn unknown_appkey_and_bad_yaml() {
-        assert!(matches!(
-            role_from_yaml(YAML, "_stats", None),
-            Err(Lookup::Missing(_))
-        ));
-        assert!(matches!(
-            role_from_yaml("apps: [", "_stats", None),
-            Err(Lookup::Parse(_))
-        ));
-        assert!(matches!(
-            role_from_yaml("42", "_stats", None),
-            Err(Lookup::Missing(_))
-        ));
+    fn unknown_appkey_and_bad_config() {
+        assert!(lookup("_stats", None).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apps.yaml");
+        for bad in ["apps: [", "42"] {
+            std::fs::write(&path, bad).unwrap();
+            assert!(source::read_file(&path).is_err(), "{bad}");
+        }
     }
 }

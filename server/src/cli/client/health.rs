@@ -14,7 +14,7 @@ use super::{CliError, HealthArgs};
 /// A failed step: its name and why.
 #[derive(Debug, thiserror::Error)]
 #[error("step '{step}' failed: {reason}")]
-pub struct StepFailed {
+pub(super) struct StepFailed {
     /// The step's name.
     pub step: &'static str,
     /// What went wrong.
@@ -46,7 +46,7 @@ fn uuid4() -> String {
 }
 
 /// Runs every step; the first failure is returned.
-pub fn run(args: &HealthArgs) -> Result<(), StepFailed> {
+pub(super) fn run(args: &HealthArgs) -> Result<(), StepFailed> {
     let session = Session::open_steps(&args.conn, "_health", session::DEFAULT_EVENTS)
         .map_err(|(s, e)| step(s)(cli(e)))?;
     let (client, timeout) = (&session.client, session.timeout);

@@ -22,6 +22,8 @@ const CLEAR: &str = "\x1b[2J\x1b[1;1H";
 /// Options of `cobra monitor`.
 #[derive(Debug, clap::Args)]
 pub struct MonitorArgs {
+    // No doc comment: clap would read it as help text (ConnArgs documents itself).
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub conn: ConnArgs,
     /// Print the tables once (from the first stats message) and exit.
@@ -65,6 +67,8 @@ pub struct MonitorArgs {
 /// Options of `cobra top`.
 #[derive(Debug, clap::Args)]
 pub struct TopArgs {
+    // No doc comment: clap would read it as help text (ConnArgs documents itself).
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub conn: ConnArgs,
     /// Print one frame (after the first stats message) and exit.
@@ -192,7 +196,7 @@ fn run_monitor(args: MonitorArgs) -> Result<(), CliError> {
 
 /// What the monitor gathered since its last print (the Python `MessageHandlerClass` fields).
 #[derive(Debug, Default)]
-pub struct MonitorState {
+pub(crate) struct MonitorState {
     metrics: BTreeMap<String, f64>,
     nodes: BTreeSet<String>,
     node_rows: Vec<Vec<Cell>>,
@@ -218,7 +222,7 @@ fn sum_value(v: f64) -> Value {
 
 impl MonitorState {
     /// Adds one stats message (`handleMsg`); a node already seen since the last print is skipped.
-    pub fn add(&mut self, m: &Value, args: &MonitorArgs) {
+    pub(crate) fn add(&mut self, m: &Value, args: &MonitorArgs) {
         let node = match m.get("node") {
             Some(Value::String(s)) => s.clone(),
             Some(other) => other.to_string(),
@@ -289,7 +293,7 @@ impl MonitorState {
     }
 
     /// The text the Python monitor prints for what was gathered.
-    pub fn render(&self, args: &MonitorArgs) -> String {
+    pub(crate) fn render(&self, args: &MonitorArgs) -> String {
         let mut out = String::new();
         let (hide_nodes, hide_roles, hide_channels) = if args.tidy {
             (true, true, true)

@@ -8,10 +8,10 @@ use crossbeam_channel::Receiver;
 use super::{CliError, ConnArgs, creds, default_endpoint};
 
 /// Capacity of the event channel unless a command needs more (the SDK drops events past it).
-pub const DEFAULT_EVENTS: usize = 1024;
+pub(super) const DEFAULT_EVENTS: usize = 1024;
 
 /// An authenticated client and its event stream.
-pub struct Session {
+pub(super) struct Session {
     /// The SDK client.
     pub client: Client,
     /// Its events (subscribed to before connecting, so none is missed).
@@ -24,12 +24,12 @@ pub struct Session {
 impl Session {
     /// Connects with the options (credentials defaulting from the apps config for `default_appkey`) and
     /// waits until authenticated.
-    pub fn open(conn: &ConnArgs, default_appkey: &str) -> Result<Session, CliError> {
+    pub(super) fn open(conn: &ConnArgs, default_appkey: &str) -> Result<Session, CliError> {
         Session::open_steps(conn, default_appkey, DEFAULT_EVENTS).map_err(|(_, e)| e)
     }
 
     /// [`Session::open`], also telling which step failed (`connect` or `authenticate`).
-    pub fn open_steps(
+    pub(super) fn open_steps(
         conn: &ConnArgs,
         default_appkey: &str,
         events_capacity: usize,
@@ -107,7 +107,7 @@ impl Session {
     }
 
     /// Fails on connection events that retrying cannot fix (the engine retries the others by itself).
-    pub fn check_connection_event(&self, event: &Event) -> Result<(), CliError> {
+    pub(super) fn check_connection_event(&self, event: &Event) -> Result<(), CliError> {
         match event {
             Event::Error { kind, message, .. } if kind.is_permanent() => Err(CliError::Failed(
                 format!("{kind:?} at {}: {message}", self.endpoint),
@@ -125,7 +125,7 @@ impl Drop for Session {
 }
 
 /// The next event before `deadline`; on timeout, fails saying how many acks were still awaited.
-pub fn wait_event(
+pub(super) fn wait_event(
     events: &Receiver<Event>,
     deadline: Instant,
     pending: usize,
@@ -141,6 +141,6 @@ pub fn wait_event(
 }
 
 /// Maps an SDK error of a request to a failure naming the request.
-pub fn failed(what: &'static str) -> impl Fn(cobra::Error) -> CliError {
+pub(super) fn failed(what: &'static str) -> impl Fn(cobra::Error) -> CliError {
     move |e| CliError::Failed(format!("{what}: {e}"))
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 /// A table cell.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Cell {
+pub(crate) enum Cell {
     /// Text (left-aligned unless the whole column is numbers).
     Text(String),
     /// An integer.
@@ -18,7 +18,7 @@ pub enum Cell {
 
 impl Cell {
     /// The cell for a JSON value (strings stay text; other non-numbers print as JSON).
-    pub fn from_json(v: &Value) -> Cell {
+    pub(crate) fn from_json(v: &Value) -> Cell {
         match v {
             Value::Number(n) => match n.as_i64() {
                 Some(i) => Cell::Int(i),
@@ -114,7 +114,7 @@ fn after_point(text: &str, kind: Kind) -> i64 {
 }
 
 /// `tabulate(rows, tablefmt="simple", headers="firstrow")`: the first row is the header.
-pub fn simple(rows: &[Vec<Cell>]) -> String {
+pub(crate) fn simple(rows: &[Vec<Cell>]) -> String {
     let Some((header, body)) = rows.split_first() else {
         return String::new();
     };
@@ -186,7 +186,7 @@ pub fn simple(rows: &[Vec<Cell>]) -> String {
 
 /// Rows become columns (`cobras.common.algorithm.transpose`, i.e. `zip(*rows)`: truncated to the
 /// shortest row).
-pub fn transpose(rows: &[Vec<Cell>]) -> Vec<Vec<Cell>> {
+pub(crate) fn transpose(rows: &[Vec<Cell>]) -> Vec<Vec<Cell>> {
     let n = rows.iter().map(Vec::len).min().unwrap_or(0);
     (0..n)
         .map(|c| rows.iter().map(|r| r[c].clone()).collect())
@@ -194,7 +194,7 @@ pub fn transpose(rows: &[Vec<Cell>]) -> Vec<Vec<Cell>> {
 }
 
 /// `humanfriendly.format_size(n)`: decimal units, two decimals at most, `bytes` under 1000.
-pub fn format_size(n: f64) -> String {
+pub(crate) fn format_size(n: f64) -> String {
     const UNITS: [(f64, &str); 8] = [
         (1e24, "YB"),
         (1e21, "ZB"),
@@ -216,7 +216,7 @@ pub fn format_size(n: f64) -> String {
 }
 
 /// The Python monitor's `humanReadableSize`: sizes for metrics whose name has `_bytes`.
-pub fn human_cell(metric: &str, v: &Value) -> Cell {
+pub(crate) fn human_cell(metric: &str, v: &Value) -> Cell {
     match v.as_f64() {
         Some(n) if metric.contains("_bytes") => Cell::Text(format_size(n)),
         _ => Cell::from_json(v),

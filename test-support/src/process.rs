@@ -1,10 +1,6 @@
-//! Process plumbing for the interop tests against third-party peers (`tests/interop_*.rs`):
-//! finding the peers `scripts/install-peers.sh` puts under `.tools/`, starting them (and
-//! `redis-server`) on free loopback ports, waiting for them to listen, killing them on drop.
-//!
-//! Skip policy (as `server/tests/interop_python.rs`): a missing peer prints `SKIPPED` and the
-//! test passes locally, but panics under `CI=true`, where every peer must be installed.
-#![allow(dead_code)] // each test binary uses a different subset
+//! Processes for the tests: free loopback ports, children killed and reaped on drop, waiting for a
+//! peer to listen or print its ready line, running a command to a deadline, `redis-server` on a
+//! free port, and our own `cobra` binary.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -14,50 +10,14 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::skip::{require, require_on_path};
+
 /// How long a peer may take to start listening.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The repository root: this crate's manifest directory, or its parent for the `server/`
-/// tests that include this module by `#[path]`.
+/// The repository root.
 pub fn root() -> &'static Path {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    if dir.join("Cargo.lock").exists() {
-        dir
-    } else {
-        dir.parent().unwrap_or(dir)
-    }
-}
-
-/// `path` if it exists; otherwise `None` after a loud `SKIPPED` (a panic under `CI=true`).
-pub fn require(path: PathBuf, what: &str) -> Option<PathBuf> {
-    if path.exists() {
-        return Some(path);
-    }
-    let msg = format!(
-        "{what} not found at {}: run scripts/install-peers.sh",
-        path.display()
-    );
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg} (required under CI=true)");
-    }
-    eprintln!("SKIPPED: {msg}");
-    None
-}
-
-/// A program on the PATH, with the same skip policy as [`require`].
-pub fn require_on_path(program: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(program))
-            .find(|p| p.is_file())
-    });
-    match found {
-        Some(p) => Some(p),
-        None => require(
-            PathBuf::from(program),
-            &format!("`{program}` (on the PATH)"),
-        ),
-    }
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
 /// A command with no inherited `COBRA_*` variable (both `cobra` CLIs read several).
@@ -204,11 +164,12 @@ pub fn start_node_echo(secret: &str, pmd_json: &str) -> Option<EchoPeer> {
 /// One `redis-server` on a free loopback port, no persistence, killed on drop.
 pub struct Redis {
     _process: Guard,
-    /// The loopback port it listens on.
+    /// Its port on 127.0.0.1.
     pub port: u16,
 }
 
 impl Redis {
+    /// Starts `redis_server` with its files in `dir` and waits for it to answer PING.
     pub fn start(redis_server: &Path, dir: &Path) -> Redis {
         let port = free_port();
         let mut cmd = Command::new(redis_server);
@@ -236,6 +197,7 @@ impl Redis {
         }
     }
 
+    /// `redis://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
@@ -280,12 +242,16 @@ pub fn our_cobra_binary() -> PathBuf {
 /// What a finished (or timed out and killed) command printed.
 #[derive(Debug)]
 pub struct Run {
+    /// The exit status; `None` if it was killed at its deadline.
     pub status: Option<ExitStatus>,
+    /// Everything it printed on stdout.
     pub stdout: String,
+    /// Everything it printed on stderr.
     pub stderr: String,
 }
 
 impl Run {
+    /// It exited, with status 0.
     pub fn success(&self) -> bool {
         self.status.is_some_and(|s| s.success())
     }
