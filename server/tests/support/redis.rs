@@ -170,7 +170,7 @@ impl Drop for RedisServer {
 
 /// Whether `redis-cli` (which creates and reshards test clusters) can be run here; like
 /// [`available`], a skip outside CI and a failure under it.
-pub fn cli_available() -> bool {
+pub(crate) fn cli_available() -> bool {
     let ok = Command::new("redis-cli")
         .arg("--version")
         .stdout(Stdio::null())
@@ -193,7 +193,7 @@ impl RedisServer {
     /// Starts a cluster-enabled server (`node_timeout_ms` is `cluster-node-timeout`: how long a
     /// primary may be silent before its replica takes over) on a free port whose cluster bus
     /// port (+10000) is free too.
-    pub fn spawn_cluster_node(node_timeout_ms: u64) -> std::io::Result<Self> {
+    pub(crate) fn spawn_cluster_node(node_timeout_ms: u64) -> std::io::Result<Self> {
         for _ in 0..50 {
             let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
             if port > 55_000 || TcpListener::bind(("127.0.0.1", port + 10_000)).is_err() {
@@ -230,13 +230,13 @@ impl RedisServer {
     }
 
     /// Whether the process is running (not killed).
-    pub fn is_running(&self) -> bool {
+    pub(crate) fn is_running(&self) -> bool {
         self.child.is_some()
     }
 }
 
 /// `redis-cli -p <port> <args>`, its standard output (empty when it failed).
-pub fn cli(port: u16, args: &[&str]) -> String {
+pub(crate) fn cli(port: u16, args: &[&str]) -> String {
     Command::new("redis-cli")
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(args)
@@ -248,14 +248,14 @@ pub fn cli(port: u16, args: &[&str]) -> String {
 
 /// A Redis Cluster of real processes: `primaries` primaries with `replicas` replicas each,
 /// made with `redis-cli --cluster create`; every process killed on drop.
-pub struct RedisCluster {
+pub(crate) struct RedisCluster {
     /// Every process, primaries and replicas (roles change with failovers).
-    pub nodes: Vec<RedisServer>,
+    pub(crate) nodes: Vec<RedisServer>,
 }
 
 impl RedisCluster {
     /// Starts the processes, creates the cluster and waits until every node says it is ok.
-    pub fn spawn(primaries: usize, replicas: usize, node_timeout_ms: u64) -> Self {
+    pub(crate) fn spawn(primaries: usize, replicas: usize, node_timeout_ms: u64) -> Self {
         let nodes: Vec<RedisServer> = (0..primaries * (1 + replicas))
             .map(|_| RedisServer::spawn_cluster_node(node_timeout_ms).expect("redis-server"))
             .collect();
@@ -282,7 +282,7 @@ impl RedisCluster {
     }
 
     /// `redis://127.0.0.1:<port>` of every running node, `,`-separated (the `--redis-cluster` form).
-    pub fn seeds(&self) -> String {
+    pub(crate) fn seeds(&self) -> String {
         self.nodes
             .iter()
             .filter(|n| n.is_running())
@@ -293,7 +293,7 @@ impl RedisCluster {
 
     /// Waits until every running node reports `cluster_state:ok` with all slots served, every
     /// replica is in sync with its primary, and all agree on the primaries.
-    pub fn wait_ok(&self, within: Duration) {
+    pub(crate) fn wait_ok(&self, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
             let running: Vec<&RedisServer> = self.nodes.iter().filter(|n| n.is_running()).collect();
@@ -336,7 +336,7 @@ impl RedisCluster {
     }
 
     /// Ports of the running primaries.
-    pub fn primary_ports(&self) -> Vec<u16> {
+    pub(crate) fn primary_ports(&self) -> Vec<u16> {
         self.nodes
             .iter()
             .filter(|n| n.is_running())
@@ -346,7 +346,7 @@ impl RedisCluster {
     }
 
     /// The running node on `port`.
-    pub fn node_mut(&mut self, port: u16) -> &mut RedisServer {
+    pub(crate) fn node_mut(&mut self, port: u16) -> &mut RedisServer {
         self.nodes
             .iter_mut()
             .find(|n| n.port() == port)
@@ -355,7 +355,7 @@ impl RedisCluster {
 
     /// Moves `slots` slots from the primary on `from` to the one on `to` with
     /// `redis-cli --cluster reshard` (keys migrated with them); returns when it is done.
-    pub fn reshard(&self, from: u16, to: u16, slots: usize) {
+    pub(crate) fn reshard(&self, from: u16, to: u16, slots: usize) {
         let id = |port| cli(port, &["cluster", "myid"]).trim().to_string();
         let out = Command::new("redis-cli")
             .args(["--cluster", "reshard", &format!("127.0.0.1:{from}")])
