@@ -21,8 +21,10 @@
 //!   `backend_resumed` once delivery goes on from the promoted replica.
 //! - **Publishes** during a failover (the primary is gone, its replica not promoted yet) fail
 //!   at once with "Redis node … is down"; during a slot migration a publish that Redis
-//!   redirects fails with its `MOVED`/`ASK` error. Neither was acknowledged, so nothing
-//!   acknowledged is lost; clients retry.
+//!   redirects fails with its `MOVED`/`ASK` error. Neither was acknowledged; clients retry.
+//!   Redis replicates asynchronously, so a primary may die with publishes it acknowledged but
+//!   had not sent to its replica yet: with [`RedisLimits::replica_acks`] at 1 a publish is
+//!   acknowledged only once a replica has it, and a failover loses nothing acknowledged.
 //!
 //! Written by hand on the redis crate's plain connections rather than with its
 //! `cluster-async` client: that client routes each command itself and hides which node holds
