@@ -50,6 +50,11 @@ fn binary() -> PathBuf {
 
 impl Server {
     fn start(port: u16) -> Server {
+        Server::start_with(port, &[])
+    }
+
+    /// [`Server::start`] with more `cobra run` options.
+    fn start_with(port: u16, extra: &[&str]) -> Server {
         let dir =
             std::env::temp_dir().join(format!("cobra-sdk-server-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -78,6 +83,7 @@ impl Server {
                 "--message-max-size",
                 "4000000",
             ])
+            .args(extra)
             .arg("--apps-config")
             .arg(&apps)
             .env("HOME", &dir)
@@ -403,4 +409,85 @@ fn deflate_is_negotiated_with_cobra_run() {
         client.disconnect().unwrap();
         assert!(t.elapsed() < Duration::from_millis(200));
     }
+}
+
+/// Records events like [`Recorder`], but stops the engine for `pause` at the first data: the
+/// SDK reads nothing meanwhile, as a subscriber stuck behind a slow consumer would.
+struct PausingRecorder {
+    rec: Recorder,
+    pause: Duration,
+    paused: std::sync::atomic::AtomicBool,
+}
+
+impl cobra::Listener for PausingRecorder {
+    fn on_event(&self, event: &Event) {
+        if matches!(event, Event::SubscriptionData { .. })
+            && !self.paused.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            std::thread::sleep(self.pause);
+        }
+        self.rec.on_event(event);
+    }
+}
+
+#[test]
+fn a_paused_sdk_subscriber_catches_up_from_history_and_sees_only_data() {
+    // A small queue: the flood published while the SDK pauses overflows it, so the server
+    // serves the rest from the channel's history (issue 23).
+    let server = Server::start_with(
+        0,
+        &[
+            "--outbound-queue-bytes",
+            "65536",
+            "--channel-max-length",
+            "5000",
+        ],
+    );
+    let listener = Arc::new(PausingRecorder {
+        rec: Recorder::default(),
+        pause: Duration::from_millis(1500),
+        paused: false.into(),
+    });
+    let sub = Client::new(config(&server.url()), Some(listener.clone())).unwrap();
+    sub.connect().unwrap();
+    sub.subscribe(SubscribeOptions::new("flood")).unwrap();
+    listener
+        .rec
+        .wait_for(T, "subscribed", |e| matches!(e, Event::Subscribed { .. }));
+    let (publisher, prec) = start(config(&server.url()));
+    authenticated(&prec, 1);
+    let n = 2000;
+    let pad = "x".repeat(10_000);
+    for i in 0..n {
+        publisher
+            .publish("flood", &json!({"n": i, "pad": pad}))
+            .unwrap();
+    }
+    wait_until(T, "all acked", || publisher.pending_count() == 0);
+    let received = |rec: &Recorder| -> Vec<i64> {
+        received(rec)
+            .iter()
+            .map(|v| v["n"].as_i64().unwrap())
+            .collect()
+    };
+    wait_until(Duration::from_secs(60), "all received", || {
+        received(&listener.rec).len() >= n
+    });
+    assert_eq!(
+        received(&listener.rec),
+        (0..n as i64).collect::<Vec<_>>(),
+        "no gap, no duplicate, in order"
+    );
+    let notices = listener.rec.count(|e| {
+        matches!(
+            e,
+            Event::SubscriptionError { .. } | Event::SubscriptionInfo { .. }
+        )
+    });
+    assert_eq!(notices, 0, "only data");
+    assert_eq!(
+        listener.rec.count(|e| matches!(e, Event::Authenticated)),
+        1,
+        "never disconnected"
+    );
 }

@@ -52,6 +52,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use super::catchup::CatchUpCounters;
 use super::mailbox::Subscriber;
 use cobra_wire::Position;
 
@@ -228,11 +229,9 @@ pub trait Backend: Send + Sync + 'static {
     /// One entry per backend node.
     fn health(&self) -> Vec<NodeHealth>;
 
-    /// Whether one connection may have many publishes waiting on this backend at once. A
-    /// backend whose pending publish means "slow down" (the embedded one holds a publish while
-    /// a subscriber drains) answers `false`: the connection then waits for each pending publish
-    /// before reading the next PDU.
-    fn pipelines_publishes(&self) -> bool {
-        true
+    /// The slow-subscriber counters this backend keeps ([`super::catchup`]), shown in
+    /// `/metrics`.
+    fn catch_up_counters(&self) -> Arc<CatchUpCounters> {
+        Arc::default()
     }
 }

@@ -1,20 +1,21 @@
 //! The embedded backend: history, key/value and fan-out in this process's memory.
 //!
 //! Each channel is one mutex holding its history ring, its subscriber list and its last
-//! position. Publishing appends and offers to every subscriber under that lock, and subscribing
-//! replays history and registers under the same lock: that is what makes resume-from-position
-//! gap-free and duplicate-free. Offers never block (see [`super::mailbox`]).
+//! position. Publishing appends and offers to every live subscriber under that lock, and
+//! subscribing replays history and registers under the same lock: that is what makes
+//! resume-from-position gap-free and duplicate-free. Offers never block, and a publish never
+//! waits for a subscriber (see [`super::mailbox`]).
 //!
-//! Back-pressure: a publish is appended and offered at call time (publish order is call
-//! order), but its future stays pending while it left some subscriber's mailbox above that
-//! mailbox's high-water mark, until the mailbox drains, in rounds bounded in time and number
-//! ([`super::mailbox::wait_for_drain`]). A busy server thus slows its publishers down instead
-//! of making its subscribers lose messages; a stuck subscriber costs one round, then loses
-//! messages as before. (The Redis backend never waits: see [`super::mailbox`].)
+//! A subscriber whose connection queue has no room for a message is not offered live messages
+//! any more: it is marked behind at that message's index and reads the history ring from there
+//! at its connection's pace ([`HistoryReader`], see [`super::catchup`]), and is put back live
+//! under the channel lock when it reaches the newest message. Every message has an index
+//! (messages appended before it), so what a laggard missed when the ring was trimmed past it is
+//! counted exactly.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Mutex, RwLock};
@@ -22,14 +23,33 @@ use parking_lot::{Mutex, RwLock};
 use super::backend::{
     Backend, BackendError, BoxFuture, ChannelKey, Message, NodeHealth, StartAt, SubscribeAck,
 };
-use super::mailbox::{Mailbox, Subscriber, wait_for_drain};
+use super::catchup::{CatchUp, CatchUpCounters, Laggard};
+use super::mailbox::Subscriber;
 use cobra_wire::Position;
+
+/// Accounting size of one queued message, as the mailbox counts it (payload + overhead), for
+/// a refill's budget.
+fn queued_size(message: &Message) -> usize {
+    message.payload.len() + 64
+}
+
+/// A subscriber of a channel.
+#[derive(Debug)]
+struct Member {
+    subscriber: Arc<Subscriber>,
+    /// `Some(i)`: catching up from history (not offered live messages); `i` is the index of
+    /// the next message it is to be given.
+    behind: Option<u64>,
+}
 
 #[derive(Debug, Default)]
 struct Channel {
     history: VecDeque<Arc<Message>>,
-    subscribers: Vec<Arc<Subscriber>>,
+    members: Vec<Member>,
     last: Position,
+    /// Messages appended since the channel was created: the index of the next one. The
+    /// history holds indexes `appended - history.len() .. appended`.
+    appended: u64,
     /// Position of the newest message trimmed from the history.
     last_trimmed: Option<Position>,
     /// Messages trimmed since the channel was created.
@@ -39,7 +59,7 @@ struct Channel {
 impl Channel {
     /// Never published to and without subscribers: it holds nothing worth keeping.
     fn is_unused(&self) -> bool {
-        self.subscribers.is_empty() && self.last == Position::ZERO
+        self.members.is_empty() && self.last == Position::ZERO
     }
 
     fn next_position(&mut self) -> Position {
@@ -61,6 +81,7 @@ impl Channel {
     fn append(&mut self, payload: Arc<str>, max_length: usize) -> Arc<Message> {
         let position = self.next_position();
         let message = Arc::new(Message { position, payload });
+        self.appended += 1;
         if max_length > 0 {
             self.history.push_back(Arc::clone(&message));
         } else {
@@ -75,6 +96,90 @@ impl Channel {
         }
         message
     }
+
+    /// Index of the oldest message kept.
+    fn front(&self) -> u64 {
+        self.appended - self.history.len() as u64
+    }
+}
+
+/// Offers the messages of `history` (whose first has index `front`) from index `next` (not
+/// older than `front`) to `subscriber`, until the newest, about `budget` bytes, or a full
+/// queue; returns the index of the first message not given.
+fn feed(
+    history: &VecDeque<Arc<Message>>,
+    front: u64,
+    subscriber: &Subscriber,
+    mut next: u64,
+    budget: usize,
+) -> u64 {
+    let mut spent = 0;
+    while spent < budget {
+        let Some(message) = history.get((next - front) as usize) else {
+            break;
+        };
+        if !subscriber.try_offer(message) {
+            break;
+        }
+        spent += queued_size(message);
+        next += 1;
+    }
+    next
+}
+
+/// A subscriber catching up: reads its channel's history at its connection's pace (see the
+/// module docs).
+#[derive(Debug)]
+struct HistoryReader {
+    channel: Weak<Mutex<Channel>>,
+    subscriber: Arc<Subscriber>,
+    /// Counted as a laggard (not for a replay asked by a subscribe).
+    laggard: Option<Laggard>,
+    counters: Arc<CatchUpCounters>,
+}
+
+impl CatchUp for HistoryReader {
+    fn refill(&self, budget: usize) -> bool {
+        let Some(channel) = self.channel.upgrade() else {
+            return false;
+        };
+        let mut guard = channel.lock();
+        let ch = &mut *guard;
+        let (front, appended) = (ch.front(), ch.appended);
+        let Some(member) = ch
+            .members
+            .iter_mut()
+            .find(|m| Arc::ptr_eq(&m.subscriber, &self.subscriber))
+        else {
+            return false; // unsubscribed
+        };
+        let Some(mut next) = member.behind else {
+            return false;
+        };
+        if next < front {
+            let missed = front - next;
+            self.counters.expired.fetch_add(1, Ordering::Relaxed);
+            self.counters.missed.fetch_add(missed, Ordering::Relaxed);
+            self.subscriber.report_loss(
+                missed,
+                "the subscriber fell behind the channel's history (channel_max_length)",
+            );
+            next = front;
+        }
+        let fed = feed(&ch.history, front, &self.subscriber, next, budget);
+        if self.laggard.is_some() {
+            self.counters
+                .served
+                .fetch_add(fed - next, Ordering::Relaxed);
+        }
+        if fed == appended {
+            member.behind = None; // live again: the next publish is offered to it
+            false
+        } else {
+            member.behind = Some(fed);
+            true
+        }
+    }
 }
 
 /// The embedded in-memory [`Backend`].
@@ -86,6 +191,7 @@ pub struct MemoryBackend {
     max_length: usize,
     /// Messages published, for [`Backend::health`].
     published: AtomicU64,
+    counters: Arc<CatchUpCounters>,
 }
 
 impl MemoryBackend {
@@ -97,6 +203,7 @@ impl MemoryBackend {
             kv_clock: Mutex::new(Channel::default()),
             max_length: channel_max_length,
             published: AtomicU64::new(0),
+            counters: Arc::default(),
         }
     }
 
@@ -107,31 +214,37 @@ impl MemoryBackend {
         Arc::clone(self.channels.write().entry(key.clone()).or_default())
     }
 
-    /// Publishes synchronously, without waiting for any subscriber.
+    /// Publishes synchronously: appends and offers to every live subscriber. A subscriber
+    /// without room for it starts catching up from history (see the module docs).
     pub fn publish_now(&self, key: &ChannelKey, payload: Arc<str>) -> Position {
-        self.publish_offering(key, payload).0
-    }
-
-    /// Appends and offers to every subscriber; returns the position and the mailboxes the
-    /// publisher should wait for (empty, not allocated, when nobody is above high water).
-    fn publish_offering(
-        &self,
-        key: &ChannelKey,
-        payload: Arc<str>,
-    ) -> (Position, Vec<Arc<Mailbox>>) {
         let channel = self.channel(key);
-        let mut ch = channel.lock();
-        let message = ch.append(payload, self.max_length);
+        let mut guard = channel.lock();
+        let message = guard.append(payload, self.max_length);
         self.published.fetch_add(1, Ordering::Relaxed);
-        let mut behind: Vec<Arc<Mailbox>> = Vec::new();
-        for s in &ch.subscribers {
-            if let Some(mailbox) = s.offer_pressured(&message)
-                && !behind.iter().any(|m| Arc::ptr_eq(m, mailbox))
-            {
-                behind.push(Arc::clone(mailbox));
+        let index = guard.appended - 1;
+        for m in &mut guard.members {
+            if m.behind.is_none() && !m.subscriber.try_offer(&message) {
+                m.behind = Some(index);
+                self.start_catch_up(&channel, &m.subscriber, true);
             }
         }
-        (message.position, behind)
+        message.position
+    }
+
+    /// Registers a [`HistoryReader`] for `subscriber` (marked behind by the caller, under the
+    /// channel lock).
+    fn start_catch_up(
+        &self,
+        channel: &Arc<Mutex<Channel>>,
+        subscriber: &Arc<Subscriber>,
+        laggard: bool,
+    ) {
+        subscriber.mailbox().start_catch_up(Arc::new(HistoryReader {
+            channel: Arc::downgrade(channel),
+            subscriber: Arc::clone(subscriber),
+            laggard: laggard.then(|| self.counters.laggard()),
+            counters: Arc::clone(&self.counters),
+        }));
     }
 
     fn subscribe_now(
@@ -143,6 +256,7 @@ impl MemoryBackend {
         let channel = self.channel(key);
         let mut ch = channel.lock();
         let mut expired = None;
+        let mut behind = None;
         if let StartAt::After(after) = start {
             let replay_from = match ch.last_trimmed {
                 Some(trimmed) if after != Position::ZERO && after < trimmed => {
@@ -153,12 +267,16 @@ impl MemoryBackend {
                 }
                 _ => after,
             };
-            let first = ch.history.partition_point(|m| m.position <= replay_from);
-            for m in ch.history.range(first..) {
-                subscriber.offer(m);
+            let front = ch.front();
+            let first = front + ch.history.partition_point(|m| m.position <= replay_from) as u64;
+            // What fits now goes at once; a longer replay is read at the connection's pace.
+            let next = feed(&ch.history, front, &subscriber, first, usize::MAX);
+            if next < ch.appended {
+                behind = Some(next);
+                self.start_catch_up(&channel, &subscriber, false);
             }
         }
-        ch.subscribers.push(subscriber);
+        ch.members.push(Member { subscriber, behind });
         SubscribeAck {
             position: ch.last,
             expired,
@@ -172,14 +290,8 @@ impl Backend for MemoryBackend {
         channel: &ChannelKey,
         payload: Arc<str>,
     ) -> BoxFuture<'_, Result<Position, BackendError>> {
-        let (pos, behind) = self.publish_offering(channel, payload);
-        if behind.is_empty() {
-            return Box::pin(std::future::ready(Ok(pos)));
-        }
-        Box::pin(async move {
-            wait_for_drain(&behind).await;
-            Ok(pos)
-        })
+        let pos = self.publish_now(channel, payload);
+        Box::pin(std::future::ready(Ok(pos)))
     }
 
     fn subscribe(
@@ -198,7 +310,8 @@ impl Backend for MemoryBackend {
         };
         let unused = {
             let mut ch = c.lock();
-            ch.subscribers.retain(|s| !Arc::ptr_eq(s, subscriber));
+            ch.members
+                .retain(|m| !Arc::ptr_eq(&m.subscriber, subscriber));
             ch.is_unused()
         };
         drop(c);
@@ -254,9 +367,8 @@ impl Backend for MemoryBackend {
         Box::pin(std::future::ready(Ok(())))
     }
 
-    fn pipelines_publishes(&self) -> bool {
-        // A publish here is pending only while held back by a slow subscriber.
-        false
+    fn catch_up_counters(&self) -> Arc<CatchUpCounters> {
+        Arc::clone(&self.counters)
     }
 
     fn health(&self) -> Vec<NodeHealth> {
@@ -274,8 +386,7 @@ impl Backend for MemoryBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::mailbox::{Delivery, Mailbox};
-    use std::task::Poll;
+    use crate::broker::mailbox::{Delivery, Mailbox, Notice};
 
     fn sub(limit: usize) -> (Arc<Mailbox>, Arc<Subscriber>) {
         let mb = Arc::new(Mailbox::new(limit));
@@ -360,53 +471,105 @@ mod tests {
         assert_eq!(b.channels.read().len(), 2, "k2 now has history");
     }
 
+    /// Drains until a drain brings nothing (each drain may refill for the next).
+    fn drain_all(mb: &Mailbox) -> (Vec<String>, bool) {
+        let (mut all, mut lagging) = (Vec::new(), false);
+        loop {
+            let mut out: Vec<Delivery> = Vec::new();
+            lagging |= mb.drain(&mut out, usize::MAX).lagging;
+            if out.is_empty() {
+                return (all, lagging);
+            }
+            all.extend(out.iter().map(|d| d.message.payload.to_string()));
+        }
+    }
+
     #[test]
-    fn full_mailbox_counts_losses() {
-        let b = MemoryBackend::new(0);
+    fn a_full_queue_switches_to_catch_up_and_loses_nothing_within_history() {
+        let b = MemoryBackend::new(100);
+        let k = ChannelKey::new("app", "c");
+        // Room for one 50-byte message (114 accounted bytes) at a time.
+        let (mb, s) = sub(200);
+        b.subscribe_now(&k, StartAt::Live, Arc::clone(&s));
+        for i in 0..10 {
+            b.publish_now(&k, format!("{i:>50}").into());
+        }
+        assert_eq!(b.counters.active.load(Ordering::Relaxed), 1);
+        let (got, lagging) = drain_all(&mb);
+        let want: Vec<String> = (0..10).map(|i| format!("{i:>50}")).collect();
+        assert_eq!(got, want, "all, in order, once");
+        assert!(!lagging);
+        assert_eq!(s.take_missed(), 0);
+        assert!(s.take_notices().is_empty());
+        assert_eq!(b.counters.served.load(Ordering::Relaxed), 9);
+        assert_eq!(b.counters.active.load(Ordering::Relaxed), 0);
+        // Live again: the next message is offered at once.
+        b.publish_now(&k, "live".into());
+        assert_eq!(drain(&mb), ["live"]);
+    }
+
+    #[test]
+    fn a_laggard_behind_the_history_is_told_the_exact_count() {
+        let b = MemoryBackend::new(3);
         let k = ChannelKey::new("app", "c");
         let (mb, s) = sub(200);
         b.subscribe_now(&k, StartAt::Live, Arc::clone(&s));
-        for _ in 0..10 {
-            b.publish_now(&k, "x".repeat(50).into());
+        for i in 0..10 {
+            b.publish_now(&k, format!("{i:>50}").into());
         }
-        assert_eq!(drain(&mb).len(), 1);
-        assert_eq!(s.take_missed(), 9);
+        let mut out: Vec<Delivery> = Vec::new();
+        mb.drain(&mut out, usize::MAX);
+        assert_eq!(out.len(), 1, "the one that fitted");
+        // 1..=6 were trimmed before it could read them: exactly 6 missed.
+        let (got, lagging) = drain_all(&mb);
+        assert!(lagging);
+        assert_eq!(
+            s.take_notices(),
+            [Notice::Lost {
+                missed: 6,
+                reason: "the subscriber fell behind the channel's history (channel_max_length)"
+                    .into()
+            }]
+        );
+        assert_eq!(got, [7, 8, 9].map(|i| format!("{i:>50}")));
+        assert_eq!(b.counters.missed.load(Ordering::Relaxed), 6);
+        assert_eq!(b.counters.expired.load(Ordering::Relaxed), 1);
     }
 
-    #[tokio::test]
-    async fn publish_is_held_while_a_subscriber_is_above_high_water() {
-        use crate::broker::mailbox::Backpressure;
-        use crate::broker::stats::BackpressureCounters;
-        use std::task::{Context, Waker};
-
-        let b = MemoryBackend::new(10);
+    #[test]
+    fn a_long_replay_is_read_at_the_connection_pace() {
+        let b = MemoryBackend::new(100);
         let k = ChannelKey::new("app", "c");
-        let mb = Arc::new(Mailbox::with_backpressure(
-            1000,
-            Backpressure {
-                wait: std::time::Duration::from_secs(10),
-                counters: Arc::new(BackpressureCounters::default()),
-            },
-        ));
-        let s = Arc::new(Subscriber::new(Arc::clone(&mb), 1));
-        b.subscribe_now(&k, StartAt::Live, s);
-        let mut cx = Context::from_waker(Waker::noop());
-        // 136 accounted bytes each: three stay under the 500-byte high-water mark.
-        for i in 0..3 {
-            let mut f = b.publish(&k, format!("{i:>71}").into());
-            assert!(f.as_mut().poll(&mut cx).is_ready());
+        for i in 0..20 {
+            b.publish_now(&k, format!("{i:>50}").into());
         }
-        let mut held = b.publish(&k, format!("{:>71}", 3).into());
-        assert!(held.as_mut().poll(&mut cx).is_pending());
-        // Appended and delivered at call time, before the future resolves.
-        let mut next = b.publish(&k, format!("{:>71}", 4).into());
-        assert_eq!(drain(&mb).len(), 5);
-        let Poll::Ready(Ok(p3)) = held.as_mut().poll(&mut cx) else {
-            panic!("drained: the publish resolves");
-        };
-        let Poll::Ready(Ok(p4)) = next.as_mut().poll(&mut cx) else {
-            panic!("drained: the publish resolves");
-        };
-        assert!(p3 < p4, "positions in call order");
+        let (mb, s) = sub(500);
+        b.subscribe_now(&k, StartAt::After(Position::ZERO), Arc::clone(&s));
+        assert!(mb.queued_bytes() <= 500);
+        b.publish_now(&k, "new".into());
+        let (got, _) = drain_all(&mb);
+        let mut want: Vec<String> = (0..20).map(|i| format!("{i:>50}")).collect();
+        want.push("new".into());
+        assert_eq!(got, want);
+        assert_eq!(
+            b.counters.started.load(Ordering::Relaxed),
+            0,
+            "a replay is no laggard"
+        );
+    }
+
+    #[test]
+    fn an_unsubscribed_laggard_stops_reading() {
+        let b = MemoryBackend::new(100);
+        let k = ChannelKey::new("app", "c");
+        let (mb, s) = sub(200);
+        b.subscribe_now(&k, StartAt::Live, Arc::clone(&s));
+        for i in 0..5 {
+            b.publish_now(&k, format!("{i:>50}").into());
+        }
+        b.unsubscribe(&k, &s);
+        assert_eq!(drain_all(&mb).0.len(), 1, "only what was queued");
+        assert_eq!(mb.catch_up_count(), 0);
+        assert_eq!(b.counters.active.load(Ordering::Relaxed), 0);
     }
 }

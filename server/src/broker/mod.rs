@@ -3,10 +3,12 @@
 //! - [`backend`]: the [`Backend`] trait (the seam for the embedded and Redis backends).
 //! - [`memory`]: the embedded in-memory backend.
 //! - [`mailbox`]: the bounded per-connection delivery queue and the subscriber handle.
+//! - [`catchup`]: subscriptions that fell behind read history at their connection's pace.
 //! - [`session`]: the RTM protocol of one connection, without I/O.
 //! - [`stats`]: counters, the `/stats` message and the Prometheus text.
 
 pub mod backend;
+pub mod catchup;
 pub mod mailbox;
 pub mod memory;
 pub mod redis;
@@ -47,8 +49,8 @@ pub struct BrokerLimits {
     /// Groups one aggregate subscription keeps over its open windows (more fold into
     /// `"__other__"`).
     pub max_groups: usize,
-    /// Bytes of deliveries a connection may have queued before its subscriptions lose
-    /// messages (`out_of_sync` / fast-forward).
+    /// Bytes of deliveries a connection may have queued; a subscription that finds it full
+    /// catches up from history ([`catchup`]).
     pub outbound_queue_bytes: usize,
     /// A partial batch (`batch_size` > 1) is flushed after this delay.
     pub batch_flush_delay: Duration,
@@ -57,9 +59,6 @@ pub struct BrokerLimits {
     /// Publishes per second one connection may make (bursts up to one second's worth);
     /// `None`: unlimited. Over it: `rtm/publish/error` `rate_limited`.
     pub publish_rate_limit: Option<std::num::NonZeroU32>,
-    /// Embedded backend: longest a publish is held back by subscribers over half their queue
-    /// limit (see [`mailbox`]); zero: never.
-    pub backpressure_wait: Duration,
 }
 
 impl Default for BrokerLimits {
@@ -71,9 +70,6 @@ impl Default for BrokerLimits {
             batch_flush_delay: Duration::from_millis(10),
             drain_bytes: 256 << 10,
             publish_rate_limit: None,
-            backpressure_wait: Duration::from_millis(
-                crate::config::options::DEFAULT_BACKPRESSURE_WAIT_MS,
-            ),
         }
     }
 }
@@ -160,11 +156,13 @@ impl std::fmt::Debug for Broker {
 impl Broker {
     /// A broker over `backend`.
     pub fn new(settings: BrokerSettings, apps: AppsConfig, backend: Arc<dyn Backend>) -> Arc<Self> {
+        let mut stats = Stats::default();
+        stats.catch_up = backend.catch_up_counters();
         Arc::new(Broker {
             settings,
             apps: ArcSwap::from_pointee(apps),
             backend,
-            stats: Stats::default(),
+            stats,
             connections: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             id_salt: rand::random(),
@@ -263,13 +261,7 @@ impl Broker {
             self.id_salt ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
         )
         .into();
-        let mailbox = Arc::new(Mailbox::with_backpressure(
-            self.settings.limits.outbound_queue_bytes,
-            mailbox::Backpressure {
-                wait: self.settings.limits.backpressure_wait,
-                counters: Arc::clone(&self.stats.backpressure),
-            },
-        ));
+        let mailbox = Arc::new(Mailbox::new(self.settings.limits.outbound_queue_bytes));
         self.connections.lock().insert(
             id.clone(),
             ConnectionEntry {

@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 
 use super::Broker;
 use super::backend::NodeHealth;
+use super::catchup::CatchUpCounters;
 
 /// Per-channel entries kept in the stats before channels are summed under `_other`.
 pub const MAX_CHANNELS_TRACKED: usize = 10_000;
@@ -73,19 +74,6 @@ impl RoleCounters {
 
 type RoleKey = (Box<str>, Box<str>);
 
-/// Publisher back-pressure of the embedded backend (see [`super::mailbox`]), shared by every
-/// mailbox of the broker.
-#[derive(Debug, Default)]
-pub struct BackpressureCounters {
-    /// Publishes held back because a subscriber's queue was over its high-water mark.
-    pub delayed: AtomicU64,
-    /// Held-back publishes released by the wait bound rather than by the subscriber draining.
-    pub timeouts: AtomicU64,
-    /// Times a subscriber was marked stalled (it drained nothing for a whole round of a
-    /// publish's wait): it is not waited on again until it drains something.
-    pub stalls: AtomicU64,
-}
-
 /// Counter values at the previous stats message, for the `_per_second` figures.
 type Previous = (HashMap<RoleKey, [i64; 9]>, HashMap<Box<str>, [u64; 2]>);
 
@@ -104,8 +92,8 @@ pub struct Stats {
     /// zlib decompressors held by connections (gauge): one per connection whose client
     /// compresses with context takeover, none for idle `client_no_context_takeover` ones.
     pub connection_inflaters: AtomicI64,
-    /// Publisher back-pressure (embedded backend).
-    pub backpressure: Arc<BackpressureCounters>,
+    /// Slow subscribers: catch-up from history, laggards cut off (shared with the backend).
+    pub catch_up: Arc<CatchUpCounters>,
     roles: RwLock<HashMap<RoleKey, Arc<RoleCounters>>>,
     channels: Mutex<HashMap<Box<str>, [u64; 2]>>,
     /// Live subscriptions per channel (app-local name); an entry goes when its count is 0, so
@@ -242,10 +230,13 @@ impl Stats {
                 },
                 // Not read by `cobra monitor` (it only reads cobra, channel_data, system).
                 "backend": backend,
-                "backpressure": {
-                    "delayed": self.backpressure.delayed.load(Ordering::Relaxed),
-                    "timeouts": self.backpressure.timeouts.load(Ordering::Relaxed),
-                    "stalls": self.backpressure.stalls.load(Ordering::Relaxed),
+                "slow_subscribers": {
+                    "catching_up": self.catch_up.active.load(Ordering::Relaxed),
+                    "catch_ups": self.catch_up.started.load(Ordering::Relaxed),
+                    "served_from_history": self.catch_up.served.load(Ordering::Relaxed),
+                    "history_expired": self.catch_up.expired.load(Ordering::Relaxed),
+                    "missed": self.catch_up.missed.load(Ordering::Relaxed),
+                    "write_timeouts": self.catch_up.cut_off.load(Ordering::Relaxed),
                 },
             },
         });
@@ -291,13 +282,16 @@ impl Stats {
             "# TYPE cobra_queue_drops_total counter\ncobra_queue_drops_total {}",
             self.queue_drops.load(Ordering::Relaxed)
         );
-        let bp = &self.backpressure;
+        let cu = &self.catch_up;
         let _ = writeln!(
             out,
-            "# TYPE cobra_backpressure_delayed_publishes_total counter\ncobra_backpressure_delayed_publishes_total {}\n# TYPE cobra_backpressure_timeouts_total counter\ncobra_backpressure_timeouts_total {}\n# TYPE cobra_backpressure_stalled_subscribers_total counter\ncobra_backpressure_stalled_subscribers_total {}",
-            bp.delayed.load(Ordering::Relaxed),
-            bp.timeouts.load(Ordering::Relaxed),
-            bp.stalls.load(Ordering::Relaxed)
+            "# TYPE cobra_catchup_subscriptions gauge\ncobra_catchup_subscriptions {}\n# TYPE cobra_catchup_started_total counter\ncobra_catchup_started_total {}\n# TYPE cobra_catchup_messages_total counter\ncobra_catchup_messages_total {}\n# TYPE cobra_catchup_missed_messages_total counter\ncobra_catchup_missed_messages_total {}\n# TYPE cobra_laggards_cut_off_total counter\ncobra_laggards_cut_off_total{{reason=\"history_expired\"}} {}\ncobra_laggards_cut_off_total{{reason=\"write_timeout\"}} {}",
+            cu.active.load(Ordering::Relaxed),
+            cu.started.load(Ordering::Relaxed),
+            cu.served.load(Ordering::Relaxed),
+            cu.missed.load(Ordering::Relaxed),
+            cu.expired.load(Ordering::Relaxed),
+            cu.cut_off.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,

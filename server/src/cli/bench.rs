@@ -52,6 +52,10 @@ pub struct BenchArgs {
     /// Channels; publisher i and subscriber j use channel i % C and j % C.
     #[arg(long, default_value_t = 1)]
     pub channels: usize,
+    /// Channel name prefix: channels are `<PREFIX>_0`, `<PREFIX>_1`, ... [default: `bench_<random run id>`]
+    /// (a fixed name lets another process, e.g. a bot, read what the run published).
+    #[arg(long)]
+    pub channel_prefix: Option<String>,
     /// StreamSQL filter for every subscriber; `{channel}` is replaced by its channel. Loss is not
     /// counted (the tool cannot know what the filter should pass).
     #[arg(long, conflicts_with = "filter_pct")]
@@ -78,6 +82,10 @@ pub struct BenchArgs {
     /// Idle authenticated connections to open and hold during the run.
     #[arg(long, default_value_t = 0)]
     pub idle: usize,
+    /// Subscriber connections that subscribe (like subscriber j to channel j % C) and then
+    /// never read their socket: how much a stuck reader costs the publishers and the others.
+    #[arg(long, default_value_t = 0)]
+    pub stalled: usize,
     /// Loopback source addresses for the idle connections (127.0.0.2, ...) [default: one per 10k when over 10k].
     #[arg(long)]
     pub idle_sources: Option<usize>,
@@ -124,6 +132,8 @@ pub struct Report {
     pub publishers: usize,
     /// Subscriber connections.
     pub subscribers: usize,
+    /// Subscribers that never read (`--stalled`).
+    pub stalled: usize,
     /// Channels.
     pub channels: usize,
     /// The filter used, if any.
@@ -306,7 +316,11 @@ async fn run(args: BenchArgs) -> Result<Report, BenchError> {
 
     // 2. Subscribers, each subscribed before any publisher starts.
     let run_id = format!("{:08x}", rand::random::<u32>());
-    let channel = |i: usize| format!("bench_{run_id}_{}", i % args.channels);
+    let prefix = args
+        .channel_prefix
+        .clone()
+        .unwrap_or_else(|| format!("bench_{run_id}"));
+    let channel = |i: usize| format!("{prefix}_{}", i % args.channels);
     let filter_for = |ch: &str| match (&args.filter, args.filter_pct) {
         (Some(f), _) => Some(f.replace("{channel}", ch)),
         (None, Some(pct)) => Some(format!("select * from `{ch}` where k < {pct}")),
@@ -328,12 +342,32 @@ async fn run(args: BenchArgs) -> Result<Report, BenchError> {
         setups.spawn(async move {
             let mut conn = Conn::open(&params, None, counters).await?;
             load::subscribe(&mut conn, &plan).await?;
-            Ok::<_, BenchError>(conn)
+            Ok::<_, BenchError>((conn, false))
+        });
+    }
+    for j in 0..args.stalled {
+        let plan = SubPlan {
+            channel: channel(j),
+            subscription_id: format!("stalled{j}"),
+            filter: None,
+            batch_size: args.batch_size,
+        };
+        let (params, counters) = (params.clone(), counters.clone());
+        setups.spawn(async move {
+            let mut conn = Conn::open(&params, None, counters).await?;
+            load::subscribe(&mut conn, &plan).await?;
+            Ok::<_, BenchError>((conn, true))
         });
     }
     let mut sub_tasks = JoinSet::new();
+    let mut stalled = Vec::new();
     while let Some(r) = with_timeout(timeout, setups.join_next()).await? {
-        let conn = r.map_err(|e| BenchError::Failed(format!("subscriber setup: {e}")))??;
+        let (conn, never_reads) =
+            r.map_err(|e| BenchError::Failed(format!("subscriber setup: {e}")))??;
+        if never_reads {
+            stalled.push(conn); // held open, never read, until the run ends
+            continue;
+        }
         sub_tasks.spawn(load::subscriber(
             conn,
             args.publishers,
@@ -455,6 +489,7 @@ async fn run(args: BenchArgs) -> Result<Report, BenchError> {
         }
     }
     let _ = stop_idle_tx.send(true);
+    drop(stalled);
     if let Some(e) = idle.as_ref().and_then(|i| i.first_error.clone()) {
         push_error(&mut errors, format!("idle: {e}"));
     }
@@ -464,6 +499,7 @@ async fn run(args: BenchArgs) -> Result<Report, BenchError> {
         endpoint: endpoint_url,
         publishers: args.publishers,
         subscribers: args.subscribers,
+        stalled: args.stalled,
         channels: args.channels,
         filter: filter_for(&channel(0)),
         message_bytes: msg_overhead - 2 + pad_len,

@@ -20,6 +20,7 @@ use serde_json::Value;
 
 pub use creds::{CredsError, apps_config_path, resolve as resolve_credentials};
 pub use monitor::{MonitorArgs, TopArgs, TopSort, monitor, top};
+pub use session::client_config;
 use session::{Session, wait_event};
 
 /// A failed client command.

@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod bench;
+pub mod bot;
 pub mod client;
 pub mod config_check;
 pub mod init;
@@ -50,6 +51,8 @@ pub enum Command {
     Top(client::TopArgs),
     /// Load-test a server: publishers, subscribers, idle connections; throughput, latency, loss.
     Bench(Box<bench::BenchArgs>),
+    /// Carry a channel's events to a sink: stdout, file, statsd, postgres, sentry, or another broker.
+    Bot(Box<bot::BotArgs>),
     /// Put a running server in lame-duck mode (SIGUSR2): not ready, clients moved away.
     Drain(signal::PidArgs),
     /// Make a running server re-read its apps config (SIGHUP).
@@ -75,6 +78,7 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Monitor(args) => client::monitor(args),
         Command::Top(args) => client::top(args),
         Command::Bench(args) => bench::bench(*args),
+        Command::Bot(args) => bot::bot(*args),
         Command::Drain(args) => signal::drain(args),
         Command::Reload(args) => signal::reload(args),
         Command::Config(args) => config_check::config(args),

@@ -38,10 +38,9 @@ pub const DEFAULT_OUTBOUND_QUEUE_BYTES: usize = 8 * 1024 * 1024;
 /// Redis node busy from one publisher, small enough that a client that never reads its acks
 /// holds little (past it the server stops reading the socket: TCP back-pressure).
 pub const DEFAULT_MAX_PUBLISHES_IN_FLIGHT: usize = 256;
-/// Default for `--backpressure-wait-ms`: one round of holding a publish back for a subscriber of
-/// the embedded backend whose queue is over half full; it is held another round (8 at most)
-/// only while that subscriber drains something each round (see `broker::mailbox`).
-pub const DEFAULT_BACKPRESSURE_WAIT_MS: u64 = 250;
+/// Default for `--write-timeout-ms`: a connection whose socket does not take one write round
+/// (at most ~256 KiB of PDUs) in this long is closed, the peer having stopped reading.
+pub const DEFAULT_WRITE_TIMEOUT_MS: u64 = 30_000;
 
 /// Options of `cobra run`.
 #[derive(Debug, Clone, clap::Args)]
@@ -148,17 +147,15 @@ pub struct ServerOptions {
     #[arg(long, env = "COBRA_BATCH_FLUSH_MS", default_value_t = DEFAULT_BATCH_FLUSH_MS)]
     pub batch_flush_ms: u64,
 
-    /// Bytes queued for one connection before it is too slow (its subscriptions then get
-    /// `out_of_sync`).
+    /// Bytes queued for one connection; a subscription that finds it full reads the channel's
+    /// history at the connection's pace instead (see the README's "Slow subscribers").
     #[arg(long, env = "COBRA_OUTBOUND_QUEUE_BYTES", default_value_t = DEFAULT_OUTBOUND_QUEUE_BYTES)]
     pub outbound_queue_bytes: usize,
 
-    /// Embedded backend: milliseconds of one round of holding a publish back while a
-    /// subscriber's queue is over half full; another round (8 at most) only if the subscriber
-    /// drained something in this one (0: never hold publishers back, drop for the slow
-    /// subscriber at once).
-    #[arg(long, env = "COBRA_BACKPRESSURE_WAIT_MS", default_value_t = DEFAULT_BACKPRESSURE_WAIT_MS)]
-    pub backpressure_wait_ms: u64,
+    /// Milliseconds a connection's socket may take to accept one write round (up to ~256 KiB
+    /// of PDUs) before the connection is closed as a subscriber that stopped reading.
+    #[arg(long, env = "COBRA_WRITE_TIMEOUT_MS", default_value_t = DEFAULT_WRITE_TIMEOUT_MS)]
+    pub write_timeout_ms: u64,
 
     /// Do not serve the web dashboard at `/` (it is served by default; it holds no data of
     /// its own and logs in over the WebSocket like any client).
@@ -207,15 +204,14 @@ pub struct Limits {
     pub handshake_timeout: Duration,
     /// Delay after which a partial batch is flushed.
     pub batch_flush: Duration,
-    /// Bytes queued per connection before it counts as too slow.
+    /// Bytes queued per connection; past it its subscriptions catch up from history.
     pub outbound_queue_bytes: usize,
     /// Publishes of one connection waiting for the backend at once (pipelined, acked in
     /// order). When full the connection's socket is not read until one is answered.
     pub max_publishes_in_flight: usize,
-    /// Embedded backend: one round of a publish's wait for a subscriber's queue to drain below
-    /// half its limit (see `broker::mailbox::MAX_WAIT_ROUNDS`); zero disables publisher
-    /// back-pressure.
-    pub backpressure_wait: Duration,
+    /// Longest one write round to a connection may take; past it the connection is closed
+    /// (a peer that stopped reading).
+    pub write_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -230,7 +226,7 @@ impl Default for Limits {
             batch_flush: Duration::from_millis(DEFAULT_BATCH_FLUSH_MS),
             outbound_queue_bytes: DEFAULT_OUTBOUND_QUEUE_BYTES,
             max_publishes_in_flight: DEFAULT_MAX_PUBLISHES_IN_FLIGHT,
-            backpressure_wait: Duration::from_millis(DEFAULT_BACKPRESSURE_WAIT_MS),
+            write_timeout: Duration::from_millis(DEFAULT_WRITE_TIMEOUT_MS),
         }
     }
 }
@@ -350,7 +346,10 @@ impl ServerOptions {
             batch_flush: Duration::from_millis(nonzero_u64(self.batch_flush_ms, "batch-flush-ms")?),
             outbound_queue_bytes: nonzero(self.outbound_queue_bytes, "outbound-queue-bytes")?,
             max_publishes_in_flight: DEFAULT_MAX_PUBLISHES_IN_FLIGHT,
-            backpressure_wait: Duration::from_millis(self.backpressure_wait_ms),
+            write_timeout: Duration::from_millis(nonzero_u64(
+                self.write_timeout_ms,
+                "write-timeout-ms",
+            )?),
         };
         let channel_max_length = match self.channel_max_length {
             None => None,
@@ -547,7 +546,7 @@ mod tests {
             "3",
             "--outbound-queue-bytes",
             "4096",
-            "--backpressure-wait-ms",
+            "--write-timeout-ms",
             "40",
             "--max-groups",
             "77",
@@ -574,7 +573,7 @@ mod tests {
                 batch_flush: Duration::from_millis(3),
                 outbound_queue_bytes: 4096,
                 max_publishes_in_flight: DEFAULT_MAX_PUBLISHES_IN_FLIGHT,
-                backpressure_wait: Duration::from_millis(40),
+                write_timeout: Duration::from_millis(40),
             }
         );
         assert_eq!(

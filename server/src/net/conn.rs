@@ -28,8 +28,8 @@ use crate::broker::session::{PendingPublish, PublishAnswer, Step};
 use crate::broker::stats::Stats;
 use crate::broker::{Flow, Message as Published, PduSink, Session};
 
-/// A write that makes no progress for this long drops the connection (a peer that stopped
-/// reading must not pin its task and buffers forever).
+/// A write of the HTTP exchange that takes longer than this drops the connection. (Once
+/// upgraded, the `--write-timeout-ms` limit applies.)
 pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Write buffers above this capacity are released once the connection has nothing pending
 /// (idle connections stay small; a busy one keeps its buffer between write rounds).
@@ -275,14 +275,8 @@ async fn run_session<T: Transport>(
     let mut pipeline: Option<Box<Pipeline<'_>>> = None;
     // Bytes may have arrived with the upgrade request.
     let mut pending_read = !rbuf.is_empty();
-    // A backend that holds a publish back (the embedded one, while a subscriber's queue is over
-    // its high-water mark) is applying back-pressure: the connection then starts nothing more
-    // until that publish resolves, or pipelining would bypass the back-pressure.
-    let max_in_flight = if broker.backend.pipelines_publishes() {
-        shared.settings.limits.max_publishes_in_flight.max(1)
-    } else {
-        1
-    };
+    let max_in_flight = shared.settings.limits.max_publishes_in_flight.max(1);
+    let write_timeout = shared.settings.limits.write_timeout;
     // A close the server asked for (drain, admin, reload) while publishes were in flight: it
     // goes out once they are answered, and nothing more is read meanwhile (what the client
     // sent after them is not acknowledged, so the SDK sends it again after reconnecting).
@@ -461,9 +455,21 @@ async fn run_session<T: Transport>(
             codec.encode_close_empty(&mut wbuf);
         }
         if !wbuf.is_empty() {
-            match timeout(WRITE_STALL_TIMEOUT, io.write_all_bytes(&wbuf)).await {
+            // A peer that stopped reading must not pin its task and buffers forever: its
+            // subscriptions hold nothing more meanwhile (they catch up from history), and past
+            // the write timeout it is cut off.
+            match timeout(write_timeout, io.write_all_bytes(&wbuf)).await {
                 Ok(Ok(())) => {}
-                _ => break,
+                Ok(Err(_)) => break,
+                Err(_) => {
+                    tracing::info!(conn = %session.id(), "closing a connection that stopped reading (write timeout)");
+                    broker
+                        .stats
+                        .catch_up
+                        .cut_off
+                        .fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
             }
             wbuf.clear();
             // A busy connection keeps its buffer (regrowing it from nothing every round cost a

@@ -215,7 +215,6 @@ pub fn broker_settings(settings: &ServerSettings) -> BrokerSettings {
             publish_rate_limit: settings.limits.publish_rate_limit,
             outbound_queue_bytes: settings.limits.outbound_queue_bytes,
             batch_flush_delay: settings.limits.batch_flush,
-            backpressure_wait: settings.limits.backpressure_wait,
             ..BrokerLimits::default()
         },
         ..BrokerSettings::default()

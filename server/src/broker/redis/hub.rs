@@ -21,6 +21,18 @@
 //! the id check. If the bounded buffer fills during a long replay, the overflowing messages are
 //! not kept, and step 3 runs again from `L` before the switch: they are in the stream anyway.
 //!
+//! # Slow subscribers
+//!
+//! A live subscription whose connection queue has no room for a pushed message goes back to
+//! catch-up mode at its last delivered position, exactly as after a reconnect: its replay reads
+//! the stream page by page, each page only once the queue is at most half full
+//! ([`crate::broker::mailbox::Mailbox::wait_for_room`]), i.e. at the pace its socket accepts,
+//! and switches it back to live as above. The pub/sub reader never waits for it, nor do
+//! publishers. If the stream was trimmed past its position meanwhile (every page is read with
+//! the trim marker), the loss is reported, exactly when the subscription's place in the stream
+//! is known (counted from `entries-added` since it was last live), and it goes on from the
+//! oldest entry kept.
+//!
 //! When the node's connection is lost every subscription goes back to catch-up mode at its last
 //! delivered position; when it returns, the channels are `SUBSCRIBE`d again and each
 //! subscription replays from where it was, with the same guarantee. Each subscription is told
@@ -36,8 +48,9 @@ use redis::Value;
 
 use super::keys::Layout;
 use super::node::{Node, NodeError};
-use super::scripts::{self, Entry, RawId};
+use super::scripts::{self, RawId};
 use crate::broker::backend::{Message, SubscribeAck};
+use crate::broker::catchup::{CatchUpCounters, Laggard};
 use crate::broker::mailbox::{Notice, Subscriber};
 use cobra_wire::Position;
 
@@ -82,6 +95,11 @@ struct Sub {
     catch_up: Option<CatchUp>,
     /// Told [`Notice::Unavailable`] and not yet [`Notice::Resumed`].
     paused: bool,
+    /// `entries-added` index of `last` in the stream, when known: counts exactly what a
+    /// trim made it miss.
+    index: Option<u64>,
+    /// Set while catching up after its queue overflowed (counted in `/metrics`).
+    laggard: Option<Laggard>,
 }
 
 struct Channel {
@@ -100,24 +118,34 @@ pub struct Hub {
     channels: Mutex<HashMap<Arc<str>, Channel>>,
     buffer_cap: usize,
     epochs: AtomicU64,
+    counters: Arc<CatchUpCounters>,
 }
 
 /// Where a replay ended.
 struct Replay {
     /// The stream's latest id and the expiry check, from the first page.
     first: Option<(Position, Option<u64>)>,
+    /// The subscription is live again (false: stopped, the queue being full, or superseded).
+    live: bool,
 }
 
 impl Hub {
     /// An empty hub for the channels of `layout` capped at `max_length`, holding up to
-    /// `buffer_cap` live messages per subscription during a replay.
-    pub fn new(layout: Layout, max_length: usize, buffer_cap: usize) -> Self {
+    /// `buffer_cap` live messages per subscription during a replay, counting slow subscribers
+    /// in `counters`.
+    pub fn new(
+        layout: Layout,
+        max_length: usize,
+        buffer_cap: usize,
+        counters: Arc<CatchUpCounters>,
+    ) -> Self {
         Hub {
             layout,
             max_length,
             channels: Mutex::new(HashMap::new()),
             buffer_cap: buffer_cap.max(1),
             epochs: AtomicU64::new(0),
+            counters,
         }
     }
 
@@ -159,7 +187,10 @@ impl Hub {
             }
             return;
         };
-        hub.deliver(key, records);
+        if hub.deliver(key, records) {
+            // Subscriptions without room went back to catch-up: their replays start.
+            Self::restart_stalled(node);
+        }
     }
 
     /// Sends the live subscriptions of `key` back to catch-up mode; false if there were none.
@@ -182,8 +213,9 @@ impl Hub {
         any
     }
 
-    /// Fans live records of `key` out to its subscriptions.
-    fn deliver(&self, key: &str, records: Vec<(RawId, &str)>) {
+    /// Fans live records of `key` out to its subscriptions. True when one had no room and went
+    /// back to catch-up mode (its replay is to be started).
+    fn deliver(&self, key: &str, records: Vec<(RawId, &str)>) -> bool {
         let messages: Vec<Arc<Message>> = records
             .into_iter()
             .map(|(id, raw)| {
@@ -195,8 +227,9 @@ impl Hub {
             .collect();
         let mut channels = self.channels.lock();
         let Some(ch) = channels.get_mut(key) else {
-            return;
+            return false;
         };
+        let mut fell_behind = false;
         for sub in &mut ch.subs {
             for message in &messages {
                 if message.position <= sub.last {
@@ -210,13 +243,20 @@ impl Hub {
                             cu.overflowed = true; // the replay will read it from the stream
                         }
                     }
-                    None => {
-                        sub.subscriber.offer(message);
+                    None if sub.subscriber.try_offer(message) => {
                         sub.last = message.position;
+                        sub.index = sub.index.map(|i| i + 1);
+                    }
+                    None => {
+                        // No room: read the stream after `last` at the connection's pace.
+                        sub.catch_up = Some(CatchUp::new(self.next_epoch(), false));
+                        sub.laggard = Some(self.counters.laggard());
+                        fell_behind = true;
                     }
                 }
             }
         }
+        fell_behind
     }
 
     /// The node's connections were lost: every subscription waits to resume from its last
@@ -291,6 +331,7 @@ impl Hub {
             match Self::replay(node, key, &subscriber, epoch, Some(from), true).await {
                 Ok(Replay {
                     first: Some((_, Some(missed))),
+                    ..
                 }) => {
                     // Reported by the replay itself, before the messages after the gap.
                     tracing::warn!(
@@ -399,6 +440,8 @@ impl Hub {
                 paused: false,
                 last: Position::default(),
                 catch_up: Some(CatchUp::new(epoch, true)),
+                index: None,
+                laggard: None,
             });
         }
         let result = match Self::ensure_subscribed(node, key).await {
@@ -408,8 +451,16 @@ impl Hub {
         match result {
             Ok(Replay {
                 first: Some((position, expired)),
-            }) => Ok(SubscribeAck { position, expired }),
-            Ok(Replay { first: None }) => {
+                live,
+            }) => {
+                if !live {
+                    // Its queue filled up: the rest is read at the connection's pace.
+                    hub.set_idle(key, &subscriber, epoch);
+                    Self::restart_stalled(node);
+                }
+                Ok(SubscribeAck { position, expired })
+            }
+            Ok(Replay { first: None, .. }) => {
                 Self::unsubscribe(node, key, &subscriber);
                 Err(node.down_error())
             }
@@ -437,10 +488,13 @@ impl Hub {
     }
 
     /// Replays the stream after `after` (or from its end, for `None`) into `subscriber`, then
-    /// switches it to live delivery. See the module docs. When `resuming` (after an outage), an
-    /// expired position is reported to the subscriber as a loss before the messages after the
-    /// gap (a new subscription reports it in its [`SubscribeAck`] instead). Stops quietly (with what it learnt)
-    /// when the subscription was removed or its catch-up superseded by a reconnect.
+    /// switches it to live delivery. See the module docs. When `resuming` (after an outage, or
+    /// catching up a slow subscriber), each page waits for room in the subscriber's queue, and
+    /// an expired position is reported to the subscriber as a loss before the messages after
+    /// the gap (a new subscription reports it in its [`SubscribeAck`] instead, and stops with
+    /// `live` false when its queue is full: the caller continues in the background). Stops
+    /// quietly (with what it learnt) when the subscription was removed or its catch-up
+    /// superseded by a reconnect.
     async fn replay(
         node: &Arc<Node>,
         key: &str,
@@ -451,79 +505,112 @@ impl Hub {
     ) -> Result<Replay, NodeError> {
         let page = node.limits().history_page.max(1);
         let stream = node.hub.layout.history(key);
-        let mut replay = Replay { first: None };
+        let mut replay = Replay {
+            first: None,
+            live: false,
+        };
         let mut pos = after.unwrap_or_default();
+        // `entries-added` index of `pos`, when known.
+        let mut index = if resuming {
+            node.hub.sub_index(key, subscriber)
+        } else {
+            None
+        };
         loop {
-            let entries: Vec<Entry> = if replay.first.is_none() {
-                // First page: atomically with the stream's state (latest id, trimmed ids).
-                let start = match after {
-                    Some(p) if p != Position::default() => format!("({p}"),
-                    _ => "-".to_string(),
-                };
-                let count = if after.is_some() { page } else { 0 };
-                let stream = stream.clone();
-                let reply: Value = node
-                    .command(|mut c| async move {
-                        HISTORY
-                            .key(stream)
-                            .arg(start)
-                            .arg(count)
-                            .invoke_async(&mut c)
-                            .await
-                    })
-                    .await?;
-                let h = scripts::history_page(reply).map_err(|e| node.reply_error(e))?;
-                let last = position(h.last);
-                let marker = h.marker(node.hub.max_length).map(position);
-                let expired = match (after, marker) {
-                    (Some(p), Some(m)) if p != Position::default() && p < m => {
-                        // Exact count unknown: every entry ever cut (the marker included) is an
-                        // upper bound, as the embedded backend reports.
-                        Some((h.added + 1).saturating_sub(h.length))
-                    }
-                    _ => None,
-                };
-                if after.is_none() {
-                    pos = last;
-                }
-                // The marker and what precedes it are not history any more.
-                if let Some(m) = marker {
-                    pos = pos.max(m);
-                }
-                if resuming && let Some(missed) = expired {
-                    subscriber.report_loss(
-                        missed,
-                        "the channel's history moved past this subscription's position while its Redis node was away",
-                    );
-                }
-                replay.first = Some((last, expired));
-                h.entries
-            } else {
-                let (stream, start) = (stream.clone(), format!("({pos}"));
-                let reply: Value = node
-                    .command(|mut c| async move {
-                        redis::cmd("XRANGE")
-                            .arg(stream)
-                            .arg(start)
-                            .arg("+")
-                            .arg("COUNT")
-                            .arg(page)
-                            .query_async(&mut c)
-                            .await
-                    })
-                    .await?;
-                scripts::entries(reply).map_err(|e| node.reply_error(e))?
+            if resuming {
+                subscriber.mailbox().wait_for_room().await;
+            }
+            // Every page with the stream's state (latest id, trimmed ids): a subscription
+            // reading at its socket's pace may see the stream trimmed past it between pages.
+            let start = match (replay.first, after) {
+                (None, Some(p)) if p == Position::default() => "-".to_string(),
+                (None, None) => "-".to_string(),
+                _ => format!("({pos}"),
             };
+            let count = if replay.first.is_none() && after.is_none() {
+                0
+            } else {
+                page
+            };
+            let stream_key = stream.clone();
+            let reply: Value = node
+                .command(|mut c| async move {
+                    HISTORY
+                        .key(stream_key)
+                        .arg(start)
+                        .arg(count)
+                        .invoke_async(&mut c)
+                        .await
+                })
+                .await?;
+            let h = scripts::history_page(reply).map_err(|e| node.reply_error(e))?;
+            let last = position(h.last);
+            let marker = h.marker(node.hub.max_length).map(position);
+            // `entries-added` index of the marker (the oldest entry kept).
+            let marker_index = (h.added + 1).saturating_sub(h.length);
+            let first_page = replay.first.is_none();
+            if first_page && after.is_none() {
+                pos = last;
+                index = Some(h.added);
+            } else if first_page && after == Some(Position::default()) {
+                index = Some(h.added.saturating_sub(h.length));
+            }
+            let expired = match marker {
+                Some(m) if (pos != Position::default() || !first_page) && pos < m => {
+                    // Exact when this subscription's place in the stream is known; otherwise
+                    // every entry ever cut (the marker included) is an upper bound, as the
+                    // embedded backend reports for a resume position.
+                    Some(match index {
+                        Some(i) => marker_index.saturating_sub(i).max(1),
+                        None => marker_index,
+                    })
+                }
+                _ => None,
+            };
+            // The marker and what precedes it are not history any more.
+            if let Some(m) = marker
+                && pos < m
+            {
+                pos = m;
+                index = Some(marker_index);
+            }
+            if let Some(missed) = expired
+                && (resuming || !first_page)
+            {
+                // The messages before the gap go out before its report.
+                subscriber.mailbox().wait_until_empty().await;
+                node.hub.counters.expired.fetch_add(1, Ordering::Relaxed);
+                node.hub
+                    .counters
+                    .missed
+                    .fetch_add(missed, Ordering::Relaxed);
+                subscriber.report_loss(
+                    missed,
+                    "the channel's history moved past this subscription's position before it could read it (channel_max_length)",
+                );
+            }
+            if first_page {
+                replay.first = Some((last, expired));
+            }
+            let entries = h.entries;
             // (A live-only start reads no entries on its first page, so this is never full.)
-            let full_page = entries.len() >= page;
+            let mut more = entries.len() >= page;
+            let mut blocked = false;
+            let mut served = 0;
             for entry in entries {
                 let message = Arc::new(Message {
                     position: position(entry.id),
                     payload: Arc::from(entry.payload),
                 });
                 if message.position > pos {
-                    subscriber.offer(&message);
+                    if !subscriber.try_offer(&message) {
+                        // No room: read again from `pos` once there is.
+                        (more, blocked) = (true, true);
+                        break;
+                    }
                     pos = message.position;
+                    index = index.map(|i| i + 1);
+                    served += 1;
                 }
             }
             let mut channels = node.hub.channels.lock();
@@ -534,35 +621,68 @@ impl Hub {
             }) else {
                 return Ok(replay); // unsubscribed meanwhile
             };
+            if sub.laggard.is_some() {
+                node.hub
+                    .counters
+                    .served
+                    .fetch_add(served, Ordering::Relaxed);
+            }
             let Some(cu) = sub.catch_up.as_mut().filter(|c| c.epoch == epoch) else {
                 return Ok(replay); // superseded: the connection was lost and a resume takes over
             };
             sub.last = pos;
-            if full_page {
+            sub.index = index;
+            if more {
+                if blocked && !resuming {
+                    // A new subscription's queue is full: the caller goes on in the background
+                    // (this task is the connection's own, which must get back to draining).
+                    return Ok(replay);
+                }
                 continue;
             }
             if std::mem::take(&mut cu.hole) {
                 cu.buffer.clear();
                 continue;
             }
+            let mut full = false;
             for message in cu.buffer.drain(..) {
                 if message.position > pos {
-                    subscriber.offer(&message);
+                    if !subscriber.try_offer(&message) {
+                        full = true; // the rest is in the stream after `pos`
+                        break;
+                    }
                     pos = message.position;
+                    index = index.map(|i| i + 1);
                 }
             }
+            if full {
+                cu.buffer.clear();
+            }
             sub.last = pos;
-            if cu.overflowed {
+            sub.index = index;
+            if std::mem::take(&mut cu.overflowed) || full {
                 // Live messages were dropped from the buffer: they are in the stream after `pos`.
-                cu.overflowed = false;
                 continue;
             }
             sub.catch_up = None;
+            sub.laggard = None;
             if std::mem::take(&mut sub.paused) {
                 sub.subscriber.report(Notice::Resumed);
             }
+            replay.live = true;
             return Ok(replay);
         }
+    }
+
+    /// The `entries-added` index of `subscriber`'s last delivered message, if known.
+    fn sub_index(&self, key: &str, subscriber: &Arc<Subscriber>) -> Option<u64> {
+        let channels = self.channels.lock();
+        channels
+            .get(key)?
+            .subs
+            .iter()
+            .find(|s| Arc::ptr_eq(&s.subscriber, subscriber))?
+            .index
     }
 
     /// Every subscription goes back to catch-up mode at its last position and every channel

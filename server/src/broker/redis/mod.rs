@@ -59,6 +59,7 @@ use self::shard::Rendezvous;
 use crate::broker::backend::{
     Backend, BackendError, BoxFuture, ChannelKey, NodeHealth, StartAt, SubscribeAck,
 };
+use crate::broker::catchup::CatchUpCounters;
 use crate::broker::mailbox::Subscriber;
 use cobra_wire::Position;
 
@@ -89,6 +90,8 @@ pub struct RedisBackend {
     cluster: Option<Arc<Cluster>>,
     /// The backend's own I/O runtime when built with [`RedisBackend::start`].
     runtime: Option<tokio::runtime::Runtime>,
+    /// Slow subscribers of every node ([`crate::broker::catchup`]).
+    counters: Arc<CatchUpCounters>,
 }
 
 impl RedisBackend {
@@ -170,9 +173,18 @@ impl RedisBackend {
         let limits = Arc::new(limits);
         let ring = Rendezvous::new(addrs.iter().map(NodeAddr::identity));
         let runtime = tokio::runtime::Handle::current();
+        let counters = Arc::new(CatchUpCounters::default());
         let nodes: Vec<Arc<Node>> = addrs
             .into_iter()
-            .map(|a| Node::new(a, Arc::clone(&limits), channel_max_length, runtime.clone()))
+            .map(|a| {
+                Node::new(
+                    a,
+                    Arc::clone(&limits),
+                    channel_max_length,
+                    runtime.clone(),
+                    Arc::clone(&counters),
+                )
+            })
             .collect();
         let layout = Layout::new(&limits.namespace);
         let batch_settings = Self::batch_settings(&layout, &limits, channel_max_length, false);
@@ -188,6 +200,7 @@ impl RedisBackend {
             layout,
             cluster: None,
             runtime: None,
+            counters,
         };
         if !backend.nodes.iter().any(|n| n.is_connected()) {
             let names: Vec<&str> = backend.nodes.iter().map(|n| n.name()).collect();
@@ -218,7 +231,14 @@ impl RedisBackend {
         let limits = Arc::new(limits);
         let layout = Layout::new(&limits.namespace);
         let batch_settings = Self::batch_settings(&layout, &limits, channel_max_length, true);
-        let cluster = Cluster::new(addrs, limits, channel_max_length, batch_settings);
+        let counters = Arc::new(CatchUpCounters::default());
+        let cluster = Cluster::new(
+            addrs,
+            limits,
+            channel_max_length,
+            batch_settings,
+            Arc::clone(&counters),
+        );
         if let Err(e) = cluster.start().await {
             cluster.shutdown();
             return Err(ConnectError::Cluster(e));
@@ -228,6 +248,7 @@ impl RedisBackend {
             ring: Rendezvous::new(Vec::<String>::new()),
             layout,
             cluster: Some(cluster),
+            counters,
             runtime: None,
         })
     }
@@ -515,6 +536,10 @@ impl Backend for RedisBackend {
     fn delete(&self, channel: &ChannelKey) -> BoxFuture<'_, Result<(), BackendError>> {
         let key = channel.clone();
         Box::pin(async move { Ok(self.delete_raw(key.as_str()).await?) })
+    }
+
+    fn catch_up_counters(&self) -> Arc<CatchUpCounters> {
+        Arc::clone(&self.counters)
     }
 
     fn health(&self) -> Vec<NodeHealth> {

@@ -36,6 +36,7 @@ use super::keys::Layout;
 use super::limits::RedisLimits;
 use super::scripts::{RawId, ReplyError};
 use super::url::NodeAddr;
+use crate::broker::catchup::CatchUpCounters;
 use cobra_wire::Position;
 
 /// Why a request to a node failed. The node is named in every message.
@@ -158,8 +159,9 @@ impl Node {
         limits: Arc<RedisLimits>,
         channel_max_length: usize,
         runtime: tokio::runtime::Handle,
+        counters: Arc<CatchUpCounters>,
     ) -> Arc<Self> {
-        Self::with_cluster(addr, limits, channel_max_length, runtime, None)
+        Self::with_cluster(addr, limits, channel_max_length, runtime, counters, None)
     }
 
     /// Like [`Node::new`], for a primary of a Redis Cluster when `cluster` is the notifier of
@@ -169,6 +171,7 @@ impl Node {
         limits: Arc<RedisLimits>,
         channel_max_length: usize,
         runtime: tokio::runtime::Handle,
+        counters: Arc<CatchUpCounters>,
         cluster: Option<Arc<Notify>>,
     ) -> Arc<Self> {
         let (jobs, jobs_rx) = mpsc::channel(limits.max_in_flight.max(1));
@@ -183,6 +186,7 @@ impl Node {
                 Layout::new(&limits.namespace),
                 channel_max_length,
                 limits.catch_up_buffer,
+                counters,
             ),
             addr,
             limits,

@@ -10,6 +10,29 @@ use super::{CliError, ConnArgs, creds, default_endpoint};
 /// Capacity of the event channel unless a command needs more (the SDK drops events past it).
 pub(super) const DEFAULT_EVENTS: usize = 1024;
 
+/// The SDK config of a client command: endpoint, appkey and credentials from the options, defaulted
+/// from `COBRA_PORT` and the apps config (the appkey's first role) as every client command does.
+pub fn client_config(conn: &ConnArgs, default_appkey: &str) -> Result<Config, CliError> {
+    let endpoint = conn.endpoint.clone().unwrap_or_else(default_endpoint);
+    let appkey = conn
+        .appkey
+        .clone()
+        .unwrap_or_else(|| default_appkey.to_owned());
+    let (role, secret) = creds::resolve(
+        &appkey,
+        conn.rolename.as_deref(),
+        conn.rolesecret.as_deref(),
+    )
+    .map_err(|e| CliError::Usage(e.to_string()))?;
+    let mut config = Config::new(endpoint, appkey, role, secret)
+        .backoff(Duration::from_millis(100), Duration::from_secs(1))
+        .user_agent(format!("cobra-cli/{}", env!("CARGO_PKG_VERSION")));
+    if conn.no_deflate {
+        config = config.deflate(None);
+    }
+    Ok(config)
+}
+
 /// An authenticated client and its event stream.
 pub(super) struct Session {
     /// The SDK client.
@@ -35,24 +58,10 @@ impl Session {
         events_capacity: usize,
     ) -> Result<Session, (&'static str, CliError)> {
         let timeout = conn.timeout().map_err(|e| ("options", e))?;
-        let endpoint = conn.endpoint.clone().unwrap_or_else(default_endpoint);
-        let appkey = conn
-            .appkey
-            .clone()
-            .unwrap_or_else(|| default_appkey.to_owned());
-        let (role, secret) = creds::resolve(
-            &appkey,
-            conn.rolename.as_deref(),
-            conn.rolesecret.as_deref(),
-        )
-        .map_err(|e| ("credentials", CliError::Usage(e.to_string())))?;
-        let mut config = Config::new(endpoint.clone(), appkey, role, secret)
-            .backoff(Duration::from_millis(100), Duration::from_secs(1))
-            .user_agent(format!("cobra-cli/{}", env!("CARGO_PKG_VERSION")))
+        let config = client_config(conn, default_appkey)
+            .map_err(|e| ("credentials", e))?
             .event_queue_capacity(events_capacity.max(DEFAULT_EVENTS));
-        if conn.no_deflate {
-            config = config.deflate(None);
-        }
+        let endpoint = config.endpoint.clone();
         let client =
             Client::new(config, None).map_err(|e| ("connect", CliError::Usage(e.to_string())))?;
         let events = client.events();

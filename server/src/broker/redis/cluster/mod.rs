@@ -48,6 +48,7 @@ use super::hub::Hub;
 use super::limits::RedisLimits;
 use super::node::{Node, NodeError};
 use super::url::NodeAddr;
+use crate::broker::catchup::CatchUpCounters;
 
 /// A cluster's primaries and which of them holds each slot.
 pub struct Cluster {
@@ -56,6 +57,8 @@ pub struct Cluster {
     channel_max_length: usize,
     batch: BatchSettings,
     runtime: tokio::runtime::Handle,
+    /// Shared by every node's hub (catch-up statistics).
+    counters: Arc<CatchUpCounters>,
     /// Every node met so far, by `host:port` (a node that lost its slots stays: it may get
     /// them back, and its connections cost little).
     nodes: RwLock<HashMap<(String, u16), Arc<Node>>>,
@@ -73,8 +76,10 @@ impl Cluster {
         limits: Arc<RedisLimits>,
         channel_max_length: usize,
         batch: BatchSettings,
+        counters: Arc<CatchUpCounters>,
     ) -> Arc<Self> {
         Arc::new(Cluster {
+            counters,
             seeds,
             limits,
             channel_max_length,
@@ -155,6 +160,7 @@ impl Cluster {
             Arc::clone(&self.limits),
             self.channel_max_length,
             self.runtime.clone(),
+            Arc::clone(&self.counters),
             Some(Arc::clone(&self.refresh)),
         );
         node.start(self.batch.clone());
