@@ -14,11 +14,13 @@
 #        COBRA_BIN=path    skip the build and use this `cobra` binary
 #        BENCH_DOC=path    where the table goes (default docs/performance.md, between the
 #                          `<!-- compare:begin -->` / `<!-- compare:end -->` markers; printed on stdout too)
-#        BENCH_TARGETS="embedded redis1 redis3 python nats"
+#        BENCH_TARGETS="embedded redis1 redis3 python nats cluster3"
 #                          nats: the real `nats-server` (scripts/install-nats.sh) through its WebSocket
 #                          listener, driven by `nats-bench` (the load tool's NATS mode, benches/nats-bench)
 #                          with the same scenarios, pinned like the embedded server; its table goes
 #                          between `<!-- nats:begin -->` / `<!-- nats:end -->` in the same document
+#                          (cluster3: a Redis Cluster of 3 primaries, `--redis-cluster`, every node on
+#                          the Redis core; the default list leaves it out, add it to measure it)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -72,11 +74,14 @@ wait_port() {
 export COBRA_APPS_CONFIG="$WORK/apps.yaml" HOME="$WORK"
 
 REDIS_PORTS=()
-start_redis() { # sets REDIS_PORTS+=(port)
+start_redis() { # [extra redis-server options]; sets REDIS_PORTS+=(port)
   local port
   port="$(free_port)"
+  # A cluster node also listens on port + 10000 (its bus).
+  while [ $# -gt 0 ] && [ "$port" -gt 55000 ]; do port="$(free_port)"; done
+  mkdir -p "$WORK/redis-$port"
   taskset -c "$REDIS_CPU" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
-    >"$WORK/redis-$port.log" 2>&1 &
+    --dir "$WORK/redis-$port" "$@" >"$WORK/redis-$port.log" 2>&1 &
   PIDS+=($!)
   wait_port "$port" $! || { echo "compare: redis-server did not start" >&2; exit 1; }
   REDIS_PORTS+=("$port")
@@ -99,6 +104,22 @@ start_server() { # $1 = target; sets SERVER_PID and SERVER_PORT, or returns 1
       for p in "${REDIS_PORTS[@]}"; do urls="${urls:+$urls;}redis://127.0.0.1:$p"; done
       taskset -c "$SERVER_CPU" "$COBRA_BIN" run --host 127.0.0.1 --port "$SERVER_PORT" \
         --apps-config "$WORK/apps.yaml" --redis "$urls" --max-connections $((IDLE + 1000)) \
+        >"$WORK/$1.log" 2>&1 &
+      ;;
+    cluster3)
+      local p addrs=()
+      for _ in 1 2 3; do start_redis --cluster-enabled yes; done
+      for p in "${REDIS_PORTS[@]}"; do
+        addrs+=("127.0.0.1:$p")
+        urls="${urls:+$urls,}redis://127.0.0.1:$p"
+      done
+      redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >"$WORK/cluster.log" 2>&1 || return 1
+      for _ in $(seq 1 200); do
+        redis-cli -p "${REDIS_PORTS[0]}" cluster info | grep -q 'cluster_state:ok' && break
+        sleep 0.05
+      done
+      taskset -c "$SERVER_CPU" "$COBRA_BIN" run --host 127.0.0.1 --port "$SERVER_PORT" \
+        --apps-config "$WORK/apps.yaml" --redis-cluster "$urls" --max-connections $((IDLE + 1000)) \
         >"$WORK/$1.log" 2>&1 &
       ;;
     python)

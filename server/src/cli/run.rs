@@ -127,7 +127,7 @@ pub fn run(args: RunArgs) -> i32 {
     };
     let config_source = settings.apps_config.clone();
     let source = loaded.source.to_string();
-    let started = if settings.redis_urls.is_empty() {
+    let started = if settings.redis_urls.is_empty() && settings.redis_cluster.is_empty() {
         Server::start(settings, loaded.config)
     } else {
         // The Redis backend: channels sharded over the nodes, shared with other servers.
@@ -135,7 +135,12 @@ pub fn run(args: RunArgs) -> i32 {
         if let Some(n) = settings.channel_max_length {
             apps.channel_max_length = n.get();
         }
-        let urls = settings.redis_urls.join(";");
+        let cluster = !settings.redis_cluster.is_empty();
+        let urls = if cluster {
+            settings.redis_cluster.join(";")
+        } else {
+            settings.redis_urls.join(";")
+        };
         let password = settings.redis_password.as_deref();
         let mut limits = RedisLimits::default();
         // Keeps deployments (or test servers) sharing Redis nodes apart; see `RedisLimits`.
@@ -143,6 +148,18 @@ pub fn run(args: RunArgs) -> i32 {
             && !namespace.is_empty()
         {
             limits.namespace = namespace;
+        }
+        // Replicas that must have a publish before it is acknowledged; see `RedisLimits`.
+        if let Ok(acks) = std::env::var("COBRA_REDIS_REPLICA_ACKS")
+            && !acks.is_empty()
+        {
+            match acks.parse() {
+                Ok(n) => limits.replica_acks = n,
+                Err(_) => {
+                    eprintln!("cobra run: COBRA_REDIS_REPLICA_ACKS must be a number, got `{acks}`");
+                    return 1;
+                }
+            }
         }
         if let Some(path) = &settings.redis_tls_ca {
             match std::fs::read_to_string(path) {
@@ -156,7 +173,12 @@ pub fn run(args: RunArgs) -> i32 {
                 }
             }
         }
-        match RedisBackend::start(&urls, password, apps.channel_max_length, limits) {
+        let backend = if cluster {
+            RedisBackend::start_cluster(&urls, password, apps.channel_max_length, limits)
+        } else {
+            RedisBackend::start(&urls, password, apps.channel_max_length, limits)
+        };
+        match backend {
             Ok(backend) => Server::start_with_backend(settings, apps, Arc::new(backend)),
             Err(e) => {
                 eprintln!("cobra run: {e}");

@@ -73,6 +73,16 @@ pub struct ServerOptions {
     )]
     pub redis: Option<String>,
 
+    /// A Redis Cluster to run on instead of a node list: a few of its nodes (seeds),
+    /// `,`-separated; the rest is discovered and followed (failover, resharding).
+    #[arg(
+        long,
+        env = "COBRA_REDIS_CLUSTER",
+        value_name = "URLS",
+        conflicts_with = "redis"
+    )]
+    pub redis_cluster: Option<String>,
+
     /// Redis password (when the URLs carry none).
     #[arg(
         long,
@@ -239,6 +249,8 @@ pub struct ServerSettings {
     pub apps_config: ConfigSource,
     /// Redis URLs; empty: the embedded backend.
     pub redis_urls: Vec<String>,
+    /// Seed URLs of a Redis Cluster (`--redis-cluster`); non-empty: cluster mode.
+    pub redis_cluster: Vec<String>,
     /// Password for Redis nodes whose URL gives none.
     pub redis_password: Option<String>,
     /// CA (PEM file) for `rediss://` nodes; `None`: the webpki roots.
@@ -307,6 +319,13 @@ impl ServerOptions {
     ) -> Result<ServerSettings, OptionsError> {
         let addr = resolve_addr(&self.host, self.port)?;
         let redis_urls = parse_redis_urls(self.redis.as_deref().unwrap_or(""))?;
+        let redis_cluster = parse_redis_urls(
+            &self
+                .redis_cluster
+                .as_deref()
+                .unwrap_or("")
+                .replace(',', ";"),
+        )?;
         let nonzero = |value: usize, option| {
             if value == 0 {
                 Err(OptionsError::Zero { option })
@@ -354,6 +373,7 @@ impl ServerOptions {
             addr,
             apps_config,
             redis_urls,
+            redis_cluster,
             redis_password: self.redis_password.filter(|p| !p.is_empty()),
             redis_tls_ca: self.redis_tls_ca,
             channel_max_length,
@@ -373,6 +393,7 @@ impl ServerSettings {
             addr,
             apps_config,
             redis_urls: Vec::new(),
+            redis_cluster: Vec::new(),
             redis_password: None,
             redis_tls_ca: None,
             channel_max_length: None,

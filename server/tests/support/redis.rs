@@ -167,3 +167,207 @@ impl Drop for RedisServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Whether `redis-cli` (which creates and reshards test clusters) can be run here; like
+/// [`available`], a skip outside CI and a failure under it.
+pub(crate) fn cli_available() -> bool {
+    let ok = Command::new("redis-cli")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").is_err(),
+            "redis-cli is required under CI"
+        );
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: redis-cli not installed (install redis-tools, or run under CI where it is required)"
+        );
+    }
+    ok
+}
+
+impl RedisServer {
+    /// Starts a cluster-enabled server (`node_timeout_ms` is `cluster-node-timeout`: how long a
+    /// primary may be silent before its replica takes over) on a free port whose cluster bus
+    /// port (+10000) is free too.
+    pub(crate) fn spawn_cluster_node(node_timeout_ms: u64) -> std::io::Result<Self> {
+        for _ in 0..50 {
+            let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            if port > 55_000 || TcpListener::bind(("127.0.0.1", port + 10_000)).is_err() {
+                continue;
+            }
+            let dir = std::env::temp_dir()
+                .join(format!("cobra-redis-cluster-{}-{port}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            let extra: Vec<String> = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-node-timeout",
+                &node_timeout_ms.to_string(),
+                // A replica takes over however long it was cut off (tests kill primaries).
+                "--cluster-replica-validity-factor",
+                "0",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            if let Some(child) = start(port, &dir, &extra)? {
+                return Ok(RedisServer {
+                    port,
+                    child: Some(child),
+                    dir,
+                    extra,
+                });
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        Err(std::io::Error::other(
+            "could not start a cluster redis-server",
+        ))
+    }
+
+    /// Whether the process is running (not killed).
+    pub(crate) fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+}
+
+/// `redis-cli -p <port> <args>`, its standard output (empty when it failed).
+pub(crate) fn cli(port: u16, args: &[&str]) -> String {
+    Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// A Redis Cluster of real processes: `primaries` primaries with `replicas` replicas each,
+/// made with `redis-cli --cluster create`; every process killed on drop.
+pub(crate) struct RedisCluster {
+    /// Every process, primaries and replicas (roles change with failovers).
+    pub(crate) nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts the processes, creates the cluster and waits until every node says it is ok.
+    pub(crate) fn spawn(primaries: usize, replicas: usize, node_timeout_ms: u64) -> Self {
+        let nodes: Vec<RedisServer> = (0..primaries * (1 + replicas))
+            .map(|_| RedisServer::spawn_cluster_node(node_timeout_ms).expect("redis-server"))
+            .collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port()))
+            .collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let cluster = RedisCluster { nodes };
+        cluster.wait_ok(Duration::from_secs(30));
+        cluster
+    }
+
+    /// `redis://127.0.0.1:<port>` of every running node, `,`-separated (the `--redis-cluster` form).
+    pub(crate) fn seeds(&self) -> String {
+        self.nodes
+            .iter()
+            .filter(|n| n.is_running())
+            .map(RedisServer::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Waits until every running node reports `cluster_state:ok` with all slots served, every
+    /// replica is in sync with its primary, and all agree on the primaries.
+    pub(crate) fn wait_ok(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let running: Vec<&RedisServer> = self.nodes.iter().filter(|n| n.is_running()).collect();
+            let ok = running.iter().all(|n| {
+                let info = cli(n.port(), &["cluster", "info"]);
+                let replication = cli(n.port(), &["info", "replication"]);
+                info.contains("cluster_state:ok")
+                    && info.contains("cluster_slots_ok:16384")
+                    // A replica has finished its first sync (publishes may wait for it).
+                    && (replication.contains("role:master")
+                        || replication.contains("master_link_status:up"))
+            });
+            let views: Vec<Vec<u16>> = running
+                .iter()
+                .map(|n| self.primaries_seen_by(n.port()))
+                .collect();
+            if ok && views.windows(2).all(|w| w[0] == w[1]) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "Redis Cluster not ok in time");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn primaries_seen_by(&self, port: u16) -> Vec<u16> {
+        let mut ports: Vec<u16> = cli(port, &["cluster", "nodes"])
+            .lines()
+            .filter(|l| l.contains("master") && !l.contains("fail"))
+            .filter_map(|l| {
+                l.split_whitespace()
+                    .nth(1)?
+                    .split(['@', ':'])
+                    .nth(1)?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        ports.sort_unstable();
+        ports
+    }
+
+    /// Ports of the running primaries.
+    pub(crate) fn primary_ports(&self) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .filter(|n| n.is_running())
+            .filter(|n| cli(n.port(), &["role"]).starts_with("master"))
+            .map(RedisServer::port)
+            .collect()
+    }
+
+    /// The running node on `port`.
+    pub(crate) fn node_mut(&mut self, port: u16) -> &mut RedisServer {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.port() == port)
+            .expect("a node of the cluster")
+    }
+
+    /// Moves `slots` slots from the primary on `from` to the one on `to` with
+    /// `redis-cli --cluster reshard` (keys migrated with them); returns when it is done.
+    pub(crate) fn reshard(&self, from: u16, to: u16, slots: usize) {
+        let id = |port| cli(port, &["cluster", "myid"]).trim().to_string();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "reshard", &format!("127.0.0.1:{from}")])
+            .args(["--cluster-from", &id(from), "--cluster-to", &id(to)])
+            .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli --cluster reshard");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster reshard failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}

@@ -27,6 +27,24 @@ use super::scripts::{self, RawId};
 static PUBLISH_BATCH: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(scripts::PUBLISH_BATCH));
 
+/// The same script for Redis Cluster: shard channels (`SPUBLISH`, `PUBSUB SHARDNUMSUB`), which
+/// travel only within the shard holding the slot instead of to every node of the cluster.
+static PUBLISH_BATCH_SHARDED: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        &scripts::PUBLISH_BATCH
+            .replace("'PUBLISH'", "'SPUBLISH'")
+            .replace("'NUMSUB'", "'SHARDNUMSUB'"),
+    )
+});
+
+fn script(sharded: bool) -> &'static redis::Script {
+    if sharded {
+        &PUBLISH_BATCH_SHARDED
+    } else {
+        &PUBLISH_BATCH
+    }
+}
+
 /// One publish waiting for the writer.
 pub struct Job {
     /// The channel key (`<appkey>::<channel>`); its stream is `<history prefix><key>`.
@@ -62,6 +80,9 @@ pub struct BatchSettings {
     pub history_prefix: String,
     /// The pub/sub prefix (`<ns>:p:`).
     pub live_prefix: String,
+    /// Redis Cluster: one script call per hash slot (a script may only touch keys of one
+    /// slot) and shard channels.
+    pub sharded: bool,
 }
 
 /// The writer loop of one node; ends when the node is dropped.
@@ -126,21 +147,45 @@ pub async fn writer(node: Weak<Node>, mut jobs: mpsc::Receiver<Job>, settings: B
                     || script_missing.swap(false, std::sync::atomic::Ordering::Relaxed)
                 {
                     // Inline: no batch may be issued before the script is there.
+                    let sharded = settings.sharded;
                     let load = node
                         .command_for_batch(|mut c| async move {
-                            PUBLISH_BATCH.prepare_invoke().load_async(&mut c).await
+                            script(sharded).prepare_invoke().load_async(&mut c).await
                         })
                         .await;
                     loaded_on = load.is_ok().then_some(generation);
                 }
-                let mut call = Box::pin(send(node, batch, &settings, &script_missing));
-                // Hand the request to the connection now, before any later batch exists.
-                if futures_util::poll!(call.as_mut()).is_pending() {
-                    calls.push(call);
+                for batch in per_slot(batch, settings.sharded) {
+                    let mut call =
+                        Box::pin(send(Arc::clone(&node), batch, &settings, &script_missing));
+                    // Hand the request to the connection now, before any later batch exists.
+                    if futures_util::poll!(call.as_mut()).is_pending() {
+                        calls.push(call);
+                    }
                 }
             }
         }
     }
+}
+
+/// The batch as script calls: one outside a cluster, one per hash slot in it (stable: each
+/// channel keeps its order; a channel's keys share a slot, see [`super::cluster::slots::tagged`]).
+fn per_slot(mut batch: Vec<Job>, sharded: bool) -> Vec<Vec<Job>> {
+    if !sharded {
+        return vec![batch];
+    }
+    batch.sort_by_cached_key(|j| super::cluster::slots::slot_of(j.key.as_bytes()));
+    let mut out: Vec<Vec<Job>> = Vec::new();
+    let mut last = None;
+    for job in batch {
+        let slot = super::cluster::slots::slot_of(job.key.as_bytes());
+        match out.last_mut() {
+            Some(group) if last == Some(slot) => group.push(job),
+            _ => out.push(vec![job]),
+        }
+        last = Some(slot);
+    }
+    out
 }
 
 /// One `EVALSHA` of [`scripts::PUBLISH_BATCH`] for `jobs`; answers each job.
@@ -170,7 +215,7 @@ async fn send(
         + 128;
     let mut call = redis::Cmd::with_capacity(jobs.len() + 2 * streams.len() + 7, data);
     call.arg("EVALSHA")
-        .arg(PUBLISH_BATCH.get_hash())
+        .arg(script(settings.sharded).get_hash())
         .arg(streams.len());
     for (key, _) in &streams {
         call.arg(StreamName(&settings.history_prefix, key));
@@ -186,6 +231,10 @@ async fn send(
     for job in &jobs {
         call.arg(job.payload.as_bytes());
     }
+    let (acks, ack_timeout) = (
+        node.limits().replica_acks,
+        node.limits().replica_ack_timeout,
+    );
     let result: Result<Value, NodeError> = node
         .command_for_batch(|mut c| async move {
             let reply = call.query_async(&mut c).await;
@@ -193,6 +242,21 @@ async fn send(
                 && e.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
             {
                 script_missing.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            if acks > 0 && reply.is_ok() {
+                // On the same connection: WAIT covers every write this connection made.
+                let acked: i64 = redis::cmd("WAIT")
+                    .arg(acks)
+                    .arg(ack_timeout.as_millis().max(1) as u64)
+                    .query_async(&mut c)
+                    .await?;
+                if acked < acks as i64 {
+                    return Err(redis::RedisError::from((
+                        ErrorKind::Client,
+                        "publish not replicated",
+                        format!("{acked} of {acks} replicas acknowledged within {ack_timeout:?}"),
+                    )));
+                }
             }
             reply
         })

@@ -379,9 +379,7 @@ impl Hub {
             Some(_) => {}
         }
         let name = node.hub.layout.live(key);
-        let (generation, ()) = node
-            .live(|mut c| async move { c.subscribe(name).await })
-            .await?;
+        let generation = node.subscribe_live(name).await?;
         if let Some(ch) = node.hub.channels.lock().get_mut(key) {
             ch.subscribed = Some(generation);
         }
@@ -410,9 +408,7 @@ impl Hub {
         }
         let name = node.hub.layout.live(&key);
         // A failure means the connection is going away, which unsubscribes it anyway.
-        let _ = node
-            .live(|mut c| async move { c.unsubscribe(name).await })
-            .await;
+        let _ = node.unsubscribe_live(name).await;
         let mut channels = node.hub.channels.lock();
         if let Some(ch) = channels.get_mut(&*key) {
             if ch.subs.is_empty() {
@@ -687,5 +683,76 @@ impl Hub {
             .iter()
             .find(|s| Arc::ptr_eq(&s.subscriber, subscriber))?
             .index
+    }
+
+    /// Every subscription goes back to catch-up mode at its last position and every channel
+    /// counts as not subscribed (the live connection was replaced): [`Hub::restart_stalled`]
+    /// subscribes them again and replays what they missed. Nobody is told: nothing was lost.
+    pub(crate) fn resync_all(&self) {
+        let mut channels = self.channels.lock();
+        for ch in channels.values_mut() {
+            ch.subscribed = None;
+            for sub in &mut ch.subs {
+                sub.catch_up = Some(CatchUp::new(self.next_epoch(), false));
+            }
+        }
+    }
+
+    /// Takes out the channels for which `elsewhere(key)` says they now live on another node
+    /// (Redis Cluster moved their slot), with their subscriptions at their last position, for
+    /// [`Hub::adopt`] on the new node. A channel whose subscription is still replaying for
+    /// the first time stays until that ends (its start position is not known yet); the next
+    /// topology check moves it. Nothing is unsubscribed here: the old node dropped the shard
+    /// channels of a slot it lost (or is gone).
+    pub(crate) fn take_channels(&self, elsewhere: impl Fn(&str) -> bool) -> Vec<MovedChannel> {
+        let mut channels = self.channels.lock();
+        let keys: Vec<Arc<str>> = channels
+            .iter()
+            .filter(|(key, ch)| {
+                elsewhere(key)
+                    && !ch
+                        .subs
+                        .iter()
+                        .any(|s| s.catch_up.as_ref().is_some_and(|c| c.running))
+            })
+            .map(|(key, _)| Arc::clone(key))
+            .collect();
+        keys.into_iter()
+            .filter_map(|key| {
+                let ch = channels.remove(&key)?;
+                Some(MovedChannel { key, subs: ch.subs })
+            })
+            .collect()
+    }
+
+    /// Takes in channels moved from another node (see [`Hub::take_channels`]): each
+    /// subscription resumes after its last position once [`Hub::restart_stalled`] runs.
+    pub(crate) fn adopt(&self, moved: Vec<MovedChannel>) {
+        let mut channels = self.channels.lock();
+        for MovedChannel { key, subs } in moved {
+            let ch = channels.entry(key).or_insert_with(|| Channel {
+                subs: Vec::new(),
+                op: Arc::new(tokio::sync::Mutex::new(())),
+                subscribed: None,
+            });
+            ch.subscribed = None;
+            for mut sub in subs {
+                sub.catch_up = Some(CatchUp::new(self.next_epoch(), false));
+                ch.subs.push(sub);
+            }
+        }
+    }
+}
+
+/// A channel's subscriptions on their way to the node that now holds the channel.
+pub(crate) struct MovedChannel {
+    key: Arc<str>,
+    subs: Vec<Sub>,
+}
+
+impl MovedChannel {
+    /// The channel (as stored: hash-tagged).
+    pub(crate) fn key(&self) -> &str {
+        &self.key
     }
 }

@@ -69,6 +69,16 @@ pub struct RedisLimits {
     /// Prefix of every Redis name the backend uses (see [`super::keys`]). Servers sharing
     /// channels must use the same one; different ones keep deployments apart on shared nodes.
     pub namespace: String,
+    /// Replicas that must have a publish batch before it is acknowledged (`WAIT`, after each
+    /// batch; `COBRA_REDIS_REPLICA_ACKS`). 0 (the default): acknowledged once the primary has it,
+    /// so a primary that dies before replicating can take its last publishes with it. With a
+    /// Redis Cluster whose primaries have replicas, 1 makes a failover lose nothing
+    /// acknowledged; publishes then fail ("not replicated") while a primary has no replica
+    /// answering within [`Self::replica_ack_timeout`].
+    pub replica_acks: usize,
+    /// How long a batch waits for [`Self::replica_acks`] replicas (it blocks the node's
+    /// command connection meanwhile, so keep it short).
+    pub replica_ack_timeout: Duration,
     /// PEM certificate(s) of the CA that signed the `rediss://` nodes' certificates
     /// (`--redis-tls-ca`); `None`: the webpki roots (public CAs).
     pub tls_ca_pem: Option<String>,
@@ -93,6 +103,8 @@ impl Default for RedisLimits {
             trim: Trim::Exact,
             io_threads: 1,
             namespace: "cobra".to_string(),
+            replica_acks: 0,
+            replica_ack_timeout: Duration::from_millis(100),
             tls_ca_pem: None,
         }
     }

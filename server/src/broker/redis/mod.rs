@@ -25,10 +25,13 @@
 //! - **TLS**: `rediss://` nodes are reached over TLS (rustls), their certificates checked
 //!   against the webpki roots or the CA given with `--redis-tls-ca` ([`RedisLimits::tls_ca_pem`]).
 //!
-//! Needs Redis ≥ 7.0 (RESP3, `XINFO STREAM`'s `entries-added`). Redis Cluster is not
-//! supported: give the nodes as separate standalone servers.
+//! - **Redis Cluster** ([`cluster`]): `--redis-cluster` instead of a node list: channels go to
+//!   the primary of their hash slot, following failovers and resharding.
+//!
+//! Needs Redis ≥ 7.0 (RESP3, `XINFO STREAM`'s `entries-added`, sharded pub/sub).
 
 pub mod batch;
+pub mod cluster;
 pub mod hub;
 pub mod keys;
 pub mod limits;
@@ -37,6 +40,7 @@ pub mod scripts;
 pub mod shard;
 pub mod url;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use futures_util::TryFutureExt;
@@ -47,6 +51,7 @@ pub use self::node::{NodeError, NodeStatus};
 pub use self::url::{NodeAddr, UrlError};
 
 use self::batch::BatchSettings;
+use self::cluster::Cluster;
 use self::hub::Hub;
 use self::keys::Layout;
 use self::node::Node;
@@ -68,6 +73,9 @@ pub enum ConnectError {
     /// not stop the server: its channels fail until it returns).
     #[error("no Redis node reachable: {0}")]
     NoNodeReachable(String),
+    /// No seed of the Redis Cluster answered `CLUSTER SLOTS`.
+    #[error("Redis Cluster unreachable (no seed answered CLUSTER SLOTS): {0}")]
+    Cluster(String),
     /// The backend's own runtime could not be started.
     #[error("cannot start the Redis I/O runtime: {0}")]
     Runtime(std::io::Error),
@@ -78,6 +86,8 @@ pub struct RedisBackend {
     nodes: Vec<Arc<Node>>,
     ring: Rendezvous,
     layout: Layout,
+    /// Redis Cluster mode: the routing follows the cluster (and `nodes` is empty).
+    cluster: Option<Arc<Cluster>>,
     /// The backend's own I/O runtime when built with [`RedisBackend::start`].
     runtime: Option<tokio::runtime::Runtime>,
     /// Slow subscribers of every node ([`crate::broker::catchup`]).
@@ -95,6 +105,27 @@ impl RedisBackend {
         channel_max_length: usize,
         limits: RedisLimits,
     ) -> Result<Self, ConnectError> {
+        Self::start_mode(urls, password, channel_max_length, limits, false)
+    }
+
+    /// Like [`RedisBackend::start`] for a Redis Cluster reached through `seeds` (see
+    /// [`RedisBackend::connect_cluster`]).
+    pub fn start_cluster(
+        seeds: &str,
+        password: Option<&str>,
+        channel_max_length: usize,
+        limits: RedisLimits,
+    ) -> Result<Self, ConnectError> {
+        Self::start_mode(seeds, password, channel_max_length, limits, true)
+    }
+
+    fn start_mode(
+        urls: &str,
+        password: Option<&str>,
+        channel_max_length: usize,
+        limits: RedisLimits,
+        cluster: bool,
+    ) -> Result<Self, ConnectError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(limits.io_threads.max(1))
             .thread_name("cobra-redis")
@@ -105,7 +136,13 @@ impl RedisBackend {
         let connected = std::thread::scope(|scope| {
             scope
                 .spawn(|| {
-                    runtime.block_on(Self::connect(urls, password, channel_max_length, limits))
+                    runtime.block_on(async {
+                        if cluster {
+                            Self::connect_cluster(urls, password, channel_max_length, limits).await
+                        } else {
+                            Self::connect(urls, password, channel_max_length, limits).await
+                        }
+                    })
                 })
                 .join()
         });
@@ -150,12 +187,7 @@ impl RedisBackend {
             })
             .collect();
         let layout = Layout::new(&limits.namespace);
-        let batch_settings = BatchSettings {
-            max_length: channel_max_length,
-            trim: limits.trim.operator(),
-            history_prefix: layout.history(""),
-            live_prefix: layout.live(""),
-        };
+        let batch_settings = Self::batch_settings(&layout, &limits, channel_max_length, false);
         for node in &nodes {
             node.start(batch_settings.clone());
         }
@@ -166,6 +198,7 @@ impl RedisBackend {
             nodes,
             ring,
             layout,
+            cluster: None,
             runtime: None,
             counters,
         };
@@ -182,23 +215,108 @@ impl RedisBackend {
         Ok(backend)
     }
 
-    /// The nodes, in the order given.
+    /// Connects to a Redis Cluster: `seeds` are a few of its nodes (`,`- or `;`-separated
+    /// `redis[s]://` URLs; their credentials, TLS and database apply to every node the cluster
+    /// announces). Reads the slot map, starts one supervisor per primary and follows the
+    /// topology from then on (see [`cluster`]). Fails when the list is invalid or no seed
+    /// answers `CLUSTER SLOTS`. Runs on the calling tokio runtime, which must outlive the
+    /// backend.
+    pub async fn connect_cluster(
+        seeds: &str,
+        password: Option<&str>,
+        channel_max_length: usize,
+        limits: RedisLimits,
+    ) -> Result<Self, ConnectError> {
+        let addrs = NodeAddr::parse_list(&seeds.replace(',', ";"), password)?;
+        let limits = Arc::new(limits);
+        let layout = Layout::new(&limits.namespace);
+        let batch_settings = Self::batch_settings(&layout, &limits, channel_max_length, true);
+        let counters = Arc::new(CatchUpCounters::default());
+        let cluster = Cluster::new(
+            addrs,
+            limits,
+            channel_max_length,
+            batch_settings,
+            Arc::clone(&counters),
+        );
+        if let Err(e) = cluster.start().await {
+            cluster.shutdown();
+            return Err(ConnectError::Cluster(e));
+        }
+        Ok(RedisBackend {
+            nodes: Vec::new(),
+            ring: Rendezvous::new(Vec::<String>::new()),
+            layout,
+            cluster: Some(cluster),
+            counters,
+            runtime: None,
+        })
+    }
+
+    fn batch_settings(
+        layout: &Layout,
+        limits: &RedisLimits,
+        channel_max_length: usize,
+        sharded: bool,
+    ) -> BatchSettings {
+        BatchSettings {
+            max_length: channel_max_length,
+            trim: limits.trim.operator(),
+            history_prefix: layout.history(""),
+            live_prefix: layout.live(""),
+            sharded,
+        }
+    }
+
+    /// The nodes, in the order given (in a cluster: the primaries holding slots, in slot order).
     pub fn node_names(&self) -> Vec<String> {
-        self.nodes.iter().map(|n| n.name().to_string()).collect()
+        self.all_nodes()
+            .iter()
+            .map(|n| n.name().to_string())
+            .collect()
     }
 
-    /// Index (in the URL order) of the node holding `channel_key` (`<appkey>::<channel>`).
+    fn all_nodes(&self) -> Vec<Arc<Node>> {
+        match &self.cluster {
+            Some(cluster) => cluster.primaries(),
+            None => self.nodes.clone(),
+        }
+    }
+
+    /// Index (in the URL order) of the node holding `channel_key` (`<appkey>::<channel>`); in a
+    /// cluster, its index in [`RedisBackend::node_names`] (the order changes with the topology).
     pub fn node_index(&self, channel_key: &str) -> usize {
-        self.ring.node_for(channel_key)
+        match &self.cluster {
+            Some(cluster) => {
+                let key = self::cluster::slots::tagged(channel_key);
+                let owner = cluster.route(&key).ok();
+                cluster
+                    .primaries()
+                    .iter()
+                    .position(|n| owner.as_ref().is_some_and(|o| Arc::ptr_eq(n, o)))
+                    .unwrap_or(0)
+            }
+            None => self.ring.node_for(channel_key),
+        }
     }
 
-    fn node(&self, channel_key: &str) -> &Arc<Node> {
-        &self.nodes[self.ring.node_for(channel_key)]
+    /// The node holding `channel_key` and the channel's name there (hash-tagged in a cluster).
+    fn route<'k>(&self, channel_key: &'k str) -> Result<(Arc<Node>, Cow<'k, str>), NodeError> {
+        match &self.cluster {
+            Some(cluster) => {
+                let key = self::cluster::slots::tagged(channel_key);
+                Ok((cluster.route(&key)?, Cow::Owned(key)))
+            }
+            None => Ok((
+                Arc::clone(&self.nodes[self.ring.node_for(channel_key)]),
+                Cow::Borrowed(channel_key),
+            )),
+        }
     }
 
     /// Detailed per-node health (a superset of [`Backend::health`]).
     pub fn status(&self) -> Vec<NodeStatus> {
-        self.nodes.iter().map(|n| n.status()).collect()
+        self.all_nodes().iter().map(|n| n.status()).collect()
     }
 
     /// Appends `payload` to the channel's history and pushes it to every server's subscribers;
@@ -206,9 +324,15 @@ impl RedisBackend {
     ///
     /// The publish is queued when this is called, not when the future is first polled:
     /// publishes to one channel land in the order of the calls (see [`Node::start_publish`]).
-    pub fn publish_raw(&self, channel_key: &str, payload: Arc<str>) -> node::PublishReply<'_> {
-        self.node(channel_key)
-            .publish(Arc::from(channel_key), payload)
+    pub fn publish_raw(
+        &self,
+        channel_key: &str,
+        payload: Arc<str>,
+    ) -> BoxFuture<'static, Result<Position, NodeError>> {
+        match self.route(channel_key) {
+            Ok((node, key)) => Box::pin(node.publish(Arc::from(key.as_ref()), payload)),
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
     }
 
     /// Stores `value` as the channel's key/value entry (a stream of length one, so the write
@@ -218,8 +342,8 @@ impl RedisBackend {
         channel_key: &str,
         value: Arc<str>,
     ) -> Result<Position, NodeError> {
-        let node = self.node(channel_key);
-        let key = self.layout.value(channel_key);
+        let (node, channel_key) = self.route(channel_key)?;
+        let key = self.layout.value(&channel_key);
         let reply: Value = node
             .command(|mut c| async move {
                 redis::cmd("XADD")
@@ -246,10 +370,10 @@ impl RedisBackend {
         channel_key: &str,
         at: Option<Position>,
     ) -> Result<Option<String>, NodeError> {
-        let node = self.node(channel_key);
+        let (node, channel_key) = self.route(channel_key)?;
         let reply: Value = match at {
             None => {
-                let key = self.layout.value(channel_key);
+                let key = self.layout.value(&channel_key);
                 node.command(|mut c| async move {
                     redis::cmd("XREVRANGE")
                         .arg(key)
@@ -263,7 +387,7 @@ impl RedisBackend {
                 .await?
             }
             Some(p) => {
-                let (key, id) = (self.layout.history(channel_key), p.to_string());
+                let (key, id) = (self.layout.history(&channel_key), p.to_string());
                 node.command(|mut c| async move {
                     redis::cmd("XRANGE")
                         .arg(key)
@@ -281,8 +405,8 @@ impl RedisBackend {
 
     /// Deletes the channel's key/value entry.
     pub async fn delete_raw(&self, channel_key: &str) -> Result<(), NodeError> {
-        let node = self.node(channel_key);
-        let key = self.layout.value(channel_key);
+        let (node, channel_key) = self.route(channel_key)?;
+        let key = self.layout.value(&channel_key);
         let _: Value = node
             .command(|mut c| async move { redis::cmd("DEL").arg(key).query_async(&mut c).await })
             .await?;
@@ -297,12 +421,26 @@ impl RedisBackend {
         after: Option<Position>,
         subscriber: Arc<Subscriber>,
     ) -> Result<SubscribeAck, NodeError> {
-        Hub::subscribe(self.node(channel_key), channel_key, after, subscriber).await
+        let (node, key) = self.route(channel_key)?;
+        Hub::subscribe(&node, &key, after, subscriber).await
     }
 
     /// Removes `subscriber` from the channel.
     pub fn unsubscribe_raw(&self, channel_key: &str, subscriber: &Arc<Subscriber>) {
-        Hub::unsubscribe(self.node(channel_key), channel_key, subscriber)
+        match &self.cluster {
+            // The channel may have moved since it was subscribed: look on every node.
+            Some(cluster) => {
+                let key = self::cluster::slots::tagged(channel_key);
+                for node in cluster.nodes() {
+                    Hub::unsubscribe(&node, &key, subscriber);
+                }
+            }
+            None => Hub::unsubscribe(
+                &self.nodes[self.ring.node_for(channel_key)],
+                channel_key,
+                subscriber,
+            ),
+        }
     }
 }
 
@@ -310,6 +448,9 @@ impl Drop for RedisBackend {
     fn drop(&mut self) {
         for node in &self.nodes {
             node.shutdown();
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.shutdown();
         }
         if let Some(runtime) = self.runtime.take() {
             // Never blocks, so dropping the backend inside another runtime is fine.
@@ -340,8 +481,12 @@ impl Backend for RedisBackend {
         payload: Arc<str>,
     ) -> BoxFuture<'_, Result<Position, BackendError>> {
         // Queued now (not on first poll): the caller's call order is the landing order.
+        if self.cluster.is_some() {
+            return Box::pin(self.publish_raw(channel.as_str(), payload).err_into());
+        }
         let key = channel.shared();
-        Box::pin(self.node(&key).publish(key, payload).err_into())
+        let node = &self.nodes[self.ring.node_for(&key)];
+        Box::pin(node.publish(key, payload).err_into())
     }
 
     fn subscribe(

@@ -142,6 +142,14 @@ pub struct Node {
     runtime: tokio::runtime::Handle,
     /// This server's subscriptions on the node.
     pub(crate) hub: Hub,
+    /// A node of a Redis Cluster: shard channels (`SSUBSCRIBE`), and redirections or a lost
+    /// connection wake the cluster's topology refresh (see [`super::cluster`]).
+    pub(crate) cluster: Option<Arc<Notify>>,
+    /// `SUNSUBSCRIBE`s we sent and whose confirmation has not come yet: any other
+    /// `sunsubscribe` push is Redis dropping our subscriptions (their slot moved away).
+    pending_sunsubscribes: AtomicU64,
+    /// Numbers live connections, so that pushes of a replaced one are ignored.
+    live_epoch: AtomicU64,
 }
 
 impl Node {
@@ -152,6 +160,19 @@ impl Node {
         channel_max_length: usize,
         runtime: tokio::runtime::Handle,
         counters: Arc<CatchUpCounters>,
+    ) -> Arc<Self> {
+        Self::with_cluster(addr, limits, channel_max_length, runtime, counters, None)
+    }
+
+    /// Like [`Node::new`], for a primary of a Redis Cluster when `cluster` is the notifier of
+    /// the cluster's topology refresh.
+    pub(crate) fn with_cluster(
+        addr: NodeAddr,
+        limits: Arc<RedisLimits>,
+        channel_max_length: usize,
+        runtime: tokio::runtime::Handle,
+        counters: Arc<CatchUpCounters>,
+        cluster: Option<Arc<Notify>>,
     ) -> Arc<Self> {
         let (jobs, jobs_rx) = mpsc::channel(limits.max_in_flight.max(1));
         Arc::new(Node {
@@ -175,12 +196,20 @@ impl Node {
             closed: AtomicBool::new(false),
             generations: AtomicU64::new(0),
             attempts: tokio::sync::watch::Sender::new(0),
+            cluster,
+            pending_sunsubscribes: AtomicU64::new(0),
+            live_epoch: AtomicU64::new(0),
         })
     }
 
     /// `redis://host:port/db`.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The host, as given or announced.
+    pub(crate) fn host(&self) -> &str {
+        self.addr.host()
     }
 
     /// Runs `task` on the node's runtime.
@@ -342,6 +371,9 @@ impl Node {
                 if e.is_io_error() || e.is_unrecoverable_error() || e.is_connection_dropped() {
                     self.wake.notify_one(); // let the supervisor check the link now
                 }
+                if is_redirection(&e) {
+                    self.topology_changed();
+                }
                 Err(NodeError::Failed {
                     node: self.name.clone(),
                     reason: e.to_string(),
@@ -465,9 +497,9 @@ impl Node {
     }
 
     /// Queues a publish (see [`Node::start_publish`]) and returns its answer to come.
-    pub fn publish(&self, key: Arc<str>, payload: Arc<str>) -> PublishReply<'_> {
+    pub fn publish(self: &Arc<Self>, key: Arc<str>, payload: Arc<str>) -> PublishReply {
         PublishReply {
-            node: self,
+            node: Arc::clone(self),
             state: match self.start_publish(key, payload) {
                 Ok(answer) => ReplyState::Waiting(answer),
                 Err(refused) => ReplyState::Refused(refused),
@@ -558,6 +590,115 @@ impl Node {
         }
     }
 
+    /// Wakes the cluster's topology refresh (nothing outside a cluster).
+    pub(crate) fn topology_changed(&self) {
+        if let Some(refresh) = &self.cluster {
+            refresh.notify_one();
+        }
+    }
+
+    /// Whether this is a node of a Redis Cluster (shard channels, hash-tagged keys).
+    pub(crate) fn is_cluster(&self) -> bool {
+        self.cluster.is_some()
+    }
+
+    /// `SUBSCRIBE` (or `SSUBSCRIBE` in a cluster) `name` on the live connection, confirmed.
+    pub(crate) async fn subscribe_live(&self, name: String) -> Result<u64, NodeError> {
+        if self.is_cluster() {
+            // The redis crate has no `ssubscribe` on a plain multiplexed connection (only on
+            // its cluster connection, which would hide which node holds the subscription): one
+            // channel is one `ssubscribe` confirmation, a push that answers the request.
+            let (generation, _): (u64, Value) = self
+                .live(|mut c| async move {
+                    redis::cmd("SSUBSCRIBE").arg(name).query_async(&mut c).await
+                })
+                .await?;
+            return Ok(generation);
+        }
+        let (generation, ()) = self
+            .live(|mut c| async move { c.subscribe(name).await })
+            .await?;
+        Ok(generation)
+    }
+
+    /// `UNSUBSCRIBE` (or `SUNSUBSCRIBE`) `name` on the live connection.
+    pub(crate) async fn unsubscribe_live(&self, name: String) -> Result<(), NodeError> {
+        if self.is_cluster() {
+            self.pending_sunsubscribes.fetch_add(1, Ordering::Relaxed);
+            let _: (u64, Value) = self
+                .live(|mut c| async move {
+                    redis::cmd("SUNSUBSCRIBE")
+                        .arg(name)
+                        .query_async(&mut c)
+                        .await
+                })
+                .await?;
+            return Ok(());
+        }
+        self.live(|mut c| async move { c.unsubscribe(name).await })
+            .await
+            .map(|_| ())
+    }
+
+    /// A `sunsubscribe` push: ours, or Redis dropping shard channels whose slot left the node
+    /// (resharding, failover). Then the live connection is replaced: Redis sends that push
+    /// unasked, and the redis crate takes it as the answer to the oldest request waiting on
+    /// the connection, so later answers there could be misattributed. Every subscription of
+    /// the node replays from its last position on the new connection (no loss, no duplicate)
+    /// and the topology is refreshed, which moves the channels to their new node.
+    fn on_sunsubscribe(self: &Arc<Self>, generation: u64, epoch: u64) {
+        if self.live_epoch.load(Ordering::Relaxed) != epoch || self.generation() != generation {
+            return; // a replaced connection
+        }
+        let ours = self
+            .pending_sunsubscribes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok();
+        if ours {
+            return;
+        }
+        // One renewal per connection, however many channels Redis dropped at once.
+        if self
+            .live_epoch
+            .compare_exchange(epoch, epoch + 1, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        self.topology_changed();
+        let node = Arc::clone(self);
+        self.spawn(async move { node.renew_live(generation, epoch + 1).await });
+    }
+
+    /// Replaces the live connection of `generation` by a new one (see [`Node::on_sunsubscribe`]).
+    async fn renew_live(self: Arc<Self>, generation: u64, epoch: u64) {
+        let live = match self.client() {
+            Ok(client) => {
+                client
+                    .get_multiplexed_async_connection_with_config(
+                        &self.live_config(generation, epoch),
+                    )
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        let Ok(live) = live else {
+            self.wake.notify_one(); // the supervisor finds out what is wrong
+            return;
+        };
+        {
+            let mut link = self.link.write();
+            if link.generation != generation || link.live.is_none() {
+                return;
+            }
+            link.live = Some(live);
+        }
+        self.pending_sunsubscribes.store(0, Ordering::Relaxed);
+        // Resubscribed on the new connection, each replaying from where it was.
+        self.hub.resync_all();
+        Hub::restart_stalled(&self);
+    }
+
     fn take_down(&self, generation: u64) {
         {
             let mut link = self.link.write();
@@ -569,44 +710,57 @@ impl Node {
         }
         self.stats.connected.store(false, Ordering::Relaxed);
         self.hub.on_down(&self.name);
+        self.topology_changed();
     }
 
-    async fn connect(self: &Arc<Self>) -> RedisResult<u64> {
-        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+    fn client(&self) -> RedisResult<redis::Client> {
         let info = self.addr.connection_info()?;
-        let client = match &self.limits.tls_ca_pem {
+        match &self.limits.tls_ca_pem {
             Some(ca) if self.addr.is_tls() => redis::Client::build_with_tls(
                 info,
                 redis::TlsCertificates {
                     client_tls: None,
                     root_cert: Some(ca.as_bytes().to_vec()),
                 },
-            )?,
-            _ => redis::Client::open(info)?,
-        };
-        let base = AsyncConnectionConfig::new()
+            ),
+            _ => redis::Client::open(info),
+        }
+    }
+
+    fn base_config(&self) -> AsyncConnectionConfig {
+        AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.limits.connect_timeout))
             // Our own timeout (in `run`) bounds every request, including a script's NOSCRIPT retry.
             .set_response_timeout(None)
             // Room for a burst of concurrent requests to be written in few batches; the real
             // bound is our in-flight semaphore.
-            .set_pipeline_buffer_size(1024);
+            .set_pipeline_buffer_size(1024)
+    }
+
+    fn live_config(self: &Arc<Self>, generation: u64, epoch: u64) -> AsyncConnectionConfig {
         let weak = Arc::downgrade(self);
-        let command_cfg = base.clone().set_push_sender(move |info: PushInfo| {
-            notice_disconnect(&weak, generation, &info);
-            Ok::<(), ()>(())
-        });
-        let weak = Arc::downgrade(self);
-        let live_cfg = base.set_push_sender(move |info: PushInfo| {
+        self.base_config().set_push_sender(move |info: PushInfo| {
             if let Some(node) = weak.upgrade() {
-                if info.kind == PushKind::Message {
-                    Hub::on_message(&node, &info.data);
-                } else {
-                    notice_disconnect(&Arc::downgrade(&node), generation, &info);
+                match info.kind {
+                    PushKind::Message | PushKind::SMessage => Hub::on_message(&node, &info.data),
+                    PushKind::SUnsubscribe => node.on_sunsubscribe(generation, epoch),
+                    _ => notice_disconnect(&Arc::downgrade(&node), generation, &info),
                 }
             }
             Ok::<(), ()>(())
+        })
+    }
+
+    async fn connect(self: &Arc<Self>) -> RedisResult<u64> {
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        let client = self.client()?;
+        let weak = Arc::downgrade(self);
+        let command_cfg = self.base_config().set_push_sender(move |info: PushInfo| {
+            notice_disconnect(&weak, generation, &info);
+            Ok::<(), ()>(())
         });
+        let epoch = self.live_epoch.fetch_add(1, Ordering::Relaxed) + 1;
+        let live_cfg = self.live_config(generation, epoch);
         let command = client
             .get_multiplexed_async_connection_with_config(&command_cfg)
             .await?;
@@ -621,9 +775,19 @@ impl Node {
                 live: Some(live),
             };
         }
+        self.pending_sunsubscribes.store(0, Ordering::Relaxed);
         self.stats.connected.store(true, Ordering::Relaxed);
         Ok(generation)
     }
+}
+
+/// Whether Redis Cluster told us a key is elsewhere or its slot is in transition.
+fn is_redirection(e: &redis::RedisError) -> bool {
+    use redis::{ErrorKind, ServerErrorKind as S};
+    matches!(
+        e.kind(),
+        ErrorKind::Server(S::Moved | S::Ask | S::TryAgain | S::ClusterDown | S::MasterDown)
+    )
 }
 
 fn notice_disconnect(node: &Weak<Node>, generation: u64, info: &PushInfo) {
@@ -657,8 +821,9 @@ impl Drop for SlotGuard<'_> {
 /// Written by hand rather than as an `async` block: a server holds thousands of these at once
 /// and polls each when its answer comes, long after it was made, so its size is cache misses
 /// (the `async` version was 440 bytes and its first poll 5 % of the server's CPU under load).
-pub struct PublishReply<'a> {
-    node: &'a Node,
+pub struct PublishReply {
+    /// Owned: in a cluster the node may leave the routing table while a publish waits.
+    node: Arc<Node>,
     state: ReplyState,
 }
 
@@ -671,7 +836,7 @@ enum ReplyState {
     Done,
 }
 
-impl Future for PublishReply<'_> {
+impl Future for PublishReply {
     type Output = Result<Position, NodeError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {

@@ -185,6 +185,16 @@ impl NodeAddr {
         self.tls
     }
 
+    /// The same credentials, TLS and database at another host and port (a node announced by
+    /// Redis Cluster).
+    pub(crate) fn at(&self, host: &str, port: u16) -> NodeAddr {
+        NodeAddr {
+            host: host.to_ascii_lowercase(),
+            port,
+            ..self.clone()
+        }
+    }
+
     /// Whether a password will be sent.
     pub fn has_password(&self) -> bool {
         self.password.is_some()

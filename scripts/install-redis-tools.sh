@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# redis-cli (Debian `redis-tools`): the Redis Cluster tests (server/tests/redis_cluster.rs) and the
+# `cluster3` target of benches/compare.sh create and reshard clusters with `redis-cli --cluster`.
+# (Usually already there: `redis-server` depends on it.) Idempotent.
+set -euo pipefail
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+if command -v redis-cli >/dev/null 2>&1; then
+  echo "redis-tools: already installed"
+  exit 0
+fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends redis-tools
