@@ -660,7 +660,8 @@ cobra_status_t cobra_config_set_tls_roots(cobra_config_t *config,
 COBRA_API cobra_status_t cobra_config_add_tls_pin(cobra_config_t *config, const char *pin);
 
 /**
- * Turns permessage-deflate compression on (default, 15-bit windows, context takeover both ways) or off.
+ * Turns permessage-deflate compression on (default: context takeover both ways, a 12-bit window for
+ * the client, up to 15 bits for the server) or off.
  *
  * Ownership: `config` is borrowed for the call; nothing else is passed by pointer.
  */
