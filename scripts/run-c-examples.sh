@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the C and C++ examples with CMake and runs them against a local cobra server:
 # a StreamSQL subscriber (slow frames only) and a telemetry publisher (fps events through the metrics
-# publisher), first in C, then in C++. Exits non-zero unless every subscriber got exactly what its filter
+# publisher), first in C, then in C++; then the C FPS table (a GROUP BY subscription), its output diffed with
+# examples/c/fps_table.expected. Exits non-zero unless every subscriber got exactly what its filter
 # lets through.
 #
 #   scripts/run-c-examples.sh                 # builds libcobra (release) and the server, starts it, runs all
@@ -96,4 +97,18 @@ run_pair() { # lang suffix
 for lang in $langs; do
   if [ "$lang" = cpp ]; then run_pair cpp _cpp; else run_pair "$lang" ""; fi
 done
+
+# The FPS table (C only): a GROUP BY subscription fed a fixed sequence with explicit timestamps by the example
+# itself, so its whole output is known: diffed with examples/c/fps_table.expected.
+if [[ " $langs " == *" c "* ]]; then
+  table=$out/c/fps_table$exe
+  [ -f "$table" ] || { echo "examples: $table was not built" >&2; exit 1; }
+  echo "== c: fps_table (diffed with examples/c/fps_table.expected)"
+  COBRA_FPS_ID="example_fps_table_$$" "${runner[@]}" "$table" > "$work/fps_table.out" \
+    || { echo "fps_table failed" >&2; cat "$work/fps_table.out" >&2; exit 1; }
+  sed -i $'s/\r$//' "$work/fps_table.out"
+  diff -u "$root/examples/c/fps_table.expected" "$work/fps_table.out" \
+    || { echo "fps_table: output differs from examples/c/fps_table.expected" >&2; exit 1; }
+  echo "   ok: the FPS table of 3 rows in 2 windows, as expected"
+fi
 echo "examples: all passed ($link${runner:+, run with ${runner[*]}})"

@@ -109,6 +109,8 @@ for ex in telemetry_publisher streamsql_subscriber; do
   x86_64-w64-mingw32-g++-posix -std=c++17 -Wall -Wextra -Werror -O1 -Iinclude "examples/cpp/$ex.cpp" "$W/libcobra.dll.a" \
     -static -lpthread -o "$bin/cpp/${ex}_cpp.exe"
 done
+x86_64-w64-mingw32-gcc-posix -std=c11 -Wall -Wextra -Werror -O1 -Iinclude examples/c/fps_table.c "$W/libcobra.dll.a" \
+  -static -lpthread -o "$bin/c/fps_table.exe"
 # The executables must need only cobra.dll and Windows' own DLLs.
 for exe in "$bin"/*/*.exe; do
   deps=$(x86_64-w64-mingw32-objdump -p "$exe" | awk '/DLL Name:/ {print tolower($3)}' | grep -v -E '^(cobra|kernel32|msvcrt|ucrtbase|api-ms-win-.*|user32|advapi32|ws2_32|bcrypt|ntdll)\.dll$' || true)

@@ -126,6 +126,41 @@ final class CobraTests: XCTestCase {
             return Set(ids).isSubset(of: acked)
         }
 
+        // An aggregate subscription (GROUP BY over windows): a fixed sequence with explicit timestamps, exact rows,
+        // live and recomputed from history (the same check as tests/kotlin/Main.kt). Row keys are in alphabetical
+        // order (the SDK's JSON values do not keep the broker's SELECT order, see the README).
+        let achan = "swift_agg_\(suffix)"
+        let sql = "SELECT device.model, COUNT(*), AVG(data.fps) AS fps, HISTOGRAM(data.fps, 60, 30, 15, 10, 8) AS h " +
+            "FROM `\(achan)` WHERE device.os_name = 'iOS' GROUP BY device.model " +
+            "WINDOW TUMBLING (10 MINUTES) EMIT FINAL GRACE 2 MINUTES"
+        let asub = try client.subscribe(achan, filter: sql, subscriptionId: "agg")
+        try rec.waitUntil("aggregate subscription") { $0.contains { if case let .subscribed(id, _) = $0 { return id == asub }; return false } }
+        let minute = 60_000
+        let sequence: [(String, String, Int, Int)] = [
+            ("iPhone", "iOS", 60, minute), ("iPad", "iOS", 30, 2 * minute), ("iPhone", "iOS", 59, 3 * minute),
+            ("Pixel", "Android", 60, 4 * minute), ("iPhone", "iOS", 10, 9 * minute), ("iPad", "iOS", 7, 9 * minute + minute / 2),
+            ("iPhone", "iOS", 60, 12 * minute), ("iPhone", "iOS", 60, 9 * minute), ("iPad", "iOS", 15, 23 * minute),
+        ]
+        for (model, os, fps, ts) in sequence {
+            try client.publish(channel: achan, json: "{\"id\":\"\(achan)\",\"device\":{\"model\":\"\(model)\",\"os_name\":\"\(os)\"},\"data\":{\"fps\":\(fps)},\"timestamp\":\(ts)}")
+        }
+        let rows = [
+            #"{"count":3,"device.model":"iPhone","final":true,"fps":43,"h":{"counts":[0,2,0,0,1,0],"edges":[60,30,15,10,8],"shares":[0,0.6666666666666666,0,0,0.3333333333333333,0]},"late":0,"skipped":0,"window_end":600000,"window_start":0}"#,
+            #"{"count":2,"device.model":"iPad","final":true,"fps":18.5,"h":{"counts":[0,0,1,0,0,1],"edges":[60,30,15,10,8],"shares":[0,0,0.5,0,0,0.5]},"late":0,"skipped":0,"window_end":600000,"window_start":0}"#,
+            #"{"count":1,"device.model":"iPhone","final":true,"fps":60,"h":{"counts":[0,1,0,0,0,0],"edges":[60,30,15,10,8],"shares":[0,1,0,0,0,0]},"late":1,"skipped":0,"window_end":1200000,"window_start":600000}"#,
+        ]
+        let live = try rec.waitFor("3 aggregate rows") { ev -> [String]? in
+            let m = Recorder.messages(ev, asub); return m.count >= 3 ? m : nil
+        }
+        XCTAssertEqual(live, rows)
+        let again = try client.subscribe(achan, filter: sql, position: "0-0", subscriptionId: "agg_again")
+        let recomputed = try rec.waitFor("3 rows recomputed from history") { ev -> [String]? in
+            let m = Recorder.messages(ev, again); return m.count >= 3 ? m : nil
+        }
+        XCTAssertEqual(recomputed, rows)
+        try client.unsubscribe(subscriptionId: asub)
+        try client.unsubscribe(subscriptionId: again)
+
         // read / write / delete.
         let key = "swift_key_\(suffix)"
         XCTAssertNil(try client.read(key, timeout: 5))

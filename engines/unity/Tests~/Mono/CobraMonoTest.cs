@@ -379,6 +379,48 @@ internal static class CobraMonoTest
         }
         Check(tiny.Dropped == 3 && tiny.Drain() == 2 && ran == 34, "a full dispatcher drops the oldest (kept the last two)");
 
+        Section("an aggregate subscription (GROUP BY over windows): exact rows");
+        // A fixed sequence with explicit timestamps, minutes apart with a 2-minute grace so that the arrival clock
+        // cannot close a window during the test: the 12-minute event closes [0, 10 min), the 9-minute one after it
+        // is late, the 23-minute one closes [10, 20 min). Row keys are in alphabetical order (the SDK's JSON values
+        // do not keep the broker's SELECT order, see the README).
+        string aggChannel = Unique("unity_agg");
+        Recorder aggRec = new Recorder();
+        using (CobraClient agg = new CobraClient(Options(), aggRec.OnEvent))
+        {
+            agg.Subscribe(aggChannel, "agg",
+                "SELECT device.model, COUNT(*), AVG(data.fps) AS fps, HISTOGRAM(data.fps, 60, 30, 15, 10, 8) AS h " +
+                "FROM `" + aggChannel + "` WHERE device.os_name = 'iOS' GROUP BY device.model " +
+                "WINDOW TUMBLING (10 MINUTES) EMIT FINAL GRACE 2 MINUTES");
+            agg.Connect();
+            Check(aggRec.WaitCount(CobraEventKind.Subscribed, 1), "aggregate subscription accepted");
+            const long minute = 60000;
+            object[][] sequence = {
+                new object[] { "iPhone", "iOS", 60, minute }, new object[] { "iPad", "iOS", 30, 2 * minute },
+                new object[] { "iPhone", "iOS", 59, 3 * minute }, new object[] { "Pixel", "Android", 60, 4 * minute },
+                new object[] { "iPhone", "iOS", 10, 9 * minute }, new object[] { "iPad", "iOS", 7, 9 * minute + minute / 2 },
+                new object[] { "iPhone", "iOS", 60, 12 * minute }, new object[] { "iPhone", "iOS", 60, 9 * minute },
+                new object[] { "iPad", "iOS", 15, 23 * minute },
+            };
+            foreach (object[] e in sequence)
+            {
+                agg.Publish(aggChannel, string.Format(
+                    "{{\"id\":\"{0}\",\"device\":{{\"model\":\"{1}\",\"os_name\":\"{2}\"}},\"data\":{{\"fps\":{3}}},\"timestamp\":{4}}}",
+                    aggChannel, e[0], e[1], e[2], e[3]));
+            }
+            string[] want = {
+                "{\"count\":3,\"device.model\":\"iPhone\",\"final\":true,\"fps\":43,\"h\":{\"counts\":[0,2,0,0,1,0],\"edges\":[60,30,15,10,8]," +
+                    "\"shares\":[0,0.6666666666666666,0,0,0.3333333333333333,0]},\"late\":0,\"skipped\":0,\"window_end\":600000,\"window_start\":0}",
+                "{\"count\":2,\"device.model\":\"iPad\",\"final\":true,\"fps\":18.5,\"h\":{\"counts\":[0,0,1,0,0,1],\"edges\":[60,30,15,10,8]," +
+                    "\"shares\":[0,0,0.5,0,0,0.5]},\"late\":0,\"skipped\":0,\"window_end\":600000,\"window_start\":0}",
+                "{\"count\":1,\"device.model\":\"iPhone\",\"final\":true,\"fps\":60,\"h\":{\"counts\":[0,1,0,0,0,0],\"edges\":[60,30,15,10,8]," +
+                    "\"shares\":[0,1,0,0,0,0]},\"late\":1,\"skipped\":0,\"window_end\":1200000,\"window_start\":600000}",
+            };
+            Check(aggRec.WaitUntil(() => aggRec.Messages.Count >= 3), "3 aggregate rows arrive");
+            List<string> rows = aggRec.MessagesSnapshot();
+            Check(rows.SequenceEqual(want), "the exact rows, got:\n" + string.Join("\n", rows.ToArray()));
+        }
+
         Section("dispose while callbacks run");
         string flood = Unique("unity_flood");
         int afterDispose = 0, inHandler = 0;
