@@ -225,6 +225,7 @@ int main(void) {
         int n = 1;
         while (first + n < s.rows && number(s.row[first + n], "window_start") == number(s.row[first], "window_start"))
             n++;
+        if (first > 0) printf("\n");
         print_window(&s.row[first], n);
         first += n;
     }
