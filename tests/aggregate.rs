@@ -63,7 +63,7 @@ fn expected_rows() -> Vec<Value> {
 }
 
 fn client(server: &Server) -> (Client, Arc<Recorder>) {
-    let config = Config::new(&server.url(), "_pubsub", "pubsub", SECRET)
+    let config = Config::new(server.url(), "_pubsub", "pubsub", SECRET)
         .backoff(Duration::from_millis(20), Duration::from_millis(300));
     let rec = Arc::new(Recorder::default());
     let client = Client::new(config, Some(rec.clone())).unwrap();
