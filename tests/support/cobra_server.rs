@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// The secret of the `pubsub` role of the `_pubsub` app the server is started with.
@@ -51,8 +52,14 @@ impl Server {
 
     /// [`Server::start`] with more `cobra run` options.
     pub(crate) fn start_with(port: u16, extra: &[&str]) -> Server {
-        let dir =
-            std::env::temp_dir().join(format!("cobra-sdk-server-{}-{port}", std::process::id()));
+        // Unique per server, not per port: tests running in parallel all pass port 0, and one
+        // server's drop removing the directory must not pull the config from under another's start.
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "cobra-sdk-server-{}-{port}-{n}",
+            std::process::id()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let apps = dir.join("apps.yaml");
         std::fs::write(
