@@ -67,16 +67,9 @@ PLAIN='SELECT t, p, s, k, data.fps FROM `{channel}` WHERE data.fps >= 0'
 # The per-group bound the server reports for the GROUP BY statement.
 BOUND="?"
 if [ -x "$PYTHON" ] && "$PYTHON" -c 'import websockets' 2>/dev/null; then
-  # `cobra init` wrote one app; its pubsub role's secret is what `cobra bench` uses too.
-  read -r APPKEY ROLE SECRET < <("$PYTHON" - "$WORK/apps.yaml" <<'PY'
-import re, sys
-text = open(sys.argv[1]).read()
-app = re.search(r"^  (\S+):\s*$", text, re.M).group(1)
-role = re.search(r"^      (\S+):\s*$", text, re.M).group(1)
-secret = re.search(r"secret:\s*(\S+)", text).group(1)
-print(app, role, secret)
-PY
-)
+  # `cobra init` wrote the `_pubsub` app (role `pubsub`), the one `cobra bench` uses by default.
+  APPKEY=_pubsub ROLE=pubsub
+  SECRET="$(python3 -c 'import re, sys; print(re.search(r"_pubsub:\s+roles:\s+pubsub:\s+secret:\s*(\S+)", open(sys.argv[1]).read()).group(1))' "$WORK/apps.yaml")"
   BOUND="$("$PYTHON" - "$URL" "$ROLE" "$SECRET" "$APPKEY" "${GROUPBY//\{channel\}/bound_probe}" <<'PY'
 import asyncio, base64, hashlib, hmac, json, sys
 from websockets.asyncio.client import connect
