@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Game engines and desktop (issue 17), against our real server on loopback:
 #  1. Unity package: engines/unity/Runtime compiled with mcs, (a) as on Mono/.NET and run by a test program on
-#     Mono (connect, filtered subscribe, publish, 8 publishing threads, server restart, suspend/resume, metrics,
+#     Mono (connect, filtered subscribe, publish, 8 publishing threads, server restart, suspend/resume, metrics, an
+#     aggregate (GROUP BY) subscription with exact rows,
 #     main-thread dispatcher, dispose while callbacks run, handle leaks counted through cobra_live_handles);
 #     (b) type-checked as Unity compiles it (UNITY_5_3_OR_NEWER, the sample MonoBehaviour, iOS `__Internal`)
 #     against compile-only UnityEngine stand-ins. No Unity editor or IL2CPP runs here.
 #  2. Windows: cobra.dll + import library for x86_64-pc-windows-gnu (Debian mingw-w64), its exports checked, the C
 #     and C++ examples built with the mingw compilers and run under Wine (headless, throwaway WINEPREFIX): a
-#     telemetry publisher and a StreamSQL-filtered subscriber, end to end (scripts/run-c-examples.sh). The DLL
+#     telemetry publisher and a StreamSQL-filtered subscriber, end to end, and the C FPS table (a GROUP BY
+#     subscription, its output diffed with examples/c/fps_table.expected) (scripts/run-c-examples.sh). The DLL
 #     size is printed.
 #  3. scripts/unity-plugins.sh --no-build fills the package's Plugins/ from these builds.
 # Needs scripts/install-engines.sh (mono-complete, mingw-w64, wine, the rustup target): missing tools skip loudly,
