@@ -1,5 +1,6 @@
 //! The admin requests: `admin/get_connections`, `admin/close_connection`.
 
+use cobra_wire::pdu::error_code;
 use cobra_wire::pdu::lenient::CloseConnectionBody;
 use serde_json::value::RawValue;
 
@@ -19,9 +20,9 @@ impl Session {
         body: Option<&RawValue>,
     ) -> Result<Option<String>, Refusal> {
         let b: CloseConnectionBody = parse_body(body)?;
-        let id = b
-            .connection_id
-            .ok_or_else(|| Refusal::new("invalid_body", "body.connection_id is missing"))?;
+        let id = b.connection_id.ok_or_else(|| {
+            Refusal::new(error_code::INVALID_BODY, "body.connection_id is missing")
+        })?;
         if self
             .broker
             .close_connection(&self.appkey, &id, CLOSE_NORMAL)
@@ -29,7 +30,7 @@ impl Session {
             Ok(Some(format!(r#"{{"connection_id":{}}}"#, json_str(&id))))
         } else {
             Err(Refusal::new(
-                "unknown_connection",
+                error_code::UNKNOWN_CONNECTION,
                 format!("no connection {id:?} of this app on this node"),
             ))
         }

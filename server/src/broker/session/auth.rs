@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use cobra_wire::pdu::lenient::{AuthenticateBody, HandshakeBody};
+use cobra_wire::pdu::{ROLE_SECRET, action, error_code};
 use serde_json::value::RawValue;
 
 use super::json::{json_str, parse_body};
@@ -32,14 +33,14 @@ impl Session {
             Auth::Authenticated {
                 may_publish: true, ..
             } => Ok(()),
-            _ => self.check_allowed("rtm/publish").map(drop),
+            _ => self.check_allowed(action::PUBLISH).map(drop),
         }
     }
 
     pub(super) fn check_allowed(&self, action: &str) -> Result<Arc<RoleCounters>, Refusal> {
         let Auth::Authenticated { role, counters, .. } = &self.auth else {
             return Err(Refusal::new(
-                "not_authenticated",
+                error_code::NOT_AUTHENTICATED,
                 format!(
                     "{action} needs an authenticated connection: auth/handshake then auth/authenticate first"
                 ),
@@ -56,7 +57,7 @@ impl Session {
             Ok(Arc::clone(counters))
         } else {
             Err(Refusal::new(
-                "permission_denied",
+                error_code::PERMISSION_DENIED,
                 format!("role {role:?} is not allowed to {action}"),
             ))
         }
@@ -65,16 +66,19 @@ impl Session {
     pub(super) fn handshake(&mut self, body: Option<&RawValue>) -> Result<Option<String>, Refusal> {
         let b: HandshakeBody = parse_body(body)?;
         match b.method.as_deref() {
-            Some("role_secret") => {}
+            Some(ROLE_SECRET) => {}
             other => {
                 return Err(Refusal::new(
-                    "unsupported_method",
+                    error_code::UNSUPPORTED_METHOD,
                     format!("handshake method {other:?} is not supported; use \"role_secret\""),
                 ));
             }
         }
         let Some(role) = b.data.and_then(|d| d.role) else {
-            return Err(Refusal::new("invalid_body", "body.data.role is missing"));
+            return Err(Refusal::new(
+                error_code::INVALID_BODY,
+                "body.data.role is missing",
+            ));
         };
         let nonce = cobra_wire::auth::new_nonce();
         let body = format!(
@@ -96,15 +100,15 @@ impl Session {
         body: Option<&RawValue>,
     ) -> Result<Option<String>, Refusal> {
         let b: AuthenticateBody = parse_body(body)?;
-        if b.method.as_deref() != Some("role_secret") {
+        if b.method.as_deref() != Some(ROLE_SECRET) {
             return Err(Refusal::new(
-                "unsupported_method",
+                error_code::UNSUPPORTED_METHOD,
                 "authenticate method must be \"role_secret\"",
             ));
         }
         let Some(hash) = b.credentials.and_then(|c| c.hash) else {
             return Err(Refusal::new(
-                "invalid_body",
+                error_code::INVALID_BODY,
                 "body.credentials.hash is missing",
             ));
         };
@@ -115,7 +119,7 @@ impl Session {
             other => {
                 self.auth = other;
                 return Err(Refusal::new(
-                    "handshake_required",
+                    error_code::HANDSHAKE_REQUIRED,
                     "send auth/handshake before auth/authenticate",
                 ));
             }
@@ -132,7 +136,7 @@ impl Session {
         if !ok {
             tracing::info!(conn = %self.id, role = %role, "authentication failed");
             return Err(Refusal::new(
-                "authentication_failed",
+                error_code::AUTHENTICATION_FAILED,
                 "the role is unknown or the hash does not match the secret",
             ));
         }
@@ -142,7 +146,7 @@ impl Session {
         let may_publish = apps
             .app(&self.appkey)
             .and_then(|a| a.roles.get(&*role))
-            .is_some_and(|r| r.permissions.allows("rtm/publish"));
+            .is_some_and(|r| r.permissions.allows(action::PUBLISH));
         self.auth = Auth::Authenticated {
             role,
             counters,

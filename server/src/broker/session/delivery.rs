@@ -6,9 +6,12 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use cobra_wire::Position;
+use cobra_wire::pdu::action::{SUBSCRIPTION_DATA, SUBSCRIPTION_ERROR, SUBSCRIPTION_INFO};
+use cobra_wire::pdu::error_code::OUT_OF_SYNC;
+use cobra_wire::pdu::info_code::{self, FAST_FORWARD};
 
 use super::auth::Auth;
-use super::json::{json_str, push_position};
+use super::json::{json_str, push_action, push_position};
 use super::{Flow, PduSink, Session};
 use crate::broker::backend::Message;
 use crate::broker::mailbox::Notice;
@@ -68,7 +71,7 @@ impl Session {
             sub.next_pdu_id += 1;
             let out = &mut self.scratch;
             out.clear();
-            out.push_str(r#"{"action":"rtm/subscription/data","id":"#);
+            push_action(out, SUBSCRIPTION_DATA);
             out.push_str(itoa::Buffer::new().format(pdu_id));
             out.push_str(r#","body":{"subscription_id":"#);
             out.push_str(&sub.id_json);
@@ -153,7 +156,7 @@ impl Session {
                 // Written without `fmt`, as the publish ack: this is every delivery's prefix.
                 let out = &mut self.scratch;
                 out.clear();
-                out.push_str(r#"{"action":"rtm/subscription/data","id":"#);
+                push_action(out, SUBSCRIPTION_DATA);
                 out.push_str(itoa::Buffer::new().format(pdu_id));
                 out.push_str(r#","body":{"subscription_id":"#);
                 out.push_str(&sub.id_json);
@@ -241,7 +244,7 @@ impl Session {
         self.scratch.clear();
         let _ = write!(
             self.scratch,
-            r#"{{"action":"rtm/subscription/data","id":{pdu_id},"body":{{"subscription_id":{},"position":"{}","messages":[{}]}}}}"#,
+            r#"{{"action":"{SUBSCRIPTION_DATA}","id":{pdu_id},"body":{{"subscription_id":{},"position":"{}","messages":[{}]}}}}"#,
             sub.id_json, sub.batch_position, sub.batch
         );
         sub.batch_len = 0;
@@ -283,9 +286,9 @@ impl Session {
             for notice in notices {
                 let sub = &self.subs[i];
                 let (info, reason) = match notice {
-                    Notice::Unavailable(reason) => ("backend_unavailable", reason),
+                    Notice::Unavailable(reason) => (info_code::BACKEND_UNAVAILABLE, reason),
                     Notice::Resumed => (
-                        "backend_resumed",
+                        info_code::BACKEND_RESUMED,
                         "the backend is reachable again: delivery resumed after the last message delivered"
                             .to_string(),
                     ),
@@ -299,7 +302,7 @@ impl Session {
                         self.scratch.clear();
                         let _ = write!(
                             self.scratch,
-                            r#"{{"action":"rtm/subscription/error","id":{},"body":{{"subscription_id":{},"error":"{code}","reason":{}}}}}"#,
+                            r#"{{"action":"{SUBSCRIPTION_ERROR}","id":{},"body":{{"subscription_id":{},"error":"{code}","reason":{}}}}}"#,
                             sub.next_pdu_id,
                             sub.id_json,
                             json_str(&format!("{reason}; the subscription was removed"))
@@ -312,7 +315,7 @@ impl Session {
                 self.scratch.clear();
                 let _ = write!(
                     self.scratch,
-                    r#"{{"action":"rtm/subscription/info","id":{},"body":{{"subscription_id":{},"info":"{info}","reason":{}}}}}"#,
+                    r#"{{"action":"{SUBSCRIPTION_INFO}","id":{},"body":{{"subscription_id":{},"info":"{info}","reason":{}}}}}"#,
                     sub.next_pdu_id,
                     sub.id_json,
                     json_str(&reason)
@@ -337,7 +340,7 @@ impl Session {
         if sub.fast_forward {
             let _ = write!(
                 self.scratch,
-                r#"{{"action":"rtm/subscription/info","id":{},"body":{{"subscription_id":{},"info":"fast_forward","reason":{},"missed_message_count":{missed}}}}}"#,
+                r#"{{"action":"{SUBSCRIPTION_INFO}","id":{},"body":{{"subscription_id":{},"info":"{FAST_FORWARD}","reason":{},"missed_message_count":{missed}}}}}"#,
                 sub.next_pdu_id,
                 sub.id_json,
                 json_str(&format!("{why}: messages were skipped"))
@@ -347,7 +350,7 @@ impl Session {
         } else {
             let _ = write!(
                 self.scratch,
-                r#"{{"action":"rtm/subscription/error","id":{},"body":{{"subscription_id":{},"error":"out_of_sync","reason":{},"missed_message_count":{missed}}}}}"#,
+                r#"{{"action":"{SUBSCRIPTION_ERROR}","id":{},"body":{{"subscription_id":{},"error":"{OUT_OF_SYNC}","reason":{},"missed_message_count":{missed}}}}}"#,
                 sub.next_pdu_id,
                 sub.id_json,
                 json_str(&format!(

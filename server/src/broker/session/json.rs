@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use cobra_wire::Position;
+use cobra_wire::pdu::error_code;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -48,7 +49,7 @@ pub(super) fn nests_deeper_than(json: &str, max: usize) -> bool {
 pub(super) fn check_message(message: &RawValue) -> Result<(), Refusal> {
     if nests_deeper_than(message.get(), MAX_MESSAGE_DEPTH) {
         return Err(Refusal::new(
-            "invalid_message",
+            error_code::INVALID_MESSAGE,
             format!("the message nests arrays/objects deeper than {MAX_MESSAGE_DEPTH} levels"),
         ));
     }
@@ -59,7 +60,7 @@ pub(super) fn parse_body<'a, T: Deserialize<'a>>(body: Option<&'a RawValue>) -> 
     let text = body.map_or("{}", RawValue::get);
     serde_json::from_str(text).map_err(|e| {
         Refusal::new(
-            "invalid_body",
+            error_code::INVALID_BODY,
             format!("the body does not have the expected shape: {e}"),
         )
     })
@@ -91,6 +92,13 @@ pub(super) fn push_json_str(out: &mut String, s: &str) {
     }
     out.push_str(&s[start..]);
     out.push('"');
+}
+
+/// Appends the head of a PDU written by hand, up to its id: `{"action":"<action>","id":`.
+pub(super) fn push_action(out: &mut String, action: &str) {
+    out.push_str(r#"{"action":""#);
+    out.push_str(action);
+    out.push_str(r#"","id":"#);
 }
 
 /// Whether a raw PDU id is a scalar any JSON parser reads back: it is echoed verbatim in the

@@ -47,8 +47,8 @@ use subscribe::Sub;
 
 // The envelope and request bodies are cobra-wire's lenient, borrowed model, shared with the SDK
 // and the tests.
-use cobra_wire::pdu::action;
 use cobra_wire::pdu::lenient::Envelope;
+use cobra_wire::pdu::{action, error_code};
 
 /// Receives the PDUs a session sends (one JSON text per call).
 pub trait PduSink {
@@ -296,10 +296,15 @@ impl Session {
             } else {
                 "the PDU is not a JSON object with an \"action\" string"
             };
-            self.send_error(sink, "rtm", "1", &Refusal::new("bad_schema", reason));
+            self.send_error(
+                sink,
+                "rtm",
+                "1",
+                &Refusal::new(error_code::BAD_SCHEMA, reason),
+            );
             return Step::Done(Flow::Close {
                 code: CLOSE_NORMAL,
-                reason: "bad_schema",
+                reason: error_code::BAD_SCHEMA,
             });
         };
         if self.broker.settings.verbose {
@@ -321,13 +326,13 @@ impl Session {
                 "rtm",
                 "1",
                 &Refusal::new(
-                    "bad_schema",
+                    error_code::BAD_SCHEMA,
                     "the PDU id must be a string or a number within the range of a double",
                 ),
             );
             return Step::Done(Flow::Close {
                 code: CLOSE_NORMAL,
-                reason: "bad_schema",
+                reason: error_code::BAD_SCHEMA,
             });
         }
         let action: &str = &action;
@@ -343,10 +348,15 @@ impl Session {
             } else {
                 "rtm"
             };
-            self.send_error(sink, echo, id, &Refusal::new("bad_schema", reason));
+            self.send_error(
+                sink,
+                echo,
+                id,
+                &Refusal::new(error_code::BAD_SCHEMA, reason),
+            );
             return Step::Done(Flow::Close {
                 code: CLOSE_NORMAL,
-                reason: "bad_schema",
+                reason: error_code::BAD_SCHEMA,
             });
         }
         if action == action::PUBLISH {
@@ -380,11 +390,14 @@ impl Session {
     /// The namespaced key of `channel`, refusing names no real channel has.
     fn key(&self, channel: &str) -> Result<ChannelKey, Refusal> {
         if channel.is_empty() {
-            return Err(Refusal::new("missing_channel", "the channel name is empty"));
+            return Err(Refusal::new(
+                error_code::MISSING_CHANNEL,
+                "the channel name is empty",
+            ));
         }
         if channel.len() > MAX_CHANNEL_NAME {
             return Err(Refusal::new(
-                "invalid_channel",
+                error_code::INVALID_CHANNEL,
                 format!(
                     "channel names are at most {MAX_CHANNEL_NAME} bytes, this one has {}",
                     channel.len()

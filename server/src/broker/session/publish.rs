@@ -10,11 +10,12 @@ use std::time::Instant;
 
 use cobra_wire::Position;
 use cobra_wire::pdu::lenient::PublishBody;
+use cobra_wire::pdu::{action, error_code};
 use futures_util::FutureExt as _;
 use serde_json::value::RawValue;
 
 use super::auth::Auth;
-use super::json::{check_message, parse_body, push_json_str, push_position};
+use super::json::{check_message, parse_body, push_action, push_json_str, push_position};
 use super::{Flow, MAX_PUBLISH_CHANNELS, PduSink, Refusal, Session, Step};
 use crate::broker::backend::{Backend, BackendError, BoxFuture, ChannelKey};
 use crate::config::channel_builder;
@@ -154,7 +155,7 @@ impl Session {
                 });
             }
             Err(refusal) => {
-                self.send_error(sink, "rtm/publish", id, &refusal);
+                self.send_error(sink, action::PUBLISH, id, &refusal);
                 return Step::Done(Flow::Continue);
             }
         };
@@ -196,7 +197,7 @@ impl Session {
         result: Result<PublishedTo, Refusal>,
         sink: &mut (dyn PduSink + Send),
     ) {
-        const ACTION: &str = "rtm/publish";
+        const ACTION: &str = action::PUBLISH;
         let published = match result {
             Ok(published) => published,
             Err(refusal) => return self.send_error(sink, ACTION, id, &refusal),
@@ -234,7 +235,7 @@ impl Session {
         // publish's answer.
         let out = &mut self.scratch;
         out.clear();
-        out.push_str(r#"{"action":"rtm/publish/ok","id":"#);
+        push_action(out, action::PUBLISH_OK);
         out.push_str(id);
         out.push_str(r#","body":{"channels":["#);
         for (i, channel) in channels.iter().enumerate() {
@@ -264,7 +265,7 @@ impl Session {
             Ok(())
         } else {
             Err(Refusal::new(
-                "rate_limited",
+                error_code::RATE_LIMITED,
                 format!("this connection is over its limit of {rate} publishes per second"),
             ))
         }
@@ -282,7 +283,10 @@ impl Session {
             PublishInput::Parsed(b) => b,
         };
         let Some(message) = b.message else {
-            return Err(Refusal::new("missing_message", "body.message is missing"));
+            return Err(Refusal::new(
+                error_code::MISSING_MESSAGE,
+                "body.message is missing",
+            ));
         };
         check_message(message)?;
         let channels = match (b.channel, b.channels) {
@@ -328,7 +332,7 @@ impl Session {
         }
         if channels.len() > MAX_PUBLISH_CHANNELS {
             return Err(Refusal::new(
-                "too_many_channels",
+                error_code::TOO_MANY_CHANNELS,
                 format!(
                     "a publish may name at most {MAX_PUBLISH_CHANNELS} channels, this one names {}",
                     channels.len()
@@ -348,7 +352,7 @@ impl Session {
         }
         match channels.as_slice() {
             [] => Err(Refusal::new(
-                "missing_channel",
+                error_code::MISSING_CHANNEL,
                 "body.channel (or body.channels) is missing or empty",
             )),
             [one] => Ok(OneOrMany::One(self.key_reused(one)?)),

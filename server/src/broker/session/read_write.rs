@@ -3,6 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use cobra_wire::Position;
+use cobra_wire::pdu::error_code;
 use cobra_wire::pdu::lenient::{ChannelBody, ReadBody, WriteBody};
 use serde_json::value::RawValue;
 
@@ -19,12 +20,12 @@ impl Session {
         let b: ReadBody = parse_body(body)?;
         let channel = b
             .channel
-            .ok_or_else(|| Refusal::new("missing_channel", "body.channel is missing"))?;
+            .ok_or_else(|| Refusal::new(error_code::MISSING_CHANNEL, "body.channel is missing"))?;
         let at = match b.position.as_deref() {
             None => None,
             Some(p) => Some(p.parse::<Position>().map_err(|_| {
                 Refusal::new(
-                    "invalid_position",
+                    error_code::INVALID_POSITION,
                     format!("position {p:?} is not of the form <ms>-<seq>"),
                 )
             })?),
@@ -55,10 +56,10 @@ impl Session {
         let b: WriteBody = parse_body(body)?;
         let channel = b
             .channel
-            .ok_or_else(|| Refusal::new("missing_channel", "body.channel is missing"))?;
+            .ok_or_else(|| Refusal::new(error_code::MISSING_CHANNEL, "body.channel is missing"))?;
         let message = b
             .message
-            .ok_or_else(|| Refusal::new("missing_message", "body.message is missing"))?;
+            .ok_or_else(|| Refusal::new(error_code::MISSING_MESSAGE, "body.message is missing"))?;
         check_message(message)?;
         let key = self.key(&channel)?;
         let pos = self
@@ -81,7 +82,7 @@ impl Session {
         let b: ChannelBody = parse_body(body)?;
         let channel = b
             .channel
-            .ok_or_else(|| Refusal::new("missing_channel", "body.channel is missing"))?;
+            .ok_or_else(|| Refusal::new(error_code::MISSING_CHANNEL, "body.channel is missing"))?;
         let key = self.key(&channel)?;
         self.broker
             .backend

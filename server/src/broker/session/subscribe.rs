@@ -6,6 +6,9 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use cobra_wire::Position;
+use cobra_wire::pdu::action::{self, SUBSCRIPTION_ERROR, SUBSCRIPTION_INFO};
+use cobra_wire::pdu::error_code::{self, EXPIRED_POSITION};
+use cobra_wire::pdu::info_code::FAST_FORWARD;
 use cobra_wire::pdu::lenient::{SubscribeBody, UnsubscribeBody};
 use serde_json::value::RawValue;
 
@@ -42,7 +45,7 @@ fn parse_start(position: Option<&str>) -> Result<StartAt, Refusal> {
         None | Some("$") | Some("") => Ok(StartAt::Live),
         Some(p) => p.parse::<Position>().map(StartAt::After).map_err(|_| {
             Refusal::new(
-                "invalid_position",
+                error_code::INVALID_POSITION,
                 format!("position {p:?} is not of the form <ms>-<seq>, `0-0` or `$`"),
             )
         }),
@@ -61,8 +64,9 @@ impl Session {
         // The Python client sends `"filter": ""` for "no filter".
         let (filter, channel) = match b.filter.as_deref().filter(|f| !f.trim().is_empty()) {
             Some(sql) => {
-                let q = Query::parse(sql)
-                    .map_err(|e| Refusal::new("invalid_filter", format!("invalid filter: {e}")))?;
+                let q = Query::parse(sql).map_err(|e| {
+                    Refusal::new(error_code::INVALID_FILTER, format!("invalid filter: {e}"))
+                })?;
                 let c = q.channel().to_owned();
                 (Some(q), c)
             }
@@ -70,7 +74,7 @@ impl Session {
                 Some(c) => (None, c),
                 None => {
                     return Err(Refusal::new(
-                        "missing_channel",
+                        error_code::MISSING_CHANNEL,
                         "body.channel or body.subscription_id is required",
                     ));
                 }
@@ -82,8 +86,9 @@ impl Session {
                     max_groups: self.broker.settings.limits.max_groups,
                     ..AggLimits::default()
                 };
-                let agg = Aggregator::new(q, limits)
-                    .map_err(|e| Refusal::new("invalid_filter", format!("invalid filter: {e}")))?;
+                let agg = Aggregator::new(q, limits).map_err(|e| {
+                    Refusal::new(error_code::INVALID_FILTER, format!("invalid filter: {e}"))
+                })?;
                 (None, Some(Box::new(agg)))
             }
             other => (other, None),
@@ -91,20 +96,20 @@ impl Session {
         let sub_id = b.subscription_id.unwrap_or_else(|| channel.clone());
         if sub_id.len() > MAX_CHANNEL_NAME {
             return Err(Refusal::new(
-                "invalid_subscription_id",
+                error_code::INVALID_SUBSCRIPTION_ID,
                 format!("subscription ids are at most {MAX_CHANNEL_NAME} bytes"),
             ));
         }
         if self.subs.iter().any(|s| *s.id == *sub_id) {
             return Err(Refusal::new(
-                "already_subscribed",
+                error_code::ALREADY_SUBSCRIBED,
                 format!("subscription {sub_id:?} already exists on this connection"),
             ));
         }
         let max = self.broker.settings.limits.max_subscriptions;
         if self.subs.len() >= max {
             return Err(Refusal::new(
-                "too_many_subscriptions",
+                error_code::TOO_MANY_SUBSCRIPTIONS,
                 format!("this connection already has the maximum of {max} subscriptions"),
             ));
         }
@@ -114,7 +119,7 @@ impl Session {
             Some(n) if n <= MAX_BATCH_SIZE => n as usize,
             Some(n) => {
                 return Err(Refusal::new(
-                    "invalid_batch_size",
+                    error_code::INVALID_BATCH_SIZE,
                     format!("batch_size {n} is over the maximum of {MAX_BATCH_SIZE}"),
                 ));
             }
@@ -139,7 +144,7 @@ impl Session {
             self.scratch.clear();
             let _ = write!(
                 self.scratch,
-                r#"{{"action":"rtm/subscription/error","id":{request_id},"body":{{"subscription_id":{id_json},"error":"expired_position","reason":"the position is older than the oldest message kept (up to {missed} messages were trimmed); resubscribe with 0-0, $ or fast_forward","missed_message_count":{missed}}}}}"#
+                r#"{{"action":"{SUBSCRIPTION_ERROR}","id":{request_id},"body":{{"subscription_id":{id_json},"error":"{EXPIRED_POSITION}","reason":"the position is older than the oldest message kept (up to {missed} messages were trimmed); resubscribe with 0-0, $ or fast_forward","missed_message_count":{missed}}}}}"#
             );
             self.emit(sink);
             return Ok(None);
@@ -156,7 +161,7 @@ impl Session {
         });
         self.send_ok(
             sink,
-            "rtm/subscribe",
+            action::SUBSCRIBE,
             request_id,
             &format!(
                 r#"{{"position":"{}","subscription_id":{id_json}{bounds}}}"#,
@@ -167,7 +172,7 @@ impl Session {
             self.scratch.clear();
             let _ = write!(
                 self.scratch,
-                r#"{{"action":"rtm/subscription/info","id":{request_id},"body":{{"subscription_id":{id_json},"info":"fast_forward","reason":"the position was expired: continuing from the oldest message kept","missed_message_count":{missed}}}}}"#
+                r#"{{"action":"{SUBSCRIPTION_INFO}","id":{request_id},"body":{{"subscription_id":{id_json},"info":"{FAST_FORWARD}","reason":"the position was expired: continuing from the oldest message kept","missed_message_count":{missed}}}}}"#
             );
             self.emit(sink);
         }
@@ -197,13 +202,13 @@ impl Session {
         let b: UnsubscribeBody = parse_body(body)?;
         let Some(sub_id) = b.subscription_id else {
             return Err(Refusal::new(
-                "invalid_body",
+                error_code::INVALID_BODY,
                 "body.subscription_id is missing",
             ));
         };
         let Some(i) = self.subs.iter().position(|s| *s.id == *sub_id) else {
             return Err(Refusal::new(
-                "unknown_subscription",
+                error_code::UNKNOWN_SUBSCRIPTION,
                 format!("no subscription {sub_id:?} on this connection"),
             ));
         };
