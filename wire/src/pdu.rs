@@ -689,7 +689,8 @@ pub struct ConnectionsBody {
 
 // ----- writers -----
 
-/// Appends `s` as a JSON string literal.
+/// Appends `s` as a JSON string literal, escaped exactly as `serde_json` does (the short forms
+/// of `\b` and `\f` included).
 pub fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
     let mut start = 0;
@@ -700,6 +701,8 @@ pub fn push_json_str(out: &mut String, s: &str) {
             b'\n' => "\\n",
             b'\r' => "\\r",
             b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
             0..=0x1f => "",
             _ => continue,
         };

@@ -24,6 +24,18 @@ const DATA_SUFFIX: &str = "]}}";
 /// Aggregate rows sent in one data PDU at most (a window closing with many groups spans several).
 const MAX_ROWS_PER_PDU: usize = 100;
 
+/// Appends an `rtm/subscription/data` PDU up to its first message (`..."messages":[`); the
+/// messages and [`DATA_SUFFIX`] follow. Written without `fmt`: this is every delivery's prefix.
+fn push_data_head(out: &mut String, pdu_id: u64, sub_id_json: &str, position: Position) {
+    push_action(out, SUBSCRIPTION_DATA);
+    out.push_str(itoa::Buffer::new().format(pdu_id));
+    out.push_str(r#","body":{"subscription_id":"#);
+    out.push_str(sub_id_json);
+    out.push_str(r#","position":""#);
+    push_position(out, position);
+    out.push_str(r#"","messages":["#);
+}
+
 /// The wall clock in milliseconds since the epoch: the arrival clock of aggregate subscriptions
 /// (event timestamps are wall-clock milliseconds too).
 fn wall_ms() -> i64 {
@@ -71,13 +83,7 @@ impl Session {
             sub.next_pdu_id += 1;
             let out = &mut self.scratch;
             out.clear();
-            push_action(out, SUBSCRIPTION_DATA);
-            out.push_str(itoa::Buffer::new().format(pdu_id));
-            out.push_str(r#","body":{"subscription_id":"#);
-            out.push_str(&sub.id_json);
-            out.push_str(r#","position":""#);
-            push_position(out, position);
-            out.push_str(r#"","messages":["#);
+            push_data_head(out, pdu_id, &sub.id_json, position);
             for (j, row) in chunk.iter().enumerate() {
                 if j > 0 {
                     out.push(',');
@@ -153,16 +159,9 @@ impl Session {
             if sub.batch_size <= 1 {
                 let pdu_id = sub.next_pdu_id;
                 sub.next_pdu_id += 1;
-                // Written without `fmt`, as the publish ack: this is every delivery's prefix.
                 let out = &mut self.scratch;
                 out.clear();
-                push_action(out, SUBSCRIPTION_DATA);
-                out.push_str(itoa::Buffer::new().format(pdu_id));
-                out.push_str(r#","body":{"subscription_id":"#);
-                out.push_str(&sub.id_json);
-                out.push_str(r#","position":""#);
-                push_position(out, d.message.position);
-                out.push_str(r#"","messages":["#);
+                push_data_head(out, pdu_id, &sub.id_json, d.message.position);
                 if forwarded {
                     // The message as published: the sink may share its encoding across subscribers.
                     self.emit_delivery(sink, &d.message);
@@ -242,11 +241,9 @@ impl Session {
         let pdu_id = sub.next_pdu_id;
         sub.next_pdu_id += 1;
         self.scratch.clear();
-        let _ = write!(
-            self.scratch,
-            r#"{{"action":"{SUBSCRIPTION_DATA}","id":{pdu_id},"body":{{"subscription_id":{},"position":"{}","messages":[{}]}}}}"#,
-            sub.id_json, sub.batch_position, sub.batch
-        );
+        push_data_head(&mut self.scratch, pdu_id, &sub.id_json, sub.batch_position);
+        self.scratch.push_str(&sub.batch);
+        self.scratch.push_str(DATA_SUFFIX);
         sub.batch_len = 0;
         if sub.batch.capacity() > 64 << 10 {
             sub.batch = String::new();

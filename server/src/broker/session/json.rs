@@ -1,7 +1,5 @@
 //! JSON helpers of the session: string literals, positions, ids, bodies, nesting depth.
 
-use std::fmt::Write as _;
-
 use cobra_wire::Position;
 use cobra_wire::pdu::error_code;
 use serde::Deserialize;
@@ -66,33 +64,8 @@ pub(super) fn parse_body<'a, T: Deserialize<'a>>(body: Option<&'a RawValue>) -> 
     })
 }
 
-/// Appends `s` as a JSON string literal (quotes and escapes included).
-pub(super) fn push_json_str(out: &mut String, s: &str) {
-    out.push('"');
-    let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let escape = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0..=0x1f => "",
-            _ => continue,
-        };
-        out.push_str(&s[start..i]);
-        if escape.is_empty() {
-            let _ = write!(out, "\\u{b:04x}");
-        } else {
-            out.push_str(escape);
-        }
-        start = i + 1;
-    }
-    out.push_str(&s[start..]);
-    out.push('"');
-}
+/// Appends `s` as a JSON string literal: cobra-wire's writer, the one the SDK uses too.
+pub(super) use cobra_wire::pdu::push_json_str;
 
 /// Appends the head of a PDU written by hand, up to its id: `{"action":"<action>","id":`.
 pub(super) fn push_action(out: &mut String, action: &str) {

@@ -370,7 +370,7 @@ impl Session {
                 Err(r) => Err(r),
                 Ok(counters) => match action {
                     action::SUBSCRIBE => self.subscribe(body, &counters, id, sink).await,
-                    action::UNSUBSCRIBE => self.unsubscribe(body, &counters),
+                    action::UNSUBSCRIBE => self.unsubscribe(body),
                     action::READ => self.read(body, &counters).await,
                     action::WRITE => self.write(body, &counters).await,
                     action::DELETE => self.delete(body).await,
@@ -410,14 +410,8 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        for sub in self.subs.drain(..) {
-            self.broker.backend.unsubscribe(&sub.channel, &sub.handle);
-            self.broker
-                .stats
-                .channel_subscribers(sub.channel.channel(), -1);
-            if let Auth::Authenticated { counters, .. } = &self.auth {
-                counters.subscriptions.fetch_sub(1, Ordering::Relaxed);
-            }
+        for sub in std::mem::take(&mut self.subs) {
+            self.release_sub(&sub);
         }
         self.broker.unregister(&self.id);
         let role = match &self.auth {

@@ -197,7 +197,6 @@ impl Session {
     pub(super) fn unsubscribe(
         &mut self,
         body: Option<&RawValue>,
-        counters: &RoleCounters,
     ) -> Result<Option<String>, Refusal> {
         let b: UnsubscribeBody = parse_body(body)?;
         let Some(sub_id) = b.subscription_id else {
@@ -213,17 +212,19 @@ impl Session {
             ));
         };
         let sub = self.subs.swap_remove(i);
-        self.broker.backend.unsubscribe(&sub.channel, &sub.handle);
-        self.broker
-            .stats
-            .channel_subscribers(sub.channel.channel(), -1);
-        counters.subscriptions.fetch_sub(1, Ordering::Relaxed);
+        self.release_sub(&sub);
         Ok(Some(format!(r#"{{"subscription_id":{}}}"#, sub.id_json)))
     }
 
     /// Removes subscription `i` after an error PDU.
     pub(super) fn remove_sub(&mut self, i: usize) {
         let sub = self.subs.swap_remove(i);
+        self.release_sub(&sub);
+        self.broker.stats.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Detaches a subscription taken out of `subs` from the backend and the counters.
+    pub(super) fn release_sub(&self, sub: &Sub) {
         self.broker.backend.unsubscribe(&sub.channel, &sub.handle);
         self.broker
             .stats
@@ -231,6 +232,5 @@ impl Session {
         if let Auth::Authenticated { counters, .. } = &self.auth {
             counters.subscriptions.fetch_sub(1, Ordering::Relaxed);
         }
-        self.broker.stats.errors.fetch_add(1, Ordering::Relaxed);
     }
 }
