@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
+use cobra_wire::pdu::action;
 use crossbeam_channel::Receiver;
 use serde_json::Value;
 
@@ -232,7 +233,7 @@ impl Client {
     /// and the answer at most `timeout`.
     pub fn read(&self, channel: &str, timeout: Duration) -> Result<Option<Value>, Error> {
         let body = serde_json::json!({ "channel": nonempty(channel)? });
-        let answer = self.request("rtm/read", body, timeout)?;
+        let answer = self.request(action::READ, body, timeout)?;
         Ok(match answer.get("message") {
             None | Some(Value::Null) => None,
             Some(v) => Some(v.clone()),
@@ -242,13 +243,13 @@ impl Client {
     /// Store `value` as the only value of `channel`.
     pub fn write(&self, channel: &str, value: &Value, timeout: Duration) -> Result<(), Error> {
         let body = serde_json::json!({ "channel": nonempty(channel)?, "message": value });
-        self.request("rtm/write", body, timeout).map(drop)
+        self.request(action::WRITE, body, timeout).map(drop)
     }
 
     /// Delete the value of `channel`.
     pub fn delete(&self, channel: &str, timeout: Duration) -> Result<(), Error> {
         let body = serde_json::json!({ "channel": nonempty(channel)? });
-        self.request("rtm/delete", body, timeout).map(drop)
+        self.request(action::DELETE, body, timeout).map(drop)
     }
 
     /// Send any request PDU and wait for its `/ok` body (for admin actions and tools).

@@ -128,7 +128,7 @@ impl Session {
     pub(crate) fn on_open(&mut self, out: &mut Vec<Output>) {
         let id = self.id();
         let body = pdu::HandshakeBody {
-            method: "role_secret".into(),
+            method: pdu::ROLE_SECRET.into(),
             data: pdu::HandshakeData {
                 role: self.role.clone(),
             },
@@ -269,15 +269,15 @@ impl Session {
         let pdu = Pdu::parse(text).map_err(|e| fail(ErrorKind::Protocol, e.to_string()))?;
         let id = pdu.id_u64();
         match &*pdu.action {
-            "auth/handshake/ok" => self.on_handshake_ok(&pdu, id, out),
-            "auth/handshake/error" | "auth/authenticate/error" => {
+            action::AUTH_HANDSHAKE_OK => self.on_handshake_ok(&pdu, id, out),
+            action::AUTH_HANDSHAKE_ERROR | action::AUTH_AUTHENTICATE_ERROR => {
                 let e = error_body(&pdu);
                 Err(fail(
                     ErrorKind::AuthenticationFailed,
                     format!("{}: {}", e.0, e.1),
                 ))
             }
-            "auth/authenticate/ok" => {
+            action::AUTH_AUTHENTICATE_OK => {
                 if !matches!(self.auth, Auth::AwaitAuthenticate(_)) {
                     return Err(fail(ErrorKind::Protocol, "unexpected auth/authenticate/ok"));
                 }
@@ -288,13 +288,13 @@ impl Session {
                 self.after_authentication(out);
                 Ok(())
             }
-            "rtm/publish/ok" => {
+            action::PUBLISH_OK => {
                 if let Some(id) = id {
                     out.push(Output::Ack(id));
                 }
                 Ok(())
             }
-            "rtm/publish/error" => {
+            action::PUBLISH_ERROR => {
                 if let Some(id) = id {
                     let (error, reason) = error_body(&pdu);
                     out.push(Output::Refused(
@@ -357,7 +357,7 @@ impl Session {
         }));
         let hash = cobra_wire::auth::role_secret_hash(&self.secret, &data.nonce);
         let body = pdu::AuthenticateBody {
-            method: "role_secret".into(),
+            method: pdu::ROLE_SECRET.into(),
             credentials: pdu::Credentials { hash },
         };
         let id = self.id();
@@ -576,7 +576,7 @@ mod tests {
                         pdu::error(
                             action::AUTH_AUTHENTICATE,
                             id,
-                            "authentication_failed",
+                            pdu::error_code::AUTHENTICATION_FAILED,
                             "bad hash",
                         )
                     }

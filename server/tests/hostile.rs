@@ -13,6 +13,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use cobra_wire::pdu::{action, error_code};
 use common::{Client, SECRET, WAIT, http_get, start_with};
 use serde_json::{Value, json};
 
@@ -101,18 +102,18 @@ fn case(name: &'static str, authed: bool, input: Input, expect: Expect) -> Case 
 
 fn cases() -> Vec<Case> {
     use Expect::*;
-    const PUB_ERR: &str = "rtm/publish";
-    const SUB: &str = "rtm/subscribe";
+    const PUB_ERR: &str = action::PUBLISH;
+    const SUB: &str = action::SUBSCRIBE;
     let bad = |name, text: &str| {
         case(
             name,
             false,
             raw_pdu(text),
-            RefusedThenClosed("bad_schema", 1000),
+            RefusedThenClosed(error_code::BAD_SCHEMA, 1000),
         )
     };
     let sub = |name, body: Value, expect| case(name, true, pdu(SUB, body), expect);
-    let publish = |name, body: Value, expect| case(name, true, pdu("rtm/publish", body), expect);
+    let publish = |name, body: Value, expect| case(name, true, pdu(action::PUBLISH, body), expect);
     let deep_parens = format!(
         "select * from c where {}a = 1{}",
         "(".repeat(5000),
@@ -144,7 +145,7 @@ fn cases() -> Vec<Case> {
                 r#"{{"action":"rtm/publish","id":1,"body":{}}}"#,
                 nested(20_000)
             )),
-            Refused(PUB_ERR, "invalid_body"),
+            Refused(PUB_ERR, error_code::INVALID_BODY),
         ),
         case(
             "extreme nesting in the message",
@@ -153,7 +154,7 @@ fn cases() -> Vec<Case> {
                 r#"{{"action":"rtm/publish","id":1,"body":{{"channel":"c","message":{}}}}}"#,
                 nested(20_000)
             )),
-            Refused(PUB_ERR, "invalid_message"),
+            Refused(PUB_ERR, error_code::INVALID_MESSAGE),
         ),
         case(
             "message nested 129 deep",
@@ -162,7 +163,7 @@ fn cases() -> Vec<Case> {
                 r#"{{"action":"rtm/publish","id":1,"body":{{"channel":"c","message":{}}}}}"#,
                 nested(129)
             )),
-            Refused(PUB_ERR, "invalid_message"),
+            Refused(PUB_ERR, error_code::INVALID_MESSAGE),
         ),
         case(
             "message nested 128 deep",
@@ -171,7 +172,7 @@ fn cases() -> Vec<Case> {
                 r#"{{"action":"rtm/publish","id":1,"body":{{"channel":"c","message":{{"s":"]]]\"[[[","a":{}}}}}}}"#,
                 nested(127)
             )),
-            Accepted("rtm/publish"),
+            Accepted(action::PUBLISH),
         ),
         case(
             "written value nested 20000 deep",
@@ -180,7 +181,7 @@ fn cases() -> Vec<Case> {
                 r#"{{"action":"rtm/write","id":1,"body":{{"channel":"k","message":{}}}}}"#,
                 nested(20_000)
             )),
-            Refused("rtm/write", "invalid_message"),
+            Refused(action::WRITE, error_code::INVALID_MESSAGE),
         ),
         bad(
             "extreme nesting in the id",
@@ -198,316 +199,316 @@ fn cases() -> Vec<Case> {
         case(
             "handshake body not an object",
             false,
-            pdu("auth/handshake", json!([])),
-            Refused("auth/handshake", "invalid_body"),
+            pdu(action::AUTH_HANDSHAKE, json!([])),
+            Refused(action::AUTH_HANDSHAKE, error_code::INVALID_BODY),
         ),
         case(
             "handshake method a number",
             false,
             pdu(
-                "auth/handshake",
+                action::AUTH_HANDSHAKE,
                 json!({"method": 1, "data": {"role": "all"}}),
             ),
-            Refused("auth/handshake", "invalid_body"),
+            Refused(action::AUTH_HANDSHAKE, error_code::INVALID_BODY),
         ),
         case(
             "handshake data a string",
             false,
             pdu(
-                "auth/handshake",
+                action::AUTH_HANDSHAKE,
                 json!({"method": "role_secret", "data": "all"}),
             ),
-            Refused("auth/handshake", "invalid_body"),
+            Refused(action::AUTH_HANDSHAKE, error_code::INVALID_BODY),
         ),
         case(
             "handshake role a number",
             false,
             pdu(
-                "auth/handshake",
+                action::AUTH_HANDSHAKE,
                 json!({"method": "role_secret", "data": {"role": 7}}),
             ),
-            Refused("auth/handshake", "invalid_body"),
+            Refused(action::AUTH_HANDSHAKE, error_code::INVALID_BODY),
         ),
         case(
             "handshake unknown method",
             false,
             pdu(
-                "auth/handshake",
+                action::AUTH_HANDSHAKE,
                 json!({"method": "plain", "data": {"role": "all"}}),
             ),
-            Refused("auth/handshake", "unsupported_method"),
+            Refused(action::AUTH_HANDSHAKE, error_code::UNSUPPORTED_METHOD),
         ),
         case(
             "authenticate hash a number",
             false,
             pdu(
-                "auth/authenticate",
+                action::AUTH_AUTHENTICATE,
                 json!({"method": "role_secret", "credentials": {"hash": 5}}),
             ),
-            Refused("auth/authenticate", "invalid_body"),
+            Refused(action::AUTH_AUTHENTICATE, error_code::INVALID_BODY),
         ),
         case(
             "authenticate credentials a number",
             false,
             pdu(
-                "auth/authenticate",
+                action::AUTH_AUTHENTICATE,
                 json!({"method": "role_secret", "credentials": 5}),
             ),
-            Refused("auth/authenticate", "invalid_body"),
+            Refused(action::AUTH_AUTHENTICATE, error_code::INVALID_BODY),
         ),
         case(
             "authenticate again once authenticated",
             true,
             pdu(
-                "auth/authenticate",
+                action::AUTH_AUTHENTICATE,
                 json!({"method": "role_secret", "credentials": {"hash": "x"}}),
             ),
-            Refused("auth/authenticate", "handshake_required"),
+            Refused(action::AUTH_AUTHENTICATE, error_code::HANDSHAKE_REQUIRED),
         ),
         case(
             "authenticate without handshake",
             false,
             pdu(
-                "auth/authenticate",
+                action::AUTH_AUTHENTICATE,
                 json!({"method": "role_secret", "credentials": {"hash": "x"}}),
             ),
-            Refused("auth/authenticate", "handshake_required"),
+            Refused(action::AUTH_AUTHENTICATE, error_code::HANDSHAKE_REQUIRED),
         ),
         case(
             "publish before authenticating",
             false,
-            pdu("rtm/publish", json!({"channel": "c", "message": 1})),
-            Refused(PUB_ERR, "not_authenticated"),
+            pdu(action::PUBLISH, json!({"channel": "c", "message": 1})),
+            Refused(PUB_ERR, error_code::NOT_AUTHENTICATED),
         ),
         case(
             "admin before authenticating",
             false,
-            pdu("admin/get_connections", json!({})),
-            Refused("admin/get_connections", "not_authenticated"),
+            pdu(action::GET_CONNECTIONS, json!({})),
+            Refused(action::GET_CONNECTIONS, error_code::NOT_AUTHENTICATED),
         ),
         publish(
             "publish body a string",
             json!("c"),
-            Refused(PUB_ERR, "invalid_body"),
+            Refused(PUB_ERR, error_code::INVALID_BODY),
         ),
         publish(
             "publish channel a number",
             json!({"channel": 5, "message": 1}),
-            Refused(PUB_ERR, "invalid_body"),
+            Refused(PUB_ERR, error_code::INVALID_BODY),
         ),
         publish(
             "publish channels a string",
             json!({"channels": "c", "message": 1}),
-            Refused(PUB_ERR, "invalid_body"),
+            Refused(PUB_ERR, error_code::INVALID_BODY),
         ),
         publish(
             "publish channels of numbers",
             json!({"channels": [1, 2], "message": 1}),
-            Refused(PUB_ERR, "invalid_body"),
+            Refused(PUB_ERR, error_code::INVALID_BODY),
         ),
         publish(
             "publish without message",
             json!({"channel": "c"}),
-            Refused(PUB_ERR, "missing_message"),
+            Refused(PUB_ERR, error_code::MISSING_MESSAGE),
         ),
         publish(
             "publish without channel",
             json!({"message": 1}),
-            Refused(PUB_ERR, "missing_channel"),
+            Refused(PUB_ERR, error_code::MISSING_CHANNEL),
         ),
         publish(
             "publish to an empty channel name",
             json!({"channel": "", "message": 1}),
-            Refused(PUB_ERR, "missing_channel"),
+            Refused(PUB_ERR, error_code::MISSING_CHANNEL),
         ),
         publish(
             "publish to a 2 KiB channel name",
             json!({"channel": "c".repeat(2048), "message": 1}),
-            Refused(PUB_ERR, "invalid_channel"),
+            Refused(PUB_ERR, error_code::INVALID_CHANNEL),
         ),
         publish(
             "publish to 1000 channels",
             json!({"channels": (0..1000).map(|i| format!("c{i}")).collect::<Vec<_>>(), "message": 1}),
-            Refused(PUB_ERR, "too_many_channels"),
+            Refused(PUB_ERR, error_code::TOO_MANY_CHANNELS),
         ),
         publish(
             "publish a huge integer",
             Value::Null,
-            Accepted("rtm/publish"),
+            Accepted(action::PUBLISH),
         ),
         publish(
             "publish a float overflowing f64",
             Value::Null,
-            Accepted("rtm/publish"),
+            Accepted(action::PUBLISH),
         ),
         publish(
             "publish to a channel with control characters",
             json!({"channel": "a\u{0}b\u{1b}\n", "message": 1}),
-            Accepted("rtm/publish"),
+            Accepted(action::PUBLISH),
         ),
         publish(
             "publish to a channel with separators",
             json!({"channel": "app2::x/../y;z", "message": 1}),
-            Accepted("rtm/publish"),
+            Accepted(action::PUBLISH),
         ),
         sub(
             "subscribe body a list",
             json!([1]),
-            Refused(SUB, "invalid_body"),
+            Refused(SUB, error_code::INVALID_BODY),
         ),
         sub(
             "subscribe channel an object",
             json!({"channel": {}}),
-            Refused(SUB, "invalid_body"),
+            Refused(SUB, error_code::INVALID_BODY),
         ),
         sub(
             "subscribe filter a number",
             json!({"channel": "c", "filter": 3}),
-            Refused(SUB, "invalid_body"),
+            Refused(SUB, error_code::INVALID_BODY),
         ),
         sub(
             "subscribe position a number",
             json!({"channel": "c", "position": 12}),
-            Refused(SUB, "invalid_body"),
+            Refused(SUB, error_code::INVALID_BODY),
         ),
         sub(
             "subscribe fast_forward a string",
             json!({"channel": "c", "fast_forward": "yes"}),
-            Refused(SUB, "invalid_body"),
+            Refused(SUB, error_code::INVALID_BODY),
         ),
         sub(
             "subscribe batch_size negative",
             json!({"channel": "c", "batch_size": -1}),
-            Refused(SUB, "invalid_body"),
+            Refused(SUB, error_code::INVALID_BODY),
         ),
         sub(
             "subscribe batch_size a string",
             json!({"channel": "c", "batch_size": "10"}),
-            Refused(SUB, "invalid_body"),
+            Refused(SUB, error_code::INVALID_BODY),
         ),
         sub(
             "subscribe batch_size a float",
             json!({"channel": "c", "batch_size": 1.5}),
-            Refused(SUB, "invalid_body"),
+            Refused(SUB, error_code::INVALID_BODY),
         ),
         sub(
             "subscribe batch_size over u64",
             Value::Null,
-            Refused(SUB, "invalid_body"),
+            Refused(SUB, error_code::INVALID_BODY),
         ),
         sub(
             "subscribe batch_size u64::MAX",
             json!({"channel": "c", "batch_size": u64::MAX}),
-            Refused(SUB, "invalid_batch_size"),
+            Refused(SUB, error_code::INVALID_BATCH_SIZE),
         ),
         sub(
             "subscribe position garbage",
             json!({"channel": "c", "position": "abc"}),
-            Refused(SUB, "invalid_position"),
+            Refused(SUB, error_code::INVALID_POSITION),
         ),
         sub(
             "subscribe position negative",
             json!({"channel": "c", "position": "-1-0"}),
-            Refused(SUB, "invalid_position"),
+            Refused(SUB, error_code::INVALID_POSITION),
         ),
         sub(
             "subscribe position three parts",
             json!({"channel": "c", "position": "1-2-3"}),
-            Refused(SUB, "invalid_position"),
+            Refused(SUB, error_code::INVALID_POSITION),
         ),
         sub(
             "subscribe position overflowing u64",
             json!({"channel": "c", "position": "99999999999999999999999-0"}),
-            Refused(SUB, "invalid_position"),
+            Refused(SUB, error_code::INVALID_POSITION),
         ),
         sub(
             "subscribe without channel",
             json!({}),
-            Refused(SUB, "missing_channel"),
+            Refused(SUB, error_code::MISSING_CHANNEL),
         ),
         sub(
             "subscribe 2 KiB subscription id",
             json!({"channel": "c", "subscription_id": "s".repeat(2048)}),
-            Refused(SUB, "invalid_subscription_id"),
+            Refused(SUB, error_code::INVALID_SUBSCRIPTION_ID),
         ),
         sub(
             "StreamSQL deep parentheses",
             json!({"filter": deep_parens}),
-            Refused(SUB, "invalid_filter"),
+            Refused(SUB, error_code::INVALID_FILTER),
         ),
         sub(
             "StreamSQL huge LIKE pattern",
             json!({"filter": huge_like}),
-            Refused(SUB, "invalid_filter"),
+            Refused(SUB, error_code::INVALID_FILTER),
         ),
         sub(
             "StreamSQL 5000 conditions",
             json!({"filter": long_statement}),
-            Refused(SUB, "invalid_filter"),
+            Refused(SUB, error_code::INVALID_FILTER),
         ),
         sub(
             "StreamSQL garbage",
             json!({"filter": "select select from ((("}),
-            Refused(SUB, "invalid_filter"),
+            Refused(SUB, error_code::INVALID_FILTER),
         ),
         sub(
             "StreamSQL with NUL bytes",
             json!({"filter": "select * from c where a = '\u{0}'\u{0}"}),
-            Refused(SUB, "invalid_filter"),
+            Refused(SUB, error_code::INVALID_FILTER),
         ),
         case(
             "unsubscribe id a number",
             true,
-            pdu("rtm/unsubscribe", json!({"subscription_id": 1})),
-            Refused("rtm/unsubscribe", "invalid_body"),
+            pdu(action::UNSUBSCRIBE, json!({"subscription_id": 1})),
+            Refused(action::UNSUBSCRIBE, error_code::INVALID_BODY),
         ),
         case(
             "read channel a list",
             true,
-            pdu("rtm/read", json!({"channel": []})),
-            Refused("rtm/read", "invalid_body"),
+            pdu(action::READ, json!({"channel": []})),
+            Refused(action::READ, error_code::INVALID_BODY),
         ),
         case(
             "read position a number",
             true,
-            pdu("rtm/read", json!({"channel": "k", "position": 5})),
-            Refused("rtm/read", "invalid_body"),
+            pdu(action::READ, json!({"channel": "k", "position": 5})),
+            Refused(action::READ, error_code::INVALID_BODY),
         ),
         case(
             "write channel null",
             true,
-            pdu("rtm/write", json!({"channel": null, "message": 1})),
-            Refused("rtm/write", "missing_channel"),
+            pdu(action::WRITE, json!({"channel": null, "message": 1})),
+            Refused(action::WRITE, error_code::MISSING_CHANNEL),
         ),
         case(
             "write without message",
             true,
-            pdu("rtm/write", json!({"channel": "k"})),
-            Refused("rtm/write", "missing_message"),
+            pdu(action::WRITE, json!({"channel": "k"})),
+            Refused(action::WRITE, error_code::MISSING_MESSAGE),
         ),
         case(
             "write channel a number",
             true,
-            pdu("rtm/write", json!({"channel": 5, "message": 1})),
-            Refused("rtm/write", "invalid_body"),
+            pdu(action::WRITE, json!({"channel": 5, "message": 1})),
+            Refused(action::WRITE, error_code::INVALID_BODY),
         ),
         case(
             "get_connections body a string (the body is not used)",
             true,
-            pdu("admin/get_connections", json!("x")),
-            Accepted("admin/get_connections"),
+            pdu(action::GET_CONNECTIONS, json!("x")),
+            Accepted(action::GET_CONNECTIONS),
         ),
         case(
             "delete channel a number",
             true,
-            pdu("rtm/delete", json!({"channel": 1})),
-            Refused("rtm/delete", "invalid_body"),
+            pdu(action::DELETE, json!({"channel": 1})),
+            Refused(action::DELETE, error_code::INVALID_BODY),
         ),
         case(
             "close_connection id a number",
             true,
-            pdu("admin/close_connection", json!({"connection_id": 5})),
-            Refused("admin/close_connection", "invalid_body"),
+            pdu(action::CLOSE_CONNECTION, json!({"connection_id": 5})),
+            Refused(action::CLOSE_CONNECTION, error_code::INVALID_BODY),
         ),
         // WebSocket-level violations: a close with the RFC 6455 code.
         case(
@@ -780,10 +781,10 @@ fn run_case(addr: SocketAddr, case: &Case) -> Result<(), String> {
             check_refusal(&mut c, Some(action), code)?;
             // Still usable: the next request is served.
             let (probe, body) = if case.authed {
-                ("rtm/publish", json!({"channel": "probe", "message": 1}))
+                (action::PUBLISH, json!({"channel": "probe", "message": 1}))
             } else {
                 (
-                    "auth/handshake",
+                    action::AUTH_HANDSHAKE,
                     json!({"method": "role_secret", "data": {"role": "all"}}),
                 )
             };
@@ -849,14 +850,14 @@ fn expect_close(c: &mut Client, code: u16) -> Result<(), String> {
 /// A healthy client can still publish, subscribe and receive.
 fn assert_serves(addr: SocketAddr) {
     let mut sub = Client::authed(addr, "app1", "all");
-    let r = sub.request("rtm/subscribe", json!({"channel": "healthy"}));
-    assert_eq!(r["action"], "rtm/subscribe/ok", "{r}");
+    let r = sub.request(action::SUBSCRIBE, json!({"channel": "healthy"}));
+    assert_eq!(r["action"], action::SUBSCRIBE_OK, "{r}");
     let mut publisher = Client::authed(addr, "app1", "all");
     let r = publisher.request(
-        "rtm/publish",
+        action::PUBLISH,
         json!({"channel": "healthy", "message": {"ok": true}}),
     );
-    assert_eq!(r["action"], "rtm/publish/ok", "{r}");
+    assert_eq!(r["action"], action::PUBLISH_OK, "{r}");
     assert_eq!(sub.next_data()["body"]["messages"], json!([{"ok": true}]));
     assert_eq!(http_get(addr, "/health/", "").0, 200);
 }
@@ -905,30 +906,36 @@ fn channel_names_with_separators_stay_inside_their_app() {
     let addr = server.local_addr();
     let mut other = Client::authed(addr, "app2", "all");
     assert_eq!(
-        other.request("rtm/subscribe", json!({"channel": "x"}))["action"],
+        other.request(action::SUBSCRIBE, json!({"channel": "x"}))["action"],
         "rtm/subscribe/ok"
     );
     let mut c = Client::authed(addr, "app1", "all");
     for channel in ["app2::x", "::x", "app2", "app2:", ":app2::x", "x\u{0}app2"] {
         let r = c.request(
-            "rtm/publish",
+            action::PUBLISH,
             json!({"channel": channel, "message": channel}),
         );
-        assert_eq!(r["action"], "rtm/publish/ok", "{r}");
+        assert_eq!(r["action"], action::PUBLISH_OK, "{r}");
         let r = c.request(
-            "rtm/write",
+            action::WRITE,
             json!({"channel": channel, "message": "from app1"}),
         );
         assert_eq!(r["action"], "rtm/write/ok", "{r}");
     }
     // app2 saw none of it: its history of `x` is empty and its key `x` unset.
-    let r = other.request("rtm/read", json!({"channel": "x"}));
+    let r = other.request(action::READ, json!({"channel": "x"}));
     assert_eq!(r["body"]["message"], Value::Null, "{r}");
     let mut replay = Client::authed(addr, "app2", "all");
-    let r = replay.request("rtm/subscribe", json!({"channel": "x", "position": "0-0"}));
-    assert_eq!(r["action"], "rtm/subscribe/ok");
-    let r = replay.request("rtm/publish", json!({"channel": "x", "message": "marker"}));
-    assert_eq!(r["action"], "rtm/publish/ok");
+    let r = replay.request(
+        action::SUBSCRIBE,
+        json!({"channel": "x", "position": "0-0"}),
+    );
+    assert_eq!(r["action"], action::SUBSCRIBE_OK);
+    let r = replay.request(
+        action::PUBLISH,
+        json!({"channel": "x", "message": "marker"}),
+    );
+    assert_eq!(r["action"], action::PUBLISH_OK);
     assert_eq!(replay.next_data()["body"]["messages"], json!(["marker"]));
     assert_eq!(other.next_data()["body"]["messages"], json!(["marker"]));
 }
@@ -955,9 +962,13 @@ fn thousands_of_subscriptions_on_one_connection_are_capped() {
     while ok + refused < n {
         let v = c.recv_json();
         match v["action"].as_str() {
-            Some("rtm/subscribe/ok") => ok += 1,
-            Some("rtm/subscribe/error") => {
-                assert_eq!(v["body"]["error"], "too_many_subscriptions", "{v}");
+            Some(action::SUBSCRIBE_OK) => ok += 1,
+            Some(action::SUBSCRIBE_ERROR) => {
+                assert_eq!(
+                    v["body"]["error"],
+                    error_code::TOO_MANY_SUBSCRIPTIONS,
+                    "{v}"
+                );
                 refused += 1;
             }
             _ => panic!("unexpected {v}"),
@@ -967,7 +978,7 @@ fn thousands_of_subscriptions_on_one_connection_are_capped() {
     // The subscriptions it got work, and so does everyone else.
     let mut p = Client::authed(addr, "app1", "all");
     assert_eq!(
-        p.request("rtm/publish", json!({"channel": "c1023", "message": 1}))["action"],
+        p.request(action::PUBLISH, json!({"channel": "c1023", "message": 1}))["action"],
         "rtm/publish/ok"
     );
     assert_eq!(c.next_data()["body"]["subscription_id"], "c1023");
@@ -1059,7 +1070,7 @@ fn a_subscriber_that_never_reads_costs_bounded_memory() {
     let addr = server.addr;
     let mut stuck = Client::authed(addr, "app1", "all");
     assert_eq!(
-        stuck.request("rtm/subscribe", json!({"channel": "firehose"}))["action"],
+        stuck.request(action::SUBSCRIBE, json!({"channel": "firehose"}))["action"],
         "rtm/subscribe/ok"
     );
     // From now on `stuck` reads nothing.
@@ -1073,7 +1084,7 @@ fn a_subscriber_that_never_reads_costs_bounded_memory() {
             if i % 50 == 49 {
                 for _ in 0..50 {
                     let v = p.recv_json();
-                    assert_eq!(v["action"], "rtm/publish/ok", "{v}");
+                    assert_eq!(v["action"], action::PUBLISH_OK, "{v}");
                 }
             }
         }

@@ -24,6 +24,7 @@ use cobra_server::config::AppsConfig;
 use cobra_server::config::source::decode_content;
 use cobra_server::streamsql::Query;
 use cobra_wire::Limits;
+use cobra_wire::pdu::action;
 use cobra_wire::pmd::{Deflater, Negotiated};
 use cobra_wire::ws::{Codec, Message, Role};
 use common::Client;
@@ -389,7 +390,7 @@ fn seed_corpus_replays() {
     // Still serving after the whole corpus.
     let mut probe = Client::authed(server.local_addr(), "app1", "all");
     assert_eq!(
-        probe.request("rtm/publish", json!({"channel": "x", "message": 1}))["action"],
+        probe.request(action::PUBLISH, json!({"channel": "x", "message": 1}))["action"],
         "rtm/publish/ok"
     );
 }
@@ -432,7 +433,7 @@ fn random_pdus_always_get_an_answer() {
         .unwrap();
     let mut probe = Client::authed(addr, "app1", "all");
     assert_eq!(
-        probe.request("rtm/publish", json!({"channel": "x", "message": 1}))["action"],
+        probe.request(action::PUBLISH, json!({"channel": "x", "message": 1}))["action"],
         "rtm/publish/ok"
     );
 }

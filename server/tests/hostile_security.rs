@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use cobra_server::broker::redis::{RedisBackend, RedisLimits};
 use cobra_server::net::{Server, ServerHandle};
+use cobra_wire::pdu::{action, error_code};
 use common::{Client, SECRET};
 use redis_support::RedisServer;
 use serde_json::{Value, json};
@@ -79,48 +80,48 @@ fn secrets_hashes_and_redis_password_are_never_logged() {
     let mut hashes = Vec::new();
     let mut c = Client::connect(addr, "app1");
     let hs = c.request(
-        "auth/handshake",
+        action::AUTH_HANDSHAKE,
         json!({"method": "role_secret", "data": {"role": "all"}}),
     );
     let nonce = hs["body"]["data"]["nonce"].as_str().unwrap().to_owned();
     let hash = cobra_wire::auth::role_secret_hash(SECRET, &nonce);
     let r = c.request(
-        "auth/authenticate",
+        action::AUTH_AUTHENTICATE,
         json!({"method": "role_secret", "credentials": {"hash": hash}}),
     );
-    assert_eq!(r["action"], "auth/authenticate/ok", "{r}");
+    assert_eq!(r["action"], action::AUTH_AUTHENTICATE_OK, "{r}");
     hashes.push(hash);
     let r = c.request(
-        "rtm/publish",
+        action::PUBLISH,
         json!({"channel": "c", "message": {"hello": 1}}),
     );
-    assert_eq!(r["action"], "rtm/publish/ok", "{r}");
-    let r = c.request("rtm/write", json!({"channel": "k", "message": 1}));
+    assert_eq!(r["action"], action::PUBLISH_OK, "{r}");
+    let r = c.request(action::WRITE, json!({"channel": "k", "message": 1}));
     assert_eq!(r["action"], "rtm/write/ok", "{r}");
     let mut bad = Client::connect(addr, "app1");
     let hs = bad.request(
-        "auth/handshake",
+        action::AUTH_HANDSHAKE,
         json!({"method": "role_secret", "data": {"role": "all"}}),
     );
     let nonce = hs["body"]["data"]["nonce"].as_str().unwrap().to_owned();
     let wrong = cobra_wire::auth::role_secret_hash("not-the-secret-7a6b", &nonce);
     let r = bad.request(
-        "auth/authenticate",
+        action::AUTH_AUTHENTICATE,
         json!({"method": "role_secret", "credentials": {"hash": wrong}}),
     );
-    assert_eq!(r["body"]["error"], "authentication_failed", "{r}");
+    assert_eq!(r["body"]["error"], error_code::AUTHENTICATION_FAILED, "{r}");
     hashes.push(wrong);
     // A wrong secret passed where a hash is expected, as a confused client might.
     let mut confused = Client::connect(addr, "app1");
     confused.request(
-        "auth/handshake",
+        action::AUTH_HANDSHAKE,
         json!({"method": "role_secret", "data": {"role": "all"}}),
     );
     let r = confused.request(
-        "auth/authenticate",
+        action::AUTH_AUTHENTICATE,
         json!({"method": "role_secret", "credentials": {"hash": SECRET}}),
     );
-    assert_eq!(r["body"]["error"], "authentication_failed", "{r}");
+    assert_eq!(r["body"]["error"], error_code::AUTHENTICATION_FAILED, "{r}");
     drop((c, bad, confused));
 
     // The log is complete once the connections are logged as closed.
@@ -132,7 +133,7 @@ fn secrets_hashes_and_redis_password_are_never_logged() {
     let _ = child.0.wait();
     let log = log();
     assert!(
-        log.contains("auth/handshake"),
+        log.contains(action::AUTH_HANDSHAKE),
         "verbose logging is on: {log:.2000}"
     );
     for (what, secret) in [("role secret", SECRET), ("Redis password", REDIS_PASSWORD)]
@@ -154,17 +155,25 @@ fn admin_actions_need_the_admin_permission() {
     let vid = victim.auth("sub", SECRET).unwrap()["connection_id"].clone();
     for role in ["sub", "pub"] {
         let mut c = Client::authed(addr, "app1", role);
-        let r = c.request("admin/get_connections", json!({}));
-        assert_eq!(r["body"]["error"], "permission_denied", "{role}: {r}");
-        let r = c.request("admin/close_connection", json!({"connection_id": vid}));
-        assert_eq!(r["body"]["error"], "permission_denied", "{role}: {r}");
+        let r = c.request(action::GET_CONNECTIONS, json!({}));
+        assert_eq!(
+            r["body"]["error"],
+            error_code::PERMISSION_DENIED,
+            "{role}: {r}"
+        );
+        let r = c.request(action::CLOSE_CONNECTION, json!({"connection_id": vid}));
+        assert_eq!(
+            r["body"]["error"],
+            error_code::PERMISSION_DENIED,
+            "{role}: {r}"
+        );
     }
     // The victim is still connected and served.
-    let r = victim.request("rtm/subscribe", json!({"channel": "still-here"}));
-    assert_eq!(r["action"], "rtm/subscribe/ok", "{r}");
+    let r = victim.request(action::SUBSCRIBE, json!({"channel": "still-here"}));
+    assert_eq!(r["action"], action::SUBSCRIBE_OK, "{r}");
     // With the permission it works.
     let mut admin = Client::authed(addr, "app1", "all");
-    let r = admin.request("admin/close_connection", json!({"connection_id": vid}));
+    let r = admin.request(action::CLOSE_CONNECTION, json!({"connection_id": vid}));
     assert_eq!(r["action"], "admin/close_connection/ok", "{r}");
     assert_eq!(victim.expect_close(), 1000);
 }
@@ -177,36 +186,39 @@ const TRICKY: [&str; 7] = [
 fn isolation(addr: SocketAddr) {
     let mut victim = Client::authed(addr, "app2", "all");
     for ch in TRICKY {
-        let r = victim.request("rtm/subscribe", json!({"channel": ch}));
-        assert_eq!(r["action"], "rtm/subscribe/ok", "{r}");
+        let r = victim.request(action::SUBSCRIBE, json!({"channel": ch}));
+        assert_eq!(r["action"], action::SUBSCRIBE_OK, "{r}");
     }
     let mut attacker = Client::authed(addr, "app1", "all");
     for ch in TRICKY {
         let r = attacker.request(
-            "rtm/publish",
+            action::PUBLISH,
             json!({"channel": ch, "message": "from app1"}),
         );
-        assert_eq!(r["action"], "rtm/publish/ok", "{r}");
-        let r = attacker.request("rtm/write", json!({"channel": ch, "message": "from app1"}));
+        assert_eq!(r["action"], action::PUBLISH_OK, "{r}");
+        let r = attacker.request(
+            action::WRITE,
+            json!({"channel": ch, "message": "from app1"}),
+        );
         assert_eq!(r["action"], "rtm/write/ok", "{r}");
     }
     // app2 reads none of app1's keys, replays none of its history, receives none of it live.
     let mut reader = Client::authed(addr, "app2", "all");
     for ch in TRICKY {
-        let r = reader.request("rtm/read", json!({"channel": ch}));
+        let r = reader.request(action::READ, json!({"channel": ch}));
         assert_eq!(r["body"]["message"], Value::Null, "{ch:?}: {r}");
         let r = reader.request(
-            "rtm/subscribe",
+            action::SUBSCRIBE,
             json!({"channel": ch, "subscription_id": format!("h{ch}"), "position": "0-0"}),
         );
-        assert_eq!(r["action"], "rtm/subscribe/ok", "{r}");
+        assert_eq!(r["action"], action::SUBSCRIBE_OK, "{r}");
     }
     let mut own = Client::authed(addr, "app2", "all");
     let r = own.request(
-        "rtm/publish",
+        action::PUBLISH,
         json!({"channels": TRICKY, "message": "from app2"}),
     );
-    assert_eq!(r["action"], "rtm/publish/ok", "{r}");
+    assert_eq!(r["action"], action::PUBLISH_OK, "{r}");
     // The first data each subscription sees is app2's own message.
     for c in [&mut victim, &mut reader] {
         for _ in TRICKY {
@@ -216,7 +228,7 @@ fn isolation(addr: SocketAddr) {
     }
     // And app1 keeps its own: each key reads back app1's value.
     for ch in TRICKY {
-        let r = attacker.request("rtm/read", json!({"channel": ch}));
+        let r = attacker.request(action::READ, json!({"channel": ch}));
         assert_eq!(r["body"]["message"], "from app1", "{r}");
     }
 }

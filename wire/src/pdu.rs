@@ -41,6 +41,22 @@ pub mod action {
     pub const SUBSCRIPTION_INFO: &str = "rtm/subscription/info";
     /// `rtm/subscription/error` (server to client)
     pub const SUBSCRIPTION_ERROR: &str = "rtm/subscription/error";
+    /// `auth/handshake/ok`
+    pub const AUTH_HANDSHAKE_OK: &str = "auth/handshake/ok";
+    /// `auth/handshake/error`
+    pub const AUTH_HANDSHAKE_ERROR: &str = "auth/handshake/error";
+    /// `auth/authenticate/ok`
+    pub const AUTH_AUTHENTICATE_OK: &str = "auth/authenticate/ok";
+    /// `auth/authenticate/error`
+    pub const AUTH_AUTHENTICATE_ERROR: &str = "auth/authenticate/error";
+    /// `rtm/publish/ok`
+    pub const PUBLISH_OK: &str = "rtm/publish/ok";
+    /// `rtm/publish/error`
+    pub const PUBLISH_ERROR: &str = "rtm/publish/error";
+    /// `rtm/subscribe/ok`
+    pub const SUBSCRIBE_OK: &str = "rtm/subscribe/ok";
+    /// `rtm/subscribe/error`
+    pub const SUBSCRIBE_ERROR: &str = "rtm/subscribe/error";
     /// Suffix of a success response.
     pub const OK_SUFFIX: &str = "/ok";
     /// Suffix of an error response.
@@ -61,16 +77,78 @@ pub mod action {
     ];
 }
 
-/// Error codes the server puts in `body.error`.
+/// The only authentication method (`body.method` of `auth/handshake` and `auth/authenticate`).
+pub const ROLE_SECRET: &str = "role_secret";
+
+/// Error codes the server puts in `body.error` (of `<action>/error` and
+/// `rtm/subscription/error`): the full list, stable.
 pub mod error_code {
-    /// Not JSON, no action, or an unknown action.
+    /// Not JSON, no action, an unknown action, or an id that is not a scalar (the connection
+    /// is then closed).
     pub const BAD_SCHEMA: &str = "bad_schema";
-    /// A body field is missing or has the wrong type.
-    pub const INVALID_ARGUMENT: &str = "invalid_argument";
-    /// Wrong role_secret hash.
+    /// The body does not have the request's shape (a field missing or of the wrong type).
+    pub const INVALID_BODY: &str = "invalid_body";
+    /// The request needs an authenticated connection.
+    pub const NOT_AUTHENTICATED: &str = "not_authenticated";
+    /// The role lacks the permission for the action.
+    pub const PERMISSION_DENIED: &str = "permission_denied";
+    /// An authentication method other than [`super::ROLE_SECRET`].
+    pub const UNSUPPORTED_METHOD: &str = "unsupported_method";
+    /// `auth/authenticate` without a pending `auth/handshake`.
+    pub const HANDSHAKE_REQUIRED: &str = "handshake_required";
+    /// Unknown role or wrong role_secret hash.
     pub const AUTHENTICATION_FAILED: &str = "authentication_failed";
-    /// Not authenticated yet, or the role lacks the permission.
+    /// No channel named, or an empty name.
+    pub const MISSING_CHANNEL: &str = "missing_channel";
+    /// A channel name over the length limit.
+    pub const INVALID_CHANNEL: &str = "invalid_channel";
+    /// A publish or write without `body.message`.
+    pub const MISSING_MESSAGE: &str = "missing_message";
+    /// A message no standard JSON parser would read back (nested too deep).
+    pub const INVALID_MESSAGE: &str = "invalid_message";
+    /// A publish naming more channels than allowed.
+    pub const TOO_MANY_CHANNELS: &str = "too_many_channels";
+    /// The connection is over its publish rate limit.
+    pub const RATE_LIMITED: &str = "rate_limited";
+    /// A StreamSQL filter that does not parse or is over a limit.
+    pub const INVALID_FILTER: &str = "invalid_filter";
+    /// A subscription id over the length limit.
+    pub const INVALID_SUBSCRIPTION_ID: &str = "invalid_subscription_id";
+    /// The subscription id is taken on this connection.
+    pub const ALREADY_SUBSCRIBED: &str = "already_subscribed";
+    /// The connection holds the maximum number of subscriptions.
+    pub const TOO_MANY_SUBSCRIPTIONS: &str = "too_many_subscriptions";
+    /// A position that is not `<ms>-<seq>` (or one the backend does not have).
+    pub const INVALID_POSITION: &str = "invalid_position";
+    /// A `batch_size` over the maximum.
+    pub const INVALID_BATCH_SIZE: &str = "invalid_batch_size";
+    /// The subscribe position is older than the history kept (without `fast_forward`).
+    pub const EXPIRED_POSITION: &str = "expired_position";
+    /// `rtm/unsubscribe` of a subscription the connection does not have.
+    pub const UNKNOWN_SUBSCRIPTION: &str = "unknown_subscription";
+    /// `admin/close_connection` of a connection not on this node.
+    pub const UNKNOWN_CONNECTION: &str = "unknown_connection";
+    /// A subscription lost messages and was removed (resubscribe from the last position).
+    pub const OUT_OF_SYNC: &str = "out_of_sync";
+    /// The storage backend cannot be reached.
+    pub const BACKEND_UNAVAILABLE: &str = "backend_unavailable";
+    /// The storage backend refused the request for lack of capacity.
+    pub const BACKEND_OVERLOADED: &str = "backend_overloaded";
+    /// Not sent by cobra's server (which says [`INVALID_BODY`]); kept for clients that match on it.
+    pub const INVALID_ARGUMENT: &str = "invalid_argument";
+    /// Not sent by cobra's server (which says [`NOT_AUTHENTICATED`] or [`PERMISSION_DENIED`]);
+    /// kept for clients that match on it.
     pub const AUTHORIZATION_DENIED: &str = "authorization_denied";
+}
+
+/// Info codes the server puts in `body.info` of `rtm/subscription/info`.
+pub mod info_code {
+    /// Messages were skipped (`missed_message_count` says how many); the subscription goes on.
+    pub const FAST_FORWARD: &str = "fast_forward";
+    /// The backend is unreachable: delivery pauses.
+    pub const BACKEND_UNAVAILABLE: &str = "backend_unavailable";
+    /// The backend is reachable again: delivery resumed after the last message delivered.
+    pub const BACKEND_RESUMED: &str = "backend_resumed";
 }
 
 /// Why a PDU could not be read.
@@ -611,7 +689,8 @@ pub struct ConnectionsBody {
 
 // ----- writers -----
 
-/// Appends `s` as a JSON string literal.
+/// Appends `s` as a JSON string literal, escaped exactly as `serde_json` does (the short forms
+/// of `\b` and `\f` included).
 pub fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
     let mut start = 0;
@@ -622,6 +701,8 @@ pub fn push_json_str(out: &mut String, s: &str) {
             b'\n' => "\\n",
             b'\r' => "\\r",
             b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
             0..=0x1f => "",
             _ => continue,
         };

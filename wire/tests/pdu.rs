@@ -192,3 +192,23 @@ fn escaping_covers_control_characters_and_unicode() {
     let back: String = serde_json::from_str(&out).unwrap();
     assert_eq!(back, "a\"b\\c\nd\u{0}\u{1f}é😀\t\r");
 }
+
+/// The answer names are their request's name plus the outcome suffix (they are spelled out as
+/// constants so that both sides can `match` on them).
+#[test]
+fn answer_actions_are_request_plus_suffix() {
+    use cobra_wire::pdu::action::*;
+    for (request, ok, error) in [
+        (AUTH_HANDSHAKE, AUTH_HANDSHAKE_OK, AUTH_HANDSHAKE_ERROR),
+        (
+            AUTH_AUTHENTICATE,
+            AUTH_AUTHENTICATE_OK,
+            AUTH_AUTHENTICATE_ERROR,
+        ),
+        (PUBLISH, PUBLISH_OK, PUBLISH_ERROR),
+        (SUBSCRIBE, SUBSCRIBE_OK, SUBSCRIBE_ERROR),
+    ] {
+        assert_eq!(ok, format!("{request}{OK_SUFFIX}"));
+        assert_eq!(error, format!("{request}{ERROR_SUFFIX}"));
+    }
+}

@@ -55,6 +55,7 @@ use std::sync::Arc;
 use super::catchup::CatchUpCounters;
 use super::mailbox::Subscriber;
 use cobra_wire::Position;
+use cobra_wire::pdu::error_code;
 
 /// A boxed, sendable future: the trait stays object-safe so the backend is chosen at run time.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -179,9 +180,9 @@ impl BackendError {
     /// A stable machine-readable code for error PDUs.
     pub fn code(&self) -> &'static str {
         match self {
-            BackendError::Unavailable { .. } => "backend_unavailable",
-            BackendError::Overloaded(_) => "backend_overloaded",
-            BackendError::NoSuchPosition(_) => "invalid_position",
+            BackendError::Unavailable { .. } => error_code::BACKEND_UNAVAILABLE,
+            BackendError::Overloaded(_) => error_code::BACKEND_OVERLOADED,
+            BackendError::NoSuchPosition(_) => error_code::INVALID_POSITION,
         }
     }
 }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::PublishBody;
+use cobra_wire::pdu::lenient::PublishBody;
 
 /// A publish PDU taken apart: its `id` (raw) and its body's fields.
 pub(super) struct FastPublish<'a> {

@@ -194,7 +194,7 @@ impl Conn {
             pdu::action::AUTH_HANDSHAKE,
             id,
             &HandshakeBody {
-                method: "role_secret".into(),
+                method: pdu::ROLE_SECRET.into(),
                 data: HandshakeData { role: role.into() },
             },
         );
@@ -202,7 +202,7 @@ impl Conn {
         self.flush().await?;
         let reply = self.recv_text().await?;
         let env = pdu::Pdu::parse(&reply).map_err(|e| BenchError::Failed(e.to_string()))?;
-        if env.action != "auth/handshake/ok" {
+        if env.action != pdu::action::AUTH_HANDSHAKE_OK {
             return Err(BenchError::Failed(format!("handshake refused: {reply}")));
         }
         let ok: pdu::HandshakeOkBody = env
@@ -213,7 +213,7 @@ impl Conn {
             pdu::action::AUTH_AUTHENTICATE,
             id,
             &AuthenticateBody {
-                method: "role_secret".into(),
+                method: pdu::ROLE_SECRET.into(),
                 credentials: Credentials {
                     hash: auth::role_secret_hash(secret, &ok.data.nonce),
                 },
@@ -223,7 +223,7 @@ impl Conn {
         self.flush().await?;
         let reply = self.recv_text().await?;
         let env = pdu::Pdu::parse(&reply).map_err(|e| BenchError::Failed(e.to_string()))?;
-        if env.action != "auth/authenticate/ok" {
+        if env.action != pdu::action::AUTH_AUTHENTICATE_OK {
             return Err(BenchError::Failed(format!(
                 "authentication refused: {reply}"
             )));

@@ -1,0 +1,362 @@
+//! Delivery: the mailbox pump, subscription data PDUs, batches, aggregate rows and loss reports.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use cobra_wire::Position;
+use cobra_wire::pdu::action::{SUBSCRIPTION_DATA, SUBSCRIPTION_ERROR, SUBSCRIPTION_INFO};
+use cobra_wire::pdu::error_code::OUT_OF_SYNC;
+use cobra_wire::pdu::info_code::{self, FAST_FORWARD};
+
+use super::auth::Auth;
+use super::json::{json_str, push_action, push_position};
+use super::{Flow, PduSink, Session};
+use crate::broker::backend::Message;
+use crate::broker::mailbox::Notice;
+use crate::broker::{CLOSE_DRAIN, CLOSE_NORMAL, CLOSE_REVOKED};
+use crate::streamsql::Outcome;
+
+/// What closes a one-message `rtm/subscription/data` PDU after the message.
+const DATA_SUFFIX: &str = "]}}";
+
+/// Aggregate rows sent in one data PDU at most (a window closing with many groups spans several).
+const MAX_ROWS_PER_PDU: usize = 100;
+
+/// Appends an `rtm/subscription/data` PDU up to its first message (`..."messages":[`); the
+/// messages and [`DATA_SUFFIX`] follow. Written without `fmt`: this is every delivery's prefix.
+fn push_data_head(out: &mut String, pdu_id: u64, sub_id_json: &str, position: Position) {
+    push_action(out, SUBSCRIPTION_DATA);
+    out.push_str(itoa::Buffer::new().format(pdu_id));
+    out.push_str(r#","body":{"subscription_id":"#);
+    out.push_str(sub_id_json);
+    out.push_str(r#","position":""#);
+    push_position(out, position);
+    out.push_str(r#"","messages":["#);
+}
+
+/// The wall clock in milliseconds since the epoch: the arrival clock of aggregate subscriptions
+/// (event timestamps are wall-clock milliseconds too).
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl Session {
+    /// The earliest partial-batch deadline, if any.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let batch = self.subs.iter().filter_map(|s| s.batch_deadline).min();
+        let due = self
+            .subs
+            .iter()
+            .filter_map(|s| s.agg.as_ref()?.next_due())
+            .min();
+        let agg = due.map(|due| {
+            let wait = due.saturating_sub(wall_ms()).max(0);
+            // The wall clock has millisecond steps: wake just after the due one.
+            Instant::now() + std::time::Duration::from_millis(wait as u64 + 1)
+        });
+        match (batch, agg) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Sends aggregate rows of subscription `i` as data PDUs (at most [`MAX_ROWS_PER_PDU`] each).
+    fn emit_rows(
+        &mut self,
+        i: usize,
+        rows: &mut Vec<String>,
+        position: Position,
+        sink: &mut (dyn PduSink + Send),
+    ) {
+        if rows.is_empty() {
+            return;
+        }
+        let mut bytes = 0u64;
+        let mut count = 0u64;
+        for chunk in rows.chunks(MAX_ROWS_PER_PDU) {
+            let sub = &mut self.subs[i];
+            let pdu_id = sub.next_pdu_id;
+            sub.next_pdu_id += 1;
+            let out = &mut self.scratch;
+            out.clear();
+            push_data_head(out, pdu_id, &sub.id_json, position);
+            for (j, row) in chunk.iter().enumerate() {
+                if j > 0 {
+                    out.push(',');
+                }
+                out.push_str(row);
+                bytes += row.len() as u64;
+                count += 1;
+            }
+            out.push_str(DATA_SUFFIX);
+            self.emit(sink);
+        }
+        rows.clear();
+        if let Auth::Authenticated { counters, .. } = &self.auth {
+            counters
+                .subscribed_count
+                .fetch_add(count, Ordering::Relaxed);
+            counters
+                .subscribed_bytes
+                .fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
+
+    /// Sends `self.scratch` (the PDU prefix) + the message + [`DATA_SUFFIX`].
+    fn emit_delivery(&mut self, sink: &mut (dyn PduSink + Send), message: &Arc<Message>) {
+        if self.broker.settings.verbose {
+            tracing::info!(conn = %self.id, "> {}{}{DATA_SUFFIX}", self.scratch, message.payload);
+        }
+        self.pdus_out += 1;
+        sink.send_delivery(&self.scratch, message, DATA_SUFFIX);
+    }
+
+    /// Drains the mailbox: builds subscription PDUs, reports losses, flushes due batches.
+    pub fn pump(&mut self, sink: &mut (dyn PduSink + Send), now: Instant) -> Flow {
+        let mut drained = std::mem::take(&mut self.drained);
+        let flags = self
+            .mailbox
+            .drain(&mut drained, self.broker.settings.limits.drain_bytes);
+        if flags.lagging {
+            // Before the messages drained with them: a notice may remove its subscription (whose
+            // queued messages are then dropped: the client resubscribes from what it received).
+            self.report_notices(sink);
+        }
+        let (mut count, mut bytes) = (0u64, 0u64);
+        let delay = self.broker.settings.limits.batch_flush_delay;
+        let has_agg = self.subs.iter().any(|s| s.agg.is_some());
+        let now_ms = if has_agg { wall_ms() } else { 0 };
+        let mut rows = Vec::new();
+        for d in drained.drain(..) {
+            let Some(i) = self.subs.iter().position(|s| s.handle.token() == d.token) else {
+                continue;
+            };
+            if let Some(agg) = &mut self.subs[i].agg {
+                agg.on_message(&d.message.payload, now_ms, &mut rows);
+                self.subs[i].batch_position = d.message.position;
+                self.emit_rows(i, &mut rows, d.message.position, sink);
+                continue;
+            }
+            let projected;
+            let (text, forwarded): (&str, bool) = match &self.subs[i].filter {
+                None => (&d.message.payload, true),
+                Some(q) => match q.eval_raw(&d.message.payload) {
+                    Outcome::NoMatch => continue,
+                    Outcome::Forward => (&d.message.payload, true),
+                    Outcome::Projected(p) => {
+                        projected = p;
+                        (&projected, false)
+                    }
+                },
+            };
+            count += 1;
+            bytes += text.len() as u64;
+            let sub = &mut self.subs[i];
+            if sub.batch_size <= 1 {
+                let pdu_id = sub.next_pdu_id;
+                sub.next_pdu_id += 1;
+                let out = &mut self.scratch;
+                out.clear();
+                push_data_head(out, pdu_id, &sub.id_json, d.message.position);
+                if forwarded {
+                    // The message as published: the sink may share its encoding across subscribers.
+                    self.emit_delivery(sink, &d.message);
+                } else {
+                    self.scratch.push_str(text);
+                    self.scratch.push_str(DATA_SUFFIX);
+                    self.emit(sink);
+                }
+            } else {
+                if sub.batch_len > 0 {
+                    sub.batch.push(',');
+                }
+                sub.batch.push_str(text);
+                sub.batch_len += 1;
+                sub.batch_position = d.message.position;
+                if sub.batch_len >= sub.batch_size {
+                    self.flush_batch(i, sink);
+                } else if sub.batch_deadline.is_none() {
+                    sub.batch_deadline = Some(now + delay);
+                }
+            }
+        }
+        // Keep a small drain buffer; a burst-sized one is released.
+        if drained.capacity() <= 64 {
+            self.drained = drained;
+        }
+        if count > 0
+            && let Auth::Authenticated { counters, .. } = &self.auth
+        {
+            counters
+                .subscribed_count
+                .fetch_add(count, Ordering::Relaxed);
+            counters
+                .subscribed_bytes
+                .fetch_add(bytes, Ordering::Relaxed);
+        }
+        for i in 0..self.subs.len() {
+            if self.subs[i].batch_deadline.is_some_and(|d| d <= now) {
+                self.flush_batch(i, sink);
+            }
+        }
+        if has_agg {
+            for i in 0..self.subs.len() {
+                if let Some(agg) = &mut self.subs[i].agg
+                    && agg.next_due().is_some_and(|due| due <= now_ms)
+                {
+                    agg.tick(now_ms, &mut rows);
+                    // Rows a timer closed: the position is the last message the subscription read.
+                    let position = self.subs[i].batch_position;
+                    self.emit_rows(i, &mut rows, position, sink);
+                }
+            }
+        }
+        if flags.lagging {
+            self.report_losses(sink);
+        }
+        match flags.close {
+            Some(code) => Flow::Close {
+                code,
+                reason: match code {
+                    CLOSE_NORMAL => "closed by an admin",
+                    CLOSE_DRAIN => "server draining: reconnect",
+                    CLOSE_REVOKED => "role revoked or changed by a config reload",
+                    _ => "server shutting down",
+                },
+            },
+            None => Flow::Continue,
+        }
+    }
+
+    fn flush_batch(&mut self, i: usize, sink: &mut (dyn PduSink + Send)) {
+        let sub = &mut self.subs[i];
+        sub.batch_deadline = None;
+        if sub.batch_len == 0 {
+            return;
+        }
+        let pdu_id = sub.next_pdu_id;
+        sub.next_pdu_id += 1;
+        self.scratch.clear();
+        push_data_head(&mut self.scratch, pdu_id, &sub.id_json, sub.batch_position);
+        self.scratch.push_str(&sub.batch);
+        self.scratch.push_str(DATA_SUFFIX);
+        sub.batch_len = 0;
+        if sub.batch.capacity() > 64 << 10 {
+            sub.batch = String::new();
+        } else {
+            sub.batch.clear();
+        }
+        self.emit(sink);
+    }
+
+    fn report_losses(&mut self, sink: &mut (dyn PduSink + Send)) {
+        let mut i = 0;
+        while i < self.subs.len() {
+            let missed = self.subs[i].handle.take_missed();
+            if missed == 0 {
+                i += 1;
+                continue;
+            }
+            self.broker
+                .stats
+                .queue_drops
+                .fetch_add(missed, Ordering::Relaxed);
+            if !self.report_loss(i, missed, "the subscriber could not keep up", sink) {
+                i += 1;
+            }
+        }
+    }
+
+    /// Turns the backends' [`Notice`]s into subscription PDUs.
+    fn report_notices(&mut self, sink: &mut (dyn PduSink + Send)) {
+        let mut i = 0;
+        'subs: while i < self.subs.len() {
+            let notices = self.subs[i].handle.take_notices();
+            if !notices.is_empty() {
+                // A partial batch holds earlier messages: they go out before the notice.
+                self.flush_batch(i, sink);
+            }
+            for notice in notices {
+                let sub = &self.subs[i];
+                let (info, reason) = match notice {
+                    Notice::Unavailable(reason) => (info_code::BACKEND_UNAVAILABLE, reason),
+                    Notice::Resumed => (
+                        info_code::BACKEND_RESUMED,
+                        "the backend is reachable again: delivery resumed after the last message delivered"
+                            .to_string(),
+                    ),
+                    Notice::Lost { missed, reason } => {
+                        if self.report_loss(i, missed, &reason, sink) {
+                            continue 'subs; // removed: `i` is now another subscription
+                        }
+                        continue;
+                    }
+                    Notice::Failed { code, reason } => {
+                        self.scratch.clear();
+                        let _ = write!(
+                            self.scratch,
+                            r#"{{"action":"{SUBSCRIPTION_ERROR}","id":{},"body":{{"subscription_id":{},"error":"{code}","reason":{}}}}}"#,
+                            sub.next_pdu_id,
+                            sub.id_json,
+                            json_str(&format!("{reason}; the subscription was removed"))
+                        );
+                        self.remove_sub(i);
+                        self.emit(sink);
+                        continue 'subs;
+                    }
+                };
+                self.scratch.clear();
+                let _ = write!(
+                    self.scratch,
+                    r#"{{"action":"{SUBSCRIPTION_INFO}","id":{},"body":{{"subscription_id":{},"info":"{info}","reason":{}}}}}"#,
+                    sub.next_pdu_id,
+                    sub.id_json,
+                    json_str(&reason)
+                );
+                self.emit(sink);
+            }
+            i += 1;
+        }
+    }
+
+    /// Reports `missed` lost messages of subscription `i`: a fast-forward info, or
+    /// `out_of_sync` and the subscription is removed (then returns `true`).
+    fn report_loss(
+        &mut self,
+        i: usize,
+        missed: u64,
+        why: &str,
+        sink: &mut (dyn PduSink + Send),
+    ) -> bool {
+        let sub = &self.subs[i];
+        self.scratch.clear();
+        if sub.fast_forward {
+            let _ = write!(
+                self.scratch,
+                r#"{{"action":"{SUBSCRIPTION_INFO}","id":{},"body":{{"subscription_id":{},"info":"{FAST_FORWARD}","reason":{},"missed_message_count":{missed}}}}}"#,
+                sub.next_pdu_id,
+                sub.id_json,
+                json_str(&format!("{why}: messages were skipped"))
+            );
+            self.emit(sink);
+            false
+        } else {
+            let _ = write!(
+                self.scratch,
+                r#"{{"action":"{SUBSCRIPTION_ERROR}","id":{},"body":{{"subscription_id":{},"error":"{OUT_OF_SYNC}","reason":{},"missed_message_count":{missed}}}}}"#,
+                sub.next_pdu_id,
+                sub.id_json,
+                json_str(&format!(
+                    "{why} and lost {missed} messages; the subscription was removed, resubscribe from the last position received"
+                ))
+            );
+            self.remove_sub(i);
+            self.emit(sink);
+            true
+        }
+    }
+}
