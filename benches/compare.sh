@@ -21,6 +21,14 @@
 #                          between `<!-- nats:begin -->` / `<!-- nats:end -->` in the same document
 #                          (cluster3: a Redis Cluster of 3 primaries, `--redis-cluster`, every node on
 #                          the Redis core; the default list leaves it out, add it to measure it)
+#                          slowsub: slow subscribers (issue 23), embedded and Redis ×1: publisher throughput
+#                          with 100 subscribers that never read (`--stalled 100 --stalled-rcvbuf 4096`) and
+#                          with one reading 1 message/s (`--slow-readers 1 --slow-rate 1`), each as a ratio to
+#                          the same scenario without them measured just before it on the same server
+#                          (`--warmup` then `--duration`); rounds alternate; medians and spread go between
+#                          `<!-- slowsub:begin -->` / `<!-- slowsub:end -->`. Only this table is rewritten
+#                          when slowsub is the only target (BENCH_TARGETS=slowsub).
+#        BENCH_SLOWSUB_ROUNDS=5 BENCH_SLOWSUB_WARMUP=2   rounds of each pair, seconds of warm-up
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -226,9 +234,102 @@ run_nats() {
   wait "$SERVER_PID" 2>/dev/null || true
 }
 
+# Slow subscribers: each round runs the base scenario then the one with laggards on the same server,
+# so every ratio compares two runs a few seconds apart (the machine's load drifts over minutes).
+SLOWSUB_ROUNDS="${BENCH_SLOWSUB_ROUNDS:-5}"
+SLOWSUB_WARMUP="${BENCH_SLOWSUB_WARMUP:-2}"
+SLOWSUB_PAIRS=(
+  "stalled100|--stalled 100 --stalled-rcvbuf 4096"
+  "slow1|--slow-readers 1 --slow-rate 1"
+)
+run_slowsub() {
+  local backend entry name opts round tool_cpu
+  for backend in embedded redis1; do
+    tool_cpu="$TOOL_CPU"
+    [ "$backend" = embedded ] || tool_cpu="$REDIS_TOOL_CPU"
+    if ! start_server "$backend"; then
+      echo "compare: slowsub / $backend did not start" >&2
+      stop_server
+      continue
+    fi
+    for round in $(seq 1 "$SLOWSUB_ROUNDS"); do
+      for entry in "${SLOWSUB_PAIRS[@]}"; do
+        name="${entry%%|*}"
+        opts="${entry#*|}"
+        for variant in base "$name"; do
+          echo "compare: slowsub / $backend / $name round $round: $variant" >&2
+          local extra=""
+          [ "$variant" = base ] || extra="$opts"
+          # shellcheck disable=SC2086
+          taskset -c "$tool_cpu" "$COBRA_BIN" bench --endpoint "ws://127.0.0.1:$SERVER_PORT" --json --quiet \
+            --publishers 1 --subscribers 1 --warmup "$SLOWSUB_WARMUP" --duration "$DUR" $extra \
+            >"$WORK/slowsub-$backend-$name-$round-$variant.json" 2>"$WORK/slowsub.err" ||
+            echo "compare: slowsub failed: $(tail -c 300 "$WORK/slowsub.err")" >&2
+        done
+      done
+    done
+    stop_server
+  done
+  SLOWSUB_TABLE="$(python3 - "$WORK" "$SLOWSUB_ROUNDS" "$SLOWSUB_WARMUP" "$DUR" <<'PY'
+import datetime, json, os, statistics, sys
+work, rounds, warmup, dur = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+names = {"stalled100": "100 subscribers that never read (`--stalled 100 --stalled-rcvbuf 4096`)",
+         "slow1": "1 subscriber reading 1 message/s (`--slow-readers 1 --slow-rate 1`)"}
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+load1 = os.getloadavg()[0]
+out = [f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `BENCH_TARGETS=slowsub "
+       f"benches/compare.sh` ({rounds} rounds, `--publishers 1 --subscribers 1 --warmup {warmup} --duration {dur}`, "
+       f"load average {load1:.1f} at the end). Ratio = publishes/s with them ÷ without them, the two runs back "
+       "to back on the same server; the reading subscriber's loss is shown when not 0.", "",
+       "| backend | laggards | publishes/s without (median) | with (median) | ratio median | ratio min–max | goal ≥ 0.9 |",
+       "|---|---|---|---|---|---|---|"]
+for backend, label in (("embedded", "embedded"), ("redis1", "Redis ×1")):
+    for name, text in names.items():
+        base, lag, ratios, lost = [], [], [], 0
+        for r in range(1, rounds + 1):
+            b = load(f"{work}/slowsub-{backend}-{name}-{r}-base.json")
+            w = load(f"{work}/slowsub-{backend}-{name}-{r}-{name}.json")
+            if not b or not w or not b["published_per_sec"]:
+                continue
+            base.append(b["published_per_sec"]); lag.append(w["published_per_sec"])
+            ratios.append(w["published_per_sec"] / b["published_per_sec"])
+            lost += (w.get("lost") or 0) + (b.get("lost") or 0)
+        if not ratios:
+            out.append(f"| {label} | {text} | – | – | – | – | not measured |")
+            continue
+        med = statistics.median(ratios)
+        note = f" ⚠ lost {lost}" if lost else ""
+        out.append(f"| {label} | {text} | {statistics.median(base):,.0f} | {statistics.median(lag):,.0f}{note} | "
+                   f"{med:.2f} | {min(ratios):.2f}–{max(ratios):.2f} | {'met' if med >= 0.9 else 'not met'} |")
+print("\n".join(out))
+PY
+)"
+  echo "$SLOWSUB_TABLE"
+  if [ -f "$DOC" ] && grep -q '<!-- slowsub:begin -->' "$DOC"; then
+    python3 - "$DOC" "$SLOWSUB_TABLE" <<'PY'
+import sys
+path, table = sys.argv[1], sys.argv[2]
+text = open(path).read()
+head, rest = text.split("<!-- slowsub:begin -->", 1)
+_, tail = rest.split("<!-- slowsub:end -->", 1)
+open(path, "w").write(head + "<!-- slowsub:begin -->\n" + table + "\n<!-- slowsub:end -->" + tail)
+PY
+    echo "compare: slow-subscriber table written to $DOC" >&2
+  fi
+}
+
 for target in $TARGETS; do
   if [ "$target" = nats ]; then
     run_nats
+    continue
+  fi
+  if [ "$target" = slowsub ]; then
+    run_slowsub
     continue
   fi
   if start_server "$target"; then
@@ -239,6 +340,8 @@ for target in $TARGETS; do
   fi
   stop_server
 done
+
+[ "$TARGETS" = slowsub ] && exit 0
 
 # The Redis ceiling: pipelined PUBLISH and XADD of a 300-byte message, Redis on its core and
 # redis-benchmark on the server's.

@@ -383,4 +383,15 @@ fn a_paused_sdk_subscriber_catches_up_from_history_and_sees_only_data() {
         1,
         "never disconnected"
     );
+    // It did fall behind (rather than the socket buffers holding the whole flood).
+    let (status, _, body) = cobra_test_support::client::http_get(server.addr, "/metrics", "");
+    assert_eq!(status, 200);
+    let started: u64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("cobra_catchup_started_total ")?.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        started > 0,
+        "the paused subscriber caught up from history:\n{body}"
+    );
 }

@@ -53,6 +53,11 @@ struct Server {
 
 impl Server {
     fn start(python_cobra: &Path) -> Server {
+        Server::start_with(python_cobra, &[])
+    }
+
+    /// [`Server::start`] with `extra` options for our `cobra run` (not for the reference).
+    fn start_with(python_cobra: &Path, extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = AppsConfig::default_generated();
         // Where the server reads it, and where the Python client looks for its defaults.
@@ -95,7 +100,8 @@ impl Server {
             let mut cmd = clean_command(Path::new(env!("CARGO_BIN_EXE_cobra")), dir.path());
             cmd.args(["run", "--host", "127.0.0.1", "--port", &port.to_string()])
                 .arg("--apps-config")
-                .arg(&config_path);
+                .arg(&config_path)
+                .args(extra);
             // Over Redis when asked (scripts/test-redis.sh), each server in its own namespace.
             if let Ok(urls) = std::env::var("COBRA_TEST_REDIS_URLS")
                 && !urls.trim().is_empty()
@@ -721,4 +727,90 @@ fn python_subscriber_receives_aggregate_rows() {
             && rows[1].contains("'device.model': 'iPad', 'count': 1, 'fps': 30, 'late': 0, 'skipped': 0, 'final': True"),
         "{rows:?}"
     );
+}
+
+/// Issue 23: the Python subscriber stopped (SIGSTOP) while 20 MB are published, far more than
+/// its connection's queue and socket buffers hold, then resumed (SIGCONT): it catches up from
+/// history and sees only data, all of it, in order, once.
+#[test]
+fn python_subscriber_stopped_then_resumed_sees_only_data_all_of_it() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+
+    const COUNT: u64 = 2_000;
+    let Some(cobra) = python_cobra() else { return };
+    let reference = std::env::var("INTEROP_SERVER").is_ok_and(|v| v == "reference");
+    let server = Server::start_with(
+        &cobra,
+        &[
+            "--outbound-queue-bytes",
+            "65536",
+            "--channel-max-length",
+            "100000",
+        ],
+    );
+    let channel = "interop_stopped";
+    let creds = server.credentials("_pubsub");
+    let mut cmd = server.python(&cobra, &["-v", "subscribe"]);
+    cmd.args(&creds)
+        .args(["--channel", channel, "--disable_debug_memory"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut subscriber = Guard(cmd.spawn().expect("spawn python subscriber"));
+    let rx = stderr_lines(&mut subscriber.0);
+    let (lines, subscribed) = read_until(&rx, COMMAND_TIMEOUT, |l| l.contains("rtm/subscribe/ok"));
+    assert!(
+        subscribed,
+        "the Python subscriber never got rtm/subscribe/ok:\n{}\n{}",
+        lines.join("\n"),
+        server.log()
+    );
+    let pid = Pid::from_raw(i32::try_from(subscriber.0.id()).expect("pid"));
+    kill(pid, Signal::SIGSTOP).expect("SIGSTOP the subscriber");
+
+    // 2,000 events of ~10 KB, published while it is stopped.
+    let pad = "x".repeat(10_000);
+    let jsonl: String = (0..COUNT)
+        .map(|n| format!("{{\"timestamp\": 0, \"n\": {n}, \"pad\": \"{pad}\"}}\n"))
+        .collect();
+    let path = server.dir.path().join("big.jsonl");
+    std::fs::write(&path, jsonl).expect("write events");
+    python_publish(&server, &cobra, channel, &path);
+    if !reference {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], server.port));
+        let (status, _, body) = cobra_test_support::client::http_get(addr, "/metrics", "");
+        assert_eq!(status, 200);
+        let started: u64 = body
+            .lines()
+            .find_map(|l| l.strip_prefix("cobra_catchup_started_total ")?.parse().ok())
+            .unwrap_or(0);
+        assert!(started > 0, "the stopped subscriber fell behind:\n{body}");
+    }
+    kill(pid, Signal::SIGCONT).expect("SIGCONT the subscriber");
+
+    let (lines, complete) = read_until(&rx, Duration::from_secs(120), |l| {
+        logged_n(l) == Some(COUNT - 1)
+    });
+    let received: Vec<u64> = lines.iter().filter_map(|l| logged_n(l)).collect();
+    let tail = || lines[lines.len().saturating_sub(20)..].join("\n");
+    assert!(
+        complete && received == (0..COUNT).collect::<Vec<_>>(),
+        "expected n = 0..{COUNT} once in order, got {} messages\n--- last subscriber lines\n{}\n{}",
+        received.len(),
+        tail(),
+        server.log()
+    );
+    for notice in [
+        "subscription/info",
+        "subscription/error",
+        "out_of_sync",
+        "fast_forward",
+    ] {
+        assert!(
+            !lines.iter().any(|l| l.contains(notice)),
+            "only data: {notice}\n{}",
+            tail()
+        );
+    }
 }

@@ -22,7 +22,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -315,6 +315,11 @@ pub struct Subscriber {
     token: u32,
     missed: AtomicU64,
     notices: Mutex<VecDeque<Notice>>,
+    /// Goes on from the oldest message kept after a loss (`fast_forward`); without it, the
+    /// first loss reported ends the subscription (`out_of_sync`).
+    fast_forward: bool,
+    /// A loss ended the subscription: the session removes it, backends feed it no more.
+    ended: AtomicBool,
 }
 
 impl Subscriber {
@@ -325,7 +330,16 @@ impl Subscriber {
             token,
             missed: AtomicU64::new(0),
             notices: Mutex::new(VecDeque::new()),
+            fast_forward: false,
+            ended: AtomicBool::new(false),
         }
+    }
+
+    /// The subscription goes on after a loss ([`Notice::Lost`]) from the oldest message kept,
+    /// instead of ending with it.
+    pub fn fast_forwarding(mut self, fast_forward: bool) -> Self {
+        self.fast_forward = fast_forward;
+        self
     }
 
     /// Tells the subscription something about its channel (see [`Notice`]); never blocks.
@@ -342,11 +356,26 @@ impl Subscriber {
     }
 
     /// Reports `missed` messages the backend knows are lost for good ([`Notice::Lost`]).
-    pub fn report_loss(&self, missed: u64, reason: impl Into<String>) {
+    /// Returns `false`, reporting nothing, when an earlier loss already ended the subscription
+    /// (it does not fast-forward: the session removes it with `out_of_sync`): the backend must
+    /// not count that loss again, and feeds the subscription no more
+    /// ([`Subscriber::ended`]). The session handles notices after the backend reported them,
+    /// so a backend still reading history can meet a second gap before the removal.
+    pub fn report_loss(&self, missed: u64, reason: impl Into<String>) -> bool {
+        if !self.fast_forward && self.ended.swap(true, Ordering::AcqRel) {
+            return false;
+        }
         self.report(Notice::Lost {
             missed,
             reason: reason.into(),
         });
+        true
+    }
+
+    /// A loss ended the subscription (see [`Subscriber::report_loss`]): nothing more is to be
+    /// read for it.
+    pub fn ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
     }
 
     /// Reports that the subscription cannot go on ([`Notice::Failed`]).
@@ -465,13 +494,33 @@ mod tests {
     }
 
     #[test]
-    fn notices_wake_the_connection_and_stay_bounded() {
+    fn a_loss_ends_a_subscription_that_does_not_fast_forward_once() {
         let mailbox = Arc::new(Mailbox::new(1 << 20));
         let sub = Subscriber::new(Arc::clone(&mailbox), 7);
+        assert!(!sub.ended());
+        assert!(sub.report_loss(5, "gone"));
+        assert!(sub.ended());
+        assert!(
+            !sub.report_loss(9, "gone again"),
+            "reported (and counted) once"
+        );
+        assert_eq!(
+            sub.take_notices(),
+            vec![Notice::Lost {
+                missed: 5,
+                reason: "gone".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn notices_wake_the_connection_and_stay_bounded() {
+        let mailbox = Arc::new(Mailbox::new(1 << 20));
+        let sub = Subscriber::new(Arc::clone(&mailbox), 7).fast_forwarding(true);
         let mut out = Vec::new();
         assert!(!mailbox.drain(&mut out, usize::MAX).lagging);
         for missed in 0..20 {
-            sub.report_loss(missed, "gone");
+            assert!(sub.report_loss(missed, "gone"), "fast_forward: every loss");
         }
         assert!(mailbox.drain(&mut out, usize::MAX).lagging);
         let notices = sub.take_notices();

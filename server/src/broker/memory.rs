@@ -156,14 +156,24 @@ impl CatchUp for HistoryReader {
         let Some(mut next) = member.behind else {
             return false;
         };
+        if self.subscriber.ended() {
+            return false; // removed with out_of_sync by its session: nothing more to read
+        }
         if next < front {
             let missed = front - next;
-            self.counters.expired.fetch_add(1, Ordering::Relaxed);
-            self.counters.missed.fetch_add(missed, Ordering::Relaxed);
-            self.subscriber.report_loss(
+            if !self.subscriber.report_loss(
                 missed,
                 "the subscriber fell behind the channel's history (channel_max_length)",
-            );
+            ) {
+                return false;
+            }
+            self.counters.expired.fetch_add(1, Ordering::Relaxed);
+            self.counters.missed.fetch_add(missed, Ordering::Relaxed);
+            if self.subscriber.ended() {
+                // Its session removes it with `out_of_sync` (what follows would be dropped).
+                member.behind = Some(front);
+                return false;
+            }
             next = front;
         }
         let fed = feed(&ch.history, front, &self.subscriber, next, budget);

@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 use super::client::{ConnArgs, apps_config_path, default_endpoint};
 use conn::{Conn, ConnectParams, Endpoint, WireCounters};
 use idle::{IdlePlan, IdleReport};
-use load::{Clock, Live, PubPlan, SubPlan};
+use load::{Clock, Lag, Live, PubPlan, SubPlan};
 
 /// A failed bench run.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +86,37 @@ pub struct BenchArgs {
     /// never read their socket: how much a stuck reader costs the publishers and the others.
     #[arg(long, default_value_t = 0)]
     pub stalled: usize,
+    /// Receive buffer (SO_RCVBUF, bytes) of the `--stalled` and `--paused` connections
+    /// [default: the system's]: small, the server meets a full socket sooner (the kernel's
+    /// autotuned buffers can otherwise hold megabytes of a pause).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub stalled_rcvbuf: Option<u32>,
+    /// Subscriber connections (like subscriber j) that read `--slow-rate` messages per
+    /// second at most, a message's worth of bytes at a time.
+    #[arg(long, default_value_t = 0)]
+    pub slow_readers: usize,
+    /// Messages per second a `--slow-readers` subscriber reads.
+    #[arg(long, default_value_t = 1.0)]
+    pub slow_rate: f64,
+    /// Subscriber connections (like subscriber j) that stop reading `--pause-at` seconds
+    /// into the publishing for `--pause-for` seconds, then read on; the report counts exactly
+    /// what each received and what the server said it missed.
+    #[arg(long, default_value_t = 0)]
+    pub paused: usize,
+    /// Seconds into the publishing (warm-up included) when the `--paused` ones stop reading.
+    #[arg(long, default_value_t = 1.0)]
+    pub pause_at: f64,
+    /// Seconds the `--paused` ones read nothing.
+    #[arg(long, default_value_t = 10.0)]
+    pub pause_for: f64,
+    /// The `--paused` subscribe with `fast_forward` (skip what the history lost, told how
+    /// many) instead of ending with `out_of_sync`.
+    #[arg(long)]
+    pub paused_fast_forward: bool,
+    /// Seconds of publishing before `--duration` starts, not counted in `published_per_sec`
+    /// (connections warm, laggards already behind).
+    #[arg(long, default_value_t = 0.0)]
+    pub warmup: f64,
     /// Loopback source addresses for the idle connections (127.0.0.2, ...) [default: one per 10k when over 10k].
     #[arg(long)]
     pub idle_sources: Option<usize>,
@@ -123,6 +154,30 @@ pub struct Latency {
     pub mean_us: f64,
 }
 
+/// What the laggard subscribers of one kind saw, summed (each reads its channel unfiltered).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LagReport {
+    /// Subscriber connections.
+    pub subscribers: usize,
+    /// Messages published on their channels, summed over them.
+    pub expected: u64,
+    /// Messages received.
+    pub received: u64,
+    /// Messages the server said were skipped (`fast_forward` infos, `out_of_sync`).
+    pub missed: u64,
+    /// `fast_forward` infos.
+    pub gaps: u64,
+    /// Subscriptions ended with `out_of_sync`.
+    pub out_of_sync: u64,
+    /// Messages duplicated or out of order.
+    pub out_of_order: u64,
+    /// Gaps whose reported count differs from the jump in sequence numbers after them
+    /// (exact with one publisher per channel).
+    pub gap_mismatches: u64,
+    /// Other notices and errors (the first few).
+    pub notices: Vec<String>,
+}
+
 /// Everything a run measured (the `--json` output).
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -134,6 +189,12 @@ pub struct Report {
     pub subscribers: usize,
     /// Subscribers that never read (`--stalled`).
     pub stalled: usize,
+    /// Seconds of warm-up publishing before the measured `publish_seconds`.
+    pub warmup_seconds: f64,
+    /// The `--slow-readers`, if any.
+    pub slow_readers: Option<LagReport>,
+    /// The `--paused`, if any.
+    pub paused: Option<LagReport>,
     /// Channels.
     pub channels: usize,
     /// The filter used, if any.
@@ -256,6 +317,21 @@ fn validate(args: &BenchArgs) -> Result<Duration, BenchError> {
     if args.window == 0 {
         return Err(BenchError::Usage("--window must be at least 1".into()));
     }
+    for (name, v) in [("--warmup", args.warmup), ("--pause-at", args.pause_at)] {
+        if !(v >= 0.0 && v.is_finite() && v < 1e6) {
+            return Err(BenchError::Usage(format!(
+                "{name} {v}: expected seconds >= 0"
+            )));
+        }
+    }
+    for (name, v) in [
+        ("--pause-for", args.pause_for),
+        ("--slow-rate", args.slow_rate),
+    ] {
+        if !(v > 0.0 && v.is_finite() && v < 1e9) {
+            return Err(BenchError::Usage(format!("{name} {v}: expected > 0")));
+        }
+    }
     if args.publishers > u32::MAX as usize {
         return Err(BenchError::Usage("--publishers: too many".into()));
     }
@@ -337,36 +413,56 @@ async fn run(args: BenchArgs) -> Result<Report, BenchError> {
             subscription_id: format!("s{j}"),
             filter: filter_for(&channel(j)),
             batch_size: args.batch_size,
+            fast_forward: false,
         };
         let (params, counters) = (params.clone(), counters.clone());
         setups.spawn(async move {
             let mut conn = Conn::open(&params, None, counters).await?;
             load::subscribe(&mut conn, &plan).await?;
-            Ok::<_, BenchError>((conn, false))
+            Ok::<_, BenchError>((conn, Kind::Reader, j))
         });
     }
-    for j in 0..args.stalled {
+    // Stalled, slow and paused ones: subscribed like subscriber j, they differ in how they read.
+    let laggards = (0..args.stalled)
+        .map(|j| (j, Kind::Stalled))
+        .chain((0..args.slow_readers).map(|j| (j, Kind::Slow)))
+        .chain((0..args.paused).map(|j| (j, Kind::Paused)));
+    for (j, kind) in laggards {
         let plan = SubPlan {
             channel: channel(j),
-            subscription_id: format!("stalled{j}"),
+            subscription_id: format!("{}{j}", kind.name()),
             filter: None,
             batch_size: args.batch_size,
+            fast_forward: kind == Kind::Paused && args.paused_fast_forward,
+        };
+        let rcvbuf = if matches!(kind, Kind::Stalled | Kind::Paused) {
+            args.stalled_rcvbuf
+        } else {
+            None
         };
         let (params, counters) = (params.clone(), counters.clone());
         setups.spawn(async move {
-            let mut conn = Conn::open(&params, None, counters).await?;
+            let mut conn = Conn::open_with(&params, None, rcvbuf, counters).await?;
             load::subscribe(&mut conn, &plan).await?;
-            Ok::<_, BenchError>((conn, true))
+            Ok::<_, BenchError>((conn, kind, j))
         });
     }
     let mut sub_tasks = JoinSet::new();
     let mut stalled = Vec::new();
+    let mut lag_conns = Vec::new();
     while let Some(r) = with_timeout(timeout, setups.join_next()).await? {
-        let (conn, never_reads) =
+        let (conn, kind, j) =
             r.map_err(|e| BenchError::Failed(format!("subscriber setup: {e}")))??;
-        if never_reads {
-            stalled.push(conn); // held open, never read, until the run ends
-            continue;
+        match kind {
+            Kind::Reader => {}
+            Kind::Stalled => {
+                stalled.push(conn); // held open, never read, until the run ends
+                continue;
+            }
+            Kind::Slow | Kind::Paused => {
+                lag_conns.push((conn, kind, j)); // started with the publishers
+                continue;
+            }
         }
         sub_tasks.spawn(load::subscriber(
             conn,
@@ -398,6 +494,32 @@ async fn run(args: BenchArgs) -> Result<Report, BenchError> {
     let rusage_start = CpuTime::now();
     let started = Instant::now();
     let start_ns = clock.now_ns();
+    let pause_at = tokio::time::Instant::from_std(started) + Duration::from_secs_f64(args.pause_at);
+    let pause = Duration::from_secs_f64(args.pause_for);
+    let pause_end = started + Duration::from_secs_f64(args.pause_at) + pause;
+    let mut lag_tasks = JoinSet::new();
+    for (conn, kind, j) in lag_conns {
+        let lag = if kind == Kind::Slow {
+            Lag::Slow {
+                rate: args.slow_rate,
+                chunk: args.size.max(100) + 120,
+            }
+        } else {
+            Lag::Paused {
+                at: pause_at,
+                pause,
+            }
+        };
+        let (live, stop) = (live.clone(), stop_subs.clone());
+        let publishers = args.publishers;
+        lag_tasks.spawn(async move {
+            (
+                kind,
+                j,
+                load::laggard(conn, lag, publishers, live, stop).await,
+            )
+        });
+    }
     let mut pub_tasks = JoinSet::new();
     let mut pub_channels = Vec::new();
     for (i, conn) in pub_conns.into_iter().enumerate() {
@@ -414,13 +536,29 @@ async fn run(args: BenchArgs) -> Result<Report, BenchError> {
         pub_tasks.spawn(async move { (i, load::publisher(conn, plan, clock, live, stop).await) });
     }
     let mut progress = Progress::new(!args.quiet);
-    let publish_end = started + duration;
+    let warmup = Duration::from_secs_f64(args.warmup);
+    let measure_start = started + warmup;
+    let publish_end = measure_start + duration;
+    let mut acked_at_warmup = None;
     while Instant::now() < publish_end {
-        tokio::time::sleep(Duration::from_millis(200).min(publish_end - Instant::now())).await;
+        let next = if Instant::now() < measure_start {
+            measure_start
+        } else {
+            publish_end
+        };
+        tokio::time::sleep(Duration::from_millis(200).min(next - Instant::now())).await;
+        if acked_at_warmup.is_none() && Instant::now() >= measure_start {
+            acked_at_warmup = Some((live.acked.load(Ordering::Relaxed), Instant::now()));
+        }
         report_progress(&mut progress, &live, started);
     }
+    let acked_at_end = live.acked.load(Ordering::Relaxed);
     let _ = stop_pubs_tx.send(true);
     let publish_seconds = started.elapsed().as_secs_f64();
+    // With a warm-up, the rate is what was acknowledged during the measured window only.
+    let measured_rate = acked_at_warmup
+        .filter(|_| !warmup.is_zero())
+        .map(|(a, t)| acked_at_end.saturating_sub(a) as f64 / t.elapsed().as_secs_f64().max(1e-9));
     let mut sent = vec![0u64; args.publishers];
     let (mut acked, mut publish_errors) = (0, 0);
     while let Some(r) = pub_tasks.join_next().await {
@@ -453,17 +591,35 @@ async fn run(args: BenchArgs) -> Result<Report, BenchError> {
                 .sum::<u64>(),
         ),
     };
-    let mut last = live.delivered.load(Ordering::Relaxed);
+    // What each laggard's channel got: the same for a slow and a paused one.
+    let sent_on = |j: usize| -> u64 {
+        sent.iter()
+            .enumerate()
+            .filter(|(i, _)| pub_channels.get(*i) == Some(&(j % args.channels)))
+            .map(|(_, &n)| n)
+            .sum()
+    };
+    let paused_expected: u64 = (0..args.paused).map(sent_on).sum();
+    let progress_now =
+        || live.delivered.load(Ordering::Relaxed) + live.paused_accounted.load(Ordering::Relaxed);
+    let mut last = progress_now();
     let mut last_change = Instant::now();
     loop {
         let now_delivered = live.delivered.load(Ordering::Relaxed);
-        if expected.is_some_and(|e| now_delivered >= e) {
+        if expected.is_none_or(|e| now_delivered >= e)
+            && live.paused_accounted.load(Ordering::Relaxed) >= paused_expected
+            && (expected.is_some() || args.paused > 0)
+        {
             break;
         }
-        if now_delivered != last {
-            last = now_delivered;
+        let now_progress = progress_now();
+        if now_progress != last {
+            last = now_progress;
             last_change = Instant::now();
-        } else if last_change.elapsed() > Duration::from_secs(1) {
+        } else if last_change.elapsed() > Duration::from_secs(1)
+            && (args.paused == 0 || Instant::now() > pause_end)
+        {
+            // (A pause outlasting the publishing is waited for: the catch-up comes after it.)
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -488,6 +644,38 @@ async fn run(args: BenchArgs) -> Result<Report, BenchError> {
             Err(e) => push_error(&mut errors, format!("subscriber: {e}")),
         }
     }
+    let (mut slow_readers, mut paused) = (None::<LagReport>, None::<LagReport>);
+    while let Some(r) = lag_tasks.join_next().await {
+        let (kind, j, r) = r.map_err(|e| BenchError::Failed(format!("laggard: {e}")))?;
+        let slot = if kind == Kind::Slow {
+            &mut slow_readers
+        } else {
+            &mut paused
+        };
+        let rep = slot.get_or_insert_with(LagReport::default);
+        rep.subscribers += 1;
+        rep.expected += sent_on(j);
+        match r {
+            Ok(res) => {
+                rep.received += res.received;
+                rep.missed += res.missed;
+                rep.gaps += res.gaps;
+                rep.out_of_sync += u64::from(res.out_of_sync);
+                rep.out_of_order += res.out_of_order;
+                rep.gap_mismatches += res.gap_mismatches;
+                for n in res.notices {
+                    if rep.notices.len() < 5 {
+                        rep.notices.push(n);
+                    }
+                }
+            }
+            Err(e) => {
+                if rep.notices.len() < 5 {
+                    rep.notices.push(format!("{}{j}: {e}", kind.name()));
+                }
+            }
+        }
+    }
     let _ = stop_idle_tx.send(true);
     drop(stalled);
     if let Some(e) = idle.as_ref().and_then(|i| i.first_error.clone()) {
@@ -500,6 +688,9 @@ async fn run(args: BenchArgs) -> Result<Report, BenchError> {
         publishers: args.publishers,
         subscribers: args.subscribers,
         stalled: args.stalled,
+        warmup_seconds: warmup.as_secs_f64(),
+        slow_readers,
+        paused,
         channels: args.channels,
         filter: filter_for(&channel(0)),
         message_bytes: msg_overhead - 2 + pad_len,
@@ -509,7 +700,7 @@ async fn run(args: BenchArgs) -> Result<Report, BenchError> {
         published: sent.iter().sum(),
         acked,
         publish_errors,
-        published_per_sec: acked as f64 / publish_seconds,
+        published_per_sec: measured_rate.unwrap_or(acked as f64 / publish_seconds),
         delivered,
         delivered_per_sec: if delivery_seconds > 0.0 {
             delivered as f64 / delivery_seconds
@@ -540,6 +731,30 @@ async fn run(args: BenchArgs) -> Result<Report, BenchError> {
         idle,
         errors,
     })
+}
+
+/// How a subscriber connection of the run reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// As fast as it can (`--subscribers`).
+    Reader,
+    /// Never (`--stalled`).
+    Stalled,
+    /// `--slow-rate` messages per second (`--slow-readers`).
+    Slow,
+    /// Normally but for a pause (`--paused`).
+    Paused,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Reader => "s",
+            Kind::Stalled => "stalled",
+            Kind::Slow => "slow",
+            Kind::Paused => "paused",
+        }
+    }
 }
 
 /// How many of the sequence numbers `0..n` have `s % 100 < pct`.
@@ -702,6 +917,25 @@ fn render(r: &Report) -> String {
         r.cpu_system_seconds,
         r.published_per_cpu_second
     );
+    for (name, lag) in [("slow", &r.slow_readers), ("paused", &r.paused)] {
+        if let Some(l) = lag {
+            let _ = writeln!(
+                s,
+                "{name:<10} {} subscriber(s): received {} + missed {} of {} published ({} gaps, {} out_of_sync, {} out of order, {} gap mismatches)",
+                l.subscribers,
+                l.received,
+                l.missed,
+                l.expected,
+                l.gaps,
+                l.out_of_sync,
+                l.out_of_order,
+                l.gap_mismatches
+            );
+            for n in &l.notices {
+                let _ = writeln!(s, "note       {name}: {n}");
+            }
+        }
+    }
     if let Some(i) = &r.idle {
         let _ = writeln!(
             s,

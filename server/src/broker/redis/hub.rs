@@ -328,23 +328,39 @@ impl Hub {
                 .collect()
         };
         for (subscriber, epoch, from) in runs {
-            match Self::replay(node, key, &subscriber, epoch, Some(from), true).await {
-                Ok(Replay {
-                    first: Some((_, Some(missed))),
-                    ..
-                }) => {
-                    // Reported by the replay itself, before the messages after the gap.
-                    tracing::warn!(
-                        channel = key,
-                        missed,
-                        "subscription resumed after its position expired"
-                    );
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::debug!(channel = key, error = %e, "resume failed; retrying on the next health check");
-                    node.hub.set_idle(key, &subscriber, epoch);
-                }
+            // One task per subscription: a replay waits for room in its own connection's
+            // queue, so one connection that does not read must not hold back the replays of
+            // the channel's other subscriptions (they used to run one after the other here,
+            // and a reading subscriber could wait for a stalled one's write timeout).
+            let (node, key) = (Arc::clone(node), Arc::<str>::from(key));
+            node.clone()
+                .spawn(async move { Self::resume_one(&node, &key, subscriber, epoch, from).await });
+        }
+    }
+
+    async fn resume_one(
+        node: &Arc<Node>,
+        key: &str,
+        subscriber: Arc<Subscriber>,
+        epoch: u64,
+        from: Position,
+    ) {
+        match Self::replay(node, key, &subscriber, epoch, Some(from), true).await {
+            Ok(Replay {
+                first: Some((_, Some(missed))),
+                ..
+            }) => {
+                // Reported by the replay itself, before the messages after the gap.
+                tracing::warn!(
+                    channel = key,
+                    missed,
+                    "subscription resumed after its position expired"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(channel = key, error = %e, "resume failed; retrying on the next health check");
+                node.hub.set_idle(key, &subscriber, epoch);
             }
         }
     }
@@ -517,6 +533,9 @@ impl Hub {
             None
         };
         loop {
+            if subscriber.ended() {
+                return Ok(replay); // a loss ended it (see `Subscriber::report_loss`)
+            }
             if resuming {
                 subscriber.mailbox().wait_for_room().await;
             }
@@ -579,15 +598,22 @@ impl Hub {
             {
                 // The messages before the gap go out before its report.
                 subscriber.mailbox().wait_until_empty().await;
+                if !subscriber.report_loss(
+                    missed,
+                    "the channel's history moved past this subscription's position before it could read it (channel_max_length)",
+                ) {
+                    return Ok(replay); // an earlier loss ended it: counted then
+                }
                 node.hub.counters.expired.fetch_add(1, Ordering::Relaxed);
                 node.hub
                     .counters
                     .missed
                     .fetch_add(missed, Ordering::Relaxed);
-                subscriber.report_loss(
-                    missed,
-                    "the channel's history moved past this subscription's position before it could read it (channel_max_length)",
-                );
+                if subscriber.ended() {
+                    // Its session removes it with `out_of_sync`: nothing more to read (and a
+                    // later page could only meet the gap again, counting it twice).
+                    return Ok(replay);
+                }
             }
             if first_page {
                 replay.first = Some((last, expired));

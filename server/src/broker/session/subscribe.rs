@@ -127,7 +127,9 @@ impl Session {
         let fast_forward = b.fast_forward.unwrap_or(false);
         let token = self.next_token;
         self.next_token = self.next_token.wrapping_add(1);
-        let handle = Arc::new(Subscriber::new(Arc::clone(&self.mailbox), token));
+        let handle = Arc::new(
+            Subscriber::new(Arc::clone(&self.mailbox), token).fast_forwarding(fast_forward),
+        );
         let key = self.key(&channel)?;
         let ack = self
             .broker

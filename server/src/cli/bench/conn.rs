@@ -118,11 +118,26 @@ impl Conn {
         source: Option<IpAddr>,
         counters: Arc<WireCounters>,
     ) -> Result<Conn, BenchError> {
+        Conn::open_with(p, source, None, counters).await
+    }
+
+    /// [`Conn::open`] with a receive buffer of `rcvbuf` bytes (set before connecting, so the
+    /// TCP window is negotiated with it): a reader that stops holds little in the kernel.
+    pub(super) async fn open_with(
+        p: &ConnectParams,
+        source: Option<IpAddr>,
+        rcvbuf: Option<u32>,
+        counters: Arc<WireCounters>,
+    ) -> Result<Conn, BenchError> {
         let sock = match p.addr {
             SocketAddr::V4(_) => TcpSocket::new_v4(),
             SocketAddr::V6(_) => TcpSocket::new_v6(),
         }
         .map_err(|e| BenchError::Failed(format!("socket: {e}")))?;
+        if let Some(size) = rcvbuf {
+            sock.set_recv_buffer_size(size)
+                .map_err(|e| BenchError::Failed(format!("SO_RCVBUF {size}: {e}")))?;
+        }
         if let Some(ip) = source {
             sock.bind(SocketAddr::new(ip, 0))
                 .map_err(|e| BenchError::Failed(format!("bind {ip}: {e}")))?;
@@ -266,6 +281,23 @@ impl Conn {
         }
         let n = self
             .stream
+            .read_buf(&mut self.rbuf)
+            .await
+            .map_err(|e| BenchError::Failed(format!("read: {e}")))?;
+        self.counters
+            .bytes_in
+            .fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    /// Reads at most `max` bytes of what the socket has (waiting for at least one); 0 means
+    /// the peer closed. A slow reader takes the stream a little at a time.
+    pub(super) async fn fill_at_most(&mut self, max: usize) -> Result<usize, BenchError> {
+        if self.rbuf.capacity() - self.rbuf.len() < max {
+            self.rbuf.reserve(max);
+        }
+        let n = (&mut self.stream)
+            .take(max as u64)
             .read_buf(&mut self.rbuf)
             .await
             .map_err(|e| BenchError::Failed(format!("read: {e}")))?;

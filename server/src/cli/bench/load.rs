@@ -26,6 +26,8 @@ pub(super) struct Live {
     pub delivered: AtomicU64,
     /// Nanoseconds since the epoch of the last delivery.
     pub last_delivery_ns: AtomicU64,
+    /// Messages received or reported missed by the paused subscribers.
+    pub paused_accounted: AtomicU64,
 }
 
 /// The shared clock: publishers stamp `t` (ns since `epoch`), subscribers in the same process subtract it.
@@ -193,6 +195,9 @@ pub(super) struct SubPlan {
     pub filter: Option<String>,
     /// Messages per data PDU.
     pub batch_size: Option<u32>,
+    /// Ask the server to skip ahead (and say how many were skipped) rather than end the
+    /// subscription with `out_of_sync` when it falls behind the history.
+    pub fast_forward: bool,
 }
 
 /// What one subscriber saw.
@@ -228,6 +233,7 @@ pub(super) async fn subscribe(conn: &mut Conn, plan: &SubPlan) -> Result<(), Ben
             subscription_id: Some(plan.subscription_id.clone()),
             filter: plan.filter.clone(),
             batch_size: plan.batch_size.map(u64::from),
+            fast_forward: plan.fast_forward.then_some(true),
             ..Default::default()
         },
     );
@@ -317,6 +323,180 @@ pub(super) async fn subscriber(
             }
             _ = stop.changed() => return Ok(res),
         }
+    }
+}
+
+/// How a laggard subscriber reads (`--slow-readers`, `--paused`).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Lag {
+    /// Reads `rate` messages per second at most, a message's worth of bytes at a time.
+    Slow {
+        /// Messages per second.
+        rate: f64,
+        /// Bytes read at a time (about one message on the wire).
+        chunk: usize,
+    },
+    /// Reads normally, except from `at` for `pause` (its socket left unread).
+    Paused {
+        /// When the pause starts.
+        at: tokio::time::Instant,
+        /// How long it lasts.
+        pause: Duration,
+    },
+}
+
+/// What one laggard saw, exactly.
+#[derive(Debug, Default, Clone)]
+pub(super) struct LagResult {
+    /// Messages received.
+    pub received: u64,
+    /// Messages the server said were skipped (`fast_forward` infos and `out_of_sync`).
+    pub missed: u64,
+    /// `fast_forward` infos received.
+    pub gaps: u64,
+    /// Ended with `out_of_sync` (the subscription was removed).
+    pub out_of_sync: bool,
+    /// Messages duplicated or out of order.
+    pub out_of_order: u64,
+    /// Gaps whose reported count differs from the jump in sequence numbers that followed
+    /// (exact with one publisher per channel).
+    pub gap_mismatches: u64,
+    /// Other notices, verbatim (the first few).
+    pub notices: Vec<String>,
+}
+
+/// A laggard subscriber: reads as `lag` says until `stop` turns true, counting what it
+/// received and what the server said it missed, so that `received + missed` can be checked
+/// against what was published. A paused one adds `received + missed` to
+/// `live.paused_accounted`.
+pub(super) async fn laggard(
+    mut conn: Conn,
+    lag: Lag,
+    publishers: usize,
+    live: Arc<Live>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<LagResult, BenchError> {
+    let mut res = LagResult::default();
+    let mut next = vec![0u64; publishers];
+    // Messages announced as skipped and not yet seen as a jump in sequence numbers.
+    let mut skip = 0u64;
+    let started = tokio::time::Instant::now();
+    loop {
+        let wait_until = match lag {
+            // The next message is due when `received / rate` seconds have passed.
+            Lag::Slow { rate, .. } => {
+                Some(started + Duration::from_secs_f64(res.received as f64 / rate))
+            }
+            Lag::Paused { at, pause } => {
+                let now = tokio::time::Instant::now();
+                (now >= at && now < at + pause).then_some(at + pause)
+            }
+        };
+        if let Some(t) = wait_until.filter(|t| *t > tokio::time::Instant::now()) {
+            tokio::select! {
+                () = tokio::time::sleep_until(t) => {}
+                _ = stop.changed() => return Ok(res),
+            }
+            continue;
+        }
+        let read = tokio::select! {
+            r = async {
+                match lag {
+                    Lag::Slow { chunk, .. } => conn.fill_at_most(chunk).await,
+                    Lag::Paused { .. } => conn.fill().await,
+                }
+            } => r?,
+            // A pause starting while waiting for bytes: stop reading at once.
+            () = async {
+                match lag {
+                    Lag::Paused { at, .. } if at > tokio::time::Instant::now() => {
+                        tokio::time::sleep_until(at).await
+                    }
+                    _ => std::future::pending().await,
+                }
+            } => continue,
+            _ = stop.changed() => return Ok(res),
+        };
+        if read == 0 {
+            if res.out_of_sync {
+                return Ok(res);
+            }
+            return Err(BenchError::Failed(
+                "server closed a laggard subscriber".into(),
+            ));
+        }
+        let before = res.received + res.missed;
+        while let Some(text) = conn.next_buffered()? {
+            account_laggard(&text, &mut next, &mut skip, &mut res);
+        }
+        if matches!(lag, Lag::Paused { .. }) {
+            live.paused_accounted
+                .fetch_add(res.received + res.missed - before, Ordering::Relaxed);
+        }
+        conn.flush().await?;
+    }
+}
+
+/// Accounts one PDU of a laggard.
+fn account_laggard(text: &str, next: &mut [u64], skip: &mut u64, res: &mut LagResult) {
+    let mut stamps: [Stamped; FAST_BATCH] = [(0, 0, 0); FAST_BATCH];
+    let stamped: Vec<(u32, u64)> = match scan_data(text.as_bytes(), &mut stamps) {
+        Some(n) => stamps[..n].iter().map(|&(_, p, s)| (p, s)).collect(),
+        None => {
+            let v: serde_json::Value = match serde_json::from_str(text) {
+                Ok(v) => v,
+                Err(_) => return keep_lag_notice(res, text),
+            };
+            let body = &v["body"];
+            let missed = body["missed_message_count"].as_u64();
+            match (
+                v["action"].as_str(),
+                body["info"].as_str(),
+                body["error"].as_str(),
+            ) {
+                (Some(pdu::action::SUBSCRIPTION_DATA), _, _) => body["messages"]
+                    .as_array()
+                    .map(|ms| {
+                        ms.iter()
+                            .map(|m| {
+                                let p = m["p"].as_u64().and_then(|p| u32::try_from(p).ok());
+                                (p.unwrap_or(u32::MAX), m["s"].as_u64().unwrap_or(0))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                (Some("rtm/subscription/info"), Some("fast_forward"), _) => {
+                    res.gaps += 1;
+                    res.missed += missed.unwrap_or(0);
+                    *skip += missed.unwrap_or(0);
+                    return;
+                }
+                (Some("rtm/subscription/error"), _, Some("out_of_sync")) => {
+                    res.out_of_sync = true;
+                    res.missed += missed.unwrap_or(0);
+                    return;
+                }
+                _ => return keep_lag_notice(res, text),
+            }
+        }
+    };
+    for (p, s) in stamped {
+        res.received += 1;
+        match next.get_mut(p as usize) {
+            Some(n) if s >= *n => {
+                if s - *n != std::mem::take(skip) {
+                    res.gap_mismatches += 1;
+                }
+                *n = s + 1;
+            }
+            _ => res.out_of_order += 1,
+        }
+    }
+}
+
+fn keep_lag_notice(res: &mut LagResult, text: &str) {
+    if res.notices.len() < 5 {
+        res.notices.push(text.chars().take(300).collect());
     }
 }
 
