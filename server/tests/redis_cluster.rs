@@ -251,7 +251,7 @@ impl Watcher {
 /// 50,000 messages over ten channels, published through one backend and watched through two
 /// (two servers), while the primary of some channels is killed (its replica takes over) and
 /// then a slot range holding other channels is migrated with `redis-cli --cluster reshard`:
-/// no publish made during the migration fails (redirections are followed); every acknowledged
+/// no publish, write or read made during the migration fails (redirections are followed); every acknowledged
 /// message is delivered exactly once and in order on each channel to each watcher; the dead primary's subscribers are told `backend_unavailable` then
 /// `backend_resumed`, and nobody is told of a loss.
 #[test]
@@ -365,6 +365,20 @@ fn failover_and_resharding_under_load_lose_nothing() {
                             }
                             failed += 1;
                             tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                    // Now and then a write and a read of the channel's value: redirected
+                    // during the migration like publishes, and followed the same way.
+                    if n.is_multiple_of(64) {
+                        let value: Arc<str> = format!("{n}").into();
+                        let written = match backend.write_raw(&key, value).await {
+                            Ok(_) => backend.read_raw(&key, None).await,
+                            Err(e) => Err(e),
+                        };
+                        match written {
+                            Ok(v) => assert_eq!(v, Some(n.to_string()), "{key}: read after write"),
+                            Err(e) if during_reshard => failed_resharding.push(e.to_string()),
+                            Err(_) => {}
                         }
                     }
                 }

@@ -341,7 +341,7 @@ impl RedisBackend {
     async fn query(
         &self,
         channel_key: &str,
-        cmd: impl Fn(&str) -> redis::Cmd,
+        cmd: impl FnOnce(&str) -> redis::Cmd,
     ) -> Result<(Arc<Node>, Value), NodeError> {
         let (node, name) = self.route(channel_key)?;
         let cmd = cmd(&name);
