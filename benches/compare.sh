@@ -68,6 +68,8 @@ if [ ! -x "$PYCOBRA" ]; then
   bash "$ROOT/scripts/install-peers.sh" >&2 || echo "compare: Python cobras not installable: skipped" >&2
 fi
 
+# shellcheck source=../scripts/lib/redis-cluster.sh
+. "$ROOT/scripts/lib/redis-cluster.sh"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() {
   for _ in $(seq 1 300); do
@@ -84,9 +86,8 @@ export COBRA_APPS_CONFIG="$WORK/apps.yaml" HOME="$WORK"
 REDIS_PORTS=()
 start_redis() { # [extra redis-server options]; sets REDIS_PORTS+=(port)
   local port
-  port="$(free_port)"
   # A cluster node also listens on port + 10000 (its bus).
-  while [ $# -gt 0 ] && [ "$port" -gt 55000 ]; do port="$(free_port)"; done
+  if [ $# -gt 0 ]; then port="$(cluster_free_port)"; else port="$(free_port)"; fi
   mkdir -p "$WORK/redis-$port"
   taskset -c "$REDIS_CPU" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
     --dir "$WORK/redis-$port" "$@" >"$WORK/redis-$port.log" 2>&1 &
@@ -115,17 +116,10 @@ start_server() { # $1 = target; sets SERVER_PID and SERVER_PORT, or returns 1
         >"$WORK/$1.log" 2>&1 &
       ;;
     cluster3)
-      local p addrs=()
+      local p
       for _ in 1 2 3; do start_redis --cluster-enabled yes; done
-      for p in "${REDIS_PORTS[@]}"; do
-        addrs+=("127.0.0.1:$p")
-        urls="${urls:+$urls,}redis://127.0.0.1:$p"
-      done
-      redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >"$WORK/cluster.log" 2>&1 || return 1
-      for _ in $(seq 1 200); do
-        redis-cli -p "${REDIS_PORTS[0]}" cluster info | grep -q 'cluster_state:ok' && break
-        sleep 0.05
-      done
+      for p in "${REDIS_PORTS[@]}"; do urls="${urls:+$urls,}redis://127.0.0.1:$p"; done
+      CLUSTER_LOG="$WORK/cluster.log" redis_cluster_create 0 "${REDIS_PORTS[@]}" || return 1
       taskset -c "$SERVER_CPU" "$COBRA_BIN" run --host 127.0.0.1 --port "$SERVER_PORT" \
         --apps-config "$WORK/apps.yaml" --redis-cluster "$urls" --max-connections $((IDLE + 1000)) \
         >"$WORK/$1.log" 2>&1 &

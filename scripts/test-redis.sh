@@ -1,54 +1,98 @@
 #!/usr/bin/env bash
-# The server's end-to-end protocol suites again, on the Redis backend sharded over three local
-# redis-server nodes (issue 3). Every test server gets a Redis namespace of its own, so the suites
-# run in parallel on the same nodes. Skips loudly without redis-server; fails under CI=true.
+# The server's end-to-end protocol suites again on the Redis backend, in two stages:
+#   nodes:   sharded over three standalone redis-server nodes (COBRA_TEST_REDIS_URLS, issue 3);
+#   cluster: through a Redis Cluster of 6 processes, 3 primaries + 3 replicas, made with
+#            `redis-cli --cluster create` (COBRA_TEST_REDIS_CLUSTER, `--redis-cluster`, issue 18).
+# TEST_REDIS_STAGES=nodes|cluster|all (default all) picks. Every test server gets a Redis namespace
+# of its own, so the suites run in parallel on the same nodes. Skips loudly without redis-server
+# (and the cluster stage without redis-cli); fails under CI=true.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib/redis-cluster.sh
+. scripts/lib/redis-cluster.sh
 
-if ! command -v redis-server >/dev/null 2>&1; then
+STAGES="${TEST_REDIS_STAGES:-all}"
+case "$STAGES" in
+  nodes | cluster | all) ;;
+  *)
+    echo "test-redis: TEST_REDIS_STAGES must be nodes, cluster or all (got '$STAGES')" >&2
+    exit 2
+    ;;
+esac
+
+skip_or_fail() { # $1 = what is missing
   if [ "${CI:-}" = "true" ]; then
-    echo "test-redis: redis-server is not installed (required under CI)" >&2
+    echo "test-redis: $1 is not installed (required under CI)" >&2
     exit 1
   fi
-  echo "test-redis: SKIPPED: redis-server is not installed (apt-get install redis-server)" >&2
+  echo "test-redis: SKIPPED: $1 is not installed (apt-get install redis-server redis-tools)" >&2
   exit 0
+}
+command -v redis-server >/dev/null 2>&1 || skip_or_fail redis-server
+if [ "$STAGES" != nodes ]; then
+  command -v redis-cli >/dev/null 2>&1 || skip_or_fail redis-cli
 fi
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+SUITES=(--test protocol --test history --test backpressure --test http_and_deflate --test interop_python)
 
 work=$(mktemp -d)
 pids=()
-cleanup() {
+stop_all() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  pids=()
+}
+cleanup() {
+  stop_all
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-urls=()
-for i in 1 2 3; do
-  port=$(free_port)
-  mkdir -p "$work/$i"
-  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work/$i" \
-    --logfile "$work/$i/redis.log" &
+# start_node DIR PORT [redis-server options]: a redis-server without persistence; waits for it.
+start_node() {
+  local dir=$1 port=$2
+  shift 2
+  mkdir -p "$dir"
+  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" \
+    --logfile "$dir/redis.log" "$@" &
   pids+=("$!")
-  urls+=("redis://127.0.0.1:$port")
-done
-for url in "${urls[@]}"; do
-  port=${url##*:}
-  for _ in $(seq 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then continue 2; fi
-    sleep 0.05
-  done
-  echo "test-redis: redis-server on port $port did not start" >&2
-  cat "$work"/*/redis.log >&2 || true
-  exit 1
-done
+  cluster_wait_port "$port" "$!" || {
+    echo "test-redis: redis-server on port $port did not start" >&2
+    cat "$dir/redis.log" >&2 || true
+    exit 1
+  }
+}
 
-COBRA_TEST_REDIS_URLS=$(IFS=';'; echo "${urls[*]}")
-export COBRA_TEST_REDIS_URLS
-echo "test-redis: the protocol suites over $COBRA_TEST_REDIS_URLS"
-cargo test -p cobra-server --test protocol --test history --test backpressure --test http_and_deflate \
-  --test interop_python
+# Built once, outside the timed stages.
+cargo test -p cobra-server "${SUITES[@]}" --no-run
+
+if [ "$STAGES" = nodes ] || [ "$STAGES" = all ]; then
+  urls=()
+  for i in 1 2 3; do
+    port=$(cluster_free_port)
+    start_node "$work/nodes/$i" "$port"
+    urls+=("redis://127.0.0.1:$port")
+  done
+  COBRA_TEST_REDIS_URLS=$(IFS=';'; echo "${urls[*]}")
+  echo "test-redis: [nodes] the protocol suites over $COBRA_TEST_REDIS_URLS"
+  COBRA_TEST_REDIS_URLS="$COBRA_TEST_REDIS_URLS" cargo test -p cobra-server "${SUITES[@]}"
+  stop_all
+fi
+
+if [ "$STAGES" = cluster ] || [ "$STAGES" = all ]; then
+  ports=()
+  for i in 1 2 3 4 5 6; do
+    port=$(cluster_free_port)
+    # A short node timeout: a lost node is noticed quickly (nothing is killed here).
+    start_node "$work/cluster/$i" "$port" --cluster-enabled yes --cluster-node-timeout 2000 \
+      --cluster-config-file "$work/cluster/$i/nodes.conf"
+    ports+=("$port")
+  done
+  CLUSTER_LOG="$work/cluster/create.log" redis_cluster_create 1 "${ports[@]}"
+  seeds=()
+  for port in "${ports[@]}"; do seeds+=("redis://127.0.0.1:$port"); done
+  COBRA_TEST_REDIS_CLUSTER=$(IFS=','; echo "${seeds[*]}")
+  echo "test-redis: [cluster] the protocol suites through the Redis Cluster $COBRA_TEST_REDIS_CLUSTER"
+  COBRA_TEST_REDIS_CLUSTER="$COBRA_TEST_REDIS_CLUSTER" cargo test -p cobra-server "${SUITES[@]}"
+  stop_all
+fi

@@ -15,6 +15,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use cobra_server::config::AppsConfig;
 use cobra_test_support::process::{Guard, Run, free_port, run_with_deadline, wait_listening};
 
@@ -103,13 +105,16 @@ impl Server {
                 .arg(&config_path)
                 .args(extra);
             // Over Redis when asked (scripts/test-redis.sh), each server in its own namespace.
-            if let Ok(urls) = std::env::var("COBRA_TEST_REDIS_URLS")
-                && !urls.trim().is_empty()
-            {
+            let redis = match common::test_backend() {
+                common::TestBackend::Embedded => None,
+                common::TestBackend::Nodes(urls) => Some(("--redis", urls)),
+                common::TestBackend::Cluster(seeds) => Some(("--redis-cluster", seeds)),
+            };
+            if let Some((option, urls)) = redis {
                 static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
                 let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let namespace = format!("interop-{}-{port}-{n}", std::process::id());
-                cmd.arg("--redis")
+                cmd.arg(option)
                     .arg(urls)
                     .env("COBRA_REDIS_NAMESPACE", namespace);
             }

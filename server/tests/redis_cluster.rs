@@ -251,8 +251,8 @@ impl Watcher {
 /// 50,000 messages over ten channels, published through one backend and watched through two
 /// (two servers), while the primary of some channels is killed (its replica takes over) and
 /// then a slot range holding other channels is migrated with `redis-cli --cluster reshard`:
-/// every acknowledged message is delivered exactly once and in order on each channel to each
-/// watcher; the dead primary's subscribers are told `backend_unavailable` then
+/// no publish, write or read made during the migration fails (redirections are followed); every acknowledged
+/// message is delivered exactly once and in order on each channel to each watcher; the dead primary's subscribers are told `backend_unavailable` then
 /// `backend_resumed`, and nobody is told of a loss.
 #[test]
 fn failover_and_resharding_under_load_lose_nothing() {
@@ -331,36 +331,58 @@ fn failover_and_resharding_under_load_lose_nothing() {
     // a new message (its number is never reused), since it may or may not have landed.
     let acked = Arc::new(AtomicUsize::new(0));
     let events_done = Arc::new(AtomicBool::new(false));
+    // Set while slots migrate: no publish made then may fail (redirections are followed).
+    let resharding = Arc::new(AtomicBool::new(false));
     let next_n = Arc::new(AtomicUsize::new(0));
     let tasks: Vec<_> = keys
         .iter()
         .enumerate()
         .map(|(c, key)| {
-            let (backend, key, acked, done, next_n) = (
+            let (backend, key, acked, done, next_n, resharding) = (
                 Arc::clone(&publisher),
                 key.clone(),
                 Arc::clone(&acked),
                 Arc::clone(&events_done),
                 Arc::clone(&next_n),
+                Arc::clone(&resharding),
             );
             rt.spawn(async move {
                 let mut ok: Vec<((u64, u64), u64)> = Vec::new();
                 let mut failed = 0usize;
+                let mut failed_resharding: Vec<String> = Vec::new();
                 while acked.load(Ordering::Relaxed) < MESSAGES || !done.load(Ordering::Relaxed) {
                     let n = next_n.fetch_add(1, Ordering::Relaxed) as u64;
                     let text: Arc<str> = format!(r#"{{"c":{c},"n":{n}}}"#).into();
+                    let during_reshard = resharding.load(Ordering::SeqCst);
                     match backend.publish_raw(&key, text).await {
                         Ok(p) => {
                             ok.push(((p.ms, p.seq), n));
                             acked.fetch_add(1, Ordering::Relaxed);
                         }
-                        Err(_) => {
+                        Err(e) => {
+                            if during_reshard {
+                                failed_resharding.push(e.to_string());
+                            }
                             failed += 1;
                             tokio::time::sleep(Duration::from_millis(20)).await;
                         }
                     }
+                    // Now and then a write and a read of the channel's value: redirected
+                    // during the migration like publishes, and followed the same way.
+                    if n.is_multiple_of(64) {
+                        let value: Arc<str> = format!("{n}").into();
+                        let written = match backend.write_raw(&key, value).await {
+                            Ok(_) => backend.read_raw(&key, None).await,
+                            Err(e) => Err(e),
+                        };
+                        match written {
+                            Ok(v) => assert_eq!(v, Some(n.to_string()), "{key}: read after write"),
+                            Err(e) if during_reshard => failed_resharding.push(e.to_string()),
+                            Err(_) => {}
+                        }
+                    }
                 }
-                (ok, failed)
+                (ok, failed, failed_resharding)
             })
         })
         .collect();
@@ -392,23 +414,33 @@ fn failover_and_resharding_under_load_lose_nothing() {
         .into_iter()
         .find(|p| *p != from)
         .expect("another primary");
+    resharding.store(true, Ordering::SeqCst);
     cluster.reshard(from, to, 300);
+    resharding.store(false, Ordering::SeqCst);
     assert_eq!(primary_of(&cluster, 0), to, "slots 0..300 moved");
     let resharded_at = acked.load(Ordering::Relaxed);
     events_done.store(true, Ordering::Relaxed);
 
     let mut published: Vec<Vec<((u64, u64), u64)>> = Vec::new();
     let mut failures = 0;
+    let mut reshard_failures: Vec<String> = Vec::new();
     for t in tasks {
-        let (ok, failed) = rt.block_on(t).expect("publisher");
+        let (ok, failed, failed_resharding) = rt.block_on(t).expect("publisher");
         published.push(ok);
         failures += failed;
+        reshard_failures.extend(failed_resharding);
     }
     let total: usize = published.iter().map(Vec::len).sum();
     eprintln!(
         "acked {total} (kill at {killed_at}, failed over at {failed_over_at}, resharded at {resharded_at}); {failures} publishes failed during the events"
     );
     assert!(total >= MESSAGES);
+    // MOVED / ASK / TRYAGAIN during the migration are followed, not passed on.
+    reshard_failures.dedup();
+    assert!(
+        reshard_failures.is_empty(),
+        "publishes failed during the slot migration: {reshard_failures:?}"
+    );
 
     // Every watcher gets every acknowledged message once, in order (positions increasing),
     // possibly with messages whose publish failed but landed (each at most once).

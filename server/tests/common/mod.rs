@@ -46,11 +46,44 @@ pub(crate) fn settings() -> ServerSettings {
 /// Redis backend instead of the embedded one (see `scripts/test-redis.sh`).
 pub(crate) const REDIS_URLS_ENV: &str = "COBRA_TEST_REDIS_URLS";
 
-/// The Redis nodes the tests run on, if [`REDIS_URLS_ENV`] is set.
+/// Env var naming a few nodes of a Redis Cluster (`,`-separated URLs, the `--redis-cluster`
+/// form): when set, every test server runs on the Redis backend in cluster mode. Wins over
+/// [`REDIS_URLS_ENV`].
+pub(crate) const REDIS_CLUSTER_ENV: &str = "COBRA_TEST_REDIS_CLUSTER";
+
+/// Which backend the test servers run on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TestBackend {
+    /// The embedded one (neither variable set).
+    Embedded,
+    /// Redis, sharded over these standalone nodes ([`REDIS_URLS_ENV`]).
+    Nodes(String),
+    /// Redis Cluster reached through these seeds ([`REDIS_CLUSTER_ENV`]).
+    Cluster(String),
+}
+
+/// The one place deciding the test backend from the environment.
+pub(crate) fn test_backend() -> TestBackend {
+    let var = |name| {
+        std::env::var(name)
+            .ok()
+            .filter(|u: &String| !u.trim().is_empty())
+    };
+    if let Some(seeds) = var(REDIS_CLUSTER_ENV) {
+        TestBackend::Cluster(seeds)
+    } else if let Some(urls) = var(REDIS_URLS_ENV) {
+        TestBackend::Nodes(urls)
+    } else {
+        TestBackend::Embedded
+    }
+}
+
+/// The Redis nodes (or cluster seeds) the tests run on, if any.
 pub(crate) fn redis_urls() -> Option<String> {
-    std::env::var(REDIS_URLS_ENV)
-        .ok()
-        .filter(|u| !u.trim().is_empty())
+    match test_backend() {
+        TestBackend::Embedded => None,
+        TestBackend::Nodes(urls) | TestBackend::Cluster(urls) => Some(urls),
+    }
 }
 
 /// A Redis namespace no other test server (in this or another test process) uses, so tests
@@ -68,7 +101,7 @@ pub(crate) fn fresh_redis_namespace() -> String {
 }
 
 /// Starts a server on a free loopback port; `tweak` adjusts the settings. On the Redis backend
-/// (in a namespace of its own) when [`REDIS_URLS_ENV`] is set, else on the embedded one.
+/// (in a namespace of its own) as [`test_backend`] says, else on the embedded one.
 pub(crate) fn start_with(
     channel_max_length: usize,
     tweak: impl FnOnce(&mut ServerSettings),
@@ -76,8 +109,10 @@ pub(crate) fn start_with(
     let mut s = settings();
     tweak(&mut s);
     let mut apps = apps(channel_max_length);
-    let Some(urls) = redis_urls() else {
-        return Server::start(s, apps).expect("server starts");
+    let (urls, cluster) = match test_backend() {
+        TestBackend::Embedded => return Server::start(s, apps).expect("server starts"),
+        TestBackend::Nodes(urls) => (urls, false),
+        TestBackend::Cluster(seeds) => (seeds, true),
     };
     if let Some(n) = s.channel_max_length {
         apps.channel_max_length = n.get();
@@ -86,8 +121,12 @@ pub(crate) fn start_with(
         namespace: fresh_redis_namespace(),
         ..RedisLimits::default()
     };
-    let backend = RedisBackend::start(&urls, None, apps.channel_max_length, limits)
-        .expect("the Redis backend starts");
+    let backend = if cluster {
+        RedisBackend::start_cluster(&urls, None, apps.channel_max_length, limits)
+    } else {
+        RedisBackend::start(&urls, None, apps.channel_max_length, limits)
+    }
+    .expect("the Redis backend starts");
     Server::start_with_backend(s, apps, Arc::new(backend)).expect("server starts")
 }
 

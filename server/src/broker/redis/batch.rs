@@ -58,6 +58,12 @@ pub struct Job {
     /// The node's in-flight slot, held until the job is answered (or dropped); `None` while the
     /// job waits for one (see [`Node::start_publish`]).
     pub slot: Option<OwnedSemaphorePermit>,
+    /// Redis Cluster: send with `ASKING` first (an `ASK` redirection sent it here).
+    pub asking: bool,
+    /// Redis Cluster: times it was redirected so far (bounded by `redirect_retries`).
+    pub redirects: u32,
+    /// Redis Cluster: when it was first redirected (bounded by `redirect_timeout`).
+    pub first_redirect: Option<std::time::Instant>,
 }
 
 impl Job {
@@ -169,21 +175,23 @@ pub async fn writer(node: Weak<Node>, mut jobs: mpsc::Receiver<Job>, settings: B
 }
 
 /// The batch as script calls: one outside a cluster, one per hash slot in it (stable: each
-/// channel keeps its order; a channel's keys share a slot, see [`super::cluster::slots::tagged`]).
+/// channel keeps its order; a channel's keys share a slot, see [`super::cluster::slots::tagged`]),
+/// and apart for the jobs an `ASK` sent here (they need `ASKING` first).
 fn per_slot(mut batch: Vec<Job>, sharded: bool) -> Vec<Vec<Job>> {
     if !sharded {
         return vec![batch];
     }
-    batch.sort_by_cached_key(|j| super::cluster::slots::slot_of(j.key.as_bytes()));
+    let group = |j: &Job| (super::cluster::slots::slot_of(j.key.as_bytes()), j.asking);
+    batch.sort_by_cached_key(group);
     let mut out: Vec<Vec<Job>> = Vec::new();
     let mut last = None;
     for job in batch {
-        let slot = super::cluster::slots::slot_of(job.key.as_bytes());
+        let this = group(&job);
         match out.last_mut() {
-            Some(group) if last == Some(slot) => group.push(job),
+            Some(jobs) if last == Some(this) => jobs.push(job),
             _ => out.push(vec![job]),
         }
-        last = Some(slot);
+        last = Some(this);
     }
     out
 }
@@ -235,9 +243,18 @@ async fn send(
         node.limits().replica_acks,
         node.limits().replica_ack_timeout,
     );
+    // Sent here by an `ASK` (a slot being migrated): `ASKING` in the same write, so that no
+    // other request on the shared connection comes between it and the call.
+    let asking = jobs.first().is_some_and(|j| j.asking);
     let result: Result<Value, NodeError> = node
         .command_for_batch(|mut c| async move {
-            let reply = call.query_async(&mut c).await;
+            let reply = if asking {
+                let mut pipe = redis::pipe();
+                pipe.cmd("ASKING").ignore().add_command(call);
+                pipe.query_async::<(Value,)>(&mut c).await.map(|(v,)| v)
+            } else {
+                call.query_async(&mut c).await
+            };
             if let Err(e) = &reply
                 && e.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
             {
@@ -261,6 +278,12 @@ async fn send(
             reply
         })
         .await;
+    if let Err(e @ NodeError::Redirected { .. }) = result {
+        // Not run (Redis checks a script's keys' slot first): re-sent where the cluster says.
+        node.redirected(jobs, e);
+        node.refill_publishes();
+        return;
+    }
     let ids =
         result.and_then(|v| scripts::published_ids(v, jobs.len()).map_err(|e| node.reply_error(e)));
     match ids {

@@ -79,6 +79,14 @@ pub struct RedisLimits {
     /// How long a batch waits for [`Self::replica_acks`] replicas (it blocks the node's
     /// command connection meanwhile, so keep it short).
     pub replica_ack_timeout: Duration,
+    /// Redis Cluster: how many times one request (a publish, a read, a write, a delete) is
+    /// re-sent after a `MOVED`, `ASK`, `TRYAGAIN`, `CLUSTERDOWN` or `MASTERDOWN` answer (slot
+    /// migration, failover) before it fails with that answer. See [`super::cluster`].
+    pub redirect_retries: u32,
+    /// Redis Cluster: how long after its first redirection a request may still be re-sent;
+    /// after it, the next redirection fails it (each attempt is bounded by
+    /// [`Self::response_timeout`] too).
+    pub redirect_timeout: Duration,
     /// PEM certificate(s) of the CA that signed the `rediss://` nodes' certificates
     /// (`--redis-tls-ca`); `None`: the webpki roots (public CAs).
     pub tls_ca_pem: Option<String>,
@@ -105,6 +113,8 @@ impl Default for RedisLimits {
             namespace: "cobra".to_string(),
             replica_acks: 0,
             replica_ack_timeout: Duration::from_millis(100),
+            redirect_retries: 16,
+            redirect_timeout: Duration::from_secs(2),
             tls_ca_pem: None,
         }
     }

@@ -47,7 +47,7 @@ use futures_util::TryFutureExt;
 use redis::Value;
 
 pub use self::limits::{RedisLimits, Trim};
-pub use self::node::{NodeError, NodeStatus};
+pub use self::node::{NodeError, NodeStatus, Redirect};
 pub use self::url::{NodeAddr, UrlError};
 
 use self::batch::BatchSettings;
@@ -335,6 +335,27 @@ impl RedisBackend {
         }
     }
 
+    /// Runs `cmd` (whose keys are the channel's) on the node holding `channel_key`; in a
+    /// cluster, following redirections (see [`Cluster::request`]). Returns the node that
+    /// answered with the answer.
+    async fn query(
+        &self,
+        channel_key: &str,
+        cmd: impl FnOnce(&str) -> redis::Cmd,
+    ) -> Result<(Arc<Node>, Value), NodeError> {
+        let (node, name) = self.route(channel_key)?;
+        let cmd = cmd(&name);
+        match &self.cluster {
+            Some(cluster) => cluster.request(&name, node, cmd).await,
+            None => {
+                let reply = node
+                    .command(|mut c| async move { cmd.query_async::<Value>(&mut c).await })
+                    .await?;
+                Ok((node, reply))
+            }
+        }
+    }
+
     /// Stores `value` as the channel's key/value entry (a stream of length one, so the write
     /// gets a position like the reference server's).
     pub async fn write_raw(
@@ -342,19 +363,16 @@ impl RedisBackend {
         channel_key: &str,
         value: Arc<str>,
     ) -> Result<Position, NodeError> {
-        let (node, channel_key) = self.route(channel_key)?;
-        let key = self.layout.value(&channel_key);
-        let reply: Value = node
-            .command(|mut c| async move {
-                redis::cmd("XADD")
-                    .arg(key)
+        let (node, reply) = self
+            .query(channel_key, |name| {
+                let mut cmd = redis::cmd("XADD");
+                cmd.arg(self.layout.value(name))
                     .arg("MAXLEN")
                     .arg(1)
                     .arg("*")
                     .arg("v")
-                    .arg(value.as_bytes())
-                    .query_async(&mut c)
-                    .await
+                    .arg(value.as_bytes());
+                cmd
             })
             .await?;
         let id = scripts::id(&reply).map_err(|e| node.reply_error(e))?;
@@ -370,46 +388,37 @@ impl RedisBackend {
         channel_key: &str,
         at: Option<Position>,
     ) -> Result<Option<String>, NodeError> {
-        let (node, channel_key) = self.route(channel_key)?;
-        let reply: Value = match at {
-            None => {
-                let key = self.layout.value(&channel_key);
-                node.command(|mut c| async move {
-                    redis::cmd("XREVRANGE")
-                        .arg(key)
+        let (node, reply) = self
+            .query(channel_key, |name| match at {
+                None => {
+                    let mut cmd = redis::cmd("XREVRANGE");
+                    cmd.arg(self.layout.value(name))
                         .arg("+")
                         .arg("-")
                         .arg("COUNT")
-                        .arg(1)
-                        .query_async(&mut c)
-                        .await
-                })
-                .await?
-            }
-            Some(p) => {
-                let (key, id) = (self.layout.history(&channel_key), p.to_string());
-                node.command(|mut c| async move {
-                    redis::cmd("XRANGE")
-                        .arg(key)
-                        .arg(&id)
-                        .arg(&id)
-                        .query_async(&mut c)
-                        .await
-                })
-                .await?
-            }
-        };
+                        .arg(1);
+                    cmd
+                }
+                Some(p) => {
+                    let id = p.to_string();
+                    let mut cmd = redis::cmd("XRANGE");
+                    cmd.arg(self.layout.history(name)).arg(&id).arg(&id);
+                    cmd
+                }
+            })
+            .await?;
         let entries = scripts::entries(reply).map_err(|e| node.reply_error(e))?;
         Ok(entries.into_iter().next().map(|e| e.payload))
     }
 
     /// Deletes the channel's key/value entry.
     pub async fn delete_raw(&self, channel_key: &str) -> Result<(), NodeError> {
-        let (node, channel_key) = self.route(channel_key)?;
-        let key = self.layout.value(&channel_key);
-        let _: Value = node
-            .command(|mut c| async move { redis::cmd("DEL").arg(key).query_async(&mut c).await })
-            .await?;
+        self.query(channel_key, |name| {
+            let mut cmd = redis::cmd("DEL");
+            cmd.arg(self.layout.value(name));
+            cmd
+        })
+        .await?;
         Ok(())
     }
 
@@ -466,6 +475,7 @@ impl From<NodeError> for BackendError {
             NodeError::Down { ref node }
             | NodeError::Timeout { ref node, .. }
             | NodeError::Failed { ref node, .. }
+            | NodeError::Redirected { ref node, .. }
             | NodeError::Reply { ref node, .. } => BackendError::Unavailable {
                 node: node.clone(),
                 reason: e.to_string(),

@@ -72,6 +72,18 @@ pub enum NodeError {
         /// Redis's error text.
         reason: String,
     },
+    /// Redis Cluster answered that the request belongs elsewhere or must wait (`MOVED`, `ASK`,
+    /// `TRYAGAIN`, `CLUSTERDOWN`, `MASTERDOWN`): the cluster re-sends it (see
+    /// [`super::cluster`]) and fails it with this when the redirections run out.
+    #[error("Redis node {node} failed: {reason}")]
+    Redirected {
+        /// The node.
+        node: String,
+        /// Redis's error text.
+        reason: String,
+        /// What to do about it.
+        redirect: Redirect,
+    },
     /// Redis answered something the backend does not understand.
     #[error("Redis node {node}: {source}")]
     Reply {
@@ -80,6 +92,61 @@ pub enum NodeError {
         /// What was wrong.
         source: ReplyError,
     },
+}
+
+/// What a Redis Cluster redirection asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redirect {
+    /// `MOVED <slot> <host>:<port>`: the slot is served by that node from now on.
+    Moved {
+        /// The slot.
+        slot: u16,
+        /// The node's host (empty: the host of the node that answered).
+        host: String,
+        /// The node's port.
+        port: u16,
+    },
+    /// `ASK <slot> <host>:<port>`: the slot is being migrated and the key is there already:
+    /// this request (only) goes to that node, preceded by `ASKING`.
+    Ask {
+        /// The slot.
+        slot: u16,
+        /// The node's host (empty: the host of the node that answered).
+        host: String,
+        /// The node's port.
+        port: u16,
+    },
+    /// `TRYAGAIN` (a multi-key request during a migration), `CLUSTERDOWN`, `MASTERDOWN`
+    /// (failover under way): the same request again after a short wait.
+    Retry,
+}
+
+impl Redirect {
+    /// The redirection `e` is, if it is one.
+    pub fn of(e: &redis::RedisError) -> Option<Redirect> {
+        use redis::{ErrorKind, ServerErrorKind as S};
+        let target = || {
+            let (addr, slot) = e.redirect_node()?;
+            let (host, port) = addr.rsplit_once(':')?;
+            let port: u16 = port.parse().ok().filter(|p| *p > 0)?;
+            // `?` is what a node says when it does not know its peer's address.
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let host = if host == "?" { "" } else { host };
+            Some((slot, host.to_string(), port))
+        };
+        match e.kind() {
+            ErrorKind::Server(S::Moved) => {
+                target().map(|(slot, host, port)| Redirect::Moved { slot, host, port })
+            }
+            ErrorKind::Server(S::Ask) => {
+                target().map(|(slot, host, port)| Redirect::Ask { slot, host, port })
+            }
+            ErrorKind::Server(S::TryAgain | S::ClusterDown | S::MasterDown) => {
+                Some(Redirect::Retry)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Counters of one node, for stats and `/metrics`.
@@ -150,6 +217,8 @@ pub struct Node {
     pending_sunsubscribes: AtomicU64,
     /// Numbers live connections, so that pushes of a replaced one are ignored.
     live_epoch: AtomicU64,
+    /// The cluster this node is a primary of: redirected publishes are handed to it.
+    pub(crate) router: std::sync::OnceLock<Weak<super::cluster::Cluster>>,
 }
 
 impl Node {
@@ -199,6 +268,7 @@ impl Node {
             cluster,
             pending_sunsubscribes: AtomicU64::new(0),
             live_epoch: AtomicU64::new(0),
+            router: std::sync::OnceLock::new(),
         })
     }
 
@@ -371,8 +441,13 @@ impl Node {
                 if e.is_io_error() || e.is_unrecoverable_error() || e.is_connection_dropped() {
                     self.wake.notify_one(); // let the supervisor check the link now
                 }
-                if is_redirection(&e) {
+                if let Some(redirect) = Redirect::of(&e) {
                     self.topology_changed();
+                    return Err(NodeError::Redirected {
+                        node: self.name.clone(),
+                        reason: e.to_string(),
+                        redirect,
+                    });
                 }
                 Err(NodeError::Failed {
                     node: self.name.clone(),
@@ -430,6 +505,9 @@ impl Node {
             reply,
             queued: std::time::Instant::now(),
             slot: None,
+            asking: false,
+            redirects: 0,
+            first_redirect: None,
         };
         let mut waiting = self.waiting.lock();
         // The usual case (the FIFO only fills under saturation): straight to the writer.
@@ -462,6 +540,49 @@ impl Node {
                 mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j) => j,
             };
             job.answer(Err(self.down_error()));
+        }
+    }
+
+    /// Queues a publish redirected here by the cluster (see [`super::cluster`]) like
+    /// [`Node::start_publish`] does a new one; a refusal (node down, FIFO full) answers it.
+    pub(crate) fn requeue(&self, mut job: Job) {
+        job.slot = None; // the slot of the node it came from
+        if !self.is_connected() {
+            job.answer(Err(self.down_error()));
+            return;
+        }
+        job.queued = std::time::Instant::now();
+        let mut waiting = self.waiting.lock();
+        if waiting.is_empty()
+            && let Ok(slot) = Arc::clone(&self.permits).try_acquire_owned()
+        {
+            job.slot = Some(slot);
+            self.hand_to_writer(job);
+            return;
+        }
+        if waiting.len() >= self.limits.max_waiting_publishes.max(1) {
+            drop(waiting);
+            self.stats.errors.fetch_add(1, Ordering::Relaxed);
+            job.answer(Err(NodeError::Overloaded {
+                node: self.name.clone(),
+                in_flight: self.limits.max_in_flight,
+            }));
+            return;
+        }
+        waiting.push_back(job);
+        self.move_waiting(&mut waiting);
+    }
+
+    /// Publishes of a batch Redis Cluster redirected: handed to the cluster to re-send, or
+    /// failed with `error` outside a cluster.
+    pub(crate) fn redirected(self: &Arc<Self>, jobs: Vec<Job>, error: NodeError) {
+        match self.router.get().and_then(Weak::upgrade) {
+            Some(cluster) => cluster.redirect_publishes(self, jobs, error),
+            None => {
+                for job in jobs {
+                    job.answer(Err(error.clone()));
+                }
+            }
         }
     }
 
@@ -781,15 +902,6 @@ impl Node {
     }
 }
 
-/// Whether Redis Cluster told us a key is elsewhere or its slot is in transition.
-fn is_redirection(e: &redis::RedisError) -> bool {
-    use redis::{ErrorKind, ServerErrorKind as S};
-    matches!(
-        e.kind(),
-        ErrorKind::Server(S::Moved | S::Ask | S::TryAgain | S::ClusterDown | S::MasterDown)
-    )
-}
-
 fn notice_disconnect(node: &Weak<Node>, generation: u64, info: &PushInfo) {
     if info.kind != PushKind::Disconnection {
         return;
@@ -855,5 +967,75 @@ impl Future for PublishReply {
             ReplyState::Done => return Poll::Pending,
         };
         Poll::Ready(answer.map(|(ms, seq)| Position { ms, seq }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error Redis answers with `line` (`-...`), as the connection hands it over.
+    fn error(line: &str) -> redis::RedisError {
+        let value = redis::parse_redis_value(format!("{line}\r\n").as_bytes()).expect("RESP");
+        value.extract_error().expect_err("an error reply")
+    }
+
+    #[test]
+    fn redirections_are_classified() {
+        let at = |slot, host: &str, port| (slot, host.to_string(), port);
+        assert_eq!(
+            Redirect::of(&error("-MOVED 3999 127.0.0.1:6381")),
+            Some({
+                let (slot, host, port) = at(3999, "127.0.0.1", 6381);
+                Redirect::Moved { slot, host, port }
+            })
+        );
+        assert_eq!(
+            Redirect::of(&error("-ASK 12 10.0.0.2:7002")),
+            Some({
+                let (slot, host, port) = at(12, "10.0.0.2", 7002);
+                Redirect::Ask { slot, host, port }
+            })
+        );
+        // An unknown host (`?`) or none: the node that answered is asked.
+        assert_eq!(
+            Redirect::of(&error("-MOVED 1 :7000")),
+            Some(Redirect::Moved {
+                slot: 1,
+                host: String::new(),
+                port: 7000
+            })
+        );
+        assert_eq!(
+            Redirect::of(&error("-MOVED 1 ?:7000")),
+            Some(Redirect::Moved {
+                slot: 1,
+                host: String::new(),
+                port: 7000
+            })
+        );
+        for retry in [
+            "-TRYAGAIN Multiple keys request during rehashing of slot",
+            "-CLUSTERDOWN The cluster is down",
+            "-MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+        ] {
+            assert_eq!(
+                Redirect::of(&error(retry)),
+                Some(Redirect::Retry),
+                "{retry}"
+            );
+        }
+        // Not redirections, or redirections that cannot be followed: the error stands.
+        for other in [
+            "-ERR unknown command",
+            "-NOSCRIPT No matching script",
+            "-CROSSSLOT Keys in request don't hash to the same slot",
+            "-MOVED 3999",
+            "-MOVED x 127.0.0.1:6381",
+            "-ASK 12 127.0.0.1:0",
+            "-ASK 12 127.0.0.1",
+        ] {
+            assert_eq!(Redirect::of(&error(other)), None, "{other}");
+        }
     }
 }

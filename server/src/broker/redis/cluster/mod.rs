@@ -19,9 +19,17 @@
 //!   after their last delivered position from the stream there (no loss, no duplicate).
 //!   Subscribers of a primary that died were told `backend_unavailable` and are told
 //!   `backend_resumed` once delivery goes on from the promoted replica.
+//! - **Redirections**: a publish, read, write or delete that Redis answers with `MOVED`
+//!   (re-sent to the new primary, which becomes the slot's owner at once), `ASK` (re-sent to
+//!   the importing node with `ASKING` first), `TRYAGAIN`, `CLUSTERDOWN` or `MASTERDOWN` (re-sent
+//!   after a short wait, doubling from `reconnect_min`) is re-sent up to
+//!   [`RedisLimits::redirect_retries`] times within [`RedisLimits::redirect_timeout`], then fails
+//!   with Redis's error. So a slot migration costs publishes no error. Per channel, publishes
+//!   keep their order except that one still in flight to the old node when the first
+//!   redirection came back can land after a later one sent to the new node directly (see
+//!   [`Cluster::redirect_publishes`]).
 //! - **Publishes** during a failover (the primary is gone, its replica not promoted yet) fail
-//!   at once with "Redis node … is down"; during a slot migration a publish that Redis
-//!   redirects fails with its `MOVED`/`ASK` error. Neither was acknowledged; clients retry.
+//!   at once with "Redis node … is down": they were not acknowledged; clients retry.
 //!   Redis replicates asynchronously, so a primary may die with publishes it acknowledged but
 //!   had not sent to its replica yet: with [`RedisLimits::replica_acks`] at 1 a publish is
 //!   acknowledged only once a replica has it, and a failover loses nothing acknowledged.
@@ -35,18 +43,19 @@
 pub mod slots;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
 use redis::Value;
 use tokio::sync::Notify;
 
 use self::slots::{SLOTS, SlotRange, slot_of};
-use super::batch::BatchSettings;
+use super::batch::{BatchSettings, Job};
 use super::hub::Hub;
 use super::limits::RedisLimits;
-use super::node::{Node, NodeError};
+use super::node::{Node, NodeError, Redirect};
 use super::url::NodeAddr;
 use crate::broker::catchup::CatchUpCounters;
 
@@ -67,6 +76,8 @@ pub struct Cluster {
     /// Wakes the topology refresh.
     refresh: Arc<Notify>,
     closed: AtomicBool,
+    /// Itself, for the nodes' redirected publishes ([`Node::redirected`]).
+    me: Weak<Cluster>,
 }
 
 impl Cluster {
@@ -78,7 +89,8 @@ impl Cluster {
         batch: BatchSettings,
         counters: Arc<CatchUpCounters>,
     ) -> Arc<Self> {
-        Arc::new(Cluster {
+        Arc::new_cyclic(|me| Cluster {
+            me: me.clone(),
             counters,
             seeds,
             limits,
@@ -163,6 +175,7 @@ impl Cluster {
             Arc::clone(&self.counters),
             Some(Arc::clone(&self.refresh)),
         );
+        let _ = node.router.set(self.me.clone());
         node.start(self.batch.clone());
         nodes.insert(id, Arc::clone(&node));
         node
@@ -192,6 +205,162 @@ impl Cluster {
             .ok_or_else(|| NodeError::Down {
                 node: format!("(Redis Cluster slot {slot}: no primary known)"),
             })
+    }
+
+    /// The node a redirection from `from` points at (met now if new; a `MOVED` also makes it
+    /// the slot's primary at once, before the full slot map is read again).
+    fn redirect_target(&self, from: &Node, redirect: &Redirect) -> Option<Arc<Node>> {
+        let (slot, host, port, moved) = match redirect {
+            Redirect::Moved { slot, host, port } => (*slot, host, *port, true),
+            Redirect::Ask { slot, host, port } => (*slot, host, *port, false),
+            Redirect::Retry => return None,
+        };
+        let template = self.seeds.first()?;
+        let host = if host.is_empty() { from.host() } else { host };
+        let node = self.node_at(&template.at(host, port));
+        if moved && let Some(owner) = self.owners.write().get_mut(usize::from(slot)) {
+            *owner = Some(Arc::clone(&node));
+        }
+        Some(node)
+    }
+
+    /// The wait before the `attempt`-th re-send after `TRYAGAIN`/`CLUSTERDOWN`/`MASTERDOWN`:
+    /// doubling from `reconnect_min`, at most a quarter of `redirect_timeout`.
+    fn retry_delay(&self, attempt: u32) -> Duration {
+        let doubled = self
+            .limits
+            .reconnect_min
+            .saturating_mul(1 << attempt.saturating_sub(1).min(10));
+        doubled.min(self.limits.redirect_timeout / 4)
+    }
+
+    /// Re-sends publishes that `from` answered with a redirection (`error`), in their order:
+    /// `MOVED` to the slot's new primary, `ASK` to the importing node with `ASKING`, the others
+    /// after [`Self::retry_delay`] to the slot's primary as then known (or, after an `ASK`, to
+    /// the same node). A publish redirected more than `redirect_retries` times, or still
+    /// redirected `redirect_timeout` after its first redirection, fails with `error`.
+    ///
+    /// Order: the jobs of one batch keep their order, and batches are redirected in the order
+    /// the node answers them. A publish still in flight to the old node when the first
+    /// redirection arrives is re-sent after it, so it can land after a later publish made
+    /// once the slot map was updated (sent to the new node directly): per channel, the order
+    /// of publishes in flight during a slot migration or failover is kept only within what
+    /// was redirected together.
+    pub(crate) fn redirect_publishes(&self, from: &Arc<Node>, jobs: Vec<Job>, error: NodeError) {
+        let NodeError::Redirected { redirect, .. } = &error else {
+            for job in jobs {
+                job.answer(Err(error.clone()));
+            }
+            return;
+        };
+        let now = Instant::now();
+        let mut resend = Vec::with_capacity(jobs.len());
+        for mut job in jobs {
+            let first = *job.first_redirect.get_or_insert(now);
+            job.redirects += 1;
+            if job.redirects > self.limits.redirect_retries
+                || now.duration_since(first) >= self.limits.redirect_timeout
+                || self.closed.load(Ordering::Relaxed)
+            {
+                job.answer(Err(error.clone()));
+            } else {
+                resend.push(job);
+            }
+        }
+        if resend.is_empty() {
+            return;
+        }
+        if let Some(target) = self.redirect_target(from, redirect) {
+            let asking = matches!(redirect, Redirect::Ask { .. });
+            for mut job in resend {
+                job.asking = asking;
+                target.requeue(job);
+            }
+            return;
+        }
+        // TRYAGAIN / CLUSTERDOWN / MASTERDOWN: a little later (the topology refresh was woken).
+        let delay = self.retry_delay(resend.iter().map(|j| j.redirects).max().unwrap_or(1));
+        let (me, from) = (self.me.clone(), Arc::clone(from));
+        self.runtime.spawn(async move {
+            tokio::time::sleep(delay).await;
+            let Some(cluster) = me.upgrade() else {
+                for job in resend {
+                    job.answer(Err(error.clone()));
+                }
+                return;
+            };
+            for job in resend {
+                let target = if job.asking {
+                    Ok(Arc::clone(&from))
+                } else {
+                    cluster.route(&job.key)
+                };
+                match target {
+                    Ok(node) => node.requeue(job),
+                    Err(e) => job.answer(Err(e)),
+                }
+            }
+        });
+    }
+
+    /// Runs `cmd` (whose keys are all in `key`'s slot) on the primary of `key`'s slot, starting
+    /// with `node`, following redirections within `redirect_retries` and `redirect_timeout`
+    /// (see [`Self::redirect_publishes`]). Returns the node that answered with the answer.
+    pub(crate) async fn request(
+        &self,
+        key: &str,
+        mut node: Arc<Node>,
+        cmd: redis::Cmd,
+    ) -> Result<(Arc<Node>, Value), NodeError> {
+        let mut asking = false;
+        let mut redirects = 0u32;
+        let mut first_redirect: Option<Instant> = None;
+        loop {
+            let call = cmd.clone();
+            let reply = node
+                .command(|mut c| async move {
+                    if asking {
+                        // One write: nothing else on the connection comes between the two.
+                        let mut pipe = redis::pipe();
+                        pipe.cmd("ASKING").ignore().add_command(call);
+                        pipe.query_async::<(Value,)>(&mut c).await.map(|(v,)| v)
+                    } else {
+                        call.query_async::<Value>(&mut c).await
+                    }
+                })
+                .await;
+            let error = match reply {
+                Ok(v) => return Ok((node, v)),
+                Err(e) => e,
+            };
+            let NodeError::Redirected { redirect, .. } = &error else {
+                return Err(error);
+            };
+            redirects += 1;
+            let first = *first_redirect.get_or_insert_with(Instant::now);
+            if redirects > self.limits.redirect_retries
+                || first.elapsed() >= self.limits.redirect_timeout
+            {
+                return Err(error);
+            }
+            match self.redirect_target(&node, redirect) {
+                Some(target) => {
+                    asking = matches!(redirect, Redirect::Ask { .. });
+                    node = target;
+                }
+                None => {
+                    tokio::time::sleep(self.retry_delay(redirects)).await;
+                    if !asking {
+                        node = self.route(key)?;
+                    }
+                }
+            }
+            if !node.is_connected() {
+                // Met just now: give its supervisor its first attempt.
+                let left = self.limits.redirect_timeout.saturating_sub(first.elapsed());
+                let _ = tokio::time::timeout(left, node.first_attempt()).await;
+            }
+        }
     }
 
     /// Reads the slot map from the first node that answers (primaries first, then every node
