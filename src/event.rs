@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::error::ErrorKind;
+use crate::raw::RawMessage;
 
 /// Identifier of a published message, unique within one [`Client`](crate::Client) (and kept
 /// across restarts by the spool).
@@ -90,6 +91,16 @@ pub enum Event {
         /// JSON but cannot be a [`Value`] (a number beyond the range of a double) is skipped with a
         /// warning in the log; the others of its batch are delivered.
         messages: Vec<Value>,
+    },
+    /// Messages for a subscription made with [`SubscribeOptions::raw`](crate::SubscribeOptions::raw):
+    /// the JSON text of each, sharing the PDU's text, not parsed.
+    SubscriptionRawData {
+        /// The subscription.
+        subscription_id: String,
+        /// Position of the last message in this batch.
+        position: Option<String>,
+        /// The messages (projections when the subscription has a filter), each valid JSON.
+        messages: Vec<RawMessage>,
     },
     /// The server refused or ended a subscription; it is no longer re-sent on reconnect.
     SubscriptionError {

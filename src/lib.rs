@@ -36,6 +36,7 @@ pub mod ffi;
 pub mod logging;
 pub mod metrics;
 mod queue;
+mod raw;
 mod session;
 pub mod spool;
 mod state;
@@ -51,6 +52,7 @@ pub use client::{Client, WeakClient};
 pub use config::{Config, DeflateOptions, Delivery, OverflowPolicy, TlsOptions};
 pub use error::{Error, ErrorKind};
 pub use event::{ClosedBy, Event, Listener, PublishId};
+pub use raw::RawMessage;
 pub use state::State;
 pub use subscription::SubscribeOptions;
 #[cfg(feature = "tls")]

@@ -304,7 +304,7 @@ impl Session {
                 }
                 Ok(())
             }
-            action::SUBSCRIPTION_DATA => self.on_data(&pdu, out),
+            action::SUBSCRIPTION_DATA => self.on_data(text, &pdu, out),
             action::SUBSCRIPTION_INFO => {
                 let info: Value = pdu.body_as().unwrap_or(Value::Null);
                 let subscription_id = info
@@ -389,7 +389,12 @@ impl Session {
         }
     }
 
-    fn on_data(&mut self, pdu: &Pdu<'_>, out: &mut Vec<Output>) -> Result<(), SessionError> {
+    fn on_data(
+        &mut self,
+        text: &str,
+        pdu: &Pdu<'_>,
+        out: &mut Vec<Output>,
+    ) -> Result<(), SessionError> {
         let data: pdu::SubscriptionData<'_> = pdu
             .body_borrowed()
             .map_err(|e| fail(ErrorKind::Protocol, e.to_string()))?;
@@ -401,6 +406,15 @@ impl Session {
             sub.position = Some(p.clone());
         }
         sub.received = true;
+        if sub.options.raw {
+            let messages = crate::raw::share(text, &data.messages);
+            out.push(Output::Event(Event::SubscriptionRawData {
+                subscription_id: data.subscription_id,
+                position: data.position,
+                messages,
+            }));
+            return Ok(());
+        }
         let mut messages = Vec::with_capacity(data.messages.len());
         for m in &data.messages {
             // The PDU parsed, so each message is valid JSON; a `Value` can still refuse one (a

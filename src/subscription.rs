@@ -15,6 +15,10 @@ pub struct SubscribeOptions {
     pub batch_size: Option<u32>,
     /// Ask the server to skip ahead (with an info PDU) instead of failing when we fall behind.
     pub fast_forward: bool,
+    /// Deliver [`Event::SubscriptionRawData`](crate::Event::SubscriptionRawData) (each message's
+    /// JSON text, shared with the PDU's, not parsed) instead of `SubscriptionData`: for consumers
+    /// that forward or pick a few fields, where building a tree per message is most of the cost.
+    pub raw: bool,
 }
 
 impl SubscribeOptions {
@@ -27,6 +31,7 @@ impl SubscribeOptions {
             position: None,
             batch_size: None,
             fast_forward: false,
+            raw: false,
         }
     }
     /// Set the subscription id.
@@ -52,6 +57,11 @@ impl SubscribeOptions {
     /// Set fast_forward.
     pub fn fast_forward(mut self, on: bool) -> Self {
         self.fast_forward = on;
+        self
+    }
+    /// Set raw delivery (see [`SubscribeOptions::raw`]).
+    pub fn raw(mut self, on: bool) -> Self {
+        self.raw = on;
         self
     }
     /// The effective subscription id (the channel when none was set).

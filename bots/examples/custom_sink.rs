@@ -1,6 +1,6 @@
 //! A custom sink in ~20 lines: print the frame rate of each `engine_fps_id` event.
 //! Run: `cargo run -p cobra-bot --example custom_sink -- ws://127.0.0.1:8765 _pubsub pubsub SECRET`
-use cobra_bot::{Bot, BotConfig, Item, Sink, SinkError, Skips};
+use cobra_bot::{Bot, BotConfig, Item, Sink, SinkError, Skips, json};
 
 struct FpsPrinter;
 
@@ -10,7 +10,13 @@ impl Sink for FpsPrinter {
     }
     fn send(&mut self, batch: &[Item], skips: &Skips) -> Result<(), SinkError> {
         for item in batch {
-            match item.message.pointer("/data/fps").and_then(|v| v.as_f64()) {
+            // A field lookup on the event's JSON text (no tree built); `item.value()` parses it all.
+            match item
+                .lookup("data.fps")
+                .ok()
+                .flatten()
+                .and_then(json::as_f64)
+            {
                 Some(fps) => println!("{fps:.1} fps"),
                 None => skips.skip("fps-printer", "no data.fps"),
             }

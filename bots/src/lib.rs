@@ -23,6 +23,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod json;
 mod queue;
 mod ratelimit;
 pub mod retry;

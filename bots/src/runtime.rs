@@ -106,23 +106,41 @@ impl Bot {
             let last_received = last_received.clone();
             let resubscribe = resubscribe.clone();
             let authenticated_once = AtomicBool::new(false);
-            Arc::new(move |e: &Event| match e {
-                Event::SubscriptionData {
-                    position, messages, ..
-                } => {
+            // One PDU's events into the queue, with their position (shared, one allocation).
+            let enqueue = {
+                let queue = queue.clone();
+                let stats = stats.clone();
+                move |position: &Option<String>, items: &mut dyn Iterator<Item = Item>| {
+                    let items: Vec<Item> = items.collect();
                     if let Some(p) = position {
                         *last_received.lock().unwrap_or_else(|e| e.into_inner()) = Some(p.clone());
                     }
-                    let pos: Option<Arc<str>> = position.as_deref().map(Arc::from);
-                    let items = messages
-                        .iter()
-                        .map(|m| Item::new(m.clone(), pos.clone()))
-                        .collect::<Vec<_>>();
                     stats
                         .received
                         .fetch_add(items.len() as u64, Ordering::Relaxed);
                     // Blocks while the queue is full: back-pressure to the broker.
                     queue.push(Pdu { items });
+                }
+            };
+            Arc::new(move |e: &Event| match e {
+                Event::SubscriptionRawData {
+                    position, messages, ..
+                } => {
+                    let pos: Option<Arc<str>> = position.as_deref().map(Arc::from);
+                    enqueue(
+                        position,
+                        &mut messages.iter().map(|m| Item::raw(m.clone(), pos.clone())),
+                    );
+                }
+                // Not asked for (the bot subscribes raw); handled the same should that change.
+                Event::SubscriptionData {
+                    position, messages, ..
+                } => {
+                    let pos: Option<Arc<str>> = position.as_deref().map(Arc::from);
+                    enqueue(
+                        position,
+                        &mut messages.iter().map(|m| Item::new(m.clone(), pos.clone())),
+                    );
                 }
                 Event::SubscriptionError { error, .. } if error == "out_of_sync" => {
                     stats.resubscribes.fetch_add(1, Ordering::Relaxed);
@@ -145,7 +163,8 @@ impl Bot {
             }) as Arc<dyn cobra::Listener>
         };
         let client = Client::new(self.client_config.clone(), Some(listener))?;
-        let mut opts = SubscribeOptions::new(cfg.channel.clone());
+        // Raw: each event stays the JSON text of its PDU; sinks look up only the fields they need.
+        let mut opts = SubscribeOptions::new(cfg.channel.clone()).raw(true);
         if let Some(sql) = &cfg.stream_sql {
             opts = opts.filter(sql.clone());
         }

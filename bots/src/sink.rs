@@ -4,21 +4,50 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use cobra::RawMessage;
 use serde_json::Value;
 
-/// One event as the sink sees it.
+use crate::json::{RawError, lookup_raw};
+
+/// One event as the sink sees it: the message's JSON text as the broker sent it (shared with the
+/// rest of its PDU, not parsed). Read fields with [`Item::lookup`] (no tree built) or the whole
+/// message with [`Item::value`] (a parse per call).
 #[derive(Debug, Clone)]
 pub struct Item {
     /// The message (the projection when the subscription has a filter).
-    pub message: Value,
+    pub message: RawMessage,
     /// The position of the subscription PDU it came in (the broker gives one per PDU).
     pub position: Option<Arc<str>>,
 }
 
 impl Item {
-    /// An event.
+    /// An event made from a tree (tests, sinks fed by something other than a subscription).
     pub fn new(message: Value, position: Option<Arc<str>>) -> Self {
+        Self {
+            message: RawMessage::from_value(&message),
+            position,
+        }
+    }
+
+    /// An event as delivered by a raw subscription.
+    pub fn raw(message: RawMessage, position: Option<Arc<str>>) -> Self {
         Self { message, position }
+    }
+
+    /// The message's JSON text.
+    pub fn json(&self) -> &str {
+        self.message.json()
+    }
+
+    /// The JSON text of the field at a dotted path (`data.fps`), without parsing the rest; see
+    /// [`crate::json`] for reading it as a string or a number.
+    pub fn lookup(&self, path: &str) -> Result<Option<&str>, RawError> {
+        lookup_raw(self.message.json(), path)
+    }
+
+    /// The message parsed into a tree.
+    pub fn value(&self) -> Result<Value, serde_json::Error> {
+        self.message.value()
     }
 }
 

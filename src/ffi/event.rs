@@ -296,6 +296,26 @@ pub(crate) fn to_c_event(event: &Event) -> Option<(CobraEvent, EventStorage)> {
             ev.message_lens = st.message_lens.as_ptr();
             ev.message_count = st.message_ptrs.len();
         }
+        // The C options cannot ask for raw delivery; mapped anyway, the text as the server sent it.
+        Event::SubscriptionRawData {
+            subscription_id,
+            position,
+            messages,
+        } => {
+            ev.kind = CobraEventKind::SUBSCRIPTION_DATA;
+            ev.subscription_id = st.text(subscription_id);
+            ev.position = st.opt(position.as_deref());
+            for message in messages {
+                let json = message.json();
+                st.message_lens.push(json.len());
+                let p = st.text(json);
+                st.message_ptrs.push(p);
+            }
+            // The Vecs are not touched again, so these pointers stay valid as long as `st` lives.
+            ev.messages = st.message_ptrs.as_ptr();
+            ev.message_lens = st.message_lens.as_ptr();
+            ev.message_count = st.message_ptrs.len();
+        }
         Event::SubscriptionError {
             subscription_id,
             error,

@@ -198,6 +198,23 @@ impl From<&crate::Event> for Event {
                 position: position.clone(),
                 messages: messages.iter().map(ToString::to_string).collect(),
             },
+            // Not reachable from the bindings (their options have no `raw`), mapped for
+            // completeness: the same text a parsed message gives, the raw text if it cannot parse.
+            E::SubscriptionRawData {
+                subscription_id,
+                position,
+                messages,
+            } => Event::SubscriptionData {
+                subscription_id: subscription_id.clone(),
+                position: position.clone(),
+                messages: messages
+                    .iter()
+                    .map(|m| {
+                        m.value()
+                            .map_or_else(|_| m.json().to_owned(), |v| v.to_string())
+                    })
+                    .collect(),
+            },
             E::SubscriptionError {
                 subscription_id,
                 error,

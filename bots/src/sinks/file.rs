@@ -1,7 +1,8 @@
 //! `file`: JSON lines in a directory, rotated by size and by age, optionally gzip.
 //!
 //! Files are named `<prefix>-<unix ms>-<seq>.jsonl` (`.jsonl.gz` with gzip) so that a listing sorts
-//! them in write order. Each batch goes out in one `write` of whole lines; a batch is confirmed
+//! them in write order. Each event is written as the broker sent it (its JSON text, not
+//! re-serialized). Each batch goes out in one `write` of whole lines; a batch is confirmed
 //! once written (and flushed to the gzip stream), plus fsynced with [`Fsync::Batch`].
 //!
 //! Torn lines: a crash (even `kill -9` mid-write) can only cut the last line of the file being
@@ -204,8 +205,9 @@ impl Sink for FileSink {
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         for item in batch {
-            serde_json::to_writer(&mut buf, &item.message)
-                .map_err(|e| SinkError::Fatal(format!("serializing: {e}")))?;
+            // The message as the broker sent it: valid JSON, and without a raw newline (JSON
+            // escapes them in strings), so one line.
+            buf.extend_from_slice(item.json().as_bytes());
             buf.push(b'\n');
         }
         let fsync = self.opts.fsync;

@@ -1,7 +1,10 @@
 //! `postgres`: batched `COPY` into a table, the event as `jsonb` plus extracted columns.
 //!
-//! One batch = one transaction (`COPY ... FROM STDIN` then `COMMIT`); the batch is confirmed by
-//! the COMMIT. The table is created if absent:
+//! One batch = one `COPY ... FROM STDIN` in autocommit, which is atomic by itself (all its rows or
+//! none): no BEGIN/COMMIT round trips, the statement prepared once per connection. The batch is
+//! confirmed when the server reports the COPY complete (committed). The event column is the
+//! message's JSON text as the broker sent it, the columns are read from that text without parsing
+//! the rest ([`crate::json`]). The table is created if absent:
 //! `id bigserial, received_at timestamptz, position text, event jsonb, <columns>`.
 //! A batch the server refuses for its data (class 22/23: a `\u0000` jsonb cannot hold, a value
 //! out of a column's range) is retried row by row and the refused rows are counted as malformed;
@@ -10,10 +13,11 @@
 use std::io::Write;
 
 use postgres::error::SqlState;
-use postgres::{Client, NoTls};
+use postgres::{Client, NoTls, Statement};
 use serde_json::Value;
 
-use crate::sink::{Item, Sink, SinkError, Skips, lookup};
+use crate::json;
+use crate::sink::{Item, Sink, SinkError, Skips};
 
 /// The SQL type of an extracted column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +108,8 @@ pub struct PostgresSink {
     opts: PostgresOptions,
     client: Option<Client>,
     copy_sql: String,
+    /// `copy_sql` prepared on the current connection.
+    copy_stmt: Option<Statement>,
     create_sql: String,
     buf: Vec<u8>,
     row: Vec<u8>,
@@ -132,6 +138,7 @@ impl PostgresSink {
         }
         create.push(')');
         Ok(Self {
+            copy_stmt: None,
             copy_sql: format!("COPY {table} ({cols}) FROM STDIN"),
             create_sql: create,
             opts,
@@ -148,14 +155,16 @@ impl PostgresSink {
             c.batch_execute(&self.create_sql)
                 .map_err(|e| classify(e, "creating the table"))?;
             self.client = Some(c);
+            self.copy_stmt = None;
         }
         self.client
             .as_mut()
             .ok_or_else(|| SinkError::retry("not connected"))
     }
 
-    /// One row in COPY text format into `self.row`; `Err` if jsonb cannot hold the event.
-    fn encode_row(&mut self, item: &Item) -> Result<(), &'static str> {
+    /// One row in COPY text format into `self.row`; `Err` if jsonb cannot hold the event. The
+    /// event column is the message's JSON text as sent; the columns are looked up on that text.
+    fn encode_row(&mut self, item: &Item) -> Result<(), String> {
         let row = &mut self.row;
         row.clear();
         match &item.position {
@@ -163,48 +172,63 @@ impl PostgresSink {
             None => row.extend_from_slice(b"\\N"),
         }
         row.push(b'\t');
-        let start = row.len();
-        serde_json::to_writer(&mut *row, &item.message).map_err(|_| "not serializable")?;
-        if memchr_u0000(&row[start..]) && has_nul(&item.message) {
-            return Err("a string holds \\u0000, which jsonb refuses");
+        let json = item.json();
+        // `\u0000` in the text is a NUL only if its backslash is not itself escaped: decide on
+        // the parsed value (rare).
+        if memchr_u0000(json.as_bytes()) && item.value().map_or(true, |v| has_nul(&v)) {
+            return Err("a string holds \\u0000, which jsonb refuses".into());
         }
-        escape_in_place(row, start);
+        escape_into(row, json.as_bytes());
         for c in &self.opts.columns {
             row.push(b'\t');
-            let v = lookup(&item.message, &c.path);
+            let raw = match item.lookup(&c.path) {
+                Ok(Some(raw)) if raw != "null" => raw,
+                Ok(_) => {
+                    row.extend_from_slice(b"\\N");
+                    continue;
+                }
+                Err(e) => return Err(format!("column {}: {e}", c.name)),
+            };
             let start = row.len();
-            let ok = match (c.ty, v) {
-                (_, None | Some(Value::Null)) => false,
-                (ColumnType::Text, Some(Value::String(s))) => {
-                    if s.contains('\0') {
-                        return Err("a text column value holds NUL");
+            let ok = match c.ty {
+                ColumnType::Text => match json::as_str(raw) {
+                    Some(s) => {
+                        if s.contains('\0') {
+                            return Err("a text column value holds NUL".into());
+                        }
+                        row.extend_from_slice(s.as_bytes());
+                        true
                     }
-                    row.extend_from_slice(s.as_bytes());
+                    None => {
+                        row.extend_from_slice(raw.as_bytes());
+                        true
+                    }
+                },
+                ColumnType::Jsonb => {
+                    row.extend_from_slice(raw.as_bytes());
                     true
                 }
-                (ColumnType::Text | ColumnType::Jsonb, Some(v)) => {
-                    serde_json::to_writer(&mut *row, v).map_err(|_| "not serializable")?;
-                    true
-                }
-                (ColumnType::BigInt, Some(v)) => match v.as_i64() {
+                ColumnType::BigInt => match json::as_i64(raw) {
                     Some(n) => {
-                        row.extend_from_slice(n.to_string().as_bytes());
+                        let _ = write!(row, "{n}");
                         true
                     }
                     None => false,
                 },
-                (ColumnType::Double, Some(v)) => match v.as_f64() {
+                ColumnType::Double => match json::as_f64(raw).filter(|v| v.is_finite()) {
                     Some(n) => {
-                        row.extend_from_slice(n.to_string().as_bytes());
+                        let _ = write!(row, "{n}");
                         true
                     }
                     None => false,
                 },
-                (ColumnType::Bool, Some(Value::Bool(b))) => {
-                    row.extend_from_slice(if *b { b"t" } else { b"f" });
-                    true
-                }
-                (ColumnType::Bool, Some(_)) => false,
+                ColumnType::Bool => match json::as_bool(raw) {
+                    Some(b) => {
+                        row.extend_from_slice(if b { b"t" } else { b"f" });
+                        true
+                    }
+                    None => false,
+                },
             };
             if ok {
                 escape_in_place(row, start);
@@ -216,17 +240,24 @@ impl PostgresSink {
         Ok(())
     }
 
+    /// One `COPY` in autocommit: atomic by itself (all rows or none), so no BEGIN/COMMIT round
+    /// trips; the statement is prepared once per connection.
     fn copy(&mut self, data: &[u8]) -> Result<(), postgres::Error> {
-        let sql = self.copy_sql.clone();
         let Some(client) = self.client.as_mut() else {
             return Ok(());
         };
-        let mut tx = client.transaction()?;
-        let mut w = tx.copy_in(&sql)?;
+        let stmt = match &self.copy_stmt {
+            Some(s) => s.clone(),
+            None => {
+                let s = client.prepare(&self.copy_sql)?;
+                self.copy_stmt = Some(s.clone());
+                s
+            }
+        };
+        let mut w = client.copy_in(&stmt)?;
         // A write error here is the connection failing; finish() reports the server's error.
         let _ = w.write_all(data);
-        w.finish()?;
-        tx.commit()
+        w.finish().map(|_| ())
     }
 }
 
@@ -254,17 +285,25 @@ fn has_nul(v: &Value) -> bool {
     }
 }
 
-/// COPY text format: backslash, newline, carriage return and tab are escaped.
+/// COPY text format: backslash, newline, carriage return and tab are escaped. The runs between
+/// them are copied whole (JSON text rarely has any: its strings escape control characters).
 fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
-    for &b in s {
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            _ => out.push(b),
-        }
+    let mut rest = s;
+    while let Some(i) = rest
+        .iter()
+        .position(|b| matches!(b, b'\\' | b'\n' | b'\r' | b'\t'))
+    {
+        out.extend_from_slice(&rest[..i]);
+        let esc: &[u8] = match rest[i] {
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            _ => b"\\t",
+        };
+        out.extend_from_slice(esc);
+        rest = &rest[i + 1..];
     }
+    out.extend_from_slice(rest);
 }
 
 /// Escapes `buf[start..]` in place (the common case, nothing to escape, costs one scan).

@@ -61,7 +61,7 @@ impl Sink for RepublishSink {
     fn send(&mut self, batch: &[Item], skips: &Skips) -> Result<(), SinkError> {
         if self.pending.is_empty() {
             for item in batch {
-                match self.client.publish(&self.channel, &item.message) {
+                match self.client.publish_raw(&self.channel, item.json()) {
                     Ok(id) => {
                         self.pending.insert(id);
                     }

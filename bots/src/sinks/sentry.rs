@@ -294,7 +294,10 @@ impl Sink for SentrySink {
         while self.done < batch.len() {
             let item = &batch[self.done];
             let id = event_id();
-            let event = match to_sentry_event(&item.message, &id, self.environment.as_deref()) {
+            let parsed = item.value().map_err(|e| format!("not representable: {e}"));
+            let event = match parsed
+                .and_then(|msg| to_sentry_event(&msg, &id, self.environment.as_deref()))
+            {
                 Ok(e) => e,
                 Err(why) => {
                     skips.skip("sentry", why);

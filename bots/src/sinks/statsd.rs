@@ -16,9 +16,8 @@ use std::fmt::Write as _;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
-use crate::sink::{Item, Sink, SinkError, Skips, lookup};
+use crate::json;
+use crate::sink::{Item, Sink, SinkError, Skips};
 
 /// What each event becomes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,8 +133,8 @@ impl StatsdSink {
         })
     }
 
-    /// Builds the metric name of `msg` into `self.line`; false if a field is missing.
-    fn name_into(&mut self, msg: &Value) -> Result<(), String> {
+    /// Builds the metric name of `item` into `self.line`; `Err` if a field is missing.
+    fn name_into(&mut self, item: &Item) -> Result<(), String> {
         self.line.clear();
         if !self.opts.prefix.is_empty() {
             self.line.push_str(&self.opts.prefix);
@@ -145,18 +144,12 @@ impl StatsdSink {
             if i > 0 {
                 self.line.push('.');
             }
-            match lookup(msg, f) {
-                Some(Value::String(s)) => push_sanitized(&mut self.line, s),
-                Some(v @ (Value::Number(_) | Value::Bool(_))) => {
-                    push_sanitized(&mut self.line, &v.to_string())
-                }
-                _ => return Err(format!("no string or number at {f}")),
-            }
+            push_scalar(&mut self.line, item, f).map_err(|e| format!("{e} at {f}"))?;
         }
         Ok(())
     }
 
-    fn push_tags(&mut self, msg: &Value) -> Result<(), String> {
+    fn push_tags(&mut self, item: &Item) -> Result<(), String> {
         if self.opts.tags.is_empty() {
             return Ok(());
         }
@@ -172,13 +165,8 @@ impl StatsdSink {
                 Tag::Field(k, path) => {
                     self.line.push_str(k);
                     self.line.push(':');
-                    match lookup(msg, path) {
-                        Some(Value::String(s)) => push_sanitized(&mut self.line, s),
-                        Some(v @ (Value::Number(_) | Value::Bool(_))) => {
-                            push_sanitized(&mut self.line, &v.to_string())
-                        }
-                        _ => return Err(format!("no tag value at {path}")),
-                    }
+                    push_scalar(&mut self.line, item, path)
+                        .map_err(|e| format!("{e} (tag) at {path}"))?;
                 }
             }
         }
@@ -223,6 +211,24 @@ impl StatsdSink {
     }
 }
 
+/// The string, number or boolean at `path`, sanitized, onto `out`.
+fn push_scalar(out: &mut String, item: &Item, path: &str) -> Result<(), String> {
+    match item.lookup(path) {
+        Ok(Some(raw)) => {
+            if let Some(s) = json::as_str(raw) {
+                push_sanitized(out, &s);
+            } else if json::is_number(raw) || json::as_bool(raw).is_some() {
+                push_sanitized(out, raw);
+            } else {
+                return Err("no string or number".into());
+            }
+            Ok(())
+        }
+        Ok(None) => Err("no string or number".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Statsd names cannot hold `:`, `|`, `@`, `#`, `,` or whitespace; those become `_`.
 fn push_sanitized(out: &mut String, s: &str) {
     out.extend(s.chars().map(|c| {
@@ -245,41 +251,53 @@ impl Sink for StatsdSink {
         self.datagram.clear();
         let io = |e: std::io::Error| SinkError::retry(format!("statsd {}: {e}", "send"));
         for item in batch {
-            let msg = &item.message;
-            if let Err(why) = self.name_into(msg) {
+            if let Err(why) = self.name_into(item) {
                 skips.skip("statsd", why);
                 continue;
             }
-            let kind = self.opts.kind.clone();
-            match &kind {
+            let kind = &self.opts.kind;
+            match kind {
                 Kind::Counter => self.line.push_str(":1|c"),
-                Kind::Gauge(f) | Kind::Timer(f) => match lookup(msg, f) {
-                    // serde_json prints the number as published: 16.7 stays 16.7.
-                    Some(Value::Number(n)) => {
-                        let t = if matches!(kind, Kind::Gauge(_)) {
-                            "g"
-                        } else {
-                            "ms"
-                        };
-                        let _ = write!(self.line, ":{n}|{t}");
+                Kind::Gauge(f) | Kind::Timer(f) => {
+                    match item.lookup(f).ok().flatten().filter(|r| json::is_number(r)) {
+                        Some(n) => {
+                            let t = if matches!(kind, Kind::Gauge(_)) {
+                                "g"
+                            } else {
+                                "ms"
+                            };
+                            // The number as published (16.70 stays 16.70); an exponent, which
+                            // statsd daemons do not all read, is written out.
+                            if n.contains(['e', 'E']) {
+                                let v = json::as_f64(n).unwrap_or(f64::NAN);
+                                let _ = write!(self.line, ":{v}|{t}");
+                            } else {
+                                let _ = write!(self.line, ":{n}|{t}");
+                            }
+                        }
+                        None => {
+                            skips.skip("statsd", format!("no number at {f}"));
+                            continue;
+                        }
                     }
-                    _ => {
-                        skips.skip("statsd", format!("no number at {f}"));
-                        continue;
-                    }
-                },
+                }
                 Kind::FpsBuckets(f) => {
-                    match lookup(msg, f).and_then(Value::as_f64) {
+                    match item.lookup(f).ok().flatten().and_then(json::as_f64) {
                         Some(v) => {
-                            let name = self.line.clone();
-                            self.fps.entry(name).or_default()[bucket(v)] += 1;
+                            let b = bucket(v);
+                            match self.fps.get_mut(self.line.as_str()) {
+                                Some(counts) => counts[b] += 1,
+                                None => {
+                                    self.fps.entry(self.line.clone()).or_default()[b] += 1;
+                                }
+                            }
                         }
                         None => skips.skip("statsd", format!("no number at {f}")),
                     }
                     continue;
                 }
             }
-            if let Err(why) = self.push_tags(msg) {
+            if let Err(why) = self.push_tags(item) {
                 skips.skip("statsd", why);
                 continue;
             }

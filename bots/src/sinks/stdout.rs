@@ -42,8 +42,8 @@ impl<W: Write + Send> Sink for StdoutSink<W> {
         self.buf.clear();
         for item in batch {
             let res = if self.fluentd {
-                let mut message = match &item.message {
-                    Value::Object(m) => m.clone(),
+                let mut message = match item.value() {
+                    Ok(Value::Object(m)) => m,
                     _ => {
                         skips.skip("stdout", "fluentd needs a JSON object");
                         continue;
@@ -58,7 +58,9 @@ impl<W: Write + Send> Sink for StdoutSink<W> {
                     &json!({"producer": "cobra", "consumer": "fluentd", "message": message}),
                 )
             } else {
-                serde_json::to_writer(&mut self.buf, &item.message)
+                // As the broker sent it: one line of valid JSON.
+                self.buf.extend_from_slice(item.json().as_bytes());
+                Ok(())
             };
             res.map_err(|e| SinkError::Fatal(format!("serializing: {e}")))?;
             self.buf.push(b'\n');
