@@ -28,6 +28,11 @@
 #                          (`--warmup` then `--duration`); rounds alternate; medians and spread go between
 #                          `<!-- slowsub:begin -->` / `<!-- slowsub:end -->`. Only this table is rewritten
 #                          when slowsub is the only target (BENCH_TARGETS=slowsub).
+#                          scaling: the embedded server with `--worker-threads` 1 then 2 (then
+#                          BENCH_SCALING_WORKERS), fan-out scenarios, once pinned (1 worker on core
+#                          SERVER_CPU, 2 workers on both cores, the tool on TOOL_CPU) and once unpinned;
+#                          its table goes between `<!-- scaling:begin -->` / `<!-- scaling:end -->`
+#                          (not in the default list)
 #        BENCH_SLOWSUB_ROUNDS=5 BENCH_SLOWSUB_WARMUP=2   rounds of each pair, seconds of warm-up
 set -euo pipefail
 
@@ -317,6 +322,55 @@ PY
   fi
 }
 
+# Scaling with the server's worker threads: the same fan-out scenarios against `cobra run
+# --worker-threads N` for each N, pinned then unpinned. On a 2-core machine the load tool shares the
+# cores with 2 workers, so the server's CPU time is recorded beside the throughput (what the workers
+# got, and deliveries per server CPU-second).
+SCALING_SCENARIOS=(
+  "p1s100|--publishers 1 --subscribers 100 --duration $DUR"
+  "p1s100plain|--publishers 1 --subscribers 100 --no-deflate --duration $DUR"
+  "p50s10plain|--publishers 50 --subscribers 10 --no-deflate --duration $DUR"
+)
+run_scaling() {
+  local mode workers entry name opts server_cpus tool_cpus
+  for mode in pinned unpinned; do
+    for workers in ${BENCH_SCALING_WORKERS:-1 2}; do
+      if [ "$mode" = pinned ]; then
+        # One worker gets the server's core; more get every core (the tool shares them).
+        if [ "$workers" = 1 ]; then server_cpus="$SERVER_CPU"; else server_cpus="$SERVER_CPU,$TOOL_CPU"; fi
+        tool_cpus="$TOOL_CPU"
+      else
+        server_cpus="0-$(($(nproc) - 1))"
+        tool_cpus="$server_cpus"
+      fi
+      SERVER_PORT="$(free_port)"
+      taskset -c "$server_cpus" "$COBRA_BIN" run --host 127.0.0.1 --port "$SERVER_PORT" \
+        --apps-config "$WORK/apps.yaml" --worker-threads "$workers" >"$WORK/scaling.log" 2>&1 &
+      SERVER_PID=$!
+      PIDS+=("$SERVER_PID")
+      if ! wait_port "$SERVER_PORT" "$SERVER_PID"; then
+        echo "compare: scaling server did not start: $(tail -c 300 "$WORK/scaling.log")" >&2
+        return
+      fi
+      for entry in "${SCALING_SCENARIOS[@]}"; do
+        name="${entry%%|*}"
+        opts="${entry#*|}"
+        echo "compare: scaling / $mode / $workers worker(s) / $name" >&2
+        local s0 t0 t1
+        s0="$(proc_cpu "$SERVER_PID")"
+        t0="$(date +%s.%N)"
+        # shellcheck disable=SC2086
+        taskset -c "$tool_cpus" "$COBRA_BIN" bench --endpoint "ws://127.0.0.1:$SERVER_PORT" \
+          --json --quiet $opts >"$WORK/scaling-$mode-w$workers-$name.json" 2>"$WORK/scaling.err" ||
+          echo "compare: scaling / $name failed: $(tail -c 300 "$WORK/scaling.err")" >&2
+        t1="$(date +%s.%N)"
+        echo "$(proc_cpu "$SERVER_PID") $s0 $t1 $t0" >"$WORK/scaling-$mode-w$workers-$name.cpu"
+      done
+      stop_server
+    done
+  done
+}
+
 for target in $TARGETS; do
   if [ "$target" = nats ]; then
     run_nats
@@ -324,6 +378,10 @@ for target in $TARGETS; do
   fi
   if [ "$target" = slowsub ]; then
     run_slowsub
+    continue
+  fi
+  if [ "$target" = scaling ]; then
+    run_scaling
     continue
   fi
   if start_server "$target"; then
@@ -335,27 +393,42 @@ for target in $TARGETS; do
   stop_server
 done
 
-[ "$TARGETS" = slowsub ] && exit 0
+has_target() { case " $TARGETS " in *" $1 "*) return 0 ;; esac; return 1; }
+# The main comparison table is about the Redis and Python targets: a run without any of them (e.g.
+# `BENCH_TARGETS="embedded nats scaling"`) leaves it and the Redis ceiling alone.
+MAIN_TABLE=""
+if has_target redis1 || has_target redis3 || has_target python || has_target cluster3; then MAIN_TABLE=1; fi
 
 # The Redis ceiling: pipelined PUBLISH and XADD of a 300-byte message, Redis on its core and
 # redis-benchmark on the server's.
 # (redis-benchmark 7 has no built-in `-t publish` test: the command is given explicitly.)
-REDIS_PORTS=()
-start_redis
-MSG="$(python3 -c 'print("x" * 300)')"
-for cmd in publish xadd; do
-  if [ "$cmd" = publish ]; then args=(publish bench "$MSG"); else args=(xadd bench MAXLEN '~' 1000 '*' m "$MSG"); fi
-  taskset -c "$SERVER_CPU" redis-benchmark -p "${REDIS_PORTS[0]}" -P 16 -c 50 -n 1000000 --csv "${args[@]}" \
-    >"$WORK/redis-bench-$cmd.csv" 2>/dev/null || true
-done
-redis-cli -p "${REDIS_PORTS[0]}" shutdown nosave >/dev/null 2>&1 || true
+if [ -n "$MAIN_TABLE" ]; then
+  REDIS_PORTS=()
+  start_redis
+  MSG="$(python3 -c 'print("x" * 300)')"
+  for cmd in publish xadd; do
+    if [ "$cmd" = publish ]; then args=(publish bench "$MSG"); else args=(xadd bench MAXLEN '~' 1000 '*' m "$MSG"); fi
+    taskset -c "$SERVER_CPU" redis-benchmark -p "${REDIS_PORTS[0]}" -P 16 -c 50 -n 1000000 --csv "${args[@]}" \
+      >"$WORK/redis-bench-$cmd.csv" 2>/dev/null || true
+  done
+  redis-cli -p "${REDIS_PORTS[0]}" shutdown nosave >/dev/null 2>&1 || true
+fi
 
 NATS_TABLE="$(python3 "$ROOT/benches/compare_nats.py" "$WORK" "$DUR" "$IDLE" "$SERVER_CPU" "$TOOL_CPU")"
 echo "$NATS_TABLE"
-TABLE="$(python3 "$ROOT/benches/compare_table.py" "$WORK" "$DUR" "$IDLE" "$SERVER_CPU" "$TOOL_CPU" "$REDIS_CPU" "$REDIS_TOOL_CPU")"
-echo "$TABLE"
+SCALING_TABLE=""
+case " $TARGETS " in *" scaling "*)
+  SCALING_TABLE="$(python3 "$ROOT/benches/compare_scaling.py" "$WORK" "$DUR" "$SERVER_CPU" "$TOOL_CPU" \
+    ${BENCH_SCALING_WORKERS:-1 2})"
+  echo "$SCALING_TABLE" ;;
+esac
+TABLE=""
+if [ -n "$MAIN_TABLE" ]; then
+  TABLE="$(python3 "$ROOT/benches/compare_table.py" "$WORK" "$DUR" "$IDLE" "$SERVER_CPU" "$TOOL_CPU" "$REDIS_CPU" "$REDIS_TOOL_CPU")"
+  echo "$TABLE"
+fi
 if [ -f "$DOC" ] && grep -q '<!-- compare:begin -->' "$DOC"; then
-  python3 - "$DOC" "$TABLE" <<'PY'
+  [ -n "$TABLE" ] && python3 - "$DOC" "$TABLE" <<'PY'
 import sys
 path, table = sys.argv[1], sys.argv[2]
 text = open(path).read()
@@ -363,7 +436,7 @@ head, rest = text.split("<!-- compare:begin -->", 1)
 _, tail = rest.split("<!-- compare:end -->", 1)
 open(path, "w").write(head + "<!-- compare:begin -->\n" + table + "\n<!-- compare:end -->" + tail)
 PY
-  if grep -q '<!-- nats:begin -->' "$DOC"; then
+  if has_target nats && grep -q '<!-- nats:begin -->' "$DOC"; then
     python3 - "$DOC" "$NATS_TABLE" <<'PY'
 import sys
 path, table = sys.argv[1], sys.argv[2]
@@ -371,6 +444,16 @@ text = open(path).read()
 head, rest = text.split("<!-- nats:begin -->", 1)
 _, tail = rest.split("<!-- nats:end -->", 1)
 open(path, "w").write(head + "<!-- nats:begin -->\n" + table + "\n<!-- nats:end -->" + tail)
+PY
+  fi
+  if [ -n "$SCALING_TABLE" ] && grep -q '<!-- scaling:begin -->' "$DOC"; then
+    python3 - "$DOC" "$SCALING_TABLE" <<'PY'
+import sys
+path, table = sys.argv[1], sys.argv[2]
+text = open(path).read()
+head, rest = text.split("<!-- scaling:begin -->", 1)
+_, tail = rest.split("<!-- scaling:end -->", 1)
+open(path, "w").write(head + "<!-- scaling:begin -->\n" + table + "\n<!-- scaling:end -->" + tail)
 PY
   fi
   echo "compare: table written to $DOC" >&2

@@ -287,3 +287,54 @@ fn the_dashboard_is_served_unless_cobra_no_dashboard() {
         assert!(http_health(port).ends_with("OK\n"));
     }
 }
+
+/// Threads of process `pid` named `name` (Linux: /proc/<pid>/task/*/comm).
+fn threads_named(pid: u32, name: &str) -> usize {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.trim() == name)
+        .count()
+}
+
+#[test]
+fn worker_threads_from_the_option_or_cobra_worker_threads() {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let path = home.path().join("apps.yaml");
+    std::fs::write(&path, AppsConfig::default_generated().to_yaml()).unwrap();
+    let config = path.to_str().unwrap();
+    for (args, env, want) in [
+        (&["--worker-threads", "3"][..], &[][..], 3),
+        (&[][..], &[("COBRA_WORKER_THREADS", "1")][..], 1),
+    ] {
+        let port = free_port();
+        let mut all_args = vec!["--apps-config", config];
+        all_args.extend_from_slice(args);
+        let mut server = cobra_run(home.path(), port, &all_args, env);
+        wait_listening(&mut server, port, home.path());
+        // The workers are started with the runtime, before the listener answers.
+        assert_eq!(
+            threads_named(server.0.id(), "cobra-worker"),
+            want,
+            "{args:?} {env:?}"
+        );
+        drop(server);
+    }
+    let mut server = cobra_run(
+        home.path(),
+        free_port(),
+        &["--apps-config", config, "--worker-threads", "0"],
+        &[],
+    );
+    assert_ne!(wait_exit(&mut server, home.path()), Some(0));
+    let printed = output(home.path());
+    assert!(
+        printed.contains("--worker-threads must be at least 1"),
+        "{printed}"
+    );
+}

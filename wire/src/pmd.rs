@@ -345,7 +345,7 @@ fn accept_offer(
 ///
 /// With context takeover at level 1 and a window of at most 8 KiB (13 bits), messages
 /// of up to 16 KiB go through [`small`]'s windowed compressor instead, which keeps the
-/// window and a 16 KiB table (about 24 KiB at 12 bits) where a zlib stream keeps
+/// window and an 8 KiB table (about 16 KiB at 12 bits) where a zlib stream keeps
 /// 250-380 KiB: the choice of an SDK on a phone. Longer messages then go through a
 /// zlib stream reset first (so it refers to nothing the windowed compressor sent).
 pub struct Deflater {

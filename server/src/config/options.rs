@@ -171,6 +171,11 @@ pub struct ServerOptions {
     /// Log lines as human-readable text or as one JSON object per line.
     #[arg(long, env = "COBRA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Threads serving the connections (tokio workers); absent: one per core the process may
+    /// run on (its CPU affinity, e.g. `taskset`).
+    #[arg(long, env = "COBRA_WORKER_THREADS")]
+    pub worker_threads: Option<usize>,
 }
 
 /// Default drain window: long enough for a fleet to move a few clients at a time, well under
@@ -265,6 +270,8 @@ pub struct ServerSettings {
     pub limits: Limits,
     /// Serve the web dashboard at `/` (`--no-dashboard` turns it off).
     pub dashboard: bool,
+    /// Worker threads of the server's runtime; `None`: one per core available to the process.
+    pub worker_threads: Option<NonZeroUsize>,
 }
 
 /// Why the options of `cobra run` were refused.
@@ -369,6 +376,12 @@ impl ServerOptions {
             }
             _ => return Err(OptionsError::TlsPair),
         };
+        let worker_threads = match self.worker_threads {
+            None => None,
+            Some(n) => Some(NonZeroUsize::new(n).ok_or(OptionsError::Zero {
+                option: "worker-threads",
+            })?),
+        };
         Ok(ServerSettings {
             addr,
             apps_config,
@@ -381,6 +394,7 @@ impl ServerOptions {
             tls,
             limits,
             dashboard: !self.no_dashboard,
+            worker_threads,
         })
     }
 }
@@ -401,6 +415,7 @@ impl ServerSettings {
             tls: None,
             limits: Limits::default(),
             dashboard: true,
+            worker_threads: None,
         }
     }
 
@@ -550,6 +565,8 @@ mod tests {
             "40",
             "--max-groups",
             "77",
+            "--worker-threads",
+            "2",
         ])
         .unwrap();
         assert_eq!(o.apps_config, Some(PathBuf::from("/a.yaml")));
@@ -561,6 +578,7 @@ mod tests {
         assert_eq!(s.redis_password.as_deref(), Some("pw"));
         assert!(s.verbose);
         assert_eq!(s.channel_max_length, NonZeroUsize::new(9));
+        assert_eq!(s.worker_threads, NonZeroUsize::new(2));
         assert_eq!(
             s.limits,
             Limits {
@@ -623,6 +641,7 @@ mod tests {
             ("--handshake-timeout-ms", "handshake-timeout-ms"),
             ("--batch-flush-ms", "batch-flush-ms"),
             ("--outbound-queue-bytes", "outbound-queue-bytes"),
+            ("--worker-threads", "worker-threads"),
         ] {
             let e = settings(&[flag, "0"]).unwrap_err();
             assert_eq!(e.to_string(), format!("--{name} must be at least 1"));

@@ -268,7 +268,12 @@ impl Server {
                 addr: settings.addr,
                 source,
             })?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        // Unset, tokio starts one worker per core in the process's affinity mask.
+        if let Some(n) = settings.worker_threads {
+            builder.worker_threads(n.get());
+        }
+        let runtime = builder
             .enable_all()
             .thread_name("cobra-worker")
             .build()

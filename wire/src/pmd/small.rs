@@ -108,7 +108,7 @@ impl SmallDeflate {
 
 /// Largest window [`WindowDeflate`] serves (8 KiB); wider windows go to zlib.
 pub(crate) const MAX_WINDOW_BITS: u8 = 13;
-/// Hash table of [`WindowDeflate`], in entries (2^12 of `u32`: 16 KiB).
+/// Hash table of [`WindowDeflate`], in entries (2^12 of `u16`: 8 KiB).
 const WINDOW_HASH_BITS: u32 = 12;
 
 /// A compressor *with* context takeover over a small window (at most
@@ -117,8 +117,8 @@ const WINDOW_HASH_BITS: u32 = 12;
 /// Why not zlib: zlib-rs always allocates a 128 KiB hash table (16 hash bits whatever
 /// the memory level) plus a pending buffer of 128 KiB at flate2's memory level 9, so a
 /// zlib compressor with context takeover costs 250-380 KiB per connection whatever
-/// the window. This one keeps the last `2 << window_bits` bytes and a 16 KiB hash
-/// table: about 24 KiB at a 4 KiB window. The output is the same kind of fixed-Huffman
+/// the window. This one keeps the last `2 << window_bits` bytes and an 8 KiB hash
+/// table: about 16 KiB at a 4 KiB window. The output is the same kind of fixed-Huffman
 /// block that zlib's level 1 sends, so the ratio on a stream of similar telemetry
 /// events is close to zlib's when the events repeat within the window.
 #[derive(Debug, Default)]
@@ -128,10 +128,11 @@ pub(crate) struct WindowDeflate {
     buf: Vec<u8>,
     /// Stream position of `buf[0]`, truncated to 32 bits.
     base: u32,
-    /// Stream position (truncated to 32 bits) of the last 4-byte sequence seen with each
-    /// hash. A stale or wrapped entry is harmless: every candidate is checked against
-    /// the bytes and the window before it is used.
-    table: Vec<u32>,
+    /// Stream position (truncated to 16 bits: the window is at most 8 KiB, so a distance
+    /// within it is exact modulo 2^16) of the last 4-byte sequence seen with each hash. A
+    /// stale or wrapped entry is harmless: every candidate is checked against the bytes and
+    /// the window before it is used, so it can only point at a real match.
+    table: Vec<u16>,
 }
 
 impl WindowDeflate {
@@ -162,8 +163,8 @@ impl WindowDeflate {
         while i + MIN_MATCH <= buf.len() {
             let v = read_u32(buf, i);
             let h = (v.wrapping_mul(0x9E37_79B1) >> (32 - WINDOW_HASH_BITS)) as usize;
-            let pos = self.base.wrapping_add(i as u32);
-            let dist = pos.wrapping_sub(table[h]) as usize;
+            let pos = self.base.wrapping_add(i as u32) as u16;
+            let dist = usize::from(pos.wrapping_sub(table[h]));
             table[h] = pos;
             if dist != 0 && dist <= window && dist <= i {
                 let c = i - dist;
