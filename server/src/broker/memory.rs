@@ -518,20 +518,18 @@ mod tests {
         assert_eq!(drain(&mb), ["live"]);
     }
 
-    #[test]
-    fn a_laggard_behind_the_history_is_told_the_exact_count() {
-        let b = MemoryBackend::new(3);
+    /// Publishes 0..10 on a history of 3 to a subscriber with room for one message: it takes 0,
+    /// then 1..=6 are trimmed before it can read them. Returns what it got after the first.
+    fn lag_behind_the_history(b: &MemoryBackend, s: &Arc<Subscriber>, mb: &Mailbox) -> Vec<String> {
         let k = ChannelKey::new("app", "c");
-        let (mb, s) = sub(200);
-        b.subscribe_now(&k, StartAt::Live, Arc::clone(&s));
+        b.subscribe_now(&k, StartAt::Live, Arc::clone(s));
         for i in 0..10 {
             b.publish_now(&k, format!("{i:>50}").into());
         }
         let mut out: Vec<Delivery> = Vec::new();
         mb.drain(&mut out, usize::MAX);
         assert_eq!(out.len(), 1, "the one that fitted");
-        // 1..=6 were trimmed before it could read them: exactly 6 missed.
-        let (got, lagging) = drain_all(&mb);
+        let (got, lagging) = drain_all(mb);
         assert!(lagging);
         assert_eq!(
             s.take_notices(),
@@ -539,11 +537,35 @@ mod tests {
                 missed: 6,
                 reason: "the subscriber fell behind the channel's history (channel_max_length)"
                     .into()
-            }]
+            }],
+            "exactly the 6 trimmed"
         );
-        assert_eq!(got, [7, 8, 9].map(|i| format!("{i:>50}")));
         assert_eq!(b.counters.missed.load(Ordering::Relaxed), 6);
-        assert_eq!(b.counters.expired.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            b.counters.expired.load(Ordering::Relaxed),
+            1,
+            "counted once"
+        );
+        got
+    }
+
+    #[test]
+    fn a_laggard_behind_the_history_is_told_the_exact_count_and_ends() {
+        let b = MemoryBackend::new(3);
+        let (mb, s) = sub(200);
+        let got = lag_behind_the_history(&b, &s, &mb);
+        assert!(got.is_empty(), "out_of_sync ends the subscription: {got:?}");
+        assert!(s.ended());
+    }
+
+    #[test]
+    fn a_fast_forwarding_laggard_is_told_the_exact_count_and_goes_on() {
+        let b = MemoryBackend::new(3);
+        let mb = Arc::new(Mailbox::new(200));
+        let s = Arc::new(Subscriber::new(Arc::clone(&mb), 1).fast_forwarding(true));
+        let got = lag_behind_the_history(&b, &s, &mb);
+        assert_eq!(got, [7, 8, 9].map(|i| format!("{i:>50}")));
+        assert!(!s.ended());
     }
 
     #[test]
