@@ -250,18 +250,21 @@ fn rate_limit_drops_are_counted_and_served_as_prometheus_text() {
     for _ in 0..10 {
         lines.next().unwrap().unwrap();
     }
-    let text = until("20 drops on /metrics", Duration::from_secs(10), || {
-        let (_, _, body) =
-            common::http_get(format!("127.0.0.1:{port}").parse().unwrap(), "/metrics", "");
-        body.contains("cobra_bot_dropped_total{sink=\"stdout\"} 20")
+    // The drops are counted before the batch is written and `sent` once the sink confirmed it (after
+    // the lines read above reached us): wait for both.
+    let text = until(
+        "20 drops and 10 sent on /metrics",
+        Duration::from_secs(10),
+        || {
+            let (_, _, body) =
+                common::http_get(format!("127.0.0.1:{port}").parse().unwrap(), "/metrics", "");
+            (body.contains("cobra_bot_dropped_total{sink=\"stdout\"} 20")
+                && body.contains("cobra_bot_sent_total{sink=\"stdout\"} 10"))
             .then_some(body)
-    });
-    assert!(
-        text.contains("cobra_bot_received_total{sink=\"stdout\"} 30"),
-        "{text}"
+        },
     );
     assert!(
-        text.contains("cobra_bot_sent_total{sink=\"stdout\"} 10"),
+        text.contains("cobra_bot_received_total{sink=\"stdout\"} 30"),
         "{text}"
     );
     assert!(text.contains("# TYPE cobra_bot_queued gauge"), "{text}");
