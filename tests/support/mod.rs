@@ -540,6 +540,24 @@ impl Recorder {
             .count()
     }
 
+    /// The messages of every data event so far, in order; of subscription `id` only if given.
+    pub(crate) fn data_messages(&self, id: Option<&str>) -> Vec<Value> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                Event::SubscriptionData {
+                    subscription_id,
+                    messages,
+                    ..
+                } if id.is_none_or(|id| id == subscription_id) => Some(messages.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
     /// Wait until `pred` holds for some event (or panic after `timeout`).
     pub(crate) fn wait_for(
         &self,
@@ -560,6 +578,21 @@ impl Recorder {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
+}
+
+/// A client with `config` reporting to a fresh [`Recorder`], connecting.
+pub(crate) fn start_client(config: cobra::Config) -> (cobra::Client, Arc<Recorder>) {
+    let rec = Arc::new(Recorder::default());
+    let client = cobra::Client::new(config, Some(rec.clone())).expect("a valid config");
+    client.connect().expect("connect starts");
+    (client, rec)
+}
+
+/// Waits until `rec` saw `n` authentications (or panics after `timeout`).
+pub(crate) fn wait_authenticated(rec: &Recorder, n: usize, timeout: Duration) {
+    wait_until(timeout, &format!("{n} authentications"), || {
+        rec.count(|e| matches!(e, Event::Authenticated)) >= n
+    });
 }
 
 /// Poll `cond` until true or panic after `timeout`.
