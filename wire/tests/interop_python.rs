@@ -4,6 +4,8 @@
 //! Ignored by default: it needs a Python with `websockets` installed. Run with
 //! `COBRA_TEST_PYTHON=/path/to/python cargo test -p cobra-wire --test interop_python -- --ignored`.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -16,6 +18,7 @@ use cobra_wire::handshake::{
 };
 use cobra_wire::pmd::{self, PmdConfig, ServerPmdConfig};
 use cobra_wire::ws::{Codec, Message, Role};
+use common::read_until;
 
 /// Kills the child when the test ends, whatever happens.
 struct Peer(Child);
@@ -33,22 +36,6 @@ fn python() -> String {
 
 fn script() -> String {
     format!("{}/tests/py/peer.py", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn read_until<T>(
-    s: &mut TcpStream,
-    buf: &mut BytesMut,
-    mut f: impl FnMut(&mut BytesMut) -> Option<T>,
-) -> T {
-    loop {
-        if let Some(t) = f(buf) {
-            return t;
-        }
-        let mut chunk = [0u8; 16384];
-        let n = s.read(&mut chunk).unwrap();
-        assert!(n > 0, "peer closed early");
-        buf.extend_from_slice(&chunk[..n]);
-    }
 }
 
 fn messages() -> Vec<Message> {

@@ -2,7 +2,9 @@
 //! socket pair, for the uncompressed path: both handshake directions, masking,
 //! fragmentation, control frames and the close handshake.
 
-use std::io::{Read, Write};
+mod common;
+
+use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::thread;
 use std::time::Duration;
@@ -13,6 +15,7 @@ use cobra_wire::handshake::{
     ClientRequestParams, accept_response, client_request, parse_request, parse_response,
 };
 use cobra_wire::ws::{CloseFrame, Codec, Message, Role};
+use common::read_until;
 use tungstenite::Message as TMsg;
 
 fn pair() -> (UnixStream, UnixStream) {
@@ -22,23 +25,6 @@ fn pair() -> (UnixStream, UnixStream) {
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     }
     (a, b)
-}
-
-/// Reads until `f` yields something from the accumulated bytes.
-fn read_until<T>(
-    s: &mut UnixStream,
-    buf: &mut BytesMut,
-    mut f: impl FnMut(&mut BytesMut) -> Option<T>,
-) -> T {
-    loop {
-        if let Some(t) = f(buf) {
-            return t;
-        }
-        let mut chunk = [0u8; 4096];
-        let n = s.read(&mut chunk).unwrap();
-        assert!(n > 0, "peer closed early");
-        buf.extend_from_slice(&chunk[..n]);
-    }
 }
 
 fn messages() -> Vec<Message> {
