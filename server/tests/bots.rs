@@ -13,10 +13,10 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cobra_server::net::ServerHandle;
-use common::SECRET;
+use common::{SECRET, eventually_within};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cobra");
@@ -27,12 +27,7 @@ fn server() -> ServerHandle {
 
 /// A `cobra` command on `server` as role `all` of `app1`, no `COBRA_*` inherited.
 fn cobra(server: &ServerHandle, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("COBRA_") {
-            cmd.env_remove(name);
-        }
-    }
+    let mut cmd = cobra_test_support::process::clean_command(std::path::Path::new(BIN));
     let endpoint = format!("ws://{}", server.local_addr());
     cmd.args(args)
         .args(["--endpoint", &endpoint, "--appkey", "app1"])
@@ -40,6 +35,26 @@ fn cobra(server: &ServerHandle, args: &[&str]) -> Command {
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null());
     cmd
+}
+
+/// Runs [`cobra`] to completion and asserts it succeeded.
+fn cobra_ok(server: &ServerHandle, args: &[&str]) -> std::process::Output {
+    let out = cobra(server, args).output().expect("cobra runs");
+    assert!(
+        out.status.success(),
+        "cobra {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// One JSON value a line of `stdout`.
+fn json_lines(stdout: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
 }
 
 /// A running bot, SIGKILLed on drop.
@@ -93,28 +108,10 @@ fn publish(server: &ServerHandle, channel: &str, msgs: impl IntoIterator<Item = 
         text.push('\n');
     }
     std::fs::write(&path, text).unwrap();
-    let out = cobra(
+    cobra_ok(
         server,
         &["publish", "--channel", channel, path.to_str().unwrap()],
-    )
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "publish: {}",
-        String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn until<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// `n` 300-byte-ish events numbered from 0.
@@ -160,7 +157,7 @@ fn stdout_fluentd_count_and_checkpoint_resume() {
     let dir = tempfile::tempdir().unwrap();
     let cp = dir.path().join("cp");
     publish(&server, "s1", (0..5).map(|i| json!({"n": i, "f": 1.25})));
-    let out = cobra(
+    let out = cobra_ok(
         &server,
         &[
             "bot",
@@ -175,19 +172,8 @@ fn stdout_fluentd_count_and_checkpoint_resume() {
             "--checkpoint",
             cp.to_str().unwrap(),
         ],
-    )
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
-    let lines: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<Value> = json_lines(&out.stdout);
     assert_eq!(lines.len(), 3);
     for (i, l) in lines.iter().enumerate() {
         assert_eq!(l["producer"], "cobra");
@@ -197,7 +183,7 @@ fn stdout_fluentd_count_and_checkpoint_resume() {
         assert!(l["message"]["position"].as_str().unwrap().contains('-'));
     }
     // The checkpoint is the third event's: the next run starts with the fourth.
-    let out = cobra(
+    let out = cobra_ok(
         &server,
         &[
             "bot",
@@ -208,13 +194,6 @@ fn stdout_fluentd_count_and_checkpoint_resume() {
             "--checkpoint",
             cp.to_str().unwrap(),
         ],
-    )
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["n"], 3);
@@ -224,11 +203,7 @@ fn stdout_fluentd_count_and_checkpoint_resume() {
 fn rate_limit_drops_are_counted_and_served_as_prometheus_text() {
     let server = server();
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = cobra_test_support::free_port();
     publish(&server, "rl", (0..30).map(|i| json!({"n": i})));
     let mut bot = BotProc::spawn(
         &server,
@@ -250,7 +225,7 @@ fn rate_limit_drops_are_counted_and_served_as_prometheus_text() {
     for _ in 0..10 {
         lines.next().unwrap().unwrap();
     }
-    let text = until("20 drops on /metrics", Duration::from_secs(10), || {
+    let text = eventually_within("20 drops on /metrics", Duration::from_secs(10), || {
         let (_, _, body) =
             common::http_get(format!("127.0.0.1:{port}").parse().unwrap(), "/metrics", "");
         body.contains("cobra_bot_dropped_total{sink=\"stdout\"} 20")
@@ -294,7 +269,7 @@ fn file_kill9_in_the_middle_of_100k_then_resume() {
         "4000000",
     ];
     let mut bot = BotProc::spawn(&server, dir.path(), &args);
-    until(
+    eventually_within(
         "a third of the events in files",
         Duration::from_secs(180),
         || (read_file_sink(&out).0.len() >= N / 3).then_some(()),
@@ -303,7 +278,7 @@ fn file_kill9_in_the_middle_of_100k_then_resume() {
     let (before, _) = read_file_sink(&out);
     assert!(before.len() < N, "killed in the middle, not after the end");
     let mut bot = BotProc::spawn(&server, dir.path(), &args);
-    let (seen, torn) = until("every event in files", Duration::from_secs(300), || {
+    let (seen, torn) = eventually_within("every event in files", Duration::from_secs(300), || {
         let r = read_file_sink(&out);
         (r.0.len() == N).then_some(r)
     });
@@ -481,7 +456,7 @@ fn postgres_holds_exactly_the_published_rows_with_columns() {
     events.push(json!({"n": 50, "data": {"note": "nul \u{0000} char"}})); // jsonb refuses: malformed
     publish(&server, "pg1", events);
     let url = pg.url();
-    let out = cobra(
+    let out = cobra_ok(
         &server,
         &[
             "bot",
@@ -503,11 +478,8 @@ fn postgres_holds_exactly_the_published_rows_with_columns() {
             "--column",
             "n=n:bigint",
         ],
-    )
-    .output()
-    .unwrap();
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("malformed 1"), "{stderr}");
     assert_eq!(
         pg.query("SELECT count(*), count(DISTINCT n) FROM events"),
@@ -552,7 +524,7 @@ fn postgres_kill9_in_the_middle_of_100k_then_resume() {
         "1000",
     ];
     let mut bot = BotProc::spawn(&server, dir.path(), &args);
-    until("a third of the rows", Duration::from_secs(180), || {
+    eventually_within("a third of the rows", Duration::from_secs(180), || {
         let n: usize = pg
             .query("SELECT count(*) FROM pg_tables WHERE tablename = 'k9'")
             .trim()
@@ -569,7 +541,7 @@ fn postgres_kill9_in_the_middle_of_100k_then_resume() {
     });
     bot.kill9();
     let mut bot = BotProc::spawn(&server, dir.path(), &args);
-    let seen = until("every row", Duration::from_secs(300), || {
+    let seen = eventually_within("every row", Duration::from_secs(300), || {
         let s = pg_rows(&pg, "k9");
         (s.len() == N).then_some(s)
     });
@@ -608,7 +580,7 @@ fn postgres_down_for_10s_then_everything_arrives() {
             "100",
         ],
     );
-    until("the first 1000 rows", Duration::from_secs(60), || {
+    eventually_within("the first 1000 rows", Duration::from_secs(60), || {
         let n = pg.query("SELECT count(*) FROM pg_tables WHERE tablename = 'down'");
         (n.trim() == "1" && pg.query("SELECT count(*) FROM down").trim() == "1000").then_some(())
     });
@@ -622,7 +594,7 @@ fn postgres_down_for_10s_then_everything_arrives() {
     );
     let rss = rss_kib(bot.child.id());
     pg.start();
-    let seen = until("all 21000 rows", Duration::from_secs(60), || {
+    let seen = eventually_within("all 21000 rows", Duration::from_secs(60), || {
         let s = pg_rows(&pg, "down");
         (s.len() == 21_000).then_some(s)
     });
@@ -794,7 +766,7 @@ fn cobra_sink_republishes_intact_to_another_broker() {
             "100",
         ],
     );
-    let out = cobra(
+    let out = cobra_ok(
         &dest,
         &[
             "subscribe",
@@ -805,20 +777,9 @@ fn cobra_sink_republishes_intact_to_another_broker() {
             "--count",
             "500",
         ],
-    )
-    .output()
-    .unwrap();
-    bot.kill9();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
-    let got: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    bot.kill9();
+    let got: Vec<Value> = json_lines(&out.stdout);
     assert_eq!(got, events);
 }
 

@@ -49,6 +49,38 @@ fn on_redis(
         .expect("server starts")
 }
 
+/// A server on one fresh `redis-server` (kept alive by the first half), default limits;
+/// `None` when the test skips for want of Redis.
+fn on_one_node() -> Option<(RedisServer, ServerHandle)> {
+    if !redis_support::available() {
+        return None;
+    }
+    let node = RedisServer::spawn().expect("redis-server");
+    let server = on_redis(&[&node], RedisLimits::default(), |_| {});
+    Some((node, server))
+}
+
+/// Limits for tests that hold Redis: publishes wait for it instead of timing out.
+fn patient_limits() -> RedisLimits {
+    RedisLimits {
+        response_timeout: Duration::from_secs(20),
+        ..RedisLimits::default()
+    }
+}
+
+/// Holds every write command on `node` (`CLIENT PAUSE ... WRITE`) until the returned
+/// connection sends `CLIENT UNPAUSE` (or the node dies).
+fn pause_writes(node: &RedisServer) -> redis::Connection {
+    let mut redis = node.client();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(60_000)
+        .arg("WRITE")
+        .query(&mut redis)
+        .expect("pause");
+    redis
+}
+
 /// The frames of every PDU, back to back (a caller may append more before sending).
 fn encode_all(c: &mut Client, pdus: &[Value]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -130,11 +162,9 @@ fn pipelined_acks_come_in_request_order_embedded() {
 
 #[test]
 fn pipelined_acks_come_in_request_order_redis() {
-    if !redis_support::available() {
+    let Some((_node, server)) = on_one_node() else {
         return;
-    }
-    let node = RedisServer::spawn().expect("redis-server");
-    let server = on_redis(&[&node], RedisLimits::default(), |_| {});
+    };
     acks_in_order(&server, 2000);
 }
 
@@ -143,13 +173,11 @@ fn pipelined_acks_come_in_request_order_redis() {
 /// order that connection sent them.
 #[test]
 fn pipelined_publishes_land_in_order_on_redis() {
-    if !redis_support::available() {
-        return;
-    }
     const PUBLISHERS: usize = 3;
     const EACH: usize = 4000;
-    let node = RedisServer::spawn().expect("redis-server");
-    let server = on_redis(&[&node], RedisLimits::default(), |_| {});
+    let Some((_node, server)) = on_one_node() else {
+        return;
+    };
     let addr = server.local_addr();
     let mut sub = Client::authed(addr, "app1", "all");
     sub.request("rtm/subscribe", json!({"channel": "c"}));
@@ -231,22 +259,18 @@ fn actions_after_pipelined_publishes_see_them_embedded() {
 
 #[test]
 fn actions_after_pipelined_publishes_see_them_redis() {
-    if !redis_support::available() {
+    let Some((_node, server)) = on_one_node() else {
         return;
-    }
-    let node = RedisServer::spawn().expect("redis-server");
-    let server = on_redis(&[&node], RedisLimits::default(), |_| {});
+    };
     later_actions_see_publishes(&server);
 }
 
 /// The peer's close frame right behind its publishes: their acks go out before the close.
 #[test]
 fn a_close_after_pipelined_publishes_gets_their_acks_first() {
-    if !redis_support::available() {
+    let Some((_node, server)) = on_one_node() else {
         return;
-    }
-    let node = RedisServer::spawn().expect("redis-server");
-    let server = on_redis(&[&node], RedisLimits::default(), |_| {});
+    };
     let mut c = Client::authed(server.local_addr(), "app1", "all");
     let pdus: Vec<Value> = (0..100).map(|i| publish(i, "bye", i)).collect();
     let mut out = encode_all(&mut c, &pdus);
@@ -270,11 +294,7 @@ fn a_client_that_never_reads_acks_gets_tcp_back_pressure() {
     const LIMIT: usize = 8;
     const COUNT: usize = 3000;
     let node = RedisServer::spawn().expect("redis-server");
-    let limits = RedisLimits {
-        response_timeout: Duration::from_secs(20),
-        ..RedisLimits::default()
-    };
-    let server = on_redis(&[&node], limits, |s| {
+    let server = on_redis(&[&node], patient_limits(), |s| {
         s.limits.max_publishes_in_flight = LIMIT
     });
     let mut c = Client::authed(server.local_addr(), "app1", "all");
@@ -283,13 +303,7 @@ fn a_client_that_never_reads_acks_gets_tcp_back_pressure() {
         .map(|i| json!({"action": "rtm/publish", "id": i, "body": {"channel": "bp", "message": {"n": i, "pad": pad}}}))
         .collect();
     let frames = encode_all(&mut c, &pdus);
-    let mut redis = node.client();
-    let _: () = redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(60_000)
-        .arg("WRITE")
-        .query(&mut redis)
-        .expect("pause");
+    let mut redis = pause_writes(&node);
     c.stream
         .set_write_timeout(Some(Duration::from_millis(300)))
         .expect("timeout");
@@ -331,11 +345,7 @@ fn a_client_that_never_reads_acks_gets_tcp_back_pressure() {
         std::thread::spawn(move || stream.write_all(&frames[sent..]).expect("send the rest"))
     };
     for i in 0..COUNT {
-        let a = c.recv_json();
-        assert_eq!(
-            (&a["id"], &a["action"]),
-            (&json!(i), &json!("rtm/publish/ok"))
-        );
+        expect_publish_acks(&mut c, i..i + 1);
         assert!(Instant::now() < deadline, "answers too slow");
     }
     writer.join().expect("writer");
@@ -350,22 +360,12 @@ fn a_node_failing_under_pipelined_publishes_answers_each_in_order() {
     }
     const COUNT: usize = 200;
     let mut node = RedisServer::spawn().expect("redis-server");
-    let limits = RedisLimits {
-        response_timeout: Duration::from_secs(20),
-        ..RedisLimits::default()
-    };
-    let server = on_redis(&[&node], limits, |_| {});
+    let server = on_redis(&[&node], patient_limits(), |_| {});
     let mut c = Client::authed(server.local_addr(), "app1", "all");
     // Warm up (the script is loaded), then hold Redis so that everything stays in flight.
     let a = c.request("rtm/publish", json!({"channel": "dies", "message": 0}));
     assert_eq!(a["action"], "rtm/publish/ok", "{a}");
-    let mut redis = node.client();
-    let _: () = redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(60_000)
-        .arg("WRITE")
-        .query(&mut redis)
-        .expect("pause");
+    let _paused = pause_writes(&node);
     let pdus: Vec<Value> = (0..COUNT).map(|i| publish(i, "dies", i)).collect();
     send_all(&mut c, &pdus);
     common::eventually("the publishes in flight", || {
@@ -391,11 +391,9 @@ fn a_node_failing_under_pipelined_publishes_answers_each_in_order() {
 /// and the close, as when they were handled one at a time.
 #[test]
 fn a_bad_pdu_after_pipelined_publishes_is_refused_after_their_acks() {
-    if !redis_support::available() {
+    let Some((_node, server)) = on_one_node() else {
         return;
-    }
-    let node = RedisServer::spawn().expect("redis-server");
-    let server = on_redis(&[&node], RedisLimits::default(), |_| {});
+    };
     let mut c = Client::authed(server.local_addr(), "app1", "all");
     let pdus: Vec<Value> = (0..50).map(|i| publish(i, "bad", i)).collect();
     let mut out = encode_all(&mut c, &pdus);
@@ -418,11 +416,7 @@ fn a_batch_longer_than_the_cap_leaves_the_stream_trimmed() {
     }
     const CAP: usize = 5;
     let node = RedisServer::spawn().expect("redis-server");
-    let backend =
-        RedisBackend::start(&node.url(), None, CAP, RedisLimits::default()).expect("redis backend");
-    let server =
-        Server::start_with_backend(common::settings(), common::apps(CAP), Arc::new(backend))
-            .expect("server starts");
+    let server = common::start_on_redis(&node.url(), CAP, RedisLimits::default());
     let mut c = Client::authed(server.local_addr(), "app1", "all");
     let pdus: Vec<Value> = (0..200).map(|i| publish(i, "capped", i)).collect();
     send_all(&mut c, &pdus);

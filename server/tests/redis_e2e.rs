@@ -6,24 +6,18 @@
 mod common;
 #[path = "support/redis.rs"]
 mod redis_support;
+#[path = "support/two_servers.rs"]
+mod two_servers;
 
 use cobra_test_support::free_port;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cobra_server::broker::redis::{RedisBackend, RedisLimits};
-use cobra_server::net::{Server, ServerHandle};
+use cobra_server::net::ServerHandle;
 use common::Client;
-use redis_support::RedisServer;
+use redis_support::{RedisServer, urls};
 use serde_json::{Value, json};
-
-fn urls(nodes: &[RedisServer]) -> String {
-    nodes
-        .iter()
-        .map(RedisServer::url)
-        .collect::<Vec<_>>()
-        .join(";")
-}
+use two_servers::numbers;
 
 fn limits() -> RedisLimits {
     RedisLimits {
@@ -33,23 +27,7 @@ fn limits() -> RedisLimits {
 }
 
 fn server(nodes: &[RedisServer], channel_max_length: usize) -> ServerHandle {
-    let backend = RedisBackend::start(&urls(nodes), None, channel_max_length, limits())
-        .expect("redis backend");
-    Server::start_with_backend(
-        common::settings(),
-        common::apps(channel_max_length),
-        Arc::new(backend),
-    )
-    .expect("server starts")
-}
-
-fn numbers(d: &Value) -> Vec<i64> {
-    d["body"]["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .map(|m| m["n"].as_i64().expect("n"))
-        .collect()
+    server_on(&urls(nodes), channel_max_length)
 }
 
 /// The next data PDU; subscription infos met on the way are appended to `infos`.
@@ -90,122 +68,19 @@ fn two_servers_share_three_nodes_over_websocket() {
     if !redis_support::available() {
         return;
     }
-    let nodes: Vec<RedisServer> = (0..3)
-        .map(|_| RedisServer::spawn().expect("redis-server"))
-        .collect();
+    let nodes = redis_support::spawn_nodes(3);
     let one = server(&nodes, 1000);
     let two = server(&nodes, 1000);
 
-    // Subscribe on server two, plain and with StreamSQL, on several channels (several nodes).
-    let mut sub = Client::authed(two.local_addr(), "app1", "all");
+    // Subscribe on server two, plain and with StreamSQL, on several channels (several nodes);
+    // publish on server one.
     let channels: Vec<String> = (0..6).map(|i| format!("chan{i}")).collect();
-    for c in &channels {
-        assert_eq!(
-            sub.request("rtm/subscribe", json!({"channel": c}))["action"],
-            "rtm/subscribe/ok"
-        );
-    }
-    let r = sub.request(
-        "rtm/subscribe",
-        json!({"subscription_id": "slow", "filter": "select data.fps from `engine_fps_id` where data.fps < 30"}),
+    two_servers::share_live_kv_and_history(
+        one.local_addr(),
+        two.local_addr(),
+        &channels,
+        assert_quiet,
     );
-    assert_eq!(r["action"], "rtm/subscribe/ok", "{r}");
-
-    // Publish on server one.
-    let mut publ = Client::authed(one.local_addr(), "app1", "all");
-    for (i, c) in channels.iter().enumerate() {
-        let r = publ.request("rtm/publish", json!({"channel": c, "message": {"n": i}}));
-        assert_eq!(r["action"], "rtm/publish/ok", "{r}");
-    }
-    for fps in [60, 20, 45, 10] {
-        let r = publ.request(
-            "rtm/publish",
-            json!({"channel": "engine_fps_id", "message": {"data": {"fps": fps}}}),
-        );
-        assert_eq!(r["action"], "rtm/publish/ok");
-    }
-    let mut plain = Vec::new();
-    let mut filtered = Vec::new();
-    while plain.len() < channels.len() || filtered.len() < 2 {
-        let d = sub.next_data();
-        if d["body"]["subscription_id"] == "slow" {
-            filtered.push(d["body"]["messages"].clone());
-        } else {
-            plain.push((
-                d["body"]["subscription_id"]
-                    .as_str()
-                    .expect("id")
-                    .to_owned(),
-                numbers(&d),
-            ));
-        }
-    }
-    plain.sort();
-    let expected: Vec<(String, Vec<i64>)> = channels
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.clone(), vec![i as i64]))
-        .collect();
-    assert_eq!(plain, expected);
-    assert_eq!(
-        filtered,
-        vec![json!([{"data.fps": 20}]), json!([{"data.fps": 10}])]
-    );
-    assert_quiet(&mut sub);
-
-    // Write on one, read on two; delete on two, read on one.
-    let w = publ.request(
-        "rtm/write",
-        json!({"channel": "settings", "message": {"level": 3}}),
-    );
-    assert_eq!(w["action"], "rtm/write/ok");
-    assert_eq!(
-        sub.request("rtm/read", json!({"channel": "settings"}))["body"]["message"],
-        json!({"level": 3})
-    );
-    assert_eq!(
-        sub.request("rtm/delete", json!({"channel": "settings"}))["action"],
-        "rtm/delete/ok"
-    );
-    assert_eq!(
-        publ.request("rtm/read", json!({"channel": "settings"}))["body"]["message"],
-        json!(null)
-    );
-
-    // History published through one, replayed through two from 0-0 and from a position.
-    let mut positions = Vec::new();
-    for n in 0..10 {
-        let r = publ.request(
-            "rtm/publish",
-            json!({"channel": "hist", "message": {"n": n}}),
-        );
-        positions.push(r["body"]["position"].as_str().expect("position").to_owned());
-    }
-    let mut late = Client::authed(two.local_addr(), "app1", "all");
-    let ok = late.request(
-        "rtm/subscribe",
-        json!({"channel": "hist", "position": "0-0"}),
-    );
-    assert_eq!(
-        ok["body"]["position"],
-        json!(positions[9]),
-        "subscribe/ok carries the real position"
-    );
-    let got: Vec<i64> = (0..10).flat_map(|_| numbers(&late.next_data())).collect();
-    assert_eq!(got, (0..10).collect::<Vec<_>>());
-    let mut resumed = Client::authed(two.local_addr(), "app1", "all");
-    resumed.request(
-        "rtm/subscribe",
-        json!({"channel": "hist", "position": positions[6]}),
-    );
-    let got: Vec<i64> = (0..3).flat_map(|_| numbers(&resumed.next_data())).collect();
-    assert_eq!(got, vec![7, 8, 9]);
-    // Read at a position through the other server.
-    let r = sub.request(
-        "rtm/read",
-        json!({"channel": "hist", "position": positions[2]}),
-    );
-    assert_eq!(r["body"]["message"], json!({"n": 2}));
 
     // Stats/metrics expose one health entry per node.
     let (status, _, body) = common::http_get(one.local_addr(), "/metrics", "");
@@ -231,13 +106,7 @@ fn two_servers_share_three_nodes_over_websocket() {
     }
     assert!(published > 0, "server one published through the nodes");
     // The stats message carries the same per-node health.
-    let mut stats = Client::authed(one.local_addr(), "_stats", "stats");
-    stats.request("rtm/subscribe", json!({"channel": "/stats"}));
-    let d = stats.next_data();
-    let backend = d["body"]["messages"][0]["data"]["backend"]
-        .as_array()
-        .cloned()
-        .expect("backend health in stats");
+    let backend = two_servers::stats_backend(one.local_addr());
     assert_eq!(backend.len(), 3, "{backend:?}");
     assert!(
         backend.iter().all(|n| n["connected"] == true
@@ -362,15 +231,8 @@ fn a_dead_node_fails_only_its_channels_over_websocket() {
     assert_quiet(&mut sub);
 }
 
-fn server_on(url: &str, channel_max_length: usize) -> ServerHandle {
-    let backend =
-        RedisBackend::start(url, None, channel_max_length, limits()).expect("redis backend");
-    Server::start_with_backend(
-        common::settings(),
-        common::apps(channel_max_length),
-        Arc::new(backend),
-    )
-    .expect("server starts")
+fn server_on(urls: &str, channel_max_length: usize) -> ServerHandle {
+    common::start_on_redis(urls, channel_max_length, limits())
 }
 
 /// One server loses its node while another keeps publishing past the history's length: when
@@ -497,20 +359,13 @@ fn cobra_run_with_redis_passes_python_health_on_two_servers() {
     let Some(python) = cobra_test_support::require(python, "Python cobras peer") else {
         return;
     };
-    let nodes: Vec<RedisServer> = (0..3)
-        .map(|_| RedisServer::spawn().expect("redis-server"))
-        .collect();
+    let nodes = redis_support::spawn_nodes(3);
     let dir = tempfile::tempdir().expect("tempdir");
     let config_path = dir.path().join(".cobra.yaml");
     let config = cobra_server::config::AppsConfig::default_generated();
     std::fs::write(&config_path, config.to_yaml()).expect("write config");
     let clean = |program: &std::path::Path| {
-        let mut cmd = std::process::Command::new(program);
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("COBRA_") {
-                cmd.env_remove(name);
-            }
-        }
+        let mut cmd = cobra_test_support::process::clean_command(std::path::Path::new(program));
         cmd.env("HOME", dir.path())
             .stdin(std::process::Stdio::null());
         cmd

@@ -35,12 +35,10 @@ struct Running {
 /// Starts `cobra run --port 0 ARGS` in `home` (where a first run creates its config); returns
 /// the address it prints and the `_pubsub` secret it printed (if it created the config).
 fn spawn_server(home: &Path, args: &[&str]) -> Running {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cobra"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("COBRA_") || name == "RUST_LOG" {
-            cmd.env_remove(name);
-        }
-    }
+    let mut cmd = cobra_test_support::process::clean_command(std::path::Path::new(env!(
+        "CARGO_BIN_EXE_cobra"
+    )));
+    cmd.env_remove("RUST_LOG");
     let child = cmd
         .args(["run", "--host", "127.0.0.1", "--port", "0"])
         .args(args)
