@@ -87,6 +87,16 @@ impl BotProc {
         let _ = self.child.wait();
     }
 
+    /// Asserts it is still running after `outage` (its peer down meanwhile).
+    fn survives(&mut self, outage: Duration) {
+        std::thread::sleep(outage);
+        assert!(
+            self.child.try_wait().expect("try_wait").is_none(),
+            "the bot survives: {}",
+            self.stderr()
+        );
+    }
+
     fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
@@ -306,19 +316,21 @@ fn statsd_real_daemon_gets_names_values_floats_and_tags() {
     }
     events.push(json!({"id": "engine_fps_id", "data": {"fps": 1}})); // no device.game: malformed
     publish(&server, "sd", events.clone());
-    let common = ["--channel", "sd", "--position", "0-0", "--statsd"];
     let addr = sd.addr();
     // Counter, then gauge with tags, then timer: three bots over the same four events.
-    let mut bot = BotProc::spawn(
-        &server,
-        dir.path(),
-        &[
-            &["statsd"][..],
-            &common,
-            &[&addr, "--prefix", "cobra", "--fields", "id,device.game"],
-        ]
-        .concat(),
-    );
+    let statsd_bot = |extra: &[&str]| {
+        let common = [
+            "statsd",
+            "--channel",
+            "sd",
+            "--position",
+            "0-0",
+            "--statsd",
+            &addr,
+        ];
+        BotProc::spawn(&server, dir.path(), &[&common[..], extra].concat())
+    };
+    let mut bot = statsd_bot(&["--prefix", "cobra", "--fields", "id,device.game"]);
     let t = sd.collect(Duration::from_secs(20), |t| {
         t.counters.get("cobra.engine_fps_id.wiso") == Some(&2.0)
             && t.counters.get("cobra.engine_fps_id.ody") == Some(&1.0)
@@ -335,24 +347,14 @@ fn statsd_real_daemon_gets_names_values_floats_and_tags() {
     );
     assert_eq!(t.bad_lines, 0);
     bot.kill9();
-    let mut bot = BotProc::spawn(
-        &server,
-        dir.path(),
-        &[
-            &["statsd"][..],
-            &common,
-            &[
-                &addr,
-                "--fields",
-                "device.game",
-                "--timer",
-                "data.fps",
-                "--tags",
-                "env:test,os=device.os",
-            ],
-        ]
-        .concat(),
-    );
+    let mut bot = statsd_bot(&[
+        "--fields",
+        "device.game",
+        "--timer",
+        "data.fps",
+        "--tags",
+        "env:test,os=device.os",
+    ]);
     let t = sd.collect(Duration::from_secs(20), |t| {
         t.timers
             .get("wiso;env=test;os=iOS")
@@ -366,16 +368,7 @@ fn statsd_real_daemon_gets_names_values_floats_and_tags() {
     wiso.sort_by(f64::total_cmp);
     assert_eq!(wiso, vec![16.7, 59.5], "floats kept: {t:?}");
     bot.kill9();
-    let mut bot = BotProc::spawn(
-        &server,
-        dir.path(),
-        &[
-            &["statsd"][..],
-            &common,
-            &[&addr, "--fields", "device.game", "--gauge", "data.fps"],
-        ]
-        .concat(),
-    );
+    let mut bot = statsd_bot(&["--fields", "device.game", "--gauge", "data.fps"]);
     let t = sd.collect(Duration::from_secs(20), |t| t.gauges.contains_key("ody"));
     assert_eq!(t.gauges.get("ody"), Some(&30.0), "{t:?}");
     bot.kill9();
@@ -414,12 +407,7 @@ fn statsd_down_for_10s_then_everything_arrives() {
     // Down for 10 s while 5,000 events are published.
     sd.stop();
     publish(&server, "sdd", (0..5000).map(|_| json!({"id": "down"})));
-    std::thread::sleep(Duration::from_secs(10));
-    assert!(
-        bot.child.try_wait().unwrap().is_none(),
-        "the bot survives: {}",
-        bot.stderr()
-    );
+    bot.survives(Duration::from_secs(10));
     sd.start();
     let t = sd.collect(Duration::from_secs(30), |t| {
         t.counters.get("down").is_some_and(|n| *n >= 5000.0)
@@ -586,12 +574,7 @@ fn postgres_down_for_10s_then_everything_arrives() {
     });
     pg.stop();
     publish(&server, "pg3", (1000..21_000).map(|i| json!({"n": i})));
-    std::thread::sleep(Duration::from_secs(10));
-    assert!(
-        bot.child.try_wait().unwrap().is_none(),
-        "the bot survives: {}",
-        bot.stderr()
-    );
+    bot.survives(Duration::from_secs(10));
     let rss = rss_kib(bot.child.id());
     pg.start();
     let seen = eventually_within("all 21000 rows", Duration::from_secs(60), || {
