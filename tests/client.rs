@@ -579,21 +579,13 @@ fn http_connect_proxy_with_credentials() {
     rec.wait_for(T, "published", |e| *e == Event::Published { id });
     let (_bad, brec) =
         start_client(config(&peer.url()).proxy(format!("http://u:wrong@{}", proxy.addr)));
-    let e = brec.wait_for(T, "proxy error", |e| matches!(e, Event::Error { .. }));
-    assert!(
-        matches!(&e, Event::Error { kind: ErrorKind::Proxy, message, .. } if message.contains("407")),
-        "{e:?}"
-    );
+    brec.expect_first_error(T, "proxy error", ErrorKind::Proxy, "407");
 }
 
 #[test]
 fn connect_failures_back_off_with_jitter() {
     // A port with nothing listening: refused at once, retried with growing delays.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = cobra_test_support::free_port();
     let (client, rec) = start_client(
         config(&format!("ws://127.0.0.1:{port}"))
             .backoff(Duration::from_millis(5), Duration::from_millis(80)),

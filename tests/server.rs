@@ -27,6 +27,17 @@ fn received(rec: &Recorder) -> Vec<Value> {
     rec.data_messages(None)
 }
 
+/// `rec` received the integers `0..n`, each once, in order: checked after a short wait, since a
+/// duplicate would arrive right behind the last one.
+fn assert_received_once_in_order(rec: &Recorder, n: usize, what: &str) {
+    std::thread::sleep(Duration::from_millis(100));
+    let got: Vec<i64> = received(rec)
+        .iter()
+        .map(|v| v.as_i64().expect("an integer"))
+        .collect();
+    assert_eq!(got, (0..n as i64).collect::<Vec<_>>(), "{what}");
+}
+
 #[test]
 fn every_call_against_cobra_run() {
     let server = Server::start(0);
@@ -141,16 +152,7 @@ fn server_restart_loses_nothing_queued_and_the_subscriber_resumes() {
     authenticated(&prec, 2);
     wait_until(T, "queued ones acked", || publisher.pending_count() == 0);
     wait_until(T, "200 received", || received(&srec).len() >= 200);
-    std::thread::sleep(Duration::from_millis(100)); // a duplicate would arrive right behind
-    let got: Vec<i64> = received(&srec)
-        .iter()
-        .map(|v| v.as_i64().unwrap())
-        .collect();
-    assert_eq!(
-        got,
-        (0..200).collect::<Vec<_>>(),
-        "no gap, no duplicate, in order"
-    );
+    assert_received_once_in_order(&srec, 200, "no gap, no duplicate, in order");
 }
 
 #[test]
@@ -187,16 +189,7 @@ fn subscriber_dropped_by_the_server_resumes_from_its_last_position() {
     writer.join().unwrap();
     wait_until(T, "all acked", || publisher.pending_count() == 0);
     wait_until(T, "all received", || received(&srec).len() >= n);
-    std::thread::sleep(Duration::from_millis(100));
-    let got: Vec<i64> = received(&srec)
-        .iter()
-        .map(|v| v.as_i64().unwrap())
-        .collect();
-    assert_eq!(
-        got,
-        (0..n as i64).collect::<Vec<_>>(),
-        "resumed with no gap and no duplicate"
-    );
+    assert_received_once_in_order(&srec, n, "resumed with no gap and no duplicate");
 }
 
 #[test]
@@ -229,29 +222,20 @@ fn silent_proxy_to_cobra_run_trips_the_pong_timeout() {
     });
 }
 
-/// Waits for the first error event (`what`) and asserts it is of `kind`.
-fn expect_first_error(rec: &Recorder, what: &str, kind: ErrorKind) {
-    let e = rec.wait_for(T, what, |e| matches!(e, Event::Error { .. }));
-    assert!(
-        matches!(&e, Event::Error { kind: k, .. } if *k == kind),
-        "{e:?}"
-    );
-}
-
 #[test]
 fn bad_credentials_and_unknown_appkey_against_cobra_run() {
     let server = Server::start(0);
     let bad = Config::new(server.url(), "_pubsub", "pubsub", "wrong")
         .backoff(Duration::from_millis(10), Duration::from_millis(500));
     let (_c, rec) = start_client(bad);
-    expect_first_error(&rec, "auth error", ErrorKind::AuthenticationFailed);
+    rec.expect_first_error(T, "auth error", ErrorKind::AuthenticationFailed, "");
     std::thread::sleep(Duration::from_millis(1000));
     let attempts = rec.count(|e| matches!(e, Event::Connecting { .. }));
     assert!((2..=4).contains(&attempts), "{attempts} attempts in 1 s");
 
     let forbidden = Config::new(server.url(), "no-such-app", "pubsub", SECRET);
     let (_f, rec) = start_client(forbidden);
-    expect_first_error(&rec, "403", ErrorKind::Forbidden);
+    rec.expect_first_error(T, "403", ErrorKind::Forbidden, "");
 }
 
 #[test]

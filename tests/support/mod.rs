@@ -558,6 +558,22 @@ impl Recorder {
             .collect()
     }
 
+    /// Waits for the first error event (`what`, or panics after `timeout`) and asserts it is of
+    /// `kind` with `needle` in its message.
+    pub(crate) fn expect_first_error(
+        &self,
+        timeout: Duration,
+        what: &str,
+        kind: cobra::ErrorKind,
+        needle: &str,
+    ) {
+        let e = self.wait_for(timeout, what, |e| matches!(e, Event::Error { .. }));
+        assert!(
+            matches!(&e, Event::Error { kind: k, message, .. } if *k == kind && message.contains(needle)),
+            "{e:?}"
+        );
+    }
+
     /// Wait until `pred` holds for some event (or panic after `timeout`).
     pub(crate) fn wait_for(
         &self,
