@@ -39,14 +39,8 @@ fn cobra(server: &ServerHandle, args: &[&str]) -> Command {
 
 /// Runs [`cobra`] to completion and asserts it succeeded.
 fn cobra_ok(server: &ServerHandle, args: &[&str]) -> std::process::Output {
-    let out = cobra(server, args).output().expect("cobra runs");
-    assert!(
-        out.status.success(),
-        "cobra {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    let what = format!("cobra {}", args.join(" "));
+    cobra_test_support::process::output_ok(&mut cobra(server, args), &what)
 }
 
 /// One JSON value a line of `stdout`.

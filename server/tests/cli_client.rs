@@ -202,18 +202,18 @@ struct Output {
     stderr: String,
 }
 
-/// Runs the command to completion, killing it (and failing) past `limit`.
-/// `cmd` (a `health` with a wrong secret) exits 1 naming the authenticate step.
-fn health_fails_at_authenticate(cmd: Command) {
+/// `cmd` (a `health`) exits 1 naming the failed `step`.
+fn health_fails_at(cmd: Command, step: &str) {
     let out = run(cmd, None, LIMIT);
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     assert!(
-        out.stderr.contains("step 'authenticate' failed"),
+        out.stderr.contains(&format!("step '{step}' failed")),
         "{}",
         out.stderr
     );
 }
 
+/// Runs the command to completion, killing it (and failing) past `limit`.
 fn run(mut cmd: Command, stdin: Option<&str>, limit: Duration) -> Output {
     if stdin.is_some() {
         cmd.stdin(Stdio::piped());
@@ -352,7 +352,10 @@ fn health_passes_against_a_healthy_server() {
 #[test]
 fn health_names_the_failing_step_with_a_wrong_secret() {
     let server = Server::start();
-    health_fails_at_authenticate(server.cobra(&["health", "--rolesecret", "wrong"]));
+    health_fails_at(
+        server.cobra(&["health", "--rolesecret", "wrong"]),
+        "authenticate",
+    );
 }
 
 #[test]
@@ -375,13 +378,7 @@ fn health_names_the_connect_step_when_no_server_listens() {
     .env_remove("COBRA_APPS_CONFIG")
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
-    let out = run(cmd, None, LIMIT);
-    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("step 'connect' failed"),
-        "{}",
-        out.stderr
-    );
+    health_fails_at(cmd, "connect");
 }
 
 #[test]
@@ -583,7 +580,10 @@ fn client_commands_work_against_the_python_reference_server() {
     let out = run(server.cobra(&["read", "--channel", "ref_key"]), None, LIMIT);
     assert_eq!(out.stdout.trim(), "null", "{}", out.stderr);
 
-    health_fails_at_authenticate(server.cobra(&["health", "--rolesecret", "wrong"]));
+    health_fails_at(
+        server.cobra(&["health", "--rolesecret", "wrong"]),
+        "authenticate",
+    );
 }
 
 /// A small in-flight window: publishing waits for acks as it goes, and nothing is lost or reordered.

@@ -94,11 +94,12 @@ fn http_health(port: u16) -> String {
     response
 }
 
-/// Starts [`cobra_run`] on a free port, which must exit with an error; returns what it printed.
-fn failed_start(home: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+/// Starts [`cobra_run`] on a free port, which must exit with an error saying `expected`.
+fn assert_fails_to_start(home: &Path, args: &[&str], env: &[(&str, &str)], expected: &str) {
     let mut server = cobra_run(home, free_port(), args, env);
     assert_ne!(wait_exit(&mut server, home), Some(0));
-    output(home)
+    let printed = output(home);
+    assert!(printed.contains(expected), "{printed}");
 }
 
 #[test]
@@ -165,14 +166,11 @@ fn config_content_from_the_environment() {
         "no default created when the content is given"
     );
 
-    let printed = failed_start(
+    assert_fails_to_start(
         home.path(),
         &[],
         &[("COBRA_APPS_CONFIG_CONTENT", "this is not base64!")],
-    );
-    assert!(
-        printed.contains("COBRA_APPS_CONFIG_CONTENT is not valid base64"),
-        "{printed}"
+        "COBRA_APPS_CONFIG_CONTENT is not valid base64",
     );
 }
 
@@ -180,12 +178,12 @@ fn config_content_from_the_environment() {
 fn a_missing_or_invalid_config_stops_the_server_with_a_clear_message() {
     let home = tempfile::tempdir().unwrap();
     let missing = home.path().join("typo.yaml");
-    let printed = failed_start(
+    assert_fails_to_start(
         home.path(),
         &["--apps_config_path", missing.to_str().unwrap()],
         &[],
+        "does not exist",
     );
-    assert!(printed.contains("does not exist"), "{printed}");
     assert!(!missing.exists(), "an explicit path is never created");
 
     let bad = home.path().join("bad.yaml");
@@ -194,14 +192,11 @@ fn a_missing_or_invalid_config_stops_the_server_with_a_clear_message() {
         "apps:\n  _health:\n    roles:\n      health:\n        permissions: [read]\n",
     )
     .unwrap();
-    let printed = failed_start(
+    assert_fails_to_start(
         home.path(),
         &[],
         &[("COBRA_APPS_CONFIG", bad.to_str().unwrap())],
-    );
-    assert!(
-        printed.contains("app `_health`, role `health`: missing secret"),
-        "{printed}"
+        "app `_health`, role `health`: missing secret",
     );
 }
 
@@ -229,17 +224,14 @@ fn options_come_from_cobra_env_vars() {
     assert!(!home.path().join(".cobra.yaml").exists());
     drop(server);
 
-    let printed = failed_start(
+    assert_fails_to_start(
         home.path(),
         &[],
         &[
             ("COBRA_APPS_CONFIG", path.to_str().unwrap()),
             ("COBRA_MAX_SUBSCRIPTIONS", "0"),
         ],
-    );
-    assert!(
-        printed.contains("--max-subscriptions must be at least 1"),
-        "{printed}"
+        "--max-subscriptions must be at least 1",
     );
 }
 
@@ -316,13 +308,10 @@ fn worker_threads_from_the_option_or_cobra_worker_threads() {
         );
         drop(server);
     }
-    let printed = failed_start(
+    assert_fails_to_start(
         home.path(),
         &["--apps-config", config, "--worker-threads", "0"],
         &[],
-    );
-    assert!(
-        printed.contains("--worker-threads must be at least 1"),
-        "{printed}"
+        "--worker-threads must be at least 1",
     );
 }

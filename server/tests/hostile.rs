@@ -123,6 +123,13 @@ fn cases() -> Vec<Case> {
         |name, act: &'static str, body: Value| case(name, true, pdu(act, body), Accepted(act));
     let sub = |name, body: Value, code| refused(name, true, SUB, body, code);
     let publish = |name, body: Value, code| refused(name, true, PUB, body, code);
+    // A subscribe to channel `c` whose body also holds `fields`.
+    let sub_c = |name, fields: Value, code| {
+        let mut body = json!({"channel": "c"});
+        let extra = fields.as_object().expect("fields of an object").clone();
+        body.as_object_mut().expect("an object").extend(extra);
+        sub(name, body, code)
+    };
     let closed = |name, bytes: Vec<u8>, code| case(name, false, Input::Raw(bytes), Closed(code));
     // `{"action": act, "id": 1, "body": {"channel": "c", "message": <depth nested lists>}}`.
     let nested_message = |name, act: &str, depth, expect| {
@@ -342,66 +349,66 @@ fn cases() -> Vec<Case> {
             json!({"channel": {}}),
             INVALID_BODY,
         ),
-        sub(
+        sub_c(
             "subscribe filter a number",
-            json!({"channel": "c", "filter": 3}),
+            json!({"filter": 3}),
             INVALID_BODY,
         ),
-        sub(
+        sub_c(
             "subscribe position a number",
-            json!({"channel": "c", "position": 12}),
+            json!({"position": 12}),
             INVALID_BODY,
         ),
-        sub(
+        sub_c(
             "subscribe fast_forward a string",
-            json!({"channel": "c", "fast_forward": "yes"}),
+            json!({"fast_forward": "yes"}),
             INVALID_BODY,
         ),
-        sub(
+        sub_c(
             "subscribe batch_size negative",
-            json!({"channel": "c", "batch_size": -1}),
+            json!({"batch_size": -1}),
             INVALID_BODY,
         ),
-        sub(
+        sub_c(
             "subscribe batch_size a string",
-            json!({"channel": "c", "batch_size": "10"}),
+            json!({"batch_size": "10"}),
             INVALID_BODY,
         ),
-        sub(
+        sub_c(
             "subscribe batch_size a float",
-            json!({"channel": "c", "batch_size": 1.5}),
+            json!({"batch_size": 1.5}),
             INVALID_BODY,
         ),
         sub("subscribe batch_size over u64", Value::Null, INVALID_BODY),
-        sub(
+        sub_c(
             "subscribe batch_size u64::MAX",
-            json!({"channel": "c", "batch_size": u64::MAX}),
+            json!({"batch_size": u64::MAX}),
             INVALID_BATCH_SIZE,
         ),
-        sub(
+        sub_c(
             "subscribe position garbage",
-            json!({"channel": "c", "position": "abc"}),
+            json!({"position": "abc"}),
             INVALID_POSITION,
         ),
-        sub(
+        sub_c(
             "subscribe position negative",
-            json!({"channel": "c", "position": "-1-0"}),
+            json!({"position": "-1-0"}),
             INVALID_POSITION,
         ),
-        sub(
+        sub_c(
             "subscribe position three parts",
-            json!({"channel": "c", "position": "1-2-3"}),
+            json!({"position": "1-2-3"}),
             INVALID_POSITION,
         ),
-        sub(
+        sub_c(
             "subscribe position overflowing u64",
-            json!({"channel": "c", "position": "99999999999999999999999-0"}),
+            json!({"position": "99999999999999999999999-0"}),
             INVALID_POSITION,
         ),
         sub("subscribe without channel", json!({}), MISSING_CHANNEL),
-        sub(
+        sub_c(
             "subscribe 2 KiB subscription id",
-            json!({"channel": "c", "subscription_id": "s".repeat(2048)}),
+            json!({"subscription_id": "s".repeat(2048)}),
             INVALID_SUBSCRIPTION_ID,
         ),
         sub(

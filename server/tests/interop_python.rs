@@ -148,6 +148,11 @@ impl Server {
     fn log(&self) -> String {
         server_log(self.dir.path())
     }
+
+    /// Asserts `ok` about `run` (of `what`), showing its output and the server log otherwise.
+    fn check(&self, run: &Run, ok: bool, what: &str) {
+        assert!(ok, "{what}:\n{run}\n{}", self.log());
+    }
 }
 
 /// What the server in `dir` printed, for failure messages.
@@ -236,10 +241,11 @@ fn assert_python_health(extra: &[&str]) {
     let Some(cobra) = python_cobra() else { return };
     let server = Server::start(&cobra);
     let run = server.run("health", extra, "_health");
-    assert!(
-        run.stdout.contains("System is healthy") && !run.stdout.contains("unhealthy"),
-        "cobra health {extra:?} against our server:\n{run}\n{}",
-        server.log()
+    let healthy = run.stdout.contains("System is healthy") && !run.stdout.contains("unhealthy");
+    server.check(
+        &run,
+        healthy,
+        &format!("cobra health {extra:?} against our server"),
     );
 }
 
@@ -263,26 +269,26 @@ fn python_write_then_read() {
         &["--channel", "kv_interop", "--data", "hello-from-python"],
         "_pubsub",
     );
-    assert!(
+    server.check(
+        &write,
         write.success() && !write.stderr.contains("Action error"),
-        "cobra write:\n{write}\n{}",
-        server.log()
+        "cobra write",
     );
     let read = server.run("read", &["--channel", "kv_interop"], "_pubsub");
-    assert!(
+    server.check(
+        &read,
         read.success()
             && read
                 .stdout
                 .contains("handler received message hello-from-python"),
-        "cobra read:\n{read}\n{}",
-        server.log()
+        "cobra read",
     );
     // A key never written reads as null (None in Python).
     let read = server.run("read", &["--channel", "kv_never_written"], "_pubsub");
-    assert!(
+    server.check(
+        &read,
         read.success() && read.stdout.contains("handler received message None"),
-        "cobra read of a missing key:\n{read}\n{}",
-        server.log()
+        "cobra read of a missing key",
     );
 }
 
@@ -298,10 +304,10 @@ fn python_admin_get_connections() {
             .parse::<usize>()
             .ok()
     });
-    assert!(
+    server.check(
+        &run,
         run.success() && count.is_some_and(|n| n >= 1),
-        "cobra admin:\n{run}\n{}",
-        server.log()
+        "cobra admin",
     );
 }
 
@@ -311,10 +317,10 @@ fn python_monitor_once_reads_our_stats() {
     let server = Server::start(&cobra);
     // --unsafe: fail instead of retrying forever if the stats PDU is not what it expects.
     let run = server.run("monitor", &["--once", "--unsafe"], "_stats");
-    assert!(
+    server.check(
+        &run,
         run.success() && run.stdout.contains("Nodes") && run.stdout.contains("connections"),
-        "cobra monitor --once:\n{run}\n{}",
-        server.log()
+        "cobra monitor --once",
     );
 }
 
@@ -555,11 +561,7 @@ fn python_admin_disconnects_a_connection() {
         &["--action", "disconnect", "--connection_id", &first_id],
         "_admin",
     );
-    assert!(
-        run.success(),
-        "cobra admin --action disconnect:\n{run}\n{}",
-        server.log()
-    );
+    server.check(&run, run.success(), "cobra admin --action disconnect");
 
     // Dropped, it comes back as a new connection.
     let mut second_id = None;

@@ -10,6 +10,7 @@ mod redis_support;
 mod two_servers;
 
 use cobra_test_support::free_port;
+use cobra_test_support::process::{Guard, run_with_deadline, wait_listening};
 use std::time::{Duration, Instant};
 
 use cobra_server::broker::redis::{RedisBackend, RedisLimits};
@@ -336,16 +337,6 @@ fn a_position_expired_during_an_outage_is_reported() {
     assert_eq!(r["action"], "rtm/unsubscribe/error", "removed: {r}");
 }
 
-/// A child process killed and reaped on drop.
-struct Guard(std::process::Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Two `cobra run --redis URLS` processes sharing three nodes; the original Python client's
 /// `cobra health` (write, read, delete, publish + filtered subscribe from 0-0) passes against
 /// each, and what one wrote the other reads.
@@ -354,92 +345,43 @@ fn cobra_run_with_redis_passes_python_health_on_two_servers() {
     if !redis_support::available() {
         return;
     }
-    let python =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/cobras-venv/bin/cobra");
-    let Some(python) = cobra_test_support::require(python, "Python cobras peer") else {
+    let Some(python) = common::python_cobra() else {
         return;
     };
     let nodes = redis_support::spawn_nodes(3);
     let dir = tempfile::tempdir().expect("tempdir");
-    let config_path = dir.path().join(".cobra.yaml");
     let config = cobra_server::config::AppsConfig::default_generated();
-    std::fs::write(&config_path, config.to_yaml()).expect("write config");
-    let clean = |program: &std::path::Path| {
-        let mut cmd = cobra_test_support::process::clean_command(std::path::Path::new(program));
-        cmd.env("HOME", dir.path())
-            .stdin(std::process::Stdio::null());
-        cmd
-    };
+    // The servers read `apps.yaml`; the Python client its defaults from `~/.cobra.yaml`.
+    for name in ["apps.yaml", ".cobra.yaml"] {
+        std::fs::write(dir.path().join(name), config.to_yaml()).expect("write config");
+    }
     let mut servers = Vec::new();
     for i in 0..2 {
         let port = free_port();
         let log = |name: String| std::fs::File::create(dir.path().join(name)).expect("log file");
-        let child = clean(std::path::Path::new(env!("CARGO_BIN_EXE_cobra")))
-            .args([
-                "run",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--redis",
-                &urls(&nodes),
-            ])
-            .arg("--apps-config")
-            .arg(&config_path)
+        let child = common::cobra_run_command(port, dir.path())
+            .args(["--redis", &urls(&nodes)])
+            .stdin(std::process::Stdio::null())
             .stdout(log(format!("server{i}.stdout")))
             .stderr(log(format!("server{i}.stderr")))
             .spawn()
             .expect("spawn cobra run");
         let mut guard = Guard(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            let log = || {
-                std::fs::read_to_string(dir.path().join(format!("server{i}.stderr")))
-                    .unwrap_or_default()
-            };
-            assert!(
-                guard.0.try_wait().expect("try_wait").is_none(),
-                "cobra run exited: {}",
-                log()
-            );
-            assert!(
-                Instant::now() < deadline,
-                "cobra run did not listen: {}",
-                log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let stderr = dir.path().join(format!("server{i}.stderr"));
+        wait_listening(&mut guard.0, port, "cobra run", move || {
+            std::fs::read_to_string(&stderr).unwrap_or_default()
+        });
         servers.push((guard, port));
     }
     for (_, port) in &servers {
         let endpoint = format!("ws://127.0.0.1:{port}");
-        let mut child = clean(&python)
-            .args(["health", "--endpoint", &endpoint])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("run python cobra");
-        let out = child.stdout.take().expect("stdout");
-        let reader = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = std::io::Read::read_to_string(&mut { out }, &mut text);
-            text
-        });
+        let mut health = common::command_in_home(&python, dir.path());
+        health.args(["health", "--endpoint", &endpoint]);
         // The Python client retries forever on errors: bound it.
-        let mut child = Guard(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while child.0.try_wait().expect("try_wait").is_none() {
-            if Instant::now() > deadline {
-                let _ = child.0.kill();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        drop(child);
-        let text = reader.join().unwrap_or_default();
+        let run = run_with_deadline(health, "", Duration::from_secs(30));
         assert!(
-            text.contains("System is healthy"),
-            "cobra health against {endpoint}: {text}"
+            run.stdout.contains("System is healthy"),
+            "cobra health against {endpoint}: {run}"
         );
     }
     // Cross-server key/value through our own clients, with the generated credentials.

@@ -132,15 +132,11 @@ impl Postgres {
 
     /// Runs `sql` with psql; the rows, `|`-separated fields.
     pub(crate) fn query(&self, sql: &str) -> String {
-        let out = Command::new(self.bin.join("psql"))
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(["-U", "cobra", "-d", "postgres", "-At", "-c", sql])
-            .output()
-            .expect("psql runs");
-        assert!(
-            out.status.success(),
-            "psql {sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = cobra_test_support::process::output_ok(
+            Command::new(self.bin.join("psql"))
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .args(["-U", "cobra", "-d", "postgres", "-At", "-c", sql]),
+            &format!("psql {sql}"),
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }

@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use cobra_test_support::process::output_ok;
+
 /// Whether `redis-server` can be run here; if not, the test skips by the one policy
 /// (`cobra_test_support::skip`: loud locally, a failure under `CI=true`).
 pub(crate) fn available() -> bool {
@@ -271,18 +273,12 @@ impl RedisCluster {
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port()))
             .collect();
-        let out = Command::new("redis-cli")
-            .arg("--cluster")
-            .arg("create")
-            .args(&addrs)
-            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
-            .stdin(Stdio::null())
-            .output()
-            .expect("redis-cli --cluster create");
-        assert!(
-            out.status.success(),
-            "redis-cli --cluster create failed: {}",
-            String::from_utf8_lossy(&out.stdout)
+        output_ok(
+            Command::new("redis-cli")
+                .args(["--cluster", "create"])
+                .args(&addrs)
+                .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"]),
+            "redis-cli --cluster create",
         );
         let cluster = RedisCluster { nodes };
         cluster.wait_ok(Duration::from_secs(30));
@@ -365,17 +361,12 @@ impl RedisCluster {
     /// `redis-cli --cluster reshard` (keys migrated with them); returns when it is done.
     pub(crate) fn reshard(&self, from: u16, to: u16, slots: usize) {
         let id = |port| cli(port, &["cluster", "myid"]).trim().to_string();
-        let out = Command::new("redis-cli")
-            .args(["--cluster", "reshard", &format!("127.0.0.1:{from}")])
-            .args(["--cluster-from", &id(from), "--cluster-to", &id(to)])
-            .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"])
-            .stdin(Stdio::null())
-            .output()
-            .expect("redis-cli --cluster reshard");
-        assert!(
-            out.status.success(),
-            "redis-cli --cluster reshard failed: {}",
-            String::from_utf8_lossy(&out.stdout)
+        output_ok(
+            Command::new("redis-cli")
+                .args(["--cluster", "reshard", &format!("127.0.0.1:{from}")])
+                .args(["--cluster-from", &id(from), "--cluster-to", &id(to)])
+                .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"]),
+            "redis-cli --cluster reshard",
         );
     }
 }
