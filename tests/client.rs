@@ -364,17 +364,10 @@ fn queue_overflow_drop_oldest_reports_each_drop() {
     wait_until(T, "two drops", || {
         rec.count(|e| matches!(e, Event::PublishDropped { .. })) == 2
     });
-    let dropped: Vec<_> = rec
-        .snapshot()
-        .iter()
-        .filter_map(|e| {
-            if let Event::PublishDropped { id, .. } = e {
-                Some(*id)
-            } else {
-                None
-            }
-        })
-        .collect();
+    let dropped = rec.pick(|e| match e {
+        Event::PublishDropped { id, .. } => Some(*id),
+        _ => None,
+    });
     assert_eq!(dropped, ids[..2]);
     client.connect().unwrap();
     wait_until(T, "the rest acknowledged", || client.pending_count() == 0);
@@ -594,17 +587,10 @@ fn connect_failures_back_off_with_jitter() {
         rec.count(|e| matches!(e, Event::Reconnecting { .. })) >= 6
     });
     client.disconnect().unwrap();
-    let waits: Vec<_> = rec
-        .snapshot()
-        .iter()
-        .filter_map(|e| {
-            if let Event::Reconnecting { wait, .. } = e {
-                Some(*wait)
-            } else {
-                None
-            }
-        })
-        .collect();
+    let waits = rec.pick(|e| match e {
+        Event::Reconnecting { wait, .. } => Some(*wait),
+        _ => None,
+    });
     assert!(
         waits
             .iter()

@@ -339,6 +339,16 @@ fn ok(cobras: &Cobras, cmd: Command, stdin: &str, what: &str) -> String {
     run.stdout
 }
 
+/// What our `cobra subscribe ARGS` printed (as `_pubsub`), one JSON value a line.
+fn our_subscribe(cobras: &Cobras, cobra: &Path, args: &[&str]) -> Vec<Value> {
+    let args = [&["subscribe"], args].concat();
+    let what = args.join(" ");
+    ok(cobras, cobras.our_cli(cobra, &args, "_pubsub"), "", &what)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
 #[test]
 fn our_cli_against_cobras() {
     let Some(cobras) = Cobras::start() else {
@@ -400,58 +410,31 @@ fn our_cli_against_cobras() {
         &(lines.join("\n") + "\n"),
         "cobra publish",
     );
-    let out = ok(
+    let got = our_subscribe(
         &cobras,
-        cobras.our_cli(
-            &cobra,
-            &[
-                "subscribe",
-                "--channel",
-                &channel,
-                "--position",
-                "0-0",
-                "--count",
-                "5",
-            ],
-            "_pubsub",
-        ),
-        "",
-        "cobra subscribe",
+        &cobra,
+        &["--channel", &channel, "--position", "0-0", "--count", "5"],
     );
-    let got: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
     let want: Vec<Value> = lines
         .iter()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(got, want);
     let sql = format!("select data.fps from `{channel}` where data.fps < 27");
-    let out = ok(
+    let got = our_subscribe(
         &cobras,
-        cobras.our_cli(
-            &cobra,
-            &[
-                "subscribe",
-                "--stream_sql",
-                &sql,
-                "--position",
-                "0-0",
-                "--batch_size",
-                "1",
-                "--count",
-                "2",
-            ],
-            "_pubsub",
-        ),
-        "",
-        "cobra subscribe --stream_sql",
+        &cobra,
+        &[
+            "--stream_sql",
+            &sql,
+            "--position",
+            "0-0",
+            "--batch_size",
+            "1",
+            "--count",
+            "2",
+        ],
     );
-    let got: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
     assert_eq!(got, vec![json!({"data.fps": 25}), json!({"data.fps": 26})]);
 }
 

@@ -45,6 +45,11 @@ fn bench_ok(addr: std::net::SocketAddr, extra: &[&str]) -> Value {
     report
 }
 
+/// The options of `line`, split at spaces (none holds one).
+fn words(line: &str) -> Vec<&str> {
+    line.split(' ').collect()
+}
+
 fn u(report: &Value, key: &str) -> u64 {
     report[key]
         .as_u64()
@@ -78,17 +83,10 @@ fn filtered_subscribers_and_idle_connections() {
     let server = common::start();
     let report = bench_ok(
         server.local_addr(),
-        &[
-            "--no-deflate",
-            "--subscribers",
-            "2",
-            "--filter-pct",
-            "30",
-            "--idle",
-            "20",
-            "--server-pid",
-            &std::process::id().to_string(),
-        ],
+        &words(&format!(
+            "--no-deflate --subscribers 2 --filter-pct 30 --idle 20 --server-pid {}",
+            std::process::id()
+        )),
     );
     let published = u(&report, "published");
     assert!(published > 100, "{report:#}");
@@ -201,20 +199,9 @@ fn slow_and_stalled_readers_do_not_hold_back_the_others() {
     let server = common::start();
     let report = bench_ok(
         server.local_addr(),
-        &[
-            "--rate",
-            "1000",
-            "--warmup",
-            "0.5",
-            "--stalled",
-            "3",
-            "--stalled-rcvbuf",
-            "4096",
-            "--slow-readers",
-            "2",
-            "--slow-rate",
-            "20",
-        ],
+        &words(
+            "--rate 1000 --warmup 0.5 --stalled 3 --stalled-rcvbuf 4096 --slow-readers 2 --slow-rate 20",
+        ),
     );
     assert_eq!(u(&report, "lost"), 0, "{report:#}");
     assert_eq!(report["warmup_seconds"].as_f64(), Some(0.5), "{report:#}");

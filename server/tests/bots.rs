@@ -25,6 +25,11 @@ fn server() -> ServerHandle {
     common::start_with(300_000, |_| {})
 }
 
+/// A [`server`] and a temporary directory for the bot's files.
+fn server_and_dir() -> (ServerHandle, tempfile::TempDir) {
+    (server(), tempfile::tempdir().expect("tempdir"))
+}
+
 /// A `cobra` command on `server` as role `all` of `app1`, no `COBRA_*` inherited.
 fn cobra(server: &ServerHandle, args: &[&str]) -> Command {
     let mut cmd = cobra_test_support::process::clean_command(std::path::Path::new(BIN));
@@ -74,6 +79,11 @@ impl BotProc {
             .spawn()
             .expect("cobra bot runs");
         BotProc { child, stderr }
+    }
+
+    /// [`BotProc::spawn`] with the arguments of `line`, split at spaces (none holds one).
+    fn spawn_line(server: &ServerHandle, dir: &Path, line: &str) -> BotProc {
+        BotProc::spawn(server, dir, &line.split(' ').collect::<Vec<_>>())
     }
 
     fn kill9(&mut self) {
@@ -157,26 +167,15 @@ fn read_file_sink(dir: &Path) -> (HashMap<u64, u32>, usize) {
 
 #[test]
 fn stdout_fluentd_count_and_checkpoint_resume() {
-    let server = server();
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir) = server_and_dir();
     let cp = dir.path().join("cp");
     publish(&server, "s1", (0..5).map(|i| json!({"n": i, "f": 1.25})));
-    let out = cobra_ok(
-        &server,
-        &[
-            "bot",
-            "stdout",
-            "--channel",
-            "s1",
-            "--position",
-            "0-0",
-            "--count",
-            "3",
-            "--fluentd",
-            "--checkpoint",
-            cp.to_str().unwrap(),
-        ],
-    );
+    let cp = cp.to_str().expect("UTF-8 path");
+    let stdout_bot = |extra: &[&str]| {
+        let args = ["bot", "stdout", "--channel", "s1", "--checkpoint", cp];
+        cobra_ok(&server, &[&args[..], extra].concat())
+    };
+    let out = stdout_bot(&["--position", "0-0", "--count", "3", "--fluentd"]);
     let lines: Vec<Value> = json_lines(&out.stdout);
     assert_eq!(lines.len(), 3);
     for (i, l) in lines.iter().enumerate() {
@@ -187,26 +186,14 @@ fn stdout_fluentd_count_and_checkpoint_resume() {
         assert!(l["message"]["position"].as_str().unwrap().contains('-'));
     }
     // The checkpoint is the third event's: the next run starts with the fourth.
-    let out = cobra_ok(
-        &server,
-        &[
-            "bot",
-            "stdout",
-            "--channel",
-            "s1",
-            "--once",
-            "--checkpoint",
-            cp.to_str().unwrap(),
-        ],
-    );
+    let out = stdout_bot(&["--once"]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["n"], 3);
 }
 
 #[test]
 fn rate_limit_drops_are_counted_and_served_as_prometheus_text() {
-    let server = server();
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir) = server_and_dir();
     let port = cobra_test_support::free_port();
     publish(&server, "rl", (0..30).map(|i| json!({"n": i})));
     let mut bot = BotProc::spawn(
@@ -248,8 +235,7 @@ fn rate_limit_drops_are_counted_and_served_as_prometheus_text() {
 
 #[test]
 fn file_kill9_in_the_middle_of_100k_then_resume() {
-    let server = server();
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir) = server_and_dir();
     let out = dir.path().join("out");
     let cp = dir.path().join("cp");
     const N: usize = 100_000;
@@ -302,8 +288,7 @@ fn statsd_real_daemon_gets_names_values_floats_and_tags() {
     let Some(sd) = statsd::Statsd::spawn() else {
         return;
     };
-    let server = server();
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir) = server_and_dir();
     let mut events = Vec::new();
     for (game, fps) in [("wiso", 16.7), ("wiso", 59.5), ("ody", 30.0)] {
         events.push(json!({"id": "engine_fps_id", "device": {"game": game, "os": "iOS"}, "data": {"fps": fps}}));
@@ -373,24 +358,10 @@ fn statsd_down_for_10s_then_everything_arrives() {
     let Some(mut sd) = statsd::Statsd::spawn() else {
         return;
     };
-    let server = server();
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir) = server_and_dir();
     let addr = sd.addr();
-    let mut bot = BotProc::spawn(
-        &server,
-        dir.path(),
-        &[
-            "statsd",
-            "--channel",
-            "sdd",
-            "--statsd",
-            &addr,
-            "--fields",
-            "id",
-            "--batch-size",
-            "100",
-        ],
-    );
+    let line = format!("statsd --channel sdd --statsd {addr} --fields id --batch-size 100");
+    let mut bot = BotProc::spawn_line(&server, dir.path(), &line);
     // Up: the first events arrive.
     std::thread::sleep(Duration::from_millis(500)); // subscription set up (no event to await)
     publish(&server, "sdd", (0..100).map(|_| json!({"id": "up"})));
@@ -430,8 +401,7 @@ fn postgres_holds_exactly_the_published_rows_with_columns() {
     let Some(pg) = postgres::Postgres::spawn() else {
         return;
     };
-    let server = server();
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir) = server_and_dir();
     let mut events: Vec<Value> = (0..50)
         .map(|i| json!({"n": i, "device": {"game": if i % 2 == 0 {"wiso"} else {"ody"}}, "data": {"fps": i as f64 + 0.5, "note": "tab\there\nnewline \\ back"}}))
         .collect();
@@ -483,8 +453,7 @@ fn postgres_kill9_in_the_middle_of_100k_then_resume() {
     let Some(pg) = postgres::Postgres::spawn() else {
         return;
     };
-    let server = server();
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir) = server_and_dir();
     let cp = dir.path().join("cp");
     const N: usize = 100_000;
     const BATCH: usize = 1000;
@@ -541,27 +510,12 @@ fn postgres_down_for_10s_then_everything_arrives() {
     let Some(mut pg) = postgres::Postgres::spawn() else {
         return;
     };
-    let server = server();
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir) = server_and_dir();
     let url = pg.url();
     publish(&server, "pg3", numbered(1000));
-    let mut bot = BotProc::spawn(
-        &server,
-        dir.path(),
-        &[
-            "postgres",
-            "--channel",
-            "pg3",
-            "--position",
-            "0-0",
-            "--url",
-            &url,
-            "--table",
-            "down",
-            "--batch-size",
-            "100",
-        ],
-    );
+    let line =
+        format!("postgres --channel pg3 --position 0-0 --url {url} --table down --batch-size 100");
+    let mut bot = BotProc::spawn_line(&server, dir.path(), &line);
     eventually_within("the first 1000 rows", Duration::from_secs(60), || {
         let n = pg.query("SELECT count(*) FROM pg_tables WHERE tablename = 'down'");
         (n.trim() == "1" && pg.query("SELECT count(*) FROM down").trim() == "1000").then_some(())
@@ -641,8 +595,7 @@ fn sentry_envelopes_parsed_by_the_official_sdk_and_429_honoured() {
     let Some(rx) = SentryReceiver::spawn(1) else {
         return;
     };
-    let server = server();
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir) = server_and_dir();
     let lua = "stack traceback:\n\t[C]: in function 'error'\n\tscripts/shop.lua:42: in function 'buy'\n\tscripts/main.lua:7: in main chunk";
     publish(
         &server,

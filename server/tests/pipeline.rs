@@ -49,13 +49,15 @@ fn on_redis(
         .expect("server starts")
 }
 
+/// A fresh `redis-server`; `None` when the test skips for want of one.
+fn redis_node() -> Option<RedisServer> {
+    redis_support::available().then(|| RedisServer::spawn().expect("redis-server"))
+}
+
 /// A server on one fresh `redis-server` (kept alive by the first half), default limits;
 /// `None` when the test skips for want of Redis.
 fn on_one_node() -> Option<(RedisServer, ServerHandle)> {
-    if !redis_support::available() {
-        return None;
-    }
-    let node = RedisServer::spawn().expect("redis-server");
+    let node = redis_node()?;
     let server = on_redis(&[&node], RedisLimits::default(), |_| {});
     Some((node, server))
 }
@@ -88,6 +90,12 @@ fn encode_all(c: &mut Client, pdus: &[Value]) -> Vec<u8> {
         c.codec.encode_text(&pdu.to_string(), &mut out);
     }
     out
+}
+
+/// The frames of `count` publishes of `{"n": i}` to `channel` (ids `i` from 0), back to back.
+fn encode_publishes(c: &mut Client, channel: &str, count: usize) -> Vec<u8> {
+    let pdus: Vec<Value> = (0..count).map(|i| publish(i, channel, i)).collect();
+    encode_all(c, &pdus)
 }
 
 /// Sends every PDU in one write (the server sees them all before any answer went out).
@@ -272,8 +280,7 @@ fn a_close_after_pipelined_publishes_gets_their_acks_first() {
         return;
     };
     let mut c = Client::authed(server.local_addr(), "app1", "all");
-    let pdus: Vec<Value> = (0..100).map(|i| publish(i, "bye", i)).collect();
-    let mut out = encode_all(&mut c, &pdus);
+    let mut out = encode_publishes(&mut c, "bye", 100);
     c.codec
         .encode_close(1000, "", &mut out)
         .expect("close frame");
@@ -288,12 +295,11 @@ fn a_close_after_pipelined_publishes_gets_their_acks_first() {
 /// everything sent is answered, in order.
 #[test]
 fn a_client_that_never_reads_acks_gets_tcp_back_pressure() {
-    if !redis_support::available() {
-        return;
-    }
     const LIMIT: usize = 8;
     const COUNT: usize = 3000;
-    let node = RedisServer::spawn().expect("redis-server");
+    let Some(node) = redis_node() else {
+        return;
+    };
     let server = on_redis(&[&node], patient_limits(), |s| {
         s.limits.max_publishes_in_flight = LIMIT
     });
@@ -355,11 +361,10 @@ fn a_client_that_never_reads_acks_gets_tcp_back_pressure() {
 /// Redis did not confirm), in request order, and the connection goes on.
 #[test]
 fn a_node_failing_under_pipelined_publishes_answers_each_in_order() {
-    if !redis_support::available() {
-        return;
-    }
     const COUNT: usize = 200;
-    let mut node = RedisServer::spawn().expect("redis-server");
+    let Some(mut node) = redis_node() else {
+        return;
+    };
     let server = on_redis(&[&node], patient_limits(), |_| {});
     let mut c = Client::authed(server.local_addr(), "app1", "all");
     // Warm up (the script is loaded), then hold Redis so that everything stays in flight.
@@ -395,8 +400,7 @@ fn a_bad_pdu_after_pipelined_publishes_is_refused_after_their_acks() {
         return;
     };
     let mut c = Client::authed(server.local_addr(), "app1", "all");
-    let pdus: Vec<Value> = (0..50).map(|i| publish(i, "bad", i)).collect();
-    let mut out = encode_all(&mut c, &pdus);
+    let mut out = encode_publishes(&mut c, "bad", 50);
     c.codec.encode_text("{not json", &mut out);
     c.stream.write_all(&out).expect("send");
     expect_publish_acks(&mut c, 0..50);
@@ -411,11 +415,10 @@ fn a_bad_pdu_after_pipelined_publishes_is_refused_after_their_acks() {
 /// newest ones, in order.
 #[test]
 fn a_batch_longer_than_the_cap_leaves_the_stream_trimmed() {
-    if !redis_support::available() {
-        return;
-    }
     const CAP: usize = 5;
-    let node = RedisServer::spawn().expect("redis-server");
+    let Some(node) = redis_node() else {
+        return;
+    };
     let server = common::start_on_redis(&node.url(), CAP, RedisLimits::default());
     let mut c = Client::authed(server.local_addr(), "app1", "all");
     let pdus: Vec<Value> = (0..200).map(|i| publish(i, "capped", i)).collect();
@@ -443,12 +446,11 @@ fn a_batch_longer_than_the_cap_leaves_the_stream_trimmed() {
 /// each connection's publishes land in the stream in the order sent.
 #[test]
 fn publishes_beyond_the_node_slots_wait_in_order() {
-    if !redis_support::available() {
-        return;
-    }
     const CONNECTIONS: usize = 3;
     const COUNT: usize = 300;
-    let node = RedisServer::spawn().expect("redis-server");
+    let Some(node) = redis_node() else {
+        return;
+    };
     let limits = RedisLimits {
         max_in_flight: 4,
         max_batch: 2,

@@ -540,6 +540,16 @@ impl Recorder {
             .count()
     }
 
+    /// What `pick` takes from each event so far, in order.
+    pub(crate) fn pick<T>(&self, pick: impl FnMut(&Event) -> Option<T>) -> Vec<T> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(pick)
+            .collect()
+    }
+
     /// The messages of every data event so far, in order; of subscription `id` only if given.
     pub(crate) fn data_messages(&self, id: Option<&str>) -> Vec<Value> {
         self.events
