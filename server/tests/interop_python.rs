@@ -157,12 +157,7 @@ impl Server {
 
 /// What the server in `dir` printed, for failure messages.
 fn server_log(dir: &Path) -> String {
-    let read = |name| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
-    format!(
-        "--- server stdout\n{}\n--- server stderr\n{}",
-        read("server.stdout"),
-        read("server.stderr")
-    )
+    cobra_test_support::process::server_logs(dir, "server")
 }
 
 impl Server {

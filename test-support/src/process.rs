@@ -279,6 +279,17 @@ fn collect(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
     })
 }
 
+/// What a server (`what`) logging into `dir/server.stdout` and `dir/server.stderr` printed, for
+/// failure messages.
+pub fn server_logs(dir: &Path, what: &str) -> String {
+    let read = |name| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    format!(
+        "--- {what} stdout\n{}\n--- {what} stderr\n{}",
+        read("server.stdout"),
+        read("server.stderr")
+    )
+}
+
 /// Runs `cmd` to completion (no input) and asserts it exited with status 0, saying `what`
 /// otherwise; returns what it printed.
 pub fn output_ok(cmd: &mut Command, what: &str) -> std::process::Output {

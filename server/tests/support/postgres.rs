@@ -86,16 +86,7 @@ impl Postgres {
             Command::new(self.bin.join(tool))
         };
         args(&mut c);
-        let out = c
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("{tool}: {e}"));
-        assert!(
-            out.status.success(),
-            "{tool} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        cobra_test_support::process::output_ok(&mut c, tool);
     }
 
     pub(crate) fn start(&mut self) {
