@@ -494,8 +494,7 @@ fn a_panicking_listener_does_not_stop_the_engine() {
     let client = Client::new(config(&peer.url()), Some(listener)).unwrap();
     client.connect().unwrap();
     authenticated(&rec, 1);
-    let id = client.publish("c", &json!(1)).unwrap();
-    rec.wait_for(T, "published", |e| *e == Event::Published { id });
+    publish_acked(&client, &rec, "c", &json!(1), "published");
 }
 
 #[test]
@@ -568,8 +567,7 @@ fn http_connect_proxy_with_credentials() {
         start_client(config(&peer.url()).proxy(format!("http://us%40r:pa%20ss@{}", proxy.addr)));
     authenticated(&rec, 1);
     assert_eq!(proxy.tunnels.load(Ordering::SeqCst), 1);
-    let id = client.publish("c", &json!(1)).unwrap();
-    rec.wait_for(T, "published", |e| *e == Event::Published { id });
+    publish_acked(&client, &rec, "c", &json!(1), "published");
     let (_bad, brec) =
         start_client(config(&peer.url()).proxy(format!("http://u:wrong@{}", proxy.addr)));
     brec.expect_first_error(T, "proxy error", ErrorKind::Proxy, "407");
@@ -744,8 +742,7 @@ fn ipv6_endpoints() {
     let peer = Peer::bound(listener, PeerOptions::default());
     let (client, rec) = start_client(config(&format!("ws://[::1]:{}", peer.addr.port())));
     authenticated(&rec, 1);
-    let id = client.publish("c", &json!(6)).unwrap();
-    rec.wait_for(T, "published over IPv6", |e| *e == Event::Published { id });
+    publish_acked(&client, &rec, "c", &json!(6), "published over IPv6");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use cobra::{Client, Config, ErrorKind, Event, State, SubscribeOptions};
 use cobra_test_support::free_port;
 use serde_json::{Value, json};
 use support::cobra_server::{SECRET, Server};
-use support::{Recorder, SilentProxy, start_client, wait_authenticated, wait_until};
+use support::{Recorder, SilentProxy, publish_acked, start_client, wait_authenticated, wait_until};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -216,10 +216,13 @@ fn silent_proxy_to_cobra_run_trips_the_pong_timeout() {
     });
     proxy.set_silent(false);
     authenticated(&rec, 2);
-    let id = client.publish("c", &json!(1)).unwrap();
-    rec.wait_for(T, "published after the reconnect", |e| {
-        *e == Event::Published { id }
-    });
+    publish_acked(
+        &client,
+        &rec,
+        "c",
+        &json!(1),
+        "published after the reconnect",
+    );
 }
 
 #[test]

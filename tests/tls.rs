@@ -67,8 +67,7 @@ fn wss_with_a_test_ca_from_the_config() {
     let url = format!("wss://localhost:{}", peer.addr.port());
     let (client, rec) = start_client(config(&url).extra_ca_pem(pki.ca_pem.clone()));
     rec.wait_for(T, "authenticated", |e| matches!(e, Event::Authenticated));
-    let id = client.publish("c", &json!({"over": "tls"})).unwrap();
-    rec.wait_for(T, "published", |e| *e == Event::Published { id });
+    publish_acked(&client, &rec, "c", &json!({"over": "tls"}), "published");
     client.write("k", &json!(1), T).unwrap();
     assert_eq!(client.read("k", T).unwrap(), Some(json!(1)));
 }

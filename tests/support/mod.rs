@@ -614,6 +614,20 @@ pub(crate) fn start_client(config: cobra::Config) -> (cobra::Client, Arc<Recorde
     (client, rec)
 }
 
+/// Publishes `message` to `channel` and waits until `rec` saw it acknowledged (`what`).
+pub(crate) fn publish_acked(
+    client: &cobra::Client,
+    rec: &Recorder,
+    channel: &str,
+    message: &Value,
+    what: &str,
+) {
+    let id = client.publish(channel, message).expect("publish");
+    rec.wait_for(Duration::from_secs(20), what, |e| {
+        *e == Event::Published { id }
+    });
+}
+
 /// Waits until `rec` saw `n` authentications (or panics after `timeout`).
 pub(crate) fn wait_authenticated(rec: &Recorder, n: usize, timeout: Duration) {
     wait_until(timeout, &format!("{n} authentications"), || {
