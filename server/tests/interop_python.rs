@@ -43,12 +43,14 @@ struct Server {
 }
 
 impl Server {
-    fn start(python_cobra: &Path) -> Server {
-        Server::start_with(python_cobra, &[])
+    /// `None` (after the skip policy said so) when the Python peer is not installed.
+    fn start() -> Option<Server> {
+        Server::start_with(&[])
     }
 
     /// [`Server::start`] with `extra` options for our `cobra run` (not for the reference).
-    fn start_with(python_cobra: &Path, extra: &[&str]) -> Server {
+    fn start_with(extra: &[&str]) -> Option<Server> {
+        let python_cobra = &python_cobra()?;
         let dir = tempfile::tempdir().expect("tempdir");
         let config = AppsConfig::default_generated();
         // Where the server reads it, and where the Python client looks for its defaults.
@@ -108,13 +110,13 @@ impl Server {
             server_log(&log_dir)
         });
         processes.push(process);
-        Server {
+        Some(Server {
             _processes: processes,
             cobra: python_cobra.to_owned(),
             port,
             config,
             dir,
-        }
+        })
     }
 
     fn endpoint(&self) -> String {
@@ -139,8 +141,8 @@ impl Server {
     }
 
     /// The Python `cobra` with `args`, HOME in the server's temp dir.
-    fn python(&self, cobra: &Path, args: &[&str]) -> Command {
-        let mut cmd = common::command_in_home(cobra, self.dir.path());
+    fn python(&self, args: &[&str]) -> Command {
+        let mut cmd = common::command_in_home(&self.cobra, self.dir.path());
         cmd.args(args);
         cmd
     }
@@ -168,7 +170,7 @@ impl Server {
         let mut args: Vec<&str> = vec![command];
         args.extend(creds.iter().map(String::as_str));
         args.extend_from_slice(extra);
-        run_with_deadline(self.python(&self.cobra, &args), "", COMMAND_TIMEOUT)
+        run_with_deadline(self.python(&args), "", COMMAND_TIMEOUT)
     }
 
     /// `cobra publish --channel CHANNEL --path FILE --delay 0` with the `_pubsub` role; asserts
@@ -233,8 +235,9 @@ fn python_peer_runs_and_shares_our_config_format() {
 
 /// `cobra health EXTRA` against our server says it is healthy.
 fn assert_python_health(extra: &[&str]) {
-    let Some(cobra) = python_cobra() else { return };
-    let server = Server::start(&cobra);
+    let Some(server) = Server::start() else {
+        return;
+    };
     let run = server.run("health", extra, "_health");
     let healthy = run.stdout.contains("System is healthy") && !run.stdout.contains("unhealthy");
     server.check(
@@ -257,8 +260,9 @@ fn python_health_check_with_http_check() {
 
 #[test]
 fn python_write_then_read() {
-    let Some(cobra) = python_cobra() else { return };
-    let server = Server::start(&cobra);
+    let Some(server) = Server::start() else {
+        return;
+    };
     let write = server.run(
         "write",
         &["--channel", "kv_interop", "--data", "hello-from-python"],
@@ -289,8 +293,9 @@ fn python_write_then_read() {
 
 #[test]
 fn python_admin_get_connections() {
-    let Some(cobra) = python_cobra() else { return };
-    let server = Server::start(&cobra);
+    let Some(server) = Server::start() else {
+        return;
+    };
     let run = server.run("admin", &["--action", "get_connections"], "_admin");
     // The admin client's own connection is open while it asks.
     let count = run.stdout.lines().find_map(|l| {
@@ -308,8 +313,9 @@ fn python_admin_get_connections() {
 
 #[test]
 fn python_monitor_once_reads_our_stats() {
-    let Some(cobra) = python_cobra() else { return };
-    let server = Server::start(&cobra);
+    let Some(server) = Server::start() else {
+        return;
+    };
     // --unsafe: fail instead of retrying forever if the stats PDU is not what it expects.
     let run = server.run("monitor", &["--once", "--unsafe"], "_stats");
     server.check(
@@ -336,12 +342,8 @@ fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
 
 /// A verbose Python subscriber (`-v subscribe`, `_pubsub` credentials, then `args`), killed on
 /// drop, and its stderr lines: where it logs what it receives.
-fn python_subscriber(
-    server: &Server,
-    cobra: &Path,
-    args: &[&str],
-) -> (Guard, mpsc::Receiver<String>) {
-    let mut cmd = server.python(cobra, &["-v", "subscribe"]);
+fn python_subscriber(server: &Server, args: &[&str]) -> (Guard, mpsc::Receiver<String>) {
+    let mut cmd = server.python(&["-v", "subscribe"]);
     cmd.args(server.credentials("_pubsub"))
         .args(args)
         .arg("--disable_debug_memory")
@@ -407,17 +409,15 @@ fn logged_n(line: &str) -> Option<u64> {
 
 #[test]
 fn python_publish_and_filtered_subscribe() {
-    let Some(cobra) = python_cobra() else { return };
-    let server = Server::start(&cobra);
+    let Some(server) = Server::start() else {
+        return;
+    };
     let channel = "interop_fps";
 
     // Subscriber first (no position: only new messages), verbose so messages reach stderr.
     let sql = format!("select data.fps,n from `{channel}` where data.fps < 30");
-    let (_subscriber, rx) = python_subscriber(
-        &server,
-        &cobra,
-        &["--channel", channel, "--stream_sql", &sql],
-    );
+    let (_subscriber, rx) =
+        python_subscriber(&server, &["--channel", channel, "--stream_sql", &sql]);
     await_subscribed(&server, &rx);
 
     // 12 events, fps 20..=31 cycling, n = 0..; the last (n = 99) also matches: once it
@@ -472,8 +472,9 @@ fn write_events(dir: &Path, name: &str, events: &[(u64, u64)]) -> PathBuf {
 
 #[test]
 fn python_subscribe_from_position_with_batches() {
-    let Some(cobra) = python_cobra() else { return };
-    let server = Server::start(&cobra);
+    let Some(server) = Server::start() else {
+        return;
+    };
     let channel = "interop_history";
     let reference = against_reference();
 
@@ -484,7 +485,6 @@ fn python_subscribe_from_position_with_batches() {
 
     let (_subscriber, rx) = python_subscriber(
         &server,
-        &cobra,
         &[
             "--channel",
             channel,
@@ -533,11 +533,12 @@ fn logged_connection_id(line: &str) -> Option<String> {
 
 #[test]
 fn python_admin_disconnects_a_connection() {
-    let Some(cobra) = python_cobra() else { return };
-    let server = Server::start(&cobra);
+    let Some(server) = Server::start() else {
+        return;
+    };
 
     // A subscriber that reconnects by itself when dropped (the client's retry loop).
-    let (_subscriber, rx) = python_subscriber(&server, &cobra, &["--channel", "interop_admin"]);
+    let (_subscriber, rx) = python_subscriber(&server, &["--channel", "interop_admin"]);
     let mut first_id = None;
     let (lines, subscribed) = read_until(&rx, COMMAND_TIMEOUT, |l| {
         first_id = first_id.take().or_else(|| logged_connection_id(l));
@@ -583,22 +584,20 @@ fn python_admin_disconnects_a_connection() {
 /// ordinary messages (our server only: the reference has no aggregation).
 #[test]
 fn python_subscriber_receives_aggregate_rows() {
-    let Some(cobra) = python_cobra() else { return };
     if against_reference() {
         eprintln!("SKIPPED: the reference server has no aggregation");
         return;
     }
-    let server = Server::start(&cobra);
+    let Some(server) = Server::start() else {
+        return;
+    };
     let channel = "interop_agg";
     let sql = format!(
         "SELECT device.model, COUNT(*), AVG(data.fps) AS fps FROM `{channel}` \
          GROUP BY device.model WINDOW TUMBLING (10 MINUTES) GRACE 2 MINUTES"
     );
-    let (_subscriber, rx) = python_subscriber(
-        &server,
-        &cobra,
-        &["--channel", channel, "--stream_sql", &sql],
-    );
+    let (_subscriber, rx) =
+        python_subscriber(&server, &["--channel", channel, "--stream_sql", &sql]);
     await_subscribed(&server, &rx);
 
     // Minutes apart: window [0, 10 min) closes when the 12-minute event arrives.
@@ -652,19 +651,18 @@ fn python_subscriber_stopped_then_resumed_sees_only_data_all_of_it() {
     use nix::unistd::Pid;
 
     const COUNT: u64 = 2_000;
-    let Some(cobra) = python_cobra() else { return };
     let reference = against_reference();
-    let server = Server::start_with(
-        &cobra,
-        &[
-            "--outbound-queue-bytes",
-            "65536",
-            "--channel-max-length",
-            "100000",
-        ],
-    );
+    let extra = [
+        "--outbound-queue-bytes",
+        "65536",
+        "--channel-max-length",
+        "100000",
+    ];
+    let Some(server) = Server::start_with(&extra) else {
+        return;
+    };
     let channel = "interop_stopped";
-    let (subscriber, rx) = python_subscriber(&server, &cobra, &["--channel", channel]);
+    let (subscriber, rx) = python_subscriber(&server, &["--channel", channel]);
     await_subscribed(&server, &rx);
     let pid = Pid::from_raw(i32::try_from(subscriber.0.id()).expect("pid"));
     kill(pid, Signal::SIGSTOP).expect("SIGSTOP the subscriber");
