@@ -95,10 +95,9 @@ fn aggregate_rows_on_the_embedded_backend() {
 
 #[test]
 fn aggregate_rows_on_redis() {
-    if !redis_support::available() {
+    let Some(nodes) = redis_support::nodes(2) else {
         return;
-    }
-    let nodes = redis_support::spawn_nodes(2);
+    };
     let server = common::start_on_redis(&redis_support::urls(&nodes), 1000, RedisLimits::default());
     live_then_resumed(&server);
 }

@@ -212,10 +212,9 @@ fn apps_are_isolated_on_the_embedded_backend() {
 
 #[test]
 fn apps_are_isolated_on_the_redis_backend() {
-    if !redis_support::available() {
+    let Some(nodes) = redis_support::nodes(2) else {
         return;
-    }
-    let nodes = redis_support::spawn_nodes(2);
+    };
     let server = common::start_on_redis(&redis_support::urls(&nodes), 100, RedisLimits::default());
     isolation(server.local_addr());
 }

@@ -10,7 +10,7 @@ use cobra_server::broker::backend::{Backend, BackendError, ChannelKey, StartAt, 
 use cobra_server::broker::mailbox::{Delivery, Mailbox, Notice, Subscriber};
 use cobra_server::broker::redis::{RedisBackend, RedisLimits, Trim};
 use cobra_wire::Position;
-use redis_support::{RedisServer, urls};
+use redis_support::{RedisServer, nodes, urls};
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -96,11 +96,6 @@ async fn publish_range(
 /// The `n` of the messages once `n` arrived in `mailbox` (see [`collect`]).
 async fn numbers_of(mailbox: &Mailbox, n: usize) -> Vec<usize> {
     numbers(&collect(mailbox, n).await)
-}
-
-/// `n` fresh `redis-server` nodes; `None` when the test skips for want of Redis.
-fn nodes(n: usize) -> Option<Vec<RedisServer>> {
-    redis_support::available().then(|| redis_support::spawn_nodes(n))
 }
 
 async fn backend(servers: &[RedisServer], max_length: usize) -> RedisBackend {

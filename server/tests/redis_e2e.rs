@@ -66,10 +66,9 @@ fn assert_quiet(c: &mut Client) {
 
 #[test]
 fn two_servers_share_three_nodes_over_websocket() {
-    if !redis_support::available() {
+    let Some(nodes) = redis_support::nodes(3) else {
         return;
-    }
-    let nodes = redis_support::spawn_nodes(3);
+    };
     let one = server(&nodes, 1000);
     let two = server(&nodes, 1000);
 
@@ -125,12 +124,9 @@ fn two_servers_share_three_nodes_over_websocket() {
 /// the subscription made before the crash resumes, without restarting anything.
 #[test]
 fn a_dead_node_fails_only_its_channels_over_websocket() {
-    if !redis_support::available() {
+    let Some(mut nodes) = redis_support::nodes(3) else {
         return;
-    }
-    let mut nodes: Vec<RedisServer> = (0..3)
-        .map(|_| RedisServer::spawn().expect("redis-server"))
-        .collect();
+    };
     let probe = RedisBackend::start(&urls(&nodes), None, 10, limits()).expect("probe backend");
     let on = |node: usize| {
         (0..10_000)

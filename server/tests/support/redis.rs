@@ -33,6 +33,12 @@ fn runs_or_skips(program: &str, reason: &str) -> bool {
     ok
 }
 
+/// `count` fresh `redis-server` nodes, or `None` when the test skips for want of Redis
+/// ([`available`]).
+pub(crate) fn nodes(count: usize) -> Option<Vec<RedisServer>> {
+    available().then(|| spawn_nodes(count))
+}
+
 /// `count` fresh `redis-server` nodes.
 pub(crate) fn spawn_nodes(count: usize) -> Vec<RedisServer> {
     (0..count)
