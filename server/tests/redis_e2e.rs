@@ -394,8 +394,5 @@ fn cobra_run_with_redis_passes_python_health_on_two_servers() {
         "rtm/write",
         json!({"channel": "k", "message": "through one"}),
     );
-    assert_eq!(
-        b.request("rtm/read", json!({"channel": "k"}))["body"]["message"],
-        "through one"
-    );
+    assert_eq!(b.read("k"), "through one");
 }

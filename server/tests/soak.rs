@@ -133,14 +133,8 @@ fn soak_mixed_load_keeps_rss_flat_and_loses_nothing() {
                     c.request("rtm/write", json!({"channel": key, "message": n}))["action"],
                     "rtm/write/ok"
                 );
-                assert_eq!(
-                    c.request("rtm/read", json!({"channel": key}))["body"]["message"],
-                    json!(n)
-                );
-                assert_eq!(
-                    c.request("rtm/delete", json!({"channel": key}))["action"],
-                    "rtm/delete/ok"
-                );
+                assert_eq!(c.read(&key), json!(n));
+                assert_eq!(c.delete(&key)["action"], "rtm/delete/ok");
                 let sub = format!("churn{n}");
                 assert_eq!(
                     c.request("rtm/subscribe", json!({"channel": sub}))["action"],

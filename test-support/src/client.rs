@@ -209,6 +209,16 @@ impl Client {
         }
     }
 
+    /// `rtm/read` of `channel`: the message read (`null` when there is none).
+    pub fn read(&mut self, channel: &str) -> Value {
+        self.request("rtm/read", json!({"channel": channel}))["body"]["message"].clone()
+    }
+
+    /// `rtm/delete` of `channel`: the answer.
+    pub fn delete(&mut self, channel: &str) -> Value {
+        self.request("rtm/delete", json!({"channel": channel}))
+    }
+
     /// Handshake + authenticate; returns the handshake/ok body data.
     pub fn auth(&mut self, role: &str, secret: &str) -> Result<Value, Value> {
         let hs = self.request(

@@ -87,18 +87,9 @@ pub(crate) fn share_live_kv_and_history(
         json!({"channel": "settings", "message": {"level": 3}}),
     );
     assert_eq!(w["action"], "rtm/write/ok", "{w}");
-    assert_eq!(
-        sub.request("rtm/read", json!({"channel": "settings"}))["body"]["message"],
-        json!({"level": 3})
-    );
-    assert_eq!(
-        sub.request("rtm/delete", json!({"channel": "settings"}))["action"],
-        "rtm/delete/ok"
-    );
-    assert_eq!(
-        publ.request("rtm/read", json!({"channel": "settings"}))["body"]["message"],
-        json!(null)
-    );
+    assert_eq!(sub.read("settings"), json!({"level": 3}));
+    assert_eq!(sub.delete("settings")["action"], "rtm/delete/ok");
+    assert_eq!(publ.read("settings"), json!(null));
 
     // History published through one, replayed through two from 0-0 and from a position.
     let mut positions = Vec::new();
