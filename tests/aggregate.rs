@@ -3,73 +3,21 @@
 //! on a real `redis-server`: a fixed sequence published with explicit `timestamp`s, the exact rows
 //! received as ordinary subscription messages, live and resumed from the start of history.
 //!
-//! Event times are minutes apart and the grace two minutes, so the arrival clock (which moves the
-//! watermark on while the stream is quiet) cannot close a window during the test.
+//! The scenario (events minutes apart, a two-minute grace) is `cobra_test_support::aggregate`.
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use cobra::{Client, Config, Event, SubscribeOptions};
+use cobra::{Event, SubscribeOptions};
+use cobra_test_support::aggregate::{CHANNEL, SQL, expected_rows, sequence};
 use cobra_test_support::process::Redis;
 use cobra_test_support::require_on_path;
-use serde_json::{Value, json};
-use support::cobra_server::{SECRET, Server};
-use support::{Recorder, wait_until};
+use serde_json::Value;
+use support::cobra_server::Server;
+use support::{Recorder, start_client, wait_until};
 
 const T: Duration = Duration::from_secs(20);
-const MIN: i64 = 60_000;
-const CHANNEL: &str = "engine_fps_id";
-
-const SQL: &str = "SELECT device.model, COUNT(*), AVG(data.fps) AS fps, \
-    HISTOGRAM(data.fps, 60, 30, 15, 10, 8) AS h FROM `engine_fps_id` \
-    WHERE device.os_name = 'iOS' GROUP BY device.model \
-    WINDOW TUMBLING (10 MINUTES) EMIT FINAL GRACE 2 MINUTES";
-
-fn event(model: &str, os: &str, fps: i64, ts: i64) -> Value {
-    json!({"id": CHANNEL, "device": {"model": model, "os_name": os}, "data": {"fps": fps}, "timestamp": ts})
-}
-
-/// Window [0, 10 min) closes at the 12-minute event; one late event after it; the last event
-/// closes [10, 20 min).
-fn sequence() -> Vec<Value> {
-    vec![
-        event("iPhone", "iOS", 60, MIN),
-        event("iPad", "iOS", 30, 2 * MIN),
-        event("iPhone", "iOS", 59, 3 * MIN),
-        event("Pixel", "Android", 60, 4 * MIN),
-        event("iPhone", "iOS", 10, 9 * MIN),
-        event("iPad", "iOS", 7, 9 * MIN + MIN / 2),
-        event("iPhone", "iOS", 60, 12 * MIN),
-        event("iPhone", "iOS", 60, 9 * MIN), // late: dropped, counted in the next row
-        event("iPad", "iOS", 15, 23 * MIN),
-    ]
-}
-
-fn expected_rows() -> Vec<Value> {
-    let h = |counts: [u64; 6], shares: Value| json!({"edges": [60, 30, 15, 10, 8], "counts": counts, "shares": shares});
-    vec![
-        json!({"window_start": 0, "window_end": 10 * MIN, "device.model": "iPhone", "count": 3, "fps": 43,
-               "h": h([0, 2, 0, 0, 1, 0], json!([0, 2.0 / 3.0, 0, 0, 1.0 / 3.0, 0])),
-               "late": 0, "skipped": 0, "final": true}),
-        json!({"window_start": 0, "window_end": 10 * MIN, "device.model": "iPad", "count": 2, "fps": 18.5,
-               "h": h([0, 0, 1, 0, 0, 1], json!([0, 0, 0.5, 0, 0, 0.5])),
-               "late": 0, "skipped": 0, "final": true}),
-        json!({"window_start": 10 * MIN, "window_end": 20 * MIN, "device.model": "iPhone", "count": 1, "fps": 60,
-               "h": h([0, 1, 0, 0, 0, 0], json!([0, 1, 0, 0, 0, 0])),
-               "late": 1, "skipped": 0, "final": true}),
-    ]
-}
-
-fn client(server: &Server) -> (Client, Arc<Recorder>) {
-    let config = Config::new(server.url(), "_pubsub", "pubsub", SECRET)
-        .backoff(Duration::from_millis(20), Duration::from_millis(300));
-    let rec = Arc::new(Recorder::default());
-    let client = Client::new(config, Some(rec.clone())).unwrap();
-    client.connect().unwrap();
-    (client, rec)
-}
 
 fn subscribed(rec: &Recorder, id: &str) {
     let ev = rec.wait_for(T, &format!("subscription {id}"), |e| {
@@ -81,26 +29,13 @@ fn subscribed(rec: &Recorder, id: &str) {
 
 /// The rows of subscription `id` once `n` have arrived.
 fn rows(rec: &Recorder, id: &str, n: usize) -> Vec<Value> {
-    let collect = || -> Vec<Value> {
-        rec.snapshot()
-            .into_iter()
-            .filter_map(|e| match e {
-                Event::SubscriptionData {
-                    subscription_id,
-                    messages,
-                    ..
-                } if subscription_id == id => Some(messages),
-                _ => None,
-            })
-            .flatten()
-            .collect()
-    };
+    let collect = || rec.data_messages(Some(id));
     wait_until(T, &format!("{n} rows for {id}"), || collect().len() >= n);
     collect()
 }
 
 fn live_then_resumed(server: &Server) {
-    let (sub, rec) = client(server);
+    let (sub, rec) = start_client(server.config());
     sub.subscribe(
         SubscribeOptions::new(CHANNEL)
             .subscription_id("fps")
@@ -109,7 +44,7 @@ fn live_then_resumed(server: &Server) {
     .unwrap();
     subscribed(&rec, "fps");
 
-    let (publisher, prec) = client(server);
+    let (publisher, prec) = start_client(server.config());
     for e in sequence() {
         publisher.publish(CHANNEL, &e).unwrap();
     }

@@ -16,23 +16,14 @@ use support::*;
 
 const T: Duration = Duration::from_secs(10);
 
-fn start(config: Config) -> (Client, Arc<Recorder>) {
-    let rec = Arc::new(Recorder::default());
-    let client = Client::new(config, Some(rec.clone())).unwrap();
-    client.connect().unwrap();
-    (client, rec)
-}
-
 fn authenticated(rec: &Recorder, n: usize) {
-    wait_until(T, &format!("{n} authentications"), || {
-        rec.count(|e| matches!(e, Event::Authenticated)) >= n
-    });
+    wait_authenticated(rec, n, T);
 }
 
 #[test]
 fn every_call_and_event_round_trips() {
     let peer = Peer::start();
-    let (client, rec) = start(
+    let (client, rec) = start_client(
         config(&peer.url())
             .header("X-Game", "wiso")
             .user_agent("cobra-test/1"),
@@ -177,7 +168,7 @@ fn events_channel_works_without_a_listener() {
 #[test]
 fn unacknowledged_publishes_are_resent_after_the_connection_drops() {
     let peer = Peer::start();
-    let (client, rec) = start(config(&peer.url()));
+    let (client, rec) = start_client(config(&peer.url()));
     authenticated(&rec, 1);
     peer.state.withhold_acks.store(true, Ordering::SeqCst);
     let n = 200;
@@ -232,7 +223,7 @@ fn unacknowledged_publishes_are_resent_after_the_connection_drops() {
 #[test]
 fn at_most_once_never_sends_twice() {
     let peer = Peer::start();
-    let (client, rec) = start(config(&peer.url()).delivery(Delivery::AtMostOnce));
+    let (client, rec) = start_client(config(&peer.url()).delivery(Delivery::AtMostOnce));
     authenticated(&rec, 1);
     peer.state.withhold_acks.store(true, Ordering::SeqCst);
     for i in 0..20 {
@@ -252,23 +243,15 @@ fn at_most_once_never_sends_twice() {
 #[test]
 fn subscription_resumes_after_reconnect_without_gap_or_duplicate() {
     let peer = Peer::start();
-    let (sub, rec) = start(config(&peer.url()));
+    let (sub, rec) = start_client(config(&peer.url()));
     sub.subscribe(SubscribeOptions::new("chan")).unwrap(); // queued before the connection
     rec.wait_for(T, "subscribed", |e| matches!(e, Event::Subscribed { .. }));
-    let (publisher, prec) = start(config(&peer.url()));
+    let (publisher, prec) = start_client(config(&peer.url()));
     authenticated(&prec, 1);
     let received = |rec: &Recorder| -> Vec<i64> {
-        rec.snapshot()
+        rec.data_messages(None)
             .iter()
-            .filter_map(|e| {
-                if let Event::SubscriptionData { messages, .. } = e {
-                    Some(messages.clone())
-                } else {
-                    None
-                }
-            })
-            .flatten()
-            .map(|m| m.as_i64().unwrap())
+            .map(|m| m.as_i64().expect("an integer"))
             .collect()
     };
     for i in 0..10 {
@@ -310,7 +293,7 @@ fn silent_network_trips_the_pong_timeout_and_reconnects() {
     let proxy = SilentProxy::start(peer.addr);
     let interval = Duration::from_millis(100);
     let pong_timeout = Duration::from_millis(200);
-    let (client, rec) = start(
+    let (client, rec) = start_client(
         config(&format!("ws://{}", proxy.addr))
             .ping_interval(interval)
             .pong_timeout(pong_timeout),
@@ -343,7 +326,7 @@ fn silent_network_trips_the_pong_timeout_and_reconnects() {
 fn disconnect_during_a_64_mb_send_returns_fast() {
     let peer = Peer::start();
     let config = config(&peer.url()).max_message_size(80 << 20);
-    let (client, rec) = start(config);
+    let (client, rec) = start_client(config);
     authenticated(&rec, 1);
     peer.state.stall_reads.store(true, Ordering::SeqCst);
     let big = format!("\"{}\"", "x".repeat(64 << 20));
@@ -381,17 +364,10 @@ fn queue_overflow_drop_oldest_reports_each_drop() {
     wait_until(T, "two drops", || {
         rec.count(|e| matches!(e, Event::PublishDropped { .. })) == 2
     });
-    let dropped: Vec<_> = rec
-        .snapshot()
-        .iter()
-        .filter_map(|e| {
-            if let Event::PublishDropped { id, .. } = e {
-                Some(*id)
-            } else {
-                None
-            }
-        })
-        .collect();
+    let dropped = rec.pick(|e| match e {
+        Event::PublishDropped { id, .. } => Some(*id),
+        _ => None,
+    });
     assert_eq!(dropped, ids[..2]);
     client.connect().unwrap();
     wait_until(T, "the rest acknowledged", || client.pending_count() == 0);
@@ -440,7 +416,7 @@ fn bad_credentials_do_not_cause_a_reconnect_storm() {
     let peer = Peer::start();
     let config = Config::new(peer.url(), APPKEY, ROLE, "wrong-secret")
         .backoff(Duration::from_millis(10), Duration::from_millis(400));
-    let (client, rec) = start(config);
+    let (client, rec) = start_client(config);
     let e = rec.wait_for(T, "auth error", |e| matches!(e, Event::Error { .. }));
     assert!(
         matches!(e, Event::Error { kind: ErrorKind::AuthenticationFailed, next_wait: Some(w), .. } if w == Duration::from_millis(400)),
@@ -463,7 +439,7 @@ fn unknown_appkey_is_a_permanent_error() {
     let peer = Peer::start();
     let config = Config::new(peer.url(), "nope", ROLE, SECRET)
         .backoff(Duration::from_millis(10), Duration::from_secs(5));
-    let (_client, rec) = start(config);
+    let (_client, rec) = start_client(config);
     let e = rec.wait_for(T, "forbidden", |e| matches!(e, Event::Error { .. }));
     assert!(
         matches!(&e, Event::Error { kind: ErrorKind::Forbidden, next_wait: Some(w), message, .. } if *w == Duration::from_secs(5) && message.contains("403")),
@@ -475,7 +451,7 @@ fn unknown_appkey_is_a_permanent_error() {
 #[test]
 fn suspend_resume_and_network_changed() {
     let peer = Peer::start();
-    let (client, rec) = start(config(&peer.url()));
+    let (client, rec) = start_client(config(&peer.url()));
     authenticated(&rec, 1);
     client.suspend().unwrap();
     rec.wait_for(T, "closed", |e| {
@@ -518,14 +494,13 @@ fn a_panicking_listener_does_not_stop_the_engine() {
     let client = Client::new(config(&peer.url()), Some(listener)).unwrap();
     client.connect().unwrap();
     authenticated(&rec, 1);
-    let id = client.publish("c", &json!(1)).unwrap();
-    rec.wait_for(T, "published", |e| *e == Event::Published { id });
+    publish_acked(&client, &rec, "c", &json!(1), "published");
 }
 
 #[test]
 fn dropping_the_last_handle_closes_the_connection() {
     let peer = Peer::start();
-    let (client, rec) = start(config(&peer.url()));
+    let (client, rec) = start_client(config(&peer.url()));
     authenticated(&rec, 1);
     let clone = client.clone();
     drop(client);
@@ -561,7 +536,7 @@ fn deflate_variants_and_no_deflate() {
         }),
     ] {
         let peer = Peer::start();
-        let (client, rec) = start(config(&peer.url()).deflate(deflate));
+        let (client, rec) = start_client(config(&peer.url()).deflate(deflate));
         authenticated(&rec, 1);
         client.subscribe(SubscribeOptions::new("c")).unwrap();
         rec.wait_for(T, "subscribed", |e| matches!(e, Event::Subscribed { .. }));
@@ -589,28 +564,20 @@ fn http_connect_proxy_with_credentials() {
     let peer = Peer::start();
     let proxy = ConnectProxy::start("us@r:pa ss");
     let (client, rec) =
-        start(config(&peer.url()).proxy(format!("http://us%40r:pa%20ss@{}", proxy.addr)));
+        start_client(config(&peer.url()).proxy(format!("http://us%40r:pa%20ss@{}", proxy.addr)));
     authenticated(&rec, 1);
     assert_eq!(proxy.tunnels.load(Ordering::SeqCst), 1);
-    let id = client.publish("c", &json!(1)).unwrap();
-    rec.wait_for(T, "published", |e| *e == Event::Published { id });
-    let (_bad, brec) = start(config(&peer.url()).proxy(format!("http://u:wrong@{}", proxy.addr)));
-    let e = brec.wait_for(T, "proxy error", |e| matches!(e, Event::Error { .. }));
-    assert!(
-        matches!(&e, Event::Error { kind: ErrorKind::Proxy, message, .. } if message.contains("407")),
-        "{e:?}"
-    );
+    publish_acked(&client, &rec, "c", &json!(1), "published");
+    let (_bad, brec) =
+        start_client(config(&peer.url()).proxy(format!("http://u:wrong@{}", proxy.addr)));
+    brec.expect_first_error(T, "proxy error", ErrorKind::Proxy, "407");
 }
 
 #[test]
 fn connect_failures_back_off_with_jitter() {
     // A port with nothing listening: refused at once, retried with growing delays.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let (client, rec) = start(
+    let port = cobra_test_support::free_port();
+    let (client, rec) = start_client(
         config(&format!("ws://127.0.0.1:{port}"))
             .backoff(Duration::from_millis(5), Duration::from_millis(80)),
     );
@@ -618,17 +585,10 @@ fn connect_failures_back_off_with_jitter() {
         rec.count(|e| matches!(e, Event::Reconnecting { .. })) >= 6
     });
     client.disconnect().unwrap();
-    let waits: Vec<_> = rec
-        .snapshot()
-        .iter()
-        .filter_map(|e| {
-            if let Event::Reconnecting { wait, .. } = e {
-                Some(*wait)
-            } else {
-                None
-            }
-        })
-        .collect();
+    let waits = rec.pick(|e| match e {
+        Event::Reconnecting { wait, .. } => Some(*wait),
+        _ => None,
+    });
     assert!(
         waits
             .iter()
@@ -688,7 +648,7 @@ fn a_server_that_stops_answering_is_replaced_after_request_timeout() {
         Duration::from_secs(5),
         Duration::from_millis(200),
     );
-    let (client, rec) = start(config);
+    let (client, rec) = start_client(config);
     authenticated(&rec, 1);
     peer.state.mute.store(true, Ordering::SeqCst);
     let t = Instant::now();
@@ -726,7 +686,7 @@ fn a_stalled_handshake_times_out_and_disconnect_interrupts_it() {
         Duration::from_millis(150),
         T,
     );
-    let (client, rec) = start(config);
+    let (client, rec) = start_client(config);
     assert_timeout_then_disconnect_interrupts(&client, &rec, T, "handshake");
     drop(held);
 }
@@ -769,7 +729,7 @@ fn a_stalled_tcp_connect_times_out_and_disconnect_interrupts_it() {
         Duration::from_secs(5),
         T,
     );
-    let (client, rec) = start(config);
+    let (client, rec) = start_client(config);
     assert_timeout_then_disconnect_interrupts(&client, &rec, T, "connect");
 }
 
@@ -780,10 +740,9 @@ fn ipv6_endpoints() {
         return;
     };
     let peer = Peer::bound(listener, PeerOptions::default());
-    let (client, rec) = start(config(&format!("ws://[::1]:{}", peer.addr.port())));
+    let (client, rec) = start_client(config(&format!("ws://[::1]:{}", peer.addr.port())));
     authenticated(&rec, 1);
-    let id = client.publish("c", &json!(6)).unwrap();
-    rec.wait_for(T, "published over IPv6", |e| *e == Event::Published { id });
+    publish_acked(&client, &rec, "c", &json!(6), "published over IPv6");
 }
 
 #[test]
@@ -829,7 +788,7 @@ fn a_large_message_completes_with_no_other_traffic() {
         deflate: false,
         wrap: None,
     });
-    let (client, rec) = start(config(&peer.url()).ping_interval(Duration::ZERO));
+    let (client, rec) = start_client(config(&peer.url()).ping_interval(Duration::ZERO));
     authenticated(&rec, 1);
     let big = json!("y".repeat(3 << 20));
     let id = client.publish("big", &big).unwrap();

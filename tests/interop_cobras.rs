@@ -116,12 +116,7 @@ impl Cobras {
 }
 
 fn server_log(dir: &Path) -> String {
-    let read = |name| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
-    format!(
-        "--- cobras stdout\n{}\n--- cobras stderr\n{}",
-        read("server.stdout"),
-        read("server.stderr")
-    )
+    cobra_test_support::process::server_logs(dir, "cobras")
 }
 
 /// Every message of every `SubscriptionData` event of `subscription_id`, in order.
@@ -339,12 +334,29 @@ fn ok(cobras: &Cobras, cmd: Command, stdin: &str, what: &str) -> String {
     run.stdout
 }
 
+/// One JSON value a line of `text`.
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
 #[test]
 fn our_cli_against_cobras() {
     let Some(cobras) = Cobras::start() else {
         return;
     };
     let cobra = our_cobra_binary();
+    // Our `cobra ARGS` as `_pubsub`, with `stdin`, which must succeed: what it printed.
+    let ours = |args: &[&str], stdin: &str| {
+        let what = format!("cobra {}", args.join(" "));
+        ok(
+            &cobras,
+            cobras.our_cli(&cobra, args, "_pubsub"),
+            stdin,
+            &what,
+        )
+    };
 
     let out = ok(
         &cobras,
@@ -355,38 +367,14 @@ fn our_cli_against_cobras() {
     assert!(out.contains("healthy"), "{out}");
 
     let key = fresh_channel("clikv");
-    ok(
-        &cobras,
-        cobras.our_cli(
-            &cobra,
-            &["write", "--channel", &key, r#"{"x":[1,"é"]}"#],
-            "_pubsub",
-        ),
-        "",
-        "cobra write",
-    );
-    let out = ok(
-        &cobras,
-        cobras.our_cli(&cobra, &["read", "--channel", &key], "_pubsub"),
-        "",
-        "cobra read",
-    );
+    ours(&["write", "--channel", &key, r#"{"x":[1,"é"]}"#], "");
+    let out = ours(&["read", "--channel", &key], "");
     assert_eq!(
         serde_json::from_str::<Value>(out.trim()).unwrap(),
         json!({"x": [1, "é"]})
     );
-    ok(
-        &cobras,
-        cobras.our_cli(&cobra, &["delete", "--channel", &key], "_pubsub"),
-        "",
-        "cobra delete",
-    );
-    let out = ok(
-        &cobras,
-        cobras.our_cli(&cobra, &["read", "--channel", &key], "_pubsub"),
-        "",
-        "cobra read after delete",
-    );
+    ours(&["delete", "--channel", &key], "");
+    let out = ours(&["read", "--channel", &key], "");
     assert_eq!(out.trim(), "null");
 
     // Publish from stdin, then read it all back from history, unfiltered and filtered.
@@ -394,64 +382,42 @@ fn our_cli_against_cobras() {
     let lines: Vec<String> = (0..5)
         .map(|i| json!({"id": "engine_fps_id", "data": {"fps": 25 + i}}).to_string())
         .collect();
-    ok(
-        &cobras,
-        cobras.our_cli(&cobra, &["publish", "--channel", &channel, "-"], "_pubsub"),
+    ours(
+        &["publish", "--channel", &channel, "-"],
         &(lines.join("\n") + "\n"),
-        "cobra publish",
     );
-    let out = ok(
-        &cobras,
-        cobras.our_cli(
-            &cobra,
-            &[
-                "subscribe",
-                "--channel",
-                &channel,
-                "--position",
-                "0-0",
-                "--count",
-                "5",
-            ],
-            "_pubsub",
-        ),
+    let got = json_lines(&ours(
+        &[
+            "subscribe",
+            "--channel",
+            &channel,
+            "--position",
+            "0-0",
+            "--count",
+            "5",
+        ],
         "",
-        "cobra subscribe",
-    );
-    let got: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
+    ));
     let want: Vec<Value> = lines
         .iter()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(got, want);
     let sql = format!("select data.fps from `{channel}` where data.fps < 27");
-    let out = ok(
-        &cobras,
-        cobras.our_cli(
-            &cobra,
-            &[
-                "subscribe",
-                "--stream_sql",
-                &sql,
-                "--position",
-                "0-0",
-                "--batch_size",
-                "1",
-                "--count",
-                "2",
-            ],
-            "_pubsub",
-        ),
+    let got = json_lines(&ours(
+        &[
+            "subscribe",
+            "--stream_sql",
+            &sql,
+            "--position",
+            "0-0",
+            "--batch_size",
+            "1",
+            "--count",
+            "2",
+        ],
         "",
-        "cobra subscribe --stream_sql",
-    );
-    let got: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
+    ));
     assert_eq!(got, vec![json!({"data.fps": 25}), json!({"data.fps": 26})]);
 }
 

@@ -139,16 +139,7 @@ fn round_trip(peer: &EchoPeer, offer: Option<DeflateOptions>, expect: &Expect) -
         .iter()
         .map(|m| client.publish(CHANNEL, m).expect("publish"))
         .collect();
-    let received = || -> Vec<Value> {
-        rec.snapshot()
-            .into_iter()
-            .filter_map(|e| match e {
-                Event::SubscriptionData { messages, .. } => Some(messages),
-                _ => None,
-            })
-            .flatten()
-            .collect()
-    };
+    let received = || rec.data_messages(None);
     // Counted under the lock: cloning megabytes of events every poll would starve the engine.
     let echoed = || -> usize {
         let events = rec.events.lock().unwrap();

@@ -82,16 +82,7 @@ fn session(peer: &EchoPeer, style: &str) -> Result<(), String> {
     for m in &sent {
         client.publish("echo", m).map_err(|e| e.to_string())?;
     }
-    let received = || -> Vec<serde_json::Value> {
-        rec.snapshot()
-            .into_iter()
-            .filter_map(|e| match e {
-                Event::SubscriptionData { messages, .. } => Some(messages),
-                _ => None,
-            })
-            .flatten()
-            .collect()
-    };
+    let received = || rec.data_messages(None);
     wait_until(T, "messages echoed and acked", || {
         received().len() >= sent.len()
             && rec.count(|e| matches!(e, Event::Published { .. })) >= sent.len()

@@ -3,24 +3,14 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use cobra::{Client, Config, Event, RawMessage, SubscribeOptions};
+use cobra::{Event, RawMessage, SubscribeOptions};
 use serde_json::{Value, json};
-use support::cobra_server::{SECRET, Server};
-use support::{Recorder, wait_until};
+use support::cobra_server::Server;
+use support::{Recorder, start_client, wait_until};
 
 const T: Duration = Duration::from_secs(20);
-
-fn start(url: &str) -> (Client, Arc<Recorder>) {
-    let rec = Arc::new(Recorder::default());
-    let config = Config::new(url, "_pubsub", "pubsub", SECRET)
-        .backoff(Duration::from_millis(20), Duration::from_millis(300));
-    let client = Client::new(config, Some(rec.clone())).unwrap();
-    client.connect().unwrap();
-    (client, rec)
-}
 
 /// (position, messages) of each raw data event of `sub`.
 fn raw_pdus(rec: &Recorder, sub: &str) -> Vec<(Option<String>, Vec<RawMessage>)> {
@@ -38,24 +28,13 @@ fn raw_pdus(rec: &Recorder, sub: &str) -> Vec<(Option<String>, Vec<RawMessage>)>
 }
 
 fn parsed(rec: &Recorder, sub: &str) -> Vec<Value> {
-    rec.snapshot()
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::SubscriptionData {
-                subscription_id,
-                messages,
-                ..
-            } if subscription_id == sub => Some(messages),
-            _ => None,
-        })
-        .flatten()
-        .collect()
+    rec.data_messages(Some(sub))
 }
 
 #[test]
 fn raw_delivery_carries_the_same_messages_as_text() {
     let server = Server::start(0);
-    let (client, rec) = start(&server.url());
+    let (client, rec) = start_client(server.config());
     let chan = "engine_fps_id";
     let subs = [
         ("raw", SubscribeOptions::new(chan).raw(true)),
@@ -122,7 +101,7 @@ fn raw_delivery_carries_the_same_messages_as_text() {
 #[test]
 fn raw_replay_in_batches_keeps_positions_and_order() {
     let server = Server::start(0);
-    let (client, rec) = start(&server.url());
+    let (client, rec) = start_client(server.config());
     let chan = "raw_batches";
     let n = 250;
     for i in 0..n {

@@ -10,7 +10,7 @@ use cobra::{Client, Config, ErrorKind, Event, State, SubscribeOptions};
 use cobra_test_support::free_port;
 use serde_json::{Value, json};
 use support::cobra_server::{SECRET, Server};
-use support::{Recorder, SilentProxy, wait_until};
+use support::{Recorder, SilentProxy, publish_acked, start_client, wait_authenticated, wait_until};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -19,37 +19,29 @@ fn config(url: &str) -> Config {
         .backoff(Duration::from_millis(20), Duration::from_millis(300))
 }
 
-fn start(config: Config) -> (Client, Arc<Recorder>) {
-    let rec = Arc::new(Recorder::default());
-    let client = Client::new(config, Some(rec.clone())).unwrap();
-    client.connect().unwrap();
-    (client, rec)
-}
-
 fn authenticated(rec: &Recorder, n: usize) {
-    wait_until(T, &format!("{n} authentications"), || {
-        rec.count(|e| matches!(e, Event::Authenticated)) >= n
-    });
+    wait_authenticated(rec, n, T);
 }
 
 fn received(rec: &Recorder) -> Vec<Value> {
-    rec.snapshot()
-        .into_iter()
-        .filter_map(|e| {
-            if let Event::SubscriptionData { messages, .. } = e {
-                Some(messages)
-            } else {
-                None
-            }
-        })
-        .flatten()
-        .collect()
+    rec.data_messages(None)
+}
+
+/// `rec` received the integers `0..n`, each once, in order: checked after a short wait, since a
+/// duplicate would arrive right behind the last one.
+fn assert_received_once_in_order(rec: &Recorder, n: usize, what: &str) {
+    std::thread::sleep(Duration::from_millis(100));
+    let got: Vec<i64> = received(rec)
+        .iter()
+        .map(|v| v.as_i64().expect("an integer"))
+        .collect();
+    assert_eq!(got, (0..n as i64).collect::<Vec<_>>(), "{what}");
 }
 
 #[test]
 fn every_call_against_cobra_run() {
     let server = Server::start(0);
-    let (client, rec) = start(config(&server.url()));
+    let (client, rec) = start_client(config(&server.url()));
     authenticated(&rec, 1);
     let hs = rec.wait_for(T, "handshake", |e| matches!(e, Event::Handshake { .. }));
     assert!(
@@ -136,10 +128,10 @@ fn every_call_against_cobra_run() {
 fn server_restart_loses_nothing_queued_and_the_subscriber_resumes() {
     let port = free_port();
     let server = Server::start(port);
-    let (sub, srec) = start(config(&server.url()));
+    let (sub, srec) = start_client(config(&server.url()));
     sub.subscribe(SubscribeOptions::new("c")).unwrap();
     srec.wait_for(T, "subscribed", |e| matches!(e, Event::Subscribed { .. }));
-    let (publisher, prec) = start(config(&server.url()));
+    let (publisher, prec) = start_client(config(&server.url()));
     authenticated(&prec, 1);
     for i in 0..100 {
         publisher.publish("c", &json!(i)).unwrap();
@@ -160,22 +152,13 @@ fn server_restart_loses_nothing_queued_and_the_subscriber_resumes() {
     authenticated(&prec, 2);
     wait_until(T, "queued ones acked", || publisher.pending_count() == 0);
     wait_until(T, "200 received", || received(&srec).len() >= 200);
-    std::thread::sleep(Duration::from_millis(100)); // a duplicate would arrive right behind
-    let got: Vec<i64> = received(&srec)
-        .iter()
-        .map(|v| v.as_i64().unwrap())
-        .collect();
-    assert_eq!(
-        got,
-        (0..200).collect::<Vec<_>>(),
-        "no gap, no duplicate, in order"
-    );
+    assert_received_once_in_order(&srec, 200, "no gap, no duplicate, in order");
 }
 
 #[test]
 fn subscriber_dropped_by_the_server_resumes_from_its_last_position() {
     let server = Server::start(0);
-    let (sub, srec) = start(config(&server.url()));
+    let (sub, srec) = start_client(config(&server.url()));
     sub.subscribe(SubscribeOptions::new("live")).unwrap();
     srec.wait_for(T, "subscribed", |e| matches!(e, Event::Subscribed { .. }));
     let connection_id =
@@ -183,7 +166,7 @@ fn subscriber_dropped_by_the_server_resumes_from_its_last_position() {
             Event::Handshake { connection_id, .. } => connection_id,
             _ => unreachable!(),
         };
-    let (publisher, prec) = start(config(&server.url()));
+    let (publisher, prec) = start_client(config(&server.url()));
     authenticated(&prec, 1);
     let n = 400;
     let p = publisher.clone();
@@ -206,16 +189,7 @@ fn subscriber_dropped_by_the_server_resumes_from_its_last_position() {
     writer.join().unwrap();
     wait_until(T, "all acked", || publisher.pending_count() == 0);
     wait_until(T, "all received", || received(&srec).len() >= n);
-    std::thread::sleep(Duration::from_millis(100));
-    let got: Vec<i64> = received(&srec)
-        .iter()
-        .map(|v| v.as_i64().unwrap())
-        .collect();
-    assert_eq!(
-        got,
-        (0..n as i64).collect::<Vec<_>>(),
-        "resumed with no gap and no duplicate"
-    );
+    assert_received_once_in_order(&srec, n, "resumed with no gap and no duplicate");
 }
 
 #[test]
@@ -225,7 +199,7 @@ fn silent_proxy_to_cobra_run_trips_the_pong_timeout() {
     let config = config(&format!("ws://{}", proxy.addr))
         .ping_interval(Duration::from_millis(150))
         .pong_timeout(Duration::from_millis(150));
-    let (client, rec) = start(config);
+    let (client, rec) = start_client(config);
     authenticated(&rec, 1);
     rec.wait_for(T, "pong from the server", |e| {
         matches!(e, Event::Pong { .. })
@@ -242,10 +216,13 @@ fn silent_proxy_to_cobra_run_trips_the_pong_timeout() {
     });
     proxy.set_silent(false);
     authenticated(&rec, 2);
-    let id = client.publish("c", &json!(1)).unwrap();
-    rec.wait_for(T, "published after the reconnect", |e| {
-        *e == Event::Published { id }
-    });
+    publish_acked(
+        &client,
+        &rec,
+        "c",
+        &json!(1),
+        "published after the reconnect",
+    );
 }
 
 #[test]
@@ -253,42 +230,22 @@ fn bad_credentials_and_unknown_appkey_against_cobra_run() {
     let server = Server::start(0);
     let bad = Config::new(server.url(), "_pubsub", "pubsub", "wrong")
         .backoff(Duration::from_millis(10), Duration::from_millis(500));
-    let (_c, rec) = start(bad);
-    let e = rec.wait_for(T, "auth error", |e| matches!(e, Event::Error { .. }));
-    assert!(
-        matches!(
-            e,
-            Event::Error {
-                kind: ErrorKind::AuthenticationFailed,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    let (_c, rec) = start_client(bad);
+    rec.expect_first_error(T, "auth error", ErrorKind::AuthenticationFailed, "");
     std::thread::sleep(Duration::from_millis(1000));
     let attempts = rec.count(|e| matches!(e, Event::Connecting { .. }));
     assert!((2..=4).contains(&attempts), "{attempts} attempts in 1 s");
 
     let forbidden = Config::new(server.url(), "no-such-app", "pubsub", SECRET);
-    let (_f, rec) = start(forbidden);
-    let e = rec.wait_for(T, "403", |e| matches!(e, Event::Error { .. }));
-    assert!(
-        matches!(
-            e,
-            Event::Error {
-                kind: ErrorKind::Forbidden,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    let (_f, rec) = start_client(forbidden);
+    rec.expect_first_error(T, "403", ErrorKind::Forbidden, "");
 }
 
 #[test]
 fn deflate_is_negotiated_with_cobra_run() {
     let server = Server::start(0);
     for deflate in [None, Some(cobra::DeflateOptions::default())] {
-        let (client, rec) = start(config(&server.url()).deflate(deflate));
+        let (client, rec) = start_client(config(&server.url()).deflate(deflate));
         authenticated(&rec, 1);
         client.subscribe(SubscribeOptions::new("d")).unwrap();
         rec.wait_for(T, "subscribed", |e| matches!(e, Event::Subscribed { .. }));
@@ -347,7 +304,7 @@ fn a_paused_sdk_subscriber_catches_up_from_history_and_sees_only_data() {
     listener
         .rec
         .wait_for(T, "subscribed", |e| matches!(e, Event::Subscribed { .. }));
-    let (publisher, prec) = start(config(&server.url()));
+    let (publisher, prec) = start_client(config(&server.url()));
     authenticated(&prec, 1);
     let n = 2000;
     let pad = "x".repeat(10_000);

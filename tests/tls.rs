@@ -5,7 +5,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cobra::{Client, ErrorKind, Event, TlsOptions};
+use cobra::{ErrorKind, Event, TlsOptions};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::json;
@@ -59,23 +59,15 @@ fn tls_peer(pki: &Pki) -> Peer {
     })
 }
 
-fn start(config: cobra::Config) -> (Client, Arc<Recorder>) {
-    let rec = Arc::new(Recorder::default());
-    let client = Client::new(config, Some(rec.clone())).unwrap();
-    client.connect().unwrap();
-    (client, rec)
-}
-
 #[test]
 fn wss_with_a_test_ca_from_the_config() {
     let pki = pki();
     let peer = tls_peer(&pki);
     // `localhost` may resolve to ::1 first, where nothing listens: the engine falls back.
     let url = format!("wss://localhost:{}", peer.addr.port());
-    let (client, rec) = start(config(&url).extra_ca_pem(pki.ca_pem.clone()));
+    let (client, rec) = start_client(config(&url).extra_ca_pem(pki.ca_pem.clone()));
     rec.wait_for(T, "authenticated", |e| matches!(e, Event::Authenticated));
-    let id = client.publish("c", &json!({"over": "tls"})).unwrap();
-    rec.wait_for(T, "published", |e| *e == Event::Published { id });
+    publish_acked(&client, &rec, "c", &json!({"over": "tls"}), "published");
     client.write("k", &json!(1), T).unwrap();
     assert_eq!(client.read("k", T).unwrap(), Some(json!(1)));
 }
@@ -93,35 +85,21 @@ fn spki_pins_accept_the_right_key_and_refuse_others() {
         ..Default::default()
     };
 
-    let (_ok, rec) = start(config(&url).tls(tls(good)));
+    let (_ok, rec) = start_client(config(&url).tls(tls(good)));
     rec.wait_for(T, "authenticated with the right pin", |e| {
         matches!(e, Event::Authenticated)
     });
 
-    let (_ko, rec) = start(config(&url).tls(tls(bad)));
-    let e = rec.wait_for(T, "pin failure", |e| matches!(e, Event::Error { .. }));
-    assert!(
-        matches!(&e, Event::Error { kind: ErrorKind::Tls, message, .. } if message.contains("pin")),
-        "{e:?}"
-    );
+    let (_ko, rec) = start_client(config(&url).tls(tls(bad)));
+    rec.expect_first_error(T, "pin failure", ErrorKind::Tls, "pin");
 }
 
 #[test]
 fn an_unknown_ca_is_refused() {
     let pki = pki();
     let peer = tls_peer(&pki);
-    let (_c, rec) = start(config(&format!("wss://localhost:{}", peer.addr.port())));
-    let e = rec.wait_for(T, "tls failure", |e| matches!(e, Event::Error { .. }));
-    assert!(
-        matches!(
-            &e,
-            Event::Error {
-                kind: ErrorKind::Tls,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    let (_c, rec) = start_client(config(&format!("wss://localhost:{}", peer.addr.port())));
+    rec.expect_first_error(T, "tls failure", ErrorKind::Tls, "");
     assert_eq!(rec.count(|e| matches!(e, Event::Open)), 0);
 }
 
@@ -146,7 +124,7 @@ fn a_stalled_tls_handshake_times_out_and_disconnect_interrupts_it() {
         Duration::from_millis(150),
         T,
     );
-    let (client, rec) = start(config);
+    let (client, rec) = start_client(config);
     assert_timeout_then_disconnect_interrupts(&client, &rec, T, "handshake");
     // Wake the accept loop so that it sees `done`.
     done.store(true, std::sync::atomic::Ordering::SeqCst);

@@ -2,63 +2,18 @@
 //! sockets: exact rows for a fixed sequence with explicit timestamps, live and resumed from a
 //! position (recomputed from history), on the embedded backend and on real `redis-server` nodes.
 //!
-//! Event times are minutes apart and the grace two minutes, so the arrival clock (which moves the
-//! watermark on while the stream is quiet) cannot close a window during the test.
+//! The scenario (events minutes apart, a two-minute grace) is `cobra_test_support::aggregate`.
 
 #[path = "common/mod.rs"]
 mod common;
 #[path = "support/redis.rs"]
 mod redis_support;
 
-use std::sync::Arc;
-
-use cobra_server::broker::redis::{RedisBackend, RedisLimits};
-use cobra_server::net::{Server, ServerHandle};
+use cobra_server::broker::redis::RedisLimits;
+use cobra_server::net::ServerHandle;
+use cobra_test_support::aggregate::{MIN, SQL, event, expected_rows, sequence};
 use common::Client;
-use redis_support::RedisServer;
 use serde_json::{Value, json};
-
-const MIN: i64 = 60_000;
-
-const SQL: &str = "SELECT device.model, COUNT(*), AVG(data.fps) AS fps, \
-    HISTOGRAM(data.fps, 60, 30, 15, 10, 8) AS h FROM `engine_fps_id` \
-    WHERE device.os_name = 'iOS' GROUP BY device.model \
-    WINDOW TUMBLING (10 MINUTES) EMIT FINAL GRACE 2 MINUTES";
-
-fn event(model: &str, os: &str, fps: i64, ts: i64) -> Value {
-    json!({"id": "engine_fps_id", "device": {"model": model, "os_name": os}, "data": {"fps": fps}, "timestamp": ts})
-}
-
-/// The fixed sequence: window [0, 10 min) closes at the 12-minute event, with one late event after.
-fn sequence() -> Vec<Value> {
-    vec![
-        event("iPhone", "iOS", 60, MIN),
-        event("iPad", "iOS", 30, 2 * MIN),
-        event("iPhone", "iOS", 59, 3 * MIN),
-        event("Pixel", "Android", 60, 4 * MIN),
-        event("iPhone", "iOS", 10, 9 * MIN),
-        event("iPad", "iOS", 7, 9 * MIN + MIN / 2),
-        event("iPhone", "iOS", 60, 12 * MIN),
-        event("iPhone", "iOS", 60, 9 * MIN), // late: dropped, counted in the next row
-        event("iPad", "iOS", 15, 23 * MIN),
-    ]
-}
-
-fn expected_rows() -> Vec<Value> {
-    // Whole numbers are written without a fraction (`0`, not `0.0`).
-    let h = |counts: [u64; 6], shares: Value| json!({"edges": [60, 30, 15, 10, 8], "counts": counts, "shares": shares});
-    vec![
-        json!({"window_start": 0, "window_end": 10 * MIN, "device.model": "iPhone", "count": 3, "fps": 43,
-               "h": h([0, 2, 0, 0, 1, 0], json!([0, 2.0 / 3.0, 0, 0, 1.0 / 3.0, 0])),
-               "late": 0, "skipped": 0, "final": true}),
-        json!({"window_start": 0, "window_end": 10 * MIN, "device.model": "iPad", "count": 2, "fps": 18.5,
-               "h": h([0, 0, 1, 0, 0, 1], json!([0, 0, 0.5, 0, 0, 0.5])),
-               "late": 0, "skipped": 0, "final": true}),
-        json!({"window_start": 10 * MIN, "window_end": 20 * MIN, "device.model": "iPhone", "count": 1, "fps": 60,
-               "h": h([0, 1, 0, 0, 0, 0], json!([0, 1, 0, 0, 0, 0])),
-               "late": 1, "skipped": 0, "final": true}),
-    ]
-}
 
 fn publish_all(p: &mut Client, events: &[Value]) -> Vec<String> {
     events
@@ -140,21 +95,10 @@ fn aggregate_rows_on_the_embedded_backend() {
 
 #[test]
 fn aggregate_rows_on_redis() {
-    if !redis_support::available() {
+    let Some(nodes) = redis_support::nodes(2) else {
         return;
-    }
-    let nodes: Vec<RedisServer> = (0..2)
-        .map(|_| RedisServer::spawn().expect("redis"))
-        .collect();
-    let urls = nodes
-        .iter()
-        .map(RedisServer::url)
-        .collect::<Vec<_>>()
-        .join(";");
-    let backend = RedisBackend::start(&urls, None, 1000, RedisLimits::default()).expect("backend");
-    let server =
-        Server::start_with_backend(common::settings(), common::apps(1000), Arc::new(backend))
-            .expect("server starts");
+    };
+    let server = common::start_on_redis(&redis_support::urls(&nodes), 1000, RedisLimits::default());
     live_then_resumed(&server);
 }
 

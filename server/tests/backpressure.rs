@@ -13,12 +13,13 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use cobra_test_support::Guard;
 use common::{Client, eventually, start_with};
 use serde_json::{Value, json};
 
@@ -79,33 +80,6 @@ fn read_in_order(c: &mut Client, from: usize, count: usize) {
     }
 }
 
-/// The Python with `websockets`, or `None` after a loud `SKIPPED` (a failure under `CI=true`).
-fn python_websockets() -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/pyws-venv/bin/python");
-    if path.exists() {
-        return Some(path);
-    }
-    let msg = format!(
-        "Python websockets not found at {}: run scripts/install-peers.sh",
-        path.display()
-    );
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg} (required under CI=true)");
-    }
-    eprintln!("SKIPPED: {msg}");
-    None
-}
-
-/// A child process killed and reaped on drop.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts the Python reader on `c` for `count` messages; returns once it has subscribed, with
 /// its stdout lines.
 fn python_reader(python: &Path, addr: SocketAddr, count: usize) -> (Guard, mpsc::Receiver<String>) {
@@ -151,7 +125,8 @@ fn a_never_reading_subscriber_costs_the_publisher_and_a_reading_one_nothing() {
     // fall behind the 1,000 kept before the socket buffers filled: the subscription was
     // removed, nothing more was written, and no write round could time out.
     let _never_reads = subscriber(addr, json!({"fast_forward": true}));
-    let python = python_websockets().map(|py| python_reader(&py, addr, COUNT));
+    let python =
+        cobra_test_support::process::python_websockets().map(|py| python_reader(&py, addr, COUNT));
     let mut rust = subscriber(addr, json!({}));
     let rust = thread::spawn(move || {
         let mut next = 0;

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use serde_json::Value;
 
@@ -10,12 +10,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_cobra");
 
 /// Runs `cobra bench --json` with `extra` options against `addr`; returns the exit status and the report.
 fn bench(addr: std::net::SocketAddr, secret: &str, extra: &[&str]) -> (i32, Option<Value>, String) {
-    let mut cmd = Command::new(BIN);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("COBRA_") {
-            cmd.env_remove(name);
-        }
-    }
+    let mut cmd = cobra_test_support::process::clean_command(std::path::Path::new(BIN));
     let endpoint = format!("ws://{addr}");
     cmd.args([
         "bench",
@@ -42,6 +37,19 @@ fn bench(addr: std::net::SocketAddr, secret: &str, extra: &[&str]) -> (i32, Opti
     (out.status.code().unwrap_or(-1), report, stderr)
 }
 
+/// [`bench`] as the test apps' `all` role, which must succeed; returns the report.
+fn bench_ok(addr: std::net::SocketAddr, extra: &[&str]) -> Value {
+    let (code, report, stderr) = bench(addr, common::SECRET, extra);
+    let report = report.unwrap_or_else(|| panic!("no JSON report (exit {code}): {stderr}"));
+    assert_eq!(code, 0, "{stderr}\n{report:#}");
+    report
+}
+
+/// The options of `line`, split at spaces (none holds one).
+fn words(line: &str) -> Vec<&str> {
+    line.split(' ').collect()
+}
+
 fn u(report: &Value, key: &str) -> u64 {
     report[key]
         .as_u64()
@@ -51,13 +59,10 @@ fn u(report: &Value, key: &str) -> u64 {
 #[test]
 fn fan_out_with_deflate_delivers_everything() {
     let server = common::start();
-    let (code, report, stderr) = bench(
+    let report = bench_ok(
         server.local_addr(),
-        common::SECRET,
         &["--publishers", "2", "--subscribers", "3", "--rate", "2000"],
     );
-    let report = report.unwrap_or_else(|| panic!("no JSON report (exit {code}): {stderr}"));
-    assert_eq!(code, 0, "{stderr}\n{report:#}");
     assert!(u(&report, "acked") > 0, "{report:#}");
     assert!(u(&report, "delivered") > 0, "{report:#}");
     // Every acked publish reaches each of the 3 subscribers of the one channel.
@@ -76,23 +81,13 @@ fn fan_out_with_deflate_delivers_everything() {
 #[test]
 fn filtered_subscribers_and_idle_connections() {
     let server = common::start();
-    let (code, report, stderr) = bench(
+    let report = bench_ok(
         server.local_addr(),
-        common::SECRET,
-        &[
-            "--no-deflate",
-            "--subscribers",
-            "2",
-            "--filter-pct",
-            "30",
-            "--idle",
-            "20",
-            "--server-pid",
-            &std::process::id().to_string(),
-        ],
+        &words(&format!(
+            "--no-deflate --subscribers 2 --filter-pct 30 --idle 20 --server-pid {}",
+            std::process::id()
+        )),
     );
-    let report = report.unwrap_or_else(|| panic!("no JSON report (exit {code}): {stderr}"));
-    assert_eq!(code, 0, "{stderr}\n{report:#}");
     let published = u(&report, "published");
     assert!(published > 100, "{report:#}");
     // k = seq % 100 < 30 passes: 30% of the sequence numbers, for each subscriber.
@@ -153,9 +148,7 @@ fn paused_run(kept: usize, extra: &[&str]) -> (Value, u64) {
         "4096",
     ];
     args.extend_from_slice(extra);
-    let (code, report, stderr) = bench(addr, common::SECRET, &args);
-    let report = report.unwrap_or_else(|| panic!("no JSON report (exit {code}): {stderr}"));
-    assert_eq!(code, 0, "{stderr}\n{report:#}");
+    let report = bench_ok(addr, &args);
     let paused = report["paused"].clone();
     assert_eq!(u(&paused, "subscribers"), 1, "{report:#}");
     assert_eq!(
@@ -204,26 +197,12 @@ fn a_paused_subscriber_beyond_the_history_is_told_exactly_what_it_missed() {
 #[test]
 fn slow_and_stalled_readers_do_not_hold_back_the_others() {
     let server = common::start();
-    let (code, report, stderr) = bench(
+    let report = bench_ok(
         server.local_addr(),
-        common::SECRET,
-        &[
-            "--rate",
-            "1000",
-            "--warmup",
-            "0.5",
-            "--stalled",
-            "3",
-            "--stalled-rcvbuf",
-            "4096",
-            "--slow-readers",
-            "2",
-            "--slow-rate",
-            "20",
-        ],
+        &words(
+            "--rate 1000 --warmup 0.5 --stalled 3 --stalled-rcvbuf 4096 --slow-readers 2 --slow-rate 20",
+        ),
     );
-    let report = report.unwrap_or_else(|| panic!("no JSON report (exit {code}): {stderr}"));
-    assert_eq!(code, 0, "{stderr}\n{report:#}");
     assert_eq!(u(&report, "lost"), 0, "{report:#}");
     assert_eq!(report["warmup_seconds"].as_f64(), Some(0.5), "{report:#}");
     let slow = &report["slow_readers"];

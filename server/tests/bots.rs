@@ -13,10 +13,10 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cobra_server::net::ServerHandle;
-use common::SECRET;
+use common::{SECRET, eventually_within};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cobra");
@@ -25,14 +25,14 @@ fn server() -> ServerHandle {
     common::start_with(300_000, |_| {})
 }
 
+/// A [`server`] and a temporary directory for the bot's files.
+fn server_and_dir() -> (ServerHandle, tempfile::TempDir) {
+    (server(), tempfile::tempdir().expect("tempdir"))
+}
+
 /// A `cobra` command on `server` as role `all` of `app1`, no `COBRA_*` inherited.
 fn cobra(server: &ServerHandle, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("COBRA_") {
-            cmd.env_remove(name);
-        }
-    }
+    let mut cmd = cobra_test_support::process::clean_command(std::path::Path::new(BIN));
     let endpoint = format!("ws://{}", server.local_addr());
     cmd.args(args)
         .args(["--endpoint", &endpoint, "--appkey", "app1"])
@@ -40,6 +40,20 @@ fn cobra(server: &ServerHandle, args: &[&str]) -> Command {
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null());
     cmd
+}
+
+/// Runs [`cobra`] to completion and asserts it succeeded.
+fn cobra_ok(server: &ServerHandle, args: &[&str]) -> std::process::Output {
+    let what = format!("cobra {}", args.join(" "));
+    cobra_test_support::process::output_ok(&mut cobra(server, args), &what)
+}
+
+/// One JSON value a line of `stdout`.
+fn json_lines(stdout: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
 }
 
 /// A running bot, SIGKILLed on drop.
@@ -67,9 +81,24 @@ impl BotProc {
         BotProc { child, stderr }
     }
 
+    /// [`BotProc::spawn`] with the arguments of `line`, split at spaces (none holds one).
+    fn spawn_line(server: &ServerHandle, dir: &Path, line: &str) -> BotProc {
+        BotProc::spawn(server, dir, &line.split(' ').collect::<Vec<_>>())
+    }
+
     fn kill9(&mut self) {
         let _ = self.child.kill(); // SIGKILL
         let _ = self.child.wait();
+    }
+
+    /// Asserts it is still running after `outage` (its peer down meanwhile).
+    fn survives(&mut self, outage: Duration) {
+        std::thread::sleep(outage);
+        assert!(
+            self.child.try_wait().expect("try_wait").is_none(),
+            "the bot survives: {}",
+            self.stderr()
+        );
     }
 
     fn stderr(&self) -> String {
@@ -93,28 +122,10 @@ fn publish(server: &ServerHandle, channel: &str, msgs: impl IntoIterator<Item = 
         text.push('\n');
     }
     std::fs::write(&path, text).unwrap();
-    let out = cobra(
+    cobra_ok(
         server,
         &["publish", "--channel", channel, path.to_str().unwrap()],
-    )
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "publish: {}",
-        String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn until<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// `n` 300-byte-ish events numbered from 0.
@@ -122,6 +133,19 @@ fn numbered(n: usize) -> impl Iterator<Item = Value> {
     (0..n).map(
         |i| json!({"id": "engine_fps_id", "n": i, "data": {"fps": 30}, "pad": "x".repeat(240)}),
     )
+}
+
+/// Bytes the file sink wrote so far (all its `.jsonl` files).
+fn sink_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0; // not created yet
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
 }
 
 /// Every `n` seen in the JSONL files of `dir`, skipping torn lines; (count per n, torn lines).
@@ -156,38 +180,16 @@ fn read_file_sink(dir: &Path) -> (HashMap<u64, u32>, usize) {
 
 #[test]
 fn stdout_fluentd_count_and_checkpoint_resume() {
-    let server = server();
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir) = server_and_dir();
     let cp = dir.path().join("cp");
     publish(&server, "s1", (0..5).map(|i| json!({"n": i, "f": 1.25})));
-    let out = cobra(
-        &server,
-        &[
-            "bot",
-            "stdout",
-            "--channel",
-            "s1",
-            "--position",
-            "0-0",
-            "--count",
-            "3",
-            "--fluentd",
-            "--checkpoint",
-            cp.to_str().unwrap(),
-        ],
-    )
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let cp = cp.to_str().expect("UTF-8 path");
+    let stdout_bot = |extra: &[&str]| {
+        let args = ["bot", "stdout", "--channel", "s1", "--checkpoint", cp];
+        cobra_ok(&server, &[&args[..], extra].concat())
+    };
+    let out = stdout_bot(&["--position", "0-0", "--count", "3", "--fluentd"]);
+    let lines: Vec<Value> = json_lines(&out.stdout);
     assert_eq!(lines.len(), 3);
     for (i, l) in lines.iter().enumerate() {
         assert_eq!(l["producer"], "cobra");
@@ -197,38 +199,15 @@ fn stdout_fluentd_count_and_checkpoint_resume() {
         assert!(l["message"]["position"].as_str().unwrap().contains('-'));
     }
     // The checkpoint is the third event's: the next run starts with the fourth.
-    let out = cobra(
-        &server,
-        &[
-            "bot",
-            "stdout",
-            "--channel",
-            "s1",
-            "--once",
-            "--checkpoint",
-            cp.to_str().unwrap(),
-        ],
-    )
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = stdout_bot(&["--once"]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["n"], 3);
 }
 
 #[test]
 fn rate_limit_drops_are_counted_and_served_as_prometheus_text() {
-    let server = server();
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let (server, dir) = server_and_dir();
+    let port = cobra_test_support::free_port();
     publish(&server, "rl", (0..30).map(|i| json!({"n": i})));
     let mut bot = BotProc::spawn(
         &server,
@@ -252,7 +231,7 @@ fn rate_limit_drops_are_counted_and_served_as_prometheus_text() {
     }
     // The drops are counted before the batch is written and `sent` once the sink confirmed it (after
     // the lines read above reached us): wait for both.
-    let text = until(
+    let text = eventually_within(
         "20 drops and 10 sent on /metrics",
         Duration::from_secs(10),
         || {
@@ -272,8 +251,7 @@ fn rate_limit_drops_are_counted_and_served_as_prometheus_text() {
 
 #[test]
 fn file_kill9_in_the_middle_of_100k_then_resume() {
-    let server = server();
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir) = server_and_dir();
     let out = dir.path().join("out");
     let cp = dir.path().join("cp");
     const N: usize = 100_000;
@@ -297,16 +275,18 @@ fn file_kill9_in_the_middle_of_100k_then_resume() {
         "4000000",
     ];
     let mut bot = BotProc::spawn(&server, dir.path(), &args);
-    until(
-        "a third of the events in files",
+    // Polled by size, not by parsing every line: the bot writes 100k events in about a second,
+    // faster than a parse of what it wrote so far (it used to finish before the kill).
+    eventually_within(
+        "a tenth of the events in files",
         Duration::from_secs(180),
-        || (read_file_sink(&out).0.len() >= N / 3).then_some(()),
+        || (sink_bytes(&out) >= N as u64 / 10 * 300).then_some(()),
     );
     bot.kill9();
     let (before, _) = read_file_sink(&out);
     assert!(before.len() < N, "killed in the middle, not after the end");
     let mut bot = BotProc::spawn(&server, dir.path(), &args);
-    let (seen, torn) = until("every event in files", Duration::from_secs(300), || {
+    let (seen, torn) = eventually_within("every event in files", Duration::from_secs(300), || {
         let r = read_file_sink(&out);
         (r.0.len() == N).then_some(r)
     });
@@ -326,27 +306,28 @@ fn statsd_real_daemon_gets_names_values_floats_and_tags() {
     let Some(sd) = statsd::Statsd::spawn() else {
         return;
     };
-    let server = server();
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir) = server_and_dir();
     let mut events = Vec::new();
     for (game, fps) in [("wiso", 16.7), ("wiso", 59.5), ("ody", 30.0)] {
         events.push(json!({"id": "engine_fps_id", "device": {"game": game, "os": "iOS"}, "data": {"fps": fps}}));
     }
     events.push(json!({"id": "engine_fps_id", "data": {"fps": 1}})); // no device.game: malformed
     publish(&server, "sd", events.clone());
-    let common = ["--channel", "sd", "--position", "0-0", "--statsd"];
     let addr = sd.addr();
     // Counter, then gauge with tags, then timer: three bots over the same four events.
-    let mut bot = BotProc::spawn(
-        &server,
-        dir.path(),
-        &[
-            &["statsd"][..],
-            &common,
-            &[&addr, "--prefix", "cobra", "--fields", "id,device.game"],
-        ]
-        .concat(),
-    );
+    let statsd_bot = |extra: &[&str]| {
+        let common = [
+            "statsd",
+            "--channel",
+            "sd",
+            "--position",
+            "0-0",
+            "--statsd",
+            &addr,
+        ];
+        BotProc::spawn(&server, dir.path(), &[&common[..], extra].concat())
+    };
+    let mut bot = statsd_bot(&["--prefix", "cobra", "--fields", "id,device.game"]);
     let t = sd.collect(Duration::from_secs(20), |t| {
         t.counters.get("cobra.engine_fps_id.wiso") == Some(&2.0)
             && t.counters.get("cobra.engine_fps_id.ody") == Some(&1.0)
@@ -363,24 +344,14 @@ fn statsd_real_daemon_gets_names_values_floats_and_tags() {
     );
     assert_eq!(t.bad_lines, 0);
     bot.kill9();
-    let mut bot = BotProc::spawn(
-        &server,
-        dir.path(),
-        &[
-            &["statsd"][..],
-            &common,
-            &[
-                &addr,
-                "--fields",
-                "device.game",
-                "--timer",
-                "data.fps",
-                "--tags",
-                "env:test,os=device.os",
-            ],
-        ]
-        .concat(),
-    );
+    let mut bot = statsd_bot(&[
+        "--fields",
+        "device.game",
+        "--timer",
+        "data.fps",
+        "--tags",
+        "env:test,os=device.os",
+    ]);
     let t = sd.collect(Duration::from_secs(20), |t| {
         t.timers
             .get("wiso;env=test;os=iOS")
@@ -394,16 +365,7 @@ fn statsd_real_daemon_gets_names_values_floats_and_tags() {
     wiso.sort_by(f64::total_cmp);
     assert_eq!(wiso, vec![16.7, 59.5], "floats kept: {t:?}");
     bot.kill9();
-    let mut bot = BotProc::spawn(
-        &server,
-        dir.path(),
-        &[
-            &["statsd"][..],
-            &common,
-            &[&addr, "--fields", "device.game", "--gauge", "data.fps"],
-        ]
-        .concat(),
-    );
+    let mut bot = statsd_bot(&["--fields", "device.game", "--gauge", "data.fps"]);
     let t = sd.collect(Duration::from_secs(20), |t| t.gauges.contains_key("ody"));
     assert_eq!(t.gauges.get("ody"), Some(&30.0), "{t:?}");
     bot.kill9();
@@ -414,24 +376,10 @@ fn statsd_down_for_10s_then_everything_arrives() {
     let Some(mut sd) = statsd::Statsd::spawn() else {
         return;
     };
-    let server = server();
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir) = server_and_dir();
     let addr = sd.addr();
-    let mut bot = BotProc::spawn(
-        &server,
-        dir.path(),
-        &[
-            "statsd",
-            "--channel",
-            "sdd",
-            "--statsd",
-            &addr,
-            "--fields",
-            "id",
-            "--batch-size",
-            "100",
-        ],
-    );
+    let line = format!("statsd --channel sdd --statsd {addr} --fields id --batch-size 100");
+    let mut bot = BotProc::spawn_line(&server, dir.path(), &line);
     // Up: the first events arrive.
     std::thread::sleep(Duration::from_millis(500)); // subscription set up (no event to await)
     publish(&server, "sdd", (0..100).map(|_| json!({"id": "up"})));
@@ -442,12 +390,7 @@ fn statsd_down_for_10s_then_everything_arrives() {
     // Down for 10 s while 5,000 events are published.
     sd.stop();
     publish(&server, "sdd", (0..5000).map(|_| json!({"id": "down"})));
-    std::thread::sleep(Duration::from_secs(10));
-    assert!(
-        bot.child.try_wait().unwrap().is_none(),
-        "the bot survives: {}",
-        bot.stderr()
-    );
+    bot.survives(Duration::from_secs(10));
     sd.start();
     let t = sd.collect(Duration::from_secs(30), |t| {
         t.counters.get("down").is_some_and(|n| *n >= 5000.0)
@@ -476,15 +419,14 @@ fn postgres_holds_exactly_the_published_rows_with_columns() {
     let Some(pg) = postgres::Postgres::spawn() else {
         return;
     };
-    let server = server();
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir) = server_and_dir();
     let mut events: Vec<Value> = (0..50)
         .map(|i| json!({"n": i, "device": {"game": if i % 2 == 0 {"wiso"} else {"ody"}}, "data": {"fps": i as f64 + 0.5, "note": "tab\there\nnewline \\ back"}}))
         .collect();
     events.push(json!({"n": 50, "data": {"note": "nul \u{0000} char"}})); // jsonb refuses: malformed
     publish(&server, "pg1", events);
     let url = pg.url();
-    let out = cobra(
+    let out = cobra_ok(
         &server,
         &[
             "bot",
@@ -506,11 +448,8 @@ fn postgres_holds_exactly_the_published_rows_with_columns() {
             "--column",
             "n=n:bigint",
         ],
-    )
-    .output()
-    .unwrap();
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("malformed 1"), "{stderr}");
     assert_eq!(
         pg.query("SELECT count(*), count(DISTINCT n) FROM events"),
@@ -532,8 +471,7 @@ fn postgres_kill9_in_the_middle_of_100k_then_resume() {
     let Some(pg) = postgres::Postgres::spawn() else {
         return;
     };
-    let server = server();
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir) = server_and_dir();
     let cp = dir.path().join("cp");
     const N: usize = 100_000;
     const BATCH: usize = 1000;
@@ -555,7 +493,7 @@ fn postgres_kill9_in_the_middle_of_100k_then_resume() {
         "1000",
     ];
     let mut bot = BotProc::spawn(&server, dir.path(), &args);
-    until("a third of the rows", Duration::from_secs(180), || {
+    eventually_within("a third of the rows", Duration::from_secs(180), || {
         let n: usize = pg
             .query("SELECT count(*) FROM pg_tables WHERE tablename = 'k9'")
             .trim()
@@ -572,7 +510,7 @@ fn postgres_kill9_in_the_middle_of_100k_then_resume() {
     });
     bot.kill9();
     let mut bot = BotProc::spawn(&server, dir.path(), &args);
-    let seen = until("every row", Duration::from_secs(300), || {
+    let seen = eventually_within("every row", Duration::from_secs(300), || {
         let s = pg_rows(&pg, "k9");
         (s.len() == N).then_some(s)
     });
@@ -590,42 +528,22 @@ fn postgres_down_for_10s_then_everything_arrives() {
     let Some(mut pg) = postgres::Postgres::spawn() else {
         return;
     };
-    let server = server();
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir) = server_and_dir();
     let url = pg.url();
     publish(&server, "pg3", numbered(1000));
-    let mut bot = BotProc::spawn(
-        &server,
-        dir.path(),
-        &[
-            "postgres",
-            "--channel",
-            "pg3",
-            "--position",
-            "0-0",
-            "--url",
-            &url,
-            "--table",
-            "down",
-            "--batch-size",
-            "100",
-        ],
-    );
-    until("the first 1000 rows", Duration::from_secs(60), || {
+    let line =
+        format!("postgres --channel pg3 --position 0-0 --url {url} --table down --batch-size 100");
+    let mut bot = BotProc::spawn_line(&server, dir.path(), &line);
+    eventually_within("the first 1000 rows", Duration::from_secs(60), || {
         let n = pg.query("SELECT count(*) FROM pg_tables WHERE tablename = 'down'");
         (n.trim() == "1" && pg.query("SELECT count(*) FROM down").trim() == "1000").then_some(())
     });
     pg.stop();
     publish(&server, "pg3", (1000..21_000).map(|i| json!({"n": i})));
-    std::thread::sleep(Duration::from_secs(10));
-    assert!(
-        bot.child.try_wait().unwrap().is_none(),
-        "the bot survives: {}",
-        bot.stderr()
-    );
+    bot.survives(Duration::from_secs(10));
     let rss = rss_kib(bot.child.id());
     pg.start();
-    let seen = until("all 21000 rows", Duration::from_secs(60), || {
+    let seen = eventually_within("all 21000 rows", Duration::from_secs(60), || {
         let s = pg_rows(&pg, "down");
         (s.len() == 21_000).then_some(s)
     });
@@ -695,8 +613,7 @@ fn sentry_envelopes_parsed_by_the_official_sdk_and_429_honoured() {
     let Some(rx) = SentryReceiver::spawn(1) else {
         return;
     };
-    let server = server();
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir) = server_and_dir();
     let lua = "stack traceback:\n\t[C]: in function 'error'\n\tscripts/shop.lua:42: in function 'buy'\n\tscripts/main.lua:7: in main chunk";
     publish(
         &server,
@@ -797,7 +714,7 @@ fn cobra_sink_republishes_intact_to_another_broker() {
             "100",
         ],
     );
-    let out = cobra(
+    let out = cobra_ok(
         &dest,
         &[
             "subscribe",
@@ -808,20 +725,9 @@ fn cobra_sink_republishes_intact_to_another_broker() {
             "--count",
             "500",
         ],
-    )
-    .output()
-    .unwrap();
-    bot.kill9();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
-    let got: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    bot.kill9();
+    let got: Vec<Value> = json_lines(&out.stdout);
     assert_eq!(got, events);
 }
 

@@ -1,6 +1,7 @@
 //! The client commands of the `cobra` binary against a real `cobra run` server, over real sockets.
 
 use cobra_test_support::free_port;
+use cobra_test_support::process::{Guard, Redis, clean_command, wait_listening};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
@@ -12,10 +13,13 @@ const BIN: &str = env!("CARGO_BIN_EXE_cobra");
 const PUBSUB_SECRET: &str = "0123456789abcdef0123456789abcdef";
 const HEALTH_SECRET: &str = "fedcba9876543210fedcba9876543210";
 
-/// `cobra run` on a free loopback port (killed on drop), with an apps config file holding the
-/// credentials the client commands default from.
+/// The server under test on a free loopback port (killed on drop), with an apps config file
+/// holding the credentials the client commands default from: our `cobra run`, or the Python
+/// reference ([`Server::reference`]).
 struct Server {
     process: Guard,
+    /// The reference's store; dropped after the server (fields drop in order).
+    _redis: Option<Redis>,
     port: u16,
     dir: tempfile::TempDir,
 }
@@ -35,13 +39,7 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         write_apps_config(dir.path());
         let port = free_port();
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let mut cmd = Command::new(BIN);
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("COBRA_") {
-                cmd.env_remove(name);
-            }
-        }
+        let mut cmd = clean_command(Path::new(BIN));
         cmd.args([
             "run",
             "--host",
@@ -50,18 +48,62 @@ impl Server {
             &port.to_string(),
             "--apps-config",
         ])
-        .arg(dir.path().join("apps.yaml"))
-        .env("HOME", dir.path())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log);
-        let mut server = Server {
-            process: Guard(cmd.spawn().unwrap()),
-            port,
-            dir,
-        };
+        .arg(dir.path().join("apps.yaml"));
+        let mut server = Server::spawn(cmd, port, dir, None);
         server.wait_ready();
         server
+    }
+
+    /// Spawns `cmd`, the server to listen on `port`, logging into `dir/server.log`.
+    fn spawn(mut cmd: Command, port: u16, dir: tempfile::TempDir, redis: Option<Redis>) -> Server {
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        cmd.env("HOME", dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        Server {
+            process: Guard(cmd.spawn().expect("spawn the server")),
+            _redis: redis,
+            port,
+            dir,
+        }
+    }
+
+    /// The original Python `cobras` server (over a private `redis-server`), for wire
+    /// compatibility of the client commands with the reference. `None` (saying so) when the
+    /// peer is not installed; required under `CI=true`.
+    fn reference() -> Option<Server> {
+        let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/cobras-venv/bin/cobra");
+        let redis_ok = Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !python.exists() || !redis_ok {
+            cobra_test_support::skip(&format!(
+                "Python cobras at {} or redis-server missing: run scripts/install-peers.sh",
+                python.display()
+            ));
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        write_apps_config(dir.path());
+        let redis = Redis::start(Path::new("redis-server"), dir.path());
+        let port = free_port();
+        let mut cmd = clean_command(&python);
+        cmd.args(["run", "--host", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--redis_urls")
+            .arg(redis.url())
+            .arg("--apps_config_path")
+            .arg(dir.path().join("apps.yaml"));
+        let mut server = Server::spawn(cmd, port, dir, Some(redis));
+        let log_dir = server.dir.path().to_owned();
+        wait_listening(
+            &mut server.process.0,
+            port,
+            "the reference server",
+            move || std::fs::read_to_string(log_dir.join("server.log")).unwrap_or_default(),
+        );
+        Some(server)
     }
 
     /// Polls `GET /health/` until it answers 200.
@@ -99,6 +141,29 @@ impl Server {
         cobra_cmd(self.port, self.dir.path(), args)
     }
 
+    /// Runs `cobra ARGS` (see [`run`]) with `stdin` and asserts it succeeded.
+    fn run_ok(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let out = run(self.cobra(args), stdin, LIMIT);
+        assert!(
+            out.status.success(),
+            "cobra {} failed: {}\n{}",
+            args.join(" "),
+            out.stderr,
+            self.log()
+        );
+        out
+    }
+
+    /// The messages `cobra subscribe ARGS` printed, one JSON value a line; it must succeed.
+    fn subscribe_json(&self, args: &[&str]) -> Vec<Value> {
+        let args = [&["subscribe"], args].concat();
+        let out = self.run_ok(&args, None);
+        out.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect()
+    }
+
     fn endpoint(&self) -> String {
         format!("ws://127.0.0.1:{}", self.port)
     }
@@ -107,12 +172,7 @@ impl Server {
 /// A `cobra` command whose default endpoint is `ws://127.0.0.1:port` and whose default credentials come
 /// from `dir/apps.yaml`, with no other `COBRA_*` variable inherited.
 fn cobra_cmd(port: u16, dir: &std::path::Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("COBRA_") {
-            cmd.env_remove(name);
-        }
-    }
+    let mut cmd = clean_command(Path::new(BIN));
     cmd.args(args)
         .env("COBRA_PORT", port.to_string())
         .env("COBRA_APPS_CONFIG", dir.join("apps.yaml"))
@@ -142,18 +202,18 @@ struct Output {
     stderr: String,
 }
 
-/// Runs the command to completion, killing it (and failing) past `limit`.
-/// `cmd` (a `health` with a wrong secret) exits 1 naming the authenticate step.
-fn health_fails_at_authenticate(cmd: Command) {
+/// `cmd` (a `health`) exits 1 naming the failed `step`.
+fn health_fails_at(cmd: Command, step: &str) {
     let out = run(cmd, None, LIMIT);
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     assert!(
-        out.stderr.contains("step 'authenticate' failed"),
+        out.stderr.contains(&format!("step '{step}' failed")),
         "{}",
         out.stderr
     );
 }
 
+/// Runs the command to completion, killing it (and failing) past `limit`.
 fn run(mut cmd: Command, stdin: Option<&str>, limit: Duration) -> Output {
     if stdin.is_some() {
         cmd.stdin(Stdio::piped());
@@ -211,19 +271,17 @@ fn publish_a_file_then_subscribe_from_the_start_with_a_filter() {
         lines.push_str("\n\n"); // blank lines are skipped
     }
     std::fs::write(&file, lines).unwrap();
-    let out = run(
-        server.cobra(&[
+    let out = server.run_ok(
+        &[
             "publish",
             "--channel",
             channel,
             "--endpoint",
             &server.endpoint(),
             file.to_str().unwrap(),
-        ]),
+        ],
         None,
-        LIMIT,
     );
-    assert!(out.status.success(), "publish failed: {}", out.stderr);
     assert!(
         out.stderr.contains("published 20 messages"),
         "{}",
@@ -231,25 +289,7 @@ fn publish_a_file_then_subscribe_from_the_start_with_a_filter() {
     );
 
     let sql = format!("select n from `{channel}` where device.game = 'test'");
-    let out = run(
-        server.cobra(&[
-            "subscribe",
-            "--stream-sql",
-            &sql,
-            "--position",
-            "0-0",
-            "--count",
-            "10",
-        ]),
-        None,
-        LIMIT,
-    );
-    assert!(out.status.success(), "subscribe failed: {}", out.stderr);
-    let got: Vec<Value> = out
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let got = server.subscribe_json(&["--stream-sql", &sql, "--position", "0-0", "--count", "10"]);
     let expected: Vec<Value> = (0..20).step_by(2).map(|n| json!({"n": n})).collect();
     assert_eq!(got, expected);
 }
@@ -258,36 +298,20 @@ fn publish_a_file_then_subscribe_from_the_start_with_a_filter() {
 fn publish_from_stdin_and_underscore_spellings() {
     let server = Server::start();
     let input: String = (0..5).map(|n| format!("{{\"n\": {n}}}\n")).collect();
-    let out = run(
-        server.cobra(&["publish", "--channel", "cli_stdin", "-"]),
-        Some(&input),
-        LIMIT,
-    );
-    assert!(out.status.success(), "publish failed: {}", out.stderr);
+    server.run_ok(&["publish", "--channel", "cli_stdin", "-"], Some(&input));
 
-    let out = run(
-        server.cobra(&[
-            "subscribe",
-            "--channel",
-            "cli_stdin",
-            "--stream_sql",
-            "select n from `cli_stdin` where n >= 1",
-            "--batch_size",
-            "2",
-            "--position",
-            "0-0",
-            "--count",
-            "4",
-        ]),
-        None,
-        LIMIT,
-    );
-    assert!(out.status.success(), "subscribe failed: {}", out.stderr);
-    let got: Vec<Value> = out
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let got = server.subscribe_json(&[
+        "--channel",
+        "cli_stdin",
+        "--stream_sql",
+        "select n from `cli_stdin` where n >= 1",
+        "--batch_size",
+        "2",
+        "--position",
+        "0-0",
+        "--count",
+        "4",
+    ]);
     assert_eq!(got, (1..5).map(|n| json!({"n": n})).collect::<Vec<_>>());
 }
 
@@ -306,17 +330,11 @@ fn publish_refuses_a_line_that_is_not_json() {
 #[test]
 fn health_passes_against_a_healthy_server() {
     let server = Server::start();
-    let out = run(server.cobra(&["health"]), None, LIMIT);
-    assert!(
-        out.status.success(),
-        "health failed: {}\n{}",
-        out.stderr,
-        server.log()
-    );
+    let out = server.run_ok(&["health"], None);
     assert_eq!(out.stdout.trim(), "healthy");
     // Explicit credentials, the Python client's spelling.
-    let out = run(
-        server.cobra(&[
+    server.run_ok(
+        &[
             "health",
             "--endpoint",
             &server.endpoint(),
@@ -326,17 +344,18 @@ fn health_passes_against_a_healthy_server() {
             "health",
             "--rolesecret",
             HEALTH_SECRET,
-        ]),
+        ],
         None,
-        LIMIT,
     );
-    assert!(out.status.success(), "health failed: {}", out.stderr);
 }
 
 #[test]
 fn health_names_the_failing_step_with_a_wrong_secret() {
     let server = Server::start();
-    health_fails_at_authenticate(server.cobra(&["health", "--rolesecret", "wrong"]));
+    health_fails_at(
+        server.cobra(&["health", "--rolesecret", "wrong"]),
+        "authenticate",
+    );
 }
 
 #[test]
@@ -359,42 +378,24 @@ fn health_names_the_connect_step_when_no_server_listens() {
     .env_remove("COBRA_APPS_CONFIG")
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
-    let out = run(cmd, None, LIMIT);
-    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("step 'connect' failed"),
-        "{}",
-        out.stderr
-    );
+    health_fails_at(cmd, "connect");
 }
 
 #[test]
 fn write_read_delete() {
     let server = Server::start();
     let value = json!({"a": [1, 2, {"b": "c"}]});
-    let out = run(
-        server.cobra(&["write", "--channel", "k", &value.to_string()]),
-        None,
-        LIMIT,
-    );
-    assert!(out.status.success(), "write failed: {}", out.stderr);
-    let out = run(server.cobra(&["read", "--channel", "k"]), None, LIMIT);
-    assert!(out.status.success(), "read failed: {}", out.stderr);
+    server.run_ok(&["write", "--channel", "k", &value.to_string()], None);
+    let out = server.run_ok(&["read", "--channel", "k"], None);
     assert_eq!(
         serde_json::from_str::<Value>(out.stdout.trim()).unwrap(),
         value
     );
-    let out = run(server.cobra(&["delete", "--channel", "k"]), None, LIMIT);
-    assert!(out.status.success(), "delete failed: {}", out.stderr);
+    server.run_ok(&["delete", "--channel", "k"], None);
     let out = run(server.cobra(&["read", "--channel", "k"]), None, LIMIT);
     assert_eq!(out.stdout.trim(), "null");
     // The value may come from stdin; invalid JSON is refused before connecting.
-    let out = run(
-        server.cobra(&["write", "--channel", "k"]),
-        Some("[1,2]"),
-        LIMIT,
-    );
-    assert!(out.status.success(), "write failed: {}", out.stderr);
+    server.run_ok(&["write", "--channel", "k"], Some("[1,2]"));
     let out = run(
         server.cobra(&["write", "--channel", "k", "{oops"]),
         None,
@@ -416,12 +417,10 @@ fn subscribe_prints_live_messages_and_stops_on_sigint() {
     stderr.read_line(&mut line).unwrap();
     assert!(line.starts_with("subscribed to cli_live"), "{line}");
 
-    let out = run(
-        server.cobra(&["publish", "--channel", "cli_live"]),
+    server.run_ok(
+        &["publish", "--channel", "cli_live"],
         Some("{\"live\": true}\n"),
-        LIMIT,
     );
-    assert!(out.status.success(), "publish failed: {}", out.stderr);
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut got = String::new();
     stdout.read_line(&mut got).unwrap();
@@ -552,172 +551,24 @@ fn metrics_publisher_events_reach_both_channels() {
     );
 }
 
-/// A child process killed and reaped on drop.
-struct Guard(std::process::Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The original Python `cobras` server (over a private `redis-server`), for wire compatibility of the
-/// client commands with the reference. `None` (saying so) when the peer is not installed; required
-/// under `CI=true`.
-struct Reference {
-    _processes: Vec<Guard>,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Reference {
-    fn start() -> Option<Reference> {
-        let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/cobras-venv/bin/cobra");
-        let redis_ok = Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !python.exists() || !redis_ok {
-            cobra_test_support::skip(&format!(
-                "Python cobras at {} or redis-server missing: run scripts/install-peers.sh",
-                python.display()
-            ));
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        write_apps_config(dir.path());
-        let redis_port = free_port();
-        let redis = Command::new("redis-server")
-            .args([
-                "--port",
-                &redis_port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut processes = vec![Guard(redis)];
-        wait_listening(&mut processes[0].0, redis_port);
-        let port = free_port();
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let mut server = Command::new(&python);
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("COBRA_") {
-                server.env_remove(name);
-            }
-        }
-        server
-            .args(["run", "--host", "127.0.0.1", "--port", &port.to_string()])
-            .arg("--redis_urls")
-            .arg(format!("redis://127.0.0.1:{redis_port}"))
-            .arg("--apps_config_path")
-            .arg(dir.path().join("apps.yaml"))
-            .env("HOME", dir.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        processes.push(Guard(server.spawn().unwrap()));
-        wait_listening(&mut processes[1].0, port);
-        Some(Reference {
-            _processes: processes,
-            port,
-            dir,
-        })
-    }
-
-    fn cobra(&self, args: &[&str]) -> Command {
-        cobra_cmd(self.port, self.dir.path(), args)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
-    }
-}
-
-/// Polls until `port` accepts connections, failing if `process` exits first or after 20 s.
-fn wait_listening(process: &mut std::process::Child, port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(Some(status)) = process.try_wait() {
-            panic!("process listening on {port} exited early: {status}");
-        }
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// The client commands against the Python reference server: health, publish + filtered subscribe from
 /// `0-0`, write/read/delete.
 #[test]
 fn client_commands_work_against_the_python_reference_server() {
-    let Some(server) = Reference::start() else {
+    let Some(server) = Server::reference() else {
         return;
     };
-    let out = run(server.cobra(&["health"]), None, LIMIT);
-    assert!(
-        out.status.success(),
-        "health failed: {}\n{}",
-        out.stderr,
-        server.log()
-    );
+    server.run_ok(&["health"], None);
 
     let input: String = (0..6)
         .map(|n| format!("{{\"n\": {n}, \"device\": {{\"game\": \"g{}\"}}}}\n", n % 2))
         .collect();
-    let out = run(
-        server.cobra(&["publish", "--channel", "ref_events"]),
-        Some(&input),
-        LIMIT,
-    );
-    assert!(
-        out.status.success(),
-        "publish failed: {}\n{}",
-        out.stderr,
-        server.log()
-    );
+    server.run_ok(&["publish", "--channel", "ref_events"], Some(&input));
     let sql = "select n from `ref_events` where device.game = 'g1'";
-    let out = run(
-        server.cobra(&[
-            "subscribe",
-            "--stream_sql",
-            sql,
-            "--position",
-            "0-0",
-            "--count",
-            "3",
-        ]),
-        None,
-        LIMIT,
-    );
-    assert!(
-        out.status.success(),
-        "subscribe failed: {}\n{}",
-        out.stderr,
-        server.log()
-    );
-    let got: Vec<Value> = out
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let got = server.subscribe_json(&["--stream_sql", sql, "--position", "0-0", "--count", "3"]);
     assert_eq!(got, vec![json!({"n": 1}), json!({"n": 3}), json!({"n": 5})]);
 
-    let out = run(
-        server.cobra(&["write", "--channel", "ref_key", "{\"v\": [1, 2]}"]),
-        None,
-        LIMIT,
-    );
-    assert!(out.status.success(), "write failed: {}", out.stderr);
+    server.run_ok(&["write", "--channel", "ref_key", "{\"v\": [1, 2]}"], None);
     let out = run(server.cobra(&["read", "--channel", "ref_key"]), None, LIMIT);
     assert_eq!(
         serde_json::from_str::<Value>(out.stdout.trim()).unwrap(),
@@ -725,16 +576,14 @@ fn client_commands_work_against_the_python_reference_server() {
         "{}",
         out.stderr
     );
-    let out = run(
-        server.cobra(&["delete", "--channel", "ref_key"]),
-        None,
-        LIMIT,
-    );
-    assert!(out.status.success(), "delete failed: {}", out.stderr);
+    server.run_ok(&["delete", "--channel", "ref_key"], None);
     let out = run(server.cobra(&["read", "--channel", "ref_key"]), None, LIMIT);
     assert_eq!(out.stdout.trim(), "null", "{}", out.stderr);
 
-    health_fails_at_authenticate(server.cobra(&["health", "--rolesecret", "wrong"]));
+    health_fails_at(
+        server.cobra(&["health", "--rolesecret", "wrong"]),
+        "authenticate",
+    );
 }
 
 /// A small in-flight window: publishing waits for acks as it goes, and nothing is lost or reordered.
@@ -742,35 +591,22 @@ fn client_commands_work_against_the_python_reference_server() {
 fn publish_flow_control_keeps_every_message() {
     let server = Server::start();
     let input: String = (0..300).map(|n| format!("{{\"n\": {n}}}\n")).collect();
-    let out = run(
-        server.cobra(&["publish", "--channel", "cli_window", "--in_flight", "2"]),
+    let out = server.run_ok(
+        &["publish", "--channel", "cli_window", "--in_flight", "2"],
         Some(&input),
-        LIMIT,
     );
-    assert!(out.status.success(), "publish failed: {}", out.stderr);
     assert!(
         out.stderr.contains("published 300 messages"),
         "{}",
         out.stderr
     );
-    let out = run(
-        server.cobra(&[
-            "subscribe",
-            "--channel",
-            "cli_window",
-            "--position",
-            "0-0",
-            "--count",
-            "300",
-        ]),
-        None,
-        LIMIT,
-    );
-    assert!(out.status.success(), "subscribe failed: {}", out.stderr);
-    let got: Vec<Value> = out
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let got = server.subscribe_json(&[
+        "--channel",
+        "cli_window",
+        "--position",
+        "0-0",
+        "--count",
+        "300",
+    ]);
     assert_eq!(got, (0..300).map(|n| json!({"n": n})).collect::<Vec<_>>());
 }

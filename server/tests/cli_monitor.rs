@@ -6,7 +6,7 @@
 mod common;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 
@@ -66,17 +66,6 @@ fn server() -> ServerHandle {
     broker_settings.stats_interval = None;
     let broker = Broker::embedded(broker_settings, common::apps(100));
     Server::start_with_broker(settings, broker).expect("server starts")
-}
-
-fn clean(program: &Path, home: &Path) -> Command {
-    let mut cmd = Command::new(program);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("COBRA_") {
-            cmd.env_remove(name);
-        }
-    }
-    cmd.env("HOME", home).env("PYTHONUNBUFFERED", "1");
-    cmd
 }
 
 fn stats_args(server: &ServerHandle) -> Vec<String> {
@@ -168,11 +157,11 @@ quiet          0 bytes                                       0                  
 fn monitor_once_prints_the_python_clients_tables() {
     let server = server();
     let home = tempfile::tempdir().unwrap();
-    let mut ours = clean(Path::new(BIN), home.path());
+    let mut ours = common::command_in_home(Path::new(BIN), home.path());
     ours.arg("monitor").arg("--once").args(stats_args(&server));
     let ours = Spawned::new(ours);
-    let python = python_cobra().map(|py| {
-        let mut cmd = clean(&py, home.path());
+    let python = common::python_cobra().map(|py| {
+        let mut cmd = common::command_in_home(&py, home.path());
         cmd.arg("monitor").arg("--once").args(stats_args(&server));
         Spawned::new(cmd)
     });
@@ -192,7 +181,7 @@ fn monitor_once_prints_the_python_clients_tables() {
 fn top_once_shows_channels_by_rate_and_the_nodes() {
     let server = server();
     let home = tempfile::tempdir().unwrap();
-    let mut cmd = clean(Path::new(BIN), home.path());
+    let mut cmd = common::command_in_home(Path::new(BIN), home.path());
     cmd.args(["top", "--once", "--limit", "2"])
         .args(stats_args(&server));
     let top = Spawned::new(cmd);
@@ -214,21 +203,4 @@ engine_mem_id       10  999 bytes       0         200  0 bytes
 "
     );
     assert_eq!(printed, expected, "printed:\n{printed}");
-}
-
-/// The Python `cobra` executable, or `None` (after saying so loudly) when it is not installed.
-fn python_cobra() -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/cobras-venv/bin/cobra");
-    if path.exists() {
-        return Some(path);
-    }
-    let msg = format!(
-        "Python cobras peer not found at {}: run scripts/install-peers.sh",
-        path.display()
-    );
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg} (required under CI=true)");
-    }
-    eprintln!("SKIPPED: {msg}");
-    None
 }

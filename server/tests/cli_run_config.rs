@@ -5,7 +5,7 @@ use cobra_test_support::free_port;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -26,12 +26,9 @@ impl Drop for Guard {
 /// `cobra run` on a free port with HOME = `home` and no inherited `COBRA_*` variable; its
 /// output goes to files in `home` (read with [`output`]).
 fn cobra_run(home: &Path, port: u16, args: &[&str], env: &[(&str, &str)]) -> Guard {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cobra"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("COBRA_") {
-            cmd.env_remove(name);
-        }
-    }
+    let mut cmd = cobra_test_support::process::clean_command(std::path::Path::new(env!(
+        "CARGO_BIN_EXE_cobra"
+    )));
     let file = |name| std::fs::File::create(home.join(name)).expect("log file");
     cmd.args(["run", "--port", &port.to_string()])
         .args(args)
@@ -95,6 +92,14 @@ fn http_health(port: u16) -> String {
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
     response
+}
+
+/// Starts [`cobra_run`] on a free port, which must exit with an error saying `expected`.
+fn assert_fails_to_start(home: &Path, args: &[&str], env: &[(&str, &str)], expected: &str) {
+    let mut server = cobra_run(home, free_port(), args, env);
+    assert_ne!(wait_exit(&mut server, home), Some(0));
+    let printed = output(home);
+    assert!(printed.contains(expected), "{printed}");
 }
 
 #[test]
@@ -161,18 +166,11 @@ fn config_content_from_the_environment() {
         "no default created when the content is given"
     );
 
-    let port = free_port();
-    let mut server = cobra_run(
+    assert_fails_to_start(
         home.path(),
-        port,
         &[],
         &[("COBRA_APPS_CONFIG_CONTENT", "this is not base64!")],
-    );
-    assert_ne!(wait_exit(&mut server, home.path()), Some(0));
-    let printed = output(home.path());
-    assert!(
-        printed.contains("COBRA_APPS_CONFIG_CONTENT is not valid base64"),
-        "{printed}"
+        "COBRA_APPS_CONFIG_CONTENT is not valid base64",
     );
 }
 
@@ -180,15 +178,12 @@ fn config_content_from_the_environment() {
 fn a_missing_or_invalid_config_stops_the_server_with_a_clear_message() {
     let home = tempfile::tempdir().unwrap();
     let missing = home.path().join("typo.yaml");
-    let mut server = cobra_run(
+    assert_fails_to_start(
         home.path(),
-        free_port(),
         &["--apps_config_path", missing.to_str().unwrap()],
         &[],
+        "does not exist",
     );
-    assert_ne!(wait_exit(&mut server, home.path()), Some(0));
-    let printed = output(home.path());
-    assert!(printed.contains("does not exist"), "{printed}");
     assert!(!missing.exists(), "an explicit path is never created");
 
     let bad = home.path().join("bad.yaml");
@@ -197,17 +192,11 @@ fn a_missing_or_invalid_config_stops_the_server_with_a_clear_message() {
         "apps:\n  _health:\n    roles:\n      health:\n        permissions: [read]\n",
     )
     .unwrap();
-    let mut server = cobra_run(
+    assert_fails_to_start(
         home.path(),
-        free_port(),
         &[],
         &[("COBRA_APPS_CONFIG", bad.to_str().unwrap())],
-    );
-    assert_ne!(wait_exit(&mut server, home.path()), Some(0));
-    let printed = output(home.path());
-    assert!(
-        printed.contains("app `_health`, role `health`: missing secret"),
-        "{printed}"
+        "app `_health`, role `health`: missing secret",
     );
 }
 
@@ -235,20 +224,14 @@ fn options_come_from_cobra_env_vars() {
     assert!(!home.path().join(".cobra.yaml").exists());
     drop(server);
 
-    let mut server = cobra_run(
+    assert_fails_to_start(
         home.path(),
-        free_port(),
         &[],
         &[
             ("COBRA_APPS_CONFIG", path.to_str().unwrap()),
             ("COBRA_MAX_SUBSCRIPTIONS", "0"),
         ],
-    );
-    assert_ne!(wait_exit(&mut server, home.path()), Some(0));
-    let printed = output(home.path());
-    assert!(
-        printed.contains("--max-subscriptions must be at least 1"),
-        "{printed}"
+        "--max-subscriptions must be at least 1",
     );
 }
 
@@ -325,16 +308,10 @@ fn worker_threads_from_the_option_or_cobra_worker_threads() {
         );
         drop(server);
     }
-    let mut server = cobra_run(
+    assert_fails_to_start(
         home.path(),
-        free_port(),
         &["--apps-config", config, "--worker-threads", "0"],
         &[],
-    );
-    assert_ne!(wait_exit(&mut server, home.path()), Some(0));
-    let printed = output(home.path());
-    assert!(
-        printed.contains("--worker-threads must be at least 1"),
-        "{printed}"
+        "--worker-threads must be at least 1",
     );
 }

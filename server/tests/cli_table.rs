@@ -8,33 +8,20 @@ mod common;
 use std::io::Read;
 use std::process::{Command, Stdio};
 
+use cobra_test_support::aggregate::{MIN, on_time_sequence};
 use common::{Client, SECRET};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cobra");
-const MIN: i64 = 60_000;
 const SQL: &str = "SELECT device.model, HISTOGRAM(data.fps, 60, 30, 15, 10, 8) AS 'Frame Rate', \
     AVG(data.fps) AS 'Average FPS' FROM `engine_fps_id` WHERE device.os_name = 'iOS' \
     GROUP BY device.model WINDOW TUMBLING (10 MINUTES) GRACE 2 MINUTES";
-
-fn event(model: &str, os: &str, fps: i64, ts: i64) -> Value {
-    json!({"id": "engine_fps_id", "device": {"model": model, "os_name": os}, "data": {"fps": fps}, "timestamp": ts})
-}
 
 /// A server holding the fixed sequence: 3 rows (two for [0, 10 min), one for [10, 20 min)).
 fn server_with_history() -> cobra_server::net::ServerHandle {
     let server = common::start_with(1000, |_| {});
     let mut p = Client::authed(server.local_addr(), "app1", "all");
-    for e in [
-        event("iPhone", "iOS", 60, MIN),
-        event("iPad", "iOS", 30, 2 * MIN),
-        event("iPhone", "iOS", 59, 3 * MIN),
-        event("Pixel", "Android", 60, 4 * MIN),
-        event("iPhone", "iOS", 10, 9 * MIN),
-        event("iPad", "iOS", 7, 9 * MIN + MIN / 2),
-        event("iPhone", "iOS", 60, 12 * MIN),
-        event("iPad", "iOS", 15, 23 * MIN),
-    ] {
+    for e in on_time_sequence() {
         let ok = p.request(
             "rtm/publish",
             json!({"channel": "engine_fps_id", "message": e}),

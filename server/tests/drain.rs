@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cobra::{Client, Config, ErrorKind, Event};
-use cobra_server::broker::redis::{RedisBackend, RedisLimits};
-use cobra_server::net::{Server, ServerHandle};
+use cobra_server::broker::redis::RedisLimits;
+use cobra_server::net::ServerHandle;
 use redis_support::RedisServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -32,9 +32,7 @@ fn server(redis: &RedisServer) -> ServerHandle {
         reconnect_max: Duration::from_millis(200),
         ..RedisLimits::default()
     };
-    let backend = RedisBackend::start(&redis.url(), None, 100_000, limits).expect("redis backend");
-    Server::start_with_backend(common::settings(), common::apps(100_000), Arc::new(backend))
-        .expect("server starts")
+    common::start_on_redis(&redis.url(), 100_000, limits)
 }
 
 /// The test's load balancer: a TCP proxy to the first ready backend.

@@ -13,13 +13,15 @@
 //! run documented in SECURITY.md). Needs `redis-server`; skipped loudly without it (failing
 //! under CI=true).
 
+#[path = "common/mod.rs"]
+mod common;
 #[path = "support/redis.rs"]
 mod redis_support;
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -64,25 +66,8 @@ impl CobraRun {
     }
 
     fn start_once(port: u16, dir: &Path, redis: &str) -> CobraRun {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cobra"));
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("COBRA_") {
-                cmd.env_remove(name);
-            }
-        }
-        let child = cmd
-            .args([
-                "run",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--redis",
-                redis,
-            ])
-            .arg("--apps-config")
-            .arg(dir.join("apps.yaml"))
-            .env("HOME", dir)
+        let child = common::cobra_run_command(port, dir)
+            .args(["--redis", redis])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -7,11 +7,9 @@ mod common;
 #[path = "support/redis.rs"]
 mod redis_support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use cobra_server::broker::redis::{RedisBackend, RedisLimits};
-use cobra_server::net::Server;
+use cobra_server::broker::redis::RedisLimits;
 use common::{Client, http_get};
 
 fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
@@ -57,10 +55,7 @@ fn ready_fails_while_a_redis_node_is_unreachable() {
         reconnect_max: Duration::from_millis(100),
         ..RedisLimits::default()
     };
-    let backend = RedisBackend::start(&redis.url(), None, 10, limits).expect("backend");
-    let server =
-        Server::start_with_backend(common::settings(), common::apps(10), Arc::new(backend))
-            .expect("server");
+    let server = common::start_on_redis(&redis.url(), 10, limits);
     let addr = server.local_addr();
     assert_eq!(get(addr, "/health/ready").0, 200);
     redis.kill();

@@ -4,8 +4,26 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use cobra_server::net::ServerHandle;
 use common::{Client, start_with};
 use serde_json::{Value, json};
+
+/// Publishes `{"n": n}` to channel `c` for each `n` of `ns`; returns the positions acked.
+fn publish_numbers(p: &mut Client, ns: std::ops::Range<i64>) -> Vec<Value> {
+    ns.map(|n| {
+        p.request("rtm/publish", json!({"channel": "c", "message": {"n": n}}))["body"]["position"]
+            .clone()
+    })
+    .collect()
+}
+
+/// A server keeping 3 messages a channel, 10 published to `c`: the first one's position, expired.
+fn expired_first_position() -> (ServerHandle, Value) {
+    let server = start_with(3, |_| {});
+    let mut p = Client::authed(server.local_addr(), "app1", "all");
+    let first = publish_numbers(&mut p, 0..10).swap_remove(0);
+    (server, first)
+}
 
 fn messages(d: &Value) -> Vec<i64> {
     d["body"]["messages"]
@@ -76,14 +94,12 @@ fn position_zero_replays_everything_kept_and_dollar_only_new() {
     let server = start_with(5, |_| {});
     let addr = server.local_addr();
     let mut p = Client::authed(addr, "app1", "all");
-    let mut last = Value::Null;
-    for n in 0..8 {
-        last = p.request("rtm/publish", json!({"channel": "c", "message": {"n": n}}))["body"]["position"].clone();
-    }
+    let last = publish_numbers(&mut p, 0..8).pop();
     let mut s = Client::authed(addr, "app1", "all");
     let ok = s.request("rtm/subscribe", json!({"channel": "c", "position": "0-0"}));
     assert_eq!(
-        ok["body"]["position"], last,
+        Some(&ok["body"]["position"]),
+        last.as_ref(),
         "subscribe/ok carries the current position"
     );
     let got: Vec<i64> = (0..5).flat_map(|_| messages(&s.next_data())).collect();
@@ -97,16 +113,8 @@ fn position_zero_replays_everything_kept_and_dollar_only_new() {
 
 #[test]
 fn expired_position_without_fast_forward_is_an_error() {
-    let server = start_with(3, |_| {});
-    let addr = server.local_addr();
-    let mut p = Client::authed(addr, "app1", "all");
-    let first =
-        p.request("rtm/publish", json!({"channel": "c", "message": {"n": 0}}))["body"]["position"]
-            .clone();
-    for n in 1..10 {
-        p.request("rtm/publish", json!({"channel": "c", "message": {"n": n}}));
-    }
-    let mut s = Client::authed(addr, "app1", "all");
+    let (server, first) = expired_first_position();
+    let mut s = Client::authed(server.local_addr(), "app1", "all");
     let id = s.send("rtm/subscribe", json!({"channel": "c", "position": first}));
     let e = s.recv_json();
     assert_eq!(e["action"], "rtm/subscription/error");
@@ -120,16 +128,8 @@ fn expired_position_without_fast_forward_is_an_error() {
 
 #[test]
 fn expired_position_with_fast_forward_continues_from_oldest() {
-    let server = start_with(3, |_| {});
-    let addr = server.local_addr();
-    let mut p = Client::authed(addr, "app1", "all");
-    let first =
-        p.request("rtm/publish", json!({"channel": "c", "message": {"n": 0}}))["body"]["position"]
-            .clone();
-    for n in 1..10 {
-        p.request("rtm/publish", json!({"channel": "c", "message": {"n": n}}));
-    }
-    let mut s = Client::authed(addr, "app1", "all");
+    let (server, first) = expired_first_position();
+    let mut s = Client::authed(server.local_addr(), "app1", "all");
     let ok = s.request(
         "rtm/subscribe",
         json!({"channel": "c", "position": first, "fast_forward": true}),
@@ -150,9 +150,7 @@ fn batch_size_groups_and_flushes_a_partial_batch() {
     let server = start_with(1000, |s| s.limits.batch_flush = Duration::from_millis(30));
     let addr = server.local_addr();
     let mut p = Client::authed(addr, "app1", "all");
-    for n in 0..7 {
-        p.request("rtm/publish", json!({"channel": "c", "message": {"n": n}}));
-    }
+    publish_numbers(&mut p, 0..7);
     let mut s = Client::authed(addr, "app1", "all");
     s.request(
         "rtm/subscribe",

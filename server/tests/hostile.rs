@@ -14,7 +14,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use cobra_wire::pdu::{action, error_code};
-use common::{Client, SECRET, WAIT, http_get, start_with};
+use common::{Client, CobraRun, SECRET, WAIT, http_get, start_with};
 use serde_json::{Value, json};
 
 /// The limit every case runs under: small, so over-limit inputs stay cheap to send.
@@ -102,18 +102,43 @@ fn case(name: &'static str, authed: bool, input: Input, expect: Expect) -> Case 
 
 fn cases() -> Vec<Case> {
     use Expect::*;
-    const PUB_ERR: &str = action::PUBLISH;
+    use error_code::*;
     const SUB: &str = action::SUBSCRIBE;
+    const PUB: &str = action::PUBLISH;
+    const HANDSHAKE: &str = action::AUTH_HANDSHAKE;
+    const AUTHENTICATE: &str = action::AUTH_AUTHENTICATE;
+    // One line a case where the shape allows: these say what differs, `case` the rest.
     let bad = |name, text: &str| {
         case(
             name,
             false,
             raw_pdu(text),
-            RefusedThenClosed(error_code::BAD_SCHEMA, 1000),
+            RefusedThenClosed(BAD_SCHEMA, 1000),
         )
     };
-    let sub = |name, body: Value, expect| case(name, true, pdu(SUB, body), expect);
-    let publish = |name, body: Value, expect| case(name, true, pdu(action::PUBLISH, body), expect);
+    let refused = |name, authed, act: &'static str, body: Value, code| {
+        case(name, authed, pdu(act, body), Refused(act, code))
+    };
+    let accepted =
+        |name, act: &'static str, body: Value| case(name, true, pdu(act, body), Accepted(act));
+    let sub = |name, body: Value, code| refused(name, true, SUB, body, code);
+    let publish = |name, body: Value, code| refused(name, true, PUB, body, code);
+    // A subscribe to channel `c` whose body also holds `fields`.
+    let sub_c = |name, fields: Value, code| {
+        let mut body = json!({"channel": "c"});
+        let extra = fields.as_object().expect("fields of an object").clone();
+        body.as_object_mut().expect("an object").extend(extra);
+        sub(name, body, code)
+    };
+    let closed = |name, bytes: Vec<u8>, code| case(name, false, Input::Raw(bytes), Closed(code));
+    // `{"action": act, "id": 1, "body": {"channel": "c", "message": <depth nested lists>}}`.
+    let nested_message = |name, act: &str, depth, expect| {
+        let text = format!(
+            r#"{{"action":"{act}","id":1,"body":{{"channel":"c","message":{}}}}}"#,
+            nested(depth)
+        );
+        case(name, true, raw_pdu(&text), expect)
+    };
     let deep_parens = format!(
         "select * from c where {}a = 1{}",
         "(".repeat(5000),
@@ -122,6 +147,7 @@ fn cases() -> Vec<Case> {
     let huge_like = format!("select * from c where a like '{}'", "%_".repeat(4000));
     let long_statement = format!("select * from c where {}", vec!["a = 1"; 5000].join(" or "));
     let huge_number = format!("1{}", "0".repeat(10_000));
+    let hash_x = json!({"method": "role_secret", "credentials": {"hash": "x"}});
     let mut v = vec![
         // Not JSON, or JSON that is not a PDU: one bad_schema answer, then a normal close.
         bad("malformed JSON", "{\"action\": \"rtm/publish\", "),
@@ -145,25 +171,19 @@ fn cases() -> Vec<Case> {
                 r#"{{"action":"rtm/publish","id":1,"body":{}}}"#,
                 nested(20_000)
             )),
-            Refused(PUB_ERR, error_code::INVALID_BODY),
+            Refused(PUB, INVALID_BODY),
         ),
-        case(
+        nested_message(
             "extreme nesting in the message",
-            true,
-            raw_pdu(&format!(
-                r#"{{"action":"rtm/publish","id":1,"body":{{"channel":"c","message":{}}}}}"#,
-                nested(20_000)
-            )),
-            Refused(PUB_ERR, error_code::INVALID_MESSAGE),
+            PUB,
+            20_000,
+            Refused(PUB, INVALID_MESSAGE),
         ),
-        case(
+        nested_message(
             "message nested 129 deep",
-            true,
-            raw_pdu(&format!(
-                r#"{{"action":"rtm/publish","id":1,"body":{{"channel":"c","message":{}}}}}"#,
-                nested(129)
-            )),
-            Refused(PUB_ERR, error_code::INVALID_MESSAGE),
+            PUB,
+            129,
+            Refused(PUB, INVALID_MESSAGE),
         ),
         case(
             "message nested 128 deep",
@@ -172,16 +192,13 @@ fn cases() -> Vec<Case> {
                 r#"{{"action":"rtm/publish","id":1,"body":{{"channel":"c","message":{{"s":"]]]\"[[[","a":{}}}}}}}"#,
                 nested(127)
             )),
-            Accepted(action::PUBLISH),
+            Accepted(PUB),
         ),
-        case(
+        nested_message(
             "written value nested 20000 deep",
-            true,
-            raw_pdu(&format!(
-                r#"{{"action":"rtm/write","id":1,"body":{{"channel":"k","message":{}}}}}"#,
-                nested(20_000)
-            )),
-            Refused(action::WRITE, error_code::INVALID_MESSAGE),
+            action::WRITE,
+            20_000,
+            Refused(action::WRITE, INVALID_MESSAGE),
         ),
         bad(
             "extreme nesting in the id",
@@ -196,326 +213,295 @@ fn cases() -> Vec<Case> {
         ),
         bad("lone surrogate escape", r#"{"action": "\ud800", "id": 1}"#),
         // Wrong field types in every PDU: invalid_body, connection kept.
-        case(
+        refused(
             "handshake body not an object",
             false,
-            pdu(action::AUTH_HANDSHAKE, json!([])),
-            Refused(action::AUTH_HANDSHAKE, error_code::INVALID_BODY),
+            HANDSHAKE,
+            json!([]),
+            INVALID_BODY,
         ),
-        case(
+        refused(
             "handshake method a number",
             false,
-            pdu(
-                action::AUTH_HANDSHAKE,
-                json!({"method": 1, "data": {"role": "all"}}),
-            ),
-            Refused(action::AUTH_HANDSHAKE, error_code::INVALID_BODY),
+            HANDSHAKE,
+            json!({"method": 1, "data": {"role": "all"}}),
+            INVALID_BODY,
         ),
-        case(
+        refused(
             "handshake data a string",
             false,
-            pdu(
-                action::AUTH_HANDSHAKE,
-                json!({"method": "role_secret", "data": "all"}),
-            ),
-            Refused(action::AUTH_HANDSHAKE, error_code::INVALID_BODY),
+            HANDSHAKE,
+            json!({"method": "role_secret", "data": "all"}),
+            INVALID_BODY,
         ),
-        case(
+        refused(
             "handshake role a number",
             false,
-            pdu(
-                action::AUTH_HANDSHAKE,
-                json!({"method": "role_secret", "data": {"role": 7}}),
-            ),
-            Refused(action::AUTH_HANDSHAKE, error_code::INVALID_BODY),
+            HANDSHAKE,
+            json!({"method": "role_secret", "data": {"role": 7}}),
+            INVALID_BODY,
         ),
-        case(
+        refused(
             "handshake unknown method",
             false,
-            pdu(
-                action::AUTH_HANDSHAKE,
-                json!({"method": "plain", "data": {"role": "all"}}),
-            ),
-            Refused(action::AUTH_HANDSHAKE, error_code::UNSUPPORTED_METHOD),
+            HANDSHAKE,
+            json!({"method": "plain", "data": {"role": "all"}}),
+            UNSUPPORTED_METHOD,
         ),
-        case(
+        refused(
             "authenticate hash a number",
             false,
-            pdu(
-                action::AUTH_AUTHENTICATE,
-                json!({"method": "role_secret", "credentials": {"hash": 5}}),
-            ),
-            Refused(action::AUTH_AUTHENTICATE, error_code::INVALID_BODY),
+            AUTHENTICATE,
+            json!({"method": "role_secret", "credentials": {"hash": 5}}),
+            INVALID_BODY,
         ),
-        case(
+        refused(
             "authenticate credentials a number",
             false,
-            pdu(
-                action::AUTH_AUTHENTICATE,
-                json!({"method": "role_secret", "credentials": 5}),
-            ),
-            Refused(action::AUTH_AUTHENTICATE, error_code::INVALID_BODY),
+            AUTHENTICATE,
+            json!({"method": "role_secret", "credentials": 5}),
+            INVALID_BODY,
         ),
-        case(
+        refused(
             "authenticate again once authenticated",
             true,
-            pdu(
-                action::AUTH_AUTHENTICATE,
-                json!({"method": "role_secret", "credentials": {"hash": "x"}}),
-            ),
-            Refused(action::AUTH_AUTHENTICATE, error_code::HANDSHAKE_REQUIRED),
+            AUTHENTICATE,
+            hash_x.clone(),
+            HANDSHAKE_REQUIRED,
         ),
-        case(
+        refused(
             "authenticate without handshake",
             false,
-            pdu(
-                action::AUTH_AUTHENTICATE,
-                json!({"method": "role_secret", "credentials": {"hash": "x"}}),
-            ),
-            Refused(action::AUTH_AUTHENTICATE, error_code::HANDSHAKE_REQUIRED),
+            AUTHENTICATE,
+            hash_x,
+            HANDSHAKE_REQUIRED,
         ),
-        case(
+        refused(
             "publish before authenticating",
             false,
-            pdu(action::PUBLISH, json!({"channel": "c", "message": 1})),
-            Refused(PUB_ERR, error_code::NOT_AUTHENTICATED),
+            PUB,
+            json!({"channel": "c", "message": 1}),
+            NOT_AUTHENTICATED,
         ),
-        case(
+        refused(
             "admin before authenticating",
             false,
-            pdu(action::GET_CONNECTIONS, json!({})),
-            Refused(action::GET_CONNECTIONS, error_code::NOT_AUTHENTICATED),
+            action::GET_CONNECTIONS,
+            json!({}),
+            NOT_AUTHENTICATED,
         ),
-        publish(
-            "publish body a string",
-            json!("c"),
-            Refused(PUB_ERR, error_code::INVALID_BODY),
-        ),
+        publish("publish body a string", json!("c"), INVALID_BODY),
         publish(
             "publish channel a number",
             json!({"channel": 5, "message": 1}),
-            Refused(PUB_ERR, error_code::INVALID_BODY),
+            INVALID_BODY,
         ),
         publish(
             "publish channels a string",
             json!({"channels": "c", "message": 1}),
-            Refused(PUB_ERR, error_code::INVALID_BODY),
+            INVALID_BODY,
         ),
         publish(
             "publish channels of numbers",
             json!({"channels": [1, 2], "message": 1}),
-            Refused(PUB_ERR, error_code::INVALID_BODY),
+            INVALID_BODY,
         ),
         publish(
             "publish without message",
             json!({"channel": "c"}),
-            Refused(PUB_ERR, error_code::MISSING_MESSAGE),
+            MISSING_MESSAGE,
         ),
         publish(
             "publish without channel",
             json!({"message": 1}),
-            Refused(PUB_ERR, error_code::MISSING_CHANNEL),
+            MISSING_CHANNEL,
         ),
         publish(
             "publish to an empty channel name",
             json!({"channel": "", "message": 1}),
-            Refused(PUB_ERR, error_code::MISSING_CHANNEL),
+            MISSING_CHANNEL,
         ),
         publish(
             "publish to a 2 KiB channel name",
             json!({"channel": "c".repeat(2048), "message": 1}),
-            Refused(PUB_ERR, error_code::INVALID_CHANNEL),
+            INVALID_CHANNEL,
         ),
         publish(
             "publish to 1000 channels",
             json!({"channels": (0..1000).map(|i| format!("c{i}")).collect::<Vec<_>>(), "message": 1}),
-            Refused(PUB_ERR, error_code::TOO_MANY_CHANNELS),
+            TOO_MANY_CHANNELS,
         ),
-        publish(
-            "publish a huge integer",
-            Value::Null,
-            Accepted(action::PUBLISH),
-        ),
-        publish(
-            "publish a float overflowing f64",
-            Value::Null,
-            Accepted(action::PUBLISH),
-        ),
-        publish(
+        accepted("publish a huge integer", PUB, Value::Null),
+        accepted("publish a float overflowing f64", PUB, Value::Null),
+        accepted(
             "publish to a channel with control characters",
+            PUB,
             json!({"channel": "a\u{0}b\u{1b}\n", "message": 1}),
-            Accepted(action::PUBLISH),
         ),
-        publish(
+        accepted(
             "publish to a channel with separators",
+            PUB,
             json!({"channel": "app2::x/../y;z", "message": 1}),
-            Accepted(action::PUBLISH),
         ),
-        sub(
-            "subscribe body a list",
-            json!([1]),
-            Refused(SUB, error_code::INVALID_BODY),
-        ),
+        sub("subscribe body a list", json!([1]), INVALID_BODY),
         sub(
             "subscribe channel an object",
             json!({"channel": {}}),
-            Refused(SUB, error_code::INVALID_BODY),
+            INVALID_BODY,
         ),
-        sub(
+        sub_c(
             "subscribe filter a number",
-            json!({"channel": "c", "filter": 3}),
-            Refused(SUB, error_code::INVALID_BODY),
+            json!({"filter": 3}),
+            INVALID_BODY,
         ),
-        sub(
+        sub_c(
             "subscribe position a number",
-            json!({"channel": "c", "position": 12}),
-            Refused(SUB, error_code::INVALID_BODY),
+            json!({"position": 12}),
+            INVALID_BODY,
         ),
-        sub(
+        sub_c(
             "subscribe fast_forward a string",
-            json!({"channel": "c", "fast_forward": "yes"}),
-            Refused(SUB, error_code::INVALID_BODY),
+            json!({"fast_forward": "yes"}),
+            INVALID_BODY,
         ),
-        sub(
+        sub_c(
             "subscribe batch_size negative",
-            json!({"channel": "c", "batch_size": -1}),
-            Refused(SUB, error_code::INVALID_BODY),
+            json!({"batch_size": -1}),
+            INVALID_BODY,
         ),
-        sub(
+        sub_c(
             "subscribe batch_size a string",
-            json!({"channel": "c", "batch_size": "10"}),
-            Refused(SUB, error_code::INVALID_BODY),
+            json!({"batch_size": "10"}),
+            INVALID_BODY,
         ),
-        sub(
+        sub_c(
             "subscribe batch_size a float",
-            json!({"channel": "c", "batch_size": 1.5}),
-            Refused(SUB, error_code::INVALID_BODY),
+            json!({"batch_size": 1.5}),
+            INVALID_BODY,
         ),
-        sub(
-            "subscribe batch_size over u64",
-            Value::Null,
-            Refused(SUB, error_code::INVALID_BODY),
-        ),
-        sub(
+        sub("subscribe batch_size over u64", Value::Null, INVALID_BODY),
+        sub_c(
             "subscribe batch_size u64::MAX",
-            json!({"channel": "c", "batch_size": u64::MAX}),
-            Refused(SUB, error_code::INVALID_BATCH_SIZE),
+            json!({"batch_size": u64::MAX}),
+            INVALID_BATCH_SIZE,
         ),
-        sub(
+        sub_c(
             "subscribe position garbage",
-            json!({"channel": "c", "position": "abc"}),
-            Refused(SUB, error_code::INVALID_POSITION),
+            json!({"position": "abc"}),
+            INVALID_POSITION,
         ),
-        sub(
+        sub_c(
             "subscribe position negative",
-            json!({"channel": "c", "position": "-1-0"}),
-            Refused(SUB, error_code::INVALID_POSITION),
+            json!({"position": "-1-0"}),
+            INVALID_POSITION,
         ),
-        sub(
+        sub_c(
             "subscribe position three parts",
-            json!({"channel": "c", "position": "1-2-3"}),
-            Refused(SUB, error_code::INVALID_POSITION),
+            json!({"position": "1-2-3"}),
+            INVALID_POSITION,
         ),
-        sub(
+        sub_c(
             "subscribe position overflowing u64",
-            json!({"channel": "c", "position": "99999999999999999999999-0"}),
-            Refused(SUB, error_code::INVALID_POSITION),
+            json!({"position": "99999999999999999999999-0"}),
+            INVALID_POSITION,
         ),
-        sub(
-            "subscribe without channel",
-            json!({}),
-            Refused(SUB, error_code::MISSING_CHANNEL),
-        ),
-        sub(
+        sub("subscribe without channel", json!({}), MISSING_CHANNEL),
+        sub_c(
             "subscribe 2 KiB subscription id",
-            json!({"channel": "c", "subscription_id": "s".repeat(2048)}),
-            Refused(SUB, error_code::INVALID_SUBSCRIPTION_ID),
+            json!({"subscription_id": "s".repeat(2048)}),
+            INVALID_SUBSCRIPTION_ID,
         ),
         sub(
             "StreamSQL deep parentheses",
             json!({"filter": deep_parens}),
-            Refused(SUB, error_code::INVALID_FILTER),
+            INVALID_FILTER,
         ),
         sub(
             "StreamSQL huge LIKE pattern",
             json!({"filter": huge_like}),
-            Refused(SUB, error_code::INVALID_FILTER),
+            INVALID_FILTER,
         ),
         sub(
             "StreamSQL 5000 conditions",
             json!({"filter": long_statement}),
-            Refused(SUB, error_code::INVALID_FILTER),
+            INVALID_FILTER,
         ),
         sub(
             "StreamSQL garbage",
             json!({"filter": "select select from ((("}),
-            Refused(SUB, error_code::INVALID_FILTER),
+            INVALID_FILTER,
         ),
         sub(
             "StreamSQL with NUL bytes",
             json!({"filter": "select * from c where a = '\u{0}'\u{0}"}),
-            Refused(SUB, error_code::INVALID_FILTER),
+            INVALID_FILTER,
         ),
-        case(
+        refused(
             "unsubscribe id a number",
             true,
-            pdu(action::UNSUBSCRIBE, json!({"subscription_id": 1})),
-            Refused(action::UNSUBSCRIBE, error_code::INVALID_BODY),
+            action::UNSUBSCRIBE,
+            json!({"subscription_id": 1}),
+            INVALID_BODY,
         ),
-        case(
+        refused(
             "read channel a list",
             true,
-            pdu(action::READ, json!({"channel": []})),
-            Refused(action::READ, error_code::INVALID_BODY),
+            action::READ,
+            json!({"channel": []}),
+            INVALID_BODY,
         ),
-        case(
+        refused(
             "read position a number",
             true,
-            pdu(action::READ, json!({"channel": "k", "position": 5})),
-            Refused(action::READ, error_code::INVALID_BODY),
+            action::READ,
+            json!({"channel": "k", "position": 5}),
+            INVALID_BODY,
         ),
-        case(
+        refused(
             "write channel null",
             true,
-            pdu(action::WRITE, json!({"channel": null, "message": 1})),
-            Refused(action::WRITE, error_code::MISSING_CHANNEL),
+            action::WRITE,
+            json!({"channel": null, "message": 1}),
+            MISSING_CHANNEL,
         ),
-        case(
+        refused(
             "write without message",
             true,
-            pdu(action::WRITE, json!({"channel": "k"})),
-            Refused(action::WRITE, error_code::MISSING_MESSAGE),
+            action::WRITE,
+            json!({"channel": "k"}),
+            MISSING_MESSAGE,
         ),
-        case(
+        refused(
             "write channel a number",
             true,
-            pdu(action::WRITE, json!({"channel": 5, "message": 1})),
-            Refused(action::WRITE, error_code::INVALID_BODY),
+            action::WRITE,
+            json!({"channel": 5, "message": 1}),
+            INVALID_BODY,
         ),
-        case(
+        accepted(
             "get_connections body a string (the body is not used)",
-            true,
-            pdu(action::GET_CONNECTIONS, json!("x")),
-            Accepted(action::GET_CONNECTIONS),
+            action::GET_CONNECTIONS,
+            json!("x"),
         ),
-        case(
+        refused(
             "delete channel a number",
             true,
-            pdu(action::DELETE, json!({"channel": 1})),
-            Refused(action::DELETE, error_code::INVALID_BODY),
+            action::DELETE,
+            json!({"channel": 1}),
+            INVALID_BODY,
         ),
-        case(
+        refused(
             "close_connection id a number",
             true,
-            pdu(action::CLOSE_CONNECTION, json!({"connection_id": 5})),
-            Refused(action::CLOSE_CONNECTION, error_code::INVALID_BODY),
+            action::CLOSE_CONNECTION,
+            json!({"connection_id": 5}),
+            INVALID_BODY,
         ),
         // WebSocket-level violations: a close with the RFC 6455 code.
-        case(
+        closed(
             "text frame with invalid UTF-8",
-            false,
-            Input::Raw(frame(0x81, b"{\"a\xff\xfe\"}", false)),
-            Closed(1007),
+            frame(0x81, b"{\"a\xff\xfe\"}", false),
+            1007,
         ),
         case(
             "binary message that is not UTF-8",
@@ -523,113 +509,71 @@ fn cases() -> Vec<Case> {
             Input::Binary(vec![0xc3, 0x28, 0xa0]),
             Closed(1007),
         ),
-        case(
+        closed(
             "frame announcing 1 TiB",
-            false,
-            Input::Raw(frame_header_only(0x82, 1 << 40)),
-            Closed(1009),
+            frame_header_only(0x82, 1 << 40),
+            1009,
         ),
-        case(
+        closed(
             "frame with a 64-bit length MSB set",
-            false,
-            Input::Raw(frame_header_only(0x82, 1 << 63)),
-            Closed(1002),
+            frame_header_only(0x82, 1 << 63),
+            1002,
         ),
-        case(
+        closed(
             "single frame over the message limit",
-            false,
-            Input::Raw(frame(0x81, &vec![b' '; MAX_MESSAGE + 1], false)),
-            Closed(1009),
+            frame(0x81, &vec![b' '; MAX_MESSAGE + 1], false),
+            1009,
         ),
-        case(
+        closed(
             "fragments adding up over the limit",
-            false,
-            Input::Raw(fragments(MAX_MESSAGE / 4, 6)),
-            Closed(1009),
+            fragments(MAX_MESSAGE / 4, 6),
+            1009,
         ),
-        case(
-            "unmasked client frame",
-            false,
-            Input::Raw(frame(0x81, b"{}", true)),
-            Closed(1002),
-        ),
-        case(
+        closed("unmasked client frame", frame(0x81, b"{}", true), 1002),
+        closed(
             "RSV1 without permessage-deflate",
-            false,
-            Input::Raw(frame(0xC1, b"{}", false)),
-            Closed(1002),
+            frame(0xC1, b"{}", false),
+            1002,
         ),
-        case(
-            "RSV2 set",
-            false,
-            Input::Raw(frame(0xA1, b"{}", false)),
-            Closed(1002),
-        ),
-        case(
-            "reserved data opcode",
-            false,
-            Input::Raw(frame(0x83, b"{}", false)),
-            Closed(1002),
-        ),
-        case(
-            "reserved control opcode",
-            false,
-            Input::Raw(frame(0x8B, b"", false)),
-            Closed(1002),
-        ),
-        case(
-            "ping of 126 bytes",
-            false,
-            Input::Raw(frame(0x89, &[0; 126], false)),
-            Closed(1002),
-        ),
-        case(
-            "fragmented ping",
-            false,
-            Input::Raw(frame(0x09, b"x", false)),
-            Closed(1002),
-        ),
-        case(
+        closed("RSV2 set", frame(0xA1, b"{}", false), 1002),
+        closed("reserved data opcode", frame(0x83, b"{}", false), 1002),
+        closed("reserved control opcode", frame(0x8B, b"", false), 1002),
+        closed("ping of 126 bytes", frame(0x89, &[0; 126], false), 1002),
+        closed("fragmented ping", frame(0x09, b"x", false), 1002),
+        closed(
             "continuation without a message",
-            false,
-            Input::Raw(frame(0x80, b"{}", false)),
-            Closed(1002),
+            frame(0x80, b"{}", false),
+            1002,
         ),
-        case(
+        closed(
             "new message inside a fragmented one",
-            false,
-            Input::Raw([frame(0x01, b"{", false), frame(0x81, b"{}", false)].concat()),
-            Closed(1002),
+            [frame(0x01, b"{", false), frame(0x81, b"{}", false)].concat(),
+            1002,
         ),
-        case(
+        closed(
             "close with code 999",
-            false,
-            Input::Raw(frame(0x88, &999u16.to_be_bytes(), false)),
-            Closed(1002),
+            frame(0x88, &999u16.to_be_bytes(), false),
+            1002,
         ),
-        case(
+        closed(
             "close with reserved code 1005",
-            false,
-            Input::Raw(frame(0x88, &1005u16.to_be_bytes(), false)),
-            Closed(1002),
+            frame(0x88, &1005u16.to_be_bytes(), false),
+            1002,
         ),
-        case(
+        closed(
             "close with a 1-byte payload",
-            false,
-            Input::Raw(frame(0x88, &[3], false)),
-            Closed(1002),
+            frame(0x88, &[3], false),
+            1002,
         ),
-        case(
+        closed(
             "close reason not UTF-8",
-            false,
-            Input::Raw(frame(0x88, &[0x03, 0xe8, 0xff], false)),
-            Closed(1007),
+            frame(0x88, &[0x03, 0xe8, 0xff], false),
+            1007,
         ),
-        case(
+        closed(
             "close with an application code",
-            false,
-            Input::Raw(frame(0x88, &4321u16.to_be_bytes(), false)),
-            Closed(4321),
+            frame(0x88, &4321u16.to_be_bytes(), false),
+            4321,
         ),
         Case {
             name: "permessage-deflate bomb (16 MiB of zeros)",
@@ -688,73 +632,6 @@ fn fragments(size: usize, count: usize) -> Vec<u8> {
         out.extend(frame(0x00, &vec![b' '; size], false));
     }
     out
-}
-
-/// Resident set size of process `pid`, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .expect("VmRSS")
-}
-
-/// `cobra run` as a child process (so its memory is measured apart from the test's), with
-/// the test apps config; killed on drop.
-struct CobraRun {
-    child: std::process::Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl CobraRun {
-    fn start(args: &[&str]) -> CobraRun {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("apps.yaml"), common::apps(100).to_yaml()).unwrap();
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cobra"));
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("COBRA_") {
-                cmd.env_remove(name);
-            }
-        }
-        let child = cmd
-            .args(["run", "--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(args)
-            .arg("--apps-config")
-            .arg(dir.path().join("apps.yaml"))
-            .env("HOME", dir.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn cobra run");
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let run = CobraRun {
-            child,
-            addr,
-            _dir: dir,
-        };
-        common::eventually("cobra run to listen", || TcpStream::connect(addr).ok());
-        run
-    }
-
-    fn rss_kib(&self) -> u64 {
-        rss_kib(self.child.id())
-    }
-}
-
-impl Drop for CobraRun {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Sends the case's input and checks the answer; returns a description of any mismatch.
@@ -865,7 +742,10 @@ fn assert_serves(addr: SocketAddr) {
 #[test]
 fn hostile_inputs_get_their_documented_answer() {
     let limit = MAX_MESSAGE.to_string();
-    let server = CobraRun::start(&["--message-max-size", &limit, "--channel-max-length", "100"]);
+    let server = CobraRun::start(
+        100,
+        &["--message-max-size", &limit, "--channel-max-length", "100"],
+    );
     let addr = server.addr;
     let cases = cases();
     assert!(cases.len() >= 40, "{} cases", cases.len());
@@ -1061,12 +941,15 @@ fn a_connection_flood_is_capped_with_503() {
 
 #[test]
 fn a_subscriber_that_never_reads_costs_bounded_memory() {
-    let server = CobraRun::start(&[
-        "--outbound-queue-bytes",
-        "1048576",
-        "--channel-max-length",
-        "100",
-    ]);
+    let server = CobraRun::start(
+        100,
+        &[
+            "--outbound-queue-bytes",
+            "1048576",
+            "--channel-max-length",
+            "100",
+        ],
+    );
     let addr = server.addr;
     let mut stuck = Client::authed(addr, "app1", "all");
     assert_eq!(

@@ -11,12 +11,10 @@ mod common;
 #[path = "support/redis.rs"]
 mod redis_support;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 
-use cobra_server::broker::redis::{RedisBackend, RedisLimits};
-use cobra_server::net::{Server, ServerHandle};
+use cobra_server::broker::redis::RedisLimits;
 use cobra_wire::pdu::{action, error_code};
 use common::{Client, SECRET};
 use redis_support::RedisServer;
@@ -29,50 +27,23 @@ fn secrets_hashes_and_redis_password_are_never_logged() {
     }
     const REDIS_PASSWORD: &str = "redis-pw-5f1e2d3c4b";
     let redis = RedisServer::spawn_with(&["--requirepass", REDIS_PASSWORD]).expect("redis");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = cobra_test_support::free_port();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("apps.yaml"), common::apps(100).to_yaml()).unwrap();
     let out = std::fs::File::create(dir.path().join("out.log")).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cobra"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("COBRA_") {
-            cmd.env_remove(name);
-        }
-    }
-    let child = cmd
-        .args([
-            "run",
-            "--verbose",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-        ])
+    let child = common::cobra_run_command(port, dir.path())
+        .arg("--verbose")
         .arg("--redis")
         .arg(format!(
             "redis://:{REDIS_PASSWORD}@127.0.0.1:{}",
             redis.port()
         ))
-        .arg("--apps-config")
-        .arg(dir.path().join("apps.yaml"))
-        .env("HOME", dir.path())
         .env("RUST_LOG", "trace")
         .stdout(out.try_clone().unwrap())
         .stderr(out)
         .spawn()
         .expect("spawn cobra run");
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut child = Kill(child);
+    let mut child = cobra_test_support::Guard(child);
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     common::eventually("cobra run to listen", || TcpStream::connect(addr).ok());
 
@@ -241,21 +212,10 @@ fn apps_are_isolated_on_the_embedded_backend() {
 
 #[test]
 fn apps_are_isolated_on_the_redis_backend() {
-    if !redis_support::available() {
+    let Some(nodes) = redis_support::nodes(2) else {
         return;
-    }
-    let nodes: Vec<RedisServer> = (0..2)
-        .map(|_| RedisServer::spawn().expect("redis"))
-        .collect();
-    let urls = nodes
-        .iter()
-        .map(RedisServer::url)
-        .collect::<Vec<_>>()
-        .join(";");
-    let backend = RedisBackend::start(&urls, None, 100, RedisLimits::default()).expect("backend");
-    let server: ServerHandle =
-        Server::start_with_backend(common::settings(), common::apps(100), Arc::new(backend))
-            .expect("server");
+    };
+    let server = common::start_on_redis(&redis_support::urls(&nodes), 100, RedisLimits::default());
     isolation(server.local_addr());
 }
 

@@ -19,26 +19,13 @@ mod common;
 
 use cobra_server::config::AppsConfig;
 use cobra_test_support::process::{Guard, Run, free_port, run_with_deadline, wait_listening};
+use common::python_cobra;
 
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The Python `cobra` executable, or `None` (after saying so loudly) when it is not installed.
-fn python_cobra() -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/cobras-venv/bin/cobra");
-    cobra_test_support::require(path, "Python cobras peer")
-}
-
-/// A command with no inherited `COBRA_*` variable (the Python client reads several, e.g.
-/// `COBRA_VERBOSE`, `COBRA_PORT`, `COBRA_APPS_CONFIG`) and `HOME` set to `home`.
-fn clean_command(program: &Path, home: &Path) -> Command {
-    let mut cmd = Command::new(program);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("COBRA_") {
-            cmd.env_remove(name);
-        }
-    }
-    cmd.env("HOME", home).env("PYTHONUNBUFFERED", "1");
-    cmd
+/// The tests run against the Python reference server (`INTEROP_SERVER=reference`), not ours.
+fn against_reference() -> bool {
+    std::env::var("INTEROP_SERVER").is_ok_and(|v| v == "reference")
 }
 
 /// The server under test on a free port with a fresh default apps config, killed on drop.
@@ -48,18 +35,22 @@ fn clean_command(program: &Path, home: &Path) -> Command {
 /// since every assertion must hold against the original.
 struct Server {
     _processes: Vec<Guard>,
+    /// The Python `cobra` its client commands run.
+    cobra: PathBuf,
     port: u16,
     config: AppsConfig,
     dir: tempfile::TempDir,
 }
 
 impl Server {
-    fn start(python_cobra: &Path) -> Server {
-        Server::start_with(python_cobra, &[])
+    /// `None` (after the skip policy said so) when the Python peer is not installed.
+    fn start() -> Option<Server> {
+        Server::start_with(&[])
     }
 
     /// [`Server::start`] with `extra` options for our `cobra run` (not for the reference).
-    fn start_with(python_cobra: &Path, extra: &[&str]) -> Server {
+    fn start_with(extra: &[&str]) -> Option<Server> {
+        let python_cobra = &python_cobra()?;
         let dir = tempfile::tempdir().expect("tempdir");
         let config = AppsConfig::default_generated();
         // Where the server reads it, and where the Python client looks for its defaults.
@@ -67,19 +58,8 @@ impl Server {
         std::fs::write(&config_path, config.to_yaml()).expect("write config");
         let port = free_port();
         let log_file = |name| std::fs::File::create(dir.path().join(name)).expect("log file");
-        let log_of = |dir: &Path| {
-            let dir = dir.to_owned();
-            move || {
-                let read = |name| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
-                format!(
-                    "--- server stdout\n{}\n--- server stderr\n{}",
-                    read("server.stdout"),
-                    read("server.stderr")
-                )
-            }
-        };
         let mut processes = Vec::new();
-        let reference = std::env::var("INTEROP_SERVER").is_ok_and(|v| v == "reference");
+        let reference = against_reference();
         let mut cmd = if reference {
             let redis_port = free_port();
             let mut redis = Command::new("redis-server");
@@ -91,7 +71,7 @@ impl Server {
             let mut redis = Guard(redis.spawn().expect("spawn redis-server"));
             wait_listening(&mut redis.0, redis_port, "redis-server", String::new);
             processes.push(redis);
-            let mut cmd = clean_command(python_cobra, dir.path());
+            let mut cmd = common::command_in_home(python_cobra, dir.path());
             cmd.args(["run", "--host", "127.0.0.1", "--port", &port.to_string()])
                 .arg("--redis_urls")
                 .arg(format!("redis://127.0.0.1:{redis_port}"))
@@ -99,7 +79,8 @@ impl Server {
                 .arg(&config_path);
             cmd
         } else {
-            let mut cmd = clean_command(Path::new(env!("CARGO_BIN_EXE_cobra")), dir.path());
+            let mut cmd =
+                common::command_in_home(Path::new(env!("CARGO_BIN_EXE_cobra")), dir.path());
             cmd.args(["run", "--host", "127.0.0.1", "--port", &port.to_string()])
                 .arg("--apps-config")
                 .arg(&config_path)
@@ -124,14 +105,18 @@ impl Server {
             .stdout(log_file("server.stdout"))
             .stderr(log_file("server.stderr"));
         let mut process = Guard(cmd.spawn().expect("spawn the server"));
-        wait_listening(&mut process.0, port, "the server", log_of(dir.path()));
+        let log_dir = dir.path().to_owned();
+        wait_listening(&mut process.0, port, "the server", move || {
+            server_log(&log_dir)
+        });
         processes.push(process);
-        Server {
+        Some(Server {
             _processes: processes,
+            cobra: python_cobra.to_owned(),
             port,
             config,
             dir,
-        }
+        })
     }
 
     fn endpoint(&self) -> String {
@@ -156,80 +141,69 @@ impl Server {
     }
 
     /// The Python `cobra` with `args`, HOME in the server's temp dir.
-    fn python(&self, cobra: &Path, args: &[&str]) -> Command {
-        let mut cmd = clean_command(cobra, self.dir.path());
+    fn python(&self, args: &[&str]) -> Command {
+        let mut cmd = common::command_in_home(&self.cobra, self.dir.path());
         cmd.args(args);
         cmd
     }
 
     fn log(&self) -> String {
-        let read = |name| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
-        format!(
-            "--- server stdout\n{}\n--- server stderr\n{}",
-            read("server.stdout"),
-            read("server.stderr")
-        )
+        server_log(self.dir.path())
+    }
+
+    /// Asserts `ok` about `run` (of `what`), showing its output and the server log otherwise.
+    fn check(&self, run: &Run, ok: bool, what: &str) {
+        assert!(ok, "{what}:\n{run}\n{}", self.log());
     }
 }
 
-/// Runs a Python client command to completion and returns what it printed.
-fn python_run(server: &Server, cobra: &Path, command: &str, extra: &[&str], appkey: &str) -> Run {
-    let creds = server.credentials(appkey);
-    let mut args: Vec<&str> = vec![command];
-    args.extend(creds.iter().map(String::as_str));
-    args.extend_from_slice(extra);
-    run_with_deadline(server.python(cobra, &args), "", COMMAND_TIMEOUT)
+/// What the server in `dir` printed, for failure messages.
+fn server_log(dir: &Path) -> String {
+    cobra_test_support::process::server_logs(dir, "server")
 }
 
-/// `cobra publish --channel CHANNEL --path FILE --delay 0` with the `_pubsub` role; asserts it succeeded.
-fn python_publish(server: &Server, cobra: &Path, channel: &str, path: &Path) {
-    let publish = python_run(
-        server,
-        cobra,
-        "publish",
-        &[
-            "--channel",
-            channel,
-            "--path",
-            path.to_str().unwrap(),
-            "--delay",
-            "0",
-        ],
-        "_pubsub",
-    );
-    assert!(
-        publish.success(),
-        "cobra publish:\n{publish}\n{}",
-        server.log()
-    );
+impl Server {
+    /// Runs the Python client `command` with `appkey`'s default credentials and `extra` to
+    /// completion; returns what it printed.
+    fn run(&self, command: &str, extra: &[&str], appkey: &str) -> Run {
+        let creds = self.credentials(appkey);
+        let mut args: Vec<&str> = vec![command];
+        args.extend(creds.iter().map(String::as_str));
+        args.extend_from_slice(extra);
+        run_with_deadline(self.python(&args), "", COMMAND_TIMEOUT)
+    }
+
+    /// `cobra publish --channel CHANNEL --path FILE --delay 0` with the `_pubsub` role; asserts
+    /// it succeeded.
+    fn publish(&self, channel: &str, path: &Path) {
+        let path = path.to_str().expect("UTF-8 path");
+        let args = ["--channel", channel, "--path", path, "--delay", "0"];
+        let publish = self.run("publish", &args, "_pubsub");
+        assert!(
+            publish.success(),
+            "cobra publish:\n{publish}\n{}",
+            self.log()
+        );
+    }
+}
+
+/// Runs `program args` to completion, `HOME` at `home`.
+fn run_in_home(program: &Path, home: &Path, args: &[&str]) -> Run {
+    let mut cmd = common::command_in_home(program, home);
+    cmd.args(args);
+    run_with_deadline(cmd, "", COMMAND_TIMEOUT)
 }
 
 #[test]
 fn python_peer_runs_and_shares_our_config_format() {
     let Some(cobra) = python_cobra() else { return };
     let home = tempfile::tempdir().unwrap();
-    let version = run_with_deadline(
-        {
-            let mut c = clean_command(&cobra, home.path());
-            c.arg("--version");
-            c
-        },
-        "",
-        COMMAND_TIMEOUT,
-    );
+    let version = run_in_home(&cobra, home.path(), &["--version"]);
     assert!(version.success(), "{version}");
     assert!(version.stdout.contains("2.9.137"), "{version}");
 
     // Their `cobra init` output loads in our config parser...
-    let init = run_with_deadline(
-        {
-            let mut c = clean_command(&cobra, home.path());
-            c.arg("init");
-            c
-        },
-        "",
-        COMMAND_TIMEOUT,
-    );
+    let init = run_in_home(&cobra, home.path(), &["init"]);
     assert!(init.success(), "{init}");
     let theirs = std::fs::read_to_string(home.path().join(".cobra.yaml")).unwrap();
     let parsed = AppsConfig::from_yaml(&theirs).expect("the Python config parses");
@@ -249,108 +223,80 @@ fn python_peer_runs_and_shares_our_config_format() {
     let script = "import sys; from cobras.common.apps_config import AppsConfig; \
                   c = AppsConfig(sys.argv[1]); \
                   print(c.getDefaultRoleForApp('pubsub'), c.getDefaultSecretForApp('pubsub'))";
-    let read = run_with_deadline(
-        {
-            let mut c = clean_command(&python, home.path());
-            c.args(["-c", script]).arg(&path);
-            c
-        },
-        "",
-        COMMAND_TIMEOUT,
+    let read = run_in_home(
+        &python,
+        home.path(),
+        &["-c", script, path.to_str().expect("UTF-8 path")],
     );
     assert!(read.success(), "{read}");
     let secret = &ours.apps["_pubsub"].roles["pubsub"].secret;
     assert_eq!(read.stdout.trim(), format!("pubsub {secret}"), "{read}");
 }
 
+/// `cobra health EXTRA` against our server says it is healthy.
+fn assert_python_health(extra: &[&str]) {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let run = server.run("health", extra, "_health");
+    let healthy = run.stdout.contains("System is healthy") && !run.stdout.contains("unhealthy");
+    server.check(
+        &run,
+        healthy,
+        &format!("cobra health {extra:?} against our server"),
+    );
+}
+
 #[test]
 fn python_health_check_passes() {
-    let Some(cobra) = python_cobra() else { return };
-    let server = Server::start(&cobra);
-    let run = python_run(&server, &cobra, "health", &[], "_health");
-    assert!(
-        run.stdout.contains("System is healthy") && !run.stdout.contains("unhealthy"),
-        "cobra health against our server:\n{run}\n{}",
-        server.log()
-    );
+    assert_python_health(&[]);
 }
 
 #[test]
 fn python_health_check_with_http_check() {
-    let Some(cobra) = python_cobra() else { return };
-    let server = Server::start(&cobra);
     // `--http_extra_check` also GETs /health/ and wants exactly `OK\n`.
-    let run = python_run(
-        &server,
-        &cobra,
-        "health",
-        &["--http_extra_check"],
-        "_health",
-    );
-    assert!(
-        run.stdout.contains("System is healthy") && !run.stdout.contains("unhealthy"),
-        "cobra health --http_extra_check against our server:\n{run}\n{}",
-        server.log()
-    );
+    assert_python_health(&["--http_extra_check"]);
 }
 
 #[test]
 fn python_write_then_read() {
-    let Some(cobra) = python_cobra() else { return };
-    let server = Server::start(&cobra);
-    let write = python_run(
-        &server,
-        &cobra,
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let write = server.run(
         "write",
         &["--channel", "kv_interop", "--data", "hello-from-python"],
         "_pubsub",
     );
-    assert!(
+    server.check(
+        &write,
         write.success() && !write.stderr.contains("Action error"),
-        "cobra write:\n{write}\n{}",
-        server.log()
+        "cobra write",
     );
-    let read = python_run(
-        &server,
-        &cobra,
-        "read",
-        &["--channel", "kv_interop"],
-        "_pubsub",
-    );
-    assert!(
+    let read = server.run("read", &["--channel", "kv_interop"], "_pubsub");
+    server.check(
+        &read,
         read.success()
             && read
                 .stdout
                 .contains("handler received message hello-from-python"),
-        "cobra read:\n{read}\n{}",
-        server.log()
+        "cobra read",
     );
     // A key never written reads as null (None in Python).
-    let read = python_run(
-        &server,
-        &cobra,
-        "read",
-        &["--channel", "kv_never_written"],
-        "_pubsub",
-    );
-    assert!(
+    let read = server.run("read", &["--channel", "kv_never_written"], "_pubsub");
+    server.check(
+        &read,
         read.success() && read.stdout.contains("handler received message None"),
-        "cobra read of a missing key:\n{read}\n{}",
-        server.log()
+        "cobra read of a missing key",
     );
 }
 
 #[test]
 fn python_admin_get_connections() {
-    let Some(cobra) = python_cobra() else { return };
-    let server = Server::start(&cobra);
-    let run = python_run(
-        &server,
-        &cobra,
-        "admin",
-        &["--action", "get_connections"],
-        "_admin",
-    );
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let run = server.run("admin", &["--action", "get_connections"], "_admin");
     // The admin client's own connection is open while it asks.
     let count = run.stdout.lines().find_map(|l| {
         l.strip_prefix('#')?
@@ -358,29 +304,24 @@ fn python_admin_get_connections() {
             .parse::<usize>()
             .ok()
     });
-    assert!(
+    server.check(
+        &run,
         run.success() && count.is_some_and(|n| n >= 1),
-        "cobra admin:\n{run}\n{}",
-        server.log()
+        "cobra admin",
     );
 }
 
 #[test]
 fn python_monitor_once_reads_our_stats() {
-    let Some(cobra) = python_cobra() else { return };
-    let server = Server::start(&cobra);
+    let Some(server) = Server::start() else {
+        return;
+    };
     // --unsafe: fail instead of retrying forever if the stats PDU is not what it expects.
-    let run = python_run(
-        &server,
-        &cobra,
-        "monitor",
-        &["--once", "--unsafe"],
-        "_stats",
-    );
-    assert!(
+    let run = server.run("monitor", &["--once", "--unsafe"], "_stats");
+    server.check(
+        &run,
         run.success() && run.stdout.contains("Nodes") && run.stdout.contains("connections"),
-        "cobra monitor --once:\n{run}\n{}",
-        server.log()
+        "cobra monitor --once",
     );
 }
 
@@ -397,6 +338,32 @@ fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
         }
     });
     rx
+}
+
+/// A verbose Python subscriber (`-v subscribe`, `_pubsub` credentials, then `args`), killed on
+/// drop, and its stderr lines: where it logs what it receives.
+fn python_subscriber(server: &Server, args: &[&str]) -> (Guard, mpsc::Receiver<String>) {
+    let mut cmd = server.python(&["-v", "subscribe"]);
+    cmd.args(server.credentials("_pubsub"))
+        .args(args)
+        .arg("--disable_debug_memory")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut subscriber = Guard(cmd.spawn().expect("spawn python subscriber"));
+    let rx = stderr_lines(&mut subscriber.0);
+    (subscriber, rx)
+}
+
+/// Waits for the subscriber's `rtm/subscribe/ok`; fails with what it logged and the server log.
+fn await_subscribed(server: &Server, rx: &mpsc::Receiver<String>) {
+    let (lines, subscribed) = read_until(rx, COMMAND_TIMEOUT, |l| l.contains("rtm/subscribe/ok"));
+    assert!(
+        subscribed,
+        "the Python subscriber never got rtm/subscribe/ok:\n{}\n{}",
+        lines.join("\n"),
+        server.log()
+    );
 }
 
 /// Reads lines until `done` says so or the deadline passes; returns every line read and
@@ -442,34 +409,16 @@ fn logged_n(line: &str) -> Option<u64> {
 
 #[test]
 fn python_publish_and_filtered_subscribe() {
-    let Some(cobra) = python_cobra() else { return };
-    let server = Server::start(&cobra);
+    let Some(server) = Server::start() else {
+        return;
+    };
     let channel = "interop_fps";
 
     // Subscriber first (no position: only new messages), verbose so messages reach stderr.
     let sql = format!("select data.fps,n from `{channel}` where data.fps < 30");
-    let creds = server.credentials("_pubsub");
-    let mut cmd = server.python(&cobra, &["-v", "subscribe"]);
-    cmd.args(&creds)
-        .args([
-            "--channel",
-            channel,
-            "--stream_sql",
-            &sql,
-            "--disable_debug_memory",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut subscriber = Guard(cmd.spawn().expect("spawn python subscriber"));
-    let rx = stderr_lines(&mut subscriber.0);
-    let (lines, subscribed) = read_until(&rx, COMMAND_TIMEOUT, |l| l.contains("rtm/subscribe/ok"));
-    assert!(
-        subscribed,
-        "the Python subscriber never got rtm/subscribe/ok:\n{}\n{}",
-        lines.join("\n"),
-        server.log()
-    );
+    let (_subscriber, rx) =
+        python_subscriber(&server, &["--channel", channel, "--stream_sql", &sql]);
+    await_subscribed(&server, &rx);
 
     // 12 events, fps 20..=31 cycling, n = 0..; the last (n = 99) also matches: once it
     // arrives, everything published before it has been delivered or filtered out.
@@ -478,7 +427,7 @@ fn python_publish_and_filtered_subscribe() {
         .collect();
     events.push((99, 1));
     let path = write_events(server.dir.path(), "events.jsonl", &events);
-    python_publish(&server, &cobra, channel, &path);
+    server.publish(channel, &path);
 
     let (lines, complete) = read_until(&rx, COMMAND_TIMEOUT, |l| logged_n(l) == Some(99));
     let received: Vec<u64> = lines.iter().filter_map(|l| logged_n(l)).collect();
@@ -523,33 +472,28 @@ fn write_events(dir: &Path, name: &str, events: &[(u64, u64)]) -> PathBuf {
 
 #[test]
 fn python_subscribe_from_position_with_batches() {
-    let Some(cobra) = python_cobra() else { return };
-    let server = Server::start(&cobra);
+    let Some(server) = Server::start() else {
+        return;
+    };
     let channel = "interop_history";
-    let reference = std::env::var("INTEROP_SERVER").is_ok_and(|v| v == "reference");
+    let reference = against_reference();
 
     // Published before anyone subscribes: only history can deliver them.
     let events: Vec<(u64, u64)> = (0..7).map(|n| (n, 60)).collect();
     let path = write_events(server.dir.path(), "history.jsonl", &events);
-    python_publish(&server, &cobra, channel, &path);
+    server.publish(channel, &path);
 
-    let creds = server.credentials("_pubsub");
-    let mut cmd = server.python(&cobra, &["-v", "subscribe"]);
-    cmd.args(&creds)
-        .args([
+    let (_subscriber, rx) = python_subscriber(
+        &server,
+        &[
             "--channel",
             channel,
             "--position",
             "0-0",
             "--batch_size",
             "3",
-        ])
-        .arg("--disable_debug_memory")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut subscriber = Guard(cmd.spawn().expect("spawn python subscriber"));
-    let rx = stderr_lines(&mut subscriber.0);
+        ],
+    );
     // The reference holds a partial batch forever: it only ever sends the first 6. Ours
     // flushes the 7th after a short delay.
     let last = if reference { 5 } else { 6 };
@@ -589,19 +533,12 @@ fn logged_connection_id(line: &str) -> Option<String> {
 
 #[test]
 fn python_admin_disconnects_a_connection() {
-    let Some(cobra) = python_cobra() else { return };
-    let server = Server::start(&cobra);
+    let Some(server) = Server::start() else {
+        return;
+    };
 
     // A subscriber that reconnects by itself when dropped (the client's retry loop).
-    let creds = server.credentials("_pubsub");
-    let mut cmd = server.python(&cobra, &["-v", "subscribe"]);
-    cmd.args(&creds)
-        .args(["--channel", "interop_admin", "--disable_debug_memory"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut subscriber = Guard(cmd.spawn().expect("spawn python subscriber"));
-    let rx = stderr_lines(&mut subscriber.0);
+    let (_subscriber, rx) = python_subscriber(&server, &["--channel", "interop_admin"]);
     let mut first_id = None;
     let (lines, subscribed) = read_until(&rx, COMMAND_TIMEOUT, |l| {
         first_id = first_id.take().or_else(|| logged_connection_id(l));
@@ -615,18 +552,12 @@ fn python_admin_disconnects_a_connection() {
         server.log()
     );
 
-    let run = python_run(
-        &server,
-        &cobra,
+    let run = server.run(
         "admin",
         &["--action", "disconnect", "--connection_id", &first_id],
         "_admin",
     );
-    assert!(
-        run.success(),
-        "cobra admin --action disconnect:\n{run}\n{}",
-        server.log()
-    );
+    server.check(&run, run.success(), "cobra admin --action disconnect");
 
     // Dropped, it comes back as a new connection.
     let mut second_id = None;
@@ -641,13 +572,7 @@ fn python_admin_disconnects_a_connection() {
         lines.join("\n"),
         server.log()
     );
-    let run = python_run(
-        &server,
-        &cobra,
-        "admin",
-        &["--action", "get_connections"],
-        "_admin",
-    );
+    let run = server.run("admin", &["--action", "get_connections"], "_admin");
     assert!(
         run.success() && run.stdout.contains(&second_id) && !run.stdout.contains(&first_id),
         "after the disconnect, {first_id} must be gone and {second_id} listed:\n{run}\n{}",
@@ -659,39 +584,21 @@ fn python_admin_disconnects_a_connection() {
 /// ordinary messages (our server only: the reference has no aggregation).
 #[test]
 fn python_subscriber_receives_aggregate_rows() {
-    let Some(cobra) = python_cobra() else { return };
-    if std::env::var("INTEROP_SERVER").is_ok_and(|v| v == "reference") {
+    if against_reference() {
         eprintln!("SKIPPED: the reference server has no aggregation");
         return;
     }
-    let server = Server::start(&cobra);
+    let Some(server) = Server::start() else {
+        return;
+    };
     let channel = "interop_agg";
     let sql = format!(
         "SELECT device.model, COUNT(*), AVG(data.fps) AS fps FROM `{channel}` \
          GROUP BY device.model WINDOW TUMBLING (10 MINUTES) GRACE 2 MINUTES"
     );
-    let creds = server.credentials("_pubsub");
-    let mut cmd = server.python(&cobra, &["-v", "subscribe"]);
-    cmd.args(&creds)
-        .args([
-            "--channel",
-            channel,
-            "--stream_sql",
-            &sql,
-            "--disable_debug_memory",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut subscriber = Guard(cmd.spawn().expect("spawn python subscriber"));
-    let rx = stderr_lines(&mut subscriber.0);
-    let (lines, subscribed) = read_until(&rx, COMMAND_TIMEOUT, |l| l.contains("rtm/subscribe/ok"));
-    assert!(
-        subscribed,
-        "no rtm/subscribe/ok:\n{}\n{}",
-        lines.join("\n"),
-        server.log()
-    );
+    let (_subscriber, rx) =
+        python_subscriber(&server, &["--channel", channel, "--stream_sql", &sql]);
+    await_subscribed(&server, &rx);
 
     // Minutes apart: window [0, 10 min) closes when the 12-minute event arrives.
     let minute = 60_000;
@@ -705,7 +612,8 @@ fn python_subscriber_receives_aggregate_rows() {
     std::fs::write(&path, jsonl).unwrap();
     // Published with our `cobra publish`: the Python one replays at the pace of the timestamps.
     let creds = server.credentials("_pubsub");
-    let mut publish = clean_command(Path::new(env!("CARGO_BIN_EXE_cobra")), server.dir.path());
+    let mut publish =
+        common::command_in_home(Path::new(env!("CARGO_BIN_EXE_cobra")), server.dir.path());
     publish
         .arg("publish")
         .args(&creds)
@@ -743,34 +651,19 @@ fn python_subscriber_stopped_then_resumed_sees_only_data_all_of_it() {
     use nix::unistd::Pid;
 
     const COUNT: u64 = 2_000;
-    let Some(cobra) = python_cobra() else { return };
-    let reference = std::env::var("INTEROP_SERVER").is_ok_and(|v| v == "reference");
-    let server = Server::start_with(
-        &cobra,
-        &[
-            "--outbound-queue-bytes",
-            "65536",
-            "--channel-max-length",
-            "100000",
-        ],
-    );
+    let reference = against_reference();
+    let extra = [
+        "--outbound-queue-bytes",
+        "65536",
+        "--channel-max-length",
+        "100000",
+    ];
+    let Some(server) = Server::start_with(&extra) else {
+        return;
+    };
     let channel = "interop_stopped";
-    let creds = server.credentials("_pubsub");
-    let mut cmd = server.python(&cobra, &["-v", "subscribe"]);
-    cmd.args(&creds)
-        .args(["--channel", channel, "--disable_debug_memory"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut subscriber = Guard(cmd.spawn().expect("spawn python subscriber"));
-    let rx = stderr_lines(&mut subscriber.0);
-    let (lines, subscribed) = read_until(&rx, COMMAND_TIMEOUT, |l| l.contains("rtm/subscribe/ok"));
-    assert!(
-        subscribed,
-        "the Python subscriber never got rtm/subscribe/ok:\n{}\n{}",
-        lines.join("\n"),
-        server.log()
-    );
+    let (subscriber, rx) = python_subscriber(&server, &["--channel", channel]);
+    await_subscribed(&server, &rx);
     let pid = Pid::from_raw(i32::try_from(subscriber.0.id()).expect("pid"));
     kill(pid, Signal::SIGSTOP).expect("SIGSTOP the subscriber");
 
@@ -781,7 +674,7 @@ fn python_subscriber_stopped_then_resumed_sees_only_data_all_of_it() {
         .collect();
     let path = server.dir.path().join("big.jsonl");
     std::fs::write(&path, jsonl).expect("write events");
-    python_publish(&server, &cobra, channel, &path);
+    server.publish(channel, &path);
     if !reference {
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], server.port));
         let (status, _, body) = cobra_test_support::client::http_get(addr, "/metrics", "");

@@ -49,6 +49,40 @@ fn on_redis(
         .expect("server starts")
 }
 
+/// A fresh `redis-server`; `None` when the test skips for want of one.
+fn redis_node() -> Option<RedisServer> {
+    redis_support::available().then(|| RedisServer::spawn().expect("redis-server"))
+}
+
+/// A server on one fresh `redis-server` (kept alive by the first half), default limits;
+/// `None` when the test skips for want of Redis.
+fn on_one_node() -> Option<(RedisServer, ServerHandle)> {
+    let node = redis_node()?;
+    let server = on_redis(&[&node], RedisLimits::default(), |_| {});
+    Some((node, server))
+}
+
+/// Limits for tests that hold Redis: publishes wait for it instead of timing out.
+fn patient_limits() -> RedisLimits {
+    RedisLimits {
+        response_timeout: Duration::from_secs(20),
+        ..RedisLimits::default()
+    }
+}
+
+/// Holds every write command on `node` (`CLIENT PAUSE ... WRITE`) until the returned
+/// connection sends `CLIENT UNPAUSE` (or the node dies).
+fn pause_writes(node: &RedisServer) -> redis::Connection {
+    let mut redis = node.client();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(60_000)
+        .arg("WRITE")
+        .query(&mut redis)
+        .expect("pause");
+    redis
+}
+
 /// The frames of every PDU, back to back (a caller may append more before sending).
 fn encode_all(c: &mut Client, pdus: &[Value]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -56,6 +90,12 @@ fn encode_all(c: &mut Client, pdus: &[Value]) -> Vec<u8> {
         c.codec.encode_text(&pdu.to_string(), &mut out);
     }
     out
+}
+
+/// The frames of `count` publishes of `{"n": i}` to `channel` (ids `i` from 0), back to back.
+fn encode_publishes(c: &mut Client, channel: &str, count: usize) -> Vec<u8> {
+    let pdus: Vec<Value> = (0..count).map(|i| publish(i, channel, i)).collect();
+    encode_all(c, &pdus)
 }
 
 /// Sends every PDU in one write (the server sees them all before any answer went out).
@@ -130,11 +170,9 @@ fn pipelined_acks_come_in_request_order_embedded() {
 
 #[test]
 fn pipelined_acks_come_in_request_order_redis() {
-    if !redis_support::available() {
+    let Some((_node, server)) = on_one_node() else {
         return;
-    }
-    let node = RedisServer::spawn().expect("redis-server");
-    let server = on_redis(&[&node], RedisLimits::default(), |_| {});
+    };
     acks_in_order(&server, 2000);
 }
 
@@ -143,13 +181,11 @@ fn pipelined_acks_come_in_request_order_redis() {
 /// order that connection sent them.
 #[test]
 fn pipelined_publishes_land_in_order_on_redis() {
-    if !redis_support::available() {
-        return;
-    }
     const PUBLISHERS: usize = 3;
     const EACH: usize = 4000;
-    let node = RedisServer::spawn().expect("redis-server");
-    let server = on_redis(&[&node], RedisLimits::default(), |_| {});
+    let Some((_node, server)) = on_one_node() else {
+        return;
+    };
     let addr = server.local_addr();
     let mut sub = Client::authed(addr, "app1", "all");
     sub.request("rtm/subscribe", json!({"channel": "c"}));
@@ -231,25 +267,20 @@ fn actions_after_pipelined_publishes_see_them_embedded() {
 
 #[test]
 fn actions_after_pipelined_publishes_see_them_redis() {
-    if !redis_support::available() {
+    let Some((_node, server)) = on_one_node() else {
         return;
-    }
-    let node = RedisServer::spawn().expect("redis-server");
-    let server = on_redis(&[&node], RedisLimits::default(), |_| {});
+    };
     later_actions_see_publishes(&server);
 }
 
 /// The peer's close frame right behind its publishes: their acks go out before the close.
 #[test]
 fn a_close_after_pipelined_publishes_gets_their_acks_first() {
-    if !redis_support::available() {
+    let Some((_node, server)) = on_one_node() else {
         return;
-    }
-    let node = RedisServer::spawn().expect("redis-server");
-    let server = on_redis(&[&node], RedisLimits::default(), |_| {});
+    };
     let mut c = Client::authed(server.local_addr(), "app1", "all");
-    let pdus: Vec<Value> = (0..100).map(|i| publish(i, "bye", i)).collect();
-    let mut out = encode_all(&mut c, &pdus);
+    let mut out = encode_publishes(&mut c, "bye", 100);
     c.codec
         .encode_close(1000, "", &mut out)
         .expect("close frame");
@@ -264,17 +295,12 @@ fn a_close_after_pipelined_publishes_gets_their_acks_first() {
 /// everything sent is answered, in order.
 #[test]
 fn a_client_that_never_reads_acks_gets_tcp_back_pressure() {
-    if !redis_support::available() {
-        return;
-    }
     const LIMIT: usize = 8;
     const COUNT: usize = 3000;
-    let node = RedisServer::spawn().expect("redis-server");
-    let limits = RedisLimits {
-        response_timeout: Duration::from_secs(20),
-        ..RedisLimits::default()
+    let Some(node) = redis_node() else {
+        return;
     };
-    let server = on_redis(&[&node], limits, |s| {
+    let server = on_redis(&[&node], patient_limits(), |s| {
         s.limits.max_publishes_in_flight = LIMIT
     });
     let mut c = Client::authed(server.local_addr(), "app1", "all");
@@ -283,13 +309,7 @@ fn a_client_that_never_reads_acks_gets_tcp_back_pressure() {
         .map(|i| json!({"action": "rtm/publish", "id": i, "body": {"channel": "bp", "message": {"n": i, "pad": pad}}}))
         .collect();
     let frames = encode_all(&mut c, &pdus);
-    let mut redis = node.client();
-    let _: () = redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(60_000)
-        .arg("WRITE")
-        .query(&mut redis)
-        .expect("pause");
+    let mut redis = pause_writes(&node);
     c.stream
         .set_write_timeout(Some(Duration::from_millis(300)))
         .expect("timeout");
@@ -331,11 +351,7 @@ fn a_client_that_never_reads_acks_gets_tcp_back_pressure() {
         std::thread::spawn(move || stream.write_all(&frames[sent..]).expect("send the rest"))
     };
     for i in 0..COUNT {
-        let a = c.recv_json();
-        assert_eq!(
-            (&a["id"], &a["action"]),
-            (&json!(i), &json!("rtm/publish/ok"))
-        );
+        expect_publish_acks(&mut c, i..i + 1);
         assert!(Instant::now() < deadline, "answers too slow");
     }
     writer.join().expect("writer");
@@ -345,27 +361,16 @@ fn a_client_that_never_reads_acks_gets_tcp_back_pressure() {
 /// Redis did not confirm), in request order, and the connection goes on.
 #[test]
 fn a_node_failing_under_pipelined_publishes_answers_each_in_order() {
-    if !redis_support::available() {
-        return;
-    }
     const COUNT: usize = 200;
-    let mut node = RedisServer::spawn().expect("redis-server");
-    let limits = RedisLimits {
-        response_timeout: Duration::from_secs(20),
-        ..RedisLimits::default()
+    let Some(mut node) = redis_node() else {
+        return;
     };
-    let server = on_redis(&[&node], limits, |_| {});
+    let server = on_redis(&[&node], patient_limits(), |_| {});
     let mut c = Client::authed(server.local_addr(), "app1", "all");
     // Warm up (the script is loaded), then hold Redis so that everything stays in flight.
     let a = c.request("rtm/publish", json!({"channel": "dies", "message": 0}));
     assert_eq!(a["action"], "rtm/publish/ok", "{a}");
-    let mut redis = node.client();
-    let _: () = redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(60_000)
-        .arg("WRITE")
-        .query(&mut redis)
-        .expect("pause");
+    let _paused = pause_writes(&node);
     let pdus: Vec<Value> = (0..COUNT).map(|i| publish(i, "dies", i)).collect();
     send_all(&mut c, &pdus);
     common::eventually("the publishes in flight", || {
@@ -391,14 +396,11 @@ fn a_node_failing_under_pipelined_publishes_answers_each_in_order() {
 /// and the close, as when they were handled one at a time.
 #[test]
 fn a_bad_pdu_after_pipelined_publishes_is_refused_after_their_acks() {
-    if !redis_support::available() {
+    let Some((_node, server)) = on_one_node() else {
         return;
-    }
-    let node = RedisServer::spawn().expect("redis-server");
-    let server = on_redis(&[&node], RedisLimits::default(), |_| {});
+    };
     let mut c = Client::authed(server.local_addr(), "app1", "all");
-    let pdus: Vec<Value> = (0..50).map(|i| publish(i, "bad", i)).collect();
-    let mut out = encode_all(&mut c, &pdus);
+    let mut out = encode_publishes(&mut c, "bad", 50);
     c.codec.encode_text("{not json", &mut out);
     c.stream.write_all(&out).expect("send");
     expect_publish_acks(&mut c, 0..50);
@@ -413,16 +415,11 @@ fn a_bad_pdu_after_pipelined_publishes_is_refused_after_their_acks() {
 /// newest ones, in order.
 #[test]
 fn a_batch_longer_than_the_cap_leaves_the_stream_trimmed() {
-    if !redis_support::available() {
-        return;
-    }
     const CAP: usize = 5;
-    let node = RedisServer::spawn().expect("redis-server");
-    let backend =
-        RedisBackend::start(&node.url(), None, CAP, RedisLimits::default()).expect("redis backend");
-    let server =
-        Server::start_with_backend(common::settings(), common::apps(CAP), Arc::new(backend))
-            .expect("server starts");
+    let Some(node) = redis_node() else {
+        return;
+    };
+    let server = common::start_on_redis(&node.url(), CAP, RedisLimits::default());
     let mut c = Client::authed(server.local_addr(), "app1", "all");
     let pdus: Vec<Value> = (0..200).map(|i| publish(i, "capped", i)).collect();
     send_all(&mut c, &pdus);
@@ -449,12 +446,11 @@ fn a_batch_longer_than_the_cap_leaves_the_stream_trimmed() {
 /// each connection's publishes land in the stream in the order sent.
 #[test]
 fn publishes_beyond_the_node_slots_wait_in_order() {
-    if !redis_support::available() {
-        return;
-    }
     const CONNECTIONS: usize = 3;
     const COUNT: usize = 300;
-    let node = RedisServer::spawn().expect("redis-server");
+    let Some(node) = redis_node() else {
+        return;
+    };
     let limits = RedisLimits {
         max_in_flight: 4,
         max_batch: 2,

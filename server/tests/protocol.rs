@@ -260,18 +260,9 @@ fn read_write_delete() {
     );
     assert_eq!(w["action"], "rtm/write/ok");
     assert!(w["body"]["stream"].is_string());
-    assert_eq!(
-        c.request("rtm/read", json!({"channel": "k"}))["body"]["message"],
-        json!({"v": [1, 2]})
-    );
-    assert_eq!(
-        c.request("rtm/delete", json!({"channel": "k"}))["action"],
-        "rtm/delete/ok"
-    );
-    assert_eq!(
-        c.request("rtm/read", json!({"channel": "k"}))["body"]["message"],
-        json!(null)
-    );
+    assert_eq!(c.read("k"), json!({"v": [1, 2]}));
+    assert_eq!(c.delete("k")["action"], "rtm/delete/ok");
+    assert_eq!(c.read("k"), json!(null));
     let r = c.request("rtm/write", json!({"channel": "k"}));
     assert_eq!(r["body"]["error"], "missing_message");
     let r = c.request("rtm/read", json!({}));
@@ -300,10 +291,7 @@ fn apps_are_isolated() {
         "rtm/write",
         json!({"channel": "key", "message": "from app1"}),
     );
-    assert_eq!(
-        b.request("rtm/read", json!({"channel": "key"}))["body"]["message"],
-        json!(null)
-    );
+    assert_eq!(b.read("key"), json!(null));
     Client::authed(server.local_addr(), "app1", "all").request(
         "rtm/publish",
         json!({"channel": "shared", "message": "app1 only"}),

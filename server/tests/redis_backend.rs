@@ -6,11 +6,11 @@ mod redis_support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cobra_server::broker::backend::{Backend, BackendError, ChannelKey, StartAt};
+use cobra_server::broker::backend::{Backend, BackendError, ChannelKey, StartAt, SubscribeAck};
 use cobra_server::broker::mailbox::{Delivery, Mailbox, Notice, Subscriber};
 use cobra_server::broker::redis::{RedisBackend, RedisLimits, Trim};
 use cobra_wire::Position;
-use redis_support::RedisServer;
+use redis_support::{RedisServer, nodes, urls};
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -18,6 +18,13 @@ fn subscriber() -> (Arc<Mailbox>, Arc<Subscriber>) {
     let mailbox = Arc::new(Mailbox::new(64 << 20));
     let sub = Arc::new(Subscriber::new(Arc::clone(&mailbox), 1));
     (mailbox, sub)
+}
+
+/// A fresh subscriber to `k` on `b` from `at`: its mailbox and the subscribe ack.
+async fn subscribed(b: &RedisBackend, k: &ChannelKey, at: StartAt) -> (Arc<Mailbox>, SubscribeAck) {
+    let (mailbox, sub) = subscriber();
+    let ack = b.subscribe(k, at, sub).await.expect("subscribe");
+    (mailbox, ack)
 }
 
 /// Collects `subscriber`'s notices until `done` says enough (or the deadline passed).
@@ -65,18 +72,30 @@ async fn assert_quiet(mailbox: &Mailbox) {
     assert!(extra.is_empty(), "unexpected extra messages: {extra:?}");
 }
 
-fn urls(servers: &[RedisServer]) -> String {
-    servers
-        .iter()
-        .map(RedisServer::url)
-        .collect::<Vec<_>>()
-        .join(";")
+/// One fresh `redis-server` (kept alive by the first half) and a backend on it keeping
+/// `max_length` messages a channel; `None` when the test skips for want of Redis.
+async fn one_node(max_length: usize) -> Option<(Vec<RedisServer>, RedisBackend)> {
+    let servers = nodes(1)?;
+    let b = backend(&servers, max_length).await;
+    Some((servers, b))
 }
 
-fn spawn(n: usize) -> Vec<RedisServer> {
-    (0..n)
-        .map(|_| RedisServer::spawn().expect("redis-server"))
-        .collect()
+/// Publishes `msg(i)` to `k` for each `i` of `range`, one after the other; returns the positions.
+async fn publish_range(
+    b: &RedisBackend,
+    k: &ChannelKey,
+    range: std::ops::Range<usize>,
+) -> Vec<Position> {
+    let mut positions = Vec::with_capacity(range.len());
+    for i in range {
+        positions.push(b.publish(k, msg(i)).await.expect("publish"));
+    }
+    positions
+}
+
+/// The `n` of the messages once `n` arrived in `mailbox` (see [`collect`]).
+async fn numbers_of(mailbox: &Mailbox, n: usize) -> Vec<usize> {
+    numbers(&collect(mailbox, n).await)
 }
 
 async fn backend(servers: &[RedisServer], max_length: usize) -> RedisBackend {
@@ -129,42 +148,26 @@ fn channel_on(b: &RedisBackend, app: &str, index: usize, tag: &str) -> ChannelKe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_then_replay_from_oldest_and_from_a_position() {
-    if !redis_support::available() {
+    let Some((_servers, b)) = one_node(1000).await else {
         return;
-    }
-    let servers = spawn(1);
-    let b = backend(&servers, 1000).await;
+    };
     let k = ChannelKey::new("app", "history");
-    let mut positions = Vec::new();
-    for i in 0..30 {
-        positions.push(b.publish(&k, msg(i)).await.expect("publish"));
-    }
+    let positions = publish_range(&b, &k, 0..30).await;
     assert!(positions.windows(2).all(|w| w[0] < w[1]));
 
-    let (mb, s) = subscriber();
-    let ack = b
-        .subscribe(&k, StartAt::After(Position::ZERO), s)
-        .await
-        .expect("subscribe");
+    let (mb, ack) = subscribed(&b, &k, StartAt::After(Position::ZERO)).await;
     assert_eq!(ack.position, positions[29]);
     assert_eq!(ack.expired, None);
     let got = collect(&mb, 30).await;
     assert_eq!(numbers(&got), (0..30).collect::<Vec<_>>());
     assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), positions);
 
-    let (mb, s) = subscriber();
-    b.subscribe(&k, StartAt::After(positions[19]), s)
-        .await
-        .expect("subscribe");
-    assert_eq!(
-        numbers(&collect(&mb, 10).await),
-        (20..30).collect::<Vec<_>>()
-    );
+    let (mb, _) = subscribed(&b, &k, StartAt::After(positions[19])).await;
+    assert_eq!(numbers_of(&mb, 10).await, (20..30).collect::<Vec<_>>());
     assert_quiet(&mb).await;
 
     // A live-only subscriber sees nothing old, then the next message.
-    let (mb, s) = subscriber();
-    let ack = b.subscribe(&k, StartAt::Live, s).await.expect("subscribe");
+    let (mb, ack) = subscribed(&b, &k, StartAt::Live).await;
     assert_eq!(ack.position, positions[29]);
     let p = b.publish(&k, msg(30)).await.expect("publish");
     let got = collect(&mb, 1).await;
@@ -177,10 +180,9 @@ async fn publish_then_replay_from_oldest_and_from_a_position() {
 /// page and catch-up buffer too, so the buffer overflows and the replay has to loop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_is_exactly_once_across_the_history_to_live_switch() {
-    if !redis_support::available() {
+    let Some(servers) = nodes(1) else {
         return;
-    }
-    let servers = spawn(1);
+    };
     for (page, buffer) in [(500, 4096), (3, 2)] {
         let limits = RedisLimits {
             history_page: page,
@@ -189,9 +191,7 @@ async fn resume_is_exactly_once_across_the_history_to_live_switch() {
         };
         let b = Arc::new(backend_with(&servers[..1], 100_000, limits).await);
         let k = ChannelKey::new("app", &format!("race{page}"));
-        for i in 0..200 {
-            b.publish(&k, msg(i)).await.expect("publish");
-        }
+        publish_range(&b, &k, 0..200).await;
         let total = 3000;
         let publisher = {
             let (b, k) = (Arc::clone(&b), k.clone());
@@ -202,11 +202,7 @@ async fn resume_is_exactly_once_across_the_history_to_live_switch() {
             })
         };
         // A live-only subscriber joining mid-stream: a gap-free suffix.
-        let (live_mb, live) = subscriber();
-        let ack = b
-            .subscribe(&k, StartAt::Live, live)
-            .await
-            .expect("subscribe");
+        let (live_mb, ack) = subscribed(&b, &k, StartAt::Live).await;
         let mut subs = Vec::new();
         for start in [0usize, 50, 150] {
             let (mb, s) = subscriber();
@@ -260,59 +256,34 @@ async fn resume_is_exactly_once_across_the_history_to_live_switch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_position_reports_missed_and_replays_from_oldest() {
-    if !redis_support::available() {
+    let Some((_servers, b)) = one_node(5).await else {
         return;
-    }
-    let servers = spawn(1);
-    let b = backend(&servers, 5).await;
+    };
     let k = ChannelKey::new("app", "short");
-    let mut positions = Vec::new();
-    for i in 0..20 {
-        positions.push(b.publish(&k, msg(i)).await.expect("publish"));
-    }
-    let (mb, s) = subscriber();
-    let ack = b
-        .subscribe(&k, StartAt::After(positions[0]), s)
-        .await
-        .expect("subscribe");
+    let positions = publish_range(&b, &k, 0..20).await;
+    let (mb, ack) = subscribed(&b, &k, StartAt::After(positions[0])).await;
     assert_eq!(
         ack.expired,
         Some(15),
         "same upper bound as the embedded backend"
     );
-    assert_eq!(
-        numbers(&collect(&mb, 5).await),
-        (15..20).collect::<Vec<_>>()
-    );
+    assert_eq!(numbers_of(&mb, 5).await, (15..20).collect::<Vec<_>>());
     // Exactly at the last message cut: nothing was missed.
-    let (mb, s) = subscriber();
-    let ack = b
-        .subscribe(&k, StartAt::After(positions[14]), s)
-        .await
-        .expect("subscribe");
+    let (mb, ack) = subscribed(&b, &k, StartAt::After(positions[14])).await;
     assert_eq!(ack.expired, None);
-    assert_eq!(
-        numbers(&collect(&mb, 5).await),
-        (15..20).collect::<Vec<_>>()
-    );
+    assert_eq!(numbers_of(&mb, 5).await, (15..20).collect::<Vec<_>>());
     // Inside what is kept.
-    let (mb, s) = subscriber();
-    let ack = b
-        .subscribe(&k, StartAt::After(positions[16]), s)
-        .await
-        .expect("subscribe");
+    let (mb, ack) = subscribed(&b, &k, StartAt::After(positions[16])).await;
     assert_eq!(ack.expired, None);
-    assert_eq!(numbers(&collect(&mb, 3).await), vec![17, 18, 19]);
+    assert_eq!(numbers_of(&mb, 3).await, vec![17, 18, 19]);
     assert_quiet(&mb).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_value_read_write_delete_and_read_at_position() {
-    if !redis_support::available() {
+    let Some((_servers, b)) = one_node(100).await else {
         return;
-    }
-    let servers = spawn(1);
-    let b = backend(&servers, 100).await;
+    };
     let k = ChannelKey::new("app", "kv");
     assert_eq!(b.read(&k, None).await.expect("read"), None);
     let p1 = b.write(&k, "{\"v\":1}".into()).await.expect("write");
@@ -347,10 +318,9 @@ async fn key_value_read_write_delete_and_read_at_position() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn channels_spread_over_every_node_where_the_hash_says() {
-    if !redis_support::available() {
+    let Some(servers) = nodes(3) else {
         return;
-    }
-    let servers = spawn(3);
+    };
     let b = backend(&servers, 10).await;
     let mut per_node = [0usize; 3];
     for i in 0..300 {
@@ -376,10 +346,9 @@ async fn channels_spread_over_every_node_where_the_hash_says() {
 /// Two backends (as two servers would have) over the same three nodes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_share_three_nodes() {
-    if !redis_support::available() {
+    let Some(servers) = nodes(3) else {
         return;
-    }
-    let servers = spawn(3);
+    };
     let one = backend(&servers, 1000).await;
     let two = backend(&servers, 1000).await;
     let channels: Vec<ChannelKey> = (0..3)
@@ -391,8 +360,7 @@ async fn two_servers_share_three_nodes() {
     }
     let mut boxes = Vec::new();
     for k in &channels {
-        let (mb, s) = subscriber();
-        two.subscribe(k, StartAt::Live, s).await.expect("subscribe");
+        let (mb, _) = subscribed(&two, k, StartAt::Live).await;
         boxes.push(mb);
     }
     for (i, k) in channels.iter().enumerate() {
@@ -408,14 +376,8 @@ async fn two_servers_share_three_nodes() {
         assert_quiet(mb).await;
     }
     // History published through one, replayed through the other.
-    let (mb, s) = subscriber();
-    two.subscribe(&channels[1], StartAt::After(Position::ZERO), s)
-        .await
-        .expect("subscribe");
-    assert_eq!(
-        numbers(&collect(&mb, 10).await),
-        (100..110).collect::<Vec<_>>()
-    );
+    let (mb, _) = subscribed(&two, &channels[1], StartAt::After(Position::ZERO)).await;
+    assert_eq!(numbers_of(&mb, 10).await, (100..110).collect::<Vec<_>>());
     // Write on one, read on the other.
     let k = ChannelKey::new("app", "settings");
     one.write(&k, "{\"level\":3}".into()).await.expect("write");
@@ -429,11 +391,9 @@ async fn two_servers_share_three_nodes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsubscribe_stops_delivery_and_releases_the_redis_channel() {
-    if !redis_support::available() {
+    let Some((servers, b)) = one_node(100).await else {
         return;
-    }
-    let servers = spawn(1);
-    let b = backend(&servers, 100).await;
+    };
     let k = ChannelKey::new("app", "unsub");
     let (mb1, s1) = subscriber();
     let (mb2, s2) = subscriber();
@@ -448,7 +408,7 @@ async fn unsubscribe_stops_delivery_and_releases_the_redis_channel() {
     assert_eq!(collect(&mb2, 1).await.len(), 1);
     b.unsubscribe(&k, &s1);
     b.publish(&k, msg(2)).await.expect("publish");
-    assert_eq!(numbers(&collect(&mb2, 1).await), vec![2]);
+    assert_eq!(numbers_of(&mb2, 1).await, vec![2]);
     assert_quiet(&mb1).await;
     b.unsubscribe(&k, &s2);
     let mut c = servers[0].client();
@@ -477,10 +437,9 @@ async fn unsubscribe_stops_delivery_and_releases_the_redis_channel() {
 /// port: the same backend serves it again and the subscription resumes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_node_fails_only_its_channels_and_comes_back() {
-    if !redis_support::available() {
+    let Some(mut servers) = nodes(3) else {
         return;
-    }
-    let mut servers = spawn(3);
+    };
     let limits = RedisLimits {
         reconnect_max: Duration::from_millis(200),
         ..RedisLimits::default()
@@ -497,7 +456,7 @@ async fn a_dead_node_fails_only_its_channels_and_comes_back() {
         .await
         .expect("subscribe");
     b.publish(&dead, msg(0)).await.expect("publish");
-    assert_eq!(numbers(&collect(&mb_dead, 1).await), vec![0]);
+    assert_eq!(numbers_of(&mb_dead, 1).await, vec![0]);
 
     servers[0].kill();
     // Within the deadline, publishing to the dead shard fails with an error naming the node.
@@ -532,10 +491,7 @@ async fn a_dead_node_fails_only_its_channels_and_comes_back() {
             .await
             .expect("publish to a live node");
     }
-    assert_eq!(
-        numbers(&collect(&mb_alive, 20).await),
-        (0..20).collect::<Vec<_>>()
-    );
+    assert_eq!(numbers_of(&mb_alive, 20).await, (0..20).collect::<Vec<_>>());
     let health = b.health();
     assert!(
         !health[0].connected && health[1].connected && health[2].connected,
@@ -565,10 +521,7 @@ async fn a_dead_node_fails_only_its_channels_and_comes_back() {
     for i in 3..10 {
         b.publish(&dead, msg(i)).await.expect("publish");
     }
-    assert_eq!(
-        numbers(&collect(&mb_dead, 7).await),
-        (3..10).collect::<Vec<_>>()
-    );
+    assert_eq!(numbers_of(&mb_dead, 7).await, (3..10).collect::<Vec<_>>());
     assert_quiet(&mb_dead).await;
     assert_eq!(
         notices_until(&s_dead, |n| !n.is_empty()).await,
@@ -586,10 +539,9 @@ async fn a_dead_node_fails_only_its_channels_and_comes_back() {
 /// configured bounds instead of queueing without end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_node_gives_back_pressure_and_errors() {
-    if !redis_support::available() {
+    let Some(servers) = nodes(1) else {
         return;
-    }
-    let servers = spawn(1);
+    };
     let limits = RedisLimits {
         max_in_flight: 4,
         queue_timeout: Duration::from_millis(50),
@@ -682,19 +634,16 @@ async fn password_from_the_url_or_the_default() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approximate_trim_keeps_at_least_the_max_length() {
-    if !redis_support::available() {
+    let Some(servers) = nodes(1) else {
         return;
-    }
-    let servers = spawn(1);
+    };
     let limits = RedisLimits {
         trim: Trim::Approximate,
         ..RedisLimits::default()
     };
     let b = backend_with(&servers[..1], 10, limits).await;
     let k = ChannelKey::new("app", "approx");
-    for i in 0..500 {
-        b.publish(&k, msg(i)).await.expect("publish");
-    }
+    publish_range(&b, &k, 0..500).await;
     let mut c = servers[0].client();
     let len: usize = redis::cmd("XLEN")
         .arg("cobra:h:app::approx")
@@ -712,11 +661,7 @@ async fn approximate_trim_keeps_at_least_the_max_length() {
         .query(&mut c)
         .expect("XRANGE");
     let marker: Position = oldest[0].0.parse().expect("position");
-    let (mb, s) = subscriber();
-    let ack = b
-        .subscribe(&k, StartAt::After(marker), s)
-        .await
-        .expect("subscribe");
+    let (mb, ack) = subscribed(&b, &k, StartAt::After(marker)).await;
     assert_eq!(ack.expired, None);
     let kept = collect(&mb, len - 1).await;
     assert_eq!(numbers(&kept), (501 - len..500).collect::<Vec<_>>());
@@ -734,21 +679,13 @@ async fn approximate_trim_keeps_at_least_the_max_length() {
     } else {
         before
     };
-    let (_mb, s) = subscriber();
-    let ack = b
-        .subscribe(&k, StartAt::After(before), s)
-        .await
-        .expect("subscribe");
+    let (_mb, ack) = subscribed(&b, &k, StartAt::After(before)).await;
     assert_eq!(ack.expired, Some(501 - len as u64));
     // From the very beginning: the whole history, nothing reported missing.
-    let (mb, s) = subscriber();
-    let ack = b
-        .subscribe(&k, StartAt::After(Position::ZERO), s)
-        .await
-        .expect("subscribe");
+    let (mb, ack) = subscribed(&b, &k, StartAt::After(Position::ZERO)).await;
     assert_eq!(ack.expired, None);
     assert_eq!(
-        numbers(&collect(&mb, len - 1).await),
+        numbers_of(&mb, len - 1).await,
         (501 - len..500).collect::<Vec<_>>()
     );
 }
@@ -756,10 +693,9 @@ async fn approximate_trim_keeps_at_least_the_max_length() {
 /// Two deployments on the same node with different namespaces share nothing, live or stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespaces_keep_deployments_apart() {
-    if !redis_support::available() {
+    let Some(servers) = nodes(1) else {
         return;
-    }
-    let servers = spawn(1);
+    };
     let with_ns = |ns: &str| RedisLimits {
         namespace: ns.to_string(),
         ..RedisLimits::default()
@@ -771,15 +707,11 @@ async fn namespaces_keep_deployments_apart() {
         .await
         .expect("connect");
     let k = ChannelKey::new("app", "same");
-    let (mb, s) = subscriber();
-    staging
-        .subscribe(&k, StartAt::After(Position::ZERO), s)
-        .await
-        .expect("subscribe");
+    let (mb, _) = subscribed(&staging, &k, StartAt::After(Position::ZERO)).await;
     prod.publish(&k, msg(1)).await.expect("publish");
     prod.write(&k, "1".into()).await.expect("write");
     staging.publish(&k, msg(2)).await.expect("publish");
-    assert_eq!(numbers(&collect(&mb, 1).await), vec![2]);
+    assert_eq!(numbers_of(&mb, 1).await, vec![2]);
     assert_quiet(&mb).await;
     assert_eq!(staging.read(&k, None).await.expect("read"), None);
     let mut c = servers[0].client();
@@ -799,32 +731,17 @@ async fn namespaces_keep_deployments_apart() {
 /// and any earlier position is expired.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zero_max_length_keeps_no_history() {
-    if !redis_support::available() {
+    let Some((_servers, b)) = one_node(0).await else {
         return;
-    }
-    let servers = spawn(1);
-    let b = backend(&servers, 0).await;
+    };
     let k = ChannelKey::new("app", "nohistory");
-    let (live_mb, live) = subscriber();
-    b.subscribe(&k, StartAt::Live, live)
-        .await
-        .expect("subscribe");
+    let (live_mb, _) = subscribed(&b, &k, StartAt::Live).await;
     let first = b.publish(&k, msg(0)).await.expect("publish");
-    for i in 1..3 {
-        b.publish(&k, msg(i)).await.expect("publish");
-    }
-    assert_eq!(numbers(&collect(&live_mb, 3).await), vec![0, 1, 2]);
-    let (mb, s) = subscriber();
-    let ack = b
-        .subscribe(&k, StartAt::After(first), s)
-        .await
-        .expect("subscribe");
+    publish_range(&b, &k, 1..3).await;
+    assert_eq!(numbers_of(&live_mb, 3).await, vec![0, 1, 2]);
+    let (mb, ack) = subscribed(&b, &k, StartAt::After(first)).await;
     assert_eq!(ack.expired, Some(3));
-    let (mb0, s0) = subscriber();
-    let ack = b
-        .subscribe(&k, StartAt::After(Position::ZERO), s0)
-        .await
-        .expect("subscribe");
+    let (mb0, ack) = subscribed(&b, &k, StartAt::After(Position::ZERO)).await;
     assert_eq!(ack.expired, None);
     assert_quiet(&mb).await;
     assert_quiet(&mb0).await;
@@ -834,10 +751,9 @@ async fn zero_max_length_keeps_no_history() {
 /// not the other publishes batched with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_squatted_key_fails_only_its_own_publishes() {
-    if !redis_support::available() {
+    let Some(servers) = nodes(1) else {
         return;
-    }
-    let servers = spawn(1);
+    };
     let b = Arc::new(backend(&servers, 100).await);
     let mut c = servers[0].client();
     let _: () = redis::cmd("SET")
@@ -869,15 +785,12 @@ async fn a_squatted_key_fails_only_its_own_publishes() {
 /// publisher was given. A channel nobody listens to in the same batch is still stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_batch_reaches_live_subscribers_whole_and_in_order() {
-    if !redis_support::available() {
+    let Some((_servers, b)) = one_node(10_000).await else {
         return;
-    }
-    let servers = spawn(1);
-    let b = backend(&servers, 10_000).await;
+    };
     let k = ChannelKey::new("app", "big");
     let quiet = ChannelKey::new("app", "nobody");
-    let (mb, s) = subscriber();
-    b.subscribe(&k, StartAt::Live, s).await.expect("subscribe");
+    let (mb, _) = subscribed(&b, &k, StartAt::Live).await;
     let pad = "x".repeat(900);
     let body = |i: usize| -> Arc<str> { format!("{{\"n\":{i},\"pad\":\"{pad}\"}}").into() };
     // All queued before any is awaited: they share batches (up to `max_batch` = 256 each).
@@ -904,14 +817,8 @@ async fn a_large_batch_reaches_live_subscribers_whole_and_in_order() {
         assert_eq!(**payload, *body(i), "message {i} intact");
     }
     assert_quiet(&mb).await;
-    let (mb, s) = subscriber();
-    b.subscribe(&quiet, StartAt::After(Position::ZERO), s)
-        .await
-        .expect("subscribe");
-    assert_eq!(
-        numbers(&collect(&mb, 600).await),
-        (0..600).collect::<Vec<_>>()
-    );
+    let (mb, _) = subscribed(&b, &quiet, StartAt::After(Position::ZERO)).await;
+    assert_eq!(numbers_of(&mb, 600).await, (0..600).collect::<Vec<_>>());
 }
 
 /// Live records are delimited by RS (`\x1e`), which JSON text cannot hold raw: messages with
@@ -921,14 +828,11 @@ async fn a_large_batch_reaches_live_subscribers_whole_and_in_order() {
 /// back the same from history.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_records_keep_any_json_text_intact() {
-    if !redis_support::available() {
+    let Some((_servers, b)) = one_node(100).await else {
         return;
-    }
-    let servers = spawn(1);
-    let b = backend(&servers, 100).await;
+    };
     let k = ChannelKey::new("app", "texts");
-    let (mb, s) = subscriber();
-    b.subscribe(&k, StartAt::Live, s).await.expect("subscribe");
+    let (mb, _) = subscribed(&b, &k, StartAt::Live).await;
     let texts: Vec<Arc<str>> = [
         "{\n  \"a\": [1,\t2,\r\n 3]\n}",
         "\"rs \\u001e nul \\u0000 nl \\n\"",
@@ -967,14 +871,11 @@ async fn live_records_keep_any_json_text_intact() {
 /// message once and in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_live_message_makes_subscriptions_replay_instead_of_losing() {
-    if !redis_support::available() {
+    let Some((servers, b)) = one_node(100).await else {
         return;
-    }
-    let servers = spawn(1);
-    let b = backend(&servers, 100).await;
+    };
     let k = ChannelKey::new("app", "mixed");
-    let (mb, s) = subscriber();
-    b.subscribe(&k, StartAt::Live, s).await.expect("subscribe");
+    let (mb, _) = subscribed(&b, &k, StartAt::Live).await;
     let first = b.publish(&k, msg(0)).await.expect("publish");
     assert_eq!(collect(&mb, 1).await, vec![(first, msg(0).to_string())]);
     // Stored in the channel's stream, announced live in a form this server cannot read.
@@ -1011,10 +912,9 @@ async fn a_malformed_live_message_makes_subscriptions_replay_instead_of_losing()
 /// and reads the stream again (`hub.rs`, `CatchUp::hole`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_live_message_during_a_replay_loses_nothing() {
-    if !redis_support::available() {
+    let Some(servers) = nodes(1) else {
         return;
-    }
-    let servers = spawn(1);
+    };
     let limits = RedisLimits {
         history_page: 1,
         ..RedisLimits::default()
@@ -1022,9 +922,7 @@ async fn a_malformed_live_message_during_a_replay_loses_nothing() {
     let b = Arc::new(backend_with(&servers[..1], 100_000, limits).await);
     let k = ChannelKey::new("app", "replaying");
     let history = 300;
-    for i in 0..history {
-        b.publish(&k, msg(i)).await.expect("publish");
-    }
+    publish_range(&b, &k, 0..history).await;
     let (mb, s) = subscriber();
     let subscribing = {
         let (b, k) = (Arc::clone(&b), k.clone());

@@ -107,14 +107,8 @@ fn ceiling() {
 }
 
 fn through_backend(nodes: usize, trim: Trim) -> (f64, f64) {
-    let servers: Vec<RedisServer> = (0..nodes)
-        .map(|_| RedisServer::spawn().expect("redis-server"))
-        .collect();
-    let urls = servers
-        .iter()
-        .map(RedisServer::url)
-        .collect::<Vec<_>>()
-        .join(";");
+    let servers = redis_support::spawn_nodes(nodes);
+    let urls = redis_support::urls(&servers);
     let limits = RedisLimits {
         trim,
         ..RedisLimits::default()

@@ -6,6 +6,8 @@
 mod common;
 #[path = "support/redis.rs"]
 mod redis_support;
+#[path = "support/two_servers.rs"]
+mod two_servers;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,9 +19,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use cobra_server::broker::redis::{RedisBackend, RedisLimits};
 use cobra_server::net::{Server, ServerHandle};
-use common::Client;
 use redis_support::RedisCluster;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// `cluster-node-timeout`: a dead primary is replaced about 1-2 s after it died.
 const NODE_TIMEOUT_MS: u64 = 1000;
@@ -49,15 +50,6 @@ fn server(cluster: &RedisCluster, channel_max_length: usize) -> ServerHandle {
     .expect("server starts")
 }
 
-fn numbers(d: &Value) -> Vec<i64> {
-    d["body"]["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .map(|m| m["n"].as_i64().expect("n"))
-        .collect()
-}
-
 /// Two servers on one cluster: live delivery across primaries (plain and StreamSQL),
 /// key/value, history replay and resume, read at a position, per-primary health.
 #[test]
@@ -85,105 +77,7 @@ fn two_servers_share_a_cluster_over_websocket() {
         "the channels spread over the three primaries"
     );
 
-    let mut sub = Client::authed(two.local_addr(), "app1", "all");
-    for c in &channels {
-        assert_eq!(
-            sub.request("rtm/subscribe", json!({"channel": c}))["action"],
-            "rtm/subscribe/ok"
-        );
-    }
-    let r = sub.request(
-        "rtm/subscribe",
-        json!({"subscription_id": "slow", "filter": "select data.fps from `engine_fps_id` where data.fps < 30"}),
-    );
-    assert_eq!(r["action"], "rtm/subscribe/ok", "{r}");
-    let mut publ = Client::authed(one.local_addr(), "app1", "all");
-    for (i, c) in channels.iter().enumerate() {
-        let r = publ.request("rtm/publish", json!({"channel": c, "message": {"n": i}}));
-        assert_eq!(r["action"], "rtm/publish/ok", "{r}");
-    }
-    for fps in [60, 20, 45, 10] {
-        let r = publ.request(
-            "rtm/publish",
-            json!({"channel": "engine_fps_id", "message": {"data": {"fps": fps}}}),
-        );
-        assert_eq!(r["action"], "rtm/publish/ok");
-    }
-    let mut plain = Vec::new();
-    let mut filtered = Vec::new();
-    while plain.len() < channels.len() || filtered.len() < 2 {
-        let d = sub.next_data();
-        if d["body"]["subscription_id"] == "slow" {
-            filtered.push(d["body"]["messages"].clone());
-        } else {
-            let id = d["body"]["subscription_id"]
-                .as_str()
-                .expect("id")
-                .to_owned();
-            plain.push((id, numbers(&d)));
-        }
-    }
-    plain.sort();
-    let mut expected: Vec<(String, Vec<i64>)> = channels
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.clone(), vec![i as i64]))
-        .collect();
-    expected.sort();
-    assert_eq!(plain, expected);
-    assert_eq!(
-        filtered,
-        vec![json!([{"data.fps": 20}]), json!([{"data.fps": 10}])]
-    );
-
-    // Write on one, read on two; delete on two, read on one.
-    let w = publ.request(
-        "rtm/write",
-        json!({"channel": "settings", "message": {"level": 3}}),
-    );
-    assert_eq!(w["action"], "rtm/write/ok", "{w}");
-    assert_eq!(
-        sub.request("rtm/read", json!({"channel": "settings"}))["body"]["message"],
-        json!({"level": 3})
-    );
-    assert_eq!(
-        sub.request("rtm/delete", json!({"channel": "settings"}))["action"],
-        "rtm/delete/ok"
-    );
-    assert_eq!(
-        publ.request("rtm/read", json!({"channel": "settings"}))["body"]["message"],
-        json!(null)
-    );
-
-    // History through one, replayed through two from 0-0 and from a position.
-    let mut positions = Vec::new();
-    for n in 0..10 {
-        let r = publ.request(
-            "rtm/publish",
-            json!({"channel": "hist", "message": {"n": n}}),
-        );
-        positions.push(r["body"]["position"].as_str().expect("position").to_owned());
-    }
-    let mut late = Client::authed(two.local_addr(), "app1", "all");
-    let ok = late.request(
-        "rtm/subscribe",
-        json!({"channel": "hist", "position": "0-0"}),
-    );
-    assert_eq!(ok["body"]["position"], json!(positions[9]));
-    let got: Vec<i64> = (0..10).flat_map(|_| numbers(&late.next_data())).collect();
-    assert_eq!(got, (0..10).collect::<Vec<_>>());
-    let mut resumed = Client::authed(two.local_addr(), "app1", "all");
-    resumed.request(
-        "rtm/subscribe",
-        json!({"channel": "hist", "position": positions[6]}),
-    );
-    let got: Vec<i64> = (0..3).flat_map(|_| numbers(&resumed.next_data())).collect();
-    assert_eq!(got, vec![7, 8, 9]);
-    let r = sub.request(
-        "rtm/read",
-        json!({"channel": "hist", "position": positions[2]}),
-    );
-    assert_eq!(r["body"]["message"], json!({"n": 2}));
+    two_servers::share_live_kv_and_history(one.local_addr(), two.local_addr(), &channels, |_| {});
 
     // The keys are hash-tagged: a channel's stream and value share a slot.
     let port = cluster.primary_ports()[0];
@@ -191,13 +85,7 @@ fn two_servers_share_a_cluster_over_websocket() {
     assert_eq!(slot("cobra:h:{app1::hist}"), slot("cobra:kv:{app1::hist}"));
 
     // One health entry per primary.
-    let mut stats = Client::authed(one.local_addr(), "_stats", "stats");
-    stats.request("rtm/subscribe", json!({"channel": "/stats"}));
-    let d = stats.next_data();
-    let backend = d["body"]["messages"][0]["data"]["backend"]
-        .as_array()
-        .cloned()
-        .expect("backend health in stats");
+    let backend = two_servers::stats_backend(one.local_addr());
     assert_eq!(backend.len(), 3, "{backend:?}");
     assert!(
         backend

@@ -6,24 +6,19 @@
 mod common;
 #[path = "support/redis.rs"]
 mod redis_support;
+#[path = "support/two_servers.rs"]
+mod two_servers;
 
 use cobra_test_support::free_port;
-use std::sync::Arc;
+use cobra_test_support::process::{Guard, run_with_deadline, wait_listening};
 use std::time::{Duration, Instant};
 
 use cobra_server::broker::redis::{RedisBackend, RedisLimits};
-use cobra_server::net::{Server, ServerHandle};
+use cobra_server::net::ServerHandle;
 use common::Client;
-use redis_support::RedisServer;
+use redis_support::{RedisServer, urls};
 use serde_json::{Value, json};
-
-fn urls(nodes: &[RedisServer]) -> String {
-    nodes
-        .iter()
-        .map(RedisServer::url)
-        .collect::<Vec<_>>()
-        .join(";")
-}
+use two_servers::numbers;
 
 fn limits() -> RedisLimits {
     RedisLimits {
@@ -33,23 +28,7 @@ fn limits() -> RedisLimits {
 }
 
 fn server(nodes: &[RedisServer], channel_max_length: usize) -> ServerHandle {
-    let backend = RedisBackend::start(&urls(nodes), None, channel_max_length, limits())
-        .expect("redis backend");
-    Server::start_with_backend(
-        common::settings(),
-        common::apps(channel_max_length),
-        Arc::new(backend),
-    )
-    .expect("server starts")
-}
-
-fn numbers(d: &Value) -> Vec<i64> {
-    d["body"]["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .map(|m| m["n"].as_i64().expect("n"))
-        .collect()
+    server_on(&urls(nodes), channel_max_length)
 }
 
 /// The next data PDU; subscription infos met on the way are appended to `infos`.
@@ -87,125 +66,21 @@ fn assert_quiet(c: &mut Client) {
 
 #[test]
 fn two_servers_share_three_nodes_over_websocket() {
-    if !redis_support::available() {
+    let Some(nodes) = redis_support::nodes(3) else {
         return;
-    }
-    let nodes: Vec<RedisServer> = (0..3)
-        .map(|_| RedisServer::spawn().expect("redis-server"))
-        .collect();
+    };
     let one = server(&nodes, 1000);
     let two = server(&nodes, 1000);
 
-    // Subscribe on server two, plain and with StreamSQL, on several channels (several nodes).
-    let mut sub = Client::authed(two.local_addr(), "app1", "all");
+    // Subscribe on server two, plain and with StreamSQL, on several channels (several nodes);
+    // publish on server one.
     let channels: Vec<String> = (0..6).map(|i| format!("chan{i}")).collect();
-    for c in &channels {
-        assert_eq!(
-            sub.request("rtm/subscribe", json!({"channel": c}))["action"],
-            "rtm/subscribe/ok"
-        );
-    }
-    let r = sub.request(
-        "rtm/subscribe",
-        json!({"subscription_id": "slow", "filter": "select data.fps from `engine_fps_id` where data.fps < 30"}),
+    two_servers::share_live_kv_and_history(
+        one.local_addr(),
+        two.local_addr(),
+        &channels,
+        assert_quiet,
     );
-    assert_eq!(r["action"], "rtm/subscribe/ok", "{r}");
-
-    // Publish on server one.
-    let mut publ = Client::authed(one.local_addr(), "app1", "all");
-    for (i, c) in channels.iter().enumerate() {
-        let r = publ.request("rtm/publish", json!({"channel": c, "message": {"n": i}}));
-        assert_eq!(r["action"], "rtm/publish/ok", "{r}");
-    }
-    for fps in [60, 20, 45, 10] {
-        let r = publ.request(
-            "rtm/publish",
-            json!({"channel": "engine_fps_id", "message": {"data": {"fps": fps}}}),
-        );
-        assert_eq!(r["action"], "rtm/publish/ok");
-    }
-    let mut plain = Vec::new();
-    let mut filtered = Vec::new();
-    while plain.len() < channels.len() || filtered.len() < 2 {
-        let d = sub.next_data();
-        if d["body"]["subscription_id"] == "slow" {
-            filtered.push(d["body"]["messages"].clone());
-        } else {
-            plain.push((
-                d["body"]["subscription_id"]
-                    .as_str()
-                    .expect("id")
-                    .to_owned(),
-                numbers(&d),
-            ));
-        }
-    }
-    plain.sort();
-    let expected: Vec<(String, Vec<i64>)> = channels
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.clone(), vec![i as i64]))
-        .collect();
-    assert_eq!(plain, expected);
-    assert_eq!(
-        filtered,
-        vec![json!([{"data.fps": 20}]), json!([{"data.fps": 10}])]
-    );
-    assert_quiet(&mut sub);
-
-    // Write on one, read on two; delete on two, read on one.
-    let w = publ.request(
-        "rtm/write",
-        json!({"channel": "settings", "message": {"level": 3}}),
-    );
-    assert_eq!(w["action"], "rtm/write/ok");
-    assert_eq!(
-        sub.request("rtm/read", json!({"channel": "settings"}))["body"]["message"],
-        json!({"level": 3})
-    );
-    assert_eq!(
-        sub.request("rtm/delete", json!({"channel": "settings"}))["action"],
-        "rtm/delete/ok"
-    );
-    assert_eq!(
-        publ.request("rtm/read", json!({"channel": "settings"}))["body"]["message"],
-        json!(null)
-    );
-
-    // History published through one, replayed through two from 0-0 and from a position.
-    let mut positions = Vec::new();
-    for n in 0..10 {
-        let r = publ.request(
-            "rtm/publish",
-            json!({"channel": "hist", "message": {"n": n}}),
-        );
-        positions.push(r["body"]["position"].as_str().expect("position").to_owned());
-    }
-    let mut late = Client::authed(two.local_addr(), "app1", "all");
-    let ok = late.request(
-        "rtm/subscribe",
-        json!({"channel": "hist", "position": "0-0"}),
-    );
-    assert_eq!(
-        ok["body"]["position"],
-        json!(positions[9]),
-        "subscribe/ok carries the real position"
-    );
-    let got: Vec<i64> = (0..10).flat_map(|_| numbers(&late.next_data())).collect();
-    assert_eq!(got, (0..10).collect::<Vec<_>>());
-    let mut resumed = Client::authed(two.local_addr(), "app1", "all");
-    resumed.request(
-        "rtm/subscribe",
-        json!({"channel": "hist", "position": positions[6]}),
-    );
-    let got: Vec<i64> = (0..3).flat_map(|_| numbers(&resumed.next_data())).collect();
-    assert_eq!(got, vec![7, 8, 9]);
-    // Read at a position through the other server.
-    let r = sub.request(
-        "rtm/read",
-        json!({"channel": "hist", "position": positions[2]}),
-    );
-    assert_eq!(r["body"]["message"], json!({"n": 2}));
 
     // Stats/metrics expose one health entry per node.
     let (status, _, body) = common::http_get(one.local_addr(), "/metrics", "");
@@ -231,13 +106,7 @@ fn two_servers_share_three_nodes_over_websocket() {
     }
     assert!(published > 0, "server one published through the nodes");
     // The stats message carries the same per-node health.
-    let mut stats = Client::authed(one.local_addr(), "_stats", "stats");
-    stats.request("rtm/subscribe", json!({"channel": "/stats"}));
-    let d = stats.next_data();
-    let backend = d["body"]["messages"][0]["data"]["backend"]
-        .as_array()
-        .cloned()
-        .expect("backend health in stats");
+    let backend = two_servers::stats_backend(one.local_addr());
     assert_eq!(backend.len(), 3, "{backend:?}");
     assert!(
         backend.iter().all(|n| n["connected"] == true
@@ -255,12 +124,9 @@ fn two_servers_share_three_nodes_over_websocket() {
 /// the subscription made before the crash resumes, without restarting anything.
 #[test]
 fn a_dead_node_fails_only_its_channels_over_websocket() {
-    if !redis_support::available() {
+    let Some(mut nodes) = redis_support::nodes(3) else {
         return;
-    }
-    let mut nodes: Vec<RedisServer> = (0..3)
-        .map(|_| RedisServer::spawn().expect("redis-server"))
-        .collect();
+    };
     let probe = RedisBackend::start(&urls(&nodes), None, 10, limits()).expect("probe backend");
     let on = |node: usize| {
         (0..10_000)
@@ -362,15 +228,8 @@ fn a_dead_node_fails_only_its_channels_over_websocket() {
     assert_quiet(&mut sub);
 }
 
-fn server_on(url: &str, channel_max_length: usize) -> ServerHandle {
-    let backend =
-        RedisBackend::start(url, None, channel_max_length, limits()).expect("redis backend");
-    Server::start_with_backend(
-        common::settings(),
-        common::apps(channel_max_length),
-        Arc::new(backend),
-    )
-    .expect("server starts")
+fn server_on(urls: &str, channel_max_length: usize) -> ServerHandle {
+    common::start_on_redis(urls, channel_max_length, limits())
 }
 
 /// One server loses its node while another keeps publishing past the history's length: when
@@ -474,16 +333,6 @@ fn a_position_expired_during_an_outage_is_reported() {
     assert_eq!(r["action"], "rtm/unsubscribe/error", "removed: {r}");
 }
 
-/// A child process killed and reaped on drop.
-struct Guard(std::process::Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Two `cobra run --redis URLS` processes sharing three nodes; the original Python client's
 /// `cobra health` (write, read, delete, publish + filtered subscribe from 0-0) passes against
 /// each, and what one wrote the other reads.
@@ -492,99 +341,43 @@ fn cobra_run_with_redis_passes_python_health_on_two_servers() {
     if !redis_support::available() {
         return;
     }
-    let python =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/cobras-venv/bin/cobra");
-    let Some(python) = cobra_test_support::require(python, "Python cobras peer") else {
+    let Some(python) = common::python_cobra() else {
         return;
     };
-    let nodes: Vec<RedisServer> = (0..3)
-        .map(|_| RedisServer::spawn().expect("redis-server"))
-        .collect();
+    let nodes = redis_support::spawn_nodes(3);
     let dir = tempfile::tempdir().expect("tempdir");
-    let config_path = dir.path().join(".cobra.yaml");
     let config = cobra_server::config::AppsConfig::default_generated();
-    std::fs::write(&config_path, config.to_yaml()).expect("write config");
-    let clean = |program: &std::path::Path| {
-        let mut cmd = std::process::Command::new(program);
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("COBRA_") {
-                cmd.env_remove(name);
-            }
-        }
-        cmd.env("HOME", dir.path())
-            .stdin(std::process::Stdio::null());
-        cmd
-    };
+    // The servers read `apps.yaml`; the Python client its defaults from `~/.cobra.yaml`.
+    for name in ["apps.yaml", ".cobra.yaml"] {
+        std::fs::write(dir.path().join(name), config.to_yaml()).expect("write config");
+    }
     let mut servers = Vec::new();
     for i in 0..2 {
         let port = free_port();
         let log = |name: String| std::fs::File::create(dir.path().join(name)).expect("log file");
-        let child = clean(std::path::Path::new(env!("CARGO_BIN_EXE_cobra")))
-            .args([
-                "run",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--redis",
-                &urls(&nodes),
-            ])
-            .arg("--apps-config")
-            .arg(&config_path)
+        let child = common::cobra_run_command(port, dir.path())
+            .args(["--redis", &urls(&nodes)])
+            .stdin(std::process::Stdio::null())
             .stdout(log(format!("server{i}.stdout")))
             .stderr(log(format!("server{i}.stderr")))
             .spawn()
             .expect("spawn cobra run");
         let mut guard = Guard(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            let log = || {
-                std::fs::read_to_string(dir.path().join(format!("server{i}.stderr")))
-                    .unwrap_or_default()
-            };
-            assert!(
-                guard.0.try_wait().expect("try_wait").is_none(),
-                "cobra run exited: {}",
-                log()
-            );
-            assert!(
-                Instant::now() < deadline,
-                "cobra run did not listen: {}",
-                log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let stderr = dir.path().join(format!("server{i}.stderr"));
+        wait_listening(&mut guard.0, port, "cobra run", move || {
+            std::fs::read_to_string(&stderr).unwrap_or_default()
+        });
         servers.push((guard, port));
     }
     for (_, port) in &servers {
         let endpoint = format!("ws://127.0.0.1:{port}");
-        let mut child = clean(&python)
-            .args(["health", "--endpoint", &endpoint])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("run python cobra");
-        let out = child.stdout.take().expect("stdout");
-        let reader = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = std::io::Read::read_to_string(&mut { out }, &mut text);
-            text
-        });
+        let mut health = common::command_in_home(&python, dir.path());
+        health.args(["health", "--endpoint", &endpoint]);
         // The Python client retries forever on errors: bound it.
-        let mut child = Guard(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while child.0.try_wait().expect("try_wait").is_none() {
-            if Instant::now() > deadline {
-                let _ = child.0.kill();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        drop(child);
-        let text = reader.join().unwrap_or_default();
+        let run = run_with_deadline(health, "", Duration::from_secs(30));
         assert!(
-            text.contains("System is healthy"),
-            "cobra health against {endpoint}: {text}"
+            run.stdout.contains("System is healthy"),
+            "cobra health against {endpoint}: {run}"
         );
     }
     // Cross-server key/value through our own clients, with the generated credentials.
@@ -601,8 +394,5 @@ fn cobra_run_with_redis_passes_python_health_on_two_servers() {
         "rtm/write",
         json!({"channel": "k", "message": "through one"}),
     );
-    assert_eq!(
-        b.request("rtm/read", json!({"channel": "k"}))["body"]["message"],
-        "through one"
-    );
+    assert_eq!(b.read("k"), "through one");
 }

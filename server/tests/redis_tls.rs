@@ -182,12 +182,7 @@ impl Drop for Guard {
 }
 
 fn cobra(dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("COBRA_") {
-            cmd.env_remove(name);
-        }
-    }
+    let mut cmd = cobra_test_support::process::clean_command(std::path::Path::new(BIN));
     cmd.env("COBRA_APPS_CONFIG", dir.join("apps.yaml"))
         .env("HOME", dir)
         .stdin(Stdio::null());

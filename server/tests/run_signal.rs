@@ -35,12 +35,10 @@ struct Running {
 /// Starts `cobra run --port 0 ARGS` in `home` (where a first run creates its config); returns
 /// the address it prints and the `_pubsub` secret it printed (if it created the config).
 fn spawn_server(home: &Path, args: &[&str]) -> Running {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cobra"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("COBRA_") || name == "RUST_LOG" {
-            cmd.env_remove(name);
-        }
-    }
+    let mut cmd = cobra_test_support::process::clean_command(std::path::Path::new(env!(
+        "CARGO_BIN_EXE_cobra"
+    )));
+    cmd.env_remove("RUST_LOG");
     let child = cmd
         .args(["run", "--host", "127.0.0.1", "--port", "0"])
         .args(args)
@@ -211,6 +209,11 @@ fn cobra_drain_is_lame_duck_and_sigterm_then_exits() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// Writes [`apps_yaml`]`(roles)` to `path`.
+fn write_roles(path: &Path, roles: &[(&str, &str, &str)]) {
+    std::fs::write(path, apps_yaml(roles)).expect("write the apps config");
+}
+
 fn apps_yaml(roles: &[(&str, &str, &str)]) -> String {
     let mut y = String::from("apps:\n  app1:\n    roles:\n");
     for (name, secret, permissions) in roles {
@@ -225,15 +228,14 @@ fn apps_yaml(roles: &[(&str, &str, &str)]) -> String {
 fn sighup_reloads_roles_closes_revoked_and_refuses_an_invalid_file() {
     let home = tempfile::tempdir().unwrap();
     let path = home.path().join("apps.yaml");
-    std::fs::write(
+    write_roles(
         &path,
-        apps_yaml(&[
+        &[
             ("keep", SECRET, "publish, subscribe"),
             ("gone", SECRET, "publish"),
             ("rekey", SECRET, "publish"),
-        ]),
-    )
-    .unwrap();
+        ],
+    );
     let server = spawn_server(home.path(), &["--apps-config", path.to_str().unwrap()]);
     let mut keep = Client::connect(server.addr, "app1");
     keep.auth("keep", SECRET).expect("auth keep");
@@ -260,15 +262,14 @@ fn sighup_reloads_roles_closes_revoked_and_refuses_an_invalid_file() {
 
     // A valid one: `new` added, `gone` revoked, `rekey`'s secret changed, `keep` unchanged.
     let other = "ffffffffffffffffffffffffffffffff";
-    std::fs::write(
+    write_roles(
         &path,
-        apps_yaml(&[
+        &[
             ("keep", SECRET, "publish, subscribe"),
             ("rekey", other, "publish"),
             ("new", SECRET, "publish"),
-        ]),
-    )
-    .unwrap();
+        ],
+    );
     server.signal("HUP");
     let line = server.log_line(&["apps config reloaded"]);
     assert!(

@@ -19,68 +19,16 @@
 mod common;
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::Client;
+use common::{Client, CobraRun, rss_kib};
 use serde_json::{Value, json};
 
 const PUBLISHERS: u64 = 4;
 const CHANNELS: u64 = 4;
-
-struct CobraRun(Child, std::path::PathBuf);
-
-impl Drop for CobraRun {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        let _ = std::fs::remove_dir_all(&self.1);
-    }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .expect("VmRSS of the server")
-}
-
-fn start_server() -> (CobraRun, SocketAddr) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = std::env::temp_dir().join(format!("cobra-soak-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("apps.yaml"), common::apps(1000).to_yaml()).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cobra"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("COBRA_") {
-            cmd.env_remove(name);
-        }
-    }
-    let child = cmd
-        .args(["run", "--host", "127.0.0.1", "--port", &port.to_string()])
-        .arg("--apps-config")
-        .arg(dir.join("apps.yaml"))
-        .env("HOME", &dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn cobra run");
-    let server = CobraRun(child, dir);
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    common::eventually("cobra run to listen", || TcpStream::connect(addr).ok());
-    (server, addr)
-}
 
 /// Reads data PDUs until `stop` and `done()` say so; returns the messages in order.
 fn collect(mut c: Client, stop: Arc<AtomicBool>, expected: Arc<AtomicU64>) -> Vec<Value> {
@@ -127,8 +75,8 @@ fn soak_mixed_load_keeps_rss_flat_and_loses_nothing() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
-    let (server, addr) = start_server();
-    let pid = server.0.id();
+    let server = CobraRun::start(1000, &[]);
+    let (addr, pid) = (server.addr, server.process.0.id());
     let stop = Arc::new(AtomicBool::new(false));
     // Per subscriber, how many messages it must end up with (known once publishing stops).
     let (all_n, filtered_n, batched_n) = (
@@ -185,14 +133,8 @@ fn soak_mixed_load_keeps_rss_flat_and_loses_nothing() {
                     c.request("rtm/write", json!({"channel": key, "message": n}))["action"],
                     "rtm/write/ok"
                 );
-                assert_eq!(
-                    c.request("rtm/read", json!({"channel": key}))["body"]["message"],
-                    json!(n)
-                );
-                assert_eq!(
-                    c.request("rtm/delete", json!({"channel": key}))["action"],
-                    "rtm/delete/ok"
-                );
+                assert_eq!(c.read(&key), json!(n));
+                assert_eq!(c.delete(&key)["action"], "rtm/delete/ok");
                 let sub = format!("churn{n}");
                 assert_eq!(
                     c.request("rtm/subscribe", json!({"channel": sub}))["action"],

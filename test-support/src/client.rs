@@ -18,8 +18,13 @@ pub const WAIT: Duration = Duration::from_secs(10);
 pub const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
 /// Polls `f` until it returns `Some`, failing after [`WAIT`].
-pub fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
+pub fn eventually<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    eventually_within(what, WAIT, f)
+}
+
+/// Polls `f` until it returns `Some`, failing after `within`.
+pub fn eventually_within<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
     loop {
         if let Some(v) = f() {
             return v;
@@ -202,6 +207,16 @@ impl Client {
                 return v;
             }
         }
+    }
+
+    /// `rtm/read` of `channel`: the message read (`null` when there is none).
+    pub fn read(&mut self, channel: &str) -> Value {
+        self.request("rtm/read", json!({"channel": channel}))["body"]["message"].clone()
+    }
+
+    /// `rtm/delete` of `channel`: the answer.
+    pub fn delete(&mut self, channel: &str) -> Value {
+        self.request("rtm/delete", json!({"channel": channel}))
     }
 
     /// Handshake + authenticate; returns the handshake/ok body data.

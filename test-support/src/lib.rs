@@ -5,7 +5,9 @@
 //! - [`process`]: free loopback ports, child processes killed on drop, waiting for a peer to listen,
 //!   running a command with a deadline, `redis-server`, and our own `cobra` binary.
 //! - [`client`]: a blocking WebSocket test client speaking the RTM protocol through `cobra_wire`.
+//! - [`aggregate`]: the fixed aggregate scenario (events, statement, exact rows).
 
+pub mod aggregate;
 pub mod client;
 pub mod process;
 pub mod skip;

@@ -279,6 +279,34 @@ fn collect(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
     })
 }
 
+/// What a server (`what`) logging into `dir/server.stdout` and `dir/server.stderr` printed, for
+/// failure messages.
+pub fn server_logs(dir: &Path, what: &str) -> String {
+    let read = |name| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    format!(
+        "--- {what} stdout\n{}\n--- {what} stderr\n{}",
+        read("server.stdout"),
+        read("server.stderr")
+    )
+}
+
+/// Runs `cmd` to completion (no input) and asserts it exited with status 0, saying `what`
+/// otherwise; returns what it printed.
+pub fn output_ok(cmd: &mut Command, what: &str) -> std::process::Output {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Runs `cmd` with `stdin` as its input to completion, killing it at `timeout`.
 pub fn run_with_deadline(mut cmd: Command, stdin: &str, timeout: Duration) -> Run {
     cmd.stdin(Stdio::piped())

@@ -1,13 +1,15 @@
 //! `cobra run`, our real server, as a child process of a test (killed on drop). The binary is
-//! found next to the test's executable, in the same target directory: build it first with
-//! `cargo build -p cobra-server`.
+//! found by `cobra_test_support::our_cobra_binary` in this test's target directory: build it
+//! first with `cargo build -p cobra-server`.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use cobra_test_support::our_cobra_binary;
 
 /// The secret of the `pubsub` role of the `_pubsub` app the server is started with.
 pub(crate) const SECRET: &str = "0123456789abcdef0123456789abcdef";
@@ -19,29 +21,6 @@ pub(crate) struct Server {
     child: Child,
     pub addr: SocketAddr,
     dir: PathBuf,
-}
-
-fn binary() -> PathBuf {
-    // <target>/<profile>/deps/<test>-<hash> -> <target>/<profile>/cobra; with a separate
-    // CARGO_BUILD_BUILD_DIR the binary is uplifted to the package's own target directory.
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
-    let profile = profile_dir.file_name().unwrap().to_owned();
-    let mut candidates = vec![profile_dir.join("cobra")];
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        candidates.push(PathBuf::from(dir).join(&profile).join("cobra"));
-    }
-    candidates.push(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("target")
-            .join(&profile)
-            .join("cobra"),
-    );
-    candidates
-        .iter()
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("`cobra` binary not found in {candidates:?}: run `cargo build -p cobra-server` first"))
-        .clone()
 }
 
 impl Server {
@@ -70,12 +49,7 @@ impl Server {
             ),
         )
         .unwrap();
-        let mut cmd = Command::new(binary());
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("COBRA_") {
-                cmd.env_remove(name);
-            }
-        }
+        let mut cmd = cobra_test_support::process::clean_command(&our_cobra_binary());
         let mut child = cmd
             .args([
                 "run",
@@ -114,6 +88,12 @@ impl Server {
     /// `ws://127.0.0.1:PORT`.
     pub(crate) fn url(&self) -> String {
         format!("ws://{}", self.addr)
+    }
+
+    /// A client config for this server's `_pubsub` app, with short reconnect backoffs.
+    pub(crate) fn config(&self) -> cobra::Config {
+        cobra::Config::new(self.url(), "_pubsub", "pubsub", SECRET)
+            .backoff(Duration::from_millis(20), Duration::from_millis(300))
     }
 }
 

@@ -540,6 +540,50 @@ impl Recorder {
             .count()
     }
 
+    /// What `pick` takes from each event so far, in order.
+    pub(crate) fn pick<T>(&self, pick: impl FnMut(&Event) -> Option<T>) -> Vec<T> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(pick)
+            .collect()
+    }
+
+    /// The messages of every data event so far, in order; of subscription `id` only if given.
+    pub(crate) fn data_messages(&self, id: Option<&str>) -> Vec<Value> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                Event::SubscriptionData {
+                    subscription_id,
+                    messages,
+                    ..
+                } if id.is_none_or(|id| id == subscription_id) => Some(messages.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    /// Waits for the first error event (`what`, or panics after `timeout`) and asserts it is of
+    /// `kind` with `needle` in its message.
+    pub(crate) fn expect_first_error(
+        &self,
+        timeout: Duration,
+        what: &str,
+        kind: cobra::ErrorKind,
+        needle: &str,
+    ) {
+        let e = self.wait_for(timeout, what, |e| matches!(e, Event::Error { .. }));
+        assert!(
+            matches!(&e, Event::Error { kind: k, message, .. } if *k == kind && message.contains(needle)),
+            "{e:?}"
+        );
+    }
+
     /// Wait until `pred` holds for some event (or panic after `timeout`).
     pub(crate) fn wait_for(
         &self,
@@ -560,6 +604,35 @@ impl Recorder {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
+}
+
+/// A client with `config` reporting to a fresh [`Recorder`], connecting.
+pub(crate) fn start_client(config: cobra::Config) -> (cobra::Client, Arc<Recorder>) {
+    let rec = Arc::new(Recorder::default());
+    let client = cobra::Client::new(config, Some(rec.clone())).expect("a valid config");
+    client.connect().expect("connect starts");
+    (client, rec)
+}
+
+/// Publishes `message` to `channel` and waits until `rec` saw it acknowledged (`what`).
+pub(crate) fn publish_acked(
+    client: &cobra::Client,
+    rec: &Recorder,
+    channel: &str,
+    message: &Value,
+    what: &str,
+) {
+    let id = client.publish(channel, message).expect("publish");
+    rec.wait_for(Duration::from_secs(20), what, |e| {
+        *e == Event::Published { id }
+    });
+}
+
+/// Waits until `rec` saw `n` authentications (or panics after `timeout`).
+pub(crate) fn wait_authenticated(rec: &Recorder, n: usize, timeout: Duration) {
+    wait_until(timeout, &format!("{n} authentications"), || {
+        rec.count(|e| matches!(e, Event::Authenticated)) >= n
+    });
 }
 
 /// Poll `cond` until true or panic after `timeout`.

@@ -4,6 +4,8 @@
 //! Ignored by default: it needs a Python with `websockets` installed. Run with
 //! `COBRA_TEST_PYTHON=/path/to/python cargo test -p cobra-wire --test interop_python -- --ignored`.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -16,6 +18,7 @@ use cobra_wire::handshake::{
 };
 use cobra_wire::pmd::{self, PmdConfig, ServerPmdConfig};
 use cobra_wire::ws::{Codec, Message, Role};
+use common::{echo_until_close, read_until};
 
 /// Kills the child when the test ends, whatever happens.
 struct Peer(Child);
@@ -33,22 +36,6 @@ fn python() -> String {
 
 fn script() -> String {
     format!("{}/tests/py/peer.py", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn read_until<T>(
-    s: &mut TcpStream,
-    buf: &mut BytesMut,
-    mut f: impl FnMut(&mut BytesMut) -> Option<T>,
-) -> T {
-    loop {
-        if let Some(t) = f(buf) {
-            return t;
-        }
-        let mut chunk = [0u8; 16384];
-        let n = s.read(&mut chunk).unwrap();
-        assert!(n > 0, "peer closed early");
-        buf.extend_from_slice(&chunk[..n]);
-    }
 }
 
 fn messages() -> Vec<Message> {
@@ -182,23 +169,8 @@ fn serve_python_client(config: &ServerPmdConfig) {
         .unwrap();
     let mut codec = Codec::new(Role::Server, limits, Some(negotiated));
     codec.set_compress_min_size(0);
-    loop {
-        let m = read_until(&mut s, &mut buf, |b| codec.decode(b).unwrap());
-        let mut out = Vec::new();
-        match m {
-            Message::Text(t) => codec.encode_text(&t, &mut out),
-            Message::Binary(b) => codec.encode_binary(&b, &mut out),
-            Message::Ping(p) => codec.encode_pong(&p, &mut out).unwrap(),
-            Message::Pong(_) => continue,
-            Message::Close(c) => {
-                assert_eq!(c.map(|c| c.code), Some(1000));
-                codec.encode_close(1000, "", &mut out).unwrap();
-                s.write_all(&out).unwrap();
-                break;
-            }
-        }
-        s.write_all(&out).unwrap();
-    }
+    let close = echo_until_close(&mut s, &mut buf, &mut codec);
+    assert_eq!(close.map(|c| c.code), Some(1000));
     drop(s);
     let status = peer.0.wait().unwrap();
     let mut stdout = String::new();

@@ -2,7 +2,9 @@
 //! socket pair, for the uncompressed path: both handshake directions, masking,
 //! fragmentation, control frames and the close handshake.
 
-use std::io::{Read, Write};
+mod common;
+
+use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::thread;
 use std::time::Duration;
@@ -13,6 +15,7 @@ use cobra_wire::handshake::{
     ClientRequestParams, accept_response, client_request, parse_request, parse_response,
 };
 use cobra_wire::ws::{CloseFrame, Codec, Message, Role};
+use common::{echo_until_close, read_until};
 use tungstenite::Message as TMsg;
 
 fn pair() -> (UnixStream, UnixStream) {
@@ -22,23 +25,6 @@ fn pair() -> (UnixStream, UnixStream) {
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     }
     (a, b)
-}
-
-/// Reads until `f` yields something from the accumulated bytes.
-fn read_until<T>(
-    s: &mut UnixStream,
-    buf: &mut BytesMut,
-    mut f: impl FnMut(&mut BytesMut) -> Option<T>,
-) -> T {
-    loop {
-        if let Some(t) = f(buf) {
-            return t;
-        }
-        let mut chunk = [0u8; 4096];
-        let n = s.read(&mut chunk).unwrap();
-        assert!(n > 0, "peer closed early");
-        buf.extend_from_slice(&chunk[..n]);
-    }
 }
 
 fn messages() -> Vec<Message> {
@@ -78,24 +64,7 @@ fn tungstenite_client_against_our_server() {
         ))
         .unwrap();
         let mut codec = Codec::new(Role::Server, limits, None);
-        let mut out = Vec::new();
-        loop {
-            let m = read_until(&mut s, &mut buf, |b| codec.decode(b).unwrap());
-            out.clear();
-            match m {
-                Message::Text(t) => codec.encode_text(&t, &mut out),
-                Message::Binary(d) => codec.encode_binary(&d, &mut out),
-                Message::Ping(p) => codec.encode_pong(&p, &mut out).unwrap(),
-                Message::Pong(_) => continue,
-                Message::Close(c) => {
-                    let c = c.unwrap();
-                    codec.encode_close(c.code, &c.reason, &mut out).unwrap();
-                    s.write_all(&out).unwrap();
-                    return c;
-                }
-            }
-            s.write_all(&out).unwrap();
-        }
+        echo_until_close(&mut s, &mut buf, &mut codec).expect("a close frame with a code")
     });
     let mut req =
         tungstenite::client::IntoClientRequest::into_client_request("ws://localhost/v2?appkey=k")

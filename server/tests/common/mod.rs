@@ -2,8 +2,13 @@
 //! WebSocket test client is `cobra_test_support::client`, re-exported here.
 #![allow(dead_code)]
 
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use cobra_test_support::process::{Guard, clean_command};
 
 use cobra_server::broker::redis::{RedisBackend, RedisLimits};
 use cobra_server::config::{AppsConfig, ConfigSource, ServerSettings};
@@ -130,6 +135,93 @@ pub(crate) fn start_with(
     Server::start_with_backend(s, apps, Arc::new(backend)).expect("server starts")
 }
 
+/// A server on the Redis nodes `urls` (`;`-separated), with the test apps config.
+pub(crate) fn start_on_redis(
+    urls: &str,
+    channel_max_length: usize,
+    limits: RedisLimits,
+) -> ServerHandle {
+    let backend = RedisBackend::start(urls, None, channel_max_length, limits)
+        .expect("the Redis backend starts");
+    Server::start_with_backend(settings(), apps(channel_max_length), Arc::new(backend))
+        .expect("server starts")
+}
+
 pub(crate) fn start() -> ServerHandle {
     start_with(1000, |_| {})
+}
+
+/// A command with no inherited `COBRA_*` variable (both `cobra` CLIs read several) and `HOME` at
+/// `home`, where both look for their config.
+pub(crate) fn command_in_home(program: &Path, home: &Path) -> Command {
+    let mut cmd = clean_command(program);
+    cmd.env("HOME", home);
+    cmd
+}
+
+/// The Python `cobra` of the original `cobras` client, or `None` after the skip policy said so.
+pub(crate) fn python_cobra() -> Option<std::path::PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/cobras-venv/bin/cobra");
+    cobra_test_support::require(path, "Python cobras peer")
+}
+
+/// `cobra run` on 127.0.0.1:`port` with the apps config `dir/apps.yaml` and `HOME` at `dir`,
+/// no `COBRA_*` variable inherited; the caller adds options and output.
+pub(crate) fn cobra_run_command(port: u16, dir: &Path) -> Command {
+    let mut cmd = command_in_home(Path::new(env!("CARGO_BIN_EXE_cobra")), dir);
+    cmd.args(["run", "--host", "127.0.0.1", "--port", &port.to_string()])
+        .arg("--apps-config")
+        .arg(dir.join("apps.yaml"));
+    cmd
+}
+
+/// `cobra run` as a child process (so its memory is measured apart from the test's) on a free
+/// port, with the test apps config; killed on drop.
+pub(crate) struct CobraRun {
+    pub(crate) process: Guard,
+    pub(crate) addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl CobraRun {
+    /// Starts it with `args` and [`apps`]`(channel_max_length)`; returns once it listens.
+    pub(crate) fn start(channel_max_length: usize, args: &[&str]) -> CobraRun {
+        let port = cobra_test_support::free_port();
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("apps.yaml"),
+            apps(channel_max_length).to_yaml(),
+        )
+        .expect("write the apps config");
+        let child = cobra_run_command(port, dir.path())
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn cobra run");
+        let run = CobraRun {
+            process: Guard(child),
+            addr: ([127, 0, 0, 1], port).into(),
+            _dir: dir,
+        };
+        eventually("cobra run to listen", || TcpStream::connect(run.addr).ok());
+        run
+    }
+
+    /// Its resident set size, in KiB.
+    pub(crate) fn rss_kib(&self) -> u64 {
+        rss_kib(self.process.0.id())
+    }
+}
+
+/// Resident set size of process `pid`, in KiB.
+pub(crate) fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .expect("VmRSS")
 }

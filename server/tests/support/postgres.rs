@@ -86,16 +86,7 @@ impl Postgres {
             Command::new(self.bin.join(tool))
         };
         args(&mut c);
-        let out = c
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("{tool}: {e}"));
-        assert!(
-            out.status.success(),
-            "{tool} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        cobra_test_support::process::output_ok(&mut c, tool);
     }
 
     pub(crate) fn start(&mut self) {
@@ -132,15 +123,11 @@ impl Postgres {
 
     /// Runs `sql` with psql; the rows, `|`-separated fields.
     pub(crate) fn query(&self, sql: &str) -> String {
-        let out = Command::new(self.bin.join("psql"))
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(["-U", "cobra", "-d", "postgres", "-At", "-c", sql])
-            .output()
-            .expect("psql runs");
-        assert!(
-            out.status.success(),
-            "psql {sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = cobra_test_support::process::output_ok(
+            Command::new(self.bin.join("psql"))
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .args(["-U", "cobra", "-d", "postgres", "-At", "-c", sql]),
+            &format!("psql {sql}"),
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }

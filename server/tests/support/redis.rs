@@ -9,18 +9,50 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use cobra_test_support::process::output_ok;
+
 /// Whether `redis-server` can be run here; if not, the test skips by the one policy
 /// (`cobra_test_support::skip`: loud locally, a failure under `CI=true`).
 pub(crate) fn available() -> bool {
-    let ok = Command::new("redis-server")
+    runs_or_skips(
+        "redis-server",
+        "redis-server not installed (scripts/setup.sh installs it)",
+    )
+}
+
+/// Whether `program --version` runs; if not, skips the test (saying `reason`).
+fn runs_or_skips(program: &str, reason: &str) -> bool {
+    let ok = Command::new(program)
         .arg("--version")
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        cobra_test_support::skip("redis-server not installed (scripts/setup.sh installs it)");
+        cobra_test_support::skip(reason);
     }
     ok
+}
+
+/// `count` fresh `redis-server` nodes, or `None` when the test skips for want of Redis
+/// ([`available`]).
+pub(crate) fn nodes(count: usize) -> Option<Vec<RedisServer>> {
+    available().then(|| spawn_nodes(count))
+}
+
+/// `count` fresh `redis-server` nodes.
+pub(crate) fn spawn_nodes(count: usize) -> Vec<RedisServer> {
+    (0..count)
+        .map(|_| RedisServer::spawn().expect("redis-server"))
+        .collect()
+}
+
+/// The URLs of `nodes`, `;`-separated (the `--redis` form).
+pub(crate) fn urls(nodes: &[RedisServer]) -> String {
+    nodes
+        .iter()
+        .map(RedisServer::url)
+        .collect::<Vec<_>>()
+        .join(";")
 }
 
 /// One `redis-server` child process.
@@ -89,21 +121,29 @@ impl RedisServer {
     pub(crate) fn spawn_with(extra: &[&str]) -> std::io::Result<Self> {
         for _ in 0..10 {
             let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-            let dir = std::env::temp_dir()
-                .join(format!("cobra-redis-test-{}-{port}", std::process::id()));
-            std::fs::create_dir_all(&dir)?;
-            let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-            if let Some(child) = start(port, &dir, &extra)? {
-                return Ok(RedisServer {
-                    port,
-                    child: Some(child),
-                    dir,
-                    extra,
-                });
+            let extra = extra.iter().map(|s| s.to_string()).collect();
+            if let Some(server) = RedisServer::try_start(port, "cobra-redis-test", extra)? {
+                return Ok(server);
             }
-            let _ = std::fs::remove_dir_all(&dir);
         }
         Err(std::io::Error::other("could not start redis-server"))
+    }
+
+    /// Starts a server on `port` with its files in a fresh `<prefix>-<pid>-<port>` temp dir;
+    /// `None` (the dir removed) if it did not come up, most likely the port was taken meanwhile.
+    fn try_start(port: u16, prefix: &str, extra: Vec<String>) -> std::io::Result<Option<Self>> {
+        let dir = std::env::temp_dir().join(format!("{prefix}-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let Some(child) = start(port, &dir, &extra)? else {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Ok(None);
+        };
+        Ok(Some(RedisServer {
+            port,
+            child: Some(child),
+            dir,
+            extra,
+        }))
     }
 
     /// The TCP port.
@@ -171,22 +211,7 @@ impl Drop for RedisServer {
 /// Whether `redis-cli` (which creates and reshards test clusters) can be run here; like
 /// [`available`], a skip outside CI and a failure under it.
 pub(crate) fn cli_available() -> bool {
-    let ok = Command::new("redis-cli")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").is_err(),
-            "redis-cli is required under CI"
-        );
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: redis-cli not installed (install redis-tools, or run under CI where it is required)"
-        );
-    }
-    ok
+    runs_or_skips("redis-cli", "redis-cli not installed (install redis-tools)")
 }
 
 impl RedisServer {
@@ -199,10 +224,7 @@ impl RedisServer {
             if port > 55_000 || TcpListener::bind(("127.0.0.1", port + 10_000)).is_err() {
                 continue;
             }
-            let dir = std::env::temp_dir()
-                .join(format!("cobra-redis-cluster-{}-{port}", std::process::id()));
-            std::fs::create_dir_all(&dir)?;
-            let extra: Vec<String> = [
+            let extra = [
                 "--cluster-enabled",
                 "yes",
                 "--cluster-node-timeout",
@@ -214,15 +236,9 @@ impl RedisServer {
             .iter()
             .map(|s| s.to_string())
             .collect();
-            if let Some(child) = start(port, &dir, &extra)? {
-                return Ok(RedisServer {
-                    port,
-                    child: Some(child),
-                    dir,
-                    extra,
-                });
+            if let Some(server) = RedisServer::try_start(port, "cobra-redis-cluster", extra)? {
+                return Ok(server);
             }
-            let _ = std::fs::remove_dir_all(&dir);
         }
         Err(std::io::Error::other(
             "could not start a cluster redis-server",
@@ -263,18 +279,12 @@ impl RedisCluster {
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port()))
             .collect();
-        let out = Command::new("redis-cli")
-            .arg("--cluster")
-            .arg("create")
-            .args(&addrs)
-            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
-            .stdin(Stdio::null())
-            .output()
-            .expect("redis-cli --cluster create");
-        assert!(
-            out.status.success(),
-            "redis-cli --cluster create failed: {}",
-            String::from_utf8_lossy(&out.stdout)
+        output_ok(
+            Command::new("redis-cli")
+                .args(["--cluster", "create"])
+                .args(&addrs)
+                .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"]),
+            "redis-cli --cluster create",
         );
         let cluster = RedisCluster { nodes };
         cluster.wait_ok(Duration::from_secs(30));
@@ -357,17 +367,12 @@ impl RedisCluster {
     /// `redis-cli --cluster reshard` (keys migrated with them); returns when it is done.
     pub(crate) fn reshard(&self, from: u16, to: u16, slots: usize) {
         let id = |port| cli(port, &["cluster", "myid"]).trim().to_string();
-        let out = Command::new("redis-cli")
-            .args(["--cluster", "reshard", &format!("127.0.0.1:{from}")])
-            .args(["--cluster-from", &id(from), "--cluster-to", &id(to)])
-            .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"])
-            .stdin(Stdio::null())
-            .output()
-            .expect("redis-cli --cluster reshard");
-        assert!(
-            out.status.success(),
-            "redis-cli --cluster reshard failed: {}",
-            String::from_utf8_lossy(&out.stdout)
+        output_ok(
+            Command::new("redis-cli")
+                .args(["--cluster", "reshard", &format!("127.0.0.1:{from}")])
+                .args(["--cluster-from", &id(from), "--cluster-to", &id(to)])
+                .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"]),
+            "redis-cli --cluster reshard",
         );
     }
 }
