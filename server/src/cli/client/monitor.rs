@@ -467,18 +467,9 @@ fn top_frame<'a>(
     messages: impl Iterator<Item = &'a Value>,
     args: &TopArgs,
 ) -> String {
-    let mut node_rows = vec![vec![
-        Cell::from("NODE"),
-        Cell::from("CONNS"),
-        Cell::from("PUB/S"),
-        Cell::from("DELIV/S"),
-        Cell::from("IN/S"),
-        Cell::from("OUT/S"),
-        Cell::from("SUBS"),
-        Cell::from("MEM"),
-        Cell::from("UPTIME"),
-        Cell::from("BACKEND"),
-    ]];
+    let mut node_rows = vec![Cell::header(&[
+        "NODE", "CONNS", "PUB/S", "DELIV/S", "IN/S", "OUT/S", "SUBS", "MEM", "UPTIME", "BACKEND",
+    ])];
     let mut channels: BTreeMap<String, ChannelRow> = BTreeMap::new();
     let (mut conns, mut pubs, mut delivs) = (0.0, 0.0, 0.0);
     for m in messages {
@@ -560,14 +551,9 @@ fn top_frame<'a>(
     };
     sorted.sort_by(|a, b| by(&b.1).total_cmp(&by(&a.1)).then_with(|| a.0.cmp(&b.0)));
     let shown = sorted.len().min(args.limit);
-    let mut channel_rows = vec![vec![
-        Cell::from("CHANNEL"),
-        Cell::from("MSG/S"),
-        Cell::from("BYTES/S"),
-        Cell::from("SUBS"),
-        Cell::from("MESSAGES"),
-        Cell::from("BYTES"),
-    ]];
+    let mut channel_rows = vec![Cell::header(&[
+        "CHANNEL", "MSG/S", "BYTES/S", "SUBS", "MESSAGES", "BYTES",
+    ])];
     for (name, r) in &sorted[..shown] {
         channel_rows.push(vec![
             Cell::Text(name.clone()),
