@@ -97,12 +97,7 @@ impl Session {
         }
         rows.clear();
         if let Auth::Authenticated { counters, .. } = &self.auth {
-            counters
-                .subscribed_count
-                .fetch_add(count, Ordering::Relaxed);
-            counters
-                .subscribed_bytes
-                .fetch_add(bytes, Ordering::Relaxed);
+            counters.delivered(count, bytes);
         }
     }
 
@@ -191,12 +186,7 @@ impl Session {
         if count > 0
             && let Auth::Authenticated { counters, .. } = &self.auth
         {
-            counters
-                .subscribed_count
-                .fetch_add(count, Ordering::Relaxed);
-            counters
-                .subscribed_bytes
-                .fetch_add(bytes, Ordering::Relaxed);
+            counters.delivered(count, bytes);
         }
         for i in 0..self.subs.len() {
             if self.subs[i].batch_deadline.is_some_and(|d| d <= now) {
