@@ -11,7 +11,7 @@ use cobra_wire::pdu::{self, AuthenticateBody, Credentials, HandshakeBody, Handsh
 use cobra_wire::pmd::{self, PmdConfig};
 use cobra_wire::ws::{Codec, Message, Role};
 use cobra_wire::{Limits, auth};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use super::BenchError;
@@ -279,15 +279,7 @@ impl Conn {
         if self.rbuf.capacity() - self.rbuf.len() < 1024 {
             self.rbuf.reserve(READ_CHUNK);
         }
-        let n = self
-            .stream
-            .read_buf(&mut self.rbuf)
-            .await
-            .map_err(|e| BenchError::Failed(format!("read: {e}")))?;
-        self.counters
-            .bytes_in
-            .fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
+        read_counted(&mut self.stream, &mut self.rbuf, &self.counters).await
     }
 
     /// Reads at most `max` bytes of what the socket has (waiting for at least one); 0 means
@@ -296,15 +288,8 @@ impl Conn {
         if self.rbuf.capacity() - self.rbuf.len() < max {
             self.rbuf.reserve(max);
         }
-        let n = (&mut self.stream)
-            .take(max as u64)
-            .read_buf(&mut self.rbuf)
-            .await
-            .map_err(|e| BenchError::Failed(format!("read: {e}")))?;
-        self.counters
-            .bytes_in
-            .fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
+        let reader = (&mut self.stream).take(max as u64);
+        read_counted(reader, &mut self.rbuf, &self.counters).await
     }
 
     /// The next complete text message already buffered, answering pings on the way.
@@ -368,4 +353,18 @@ impl Conn {
             }
         }
     }
+}
+
+/// One read from `reader` into `rbuf`, counted in `counters.bytes_in`.
+async fn read_counted(
+    mut reader: impl AsyncRead + Unpin,
+    rbuf: &mut BytesMut,
+    counters: &WireCounters,
+) -> Result<usize, BenchError> {
+    let n = reader
+        .read_buf(rbuf)
+        .await
+        .map_err(|e| BenchError::Failed(format!("read: {e}")))?;
+    counters.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+    Ok(n)
 }
