@@ -1,0 +1,34 @@
+# Shell helpers the scripts and benchmarks share (sourced; needs bash and python3).
+
+# A free loopback TCP port.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# wait_port PORT PID: polls until a TCP connect to 127.0.0.1:PORT succeeds; fails when process PID
+# has died or after ~15 s.
+wait_port() {
+  for _ in $(seq 1 300); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  return 1
+}
+
+# bench_cobra_bin ROOT: sets COBRA_BIN to the `cobra` of the `bench` profile (opt-level 3, fat LTO),
+# building it, unless COBRA_BIN is set already. The profile inherits `release`, so it lands in
+# target/release.
+bench_cobra_bin() {
+  if [ -z "${COBRA_BIN:-}" ]; then
+    (cd "$1" && cargo build --profile bench -p cobra-server --bin cobra >&2)
+    COBRA_BIN="$1/target/release/cobra"
+  fi
+}
+
+# stop_server_and_clean [SIGNAL]: the EXIT trap of a script whose only background job is its server,
+# $SERVER_PID (empty when none), working in $WORK: signals the server (TERM unless SIGNAL), waits
+# for it, then removes $WORK.
+stop_server_and_clean() {
+  if [ -n "${SERVER_PID:-}" ]; then kill "-${1:-TERM}" "$SERVER_PID" 2>/dev/null || true; fi
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
