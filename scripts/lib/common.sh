@@ -32,3 +32,23 @@ stop_server_and_clean() {
   wait 2>/dev/null || true
   rm -rf "$WORK"
 }
+
+# require_tools NAME SETUP [MISSING...]: returns when nothing is MISSING. Otherwise the test script
+# NAME fails under CI=true, or else stops (exit 0) after a loud SKIPPED banner; SETUP is the script
+# that installs what is missing.
+require_tools() {
+  local name=$1 setup=$2
+  shift 2
+  [ $# -eq 0 ] && return 0
+  local list
+  list=$(printf '%s, ' "$@")
+  list=${list%, }
+  if [ "${CI:-}" = true ]; then
+    echo "$name: FAIL: missing under CI: $list (run $setup)" >&2
+    exit 1
+  fi
+  echo "###############################################################################" >&2
+  echo "# $name: SKIPPED: missing $list (run $setup). Under CI=true this fails." >&2
+  echo "###############################################################################" >&2
+  exit 0
+}
