@@ -36,12 +36,7 @@ cleanup() {
 trap cleanup EXIT
 
 step "start the server"
-"$root/scripts/server-for-c.sh" start "$work/server"
-# shellcheck disable=SC1091
-source "$work/server/env"
-export COBRA_ENDPOINT COBRA_APPKEY COBRA_ROLE COBRA_SECRET
-export COBRA_TEST_RESTART_CMD="'$root/scripts/server-for-c.sh' restart '$work/server'"
-echo "server at $COBRA_ENDPOINT"
+start_test_server "$root" "$work/server"
 
 CFLAGS=(-std=c11 -Wall -Wextra -Werror -pedantic -g -I"$root/include")
 CXXFLAGS=(-std=c++17 -Wall -Wextra -Werror -pedantic -g -I"$root/include")

@@ -52,3 +52,30 @@ require_tools() {
   echo "###############################################################################" >&2
   exit 0
 }
+
+# start_test_server ROOT DIR: starts a server with ROOT/scripts/server-for-c.sh in DIR and exports
+# what the C, C++ and engine tests read: COBRA_ENDPOINT, COBRA_APPKEY, COBRA_ROLE, COBRA_SECRET, and
+# COBRA_TEST_RESTART_CMD (restarts it on the same port).
+start_test_server() {
+  "$1/scripts/server-for-c.sh" start "$2"
+  # shellcheck disable=SC1091
+  source "$2/env"
+  export COBRA_ENDPOINT COBRA_APPKEY COBRA_ROLE COBRA_SECRET
+  export COBRA_TEST_RESTART_CMD="'$1/scripts/server-for-c.sh' restart '$2'"
+  echo "server at $COBRA_ENDPOINT"
+}
+
+# npm_pinned LABEL DIR PACKAGE VERSION PROJECT: installs PACKAGE@VERSION under DIR/node_modules unless
+# that version is there already; PROJECT names DIR's package.json when it is created.
+npm_pinned() {
+  local label=$1 dir=$2 pkg=$3 version=$4 project=$5
+  if [ -f "$dir/node_modules/$pkg/package.json" ] \
+    && node -e "process.exit(require('$dir/node_modules/$pkg/package.json').version === '$version' ? 0 : 1)" 2>/dev/null; then
+    echo "$label: already installed"
+    return 0
+  fi
+  echo "$label: installing $version into $dir"
+  mkdir -p "$dir"
+  [ -f "$dir/package.json" ] || echo "{\"name\":\"$project\",\"private\":true}" > "$dir/package.json"
+  (cd "$dir" && npm install --silent --no-audit --no-fund "$pkg@$version")
+}
