@@ -30,21 +30,12 @@ PYTHON="${PYTHON:-$ROOT/.tools/pyws-venv/bin/python}"
 WORK="$(mktemp -d /tmp/cobra-aggregate-bench.XXXXXX)"
 SERVER_PID=""
 
-cleanup() {
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=../scripts/lib/common.sh
+. "$ROOT/scripts/lib/common.sh"
+trap stop_server_and_clean EXIT
 
-if [ -z "${COBRA_BIN:-}" ]; then
-  (cd "$ROOT" && cargo build --profile bench -p cobra-server --bin cobra >&2)
-  COBRA_BIN="$ROOT/target/release/cobra"
-fi
+bench_cobra_bin "$ROOT"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 proc_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 

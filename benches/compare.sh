@@ -63,11 +63,9 @@ if [ "$IDLE" -gt $((FD_LIMIT - 500)) ]; then
   IDLE=$((FD_LIMIT - 500))
 fi
 
-if [ -z "${COBRA_BIN:-}" ]; then
-  (cd "$ROOT" && cargo build --profile bench -p cobra-server --bin cobra >&2)
-  # The `bench` profile (opt-level 3, fat LTO) inherits `release`, so it lands in target/release.
-  COBRA_BIN="$ROOT/target/release/cobra"
-fi
+# shellcheck source=../scripts/lib/common.sh
+. "$ROOT/scripts/lib/common.sh"
+bench_cobra_bin "$ROOT"
 PYCOBRA="$ROOT/.tools/cobras-venv/bin/cobra"
 if [ ! -x "$PYCOBRA" ]; then
   bash "$ROOT/scripts/install-peers.sh" >&2 || echo "compare: Python cobras not installable: skipped" >&2
@@ -75,14 +73,20 @@ fi
 
 # shellcheck source=../scripts/lib/redis-cluster.sh
 . "$ROOT/scripts/lib/redis-cluster.sh"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 1 300); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    kill -0 "$2" 2>/dev/null || return 1
-    sleep 0.05
-  done
-  return 1
+
+# write_marked NAME TABLE: puts TABLE between the `<!-- NAME:begin -->` and `<!-- NAME:end -->`
+# markers of $DOC, replacing what stood there. Fails (writing nothing) when $DOC or the markers are
+# missing.
+write_marked() {
+  if ! { [ -f "$DOC" ] && grep -q "<!-- $1:begin -->" "$DOC"; }; then return 1; fi
+  python3 - "$DOC" "$1" "$2" <<'PY'
+import sys
+path, name, table = sys.argv[1:4]
+begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+head, rest = open(path).read().split(begin, 1)
+_, tail = rest.split(end, 1)
+open(path, "w").write(head + begin + "\n" + table + "\n" + end + tail)
+PY
 }
 
 "$COBRA_BIN" init --apps-config "$WORK/apps.yaml" --force >/dev/null
@@ -309,15 +313,7 @@ print("\n".join(out))
 PY
 )"
   echo "$SLOWSUB_TABLE"
-  if [ -f "$DOC" ] && grep -q '<!-- slowsub:begin -->' "$DOC"; then
-    python3 - "$DOC" "$SLOWSUB_TABLE" <<'PY'
-import sys
-path, table = sys.argv[1], sys.argv[2]
-text = open(path).read()
-head, rest = text.split("<!-- slowsub:begin -->", 1)
-_, tail = rest.split("<!-- slowsub:end -->", 1)
-open(path, "w").write(head + "<!-- slowsub:begin -->\n" + table + "\n<!-- slowsub:end -->" + tail)
-PY
+  if write_marked slowsub "$SLOWSUB_TABLE"; then
     echo "compare: slow-subscriber table written to $DOC" >&2
   fi
 }
@@ -428,33 +424,8 @@ if [ -n "$MAIN_TABLE" ]; then
   echo "$TABLE"
 fi
 if [ -f "$DOC" ] && grep -q '<!-- compare:begin -->' "$DOC"; then
-  [ -n "$TABLE" ] && python3 - "$DOC" "$TABLE" <<'PY'
-import sys
-path, table = sys.argv[1], sys.argv[2]
-text = open(path).read()
-head, rest = text.split("<!-- compare:begin -->", 1)
-_, tail = rest.split("<!-- compare:end -->", 1)
-open(path, "w").write(head + "<!-- compare:begin -->\n" + table + "\n<!-- compare:end -->" + tail)
-PY
-  if has_target nats && grep -q '<!-- nats:begin -->' "$DOC"; then
-    python3 - "$DOC" "$NATS_TABLE" <<'PY'
-import sys
-path, table = sys.argv[1], sys.argv[2]
-text = open(path).read()
-head, rest = text.split("<!-- nats:begin -->", 1)
-_, tail = rest.split("<!-- nats:end -->", 1)
-open(path, "w").write(head + "<!-- nats:begin -->\n" + table + "\n<!-- nats:end -->" + tail)
-PY
-  fi
-  if [ -n "$SCALING_TABLE" ] && grep -q '<!-- scaling:begin -->' "$DOC"; then
-    python3 - "$DOC" "$SCALING_TABLE" <<'PY'
-import sys
-path, table = sys.argv[1], sys.argv[2]
-text = open(path).read()
-head, rest = text.split("<!-- scaling:begin -->", 1)
-_, tail = rest.split("<!-- scaling:end -->", 1)
-open(path, "w").write(head + "<!-- scaling:begin -->\n" + table + "\n<!-- scaling:end -->" + tail)
-PY
-  fi
+  if [ -n "$TABLE" ]; then write_marked compare "$TABLE"; fi
+  if has_target nats; then write_marked nats "$NATS_TABLE" || true; fi
+  if [ -n "$SCALING_TABLE" ]; then write_marked scaling "$SCALING_TABLE" || true; fi
   echo "compare: table written to $DOC" >&2
 fi

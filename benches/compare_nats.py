@@ -9,6 +9,8 @@ import os
 import sys
 import time
 
+from bench_report import get, rate
+
 work, dur, idle, server_cpu, tool_cpu = sys.argv[1:6]
 
 
@@ -22,18 +24,6 @@ def load(target, name):
             return json.loads(text.splitlines()[-1])
     except (OSError, ValueError, IndexError):
         return None
-
-
-def get(r, *path):
-    for k in path:
-        if r is None:
-            return None
-        r = r.get(k)
-    return r
-
-
-def rate(v):
-    return "n/a" if v is None else f"{v:,.0f}"
 
 
 def ms(v):

@@ -11,6 +11,8 @@ import os
 import sys
 import time
 
+from bench_report import rate
+
 work, dur, server_cpu, tool_cpu = sys.argv[1:5]
 workers = [int(w) for w in sys.argv[5:]] or [1, 2]
 SCENARIOS = [
@@ -35,10 +37,6 @@ def load(mode, n, name):
     except (OSError, ValueError):
         pass
     return report
-
-
-def rate(v):
-    return "n/a" if v is None else f"{v:,.0f}"
 
 
 load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0

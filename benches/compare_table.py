@@ -8,6 +8,8 @@ import platform
 import subprocess
 import sys
 
+from bench_report import get, rate
+
 work, dur, idle, server_cpu, tool_cpu, redis_cpu, redis_tool_cpu = sys.argv[1:8]
 TARGETS = [
     ("embedded", "cobra, embedded"),
@@ -26,7 +28,7 @@ def load(target, scenario):
 
 
 def fmt_rate(v):
-    return "–" if v is None else f"{v:,.0f}"
+    return rate(v, "–")
 
 
 def fmt_ms(us):
@@ -45,43 +47,43 @@ def flagged(report, text):
     return text + (f" ⚠ {', '.join(notes)}" if notes else "")
 
 
-def get(report, *path):
-    for key in path:
-        if report is None:
-            return None
-        report = report.get(key)
-    return report
+def delivery_rate(r):
+    return get(r, "delivered_per_sec")
+
+
+def publish_rate(r):
+    return get(r, "published_per_sec")
+
+
+def p99(r):
+    return get(r, "latency", "p99_us")
+
+
+def p50_p99(r):
+    return None if r is None else (get(r, "latency", "p50_us"), p99(r))
+
+
+def fmt_p50_p99(v):
+    return "–" if v is None else f"{v[0] / 1000:.2f} / {v[1] / 1000:.2f}"
 
 
 ROWS = [
-    ("1 → 1", "p1s1", "deliveries/s", lambda r: get(r, "delivered_per_sec"), fmt_rate, True),
-    ("1 → 1", "p1s1", "p99 latency, ms", lambda r: get(r, "latency", "p99_us"), fmt_ms, False),
-    ("1 → 1, 1k msg/s offered", "p1s1rate", "p50 / p99 latency, ms",
-     lambda r: None if r is None else (get(r, "latency", "p50_us"), get(r, "latency", "p99_us")),
-     lambda v: "–" if v is None else f"{v[0] / 1000:.2f} / {v[1] / 1000:.2f}", False),
-    ("1 → 1, permessage-deflate off", "p1s1plain", "deliveries/s",
-     lambda r: get(r, "delivered_per_sec"), fmt_rate, True),
-    ("50 publishers, no subscriber, permessage-deflate off", "p50plain", "publishes/s",
-     lambda r: get(r, "published_per_sec"), fmt_rate, True),
-    ("50 publishers → 1 subscriber, permessage-deflate off", "p50s1plain", "deliveries/s",
-     lambda r: get(r, "delivered_per_sec"), fmt_rate, True),
-    ("1 → 100", "p1s100", "deliveries/s", lambda r: get(r, "delivered_per_sec"), fmt_rate, True),
-    ("1 → 100", "p1s100", "p99 latency, ms", lambda r: get(r, "latency", "p99_us"), fmt_ms, False),
-    ("1 → 100, 5k msg/s offered (500k deliveries/s)", "p1s100rate", "deliveries/s",
-     lambda r: get(r, "delivered_per_sec"), fmt_rate, True),
-    ("1 → 100, 5k msg/s offered (500k deliveries/s)", "p1s100rate", "p50 / p99 latency, ms",
-     lambda r: None if r is None else (get(r, "latency", "p50_us"), get(r, "latency", "p99_us")),
-     lambda v: "–" if v is None else f"{v[0] / 1000:.2f} / {v[1] / 1000:.2f}", False),
-    ("1 → 100, permessage-deflate off", "p1s100plain", "deliveries/s",
-     lambda r: get(r, "delivered_per_sec"), fmt_rate, True),
-    ("1 → 100, permessage-deflate off", "p1s100plain", "p99 latency, ms",
-     lambda r: get(r, "latency", "p99_us"), fmt_ms, False),
-    ("50 publishers → 10 subscribers, filter passes 10%", "p50filtered", "publishes/s",
-     lambda r: get(r, "published_per_sec"), fmt_rate, True),
-    ("50 publishers → 10 subscribers, filter passes 10%", "p50filtered", "deliveries/s",
-     lambda r: get(r, "delivered_per_sec"), fmt_rate, True),
-    ("50 publishers → 10 subscribers, filter passes 10%", "p50filtered", "p99 latency, ms",
-     lambda r: get(r, "latency", "p99_us"), fmt_ms, False),
+    ("1 → 1", "p1s1", "deliveries/s", delivery_rate, fmt_rate, True),
+    ("1 → 1", "p1s1", "p99 latency, ms", p99, fmt_ms, False),
+    ("1 → 1, 1k msg/s offered", "p1s1rate", "p50 / p99 latency, ms", p50_p99, fmt_p50_p99, False),
+    ("1 → 1, permessage-deflate off", "p1s1plain", "deliveries/s", delivery_rate, fmt_rate, True),
+    ("50 publishers, no subscriber, permessage-deflate off", "p50plain", "publishes/s", publish_rate, fmt_rate, True),
+    ("50 publishers → 1 subscriber, permessage-deflate off", "p50s1plain", "deliveries/s", delivery_rate, fmt_rate, True),
+    ("1 → 100", "p1s100", "deliveries/s", delivery_rate, fmt_rate, True),
+    ("1 → 100", "p1s100", "p99 latency, ms", p99, fmt_ms, False),
+    ("1 → 100, 5k msg/s offered (500k deliveries/s)", "p1s100rate", "deliveries/s", delivery_rate, fmt_rate, True),
+    ("1 → 100, 5k msg/s offered (500k deliveries/s)", "p1s100rate", "p50 / p99 latency, ms", p50_p99, fmt_p50_p99,
+     False),
+    ("1 → 100, permessage-deflate off", "p1s100plain", "deliveries/s", delivery_rate, fmt_rate, True),
+    ("1 → 100, permessage-deflate off", "p1s100plain", "p99 latency, ms", p99, fmt_ms, False),
+    ("50 publishers → 10 subscribers, filter passes 10%", "p50filtered", "publishes/s", publish_rate, fmt_rate, True),
+    ("50 publishers → 10 subscribers, filter passes 10%", "p50filtered", "deliveries/s", delivery_rate, fmt_rate, True),
+    ("50 publishers → 10 subscribers, filter passes 10%", "p50filtered", "p99 latency, ms", p99, fmt_ms, False),
     (f"{idle} idle authenticated connections", "idle", "server RSS per connection, bytes",
      lambda r: get(r, "idle", "server_rss_per_connection_bytes"), fmt_rate, False),
 ]

@@ -29,6 +29,9 @@ use std::time::{Duration, Instant};
 use cap::Cap;
 use cobra::{Client, Config, Event, SubscribeOptions};
 
+mod common;
+use common::arg;
+
 #[global_allocator]
 static ALLOCATOR: Cap<System> = Cap::new(System, usize::MAX);
 
@@ -58,14 +61,6 @@ impl log::Log for OpenCounter {
 }
 
 static LOGGER: OpenCounter = OpenCounter;
-
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_string())
-}
 
 /// (VmRSS, RssAnon, RssFile) in KiB, from /proc/self/status (Linux).
 fn rss() -> Result<[u64; 3], String> {
@@ -239,12 +234,7 @@ fn wire_bytes_per_event(window_bits: u8) -> Result<f64, String> {
 fn main() -> Result<(), String> {
     log::set_logger(&LOGGER).map_err(|e| e.to_string())?;
     log::set_max_level(log::LevelFilter::Debug);
-    let config = Config::new(
-        arg("--endpoint", "ws://127.0.0.1:8765"),
-        arg("--appkey", "_pubsub"),
-        arg("--rolename", "pubsub"),
-        arg("--rolesecret", ""),
-    );
+    let config = common::config();
     let more: usize = arg("--clients", "10")
         .parse()
         .map_err(|e| format!("--clients: {e}"))?;

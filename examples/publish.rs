@@ -10,24 +10,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use cobra::{Client, Config, Event};
+use cobra::{Client, Event};
 use serde_json::json;
 
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_string())
-}
+mod common;
+use common::arg;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let config = Config::new(
-        arg("--endpoint", "ws://127.0.0.1:8765"),
-        arg("--appkey", "_pubsub"),
-        arg("--rolename", "pubsub"),
-        arg("--rolesecret", ""),
-    );
+    let config = common::config();
     let channel = arg("--channel", "engine_fps_id");
     let count: usize = arg("--count", "10").parse()?;
 

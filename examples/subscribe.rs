@@ -8,24 +8,14 @@
 
 use std::time::Duration;
 
-use cobra::{Client, Config, Event, SubscribeOptions};
+use cobra::{Client, Event, SubscribeOptions};
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
+mod common;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let config = Config::new(
-        arg("--endpoint").unwrap_or_else(|| "ws://127.0.0.1:8765".into()),
-        arg("--appkey").unwrap_or_else(|| "_pubsub".into()),
-        arg("--rolename").unwrap_or_else(|| "pubsub".into()),
-        arg("--rolesecret").unwrap_or_default(),
-    );
-    let channel = arg("--channel").unwrap_or_else(|| "engine_fps_id".into());
-    let count: usize = arg("--count")
+    let config = common::config();
+    let channel = common::arg("--channel", "engine_fps_id");
+    let count: usize = common::opt("--count")
         .map(|c| c.parse())
         .transpose()?
         .unwrap_or(usize::MAX);
@@ -35,10 +25,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let events = client.events();
     client.connect()?;
     let mut options = SubscribeOptions::new(&channel);
-    if let Some(filter) = arg("--filter") {
+    if let Some(filter) = common::opt("--filter") {
         options = options.filter(filter);
     }
-    if let Some(position) = arg("--position") {
+    if let Some(position) = common::opt("--position") {
         options = options.position(position);
     }
     client.subscribe(options)?;

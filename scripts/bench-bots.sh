@@ -19,7 +19,8 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+# shellcheck source=lib/common.sh
+. scripts/lib/common.sh
 PORT="$(free_port)"
 export HOME="$WORK" COBRA_PORT="$PORT"
 "$BIN" init >/dev/null

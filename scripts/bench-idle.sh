@@ -18,23 +18,16 @@ COUNTS=("$@")
 [ ${#COUNTS[@]} -gt 0 ] || COUNTS=(10000 50000 100000)
 WORK="$(mktemp -d /tmp/cobra-idle.XXXXXX)"
 SERVER_PID=""
-cleanup() {
-  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=lib/common.sh
+. "$ROOT/scripts/lib/common.sh"
+trap stop_server_and_clean EXIT
 
 ulimit -n "$(ulimit -Hn)"
 FD_LIMIT="$(ulimit -n)"
-if [ -z "${COBRA_BIN:-}" ]; then
-  (cd "$ROOT" && cargo build --profile bench -p cobra-server --bin cobra >&2)
-  COBRA_BIN="$ROOT/target/release/cobra"
-fi
+bench_cobra_bin "$ROOT"
 "$COBRA_BIN" init --apps-config "$WORK/apps.yaml" --force >/dev/null
 export COBRA_APPS_CONFIG="$WORK/apps.yaml"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 start() { # $@ = command prefix (e.g. valgrind ...)
   PORT="$(free_port)"
   taskset -c "$SERVER_CPU" "$@" "$COBRA_BIN" run --host 127.0.0.1 --port "$PORT" \

@@ -12,16 +12,10 @@ CHANNELS="${CHANNELS:-50}"
 SIZE="${SIZE:-300}"
 WORK="$(mktemp -d /tmp/cobra-mem.XXXXXX)"
 SERVER_PID=""
-cleanup() {
-  [ -n "$SERVER_PID" ] && kill -INT "$SERVER_PID" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-if [ -z "${COBRA_BIN:-}" ]; then
-  (cd "$ROOT" && cargo build --profile bench -p cobra-server --bin cobra >&2)
-  COBRA_BIN="$ROOT/target/release/cobra"
-fi
+# shellcheck source=lib/common.sh
+. "$ROOT/scripts/lib/common.sh"
+trap 'stop_server_and_clean INT' EXIT
+bench_cobra_bin "$ROOT"
 cat > "$WORK/apps.yaml" <<YAML
 apps:
   app1: {roles: {r: {secret: s1, permissions: [publish, subscribe]}}}

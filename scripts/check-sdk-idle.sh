@@ -17,12 +17,9 @@ LIMIT_KIB="${LIMIT_KIB:-100}"
 RUNS="${RUNS:-3}"
 WORK="$(mktemp -d /tmp/cobra-sdk-idle.XXXXXX)"
 SERVER_PID=""
-cleanup() {
-  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=lib/common.sh
+. "$ROOT/scripts/lib/common.sh"
+trap stop_server_and_clean EXIT
 
 if [ -z "${COBRA_BIN:-}" ]; then
   (cd "$ROOT" && cargo build -p cobra-server --bin cobra >&2)

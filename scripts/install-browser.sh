@@ -17,14 +17,9 @@ else
 fi
 
 DIR="$ROOT/.tools/browser"
-if [ -f "$DIR/node_modules/playwright-core/package.json" ] \
-  && node -e "process.exit(require('$DIR/node_modules/playwright-core/package.json').version === '$PLAYWRIGHT_CORE_VERSION' ? 0 : 1)" 2>/dev/null; then
-  echo "playwright-core: already installed"
-else
-  echo "playwright-core: installing $PLAYWRIGHT_CORE_VERSION into $DIR"
-  mkdir -p "$DIR"
-  [ -f "$DIR/package.json" ] || echo '{"name":"cobra-dashboard-test","private":true}' > "$DIR/package.json"
-  # playwright-core downloads no browser on install (only the `playwright` package does).
-  (cd "$DIR" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --silent --no-audit --no-fund "playwright-core@$PLAYWRIGHT_CORE_VERSION")
-fi
+# shellcheck source=lib/common.sh
+. "$ROOT/scripts/lib/common.sh"
+# playwright-core downloads no browser on install (only the `playwright` package does).
+PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
+  npm_pinned playwright-core "$DIR" playwright-core "$PLAYWRIGHT_CORE_VERSION" cobra-dashboard-test
 echo "playwright-core: NODE_PATH=$DIR/node_modules"

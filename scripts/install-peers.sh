@@ -47,13 +47,7 @@ echo "python websockets: $PYWS/bin/python"
 
 # 3. Node ws.
 NODE_DIR="$TOOLS/node"
-if [ -f "$NODE_DIR/node_modules/ws/package.json" ] \
-  && node -e "process.exit(require('$NODE_DIR/node_modules/ws/package.json').version === '$NODE_WS_VERSION' ? 0 : 1)" 2>/dev/null; then
-  echo "node ws: already installed"
-else
-  echo "node ws: installing $NODE_WS_VERSION into $NODE_DIR"
-  mkdir -p "$NODE_DIR"
-  [ -f "$NODE_DIR/package.json" ] || echo '{"name":"cobra-test-peers","private":true}' > "$NODE_DIR/package.json"
-  (cd "$NODE_DIR" && npm install --silent --no-audit --no-fund "ws@$NODE_WS_VERSION")
-fi
+# shellcheck source=lib/common.sh
+. "$ROOT/scripts/lib/common.sh"
+npm_pinned "node ws" "$NODE_DIR" ws "$NODE_WS_VERSION" cobra-test-peers
 echo "node ws: NODE_PATH=$NODE_DIR/node_modules"

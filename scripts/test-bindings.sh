@@ -14,21 +14,15 @@ root=$PWD
 KOTLINC=${KOTLINC:-$root/.tools/kotlinc/bin/kotlinc}
 KOTLIN_LIB=$(dirname "$(dirname "$KOTLINC")")/lib
 JNA=${JNA_JAR:-/usr/share/java/jna.jar}
+# shellcheck source=lib/common.sh
+. scripts/lib/common.sh
 step() { printf '\n---- test-bindings: %s\n' "$*"; }
 
 missing=()
 [ -x "$KOTLINC" ] || missing+=("kotlinc ($KOTLINC)")
 [ -f "$JNA" ] || missing+=("JNA ($JNA)")
 for tool in java clang python3; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "${CI:-}" = true ]; then
-    echo "test-bindings: FAIL: missing under CI: ${missing[*]} (scripts/setup.sh installs them)" >&2; exit 1
-  fi
-  echo "###############################################################################" >&2
-  echo "# test-bindings: SKIPPED: missing ${missing[*]} (run scripts/setup.sh). Under CI=true this fails." >&2
-  echo "###############################################################################" >&2
-  exit 0
-fi
+require_tools test-bindings scripts/setup.sh "${missing[@]}"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/cobra-test-bindings.XXXXXX")
 cleanup() {

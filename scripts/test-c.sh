@@ -11,19 +11,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 MAX_SO_BYTES=2621440
+# shellcheck source=lib/common.sh
+. scripts/lib/common.sh
 step() { printf '\n---- test-c: %s\n' "$*"; }
 
 missing=()
 for tool in gcc g++ cmake valgrind python3 strip; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "${CI:-}" = true ]; then
-    echo "test-c: FAIL: missing tools under CI: ${missing[*]} (scripts/setup.sh installs them)" >&2; exit 1
-  fi
-  echo "###############################################################################" >&2
-  echo "# test-c: SKIPPED: missing ${missing[*]} (run scripts/setup.sh). Under CI=true this fails." >&2
-  echo "###############################################################################" >&2
-  exit 0
-fi
+require_tools test-c scripts/setup.sh "${missing[@]}"
 
 step "build libcobra (debug: .so + .a) and the server"
 cargo build -q -p cobra
@@ -42,12 +36,7 @@ cleanup() {
 trap cleanup EXIT
 
 step "start the server"
-"$root/scripts/server-for-c.sh" start "$work/server"
-# shellcheck disable=SC1091
-source "$work/server/env"
-export COBRA_ENDPOINT COBRA_APPKEY COBRA_ROLE COBRA_SECRET
-export COBRA_TEST_RESTART_CMD="'$root/scripts/server-for-c.sh' restart '$work/server'"
-echo "server at $COBRA_ENDPOINT"
+start_test_server "$root" "$work/server"
 
 CFLAGS=(-std=c11 -Wall -Wextra -Werror -pedantic -g -I"$root/include")
 CXXFLAGS=(-std=c++17 -Wall -Wextra -Werror -pedantic -g -I"$root/include")

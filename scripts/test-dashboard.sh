@@ -12,21 +12,13 @@ node server/dashboard/test/md5.test.js
 
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 PW_DIR="$PWD/.tools/browser/node_modules"
-missing=""
-[ -x "$CHROMIUM" ] || missing="chromium at $CHROMIUM"
-[ -f "$PW_DIR/playwright-core/package.json" ] || missing="${missing:+$missing, }playwright-core in $PW_DIR"
-command -v openssl >/dev/null 2>&1 || missing="${missing:+$missing, }openssl"
-if [ -n "$missing" ]; then
-  if [ "${CI:-}" = true ]; then
-    echo "test-dashboard: FAIL: missing $missing under CI (run scripts/install-browser.sh)" >&2
-    exit 1
-  fi
-  echo "###############################################################################" >&2
-  echo "# test-dashboard: SKIPPED: missing $missing (run scripts/install-browser.sh)." >&2
-  echo "# Under CI=true this fails." >&2
-  echo "###############################################################################" >&2
-  exit 0
-fi
+missing=()
+[ -x "$CHROMIUM" ] || missing+=("chromium at $CHROMIUM")
+[ -f "$PW_DIR/playwright-core/package.json" ] || missing+=("playwright-core in $PW_DIR")
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# shellcheck source=lib/common.sh
+. scripts/lib/common.sh
+require_tools test-dashboard scripts/install-browser.sh "${missing[@]}"
 
 cargo build -q -p cobra-server --bin cobra
 echo "---- test-dashboard: browser test (chromium $("$CHROMIUM" --version 2>/dev/null | awk '{print $2}'))"

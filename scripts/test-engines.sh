@@ -18,6 +18,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 WIN=x86_64-pc-windows-gnu
+# shellcheck source=lib/common.sh
+. scripts/lib/common.sh
 step() { printf '\n---- test-engines: %s\n' "$*"; }
 
 missing=()
@@ -25,15 +27,7 @@ for tool in mcs mono monodis x86_64-w64-mingw32-gcc-posix x86_64-w64-mingw32-g++
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 rustup target list --installed | grep -q "^$WIN\$" || missing+=("rustup target $WIN")
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "${CI:-}" = true ]; then
-    echo "test-engines: FAIL: missing under CI: ${missing[*]} (run scripts/install-engines.sh)" >&2; exit 1
-  fi
-  echo "###############################################################################" >&2
-  echo "# test-engines: SKIPPED: missing ${missing[*]} (run scripts/install-engines.sh). Under CI=true this fails." >&2
-  echo "###############################################################################" >&2
-  exit 0
-fi
+require_tools test-engines scripts/install-engines.sh "${missing[@]}"
 
 step "build libcobra (debug, as scripts/test-c.sh does) and the server"
 cargo build -q -p cobra
@@ -51,12 +45,7 @@ cleanup() {
 trap cleanup EXIT
 
 step "start the server"
-"$root/scripts/server-for-c.sh" start "$work/server"
-# shellcheck disable=SC1091
-source "$work/server/env"
-export COBRA_ENDPOINT COBRA_APPKEY COBRA_ROLE COBRA_SECRET
-export COBRA_TEST_RESTART_CMD="'$root/scripts/server-for-c.sh' restart '$work/server'"
-echo "server at $COBRA_ENDPOINT"
+start_test_server "$root" "$work/server"
 
 # Wine creates its prefix on first use (tens of seconds on a busy machine): start it now, in parallel with the
 # Mono test and the Windows build.

@@ -56,7 +56,7 @@ start_node() {
   redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" \
     --logfile "$dir/redis.log" "$@" &
   pids+=("$!")
-  cluster_wait_port "$port" "$!" || {
+  wait_port "$port" "$!" || {
     echo "test-redis: redis-server on port $port did not start" >&2
     cat "$dir/redis.log" >&2 || true
     exit 1

@@ -32,15 +32,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { # port pid
-  for _ in $(seq 1 300); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    kill -0 "$2" 2>/dev/null || return 1
-    sleep 0.05
-  done
-  return 1
-}
+# shellcheck source=lib/common.sh
+. scripts/lib/common.sh
 
 "$COBRA_BIN" init --apps-config "$WORK/apps.yaml" --force >/dev/null
 export COBRA_APPS_CONFIG="$WORK/apps.yaml" HOME="$WORK"

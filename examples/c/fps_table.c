@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "cobra.h"
+#include "common.h"
 
 #define ROWS 3        /* what the sequence below closes: 2 models in [0, 10 min), 1 in [10, 20 min) */
 #define ROW_BYTES 1024
@@ -153,20 +154,11 @@ static void print_window(char rows[][ROW_BYTES], int n) {
     rule(n);
 }
 
-static const char *env_or(const char *name, const char *fallback) {
-    const char *v = getenv(name);
-    return v && *v ? v : fallback;
-}
-
 int main(void) {
     const char *channel = env_or("COBRA_FPS_ID", "engine_fps_id");
     static struct state s = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, {{0}}};
 
-    cobra_config_t *config = cobra_config_new();
-    cobra_config_set_endpoint(config, env_or("COBRA_ENDPOINT", "ws://127.0.0.1:8765"));
-    cobra_config_set_appkey(config, env_or("COBRA_APPKEY", "_pubsub"));
-    cobra_config_set_role(config, env_or("COBRA_ROLE", "pubsub"));
-    cobra_config_set_secret(config, env_or("COBRA_SECRET", ""));
+    cobra_config_t *config = config_from_env();
     cobra_client_t *client = NULL;
     if (cobra_client_new(config, on_event, &s, &client) != COBRA_STATUS_OK) {
         fprintf(stderr, "cobra_client_new: %s\n", cobra_last_error_message());

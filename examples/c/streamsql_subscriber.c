@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "cobra.h"
+#include "common.h"
 
 struct state {
     pthread_mutex_t lock;
@@ -45,21 +46,12 @@ static void on_event(const cobra_event_t *event, void *user_data) {
     pthread_mutex_unlock(&s->lock);
 }
 
-static const char *env_or(const char *name, const char *fallback) {
-    const char *v = getenv(name);
-    return v && *v ? v : fallback;
-}
-
 int main(int argc, char **argv) {
     unsigned long count = argc > 1 ? strtoul(argv[1], NULL, 10) : 10;
     const char *fps_id = env_or("COBRA_FPS_ID", "engine_fps_id");
     struct state s = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
 
-    cobra_config_t *config = cobra_config_new();
-    cobra_config_set_endpoint(config, env_or("COBRA_ENDPOINT", "ws://127.0.0.1:8765"));
-    cobra_config_set_appkey(config, env_or("COBRA_APPKEY", "_pubsub"));
-    cobra_config_set_role(config, env_or("COBRA_ROLE", "pubsub"));
-    cobra_config_set_secret(config, env_or("COBRA_SECRET", ""));
+    cobra_config_t *config = config_from_env();
     cobra_client_t *client = NULL;
     cobra_status_t st = cobra_client_new(config, on_event, &s, &client);
     if (st != COBRA_STATUS_OK) {

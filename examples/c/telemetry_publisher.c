@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "cobra.h"
+#include "common.h"
 
 struct acks {
     pthread_mutex_t lock;
@@ -32,11 +33,6 @@ static void on_event(const cobra_event_t *event, void *user_data) {
     pthread_mutex_unlock(&acks->lock);
 }
 
-static const char *env_or(const char *name, const char *fallback) {
-    const char *v = getenv(name);
-    return v && *v ? v : fallback;
-}
-
 static int fail(const char *what, cobra_status_t status) {
     fprintf(stderr, "%s: %s: %s\n", what, cobra_status_str(status), cobra_last_error_message());
     return 1;
@@ -47,11 +43,7 @@ int main(int argc, char **argv) {
     const char *fps_id = env_or("COBRA_FPS_ID", "engine_fps_id");
     struct acks acks = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
 
-    cobra_config_t *config = cobra_config_new();
-    cobra_config_set_endpoint(config, env_or("COBRA_ENDPOINT", "ws://127.0.0.1:8765"));
-    cobra_config_set_appkey(config, env_or("COBRA_APPKEY", "_pubsub"));
-    cobra_config_set_role(config, env_or("COBRA_ROLE", "pubsub"));
-    cobra_config_set_secret(config, env_or("COBRA_SECRET", ""));
+    cobra_config_t *config = config_from_env();
 
     cobra_client_t *client = NULL;
     cobra_status_t st = cobra_client_new(config, on_event, &acks, &client); /* takes the config */

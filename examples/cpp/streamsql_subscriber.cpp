@@ -11,11 +11,7 @@
 #include <string>
 
 #include "cobra.hpp"
-
-static std::string env_or(const char *name, const char *fallback) {
-    const char *v = std::getenv(name);
-    return v && *v ? v : fallback;
-}
+#include "common.hpp"
 
 int main(int argc, char **argv) try {
     const unsigned long count = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 10;
@@ -27,8 +23,7 @@ int main(int argc, char **argv) try {
     bool refused = false;
 
     cobra::Client client(
-        cobra::Config(env_or("COBRA_ENDPOINT", "ws://127.0.0.1:8765"), env_or("COBRA_APPKEY", "_pubsub"),
-                      env_or("COBRA_ROLE", "pubsub"), env_or("COBRA_SECRET", "")),
+        config_from_env(),
         [&](const cobra::Event &e) {
             // The event (and its string_views) is valid only during this call: print or copy.
             std::lock_guard<std::mutex> guard(lock);

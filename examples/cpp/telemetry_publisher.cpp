@@ -11,11 +11,7 @@
 #include <string>
 
 #include "cobra.hpp"
-
-static std::string env_or(const char *name, const char *fallback) {
-    const char *v = std::getenv(name);
-    return v && *v ? v : fallback;
-}
+#include "common.hpp"
 
 int main(int argc, char **argv) try {
     const unsigned long frames = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 80;
@@ -25,8 +21,7 @@ int main(int argc, char **argv) try {
     std::condition_variable changed;
     unsigned long acked = 0, dropped = 0;
 
-    cobra::Config config(env_or("COBRA_ENDPOINT", "ws://127.0.0.1:8765"), env_or("COBRA_APPKEY", "_pubsub"),
-                         env_or("COBRA_ROLE", "pubsub"), env_or("COBRA_SECRET", ""));
+    cobra::Config config = config_from_env();
     // The handler runs on the client's engine thread: keep it short.
     cobra::Client client(std::move(config), [&](const cobra::Event &e) {
         std::lock_guard<std::mutex> guard(lock);

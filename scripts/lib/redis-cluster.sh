@@ -2,6 +2,9 @@
 # benches/compare.sh (the Rust tests have the same in server/tests/support/redis.rs). Needs bash,
 # python3 (free ports), redis-server and redis-cli.
 
+# shellcheck source=common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
 # A free loopback port whose cluster bus port (port + 10000) is free too.
 cluster_free_port() {
   python3 - <<'PY'
@@ -18,15 +21,6 @@ for _ in range(200):
 PY
 }
 
-# Polls until a TCP connect to 127.0.0.1:$1 succeeds (or process $2 died / ~15 s passed).
-cluster_wait_port() {
-  for _ in $(seq 1 300); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    kill -0 "$2" 2>/dev/null || return 1
-    sleep 0.05
-  done
-  return 1
-}
 
 # redis_cluster_create REPLICAS PORT... : `redis-cli --cluster create` over the running
 # cluster-enabled nodes on PORT..., then waits (polling, at most ~30 s) until every node reports

@@ -93,15 +93,7 @@ fn aggregate(c: &mut Criterion) {
         let mut rows = Vec::new();
         let mut i = 0usize;
         g.bench_function(format!("3_aggs_100_groups/{name}"), |b| {
-            b.iter(|| {
-                agg.on_message(
-                    black_box(&events[i % events.len()]),
-                    (i / 100) as i64,
-                    &mut rows,
-                );
-                i += 1;
-                rows.clear();
-            })
+            b.iter(|| feed(&mut agg, &events, &mut i, &mut rows))
         });
         // (Not fed at all when a filter on the command line skipped this benchmark.)
         if agg.events() > 0 {
@@ -137,13 +129,7 @@ fn aggregate(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let t0 = thread_cpu();
             for _ in 0..iters {
-                agg.on_message(
-                    black_box(&events[i % events.len()]),
-                    (i / 100) as i64,
-                    &mut rows,
-                );
-                i += 1;
-                rows.clear();
+                feed(&mut agg, &events, &mut i, &mut rows);
             }
             thread_cpu() - t0
         })
@@ -152,6 +138,18 @@ fn aggregate(c: &mut Criterion) {
 }
 
 /// CPU time used by this thread so far.
+/// Hands the aggregator the `i`-th event (cycling through `events`, 100 a second of arrival
+/// time), then the next call the one after; the rows it closes are dropped.
+fn feed(agg: &mut Aggregator, events: &[String], i: &mut usize, rows: &mut Vec<String>) {
+    agg.on_message(
+        black_box(&events[*i % events.len()]),
+        (*i / 100) as i64,
+        rows,
+    );
+    *i += 1;
+    rows.clear();
+}
+
 fn thread_cpu() -> std::time::Duration {
     use nix::time::{ClockId, clock_gettime};
     clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)

@@ -272,6 +272,32 @@
   };
 
   // ---------------------------------------------------------------- live tail
+  /**
+   * What the live tail and the aggregations panels share: ending their subscription and showing
+   * its state and errors, in the elements `<prefix>-stop`, `<prefix>-state` and `errorId`.
+   */
+  function subscriptionPanel(prefix, errorId) {
+    return {
+      async stop() {
+        const id = this.subId;
+        this.subId = null;
+        if (id && state.client) await state.client.unsubscribe(id);
+        this.stopped();
+      },
+
+      stopped() {
+        this.subId = null;
+        $(`${prefix}-stop`).disabled = true;
+        $(`${prefix}-state`).textContent = 'stopped';
+      },
+
+      showError(text) {
+        $(errorId).textContent = text;
+        $(errorId).hidden = false;
+      },
+    };
+  }
+
   const tail = {
     buf: new Array(TAIL_BUFFER), // ring of {seq, t, m}
     total: 0, // events received since the last clear (seq of the next one)
@@ -366,23 +392,7 @@
       $('pause').disabled = false;
     },
 
-    async stop() {
-      const id = this.subId;
-      this.subId = null;
-      if (id && state.client) await state.client.unsubscribe(id);
-      this.stopped();
-    },
-
-    stopped() {
-      this.subId = null;
-      $('tail-stop').disabled = true;
-      $('tail-state').textContent = 'stopped';
-    },
-
-    showError(text) {
-      $('sql-error').textContent = text;
-      $('sql-error').hidden = false;
-    },
+    ...subscriptionPanel('tail', 'sql-error'),
 
     clear() {
       this.buf = new Array(TAIL_BUFFER);
@@ -655,23 +665,7 @@
       $('agg-stop').disabled = false;
     },
 
-    async stop() {
-      const id = this.subId;
-      this.subId = null;
-      if (id && state.client) await state.client.unsubscribe(id);
-      this.stopped();
-    },
-
-    stopped() {
-      this.subId = null;
-      $('agg-stop').disabled = true;
-      $('agg-state').textContent = 'stopped';
-    },
-
-    showError(text) {
-      $('agg-error').textContent = text;
-      $('agg-error').hidden = false;
-    },
+    ...subscriptionPanel('agg', 'agg-error'),
 
     clear() {
       this.tables.clear();

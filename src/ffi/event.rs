@@ -169,6 +169,29 @@ impl EventStorage {
     fn opt(&mut self, s: Option<&str>) -> *const c_char {
         s.map_or(ptr::null(), |s| self.text(s))
     }
+
+    /// Fills the fields of a `SUBSCRIPTION_DATA` event, the messages as JSON text.
+    fn data<S: AsRef<str>>(
+        &mut self,
+        ev: &mut CobraEvent,
+        subscription_id: &str,
+        position: Option<&str>,
+        messages: impl Iterator<Item = S>,
+    ) {
+        ev.kind = CobraEventKind::SUBSCRIPTION_DATA;
+        ev.subscription_id = self.text(subscription_id);
+        ev.position = self.opt(position);
+        for json in messages {
+            let json = json.as_ref();
+            self.message_lens.push(json.len());
+            let p = self.text(json);
+            self.message_ptrs.push(p);
+        }
+        // The Vecs are not touched again, so these pointers stay valid as long as `self` lives.
+        ev.messages = self.message_ptrs.as_ptr();
+        ev.message_lens = self.message_lens.as_ptr();
+        ev.message_count = self.message_ptrs.len();
+    }
 }
 
 fn wait_ms(d: Duration) -> i64 {
@@ -282,19 +305,8 @@ pub(crate) fn to_c_event(event: &Event) -> Option<(CobraEvent, EventStorage)> {
             position,
             messages,
         } => {
-            ev.kind = CobraEventKind::SUBSCRIPTION_DATA;
-            ev.subscription_id = st.text(subscription_id);
-            ev.position = st.opt(position.as_deref());
-            for message in messages {
-                let json = message.to_string();
-                st.message_lens.push(json.len());
-                let p = st.text(&json);
-                st.message_ptrs.push(p);
-            }
-            // The Vecs are not touched again, so these pointers stay valid as long as `st` lives.
-            ev.messages = st.message_ptrs.as_ptr();
-            ev.message_lens = st.message_lens.as_ptr();
-            ev.message_count = st.message_ptrs.len();
+            let messages = messages.iter().map(|m| m.to_string());
+            st.data(&mut ev, subscription_id, position.as_deref(), messages);
         }
         // The C options cannot ask for raw delivery; mapped anyway, the text as the server sent it.
         Event::SubscriptionRawData {
@@ -302,19 +314,8 @@ pub(crate) fn to_c_event(event: &Event) -> Option<(CobraEvent, EventStorage)> {
             position,
             messages,
         } => {
-            ev.kind = CobraEventKind::SUBSCRIPTION_DATA;
-            ev.subscription_id = st.text(subscription_id);
-            ev.position = st.opt(position.as_deref());
-            for message in messages {
-                let json = message.json();
-                st.message_lens.push(json.len());
-                let p = st.text(json);
-                st.message_ptrs.push(p);
-            }
-            // The Vecs are not touched again, so these pointers stay valid as long as `st` lives.
-            ev.messages = st.message_ptrs.as_ptr();
-            ev.message_lens = st.message_lens.as_ptr();
-            ev.message_count = st.message_ptrs.len();
+            let messages = messages.iter().map(|m| m.json());
+            st.data(&mut ev, subscription_id, position.as_deref(), messages);
         }
         Event::SubscriptionError {
             subscription_id,

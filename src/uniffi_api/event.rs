@@ -193,28 +193,24 @@ impl From<&crate::Event> for Event {
                 subscription_id,
                 position,
                 messages,
-            } => Event::SubscriptionData {
-                subscription_id: subscription_id.clone(),
-                position: position.clone(),
-                messages: messages.iter().map(ToString::to_string).collect(),
-            },
+            } => subscription_data(
+                subscription_id,
+                position,
+                messages.iter().map(ToString::to_string),
+            ),
             // Not reachable from the bindings (their options have no `raw`), mapped for
             // completeness: the same text a parsed message gives, the raw text if it cannot parse.
             E::SubscriptionRawData {
                 subscription_id,
                 position,
                 messages,
-            } => Event::SubscriptionData {
-                subscription_id: subscription_id.clone(),
-                position: position.clone(),
-                messages: messages
-                    .iter()
-                    .map(|m| {
-                        m.value()
-                            .map_or_else(|_| m.json().to_owned(), |v| v.to_string())
-                    })
-                    .collect(),
-            },
+            } => {
+                let texts = messages.iter().map(|m| {
+                    m.value()
+                        .map_or_else(|_| m.json().to_owned(), |v| v.to_string())
+                });
+                subscription_data(subscription_id, position, texts)
+            }
             E::SubscriptionError {
                 subscription_id,
                 error,
@@ -240,6 +236,19 @@ impl From<&crate::Event> for Event {
                 rtt_ms: millis(*rtt),
             },
         }
+    }
+}
+
+/// The bindings' data event: the messages as JSON text.
+fn subscription_data(
+    subscription_id: &str,
+    position: &Option<String>,
+    messages: impl Iterator<Item = String>,
+) -> Event {
+    Event::SubscriptionData {
+        subscription_id: subscription_id.to_owned(),
+        position: position.clone(),
+        messages: messages.collect(),
     }
 }
 

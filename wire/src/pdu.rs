@@ -535,20 +535,47 @@ pub mod lenient {
 
 // ----- response bodies (SDK side) -----
 
-/// `<action>/error` body.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ErrorBody {
-    /// Machine-readable code (the reference sends a sentence; any JSON is
-    /// accepted and turned into text).
-    #[serde(default, deserialize_with = "any_as_string")]
-    pub error: String,
-    /// Human text.
-    #[serde(
-        default,
-        deserialize_with = "opt_any_as_string",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub reason: Option<String>,
+/// Declares a response body (deriving what every body derives) in which a field marked
+/// `#[text]` is an `Option<String>` read from any JSON value or null (the reference server is
+/// loose about these types) and left out when `None`: one place for that field's serde attributes.
+macro_rules! response_body {
+    ($(#[$meta:meta])* pub struct $name:ident { $($fields:tt)* }) => {
+        response_body!(@fields [$(#[$meta])*] $name [] $($fields)*);
+    };
+    (@fields $meta:tt $name:ident [$($done:tt)*]
+        $(#[doc = $doc:literal])* #[text] pub $field:ident, $($rest:tt)*) => {
+        response_body!(@fields $meta $name [$($done)*
+            $(#[doc = $doc])*
+            #[serde(
+                default,
+                deserialize_with = "opt_any_as_string",
+                skip_serializing_if = "Option::is_none"
+            )]
+            pub $field: Option<String>,
+        ] $($rest)*);
+    };
+    (@fields $meta:tt $name:ident [$($done:tt)*]
+        $(#[$fmeta:meta])* pub $field:ident: $ty:ty, $($rest:tt)*) => {
+        response_body!(@fields $meta $name [$($done)* $(#[$fmeta])* pub $field: $ty,] $($rest)*);
+    };
+    (@fields [$($meta:tt)*] $name:ident [$($done:tt)*]) => {
+        $($meta)*
+        #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+        pub struct $name { $($done)* }
+    };
+}
+
+response_body! {
+    /// `<action>/error` body.
+    pub struct ErrorBody {
+        /// Machine-readable code (the reference sends a sentence; any JSON is
+        /// accepted and turned into text).
+        #[serde(default, deserialize_with = "any_as_string")]
+        pub error: String,
+        /// Human text.
+        #[text]
+        pub reason,
+    }
 }
 
 /// `auth/handshake/ok` body.
@@ -558,77 +585,61 @@ pub struct HandshakeOkBody {
     pub data: HandshakeOkData,
 }
 
-/// `auth/handshake/ok` data.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct HandshakeOkData {
-    /// The nonce to hash.
-    pub nonce: String,
-    /// Server version.
-    #[serde(
-        default,
-        deserialize_with = "opt_any_as_string",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub version: Option<String>,
-    /// This connection's id.
-    #[serde(
-        default,
-        deserialize_with = "opt_string_or_number",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub connection_id: Option<String>,
-    /// Server node name.
-    #[serde(
-        default,
-        deserialize_with = "opt_any_as_string",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub node: Option<String>,
+response_body! {
+    /// `auth/handshake/ok` data.
+    pub struct HandshakeOkData {
+        /// The nonce to hash.
+        pub nonce: String,
+        /// Server version.
+        #[text]
+        pub version,
+        /// This connection's id.
+        #[serde(
+            default,
+            deserialize_with = "opt_string_or_number",
+            skip_serializing_if = "Option::is_none"
+        )]
+        pub connection_id: Option<String>,
+        /// Server node name.
+        #[text]
+        pub node,
+    }
 }
 
-/// `rtm/subscribe/ok` body.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct SubscribeOkBody {
-    /// Current position.
-    #[serde(
-        default,
-        deserialize_with = "opt_any_as_string",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub position: Option<String>,
-    /// The subscription id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subscription_id: Option<String>,
+response_body! {
+    /// `rtm/subscribe/ok` body.
+    pub struct SubscribeOkBody {
+        /// Current position.
+        #[text]
+        pub position,
+        /// The subscription id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub subscription_id: Option<String>,
+    }
 }
 
-/// `rtm/publish/ok` body (reference: `channels`; RTM spec: `position`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct PublishOkBody {
-    /// Position of the message.
-    #[serde(
-        default,
-        deserialize_with = "opt_any_as_string",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub position: Option<String>,
-    /// Channels published to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub channels: Option<Vec<String>>,
+response_body! {
+    /// `rtm/publish/ok` body (reference: `channels`; RTM spec: `position`).
+    pub struct PublishOkBody {
+        /// Position of the message.
+        #[text]
+        pub position,
+        /// Channels published to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub channels: Option<Vec<String>>,
+    }
 }
 
-/// `rtm/read/ok` body.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ReadOkBody {
-    /// The stored value; `None` when nothing is stored (JSON null).
-    #[serde(default)]
-    pub message: Option<Box<RawValue>>,
-    /// Its position, if the server says.
-    #[serde(
-        default,
-        deserialize_with = "opt_any_as_string",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub position: Option<String>,
+response_body! {
+    /// `rtm/read/ok` body.
+    pub struct ReadOkBody {
+        /// The stored value; `None` when nothing is stored (JSON null).
+        #[serde(default)]
+        pub message: Option<Box<RawValue>>,
+        /// Its position, if the server says.
+        #[text]
+        pub position,
+    }
 }
 
 /// `rtm/subscription/data` body, borrowing the messages from the text.
@@ -644,40 +655,25 @@ pub struct SubscriptionData<'a> {
     pub messages: Vec<&'a RawValue>,
 }
 
-/// `rtm/subscription/info` and `rtm/subscription/error` body.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct SubscriptionInfo {
-    /// Which subscription.
-    #[serde(default)]
-    pub subscription_id: String,
-    /// `fast_forward`, ... (info).
-    #[serde(
-        default,
-        deserialize_with = "opt_any_as_string",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub info: Option<String>,
-    /// `out_of_sync`, `expired_position` (error).
-    #[serde(
-        default,
-        deserialize_with = "opt_any_as_string",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub error: Option<String>,
-    /// Human text.
-    #[serde(
-        default,
-        deserialize_with = "opt_any_as_string",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub reason: Option<String>,
-    /// Position.
-    #[serde(
-        default,
-        deserialize_with = "opt_any_as_string",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub position: Option<String>,
+response_body! {
+    /// `rtm/subscription/info` and `rtm/subscription/error` body.
+    pub struct SubscriptionInfo {
+        /// Which subscription.
+        #[serde(default)]
+        pub subscription_id: String,
+        /// `fast_forward`, ... (info).
+        #[text]
+        pub info,
+        /// `out_of_sync`, `expired_position` (error).
+        #[text]
+        pub error,
+        /// Human text.
+        #[text]
+        pub reason,
+        /// Position.
+        #[text]
+        pub position,
+    }
 }
 
 /// `admin/get_connections/ok` body.

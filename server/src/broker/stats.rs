@@ -56,6 +56,13 @@ const METRICS: [&str; 9] = [
 ];
 
 impl RoleCounters {
+    /// Counts `count` messages of `bytes` in all delivered to subscribers.
+    #[inline]
+    pub fn delivered(&self, count: u64, bytes: u64) {
+        self.subscribed_count.fetch_add(count, Ordering::Relaxed);
+        self.subscribed_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
     fn snapshot(&self) -> [i64; 9] {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed) as i64;
         [

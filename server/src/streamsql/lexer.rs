@@ -1,6 +1,7 @@
 //! Tokenizer: turns a statement into tokens that carry their source text and byte offset.
 
 use super::error::{ParseError, ParseErrorKind};
+use super::expr::CmpOp;
 
 /// What a token is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,13 +20,8 @@ pub(crate) enum Kind {
     RParen,
     Star,
     Semicolon,
-    Eq,
-    /// `!=` or `<>`.
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
+    /// A comparison (`=` or `==`, `!=` or `<>`, `<`, `<=`, `>`, `>=`).
+    Cmp(CmpOp),
     Eof,
 }
 
@@ -117,14 +113,14 @@ impl<'a> Lexer<'a> {
             ')' => self.take(Kind::RParen, 1),
             '*' => self.take(Kind::Star, 1),
             ';' => self.take(Kind::Semicolon, 1),
-            '=' if two == "==" => self.take(Kind::Eq, 2),
-            '=' => self.take(Kind::Eq, 1),
-            '!' if two == "!=" => self.take(Kind::Ne, 2),
-            '<' if two == "<>" => self.take(Kind::Ne, 2),
-            '<' if two == "<=" => self.take(Kind::Le, 2),
-            '<' => self.take(Kind::Lt, 1),
-            '>' if two == ">=" => self.take(Kind::Ge, 2),
-            '>' => self.take(Kind::Gt, 1),
+            '=' if two == "==" => self.take(Kind::Cmp(CmpOp::Eq), 2),
+            '=' => self.take(Kind::Cmp(CmpOp::Eq), 1),
+            '!' if two == "!=" => self.take(Kind::Cmp(CmpOp::Ne), 2),
+            '<' if two == "<>" => self.take(Kind::Cmp(CmpOp::Ne), 2),
+            '<' if two == "<=" => self.take(Kind::Cmp(CmpOp::Le), 2),
+            '<' => self.take(Kind::Cmp(CmpOp::Lt), 1),
+            '>' if two == ">=" => self.take(Kind::Cmp(CmpOp::Ge), 2),
+            '>' => self.take(Kind::Cmp(CmpOp::Gt), 1),
             '\'' => self.string()?,
             '`' => self.quoted()?,
             '0'..='9' => self.number()?,

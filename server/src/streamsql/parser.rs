@@ -27,7 +27,7 @@
 
 use super::aggregate::spec::{Agg, AggSpec, Column, Emit, Func, OutputKey, WindowSpec};
 use super::error::{ParseError, ParseErrorKind as E};
-use super::expr::{CmpOp, Expr, Test};
+use super::expr::{Expr, Test};
 use super::lexer::{KEYWORDS, Kind, Lexer, Token, unquote_name, unquote_string};
 use super::like::Like;
 use super::limits::Limits;
@@ -699,16 +699,7 @@ impl<'a> Parser<'a, '_> {
         let node = self.paths.insert(&segments);
         self.paths.nodes[node].needs_scalar = true;
         let op = self.bump()?;
-        let cmp = match op.kind {
-            Kind::Eq => Some(CmpOp::Eq),
-            Kind::Ne => Some(CmpOp::Ne),
-            Kind::Lt => Some(CmpOp::Lt),
-            Kind::Le => Some(CmpOp::Le),
-            Kind::Gt => Some(CmpOp::Gt),
-            Kind::Ge => Some(CmpOp::Ge),
-            _ => None,
-        };
-        if let Some(cmp) = cmp {
+        if let Kind::Cmp(cmp) = op.kind {
             let lit = self.literal()?;
             return Ok(Expr::Cond {
                 node,

@@ -30,7 +30,7 @@ pub(crate) fn read<'de>(
     want_first_raw: bool,
 ) -> Result<Root<'de>, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(json);
-    let root = RootSeed {
+    let root = RootSeed::<true> {
         paths,
         slots,
         want_first_raw,
@@ -210,14 +210,16 @@ macro_rules! scalars_are_not_objects {
     };
 }
 
-/// The whole message: an object, or an array whose first element is used.
-struct RootSeed<'p, 's, 'de> {
+/// The whole message (`TOP`): an object, or an array whose first element is used. That element
+/// is read with `TOP = false`: an object or nothing, a nested array there is not looked into.
+/// A const parameter, so each reader is its own code with no flag tested per message.
+struct RootSeed<'p, 's, 'de, const TOP: bool> {
     paths: &'p Paths,
     slots: &'s mut [Slot<'de>],
     want_first_raw: bool,
 }
 
-impl<'de> DeserializeSeed<'de> for RootSeed<'_, '_, 'de> {
+impl<'de, const TOP: bool> DeserializeSeed<'de> for RootSeed<'_, '_, 'de, TOP> {
     type Value = Root<'de>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Root<'de>, D::Error> {
@@ -225,11 +227,15 @@ impl<'de> DeserializeSeed<'de> for RootSeed<'_, '_, 'de> {
     }
 }
 
-impl<'de> Visitor<'de> for RootSeed<'_, '_, 'de> {
+impl<'de, const TOP: bool> Visitor<'de> for RootSeed<'_, '_, 'de, TOP> {
     type Value = Root<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON message")
+        f.write_str(if TOP {
+            "a JSON message"
+        } else {
+            "a JSON value"
+        })
     }
 
     scalars_are_not_objects!();
@@ -246,15 +252,17 @@ impl<'de> Visitor<'de> for RootSeed<'_, '_, 'de> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Root<'de>, A::Error> {
-        let first = FirstSeed {
-            paths: self.paths,
-            slots: self.slots,
-            want_raw: self.want_first_raw,
-        };
-        let root = match seq.next_element_seed(first)? {
-            Some(Some(raw)) => Root::First(raw),
-            _ => Root::NotObject,
-        };
+        let mut root = Root::NotObject;
+        if TOP {
+            let first = FirstSeed {
+                paths: self.paths,
+                slots: self.slots,
+                want_raw: self.want_first_raw,
+            };
+            if let Some(Some(raw)) = seq.next_element_seed(first)? {
+                root = Root::First(raw);
+            }
+        }
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(root)
     }
@@ -271,54 +279,18 @@ impl<'de> DeserializeSeed<'de> for FirstSeed<'_, '_, 'de> {
     type Value = Option<Option<&'de str>>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        let element = RootSeed::<false> {
+            paths: self.paths,
+            slots: self.slots,
+            want_first_raw: false,
+        };
         if !self.want_raw {
-            let seed = RootSeed {
-                paths: self.paths,
-                slots: self.slots,
-                want_first_raw: false,
-            };
-            let root = d.deserialize_any(ObjectOnly(seed))?;
+            let root = element.deserialize(d)?;
             return Ok(matches!(root, Root::Object).then_some(None));
         }
         let text = <&'de RawValue>::deserialize(d)?.get();
         let mut de = serde_json::Deserializer::from_str(text);
-        let root = ObjectOnly(RootSeed {
-            paths: self.paths,
-            slots: self.slots,
-            want_first_raw: false,
-        })
-        .deserialize(&mut de)
-        .map_err(de::Error::custom)?;
+        let root = element.deserialize(&mut de).map_err(de::Error::custom)?;
         Ok(matches!(root, Root::Object).then_some(Some(text)))
-    }
-}
-
-/// A root reader for an array's first element: a nested array there is not looked into.
-struct ObjectOnly<'p, 's, 'de>(RootSeed<'p, 's, 'de>);
-
-impl<'de> DeserializeSeed<'de> for ObjectOnly<'_, '_, 'de> {
-    type Value = Root<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Root<'de>, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ObjectOnly<'_, '_, 'de> {
-    type Value = Root<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    scalars_are_not_objects!();
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Root<'de>, A::Error> {
-        self.0.visit_map(map)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Root<'de>, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Root::NotObject)
     }
 }

@@ -55,54 +55,20 @@ impl SmallDeflate {
         let mut w = BitWriter::new(out);
         // BFINAL = 0, BTYPE = 01 (fixed Huffman).
         w.put(0b010, 3);
-        let mut i = 0;
-        let mut literal_from = 0;
-        // Text that keeps missing is probably not repetitive: look at fewer positions
-        // the longer it misses (as LZ4 does), back to every one after a match.
-        let mut misses = 0usize;
-        while i + MIN_MATCH <= input.len() {
-            let v = read_u32(input, i);
+        encode(input, 0, &mut w, |i, v| {
             let h = (v.wrapping_mul(0x9E37_79B1) >> (32 - bits)) as usize;
             let candidate = usize::from(table[h]);
             // `i + 1` fits: i < MAX_INPUT <= u16::MAX.
             table[h] = (i + 1) as u16;
-            if candidate != 0 {
-                let c = candidate - 1;
-                let dist = i - c;
-                if dist <= max_dist && read_u32(input, c) == v {
-                    let limit = (input.len() - i).min(MAX_MATCH);
-                    let mut len = MIN_MATCH;
-                    while len < limit && input[c + len] == input[i + len] {
-                        len += 1;
-                    }
-                    for &b in &input[literal_from..i] {
-                        w.literal(b);
-                    }
-                    w.copy(len, dist);
-                    i += len;
-                    literal_from = i;
-                    misses = 0;
-                    continue;
-                }
+            if candidate == 0 {
+                return None;
             }
-            misses += 1;
-            i += 1 + (misses >> SKIP_SHIFT);
-        }
-        for &b in &input[literal_from..] {
-            w.literal(b);
-        }
-        // End of block, then the sync flush's empty stored block header (BFINAL = 0,
-        // BTYPE = 00), padded to a byte; its `00 00 ff ff` is the part RFC 7692 strips.
-        let (code, len) = LITLEN_CODES[256];
-        w.put(u32::from(code), u32::from(len));
-        w.put(0, 3);
-        w.finish();
+            let dist = i - (candidate - 1);
+            (dist <= max_dist).then_some(dist)
+        });
+        w.end_block();
         // Text that does not compress would grow by up to 1/8: send it stored instead.
-        if out.len() - start > stored_size(input.len()) {
-            out.truncate(start);
-            super::write_stored(input, false, out);
-            out.push(0x00);
-        }
+        stored_if_shorter(input, start, out);
     }
 }
 
@@ -157,48 +123,16 @@ impl WindowDeflate {
         let table = &mut self.table;
         let mut w = BitWriter::new(out);
         w.put(0b010, 3);
-        let mut i = s;
-        let mut literal_from = s;
-        let mut misses = 0usize;
-        while i + MIN_MATCH <= buf.len() {
-            let v = read_u32(buf, i);
+        let base = self.base;
+        encode(buf, s, &mut w, |i, v| {
             let h = (v.wrapping_mul(0x9E37_79B1) >> (32 - WINDOW_HASH_BITS)) as usize;
-            let pos = self.base.wrapping_add(i as u32) as u16;
+            let pos = base.wrapping_add(i as u32) as u16;
             let dist = usize::from(pos.wrapping_sub(table[h]));
             table[h] = pos;
-            if dist != 0 && dist <= window && dist <= i {
-                let c = i - dist;
-                if read_u32(buf, c) == v {
-                    let limit = (buf.len() - i).min(MAX_MATCH);
-                    let mut len = MIN_MATCH;
-                    while len < limit && buf[c + len] == buf[i + len] {
-                        len += 1;
-                    }
-                    for &b in &buf[literal_from..i] {
-                        w.literal(b);
-                    }
-                    w.copy(len, dist);
-                    i += len;
-                    literal_from = i;
-                    misses = 0;
-                    continue;
-                }
-            }
-            misses += 1;
-            i += 1 + (misses >> SKIP_SHIFT);
-        }
-        for &b in &buf[literal_from..] {
-            w.literal(b);
-        }
-        let (code, len) = LITLEN_CODES[256];
-        w.put(u32::from(code), u32::from(len));
-        w.put(0, 3);
-        w.finish();
-        if out.len() - start > stored_size(input.len()) {
-            out.truncate(start);
-            super::write_stored(input, false, out);
-            out.push(0x00);
-        }
+            (dist != 0 && dist <= window && dist <= i).then_some(dist)
+        });
+        w.end_block();
+        stored_if_shorter(input, start, out);
         self.keep_window(window);
     }
 
@@ -224,6 +158,57 @@ impl WindowDeflate {
                 self.buf.shrink_to(2 * window);
             }
         }
+    }
+}
+
+/// Greedy LZ77 of `buf[from..]` into `w` (`buf[..from]` is history matches may reach into).
+/// `find(i, v)` looks up and records the 4 bytes `v` at `i`, returning the distance of an
+/// earlier place with the same hash; it is checked against the bytes here. Generic and inlined
+/// so each compressor gets its own loop, as when it was written out in each.
+#[inline(always)]
+fn encode(
+    buf: &[u8],
+    from: usize,
+    w: &mut BitWriter<'_>,
+    mut find: impl FnMut(usize, u32) -> Option<usize>,
+) {
+    let mut i = from;
+    let mut literal_from = from;
+    // Text that keeps missing is probably not repetitive: look at fewer positions
+    // the longer it misses (as LZ4 does), back to every one after a match.
+    let mut misses = 0usize;
+    while i + MIN_MATCH <= buf.len() {
+        let v = read_u32(buf, i);
+        if let Some(dist) = find(i, v) {
+            let c = i - dist;
+            if read_u32(buf, c) == v {
+                let limit = (buf.len() - i).min(MAX_MATCH);
+                let mut len = MIN_MATCH;
+                while len < limit && buf[c + len] == buf[i + len] {
+                    len += 1;
+                }
+                w.literals(&buf[literal_from..i]);
+                w.copy(len, dist);
+                i += len;
+                literal_from = i;
+                misses = 0;
+                continue;
+            }
+        }
+        misses += 1;
+        i += 1 + (misses >> SKIP_SHIFT);
+    }
+    w.literals(&buf[literal_from..]);
+}
+
+/// Replaces what was written to `out` from `start` on with `input` as stored blocks when that
+/// is shorter (text that does not compress grows by up to 1/8 with fixed codes).
+#[inline]
+fn stored_if_shorter(input: &[u8], start: usize, out: &mut Vec<u8>) {
+    if out.len() - start > stored_size(input.len()) {
+        out.truncate(start);
+        super::write_stored(input, false, out);
+        out.push(0x00);
     }
 }
 
@@ -264,6 +249,13 @@ impl<'a> BitWriter<'a> {
         self.put(u32::from(code), u32::from(len));
     }
 
+    #[inline]
+    fn literals(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.literal(b);
+        }
+    }
+
     /// A back-reference: `len` in 4..=258, `dist` in 1..=32768.
     fn copy(&mut self, len: usize, dist: usize) {
         let (sym, extra_bits, extra) = length_symbol(len);
@@ -273,6 +265,15 @@ impl<'a> BitWriter<'a> {
         let (sym, extra_bits, extra) = distance_symbol(dist);
         self.put(u32::from(DIST_CODES[sym]), 5);
         self.put(extra, extra_bits);
+    }
+
+    /// Ends the block, then writes the sync flush's empty stored block header (BFINAL = 0,
+    /// BTYPE = 00), padded to a byte; its `00 00 ff ff` is the part RFC 7692 strips.
+    fn end_block(mut self) {
+        let (code, len) = LITLEN_CODES[256];
+        self.put(u32::from(code), u32::from(len));
+        self.put(0, 3);
+        self.finish();
     }
 
     /// Writes the bits left, the last byte padded with zeros.

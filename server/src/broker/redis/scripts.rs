@@ -180,16 +180,22 @@ pub fn entries(v: Value) -> Result<Vec<Entry>, ReplyError> {
     items.into_iter().map(entry).collect()
 }
 
-fn entry(v: Value) -> Result<Entry, ReplyError> {
-    let Value::Array(mut pair) = v else {
-        return Err(ReplyError(format!("expected an entry, got {v:?}")));
+/// `v` as an array of exactly `len` items; `what` and `items` name them in the errors.
+fn array_of(v: Value, len: usize, what: &str, items: &str) -> Result<Vec<Value>, ReplyError> {
+    let Value::Array(array) = v else {
+        return Err(ReplyError(format!("expected {what}, got {v:?}")));
     };
-    if pair.len() != 2 {
+    if array.len() != len {
         return Err(ReplyError(format!(
-            "expected [id, fields], got {} items",
-            pair.len()
+            "expected {items}, got {} items",
+            array.len()
         )));
     }
+    Ok(array)
+}
+
+fn entry(v: Value) -> Result<Entry, ReplyError> {
+    let mut pair = array_of(v, 2, "an entry", "[id, fields]")?;
     let fields = pair.pop().unwrap_or_default();
     let id = id(&pair[0])?;
     // Fields come as a flat array (RESP2, and Lua tables) or as a map (RESP3); we store one field.
@@ -246,15 +252,7 @@ impl HistoryPage {
 
 /// Decodes the reply of [`HISTORY`].
 pub fn history_page(v: Value) -> Result<HistoryPage, ReplyError> {
-    let Value::Array(mut parts) = v else {
-        return Err(ReplyError(format!("expected the history reply, got {v:?}")));
-    };
-    if parts.len() != 5 {
-        return Err(ReplyError(format!(
-            "expected 5 history parts, got {}",
-            parts.len()
-        )));
-    }
+    let mut parts = array_of(v, 5, "the history reply", "5 history parts")?;
     let entries = entries(parts.pop().unwrap_or_default())?;
     Ok(HistoryPage {
         last: id(&parts[0])?,

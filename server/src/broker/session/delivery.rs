@@ -12,6 +12,7 @@ use cobra_wire::pdu::info_code::{self, FAST_FORWARD};
 
 use super::auth::Auth;
 use super::json::{json_str, push_action, push_position};
+use super::subscribe::Sub;
 use super::{Flow, PduSink, Session};
 use crate::broker::backend::Message;
 use crate::broker::mailbox::Notice;
@@ -97,12 +98,7 @@ impl Session {
         }
         rows.clear();
         if let Auth::Authenticated { counters, .. } = &self.auth {
-            counters
-                .subscribed_count
-                .fetch_add(count, Ordering::Relaxed);
-            counters
-                .subscribed_bytes
-                .fetch_add(bytes, Ordering::Relaxed);
+            counters.delivered(count, bytes);
         }
     }
 
@@ -191,12 +187,7 @@ impl Session {
         if count > 0
             && let Auth::Authenticated { counters, .. } = &self.auth
         {
-            counters
-                .subscribed_count
-                .fetch_add(count, Ordering::Relaxed);
-            counters
-                .subscribed_bytes
-                .fetch_add(bytes, Ordering::Relaxed);
+            counters.delivered(count, bytes);
         }
         for i in 0..self.subs.len() {
             if self.subs[i].batch_deadline.is_some_and(|d| d <= now) {
@@ -296,27 +287,14 @@ impl Session {
                         continue;
                     }
                     Notice::Failed { code, reason } => {
-                        self.scratch.clear();
-                        let _ = write!(
-                            self.scratch,
-                            r#"{{"action":"{SUBSCRIPTION_ERROR}","id":{},"body":{{"subscription_id":{},"error":"{code}","reason":{}}}}}"#,
-                            sub.next_pdu_id,
-                            sub.id_json,
-                            json_str(&format!("{reason}; the subscription was removed"))
-                        );
+                        let reason = format!("{reason}; the subscription was removed");
+                        write_notice(&mut self.scratch, sub, Kind::Error, code, &reason, None);
                         self.remove_sub(i);
                         self.emit(sink);
                         continue 'subs;
                     }
                 };
-                self.scratch.clear();
-                let _ = write!(
-                    self.scratch,
-                    r#"{{"action":"{SUBSCRIPTION_INFO}","id":{},"body":{{"subscription_id":{},"info":"{info}","reason":{}}}}}"#,
-                    sub.next_pdu_id,
-                    sub.id_json,
-                    json_str(&reason)
-                );
+                write_notice(&mut self.scratch, sub, Kind::Info, info, &reason, None);
                 self.emit(sink);
             }
             i += 1;
@@ -333,30 +311,70 @@ impl Session {
         sink: &mut (dyn PduSink + Send),
     ) -> bool {
         let sub = &self.subs[i];
-        self.scratch.clear();
         if sub.fast_forward {
-            let _ = write!(
-                self.scratch,
-                r#"{{"action":"{SUBSCRIPTION_INFO}","id":{},"body":{{"subscription_id":{},"info":"{FAST_FORWARD}","reason":{},"missed_message_count":{missed}}}}}"#,
-                sub.next_pdu_id,
-                sub.id_json,
-                json_str(&format!("{why}: messages were skipped"))
+            let reason = format!("{why}: messages were skipped");
+            write_notice(
+                &mut self.scratch,
+                sub,
+                Kind::Info,
+                FAST_FORWARD,
+                &reason,
+                Some(missed),
             );
             self.emit(sink);
             false
         } else {
-            let _ = write!(
-                self.scratch,
-                r#"{{"action":"{SUBSCRIPTION_ERROR}","id":{},"body":{{"subscription_id":{},"error":"{OUT_OF_SYNC}","reason":{},"missed_message_count":{missed}}}}}"#,
-                sub.next_pdu_id,
-                sub.id_json,
-                json_str(&format!(
-                    "{why} and lost {missed} messages; the subscription was removed, resubscribe from the last position received"
-                ))
+            let reason = format!(
+                "{why} and lost {missed} messages; the subscription was removed, resubscribe from the last position received"
+            );
+            write_notice(
+                &mut self.scratch,
+                sub,
+                Kind::Error,
+                OUT_OF_SYNC,
+                &reason,
+                Some(missed),
             );
             self.remove_sub(i);
             self.emit(sink);
             true
         }
     }
+}
+
+/// Which subscription notice a PDU carries.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// `rtm/subscription/info`, its code in `info`.
+    Info,
+    /// `rtm/subscription/error`, its code in `error`.
+    Error,
+}
+
+/// Writes into `out` (cleared first) a notice PDU of `sub`: `code` and `reason`, and the count of
+/// messages lost when there is one.
+fn write_notice(
+    out: &mut String,
+    sub: &Sub,
+    kind: Kind,
+    code: &str,
+    reason: &str,
+    missed: Option<u64>,
+) {
+    let (action, field) = match kind {
+        Kind::Info => (SUBSCRIPTION_INFO, "info"),
+        Kind::Error => (SUBSCRIPTION_ERROR, "error"),
+    };
+    out.clear();
+    let _ = write!(
+        out,
+        r#"{{"action":"{action}","id":{},"body":{{"subscription_id":{},"{field}":"{code}","reason":{}"#,
+        sub.next_pdu_id,
+        sub.id_json,
+        json_str(reason)
+    );
+    if let Some(missed) = missed {
+        let _ = write!(out, r#","missed_message_count":{missed}"#);
+    }
+    out.push_str("}}");
 }

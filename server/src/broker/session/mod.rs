@@ -26,7 +26,7 @@ use std::time::Instant;
 
 use serde_json::value::RawValue;
 
-use super::backend::{Backend, ChannelKey, Message};
+use super::backend::{Backend, BackendError, ChannelKey, Message};
 use super::mailbox::{Delivery, Mailbox};
 use super::{Broker, CLOSE_NORMAL};
 
@@ -145,6 +145,13 @@ impl Refusal {
             code,
             reason: reason.into(),
         }
+    }
+}
+
+/// A backend failure answered as is: its stable code and its text.
+impl From<BackendError> for Refusal {
+    fn from(e: BackendError) -> Self {
+        Refusal::new(e.code(), e.to_string())
     }
 }
 

@@ -18,9 +18,7 @@ impl Session {
         counters: &RoleCounters,
     ) -> Result<Option<String>, Refusal> {
         let b: ReadBody = parse_body(body)?;
-        let channel = b
-            .channel
-            .ok_or_else(|| Refusal::new(error_code::MISSING_CHANNEL, "body.channel is missing"))?;
+        let channel = required_channel(b.channel)?;
         let at = match b.position.as_deref() {
             None => None,
             Some(p) => Some(p.parse::<Position>().map_err(|_| {
@@ -31,12 +29,7 @@ impl Session {
             })?),
         };
         let key = self.key(&channel)?;
-        let value = self
-            .broker
-            .backend
-            .read(&key, at)
-            .await
-            .map_err(|e| Refusal::new(e.code(), e.to_string()))?;
+        let value = self.broker.backend.read(&key, at).await?;
         counters.reads_count.fetch_add(1, Ordering::Relaxed);
         counters.reads_bytes.fetch_add(
             value.as_ref().map_or(0, |v| v.len()) as u64,
@@ -54,9 +47,7 @@ impl Session {
         counters: &RoleCounters,
     ) -> Result<Option<String>, Refusal> {
         let b: WriteBody = parse_body(body)?;
-        let channel = b
-            .channel
-            .ok_or_else(|| Refusal::new(error_code::MISSING_CHANNEL, "body.channel is missing"))?;
+        let channel = required_channel(b.channel)?;
         let message = b
             .message
             .ok_or_else(|| Refusal::new(error_code::MISSING_MESSAGE, "body.message is missing"))?;
@@ -66,8 +57,7 @@ impl Session {
             .broker
             .backend
             .write(&key, message.get().into())
-            .await
-            .map_err(|e| Refusal::new(e.code(), e.to_string()))?;
+            .await?;
         counters.writes_count.fetch_add(1, Ordering::Relaxed);
         counters
             .writes_bytes
@@ -80,15 +70,14 @@ impl Session {
         body: Option<&RawValue>,
     ) -> Result<Option<String>, Refusal> {
         let b: ChannelBody = parse_body(body)?;
-        let channel = b
-            .channel
-            .ok_or_else(|| Refusal::new(error_code::MISSING_CHANNEL, "body.channel is missing"))?;
+        let channel = required_channel(b.channel)?;
         let key = self.key(&channel)?;
-        self.broker
-            .backend
-            .delete(&key)
-            .await
-            .map_err(|e| Refusal::new(e.code(), e.to_string()))?;
+        self.broker.backend.delete(&key).await?;
         Ok(Some("{}".into()))
     }
+}
+
+/// The request's `body.channel`, refused when it is missing.
+fn required_channel(channel: Option<String>) -> Result<String, Refusal> {
+    channel.ok_or_else(|| Refusal::new(error_code::MISSING_CHANNEL, "body.channel is missing"))
 }

@@ -135,8 +135,7 @@ impl Session {
             .broker
             .backend
             .subscribe(&key, start, Arc::clone(&handle))
-            .await
-            .map_err(|e| Refusal::new(e.code(), e.to_string()))?;
+            .await?;
         let id_json: Box<str> = json_str(&sub_id).into();
         if let Some(missed) = ack.expired
             && !fast_forward

@@ -11,7 +11,8 @@ use cobra_wire::pdu::{self, AuthenticateBody, Credentials, HandshakeBody, Handsh
 use cobra_wire::pmd::{self, PmdConfig};
 use cobra_wire::ws::{Codec, Message, Role};
 use cobra_wire::{Limits, auth};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use super::BenchError;
@@ -204,46 +205,48 @@ impl Conn {
     }
 
     async fn authenticate(&mut self, role: &str, secret: &str) -> Result<(), BenchError> {
-        let id = self.next_id();
-        let hs = pdu::request(
-            pdu::action::AUTH_HANDSHAKE,
-            id,
-            &HandshakeBody {
-                method: pdu::ROLE_SECRET.into(),
-                data: HandshakeData { role: role.into() },
-            },
-        );
-        self.queue_text(&hs);
-        self.flush().await?;
-        let reply = self.recv_text().await?;
-        let env = pdu::Pdu::parse(&reply).map_err(|e| BenchError::Failed(e.to_string()))?;
-        if env.action != pdu::action::AUTH_HANDSHAKE_OK {
-            return Err(BenchError::Failed(format!("handshake refused: {reply}")));
-        }
-        let ok: pdu::HandshakeOkBody = env
-            .body_as()
+        let handshake = HandshakeBody {
+            method: pdu::ROLE_SECRET.into(),
+            data: HandshakeData { role: role.into() },
+        };
+        let reply = self
+            .call(pdu::action::AUTH_HANDSHAKE, &handshake, "handshake refused")
+            .await?;
+        let ok: pdu::HandshakeOkBody = pdu::Pdu::parse(&reply)
+            .and_then(|env| env.body_as())
             .map_err(|e| BenchError::Failed(e.to_string()))?;
-        let id = self.next_id();
-        let au = pdu::request(
-            pdu::action::AUTH_AUTHENTICATE,
-            id,
-            &AuthenticateBody {
-                method: pdu::ROLE_SECRET.into(),
-                credentials: Credentials {
-                    hash: auth::role_secret_hash(secret, &ok.data.nonce),
-                },
+        let authenticate = AuthenticateBody {
+            method: pdu::ROLE_SECRET.into(),
+            credentials: Credentials {
+                hash: auth::role_secret_hash(secret, &ok.data.nonce),
             },
-        );
-        self.queue_text(&au);
+        };
+        self.call(
+            pdu::action::AUTH_AUTHENTICATE,
+            &authenticate,
+            "authentication refused",
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Sends request `action` with `body` and returns the answer, which must be `<action>/ok`
+    /// (else fails with `refused: <the answer>`).
+    async fn call<B: Serialize>(
+        &mut self,
+        action: &str,
+        body: &B,
+        refused: &str,
+    ) -> Result<String, BenchError> {
+        let id = self.next_id();
+        self.queue_text(&pdu::request(action, id, body));
         self.flush().await?;
         let reply = self.recv_text().await?;
         let env = pdu::Pdu::parse(&reply).map_err(|e| BenchError::Failed(e.to_string()))?;
-        if env.action != pdu::action::AUTH_AUTHENTICATE_OK {
-            return Err(BenchError::Failed(format!(
-                "authentication refused: {reply}"
-            )));
+        if env.action.strip_prefix(action) != Some(pdu::action::OK_SUFFIX) {
+            return Err(BenchError::Failed(format!("{refused}: {reply}")));
         }
-        Ok(())
+        Ok(reply)
     }
 
     /// A fresh request id.
@@ -279,15 +282,7 @@ impl Conn {
         if self.rbuf.capacity() - self.rbuf.len() < 1024 {
             self.rbuf.reserve(READ_CHUNK);
         }
-        let n = self
-            .stream
-            .read_buf(&mut self.rbuf)
-            .await
-            .map_err(|e| BenchError::Failed(format!("read: {e}")))?;
-        self.counters
-            .bytes_in
-            .fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
+        read_counted(&mut self.stream, &mut self.rbuf, &self.counters).await
     }
 
     /// Reads at most `max` bytes of what the socket has (waiting for at least one); 0 means
@@ -296,15 +291,8 @@ impl Conn {
         if self.rbuf.capacity() - self.rbuf.len() < max {
             self.rbuf.reserve(max);
         }
-        let n = (&mut self.stream)
-            .take(max as u64)
-            .read_buf(&mut self.rbuf)
-            .await
-            .map_err(|e| BenchError::Failed(format!("read: {e}")))?;
-        self.counters
-            .bytes_in
-            .fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
+        let reader = (&mut self.stream).take(max as u64);
+        read_counted(reader, &mut self.rbuf, &self.counters).await
     }
 
     /// The next complete text message already buffered, answering pings on the way.
@@ -368,4 +356,18 @@ impl Conn {
             }
         }
     }
+}
+
+/// One read from `reader` into `rbuf`, counted in `counters.bytes_in`.
+async fn read_counted(
+    mut reader: impl AsyncRead + Unpin,
+    rbuf: &mut BytesMut,
+    counters: &WireCounters,
+) -> Result<usize, BenchError> {
+    let n = reader
+        .read_buf(rbuf)
+        .await
+        .map_err(|e| BenchError::Failed(format!("read: {e}")))?;
+    counters.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+    Ok(n)
 }

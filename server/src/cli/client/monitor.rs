@@ -328,54 +328,46 @@ impl MonitorState {
             out.push('\n');
         }
         if !hide_roles {
-            let mut rows = vec![
-                std::iter::once(Cell::from("Roles"))
-                    .chain(self.roles.iter().map(|r| Cell::Text(r.clone())))
-                    .collect::<Vec<_>>(),
-            ];
-            for (metric, by_role) in &self.role_metrics {
-                let mut row = vec![Cell::Text(metric.clone())];
-                for role in &self.roles {
-                    row.push(human_cell(
-                        metric,
-                        &sum_value(by_role.get(role).copied().unwrap_or(0.0)),
-                    ));
-                }
-                rows.push(row);
-            }
+            let rows = metric_rows("Roles", &self.roles, &self.role_metrics, |_| true);
             out.push('\n');
             out.push_str(&simple(&rows));
             out.push('\n');
         }
         if !hide_channels {
-            let mut rows = vec![
-                std::iter::once(Cell::from("Channels"))
-                    .chain(self.channels.iter().map(|c| Cell::Text(c.clone())))
-                    .collect::<Vec<_>>(),
-            ];
-            for (metric, by_channel) in &self.channel_metrics {
-                if args
-                    .metric_filter
-                    .as_deref()
-                    .is_some_and(|f| !metric.contains(f))
-                {
-                    continue;
-                }
-                let mut row = vec![Cell::Text(metric.clone())];
-                for channel in &self.channels {
-                    row.push(human_cell(
-                        metric,
-                        &sum_value(by_channel.get(channel).copied().unwrap_or(0.0)),
-                    ));
-                }
-                rows.push(row);
-            }
+            let filter = args.metric_filter.as_deref();
+            let rows = metric_rows("Channels", &self.channels, &self.channel_metrics, |m| {
+                filter.is_none_or(|f| m.contains(f))
+            });
             out.push('\n');
             out.push_str(&simple(&transpose(&rows)));
             out.push('\n');
         }
         out
     }
+}
+
+/// A table headed `title` with a column per entry of `columns` and a row per metric that `keep`
+/// accepts (a column the metric lacks counts 0).
+fn metric_rows(
+    title: &str,
+    columns: &BTreeSet<String>,
+    metrics: &BTreeMap<String, BTreeMap<String, f64>>,
+    keep: impl Fn(&str) -> bool,
+) -> Vec<Vec<Cell>> {
+    let header =
+        std::iter::once(Cell::from(title)).chain(columns.iter().map(|c| Cell::Text(c.clone())));
+    let mut rows = vec![header.collect::<Vec<_>>()];
+    for (metric, by_column) in metrics.iter().filter(|(m, _)| keep(m)) {
+        let values = columns
+            .iter()
+            .map(|c| human_cell(metric, &sum_value(by_column.get(c).copied().unwrap_or(0.0))));
+        rows.push(
+            std::iter::once(Cell::Text(metric.clone()))
+                .chain(values)
+                .collect(),
+        );
+    }
+    rows
 }
 
 fn cell_key(row: &[Cell]) -> String {
@@ -467,18 +459,9 @@ fn top_frame<'a>(
     messages: impl Iterator<Item = &'a Value>,
     args: &TopArgs,
 ) -> String {
-    let mut node_rows = vec![vec![
-        Cell::from("NODE"),
-        Cell::from("CONNS"),
-        Cell::from("PUB/S"),
-        Cell::from("DELIV/S"),
-        Cell::from("IN/S"),
-        Cell::from("OUT/S"),
-        Cell::from("SUBS"),
-        Cell::from("MEM"),
-        Cell::from("UPTIME"),
-        Cell::from("BACKEND"),
-    ]];
+    let mut node_rows = vec![Cell::header(&[
+        "NODE", "CONNS", "PUB/S", "DELIV/S", "IN/S", "OUT/S", "SUBS", "MEM", "UPTIME", "BACKEND",
+    ])];
     let mut channels: BTreeMap<String, ChannelRow> = BTreeMap::new();
     let (mut conns, mut pubs, mut delivs) = (0.0, 0.0, 0.0);
     for m in messages {
@@ -560,14 +543,9 @@ fn top_frame<'a>(
     };
     sorted.sort_by(|a, b| by(&b.1).total_cmp(&by(&a.1)).then_with(|| a.0.cmp(&b.0)));
     let shown = sorted.len().min(args.limit);
-    let mut channel_rows = vec![vec![
-        Cell::from("CHANNEL"),
-        Cell::from("MSG/S"),
-        Cell::from("BYTES/S"),
-        Cell::from("SUBS"),
-        Cell::from("MESSAGES"),
-        Cell::from("BYTES"),
-    ]];
+    let mut channel_rows = vec![Cell::header(&[
+        "CHANNEL", "MSG/S", "BYTES/S", "SUBS", "MESSAGES", "BYTES",
+    ])];
     for (name, r) in &sorted[..shown] {
         channel_rows.push(vec![
             Cell::Text(name.clone()),

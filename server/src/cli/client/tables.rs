@@ -17,6 +17,11 @@ pub(crate) enum Cell {
 }
 
 impl Cell {
+    /// A header row: a text cell per name.
+    pub(crate) fn header(names: &[&str]) -> Vec<Cell> {
+        names.iter().copied().map(Cell::from).collect()
+    }
+
     /// The cell for a JSON value (strings stay text; other non-numbers print as JSON).
     pub(crate) fn from_json(v: &Value) -> Cell {
         match v {
