@@ -3,7 +3,9 @@
 #  1. include/cobra.h matches cbindgen's output (tests/c_header.rs).
 #  2. tests/c/test_client.c and the C++ wrapper test, built with -Wall -Wextra -Werror against the static
 #     AND the shared library, run against a server started here (on a free port, killed on exit).
-#  3. The same C test under gcc -fsanitize=address,undefined and under valgrind --leak-check=full.
+#  3. The same C test under gcc -fsanitize=address,undefined and under valgrind --leak-check=full; the C++
+#     wrapper test (which includes a subscriber stalled by its own handler, then caught up from history)
+#     under g++ -fsanitize=address,undefined.
 #  4. The C and C++ examples (CMake), static and shared, run against the server (scripts/run-c-examples.sh).
 #  5. The stripped release libcobra.so (x86_64) must stay <= 2.5 MB (2,621,440 bytes).
 # Needs gcc, g++, cmake, valgrind, python3: missing ones skip loudly, or fail under CI=true.
@@ -67,6 +69,11 @@ g++ "${CXXFLAGS[@]}" tests/c/test_wrapper.cpp -L"$T" -lcobra -Wl,-rpath,"$T" "${
 step "C test under AddressSanitizer + UndefinedBehaviorSanitizer (gcc)"
 build_c test_asan "$T" static -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 "$work/test_asan"
+
+step "C++ wrapper test under AddressSanitizer + UndefinedBehaviorSanitizer (g++)"
+g++ "${CXXFLAGS[@]}" -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
+  tests/c/test_wrapper.cpp "$T/libcobra.a" "${SYSLIBS[@]}" -o "$work/test_cpp_asan"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 "$work/test_cpp_asan"
 
 step "C test under valgrind (memcheck, leaks)"
 # tests/c/valgrind.supp explains each (minimal) suppression.

@@ -1,15 +1,24 @@
 // Test of the C++17 wrapper (include/cobra.hpp) against a real cobra server (started by scripts/test-c.sh):
 // RAII and moves, exceptions carrying the status, std::function handlers (and a throwing one), publish and
-// filtered subscribe, read/write/remove, and the metrics publisher.
+// filtered subscribe, read/write/remove, the metrics publisher, and a subscriber stalled by its own handler
+// that catches up from the channel's history once resumed (issue 23).
 // Environment as tests/c/test_client.c. Output: one line per failure, then "N passed, N failed".
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include <netdb.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include "cobra.hpp"
 
@@ -179,6 +188,177 @@ void test_with_server() {
     CHECK(moved_metrics.session().size() == 32, "default session id: 32 hex characters");
 }
 
+/// The value of the counter `name` (unlabelled) in the server's /metrics, fetched over plain HTTP from the
+/// host:port of COBRA_ENDPOINT (ws://HOST:PORT); -1 when it cannot be read.
+long long server_counter(const std::string &name) {
+    std::string endpoint = env_or("COBRA_ENDPOINT", "ws://127.0.0.1:8765");
+    const std::string scheme = "ws://";
+    if (endpoint.compare(0, scheme.size(), scheme) != 0) return -1;
+    std::string hostport = endpoint.substr(scheme.size());
+    hostport = hostport.substr(0, hostport.find('/'));
+    const auto colon = hostport.rfind(':');
+    if (colon == std::string::npos) return -1;
+    const std::string host = hostport.substr(0, colon), port = hostport.substr(colon + 1);
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo *found = nullptr;
+    if (getaddrinfo(host.c_str(), port.c_str(), &hints, &found) != 0 || !found) return -1;
+    int fd = socket(found->ai_family, found->ai_socktype, found->ai_protocol);
+    if (fd < 0 || connect(fd, found->ai_addr, found->ai_addrlen) != 0) {
+        if (fd >= 0) close(fd);
+        freeaddrinfo(found);
+        return -1;
+    }
+    freeaddrinfo(found);
+    timeval five{5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &five, sizeof five);
+    const std::string request = "GET /metrics HTTP/1.1\r\nHost: " + hostport + "\r\nConnection: close\r\n\r\n";
+    if (send(fd, request.data(), request.size(), 0) != static_cast<ssize_t>(request.size())) {
+        close(fd);
+        return -1;
+    }
+    std::string body;
+    char buf[8192];
+    for (ssize_t n; (n = recv(fd, buf, sizeof buf, 0)) > 0;) body.append(buf, static_cast<std::size_t>(n));
+    close(fd);
+    const std::string key = "\n" + name + " ";
+    const auto at = body.find(key);
+    if (at == std::string::npos) return -1;
+    return std::strtoll(body.c_str() + at + key.size(), nullptr, 10);
+}
+
+/// Polls `pred` every 10 ms for up to `seconds`.
+template <class Pred>
+bool eventually(Pred pred, int seconds) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return true;
+}
+
+/// What the stalled subscriber saw; its handler blocks at the first data until `released`.
+struct Stalled {
+    std::mutex lock;
+    std::condition_variable changed;
+    bool stalled = false, released = false;
+    int authenticated = 0, subscribed = 0, notices = 0;
+    std::vector<long> numbers;  // the "n" of every message received, in order
+    std::string first_notice;
+
+    void release() {
+        {
+            std::lock_guard<std::mutex> guard(lock);
+            released = true;
+        }
+        changed.notify_all();
+    }
+    template <class Pred>
+    bool wait(Pred pred, int seconds) {
+        std::unique_lock<std::mutex> guard(lock);
+        return changed.wait_for(guard, std::chrono::seconds(seconds), [&] { return pred(*this); });
+    }
+};
+
+/// Releases the stalled handler on every way out of the test, before the client (declared earlier) is
+/// freed: freeing joins the engine thread, which would otherwise wait for the handler's timeout.
+struct ReleaseOnExit {
+    Stalled &s;
+    ~ReleaseOnExit() { s.release(); }
+};
+
+void test_stalled_subscriber_catches_up() {
+    std::printf("-- a stalled subscriber catches up from history: every message once, in order, only data\n");
+    // At most 900 x 64 KB = 59 MB: past the server's outbound queue (8 MiB by default) plus the loopback
+    // socket buffers at their largest (tcp_rmem 32 MiB + tcp_wmem 4 MiB here), yet within the channel's
+    // history (channel_max_length 1000 in scripts/server-for-c.sh).
+    const long n = 900;
+    const std::string pad(64 * 1024, 'x');
+    const long long started_before = server_counter("cobra_catchup_started_total");
+    const long long served_before = server_counter("cobra_catchup_messages_total");
+    CHECK(started_before >= 0 && served_before >= 0, "the catch-up counters are in /metrics");
+
+    // Without permessage-deflate (on by default): the padding would compress to almost nothing, and the
+    // point is bytes the socket does not take.
+    auto plain = [] {
+        cobra::Config config = make_config();
+        config.deflate(false);
+        return config;
+    };
+    Stalled seen;
+    cobra::Client subscriber(plain(), [&](const cobra::Event &e) {
+        std::unique_lock<std::mutex> guard(seen.lock);
+        switch (e.kind()) {
+            case COBRA_EVENT_AUTHENTICATED: ++seen.authenticated; break;
+            case COBRA_EVENT_SUBSCRIBED: ++seen.subscribed; break;
+            case COBRA_EVENT_SUBSCRIPTION_ERROR:
+            case COBRA_EVENT_SUBSCRIPTION_INFO:
+                if (seen.notices++ == 0) {
+                    seen.first_notice = std::string(e.error()) + " " + std::string(e.info_json());
+                }
+                break;
+            case COBRA_EVENT_SUBSCRIPTION_DATA:
+                for (auto m : e.messages()) {
+                    const auto at = m.find("\"n\":");
+                    seen.numbers.push_back(at == std::string_view::npos
+                                               ? -1
+                                               : std::strtol(std::string(m.substr(at + 4, 24)).c_str(), nullptr, 10));
+                }
+                if (!seen.stalled) {
+                    // Stall the engine thread: nothing is read from the socket until the test says so.
+                    seen.stalled = true;
+                    seen.changed.notify_all();
+                    seen.changed.wait_for(guard, std::chrono::seconds(60), [&] { return seen.released; });
+                }
+                break;
+            default: break;
+        }
+        guard.unlock();
+        seen.changed.notify_all();
+    });
+    ReleaseOnExit release_on_exit{seen};
+    subscriber.connect();
+    const std::string channel =
+        "cpp_stalled_" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
+    cobra::SubscribeOptions options;
+    options.channel = channel;
+    subscriber.subscribe(options);
+    CHECK(seen.wait([](Stalled &s) { return s.subscribed >= 1; }, 10), "subscribed");
+
+    cobra::Client publisher(plain());
+    publisher.connect();
+    // In rounds of 50 until the server switched the subscription to history (its queue and the socket
+    // buffers are full), then as many again, every round acknowledged while the subscriber is stalled: the
+    // publisher is never held back by it. At most `n`: within the channel's history.
+    long sent = 0, switched_at = -1;
+    bool acked = true;
+    while (acked && sent < n && (switched_at < 0 || sent < std::min(n, 2 * switched_at))) {
+        for (long end = sent + 50; sent < end; ++sent) {
+            publisher.publish(channel, "{\"n\":" + std::to_string(sent) + ",\"pad\":\"" + pad + "\"}");
+        }
+        acked = eventually([&] { return publisher.pending_count() == 0; }, 30);
+        if (sent == 50) CHECK(seen.wait([](Stalled &s) { return s.stalled; }, 10), "stalled at the first message");
+        if (switched_at < 0 && server_counter("cobra_catchup_started_total") > started_before) switched_at = sent;
+    }
+    CHECK(acked, "every publish acknowledged while the subscriber is stalled (" + std::to_string(sent) + " sent)");
+    CHECK(switched_at > 0, "the stalled subscription switched to catch-up within " + std::to_string(n) + " messages");
+    seen.release();
+    const long total = sent;
+
+    CHECK(seen.wait([&](Stalled &s) { return static_cast<long>(s.numbers.size()) >= total; }, 60), "all received");
+    {
+        std::lock_guard<std::mutex> guard(seen.lock);
+        bool in_order = static_cast<long>(seen.numbers.size()) == total;
+        for (long i = 0; in_order && i < total; ++i) in_order = seen.numbers[static_cast<std::size_t>(i)] == i;
+        CHECK(in_order, "every message exactly once, in order: received " + std::to_string(seen.numbers.size()));
+        CHECK(seen.notices == 0, "only data, no subscription error or info: " + seen.first_notice);
+        CHECK(seen.authenticated == 1, "never disconnected: authenticated " + std::to_string(seen.authenticated));
+    }
+    CHECK(server_counter("cobra_catchup_messages_total") > served_before, "messages were served from history");
+}
+
 }  // namespace
 
 int main() {
@@ -187,6 +367,7 @@ int main() {
         test_errors_without_server();
         if (std::getenv("COBRA_ENDPOINT")) {
             test_with_server();
+            test_stalled_subscriber_catches_up();
         } else {
             std::printf("SKIP: COBRA_ENDPOINT not set\n");
         }

@@ -117,9 +117,14 @@ impl Mailbox {
         self.notify.notified().await
     }
 
-    /// Moves up to about `max_bytes` of deliveries into `out`. When that empties the queue,
-    /// the subscriptions catching up refill it (up to `max_bytes` more, for the next drain).
+    /// Moves up to about `max_bytes` of deliveries into `out`. An empty queue is first refilled
+    /// by the subscriptions catching up (up to `max_bytes`), so that a gap one of them reports
+    /// (a notice, flagged in the returned [`DrainFlags`]) is sent after every message drained
+    /// before it and before the messages read after it. (Refilling after taking let a notice
+    /// raised by the refill go out with the messages taken just before it, ahead of them: the
+    /// fast-forward count then landed one gap late.)
     pub fn drain(&self, out: &mut Vec<Delivery>, max_bytes: usize) -> DrainFlags {
+        self.refill(max_bytes);
         let mut inner = self.inner.lock();
         let mut taken = 0;
         while taken < max_bytes {
@@ -135,8 +140,8 @@ impl Mailbox {
             // Idle connections must not keep a burst-sized buffer around.
             inner.items = VecDeque::new();
         }
-        if !inner.items.is_empty() {
-            // More to do: make sure the next wait() returns at once.
+        if !inner.items.is_empty() || (!inner.catch_ups.is_empty() && !inner.closing()) {
+            // More to do (queued, or to read from history): the next wait() returns at once.
             self.notify.notify_one();
         }
         let flags = DrainFlags {
@@ -144,34 +149,31 @@ impl Mailbox {
             close: inner.close,
         };
         inner.lagging = false;
-        let refill = inner.items.is_empty() && !inner.catch_ups.is_empty() && !inner.closing();
-        let catch_ups = if refill {
-            std::mem::take(&mut inner.catch_ups)
-        } else {
-            Vec::new()
-        };
         let room = inner.room_wanted && inner.bytes <= self.limit_bytes / 2;
         inner.room_wanted &= !room;
         drop(inner);
         if room {
             self.room.notify_waiters();
         }
-        if refill {
-            // Outside the lock: a catch-up takes its channel's lock, then this one (as a
-            // publish does). What it queues is for the next drain (it wakes the connection).
-            let budget = max_bytes.min(self.limit_bytes);
-            let going_on: Vec<_> = catch_ups.into_iter().filter(|c| c.refill(budget)).collect();
-            if !going_on.is_empty() {
-                let mut inner = self.inner.lock();
-                inner.catch_ups.extend(going_on);
-                if inner.items.is_empty() {
-                    // Nothing fitted (or nothing to read yet): look again at the next wake-up.
-                    drop(inner);
-                    self.notify.notify_one();
-                }
-            }
-        }
         flags
+    }
+
+    /// When the queue is empty, lets the subscriptions catching up queue what they read next.
+    fn refill(&self, max_bytes: usize) {
+        let catch_ups = {
+            let mut inner = self.inner.lock();
+            if !inner.items.is_empty() || inner.catch_ups.is_empty() || inner.closing() {
+                return;
+            }
+            std::mem::take(&mut inner.catch_ups)
+        };
+        // Outside the lock: a catch-up takes its channel's lock, then this one (as a publish
+        // does).
+        let budget = max_bytes.min(self.limit_bytes);
+        let going_on: Vec<_> = catch_ups.into_iter().filter(|c| c.refill(budget)).collect();
+        if !going_on.is_empty() {
+            self.inner.lock().catch_ups.extend(going_on);
+        }
     }
 
     /// Registers a subscription that now reads history at this connection's pace, and wakes
