@@ -26,7 +26,12 @@ def load(mode, n, name):
     base = os.path.join(work, f"scaling-{mode}-w{n}-{name}")
     try:
         with open(base + ".json") as f:
-            report = json.loads(f.read().strip().splitlines()[-1])
+            text = f.read().strip()
+        # `cobra bench --json` prints one pretty-printed object (older builds: one line last).
+        try:
+            report = json.loads(text)
+        except ValueError:
+            report = json.loads(text.splitlines()[-1])
     except (OSError, ValueError, IndexError):
         return None
     try:
