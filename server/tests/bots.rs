@@ -378,10 +378,11 @@ fn statsd_down_for_10s_then_everything_arrives() {
     };
     let (server, dir) = server_and_dir();
     let addr = sd.addr();
-    let line = format!("statsd --channel sdd --statsd {addr} --fields id --batch-size 100");
+    // From 0-0: the events published next reach the bot however late it subscribes.
+    let line =
+        format!("statsd --channel sdd --position 0-0 --statsd {addr} --fields id --batch-size 100");
     let mut bot = BotProc::spawn_line(&server, dir.path(), &line);
     // Up: the first events arrive.
-    std::thread::sleep(Duration::from_millis(500)); // subscription set up (no event to await)
     publish(&server, "sdd", (0..100).map(|_| json!({"id": "up"})));
     let t = sd.collect(Duration::from_secs(20), |t| {
         t.counters.get("up") == Some(&100.0)

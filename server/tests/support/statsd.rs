@@ -16,6 +16,9 @@ use super::peers;
 
 pub(crate) struct Statsd {
     pub port: u16,
+    /// The management TCP port: statsd's default (8126) is shared by every daemon on the machine,
+    /// and a second daemon dies on it after it started flushing.
+    mgmt_port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
     lines: Option<Receiver<Value>>,
@@ -34,8 +37,14 @@ impl Statsd {
             .local_addr()
             .unwrap()
             .port();
+        let mgmt_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let mut s = Statsd {
             port,
+            mgmt_port,
             dir: tempfile::tempdir().unwrap(),
             child: None,
             lines: None,
@@ -55,9 +64,10 @@ impl Statsd {
         std::fs::write(
             &config,
             format!(
-                "{{ port: {}, address: \"127.0.0.1\", backends: [{:?}], flushInterval: 100, \
-                 deleteIdleStats: true }}",
+                "{{ port: {}, address: \"127.0.0.1\", mgmt_address: \"127.0.0.1\", mgmt_port: {}, \
+                 backends: [{:?}], flushInterval: 100, deleteIdleStats: true }}",
                 self.port,
+                self.mgmt_port,
                 backend.display().to_string()
             ),
         )
@@ -81,9 +91,20 @@ impl Statsd {
                 }
             }
         });
-        // Up once the first flush is printed (the UDP socket is bound before).
+        // Up once it flushes and its UDP socket is bound. Node binds asynchronously: on a loaded
+        // machine the first flush can come first, and a datagram sent before the bind is lost
+        // without an error (the bot then waits for nothing).
         rx.recv_timeout(Duration::from_secs(20))
             .expect("statsd starts and flushes");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !udp_bound(self.port) {
+            assert!(
+                Instant::now() < deadline,
+                "statsd binds UDP port {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         self.child = Some(child);
         self.lines = Some(rx);
     }
@@ -125,6 +146,15 @@ impl Statsd {
         }
         t
     }
+}
+
+/// Whether a socket is bound to UDP `port` on 127.0.0.1 (Linux: `/proc/net/udp`, addresses in hex).
+fn udp_bound(port: u16) -> bool {
+    let local = format!("0100007F:{port:04X}");
+    std::fs::read_to_string("/proc/net/udp").is_ok_and(|t| {
+        t.lines()
+            .any(|l| l.split_whitespace().nth(1) == Some(&local))
+    })
 }
 
 #[derive(Debug, Default)]
