@@ -208,13 +208,14 @@ pub fn run(args: RunArgs) -> i32 {
                     return Stop::Now;
                 }
                 _ = sigterm.recv() => {
-                    tracing::info!(signal = "SIGTERM", drain_seconds = window.as_secs(), "draining, then stopping");
+                    // Logged once draining (not ready) holds: whoever reads the line may rely on it.
                     handle.drain(window, true);
+                    tracing::info!(signal = "SIGTERM", drain_seconds = window.as_secs(), "draining, then stopping");
                     stopping = true;
                 }
                 _ = sigusr2.recv() => {
-                    tracing::info!(signal = "SIGUSR2", drain_seconds = window.as_secs(), "lame duck: draining, staying up");
                     handle.drain(window, false);
+                    tracing::info!(signal = "SIGUSR2", drain_seconds = window.as_secs(), "lame duck: draining, staying up");
                 }
                 _ = sighup.recv() => reload(&handle, &config_source),
                 _ = check.tick(), if stopping => {
