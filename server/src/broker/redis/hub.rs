@@ -46,6 +46,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 use redis::Value;
 
+#[cfg(test)]
+#[path = "../../../tests/support/redis.rs"]
+mod redis_support;
+
 use super::keys::Layout;
 use super::node::{Node, NodeError};
 use super::scripts::{self, RawId};
@@ -509,8 +513,9 @@ impl Hub {
     /// an expired position is reported to the subscriber as a loss before the messages after
     /// the gap (a new subscription reports it in its [`SubscribeAck`] instead, and stops with
     /// `live` false when its queue is full: the caller continues in the background). Stops
-    /// quietly (with what it learnt) when the subscription was removed or its catch-up
-    /// superseded by a reconnect.
+    /// quietly (with what it learnt), delivering and reporting nothing more, when the
+    /// subscription was removed or its catch-up superseded (a reconnect, a renewed live
+    /// connection, the channel's slot moving to another primary).
     async fn replay(
         node: &Arc<Node>,
         key: &str,
@@ -563,6 +568,9 @@ impl Hub {
                 })
                 .await?;
             let h = scripts::history_page(reply).map_err(|e| node.reply_error(e))?;
+            // A test holds the replay here, with its page read but nothing delivered yet.
+            #[cfg(test)]
+            tests::page_read(key).await;
             let last = position(h.last);
             let marker = h.marker(node.hub.max_length).map(position);
             // `entries-added` index of the marker (the oldest entry kept).
@@ -598,10 +606,26 @@ impl Hub {
             {
                 // The messages before the gap go out before its report.
                 subscriber.mailbox().wait_until_empty().await;
-                if !subscriber.report_loss(
-                    missed,
-                    "the channel's history moved past this subscription's position before it could read it (channel_max_length)",
-                ) {
+                // Only the current replay reports, under the hub lock: a superseded one would
+                // report the gap that its successor, reading from the same position, reports
+                // again.
+                let reported = {
+                    let mut channels = node.hub.channels.lock();
+                    let Some(sub) = current(&mut channels, key, subscriber, epoch) else {
+                        return Ok(replay); // superseded or unsubscribed: nothing to tell here
+                    };
+                    let reported = subscriber.report_loss(
+                        missed,
+                        "the channel's history moved past this subscription's position before it could read it (channel_max_length)",
+                    );
+                    if reported {
+                        // A successor taking over from here on does not meet the gap again.
+                        sub.last = pos;
+                        sub.index = index;
+                    }
+                    reported
+                };
+                if !reported {
                     return Ok(replay); // an earlier loss ended it: counted then
                 }
                 node.hub.counters.expired.fetch_add(1, Ordering::Relaxed);
@@ -618,18 +642,30 @@ impl Hub {
             if first_page {
                 replay.first = Some((last, expired));
             }
-            let entries = h.entries;
+            let messages: Vec<Arc<Message>> = h
+                .entries
+                .into_iter()
+                .map(|entry| {
+                    Arc::new(Message {
+                        position: position(entry.id),
+                        payload: Arc::from(entry.payload),
+                    })
+                })
+                .collect();
             // (A live-only start reads no entries on its first page, so this is never full.)
-            let mut more = entries.len() >= page;
+            let mut more = messages.len() >= page;
             let mut blocked = false;
+            // The page is delivered under the hub lock, once this replay is known to be still
+            // the current one: superseded while reading (connection lost or renewed, slot moved),
+            // it must deliver nothing, its successor replaying the same entries after `last`.
+            let mut channels = node.hub.channels.lock();
+            let Some(sub) = current(&mut channels, key, subscriber, epoch) else {
+                return Ok(replay); // unsubscribed or superseded: a resume takes over
+            };
             let mut served = 0;
-            for entry in entries {
-                let message = Arc::new(Message {
-                    position: position(entry.id),
-                    payload: Arc::from(entry.payload),
-                });
+            for message in &messages {
                 if message.position > pos {
-                    if !subscriber.try_offer(&message) {
+                    if !subscriber.try_offer(message) {
                         // No room: read again from `pos` once there is.
                         (more, blocked) = (true, true);
                         break;
@@ -639,22 +675,14 @@ impl Hub {
                     served += 1;
                 }
             }
-            let mut channels = node.hub.channels.lock();
-            let Some(sub) = channels.get_mut(key).and_then(|ch| {
-                ch.subs
-                    .iter_mut()
-                    .find(|s| Arc::ptr_eq(&s.subscriber, subscriber))
-            }) else {
-                return Ok(replay); // unsubscribed meanwhile
-            };
             if sub.laggard.is_some() {
                 node.hub
                     .counters
                     .served
                     .fetch_add(served, Ordering::Relaxed);
             }
-            let Some(cu) = sub.catch_up.as_mut().filter(|c| c.epoch == epoch) else {
-                return Ok(replay); // superseded: the connection was lost and a resume takes over
+            let Some(cu) = sub.catch_up.as_mut() else {
+                return Ok(replay); // (`current` checked it)
             };
             sub.last = pos;
             sub.index = index;
@@ -770,6 +798,23 @@ impl Hub {
     }
 }
 
+/// `subscriber`'s subscription to `key` in `channels` if its catch-up is still the one of
+/// `epoch`; `None` once it was unsubscribed, or superseded by a new catch-up (the connection
+/// was lost or renewed, or the channel moved to another node).
+fn current<'a>(
+    channels: &'a mut HashMap<Arc<str>, Channel>,
+    key: &str,
+    subscriber: &Arc<Subscriber>,
+    epoch: u64,
+) -> Option<&'a mut Sub> {
+    channels
+        .get_mut(key)?
+        .subs
+        .iter_mut()
+        .find(|s| Arc::ptr_eq(&s.subscriber, subscriber))
+        .filter(|s| s.catch_up.as_ref().is_some_and(|c| c.epoch == epoch))
+}
+
 /// A channel's subscriptions on their way to the node that now holds the channel.
 pub(crate) struct MovedChannel {
     key: Arc<str>,
@@ -780,5 +825,181 @@ impl MovedChannel {
     /// The channel (as stored: hash-tagged).
     pub(crate) fn key(&self) -> &str {
         &self.key
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redis_support::{self, RedisCluster};
+    use super::*;
+
+    use std::time::Duration;
+
+    use crate::broker::mailbox::{Delivery, Mailbox};
+    use crate::broker::redis::cluster::slots::{slot_of, tagged};
+    use crate::broker::redis::{RedisBackend, RedisLimits};
+    use cobra_test_support::client::eventually_within;
+
+    /// A replay held after reading a page of `key` (see [`hold_replay`]).
+    struct Hold {
+        key: String,
+        reached: std::sync::mpsc::Sender<()>,
+        release: tokio::sync::oneshot::Receiver<()>,
+    }
+
+    static HOLDS: Mutex<Vec<Hold>> = Mutex::new(Vec::new());
+
+    /// The next replay of `key` stops once it has read a page, before delivering any of it:
+    /// the receiver hears when it got there, and sending on the sender lets it go on.
+    fn hold_replay(
+        key: &str,
+    ) -> (
+        std::sync::mpsc::Receiver<()>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let (reached, reached_rx) = std::sync::mpsc::channel();
+        let (release_tx, release) = tokio::sync::oneshot::channel();
+        HOLDS.lock().push(Hold {
+            key: key.to_string(),
+            reached,
+            release,
+        });
+        (reached_rx, release_tx)
+    }
+
+    /// Called by [`Hub::replay`] after reading each page: waits there if a test holds `key`.
+    pub(super) async fn page_read(key: &str) {
+        let hold = {
+            let mut holds = HOLDS.lock();
+            let Some(i) = holds.iter().position(|h| h.key == key) else {
+                return;
+            };
+            holds.swap_remove(i)
+        };
+        let _ = hold.reached.send(());
+        let _ = hold.release.await;
+    }
+
+    /// The port of the primary serving `slot`, from each primary's own `CLUSTER NODES` line.
+    fn primary_of(cluster: &RedisCluster, slot: u16) -> u16 {
+        let serves = |range: &str| match range.split_once('-') {
+            Some((a, b)) => {
+                a.parse::<u16>().is_ok_and(|a| a <= slot)
+                    && b.parse::<u16>().is_ok_and(|b| slot <= b)
+            }
+            None => range.parse::<u16>() == Ok(slot),
+        };
+        cluster
+            .primary_ports()
+            .into_iter()
+            .find(|&port| {
+                redis_support::cli(port, &["cluster", "nodes"])
+                    .lines()
+                    .find(|l| l.contains("myself"))
+                    .is_some_and(|l| l.split_whitespace().skip(8).any(serves))
+            })
+            .unwrap_or_else(|| panic!("no primary serves slot {slot}"))
+    }
+
+    /// Issue 18: a subscription's replay has read its page when the channel's slot migrates to
+    /// another primary. The subscription moves there and replays from its last position; the
+    /// first replay, superseded, must then deliver nothing (it used to deliver its page after
+    /// the second one had: every message twice, out of order).
+    #[test]
+    fn a_replay_superseded_by_a_slot_migration_delivers_nothing_twice() {
+        if !(redis_support::available() && redis_support::cli_available()) {
+            return;
+        }
+        let cluster = RedisCluster::spawn(3, 0, 1000);
+        let limits = RedisLimits {
+            reconnect_max: Duration::from_millis(200),
+            health_interval: Duration::from_millis(250),
+            ..RedisLimits::default()
+        };
+        let backend = Arc::new(
+            RedisBackend::start_cluster(&cluster.seeds(), None, 1000, limits).expect("backend"),
+        );
+        // A channel in the slots the reshard below moves (it moves the lowest first).
+        const MOVED: u16 = 100;
+        let name = (0..)
+            .map(|i| format!("reshard::c{i}"))
+            .find(|n| slot_of(tagged(n).as_bytes()) < MOVED)
+            .expect("a channel in the moved slots");
+        let from = primary_of(&cluster, slot_of(tagged(&name).as_bytes()));
+        assert_eq!(primary_of(&cluster, 0), from);
+        let to = cluster
+            .primary_ports()
+            .into_iter()
+            .find(|&p| p != from)
+            .expect("another primary");
+
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let publish = |n: u64| {
+            rt.block_on(backend.publish_raw(&name, format!(r#"{{"n":{n}}}"#).into()))
+                .expect("publish")
+        };
+        let mut published: Vec<Position> = (0..10).map(publish).collect();
+
+        // A new subscription from the start, its replay held once it has read the ten.
+        let (reached, release) = hold_replay(&tagged(&name));
+        let mailbox = Arc::new(Mailbox::new(1 << 20));
+        let subscriber = Arc::new(Subscriber::new(Arc::clone(&mailbox), 0));
+        let subscribing = {
+            let (backend, name, subscriber) =
+                (Arc::clone(&backend), name.clone(), Arc::clone(&subscriber));
+            rt.spawn(async move {
+                backend
+                    .subscribe_raw(&name, Some(Position::default()), subscriber)
+                    .await
+            })
+        };
+        reached
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the replay read its page");
+
+        // The slot moves: the subscription goes to the new primary and replays from there.
+        cluster.reshard(from, to, usize::from(MOVED));
+        assert_eq!(primary_of(&cluster, 0), to, "the slots moved");
+        let mut got: Vec<Position> = Vec::new();
+        let mut out: Vec<Delivery> = Vec::new();
+        let mut drain = |got: &mut Vec<Position>| {
+            out.clear();
+            mailbox.drain(&mut out, 1 << 20);
+            got.extend(out.iter().map(|d| d.message.position));
+        };
+        eventually_within(
+            "the replay on the new primary",
+            Duration::from_secs(30),
+            || {
+                drain(&mut got);
+                (got.len() >= published.len()).then_some(())
+            },
+        );
+
+        // The superseded replay goes on with its page: it must deliver none of it.
+        release.send(()).expect("the held replay waits");
+        rt.block_on(subscribing)
+            .expect("subscribe task")
+            .expect("subscribed");
+        // A message published now arrives live, once, after everything before it.
+        published.push(publish(10));
+        eventually_within("the live message", Duration::from_secs(30), || {
+            drain(&mut got);
+            got.last()
+                .is_some_and(|p| p >= published.last().expect("published"))
+                .then_some(())
+        });
+        drain(&mut got);
+        assert_eq!(got, published, "each message once, in order");
+        assert!(
+            !subscriber
+                .take_notices()
+                .iter()
+                .any(|n| matches!(n, Notice::Lost { .. } | Notice::Failed { .. })),
+        );
     }
 }
