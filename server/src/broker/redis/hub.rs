@@ -570,7 +570,7 @@ impl Hub {
             let h = scripts::history_page(reply).map_err(|e| node.reply_error(e))?;
             // A test holds the replay here, with its page read but nothing delivered yet.
             #[cfg(test)]
-            tests::page_read(key).await;
+            let _page = tests::page_read(key).await;
             let last = position(h.last);
             let marker = h.marker(node.hub.max_length).map(position);
             // `entries-added` index of the marker (the oldest entry kept).
@@ -833,6 +833,7 @@ mod tests {
     use super::redis_support::{self, RedisCluster};
     use super::*;
 
+    use std::sync::mpsc;
     use std::time::Duration;
 
     use crate::broker::mailbox::{Delivery, Mailbox};
@@ -840,44 +841,69 @@ mod tests {
     use crate::broker::redis::{RedisBackend, RedisLimits};
     use cobra_test_support::client::eventually_within;
 
-    /// A replay held after reading a page of `key` (see [`hold_replay`]).
+    const WAIT: Duration = Duration::from_secs(30);
+
+    /// What the mailbox counts per queued message besides its payload.
+    const ITEM_BYTES: usize = 64;
+
+    /// The replay side of [`hold_replay`].
     struct Hold {
         key: String,
-        reached: std::sync::mpsc::Sender<()>,
+        reached: mpsc::Sender<()>,
         release: tokio::sync::oneshot::Receiver<()>,
+        done: mpsc::Sender<()>,
     }
 
     static HOLDS: Mutex<Vec<Hold>> = Mutex::new(Vec::new());
 
-    /// The next replay of `key` stops once it has read a page, before delivering any of it:
-    /// the receiver hears when it got there, and sending on the sender lets it go on.
-    fn hold_replay(
-        key: &str,
-    ) -> (
-        std::sync::mpsc::Receiver<()>,
-        tokio::sync::oneshot::Sender<()>,
-    ) {
-        let (reached, reached_rx) = std::sync::mpsc::channel();
+    /// The test side of [`hold_replay`].
+    struct Held {
+        /// Hears when the replay has read its page.
+        reached: mpsc::Receiver<()>,
+        /// Lets it go on.
+        release: tokio::sync::oneshot::Sender<()>,
+        /// Hears when it is done with that page (went on to the next, or returned).
+        done: mpsc::Receiver<()>,
+    }
+
+    /// The next replay of `key` stops once it has read a page, before delivering any of it or
+    /// reporting a loss, until the test releases it.
+    fn hold_replay(key: &str) -> Held {
+        let (reached, reached_rx) = mpsc::channel();
         let (release_tx, release) = tokio::sync::oneshot::channel();
+        let (done, done_rx) = mpsc::channel();
         HOLDS.lock().push(Hold {
             key: key.to_string(),
             reached,
             release,
+            done,
         });
-        (reached_rx, release_tx)
+        Held {
+            reached: reached_rx,
+            release: release_tx,
+            done: done_rx,
+        }
+    }
+
+    /// Dropped by the replay when it is done with the held page.
+    pub(super) struct PageDone(mpsc::Sender<()>);
+
+    impl Drop for PageDone {
+        fn drop(&mut self) {
+            let _ = self.0.send(());
+        }
     }
 
     /// Called by [`Hub::replay`] after reading each page: waits there if a test holds `key`.
-    pub(super) async fn page_read(key: &str) {
+    pub(super) async fn page_read(key: &str) -> Option<PageDone> {
         let hold = {
             let mut holds = HOLDS.lock();
-            let Some(i) = holds.iter().position(|h| h.key == key) else {
-                return;
-            };
+            let i = holds.iter().position(|h| h.key == key)?;
             holds.swap_remove(i)
         };
         let _ = hold.reached.send(());
         let _ = hold.release.await;
+        Some(PageDone(hold.done))
     }
 
     /// The port of the primary serving `slot`, from each primary's own `CLUSTER NODES` line.
@@ -901,105 +927,197 @@ mod tests {
             .unwrap_or_else(|| panic!("no primary serves slot {slot}"))
     }
 
+    /// A 3-primary cluster, a backend on it and a channel whose slot [`Setup::reshard`] moves.
+    struct Setup {
+        cluster: RedisCluster,
+        backend: Arc<RedisBackend>,
+        rt: tokio::runtime::Runtime,
+        name: String,
+    }
+
+    /// Slots `0..MOVED` move (`redis-cli --cluster reshard` takes the lowest first).
+    const MOVED: u16 = 100;
+
+    impl Setup {
+        /// `None` (the test skips) without redis-server and redis-cli.
+        fn new(channel_max_length: usize) -> Option<Self> {
+            if !(redis_support::available() && redis_support::cli_available()) {
+                return None;
+            }
+            let cluster = RedisCluster::spawn(3, 0, 1000);
+            let limits = RedisLimits {
+                reconnect_max: Duration::from_millis(200),
+                health_interval: Duration::from_millis(250),
+                ..RedisLimits::default()
+            };
+            let backend =
+                RedisBackend::start_cluster(&cluster.seeds(), None, channel_max_length, limits)
+                    .expect("backend");
+            let name = (0..)
+                .map(|i| format!("reshard::c{i}"))
+                .find(|n| slot_of(tagged(n).as_bytes()) < MOVED)
+                .expect("a channel in the moved slots");
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            Some(Setup {
+                cluster,
+                backend: Arc::new(backend),
+                rt,
+                name,
+            })
+        }
+
+        fn publish(&self, n: u64) -> Position {
+            let text = format!(r#"{{"n":{n}}}"#).into();
+            self.rt
+                .block_on(self.backend.publish_raw(&self.name, text))
+                .expect("publish")
+        }
+
+        /// Moves the channel's slot to another primary; returns once it is done.
+        fn reshard(&self) {
+            let from = primary_of(&self.cluster, slot_of(tagged(&self.name).as_bytes()));
+            assert_eq!(primary_of(&self.cluster, 0), from);
+            let to = self
+                .cluster
+                .primary_ports()
+                .into_iter()
+                .find(|&p| p != from)
+                .expect("another primary");
+            self.cluster.reshard(from, to, usize::from(MOVED));
+            assert_eq!(primary_of(&self.cluster, 0), to, "the slots moved");
+        }
+    }
+
+    /// Moves what `mailbox` holds into `got`.
+    fn drain(mailbox: &Mailbox, got: &mut Vec<Position>) {
+        let mut out: Vec<Delivery> = Vec::new();
+        mailbox.drain(&mut out, 1 << 20);
+        got.extend(out.iter().map(|d| d.message.position));
+    }
+
     /// Issue 18: a subscription's replay has read its page when the channel's slot migrates to
     /// another primary. The subscription moves there and replays from its last position; the
     /// first replay, superseded, must then deliver nothing (it used to deliver its page after
     /// the second one had: every message twice, out of order).
     #[test]
     fn a_replay_superseded_by_a_slot_migration_delivers_nothing_twice() {
-        if !(redis_support::available() && redis_support::cli_available()) {
+        let Some(setup) = Setup::new(1000) else {
             return;
-        }
-        let cluster = RedisCluster::spawn(3, 0, 1000);
-        let limits = RedisLimits {
-            reconnect_max: Duration::from_millis(200),
-            health_interval: Duration::from_millis(250),
-            ..RedisLimits::default()
         };
-        let backend = Arc::new(
-            RedisBackend::start_cluster(&cluster.seeds(), None, 1000, limits).expect("backend"),
-        );
-        // A channel in the slots the reshard below moves (it moves the lowest first).
-        const MOVED: u16 = 100;
-        let name = (0..)
-            .map(|i| format!("reshard::c{i}"))
-            .find(|n| slot_of(tagged(n).as_bytes()) < MOVED)
-            .expect("a channel in the moved slots");
-        let from = primary_of(&cluster, slot_of(tagged(&name).as_bytes()));
-        assert_eq!(primary_of(&cluster, 0), from);
-        let to = cluster
-            .primary_ports()
-            .into_iter()
-            .find(|&p| p != from)
-            .expect("another primary");
-
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let publish = |n: u64| {
-            rt.block_on(backend.publish_raw(&name, format!(r#"{{"n":{n}}}"#).into()))
-                .expect("publish")
-        };
-        let mut published: Vec<Position> = (0..10).map(publish).collect();
+        let mut published: Vec<Position> = (0..10).map(|n| setup.publish(n)).collect();
 
         // A new subscription from the start, its replay held once it has read the ten.
-        let (reached, release) = hold_replay(&tagged(&name));
+        let held = hold_replay(&tagged(&setup.name));
         let mailbox = Arc::new(Mailbox::new(1 << 20));
         let subscriber = Arc::new(Subscriber::new(Arc::clone(&mailbox), 0));
         let subscribing = {
-            let (backend, name, subscriber) =
-                (Arc::clone(&backend), name.clone(), Arc::clone(&subscriber));
-            rt.spawn(async move {
+            let (backend, name, subscriber) = (
+                Arc::clone(&setup.backend),
+                setup.name.clone(),
+                Arc::clone(&subscriber),
+            );
+            setup.rt.spawn(async move {
                 backend
                     .subscribe_raw(&name, Some(Position::default()), subscriber)
                     .await
             })
         };
-        reached
-            .recv_timeout(Duration::from_secs(30))
+        held.reached
+            .recv_timeout(WAIT)
             .expect("the replay read its page");
 
         // The slot moves: the subscription goes to the new primary and replays from there.
-        cluster.reshard(from, to, usize::from(MOVED));
-        assert_eq!(primary_of(&cluster, 0), to, "the slots moved");
+        setup.reshard();
         let mut got: Vec<Position> = Vec::new();
-        let mut out: Vec<Delivery> = Vec::new();
-        let mut drain = |got: &mut Vec<Position>| {
-            out.clear();
-            mailbox.drain(&mut out, 1 << 20);
-            got.extend(out.iter().map(|d| d.message.position));
-        };
-        eventually_within(
-            "the replay on the new primary",
-            Duration::from_secs(30),
-            || {
-                drain(&mut got);
-                (got.len() >= published.len()).then_some(())
-            },
-        );
+        eventually_within("the replay on the new primary", WAIT, || {
+            drain(&mailbox, &mut got);
+            (got.len() >= published.len()).then_some(())
+        });
 
         // The superseded replay goes on with its page: it must deliver none of it.
-        release.send(()).expect("the held replay waits");
-        rt.block_on(subscribing)
+        held.release.send(()).expect("the held replay waits");
+        setup
+            .rt
+            .block_on(subscribing)
             .expect("subscribe task")
             .expect("subscribed");
         // A message published now arrives live, once, after everything before it.
-        published.push(publish(10));
-        eventually_within("the live message", Duration::from_secs(30), || {
-            drain(&mut got);
-            got.last()
-                .is_some_and(|p| p >= published.last().expect("published"))
-                .then_some(())
+        published.push(setup.publish(10));
+        let newest = *published.last().expect("published");
+        eventually_within("the live message", WAIT, || {
+            drain(&mailbox, &mut got);
+            got.last().is_some_and(|p| *p >= newest).then_some(())
         });
-        drain(&mut got);
+        drain(&mailbox, &mut got);
         assert_eq!(got, published, "each message once, in order");
+        let notices = subscriber.take_notices();
         assert!(
-            !subscriber
-                .take_notices()
+            !notices
                 .iter()
                 .any(|n| matches!(n, Notice::Lost { .. } | Notice::Failed { .. })),
+            "{notices:?}"
+        );
+    }
+
+    /// Issue 18, the loss side: a slow subscriber's replay has read a page that shows its
+    /// position trimmed away when the channel's slot migrates. The replay taking over on the
+    /// new primary reports the loss; the superseded one must not report it again.
+    #[test]
+    fn a_replay_superseded_by_a_slot_migration_reports_no_loss_twice() {
+        const KEPT: usize = 5;
+        let Some(setup) = Setup::new(KEPT) else {
+            return;
+        };
+        // Room for three messages: the fourth sends the subscription to catch-up mode.
+        let mailbox = Arc::new(Mailbox::new(3 * (ITEM_BYTES + 8)));
+        let subscriber = Arc::new(Subscriber::new(Arc::clone(&mailbox), 0).fast_forwarding(true));
+        setup
+            .rt
+            .block_on(
+                setup
+                    .backend
+                    .subscribe_raw(&setup.name, None, Arc::clone(&subscriber)),
+            )
+            .expect("subscribed");
+        // The catch-up replay waits for room, then reads the page that shows the gap: held.
+        let held = hold_replay(&tagged(&setup.name));
+        let published: Vec<Position> = (0..40).map(|n| setup.publish(n)).collect();
+        let mut got: Vec<Position> = Vec::new();
+        drain(&mailbox, &mut got);
+        held.reached
+            .recv_timeout(WAIT)
+            .expect("the replay read its page");
+
+        setup.reshard();
+        let newest = *published.last().expect("published");
+        eventually_within("the replay on the new primary", WAIT, || {
+            drain(&mailbox, &mut got);
+            got.last().is_some_and(|p| *p >= newest).then_some(())
+        });
+        held.release.send(()).expect("the held replay waits");
+        held.done
+            .recv_timeout(WAIT)
+            .expect("the superseded replay is done with its page");
+        drain(&mailbox, &mut got);
+
+        let losses = subscriber
+            .take_notices()
+            .into_iter()
+            .filter(|n| matches!(n, Notice::Lost { .. }))
+            .count();
+        assert_eq!(losses, 1, "the gap is reported once");
+        assert!(
+            got.windows(2).all(|w| w[0] < w[1]),
+            "each message once, in order: {got:?}"
+        );
+        assert_eq!(
+            got[got.len() - KEPT..],
+            published[published.len() - KEPT..],
+            "then what the stream kept"
         );
     }
 }
