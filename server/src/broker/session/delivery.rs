@@ -118,6 +118,7 @@ impl Session {
             .mailbox
             .drain(&mut drained, self.broker.settings.limits.drain_bytes);
         if flags.lagging {
+            crate::broker::test_hooks::notice_delay();
             // Before the messages drained with them: a notice may remove its subscription (whose
             // queued messages are then dropped: the client resubscribes from what it received).
             self.report_notices(sink);
