@@ -375,9 +375,10 @@ impl Subscriber {
     pub fn report(&self, notice: Notice) {
         {
             let mut notices = self.notices.lock();
-            // Read under the notices' lock, so that stamps grow along the queue even with
-            // several reporters; and the flag is set after the push, so that a drain too early
-            // to take this notice is followed by one woken for it.
+            // Read under the notices' lock (never taken under the mailbox's), so that stamps
+            // grow along the queue even with several reporters; and the flag is set after the
+            // push, so that a drain too early to take this notice is followed by one woken for
+            // it.
             let stamp = self.mailbox.drains();
             if notices.len() >= MAX_NOTICES {
                 notices.pop_front();
