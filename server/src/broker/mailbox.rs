@@ -17,6 +17,15 @@
 //! A connection that never reads thus holds at most its queue's limit (`Arc`s of messages the
 //! history holds anyway) and a cursor; its socket write then times out and it is closed.
 //!
+//! # Notices go out where they happened
+//!
+//! A backend reports a notice ([`Subscriber::report`]) from its own task, while the session may
+//! be between taking a batch and writing it. Each notice is stamped with the number of drains
+//! done when it was reported, and the session writing drain `d` takes only the notices reported
+//! before it ([`Subscriber::take_notices_before`]): a notice reported after drain `d` took its
+//! batch follows that batch, as the messages it precedes do. (Taking every pending notice put a
+//! gap reported just after a drain ahead of the messages that drain had taken from before it.)
+//!
 //! [`Subscriber::offer`] is the plain drop-newest push (the loss is counted and the connection
 //! reports `out_of_sync` or fast-forwards): for deliveries that have no history to come back to.
 
@@ -60,6 +69,8 @@ struct Inner {
     /// A task waits in [`Mailbox::wait_for_room`] or [`Mailbox::wait_until_empty`]: the next
     /// drain to half full wakes it (only then: a wake-up costs a lock on every drain).
     room_wanted: bool,
+    /// Drains done so far: what notices are stamped with (see the module docs).
+    drains: u64,
     /// Subscriptions reading history at this connection's pace (see the module docs). At most
     /// one per subscription: a backend registers one only when it stops offering it live.
     catch_ups: Vec<Arc<dyn CatchUp>>,
@@ -94,11 +105,15 @@ pub struct Mailbox {
 /// What [`Mailbox::drain`] found besides deliveries.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct DrainFlags {
-    /// Some subscription lost messages or has notices: check [`Subscriber::take_notices`] and
+    /// Some subscription lost messages or has notices: check
+    /// [`Subscriber::take_notices_before`] (with [`DrainFlags::drain`]) and
     /// [`Subscriber::take_missed`].
     pub lagging: bool,
     /// The connection must close with this code.
     pub close: Option<u16>,
+    /// This drain's number (1 for the first): the notices to write before its deliveries are
+    /// those reported before it ([`Subscriber::take_notices_before`]).
+    pub drain: u64,
 }
 
 impl Mailbox {
@@ -126,6 +141,9 @@ impl Mailbox {
     pub fn drain(&self, out: &mut Vec<Delivery>, max_bytes: usize) -> DrainFlags {
         self.refill(max_bytes);
         let mut inner = self.inner.lock();
+        // Under the lock that pushes take: a notice stamped before this increment was reported
+        // before these deliveries were taken, one stamped after it comes after them.
+        inner.drains += 1;
         let mut taken = 0;
         while taken < max_bytes {
             let Some(d) = inner.items.pop_front() else {
@@ -147,6 +165,7 @@ impl Mailbox {
         let flags = DrainFlags {
             lagging: inner.lagging,
             close: inner.close,
+            drain: inner.drains,
         };
         inner.lagging = false;
         let room = inner.room_wanted && inner.bytes <= self.limit_bytes / 2;
@@ -243,6 +262,11 @@ impl Mailbox {
         }
     }
 
+    /// Drains done so far: a notice reported now is stamped with it.
+    fn drains(&self) -> u64 {
+        self.inner.lock().drains
+    }
+
     /// Bytes currently queued.
     pub fn queued_bytes(&self) -> usize {
         self.inner.lock().bytes
@@ -280,7 +304,8 @@ impl Mailbox {
 }
 
 /// What a backend tells one subscription besides its messages. The session turns each into a
-/// PDU, before the messages queued with it.
+/// PDU, after the messages taken from the queue before it was reported and before those taken
+/// after (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
     /// The backend node holding the channel is unreachable: delivery pauses. The subscription
@@ -316,7 +341,8 @@ pub struct Subscriber {
     mailbox: Arc<Mailbox>,
     token: u32,
     missed: AtomicU64,
-    notices: Mutex<VecDeque<Notice>>,
+    /// Each with the drain count when it was reported ([`Mailbox::drain`]).
+    notices: Mutex<VecDeque<(u64, Notice)>>,
     /// Goes on from the oldest message kept after a loss (`fast_forward`); without it, the
     /// first loss reported ends the subscription (`out_of_sync`).
     fast_forward: bool,
@@ -349,10 +375,15 @@ impl Subscriber {
     pub fn report(&self, notice: Notice) {
         {
             let mut notices = self.notices.lock();
+            // Read under the notices' lock (never taken under the mailbox's), so that stamps
+            // grow along the queue even with several reporters; and the flag is set after the
+            // push, so that a drain too early to take this notice is followed by one woken for
+            // it.
+            let stamp = self.mailbox.drains();
             if notices.len() >= MAX_NOTICES {
                 notices.pop_front();
             }
-            notices.push_back(notice);
+            notices.push_back((stamp, notice));
         }
         self.mailbox.flag();
     }
@@ -388,13 +419,22 @@ impl Subscriber {
         });
     }
 
-    /// The notices reported since the last call, oldest first.
+    /// Every notice waiting, oldest first.
     pub fn take_notices(&self) -> Vec<Notice> {
+        self.take_notices_before(u64::MAX)
+    }
+
+    /// The notices waiting that were reported before drain number `drain` took its deliveries
+    /// ([`DrainFlags::drain`]), oldest first: those to write before that drain's deliveries.
+    /// Later ones stay for the next drain (their report woke the connection for it).
+    pub fn take_notices_before(&self, drain: u64) -> Vec<Notice> {
         let mut notices = self.notices.lock();
-        if notices.is_empty() {
-            return Vec::new();
-        }
-        notices.drain(..).collect()
+        // Stamps grow along the queue (see `report`): the notices to take are a prefix.
+        let n = notices
+            .iter()
+            .take_while(|(stamp, _)| *stamp < drain)
+            .count();
+        notices.drain(..n).map(|(_, notice)| notice).collect()
     }
 
     /// Queues `message` without blocking. Returns `false` (and counts the loss, which the
@@ -513,6 +553,73 @@ mod tests {
                 reason: "gone".into()
             }]
         );
+    }
+
+    fn lost(missed: u64) -> Notice {
+        Notice::Lost {
+            missed,
+            reason: "gone".into(),
+        }
+    }
+
+    /// Message number `n` (its position's seq), 64 bytes of payload.
+    fn numbered(n: u64) -> Arc<Message> {
+        Arc::new(Message {
+            position: Position { ms: 1, seq: n },
+            payload: "x".repeat(ITEM_OVERHEAD).into(),
+        })
+    }
+
+    fn seqs(out: &mut Vec<Delivery>) -> Vec<u64> {
+        out.drain(..).map(|d| d.message.position.seq).collect()
+    }
+
+    #[test]
+    fn notices_are_stamped_with_the_drains_done_when_reported() {
+        let mailbox = Arc::new(Mailbox::new(1 << 20));
+        let sub = Subscriber::new(Arc::clone(&mailbox), 7).fast_forwarding(true);
+        let mut out = Vec::new();
+        sub.report(lost(1)); // before any drain
+        let first = mailbox.drain(&mut out, usize::MAX);
+        assert_eq!((first.drain, first.lagging), (1, true));
+        sub.report(lost(2)); // after drain 1 took its batch
+        assert_eq!(sub.take_notices_before(first.drain), vec![lost(1)]);
+        assert!(
+            sub.take_notices_before(first.drain).is_empty(),
+            "reported after drain 1: not before its batch"
+        );
+        let second = mailbox.drain(&mut out, usize::MAX);
+        assert_eq!(second.drain, 2);
+        assert!(second.lagging, "the later report woke the next drain");
+        sub.report(lost(3));
+        assert_eq!(sub.take_notices_before(second.drain), vec![lost(2)]);
+        // take_notices: every one waiting, whatever its stamp.
+        assert_eq!(sub.take_notices(), vec![lost(3)]);
+    }
+
+    #[test]
+    fn a_gap_reported_after_a_drain_goes_out_after_its_batch() {
+        // The Redis replay's order: gap 1, the messages after it, then (once the session has
+        // taken them, while it still has gap 1 to write) gap 2 and the messages after it.
+        let mailbox = Arc::new(Mailbox::new(1 << 20));
+        let sub = Subscriber::new(Arc::clone(&mailbox), 7).fast_forwarding(true);
+        let mut out = Vec::new();
+        assert!(sub.report_loss(3, "gone"));
+        for n in [4, 5] {
+            assert!(sub.try_offer(&numbered(n)));
+        }
+        let d = mailbox.drain(&mut out, usize::MAX);
+        assert!(d.lagging);
+        assert!(sub.report_loss(3, "gone")); // the queue is empty: gap 2 is reported
+        assert!(sub.try_offer(&numbered(9)));
+        // What the session writes for this drain: gap 1, then 4 and 5; not gap 2 yet.
+        assert_eq!(sub.take_notices_before(d.drain), vec![lost(3)]);
+        assert_eq!(seqs(&mut out), vec![4, 5]);
+        let d = mailbox.drain(&mut out, usize::MAX);
+        assert!(d.lagging);
+        assert_eq!(sub.take_notices_before(d.drain), vec![lost(3)]);
+        assert_eq!(seqs(&mut out), vec![9]);
+        assert!(sub.take_notices().is_empty(), "each gap once");
     }
 
     #[test]

@@ -15,6 +15,31 @@ pub mod redis;
 pub mod session;
 pub mod stats;
 
+/// Test hooks: they change nothing unless a test sets them (process-wide).
+#[doc(hidden)]
+pub mod test_hooks {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+
+    static NOTICE_DELAY_NANOS: AtomicU64 = AtomicU64::new(0);
+
+    /// Makes every session wait `delay` between taking a batch from its mailbox and taking its
+    /// subscriptions' notices: widens the window in which a backend reports a notice meanwhile
+    /// (issue 23: such a gap was written ahead of the batch it follows). Zero: no wait.
+    pub fn delay_notices(delay: Duration) {
+        let nanos = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
+        NOTICE_DELAY_NANOS.store(nanos, Ordering::Relaxed);
+    }
+
+    /// Waits as [`delay_notices`] said (a relaxed load when unset: nothing in production).
+    pub(crate) fn notice_delay() {
+        let nanos = NOTICE_DELAY_NANOS.load(Ordering::Relaxed);
+        if nanos > 0 {
+            std::thread::sleep(Duration::from_nanos(nanos));
+        }
+    }
+}
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

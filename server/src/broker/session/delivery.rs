@@ -118,9 +118,11 @@ impl Session {
             .mailbox
             .drain(&mut drained, self.broker.settings.limits.drain_bytes);
         if flags.lagging {
+            crate::broker::test_hooks::notice_delay();
             // Before the messages drained with them: a notice may remove its subscription (whose
             // queued messages are then dropped: the client resubscribes from what it received).
-            self.report_notices(sink);
+            // Only those reported before this drain: a later one follows these messages.
+            self.report_notices(flags.drain, sink);
         }
         let (mut count, mut bytes) = (0u64, 0u64);
         let delay = self.broker.settings.limits.batch_flush_delay;
@@ -262,11 +264,12 @@ impl Session {
         }
     }
 
-    /// Turns the backends' [`Notice`]s into subscription PDUs.
-    fn report_notices(&mut self, sink: &mut (dyn PduSink + Send)) {
+    /// Turns the backends' [`Notice`]s reported before drain number `drain` into subscription
+    /// PDUs (see [`crate::broker::mailbox`]: a notice goes out where it happened).
+    fn report_notices(&mut self, drain: u64, sink: &mut (dyn PduSink + Send)) {
         let mut i = 0;
         'subs: while i < self.subs.len() {
-            let notices = self.subs[i].handle.take_notices();
+            let notices = self.subs[i].handle.take_notices_before(drain);
             if !notices.is_empty() {
                 // A partial batch holds earlier messages: they go out before the notice.
                 self.flush_batch(i, sink);
