@@ -34,11 +34,6 @@ fn limits() -> RedisLimits {
         reconnect_max: Duration::from_millis(200),
         // Acknowledged only once the replica has it: a failover must lose nothing acknowledged.
         replica_acks: 1,
-        // The default 100 ms is for a production replica on its own cores. Here six Redis
-        // processes, two cobra backends and the build share two cores: a replica's WAIT reply
-        // came later ~1 run in 12 at load 10 and the publish failed "not replicated" during the
-        // reshard, which this test asserts never fails for redirections' sake.
-        replica_ack_timeout: Duration::from_secs(1),
         health_interval: Duration::from_millis(250),
         ..RedisLimits::default()
     }
@@ -328,7 +323,14 @@ fn failover_and_resharding_under_load_lose_nothing() {
         "acked {total} (kill at {killed_at}, failed over at {failed_over_at}, resharded at {resharded_at}); {failures} publishes failed during the events"
     );
     assert!(total >= MESSAGES);
-    // MOVED / ASK / TRYAGAIN during the migration are followed, not passed on.
+    // MOVED / ASK / TRYAGAIN during the migration are followed, not passed on. A replica slower
+    // than `replica_ack_timeout` to confirm a batch fails it "not replicated" whatever the slots
+    // do (seen ~1 run in 12 with six Redis processes, two backends and builds on two cores): not
+    // a redirection, and such a publish is treated as any failed one (may have landed, checked below).
+    // (A 1 s timeout was tried instead: a run then saw a second unavailable/resumed on the
+    // failover channel, probably health checks queued behind batches that each held the node's
+    // connection for the whole timeout while the new primary had no replica yet.)
+    reshard_failures.retain(|e| !e.contains("not replicated"));
     reshard_failures.dedup();
     assert!(
         reshard_failures.is_empty(),
