@@ -939,8 +939,9 @@ mod tests {
     const MOVED: u16 = 100;
 
     impl Setup {
-        /// `None` (the test skips) without redis-server and redis-cli.
-        fn new(channel_max_length: usize) -> Option<Self> {
+        /// `None` (the test skips) without redis-server and redis-cli. `test` names the channel:
+        /// the holds are process-wide and the tests run in parallel, so each needs its own key.
+        fn new(test: &str, channel_max_length: usize) -> Option<Self> {
             if !(redis_support::available() && redis_support::cli_available()) {
                 return None;
             }
@@ -954,7 +955,7 @@ mod tests {
                 RedisBackend::start_cluster(&cluster.seeds(), None, channel_max_length, limits)
                     .expect("backend");
             let name = (0..)
-                .map(|i| format!("reshard::c{i}"))
+                .map(|i| format!("{test}::c{i}"))
                 .find(|n| slot_of(tagged(n).as_bytes()) < MOVED)
                 .expect("a channel in the moved slots");
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -1005,7 +1006,7 @@ mod tests {
     /// the second one had: every message twice, out of order).
     #[test]
     fn a_replay_superseded_by_a_slot_migration_delivers_nothing_twice() {
-        let Some(setup) = Setup::new(1000) else {
+        let Some(setup) = Setup::new("delivers_nothing_twice", 1000) else {
             return;
         };
         let mut published: Vec<Position> = (0..10).map(|n| setup.publish(n)).collect();
@@ -1069,7 +1070,7 @@ mod tests {
     #[test]
     fn a_replay_superseded_by_a_slot_migration_reports_no_loss_twice() {
         const KEPT: usize = 5;
-        let Some(setup) = Setup::new(KEPT) else {
+        let Some(setup) = Setup::new("reports_no_loss_twice", KEPT) else {
             return;
         };
         // Room for three messages: the fourth sends the subscription to catch-up mode.
