@@ -41,11 +41,8 @@ export COBRA_APPS_CONFIG="$WORK/apps.yaml" HOME="$WORK"
 BACKENDS=(embedded)
 if command -v redis-server >/dev/null 2>&1; then
   BACKENDS+=(redis)
-elif [ "${CI:-}" = "true" ]; then
-  echo "test-slowsub: redis-server is not installed (required under CI)" >&2
-  exit 1
 else
-  echo "test-slowsub: SKIPPED on Redis: redis-server is not installed" >&2
+  skip_or_fail "test-slowsub (on Redis)" scripts/setup.sh redis-server
 fi
 
 SERVER_PID=""
