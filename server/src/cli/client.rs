@@ -68,15 +68,7 @@ pub struct ConnArgs {
 
 impl ConnArgs {
     fn timeout(&self) -> Result<Duration, CliError> {
-        Duration::try_from_secs_f64(self.timeout)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| {
-                CliError::Usage(format!(
-                    "--timeout {}: expected a positive number of seconds",
-                    self.timeout
-                ))
-            })
+        super::positive_secs("--timeout", self.timeout).map_err(CliError::Usage)
     }
 }
 
