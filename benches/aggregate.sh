@@ -20,7 +20,8 @@
 #        PYTHON=path     (a Python with `websockets`; default .tools/pyws-venv/bin/python, from scripts/setup.sh)
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=../scripts/lib/common.sh
+. "$(dirname "$0")/../scripts/lib/common.sh"
 DUR="${BENCH_DURATION:-3}"
 ROUNDS="${BENCH_ROUNDS:-3}"
 PUBS="${BENCH_PUBLISHERS:-10}"
@@ -29,9 +30,6 @@ TOOL_CPU="${BENCH_TOOL_CPU:-1}"
 PYTHON="${PYTHON:-$ROOT/.tools/pyws-venv/bin/python}"
 WORK="$(mktemp -d /tmp/cobra-aggregate-bench.XXXXXX)"
 SERVER_PID=""
-
-# shellcheck source=../scripts/lib/common.sh
-. "$ROOT/scripts/lib/common.sh"
 trap stop_server_and_clean EXIT
 
 bench_cobra_bin "$ROOT"
@@ -42,14 +40,8 @@ rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 "$COBRA_BIN" init --apps-config "$WORK/apps.yaml" --force >/dev/null
 export COBRA_APPS_CONFIG="$WORK/apps.yaml" HOME="$WORK"
 PORT="$(free_port)"
-taskset -c "$SERVER_CPU" "$COBRA_BIN" run --host 127.0.0.1 --port "$PORT" --apps-config "$WORK/apps.yaml" \
-  >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 1 300); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { echo "aggregate: the server did not start: $(cat "$WORK/server.log")" >&2; exit 1; }
-  sleep 0.05
-done
+start_server aggregate "$WORK/server.log" taskset -c "$SERVER_CPU" \
+  "$COBRA_BIN" run --host 127.0.0.1 --port "$PORT" --apps-config "$WORK/apps.yaml"
 URL="ws://127.0.0.1:$PORT"
 
 GROUPBY='SELECT k, COUNT(*), AVG(data.fps), MAX(data.fps) FROM `{channel}` GROUP BY k WINDOW TUMBLING (1 SECOND)'

@@ -38,7 +38,8 @@
 #                          until then each costs what a reading one does)
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=../scripts/lib/common.sh
+. "$(dirname "$0")/../scripts/lib/common.sh"
 DUR="${BENCH_DURATION:-3}"
 SERVER_CPU="${BENCH_SERVER_CPU:-0}"
 TOOL_CPU="${BENCH_TOOL_CPU:-1}"
@@ -65,8 +66,6 @@ if [ "$IDLE" -gt $((FD_LIMIT - 500)) ]; then
   IDLE=$((FD_LIMIT - 500))
 fi
 
-# shellcheck source=../scripts/lib/common.sh
-. "$ROOT/scripts/lib/common.sh"
 bench_cobra_bin "$ROOT"
 PYCOBRA="$ROOT/.tools/cobras-venv/bin/cobra"
 if [ ! -x "$PYCOBRA" ]; then

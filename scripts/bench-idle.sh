@@ -10,16 +10,14 @@
 #        BENCH_MASSIF=N  also run the server under valgrind massif with N connections and print the top
 #                        allocation sites (slow: keep N around 1000).
 set -euo pipefail
-
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=lib/common.sh
+. "$(dirname "$0")/lib/common.sh"
 SERVER_CPU="${BENCH_SERVER_CPU:-0}"
 TOOL_CPU="${BENCH_TOOL_CPU:-1}"
 COUNTS=("$@")
 [ ${#COUNTS[@]} -gt 0 ] || COUNTS=(10000 50000 100000)
 WORK="$(mktemp -d /tmp/cobra-idle.XXXXXX)"
 SERVER_PID=""
-# shellcheck source=lib/common.sh
-. "$ROOT/scripts/lib/common.sh"
 trap stop_server_and_clean EXIT
 
 ulimit -n "$(ulimit -Hn)"
@@ -30,15 +28,8 @@ export COBRA_APPS_CONFIG="$WORK/apps.yaml"
 
 start() { # $@ = command prefix (e.g. valgrind ...)
   PORT="$(free_port)"
-  taskset -c "$SERVER_CPU" "$@" "$COBRA_BIN" run --host 127.0.0.1 --port "$PORT" \
-    --apps-config "$WORK/apps.yaml" --max-connections "$MAX_CONN" >"$WORK/server.log" 2>&1 &
-  SERVER_PID=$!
-  for _ in $(seq 1 600); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "server did not start: $(tail -c 300 "$WORK/server.log")" >&2
-  exit 1
+  SERVER_WAIT_SECONDS=30 start_server bench-idle "$WORK/server.log" taskset -c "$SERVER_CPU" "$@" \
+    "$COBRA_BIN" run --host 127.0.0.1 --port "$PORT" --apps-config "$WORK/apps.yaml" --max-connections "$MAX_CONN"
 }
 stop() {
   kill -INT "$SERVER_PID" 2>/dev/null || true

@@ -7,13 +7,12 @@
 #
 # Usage: scripts/bench-memory.sh        Env: COBRA_BIN (default: build the bench profile), CHANNELS=50, SIZE=300
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=lib/common.sh
+. "$(dirname "$0")/lib/common.sh"
 CHANNELS="${CHANNELS:-50}"
 SIZE="${SIZE:-300}"
 WORK="$(mktemp -d /tmp/cobra-mem.XXXXXX)"
 SERVER_PID=""
-# shellcheck source=lib/common.sh
-. "$ROOT/scripts/lib/common.sh"
 trap 'stop_server_and_clean INT' EXIT
 bench_cobra_bin "$ROOT"
 cat > "$WORK/apps.yaml" <<YAML
@@ -22,10 +21,9 @@ apps:
   app2: {roles: {r: {secret: s2, permissions: [publish, subscribe]}}}
 channel_max_length: 1000
 YAML
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-"$COBRA_BIN" run --host 127.0.0.1 --port "$PORT" --apps-config "$WORK/apps.yaml" >/dev/null 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 100); do "$COBRA_BIN" probe live --port "$PORT" 2>/dev/null && break; sleep 0.1; done
+PORT="$(free_port)"
+start_server bench-memory "$WORK/server.log" \
+  "$COBRA_BIN" run --host 127.0.0.1 --port "$PORT" --apps-config "$WORK/apps.yaml"
 rss() { awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status"; }
 bench() { # $1 appkey $2 secret $3 messages per channel (at least): runs of 1 s at full speed until published
   local want=$(( $3 * CHANNELS )) done=0 n

@@ -11,14 +11,13 @@
 #        LIMIT_KIB=100, RUNS=3 (each run is a fresh process; the check holds for the median run),
 #        PUBLISH=N (then also print the publishing rate over N events and the wire bytes per event)
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=lib/common.sh
+. "$(dirname "$0")/lib/common.sh"
 CLIENTS="${CLIENTS:-10}"
 LIMIT_KIB="${LIMIT_KIB:-100}"
 RUNS="${RUNS:-3}"
 WORK="$(mktemp -d /tmp/cobra-sdk-idle.XXXXXX)"
 SERVER_PID=""
-# shellcheck source=lib/common.sh
-. "$ROOT/scripts/lib/common.sh"
 trap stop_server_and_clean EXIT
 
 if [ -z "${COBRA_BIN:-}" ]; then
@@ -37,14 +36,9 @@ apps:
     roles:
       pubsub: {secret: $SECRET, permissions: [publish, subscribe, unsubscribe]}
 YAML
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-"$COBRA_BIN" run --host 127.0.0.1 --port "$PORT" --apps-config "$WORK/apps.yaml" >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 1 400); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { echo "server exited: $(tail -c 300 "$WORK/server.log")" >&2; exit 1; }
-  sleep 0.05
-done
+PORT="$(free_port)"
+SERVER_WAIT_SECONDS=20 start_server check-sdk-idle "$WORK/server.log" \
+  "$COBRA_BIN" run --host 127.0.0.1 --port "$PORT" --apps-config "$WORK/apps.yaml"
 
 for run in $(seq 1 "$RUNS"); do
   "$IDLE_MEMORY_BIN" --endpoint "ws://127.0.0.1:$PORT" --appkey _pubsub --rolename pubsub --rolesecret "$SECRET" \

@@ -7,7 +7,8 @@
 # The Android/iOS/macOS cross tools are scripts/install-mobile-tools.sh's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+# shellcheck source=lib/common.sh
+. scripts/lib/common.sh
 
 need=()
 command -v mcs >/dev/null 2>&1 && command -v mono >/dev/null 2>&1 || need+=(mono-complete)
@@ -15,8 +16,7 @@ command -v x86_64-w64-mingw32-gcc-posix >/dev/null 2>&1 || need+=(mingw-w64)
 command -v wine >/dev/null 2>&1 || need+=(wine)
 { [ -x /usr/lib/wine/wine64 ] || command -v wine64 >/dev/null 2>&1; } || need+=(wine64)
 if [ ${#need[@]} -gt 0 ]; then
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+  apt_install "${need[@]}"
 fi
 rustup target add x86_64-pc-windows-gnu >/dev/null
 echo "engines tools: $(mono --version | head -1), $(x86_64-w64-mingw32-gcc-posix --version | head -1), $(wine --version 2>/dev/null)"

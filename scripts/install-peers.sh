@@ -5,8 +5,8 @@
 #   .tools/node         Node `ws` (same, in JavaScript)
 # Idempotent: each step is skipped when its result is already there. Safe to re-run in CI.
 set -euo pipefail
-
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=lib/common.sh
+. "$(dirname "$0")/lib/common.sh"
 TOOLS="$ROOT/.tools"
 PEERS="$ROOT/tests/peers/cobras"
 PYTHON="${PYTHON:-python3}"
@@ -35,19 +35,10 @@ echo "cobras: $(HOME="$TOOLS" "$VENV/bin/cobra" --version 2>/dev/null) at $VENV/
 
 # 2. Python websockets, in its own venv: the cobras venv pins the old 10.4 on purpose.
 PYWS="$TOOLS/pyws-venv"
-if [ -x "$PYWS/bin/python" ] && "$PYWS/bin/python" -c "import websockets, sys; sys.exit(websockets.__version__ != '$PY_WEBSOCKETS_VERSION')" 2>/dev/null; then
-  echo "python websockets: already installed"
-else
-  echo "python websockets: installing $PY_WEBSOCKETS_VERSION into $PYWS"
-  rm -rf "$PYWS"
-  "$PYTHON" -m venv "$PYWS"
-  "$PYWS/bin/pip" install --quiet --disable-pip-version-check "websockets==$PY_WEBSOCKETS_VERSION"
-fi
+pip_pinned "python websockets" "$PYWS" websockets "$PY_WEBSOCKETS_VERSION"
 echo "python websockets: $PYWS/bin/python"
 
 # 3. Node ws.
 NODE_DIR="$TOOLS/node"
-# shellcheck source=lib/common.sh
-. "$ROOT/scripts/lib/common.sh"
 npm_pinned "node ws" "$NODE_DIR" ws "$NODE_WS_VERSION" cobra-test-peers
 echo "node ws: NODE_PATH=$NODE_DIR/node_modules"

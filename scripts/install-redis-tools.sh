@@ -3,10 +3,10 @@
 # `cluster3` target of benches/compare.sh create and reshard clusters with `redis-cli --cluster`.
 # (Usually already there: `redis-server` depends on it.) Idempotent.
 set -euo pipefail
-SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+# shellcheck source=lib/common.sh
+. "$(dirname "$0")/lib/common.sh"
 if command -v redis-cli >/dev/null 2>&1; then
   echo "redis-tools: already installed"
   exit 0
 fi
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends redis-tools
+apt_install redis-tools

@@ -3,7 +3,8 @@
 # Needs root (or sudo) for apt; everything else lands in .tools/ (gitignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+# shellcheck source=lib/common.sh
+. scripts/lib/common.sh
 
 # System packages: redis-server (Redis backend tests), libjna-java (Kotlin on the JVM), clang/lld/llvm (Swift header
 # check, ring cross-compilation for the mobile checks), cmake (C/C++ examples), valgrind (C ABI leak check).
@@ -13,8 +14,7 @@ for p in redis-server:redis-server clang:clang ld.lld:lld llvm-ar-14:llvm cmake:
 done
 [ -f /usr/share/java/jna.jar ] || need+=(libjna-java)
 if [ ${#need[@]} -gt 0 ]; then
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+  apt_install "${need[@]}"
 fi
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true

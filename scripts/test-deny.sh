@@ -10,15 +10,10 @@
 # Needs cargo-deny (scripts/install-cargo-deny.sh): skips loudly without it, fails under CI=true.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib/common.sh
+. scripts/lib/common.sh
 
-if ! cargo deny --version >/dev/null 2>&1; then
-  if [ "${CI:-}" = "true" ]; then
-    echo "test-deny: cargo-deny is required under CI=true (scripts/install-cargo-deny.sh)" >&2
-    exit 1
-  fi
-  echo "SKIPPED: cargo-deny not installed (scripts/install-cargo-deny.sh)" >&2
-  exit 0
-fi
+cargo deny --version >/dev/null 2>&1 || require_tools test-deny scripts/install-cargo-deny.sh cargo-deny
 
 cargo deny --all-features check licenses bans sources
 

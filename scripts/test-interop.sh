@@ -8,18 +8,12 @@
 # A missing peer skips loudly locally and fails under CI=true.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib/common.sh
+. scripts/lib/common.sh
 
 PYTHON="$PWD/.tools/pyws-venv/bin/python"
 if [ ! -x "$PYTHON" ] || ! "$PYTHON" -c 'import websockets' 2>/dev/null; then
-  if [ "${CI:-}" = true ]; then
-    echo "test-interop: FAIL: no Python websockets at $PYTHON under CI (run scripts/install-peers.sh)" >&2
-    exit 1
-  fi
-  echo "###############################################################################" >&2
-  echo "# test-interop: SKIPPED: no Python websockets at $PYTHON (run scripts/install-peers.sh)." >&2
-  echo "# Under CI=true this fails." >&2
-  echo "###############################################################################" >&2
-  exit 0
+  require_tools test-interop scripts/install-peers.sh "Python websockets at $PYTHON"
 fi
 
 echo "---- test-interop: cobra-wire permessage-deflate vs Python websockets $("$PYTHON" -c 'import websockets; print(websockets.__version__)')"

@@ -5,12 +5,14 @@
 # Unity editor and macOS players; linking it needs Apple's linker). Needs scripts/install-mobile-tools.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib/common.sh
+. scripts/lib/common.sh
 installed=$(rustup target list --installed)
-if [ ! -x .tools/venv/bin/python ] || [ ! -x .tools/zig-macos-aarch64-cc ] \
-   || ! grep -q i686-linux-android <<<"$installed" || ! grep -q aarch64-apple-darwin <<<"$installed"; then
-  if [ "${CI:-}" = true ]; then echo "test-mobile: tools missing (run scripts/install-mobile-tools.sh)" >&2; exit 1; fi
-  echo "!!!! SKIPPED test-mobile: run scripts/install-mobile-tools.sh first !!!!"; exit 0
-fi
+missing=()
+[ -x .tools/venv/bin/python ] || missing+=(.tools/venv)
+[ -x .tools/zig-macos-aarch64-cc ] || missing+=(.tools/zig-macos-aarch64-cc)
+for t in i686-linux-android aarch64-apple-darwin; do grep -q "$t" <<<"$installed" || missing+=("rust target $t"); done
+require_tools test-mobile scripts/install-mobile-tools.sh "${missing[@]}"
 # shellcheck source=cross-env.sh
 source scripts/cross-env.sh
 for t in aarch64-linux-android armv7-linux-androideabi x86_64-linux-android i686-linux-android aarch64-apple-ios; do

@@ -9,7 +9,8 @@
 # Skips loudly without systemd-analyze; fails under CI=true.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT="$PWD"
+# shellcheck source=lib/common.sh
+. scripts/lib/common.sh
 work=$(mktemp -d)
 server_pid=""
 cleanup() {
@@ -72,14 +73,7 @@ grep -q 'draining' "$work/err.log" || { echo "test-ops: $stop_signal did not dra
 echo "test-ops: $stop_signal drains and exits 0"
 
 # --- 1. the systemd unit --------------------------------------------------------------------------
-if ! command -v systemd-analyze >/dev/null 2>&1; then
-  if [ "${CI:-}" = "true" ]; then
-    echo "test-ops: systemd-analyze is not installed (required under CI: scripts/install-ops.sh)" >&2
-    exit 1
-  fi
-  echo "test-ops: SKIPPED: systemd-analyze is not installed (scripts/install-ops.sh)" >&2
-  exit 0
-fi
+command -v systemd-analyze >/dev/null 2>&1 || require_tools test-ops scripts/install-ops.sh systemd-analyze
 # verify checks that ExecStart exists: point it at the binary just built.
 sed "s|/usr/local/bin/cobra|$bin|g" deploy/systemd/cobra.service > "$work/cobra.service"
 systemd-analyze verify "$work/cobra.service"

@@ -8,6 +8,8 @@
 # (and the cluster stage without redis-cli); fails under CI=true.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib/common.sh
+. scripts/lib/common.sh
 # shellcheck source=lib/redis-cluster.sh
 . scripts/lib/redis-cluster.sh
 
@@ -20,17 +22,9 @@ case "$STAGES" in
     ;;
 esac
 
-skip_or_fail() { # $1 = what is missing
-  if [ "${CI:-}" = "true" ]; then
-    echo "test-redis: $1 is not installed (required under CI)" >&2
-    exit 1
-  fi
-  echo "test-redis: SKIPPED: $1 is not installed (apt-get install redis-server redis-tools)" >&2
-  exit 0
-}
-command -v redis-server >/dev/null 2>&1 || skip_or_fail redis-server
+command -v redis-server >/dev/null 2>&1 || require_tools test-redis scripts/setup.sh redis-server
 if [ "$STAGES" != nodes ]; then
-  command -v redis-cli >/dev/null 2>&1 || skip_or_fail redis-cli
+  command -v redis-cli >/dev/null 2>&1 || require_tools test-redis scripts/install-redis-tools.sh redis-cli
 fi
 
 SUITES=(--test protocol --test history --test backpressure --test http_and_deflate --test interop_python)

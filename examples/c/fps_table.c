@@ -27,50 +27,33 @@
 static const char *const bucket_names[BUCKETS] = {"> 60", "60", "30", "15", "10", "<= 8"};
 
 struct state {
-    pthread_mutex_t lock;
-    pthread_cond_t changed;
+    struct shared shared; /* first: see common.h */
     int subscribed;
-    int failed;
     int rows;
     char row[ROWS][ROW_BYTES];
 };
 
-/* Runs on the client's engine thread. The event's strings are valid only during this call: copy them. */
-static void on_event(const cobra_event_t *event, void *user_data) {
-    struct state *s = user_data;
-    pthread_mutex_lock(&s->lock);
-    switch (event->kind) {
-        case COBRA_EVENT_SUBSCRIBED:
-            s->subscribed = 1;
-            break;
-        case COBRA_EVENT_SUBSCRIPTION_DATA:
-            for (size_t i = 0; i < event->message_count; i++) {
-                if (s->rows == ROWS || event->message_lens[i] >= ROW_BYTES) {
-                    s->failed = 1; /* more rows than the sequence closes, or one far larger than expected */
-                    continue;
-                }
-                memcpy(s->row[s->rows++], event->messages[i], event->message_lens[i] + 1);
-            }
-            break;
-        case COBRA_EVENT_SUBSCRIPTION_ERROR:
-            fprintf(stderr, "subscription refused: %s: %s\n", event->error, event->reason);
-            s->failed = 1;
-            break;
-        default:
-            break;
+/* Runs on the client's engine thread, under the lock. The event's strings are valid only during this call: copy
+ * them. */
+static void record(struct shared *shared, const cobra_event_t *event) {
+    struct state *s = (struct state *)shared;
+    if (event->kind == COBRA_EVENT_SUBSCRIBED) s->subscribed = 1;
+    if (event->kind != COBRA_EVENT_SUBSCRIPTION_DATA) return;
+    for (size_t i = 0; i < event->message_count; i++) {
+        if (s->rows == ROWS || event->message_lens[i] >= ROW_BYTES) {
+            s->shared.failed = 1; /* more rows than the sequence closes, or one far larger than expected */
+            continue;
+        }
+        memcpy(s->row[s->rows++], event->messages[i], event->message_lens[i] + 1);
     }
-    pthread_cond_broadcast(&s->changed);
-    pthread_mutex_unlock(&s->lock);
 }
 
-/* Waits until *flag (read under the lock) is at least `want`, a failure, or the deadline. */
-static int wait_until(struct state *s, const int *flag, int want, const struct timespec *deadline) {
-    pthread_mutex_lock(&s->lock);
-    while (*flag < want && !s->failed && pthread_cond_timedwait(&s->changed, &s->lock, deadline) == 0) {
-    }
-    int ok = *flag >= want && !s->failed;
-    pthread_mutex_unlock(&s->lock);
-    return ok;
+static int subscribed(struct shared *shared) {
+    return ((struct state *)shared)->subscribed;
+}
+
+static int all_rows(struct shared *shared) {
+    return ((struct state *)shared)->rows >= ROWS;
 }
 
 /* The text after `"key":` in a row, or NULL. Keys are unique in these rows. */
@@ -156,14 +139,10 @@ static void print_window(char rows[][ROW_BYTES], int n) {
 
 int main(void) {
     const char *channel = env_or("COBRA_FPS_ID", "engine_fps_id");
-    static struct state s = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, {{0}}};
+    static struct state s = {SHARED_INIT(record), 0, 0, {{0}}};
 
-    cobra_config_t *config = config_from_env();
-    cobra_client_t *client = NULL;
-    if (cobra_client_new(config, on_event, &s, &client) != COBRA_STATUS_OK) {
-        fprintf(stderr, "cobra_client_new: %s\n", cobra_last_error_message());
-        return 1;
-    }
+    cobra_client_t *client = client_from_env(on_event, &s);
+    if (!client) return 1;
 
     /* The talk's statement, on 10-minute windows so that the arrival clock cannot close one during the run. */
     char sql[512];
@@ -172,18 +151,10 @@ int main(void) {
              "AVG(data.fps) AS 'Average FPS' FROM `%s` WHERE device.os_name = 'iOS' "
              "GROUP BY device.model WINDOW TUMBLING (10 MINUTES) GRACE 2 MINUTES",
              channel);
-    cobra_status_t st = cobra_client_subscribe(client, channel, "fps-table", sql, NULL, 0, false);
-    if (st == COBRA_STATUS_OK) st = cobra_client_connect(client);
-    if (st != COBRA_STATUS_OK) {
-        fprintf(stderr, "subscribe/connect: %s\n", cobra_last_error_message());
-        cobra_client_free(client);
-        return 1;
-    }
+    if (!subscribe_and_connect(client, channel, "fps-table", sql)) return 1;
 
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += 30;
-    int ok = wait_until(&s, &s.subscribed, 1, &deadline);
+    struct timespec deadline = deadline_in(30);
+    int ok = wait_until(&s.shared, subscribed, &deadline);
 
     /* model, os, fps, minute of event time: the 12-minute event closes [0, 10 min), the 23-minute one [10, 20). */
     static const struct {
@@ -205,7 +176,7 @@ int main(void) {
         ok = cobra_client_publish(client, channel, json, &id) == COBRA_STATUS_OK;
         if (!ok) fprintf(stderr, "publish: %s\n", cobra_last_error_message());
     }
-    ok = ok && wait_until(&s, &s.rows, ROWS, &deadline);
+    ok = ok && wait_until(&s.shared, all_rows, &deadline);
     cobra_client_free(client); /* joins the engine thread: no callback runs after this */
     if (!ok) {
         fprintf(stderr, "received %d of %d rows\n", s.rows, ROWS);

@@ -15,71 +15,42 @@
 #include "common.h"
 
 struct state {
-    pthread_mutex_t lock;
-    pthread_cond_t changed;
+    struct shared shared; /* first: see common.h */
     unsigned long received;
-    int failed;
+    unsigned long count;
 };
 
-/* Runs on the client's engine thread. The event's strings are valid only during this call. */
-static void on_event(const cobra_event_t *event, void *user_data) {
-    struct state *s = user_data;
-    pthread_mutex_lock(&s->lock);
-    switch (event->kind) {
-        case COBRA_EVENT_SUBSCRIBED:
-            printf("subscribed\n");
-            fflush(stdout);
-            break;
-        case COBRA_EVENT_SUBSCRIPTION_DATA:
-            for (size_t i = 0; i < event->message_count; i++) printf("%s\n", event->messages[i]);
-            fflush(stdout);
-            s->received += event->message_count;
-            break;
-        case COBRA_EVENT_SUBSCRIPTION_ERROR:
-            fprintf(stderr, "subscription refused: %s: %s\n", event->error, event->reason);
-            s->failed = 1;
-            break;
-        default:
-            break;
+/* Runs on the client's engine thread, under the lock. The event's strings are valid only during this call. */
+static void record(struct shared *shared, const cobra_event_t *event) {
+    struct state *s = (struct state *)shared;
+    if (event->kind == COBRA_EVENT_SUBSCRIBED) printf("subscribed\n");
+    if (event->kind == COBRA_EVENT_SUBSCRIPTION_DATA) {
+        for (size_t i = 0; i < event->message_count; i++) printf("%s\n", event->messages[i]);
+        s->received += event->message_count;
     }
-    pthread_cond_broadcast(&s->changed);
-    pthread_mutex_unlock(&s->lock);
+    fflush(stdout);
+}
+
+static int all_received(struct shared *shared) {
+    struct state *s = (struct state *)shared;
+    return s->received >= s->count;
 }
 
 int main(int argc, char **argv) {
-    unsigned long count = argc > 1 ? strtoul(argv[1], NULL, 10) : 10;
     const char *fps_id = env_or("COBRA_FPS_ID", "engine_fps_id");
-    struct state s = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    struct state s = {SHARED_INIT(record), 0, argc > 1 ? strtoul(argv[1], NULL, 10) : 10};
 
-    cobra_config_t *config = config_from_env();
-    cobra_client_t *client = NULL;
-    cobra_status_t st = cobra_client_new(config, on_event, &s, &client);
-    if (st != COBRA_STATUS_OK) {
-        fprintf(stderr, "cobra_client_new: %s\n", cobra_last_error_message());
-        return 1;
-    }
+    cobra_client_t *client = client_from_env(on_event, &s);
+    if (!client) return 1;
 
     char filter[256];
     snprintf(filter, sizeof filter,
              "select data.fps, data.frame, device.game from `%s` where data.fps < 30", fps_id);
-    /* Subscribing before connecting is fine: it is sent once the connection is authenticated. */
-    st = cobra_client_subscribe(client, fps_id, "slow-frames", filter, NULL, 0, false);
-    if (st == COBRA_STATUS_OK) st = cobra_client_connect(client);
-    if (st != COBRA_STATUS_OK) {
-        fprintf(stderr, "subscribe/connect: %s\n", cobra_last_error_message());
-        cobra_client_free(client);
-        return 1;
-    }
+    if (!subscribe_and_connect(client, fps_id, "slow-frames", filter)) return 1;
 
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += 30;
-    pthread_mutex_lock(&s.lock);
-    while (s.received < count && !s.failed && pthread_cond_timedwait(&s.changed, &s.lock, &deadline) == 0) {
-    }
-    int ok = s.received >= count && !s.failed;
-    pthread_mutex_unlock(&s.lock);
-    cobra_client_free(client);
-    if (!ok) fprintf(stderr, "received %lu of %lu messages\n", s.received, count);
+    struct timespec deadline = deadline_in(30);
+    int ok = wait_until(&s.shared, all_received, &deadline);
+    cobra_client_free(client); /* joins the engine thread: no callback runs after this */
+    if (!ok) fprintf(stderr, "received %lu of %lu messages\n", s.received, s.count);
     return ok ? 0 : 1;
 }

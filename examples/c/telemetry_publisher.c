@@ -16,39 +16,34 @@
 #include "common.h"
 
 struct acks {
-    pthread_mutex_t lock;
-    pthread_cond_t changed;
+    struct shared shared; /* first: see common.h */
+    unsigned long published; /* counted by main() only */
     unsigned long acked;
     unsigned long dropped;
 };
 
-/* Runs on the client's engine thread: only count and signal. */
-static void on_event(const cobra_event_t *event, void *user_data) {
-    struct acks *acks = user_data;
-    pthread_mutex_lock(&acks->lock);
+/* Runs on the client's engine thread, under the lock: only count. */
+static void record(struct shared *shared, const cobra_event_t *event) {
+    struct acks *acks = (struct acks *)shared;
     if (event->kind == COBRA_EVENT_PUBLISHED) acks->acked++;
     if (event->kind == COBRA_EVENT_PUBLISH_DROPPED) acks->dropped++;
     if (event->kind == COBRA_EVENT_ERROR) fprintf(stderr, "connection error: %s\n", event->reason);
-    pthread_cond_broadcast(&acks->changed);
-    pthread_mutex_unlock(&acks->lock);
 }
 
-static int fail(const char *what, cobra_status_t status) {
-    fprintf(stderr, "%s: %s: %s\n", what, cobra_status_str(status), cobra_last_error_message());
-    return 1;
+static int all_answered(struct shared *shared) {
+    struct acks *acks = (struct acks *)shared;
+    return acks->acked + acks->dropped >= acks->published;
 }
 
 int main(int argc, char **argv) {
     unsigned long frames = argc > 1 ? strtoul(argv[1], NULL, 10) : 80;
     const char *fps_id = env_or("COBRA_FPS_ID", "engine_fps_id");
-    struct acks acks = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    struct acks acks = {SHARED_INIT(record), 0, 0, 0};
 
-    cobra_config_t *config = config_from_env();
-
-    cobra_client_t *client = NULL;
-    cobra_status_t st = cobra_client_new(config, on_event, &acks, &client); /* takes the config */
-    if (st != COBRA_STATUS_OK) return fail("cobra_client_new", st);
-    if ((st = cobra_client_connect(client)) != COBRA_STATUS_OK) return fail("cobra_client_connect", st);
+    cobra_client_t *client = client_from_env(on_event, &acks);
+    if (!client) return 1;
+    cobra_status_t st = cobra_client_connect(client);
+    if (st != COBRA_STATUS_OK) return fail("cobra_client_connect", st);
 
     cobra_metrics_t *metrics = NULL;
     if ((st = cobra_metrics_new(client, "telemetry", &metrics)) != COBRA_STATUS_OK) return fail("cobra_metrics_new", st);
@@ -56,25 +51,20 @@ int main(int argc, char **argv) {
         metrics, "{\"game\":\"demo\",\"os_name\":\"Linux\",\"model\":\"desktop\",\"app_version\":\"1.0\"}");
 
     /* Events are queued at once (never blocking the frame) and sent when the connection is up. */
-    unsigned long published = 0;
     for (unsigned long frame = 0; frame < frames; frame++) {
         char data[64];
         snprintf(data, sizeof data, "{\"fps\":%lu,\"frame\":%lu}", 20 + (frame * 7) % 40, frame);
         cobra_push_outcome_t outcome;
         if ((st = cobra_metrics_push(metrics, fps_id, data, &outcome, NULL)) != COBRA_STATUS_OK)
             return fail("cobra_metrics_push", st);
-        if (outcome == COBRA_PUSH_PUBLISHED) published++;
+        if (outcome == COBRA_PUSH_PUBLISHED) acks.published++;
     }
 
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += 20;
-    pthread_mutex_lock(&acks.lock);
-    while (acks.acked + acks.dropped < published &&
-           pthread_cond_timedwait(&acks.changed, &acks.lock, &deadline) == 0) {
-    }
-    unsigned long acked = acks.acked, dropped = acks.dropped;
-    pthread_mutex_unlock(&acks.lock);
+    struct timespec deadline = deadline_in(20);
+    wait_until(&acks.shared, all_answered, &deadline);
+    pthread_mutex_lock(&acks.shared.lock);
+    unsigned long published = acks.published, acked = acks.acked, dropped = acks.dropped;
+    pthread_mutex_unlock(&acks.shared.lock);
     printf("pushed %lu %s events: %lu acknowledged, %lu dropped\n", published, fps_id, acked, dropped);
 
     cobra_metrics_free(metrics);

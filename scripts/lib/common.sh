@@ -1,17 +1,36 @@
+# shellcheck shell=bash
 # Shell helpers the scripts and benchmarks share (sourced; needs bash and python3).
+
+# The repository's root, whichever script sources this file and from where.
+# shellcheck disable=SC2034 # for the scripts that source this file
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
 # A free loopback TCP port.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# wait_port PORT PID: polls until a TCP connect to 127.0.0.1:PORT succeeds; fails when process PID
-# has died or after ~15 s.
+# wait_port PORT PID [SECONDS]: polls until a TCP connect to 127.0.0.1:PORT succeeds; fails when process
+# PID has died or after SECONDS (default 15).
 wait_port() {
-  for _ in $(seq 1 300); do
+  for _ in $(seq 1 $((${3:-15} * 20))); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
     kill -0 "$2" 2>/dev/null || return 1
     sleep 0.05
   done
   return 1
+}
+
+# start_server NAME LOG COMMAND...: starts COMMAND, a server that listens on $PORT, in the background with
+# its output in LOG, as $SERVER_PID, and returns once it listens. When it dies first or does not listen
+# within $SERVER_WAIT_SECONDS (default 15), the script NAME stops (exit 1) with the end of LOG.
+start_server() {
+  local name=$1 log=$2
+  shift 2
+  "$@" >"$log" 2>&1 &
+  SERVER_PID=$!
+  wait_port "$PORT" "$SERVER_PID" "${SERVER_WAIT_SECONDS:-15}" || {
+    echo "$name: the server did not start: $(tail -c 300 "$log")" >&2
+    exit 1
+  }
 }
 
 # bench_cobra_bin ROOT: sets COBRA_BIN to the `cobra` of the `bench` profile (opt-level 3, fat LTO),
@@ -33,13 +52,12 @@ stop_server_and_clean() {
   rm -rf "$WORK"
 }
 
-# require_tools NAME SETUP [MISSING...]: returns when nothing is MISSING. Otherwise the test script
-# NAME fails under CI=true, or else stops (exit 0) after a loud SKIPPED banner; SETUP is the script
-# that installs what is missing.
-require_tools() {
+# skip_or_fail NAME SETUP MISSING...: the one rule for a test whose tools are missing: under CI=true the
+# test script NAME fails (exit 1); otherwise a loud SKIPPED banner, and the caller skips what needs them.
+# SETUP is what installs them.
+skip_or_fail() {
   local name=$1 setup=$2
   shift 2
-  [ $# -eq 0 ] && return 0
   local list
   list=$(printf '%s, ' "$@")
   list=${list%, }
@@ -50,6 +68,13 @@ require_tools() {
   echo "###############################################################################" >&2
   echo "# $name: SKIPPED: missing $list (run $setup). Under CI=true this fails." >&2
   echo "###############################################################################" >&2
+}
+
+# require_tools NAME SETUP [MISSING...]: returns when nothing is MISSING; otherwise skip_or_fail, and the
+# script stops (exit 0) when not under CI.
+require_tools() {
+  [ $# -gt 2 ] || return 0
+  skip_or_fail "$@"
   exit 0
 }
 
@@ -63,6 +88,29 @@ start_test_server() {
   export COBRA_ENDPOINT COBRA_APPKEY COBRA_ROLE COBRA_SECRET
   export COBRA_TEST_RESTART_CMD="'$1/scripts/server-for-c.sh' restart '$2'"
   echo "server at $COBRA_ENDPOINT"
+}
+
+# apt_install PACKAGE...: installs Debian packages, through sudo when not root.
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@"
+}
+
+# pip_pinned LABEL VENV PACKAGE VERSION: installs PACKAGE==VERSION into the virtualenv VENV (made anew with
+# ${PYTHON:-python3}) unless that version is installed there already.
+pip_pinned() {
+  local label=$1 venv=$2 pkg=$3 version=$4
+  if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c \
+    "import importlib.metadata as m, sys; sys.exit(m.version('$pkg') != '$version')" 2>/dev/null; then
+    echo "$label: already installed"
+    return 0
+  fi
+  echo "$label: installing $version into $venv"
+  rm -rf "$venv"
+  "${PYTHON:-python3}" -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "$pkg==$version"
 }
 
 # npm_pinned LABEL DIR PACKAGE VERSION PROJECT: installs PACKAGE@VERSION under DIR/node_modules unless

@@ -83,7 +83,26 @@ pub(crate) fn start(
         event_queue_capacity: config.event_queue_capacity,
         max_message_size: config.max_message_size,
     });
-    let engine = Engine::new(config, prepared, poll, cmd_rx, shared.clone(), listener);
+    let engine = Engine {
+        session: Session::new(&config.role, &config.secret),
+        backoff: Backoff::new(config.backoff_min, config.backoff_max),
+        url: config.endpoint.clone(),
+        config,
+        prepared,
+        poll,
+        cmd_rx,
+        shared: shared.clone(),
+        listener,
+        mode: Mode::Idle,
+        conn: None,
+        closing: None,
+        retry_at: None,
+        attempt: 0,
+        request_deadline: None,
+        events_dropped: 0,
+        outputs: Vec::new(),
+        pdu: String::new(),
+    };
     let thread = std::thread::Builder::new()
         .name("cobra-engine".into())
         .spawn(move || engine.run())
@@ -114,37 +133,6 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
-    fn new(
-        config: Config,
-        prepared: Prepared,
-        poll: Poll,
-        cmd_rx: Receiver<Command>,
-        shared: Arc<Shared>,
-        listener: Option<Arc<dyn Listener>>,
-    ) -> Self {
-        let url = config.endpoint.clone();
-        Self {
-            session: Session::new(&config.role, &config.secret),
-            backoff: Backoff::new(config.backoff_min, config.backoff_max),
-            config,
-            prepared,
-            poll,
-            cmd_rx,
-            shared,
-            listener,
-            mode: Mode::Idle,
-            conn: None,
-            closing: None,
-            retry_at: None,
-            attempt: 0,
-            request_deadline: None,
-            events_dropped: 0,
-            outputs: Vec::new(),
-            pdu: String::new(),
-            url,
-        }
-    }
-
     /// The thread body.
     fn run(mut self) {
         let mut events = mio::Events::with_capacity(16);

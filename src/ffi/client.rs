@@ -113,6 +113,84 @@ fn client(handle: *mut CobraClient) -> FfiResult<Arc<ClientEntry>> {
     CLIENTS.get(handle)
 }
 
+/// Runs one of the client's non-blocking controls (connect, suspend...).
+fn control(
+    handle: *mut CobraClient,
+    action: fn(&Client) -> Result<(), crate::Error>,
+) -> CobraStatus {
+    guard(|| Ok(action(&client(handle)?.client)?))
+}
+
+/// Writes what `read` says of the client to `*out`, which must be given (`name` names it in the error).
+///
+/// # Safety
+/// `out` must be NULL or valid for a write of `T`.
+unsafe fn query<T>(
+    handle: *mut CobraClient,
+    out: *mut T,
+    name: &str,
+    read: impl FnOnce(&Client) -> T,
+) -> CobraStatus {
+    guard(|| {
+        let entry = client(handle)?;
+        if out.is_null() {
+            return Err(FfiError::null(name));
+        }
+        // SAFETY: non-NULL, and writable per the caller's contract.
+        unsafe { write_out(out, read(&entry.client)) };
+        Ok(())
+    })
+}
+
+/// Queues a publish and writes its id to `*out_id` when given.
+///
+/// # Safety
+/// `out_id` must be NULL or writable.
+unsafe fn publish_one(
+    entry: &ClientEntry,
+    channel: &str,
+    json: &str,
+    out_id: *mut u64,
+) -> FfiResult<()> {
+    let id = entry.client.publish_raw(channel, json)?;
+    // SAFETY: NULL or writable per the caller's contract.
+    unsafe { write_out(out_id, id) };
+    Ok(())
+}
+
+/// The client for a call that waits for the engine's answer, which it writes as a new string to
+/// `*out_json`: clears `*out_json` first, then checks the handle, `out_json` and the calling thread, in
+/// that order.
+///
+/// # Safety
+/// `out_json` must be NULL or writable.
+unsafe fn blocking_json(
+    handle: *mut CobraClient,
+    what: &str,
+    out_json: *mut *mut c_char,
+) -> FfiResult<Arc<ClientEntry>> {
+    // SAFETY: NULL or writable per the caller's contract.
+    unsafe { write_out(out_json, std::ptr::null_mut()) };
+    let entry = client(handle)?;
+    if out_json.is_null() {
+        return Err(FfiError::null("out_json"));
+    }
+    not_in_callback(handle, what)?;
+    Ok(entry)
+}
+
+/// The client for a call that waits for the engine's answer and writes nothing back.
+fn blocking(handle: *mut CobraClient, what: &str) -> FfiResult<Arc<ClientEntry>> {
+    let entry = client(handle)?;
+    not_in_callback(handle, what)?;
+    Ok(entry)
+}
+
+/// A JSON value as a new C string owned by the caller.
+fn json_string(value: &Value) -> *mut c_char {
+    to_c_string(&value.to_string()).into_raw()
+}
+
 fn not_in_callback(handle: *mut CobraClient, what: &str) -> FfiResult<()> {
     if in_own_callback(handle_id(handle)) {
         return Err(FfiError::new(
@@ -223,7 +301,7 @@ pub(super) extern "C" fn cobra_client_free(client: *mut CobraClient) -> CobraSta
 /// Ownership: `client` is borrowed for the call.
 #[unsafe(no_mangle)]
 pub(super) extern "C" fn cobra_client_connect(client: *mut CobraClient) -> CobraStatus {
-    guard(|| Ok(self::client(client)?.client.connect()?))
+    control(client, Client::connect)
 }
 
 /// Closes the connection and stops retrying. Returns once the connection is dropped (well under 50 ms
@@ -233,7 +311,7 @@ pub(super) extern "C" fn cobra_client_connect(client: *mut CobraClient) -> Cobra
 /// Ownership: `client` is borrowed for the call.
 #[unsafe(no_mangle)]
 pub(super) extern "C" fn cobra_client_disconnect(client: *mut CobraClient) -> CobraStatus {
-    guard(|| Ok(self::client(client)?.client.disconnect()?))
+    control(client, Client::disconnect)
 }
 
 /// Closes the connection and stops retrying until `cobra_client_resume` (for an app going to the
@@ -242,7 +320,7 @@ pub(super) extern "C" fn cobra_client_disconnect(client: *mut CobraClient) -> Co
 /// Ownership: `client` is borrowed for the call.
 #[unsafe(no_mangle)]
 pub(super) extern "C" fn cobra_client_suspend(client: *mut CobraClient) -> CobraStatus {
-    guard(|| Ok(self::client(client)?.client.suspend()?))
+    control(client, Client::suspend)
 }
 
 /// Undoes `cobra_client_suspend`: connects again at once.
@@ -250,7 +328,7 @@ pub(super) extern "C" fn cobra_client_suspend(client: *mut CobraClient) -> Cobra
 /// Ownership: `client` is borrowed for the call.
 #[unsafe(no_mangle)]
 pub(super) extern "C" fn cobra_client_resume(client: *mut CobraClient) -> CobraStatus {
-    guard(|| Ok(self::client(client)?.client.resume()?))
+    control(client, Client::resume)
 }
 
 /// Tells the client the network changed (Wi-Fi to cellular...): it drops the current connection, if any,
@@ -259,7 +337,7 @@ pub(super) extern "C" fn cobra_client_resume(client: *mut CobraClient) -> CobraS
 /// Ownership: `client` is borrowed for the call.
 #[unsafe(no_mangle)]
 pub(super) extern "C" fn cobra_client_network_changed(client: *mut CobraClient) -> CobraStatus {
-    guard(|| Ok(self::client(client)?.client.network_changed()?))
+    control(client, Client::network_changed)
 }
 
 /// Writes the current connection state to `*out_state`.
@@ -270,26 +348,22 @@ pub(super) unsafe extern "C" fn cobra_client_state(
     client: *mut CobraClient,
     out_state: *mut CobraClientState,
 ) -> CobraStatus {
-    guard(|| {
-        let entry = self::client(client)?;
-        if out_state.is_null() {
-            return Err(FfiError::null("out_state"));
-        }
-        #[allow(unreachable_patterns)] // the SDK may add states: report them as connecting
-        let state = match entry.client.state() {
-            State::Disconnected => CobraClientState::DISCONNECTED,
-            State::Connecting => CobraClientState::CONNECTING,
-            State::Authenticating => CobraClientState::AUTHENTICATING,
-            State::Connected => CobraClientState::CONNECTED,
-            State::Reconnecting => CobraClientState::RECONNECTING,
-            State::Suspended => CobraClientState::SUSPENDED,
-            State::Stopped => CobraClientState::STOPPED,
-            _ => CobraClientState::CONNECTING,
-        };
-        // SAFETY: non-NULL and writable per the contract.
-        unsafe { write_out(out_state, state) };
-        Ok(())
-    })
+    // SAFETY: `out_state` is NULL or writable per the contract.
+    unsafe {
+        query(client, out_state, "out_state", |client| {
+            #[allow(unreachable_patterns)] // the SDK may add states: report them as connecting
+            match client.state() {
+                State::Disconnected => CobraClientState::DISCONNECTED,
+                State::Connecting => CobraClientState::CONNECTING,
+                State::Authenticating => CobraClientState::AUTHENTICATING,
+                State::Connected => CobraClientState::CONNECTED,
+                State::Reconnecting => CobraClientState::RECONNECTING,
+                State::Suspended => CobraClientState::SUSPENDED,
+                State::Stopped => CobraClientState::STOPPED,
+                _ => CobraClientState::CONNECTING,
+            }
+        })
+    }
 }
 
 /// Writes the number of messages in the publish queue (not yet sent plus awaiting acknowledgement).
@@ -300,15 +374,8 @@ pub(super) unsafe extern "C" fn cobra_client_pending_count(
     client: *mut CobraClient,
     out_count: *mut usize,
 ) -> CobraStatus {
-    guard(|| {
-        let entry = self::client(client)?;
-        if out_count.is_null() {
-            return Err(FfiError::null("out_count"));
-        }
-        // SAFETY: non-NULL and writable per the contract.
-        unsafe { write_out(out_count, entry.client.pending_count()) };
-        Ok(())
-    })
+    // SAFETY: `out_count` is NULL or writable per the contract.
+    unsafe { query(client, out_count, "out_count", Client::pending_count) }
 }
 
 /// Publishes `message_json` (the JSON text of one message, usually an object) to `channel`. Never blocks:
@@ -333,10 +400,8 @@ pub(super) unsafe extern "C" fn cobra_client_publish(
                 required(message_json, "message_json")?,
             )
         };
-        let id = entry.client.publish_raw(channel, json)?;
         // SAFETY: `out_id` is NULL or writable per the contract.
-        unsafe { write_out(out_id, id) };
-        Ok(())
+        unsafe { publish_one(&entry, channel, json, out_id) }
     })
 }
 
@@ -362,10 +427,8 @@ pub(super) unsafe extern "C" fn cobra_client_publish_n(
                 required_n(message_json, message_len, "message_json")?,
             )
         };
-        let id = entry.client.publish_raw(channel, json)?;
         // SAFETY: `out_id` is NULL or writable per the contract.
-        unsafe { write_out(out_id, id) };
-        Ok(())
+        unsafe { publish_one(&entry, channel, json, out_id) }
     })
 }
 
@@ -481,18 +544,11 @@ pub(super) unsafe extern "C" fn cobra_client_read(
 ) -> CobraStatus {
     guard(|| {
         // SAFETY: `out_json` is NULL or writable per the contract.
-        unsafe { write_out(out_json, std::ptr::null_mut()) };
-        let entry = self::client(client)?;
-        if out_json.is_null() {
-            return Err(FfiError::null("out_json"));
-        }
-        not_in_callback(client, "cobra_client_read")?;
+        let entry = unsafe { blocking_json(client, "cobra_client_read", out_json) }?;
         // SAFETY: the caller passes NULL or a NUL-terminated string valid for the call.
         let channel = unsafe { required(channel, "channel") }?;
         let value = entry.client.read(channel, timeout(timeout_ms)?)?;
-        let text = value.map_or(std::ptr::null_mut(), |v| {
-            to_c_string(&v.to_string()).into_raw()
-        });
+        let text = value.map_or(std::ptr::null_mut(), |v| json_string(&v));
         // SAFETY: checked non-NULL above.
         unsafe { write_out(out_json, text) };
         Ok(())
@@ -546,8 +602,7 @@ pub(super) unsafe extern "C" fn cobra_client_write_n(
 }
 
 fn write(client: *mut CobraClient, channel: &str, json: &str, timeout_ms: u64) -> FfiResult<()> {
-    let entry = self::client(client)?;
-    not_in_callback(client, "cobra_client_write")?;
+    let entry = blocking(client, "cobra_client_write")?;
     let value = parse_json(json, "value_json")?;
     Ok(entry.client.write(channel, &value, timeout(timeout_ms)?)?)
 }
@@ -562,8 +617,7 @@ pub(super) unsafe extern "C" fn cobra_client_delete(
     timeout_ms: u64,
 ) -> CobraStatus {
     guard(|| {
-        let entry = self::client(client)?;
-        not_in_callback(client, "cobra_client_delete")?;
+        let entry = blocking(client, "cobra_client_delete")?;
         // SAFETY: the caller passes NULL or a NUL-terminated string valid for the call.
         let channel = unsafe { required(channel, "channel") }?;
         Ok(entry.client.delete(channel, timeout(timeout_ms)?)?)
@@ -586,12 +640,7 @@ pub(super) unsafe extern "C" fn cobra_client_request(
 ) -> CobraStatus {
     guard(|| {
         // SAFETY: `out_json` is NULL or writable per the contract.
-        unsafe { write_out(out_json, std::ptr::null_mut()) };
-        let entry = self::client(client)?;
-        if out_json.is_null() {
-            return Err(FfiError::null("out_json"));
-        }
-        not_in_callback(client, "cobra_client_request")?;
+        let entry = unsafe { blocking_json(client, "cobra_client_request", out_json) }?;
         // SAFETY: the caller passes NULL or NUL-terminated strings valid for the call.
         let (action, body) = unsafe {
             (
@@ -604,7 +653,7 @@ pub(super) unsafe extern "C" fn cobra_client_request(
                 .client
                 .request(action, parse_json(body, "body_json")?, timeout(timeout_ms)?)?;
         // SAFETY: checked non-NULL above.
-        unsafe { write_out(out_json, to_c_string(&answer.to_string()).into_raw()) };
+        unsafe { write_out(out_json, json_string(&answer)) };
         Ok(())
     })
 }

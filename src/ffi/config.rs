@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::guard::{guard, guard_value};
 use super::registry::Registry;
-use super::status::{CobraStatus, FfiError, FfiResult};
+use super::status::{CobraStatus, FfiError, FfiResult, from_c_enum};
 use super::strings::{optional, required, required_n};
 use crate::{Config, DeflateOptions, Delivery, OverflowPolicy};
 
@@ -55,6 +55,24 @@ fn edit(config: *mut CobraConfig, edit: impl FnOnce(&mut Config) -> FfiResult<()
     })
 }
 
+/// Sets the string field that `field` picks to a copy of the required string `value` (`name` names it in
+/// errors).
+///
+/// # Safety
+/// `value` must be NULL or a NUL-terminated string valid for the call.
+unsafe fn set_text(
+    config: *mut CobraConfig,
+    value: *const c_char,
+    name: &str,
+    field: fn(&mut Config) -> &mut String,
+) -> CobraStatus {
+    edit(config, |c| {
+        // SAFETY: forwarded contract.
+        *field(c) = unsafe { required(value, name) }?.to_owned();
+        Ok(())
+    })
+}
+
 fn millis(ms: u64) -> Duration {
     Duration::from_millis(ms)
 }
@@ -94,11 +112,8 @@ pub(super) unsafe extern "C" fn cobra_config_set_endpoint(
     config: *mut CobraConfig,
     endpoint: *const c_char,
 ) -> CobraStatus {
-    edit(config, |c| {
-        // SAFETY: the caller passes NULL or a NUL-terminated string valid for the call.
-        c.endpoint = unsafe { required(endpoint, "endpoint") }?.to_owned();
-        Ok(())
-    })
+    // SAFETY: the caller passes NULL or a NUL-terminated string valid for the call.
+    unsafe { set_text(config, endpoint, "endpoint", |c| &mut c.endpoint) }
 }
 
 /// Sets the application key.
@@ -109,11 +124,8 @@ pub(super) unsafe extern "C" fn cobra_config_set_appkey(
     config: *mut CobraConfig,
     appkey: *const c_char,
 ) -> CobraStatus {
-    edit(config, |c| {
-        // SAFETY: the caller passes NULL or a NUL-terminated string valid for the call.
-        c.appkey = unsafe { required(appkey, "appkey") }?.to_owned();
-        Ok(())
-    })
+    // SAFETY: the caller passes NULL or a NUL-terminated string valid for the call.
+    unsafe { set_text(config, appkey, "appkey", |c| &mut c.appkey) }
 }
 
 /// Sets the role name used for `role_secret` authentication.
@@ -124,11 +136,8 @@ pub(super) unsafe extern "C" fn cobra_config_set_role(
     config: *mut CobraConfig,
     role: *const c_char,
 ) -> CobraStatus {
-    edit(config, |c| {
-        // SAFETY: the caller passes NULL or a NUL-terminated string valid for the call.
-        c.role = unsafe { required(role, "role") }?.to_owned();
-        Ok(())
-    })
+    // SAFETY: the caller passes NULL or a NUL-terminated string valid for the call.
+    unsafe { set_text(config, role, "role", |c| &mut c.role) }
 }
 
 /// Sets the role's secret.
@@ -139,11 +148,8 @@ pub(super) unsafe extern "C" fn cobra_config_set_secret(
     config: *mut CobraConfig,
     secret: *const c_char,
 ) -> CobraStatus {
-    edit(config, |c| {
-        // SAFETY: the caller passes NULL or a NUL-terminated string valid for the call.
-        c.secret = unsafe { required(secret, "secret") }?.to_owned();
-        Ok(())
-    })
+    // SAFETY: the caller passes NULL or a NUL-terminated string valid for the call.
+    unsafe { set_text(config, secret, "secret", |c| &mut c.secret) }
 }
 
 /// Adds trusted CA certificates for `wss://` (PEM text, one or more `CERTIFICATE` blocks); NULL removes
@@ -283,15 +289,20 @@ pub(super) extern "C" fn cobra_config_set_queue_limits(
     edit(config, |c| {
         c.max_queued_messages = to_usize(max_messages, "max_messages")?;
         c.max_queued_bytes = to_usize(max_bytes, "max_bytes")?;
-        c.overflow_policy = match policy {
-            p if p == CobraOverflowPolicy::DROP_OLDEST as i32 => OverflowPolicy::DropOldest,
-            p if p == CobraOverflowPolicy::REFUSE_NEW as i32 => OverflowPolicy::RefuseNew,
-            other => {
-                return Err(FfiError::invalid_argument(format!(
-                    "unknown overflow policy {other}"
-                )));
-            }
-        };
+        c.overflow_policy = from_c_enum(
+            policy,
+            "overflow policy",
+            &[
+                (
+                    CobraOverflowPolicy::DROP_OLDEST as i32,
+                    OverflowPolicy::DropOldest,
+                ),
+                (
+                    CobraOverflowPolicy::REFUSE_NEW as i32,
+                    OverflowPolicy::RefuseNew,
+                ),
+            ],
+        )?;
         Ok(())
     })
 }
@@ -305,15 +316,14 @@ pub(super) extern "C" fn cobra_config_set_delivery(
     delivery: i32,
 ) -> CobraStatus {
     edit(config, |c| {
-        c.delivery = match delivery {
-            d if d == CobraDelivery::AT_LEAST_ONCE as i32 => Delivery::AtLeastOnce,
-            d if d == CobraDelivery::AT_MOST_ONCE as i32 => Delivery::AtMostOnce,
-            other => {
-                return Err(FfiError::invalid_argument(format!(
-                    "unknown delivery mode {other}"
-                )));
-            }
-        };
+        c.delivery = from_c_enum(
+            delivery,
+            "delivery mode",
+            &[
+                (CobraDelivery::AT_LEAST_ONCE as i32, Delivery::AtLeastOnce),
+                (CobraDelivery::AT_MOST_ONCE as i32, Delivery::AtMostOnce),
+            ],
+        )?;
         Ok(())
     })
 }
@@ -391,11 +401,8 @@ pub(super) unsafe extern "C" fn cobra_config_set_user_agent(
     config: *mut CobraConfig,
     user_agent: *const c_char,
 ) -> CobraStatus {
-    edit(config, |c| {
-        // SAFETY: the caller passes NULL or a NUL-terminated string valid for the call.
-        c.user_agent = unsafe { required(user_agent, "user_agent") }?.to_owned();
-        Ok(())
-    })
+    // SAFETY: the caller passes NULL or a NUL-terminated string valid for the call.
+    unsafe { set_text(config, user_agent, "user_agent", |c| &mut c.user_agent) }
 }
 
 /// Sets the time limits: name resolution plus TCP connect (default 10000 ms); proxy, TLS, upgrade and

@@ -4,7 +4,7 @@ use std::ffi::{c_char, c_void};
 use std::sync::OnceLock;
 
 use super::guard::guard;
-use super::status::{CobraStatus, FfiError};
+use super::status::{CobraStatus, FfiError, from_c_enum};
 use super::strings::to_c_string;
 
 /// Severity of a log record (`cobra_set_log_callback`).
@@ -106,19 +106,18 @@ pub(super) extern "C" fn cobra_set_log_callback(
 ) -> CobraStatus {
     guard(|| {
         let callback = callback.ok_or_else(|| FfiError::null("callback"))?;
-        let filter = match max_level {
-            0 => log::LevelFilter::Off,
-            1 => log::LevelFilter::Error,
-            2 => log::LevelFilter::Warn,
-            3 => log::LevelFilter::Info,
-            4 => log::LevelFilter::Debug,
-            5 => log::LevelFilter::Trace,
-            other => {
-                return Err(FfiError::invalid_argument(format!(
-                    "unknown log level {other}"
-                )));
-            }
-        };
+        let filter = from_c_enum(
+            max_level,
+            "log level",
+            &[
+                (CobraLogLevel::OFF as i32, log::LevelFilter::Off),
+                (CobraLogLevel::ERROR as i32, log::LevelFilter::Error),
+                (CobraLogLevel::WARN as i32, log::LevelFilter::Warn),
+                (CobraLogLevel::INFO as i32, log::LevelFilter::Info),
+                (CobraLogLevel::DEBUG as i32, log::LevelFilter::Debug),
+                (CobraLogLevel::TRACE as i32, log::LevelFilter::Trace),
+            ],
+        )?;
         LOGGER
             .target
             .set(LogTarget {

@@ -70,6 +70,16 @@ impl FfiError {
 
 pub(crate) type FfiResult<T> = Result<T, FfiError>;
 
+/// The value `cases` pairs with the C enum value `value` (the C side passes enums as plain `int`s, so any
+/// number can arrive); another number is an invalid argument, "unknown `what` N".
+pub(crate) fn from_c_enum<T: Copy>(value: i32, what: &str, cases: &[(i32, T)]) -> FfiResult<T> {
+    cases
+        .iter()
+        .find(|(c, _)| *c == value)
+        .map(|&(_, t)| t)
+        .ok_or_else(|| FfiError::invalid_argument(format!("unknown {what} {value}")))
+}
+
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
 }

@@ -296,15 +296,7 @@ pub fn bench(args: BenchArgs) -> i32 {
 }
 
 fn validate(args: &BenchArgs) -> Result<Duration, BenchError> {
-    let duration = Duration::try_from_secs_f64(args.duration)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            BenchError::Usage(format!(
-                "--duration {}: expected seconds > 0",
-                args.duration
-            ))
-        })?;
+    let duration = super::positive_secs("--duration", args.duration).map_err(BenchError::Usage)?;
     if args.channels == 0 {
         return Err(BenchError::Usage("--channels must be at least 1".into()));
     }
@@ -340,15 +332,8 @@ fn validate(args: &BenchArgs) -> Result<Duration, BenchError> {
 
 async fn run(args: BenchArgs) -> Result<Report, BenchError> {
     let duration = validate(&args)?;
-    let timeout = Duration::try_from_secs_f64(args.conn.timeout)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            BenchError::Usage(format!(
-                "--timeout {}: expected seconds > 0",
-                args.conn.timeout
-            ))
-        })?;
+    let timeout =
+        super::positive_secs("--timeout", args.conn.timeout).map_err(BenchError::Usage)?;
     let endpoint_url = args.conn.endpoint.clone().unwrap_or_else(default_endpoint);
     let endpoint = Endpoint::parse(&endpoint_url)?;
     let appkey = args

@@ -16,7 +16,7 @@ use cobra_bot::sinks::statsd::{Kind, StatsdOptions, StatsdSink, Tag};
 use cobra_bot::sinks::stdout::StdoutSink;
 use cobra_bot::{Bot, BotConfig, BotError, Sink, SinkError};
 
-use super::client::{CliError, ConnArgs, channel_of_filter, client_config};
+use super::client::{CliError, ConnArgs, SubscriptionArgs, client_config};
 
 /// `cobra bot`: options shared by every sink, then the sink.
 #[derive(Debug, clap::Args)]
@@ -82,19 +82,22 @@ pub struct RepublishArgs {
 
 /// Options every bot takes.
 #[derive(Debug, clap::Args)]
+// A bot runs as a service: what it subscribes to may come from its environment, and a checkpoint
+// comes before `--position`.
+#[command(
+    mut_arg("channel", |arg| arg.env("COBRA_CHANNEL")),
+    mut_arg("stream_sql", |arg| arg.env("COBRA_STREAM_SQL")),
+    mut_arg("position", |arg| arg.help(
+        "Start after this position when there is no checkpoint (`0-0`: oldest kept; default: only new)"
+    )),
+)]
 pub struct CommonArgs {
     #[command(flatten)]
     #[allow(missing_docs)] // flattened: a doc comment would become clap help text
     pub conn: ConnArgs,
-    /// Channel to subscribe to (with --stream-sql: defaults to the channel in its FROM clause).
-    #[arg(long, env = "COBRA_CHANNEL")]
-    pub channel: Option<String>,
-    /// StreamSQL filter, e.g. "select data.fps from `engine_fps_id` where data.fps < 30".
-    #[arg(long, alias = "stream_sql", env = "COBRA_STREAM_SQL")]
-    pub stream_sql: Option<String>,
-    /// Start after this position when there is no checkpoint (`0-0`: oldest kept; default: only new).
-    #[arg(long)]
-    pub position: Option<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)] // flattened: a doc comment would become clap help text
+    pub subscription: SubscriptionArgs,
     /// Keep the position of the last confirmed event here and resume after it.
     #[arg(long, env = "COBRA_CHECKPOINT")]
     pub checkpoint: Option<PathBuf>,
@@ -328,20 +331,9 @@ fn init_logging() {
 }
 
 fn run(c: &CommonArgs, sink: &mut dyn Sink) -> Result<(), CliError> {
-    let channel = match (&c.channel, &c.stream_sql) {
-        (Some(ch), _) => ch.clone(),
-        (None, Some(sql)) => channel_of_filter(sql).ok_or_else(|| {
-            CliError::Usage("--stream-sql has no FROM channel; pass --channel".into())
-        })?,
-        (None, None) => {
-            return Err(CliError::Usage(
-                "--channel (or --stream-sql) is required".into(),
-            ));
-        }
-    };
-    let mut cfg = BotConfig::new(channel);
-    cfg.stream_sql = c.stream_sql.clone();
-    cfg.position = c.position.clone();
+    let mut cfg = BotConfig::new(c.subscription.channel()?);
+    cfg.stream_sql = c.subscription.stream_sql.clone();
+    cfg.position = c.subscription.position.clone();
     cfg.checkpoint = c.checkpoint.clone();
     cfg.max_events_per_minute = c.max_events_per_minute;
     cfg.queue_size = c.queue_size;

@@ -19,7 +19,7 @@ use cobra::{Event, SubscribeOptions};
 use serde_json::Value;
 
 pub use creds::{CredsError, apps_config_path, resolve as resolve_credentials};
-pub use monitor::{MonitorArgs, TopArgs, TopSort, monitor, top};
+pub use monitor::{MonitorArgs, StatsArgs, TopArgs, TopSort, monitor, top};
 pub use session::client_config;
 use session::{Session, wait_event};
 
@@ -68,15 +68,36 @@ pub struct ConnArgs {
 
 impl ConnArgs {
     fn timeout(&self) -> Result<Duration, CliError> {
-        Duration::try_from_secs_f64(self.timeout)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| {
-                CliError::Usage(format!(
-                    "--timeout {}: expected a positive number of seconds",
-                    self.timeout
-                ))
-            })
+        super::positive_secs("--timeout", self.timeout).map_err(CliError::Usage)
+    }
+}
+
+/// What to subscribe to: shared by `cobra subscribe` and every `cobra bot`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SubscriptionArgs {
+    /// Channel to subscribe to (with --stream-sql: defaults to the channel in its FROM clause).
+    #[arg(long)]
+    pub channel: Option<String>,
+    /// StreamSQL filter, e.g. "select data.fps from `engine_fps_id` where data.fps < 30".
+    #[arg(long, alias = "stream_sql")]
+    pub stream_sql: Option<String>,
+    /// Start after this position (`0-0`: from the oldest message kept; default: only new messages).
+    #[arg(long)]
+    pub position: Option<String>,
+}
+
+impl SubscriptionArgs {
+    /// The channel to subscribe to: `--channel`, else the one in the FROM clause of `--stream-sql`.
+    pub fn channel(&self) -> Result<String, CliError> {
+        match (&self.channel, &self.stream_sql) {
+            (Some(c), _) => Ok(c.clone()),
+            (None, Some(sql)) => channel_of_filter(sql).ok_or_else(|| {
+                CliError::Usage("--stream-sql has no FROM channel; pass --channel".into())
+            }),
+            (None, None) => Err(CliError::Usage(
+                "--channel (or --stream-sql) is required".into(),
+            )),
+        }
     }
 }
 
@@ -114,15 +135,10 @@ pub struct SubscribeArgs {
     #[allow(missing_docs)]
     #[command(flatten)]
     pub conn: ConnArgs,
-    /// Channel to subscribe to (with --stream-sql: defaults to the channel in its FROM clause).
-    #[arg(long)]
-    pub channel: Option<String>,
-    /// StreamSQL filter, e.g. "select data.fps from `engine_fps_id` where data.fps < 30".
-    #[arg(long, alias = "stream_sql")]
-    pub stream_sql: Option<String>,
-    /// Start after this position (`0-0`: from the oldest message kept; default: only new messages).
-    #[arg(long)]
-    pub position: Option<String>,
+    // No doc comment: clap would read it as help text (SubscriptionArgs documents itself).
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub subscription: SubscriptionArgs,
     /// Messages per server PDU.
     #[arg(long, alias = "batch_size")]
     pub batch_size: Option<u32>,
@@ -374,17 +390,7 @@ pub fn channel_of_filter(sql: &str) -> Option<String> {
 }
 
 fn run_subscribe(args: SubscribeArgs) -> Result<(), CliError> {
-    let channel = match (&args.channel, &args.stream_sql) {
-        (Some(c), _) => c.clone(),
-        (None, Some(sql)) => channel_of_filter(sql).ok_or_else(|| {
-            CliError::Usage("--stream-sql has no FROM channel; pass --channel".into())
-        })?,
-        (None, None) => {
-            return Err(CliError::Usage(
-                "--channel (or --stream-sql) is required".into(),
-            ));
-        }
-    };
+    let channel = args.subscription.channel()?;
     if args.batch_size == Some(0) {
         return Err(CliError::Usage("--batch-size must be positive".into()));
     }
@@ -399,10 +405,10 @@ fn run_subscribe(args: SubscribeArgs) -> Result<(), CliError> {
 
     let session = Session::open(&args.conn, "_pubsub")?;
     let mut options = SubscribeOptions::new(channel);
-    if let Some(sql) = &args.stream_sql {
+    if let Some(sql) = &args.subscription.stream_sql {
         options = options.filter(sql);
     }
-    if let Some(p) = &args.position {
+    if let Some(p) = &args.subscription.position {
         options = options.position(p);
     }
     if let Some(n) = args.batch_size {
@@ -417,6 +423,7 @@ fn run_subscribe(args: SubscribeArgs) -> Result<(), CliError> {
     // The table is drawn only on a terminal: piped, `--table` prints the plain lines.
     let mut table = (args.table && stdout.is_terminal()).then(|| {
         let columns = args
+            .subscription
             .stream_sql
             .as_deref()
             .and_then(|sql| crate::streamsql::Query::parse(sql).ok())
@@ -550,7 +557,11 @@ mod tests {
         let crate::cli::Command::Subscribe(args) = cli.command else {
             panic!("not subscribe")
         };
-        assert_eq!(args.stream_sql.as_deref(), Some("select * from `c`"));
+        assert_eq!(
+            args.subscription.stream_sql.as_deref(),
+            Some("select * from `c`")
+        );
+        assert_eq!(args.subscription.position.as_deref(), Some("0-0"));
         assert_eq!(args.batch_size, Some(3));
         assert_eq!(args.count, Some(2));
     }

@@ -1,21 +1,20 @@
 //! `cobra init` and `cobra secret`.
 
-use std::path::PathBuf;
-
+use crate::config::AppsConfigArg;
 use crate::config::apps::{AppsConfig, generate_secret};
 use crate::config::source::{self, write_config_file};
 
 /// Options of `cobra init`.
 #[derive(Debug, clap::Args)]
+// The shared option's help speaks of reading the config; here it is written.
+#[command(mut_arg("apps_config", |arg| arg.help(
+    "Where to write the config [default: $COBRA_APPS_CONFIG, else ~/.cobra.yaml]"
+)))]
 pub struct InitArgs {
-    /// Where to write the config [default: $COBRA_APPS_CONFIG, else ~/.cobra.yaml].
-    #[arg(
-        long,
-        alias = "apps_config_path",
-        env = "COBRA_APPS_CONFIG",
-        value_name = "PATH"
-    )]
-    pub apps_config: Option<PathBuf>,
+    // No doc comment: clap would read it as help text (the help is set above).
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub apps_config: AppsConfigArg,
 
     /// Overwrite an existing config (its secrets are lost).
     #[arg(long)]
@@ -25,7 +24,7 @@ pub struct InitArgs {
 /// Writes a default apps config (mode 0600) and prints where and which roles it holds.
 /// Exit status 1, leaving the file untouched, when it exists and `--force` is not given.
 pub fn init(args: InitArgs) -> i32 {
-    let path = match args.apps_config.filter(|p| !p.as_os_str().is_empty()) {
+    let path = match args.apps_config.path.filter(|p| !p.as_os_str().is_empty()) {
         Some(path) => path,
         None => match source::default_path(|name| std::env::var_os(name)) {
             Ok(path) => path,

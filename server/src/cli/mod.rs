@@ -63,6 +63,15 @@ pub enum Command {
     Probe(probe::ProbeArgs),
 }
 
+/// The option `option` given as `secs` seconds, as a duration: refused (with the usage message) unless
+/// positive and finite.
+pub(crate) fn positive_secs(option: &str, secs: f64) -> Result<std::time::Duration, String> {
+    std::time::Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{option} {secs}: expected a positive number of seconds"))
+}
+
 /// Runs the parsed command line; the returned code is the process exit status.
 pub fn dispatch(cli: Cli) -> i32 {
     match cli.command {

@@ -13,5 +13,5 @@ pub mod source;
 
 pub use apps::{App, AppsConfig, ConfigError, Permission, Permissions, Role};
 pub use channel_builder::{Rule, RuleError, RuleKind};
-pub use options::{Limits, LogFormat, OptionsError, ServerOptions, ServerSettings};
+pub use options::{AppsConfigArg, Limits, LogFormat, OptionsError, ServerOptions, ServerSettings};
 pub use source::{ConfigSource, CreatedConfig, LoadedConfig, SourceError};

@@ -42,6 +42,22 @@ pub const DEFAULT_MAX_PUBLISHES_IN_FLIGHT: usize = 256;
 /// (at most ~256 KiB of PDUs) in this long is closed, the peer having stopped reading.
 pub const DEFAULT_WRITE_TIMEOUT_MS: u64 = 30_000;
 
+/// `--apps-config PATH`: one definition (spellings, env var) for every command that takes it (`cobra run`,
+/// `cobra init`), so they cannot drift apart.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AppsConfigArg {
+    /// Apps config (YAML). Without it: $COBRA_APPS_CONFIG_PATH, then $COBRA_APPS_CONFIG_CONTENT
+    /// (gzip + base64), then ~/.cobra.yaml (created on first run).
+    #[arg(
+        id = "apps_config",
+        long = "apps-config",
+        alias = "apps_config_path",
+        env = "COBRA_APPS_CONFIG",
+        value_name = "PATH"
+    )]
+    pub path: Option<PathBuf>,
+}
+
 /// Options of `cobra run`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerOptions {
@@ -53,15 +69,10 @@ pub struct ServerOptions {
     #[arg(long, env = "COBRA_PORT", default_value_t = DEFAULT_PORT)]
     pub port: u16,
 
-    /// Apps config (YAML). Without it: $COBRA_APPS_CONFIG_PATH, then $COBRA_APPS_CONFIG_CONTENT
-    /// (gzip + base64), then ~/.cobra.yaml (created on first run).
-    #[arg(
-        long,
-        alias = "apps_config_path",
-        env = "COBRA_APPS_CONFIG",
-        value_name = "PATH"
-    )]
-    pub apps_config: Option<PathBuf>,
+    // No doc comment: clap would read it as help text (AppsConfigArg documents itself).
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub apps_config: AppsConfigArg,
 
     /// Redis URLs, `;`-separated. Absent: the embedded backend (no Redis needed).
     #[arg(
@@ -315,7 +326,7 @@ impl ServerOptions {
     /// Checks the options and resolves the apps config source (reading the environment for
     /// `COBRA_APPS_CONFIG_PATH`, `COBRA_APPS_CONFIG_CONTENT` and `HOME`).
     pub fn into_settings(self) -> Result<ServerSettings, OptionsError> {
-        let apps_config = ConfigSource::from_env(self.apps_config.clone())?;
+        let apps_config = ConfigSource::from_env(self.apps_config.path.clone())?;
         self.into_settings_with(apps_config)
     }
 
@@ -333,37 +344,19 @@ impl ServerOptions {
                 .unwrap_or("")
                 .replace(',', ";"),
         )?;
-        let nonzero = |value: usize, option| {
-            if value == 0 {
-                Err(OptionsError::Zero { option })
-            } else {
-                Ok(value)
-            }
-        };
         let limits = Limits {
             max_subscriptions: nonzero(self.max_subscriptions, "max-subscriptions")?,
             max_groups: nonzero(self.max_groups, "max-groups")?,
             message_max_size: nonzero(self.message_max_size, "message-max-size")?,
             max_connections: nonzero(self.max_connections, "max-connections")?,
             publish_rate_limit: NonZeroU32::new(self.publish_rate_limit),
-            handshake_timeout: Duration::from_millis(nonzero_u64(
-                self.handshake_timeout_ms,
-                "handshake-timeout-ms",
-            )?),
-            batch_flush: Duration::from_millis(nonzero_u64(self.batch_flush_ms, "batch-flush-ms")?),
+            handshake_timeout: millis(self.handshake_timeout_ms, "handshake-timeout-ms")?,
+            batch_flush: millis(self.batch_flush_ms, "batch-flush-ms")?,
             outbound_queue_bytes: nonzero(self.outbound_queue_bytes, "outbound-queue-bytes")?,
             max_publishes_in_flight: DEFAULT_MAX_PUBLISHES_IN_FLIGHT,
-            write_timeout: Duration::from_millis(nonzero_u64(
-                self.write_timeout_ms,
-                "write-timeout-ms",
-            )?),
+            write_timeout: millis(self.write_timeout_ms, "write-timeout-ms")?,
         };
-        let channel_max_length = match self.channel_max_length {
-            None => None,
-            Some(n) => Some(NonZeroUsize::new(n).ok_or(OptionsError::Zero {
-                option: "channel-max-length",
-            })?),
-        };
+        let channel_max_length = optional_nonzero(self.channel_max_length, "channel-max-length")?;
         let tls = match (self.tls_cert, self.tls_key) {
             (None, None) => None,
             (Some(cert), Some(key)) => {
@@ -376,12 +369,7 @@ impl ServerOptions {
             }
             _ => return Err(OptionsError::TlsPair),
         };
-        let worker_threads = match self.worker_threads {
-            None => None,
-            Some(n) => Some(NonZeroUsize::new(n).ok_or(OptionsError::Zero {
-                option: "worker-threads",
-            })?),
-        };
+        let worker_threads = optional_nonzero(self.worker_threads, "worker-threads")?;
         Ok(ServerSettings {
             addr,
             apps_config,
@@ -430,11 +418,27 @@ impl ServerSettings {
     }
 }
 
-fn nonzero_u64(value: u64, option: &'static str) -> Result<u64, OptionsError> {
-    if value == 0 {
+/// `value`, refused when 0 (`option` names it in the error).
+fn nonzero<T: Default + PartialEq>(value: T, option: &'static str) -> Result<T, OptionsError> {
+    if value == T::default() {
         return Err(OptionsError::Zero { option });
     }
     Ok(value)
+}
+
+/// A `--*-ms` option as a duration, refused when 0.
+fn millis(ms: u64, option: &'static str) -> Result<Duration, OptionsError> {
+    nonzero(ms, option).map(Duration::from_millis)
+}
+
+/// An optional count: absent stays `None`, 0 is refused.
+fn optional_nonzero(
+    value: Option<usize>,
+    option: &'static str,
+) -> Result<Option<NonZeroUsize>, OptionsError> {
+    value
+        .map(|n| NonZeroUsize::new(n).ok_or(OptionsError::Zero { option }))
+        .transpose()
 }
 
 /// `host:port` as a socket address: an IP literal (v6 with or without brackets) as is, a
@@ -569,7 +573,7 @@ mod tests {
             "2",
         ])
         .unwrap();
-        assert_eq!(o.apps_config, Some(PathBuf::from("/a.yaml")));
+        assert_eq!(o.apps_config.path, Some(PathBuf::from("/a.yaml")));
         let s = o
             .into_settings_with(ConfigSource::Default("/x".into()))
             .unwrap();
@@ -595,7 +599,10 @@ mod tests {
             }
         );
         assert_eq!(
-            parse(&["--apps-config", "/b.yaml"]).unwrap().apps_config,
+            parse(&["--apps-config", "/b.yaml"])
+                .unwrap()
+                .apps_config
+                .path,
             Some("/b.yaml".into())
         );
         assert_eq!(

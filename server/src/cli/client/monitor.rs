@@ -19,9 +19,9 @@ const STATS_CHANNEL: &str = "/stats";
 /// Clears a terminal (as Python's `click.clear()`); never written when stdout is not a terminal.
 const CLEAR: &str = "\x1b[2J\x1b[1;1H";
 
-/// Options of `cobra monitor`.
-#[derive(Debug, clap::Args)]
-pub struct MonitorArgs {
+/// Options `cobra monitor` and `cobra top` share.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatsArgs {
     // No doc comment: clap would read it as help text (ConnArgs documents itself).
     #[allow(missing_docs)]
     #[command(flatten)]
@@ -29,6 +29,26 @@ pub struct MonitorArgs {
     /// Print the tables once (from the first stats message) and exit.
     #[arg(long)]
     pub once: bool,
+}
+
+impl StatsArgs {
+    /// The start of a new screen: a terminal is cleared first, unless printing once.
+    fn screen(&self, tty: bool) -> String {
+        if tty && !self.once {
+            CLEAR.to_owned()
+        } else {
+            String::new()
+        }
+    }
+}
+
+/// Options of `cobra monitor`.
+#[derive(Debug, clap::Args)]
+pub struct MonitorArgs {
+    // No doc comment: clap would read it as help text (StatsArgs documents itself).
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub stats: StatsArgs,
     /// Also print each message's counters as JSON.
     #[arg(long)]
     pub raw: bool,
@@ -66,14 +86,13 @@ pub struct MonitorArgs {
 
 /// Options of `cobra top`.
 #[derive(Debug, clap::Args)]
+// What "once" prints is a frame here.
+#[command(mut_arg("once", |arg| arg.help("Print one frame (after the first stats message) and exit")))]
 pub struct TopArgs {
-    // No doc comment: clap would read it as help text (ConnArgs documents itself).
+    // No doc comment: clap would read it as help text (StatsArgs documents itself).
     #[allow(missing_docs)]
     #[command(flatten)]
-    pub conn: ConnArgs,
-    /// Print one frame (after the first stats message) and exit.
-    #[arg(long)]
-    pub once: bool,
+    pub stats: StatsArgs,
     /// Exit after this many frames.
     #[arg(long)]
     pub count: Option<u64>,
@@ -113,7 +132,7 @@ pub fn top(args: TopArgs) -> i32 {
 /// Subscribes to the stats and calls `on_message` with each one until it returns `false` or
 /// SIGINT.
 fn each_stats_message(
-    conn: &ConnArgs,
+    args: &StatsArgs,
     mut on_message: impl FnMut(&Value) -> Result<bool, CliError>,
 ) -> Result<(), CliError> {
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
@@ -121,7 +140,7 @@ fn each_stats_message(
         let _ = stop_tx.try_send(());
     })
     .map_err(|e| CliError::Failed(format!("installing the SIGINT handler: {e}")))?;
-    let session = Session::open(conn, STATS_APPKEY)?;
+    let session = Session::open(&args.conn, STATS_APPKEY)?;
     session
         .client
         .subscribe(SubscribeOptions::new(STATS_CHANNEL))
@@ -170,8 +189,8 @@ fn run_monitor(args: MonitorArgs) -> Result<(), CliError> {
     let throttle = Duration::from_secs(1);
     let mut last_print: Option<Instant> = None;
     let tty = std::io::stdout().is_terminal();
-    let conn = args.conn.clone();
-    each_stats_message(&conn, |m| {
+    let stats = args.stats.clone();
+    each_stats_message(&stats, |m| {
         if args.raw {
             let cobra = m.pointer("/data/cobra").cloned().unwrap_or(Value::Null);
             if !emit(&format!("{cobra}\n"))? {
@@ -184,13 +203,10 @@ fn run_monitor(args: MonitorArgs) -> Result<(), CliError> {
             return Ok(true);
         }
         last_print = Some(Instant::now());
-        let mut text = String::new();
-        if tty && !args.once {
-            text.push_str(CLEAR);
-        }
+        let mut text = stats.screen(tty);
         text.push_str(&state.render(&args));
         state = MonitorState::default();
-        Ok(emit(&text)? && !args.once)
+        Ok(emit(&text)? && !stats.once)
     })
 }
 
@@ -406,12 +422,13 @@ fn run_top(args: TopArgs) -> Result<(), CliError> {
     let mut latest: BTreeMap<String, (Instant, Value)> = BTreeMap::new();
     let mut last_frame: Option<Instant> = None;
     let mut frames = 0u64;
-    let conn = args.conn.clone();
-    let endpoint = conn
+    let stats = args.stats.clone();
+    let endpoint = stats
+        .conn
         .endpoint
         .clone()
         .unwrap_or_else(super::default_endpoint);
-    each_stats_message(&conn, |m| {
+    each_stats_message(&stats, |m| {
         let node = m.get("node").map_or_else(String::new, |n| match n {
             Value::String(s) => s.clone(),
             other => other.to_string(),
@@ -424,17 +441,14 @@ fn run_top(args: TopArgs) -> Result<(), CliError> {
             return Ok(true);
         }
         last_frame = Some(Instant::now());
-        let mut text = String::new();
-        if tty && !args.once {
-            text.push_str(CLEAR);
-        }
+        let mut text = stats.screen(tty);
         text.push_str(&top_frame(
             &endpoint,
             latest.values().map(|(_, m)| m),
             &args,
         ));
         frames += 1;
-        let more = !args.once && args.count.is_none_or(|n| frames < n);
+        let more = !stats.once && args.count.is_none_or(|n| frames < n);
         Ok(emit(&text)? && more)
     })
 }
