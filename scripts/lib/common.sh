@@ -5,6 +5,10 @@
 # shellcheck disable=SC2034 # for the scripts that source this file
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
+# Several scripts point HOME at a scratch directory (the apps config and the CLI's state go there):
+# rustup and cargo must still find the toolchain and the registry where they are.
+export RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}"
+
 # A free loopback TCP port.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
