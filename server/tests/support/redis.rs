@@ -301,26 +301,36 @@ impl RedisCluster {
             .join(",")
     }
 
-    /// Waits until every running node reports `cluster_state:ok` with all slots served, every
-    /// replica is in sync with its primary, and all agree on the primaries.
+    /// Waits until every running node reports `cluster_state:ok` with all slots served, all agree
+    /// on the primaries, every other running node is a replica in sync with its primary, and the
+    /// primaries see each of them online (`WAIT` counts only those: right after `--cluster create`
+    /// a future replica still says `role:master`, and a publish with `replica_acks` then failed).
     pub(crate) fn wait_ok(&self, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
             let running: Vec<&RedisServer> = self.nodes.iter().filter(|n| n.is_running()).collect();
-            let ok = running.iter().all(|n| {
-                let info = cli(n.port(), &["cluster", "info"]);
-                let replication = cli(n.port(), &["info", "replication"]);
-                info.contains("cluster_state:ok")
-                    && info.contains("cluster_slots_ok:16384")
-                    // A replica has finished its first sync (publishes may wait for it).
-                    && (replication.contains("role:master")
-                        || replication.contains("master_link_status:up"))
-            });
             let views: Vec<Vec<u16>> = running
                 .iter()
                 .map(|n| self.primaries_seen_by(n.port()))
                 .collect();
-            if ok && views.windows(2).all(|w| w[0] == w[1]) {
+            let agreed = views.windows(2).all(|w| w[0] == w[1]);
+            let primaries = views.first().cloned().unwrap_or_default();
+            let mut online_replicas = 0;
+            let ok = running.iter().all(|n| {
+                let info = cli(n.port(), &["cluster", "info"]);
+                let replication = cli(n.port(), &["info", "replication"]);
+                let role_ok = if primaries.contains(&n.port()) {
+                    online_replicas += replication.matches("state=online").count();
+                    replication.contains("role:master")
+                } else {
+                    // A replica has finished its first sync (publishes may wait for it).
+                    replication.contains("master_link_status:up")
+                };
+                info.contains("cluster_state:ok")
+                    && info.contains("cluster_slots_ok:16384")
+                    && role_ok
+            });
+            if ok && agreed && running.len().checked_sub(primaries.len()) == Some(online_replicas) {
                 return;
             }
             assert!(Instant::now() < deadline, "Redis Cluster not ok in time");
