@@ -35,7 +35,9 @@ fn limits() -> RedisLimits {
         // Acknowledged only once the replica has it: a failover must lose nothing acknowledged.
         replica_acks: 1,
         // The default 100 ms is for replicas on their own cores; here six Redis processes, two
-        // backends and the build share two, and plain publishes failed "not replicated". Not
+        // backends and the build share two, and the failover test's publishes failed "not
+        // replicated" now and then (a plain publish's failure was a replica not yet attached,
+        // which `RedisCluster::wait_ok` now waits for). Not
         // longer: WAIT holds the node's command connection, and a health check queued behind
         // `batches_in_flight` (2) waiting batches must still answer within `response_timeout`
         // (2 s) while the promoted primary has no replica (at 1 s a run saw a second
