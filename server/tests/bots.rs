@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use cobra_server::net::ServerHandle;
-use common::{SECRET, eventually_within};
+use common::{SECRET, eventually_within, eventually_within_showing};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cobra");
@@ -239,30 +239,26 @@ fn rate_limit_drops_are_counted_and_served_as_prometheus_text() {
             .find_map(|l| l.strip_prefix(prefix.as_str()))
             .and_then(|v| v.trim().parse().ok())
     };
-    let mut last = String::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let text = loop {
-        let (_, _, body) =
-            common::http_get(format!("127.0.0.1:{port}").parse().unwrap(), "/metrics", "");
-        let (received, sent, dropped) = (
-            counter(&body, "cobra_bot_received_total"),
-            counter(&body, "cobra_bot_sent_total"),
-            counter(&body, "cobra_bot_dropped_total"),
-        );
-        if let (Some(30), Some(sent), Some(dropped)) = (received, sent, dropped)
-            && sent >= 10
-            && sent + dropped == 30
-        {
-            assert!(dropped >= 15, "the limit let {sent} of 30 through:\n{body}");
-            break body;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for 30 received = sent + dropped on /metrics; last:\n{last}"
-        );
-        last = body;
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let text = eventually_within_showing(
+        "30 received = sent + dropped on /metrics",
+        Duration::from_secs(20),
+        || {
+            let (_, _, body) =
+                common::http_get(format!("127.0.0.1:{port}").parse().unwrap(), "/metrics", "");
+            let (received, sent, dropped) = (
+                counter(&body, "cobra_bot_received_total"),
+                counter(&body, "cobra_bot_sent_total"),
+                counter(&body, "cobra_bot_dropped_total"),
+            );
+            match (received, sent, dropped) {
+                (Some(30), Some(sent), Some(dropped)) if sent >= 10 && sent + dropped == 30 => {
+                    assert!(dropped >= 15, "the limit let {sent} of 30 through:\n{body}");
+                    Ok(body)
+                }
+                _ => Err(body),
+            }
+        },
+    );
     assert!(text.contains("# TYPE cobra_bot_queued gauge"), "{text}");
 }
 

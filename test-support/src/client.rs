@@ -34,6 +34,26 @@ pub fn eventually_within<T>(what: &str, within: Duration, mut f: impl FnMut() ->
     }
 }
 
+/// Polls `f` until it returns `Ok`, failing after `within` with what the last `Err` said (for a
+/// wait whose failure is only understood with the state it last saw).
+pub fn eventually_within_showing<T>(
+    what: &str,
+    within: Duration,
+    mut f: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(last) => assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last seen:\n{last}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// A blocking WebSocket client of the RTM protocol (one request at a time, answers awaited).
 pub struct Client {
     /// The socket (read timeout [`WAIT`]).
