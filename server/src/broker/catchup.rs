@@ -19,6 +19,25 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
+/// How many deliveries a connection's queue may hold before a live message is refused to a
+/// subscription whose channel keeps `channel_max_length` messages of history, which then
+/// catches up from that history instead.
+///
+/// Its position is then the newest message, and it reads from there only once it has drained
+/// what is queued before it. A queue deeper than the history (the byte limit alone is ~23,000
+/// telemetry events, against 1,000 kept by default) meant the history had always moved past
+/// that position by then: every laggard lost, none was served from history. A quarter of the
+/// history leaves the other three quarters as slack: publishers may go at up to 4× the
+/// subscriber's pace for as long as it drains its queue. Without history (`0`) only the
+/// queue's byte limit applies.
+pub fn live_depth(channel_max_length: usize) -> usize {
+    if channel_max_length == 0 {
+        usize::MAX
+    } else {
+        (channel_max_length / 4).max(1)
+    }
+}
+
 /// One subscription reading its channel's history at its connection's pace. Registered with
 /// the connection's [`super::Mailbox`], which calls [`CatchUp::refill`] whenever a drain has
 /// emptied its queue.

@@ -277,14 +277,17 @@ impl Mailbox {
         self.inner.lock().catch_ups.len()
     }
 
-    /// Queues the delivery unless full; false when full (nothing else is done).
-    fn push(&self, token: u32, message: &Arc<Message>) -> bool {
+    /// Queues the delivery unless full (its byte limit, or `depth` deliveries queued); false
+    /// when full (nothing else is done).
+    fn push(&self, token: u32, message: &Arc<Message>, depth: usize) -> bool {
         let size = message.payload.len() + ITEM_OVERHEAD;
         let mut inner = self.inner.lock();
         if inner.closing() {
             return true; // nobody will read it, and it is not a loss to report
         }
-        if inner.bytes + size > self.limit_bytes && !inner.items.is_empty() {
+        if (inner.bytes + size > self.limit_bytes || inner.items.len() >= depth)
+            && !inner.items.is_empty()
+        {
             // (An empty queue takes one message of any size: one larger than the limit must
             // not make its subscription wait forever for room it can never have.)
             return false;
@@ -440,7 +443,7 @@ impl Subscriber {
     /// Queues `message` without blocking. Returns `false` (and counts the loss, which the
     /// connection reports) when the connection's queue is full.
     pub fn offer(&self, message: &Arc<Message>) -> bool {
-        let queued = self.mailbox.push(self.token, message);
+        let queued = self.mailbox.push(self.token, message, usize::MAX);
         if !queued {
             self.missed.fetch_add(1, Ordering::Relaxed);
             self.mailbox.flag();
@@ -448,10 +451,11 @@ impl Subscriber {
         queued
     }
 
-    /// Queues `message` without blocking; `false` when the connection's queue is full, and
-    /// then nothing is counted: the backend catches the subscription up from history instead.
-    pub fn try_offer(&self, message: &Arc<Message>) -> bool {
-        self.mailbox.push(self.token, message)
+    /// Queues `message` without blocking; `false` when the connection's queue is full (its
+    /// byte limit, or `depth` deliveries: see [`super::catchup::live_depth`]), and then nothing
+    /// is counted: the backend catches the subscription up from history instead.
+    pub fn try_offer(&self, message: &Arc<Message>, depth: usize) -> bool {
+        self.mailbox.push(self.token, message, depth)
     }
 
     /// The connection's mailbox.
@@ -485,22 +489,39 @@ mod tests {
     }
 
     #[test]
+    fn a_live_offer_is_refused_past_the_depth_well_before_the_byte_limit() {
+        let mailbox = Arc::new(Mailbox::new(1 << 20));
+        let sub = Subscriber::new(Arc::clone(&mailbox), 1);
+        let m = msg();
+        for _ in 0..3 {
+            assert!(sub.try_offer(&m, 3));
+        }
+        assert!(!sub.try_offer(&m, 3), "3 queued: the depth");
+        assert!(sub.try_offer(&m, 4), "a deeper limit still takes it");
+        let mut out = Vec::new();
+        mailbox.drain(&mut out, usize::MAX);
+        assert_eq!(out.len(), 4);
+        assert!(sub.try_offer(&m, 1), "drained: room again");
+        assert_eq!(sub.take_missed(), 0);
+    }
+
+    #[test]
     fn a_full_mailbox_refuses_without_blocking() {
         let mailbox = Arc::new(Mailbox::new(1280));
         let sub = Subscriber::new(Arc::clone(&mailbox), 1);
         let m = msg();
         for _ in 0..10 {
-            assert!(sub.try_offer(&m));
+            assert!(sub.try_offer(&m, usize::MAX));
         }
-        assert!(!sub.try_offer(&m), "full");
+        assert!(!sub.try_offer(&m, usize::MAX), "full");
         // An empty queue takes one message even over the limit (never stuck behind it).
         let big = Arc::new(Message {
             position: Position::ZERO,
             payload: "x".repeat(4096).into(),
         });
         let empty = Subscriber::new(Arc::new(Mailbox::new(1280)), 2);
-        assert!(empty.try_offer(&big));
-        assert!(!empty.try_offer(&m));
+        assert!(empty.try_offer(&big, usize::MAX));
+        assert!(!empty.try_offer(&m, usize::MAX));
         assert_eq!(sub.take_missed(), 0, "try_offer counts nothing");
         assert!(!sub.offer(&m));
         assert_eq!(sub.take_missed(), 1, "offer counts the loss");
@@ -510,7 +531,7 @@ mod tests {
         // Closing: nothing is refused (nobody reads it), nothing is a loss.
         mailbox.close(1001);
         for _ in 0..20 {
-            assert!(sub.try_offer(&m));
+            assert!(sub.try_offer(&m, usize::MAX));
         }
     }
 
@@ -520,7 +541,7 @@ mod tests {
         let sub = Subscriber::new(Arc::clone(&mailbox), 1);
         let m = msg();
         for _ in 0..10 {
-            assert!(sub.try_offer(&m));
+            assert!(sub.try_offer(&m, usize::MAX));
         }
         let waiting = {
             let mailbox = Arc::clone(&mailbox);
@@ -606,12 +627,12 @@ mod tests {
         let mut out = Vec::new();
         assert!(sub.report_loss(3, "gone"));
         for n in [4, 5] {
-            assert!(sub.try_offer(&numbered(n)));
+            assert!(sub.try_offer(&numbered(n), usize::MAX));
         }
         let d = mailbox.drain(&mut out, usize::MAX);
         assert!(d.lagging);
         assert!(sub.report_loss(3, "gone")); // the queue is empty: gap 2 is reported
-        assert!(sub.try_offer(&numbered(9)));
+        assert!(sub.try_offer(&numbered(9), usize::MAX));
         // What the session writes for this drain: gap 1, then 4 and 5; not gap 2 yet.
         assert_eq!(sub.take_notices_before(d.drain), vec![lost(3)]);
         assert_eq!(seqs(&mut out), vec![4, 5]);

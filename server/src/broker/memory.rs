@@ -23,7 +23,7 @@ use parking_lot::{Mutex, RwLock};
 use super::backend::{
     Backend, BackendError, BoxFuture, ChannelKey, Message, NodeHealth, StartAt, SubscribeAck,
 };
-use super::catchup::{CatchUp, CatchUpCounters, Laggard};
+use super::catchup::{CatchUp, CatchUpCounters, Laggard, live_depth};
 use super::mailbox::Subscriber;
 use cobra_wire::Position;
 
@@ -105,20 +105,22 @@ impl Channel {
 
 /// Offers the messages of `history` (whose first has index `front`) from index `next` (not
 /// older than `front`) to `subscriber`, until the newest, about `budget` bytes, or a full
-/// queue; returns the index of the first message not given.
+/// queue (`depth` deliveries, see [`live_depth`]); returns the index of the first message not
+/// given.
 fn feed(
     history: &VecDeque<Arc<Message>>,
     front: u64,
     subscriber: &Subscriber,
     mut next: u64,
     budget: usize,
+    depth: usize,
 ) -> u64 {
     let mut spent = 0;
     while spent < budget {
         let Some(message) = history.get((next - front) as usize) else {
             break;
         };
-        if !subscriber.try_offer(message) {
+        if !subscriber.try_offer(message, depth) {
             break;
         }
         spent += queued_size(message);
@@ -136,6 +138,8 @@ struct HistoryReader {
     /// Counted as a laggard (not for a replay asked by a subscribe).
     laggard: Option<Laggard>,
     counters: Arc<CatchUpCounters>,
+    /// The queue depth it fills up to ([`live_depth`]).
+    depth: usize,
 }
 
 impl CatchUp for HistoryReader {
@@ -176,7 +180,14 @@ impl CatchUp for HistoryReader {
             }
             next = front;
         }
-        let fed = feed(&ch.history, front, &self.subscriber, next, budget);
+        let fed = feed(
+            &ch.history,
+            front,
+            &self.subscriber,
+            next,
+            budget,
+            self.depth,
+        );
         if self.laggard.is_some() {
             self.counters
                 .served
@@ -199,6 +210,8 @@ pub struct MemoryBackend {
     kv: Mutex<HashMap<ChannelKey, Arc<str>>>,
     kv_clock: Mutex<Channel>,
     max_length: usize,
+    /// Deliveries a connection may have queued before a live message is refused ([`live_depth`]).
+    depth: usize,
     /// Messages published, for [`Backend::health`].
     published: AtomicU64,
     counters: Arc<CatchUpCounters>,
@@ -212,6 +225,7 @@ impl MemoryBackend {
             kv: Mutex::new(HashMap::new()),
             kv_clock: Mutex::new(Channel::default()),
             max_length: channel_max_length,
+            depth: live_depth(channel_max_length),
             published: AtomicU64::new(0),
             counters: Arc::default(),
         }
@@ -233,7 +247,7 @@ impl MemoryBackend {
         self.published.fetch_add(1, Ordering::Relaxed);
         let index = guard.appended - 1;
         for m in &mut guard.members {
-            if m.behind.is_none() && !m.subscriber.try_offer(&message) {
+            if m.behind.is_none() && !m.subscriber.try_offer(&message, self.depth) {
                 m.behind = Some(index);
                 self.start_catch_up(&channel, &m.subscriber, true);
             }
@@ -254,6 +268,7 @@ impl MemoryBackend {
             subscriber: Arc::clone(subscriber),
             laggard: laggard.then(|| self.counters.laggard()),
             counters: Arc::clone(&self.counters),
+            depth: self.depth,
         }));
     }
 
@@ -280,7 +295,14 @@ impl MemoryBackend {
             let front = ch.front();
             let first = front + ch.history.partition_point(|m| m.position <= replay_from) as u64;
             // What fits now goes at once; a longer replay is read at the connection's pace.
-            let next = feed(&ch.history, front, &subscriber, first, usize::MAX);
+            let next = feed(
+                &ch.history,
+                front,
+                &subscriber,
+                first,
+                usize::MAX,
+                self.depth,
+            );
             if next < ch.appended {
                 behind = Some(next);
                 self.start_catch_up(&channel, &subscriber, false);
@@ -404,9 +426,17 @@ mod tests {
         (mb, s)
     }
 
+    /// Drains until a drain takes nothing, as the session does (a replay deeper than
+    /// [`live_depth`] comes in several, read from history).
     fn drain(mb: &Mailbox) -> Vec<String> {
         let mut out: Vec<Delivery> = Vec::new();
-        mb.drain(&mut out, usize::MAX);
+        loop {
+            let before = out.len();
+            mb.drain(&mut out, usize::MAX);
+            if out.len() == before {
+                break;
+            }
+        }
         out.iter().map(|d| d.message.payload.to_string()).collect()
     }
 

@@ -25,6 +25,19 @@ const DATA_SUFFIX: &str = "]}}";
 /// Aggregate rows sent in one data PDU at most (a window closing with many groups spans several).
 const MAX_ROWS_PER_PDU: usize = 100;
 
+/// Drain rounds one [`Session::pump`] takes at most (each up to `drain_bytes` of the queue).
+const MAX_DRAIN_ROUNDS: usize = 16;
+
+/// What one [`Session::deliver_round`] did.
+struct Round {
+    /// Deliveries taken from the queue.
+    taken: usize,
+    /// Payload bytes written (what matched the subscriptions' filters).
+    written: usize,
+    /// The connection must close with this code.
+    close: Option<u16>,
+}
+
 /// Appends an `rtm/subscription/data` PDU up to its first message (`..."messages":[`); the
 /// messages and [`DATA_SUFFIX`] follow. Written without `fmt`: this is every delivery's prefix.
 fn push_data_head(out: &mut String, pdu_id: u64, sub_id_json: &str, position: Position) {
@@ -112,7 +125,62 @@ impl Session {
     }
 
     /// Drains the mailbox: builds subscription PDUs, reports losses, flushes due batches.
+    ///
+    /// One round takes up to `drain_bytes` from the queue. A filtering subscription writes only
+    /// the part that matches, so rounds go on until `drain_bytes` were written, the queue is
+    /// empty (catch-ups included) or [`MAX_DRAIN_ROUNDS`] were taken: with one round per wake,
+    /// a subscriber passing 10 % read a tenth of what each publisher's task handled in a
+    /// scheduling round, fell behind the history at full rate and lost what it could have kept.
     pub fn pump(&mut self, sink: &mut (dyn PduSink + Send), now: Instant) -> Flow {
+        let mut close = None;
+        let mut written = 0;
+        for _ in 0..MAX_DRAIN_ROUNDS {
+            let round = self.deliver_round(sink, now);
+            close = close.or(round.close);
+            written += round.written;
+            if round.taken == 0
+                || close.is_some()
+                || written >= self.broker.settings.limits.drain_bytes
+            {
+                break;
+            }
+        }
+        let has_agg = self.subs.iter().any(|s| s.agg.is_some());
+        let mut rows = Vec::new();
+        for i in 0..self.subs.len() {
+            if self.subs[i].batch_deadline.is_some_and(|d| d <= now) {
+                self.flush_batch(i, sink);
+            }
+        }
+        if has_agg {
+            let now_ms = wall_ms();
+            for i in 0..self.subs.len() {
+                if let Some(agg) = &mut self.subs[i].agg
+                    && agg.next_due().is_some_and(|due| due <= now_ms)
+                {
+                    agg.tick(now_ms, &mut rows);
+                    // Rows a timer closed: the position is the last message the subscription read.
+                    let position = self.subs[i].batch_position;
+                    self.emit_rows(i, &mut rows, position, sink);
+                }
+            }
+        }
+        match close {
+            Some(code) => Flow::Close {
+                code,
+                reason: match code {
+                    CLOSE_NORMAL => "closed by an admin",
+                    CLOSE_DRAIN => "server draining: reconnect",
+                    CLOSE_REVOKED => "role revoked or changed by a config reload",
+                    _ => "server shutting down",
+                },
+            },
+            None => Flow::Continue,
+        }
+    }
+
+    /// One drain of the mailbox turned into PDUs (see [`Session::pump`]).
+    fn deliver_round(&mut self, sink: &mut (dyn PduSink + Send), now: Instant) -> Round {
         let mut drained = std::mem::take(&mut self.drained);
         let flags = self
             .mailbox
@@ -129,6 +197,7 @@ impl Session {
         let has_agg = self.subs.iter().any(|s| s.agg.is_some());
         let now_ms = if has_agg { wall_ms() } else { 0 };
         let mut rows = Vec::new();
+        let taken = drained.len();
         for d in drained.drain(..) {
             let Some(i) = self.subs.iter().position(|s| s.handle.token() == d.token) else {
                 continue;
@@ -191,37 +260,13 @@ impl Session {
         {
             counters.delivered(count, bytes);
         }
-        for i in 0..self.subs.len() {
-            if self.subs[i].batch_deadline.is_some_and(|d| d <= now) {
-                self.flush_batch(i, sink);
-            }
-        }
-        if has_agg {
-            for i in 0..self.subs.len() {
-                if let Some(agg) = &mut self.subs[i].agg
-                    && agg.next_due().is_some_and(|due| due <= now_ms)
-                {
-                    agg.tick(now_ms, &mut rows);
-                    // Rows a timer closed: the position is the last message the subscription read.
-                    let position = self.subs[i].batch_position;
-                    self.emit_rows(i, &mut rows, position, sink);
-                }
-            }
-        }
         if flags.lagging {
             self.report_losses(sink);
         }
-        match flags.close {
-            Some(code) => Flow::Close {
-                code,
-                reason: match code {
-                    CLOSE_NORMAL => "closed by an admin",
-                    CLOSE_DRAIN => "server draining: reconnect",
-                    CLOSE_REVOKED => "role revoked or changed by a config reload",
-                    _ => "server shutting down",
-                },
-            },
-            None => Flow::Continue,
+        Round {
+            taken,
+            written: bytes as usize,
+            close: flags.close,
         }
     }
 
