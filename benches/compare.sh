@@ -33,6 +33,11 @@
 #                          SERVER_CPU, 2 workers on both cores, the tool on TOOL_CPU) and once unpinned;
 #                          its table goes between `<!-- scaling:begin -->` / `<!-- scaling:end -->`
 #                          (not in the default list)
+#        BENCH_HISTORY=50000   `--channel-max-length` of our servers (messages of history per channel, the
+#                          catch-up window of a subscriber that falls behind: 50 publishers with 256
+#                          publishes in flight each put 12,800 in one scheduling round; the default 1,000
+#                          is 1.3 ms at 760k/s). Every scenario records the server's catch-up counters
+#                          (`/metrics`) beside its report.
 #        BENCH_SLOWSUB_ROUNDS=5 BENCH_SLOWSUB_WARMUP=5   rounds of each pair, seconds of warm-up (long enough
 #                          for 100 never-reading subscribers to fill their 8 MiB queues on a loaded machine:
 #                          until then each costs what a reading one does)
@@ -45,6 +50,7 @@ SERVER_CPU="${BENCH_SERVER_CPU:-0}"
 TOOL_CPU="${BENCH_TOOL_CPU:-1}"
 REDIS_CPU="${BENCH_REDIS_CPU:-1}"
 REDIS_TOOL_CPU="${BENCH_REDIS_TOOL_CPU:-0}"
+HISTORY="${BENCH_HISTORY:-50000}"
 DOC="${BENCH_DOC:-$ROOT/docs/performance.md}"
 TARGETS="${BENCH_TARGETS:-embedded redis1 redis3 python nats}"
 WORK="$(mktemp -d /tmp/cobra-compare.XXXXXX)"
@@ -115,14 +121,16 @@ start_server() { # $1 = target; sets SERVER_PID and SERVER_PORT, or returns 1
   case "$1" in
     embedded)
       taskset -c "$SERVER_CPU" "$COBRA_BIN" run --host 127.0.0.1 --port "$SERVER_PORT" \
-        --apps-config "$WORK/apps.yaml" --max-connections $((IDLE + 1000)) >"$WORK/$1.log" 2>&1 &
+        --apps-config "$WORK/apps.yaml" --channel-max-length "$HISTORY" --max-connections $((IDLE + 1000)) \
+        >"$WORK/$1.log" 2>&1 &
       ;;
     redis1 | redis3)
       start_redis
       [ "$1" = redis3 ] && start_redis && start_redis
       for p in "${REDIS_PORTS[@]}"; do urls="${urls:+$urls;}redis://127.0.0.1:$p"; done
       taskset -c "$SERVER_CPU" "$COBRA_BIN" run --host 127.0.0.1 --port "$SERVER_PORT" \
-        --apps-config "$WORK/apps.yaml" --redis "$urls" --max-connections $((IDLE + 1000)) \
+        --apps-config "$WORK/apps.yaml" --channel-max-length "$HISTORY" --redis "$urls" \
+        --max-connections $((IDLE + 1000)) \
         >"$WORK/$1.log" 2>&1 &
       ;;
     cluster3)
@@ -131,7 +139,8 @@ start_server() { # $1 = target; sets SERVER_PID and SERVER_PORT, or returns 1
       for p in "${REDIS_PORTS[@]}"; do urls="${urls:+$urls,}redis://127.0.0.1:$p"; done
       CLUSTER_LOG="$WORK/cluster.log" redis_cluster_create 0 "${REDIS_PORTS[@]}" || return 1
       taskset -c "$SERVER_CPU" "$COBRA_BIN" run --host 127.0.0.1 --port "$SERVER_PORT" \
-        --apps-config "$WORK/apps.yaml" --redis-cluster "$urls" --max-connections $((IDLE + 1000)) \
+        --apps-config "$WORK/apps.yaml" --channel-max-length "$HISTORY" --redis-cluster "$urls" \
+        --max-connections $((IDLE + 1000)) \
         >"$WORK/$1.log" 2>&1 &
       ;;
     python)
@@ -160,7 +169,7 @@ SCENARIOS=(
   "p1s1rate|--publishers 1 --subscribers 1 --rate 1000 --duration $DUR"
   "p1s1plain|--publishers 1 --subscribers 1 --no-deflate --duration $DUR"
   "p50plain|--publishers 50 --subscribers 0 --no-deflate --duration $DUR"
-  "p50s1plain|--publishers 50 --subscribers 1 --no-deflate --duration $DUR"
+  "p50s1plain|--publishers 50 --subscribers 1 --no-deflate --fast-forward --duration $DUR"
   "p1s100|--publishers 1 --subscribers 100 --duration $DUR"
   "p1s100rate|--publishers 1 --subscribers 100 --rate 5000 --duration $DUR"
   "p1s100plain|--publishers 1 --subscribers 100 --no-deflate --duration $DUR"
@@ -179,6 +188,14 @@ redis_cpu() {
   echo "$total"
 }
 
+# The server's slow-subscriber counters: switched to catch-up, served from history, missed (history
+# expired), one line; empty when the server has no /metrics.
+catchup_counters() {
+  curl -fsS "http://127.0.0.1:$SERVER_PORT/metrics" 2>/dev/null | awk '
+    /^cobra_catchup_started_total / { s = $2 } /^cobra_catchup_messages_total / { m = $2 }
+    /^cobra_catchup_missed_messages_total / { x = $2 } END { if (s != "") print s, m, x }' || true
+}
+
 run_scenarios() { # $1 = target
   local entry name opts tool_cpu="$TOOL_CPU"
   [ "$1" = embedded ] || tool_cpu="$REDIS_TOOL_CPU"
@@ -186,7 +203,8 @@ run_scenarios() { # $1 = target
     name="${entry%%|*}"
     opts="${entry#*|}"
     echo "compare: $1 / $name" >&2
-    local s0 r0
+    local s0 r0 c0
+    c0="$(catchup_counters)"
     s0="$(proc_cpu "$SERVER_PID")"
     r0="$(redis_cpu)"
     # shellcheck disable=SC2086
@@ -197,6 +215,9 @@ run_scenarios() { # $1 = target
     fi
     # CPU the server and its Redis nodes spent during the scenario (connects included).
     echo "$(proc_cpu "$SERVER_PID") $s0 $(redis_cpu) $r0" >"$WORK/$1-$name.cpu"
+    # Catch-up counters after the scenario, minus before (the Python server has none).
+    echo "$c0" >"$WORK/$1-$name.catchup0"
+    catchup_counters >"$WORK/$1-$name.catchup"
   done
 }
 

@@ -55,10 +55,23 @@ out = [
     "| scenario | cobra (embedded) | NATS | cobra / NATS |",
     "|---|---:|---:|---:|",
 ]
+def loss(report):
+    """What a deliveries figure did not deliver: ours says what it skipped (`--fast-forward`:
+    announced to the subscriber), NATS drops a slow consumer's messages silently."""
+    if not report or not report.get("lost"):
+        return ""
+    skipped = report.get("skipped") or 0
+    if skipped and skipped == report["lost"]:
+        return f" (skipped {report['lost']:,}, announced)"
+    return f" ⚠ lost {report['lost']:,}"
+
+
 for label, name, path, fmt, higher_better in ROWS:
-    a, b = get(load("embedded", name), *path), get(load("nats", name), *path)
+    ra, rb = load("embedded", name), load("nats", name)
+    a, b = get(ra, *path), get(rb, *path)
     ratio = "n/a"
     if a and b:
         ratio = f"{a / b:.2f}×" if higher_better else f"{a / b:.2f}× ({'lower is better'})"
-    out.append(f"| {label} | {fmt(a)} | {fmt(b)} | {ratio} |")
+    la, lb = (loss(ra), loss(rb)) if path == ("delivered_per_sec",) else ("", "")
+    out.append(f"| {label} | {fmt(a)}{la} | {fmt(b)}{lb} | {ratio} |")
 print("\n".join(out))

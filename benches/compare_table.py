@@ -40,6 +40,9 @@ def flagged(report, text):
     if report is None or text == "–":
         return text
     notes = []
+    if report.get("lost") and report.get("skipped") == report["lost"]:
+        # `--fast-forward`: the server told the subscriber what it skipped.
+        return text + f" (skipped {report['lost']:,}, announced)"
     if report.get("lost"):
         notes.append(f"lost {report['lost']}")
     if report.get("publish_errors"):
@@ -170,7 +173,7 @@ def cpu_per_message(target, scenario, metric):
     return (s1 - s0) / n * 1e6, (r1 - r0) / n * 1e6
 
 
-cpu_notes = []
+cpu_notes, catch_up_notes = [], []
 for target, name in (("redis1", "cobra, Redis ×1"), ("python", "cobras (Python), Redis ×1")):
     parts = []
     for scenario, metric, label in (
@@ -184,8 +187,27 @@ for target, name in (("redis1", "cobra, Redis ×1"), ("python", "cobras (Python)
     if parts:
         cpu_notes.append(f"- CPU per message, {name} (whole scenario incl. connects): " + "; ".join(parts) + ".")
 
+def catch_up(target, scenario):
+    """(switched to catch-up, served from history, missed) during the scenario, from /metrics."""
+    try:
+        with open(os.path.join(work, f"{target}-{scenario}.catchup0")) as f:
+            before = [int(float(x)) for x in f.read().split()] or [0, 0, 0]
+        with open(os.path.join(work, f"{target}-{scenario}.catchup")) as f:
+            after = [int(float(x)) for x in f.read().split()]
+    except (OSError, ValueError):
+        return None
+    return tuple(a - b for a, b in zip(after, before)) if len(after) == 3 else None
+
+
+for t, name in TARGETS:
+    for scenario, label in (("p50filtered", "50 → 10 filtered"), ("p50s1plain", "50 → 1")):
+        c = catch_up(t, scenario)
+        if c:
+            catch_up_notes.append(f"- {name}, {label}: subscriptions switched to catch-up {c[0]:,}, messages "
+                                  f"served from history {c[1]:,}, missed (history expired) {c[2]:,}.")
+
 tool = load("embedded", "p1s1")
-notes = list(cpu_notes)
+notes = list(cpu_notes) + catch_up_notes
 for t, name in TARGETS:
     if not available[t]:
         with open(os.path.join(work, f"{t}.unavailable"), errors="replace") as f:

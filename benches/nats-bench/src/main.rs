@@ -77,6 +77,10 @@ struct Conn {
     /// NATS protocol bytes received and not parsed yet.
     nats: BytesMut,
     wbuf: Vec<u8>,
+    /// Spare room a read is given: 1 MiB for a subscriber, as `cobra bench`'s subscribers
+    /// read (one thread plays every connection: with 64 KiB a turn, one subscriber fell behind
+    /// 50 publishers by the tool's own scheduling).
+    read_chunk: usize,
 }
 
 impl Conn {
@@ -89,6 +93,7 @@ impl Conn {
             tcp,
             codec: Codec::new(Role::Client, Limits::default(), None),
             rbuf: BytesMut::with_capacity(4096),
+            read_chunk: 64 << 10,
             nats: BytesMut::new(),
             wbuf: Vec::with_capacity(4096),
         };
@@ -164,7 +169,7 @@ impl Conn {
     }
 
     async fn fill(&mut self) -> Res<usize> {
-        self.rbuf.reserve(64 << 10);
+        self.rbuf.reserve(self.read_chunk);
         self.tcp
             .read_buf(&mut self.rbuf)
             .await
@@ -257,6 +262,7 @@ async fn subscriber(mut c: Conn, epoch: Instant, stats: Arc<Stats>) -> Res<()> {
     let mut local = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
         .map_err(|e| e.to_string())?;
     let mut n = 0u64;
+    c.read_chunk = 1 << 20;
     loop {
         // Parse every complete MSG in the buffer; answer server PINGs.
         while let Some(i) = memchr::memmem::find(&c.nats, b"\r\n") {
@@ -434,7 +440,7 @@ async fn run(a: Args) -> Res<serde_json::Value> {
     let until = Instant::now() + Duration::from_secs_f64(a.duration);
     let per_rate = a.rate / a.publishers.max(1) as f64;
     for (i, c) in conns.into_iter().enumerate() {
-        pubs.spawn(publisher(
+        let publishing = publisher(
             c,
             i,
             format!("bench.{}", i % s),
@@ -443,12 +449,18 @@ async fn run(a: Args) -> Res<serde_json::Value> {
             a.window,
             until,
             epoch,
-        ));
+        );
+        pubs.spawn(async move { publishing.await.map(|n| (i, n)) });
     }
     let mut published = 0u64;
+    // Published per subject: what each subscriber of it should get.
+    let mut per_subject = vec![0u64; s];
     while let Some(r) = pubs.join_next().await {
-        published += r.map_err(|e| e.to_string())??;
+        let (i, n) = r.map_err(|e| e.to_string())??;
+        published += n;
+        per_subject[i % s] += n;
     }
+    let expected: u64 = (0..a.subscribers).map(|j| per_subject[j % s]).sum();
     let publish_seconds = (epoch.elapsed().as_nanos() as u64 - start_ns) as f64 / 1e9;
     // Deliveries drain: wait until they stop growing for 300 ms (or 10 s in all).
     let drain_end = Instant::now() + Duration::from_secs(10);
@@ -476,6 +488,9 @@ async fn run(a: Args) -> Res<serde_json::Value> {
         "publish_seconds": publish_seconds, "published": published,
         "published_per_sec": published as f64 / publish_seconds,
         "delivered": delivered,
+        // What the subscribers' subjects were published and they did not get (NATS drops a
+        // slow consumer's messages without telling it how many).
+        "expected": expected, "lost": expected.saturating_sub(delivered),
         "delivered_per_sec": delivered as f64 / ((last_ns - start_ns) as f64 / 1e9),
         "latency": {"count": h.len(), "p50_us": us(0.5), "p99_us": us(0.99), "max_us": h.max()},
     }))

@@ -548,6 +548,28 @@ mod tests {
         assert_eq!(drain(&mb), ["live"]);
     }
 
+    #[test]
+    fn a_laggard_queues_no_more_than_a_quarter_of_the_history_and_reads_the_rest_from_it() {
+        // The queue's byte limit would take all 800: the depth switches it to history first,
+        // while its position is still in there (a queue deeper than the history is a position
+        // that has always expired by the time the queue is drained).
+        let b = MemoryBackend::new(1000);
+        let k = ChannelKey::new("app", "c");
+        let (mb, s) = sub(8 << 20);
+        b.subscribe_now(&k, StartAt::Live, Arc::clone(&s));
+        for i in 0..800 {
+            b.publish_now(&k, format!("{i:>3}").into());
+        }
+        assert_eq!(mb.queued_bytes() / (3 + 64), live_depth(1000), "queued: the depth, no more");
+        assert_eq!(b.counters.active.load(Ordering::Relaxed), 1);
+        let (got, lagging) = drain_all(&mb);
+        let want: Vec<String> = (0..800).map(|i| format!("{i:>3}")).collect();
+        assert_eq!(got, want, "all, in order, once");
+        assert!(!lagging);
+        assert_eq!(b.counters.served.load(Ordering::Relaxed), 800 - 250);
+        assert_eq!(b.counters.active.load(Ordering::Relaxed), 0);
+    }
+
     /// Publishes 0..10 on a history of 3 to a subscriber with room for one message: it takes 0,
     /// then 1..=6 are trimmed before it can read them. Returns what it got after the first.
     fn lag_behind_the_history(b: &MemoryBackend, s: &Arc<Subscriber>, mb: &Mailbox) -> Vec<String> {

@@ -113,6 +113,12 @@ pub struct BenchArgs {
     /// many) instead of ending with `out_of_sync`.
     #[arg(long)]
     pub paused_fast_forward: bool,
+    /// Every (reading) subscriber subscribes with `fast_forward`: when it falls behind the
+    /// channel's history it goes on from the oldest message kept, told how many it missed
+    /// (`skipped` in the report), instead of ending with `out_of_sync`. What a dashboard does,
+    /// and the closest to NATS, which drops a slow consumer's messages and keeps it.
+    #[arg(long)]
+    pub fast_forward: bool,
     /// Seconds of publishing before `--duration` starts, not counted in `published_per_sec`
     /// (connections warm, laggards already behind).
     #[arg(long, default_value_t = 0.0)]
@@ -223,6 +229,8 @@ pub struct Report {
     pub expected: Option<u64>,
     /// `expected - delivered`.
     pub lost: Option<u64>,
+    /// Of `lost`, what the server announced it skipped (`fast_forward` infos, `--fast-forward`).
+    pub skipped: u64,
     /// Deliveries that came as duplicates or out of order.
     pub out_of_order: u64,
     /// Deliveries without the bench fields.
@@ -398,7 +406,7 @@ async fn run(args: BenchArgs) -> Result<Report, BenchError> {
             subscription_id: format!("s{j}"),
             filter: filter_for(&channel(j)),
             batch_size: args.batch_size,
-            fast_forward: false,
+            fast_forward: args.fast_forward,
         };
         let (params, counters) = (params.clone(), counters.clone());
         setups.spawn(async move {
@@ -585,12 +593,16 @@ async fn run(args: BenchArgs) -> Result<Report, BenchError> {
             .sum()
     };
     let paused_expected: u64 = (0..args.paused).map(sent_on).sum();
-    let progress_now =
-        || live.delivered.load(Ordering::Relaxed) + live.paused_accounted.load(Ordering::Relaxed);
+    let progress_now = || {
+        live.delivered.load(Ordering::Relaxed)
+            + live.skipped.load(Ordering::Relaxed)
+            + live.paused_accounted.load(Ordering::Relaxed)
+    };
     let mut last = progress_now();
     let mut last_change = Instant::now();
     loop {
-        let now_delivered = live.delivered.load(Ordering::Relaxed);
+        let now_delivered =
+            live.delivered.load(Ordering::Relaxed) + live.skipped.load(Ordering::Relaxed);
         if expected.is_none_or(|e| now_delivered >= e)
             && live.paused_accounted.load(Ordering::Relaxed) >= paused_expected
             && (expected.is_some() || args.paused > 0)
@@ -614,11 +626,12 @@ async fn run(args: BenchArgs) -> Result<Report, BenchError> {
     progress.done();
     let _ = stop_subs_tx.send(true);
     let mut hist = load::new_histogram();
-    let (mut delivered, mut out_of_order, mut unstamped) = (0, 0, 0);
+    let (mut delivered, mut out_of_order, mut unstamped, mut skipped) = (0, 0, 0, 0);
     while let Some(r) = sub_tasks.join_next().await {
         match r.map_err(|e| BenchError::Failed(format!("subscriber: {e}")))? {
             Ok(res) => {
                 delivered += res.received;
+                skipped += res.skipped;
                 out_of_order += res.out_of_order;
                 unstamped += res.unstamped;
                 let _ = hist.add(&res.latency_us);
@@ -694,6 +707,7 @@ async fn run(args: BenchArgs) -> Result<Report, BenchError> {
         },
         expected,
         lost: expected.map(|e| e.saturating_sub(delivered)),
+        skipped,
         out_of_order,
         unstamped,
         latency: Latency {

@@ -24,6 +24,8 @@ pub(super) struct Live {
     pub acked: AtomicU64,
     /// Messages received by subscribers.
     pub delivered: AtomicU64,
+    /// Messages the server told fast-forwarding subscribers they skipped.
+    pub skipped: AtomicU64,
     /// Nanoseconds since the epoch of the last delivery.
     pub last_delivery_ns: AtomicU64,
     /// Messages received or reported missed by the paused subscribers.
@@ -212,8 +214,11 @@ pub(super) struct SubResult {
     pub unstamped: u64,
     /// End-to-end latency in microseconds.
     pub latency_us: Histogram<u64>,
-    /// `rtm/subscription/error` or `/info` PDUs, verbatim (the first few).
+    /// `rtm/subscription/error` or `/info` PDUs, verbatim (the first few), but for the
+    /// `fast_forward` infos a `--fast-forward` subscriber counts in `skipped`.
     pub notices: Vec<String>,
+    /// Messages the server said it skipped (`fast_forward` infos).
+    pub skipped: u64,
 }
 
 /// A new latency histogram: 1 µs to 60 s, 3 significant digits.
@@ -289,9 +294,11 @@ pub(super) async fn subscriber(
         unstamped: 0,
         latency_us: new_histogram(),
         notices: Vec::new(),
+        skipped: 0,
     };
     // Next expected sequence number per publisher.
     let mut next = vec![0u64; publishers];
+    conn.read_in_bulk();
     loop {
         tokio::select! {
             r = conn.fill() => {
@@ -311,9 +318,12 @@ pub(super) async fn subscriber(
                 if read < YIELD_BELOW {
                     tokio::task::yield_now().await;
                 }
-                let mut n = 0;
+                let (mut n, skipped) = (0, res.skipped);
                 while let Some(text) = conn.next_buffered()? {
                     n += account(&text, now, &mut next, &mut res);
+                }
+                if res.skipped > skipped {
+                    live.skipped.fetch_add(res.skipped - skipped, Ordering::Relaxed);
                 }
                 if n > 0 {
                     live.delivered.fetch_add(n, Ordering::Relaxed);
@@ -519,7 +529,10 @@ fn account(text: &str, now: u64, next: &mut [u64], res: &mut SubResult) -> u64 {
         return 0;
     };
     if pdu.action != pdu::action::SUBSCRIPTION_DATA {
-        keep_notice(res, text);
+        match fast_forwarded(text) {
+            Some(missed) => res.skipped += missed,
+            None => keep_notice(res, text),
+        }
         return 0;
     }
     let Some(body) = pdu.body else {
@@ -627,6 +640,16 @@ fn skip_object_rest(b: &[u8]) -> Option<&[u8]> {
         i += 1;
     }
     None
+}
+
+/// The `missed_message_count` of a `fast_forward` info (the subscription goes on).
+fn fast_forwarded(text: &str) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    let body = &v["body"];
+    (v["action"].as_str() == Some(pdu::action::SUBSCRIPTION_INFO)
+        && body["info"].as_str() == Some(pdu::info_code::FAST_FORWARD))
+    .then(|| body["missed_message_count"].as_u64())
+    .flatten()
 }
 
 fn keep_notice(res: &mut SubResult, text: &str) {
