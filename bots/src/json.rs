@@ -110,6 +110,11 @@ struct Scanner<'a> {
     i: usize,
 }
 
+/// What [`Scanner::next_member`] expects after an object's member.
+const OBJECT_MEMBER: &str = "',' or '}' in an object";
+/// What [`Scanner::next_member`] expects after an array's element.
+const ARRAY_MEMBER: &str = "',' or ']' in an array";
+
 impl Scanner<'_> {
     fn err(&self, what: &'static str) -> RawError {
         RawError {
@@ -125,6 +130,35 @@ impl Scanner<'_> {
     fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.i += 1;
+        }
+    }
+
+    /// At a container's opening byte: moves past it; when `close` follows (an empty container),
+    /// past that too, and true.
+    fn open_is_empty(&mut self, close: u8) -> bool {
+        self.i += 1;
+        self.ws();
+        let empty = self.peek() == Some(close);
+        if empty {
+            self.i += 1;
+        }
+        empty
+    }
+
+    /// After a container's member: moves past the `,` before the next one (true) or past the
+    /// container's `close` (false).
+    fn next_member(&mut self, close: u8, what: &'static str) -> Result<bool, RawError> {
+        self.ws();
+        match self.peek() {
+            Some(b',') => {
+                self.i += 1;
+                Ok(true)
+            }
+            Some(c) if c == close => {
+                self.i += 1;
+                Ok(false)
+            }
+            _ => Err(self.err(what)),
         }
     }
 
@@ -188,10 +222,7 @@ impl Scanner<'_> {
         match self.peek() {
             Some(b'"') => self.string().map(|_| ()),
             Some(b'{') => {
-                self.i += 1;
-                self.ws();
-                if self.peek() == Some(b'}') {
-                    self.i += 1;
+                if self.open_is_empty(b'}') {
                     return Ok(());
                 }
                 loop {
@@ -200,35 +231,20 @@ impl Scanner<'_> {
                     self.expect(b':', "':' after a key")?;
                     self.ws();
                     self.skip_value(depth + 1)?;
-                    self.ws();
-                    match self.peek() {
-                        Some(b',') => self.i += 1,
-                        Some(b'}') => {
-                            self.i += 1;
-                            return Ok(());
-                        }
-                        _ => return Err(self.err("',' or '}' in an object")),
+                    if !self.next_member(b'}', OBJECT_MEMBER)? {
+                        return Ok(());
                     }
                 }
             }
             Some(b'[') => {
-                self.i += 1;
-                self.ws();
-                if self.peek() == Some(b']') {
-                    self.i += 1;
+                if self.open_is_empty(b']') {
                     return Ok(());
                 }
                 loop {
                     self.ws();
                     self.skip_value(depth + 1)?;
-                    self.ws();
-                    match self.peek() {
-                        Some(b',') => self.i += 1,
-                        Some(b']') => {
-                            self.i += 1;
-                            return Ok(());
-                        }
-                        _ => return Err(self.err("',' or ']' in an array")),
+                    if !self.next_member(b']', ARRAY_MEMBER)? {
+                        return Ok(());
                     }
                 }
             }
@@ -286,10 +302,7 @@ impl Scanner<'_> {
 
     /// At `{`: moves to the value of `key` (true) or past the object (false).
     fn find_key(&mut self, key: &str) -> Result<bool, RawError> {
-        self.i += 1;
-        self.ws();
-        if self.peek() == Some(b'}') {
-            self.i += 1;
+        if self.open_is_empty(b'}') {
             return Ok(false);
         }
         loop {
@@ -311,24 +324,15 @@ impl Scanner<'_> {
                 return Ok(true);
             }
             self.skip_value(1)?;
-            self.ws();
-            match self.peek() {
-                Some(b',') => self.i += 1,
-                Some(b'}') => {
-                    self.i += 1;
-                    return Ok(false);
-                }
-                _ => return Err(self.err("',' or '}' in an object")),
+            if !self.next_member(b'}', OBJECT_MEMBER)? {
+                return Ok(false);
             }
         }
     }
 
     /// At `[`: moves to element `n` (true) or past the array (false).
     fn find_index(&mut self, n: usize) -> Result<bool, RawError> {
-        self.i += 1;
-        self.ws();
-        if self.peek() == Some(b']') {
-            self.i += 1;
+        if self.open_is_empty(b']') {
             return Ok(false);
         }
         let mut k = 0;
@@ -338,14 +342,8 @@ impl Scanner<'_> {
                 return Ok(true);
             }
             self.skip_value(1)?;
-            self.ws();
-            match self.peek() {
-                Some(b',') => self.i += 1,
-                Some(b']') => {
-                    self.i += 1;
-                    return Ok(false);
-                }
-                _ => return Err(self.err("',' or ']' in an array")),
+            if !self.next_member(b']', ARRAY_MEMBER)? {
+                return Ok(false);
             }
             k += 1;
         }

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use cobra::{Client, Event, SubscribeOptions};
+use cobra::{Client, Event, RawMessage, SubscribeOptions};
 
 use crate::checkpoint::{Checkpoint, parse_position};
 use crate::config::BotConfig;
@@ -110,8 +110,9 @@ impl Bot {
             let enqueue = {
                 let queue = queue.clone();
                 let stats = stats.clone();
-                move |position: &Option<String>, items: &mut dyn Iterator<Item = Item>| {
-                    let items: Vec<Item> = items.collect();
+                move |position: &Option<String>, messages: &mut dyn Iterator<Item = RawMessage>| {
+                    let pos: Option<Arc<str>> = position.as_deref().map(Arc::from);
+                    let items: Vec<Item> = messages.map(|m| Item::raw(m, pos.clone())).collect();
                     if let Some(p) = position {
                         *last_received.lock().unwrap_or_else(|e| e.into_inner()) = Some(p.clone());
                     }
@@ -125,23 +126,11 @@ impl Bot {
             Arc::new(move |e: &Event| match e {
                 Event::SubscriptionRawData {
                     position, messages, ..
-                } => {
-                    let pos: Option<Arc<str>> = position.as_deref().map(Arc::from);
-                    enqueue(
-                        position,
-                        &mut messages.iter().map(|m| Item::raw(m.clone(), pos.clone())),
-                    );
-                }
+                } => enqueue(position, &mut messages.iter().cloned()),
                 // Not asked for (the bot subscribes raw); handled the same should that change.
                 Event::SubscriptionData {
                     position, messages, ..
-                } => {
-                    let pos: Option<Arc<str>> = position.as_deref().map(Arc::from);
-                    enqueue(
-                        position,
-                        &mut messages.iter().map(|m| Item::new(m.clone(), pos.clone())),
-                    );
-                }
+                } => enqueue(position, &mut messages.iter().map(RawMessage::from_value)),
                 Event::SubscriptionError { error, .. } if error == "out_of_sync" => {
                     stats.resubscribes.fetch_add(1, Ordering::Relaxed);
                     resubscribe.store(true, Ordering::Release);

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use cobra_server::config::{AppsConfig, ConfigSource, ServerSettings};
 use cobra_server::net::Server;
-use cobra_wire::handshake::{self, ClientRequestParams};
+use cobra_test_support::client::upgrade;
 use cobra_wire::ws::{Codec, Message, Role};
 use serde_json::{Value, json};
 
@@ -35,29 +35,8 @@ impl Client {
     fn connect(addr: SocketAddr) -> Client {
         let mut stream = TcpStream::connect(addr).unwrap();
         stream.set_nodelay(true).unwrap();
-        let (req, key) = handshake::client_request(&ClientRequestParams {
-            host: "127.0.0.1",
-            port: addr.port(),
-            path_and_query: "/v2?appkey=bench",
-            subprotocol: Some("json"),
-            ..Default::default()
-        })
-        .unwrap();
-        stream.write_all(&req).unwrap();
-        let mut buf = Vec::new();
-        let used = loop {
-            let mut chunk = [0u8; 4096];
-            let n = stream.read(&mut chunk).unwrap();
-            assert!(n > 0, "closed during upgrade");
-            buf.extend_from_slice(&chunk[..n]);
-            if let Some((_, used)) =
-                handshake::parse_response(&buf, &key, &cobra_wire::Limits::default()).unwrap()
-            {
-                break used;
-            }
-        };
-        let mut rbuf = BytesMut::new();
-        rbuf.extend_from_slice(&buf[used..]);
+        let (_, after) = upgrade(&mut stream, addr.port(), "bench").unwrap();
+        let rbuf = BytesMut::from(&after[..]);
         let mut c = Client {
             stream,
             codec: Codec::new(Role::Client, cobra_wire::Limits::default(), None),

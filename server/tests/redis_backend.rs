@@ -530,7 +530,7 @@ async fn a_dead_node_fails_only_its_channels_and_comes_back() {
     assert_eq!(s_dead.take_missed(), 0);
     let status = b.status();
     assert!(
-        status[0].connected && status[0].reconnects >= 1,
+        status[0].health.connected && status[0].health.reconnects >= 1,
         "{status:?}"
     );
 }

@@ -120,7 +120,7 @@ async fn publish_subscribe_and_history_over_tls() {
         .await
         .expect("connect over TLS");
     assert!(
-        b.status()[0].node.starts_with("rediss://"),
+        b.status()[0].health.node.starts_with("rediss://"),
         "{:?}",
         b.status()
     );

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use cobra_server::config::options::TlsFiles;
-use cobra_wire::handshake::{self, ClientRequestParams};
+use cobra_test_support::client::upgrade;
 use cobra_wire::ws::{Codec, Message, Role};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -134,28 +134,8 @@ fn wss_and_https_work_with_tls_files() {
     );
 
     let mut wss = tls_stream(addr, &ca);
-    let (req, key) = handshake::client_request(&ClientRequestParams {
-        host: "127.0.0.1",
-        port: addr.port(),
-        path_and_query: "/v2?appkey=app1",
-        subprotocol: Some("json"),
-        ..Default::default()
-    })
-    .unwrap();
-    wss.write_all(&req).unwrap();
-    let mut buf = Vec::new();
-    let used = loop {
-        let mut chunk = [0u8; 4096];
-        let n = wss.read(&mut chunk).unwrap();
-        assert!(n > 0);
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some((_, used)) =
-            handshake::parse_response(&buf, &key, &cobra_wire::Limits::default()).unwrap()
-        {
-            break used;
-        }
-    };
-    let mut rbuf = BytesMut::from(&buf[used..]);
+    let (_, after) = upgrade(&mut wss, addr.port(), "app1").unwrap();
+    let mut rbuf = BytesMut::from(&after[..]);
     let mut codec = Codec::new(Role::Client, cobra_wire::Limits::default(), None);
     let mut out = Vec::new();
     codec.encode_text(&json!({"action": "auth/handshake", "id": 1, "body": {"method": "role_secret", "data": {"role": "all"}}}).to_string(), &mut out);

@@ -16,20 +16,42 @@ fn log_path(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join(LOG_FILE)
 }
 
+/// The log file's size on disk.
+fn log_len(dir: &tempfile::TempDir) -> u64 {
+    fs::metadata(log_path(dir)).unwrap().len()
+}
+
+/// Opens the spool in `dir`, bounded by `max_bytes`, and appends `entry(id)` for each of `ids`
+/// (none of which may drop anything).
+fn spool_with(
+    dir: &tempfile::TempDir,
+    max_bytes: u64,
+    ids: impl IntoIterator<Item = u64>,
+) -> Spool {
+    let mut spool = Spool::open(dir.path(), max_bytes).unwrap();
+    for id in ids {
+        assert!(spool.append(&entry(id)).unwrap().is_empty());
+    }
+    spool
+}
+
+/// Opens the spool in `dir` again, which must come back without a warning.
+fn reopen_clean(dir: &tempfile::TempDir, max_bytes: u64) -> Spool {
+    let mut spool = Spool::open(dir.path(), max_bytes).unwrap();
+    assert_eq!(spool.take_warnings(), vec![]);
+    spool
+}
+
 #[test]
 fn pending_entries_survive_a_restart_in_order() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
-        for id in 1..=5 {
-            assert!(spool.append(&entry(id)).unwrap().is_empty());
-        }
+        let mut spool = spool_with(&dir, 1 << 20, 1..=5);
         spool.ack(2).unwrap();
         spool.ack(4).unwrap();
         spool.ack(99).unwrap(); // unknown: ignored
     }
-    let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
-    assert_eq!(spool.take_warnings(), vec![]);
+    let spool = reopen_clean(&dir, 1 << 20);
     assert_eq!(ids(&spool), vec![1, 3, 5]);
     assert_eq!(spool.pending().next(), Some(&entry(1)));
     assert_eq!(spool.next_free_id(), 6);
@@ -39,16 +61,13 @@ fn pending_entries_survive_a_restart_in_order() {
 #[test]
 fn acking_everything_cuts_the_file_to_its_header() {
     let dir = tempfile::tempdir().unwrap();
-    let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
-    for id in 1..=10 {
-        spool.append(&entry(id)).unwrap();
-    }
+    let mut spool = spool_with(&dir, 1 << 20, 1..=10);
     assert!(spool.bytes() > HEADER_LEN);
     for id in 1..=10 {
         spool.ack(id).unwrap();
     }
     assert_eq!(spool.bytes(), HEADER_LEN);
-    assert_eq!(fs::metadata(log_path(&dir)).unwrap().len(), HEADER_LEN);
+    assert_eq!(log_len(&dir), HEADER_LEN);
     assert!(spool.is_empty());
     drop(spool);
     let spool = Spool::open(dir.path(), 1 << 20).unwrap();
@@ -69,7 +88,7 @@ fn compaction_rewrites_when_acked_bytes_dominate() {
         high_water = high_water.max(spool.bytes());
         if id % 100 == 0 {
             spool.sync().unwrap();
-            assert_eq!(spool.bytes(), fs::metadata(log_path(&dir)).unwrap().len());
+            assert_eq!(spool.bytes(), log_len(&dir));
         }
     }
     // 2000 entries of ~90 bytes would be ~180 KB without compaction, and nothing was dropped.
@@ -77,22 +96,15 @@ fn compaction_rewrites_when_acked_bytes_dominate() {
     assert!(spool.bytes() < max / 2 + 200, "{}", spool.bytes());
     assert_eq!(ids(&spool), vec![0]);
     drop(spool);
-    let mut spool = Spool::open(dir.path(), max).unwrap();
-    assert_eq!(spool.take_warnings(), vec![]);
-    assert_eq!(ids(&spool), vec![0]);
+    assert_eq!(ids(&reopen_clean(&dir, max)), vec![0]);
 }
 
 #[test]
 fn a_truncated_tail_is_skipped_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
-        for id in 1..=3 {
-            spool.append(&entry(id)).unwrap();
-        }
-    }
+    drop(spool_with(&dir, 1 << 20, 1..=3));
     let path = log_path(&dir);
-    let len = fs::metadata(&path).unwrap().len();
+    let len = log_len(&dir);
     let last_start = len - record::append_len(&entry(3));
     OpenOptions::new()
         .write(true)
@@ -121,20 +133,13 @@ fn a_truncated_tail_is_skipped_with_a_warning() {
     // The file was rewritten clean: new appends are readable after another restart.
     spool.append(&entry(4)).unwrap();
     drop(spool);
-    let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
-    assert_eq!(spool.take_warnings(), vec![]);
-    assert_eq!(ids(&spool), vec![1, 2, 4]);
+    assert_eq!(ids(&reopen_clean(&dir, 1 << 20)), vec![1, 2, 4]);
 }
 
 #[test]
 fn a_flipped_byte_skips_from_the_damaged_record_on() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
-        for id in 1..=4 {
-            spool.append(&entry(id)).unwrap();
-        }
-    }
+    drop(spool_with(&dir, 1 << 20, 1..=4));
     let path = log_path(&dir);
     let mut bytes = fs::read(&path).unwrap();
     let size = record::append_len(&entry(1));
@@ -163,11 +168,7 @@ fn a_flipped_byte_skips_from_the_damaged_record_on() {
 #[test]
 fn a_damaged_length_field_is_caught() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let mut spool = Spool::open(dir.path(), 4096).unwrap();
-        spool.append(&entry(1)).unwrap();
-        spool.append(&entry(2)).unwrap();
-    }
+    drop(spool_with(&dir, 4096, 1..=2));
     let path = log_path(&dir);
     let mut bytes = fs::read(&path).unwrap();
     let second = (HEADER_LEN + record::append_len(&entry(1))) as usize;
@@ -206,12 +207,7 @@ fn a_foreign_file_is_reported_and_replaced() {
 #[test]
 fn random_garbage_never_panics() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let mut spool = Spool::open(dir.path(), 1 << 16).unwrap();
-        for id in 1..=20 {
-            spool.append(&entry(id)).unwrap();
-        }
-    }
+    drop(spool_with(&dir, 1 << 16, 1..=20));
     let original = fs::read(log_path(&dir)).unwrap();
     let mut state = 0x9e37_79b9_7f4a_7c15_u64;
     for round in 0..200 {
@@ -256,7 +252,7 @@ fn a_full_spool_drops_the_oldest_and_stays_in_bound() {
     for id in 1..=200 {
         dropped.extend(spool.append(&entry(id)).unwrap());
         assert!(spool.bytes() <= max, "{} > {max}", spool.bytes());
-        assert_eq!(spool.bytes(), fs::metadata(log_path(&dir)).unwrap().len());
+        assert_eq!(spool.bytes(), log_len(&dir));
     }
     let pending = ids(&spool);
     // Drops are the oldest, in order, and nothing is lost without being reported.
@@ -342,12 +338,7 @@ fn duplicate_pending_ids_are_refused() {
 #[test]
 fn a_lowered_bound_drops_the_oldest_on_open() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
-        for id in 1..=50 {
-            spool.append(&entry(id)).unwrap();
-        }
-    }
+    drop(spool_with(&dir, 1 << 20, 1..=50));
     let mut spool = Spool::open(dir.path(), 1000).unwrap();
     let kept = ids(&spool);
     match spool.take_warnings().as_slice() {
@@ -398,7 +389,7 @@ fn sync_and_fsync_policies_work() {
         spool.ack(3).unwrap();
         spool.sync().unwrap();
         assert_eq!(spool.unsynced, 0);
-        assert_eq!(spool.bytes(), fs::metadata(log_path(&dir)).unwrap().len());
+        assert_eq!(spool.bytes(), log_len(&dir));
     }
 }
 
@@ -406,14 +397,11 @@ fn sync_and_fsync_policies_work() {
 fn buffered_acks_reach_the_file_on_drop_and_with_the_next_append() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
-        for id in 1..=4 {
-            spool.append(&entry(id)).unwrap();
-        }
+        let mut spool = spool_with(&dir, 1 << 20, 1..=4);
         spool.ack(1).unwrap();
-        let before = fs::metadata(log_path(&dir)).unwrap().len();
+        let before = log_len(&dir);
         spool.append(&entry(5)).unwrap();
-        let after = fs::metadata(log_path(&dir)).unwrap().len();
+        let after = log_len(&dir);
         assert_eq!(
             after - before,
             record::ACK_LEN + record::append_len(&entry(5))

@@ -128,11 +128,23 @@ pub(super) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn size(field: &'static str, v: u64) -> Result<usize, CobraError> {
-    usize::try_from(v).map_err(|_| CobraError::InvalidConfig {
-        field: field.into(),
-        reason: format!("{v} does not fit this platform's usize"),
-    })
+/// `value` replaces `*slot` when given: an option the bindings leave out keeps the SDK's default.
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *slot = v;
+    }
+}
+
+/// `value` (when given) as a `usize`, refused when it does not fit.
+fn size(field: &'static str, value: Option<u64>) -> Result<Option<usize>, CobraError> {
+    value
+        .map(|v| {
+            usize::try_from(v).map_err(|_| CobraError::InvalidConfig {
+                field: field.into(),
+                reason: format!("{v} does not fit this platform's usize"),
+            })
+        })
+        .transpose()
 }
 
 impl TryFrom<ClientConfig> for crate::Config {
@@ -144,24 +156,18 @@ impl TryFrom<ClientConfig> for crate::Config {
         if c.deflate == Some(false) {
             cfg.deflate = None;
         }
-        if let Some(v) = c.ping_interval_ms {
-            cfg.ping_interval = ms(v);
-        }
-        if let Some(v) = c.pong_timeout_ms {
-            cfg.pong_timeout = ms(v);
-        }
-        if let Some(v) = c.backoff_min_ms {
-            cfg.backoff_min = ms(v);
-        }
-        if let Some(v) = c.backoff_max_ms {
-            cfg.backoff_max = ms(v);
-        }
-        if let Some(v) = c.max_queued_messages {
-            cfg.max_queued_messages = size("max_queued_messages", v)?;
-        }
-        if let Some(v) = c.max_queued_bytes {
-            cfg.max_queued_bytes = size("max_queued_bytes", v)?;
-        }
+        set(&mut cfg.ping_interval, c.ping_interval_ms.map(ms));
+        set(&mut cfg.pong_timeout, c.pong_timeout_ms.map(ms));
+        set(&mut cfg.backoff_min, c.backoff_min_ms.map(ms));
+        set(&mut cfg.backoff_max, c.backoff_max_ms.map(ms));
+        set(
+            &mut cfg.max_queued_messages,
+            size("max_queued_messages", c.max_queued_messages)?,
+        );
+        set(
+            &mut cfg.max_queued_bytes,
+            size("max_queued_bytes", c.max_queued_bytes)?,
+        );
         if let Some(v) = c.overflow_policy {
             cfg.overflow_policy = match v {
                 OverflowPolicy::DropOldest => crate::OverflowPolicy::DropOldest,
@@ -175,12 +181,11 @@ impl TryFrom<ClientConfig> for crate::Config {
             };
         }
         cfg.spool_dir = c.spool_dir.map(Into::into);
-        if let Some(v) = c.spool_max_bytes {
-            cfg.spool_max_bytes = v;
-        }
-        if let Some(v) = c.max_message_size {
-            cfg.max_message_size = size("max_message_size", v)?;
-        }
+        set(&mut cfg.spool_max_bytes, c.spool_max_bytes);
+        set(
+            &mut cfg.max_message_size,
+            size("max_message_size", c.max_message_size)?,
+        );
         cfg.proxy = c.proxy;
         if let Some(headers) = c.extra_headers {
             let mut headers: Vec<_> = headers.into_iter().collect();
@@ -188,25 +193,13 @@ impl TryFrom<ClientConfig> for crate::Config {
             headers.sort();
             cfg.extra_headers = headers;
         }
-        if let Some(v) = c.user_agent {
-            cfg.user_agent = v;
-        }
-        if let Some(v) = c.webpki_roots {
-            cfg.tls.webpki_roots = v;
-        }
+        set(&mut cfg.user_agent, c.user_agent);
+        set(&mut cfg.tls.webpki_roots, c.webpki_roots);
         cfg.tls.extra_ca_pem = c.extra_ca_pem;
-        if let Some(v) = c.spki_pins {
-            cfg.tls.spki_pins = v;
-        }
-        if let Some(v) = c.connect_timeout_ms {
-            cfg.connect_timeout = ms(v);
-        }
-        if let Some(v) = c.handshake_timeout_ms {
-            cfg.handshake_timeout = ms(v);
-        }
-        if let Some(v) = c.request_timeout_ms {
-            cfg.request_timeout = ms(v);
-        }
+        set(&mut cfg.tls.spki_pins, c.spki_pins);
+        set(&mut cfg.connect_timeout, c.connect_timeout_ms.map(ms));
+        set(&mut cfg.handshake_timeout, c.handshake_timeout_ms.map(ms));
+        set(&mut cfg.request_timeout, c.request_timeout_ms.map(ms));
         Ok(cfg)
     }
 }

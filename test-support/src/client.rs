@@ -17,6 +17,52 @@ pub const WAIT: Duration = Duration::from_secs(10);
 /// The role secret every test apps config uses.
 pub const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
+/// Upgrades `stream` (TCP, TLS...), connected to loopback port `port`, to a WebSocket on
+/// `/v2?appkey=APPKEY` with subprotocol `json` and no extension: the server's `101` and the bytes
+/// that came right after it (the first WebSocket frames).
+pub fn upgrade(
+    stream: &mut (impl Read + Write),
+    port: u16,
+    appkey: &str,
+) -> Result<(Response, Vec<u8>), String> {
+    let (request, key) = handshake::client_request(&ClientRequestParams {
+        host: "127.0.0.1",
+        port,
+        path_and_query: &format!("/v2?appkey={appkey}"),
+        subprotocol: Some("json"),
+        ..Default::default()
+    })
+    .map_err(|e| e.to_string())?;
+    stream.write_all(&request).map_err(|e| e.to_string())?;
+    read_upgrade_response(stream, &key)
+}
+
+/// Reads the server's answer to an upgrade request whose `Sec-WebSocket-Key` was `key` from
+/// `stream` (TCP, TLS...): the parsed `101` and the bytes that came right after it (the first
+/// WebSocket frames).
+pub fn read_upgrade_response(
+    stream: &mut impl Read,
+    key: &str,
+) -> Result<(Response, Vec<u8>), String> {
+    let mut buf = Vec::new();
+    loop {
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err(format!(
+                "closed during upgrade: {}",
+                String::from_utf8_lossy(&buf)
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let parsed = handshake::parse_response(&buf, key, &cobra_wire::Limits::default());
+        if let Some((response, used)) = parsed.map_err(|e| e.to_string())? {
+            buf.drain(..used);
+            return Ok((response, buf));
+        }
+    }
+}
+
 /// Polls `f` until it returns `Some`, failing after [`WAIT`].
 pub fn eventually<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
     eventually_within(what, WAIT, f)
@@ -100,23 +146,7 @@ impl Client {
     ) -> Result<Client, String> {
         stream.set_read_timeout(Some(WAIT)).unwrap();
         stream.write_all(request).map_err(|e| e.to_string())?;
-        let mut buf = Vec::new();
-        let (response, used) = loop {
-            let mut chunk = [0u8; 4096];
-            let n = stream.read(&mut chunk).map_err(|e| e.to_string())?;
-            if n == 0 {
-                return Err(format!(
-                    "closed during upgrade: {}",
-                    String::from_utf8_lossy(&buf)
-                ));
-            }
-            buf.extend_from_slice(&chunk[..n]);
-            match handshake::parse_response(&buf, key, &cobra_wire::Limits::default()) {
-                Ok(Some(r)) => break r,
-                Ok(None) => continue,
-                Err(e) => return Err(format!("{e}")),
-            }
-        };
+        let (response, after) = read_upgrade_response(&mut stream, key)?;
         let deflate = match response.extensions.as_deref() {
             Some(answer) => Some(
                 pmd::client_accept(&offer_config(extensions.unwrap_or("")), answer)
@@ -124,12 +154,10 @@ impl Client {
             ),
             None => None,
         };
-        let mut rbuf = BytesMut::new();
-        rbuf.extend_from_slice(&buf[used..]);
         Ok(Client {
             stream,
             codec: Codec::new(WsRole::Client, cobra_wire::Limits::default(), deflate),
-            rbuf,
+            rbuf: BytesMut::from(&after[..]),
             next_id: 1,
             response,
         })

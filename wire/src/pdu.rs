@@ -475,22 +475,9 @@ pub mod lenient {
         pub message: Option<&'a RawValue>,
     }
 
-    /// `rtm/subscribe`.
-    #[derive(Debug, Deserialize)]
-    pub struct SubscribeBody {
-        /// The channel (optional with a filter, whose FROM names it).
-        pub channel: Option<String>,
-        /// Defaults to the channel.
-        pub subscription_id: Option<String>,
-        /// StreamSQL filter.
-        pub filter: Option<String>,
-        /// Resume point (exclusive).
-        pub position: Option<String>,
-        /// Messages per data PDU; any non-negative integer is read, the server bounds it.
-        pub batch_size: Option<u64>,
-        /// Skip ahead when falling behind.
-        pub fast_forward: Option<bool>,
-    }
+    /// `rtm/subscribe`: the SDK's body, whose fields are all optional already (`batch_size`: any
+    /// non-negative integer is read, the server bounds it).
+    pub use super::SubscribeBody;
 
     /// `rtm/unsubscribe`.
     #[derive(Debug, Deserialize)]

@@ -373,20 +373,24 @@ mod tests {
     #[test]
     fn lua_and_cpp_tracebacks() {
         let lua = "stack traceback:\n\t[C]: in function 'error'\n\tscripts/shop.lua:42: in function 'buy'\n\tscripts/main.lua:7: in main chunk";
-        let f = parse_traceback(lua);
-        assert_eq!(f.len(), 3);
-        assert_eq!(f[0]["filename"], "scripts/main.lua");
-        assert_eq!(f[2]["function"], "error");
-        assert_eq!(f[1]["lineno"], 42);
-        assert_eq!(f[1]["function"], "buy");
+        // Outermost call first.
+        assert_eq!(
+            parse_traceback(lua),
+            [
+                json!({"filename": "scripts/main.lua", "function": "main chunk", "lineno": 7, "platform": "lua", "in_app": true}),
+                json!({"filename": "scripts/shop.lua", "function": "buy", "lineno": 42, "platform": "lua", "in_app": true}),
+                json!({"filename": "[C]", "function": "error", "platform": "lua", "in_app": false}),
+            ]
+        );
         let cpp = "#0  0x00007f3a in Shop::buy (this=0x1) at src/shop.cpp:88\n#1  main () at src/main.cpp:12\n./game(_ZN4Shop3buyEv+0x1a) [0x55d4c2]";
-        let f = parse_traceback(cpp);
-        assert_eq!(f.len(), 3);
-        assert_eq!(f[2]["function"], "Shop::buy");
-        assert_eq!(f[2]["filename"], "src/shop.cpp");
-        assert_eq!(f[2]["lineno"], 88);
-        assert_eq!(f[2]["instruction_addr"], "0x00007f3a");
-        assert_eq!(f[0]["function"], "_ZN4Shop3buyEv");
+        assert_eq!(
+            parse_traceback(cpp),
+            [
+                json!({"package": "./game", "function": "_ZN4Shop3buyEv", "instruction_addr": "0x55d4c2", "platform": "native"}),
+                json!({"function": "main", "filename": "src/main.cpp", "lineno": 12, "platform": "native"}),
+                json!({"function": "Shop::buy", "instruction_addr": "0x00007f3a", "filename": "src/shop.cpp", "lineno": 88, "platform": "native"}),
+            ]
+        );
         let id = event_id();
         assert_eq!(id.len(), 32);
         assert_eq!(&id[12..13], "4");

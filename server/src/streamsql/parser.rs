@@ -642,28 +642,29 @@ impl<'a> Parser<'a, '_> {
     }
 
     fn or(&mut self) -> Result<Expr, ParseError> {
-        let mut items = vec![self.and()?];
-        while self.peek()?.is_kw("OR") {
-            self.bump()?;
-            items.push(self.and()?);
-        }
-        Ok(if items.len() == 1 {
-            items.remove(0)
-        } else {
-            Expr::Or(items)
-        })
+        self.joined("OR", Self::and, Expr::Or)
     }
 
     fn and(&mut self) -> Result<Expr, ParseError> {
-        let mut items = vec![self.not()?];
-        while self.peek()?.is_kw("AND") {
+        self.joined("AND", Self::not, Expr::And)
+    }
+
+    /// `operand (keyword operand)*`: the lone operand itself, or `join` of them all.
+    fn joined(
+        &mut self,
+        keyword: &str,
+        operand: fn(&mut Self) -> Result<Expr, ParseError>,
+        join: fn(Vec<Expr>) -> Expr,
+    ) -> Result<Expr, ParseError> {
+        let mut items = vec![operand(self)?];
+        while self.peek()?.is_kw(keyword) {
             self.bump()?;
-            items.push(self.not()?);
+            items.push(operand(self)?);
         }
         Ok(if items.len() == 1 {
             items.remove(0)
         } else {
-            Expr::And(items)
+            join(items)
         })
     }
 

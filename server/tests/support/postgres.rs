@@ -44,11 +44,7 @@ impl Postgres {
     pub(crate) fn spawn() -> Option<Postgres> {
         let bin = peers::require("PostgreSQL (Debian postgresql)", bin_dir())?;
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = cobra_test_support::free_port();
         let mut pg = Postgres {
             port,
             dir,

@@ -37,11 +37,7 @@ impl Statsd {
             .local_addr()
             .unwrap()
             .port();
-        let mgmt_port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let mgmt_port = cobra_test_support::free_port();
         let mut s = Statsd {
             port,
             mgmt_port,

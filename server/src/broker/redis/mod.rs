@@ -553,16 +553,6 @@ impl Backend for RedisBackend {
     }
 
     fn health(&self) -> Vec<NodeHealth> {
-        self.status()
-            .into_iter()
-            .map(|s| NodeHealth {
-                node: s.node,
-                connected: s.connected,
-                queue_depth: s.queue_depth,
-                errors: s.errors,
-                published: s.published,
-                reconnects: s.reconnects,
-            })
-            .collect()
+        self.status().into_iter().map(|s| s.health).collect()
     }
 }

@@ -36,6 +36,7 @@ use super::keys::Layout;
 use super::limits::RedisLimits;
 use super::scripts::{RawId, ReplyError};
 use super::url::NodeAddr;
+use crate::broker::backend::NodeHealth;
 use crate::broker::catchup::CatchUpCounters;
 use cobra_wire::Position;
 
@@ -158,21 +159,13 @@ pub struct NodeStats {
     reconnects: AtomicU64,
 }
 
-/// A snapshot of one node's health.
+/// A snapshot of one node's health: what every backend reports, and what only Redis knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeStatus {
-    /// `redis://host:port/db` (no credentials).
-    pub node: String,
-    /// Both connections are up.
-    pub connected: bool,
-    /// Requests waiting for a slot or for Redis's answer.
-    pub queue_depth: u64,
-    /// Failed requests and connection attempts since start.
-    pub errors: u64,
-    /// Messages this server published to the node.
-    pub published: u64,
-    /// Times the node was (re)connected after the first connection.
-    pub reconnects: u64,
+    /// What every backend reports: here `node` is `redis://host:port/db` (no credentials),
+    /// `connected` means both connections are up, `queue_depth` counts the requests waiting for a
+    /// slot or for Redis's answer and `reconnects` the (re)connections after the first one.
+    pub health: NodeHealth,
     /// Channels this server is subscribed to on the node.
     pub live_channels: u64,
 }
@@ -310,13 +303,15 @@ impl Node {
     /// Health snapshot.
     pub fn status(&self) -> NodeStatus {
         NodeStatus {
-            node: self.name.clone(),
-            connected: self.is_connected(),
-            queue_depth: (self.limits.max_in_flight - self.permits.available_permits()
-                + self.waiting.lock().len()) as u64,
-            errors: self.stats.errors.load(Ordering::Relaxed),
-            published: self.stats.published.load(Ordering::Relaxed),
-            reconnects: self.stats.reconnects.load(Ordering::Relaxed),
+            health: NodeHealth {
+                node: self.name.clone(),
+                connected: self.is_connected(),
+                queue_depth: (self.limits.max_in_flight - self.permits.available_permits()
+                    + self.waiting.lock().len()) as u64,
+                errors: self.stats.errors.load(Ordering::Relaxed),
+                published: self.stats.published.load(Ordering::Relaxed),
+                reconnects: self.stats.reconnects.load(Ordering::Relaxed),
+            },
             live_channels: self.hub.channel_count() as u64,
         }
     }

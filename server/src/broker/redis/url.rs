@@ -324,39 +324,21 @@ mod tests {
 
     #[test]
     fn refuses_bad_urls_with_typed_errors() {
-        assert!(matches!(
-            NodeAddr::parse("redis+unix:///tmp/r.sock"),
-            Err(UrlError::Scheme(_))
-        ));
-        assert!(matches!(NodeAddr::parse("h:1"), Err(UrlError::Scheme(_))));
-        assert!(matches!(
-            NodeAddr::parse("redis://:pw@:1"),
-            Err(UrlError::MissingHost(_))
-        ));
-        assert!(matches!(
-            NodeAddr::parse("redis://h:0"),
-            Err(UrlError::Port { .. })
-        ));
-        assert!(matches!(
-            NodeAddr::parse("redis://h:99999"),
-            Err(UrlError::Port { .. })
-        ));
-        assert!(matches!(
-            NodeAddr::parse("redis://h:1/x"),
-            Err(UrlError::Database { .. })
-        ));
-        assert!(matches!(
-            NodeAddr::parse("redis://h:1/-1"),
-            Err(UrlError::Database { .. })
-        ));
-        assert!(matches!(
-            NodeAddr::parse("redis://:%zz@h:1"),
-            Err(UrlError::Escape(_))
-        ));
-        assert!(matches!(
-            NodeAddr::parse("redis://h:1?db=2"),
-            Err(UrlError::Scheme(_))
-        ));
+        // The URL is refused with this error.
+        macro_rules! refused {
+            ($url:literal, $error:pat) => {
+                assert!(matches!(NodeAddr::parse($url), Err($error)), "{}", $url)
+            };
+        }
+        refused!("redis+unix:///tmp/r.sock", UrlError::Scheme(_));
+        refused!("h:1", UrlError::Scheme(_));
+        refused!("redis://:pw@:1", UrlError::MissingHost(_));
+        refused!("redis://h:0", UrlError::Port { .. });
+        refused!("redis://h:99999", UrlError::Port { .. });
+        refused!("redis://h:1/x", UrlError::Database { .. });
+        refused!("redis://h:1/-1", UrlError::Database { .. });
+        refused!("redis://:%zz@h:1", UrlError::Escape(_));
+        refused!("redis://h:1?db=2", UrlError::Scheme(_));
     }
 
     #[test]

@@ -311,7 +311,10 @@ fn sketches_stay_within_their_documented_error() {
 #[test]
 fn aggregate_statements_are_checked_with_offsets() {
     let err = |sql: &str| Query::parse(sql).expect_err(sql);
-    let at = |sql: &str, what: &str| sql.find(what).unwrap();
+    // The statement is refused with an error at the (first) occurrence of `what`.
+    let points_at = |sql: &str, what: &str| {
+        assert_eq!(Some(err(sql).offset()), sql.find(what), "{sql}");
+    };
     let e = err("SELECT COUNT(*) FROM c");
     assert!(matches!(e.kind(), ParseErrorKind::Aggregate(_)), "{e}");
     assert_eq!(e.offset(), 22);
@@ -320,24 +323,38 @@ fn aggregate_statements_are_checked_with_offsets() {
     assert_eq!(e.offset(), 7, "{e}");
     let e = err("SELECT * FROM c GROUP BY a WINDOW TUMBLING (1 SECOND)");
     assert_eq!(e.offset(), 7, "{e}");
-    let sql = "SELECT PERCENTILE(v, 2) FROM c WINDOW TUMBLING (1 SECOND)";
-    assert_eq!(err(sql).offset(), at(sql, "2)"));
-    let sql = "SELECT COUNT(*) FROM c WINDOW TUMBLING (1 SECOND) EMIT CHANGES EVERY 10 MS";
-    assert_eq!(err(sql).offset(), at(sql, "10 MS"));
-    let sql = "SELECT COUNT(*) FROM c WINDOW HOPPING (SIZE 1 SECOND, ADVANCE BY 2 SECONDS)";
-    assert_eq!(err(sql).offset(), at(sql, "2 SECONDS"));
     let e = err("SELECT COUNT(*) FROM c WINDOW HOPPING (SIZE 1 HOUR, ADVANCE BY 1 SECOND)");
     assert!(matches!(e.kind(), ParseErrorKind::OutOfRange { .. }), "{e}");
     let e = err("SELECT FOO(x) FROM c WINDOW TUMBLING (1 SECOND)");
     assert_eq!(e.offset(), 7, "{e}");
-    let sql = "SELECT COUNT(*) FROM c WINDOW TUMBLING (1 FORTNIGHT)";
-    assert_eq!(err(sql).offset(), at(sql, "FORTNIGHT"));
-    let sql = "SELECT COUNT(*) FROM c WINDOW TUMBLING (0 SECONDS)";
-    assert_eq!(err(sql).offset(), at(sql, "0 SECONDS"));
-    let sql = "SELECT COUNT(*) FROM c WINDOW TUMBLING (1 SECOND) GRACE 1 SECOND GRACE 2 SECONDS";
-    assert_eq!(err(sql).offset(), at(sql, "GRACE 2"));
-    let sql = "SELECT HISTOGRAM(v) FROM c WINDOW TUMBLING (1 SECOND)";
-    assert_eq!(err(sql).offset(), at(sql, ") FROM"));
+    points_at(
+        "SELECT PERCENTILE(v, 2) FROM c WINDOW TUMBLING (1 SECOND)",
+        "2)",
+    );
+    points_at(
+        "SELECT COUNT(*) FROM c WINDOW TUMBLING (1 SECOND) EMIT CHANGES EVERY 10 MS",
+        "10 MS",
+    );
+    points_at(
+        "SELECT COUNT(*) FROM c WINDOW HOPPING (SIZE 1 SECOND, ADVANCE BY 2 SECONDS)",
+        "2 SECONDS",
+    );
+    points_at(
+        "SELECT COUNT(*) FROM c WINDOW TUMBLING (1 FORTNIGHT)",
+        "FORTNIGHT",
+    );
+    points_at(
+        "SELECT COUNT(*) FROM c WINDOW TUMBLING (0 SECONDS)",
+        "0 SECONDS",
+    );
+    points_at(
+        "SELECT COUNT(*) FROM c WINDOW TUMBLING (1 SECOND) GRACE 1 SECOND GRACE 2 SECONDS",
+        "GRACE 2",
+    );
+    points_at(
+        "SELECT HISTOGRAM(v) FROM c WINDOW TUMBLING (1 SECOND)",
+        ") FROM",
+    );
     // Plain statements that use the new words as names are unchanged.
     for sql in [
         "SELECT count, window.size FROM c WHERE emit = 1 AND grace > 2",
