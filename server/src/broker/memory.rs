@@ -560,7 +560,11 @@ mod tests {
         for i in 0..800 {
             b.publish_now(&k, format!("{i:>3}").into());
         }
-        assert_eq!(mb.queued_bytes() / (3 + 64), live_depth(1000), "queued: the depth, no more");
+        assert_eq!(
+            mb.queued_bytes() / (3 + 64),
+            live_depth(1000),
+            "queued: the depth, no more"
+        );
         assert_eq!(b.counters.active.load(Ordering::Relaxed), 1);
         let (got, lagging) = drain_all(&mb);
         let want: Vec<String> = (0..800).map(|i| format!("{i:>3}")).collect();
