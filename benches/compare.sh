@@ -49,6 +49,10 @@
 #                          the tool is the limit).
 #        BENCH_SCALING_PERIOD_US=100000   the quota's period (cpu.cfs_period_us, the kernel's default):
 #                          q × period µs per period, at least 1000 (the kernel's minimum)
+#        BENCH_SCALING_SHARES=1024   cpu.shares of the server's group and of the tool's (its own cgroup in
+#                          quota mode): 1024 weighs each like any other process of the machine; more
+#                          (e.g. 8192) has the scheduler favour them over the other work of a shared machine
+#                          (the quotas still cap each worker)
 #        BENCH_SCALING_MODES   which scaling runs: default "pinned unpinned", or "quota" with BENCH_SCALING_QUOTA
 #                          (e.g. "quota pinned unpinned" for all three)
 #        BENCH_SLOWSUB_ROUNDS=5 BENCH_SLOWSUB_WARMUP=5   rounds of each pair, seconds of warm-up (long enough
@@ -377,6 +381,7 @@ SCALING_SCENARIOS=(
 )
 SCALING_QUOTA="${BENCH_SCALING_QUOTA:-}"
 SCALING_PERIOD="${BENCH_SCALING_PERIOD_US:-100000}"
+SCALING_SHARES="${BENCH_SCALING_SHARES:-1024}"
 if [ -n "$SCALING_QUOTA" ]; then SCALING_MODES="${BENCH_SCALING_MODES:-quota}"; else
   SCALING_MODES="${BENCH_SCALING_MODES:-pinned unpinned}"; fi
 CG_ROOT=/sys/fs/cgroup/cpu
@@ -411,17 +416,24 @@ quota_setup() {
     CG_BASE=""
     exit 1
   fi
+  # The tool's group: a sibling of the server's, so each weighs SCALING_SHARES on its core.
+  if ! { mkdir "$CG_BASE-tool" && echo "$SCALING_SHARES" >"$CG_BASE-tool/cpu.shares" &&
+    echo "$SCALING_SHARES" >"$CG_BASE/cpu.shares"; } 2>"$WORK/cgroup.err"; then
+    echo "compare: cannot set up the cgroups $CG_BASE(-tool): $(cat "$WORK/cgroup.err")" >&2
+    exit 1
+  fi
 }
 
 # quota_cleanup: moves any thread left in $CG_BASE's groups back to the root group, removes them.
 quota_cleanup() {
   local d t
   [ -n "$CG_BASE" ] && [ -d "$CG_BASE" ] || return 0
-  for d in "$CG_BASE"/*/ "$CG_BASE/"; do
+  for d in "$CG_BASE"/*/ "$CG_BASE/" "$CG_BASE-tool/"; do
     [ -f "$d/tasks" ] || continue
     while read -r t; do echo "$t" >"$CG_ROOT/tasks" 2>/dev/null || true; done <"$d/tasks"
   done
   for d in "$CG_BASE"/*/; do if [ -d "$d" ]; then rmdir "$d" 2>/dev/null || true; fi; done
+  if [ -d "$CG_BASE-tool" ]; then rmdir "$CG_BASE-tool" 2>/dev/null || echo "compare: could not remove $CG_BASE-tool" >&2; fi
   rmdir "$CG_BASE" 2>/dev/null || echo "compare: could not remove $CG_BASE" >&2
 }
 
@@ -529,8 +541,11 @@ run_scaling() {
         s0="$(proc_cpu "$SERVER_PID")"
         [ "$mode" != quota ] || quota_snapshot "$SERVER_PID" >"$WORK/scaling-$run-w$workers-$name.before"
         t0="$(date +%s.%N)"
+        # In quota mode the tool runs in its own group (shares, CPU accounted by the tool itself).
+        local in_group=()
+        [ "$mode" != quota ] || in_group=(bash -c 'echo $$ >"$0/tasks" && exec "$@"' "$CG_BASE-tool")
         # shellcheck disable=SC2086
-        taskset -c "$tool_cpus" "$COBRA_BIN" bench --endpoint "ws://127.0.0.1:$SERVER_PORT" \
+        "${in_group[@]}" taskset -c "$tool_cpus" "$COBRA_BIN" bench --endpoint "ws://127.0.0.1:$SERVER_PORT" \
           --json --quiet $opts >"$WORK/scaling-$run-w$workers-$name.json" 2>"$WORK/scaling.err" ||
           echo "compare: scaling / $name failed: $(tail -c 300 "$WORK/scaling.err")" >&2
         t1="$(date +%s.%N)"
@@ -592,7 +607,7 @@ if has_target nats; then
 fi
 SCALING_TABLE=""
 case " $TARGETS " in *" scaling "*)
-  SCALING_TABLE="$(SCALING_MODES="$SCALING_MODES" SCALING_QUOTA="$SCALING_QUOTA" SCALING_PERIOD="$SCALING_PERIOD" \
+  SCALING_TABLE="$(SCALING_MODES="$SCALING_MODES" SCALING_QUOTA="$SCALING_QUOTA" SCALING_PERIOD="$SCALING_PERIOD" SCALING_SHARES="$SCALING_SHARES" \
     python3 "$ROOT/benches/compare_scaling.py" "$WORK" "$DUR" "$SERVER_CPU" "$TOOL_CPU" \
     ${BENCH_SCALING_WORKERS:-1 2})"
   echo "$SCALING_TABLE" ;;

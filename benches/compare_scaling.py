@@ -74,13 +74,15 @@ affinity_modes = [m for m in modes if m in ("pinned", "unpinned")]
 if "quota" in modes:
     quotas = (os.environ.get("SCALING_QUOTA") or "").split()
     period = int(os.environ.get("SCALING_PERIOD") or 0)
+    shares = os.environ.get("SCALING_SHARES") or "1024"
     out += [
         f"Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {ncpu} cores, load average "
         f"{load_avg:.1f} (machine shared), {dur} s per scenario, 300-byte events, one `cobra bench` "
         f"(single-threaded) as the load on core {tool_cpu}. **Emulated cores**: each `cobra-worker` thread "
         f"in its own cgroup with a CPU quota of q of a core (q × {period} µs per {period} µs period), "
         f"the whole server on core {server_cpu}; its other threads (main, accept loop) in one group "
-        "without quota. Worker CPU: user + system of each worker thread over the scenario (connects "
+        f"without quota; the server's and the tool's groups weigh cpu.shares {shares} (1024: as any other "
+        "process on this shared machine). Worker CPU: user + system of each worker thread over the scenario (connects "
         "and drain included) ÷ its wall time, mean over the workers (min–max): ≈ q when the quota "
         "binds; throttled: share of the periods a worker ran in that it ran out of quota (all workers). "
         "Other threads and tool: CPU ÷ wall time, in cores (the tool is the limit near 1). "
