@@ -30,9 +30,10 @@
 #                          when slowsub is the only target (BENCH_TARGETS=slowsub).
 #                          scaling: the embedded server with `--worker-threads` 1 then 2 (then
 #                          BENCH_SCALING_WORKERS), fan-out scenarios, once pinned (1 worker on core
-#                          SERVER_CPU, 2 workers on both cores, the tool on TOOL_CPU) and once unpinned;
-#                          its table goes between `<!-- scaling:begin -->` / `<!-- scaling:end -->`
-#                          (not in the default list)
+#                          SERVER_CPU, 2 workers on both cores, the tool on TOOL_CPU) and once unpinned,
+#                          or on emulated cores (BENCH_SCALING_QUOTA below: a machine with fewer cores than
+#                          workers + the tool); its table goes between `<!-- scaling:begin -->` /
+#                          `<!-- scaling:end -->` (not in the default list)
 #        BENCH_SCALING_WORKERS="1 2"   worker counts of the scaling target (the first is the "× 1 worker" base)
 #        BENCH_SCALING_QUOTA="q..."   scaling target, emulated cores (e.g. "0.25 0.1"): instead of the pinned and
 #                          unpinned runs, each `cobra-worker` thread of the server gets its own cgroup (v1,
@@ -49,8 +50,8 @@
 #                          the tool is the limit).
 #        BENCH_SCALING_PERIOD_US=100000   the quota's period (cpu.cfs_period_us, the kernel's default):
 #                          q × period µs per period, at least 1000 (the kernel's minimum)
-#        BENCH_SCALING_SHARES=1024   cpu.shares of the server's group and of the tool's (its own cgroup in
-#                          quota mode): 1024 weighs each like any other process of the machine; more
+#        BENCH_SCALING_SHARES=1024   quota mode: cpu.shares of the server's group and of the tool's (a
+#                          cgroup of its own): 1024 weighs each like any other process of the machine; more
 #                          (e.g. 8192) has the scheduler favour them over the other work of a shared machine
 #                          (the quotas still cap each worker)
 #        BENCH_SCALING_MODES   which scaling runs: default "pinned unpinned", or "quota" with BENCH_SCALING_QUOTA
