@@ -544,6 +544,7 @@ run_scaling() {
         t0="$(date +%s.%N)"
         # In quota mode the tool runs in its own group (shares, CPU accounted by the tool itself).
         local in_group=()
+        # shellcheck disable=SC2016 # $$ and $@ are the inner bash's
         [ "$mode" != quota ] || in_group=(bash -c 'echo $$ >"$0/tasks" && exec "$@"' "$CG_BASE-tool")
         # shellcheck disable=SC2086
         "${in_group[@]}" taskset -c "$tool_cpus" "$COBRA_BIN" bench --endpoint "ws://127.0.0.1:$SERVER_PORT" \
