@@ -30,9 +30,32 @@
 #                          when slowsub is the only target (BENCH_TARGETS=slowsub).
 #                          scaling: the embedded server with `--worker-threads` 1 then 2 (then
 #                          BENCH_SCALING_WORKERS), fan-out scenarios, once pinned (1 worker on core
-#                          SERVER_CPU, 2 workers on both cores, the tool on TOOL_CPU) and once unpinned;
-#                          its table goes between `<!-- scaling:begin -->` / `<!-- scaling:end -->`
-#                          (not in the default list)
+#                          SERVER_CPU, 2 workers on both cores, the tool on TOOL_CPU) and once unpinned,
+#                          or on emulated cores (BENCH_SCALING_QUOTA below: a machine with fewer cores than
+#                          workers + the tool); its table goes between `<!-- scaling:begin -->` /
+#                          `<!-- scaling:end -->` (not in the default list)
+#        BENCH_SCALING_WORKERS="1 2"   worker counts of the scaling target (the first is the "× 1 worker" base)
+#        BENCH_SCALING_QUOTA="q..."   scaling target, emulated cores (e.g. "0.25 0.1"): instead of the pinned and
+#                          unpinned runs, each `cobra-worker` thread of the server gets its own cgroup (v1,
+#                          /sys/fs/cgroup/cpu, needs root) with a CPU quota of q of a core, so N workers are N
+#                          cores of speed q and the single-threaded load tool (a full core) is not the limit.
+#                          Per thread, not per process: a server whose work ran on one thread could not use
+#                          N × q. The server's other threads (main, accept loop, any blocking thread) share one
+#                          more group without quota; their CPU is reported. The whole server is pinned to
+#                          BENCH_SERVER_CPU (needs N × q ≤ 1 for every N, else it fails), the tool to
+#                          BENCH_TOOL_CPU. Fails when the cgroups cannot be made; removes them at exit.
+#                          Each q listed is one run of every worker count (a table row has its q).
+#                          The table says how much CPU each worker got (≈ q when the quota binds), how
+#                          often it was throttled, the other threads' CPU and the tool's (< 1 core, else
+#                          the tool is the limit).
+#        BENCH_SCALING_PERIOD_US=100000   the quota's period (cpu.cfs_period_us, the kernel's default):
+#                          q × period µs per period, at least 1000 (the kernel's minimum)
+#        BENCH_SCALING_SHARES=1024   quota mode: cpu.shares of the server's group and of the tool's (a
+#                          cgroup of its own): 1024 weighs each like any other process of the machine; more
+#                          (e.g. 8192) has the scheduler favour them over the other work of a shared machine
+#                          (the quotas still cap each worker)
+#        BENCH_SCALING_MODES   which scaling runs: default "pinned unpinned", or "quota" with BENCH_SCALING_QUOTA
+#                          (e.g. "quota pinned unpinned" for all three)
 #        BENCH_HISTORY=50000   `--channel-max-length` of our servers (messages of history per channel, the
 #                          catch-up window of a subscriber that falls behind: 50 publishers with 256
 #                          publishes in flight each put 12,800 in one scheduling round; the default 1,000
@@ -56,12 +79,16 @@ TARGETS="${BENCH_TARGETS:-embedded redis1 redis3 python nats}"
 WORK="$(mktemp -d /tmp/cobra-compare.XXXXXX)"
 PIDS=()
 
+CG_BASE=""  # the scaling target's cgroup directory when BENCH_SCALING_QUOTA is set
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  quota_cleanup
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # Each idle connection is one descriptor in the server and one in the tool (separate processes).
 ulimit -n "$(ulimit -Hn)"
@@ -374,11 +401,140 @@ SCALING_SCENARIOS=(
   "p1s100plain|--publishers 1 --subscribers 100 --no-deflate --duration $DUR"
   "p50s10plain|--publishers 50 --subscribers 10 --no-deflate --duration $DUR"
 )
+SCALING_QUOTA="${BENCH_SCALING_QUOTA:-}"
+SCALING_PERIOD="${BENCH_SCALING_PERIOD_US:-100000}"
+SCALING_SHARES="${BENCH_SCALING_SHARES:-1024}"
+if [ -n "$SCALING_QUOTA" ]; then SCALING_MODES="${BENCH_SCALING_MODES:-quota}"; else
+  SCALING_MODES="${BENCH_SCALING_MODES:-pinned unpinned}"; fi
+CG_ROOT=/sys/fs/cgroup/cpu
+
+# quota_setup: checks BENCH_SCALING_QUOTA and makes $CG_BASE (one cgroup per worker made later by
+# quota_place); exits with a message when the cgroups cannot be written.
+quota_setup() {
+  local n q
+  for q in $SCALING_QUOTA; do
+    if ! python3 -c "import sys; q = float(sys.argv[1]); sys.exit(0 if 0 < q <= 1 and q * int(sys.argv[2]) >= 1000 else 1)" \
+      "$q" "$SCALING_PERIOD" 2>/dev/null; then
+      echo "compare: BENCH_SCALING_QUOTA $q: want a fraction of a core, 0 < q ≤ 1, and q × BENCH_SCALING_PERIOD_US" \
+        "($SCALING_PERIOD) ≥ 1000 µs (the kernel's minimum quota)" >&2
+      exit 1
+    fi
+    for n in ${BENCH_SCALING_WORKERS:-1 2}; do
+      if ! python3 -c "import sys; sys.exit(0 if int(sys.argv[1]) * float(sys.argv[2]) <= 1.0001 else 1)" "$n" "$q"; then
+        echo "compare: $n workers × quota $q > 1 core: the workers (all on core $SERVER_CPU) would" \
+          "compete for it instead of each getting its quota; use a smaller BENCH_SCALING_QUOTA" >&2
+        exit 1
+      fi
+    done
+  done
+  if [ ! -w "$CG_ROOT/tasks" ] || [ ! -f "$CG_ROOT/cpu.cfs_quota_us" ]; then
+    echo "compare: BENCH_SCALING_QUOTA needs the cgroup v1 cpu controller writable at $CG_ROOT" \
+      "(root; $CG_ROOT/tasks and cpu.cfs_quota_us): not available here" >&2
+    exit 1
+  fi
+  CG_BASE="$CG_ROOT/cobra-scaling-$$"
+  if ! mkdir "$CG_BASE" 2>"$WORK/cgroup.err"; then
+    echo "compare: cannot make the cgroup $CG_BASE: $(cat "$WORK/cgroup.err")" >&2
+    CG_BASE=""
+    exit 1
+  fi
+  # The tool's group: a sibling of the server's, so each weighs SCALING_SHARES on its core.
+  if ! { mkdir "$CG_BASE-tool" && echo "$SCALING_SHARES" >"$CG_BASE-tool/cpu.shares" &&
+    echo "$SCALING_SHARES" >"$CG_BASE/cpu.shares"; } 2>"$WORK/cgroup.err"; then
+    echo "compare: cannot set up the cgroups $CG_BASE(-tool): $(cat "$WORK/cgroup.err")" >&2
+    exit 1
+  fi
+}
+
+# quota_cleanup: moves any thread left in $CG_BASE's groups back to the root group, removes them.
+quota_cleanup() {
+  local d t
+  [ -n "$CG_BASE" ] && [ -d "$CG_BASE" ] || return 0
+  for d in "$CG_BASE"/*/ "$CG_BASE/" "$CG_BASE-tool/"; do
+    [ -f "$d/tasks" ] || continue
+    while read -r t; do echo "$t" >"$CG_ROOT/tasks" 2>/dev/null || true; done <"$d/tasks"
+  done
+  for d in "$CG_BASE"/*/; do if [ -d "$d" ]; then rmdir "$d" 2>/dev/null || true; fi; done
+  if [ -d "$CG_BASE-tool" ]; then rmdir "$CG_BASE-tool" 2>/dev/null || echo "compare: could not remove $CG_BASE-tool" >&2; fi
+  rmdir "$CG_BASE" 2>/dev/null || echo "compare: could not remove $CG_BASE" >&2
+}
+
+# quota_place PID N Q: puts each of the server's N `cobra-worker` threads in its own group
+# $CG_BASE/wI (quota Q of a core) and every other thread in $CG_BASE/other (no quota). Fails when
+# the server does not run exactly N workers. Sets WORKER_TIDS.
+quota_place() {
+  local pid=$1 n=$2 t comm i=0 quota_us
+  quota_us="$(python3 -c "import sys; print(round(float(sys.argv[1]) * int(sys.argv[2])))" "$3" "$SCALING_PERIOD")"
+  WORKER_TIDS=()
+  mkdir -p "$CG_BASE/other"
+  for t in /proc/"$pid"/task/*; do
+    comm="$(cat "$t/comm" 2>/dev/null)" || continue
+    # tokio names its blocking threads like its workers, but starts them on demand: before any
+    # connection the `cobra-worker` threads are the workers.
+    if [ "$comm" = cobra-worker ]; then WORKER_TIDS+=("${t##*/}"); else echo "${t##*/}" >"$CG_BASE/other/tasks"; fi
+  done
+  if [ "${#WORKER_TIDS[@]}" != "$n" ]; then
+    echo "compare: the server runs ${#WORKER_TIDS[@]} cobra-worker threads, not $n" >&2
+    return 1
+  fi
+  for t in "${WORKER_TIDS[@]}"; do
+    i=$((i + 1))
+    mkdir -p "$CG_BASE/w$i"
+    echo "$SCALING_PERIOD" >"$CG_BASE/w$i/cpu.cfs_period_us"
+    echo "$quota_us" >"$CG_BASE/w$i/cpu.cfs_quota_us"
+    echo "$t" >"$CG_BASE/w$i/tasks"
+  done
+}
+
+# quota_snapshot PID: one line per worker "wI TID cpu_ticks nr_periods nr_throttled throttled_ns",
+# then "other TIDS cpu_ticks" (the process's threads other than the workers; threads started since
+# quota_place are moved to `other` first: one started by a worker would be in that worker's group)
+# and "process cpu_ticks".
+quota_snapshot() {
+  local pid=$1 t i=0 tid known
+  for t in /proc/"$pid"/task/*; do
+    tid="${t##*/}"
+    known=""
+    for i in "${WORKER_TIDS[@]}"; do [ "$i" = "$tid" ] && known=1; done
+    [ -n "$known" ] || echo "$tid" >"$CG_BASE/other/tasks" 2>/dev/null || true
+  done
+  i=0
+  for tid in "${WORKER_TIDS[@]}"; do
+    i=$((i + 1))
+    printf 'w%s %s %s %s\n' "$i" "$tid" \
+      "$(awk '{ print $14 + $15 }' "/proc/$pid/task/$tid/stat" 2>/dev/null || echo 0)" \
+      "$(awk '/^nr_periods/ { p = $2 } /^nr_throttled/ { n = $2 } /^throttled_time/ { t = $2 } END { print p, n, t }' "$CG_BASE/w$i/cpu.stat")"
+  done
+  awk -v w=" ${WORKER_TIDS[*]} " '{ f = FILENAME; sub(/\/stat$/, "", f); sub(/.*\//, "", f)
+      if (index(w, " " f " ") == 0) { s += $14 + $15; n++ } } END { print "other", n, s + 0 }' \
+    /proc/"$pid"/task/*/stat 2>/dev/null
+  awk '{ print "process", $14 + $15 }' "/proc/$pid/stat"
+}
+
 run_scaling() {
-  local mode workers entry name opts server_cpus tool_cpus
-  for mode in pinned unpinned; do
+  local mode workers entry name opts server_cpus tool_cpus runs=() run q
+  [ -z "$SCALING_QUOTA" ] || quota_setup
+  # A run: pinned, unpinned, or q<quota> (emulated cores).
+  for mode in $SCALING_MODES; do
+    if [ "$mode" = quota ]; then
+      if [ -z "$CG_BASE" ]; then
+        echo "compare: scaling mode quota needs BENCH_SCALING_QUOTA" >&2
+        exit 1
+      fi
+      for q in $SCALING_QUOTA; do runs+=("q$q"); done
+    else
+      runs+=("$mode")
+    fi
+  done
+  for run in "${runs[@]}"; do
+    mode="$run"
+    case "$run" in q*) mode=quota ;; esac
     for workers in ${BENCH_SCALING_WORKERS:-1 2}; do
-      if [ "$mode" = pinned ]; then
+      if [ "$mode" = quota ]; then
+        # Every thread of the server on its core: the quotas, not the cores, set what each worker gets.
+        server_cpus="$SERVER_CPU"
+        tool_cpus="$TOOL_CPU"
+      elif [ "$mode" = pinned ]; then
         # One worker gets the server's core; more get every core (the tool shares them).
         if [ "$workers" = 1 ]; then server_cpus="$SERVER_CPU"; else server_cpus="$SERVER_CPU,$TOOL_CPU"; fi
         tool_cpus="$TOOL_CPU"
@@ -395,19 +551,29 @@ run_scaling() {
         echo "compare: scaling server did not start: $(tail -c 300 "$WORK/scaling.log")" >&2
         return
       fi
+      if [ "$mode" = quota ] && ! quota_place "$SERVER_PID" "$workers" "${run#q}"; then
+        stop_server
+        exit 1
+      fi
       for entry in "${SCALING_SCENARIOS[@]}"; do
         name="${entry%%|*}"
         opts="${entry#*|}"
-        echo "compare: scaling / $mode / $workers worker(s) / $name" >&2
+        echo "compare: scaling / $run / $workers worker(s) / $name" >&2
         local s0 t0 t1
         s0="$(proc_cpu "$SERVER_PID")"
+        [ "$mode" != quota ] || quota_snapshot "$SERVER_PID" >"$WORK/scaling-$run-w$workers-$name.before"
         t0="$(date +%s.%N)"
+        # In quota mode the tool runs in its own group (shares, CPU accounted by the tool itself).
+        local in_group=()
+        # shellcheck disable=SC2016 # $$ and $@ are the inner bash's
+        [ "$mode" != quota ] || in_group=(bash -c 'echo $$ >"$0/tasks" && exec "$@"' "$CG_BASE-tool")
         # shellcheck disable=SC2086
-        taskset -c "$tool_cpus" "$COBRA_BIN" bench --endpoint "ws://127.0.0.1:$SERVER_PORT" \
-          --json --quiet $opts >"$WORK/scaling-$mode-w$workers-$name.json" 2>"$WORK/scaling.err" ||
+        "${in_group[@]}" taskset -c "$tool_cpus" "$COBRA_BIN" bench --endpoint "ws://127.0.0.1:$SERVER_PORT" \
+          --json --quiet $opts >"$WORK/scaling-$run-w$workers-$name.json" 2>"$WORK/scaling.err" ||
           echo "compare: scaling / $name failed: $(tail -c 300 "$WORK/scaling.err")" >&2
         t1="$(date +%s.%N)"
-        echo "$(proc_cpu "$SERVER_PID") $s0 $t1 $t0" >"$WORK/scaling-$mode-w$workers-$name.cpu"
+        [ "$mode" != quota ] || quota_snapshot "$SERVER_PID" >"$WORK/scaling-$run-w$workers-$name.after"
+        echo "$(proc_cpu "$SERVER_PID") $s0 $t1 $t0" >"$WORK/scaling-$run-w$workers-$name.cpu"
       done
       stop_server
     done
@@ -464,7 +630,8 @@ if has_target nats; then
 fi
 SCALING_TABLE=""
 case " $TARGETS " in *" scaling "*)
-  SCALING_TABLE="$(python3 "$ROOT/benches/compare_scaling.py" "$WORK" "$DUR" "$SERVER_CPU" "$TOOL_CPU" \
+  SCALING_TABLE="$(SCALING_MODES="$SCALING_MODES" SCALING_QUOTA="$SCALING_QUOTA" SCALING_PERIOD="$SCALING_PERIOD" SCALING_SHARES="$SCALING_SHARES" \
+    python3 "$ROOT/benches/compare_scaling.py" "$WORK" "$DUR" "$SERVER_CPU" "$TOOL_CPU" \
     ${BENCH_SCALING_WORKERS:-1 2})"
   echo "$SCALING_TABLE" ;;
 esac
