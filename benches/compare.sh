@@ -544,7 +544,7 @@ run_scaling() {
       fi
       SERVER_PORT="$(free_port)"
       taskset -c "$server_cpus" "$COBRA_BIN" run --host 127.0.0.1 --port "$SERVER_PORT" \
-        --apps-config "$WORK/apps.yaml" --worker-threads "$workers" >"$WORK/scaling.log" 2>&1 &
+        --apps-config "$WORK/apps.yaml" --channel-max-length "$HISTORY" --worker-threads "$workers" >"$WORK/scaling.log" 2>&1 &
       SERVER_PID=$!
       PIDS+=("$SERVER_PID")
       if ! wait_port "$SERVER_PORT" "$SERVER_PID"; then
