@@ -77,7 +77,7 @@ struct Conn {
     /// NATS protocol bytes received and not parsed yet.
     nats: BytesMut,
     wbuf: Vec<u8>,
-    /// Spare room a read is given: 1 MiB for a subscriber, as `cobra bench`'s subscribers
+    /// Spare room a read is given: 256 KiB for a subscriber, as `cobra bench`'s subscribers
     /// read (one thread plays every connection: with 64 KiB a turn, one subscriber fell behind
     /// 50 publishers by the tool's own scheduling).
     read_chunk: usize,
@@ -262,7 +262,7 @@ async fn subscriber(mut c: Conn, epoch: Instant, stats: Arc<Stats>) -> Res<()> {
     let mut local = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
         .map_err(|e| e.to_string())?;
     let mut n = 0u64;
-    c.read_chunk = 1 << 20;
+    c.read_chunk = 256 << 10;
     loop {
         // Parse every complete MSG in the buffer; answer server PINGs.
         while let Some(i) = memchr::memmem::find(&c.nats, b"\r\n") {
