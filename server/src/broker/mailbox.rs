@@ -114,6 +114,8 @@ pub struct DrainFlags {
     /// This drain's number (1 for the first): the notices to write before its deliveries are
     /// those reported before it ([`Subscriber::take_notices_before`]).
     pub drain: u64,
+    /// Payload bytes of the deliveries taken.
+    pub payload_bytes: usize,
 }
 
 impl Mailbox {
@@ -144,7 +146,7 @@ impl Mailbox {
         // Under the lock that pushes take: a notice stamped before this increment was reported
         // before these deliveries were taken, one stamped after it comes after them.
         inner.drains += 1;
-        let mut taken = 0;
+        let (mut taken, mut payload_bytes) = (0, 0);
         while taken < max_bytes {
             let Some(d) = inner.items.pop_front() else {
                 break;
@@ -152,6 +154,7 @@ impl Mailbox {
             let size = d.message.payload.len() + ITEM_OVERHEAD;
             inner.bytes -= size;
             taken += size;
+            payload_bytes += d.message.payload.len();
             out.push(d);
         }
         if inner.items.is_empty() && inner.items.capacity() > 64 {
@@ -166,6 +169,7 @@ impl Mailbox {
             lagging: inner.lagging,
             close: inner.close,
             drain: inner.drains,
+            payload_bytes,
         };
         inner.lagging = false;
         let room = inner.room_wanted && inner.bytes <= self.limit_bytes / 2;

@@ -205,7 +205,6 @@ impl Session {
         let now_ms = if has_agg { wall_ms() } else { 0 };
         let mut rows = Vec::new();
         let taken = drained.len();
-        let taken_bytes = drained.iter().map(|d| d.message.payload.len()).sum();
         for d in drained.drain(..) {
             let Some(i) = self.subs.iter().position(|s| s.handle.token() == d.token) else {
                 continue;
@@ -273,7 +272,7 @@ impl Session {
         }
         Round {
             taken,
-            taken_bytes,
+            taken_bytes: flags.payload_bytes,
             written: bytes as usize,
             close: flags.close,
         }
