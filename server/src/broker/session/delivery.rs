@@ -128,11 +128,12 @@ impl Session {
 
     /// Drains the mailbox: builds subscription PDUs, reports losses, flushes due batches.
     ///
-    /// One round takes up to `drain_bytes` from the queue. A filtering subscription writes only
-    /// the part that matches, so rounds go on until `drain_bytes` were written, the queue is
-    /// empty (catch-ups included) or [`MAX_DRAIN_ROUNDS`] were taken: with one round per wake,
-    /// a subscriber passing 10 % read a tenth of what each publisher's task handled in a
-    /// scheduling round, fell behind the history at full rate and lost what it could have kept.
+    /// One round takes up to `drain_bytes` from the queue. A filtering (or aggregating)
+    /// subscription writes only part of what it takes, so while a round wrote less than half of
+    /// it, rounds go on until `drain_bytes` were written, the queue is empty (catch-ups
+    /// included) or [`MAX_DRAIN_ROUNDS`] were taken: with one round per wake, a subscriber
+    /// passing 10 % read a tenth of what each publisher's task handled in a scheduling round,
+    /// fell behind the history at full rate and lost what it could have kept.
     pub fn pump(&mut self, sink: &mut (dyn PduSink + Send), now: Instant) -> Flow {
         let mut close = None;
         let mut written = 0;
