@@ -47,6 +47,17 @@ def load(mode, n, name):
     return report
 
 
+def against_one_worker(mode, name):
+    """(workers, report, deliveries/s, × the first worker count) for each worker count of a run."""
+    one = None
+    for n in workers:
+        r = load(mode, n, name)
+        d = r.get("delivered_per_sec") if r else None
+        if n == workers[0]:
+            one = d
+        yield n, r, d, (f"{d / one:.2f}×" if d and one else "n/a")
+
+
 def snapshot(path):
     """{"w1": (ticks, nr_periods, nr_throttled), ..., "other": ticks, "process": ticks} or None."""
     try:
@@ -94,13 +105,7 @@ if "quota" in modes:
     ]
     for label, name in SCENARIOS:
         for qs in quotas:
-            one = None
-            for n in workers:
-                r = load(f"q{qs}", n, name)
-                d = r.get("delivered_per_sec") if r else None
-                if n == workers[0]:
-                    one = d
-                ratio = f"{d / one:.2f}×" if d and one else "n/a"
+            for n, r, d, ratio in against_one_worker(f"q{qs}", name):
                 lost = (r.get("lost") or 0) if r else 0
                 note = f" ⚠ lost {lost:,}" if lost else ""
                 b = snapshot(os.path.join(work, f"scaling-q{qs}-w{n}-{name}.before"))
@@ -145,13 +150,7 @@ if affinity_modes:
     ]
 for label, name in SCENARIOS:
     for mode in affinity_modes:
-        one = None
-        for n in workers:
-            r = load(mode, n, name)
-            d = r.get("delivered_per_sec") if r else None
-            if n == workers[0]:
-                one = d
-            ratio = f"{d / one:.2f}×" if d and one else "n/a"
+        for n, r, d, ratio in against_one_worker(mode, name):
             cpu = r.get("server_cpu_seconds") if r else None
             wall = r.get("wall_seconds") if r else None
             cores = f"{cpu / wall:.2f}" if cpu and wall else "n/a"
