@@ -19,23 +19,30 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-/// How many deliveries a connection's queue may hold before a live message is refused to a
-/// subscription whose channel keeps `channel_max_length` messages of history, which then
-/// catches up from that history instead.
+/// Whether a connection's queue, holding `queued` deliveries of `queued_bytes` (short of its
+/// byte limit `limit_bytes`), takes no more live messages for a subscription whose channel keeps
+/// `history` messages: that subscription then catches up from the history instead.
 ///
-/// Its position is then the newest message, and it reads from there only once it has drained
-/// what is queued before it. A queue deeper than the history (the byte limit alone is ~23,000
-/// telemetry events, against 1,000 kept by default) meant the history had always moved past
-/// that position by then: every laggard lost, none was served from history. A quarter of the
-/// history leaves the other three quarters as slack: publishers may go at up to 4× the
-/// subscriber's pace for as long as it drains its queue. Without history (`0`) only the
-/// queue's byte limit applies.
-pub fn live_depth(channel_max_length: usize) -> usize {
-    if channel_max_length == 0 {
-        usize::MAX
-    } else {
-        (channel_max_length / 4).max(1)
+/// A laggard's position is the newest message when it switches, and it reads from there only
+/// once it has drained what is queued before it. So:
+/// - A history at least as large as the queue could grow (in bytes, at the queue's average
+///   delivery size) is where the laggard should wait: the queue stops at a quarter of the
+///   history, leaving the other three quarters as slack (publishers may go at up to 4× its pace
+///   while it drains the queue), and it holds no more than that many `Arc`s. A queue deeper than
+///   the history (the 8 MiB byte limit is ~23,000 telemetry events) meant the position had
+///   always expired by the time it was drained: nothing was ever served from history.
+/// - A shorter history (the default 1,000 against an 8 MiB queue) could not cover the queue's
+///   drain anyway: the queue itself absorbs the burst up to its byte limit, as before.
+pub fn past_live_depth(
+    history: usize,
+    queued: usize,
+    queued_bytes: usize,
+    limit_bytes: usize,
+) -> bool {
+    if history == 0 || queued < (history / 4).max(1) {
+        return false;
     }
+    history.saturating_mul(queued_bytes / queued) >= limit_bytes
 }
 
 /// One subscription reading its channel's history at its connection's pace. Registered with

@@ -38,6 +38,7 @@ use tokio::sync::Notify;
 
 use super::backend::Message;
 pub use super::catchup::CatchUp;
+use super::catchup::past_live_depth;
 
 /// Notices one subscription may have waiting; when full the oldest is dropped (a newer state
 /// of the same subscription supersedes it, and a flapping node cannot grow the queue).
@@ -281,15 +282,16 @@ impl Mailbox {
         self.inner.lock().catch_ups.len()
     }
 
-    /// Queues the delivery unless full (its byte limit, or `depth` deliveries queued); false
-    /// when full (nothing else is done).
-    fn push(&self, token: u32, message: &Arc<Message>, depth: usize) -> bool {
+    /// Queues the delivery unless full (its byte limit, or for a channel keeping `history`
+    /// messages, [`past_live_depth`]); false when full (nothing else is done).
+    fn push(&self, token: u32, message: &Arc<Message>, history: usize) -> bool {
         let size = message.payload.len() + ITEM_OVERHEAD;
         let mut inner = self.inner.lock();
         if inner.closing() {
             return true; // nobody will read it, and it is not a loss to report
         }
-        if (inner.bytes + size > self.limit_bytes || inner.items.len() >= depth)
+        if (inner.bytes + size > self.limit_bytes
+            || past_live_depth(history, inner.items.len(), inner.bytes, self.limit_bytes))
             && !inner.items.is_empty()
         {
             // (An empty queue takes one message of any size: one larger than the limit must
@@ -447,7 +449,7 @@ impl Subscriber {
     /// Queues `message` without blocking. Returns `false` (and counts the loss, which the
     /// connection reports) when the connection's queue is full.
     pub fn offer(&self, message: &Arc<Message>) -> bool {
-        let queued = self.mailbox.push(self.token, message, usize::MAX);
+        let queued = self.mailbox.push(self.token, message, 0);
         if !queued {
             self.missed.fetch_add(1, Ordering::Relaxed);
             self.mailbox.flag();
@@ -456,10 +458,10 @@ impl Subscriber {
     }
 
     /// Queues `message` without blocking; `false` when the connection's queue is full (its
-    /// byte limit, or `depth` deliveries: see [`super::catchup::live_depth`]), and then nothing
-    /// is counted: the backend catches the subscription up from history instead.
-    pub fn try_offer(&self, message: &Arc<Message>, depth: usize) -> bool {
-        self.mailbox.push(self.token, message, depth)
+    /// byte limit, or for a channel keeping `history` messages, [`past_live_depth`]), and then
+    /// nothing is counted: the backend catches the subscription up from history instead.
+    pub fn try_offer(&self, message: &Arc<Message>, history: usize) -> bool {
+        self.mailbox.push(self.token, message, history)
     }
 
     /// The connection's mailbox.
@@ -493,19 +495,26 @@ mod tests {
     }
 
     #[test]
-    fn a_live_offer_is_refused_past_the_depth_well_before_the_byte_limit() {
-        let mailbox = Arc::new(Mailbox::new(1 << 20));
+    fn a_live_offer_stops_at_a_quarter_of_a_history_as_deep_as_the_queue() {
+        // Room for 32 messages of 128 accounted bytes.
+        let mailbox = Arc::new(Mailbox::new(32 * 128));
         let sub = Subscriber::new(Arc::clone(&mailbox), 1);
         let m = msg();
-        for _ in 0..3 {
-            assert!(sub.try_offer(&m, 3));
+        // A history of 40 holds more than the queue can: the queue stops at 10, a laggard
+        // reads the rest from the history.
+        for _ in 0..10 {
+            assert!(sub.try_offer(&m, 40));
         }
-        assert!(!sub.try_offer(&m, 3), "3 queued: the depth");
-        assert!(sub.try_offer(&m, 4), "a deeper limit still takes it");
+        assert!(!sub.try_offer(&m, 40), "a quarter of the history queued");
+        // A history of 12 could not cover the queue's drain: the queue takes up to its limit.
+        for _ in 10..32 {
+            assert!(sub.try_offer(&m, 12));
+        }
+        assert!(!sub.try_offer(&m, 12), "full");
         let mut out = Vec::new();
         mailbox.drain(&mut out, usize::MAX);
-        assert_eq!(out.len(), 4);
-        assert!(sub.try_offer(&m, 1), "drained: room again");
+        assert_eq!(out.len(), 32);
+        assert!(sub.try_offer(&m, 40), "drained: room again");
         assert_eq!(sub.take_missed(), 0);
     }
 
@@ -515,17 +524,17 @@ mod tests {
         let sub = Subscriber::new(Arc::clone(&mailbox), 1);
         let m = msg();
         for _ in 0..10 {
-            assert!(sub.try_offer(&m, usize::MAX));
+            assert!(sub.try_offer(&m, 0));
         }
-        assert!(!sub.try_offer(&m, usize::MAX), "full");
+        assert!(!sub.try_offer(&m, 0), "full");
         // An empty queue takes one message even over the limit (never stuck behind it).
         let big = Arc::new(Message {
             position: Position::ZERO,
             payload: "x".repeat(4096).into(),
         });
         let empty = Subscriber::new(Arc::new(Mailbox::new(1280)), 2);
-        assert!(empty.try_offer(&big, usize::MAX));
-        assert!(!empty.try_offer(&m, usize::MAX));
+        assert!(empty.try_offer(&big, 0));
+        assert!(!empty.try_offer(&m, 0));
         assert_eq!(sub.take_missed(), 0, "try_offer counts nothing");
         assert!(!sub.offer(&m));
         assert_eq!(sub.take_missed(), 1, "offer counts the loss");
@@ -535,7 +544,7 @@ mod tests {
         // Closing: nothing is refused (nobody reads it), nothing is a loss.
         mailbox.close(1001);
         for _ in 0..20 {
-            assert!(sub.try_offer(&m, usize::MAX));
+            assert!(sub.try_offer(&m, 0));
         }
     }
 
@@ -545,7 +554,7 @@ mod tests {
         let sub = Subscriber::new(Arc::clone(&mailbox), 1);
         let m = msg();
         for _ in 0..10 {
-            assert!(sub.try_offer(&m, usize::MAX));
+            assert!(sub.try_offer(&m, 0));
         }
         let waiting = {
             let mailbox = Arc::clone(&mailbox);
@@ -631,12 +640,12 @@ mod tests {
         let mut out = Vec::new();
         assert!(sub.report_loss(3, "gone"));
         for n in [4, 5] {
-            assert!(sub.try_offer(&numbered(n), usize::MAX));
+            assert!(sub.try_offer(&numbered(n), 0));
         }
         let d = mailbox.drain(&mut out, usize::MAX);
         assert!(d.lagging);
         assert!(sub.report_loss(3, "gone")); // the queue is empty: gap 2 is reported
-        assert!(sub.try_offer(&numbered(9), usize::MAX));
+        assert!(sub.try_offer(&numbered(9), 0));
         // What the session writes for this drain: gap 1, then 4 and 5; not gap 2 yet.
         assert_eq!(sub.take_notices_before(d.drain), vec![lost(3)]);
         assert_eq!(seqs(&mut out), vec![4, 5]);

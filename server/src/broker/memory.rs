@@ -23,7 +23,7 @@ use parking_lot::{Mutex, RwLock};
 use super::backend::{
     Backend, BackendError, BoxFuture, ChannelKey, Message, NodeHealth, StartAt, SubscribeAck,
 };
-use super::catchup::{CatchUp, CatchUpCounters, Laggard, live_depth};
+use super::catchup::{CatchUp, CatchUpCounters, Laggard};
 use super::mailbox::Subscriber;
 use cobra_wire::Position;
 
@@ -105,22 +105,22 @@ impl Channel {
 
 /// Offers the messages of `history` (whose first has index `front`) from index `next` (not
 /// older than `front`) to `subscriber`, until the newest, about `budget` bytes, or a full
-/// queue (`depth` deliveries, see [`live_depth`]); returns the index of the first message not
-/// given.
+/// queue (for a history of `max_length` messages, see [`super::catchup::past_live_depth`]); returns
+/// the index of the first message not given.
 fn feed(
     history: &VecDeque<Arc<Message>>,
     front: u64,
     subscriber: &Subscriber,
     mut next: u64,
     budget: usize,
-    depth: usize,
+    max_length: usize,
 ) -> u64 {
     let mut spent = 0;
     while spent < budget {
         let Some(message) = history.get((next - front) as usize) else {
             break;
         };
-        if !subscriber.try_offer(message, depth) {
+        if !subscriber.try_offer(message, max_length) {
             break;
         }
         spent += queued_size(message);
@@ -138,8 +138,9 @@ struct HistoryReader {
     /// Counted as a laggard (not for a replay asked by a subscribe).
     laggard: Option<Laggard>,
     counters: Arc<CatchUpCounters>,
-    /// The queue depth it fills up to ([`live_depth`]).
-    depth: usize,
+    /// The channel's `channel_max_length`: how deep it fills the queue
+    /// ([`super::catchup::past_live_depth`]).
+    history: usize,
 }
 
 impl CatchUp for HistoryReader {
@@ -186,7 +187,7 @@ impl CatchUp for HistoryReader {
             &self.subscriber,
             next,
             budget,
-            self.depth,
+            self.history,
         );
         if self.laggard.is_some() {
             self.counters
@@ -210,8 +211,6 @@ pub struct MemoryBackend {
     kv: Mutex<HashMap<ChannelKey, Arc<str>>>,
     kv_clock: Mutex<Channel>,
     max_length: usize,
-    /// Deliveries a connection may have queued before a live message is refused ([`live_depth`]).
-    depth: usize,
     /// Messages published, for [`Backend::health`].
     published: AtomicU64,
     counters: Arc<CatchUpCounters>,
@@ -225,7 +224,6 @@ impl MemoryBackend {
             kv: Mutex::new(HashMap::new()),
             kv_clock: Mutex::new(Channel::default()),
             max_length: channel_max_length,
-            depth: live_depth(channel_max_length),
             published: AtomicU64::new(0),
             counters: Arc::default(),
         }
@@ -247,7 +245,7 @@ impl MemoryBackend {
         self.published.fetch_add(1, Ordering::Relaxed);
         let index = guard.appended - 1;
         for m in &mut guard.members {
-            if m.behind.is_none() && !m.subscriber.try_offer(&message, self.depth) {
+            if m.behind.is_none() && !m.subscriber.try_offer(&message, self.max_length) {
                 m.behind = Some(index);
                 self.start_catch_up(&channel, &m.subscriber, true);
             }
@@ -268,7 +266,7 @@ impl MemoryBackend {
             subscriber: Arc::clone(subscriber),
             laggard: laggard.then(|| self.counters.laggard()),
             counters: Arc::clone(&self.counters),
-            depth: self.depth,
+            history: self.max_length,
         }));
     }
 
@@ -301,7 +299,7 @@ impl MemoryBackend {
                 &subscriber,
                 first,
                 usize::MAX,
-                self.depth,
+                self.max_length,
             );
             if next < ch.appended {
                 behind = Some(next);
@@ -426,8 +424,8 @@ mod tests {
         (mb, s)
     }
 
-    /// Drains until a drain takes nothing, as the session does (a replay deeper than
-    /// [`live_depth`] comes in several, read from history).
+    /// Drains until a drain takes nothing, as the session does (a replay deeper than the queue
+    /// takes comes in several, read from history).
     fn drain(mb: &Mailbox) -> Vec<String> {
         let mut out: Vec<Delivery> = Vec::new();
         loop {
@@ -550,20 +548,21 @@ mod tests {
 
     #[test]
     fn a_laggard_queues_no_more_than_a_quarter_of_the_history_and_reads_the_rest_from_it() {
-        // The queue's byte limit would take all 800: the depth switches it to history first,
-        // while its position is still in there (a queue deeper than the history is a position
-        // that has always expired by the time the queue is drained).
+        // The history (1,000 × 67 accounted bytes) holds more than the queue's 32 KiB: the queue
+        // stops at 250 and the laggard reads the rest from the history while its position is
+        // still in there (a queue deeper than the history is a position that has always expired
+        // by the time the queue is drained).
         let b = MemoryBackend::new(1000);
         let k = ChannelKey::new("app", "c");
-        let (mb, s) = sub(8 << 20);
+        let (mb, s) = sub(32 << 10);
         b.subscribe_now(&k, StartAt::Live, Arc::clone(&s));
         for i in 0..800 {
             b.publish_now(&k, format!("{i:>3}").into());
         }
         assert_eq!(
             mb.queued_bytes() / (3 + 64),
-            live_depth(1000),
-            "queued: the depth, no more"
+            250,
+            "a quarter of the history"
         );
         assert_eq!(b.counters.active.load(Ordering::Relaxed), 1);
         let (got, lagging) = drain_all(&mb);
@@ -572,6 +571,23 @@ mod tests {
         assert!(!lagging);
         assert_eq!(b.counters.served.load(Ordering::Relaxed), 800 - 250);
         assert_eq!(b.counters.active.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_history_shorter_than_the_queue_leaves_the_burst_to_the_queue() {
+        // 1,000 × 67 bytes of history against an 8 MiB queue: catching up could not help (the
+        // position would expire while the queue drained), so the queue takes the whole burst.
+        let b = MemoryBackend::new(1000);
+        let k = ChannelKey::new("app", "c");
+        let (mb, s) = sub(8 << 20);
+        b.subscribe_now(&k, StartAt::Live, Arc::clone(&s));
+        for i in 0..3000 {
+            b.publish_now(&k, format!("{i:>4}").into());
+        }
+        assert_eq!(mb.queued_bytes() / (4 + 64), 3000, "all queued");
+        assert_eq!(b.counters.started.load(Ordering::Relaxed), 0);
+        let (got, _) = drain_all(&mb);
+        assert_eq!(got.len(), 3000, "nothing lost beyond the history");
     }
 
     /// Publishes 0..10 on a history of 3 to a subscriber with room for one message: it takes 0,

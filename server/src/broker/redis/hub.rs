@@ -54,7 +54,7 @@ use super::keys::Layout;
 use super::node::{Node, NodeError};
 use super::scripts::{self, RawId};
 use crate::broker::backend::{Message, SubscribeAck};
-use crate::broker::catchup::{CatchUpCounters, Laggard, live_depth};
+use crate::broker::catchup::{CatchUpCounters, Laggard};
 use crate::broker::mailbox::{Notice, Subscriber};
 use cobra_wire::Position;
 
@@ -119,9 +119,6 @@ pub struct Hub {
     layout: Layout,
     /// `channel_max_length`: tells the trim marker (see [`scripts::HistoryPage::marker`]).
     max_length: usize,
-    /// Deliveries a connection may have queued before a live message is refused
-    /// ([`live_depth`]): the subscription then reads the stream from its position.
-    depth: usize,
     channels: Mutex<HashMap<Arc<str>, Channel>>,
     buffer_cap: usize,
     epochs: AtomicU64,
@@ -149,7 +146,6 @@ impl Hub {
         Hub {
             layout,
             max_length,
-            depth: live_depth(max_length),
             channels: Mutex::new(HashMap::new()),
             buffer_cap: buffer_cap.max(1),
             epochs: AtomicU64::new(0),
@@ -251,7 +247,7 @@ impl Hub {
                             cu.overflowed = true; // the replay will read it from the stream
                         }
                     }
-                    None if sub.subscriber.try_offer(message, self.depth) => {
+                    None if sub.subscriber.try_offer(message, self.max_length) => {
                         sub.last = message.position;
                         sub.index = sub.index.map(|i| i + 1);
                     }
@@ -669,7 +665,7 @@ impl Hub {
             let mut served = 0;
             for message in &messages {
                 if message.position > pos {
-                    if !subscriber.try_offer(message, node.hub.depth) {
+                    if !subscriber.try_offer(message, node.hub.max_length) {
                         // No room: read again from `pos` once there is.
                         (more, blocked) = (true, true);
                         break;
@@ -705,7 +701,7 @@ impl Hub {
             let mut full = false;
             for message in cu.buffer.drain(..) {
                 if message.position > pos {
-                    if !subscriber.try_offer(&message, node.hub.depth) {
+                    if !subscriber.try_offer(&message, node.hub.max_length) {
                         full = true; // the rest is in the stream after `pos`
                         break;
                     }
