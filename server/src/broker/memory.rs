@@ -424,18 +424,9 @@ mod tests {
         (mb, s)
     }
 
-    /// Drains until a drain takes nothing, as the session does (a replay deeper than the queue
-    /// takes comes in several, read from history).
+    /// What [`drain_all`] gets, the lagging flag aside.
     fn drain(mb: &Mailbox) -> Vec<String> {
-        let mut out: Vec<Delivery> = Vec::new();
-        loop {
-            let before = out.len();
-            mb.drain(&mut out, usize::MAX);
-            if out.len() == before {
-                break;
-            }
-        }
-        out.iter().map(|d| d.message.payload.to_string()).collect()
+        drain_all(mb).0
     }
 
     #[test]
@@ -509,7 +500,8 @@ mod tests {
         assert_eq!(b.channels.read().len(), 2, "k2 now has history");
     }
 
-    /// Drains until a drain brings nothing (each drain may refill for the next).
+    /// Drains until a drain brings nothing, as the session does (each drain may refill for the
+    /// next: a replay deeper than the queue takes comes in several, read from history).
     fn drain_all(mb: &Mailbox) -> (Vec<String>, bool) {
         let (mut all, mut lagging) = (Vec::new(), false);
         loop {
@@ -546,27 +538,34 @@ mod tests {
         assert_eq!(drain(&mb), ["live"]);
     }
 
+    /// Publishes `n` 4-byte messages, without draining, on a history of 1,000 to a live
+    /// subscriber whose connection may queue `limit` bytes.
+    fn burst_to_a_live_subscriber(limit: usize, n: usize) -> (MemoryBackend, Arc<Mailbox>) {
+        let b = MemoryBackend::new(1000);
+        let k = ChannelKey::new("app", "c");
+        let (mb, s) = sub(limit);
+        b.subscribe_now(&k, StartAt::Live, s);
+        for i in 0..n {
+            b.publish_now(&k, format!("{i:>4}").into());
+        }
+        (b, mb)
+    }
+
     #[test]
     fn a_laggard_queues_no_more_than_a_quarter_of_the_history_and_reads_the_rest_from_it() {
-        // The history (1,000 × 67 accounted bytes) holds more than the queue's 32 KiB: the queue
+        // The history (1,000 × 68 accounted bytes) holds more than the queue's 32 KiB: the queue
         // stops at 250 and the laggard reads the rest from the history while its position is
         // still in there (a queue deeper than the history is a position that has always expired
         // by the time the queue is drained).
-        let b = MemoryBackend::new(1000);
-        let k = ChannelKey::new("app", "c");
-        let (mb, s) = sub(32 << 10);
-        b.subscribe_now(&k, StartAt::Live, Arc::clone(&s));
-        for i in 0..800 {
-            b.publish_now(&k, format!("{i:>3}").into());
-        }
+        let (b, mb) = burst_to_a_live_subscriber(32 << 10, 800);
         assert_eq!(
-            mb.queued_bytes() / (3 + 64),
+            mb.queued_bytes() / (4 + 64),
             250,
             "a quarter of the history"
         );
         assert_eq!(b.counters.active.load(Ordering::Relaxed), 1);
         let (got, lagging) = drain_all(&mb);
-        let want: Vec<String> = (0..800).map(|i| format!("{i:>3}")).collect();
+        let want: Vec<String> = (0..800).map(|i| format!("{i:>4}")).collect();
         assert_eq!(got, want, "all, in order, once");
         assert!(!lagging);
         assert_eq!(b.counters.served.load(Ordering::Relaxed), 800 - 250);
@@ -575,15 +574,9 @@ mod tests {
 
     #[test]
     fn a_history_shorter_than_the_queue_leaves_the_burst_to_the_queue() {
-        // 1,000 × 67 bytes of history against an 8 MiB queue: catching up could not help (the
+        // 1,000 × 68 bytes of history against an 8 MiB queue: catching up could not help (the
         // position would expire while the queue drained), so the queue takes the whole burst.
-        let b = MemoryBackend::new(1000);
-        let k = ChannelKey::new("app", "c");
-        let (mb, s) = sub(8 << 20);
-        b.subscribe_now(&k, StartAt::Live, Arc::clone(&s));
-        for i in 0..3000 {
-            b.publish_now(&k, format!("{i:>4}").into());
-        }
+        let (b, mb) = burst_to_a_live_subscriber(8 << 20, 3000);
         assert_eq!(mb.queued_bytes() / (4 + 64), 3000, "all queued");
         assert_eq!(b.counters.started.load(Ordering::Relaxed), 0);
         let (got, _) = drain_all(&mb);
