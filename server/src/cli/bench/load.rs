@@ -725,4 +725,29 @@ mod tests {
             None
         );
     }
+
+    #[test]
+    fn a_fast_forward_info_is_counted_as_skipped_and_other_notices_are_kept() {
+        let mut res = SubResult {
+            received: 0,
+            out_of_order: 0,
+            unstamped: 0,
+            latency_us: new_histogram(),
+            notices: Vec::new(),
+            skipped: 0,
+        };
+        let mut next = vec![0u64; 1];
+        let info = r#"{"action":"rtm/subscription/info","id":4,"body":{"subscription_id":"s0","info":"fast_forward","reason":"behind","missed_message_count":37}}"#;
+        assert_eq!(account(info, 0, &mut next, &mut res), 0);
+        assert_eq!(account(info, 0, &mut next, &mut res), 0);
+        assert_eq!(res.skipped, 74);
+        assert!(res.notices.is_empty(), "{:?}", res.notices);
+        let error = r#"{"action":"rtm/subscription/error","id":5,"body":{"subscription_id":"s0","error":"out_of_sync","missed_message_count":3}}"#;
+        assert_eq!(account(error, 0, &mut next, &mut res), 0);
+        assert_eq!(
+            res.skipped, 74,
+            "out_of_sync ends the subscription: not a skip"
+        );
+        assert_eq!(res.notices, [error]);
+    }
 }
