@@ -277,10 +277,14 @@ run_nats() {
     name="${entry%%|*}"
     opts="${entry#*|}"
     echo "compare: nats / $name" >&2
+    local s0
+    s0="$(proc_cpu "$SERVER_PID")"
     # shellcheck disable=SC2086
     taskset -c "$TOOL_CPU" "$tool" --url "ws://127.0.0.1:$port" --server-pid "$SERVER_PID" $opts \
       >"$WORK/nats-$name.json" 2>"$WORK/nats-$name.err" ||
       echo "compare: nats / $name failed: $(tail -c 300 "$WORK/nats-$name.err")" >&2
+    # As for our servers: the server's CPU seconds during the scenario (after, before).
+    echo "$(proc_cpu "$SERVER_PID") $s0" >"$WORK/nats-$name.cpu"
   done
   kill "$SERVER_PID" 2>/dev/null || true
   wait "$SERVER_PID" 2>/dev/null || true

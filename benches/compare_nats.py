@@ -30,11 +30,43 @@ def ms(v):
     return "n/a" if v is None else f"{v / 1000:.2f}"
 
 
+def server_cpu(target, name):
+    """CPU seconds the server spent during a scenario (compare.sh's `<target>-<name>.cpu`:
+    after, before, then for our servers the Redis nodes' after and before)."""
+    try:
+        with open(os.path.join(work, f"{target}-{name}.cpu")) as f:
+            after, before = f.read().split()[:2]
+        return float(after) - float(before)
+    except (OSError, ValueError):
+        return None
+
+
+def per_delivery(target, name, report, what):
+    """What one delivery cost: the bytes the subscribers read (WebSocket frames, compressed
+    or not, acks included) or the server's CPU, in µs."""
+    delivered = get(report, "delivered")
+    if not delivered:
+        return None
+    if what == "bytes":
+        total = get(report, "bytes_in")
+        return None if total is None else total / delivered
+    cpu = server_cpu(target, name)
+    return None if cpu is None else cpu * 1e6 / delivered
+
+
+def decimals(v):
+    return "n/a" if v is None else f"{v:,.2f}"
+
+
 ROWS = [
     ("1 → 1, deflate on", "p1s1", ("delivered_per_sec",), rate, True),
     ("1 → 1, deflate off", "p1s1plain", ("delivered_per_sec",), rate, True),
     ("1 → 100 fan-out, max rate, deflate on", "p1s100", ("delivered_per_sec",), rate, True),
     ("1 → 100 fan-out, max rate, deflate off", "p1s100plain", ("delivered_per_sec",), rate, True),
+    ("1 → 100 fan-out, deflate on: bytes on the wire per delivery", "p1s100", "bytes", rate, False),
+    ("1 → 100 fan-out, deflate off: bytes on the wire per delivery", "p1s100plain", "bytes", rate, False),
+    ("1 → 100 fan-out, deflate on: server CPU per delivery, µs", "p1s100", "cpu", decimals, False),
+    ("1 → 100 fan-out, deflate off: server CPU per delivery, µs", "p1s100plain", "cpu", decimals, False),
     ("1 → 100, 500k deliveries/s offered: deliveries/s", "p1s100rate", ("delivered_per_sec",), rate, True),
     ("1 → 100, 500k/s offered: p50 latency, ms", "p1s100rate", ("latency", "p50_us"), ms, False),
     ("1 → 100, 500k/s offered: p99 latency, ms", "p1s100rate", ("latency", "p99_us"), ms, False),
@@ -50,7 +82,8 @@ out = [
     f"Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {load_avg:.1f} "
     f"(machine shared), servers pinned to core {server_cpu}, load tools to core {tool_cpu}, "
     f"{dur} s per scenario, 300-byte events. Ours: `cobra bench`; NATS {''}(`nats-server` 2.15.1, "
-    "WebSocket listener, compression allowed): `nats-bench`.",
+    "WebSocket listener, compression allowed): `nats-bench`. Both tools publish the same events, "
+    "byte for byte (crate `cobra-bench-event`).",
     "",
     "| scenario | cobra (embedded) | NATS | cobra / NATS |",
     "|---|---:|---:|---:|",
@@ -68,7 +101,10 @@ def loss(report):
 
 for label, name, path, fmt, higher_better in ROWS:
     ra, rb = load("embedded", name), load("nats", name)
-    a, b = get(ra, *path), get(rb, *path)
+    if isinstance(path, str):
+        a, b = per_delivery("embedded", name, ra, path), per_delivery("nats", name, rb, path)
+    else:
+        a, b = get(ra, *path), get(rb, *path)
     ratio = "n/a"
     if a and b:
         ratio = f"{a / b:.2f}×" if higher_better else f"{a / b:.2f}× ({'lower is better'})"

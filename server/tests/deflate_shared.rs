@@ -68,7 +68,7 @@ fn every_offer_gets_server_no_context_takeover_and_fan_out_round_trips_compresse
     }
     let mut p = Client::connect_ext(addr, "app1", Some("permessage-deflate")).unwrap();
     p.auth("all", SECRET).unwrap();
-    let (compressed_before, spliced_before) = cobra_server::net::compress::counters();
+    let before = cobra_server::net::compress::counters();
     for i in 0..300 {
         let ok = p.request("rtm/publish", json!({"channel": "c", "message": event(i)}));
         assert_eq!(ok["action"], "rtm/publish/ok");
@@ -83,12 +83,73 @@ fn every_offer_gets_server_no_context_takeover_and_fan_out_round_trips_compresse
     }
     // Compressed once per message per worker thread (2 at most here), not once per
     // subscriber (5). The counters are process-wide: the other test adds at most a few.
-    let (compressed, spliced) = cobra_server::net::compress::counters();
-    let (compressed, spliced) = (compressed - compressed_before, spliced - spliced_before);
+    let after = cobra_server::net::compress::counters();
+    let (compressed, spliced) = (
+        after.compressed - before.compressed,
+        after.spliced - before.spliced,
+    );
     assert!(spliced >= 5 * 300, "{spliced} spliced deliveries");
     assert!(
         (300..=2 * 300 + 20).contains(&compressed),
         "{compressed} compressions for 300 messages"
+    );
+}
+
+/// ~300 bytes of pseudo-random letters and digits (like the load tool's padding):
+/// deflate at level 1 does not shrink them.
+fn incompressible_event(i: u64) -> Value {
+    let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let alphabet = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let pad: String = (0..300)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(alphabet[(x % alphabet.len() as u64) as usize])
+        })
+        .collect();
+    json!({"i": i, "pad": pad})
+}
+
+#[test]
+fn a_message_deflate_does_not_shrink_is_delivered_uncompressed_and_the_next_compressed() {
+    let server = start();
+    let addr = server.local_addr();
+    let mut s = Client::connect_ext(addr, "app1", Some("permessage-deflate")).unwrap();
+    s.auth("all", SECRET).unwrap();
+    let ok = s.request("rtm/subscribe", json!({"channel": "mixed"}));
+    assert_eq!(ok["action"], "rtm/subscribe/ok");
+    let mut p = Client::connect_ext(addr, "app1", Some("permessage-deflate")).unwrap();
+    p.auth("all", SECRET).unwrap();
+    let before = cobra_server::net::compress::counters();
+    for i in 0..10u64 {
+        for message in [incompressible_event(i), event(i as usize)] {
+            let ok = p.request(
+                "rtm/publish",
+                json!({"channel": "mixed", "message": message}),
+            );
+            assert_eq!(ok["action"], "rtm/publish/ok");
+        }
+    }
+    let mut buf = BytesMut::new();
+    for i in 0..10u64 {
+        let (compressed, d) = recv_raw(&mut s, &mut buf);
+        assert_eq!(d["body"]["messages"], json!([incompressible_event(i)]));
+        assert!(
+            !compressed,
+            "incompressible message {i} was sent compressed"
+        );
+        let (compressed, d) = recv_raw(&mut s, &mut buf);
+        assert_eq!(d["body"]["messages"], json!([event(i as usize)]));
+        assert!(compressed, "compressible message {i} was sent uncompressed");
+    }
+    // Process-wide: the other tests of this file add none (their events compress).
+    let after = cobra_server::net::compress::counters();
+    assert_eq!(after.incompressible - before.incompressible, 10);
+    let (_, _, metrics) = common::http_get(addr, "/metrics", "");
+    assert!(
+        metrics.contains("cobra_deflate_incompressible_deliveries_total "),
+        "{metrics}"
     );
 }
 

@@ -547,7 +547,10 @@ impl Codec {
         let mut scratch = std::mem::take(&mut state.scratch);
         scratch.clear();
         let compressed = match deflater.compress(payload, &mut scratch) {
-            Ok(()) => true,
+            // With context takeover the peer's window must see every byte we compressed,
+            // so a message that did not shrink still goes compressed; without, it may go
+            // as it is (see `pmd::MIN_SAVING_DIVISOR`).
+            Ok(()) => !nct || pmd::saves_enough(payload.len(), scratch.len()),
             Err(_) => {
                 // Unreachable in practice; the stream state is unknown, so start afresh
                 // and send this one uncompressed (always allowed).
@@ -603,9 +606,13 @@ impl Codec {
             .unwrap_or_default();
         scratch.clear();
         match deflater.compress(text.as_bytes(), &mut scratch) {
-            Ok(()) => self.write_message(Data::Text, true, &scratch, out),
-            // The caller's stream is in an unknown state; this message goes uncompressed.
-            Err(_) => self.write_message(Data::Text, false, text.as_bytes(), out),
+            // The deflater resets after each message (checked above): a message that did
+            // not shrink enough may go as it is (see `pmd::MIN_SAVING_DIVISOR`).
+            Ok(()) if pmd::saves_enough(text.len(), scratch.len()) => {
+                self.write_message(Data::Text, true, &scratch, out)
+            }
+            // Or the caller's stream is in an unknown state: this message goes uncompressed.
+            Ok(()) | Err(_) => self.write_message(Data::Text, false, text.as_bytes(), out),
         }
         if scratch.capacity() <= SCRATCH_KEEP
             && let Some(state) = self.deflate.as_deref_mut()
@@ -629,7 +636,9 @@ impl Codec {
     /// again for this connection. Returns `false`, writing nothing, when this connection
     /// cannot take it (no permessage-deflate, context takeover on our side, a window too
     /// small for `shared`, or a message under [`Codec::set_compress_min_size`]): encode the
-    /// message another way then.
+    /// message another way then. A caller should first check [`SharedDeflate::pays_off`]
+    /// (this does not: it never sees the text) and send a text that deflate does not
+    /// shrink with [`Codec::encode_text_parts`].
     #[must_use]
     pub fn encode_text_spliced(
         &mut self,
@@ -659,14 +668,7 @@ impl Codec {
         };
         if len <= self.limits.fragment_size.max(1) {
             // One frame: the header is known up front, write straight into `out`.
-            let header = FrameHeader {
-                is_final: true,
-                rsv1: true,
-                rsv2: false,
-                rsv3: false,
-                opcode: OpCode::Data(Data::Text),
-                mask: None,
-            };
+            let header = server_text_header(true);
             if self.role == Role::Server {
                 out.reserve(14 + len);
                 let _ = header.format(len as u64, out);
@@ -685,6 +687,30 @@ impl Codec {
         debug_assert_eq!(payload.len(), len, "stored_len disagrees with write_stored");
         self.write_message(Data::Text, true, &payload, out);
         true
+    }
+
+    /// Appends one text message made of `parts` (concatenated), never compressed: for
+    /// peers without permessage-deflate, and for a text that deflate would not shrink
+    /// (RFC 7692 lets any message go uncompressed, RSV1 clear; it leaves both LZ77 windows
+    /// alone). A server writes the parts straight after the frame header, with no copy
+    /// into a joined buffer.
+    pub fn encode_text_parts(&mut self, parts: &[&str], out: &mut Vec<u8>) {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if self.role == Role::Server && len <= self.limits.fragment_size.max(1) {
+            let header = server_text_header(false);
+            out.reserve(14 + len);
+            // Writing into a Vec cannot fail.
+            let _ = header.format(len as u64, out);
+            for part in parts {
+                out.extend_from_slice(part.as_bytes());
+            }
+            return;
+        }
+        let mut payload = Vec::with_capacity(len);
+        for part in parts {
+            payload.extend_from_slice(part.as_bytes());
+        }
+        self.write_message(Data::Text, false, &payload, out);
     }
 
     /// Splits `payload` into frames of at most `fragment_size` bytes.
@@ -736,6 +762,18 @@ impl Codec {
         if let Some(key) = mask {
             apply_mask(&mut out[start..], key);
         }
+    }
+}
+
+/// The header of a server's (unmasked) single-frame text message.
+fn server_text_header(rsv1: bool) -> FrameHeader {
+    FrameHeader {
+        is_final: true,
+        rsv1,
+        rsv2: false,
+        rsv3: false,
+        opcode: OpCode::Data(Data::Text),
+        mask: None,
     }
 }
 

@@ -158,3 +158,67 @@ fn external_deflater_leaves_no_compressor_on_the_connection() {
     assert_eq!(server.zlib_streams_allocated(), (false, false));
     assert_eq!(decode_all(&mut client, &wire), vec![event(1, 400)]);
 }
+
+/// ~300 bytes of pseudo-random letters and digits: the level-1 compressor's fixed Huffman
+/// codes make them longer, not shorter.
+fn incompressible(i: u64) -> String {
+    let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let alphabet = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let pad: String = (0..300)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(alphabet[(x % alphabet.len() as u64) as usize])
+        })
+        .collect();
+    format!(r#"{{"i":{i},"pad":"{pad}"}}"#)
+}
+
+#[test]
+fn what_deflate_does_not_shrink_goes_uncompressed_and_the_windows_stay_in_step() {
+    let (mut server, mut client) = pair(&PmdConfig::default(), Limits::default());
+    let mut deflater = Deflater::new(1, 15, true);
+    let mut wire = Vec::new();
+    let mut sent = Vec::new();
+    let mut rsv1 = Vec::new();
+    for i in 0..20u64 {
+        for text in [incompressible(i), event(i as usize, 300)] {
+            let start = wire.len();
+            match i % 3 {
+                // The three ways a server sends a message: its own compressor, a thread's,
+                // or a shared compression spliced in (whose verdict the caller checks).
+                0 => server.encode_text(&text, &mut wire),
+                1 => server.encode_text_with(&text, &mut deflater, &mut wire),
+                _ => {
+                    let shared = SharedDeflate::compress(&mut deflater, text.as_bytes()).unwrap();
+                    if shared.pays_off() {
+                        assert!(server.encode_text_spliced("", &shared, "", &mut wire));
+                    } else {
+                        server.encode_text_parts(&[&text[..5], &text[5..]], &mut wire);
+                    }
+                }
+            }
+            rsv1.push(wire[start] & 0x40 != 0);
+            sent.push(text);
+        }
+    }
+    // Incompressible (even), then compressible (odd), whichever way.
+    let expected: Vec<bool> = (0..sent.len()).map(|k| k % 2 == 1).collect();
+    assert_eq!(rsv1, expected);
+    // The client, keeping its own inflate context, decodes both kinds in any order.
+    assert_eq!(decode_all(&mut client, &wire), sent);
+
+    // With context takeover on the sending side, the receiver's window must see every
+    // byte the compressor saw: the same text then goes compressed.
+    let mut takeover = Codec::new(
+        Role::Client,
+        Limits::default(),
+        Some(pmd::Negotiated::default()),
+    );
+    let mut wire = Vec::new();
+    takeover.encode_text(&incompressible(1), &mut wire);
+    assert_eq!(wire[0] & 0x40, 0x40, "context takeover: compressed anyway");
+    // At least 1/16 saved: 300 bytes of 320 is 20 saved, one short.
+    assert!(!pmd::saves_enough(320, 300) && pmd::saves_enough(320, 299));
+}

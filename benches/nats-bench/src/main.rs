@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use clap::Parser;
+use cobra_bench_event::{Events, send_time};
 use cobra_wire::Limits;
 use cobra_wire::handshake::{self, ClientRequestParams};
 use cobra_wire::pmd::{self, PmdConfig};
@@ -170,10 +171,13 @@ impl Conn {
 
     async fn fill(&mut self) -> Res<usize> {
         self.rbuf.reserve(self.read_chunk);
-        self.tcp
+        let n = self
+            .tcp
             .read_buf(&mut self.rbuf)
             .await
-            .map_err(|e| format!("read: {e}"))
+            .map_err(|e| format!("read: {e}"))?;
+        BYTES_IN.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
     }
 
     /// Moves every complete WebSocket message's payload into `nats`; answers WebSocket pings.
@@ -235,22 +239,9 @@ impl Conn {
     }
 }
 
-/// An event of `size` bytes: `{"t":<ns>,"p":<publisher>,"s":<seq>,"pad":"xxx"}`.
-fn event(t: u64, p: usize, s: u64, size: usize) -> Vec<u8> {
-    let head = format!("{{\"t\":{t},\"p\":{p},\"s\":{s},\"pad\":\"");
-    let mut v = head.into_bytes();
-    let pad = size.saturating_sub(v.len() + 2);
-    v.extend(std::iter::repeat_n(b'x', pad));
-    v.extend_from_slice(b"\"}");
-    v
-}
-
-/// The `t` of an event.
-fn send_time(payload: &[u8]) -> Option<u64> {
-    let rest = payload.strip_prefix(b"{\"t\":")?;
-    let end = rest.iter().position(|b| !b.is_ascii_digit())?;
-    std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
-}
+/// Bytes read off every connection's socket (WebSocket frames, compressed or not), as
+/// `cobra bench` reports `bytes_in`: the wire cost of a delivery.
+static BYTES_IN: AtomicU64 = AtomicU64::new(0);
 
 struct Stats {
     delivered: AtomicU64,
@@ -314,9 +305,9 @@ async fn subscriber(mut c: Conn, epoch: Instant, stats: Arc<Stats>) -> Res<()> {
 #[allow(clippy::too_many_arguments)]
 async fn publisher(
     mut c: Conn,
-    p: usize,
+    p: u32,
     subject: String,
-    size: usize,
+    events: Arc<Events>,
     rate: f64,
     window: u64,
     until: Instant,
@@ -324,7 +315,8 @@ async fn publisher(
 ) -> Res<u64> {
     let mut seq = 0u64;
     let head = format!("PUB {subject} ");
-    let mut frame = Vec::with_capacity(size + 64);
+    let mut frame = Vec::with_capacity(events.message_bytes() + 64);
+    let mut ev = String::with_capacity(events.message_bytes() + 32);
     let mut unanswered = 0u32;
     let start = Instant::now();
     while Instant::now() < until {
@@ -340,12 +332,13 @@ async fn publisher(
             window
         };
         for _ in 0..batch {
-            let ev = event(epoch.elapsed().as_nanos() as u64, p, seq, size);
+            ev.clear();
+            events.write(&mut ev, epoch.elapsed().as_nanos() as u64, p, seq);
             frame.clear();
             frame.extend_from_slice(head.as_bytes());
             frame.extend_from_slice(ev.len().to_string().as_bytes());
             frame.extend_from_slice(b"\r\n");
-            frame.extend_from_slice(&ev);
+            frame.extend_from_slice(ev.as_bytes());
             frame.extend_from_slice(b"\r\n");
             c.send(&frame);
             seq += 1;
@@ -439,12 +432,14 @@ async fn run(a: Args) -> Res<serde_json::Value> {
     let start_ns = epoch.elapsed().as_nanos() as u64;
     let until = Instant::now() + Duration::from_secs_f64(a.duration);
     let per_rate = a.rate / a.publishers.max(1) as f64;
+    // The events `cobra bench` publishes, byte for byte (same fields, same padding pool).
+    let events = Arc::new(Events::new(a.size));
     for (i, c) in conns.into_iter().enumerate() {
         let publishing = publisher(
             c,
-            i,
+            i as u32,
             format!("bench.{}", i % s),
-            a.size,
+            events.clone(),
             per_rate,
             a.window,
             until,
@@ -484,7 +479,7 @@ async fn run(a: Args) -> Res<serde_json::Value> {
     Ok(serde_json::json!({
         "target": "nats",
         "publishers": a.publishers, "subscribers": a.subscribers, "subjects": s,
-        "message_bytes": a.size, "deflate": a.deflate, "target_rate": a.rate,
+        "message_bytes": events.message_bytes(), "deflate": a.deflate, "target_rate": a.rate,
         "publish_seconds": publish_seconds, "published": published,
         "published_per_sec": published as f64 / publish_seconds,
         "delivered": delivered,
@@ -492,6 +487,7 @@ async fn run(a: Args) -> Res<serde_json::Value> {
         // slow consumer's messages without telling it how many).
         "expected": expected, "lost": expected.saturating_sub(delivered),
         "delivered_per_sec": delivered as f64 / ((last_ns - start_ns) as f64 / 1e9),
+        "bytes_in": BYTES_IN.load(Ordering::Relaxed),
         "latency": {"count": h.len(), "p50_us": us(0.5), "p99_us": us(0.99), "max_us": h.max()},
     }))
 }

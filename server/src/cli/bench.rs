@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use cobra_bench_event::Events;
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -467,14 +468,7 @@ async fn run(args: BenchArgs) -> Result<Report, BenchError> {
     }
 
     // 3. Publishers: connect them all, then start together.
-    let msg_overhead = {
-        let mut probe = String::new();
-        load::write_message(&mut probe, &clock, 0, 0, "");
-        probe.len() + 2 // `t` grows by a couple of digits over a run
-    };
-    let pad_len = args.size.saturating_sub(msg_overhead);
-    // 1 MiB of distinct text: far beyond deflate's 32 KiB window.
-    let pad: Arc<str> = pad_pool(pad_len + (1 << 20)).into();
+    let events = Arc::new(Events::new(args.size));
     let mut pub_setups = JoinSet::new();
     for _ in 0..args.publishers {
         let (params, counters) = (params.clone(), counters.clone());
@@ -521,8 +515,7 @@ async fn run(args: BenchArgs) -> Result<Report, BenchError> {
             channel: channel(i),
             rate: args.rate / args.publishers.max(1) as f64,
             window: args.window,
-            pad: pad.clone(),
-            pad_len,
+            events: events.clone(),
         };
         pub_channels.push(i % args.channels);
         let (live, stop) = (live.clone(), stop_pubs.clone());
@@ -691,7 +684,7 @@ async fn run(args: BenchArgs) -> Result<Report, BenchError> {
         paused,
         channels: args.channels,
         filter: filter_for(&channel(0)),
-        message_bytes: msg_overhead - 2 + pad_len,
+        message_bytes: events.message_bytes(),
         deflate: params.deflate,
         target_rate: args.rate,
         publish_seconds,
@@ -774,23 +767,6 @@ async fn with_timeout<T>(
     tokio::time::timeout(timeout, f)
         .await
         .map_err(|_| BenchError::Failed(format!("no answer from the server within {timeout:?}")))
-}
-
-/// A pool of pseudo-random alphanumeric text the padding of each message is cut from, at an offset
-/// that moves with the sequence number: a constant pad would deflate to nothing with context
-/// takeover, which no real event stream does.
-fn pad_pool(len: usize) -> String {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let mut x: u32 = 0x9e37_79b9;
-    (0..len)
-        .map(|_| {
-            // xorshift32: deterministic, so every run sends the same bytes.
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            ALPHABET[(x % ALPHABET.len() as u32) as usize] as char
-        })
-        .collect()
 }
 
 /// User and system CPU seconds of this process.
@@ -991,11 +967,5 @@ mod tests {
             Endpoint::parse("ws://:80"),
             Err(BenchError::Usage(_))
         ));
-    }
-
-    #[test]
-    fn pad_is_deterministic_and_sized() {
-        assert_eq!(pad_pool(50).len(), 50);
-        assert_eq!(pad_pool(50), pad_pool(50));
     }
 }

@@ -51,14 +51,30 @@ const CACHE_ENTRIES: usize = 1 << 16;
 static SHARED_COMPRESSIONS: AtomicU64 = AtomicU64::new(0);
 /// Deliveries sent as a shared compressed message plus stored prefix/suffix, process-wide.
 static SPLICED_DELIVERIES: AtomicU64 = AtomicU64::new(0);
+/// Deliveries on deflate connections sent uncompressed because deflate did not shrink
+/// their message enough ([`SharedDeflate::pays_off`]), process-wide.
+static INCOMPRESSIBLE_DELIVERIES: AtomicU64 = AtomicU64::new(0);
 
-/// Process-wide counters: (messages compressed for sharing, deliveries that reused one).
-/// Their ratio is the fan-out that compression was shared by.
-pub fn counters() -> (u64, u64) {
-    (
-        SHARED_COMPRESSIONS.load(Ordering::Relaxed),
-        SPLICED_DELIVERIES.load(Ordering::Relaxed),
-    )
+/// Process-wide counters of the shared compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counters {
+    /// Messages compressed for sharing (cache misses).
+    pub compressed: u64,
+    /// Deliveries that reused one. `spliced / compressed` is the fan-out a compression
+    /// was shared by.
+    pub spliced: u64,
+    /// Deliveries to deflate connections sent uncompressed: their message did not
+    /// compress (see `cobra_wire::pmd::MIN_SAVING_DIVISOR`).
+    pub incompressible: u64,
+}
+
+/// The process-wide counters, as `/metrics` shows them.
+pub fn counters() -> Counters {
+    Counters {
+        compressed: SHARED_COMPRESSIONS.load(Ordering::Relaxed),
+        spliced: SPLICED_DELIVERIES.load(Ordering::Relaxed),
+        incompressible: INCOMPRESSIBLE_DELIVERIES.load(Ordering::Relaxed),
+    }
 }
 
 /// Hashes the cache's keys (addresses) with one multiplication: std's SipHash showed
@@ -152,7 +168,8 @@ pub fn encode_text(codec: &mut Codec, text: &str, out: &mut Vec<u8>) {
 }
 
 /// Appends the PDU `prefix + message.payload + suffix`, reusing the thread's compression
-/// of the message when the connection allows it.
+/// of the message when the connection allows it, uncompressed when the message does not
+/// compress or the connection has no permessage-deflate.
 pub fn encode_delivery(
     codec: &mut Codec,
     prefix: &str,
@@ -160,13 +177,26 @@ pub fn encode_delivery(
     suffix: &str,
     out: &mut Vec<u8>,
 ) {
+    let parts = [prefix, &*message.payload, suffix];
+    if codec.deflate().is_none() {
+        codec.encode_text_parts(&parts, out);
+        return;
+    }
     LOCAL.with_borrow_mut(|t| {
         if codec.can_splice(prefix.len() + message.payload.len() + suffix.len())
             && let Some(shared) = t.shared(message)
-            && codec.encode_text_spliced(prefix, &shared, suffix, out)
         {
-            SPLICED_DELIVERIES.fetch_add(1, Ordering::Relaxed);
-            return;
+            if !shared.pays_off() {
+                // Compressed once per thread and found not worth it: the cached verdict
+                // serves every other subscriber of this message.
+                codec.encode_text_parts(&parts, out);
+                INCOMPRESSIBLE_DELIVERIES.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            if codec.encode_text_spliced(prefix, &shared, suffix, out) {
+                SPLICED_DELIVERIES.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
         }
         let mut text = String::with_capacity(prefix.len() + message.payload.len() + suffix.len());
         text.push_str(prefix);

@@ -99,10 +99,17 @@ pub fn route(req: &Request, broker: &Broker, state: ServerState) -> Route {
             "/version" => return text(200, "OK", VERSION),
             "/metrics" => {
                 let mut body = broker.stats.prometheus(broker);
-                let (compressed, spliced) = super::compress::counters();
-                body.push_str(&format!(
-                    "# TYPE cobra_deflate_shared_compressions_total counter\ncobra_deflate_shared_compressions_total {compressed}\n# TYPE cobra_deflate_spliced_deliveries_total counter\ncobra_deflate_spliced_deliveries_total {spliced}\n"
-                ));
+                let c = super::compress::counters();
+                for (name, value) in [
+                    ("cobra_deflate_shared_compressions_total", c.compressed),
+                    ("cobra_deflate_spliced_deliveries_total", c.spliced),
+                    (
+                        "cobra_deflate_incompressible_deliveries_total",
+                        c.incompressible,
+                    ),
+                ] {
+                    body.push_str(&format!("# TYPE {name} counter\n{name} {value}\n"));
+                }
                 return reply(
                     200,
                     "OK",

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
+use cobra_bench_event::Events;
 use cobra_wire::pdu::{self, SubscribeBody};
 use hdrhistogram::Histogram;
 use memchr::memmem;
@@ -62,10 +63,9 @@ pub(super) struct PubPlan {
     pub rate: f64,
     /// Publishes in flight (sent, not yet acknowledged) at most.
     pub window: u64,
-    /// Text the padding of each message is cut from (see `pad_len`).
-    pub pad: Arc<str>,
-    /// Padding per message, to reach the requested size.
-    pub pad_len: usize,
+    /// The events published (shared with `nats-bench`, so that brokers compared carry the
+    /// same bytes).
+    pub events: Arc<Events>,
 }
 
 /// What one publisher did.
@@ -81,27 +81,6 @@ pub(super) struct PubResult {
     pub first_error: Option<String>,
 }
 
-/// Writes one bench message: `t` (send time), `p` (publisher), `s` (sequence), `k` (`s % 100`, for
-/// filters with a known selectivity), then realistic telemetry fields and the padding.
-pub(super) fn write_message(out: &mut String, clock: &Clock, p: u32, s: u64, pad: &str) {
-    // By hand rather than `write!`: formatting was a tenth of the tool's time, and the tool
-    // shares a core with the server in the Redis scenarios.
-    let mut num = itoa::Buffer::new();
-    out.push_str(r#"{"t":"#);
-    out.push_str(num.format(clock.now_ns()));
-    out.push_str(r#","p":"#);
-    out.push_str(num.format(p));
-    out.push_str(r#","s":"#);
-    out.push_str(num.format(s));
-    out.push_str(r#","k":"#);
-    out.push_str(num.format(s % 100));
-    out.push_str(r#","id":"engine_fps_id","data":{"fps":"#);
-    out.push_str(num.format(20 + s % 40));
-    out.push_str(r#"},"pad":""#);
-    out.push_str(pad);
-    out.push_str(r#""}"#);
-}
-
 /// Runs a publisher until `stop` turns true, then waits (bounded) for the outstanding acks.
 pub(super) async fn publisher(
     mut conn: Conn,
@@ -111,8 +90,8 @@ pub(super) async fn publisher(
     mut stop: watch::Receiver<bool>,
 ) -> Result<PubResult, BenchError> {
     let mut res = PubResult::default();
-    let mut msg = String::with_capacity(plan.pad_len + 160);
-    let mut pdu_text = String::with_capacity(plan.pad_len + 256);
+    let mut msg = String::with_capacity(plan.events.message_bytes() + 32);
+    let mut pdu_text = String::with_capacity(plan.events.message_bytes() + 128);
     let start = tokio::time::Instant::now();
     // Paced: send what the schedule allows every millisecond (one timer per message would cost more
     // than the message).
@@ -131,11 +110,8 @@ pub(super) async fn publisher(
             let n = room.min(due);
             for _ in 0..n {
                 msg.clear();
-                // A different slice of the pool for each message (4099: prime, so offsets spread).
-                let span = plan.pad.len() - plan.pad_len;
-                let at = (res.sent.wrapping_mul(4099) % (span as u64 + 1)) as usize;
-                let pad = &plan.pad[at..at + plan.pad_len];
-                write_message(&mut msg, &clock, plan.index, res.sent, pad);
+                plan.events
+                    .write(&mut msg, clock.now_ns(), plan.index, res.sent);
                 pdu_text.clear();
                 let id = conn.next_id();
                 pdu::write_publish(&mut pdu_text, id, &plan.channel, &msg);
@@ -569,7 +545,7 @@ const FAST_BATCH: usize = 16;
 type Stamped = (u64, u32, u64);
 
 /// The fast path of [`account`]: a data PDU exactly as a cobra server writes it, holding
-/// messages exactly as [`write_message`] writes them (`{"t":..,"p":..,"s":..` first). The
+/// messages exactly as [`Events::write`] writes them (`{"t":..,"p":..,"s":..` first). The
 /// bench fields are read where they stand and the rest of each message is skipped with
 /// a string-aware brace count, instead of a full JSON parse (which was a third of the
 /// tool's time per delivery). `None` on anything else (another server's spacing, a
