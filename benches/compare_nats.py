@@ -30,7 +30,7 @@ def ms(v):
     return "n/a" if v is None else f"{v / 1000:.2f}"
 
 
-def server_cpu(target, name):
+def scenario_cpu(target, name):
     """CPU seconds the server spent during a scenario (compare.sh's `<target>-<name>.cpu`:
     after, before, then for our servers the Redis nodes' after and before)."""
     try:
@@ -50,7 +50,7 @@ def per_delivery(target, name, report, what):
     if what == "bytes":
         total = get(report, "bytes_in")
         return None if total is None else total / delivered
-    cpu = server_cpu(target, name)
+    cpu = scenario_cpu(target, name)
     return None if cpu is None else cpu * 1e6 / delivered
 
 
