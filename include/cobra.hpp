@@ -72,6 +72,24 @@ inline std::uint64_t millis(std::chrono::milliseconds d) {
     return d.count() > 0 ? static_cast<std::uint64_t>(d.count()) : 0;
 }
 
+/// Frees a libcobra handle: the deleter of Owned, so each wrapper's move, destruction and
+/// non-copyability come from std::unique_ptr instead of being written out per class.
+struct Free {
+    void operator()(cobra_config_t *h) const noexcept { cobra_config_free(h); }
+    void operator()(cobra_client_t *h) const noexcept { cobra_client_free(h); }
+    void operator()(cobra_metrics_t *h) const noexcept { cobra_metrics_free(h); }
+};
+
+template <typename T>
+using Owned = std::unique_ptr<T, Free>;
+
+/// The handle of a wrapper, or throws when the wrapper (named by `what`) was moved from.
+template <typename T>
+T *live(const Owned<T> &handle, const char *what) {
+    if (!handle) throw Error(COBRA_STATUS_INVALID_HANDLE, std::string(what) + " was moved from");
+    return handle.get();
+}
+
 }  // namespace detail
 
 using EventKind = cobra_event_kind_t;
@@ -133,20 +151,6 @@ public:
         : Config() {
         this->endpoint(endpoint).appkey(appkey).role(role).secret(secret);
     }
-    ~Config() {
-        if (handle_) cobra_config_free(handle_);
-    }
-    Config(Config &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
-    Config &operator=(Config &&other) noexcept {
-        if (this != &other) {
-            if (handle_) cobra_config_free(handle_);
-            handle_ = std::exchange(other.handle_, nullptr);
-        }
-        return *this;
-    }
-    Config(const Config &) = delete;
-    Config &operator=(const Config &) = delete;
-
     Config &endpoint(std::string_view v) {
         detail::check(cobra_config_set_endpoint_n(get(), v.data(), v.size()), "cobra_config_set_endpoint");
         return *this;
@@ -235,14 +239,11 @@ public:
     }
 
     /// Gives up ownership of the C handle (for cobra_client_new).
-    cobra_config_t *release() noexcept { return std::exchange(handle_, nullptr); }
+    cobra_config_t *release() noexcept { return handle_.release(); }
 
 private:
-    cobra_config_t *get() const {
-        if (!handle_) throw Error(COBRA_STATUS_INVALID_HANDLE, "cobra::Config was moved from");
-        return handle_;
-    }
-    cobra_config_t *handle_;
+    cobra_config_t *get() const { return detail::live(handle_, "cobra::Config"); }
+    detail::Owned<cobra_config_t> handle_;
 };
 
 /// What to subscribe to; empty strings mean "not set".
@@ -271,23 +272,15 @@ public:
         detail::check(cobra_client_new(config.release(), handler_ ? &Client::trampoline : nullptr, handler_.get(),
                                        &handle),
                       "cobra_client_new");
-        handle_ = handle;
+        handle_.reset(handle);
     }
-    ~Client() {
-        if (handle_) cobra_client_free(handle_);
-    }
-    Client(Client &&other) noexcept
-        : handler_(std::move(other.handler_)), handle_(std::exchange(other.handle_, nullptr)) {}
+    Client(Client &&other) noexcept = default;
+    // Not defaulted: the old client must be freed (no callback running or to come) before its handler goes.
     Client &operator=(Client &&other) noexcept {
-        if (this != &other) {
-            if (handle_) cobra_client_free(handle_);
-            handle_ = std::exchange(other.handle_, nullptr);
-            handler_ = std::move(other.handler_);
-        }
+        handle_ = std::move(other.handle_);
+        handler_ = std::move(other.handler_);
         return *this;
     }
-    Client(const Client &) = delete;
-    Client &operator=(const Client &) = delete;
 
     void connect() { detail::check(cobra_client_connect(get()), "cobra_client_connect"); }
     void disconnect() { detail::check(cobra_client_disconnect(get()), "cobra_client_disconnect"); }
@@ -370,7 +363,7 @@ public:
     }
 
     /// The C handle, still owned by this object.
-    cobra_client_t *handle() const noexcept { return handle_; }
+    cobra_client_t *handle() const noexcept { return handle_.get(); }
 
 private:
     static void trampoline(const cobra_event_t *event, void *user_data) noexcept {
@@ -380,13 +373,11 @@ private:
             // Nowhere to report it: the engine thread cannot take an exception. Handlers should not throw.
         }
     }
-    cobra_client_t *get() const {
-        if (!handle_) throw Error(COBRA_STATUS_INVALID_HANDLE, "cobra::Client was moved from");
-        return handle_;
-    }
+    cobra_client_t *get() const { return detail::live(handle_, "cobra::Client"); }
 
     std::unique_ptr<Handler> handler_;  // heap: its address is the callback's user_data and must not move
-    cobra_client_t *handle_ = nullptr;
+    // Declared after handler_, so destroyed (the client freed) before it.
+    detail::Owned<cobra_client_t> handle_;
 };
 
 /// Forwards the SDK's logs to `sink(level, target, message)` for records up to `max_level`. Once per
@@ -426,21 +417,8 @@ public:
     Metrics(Client &client, std::string_view channel) {
         cobra_metrics_t *handle = nullptr;
         detail::check(cobra_metrics_new(client.handle(), detail::z(channel).c_str(), &handle), "cobra_metrics_new");
-        handle_ = handle;
+        handle_.reset(handle);
     }
-    ~Metrics() {
-        if (handle_) cobra_metrics_free(handle_);
-    }
-    Metrics(Metrics &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
-    Metrics &operator=(Metrics &&other) noexcept {
-        if (this != &other) {
-            if (handle_) cobra_metrics_free(handle_);
-            handle_ = std::exchange(other.handle_, nullptr);
-        }
-        return *this;
-    }
-    Metrics(const Metrics &) = delete;
-    Metrics &operator=(const Metrics &) = delete;
 
     /// Pushes one event (`data_json` is its `data`, e.g. R"({"fps":30})").
     Pushed push(std::string_view id, std::string_view data_json) {
@@ -494,11 +472,8 @@ public:
     }
 
 private:
-    cobra_metrics_t *get() const {
-        if (!handle_) throw Error(COBRA_STATUS_INVALID_HANDLE, "cobra::Metrics was moved from");
-        return handle_;
-    }
-    cobra_metrics_t *handle_ = nullptr;
+    cobra_metrics_t *get() const { return detail::live(handle_, "cobra::Metrics"); }
+    detail::Owned<cobra_metrics_t> handle_;
 };
 
 }  // namespace cobra

@@ -241,6 +241,14 @@ static cobra_config_t *make_config(void) {
     return config;
 }
 
+/* A client on the test server whose events `rec` (initialised here) records; not connected yet. */
+static cobra_client_t *new_recorded_client(recorder *rec) {
+    recorder_init(rec);
+    cobra_client_t *client = NULL;
+    CHECK_STATUS(cobra_client_new(make_config(), on_event, rec, &client), COBRA_STATUS_OK);
+    return client;
+}
+
 static char channel_name[64];
 
 static const char *unique_channel(const char *base) {
@@ -462,9 +470,6 @@ static int cmp_u64(const void *a, const void *b) {
 }
 
 static void test_against_server(void) {
-    recorder rec;
-    recorder_init(&rec);
-    cobra_client_t *client = NULL;
     printf("-- log callback (once per process)\n");
     CHECK_STATUS(cobra_set_log_callback(COBRA_LOG_INFO, NULL, NULL), COBRA_STATUS_INVALID_ARGUMENT);
     CHECK_STATUS(cobra_set_log_callback(42, on_log, NULL), COBRA_STATUS_INVALID_ARGUMENT);
@@ -472,7 +477,8 @@ static void test_against_server(void) {
     CHECK_STATUS(cobra_set_log_callback(COBRA_LOG_INFO, on_log, NULL), COBRA_STATUS_INVALID_ARGUMENT);
 
     printf("-- connect\n");
-    CHECK_STATUS(cobra_client_new(make_config(), on_event, &rec, &client), COBRA_STATUS_OK);
+    recorder rec;
+    cobra_client_t *client = new_recorded_client(&rec);
     CHECK_STATUS(cobra_client_connect(client), COBRA_STATUS_OK);
     CHECK(wait_for(&rec, &rec.authenticated, 1, 10) >= 1, "authenticated");
     cobra_client_state_t state = wait_state(client, COBRA_STATE_CONNECTED, 5);
@@ -676,9 +682,7 @@ static void test_against_server(void) {
 static void test_aggregate(void) {
     printf("-- aggregate subscription: exact rows, live and resumed from history\n");
     recorder rec;
-    recorder_init(&rec);
-    cobra_client_t *client = NULL;
-    CHECK_STATUS(cobra_client_new(make_config(), on_event, &rec, &client), COBRA_STATUS_OK);
+    cobra_client_t *client = new_recorded_client(&rec);
     char channel[64];
     snprintf(channel, sizeof channel, "%s", unique_channel("c_agg"));
     char sql[512];
@@ -746,9 +750,7 @@ static void test_aggregate(void) {
 static void test_free_from_callback(void) {
     printf("-- free a client from inside its own callback\n");
     recorder rec;
-    recorder_init(&rec);
-    cobra_client_t *client = NULL;
-    CHECK_STATUS(cobra_client_new(make_config(), on_event, &rec, &client), COBRA_STATUS_OK);
+    cobra_client_t *client = new_recorded_client(&rec);
     pthread_mutex_lock(&rec.lock);
     rec.self_free_target = client;
     pthread_mutex_unlock(&rec.lock);
