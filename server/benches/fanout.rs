@@ -16,10 +16,7 @@ const SUBSCRIBERS: usize = 1000;
 
 fn fanout(c: &mut Criterion) {
     let broker = support::broker(100);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = support::runtime();
     let (mut publisher, mut subscribers) = rt.block_on(async {
         let p = authed_session(&broker).await;
         let mut subs = Vec::with_capacity(SUBSCRIBERS);

@@ -13,10 +13,7 @@ use support::{authed_session, frames};
 
 fn publish(c: &mut Criterion) {
     let broker = support::broker(1000);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = support::runtime();
     let mut publisher = rt.block_on(authed_session(&broker));
     let pad = "x7Kq2".repeat(38);
     let message = format!(

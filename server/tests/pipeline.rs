@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use cobra_server::broker::redis::{RedisBackend, RedisLimits};
 use cobra_server::config::ServerSettings;
 use cobra_server::net::{Server, ServerHandle};
+use cobra_wire::ws::Codec;
 use common::Client;
 use redis_support::RedisServer;
 use serde_json::{Value, json};
@@ -92,10 +93,20 @@ fn encode_all(c: &mut Client, pdus: &[Value]) -> Vec<u8> {
     out
 }
 
-/// The frames of `count` publishes of `{"n": i}` to `channel` (ids `i` from 0), back to back.
-fn encode_publishes(c: &mut Client, channel: &str, count: usize) -> Vec<u8> {
+/// Sends `count` publishes of `{"n": i}` to `channel` (ids `i` from 0) and, in the same write,
+/// the frame `then` encodes; expects the publishes' acks, which must come before whatever
+/// answers that frame.
+fn publishes_then(
+    c: &mut Client,
+    channel: &str,
+    count: usize,
+    then: impl FnOnce(&mut Codec, &mut Vec<u8>),
+) {
     let pdus: Vec<Value> = (0..count).map(|i| publish(i, channel, i)).collect();
-    encode_all(c, &pdus)
+    let mut out = encode_all(c, &pdus);
+    then(&mut c.codec, &mut out);
+    c.stream.write_all(&out).expect("send");
+    expect_publish_acks(c, 0..count);
 }
 
 /// Sends every PDU in one write (the server sees them all before any answer went out).
@@ -280,12 +291,9 @@ fn a_close_after_pipelined_publishes_gets_their_acks_first() {
         return;
     };
     let mut c = Client::authed(server.local_addr(), "app1", "all");
-    let mut out = encode_publishes(&mut c, "bye", 100);
-    c.codec
-        .encode_close(1000, "", &mut out)
-        .expect("close frame");
-    c.stream.write_all(&out).expect("send");
-    expect_publish_acks(&mut c, 0..100);
+    publishes_then(&mut c, "bye", 100, |codec, out| {
+        codec.encode_close(1000, "", out).expect("close frame");
+    });
     assert_eq!(c.expect_close(), 1000);
 }
 
@@ -400,10 +408,9 @@ fn a_bad_pdu_after_pipelined_publishes_is_refused_after_their_acks() {
         return;
     };
     let mut c = Client::authed(server.local_addr(), "app1", "all");
-    let mut out = encode_publishes(&mut c, "bad", 50);
-    c.codec.encode_text("{not json", &mut out);
-    c.stream.write_all(&out).expect("send");
-    expect_publish_acks(&mut c, 0..50);
+    publishes_then(&mut c, "bad", 50, |codec, out| {
+        codec.encode_text("{not json", out)
+    });
     let e = c.recv_json();
     assert_eq!(e["action"], "rtm/error", "{e}");
     assert_eq!(e["body"]["error"], "bad_schema", "{e}");

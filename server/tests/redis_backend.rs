@@ -22,9 +22,22 @@ fn subscriber() -> (Arc<Mailbox>, Arc<Subscriber>) {
 
 /// A fresh subscriber to `k` on `b` from `at`: its mailbox and the subscribe ack.
 async fn subscribed(b: &RedisBackend, k: &ChannelKey, at: StartAt) -> (Arc<Mailbox>, SubscribeAck) {
-    let (mailbox, sub) = subscriber();
-    let ack = b.subscribe(k, at, sub).await.expect("subscribe");
+    let (mailbox, _, ack) = subscribed_kept(b, k, at).await;
     (mailbox, ack)
+}
+
+/// [`subscribed`], keeping the subscriber too (to unsubscribe it or read its notices).
+async fn subscribed_kept(
+    b: &RedisBackend,
+    k: &ChannelKey,
+    at: StartAt,
+) -> (Arc<Mailbox>, Arc<Subscriber>, SubscribeAck) {
+    let (mailbox, sub) = subscriber();
+    let ack = b
+        .subscribe(k, at, Arc::clone(&sub))
+        .await
+        .expect("subscribe");
+    (mailbox, sub, ack)
 }
 
 /// Collects `subscriber`'s notices until `done` says enough (or the deadline passed).
@@ -210,10 +223,7 @@ async fn resume_is_exactly_once_across_the_history_to_live_switch() {
                 Position::ZERO
             } else {
                 // The position of message `start - 1`: read it back through history.
-                let (m2, s2) = subscriber();
-                b.subscribe(&k, StartAt::After(Position::ZERO), Arc::clone(&s2))
-                    .await
-                    .expect("subscribe");
+                let (m2, s2, _) = subscribed_kept(&b, &k, StartAt::After(Position::ZERO)).await;
                 let got = collect(&m2, start).await;
                 b.unsubscribe(&k, &s2);
                 got[start - 1].0
@@ -395,14 +405,8 @@ async fn unsubscribe_stops_delivery_and_releases_the_redis_channel() {
         return;
     };
     let k = ChannelKey::new("app", "unsub");
-    let (mb1, s1) = subscriber();
-    let (mb2, s2) = subscriber();
-    b.subscribe(&k, StartAt::Live, Arc::clone(&s1))
-        .await
-        .expect("subscribe");
-    b.subscribe(&k, StartAt::Live, Arc::clone(&s2))
-        .await
-        .expect("subscribe");
+    let (mb1, s1, _) = subscribed_kept(&b, &k, StartAt::Live).await;
+    let (mb2, s2, _) = subscribed_kept(&b, &k, StartAt::Live).await;
     b.publish(&k, msg(1)).await.expect("publish");
     assert_eq!(collect(&mb1, 1).await.len(), 1);
     assert_eq!(collect(&mb2, 1).await.len(), 1);
@@ -447,14 +451,8 @@ async fn a_dead_node_fails_only_its_channels_and_comes_back() {
     let b = backend_with(&servers, 1000, limits).await;
     let dead = channel_on(&b, "app", 0, "dead");
     let alive = channel_on(&b, "app", 1, "alive");
-    let (mb_dead, s_dead) = subscriber();
-    let (mb_alive, s_alive) = subscriber();
-    b.subscribe(&dead, StartAt::Live, Arc::clone(&s_dead))
-        .await
-        .expect("subscribe");
-    b.subscribe(&alive, StartAt::Live, Arc::clone(&s_alive))
-        .await
-        .expect("subscribe");
+    let (mb_dead, s_dead, _) = subscribed_kept(&b, &dead, StartAt::Live).await;
+    let (mb_alive, s_alive, _) = subscribed_kept(&b, &alive, StartAt::Live).await;
     b.publish(&dead, msg(0)).await.expect("publish");
     assert_eq!(numbers_of(&mb_dead, 1).await, vec![0]);
 

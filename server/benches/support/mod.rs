@@ -1,5 +1,5 @@
-//! What the criterion benches of the broker share: a frame sink, an embedded broker and an
-//! authenticated session, through the real protocol code minus the sockets.
+//! What the criterion benches of the broker share: a frame sink, an embedded broker, the runtime
+//! and an authenticated session, through the real protocol code minus the sockets.
 
 use std::sync::Arc;
 
@@ -49,6 +49,14 @@ pub(crate) async fn authed_session(broker: &Arc<Broker>) -> Session {
     s.on_text(&auth.to_string(), &mut f).await;
     assert!(s.is_authenticated(), "{}", f.last);
     s
+}
+
+/// The runtime the sessions run on: one thread, as one connection's task runs.
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime")
 }
 
 /// An embedded broker with app `app` (role `r`, publish + subscribe) keeping `max_length`

@@ -517,13 +517,9 @@ mod tests {
     #[test]
     fn a_full_queue_switches_to_catch_up_and_loses_nothing_within_history() {
         let b = MemoryBackend::new(100);
-        let k = ChannelKey::new("app", "c");
         // Room for one 50-byte message (114 accounted bytes) at a time.
         let (mb, s) = sub(200);
-        b.subscribe_now(&k, StartAt::Live, Arc::clone(&s));
-        for i in 0..10 {
-            b.publish_now(&k, format!("{i:>50}").into());
-        }
+        let k = burst_to(&b, &s, 10, 50);
         assert_eq!(b.counters.active.load(Ordering::Relaxed), 1);
         let (got, lagging) = drain_all(&mb);
         let want: Vec<String> = (0..10).map(|i| format!("{i:>50}")).collect();
@@ -538,16 +534,23 @@ mod tests {
         assert_eq!(drain(&mb), ["live"]);
     }
 
+    /// Subscribes `s` live to channel `c` of `b`, then publishes `n` messages of `width` bytes
+    /// (`i` right-aligned) without draining; returns the channel.
+    fn burst_to(b: &MemoryBackend, s: &Arc<Subscriber>, n: usize, width: usize) -> ChannelKey {
+        let k = ChannelKey::new("app", "c");
+        b.subscribe_now(&k, StartAt::Live, Arc::clone(s));
+        for i in 0..n {
+            b.publish_now(&k, format!("{i:>width$}").into());
+        }
+        k
+    }
+
     /// Publishes `n` 4-byte messages, without draining, on a history of 1,000 to a live
     /// subscriber whose connection may queue `limit` bytes.
     fn burst_to_a_live_subscriber(limit: usize, n: usize) -> (MemoryBackend, Arc<Mailbox>) {
         let b = MemoryBackend::new(1000);
-        let k = ChannelKey::new("app", "c");
         let (mb, s) = sub(limit);
-        b.subscribe_now(&k, StartAt::Live, s);
-        for i in 0..n {
-            b.publish_now(&k, format!("{i:>4}").into());
-        }
+        burst_to(&b, &s, n, 4);
         (b, mb)
     }
 
@@ -586,11 +589,7 @@ mod tests {
     /// Publishes 0..10 on a history of 3 to a subscriber with room for one message: it takes 0,
     /// then 1..=6 are trimmed before it can read them. Returns what it got after the first.
     fn lag_behind_the_history(b: &MemoryBackend, s: &Arc<Subscriber>, mb: &Mailbox) -> Vec<String> {
-        let k = ChannelKey::new("app", "c");
-        b.subscribe_now(&k, StartAt::Live, Arc::clone(s));
-        for i in 0..10 {
-            b.publish_now(&k, format!("{i:>50}").into());
-        }
+        burst_to(b, s, 10, 50);
         let mut out: Vec<Delivery> = Vec::new();
         mb.drain(&mut out, usize::MAX);
         assert_eq!(out.len(), 1, "the one that fitted");
@@ -658,12 +657,8 @@ mod tests {
     #[test]
     fn an_unsubscribed_laggard_stops_reading() {
         let b = MemoryBackend::new(100);
-        let k = ChannelKey::new("app", "c");
         let (mb, s) = sub(200);
-        b.subscribe_now(&k, StartAt::Live, Arc::clone(&s));
-        for i in 0..5 {
-            b.publish_now(&k, format!("{i:>50}").into());
-        }
+        let k = burst_to(&b, &s, 5, 50);
         b.unsubscribe(&k, &s);
         assert_eq!(drain_all(&mb).0.len(), 1, "only what was queued");
         assert_eq!(mb.catch_up_count(), 0);

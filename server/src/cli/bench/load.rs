@@ -197,6 +197,20 @@ pub(super) struct SubResult {
     pub skipped: u64,
 }
 
+// By hand: a histogram has no `Default` (its bounds are chosen here).
+impl Default for SubResult {
+    fn default() -> Self {
+        SubResult {
+            received: 0,
+            out_of_order: 0,
+            unstamped: 0,
+            latency_us: new_histogram(),
+            notices: Vec::new(),
+            skipped: 0,
+        }
+    }
+}
+
 /// A new latency histogram: 1 µs to 60 s, 3 significant digits.
 pub(super) fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3)
@@ -264,14 +278,7 @@ pub(super) async fn subscriber(
     live: Arc<Live>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<SubResult, BenchError> {
-    let mut res = SubResult {
-        received: 0,
-        out_of_order: 0,
-        unstamped: 0,
-        latency_us: new_histogram(),
-        notices: Vec::new(),
-        skipped: 0,
-    };
+    let mut res = SubResult::default();
     // Next expected sequence number per publisher.
     let mut next = vec![0u64; publishers];
     conn.read_in_bulk();
@@ -431,7 +438,7 @@ fn account_laggard(text: &str, next: &mut [u64], skip: &mut u64, res: &mut LagRe
         None => {
             let v: serde_json::Value = match serde_json::from_str(text) {
                 Ok(v) => v,
-                Err(_) => return keep_lag_notice(res, text),
+                Err(_) => return keep_notice(&mut res.notices, text),
             };
             let body = &v["body"];
             let missed = body["missed_message_count"].as_u64();
@@ -462,7 +469,7 @@ fn account_laggard(text: &str, next: &mut [u64], skip: &mut u64, res: &mut LagRe
                     res.missed += missed.unwrap_or(0);
                     return;
                 }
-                _ => return keep_lag_notice(res, text),
+                _ => return keep_notice(&mut res.notices, text),
             }
         }
     };
@@ -477,12 +484,6 @@ fn account_laggard(text: &str, next: &mut [u64], skip: &mut u64, res: &mut LagRe
             }
             _ => res.out_of_order += 1,
         }
-    }
-}
-
-fn keep_lag_notice(res: &mut LagResult, text: &str) {
-    if res.notices.len() < 5 {
-        res.notices.push(text.chars().take(300).collect());
     }
 }
 
@@ -501,18 +502,18 @@ fn account(text: &str, now: u64, next: &mut [u64], res: &mut SubResult) -> u64 {
         return n as u64;
     }
     let Ok(pdu) = serde_json::from_str::<Incoming<'_>>(text) else {
-        keep_notice(res, text);
+        keep_notice(&mut res.notices, text);
         return 0;
     };
     if pdu.action != pdu::action::SUBSCRIPTION_DATA {
         match fast_forwarded(text) {
             Some(missed) => res.skipped += missed,
-            None => keep_notice(res, text),
+            None => keep_notice(&mut res.notices, text),
         }
         return 0;
     }
     let Some(body) = pdu.body else {
-        keep_notice(res, text);
+        keep_notice(&mut res.notices, text);
         return 0;
     };
     for m in &body.messages {
@@ -628,9 +629,11 @@ fn fast_forwarded(text: &str) -> Option<u64> {
     .flatten()
 }
 
-fn keep_notice(res: &mut SubResult, text: &str) {
-    if res.notices.len() < 5 {
-        res.notices.push(text.chars().take(300).collect());
+/// Keeps the first few notices of a subscriber or laggard, cut short: enough to diagnose, bounded
+/// whatever the server sends.
+fn keep_notice(notices: &mut Vec<String>, text: &str) {
+    if notices.len() < 5 {
+        notices.push(text.chars().take(300).collect());
     }
 }
 
@@ -704,14 +707,7 @@ mod tests {
 
     #[test]
     fn a_fast_forward_info_is_counted_as_skipped_and_other_notices_are_kept() {
-        let mut res = SubResult {
-            received: 0,
-            out_of_order: 0,
-            unstamped: 0,
-            latency_us: new_histogram(),
-            notices: Vec::new(),
-            skipped: 0,
-        };
+        let mut res = SubResult::default();
         let mut next = vec![0u64; 1];
         let info = r#"{"action":"rtm/subscription/info","id":4,"body":{"subscription_id":"s0","info":"fast_forward","reason":"behind","missed_message_count":37}}"#;
         assert_eq!(account(info, 0, &mut next, &mut res), 0);
