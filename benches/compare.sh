@@ -146,10 +146,12 @@ start_server() { # $1 = target; sets SERVER_PID and SERVER_PORT, or returns 1
   REDIS_PORTS=()
   local urls=""
   case "$1" in
-    embedded)
+    embedded | stream)
+      local mode=shared
+      [ "$1" = stream ] && mode=stream
       taskset -c "$SERVER_CPU" "$COBRA_BIN" run --host 127.0.0.1 --port "$SERVER_PORT" \
         --apps-config "$WORK/apps.yaml" --channel-max-length "$HISTORY" --max-connections $((IDLE + 1000)) \
-        >"$WORK/$1.log" 2>&1 &
+        --deflate-mode "$mode" >"$WORK/$1.log" 2>&1 &
       ;;
     redis1 | redis3)
       start_redis
@@ -201,6 +203,14 @@ SCENARIOS=(
   "p1s100rate|--publishers 1 --subscribers 100 --rate 5000 --duration $DUR"
   "p1s100plain|--publishers 1 --subscribers 100 --no-deflate --duration $DUR"
   "p50filtered|--publishers 50 --subscribers 10 --filter-pct 10 --duration $DUR"
+  "p1s100words|--publishers 1 --subscribers 100 --padding words --duration $DUR"
+)
+# Our server with `--deflate-mode stream` (target `stream`, run with `nats`): each connection
+# compresses its own stream, as NATS does.
+STREAM_SCENARIOS=(
+  "p1s1|--publishers 1 --subscribers 1 --duration $DUR"
+  "p1s100|--publishers 1 --subscribers 100 --duration $DUR"
+  "p1s100words|--publishers 1 --subscribers 100 --padding words --duration $DUR"
 )
 
 # CPU seconds (user + system) used so far by a process, and by every Redis node of the target.
@@ -223,10 +233,11 @@ catchup_counters() {
     /^cobra_catchup_missed_messages_total / { x = $2 } END { if (s != "") print s, m, x }' || true
 }
 
-run_scenarios() { # $1 = target
+run_scenarios() { # $1 = target, $2 = the name of its scenario list (default SCENARIOS)
   local entry name opts tool_cpu="$TOOL_CPU"
-  [ "$1" = embedded ] || tool_cpu="$REDIS_TOOL_CPU"
-  for entry in "${SCENARIOS[@]}"; do
+  local -n list="${2:-SCENARIOS}"
+  case "$1" in embedded | stream) ;; *) tool_cpu="$REDIS_TOOL_CPU" ;; esac
+  for entry in "${list[@]}"; do
     name="${entry%%|*}"
     opts="${entry#*|}"
     echo "compare: $1 / $name" >&2
@@ -259,6 +270,7 @@ NATS_SCENARIOS=(
   "p1s100rate|-n 1 -m 100 --rate 5000 --deflate --duration $DUR"
   "p1s100plain|-n 1 -m 100 --duration $DUR"
   "p50filtered|-n 50 -m 10 --subjects 10 --deflate --duration $DUR"
+  "p1s100words|-n 1 -m 100 --deflate --padding words --duration $DUR"
 )
 run_nats() {
   local nats="$ROOT/.tools/nats-venv/bin/nats-server" tool="${NATS_BENCH_BIN:-$ROOT/target/release/nats-bench}"
@@ -587,6 +599,9 @@ run_scaling() {
 for target in $TARGETS; do
   if [ "$target" = nats ]; then
     run_nats
+    # Our server in the mode that compresses as NATS does, for the same table.
+    if start_server stream; then run_scenarios stream STREAM_SCENARIOS; fi
+    stop_server
     continue
   fi
   if [ "$target" = slowsub ]; then

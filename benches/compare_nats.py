@@ -67,6 +67,18 @@ ROWS = [
     ("1 → 100 fan-out, deflate off: bytes on the wire per delivery", "p1s100plain", "bytes", rate, False),
     ("1 → 100 fan-out, deflate on: server CPU per delivery, µs", "p1s100", "cpu", decimals, False),
     ("1 → 100 fan-out, deflate off: server CPU per delivery, µs", "p1s100plain", "cpu", decimals, False),
+    ("1 → 100 fan-out, deflate on, telemetry-word padding (`--padding words`)", "p1s100words",
+     ("delivered_per_sec",), rate, True),
+    ("… bytes on the wire per delivery", "p1s100words", "bytes", rate, False),
+    ("ours with `--deflate-mode stream`: 1 → 1, deflate on", "p1s1", ("delivered_per_sec",), rate, True,
+     "stream"),
+    ("ours with `--deflate-mode stream`: 1 → 100, deflate on", "p1s100", ("delivered_per_sec",), rate, True,
+     "stream"),
+    ("… bytes on the wire per delivery", "p1s100", "bytes", rate, False, "stream"),
+    ("… server CPU per delivery, µs", "p1s100", "cpu", decimals, False, "stream"),
+    ("ours with `--deflate-mode stream`: 1 → 100, deflate on, word padding", "p1s100words",
+     ("delivered_per_sec",), rate, True, "stream"),
+    ("… bytes on the wire per delivery", "p1s100words", "bytes", rate, False, "stream"),
     ("1 → 100, 500k deliveries/s offered: deliveries/s", "p1s100rate", ("delivered_per_sec",), rate, True),
     ("1 → 100, 500k/s offered: p50 latency, ms", "p1s100rate", ("latency", "p50_us"), ms, False),
     ("1 → 100, 500k/s offered: p99 latency, ms", "p1s100rate", ("latency", "p99_us"), ms, False),
@@ -99,10 +111,11 @@ def loss(report):
     return f" ⚠ lost {report['lost']:,}"
 
 
-for label, name, path, fmt, higher_better in ROWS:
-    ra, rb = load("embedded", name), load("nats", name)
+for label, name, path, fmt, higher_better, *target in ROWS:
+    ours = target[0] if target else "embedded"
+    ra, rb = load(ours, name), load("nats", name)
     if isinstance(path, str):
-        a, b = per_delivery("embedded", name, ra, path), per_delivery("nats", name, rb, path)
+        a, b = per_delivery(ours, name, ra, path), per_delivery("nats", name, rb, path)
     else:
         a, b = get(ra, *path), get(rb, *path)
     ratio = "n/a"

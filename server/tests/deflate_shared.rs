@@ -1,19 +1,26 @@
 //! permessage-deflate as the server sends it: `server_no_context_takeover` in every answer,
 //! fan-out compressed once and spliced per subscriber, and no zlib compressor held by any
-//! connection (one per worker thread instead).
+//! connection (one per worker thread instead); or, with `--deflate-mode stream`, each
+//! connection's stream compressed with its own small window.
 
 mod common;
 
 use std::io::Read;
 
 use bytes::BytesMut;
+use cobra_server::config::options::DeflateMode;
 use cobra_wire::ws::Message;
-use common::{Client, SECRET, eventually, start};
+use common::{Client, SECRET, eventually, start, start_with};
 use serde_json::{Value, json};
 
 /// Reads the next text message straight from the socket; returns it with whether its
 /// frame was compressed (RSV1). Only valid while the client's own buffer is empty.
 fn recv_raw(c: &mut Client, buf: &mut BytesMut) -> (bool, Value) {
+    recv_raw_counted(c, buf, &mut 0)
+}
+
+/// [`recv_raw`], adding the bytes read off the socket to `read`.
+fn recv_raw_counted(c: &mut Client, buf: &mut BytesMut, read: &mut usize) -> (bool, Value) {
     loop {
         let rsv1 = buf.first().is_some_and(|b| b & 0x40 != 0);
         if let Some(m) = c.codec.decode(buf).expect("valid frames") {
@@ -25,6 +32,7 @@ fn recv_raw(c: &mut Client, buf: &mut BytesMut) -> (bool, Value) {
         let mut chunk = [0u8; 65536];
         let n = c.stream.read(&mut chunk).expect("read");
         assert!(n > 0, "eof");
+        *read += n;
         buf.extend_from_slice(&chunk[..n]);
     }
 }
@@ -209,4 +217,50 @@ fn idle_deflate_connections_hold_no_compressor() {
     );
     drop(clients);
     eventually("gauges back to zero", || (gauges() == (0, 0)).then_some(()));
+}
+
+#[test]
+fn stream_mode_keeps_the_context_and_sends_similar_events_in_far_fewer_bytes() {
+    let server = start_with(1000, |s| s.deflate_mode = DeflateMode::Stream);
+    let addr = server.local_addr();
+    let mut s = Client::connect_ext(addr, "app1", Some("permessage-deflate")).unwrap();
+    let answer = s.response.extensions.clone().unwrap_or_default();
+    assert!(!answer.contains("server_no_context_takeover"), "{answer}");
+    assert!(answer.contains("server_max_window_bits=12"), "{answer}");
+    s.auth("all", SECRET).unwrap();
+    assert_eq!(
+        s.request("rtm/subscribe", json!({"channel": "tele"}))["action"],
+        "rtm/subscribe/ok"
+    );
+    let mut p = Client::connect_ext(addr, "app1", Some("permessage-deflate")).unwrap();
+    p.auth("all", SECRET).unwrap();
+    // Telemetry: the same fields, a few values changing, as a game's events are. Compressed
+    // alone, such an event shrinks too little to be sent compressed in shared mode.
+    let telemetry = |i: u64| {
+        json!({"id": "engine_fps_id", "i": i, "data": {"fps": 20 + i % 40, "frame_ms": 16.6},
+               "device": {"game": "wiso", "os_name": "Android", "model": "Pixel 7",
+                          "app_version": "1.2.3", "locale": "en_US", "network": "wifi"},
+               "session": "5f1c2e9a-7b3d-4e8f-9a1b-2c3d4e5f6a7b"})
+    };
+    for i in 0..200 {
+        let ok = p.request(
+            "rtm/publish",
+            json!({"channel": "tele", "message": telemetry(i)}),
+        );
+        assert_eq!(ok["action"], "rtm/publish/ok");
+    }
+    let mut buf = BytesMut::new();
+    let (mut wire, mut text) = (0, 0);
+    for i in 0..200 {
+        let (compressed, d) = recv_raw_counted(&mut s, &mut buf, &mut wire);
+        assert!(compressed, "event {i} was sent uncompressed");
+        assert_eq!(d["body"]["messages"], json!([telemetry(i)]), "event {i}");
+        text += d.to_string().len();
+    }
+    assert!(buf.is_empty(), "{} bytes more than 200 events", buf.len());
+    // Each event refers back to the ones before it (measured: 5,374 bytes for 70,180).
+    assert!(
+        wire * 3 < text,
+        "{wire} bytes on the wire for {text} bytes of PDUs"
+    );
 }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use clap::Parser;
-use cobra_bench_event::{Events, send_time};
+use cobra_bench_event::{Events, Padding, send_time};
 use cobra_wire::Limits;
 use cobra_wire::handshake::{self, ClientRequestParams};
 use cobra_wire::pmd::{self, PmdConfig};
@@ -48,6 +48,9 @@ struct Args {
     /// Bytes of each event's JSON.
     #[arg(long, default_value_t = 300)]
     size: usize,
+    /// The events' padding, as `cobra bench --padding`: `random` or `words`.
+    #[arg(long, default_value = "random")]
+    padding: Padding,
     /// Total publish rate over all publishers, messages/s (0: as fast as flow control allows).
     #[arg(long, default_value_t = 0.0)]
     rate: f64,
@@ -433,7 +436,7 @@ async fn run(a: Args) -> Res<serde_json::Value> {
     let until = Instant::now() + Duration::from_secs_f64(a.duration);
     let per_rate = a.rate / a.publishers.max(1) as f64;
     // The events `cobra bench` publishes, byte for byte (same fields, same padding pool).
-    let events = Arc::new(Events::new(a.size));
+    let events = Arc::new(Events::with_padding(a.size, a.padding));
     for (i, c) in conns.into_iter().enumerate() {
         let publishing = publisher(
             c,

@@ -110,6 +110,8 @@ pub struct BrokerSettings {
     pub limits: BrokerLimits,
     /// Publish the `_stats`/`/stats` message every this often (`None`: never).
     pub stats_interval: Option<Duration>,
+    /// How permessage-deflate compresses what connections are sent.
+    pub deflate_mode: crate::config::options::DeflateMode,
 }
 
 impl Default for BrokerSettings {
@@ -121,6 +123,7 @@ impl Default for BrokerSettings {
             verbose: false,
             limits: BrokerLimits::default(),
             stats_interval: Some(Duration::from_secs(1)),
+            deflate_mode: crate::config::options::DeflateMode::Shared,
         }
     }
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use cobra_bench_event::Events;
+use cobra_bench_event::{Events, Padding};
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -71,6 +71,11 @@ pub struct BenchArgs {
     /// Size of each message's JSON, in bytes (at least ~100: the bench fields).
     #[arg(long, default_value_t = 300)]
     pub size: usize,
+    /// What the padding of each message is: `random` letters (no message repeats another, the
+    /// hardest case for deflate) or telemetry `words` that repeat from message to message as a
+    /// real stream's values do [default: random]
+    #[arg(long, default_value = "random")]
+    pub padding: Padding,
     /// Total publish rate in messages/s over all publishers; 0 = as fast as acks allow.
     #[arg(long, default_value_t = 0.0)]
     pub rate: f64,
@@ -468,7 +473,7 @@ async fn run(args: BenchArgs) -> Result<Report, BenchError> {
     }
 
     // 3. Publishers: connect them all, then start together.
-    let events = Arc::new(Events::new(args.size));
+    let events = Arc::new(Events::with_padding(args.size, args.padding));
     let mut pub_setups = JoinSet::new();
     for _ in 0..args.publishers {
         let (params, counters) = (params.clone(), counters.clone());

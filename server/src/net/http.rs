@@ -5,6 +5,7 @@ use cobra_wire::handshake::{Request, accept_response, http_response};
 use cobra_wire::pmd::{self, Negotiated, ServerPmdConfig};
 
 use crate::broker::Broker;
+use crate::config::options::DeflateMode;
 
 /// The version reported by `/version/`, the handshake and `X-Cobra-Version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -180,7 +181,7 @@ pub fn route(req: &Request, broker: &Broker, state: ServerState) -> Route {
         .any(|p| p == "json")
         .then_some("json");
     let offers: Vec<&str> = req.extensions.iter().map(String::as_str).collect();
-    let negotiated = pmd::server_negotiate(&pmd_config(), &offers);
+    let negotiated = pmd::server_negotiate(&pmd_config(broker.settings.deflate_mode), &offers);
     let node = sanitize_header(&broker.settings.node);
     let response = accept_response(
         key,
@@ -195,18 +196,35 @@ pub fn route(req: &Request, broker: &Broker, state: ServerState) -> Route {
     }
 }
 
-/// What the server accepts of permessage-deflate. It always answers
-/// `server_no_context_takeover` (RFC 7692 §7.1.1.1 lets a server add it unasked): each
-/// message it sends is compressed on its own, so a connection keeps no compressor, one
-/// compressor per worker thread serves every connection, and a published message is
-/// compressed once for all its subscribers (see [`super::compress`]).
-pub fn pmd_config() -> ServerPmdConfig {
-    ServerPmdConfig {
-        server_no_context_takeover: true,
-        level: super::compress::LEVEL,
-        ..ServerPmdConfig::default()
+/// What the server accepts of permessage-deflate.
+///
+/// - [`DeflateMode::Shared`] (the default) always answers `server_no_context_takeover`
+///   (RFC 7692 §7.1.1.1 lets a server add it unasked): each message it sends is compressed on
+///   its own, so a connection keeps no compressor, one compressor per worker thread serves
+///   every connection, and a published message is compressed once for all its subscribers
+///   (see [`super::compress`]).
+/// - [`DeflateMode::Stream`] keeps each connection's context with a 4 KiB window
+///   ([`STREAM_WINDOW_BITS`]), within the small windowed compressor's reach.
+pub fn pmd_config(mode: DeflateMode) -> ServerPmdConfig {
+    match mode {
+        DeflateMode::Shared => ServerPmdConfig {
+            server_no_context_takeover: true,
+            level: super::compress::LEVEL,
+            ..ServerPmdConfig::default()
+        },
+        DeflateMode::Stream => ServerPmdConfig {
+            server_no_context_takeover: false,
+            server_max_window_bits: STREAM_WINDOW_BITS,
+            level: super::compress::LEVEL,
+            ..ServerPmdConfig::default()
+        },
     }
 }
+
+/// The window of a connection's own compressor in [`DeflateMode::Stream`]: 4 KiB holds a
+/// dozen 300-byte events to refer back to, and keeps the compressor at ~24 KiB (a 32 KiB
+/// zlib window and its tables cost 250-380 KiB per connection).
+pub const STREAM_WINDOW_BITS: u8 = 12;
 
 /// A header value built from local data must not break the response.
 fn sanitize_header(v: &str) -> String {

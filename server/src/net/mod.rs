@@ -218,6 +218,7 @@ impl Drop for ServerHandle {
 pub fn broker_settings(settings: &ServerSettings) -> BrokerSettings {
     BrokerSettings {
         verbose: settings.verbose,
+        deflate_mode: settings.deflate_mode,
         limits: BrokerLimits {
             max_subscriptions: settings.limits.max_subscriptions,
             max_groups: settings.limits.max_groups,
