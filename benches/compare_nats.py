@@ -85,6 +85,9 @@ ROWS = [
     ("50 → 1, deflate off", "p50s1plain", ("delivered_per_sec",), rate, True),
     ("50 → 10, 10% each (ours: StreamSQL filter; NATS: a subject per filter)", "p50filtered",
      ("delivered_per_sec",), rate, True),
+    ("… server CPU per delivery, µs", "p50filtered", "cpu", decimals, False),
+    ("1 → 1, deflate off: server CPU per delivery (publish, ack or flow control, delivery), µs", "p1s1plain",
+     "cpu", decimals, False),
     (f"{idle} idle connections, deflate negotiated: server RSS per connection, bytes", "idle",
      ("idle", "server_rss_per_connection_bytes"), rate, False),
 ]

@@ -191,7 +191,7 @@ pub struct ServerOptions {
     /// How permessage-deflate compresses what the server sends: `shared` (each message on
     /// its own, once for all its subscribers; what deflate does not shrink goes as it is) or
     /// `stream` (each connection's stream with its own 4 KiB window, as NATS does: repetitive
-    /// telemetry shrinks several times more, at one compression per delivery and ~24 KiB per
+    /// telemetry shrinks several times more, at one compression per delivery and ~16 KiB per
     /// connection that received a compressed message).
     #[arg(long, env = "COBRA_DEFLATE_MODE", value_enum, default_value_t = DeflateMode::Shared)]
     pub deflate_mode: DeflateMode,
@@ -208,7 +208,7 @@ pub enum DeflateMode {
     /// Each connection compresses its stream with context takeover and a 4 KiB window
     /// (`server_max_window_bits=12`): a message can refer to the ones before it, so a stream of
     /// similar events compresses far better, for one compression per delivery and the
-    /// connection's own compressor (~24 KiB; a message over 16 KiB also allocates a zlib one).
+    /// connection's own compressor (~16 KiB; a message over 16 KiB also allocates a zlib one).
     Stream,
 }
 

@@ -222,7 +222,7 @@ pub fn pmd_config(mode: DeflateMode) -> ServerPmdConfig {
 }
 
 /// The window of a connection's own compressor in [`DeflateMode::Stream`]: 4 KiB holds a
-/// dozen 300-byte events to refer back to, and keeps the compressor at ~24 KiB (a 32 KiB
+/// dozen 300-byte events to refer back to, and keeps the compressor at ~16 KiB (a 32 KiB
 /// zlib window and its tables cost 250-380 KiB per connection).
 pub const STREAM_WINDOW_BITS: u8 = 12;
 
