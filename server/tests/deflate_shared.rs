@@ -6,8 +6,10 @@
 mod common;
 
 use std::io::Read;
+use std::sync::LazyLock;
 
 use bytes::BytesMut;
+use cobra_bench_event::Events;
 use cobra_server::config::options::DeflateMode;
 use cobra_wire::ws::Message;
 use common::{Client, SECRET, eventually, start, start_with};
@@ -103,20 +105,12 @@ fn every_offer_gets_server_no_context_takeover_and_fan_out_round_trips_compresse
     );
 }
 
-/// ~300 bytes of pseudo-random letters and digits (like the load tool's padding):
-/// deflate at level 1 does not shrink them.
+/// The load tool's event `i` (~300 bytes, random padding): deflate at level 1 does not shrink it.
 fn incompressible_event(i: u64) -> Value {
-    let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let alphabet = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let pad: String = (0..300)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            char::from(alphabet[(x % alphabet.len() as u64) as usize])
-        })
-        .collect();
-    json!({"i": i, "pad": pad})
+    static EVENTS: LazyLock<Events> = LazyLock::new(|| Events::new(300));
+    let mut text = String::new();
+    EVENTS.write(&mut text, 0, 0, i);
+    serde_json::from_str(&text).expect("JSON")
 }
 
 #[test]
