@@ -222,3 +222,31 @@ fn what_deflate_does_not_shrink_goes_uncompressed_and_the_windows_stay_in_step()
     // At least 1/16 saved: 300 bytes of 320 is 20 saved, one short.
     assert!(!pmd::saves_enough(320, 300) && pmd::saves_enough(320, 299));
 }
+
+#[test]
+fn text_parts_are_one_message_whatever_the_fragment_size_and_role() {
+    let parts = [
+        "{\"action\":\"a\",\"body\":",
+        "{\"x\":\"",
+        &"y".repeat(300),
+        "\"}}",
+    ];
+    let whole: String = parts.concat();
+    for fragment_size in [8, 64, 1 << 20] {
+        let limits = Limits {
+            fragment_size,
+            ..Limits::default()
+        };
+        let (mut server, mut client) = pair(&PmdConfig::default(), limits);
+        let mut wire = Vec::new();
+        server.encode_text_parts(&parts, &mut wire);
+        assert_eq!(wire[0] & 0x40, 0, "uncompressed (RSV1 clear)");
+        assert_eq!(decode_all(&mut client, &wire), vec![whole.clone()]);
+        // A client's frames are masked: the joined copy takes that path.
+        let mut wire = Vec::new();
+        client.encode_text_parts(&parts, &mut wire);
+        let mut inbox = BytesMut::from(&wire[..]);
+        let got = server.decode(&mut inbox).unwrap();
+        assert!(matches!(got, Some(Message::Text(t)) if t == whole));
+    }
+}
