@@ -533,8 +533,8 @@ impl SharedDeflate {
         self.text_len
     }
 
-    /// Whether these bytes are worth sending in place of the text ([`saves_enough`]).
-    /// When not, send the text uncompressed ([`crate::ws::Codec::encode_text_parts`]).
+    /// Whether these bytes are worth sending in place of the text ([`saves_enough`]); when
+    /// not, [`crate::ws::Codec::encode_text_spliced`] sends the text uncompressed.
     pub fn pays_off(&self) -> bool {
         saves_enough(self.text_len, self.data.len())
     }

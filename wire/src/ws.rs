@@ -621,10 +621,9 @@ impl Codec {
         }
     }
 
-    /// Whether a message of `len` bytes would be sent compressed by
-    /// [`Codec::encode_text_spliced`] (as far as this connection's agreement goes; the
-    /// shared bytes' window is checked there). Lets a caller skip compressing for
-    /// connections that would not use it.
+    /// Whether [`Codec::encode_text_spliced`] could take a message of `len` bytes (as far as
+    /// this connection's agreement goes; the shared bytes' window is checked there). Lets a
+    /// caller skip compressing for connections that would not use it.
     pub fn can_splice(&self, len: usize) -> bool {
         self.independent_window()
             .is_some_and(|(state, _)| len >= state.compress_min_size)
@@ -633,26 +632,32 @@ impl Codec {
     /// Appends the text message `prefix + text + suffix`, where `shared` is `text`
     /// already compressed on its own ([`SharedDeflate::compress`]): the prefix and suffix
     /// go in stored DEFLATE blocks around the shared bytes, so the text is not compressed
-    /// again for this connection. Returns `false`, writing nothing, when this connection
-    /// cannot take it (no permessage-deflate, context takeover on our side, a window too
-    /// small for `shared`, or a message under [`Codec::set_compress_min_size`]): encode the
-    /// message another way then. A caller should first check [`SharedDeflate::pays_off`]
-    /// (this does not: it never sees the text) and send a text that deflate does not
-    /// shrink with [`Codec::encode_text_parts`].
-    #[must_use]
+    /// again for this connection ([`Splice::Compressed`]). When the shared bytes do not
+    /// shrink the text enough ([`SharedDeflate::pays_off`]), the message goes uncompressed
+    /// instead, as [`Codec::encode_text_parts`] writes it ([`Splice::Uncompressed`]): the
+    /// same rule as this codec's own compression. [`Splice::Refused`], writing nothing, when
+    /// this connection cannot take it (no permessage-deflate, context takeover on our side, a
+    /// window too small for `shared`, or a message under [`Codec::set_compress_min_size`]):
+    /// encode the message another way then.
     pub fn encode_text_spliced(
         &mut self,
         prefix: &str,
+        text: &str,
         shared: &SharedDeflate,
         suffix: &str,
         out: &mut Vec<u8>,
-    ) -> bool {
+    ) -> Splice {
+        debug_assert_eq!(text.len(), shared.text_len(), "`shared` is not `text`");
         let Some((state, bits)) = self.independent_window() else {
-            return false;
+            return Splice::Refused;
         };
         let total = prefix.len() + shared.text_len() + suffix.len();
         if !shared.fits_window(bits) || total < state.compress_min_size {
-            return false;
+            return Splice::Refused;
+        }
+        if !shared.pays_off() {
+            self.encode_text_parts(&[prefix, text, suffix], out);
+            return Splice::Uncompressed;
         }
         // The last byte is the header of the empty stored block the receiver completes
         // by appending `00 00 ff ff` (RFC 7692 §7.2.2).
@@ -679,14 +684,14 @@ impl Codec {
                     len,
                     "stored_len disagrees with write_stored"
                 );
-                return true;
+                return Splice::Compressed;
             }
         }
         let mut payload = Vec::with_capacity(len);
         write_payload(&mut payload);
         debug_assert_eq!(payload.len(), len, "stored_len disagrees with write_stored");
         self.write_message(Data::Text, true, &payload, out);
-        true
+        Splice::Compressed
     }
 
     /// Appends one text message made of `parts` (concatenated), never compressed: for
@@ -763,6 +768,18 @@ impl Codec {
             apply_mask(&mut out[start..], key);
         }
     }
+}
+
+/// How [`Codec::encode_text_spliced`] sent a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Splice {
+    /// The shared compressed bytes, between the stored prefix and suffix.
+    Compressed,
+    /// As plain text (RSV1 clear): the shared compression did not shrink it enough.
+    Uncompressed,
+    /// Nothing written: this connection cannot take a shared compression.
+    Refused,
 }
 
 /// The header of a server's (unmasked) single-frame text message.

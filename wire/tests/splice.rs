@@ -4,7 +4,7 @@
 use bytes::BytesMut;
 use cobra_wire::Limits;
 use cobra_wire::pmd::{self, Deflater, PmdConfig, ServerPmdConfig, SharedDeflate};
-use cobra_wire::ws::{Codec, Message, Role};
+use cobra_wire::ws::{Codec, Message, Role, Splice};
 
 /// A server/client codec pair as negotiated from `client` against a server that always
 /// answers `server_no_context_takeover`.
@@ -49,6 +49,7 @@ fn spliced_messages_decode_on_many_connections_with_context_takeover_clients() {
     let mut conns: Vec<(Codec, Codec)> = (0..5)
         .map(|_| pair(&PmdConfig::default(), Limits::default()))
         .collect();
+    let mut spliced = 0;
     for i in 0..200 {
         let text = event(i, (i * 37) % 900);
         let shared = SharedDeflate::compress(&mut deflater, text.as_bytes()).unwrap();
@@ -57,7 +58,15 @@ fn spliced_messages_decode_on_many_connections_with_context_takeover_clients() {
                 r#"{{"action":"rtm/subscription/data","id":{i},"body":{{"subscription_id":"s{sub}","messages":["#
             );
             let mut wire = Vec::new();
-            assert!(server.encode_text_spliced(&prefix, &shared, "]}}", &mut wire));
+            let how = server.encode_text_spliced(&prefix, &text, &shared, "]}}", &mut wire);
+            // A short event does not shrink enough alone and goes as it is.
+            let want = if shared.pays_off() {
+                spliced += 1;
+                Splice::Compressed
+            } else {
+                Splice::Uncompressed
+            };
+            assert_eq!(how, want, "msg {i} sub {sub}");
             // Interleave ordinary compressed messages: the client's history must stay coherent.
             server.encode_text_with(&format!("{prefix}{text}]}}}}"), &mut deflater, &mut wire);
             server.encode_text(&format!("{prefix}{text}]}}}}"), &mut wire);
@@ -68,9 +77,17 @@ fn spliced_messages_decode_on_many_connections_with_context_takeover_clients() {
                 vec![want.clone(), want.clone(), want],
                 "msg {i} sub {sub}"
             );
-            assert_eq!(wire[0] & 0x40, 0x40, "RSV1: compressed");
+            assert_eq!(
+                wire[0] & 0x40 != 0,
+                how == Splice::Compressed,
+                "RSV1 as spliced"
+            );
         }
     }
+    assert!(
+        spliced > 5 * 150,
+        "{spliced} of 1,000 deliveries spliced compressed"
+    );
     // The connections never allocated a compressor of their own except for encode_text.
     let (server, _) = &conns[0];
     assert!(server.zlib_streams_allocated().0);
@@ -94,7 +111,10 @@ fn splice_handles_fragmentation_big_stored_blocks_and_empty_parts() {
     ] {
         let shared = SharedDeflate::compress(&mut deflater, text.as_bytes()).unwrap();
         let mut wire = Vec::new();
-        assert!(server.encode_text_spliced(prefix, &shared, suffix, &mut wire));
+        assert_ne!(
+            server.encode_text_spliced(prefix, &text, &shared, suffix, &mut wire),
+            Splice::Refused
+        );
         assert_eq!(
             decode_all(&mut client, &wire),
             vec![format!("{prefix}{text}{suffix}")]
@@ -110,27 +130,43 @@ fn splice_is_refused_where_it_would_be_wrong() {
     let mut wire = Vec::new();
     // No deflate.
     let mut plain = Codec::new(Role::Server, Limits::default(), None);
-    assert!(!plain.encode_text_spliced("[", &shared, "]", &mut wire));
+    assert_eq!(
+        plain.encode_text_spliced("[", &text, &shared, "]", &mut wire),
+        Splice::Refused
+    );
     // Context takeover on the server side.
     let (sn, _) =
         pmd::server_negotiate(&ServerPmdConfig::default(), &["permessage-deflate"]).unwrap();
     assert!(!sn.server_no_context_takeover);
     let mut takeover = Codec::new(Role::Server, Limits::default(), Some(sn));
-    assert!(!takeover.encode_text_spliced("[", &shared, "]", &mut wire));
+    assert_eq!(
+        takeover.encode_text_spliced("[", &text, &shared, "]", &mut wire),
+        Splice::Refused
+    );
     // A 9-bit window cannot take a 15-bit stream of a 2 kB text.
     let small = PmdConfig {
         server_max_window_bits: Some(9),
         ..PmdConfig::default()
     };
     let (mut server, mut client) = pair(&small, Limits::default());
-    assert!(!server.encode_text_spliced("[", &shared, "]", &mut wire));
+    assert_eq!(
+        server.encode_text_spliced("[", &text, &shared, "]", &mut wire),
+        Splice::Refused
+    );
     // ... but a short text compressed with 15 bits fits any window.
-    let short = SharedDeflate::compress(&mut deflater, event(4, 300).as_bytes()).unwrap();
+    let short_text = event(4, 300);
+    let short = SharedDeflate::compress(&mut deflater, short_text.as_bytes()).unwrap();
     assert!(short.fits_window(9));
-    assert!(server.encode_text_spliced("[", &short, "]", &mut wire));
+    assert_eq!(
+        server.encode_text_spliced("[", &short_text, &short, "]", &mut wire),
+        Splice::Compressed
+    );
     // Under the compress threshold: the caller sends it plainly.
     let tiny = SharedDeflate::compress(&mut deflater, b"{}").unwrap();
-    assert!(!server.encode_text_spliced("[", &tiny, "]", &mut wire));
+    assert_eq!(
+        server.encode_text_spliced("[", "{}", &tiny, "]", &mut wire),
+        Splice::Refused
+    );
     assert_eq!(
         decode_all(&mut client, &wire),
         vec![format!("[{}]", event(4, 300))]
@@ -187,16 +223,18 @@ fn what_deflate_does_not_shrink_goes_uncompressed_and_the_windows_stay_in_step()
             let start = wire.len();
             match i % 3 {
                 // The three ways a server sends a message: its own compressor, a thread's,
-                // or a shared compression spliced in (whose verdict the caller checks).
+                // or a shared compression spliced in.
                 0 => server.encode_text(&text, &mut wire),
                 1 => server.encode_text_with(&text, &mut deflater, &mut wire),
                 _ => {
                     let shared = SharedDeflate::compress(&mut deflater, text.as_bytes()).unwrap();
-                    if shared.pays_off() {
-                        assert!(server.encode_text_spliced("", &shared, "", &mut wire));
+                    let how = server.encode_text_spliced("", &text, &shared, "", &mut wire);
+                    let want = if shared.pays_off() {
+                        Splice::Compressed
                     } else {
-                        server.encode_text_parts(&[&text[..5], &text[5..]], &mut wire);
-                    }
+                        Splice::Uncompressed
+                    };
+                    assert_eq!(how, want);
                 }
             }
             rsv1.push(wire[start] & 0x40 != 0);

@@ -102,8 +102,8 @@ const WORDS: &[&str] = &[
     "false",
 ];
 
-/// Bytes of distinct text the paddings are cut from: far beyond deflate's 32 KiB window, so
-/// no message repeats one a compressor still remembers.
+/// Bytes of text the paddings are cut from: far beyond deflate's 32 KiB window, so that with
+/// [`Padding::Random`] no message repeats one a compressor still remembers.
 const POOL_SPAN: usize = 1 << 20;
 
 /// Makes events of one size.

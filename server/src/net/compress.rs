@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use cobra_wire::pmd::{Deflater, SharedDeflate};
-use cobra_wire::ws::Codec;
+use cobra_wire::ws::{Codec, Splice};
 
 use crate::broker::Message;
 
@@ -177,25 +177,26 @@ pub fn encode_delivery(
     suffix: &str,
     out: &mut Vec<u8>,
 ) {
-    let parts = [prefix, &*message.payload, suffix];
     if codec.deflate().is_none() {
-        codec.encode_text_parts(&parts, out);
+        codec.encode_text_parts(&[prefix, &message.payload, suffix], out);
         return;
     }
     LOCAL.with_borrow_mut(|t| {
         if codec.can_splice(prefix.len() + message.payload.len() + suffix.len())
             && let Some(shared) = t.shared(message)
         {
-            if !shared.pays_off() {
-                // Compressed once per thread and found not worth it: the cached verdict
-                // serves every other subscriber of this message.
-                codec.encode_text_parts(&parts, out);
-                INCOMPRESSIBLE_DELIVERIES.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            if codec.encode_text_spliced(prefix, &shared, suffix, out) {
-                SPLICED_DELIVERIES.fetch_add(1, Ordering::Relaxed);
-                return;
+            // Compressed once per thread: the compression, or the verdict that it does not pay,
+            // serves every other subscriber of this message.
+            match codec.encode_text_spliced(prefix, &message.payload, &shared, suffix, out) {
+                Splice::Compressed => {
+                    SPLICED_DELIVERIES.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Splice::Uncompressed => {
+                    INCOMPRESSIBLE_DELIVERIES.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Splice::Refused => {}
             }
         }
         let mut text = String::with_capacity(prefix.len() + message.payload.len() + suffix.len());
